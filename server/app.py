@@ -1,0 +1,109 @@
+"""create_app(settings) -> Starlette. The index is loaded before serving or in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.catalog.loader import LoadOptions, load_catalogs
+from server.errors import StacApiError
+from server.index import Index
+from server.responses import JSONResponse
+from server.routes import route_table
+from server.settings import Settings
+
+log = logging.getLogger("stac_static_api")
+
+
+def load_options(settings: Settings) -> LoadOptions:
+    return LoadOptions(
+        max_document_bytes=settings.max_document_bytes,
+        max_documents=settings.max_documents,
+        max_depth=settings.max_depth,
+        fetch_concurrency=settings.fetch_concurrency,
+        fetch_timeout=settings.fetch_timeout,
+        fetch_retries=settings.fetch_retries,
+        allow_hosts=tuple(settings.allow_hosts),
+        allow_outside_root=settings.allow_outside_root,
+    )
+
+
+def roots_of(settings: Settings) -> list[str]:
+    if settings.roots:
+        return list(settings.roots)
+    from server.sample import SAMPLE_ROOT
+
+    return [str(SAMPLE_ROOT)]
+
+
+def load_index(settings: Settings) -> Index:
+    index, report = load_catalogs(roots_of(settings), load_options(settings))
+    log.info(report.summary())
+    return index
+
+
+def _error(status: int, code: str, description: str) -> Response:
+    return JSONResponse({"code": code, "description": description}, status_code=status)
+
+
+async def stac_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StacApiError)
+    return _error(exc.status_code, exc.code, exc.description)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "NotFoundError", 405: "MethodNotAllowed"}
+    response = _error(exc.status_code, codes.get(exc.status_code, "HTTPException"), str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s", request.url.path)
+    return _error(500, "InternalServerError", "Unexpected error; it has been logged")
+
+
+def create_app(settings: Settings | None = None, index: Index | None = None) -> Starlette:
+    """The API over ``index``; without one, the index is loaded in the background and
+    every endpoint answers 503 until it is ready."""
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = None
+        if app.state.index is None:
+            async def load() -> None:
+                try:
+                    app.state.index = await asyncio.to_thread(load_index, settings)
+                except Exception:
+                    log.exception("loading the catalogs failed")
+
+            task = asyncio.create_task(load())
+        yield
+        if task is not None:
+            task.cancel()
+
+    app = Starlette(
+        routes=route_table(),
+        middleware=[Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"])],
+        exception_handlers={
+            StacApiError: stac_error,
+            HTTPException: http_error,
+            Exception: unexpected_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.index = index
+    return app

@@ -1,0 +1,1 @@
+"""Reading static catalogs (local or remote) into an index."""

@@ -1,0 +1,77 @@
+"""Where a document lives: an absolute local path or an http(s) URL, and which links may be followed.
+
+A catalog may only lead the loader to documents inside the configured roots' scope: the
+root's folder for a local root, the root's origin for a remote one, plus hosts the operator
+allowed. Everything else (other hosts, file://, metadata addresses, ``..`` escapes) is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urljoin, urlsplit
+
+REMOTE_SCHEMES = ("http", "https")
+
+
+def is_remote(location: str) -> bool:
+    return urlsplit(location).scheme in REMOTE_SCHEMES
+
+
+def resolve_href(base: str, href: str) -> str:
+    """Absolute location of ``href`` as written in the document at ``base``."""
+    parts = urlsplit(href)
+    if parts.scheme in REMOTE_SCHEMES:
+        return href
+    if parts.scheme == "file":
+        return os.path.normpath(unquote(parts.path))
+    if len(parts.scheme) > 1:  # s3://, ftp://, ... kept as written (a single letter is a drive)
+        return href
+    if is_remote(base):
+        return urljoin(base, href)
+    if os.path.isabs(href):
+        return os.path.normpath(href)
+    return os.path.normpath(os.path.join(os.path.dirname(base), unquote(href)))
+
+
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+@dataclass
+class Scope:
+    """The set of places the loader may read from."""
+
+    folders: list[str] = field(default_factory=list)
+    origins: set[str] = field(default_factory=set)
+    hosts: set[str] = field(default_factory=set)
+    allow_outside_root: bool = False
+
+    def add_root(self, location: str) -> None:
+        if is_remote(location):
+            self.origins.add(origin(location))
+        else:
+            folder = location if os.path.isdir(location) else os.path.dirname(location)
+            self.folders.append(os.path.realpath(folder))
+
+    def refusal(self, location: str) -> str | None:
+        """Why ``location`` may not be read, or None if it may."""
+        if is_remote(location):
+            if origin(location) in self.origins:
+                return None
+            host = (urlsplit(location).hostname or "").lower()
+            if host in self.hosts:
+                return None
+            return f"outside the catalog roots (host {host!r} not allowed)"
+        if "://" in location:
+            return f"unsupported scheme in {location!r}"
+        if not self.folders:
+            return "local file reached from a remote catalog"
+        if self.allow_outside_root:
+            return None
+        real = os.path.realpath(location)
+        for folder in self.folders:
+            if real == folder or real.startswith(folder.rstrip(os.sep) + os.sep):
+                return None
+        return "outside the catalog root folders"

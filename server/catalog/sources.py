@@ -1,0 +1,93 @@
+"""Reading the bytes of one document, locally or over HTTP, within a size limit.
+
+httpx: one pooled client with timeouts, used from the loader's worker threads.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import httpx
+
+from server.catalog.locations import is_remote
+
+
+class FetchError(Exception):
+    """The document could not be read; the message says why."""
+
+
+class Fetcher:
+    def __init__(self, *, max_bytes: int, timeout: float = 20.0, retries: int = 3) -> None:
+        self.max_bytes = max_bytes
+        self.retries = retries
+        self._client: httpx.Client | None = None
+        self._timeout = timeout
+
+    def __enter__(self) -> "Fetcher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def fetch(self, location: str) -> bytes:
+        if is_remote(location):
+            return self._fetch_remote(location)
+        return self._fetch_local(location)
+
+    def _fetch_local(self, path: str) -> bytes:
+        try:
+            size = os.path.getsize(path)
+            if size > self.max_bytes:
+                raise FetchError(f"file is {size} bytes, over the {self.max_bytes} byte limit")
+            with open(path, "rb") as f:
+                return f.read(self.max_bytes + 1)
+        except OSError as exc:
+            raise FetchError(exc.strerror or str(exc)) from None
+
+    def _client_for_remote(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(
+                timeout=self._timeout,
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            )
+        return self._client
+
+    def _fetch_remote(self, url: str) -> bytes:
+        client = self._client_for_remote()
+        delay = 0.2
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                with client.stream("GET", url) as response:
+                    if response.status_code == 429 or response.status_code >= 500:
+                        if last:
+                            raise FetchError(f"HTTP {response.status_code}")
+                    elif response.status_code != 200:
+                        raise FetchError(f"HTTP {response.status_code}")
+                    else:
+                        return self._read_limited(response)
+            except httpx.TimeoutException:
+                if last:
+                    raise FetchError("timed out") from None
+            except httpx.HTTPError as exc:
+                raise FetchError(f"{type(exc).__name__}: {exc}") from None
+            time.sleep(delay)
+            delay *= 2
+        raise FetchError("gave up")  # pragma: no cover - the loop always returns or raises
+
+    def _read_limited(self, response: httpx.Response) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        for chunk in response.iter_bytes():
+            total += len(chunk)
+            if total > self.max_bytes:
+                raise FetchError(f"response over the {self.max_bytes} byte limit")
+            chunks.append(chunk)
+        return b"".join(chunks)

@@ -1,0 +1,42 @@
+"""Exceptions the API raises on purpose, and their mapping to HTTP answers.
+
+Every error body is ``{"code": <exception name>, "description": <message>}``.
+"""
+
+from __future__ import annotations
+
+
+class StacApiError(Exception):
+    status_code = 500
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+    @property
+    def code(self) -> str:
+        return type(self).__name__
+
+
+class InvalidQueryParameter(StacApiError):
+    status_code = 400
+
+
+class InvalidRequestBody(StacApiError):
+    status_code = 400
+
+
+class NotFoundError(StacApiError):
+    status_code = 404
+
+
+class PayloadTooLarge(StacApiError):
+    status_code = 413
+
+
+class UnsupportedMediaType(StacApiError):
+    status_code = 415
+
+
+class NotReady(StacApiError):
+    status_code = 503

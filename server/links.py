@@ -1,0 +1,87 @@
+"""Every href the API writes is built here, from the configured base URL or the request.
+
+Behind a proxy, ``Forwarded`` or ``X-Forwarded-Proto/Host/Port/Prefix`` give the public URL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from starlette.requests import Request
+
+JSON = "application/json"
+GEOJSON = "application/geo+json"
+OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+
+
+def _forwarded(header: str) -> dict[str, str]:
+    first = header.split(",")[0]
+    pairs = (p.split("=", 1) for p in first.split(";") if "=" in p)
+    return {k.strip().lower(): v.strip().strip('"') for k, v in pairs}
+
+
+def public_base_url(request: Request, configured: str | None) -> str:
+    if configured:
+        return configured.rstrip("/")
+    headers = request.headers
+    scheme = request.url.scheme
+    host = headers.get("host") or request.url.netloc
+    prefix = request.scope.get("root_path", "")
+    if "forwarded" in headers:
+        fwd = _forwarded(headers["forwarded"])
+        scheme = fwd.get("proto", scheme)
+        host = fwd.get("host", host)
+    if "x-forwarded-proto" in headers:
+        scheme = headers["x-forwarded-proto"].split(",")[0].strip()
+    if "x-forwarded-host" in headers:
+        host = headers["x-forwarded-host"].split(",")[0].strip()
+        if "x-forwarded-port" in headers and ":" not in host:
+            port = headers["x-forwarded-port"].split(",")[0].strip()
+            if (scheme, port) not in (("http", "80"), ("https", "443")):
+                host = f"{host}:{port}"
+    if "x-forwarded-prefix" in headers:
+        prefix = "/" + headers["x-forwarded-prefix"].split(",")[0].strip().strip("/")
+    return f"{scheme}://{host}{prefix.rstrip('/')}"
+
+
+class UrlBuilder:
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url.rstrip("/")
+
+    def url(self, path: str = "", params: dict[str, Any] | None = None) -> str:
+        href = f"{self.base}/{path.lstrip('/')}" if path else f"{self.base}/"
+        if params:
+            href += "?" + urlencode({k: v for k, v in params.items() if v is not None})
+        return href
+
+    def collection(self, collection_id: str) -> str:
+        return self.url(f"collections/{quote(collection_id, safe='')}")
+
+    def items(self, collection_id: str) -> str:
+        return self.collection(collection_id) + "/items"
+
+    def item(self, collection_id: str, item_id: str) -> str:
+        return self.items(collection_id) + "/" + quote(item_id, safe="")
+
+    def link(self, rel: str, href: str, media_type: str = JSON, **extra: Any) -> dict[str, Any]:
+        return {"rel": rel, "type": media_type, "href": href, **extra}
+
+    def item_links(self, item: dict[str, Any]) -> list[dict[str, Any]]:
+        links = [self.link("root", self.url())]
+        collection = item.get("collection")
+        if isinstance(collection, str):
+            links += [
+                self.link("self", self.item(collection, item["id"]), GEOJSON),
+                self.link("parent", self.collection(collection)),
+                self.link("collection", self.collection(collection)),
+            ]
+        return links
+
+    def collection_links(self, collection_id: str) -> list[dict[str, Any]]:
+        return [
+            self.link("self", self.collection(collection_id)),
+            self.link("root", self.url()),
+            self.link("parent", self.url()),
+            self.link("items", self.items(collection_id), GEOJSON),
+        ]

@@ -1,0 +1,129 @@
+"""The OpenAPI 3.0 description of every endpoint, served at /api."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server import __version__
+
+_STR = {"type": "string"}
+
+
+def _param(name: str, description: str, schema: dict[str, Any], where: str = "query", required: bool = False,
+           style: str | None = None, explode: bool | None = None) -> dict[str, Any]:
+    p: dict[str, Any] = {"name": name, "in": where, "description": description, "required": required, "schema": schema}
+    if style:
+        p["style"] = style
+    if explode is not None:
+        p["explode"] = explode
+    return p
+
+
+PARAMS = {
+    "collectionId": _param("collectionId", "Collection id", _STR, "path", True),
+    "itemId": _param("itemId", "Item id", _STR, "path", True),
+    "bbox": _param(
+        "bbox", "minx,miny,maxx,maxy (or 6 numbers with elevations); minx > maxx crosses the antimeridian",
+        {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}, style="form", explode=False,
+    ),
+    "datetime": _param("datetime", "RFC 3339 instant or interval (start/end, '..' or empty for open ends)", _STR),
+    "limit": _param("limit", "Page size (clamped to the server maximum)", {"type": "integer", "minimum": 1, "default": 10}),
+    "ids": _param("ids", "Comma-separated item ids", {"type": "array", "items": _STR}, style="form", explode=False),
+    "collections": _param(
+        "collections", "Comma-separated collection ids", {"type": "array", "items": _STR}, style="form", explode=False
+    ),
+    "intersects": _param("intersects", "A GeoJSON geometry as JSON text", _STR),
+    "token": _param("token", "Opaque page token from a next link", _STR),
+}
+
+_ERROR = {
+    "description": "Error",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["code", "description"],
+                "properties": {"code": _STR, "description": _STR},
+            }
+        }
+    },
+}
+_OBJECT = {"type": "object"}
+
+
+def _ok(media_type: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {media_type: {"schema": _OBJECT}}}
+
+
+def _get(summary: str, op_id: str, params: list[str], media_type: str = "application/json",
+         errors: tuple[str, ...] = ("400",)) -> dict[str, Any]:
+    responses = {"200": _ok(media_type, summary)}
+    responses.update({code: _ERROR for code in errors})
+    responses["503"] = _ERROR
+    return {
+        "get": {
+            "summary": summary,
+            "operationId": op_id,
+            "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in params],
+            "responses": responses,
+        }
+    }
+
+
+SEARCH_BODY = {
+    "type": "object",
+    "properties": {
+        "bbox": {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
+        "intersects": {"type": "object", "description": "GeoJSON geometry"},
+        "datetime": _STR,
+        "ids": {"type": "array", "items": _STR},
+        "collections": {"type": "array", "items": _STR},
+        "limit": {"type": "integer", "minimum": 1},
+        "token": _STR,
+    },
+}
+
+
+def openapi_document(server_url: str) -> dict[str, Any]:
+    geojson = "application/geo+json"
+    search_params = ["bbox", "intersects", "datetime", "ids", "collections", "limit", "token"]
+    paths = {
+        "/": _get("Landing page", "getLandingPage", [], errors=()),
+        "/conformance": _get("Conformance classes", "getConformance", [], errors=()),
+        "/api": _get("This OpenAPI document", "getOpenAPI", [], "application/vnd.oai.openapi+json;version=3.0", ()),
+        "/api.html": _get("API documentation page", "getOpenAPIHtml", [], "text/html", ()),
+        "/collections": _get("Collections", "getCollections", ["limit", "token"]),
+        "/collections/{collectionId}": _get("One collection", "describeCollection", ["collectionId"], errors=("404",)),
+        "/collections/{collectionId}/items": _get(
+            "Items of a collection", "getFeatures", ["collectionId", "bbox", "datetime", "limit", "token"], geojson,
+            ("400", "404"),
+        ),
+        "/collections/{collectionId}/items/{itemId}": _get(
+            "One item", "getFeature", ["collectionId", "itemId"], geojson, ("404",)
+        ),
+        "/search": _get("Item search", "getItemSearch", search_params, geojson),
+    }
+    paths["/search"]["post"] = {
+        "summary": "Item search",
+        "operationId": "postItemSearch",
+        "requestBody": {"content": {"application/json": {"schema": SEARCH_BODY}}},
+        "responses": {"200": _ok(geojson, "Item search"), "400": _ERROR, "413": _ERROR, "415": _ERROR, "503": _ERROR},
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "stac-static-api", "version": __version__,
+                 "description": "STAC API v1.0.0 over static catalogs"},
+        "servers": [{"url": server_url.rstrip("/")}],
+        "paths": paths,
+        "components": {"parameters": PARAMS},
+    }
+
+
+def swagger_html(openapi_url: str) -> str:
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>stac-static-api</title>
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
+<body><div id="ui"><p>API description: <a href="{openapi_url}">{openapi_url}</a></p></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: "{openapi_url}", dom_id: "#ui"}});</script>
+</body></html>"""

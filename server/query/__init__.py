@@ -1,0 +1,1 @@
+"""Parsing request parameters into a SearchQuery."""

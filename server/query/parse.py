@@ -1,0 +1,121 @@
+"""Request input (GET query strings or a POST body) → SearchQuery, or a 400 saying why."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import orjson
+import shapely
+
+from server.errors import InvalidQueryParameter
+from server.query.datetime import parse_datetime_interval
+from server.query.model import SearchQuery
+
+GEOMETRY_TYPES = {
+    "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection",
+}
+SEARCH_FIELDS = {"ids", "collections", "bbox", "intersects", "datetime", "limit", "token"}
+
+
+def parse_limit(value: Any, default: int, maximum: int) -> int:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+        raise InvalidQueryParameter(f"Invalid limit {value!r}: expected an integer")
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        raise InvalidQueryParameter(f"Invalid limit {value!r}: expected an integer") from None
+    if limit < 1:
+        raise InvalidQueryParameter(f"Invalid limit {limit}: must be at least 1")
+    return min(limit, maximum)
+
+
+def parse_bbox(value: Any) -> tuple[float, float, float, float]:
+    """4 or 6 numbers (a comma list on GET); minx > maxx crosses the antimeridian."""
+    if isinstance(value, str):
+        parts: Any = [p.strip() for p in value.split(",")]
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        raise InvalidQueryParameter("Invalid bbox: expected 4 or 6 numbers")
+    if len(parts) not in (4, 6):
+        raise InvalidQueryParameter(f"Invalid bbox: expected 4 or 6 numbers, got {len(parts)}")
+    try:
+        numbers = [float(p) for p in parts if not isinstance(p, bool)]
+    except (TypeError, ValueError):
+        raise InvalidQueryParameter(f"Invalid bbox {value!r}: not all numbers") from None
+    if len(numbers) != len(parts) or not all(math.isfinite(n) for n in numbers):
+        raise InvalidQueryParameter(f"Invalid bbox {value!r}: not all finite numbers")
+    if len(numbers) == 6:
+        minx, miny, _, maxx, maxy, _ = numbers
+        if numbers[2] > numbers[5]:
+            raise InvalidQueryParameter("Invalid bbox: minimum elevation is above the maximum")
+    else:
+        minx, miny, maxx, maxy = numbers
+    if not (-180 <= minx <= 180 and -180 <= maxx <= 180):
+        raise InvalidQueryParameter("Invalid bbox: longitudes must be within [-180, 180]")
+    if not (-90 <= miny <= 90 and -90 <= maxy <= 90):
+        raise InvalidQueryParameter("Invalid bbox: latitudes must be within [-90, 90]")
+    if miny > maxy:
+        raise InvalidQueryParameter("Invalid bbox: south edge is north of the north edge")
+    return minx, miny, maxx, maxy
+
+
+def parse_geometry(value: Any) -> shapely.Geometry:
+    """A GeoJSON geometry (object, or JSON text on GET) as a valid shapely geometry."""
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise InvalidQueryParameter("Invalid intersects: not JSON") from None
+    if not isinstance(value, dict) or value.get("type") not in GEOMETRY_TYPES:
+        raise InvalidQueryParameter(
+            f"Invalid intersects: expected a GeoJSON geometry, one of {sorted(GEOMETRY_TYPES)}"
+        )
+    try:
+        geom = shapely.from_geojson(orjson.dumps(value))
+    except Exception as exc:  # GEOS reports its own error types
+        raise InvalidQueryParameter(f"Invalid intersects geometry: {exc}") from None
+    if geom is None or geom.is_empty:
+        raise InvalidQueryParameter("Invalid intersects: empty geometry")
+    if not all(math.isfinite(c) for c in geom.bounds):
+        raise InvalidQueryParameter("Invalid intersects: non-finite coordinates")
+    if not geom.is_valid:
+        geom = shapely.make_valid(geom)
+    return geom
+
+
+def parse_string_list(value: Any, name: str) -> list[str]:
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",")]
+        return [v for v in items if v]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise InvalidQueryParameter(f"Invalid {name}: expected a list of strings")
+
+
+def parse_search(params: Mapping[str, Any], *, default_limit: int, max_limit: int) -> SearchQuery:
+    """The same rules for GET (all strings) and POST (JSON values)."""
+    query = SearchQuery(raw=dict(params))
+    query.limit = parse_limit(params.get("limit"), default_limit, max_limit)
+    if params.get("bbox") not in (None, "", []) and params.get("intersects") not in (None, ""):
+        raise InvalidQueryParameter("Only one of bbox and intersects may be given")
+    if params.get("bbox") not in (None, ""):
+        query.bbox = parse_bbox(params["bbox"])
+    if params.get("intersects") not in (None, ""):
+        query.intersects = parse_geometry(params["intersects"])
+    if params.get("datetime") not in (None, ""):
+        if not isinstance(params["datetime"], str):
+            raise InvalidQueryParameter("Invalid datetime: expected a string")
+        query.datetime = parse_datetime_interval(params["datetime"])
+    if params.get("ids") is not None:
+        query.ids = parse_string_list(params["ids"], "ids") or None
+    if params.get("collections") is not None:
+        query.collections = parse_string_list(params["collections"], "collections") or None
+    token = params.get("token")
+    if token is not None and not isinstance(token, str):
+        raise InvalidQueryParameter("Invalid token: expected a string")
+    query.token = token or None
+    return query

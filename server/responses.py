@@ -1,0 +1,29 @@
+"""JSON responses serialized with orjson, in the media types STAC clients expect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from server.links import GEOJSON, JSON, OPENAPI
+
+
+class JSONResponse(Response):
+    media_type = JSON
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class GeoJSONResponse(JSONResponse):
+    media_type = GEOJSON
+
+
+class OpenAPIResponse(JSONResponse):
+    media_type = OPENAPI
+
+
+class SchemaResponse(JSONResponse):
+    media_type = "application/schema+json"

@@ -1,0 +1,266 @@
+"""HTTP endpoints: parse the request, ask the index, write the response. Nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from server.conformance import conformance_classes
+from server.errors import InvalidQueryParameter, InvalidRequestBody, NotFoundError, NotReady, PayloadTooLarge, UnsupportedMediaType
+from server.index import Index
+from server.links import GEOJSON, JSON, OPENAPI, UrlBuilder, public_base_url
+from server.openapi import openapi_document, swagger_html
+from server.pagination import decode_item_token, decode_token, encode_token, next_link_get, next_link_post
+from server.query.model import SearchQuery
+from server.query.parse import parse_limit, parse_search
+from server.responses import GeoJSONResponse, JSONResponse, OpenAPIResponse
+from server.settings import Settings
+
+STAC_VERSION = "1.0.0"
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _index(request: Request) -> Index:
+    index = request.app.state.index
+    if index is None:
+        raise NotReady("The catalog is still loading")
+    return index
+
+
+def _urls(request: Request) -> UrlBuilder:
+    return UrlBuilder(public_base_url(request, _settings(request).base_url))
+
+
+def _query_params(request: Request) -> dict[str, str]:
+    return {k: v for k, v in request.query_params.items()}
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if content_type not in ("application/json", "application/geo+json", ""):
+        raise UnsupportedMediaType(f"Expected an application/json body, got {content_type!r}")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"Request body over {MAX_BODY_BYTES} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"Request body over {MAX_BODY_BYTES} bytes")
+    if not body.strip():
+        return {}
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestBody(f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequestBody("Request body must be a JSON object")
+    return data
+
+
+# -- documents ------------------------------------------------------------------------------
+
+
+def render_item(urls: UrlBuilder, index: Index, pos: int) -> dict[str, Any]:
+    item = index.item(pos)
+    item["links"] = urls.item_links(item) + item.get("links", [])
+    return item
+
+
+def render_collection(urls: UrlBuilder, collection: dict[str, Any]) -> dict[str, Any]:
+    out = dict(collection)
+    out["links"] = urls.collection_links(collection["id"]) + collection.get("links", [])
+    return out
+
+
+async def landing_page(request: Request) -> Response:
+    index = _index(request)
+    settings = _settings(request)
+    urls = _urls(request)
+    root = index.root
+    links = [
+        urls.link("self", urls.url()),
+        urls.link("root", urls.url()),
+        urls.link("conformance", urls.url("conformance")),
+        urls.link("data", urls.url("collections")),
+        urls.link("service-desc", urls.url("api"), OPENAPI),
+        urls.link("service-doc", urls.url("api.html"), "text/html"),
+        urls.link("search", urls.url("search"), GEOJSON, method="GET"),
+        urls.link("search", urls.url("search"), GEOJSON, method="POST"),
+    ]
+    links += [
+        urls.link("child", urls.collection(cid), title=c.get("title") or cid)
+        for cid, c in sorted(index.collections.items())
+    ]
+    return JSONResponse(
+        {
+            "type": "Catalog",
+            "stac_version": STAC_VERSION,
+            "id": root.get("id") or settings.api_id,
+            "title": root.get("title") or settings.title,
+            "description": root.get("description") or settings.description,
+            "conformsTo": conformance_classes(),
+            "links": links,
+        }
+    )
+
+
+async def conformance(request: Request) -> Response:
+    return JSONResponse({"conformsTo": conformance_classes()})
+
+
+async def api_document(request: Request) -> Response:
+    return OpenAPIResponse(openapi_document(_urls(request).url()))
+
+
+async def api_html(request: Request) -> Response:
+    return HTMLResponse(swagger_html(_urls(request).url("api")))
+
+
+async def collections(request: Request) -> Response:
+    index = _index(request)
+    urls = _urls(request)
+    settings = _settings(request)
+    params = _query_params(request)
+    limit = parse_limit(params.get("limit"), settings.default_limit, settings.max_limit)
+    ids = sorted(index.collections)
+    begin = 0
+    if params.get("token"):
+        after = decode_token(params["token"])
+        if not isinstance(after, str):
+            raise InvalidQueryParameter("Invalid token")
+        begin = next((i for i, cid in enumerate(ids) if cid > after), len(ids))
+    page = ids[begin : begin + limit]
+    links = [
+        urls.link("self", urls.url("collections")),
+        urls.link("root", urls.url()),
+        urls.link("parent", urls.url()),
+    ]
+    if begin + limit < len(ids):
+        links.append(next_link_get(urls.url("collections"), params, encode_token(page[-1]), JSON))
+    return JSONResponse(
+        {
+            "collections": [render_collection(urls, index.collections[cid]) for cid in page],
+            "links": links,
+            "numberMatched": len(ids),
+            "numberReturned": len(page),
+        }
+    )
+
+
+def _collection_or_404(index: Index, collection_id: str) -> dict[str, Any]:
+    collection = index.collections.get(collection_id)
+    if collection is None:
+        raise NotFoundError(f"Collection {collection_id!r} not found")
+    return collection
+
+
+async def collection(request: Request) -> Response:
+    index = _index(request)
+    found = _collection_or_404(index, request.path_params["collection_id"])
+    return JSONResponse(render_collection(_urls(request), found))
+
+
+async def item(request: Request) -> Response:
+    index = _index(request)
+    collection_id = request.path_params["collection_id"]
+    item_id = request.path_params["item_id"]
+    _collection_or_404(index, collection_id)
+    pos = index.find(collection_id, item_id)
+    if pos is None:
+        raise NotFoundError(f"Item {item_id!r} not found in collection {collection_id!r}")
+    return GeoJSONResponse(render_item(_urls(request), index, pos))
+
+
+# -- searches --------------------------------------------------------------------------------
+
+
+def _item_collection(
+    request: Request, query: SearchQuery, href: str, method: str, extra_links: list[dict[str, Any]]
+) -> Response:
+    index = _index(request)
+    urls = _urls(request)
+    after = decode_item_token(query.token) if query.token else None
+    result = index.search(query, after=after)
+    links = [urls.link("root", urls.url())] + extra_links
+    if result.next_key is not None:
+        token = encode_token(list(result.next_key))
+        if method == "POST":
+            links.append(next_link_post(href, token, GEOJSON))
+        else:
+            links.append(next_link_get(href, query.raw, token, GEOJSON))
+    features = [render_item(urls, index, int(p)) for p in result.positions]
+    return GeoJSONResponse(
+        {
+            "type": "FeatureCollection",
+            "features": features,
+            "links": links,
+            "numberMatched": result.matched,
+            "numberReturned": len(features),
+        }
+    )
+
+
+def _parse(request: Request, params: dict[str, Any]) -> SearchQuery:
+    settings = _settings(request)
+    return parse_search(params, default_limit=settings.default_limit, max_limit=settings.max_limit)
+
+
+async def search_get(request: Request) -> Response:
+    _index(request)
+    params = _query_params(request)
+    urls = _urls(request)
+    query = _parse(request, params)
+    self_link = urls.link("self", urls.url("search", params), GEOJSON)
+    return _item_collection(request, query, urls.url("search"), "GET", [self_link])
+
+
+async def search_post(request: Request) -> Response:
+    _index(request)
+    body = await _json_body(request)
+    urls = _urls(request)
+    query = _parse(request, body)
+    self_link = urls.link("self", urls.url("search"), GEOJSON)
+    return _item_collection(request, query, urls.url("search"), "POST", [self_link])
+
+
+async def collection_items(request: Request) -> Response:
+    index = _index(request)
+    collection_id = request.path_params["collection_id"]
+    _collection_or_404(index, collection_id)
+    urls = _urls(request)
+    params = _query_params(request)
+    for name in ("collections", "ids", "intersects"):
+        params.pop(name, None)
+    query = _parse(request, params)
+    query.collections = [collection_id]
+    href = urls.items(collection_id)
+    extra = [
+        urls.link("self", urls.url(f"{href[len(urls.base) + 1:]}", params), GEOJSON),
+        urls.link("collection", urls.collection(collection_id)),
+        urls.link("parent", urls.collection(collection_id)),
+    ]
+    return _item_collection(request, query, href, "GET", extra)
+
+
+def route_table() -> list[Route]:
+    return [
+        Route("/", landing_page, methods=["GET"]),
+        Route("/conformance", conformance, methods=["GET"]),
+        Route("/api", api_document, methods=["GET"]),
+        Route("/api.html", api_html, methods=["GET"]),
+        Route("/collections", collections, methods=["GET"]),
+        Route("/collections/{collection_id}", collection, methods=["GET"]),
+        Route("/collections/{collection_id}/items", collection_items, methods=["GET"]),
+        Route("/collections/{collection_id}/items/{item_id}", item, methods=["GET"]),
+        Route("/search", search_get, methods=["GET"]),
+        Route("/search", search_post, methods=["POST"]),
+    ]

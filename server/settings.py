@@ -1,0 +1,53 @@
+"""Every setting of the server, its default and its help text, in one place.
+
+Values come from keyword arguments (the CLI), then environment variables prefixed
+``STAC_STATIC_`` (e.g. ``STAC_STATIC_MAX_LIMIT=500``).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STAC_STATIC_", extra="ignore")
+
+    roots: list[str] = Field(
+        default_factory=list,
+        description="Catalog roots: paths or http(s) URLs of catalog.json, collection.json, "
+        "a folder, an item FeatureCollection or ndjson file. Empty: the bundled sample catalog.",
+    )
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8000, description="Port to listen on.")
+    base_url: str | None = Field(
+        None,
+        description="Public URL of the API (e.g. https://example.com/stac). When unset, links "
+        "are built from the request and X-Forwarded-*/Forwarded headers.",
+    )
+    title: str = Field("stac-static-api", description="Landing page title when the root has none.")
+    description: str = Field(
+        "STAC API over static catalogs", description="Landing page description when the root has none."
+    )
+    api_id: str = Field("stac-static-api", description="Landing page id when the root has none.")
+    default_limit: int = Field(10, ge=1, description="Page size when a request gives no limit.")
+    max_limit: int = Field(10000, ge=1, description="Largest page size; larger limits are clamped.")
+    allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Extra hosts the loader may fetch from, beyond the roots' own origins.",
+    )
+    allow_outside_root: bool = Field(
+        False, description="Let local catalogs follow links outside the root's folder."
+    )
+    max_document_bytes: int = Field(
+        32 * 1024 * 1024, description="Larger catalog documents are skipped."
+    )
+    max_documents: int = Field(5_000_000, description="Stop loading after this many documents.")
+    max_depth: int = Field(64, description="Deepest catalog nesting followed.")
+    fetch_concurrency: int = Field(16, ge=1, description="Documents fetched at once while loading.")
+    fetch_timeout: float = Field(20.0, description="Seconds per remote request.")
+    fetch_retries: int = Field(3, ge=0, description="Retries of a remote request on timeout/429/5xx.")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1", description="Proxies trusted for X-Forwarded-* headers (uvicorn's setting)."
+    )
+    log_level: str = Field("info", description="Logging level.")
