@@ -209,9 +209,9 @@ def _item_collection(
     )
 
 
-def _parse(request: Request, params: dict[str, Any]) -> SearchQuery:
+def _parse(request: Request, params: dict[str, Any], body: bool = False) -> SearchQuery:
     settings = _settings(request)
-    return parse_search(params, default_limit=settings.default_limit, max_limit=settings.max_limit)
+    return parse_search(params, default_limit=settings.default_limit, max_limit=settings.max_limit, body=body)
 
 
 async def search_get(request: Request) -> Response:
@@ -227,7 +227,7 @@ async def search_post(request: Request) -> Response:
     _index(request)
     body = await _json_body(request)
     urls = _urls(request)
-    query = _parse(request, body)
+    query = _parse(request, body, body=True)
     self_link = urls.link("self", urls.url("search"), GEOJSON)
     return _item_collection(request, query, urls.url("search"), "POST", [self_link])
 

@@ -96,8 +96,16 @@ def parse_string_list(value: Any, name: str) -> list[str]:
     raise InvalidQueryParameter(f"Invalid {name}: expected a list of strings")
 
 
-def parse_search(params: Mapping[str, Any], *, default_limit: int, max_limit: int) -> SearchQuery:
-    """The same rules for GET (all strings) and POST (JSON values)."""
+def parse_search(
+    params: Mapping[str, Any], *, default_limit: int, max_limit: int, body: bool = False
+) -> SearchQuery:
+    """The same rules for GET (all strings) and POST (JSON values). In a POST ``body``, bbox,
+    ids and collections must be JSON arrays and intersects an object, not GET's strings."""
+    if body:
+        for name in ("bbox", "ids", "collections", "intersects"):
+            if isinstance(params.get(name), str):
+                kind = "an object" if name == "intersects" else "an array"
+                raise InvalidQueryParameter(f"Invalid {name}: expected {kind} in a POST body, got a string")
     query = SearchQuery(raw=dict(params))
     query.limit = parse_limit(params.get("limit"), default_limit, max_limit)
     if params.get("bbox") not in (None, "", []) and params.get("intersects") not in (None, ""):
