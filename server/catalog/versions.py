@@ -13,6 +13,8 @@ class UnsupportedVersion(ValueError):
 
 
 def needs_migration(doc: dict[str, Any]) -> bool:
+    if doc.get("type") == "FeatureCollection":
+        return False  # a plain GeoJSON container: its features are migrated one by one
     return doc.get("stac_version") not in NATIVE_VERSIONS or "type" not in doc
 
 
