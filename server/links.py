@@ -81,7 +81,7 @@ class UrlBuilder:
     def collection_links(self, collection_id: str) -> list[dict[str, Any]]:
         return [
             self.link("self", self.collection(collection_id)),
-            self.link("root", self.url()),
-            self.link("parent", self.url()),
-            self.link("items", self.items(collection_id), GEOJSON),
+            self.link("root", self.url(), title="Landing page"),
+            self.link("parent", self.url(), title="Landing page"),
+            self.link("items", self.items(collection_id), GEOJSON, title="Items"),
         ]
