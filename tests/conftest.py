@@ -1,0 +1,72 @@
+"""Fixtures: the sample catalog's index, an in-process client, the real server, ad-hoc catalogs."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+with warnings.catch_warnings():
+    # Starlette >= 1.x warns once, at import, when its TestClient runs on httpx instead of the
+    # httpx2 fork. Either works for these tests; only that import-time notice is silenced here,
+    # every other warning stays an error (pyproject: filterwarnings = error).
+    warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testclient`")
+    from starlette.testclient import TestClient
+
+from server.app import create_app
+from server.catalog.loader import LoadReport, load_catalogs
+from server.index import Index
+from server.sample import SAMPLE_ROOT
+from server.settings import Settings
+from tests.helpers import CatalogDir, run_server
+from tests.oracle import Oracle
+
+TEST_BASE = "http://testserver"
+
+
+@pytest.fixture(scope="session")
+def sample_load() -> tuple[Index, LoadReport]:
+    return load_catalogs([str(SAMPLE_ROOT)])
+
+
+@pytest.fixture(scope="session")
+def sample_index(sample_load: tuple[Index, LoadReport]) -> Index:
+    return sample_load[0]
+
+
+@pytest.fixture(scope="session")
+def oracle() -> Oracle:
+    """Brute-force answers computed from the sample catalog's JSON files."""
+    return Oracle.from_root(SAMPLE_ROOT)
+
+
+@pytest.fixture(scope="session")
+def make_client(sample_index: Index) -> Callable[..., TestClient]:
+    """make_client(settings=None, index=None): an in-process client over create_app()."""
+
+    def make(settings: Settings | None = None, index: Index | None = None, **kwargs) -> TestClient:
+        app = create_app(settings or Settings(), index=index if index is not None else sample_index)
+        return TestClient(app, base_url=TEST_BASE, **kwargs)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def client(make_client: Callable[..., TestClient]) -> Iterator[TestClient]:
+    with make_client() as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[str]:
+    """Base URL of the real CLI (`python -m server serve`) on the bundled sample catalog."""
+    with run_server() as base:
+        yield base
+
+
+@pytest.fixture
+def catalog_dir(tmp_path: Path) -> CatalogDir:
+    """A fresh folder to write a small ad-hoc catalog into (see tests.helpers for documents)."""
+    return CatalogDir(tmp_path / "catalog")

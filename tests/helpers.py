@@ -1,0 +1,264 @@
+"""Shared test helpers: small ad-hoc STAC catalogs on disk, and the real server in a subprocess.
+
+Kept out of conftest.py so test modules can import them (``from tests.helpers import ...``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+STAC_VERSION = "1.0.0"
+SERVER_START_TIMEOUT = 30.0
+
+
+# -- documents ---------------------------------------------------------------------------------
+
+
+def link(rel: str, href: str, media_type: str | None = None) -> dict[str, Any]:
+    out = {"rel": rel, "href": href}
+    if media_type:
+        out["type"] = media_type
+    return out
+
+
+def catalog(cid: str, links: list[dict[str, Any]] = (), **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "Catalog",
+        "stac_version": STAC_VERSION,
+        "id": cid,
+        "description": f"catalog {cid}",
+        "links": list(links),
+        **extra,
+    }
+
+
+def collection(cid: str, links: list[dict[str, Any]] = (), **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "Collection",
+        "stac_version": STAC_VERSION,
+        "id": cid,
+        "description": f"collection {cid}",
+        "license": "CC0-1.0",
+        "extent": {
+            "spatial": {"bbox": [[-180.0, -90.0, 180.0, 90.0]]},
+            "temporal": {"interval": [["2000-01-01T00:00:00Z", None]]},
+        },
+        "links": list(links),
+        **extra,
+    }
+
+
+def box_geometry(bbox: tuple[float, float, float, float]) -> dict[str, Any]:
+    x0, y0, x1, y1 = bbox
+    return {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
+
+
+_UNSET: Any = object()
+
+
+def item(
+    iid: str,
+    bbox: tuple[float, float, float, float] | None = (0.0, 0.0, 1.0, 1.0),
+    datetime: str | None = "2020-01-01T00:00:00Z",
+    collection: str | None = None,
+    geometry: Any = _UNSET,
+    properties: dict[str, Any] | None = None,
+    links: list[dict[str, Any]] = (),
+    assets: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    if geometry is _UNSET:
+        geometry = None if bbox is None else box_geometry(bbox)
+    doc: dict[str, Any] = {
+        "type": "Feature",
+        "stac_version": STAC_VERSION,
+        "id": iid,
+        "geometry": geometry,
+        "properties": {"datetime": datetime, **(properties or {})},
+        "links": list(links),
+        "assets": assets if assets is not None else {},
+    }
+    if bbox is not None:
+        doc["bbox"] = list(bbox)
+    if collection is not None:
+        doc["collection"] = collection
+    return doc
+
+
+class CatalogDir:
+    """A folder to lay out a small static catalog in: write documents at relative paths."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def write(self, rel: str, doc: Any) -> Path:
+        path = self.path(rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, indent=1))
+        return path
+
+    def write_text(self, rel: str, text: str) -> Path:
+        path = self.path(rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+
+# -- the real server ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The checkout, not whatever else is on the path, is what the subprocess must run.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    env.pop("STAC_STATIC_BASE_URL", None)
+    return env
+
+
+def run_cli(args: list[str], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """`python -m server ARGS` to completion (for commands that are expected to exit)."""
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=server_env(),
+    )
+
+
+@contextlib.contextmanager
+def run_server(roots: list[str] = (), extra_args: list[str] = ()) -> Iterator[str]:
+    """The real CLI (`python -m server serve ROOT... --host 127.0.0.1 --port P`) in a subprocess.
+
+    Yields its base URL once GET / answers 200; fails with the server's output if it exits
+    or is not ready within SERVER_START_TIMEOUT seconds. Always terminates it.
+    """
+    port = free_port()
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", *roots, "--host", "127.0.0.1", "--port", str(port),
+             "--log-level", "warning", *extra_args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=server_env(),
+        )
+        base = f"http://127.0.0.1:{port}"
+
+        def output() -> str:
+            log.flush()
+            log.seek(0)
+            return log.read()
+
+        try:
+            deadline = time.monotonic() + SERVER_START_TIMEOUT
+            with httpx.Client(timeout=2.0) as client:
+                while True:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"server exited with {proc.returncode} before it was ready:\n{output()}")
+                    try:
+                        if client.get(base + "/").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"server not ready after {SERVER_START_TIMEOUT} s:\n{output()}")
+                    time.sleep(0.1)
+            yield base
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+
+
+# -- searching through every page ----------------------------------------------------------------
+
+GEOJSON = "application/geo+json"
+
+
+def get_params(query: dict[str, Any]) -> dict[str, str]:
+    """A POST /search body as GET /search query parameters."""
+    out: dict[str, str] = {}
+    for name, value in query.items():
+        if name in ("bbox", "ids", "collections"):
+            out[name] = ",".join(str(v) for v in value)
+        elif name == "intersects":
+            out[name] = json.dumps(value)
+        else:
+            out[name] = str(value)
+    return out
+
+
+def feature_key(feature: dict[str, Any]) -> tuple[str | None, str]:
+    return (feature.get("collection"), feature["id"])
+
+
+def _check_page(response: Any, limit: int | None) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].split(";")[0] == GEOJSON
+    page = response.json()
+    assert page["type"] == "FeatureCollection"
+    assert page["numberReturned"] == len(page["features"])
+    if limit is not None:
+        assert len(page["features"]) <= limit
+    return page
+
+
+def next_link(page: dict[str, Any]) -> dict[str, Any] | None:
+    found = [ln for ln in page["links"] if ln["rel"] == "next"]
+    assert len(found) <= 1, found
+    return found[0] if found else None
+
+
+def collect_pages(client: Any, method: str, url: str, query: dict[str, Any], max_pages: int = 10_000) -> list[dict[str, Any]]:
+    """Follow `next` links from a first GET (query as parameters) or POST (query as body)."""
+    limit = query.get("limit")
+    if method == "GET":
+        response = client.get(url, params=get_params(query))
+    else:
+        response = client.post(url, json=query)
+    pages = [_check_page(response, limit)]
+    while (nxt := next_link(pages[-1])) is not None:
+        assert len(pages) < max_pages, "paging does not end"
+        assert nxt.get("method", "GET") == method, nxt
+        assert nxt["type"] == GEOJSON
+        if method == "GET":
+            response = client.get(nxt["href"])
+        else:
+            body = {**query, **nxt["body"]} if nxt.get("merge") else nxt["body"]
+            response = client.post(nxt["href"], json=body)
+        pages.append(_check_page(response, limit))
+    return pages
+
+
+def search_all(client: Any, method: str, url: str, query: dict[str, Any]) -> tuple[list[tuple[str | None, str]], list[dict[str, Any]]]:
+    """Every feature key over all pages (in order, repeats kept), and the pages."""
+    pages = collect_pages(client, method, url, query)
+    keys = [feature_key(f) for page in pages for f in page["features"]]
+    return keys, pages

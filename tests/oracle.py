@@ -1,0 +1,206 @@
+"""A brute-force search evaluator over the SOURCE JSON files of a static catalog.
+
+Deliberately independent of the server's code (no server imports): it walks the catalog
+files with json + os, keeps every item as a plain dict, and answers a search by testing each
+item one by one with shapely and exact integer-microsecond time comparisons. The server's
+index (STRtree, numpy arrays, sort keys, page tokens) must give exactly the same set.
+
+Rules, from the STAC API spec and issue 2:
+- an item's collection is its ``collection`` field, else the nearest collection above it;
+- duplicates: the first (collection, id) met in a breadth-first walk is kept;
+- bbox: 4 or 6 numbers; minx > maxx crosses the antimeridian (two boxes); a bbox or an
+  ``intersects`` geometry matches an item whose geometry intersects it (touching counts);
+  an item with ``geometry: null`` never matches a spatial filter;
+- datetime: an instant or ``start/end`` with ``..`` or empty for an open end; an item's time is
+  [start_datetime, end_datetime] when it has them (an absent end is open), else
+  [datetime, datetime]; inclusive overlap; an item with no time never matches;
+- ids / collections: membership.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import shapely
+from shapely.geometry import shape
+
+Key = tuple[str | None, str]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_DT = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})?"
+)
+NEG_INF = float("-inf")
+POS_INF = float("inf")
+
+
+def to_micros(text: str) -> int:
+    """RFC 3339 date-time → integer microseconds since the epoch, UTC (no offset means UTC)."""
+    m = _DT.fullmatch(text.strip())
+    if not m:
+        raise ValueError(f"not a date-time: {text!r}")
+    y, mo, d, h, mi, s = (int(g) for g in m.groups()[:6])
+    dt = datetime(y, mo, d, h, mi, s, tzinfo=timezone.utc)
+    delta = dt - _EPOCH
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000
+    if m.group(7):
+        micros += int((m.group(7) + "000000")[:6])
+    offset = m.group(8)
+    if offset and offset not in ("Z", "z"):
+        sign = 1 if offset[0] == "+" else -1
+        micros -= sign * (int(offset[1:3]) * 3600 + int(offset[4:6]) * 60) * 1_000_000
+    return micros
+
+
+def bbox_shape(bbox: list[float]) -> Any:
+    """A 4- or 6-number bbox as a shapely geometry; minx > maxx wraps over the antimeridian."""
+    if len(bbox) == 6:
+        minx, miny, maxx, maxy = bbox[0], bbox[1], bbox[3], bbox[4]
+    else:
+        minx, miny, maxx, maxy = bbox
+    if minx > maxx:
+        return shapely.union(_box(minx, miny, 180.0, maxy), _box(-180.0, miny, maxx, maxy))
+    return _box(minx, miny, maxx, maxy)
+
+
+def _box(minx: float, miny: float, maxx: float, maxy: float) -> Any:
+    # A box with no width or height is a line or a point, not a collapsed polygon.
+    if minx == maxx and miny == maxy:
+        return shapely.Point(minx, miny)
+    if minx == maxx or miny == maxy:
+        return shapely.LineString([(minx, miny), (maxx, maxy)])
+    return shapely.box(minx, miny, maxx, maxy)
+
+
+def interval(text: str) -> tuple[float, float]:
+    """A datetime parameter → inclusive (start, end) microseconds; open ends are ±inf."""
+    if "/" not in text:
+        t = to_micros(text)
+        return t, t
+    start, end = text.split("/")
+    lo = NEG_INF if start in ("", "..") else to_micros(start)
+    hi = POS_INF if end in ("", "..") else to_micros(end)
+    return lo, hi
+
+
+@dataclass
+class OracleItem:
+    collection: str | None
+    id: str
+    doc: dict[str, Any]
+    geometry: Any  # shapely geometry or None
+    start: float | None
+    end: float | None
+    path: str
+
+    @property
+    def key(self) -> Key:
+        return (self.collection, self.id)
+
+
+def _item_time(props: dict[str, Any]) -> tuple[float | None, float | None]:
+    start, end = props.get("start_datetime"), props.get("end_datetime")
+    if start is not None or end is not None:
+        return (NEG_INF if start is None else to_micros(start)), (POS_INF if end is None else to_micros(end))
+    if props.get("datetime") is not None:
+        t = to_micros(props["datetime"])
+        return t, t
+    return None, None
+
+
+class Oracle:
+    def __init__(self) -> None:
+        self.items: list[OracleItem] = []
+        self.collections: dict[str, dict[str, Any]] = {}
+        self.catalogs: list[dict[str, Any]] = []
+        self.duplicates: list[OracleItem] = []
+
+    # -- reading the files ----------------------------------------------------------------------
+
+    @classmethod
+    def from_root(cls, root: str | os.PathLike[str]) -> "Oracle":
+        """Walk a local catalog.json / collection.json breadth first (child, then item links)."""
+        oracle = cls()
+        seen: set[str] = set()
+        queue: deque[tuple[str, str | None]] = deque([(os.path.realpath(root), None)])
+        seen.add(os.path.realpath(root))
+        item_refs: list[tuple[str, str | None]] = []
+        while queue:
+            path, parent_collection = queue.popleft()
+            with open(path, encoding="utf-8") as f:
+                doc = json.load(f)
+            current = parent_collection
+            if doc.get("type") == "Collection":
+                oracle.collections.setdefault(doc["id"], doc)
+                current = doc["id"]
+            else:
+                oracle.catalogs.append(doc)
+            for ln in doc.get("links", []):
+                if ln.get("rel") not in ("child", "item"):
+                    continue
+                href = ln["href"]
+                target = os.path.realpath(href if os.path.isabs(href) else os.path.join(os.path.dirname(path), href))
+                if target in seen:
+                    continue
+                seen.add(target)
+                if ln["rel"] == "child":
+                    queue.append((target, current))
+                else:
+                    item_refs.append((target, current))
+        keys: set[Key] = set()
+        for path, parent_collection in item_refs:
+            with open(path, encoding="utf-8") as f:
+                doc = json.load(f)
+            oracle._add(doc, doc.get("collection") or parent_collection, path, keys)
+        return oracle
+
+    def _add(self, doc: dict[str, Any], collection: str | None, path: str, keys: set[Key]) -> None:
+        geometry = None if doc.get("geometry") is None else shape(doc["geometry"])
+        start, end = _item_time(doc.get("properties") or {})
+        entry = OracleItem(collection, doc["id"], doc, geometry, start, end, path)
+        if entry.key in keys:
+            self.duplicates.append(entry)
+            return
+        keys.add(entry.key)
+        self.items.append(entry)
+
+    # -- answering ------------------------------------------------------------------------------
+
+    def keys(self) -> set[Key]:
+        return {it.key for it in self.items}
+
+    def get(self, key: Key) -> OracleItem:
+        return next(it for it in self.items if it.key == key)
+
+    def evaluate(self, query: dict[str, Any]) -> set[Key]:
+        """Keys of every item the query selects. ``query`` uses POST /search JSON shapes."""
+        ids = query.get("ids")
+        collections = query.get("collections")
+        spatial = None
+        if query.get("bbox") is not None:
+            spatial = bbox_shape(query["bbox"])
+        if query.get("intersects") is not None:
+            spatial = shape(query["intersects"])
+        time_range = interval(query["datetime"]) if query.get("datetime") else None
+        out = set()
+        for it in self.items:
+            if ids is not None and it.id not in ids:
+                continue
+            if collections is not None and it.collection not in collections:
+                continue
+            if spatial is not None and (it.geometry is None or not it.geometry.intersects(spatial)):
+                continue
+            if time_range is not None:
+                if it.start is None or it.end is None:
+                    continue
+                if not (it.start <= time_range[1] and it.end >= time_range[0]):
+                    continue
+            out.add(it.key)
+        return out
