@@ -1,9 +1,12 @@
-"""Conformance classes, derived from what the server really implements."""
+"""Conformance classes: one list per capability, each implemented in full."""
 
 from __future__ import annotations
 
 STAC = "https://api.stacspec.org/v1.0.0"
+STAC_RC1 = "https://api.stacspec.org/v1.0.0-rc.1"
 OGC_FEATURES = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf"
+OGC_FILTER = "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf"
+CQL2 = "http://www.opengis.net/spec/cql2/1.0/conf"
 
 CORE = [f"{STAC}/core"]
 COLLECTIONS = [f"{STAC}/collections"]
@@ -14,7 +17,35 @@ FEATURES = [
     f"{OGC_FEATURES}/geojson",
 ]
 ITEM_SEARCH = [f"{STAC}/item-search"]
+# Sort, fields, query and filter apply to /search and /collections/{id}/items alike.
+SEARCH_EXTENSIONS = [
+    f"{STAC}/{scope}#{ext}" for scope in ("item-search", "ogcapi-features") for ext in ("sort", "fields", "query", "filter")
+]
+FREE_TEXT = [
+    f"{STAC_RC1}/{scope}#{ext}"
+    for scope in ("item-search", "ogcapi-features", "collection-search")
+    for ext in ("free-text", "advanced-free-text")
+]
+COLLECTION_SEARCH = [
+    f"{STAC_RC1}/collection-search",
+    "http://www.opengis.net/spec/ogcapi-common-2/1.0/conf/simple-query",
+    *(f"{STAC_RC1}/collection-search#{ext}" for ext in ("filter", "sort", "fields")),
+]
+FILTER = [
+    f"{OGC_FILTER}/filter",
+    f"{OGC_FILTER}/features-filter",
+    *(
+        f"{CQL2}/{cls}"
+        for cls in (
+            "cql2-text", "cql2-json", "basic-cql2", "advanced-comparison-operators",
+            "case-insensitive-comparison", "basic-spatial-functions", "basic-spatial-functions-plus",
+            "spatial-functions", "temporal-functions", "array-functions", "property-property", "arithmetic",
+            # the names these classes had in CQL2 drafts, still read by clients and validators
+            "basic-spatial-operators", "spatial-operators", "temporal-operators", "array-operators",
+        )
+    ),
+]
 
 
 def conformance_classes() -> list[str]:
-    return CORE + COLLECTIONS + FEATURES + ITEM_SEARCH
+    return CORE + COLLECTIONS + FEATURES + ITEM_SEARCH + SEARCH_EXTENSIONS + FREE_TEXT + COLLECTION_SEARCH + FILTER

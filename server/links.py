@@ -13,6 +13,8 @@ from starlette.requests import Request
 JSON = "application/json"
 GEOJSON = "application/geo+json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+SCHEMA_JSON = "application/schema+json"
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 
 
 def _forwarded(header: str) -> dict[str, str]:
@@ -84,4 +86,5 @@ class UrlBuilder:
             self.link("root", self.url(), title="Landing page"),
             self.link("parent", self.url(), title="Landing page"),
             self.link("items", self.items(collection_id), GEOJSON, title="Items"),
+            self.link(QUERYABLES_REL, self.collection(collection_id) + "/queryables", SCHEMA_JSON, title="Queryables"),
         ]

@@ -25,16 +25,11 @@ def decode_token(token: str) -> Any:
         raise InvalidQueryParameter(f"Invalid token {token[:80]!r}") from None
 
 
-def decode_item_token(token: str) -> tuple[int, str, str]:
+def decode_key_token(token: str) -> list[Any]:
+    """A token naming the sort key of the last record of the previous page."""
     key = decode_token(token)
-    if (
-        isinstance(key, list)
-        and len(key) == 3
-        and isinstance(key[0], int)
-        and isinstance(key[1], str)
-        and isinstance(key[2], str)
-    ):
-        return key[0], key[1], key[2]
+    if isinstance(key, list) and key and isinstance(key[-1], list):
+        return key
     raise InvalidQueryParameter(f"Invalid token {token[:80]!r}")
 
 

@@ -12,12 +12,14 @@ from starlette.routing import Route
 from server.conformance import conformance_classes
 from server.errors import InvalidQueryParameter, InvalidRequestBody, NotFoundError, NotReady, PayloadTooLarge, UnsupportedMediaType
 from server.index import Index
-from server.links import GEOJSON, JSON, OPENAPI, UrlBuilder, public_base_url
+from server.links import GEOJSON, JSON, OPENAPI, QUERYABLES_REL, SCHEMA_JSON, UrlBuilder, public_base_url
 from server.openapi import openapi_document, swagger_html
-from server.pagination import decode_item_token, decode_token, encode_token, next_link_get, next_link_post
-from server.query.model import SearchQuery
+from server.fields import COLLECTION_DEFAULTS, apply_fields
+from server.pagination import decode_key_token, encode_token, next_link_get, next_link_post
+from server.queryables import queryables_document
+from server.query.model import FieldsSpec, SearchQuery
 from server.query.parse import parse_limit, parse_search
-from server.responses import GeoJSONResponse, JSONResponse, OpenAPIResponse
+from server.responses import GeoJSONResponse, JSONResponse, OpenAPIResponse, SchemaResponse
 from server.settings import Settings
 
 STAC_VERSION = "1.0.0"
@@ -69,16 +71,16 @@ async def _json_body(request: Request) -> dict[str, Any]:
 # -- documents ------------------------------------------------------------------------------
 
 
-def render_item(urls: UrlBuilder, index: Index, pos: int) -> dict[str, Any]:
+def render_item(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | None = None) -> dict[str, Any]:
     item = index.item(pos)
     item["links"] = urls.item_links(item) + item.get("links", [])
-    return item
+    return apply_fields(item, fields)
 
 
-def render_collection(urls: UrlBuilder, collection: dict[str, Any]) -> dict[str, Any]:
+def render_collection(urls: UrlBuilder, collection: dict[str, Any], fields: FieldsSpec | None = None) -> dict[str, Any]:
     out = dict(collection)
     out["links"] = urls.collection_links(collection["id"]) + collection.get("links", [])
-    return out
+    return apply_fields(out, fields, COLLECTION_DEFAULTS)
 
 
 async def landing_page(request: Request) -> Response:
@@ -95,6 +97,7 @@ async def landing_page(request: Request) -> Response:
         urls.link("service-doc", urls.url("api.html"), "text/html"),
         urls.link("search", urls.url("search"), GEOJSON, method="GET"),
         urls.link("search", urls.url("search"), GEOJSON, method="POST"),
+        urls.link(QUERYABLES_REL, urls.url("queryables"), SCHEMA_JSON),
     ]
     links += [
         urls.link("child", urls.collection(cid), title=c.get("title") or cid)
@@ -125,35 +128,48 @@ async def api_html(request: Request) -> Response:
     return HTMLResponse(swagger_html(_urls(request).url("api")))
 
 
+COLLECTION_SEARCH_PARAMS = {"bbox", "datetime", "limit", "token", "q", "filter", "filter-lang", "filter-crs", "sortby", "fields"}
+
+
 async def collections(request: Request) -> Response:
+    """All collections, or a collection search (bbox, datetime, q, filter, sortby, fields)."""
     index = _index(request)
     urls = _urls(request)
-    settings = _settings(request)
     params = _query_params(request)
-    limit = parse_limit(params.get("limit"), settings.default_limit, settings.max_limit)
-    ids = sorted(index.collections)
-    begin = 0
-    if params.get("token"):
-        after = decode_token(params["token"])
-        if not isinstance(after, str):
-            raise InvalidQueryParameter("Invalid token")
-        begin = next((i for i, cid in enumerate(ids) if cid > after), len(ids))
-    page = ids[begin : begin + limit]
+    query = _parse(request, {k: v for k, v in params.items() if k in COLLECTION_SEARCH_PARAMS})
+    table = index.collection_table
+    after = decode_key_token(query.token) if query.token else None
+    result = table.page(table.match(query), query, after)
     links = [
-        urls.link("self", urls.url("collections")),
+        urls.link("self", urls.url("collections", params)),
         urls.link("root", urls.url()),
         urls.link("parent", urls.url()),
     ]
-    if begin + limit < len(ids):
-        links.append(next_link_get(urls.url("collections"), params, encode_token(page[-1]), JSON))
+    if result.next_key is not None:
+        links.append(next_link_get(urls.url("collections"), params, encode_token(result.next_key), JSON))
     return JSONResponse(
         {
-            "collections": [render_collection(urls, index.collections[cid]) for cid in page],
+            "collections": [
+                render_collection(urls, table.docs[int(p)], query.fields) for p in result.positions
+            ],
             "links": links,
-            "numberMatched": len(ids),
-            "numberReturned": len(page),
+            "numberMatched": result.matched,
+            "numberReturned": len(result.positions),
         }
     )
+
+
+async def queryables(request: Request) -> Response:
+    index = _index(request)
+    return SchemaResponse(queryables_document(index, _urls(request).url("queryables"), None))
+
+
+async def collection_queryables(request: Request) -> Response:
+    index = _index(request)
+    collection_id = request.path_params["collection_id"]
+    _collection_or_404(index, collection_id)
+    href = _urls(request).collection(collection_id) + "/queryables"
+    return SchemaResponse(queryables_document(index, href, collection_id))
 
 
 def _collection_or_404(index: Index, collection_id: str) -> dict[str, Any]:
@@ -188,16 +204,16 @@ def _item_collection(
 ) -> Response:
     index = _index(request)
     urls = _urls(request)
-    after = decode_item_token(query.token) if query.token else None
+    after = decode_key_token(query.token) if query.token else None
     result = index.search(query, after=after)
     links = [urls.link("root", urls.url())] + extra_links
     if result.next_key is not None:
-        token = encode_token(list(result.next_key))
+        token = encode_token(result.next_key)
         if method == "POST":
             links.append(next_link_post(href, token, GEOJSON))
         else:
             links.append(next_link_get(href, query.raw, token, GEOJSON))
-    features = [render_item(urls, index, int(p)) for p in result.positions]
+    features = [render_item(urls, index, int(p), query.fields) for p in result.positions]
     return GeoJSONResponse(
         {
             "type": "FeatureCollection",
@@ -258,7 +274,9 @@ def route_table() -> list[Route]:
         Route("/api", api_document, methods=["GET"]),
         Route("/api.html", api_html, methods=["GET"]),
         Route("/collections", collections, methods=["GET"]),
+        Route("/queryables", queryables, methods=["GET"]),
         Route("/collections/{collection_id}", collection, methods=["GET"]),
+        Route("/collections/{collection_id}/queryables", collection_queryables, methods=["GET"]),
         Route("/collections/{collection_id}/items", collection_items, methods=["GET"]),
         Route("/collections/{collection_id}/items/{item_id}", item, methods=["GET"]),
         Route("/search", search_get, methods=["GET"]),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
@@ -10,61 +9,12 @@ import orjson
 import shapely
 
 from server.index.blobs import BlobColumn
+from server.index.builder_helpers import ItemRejected, item_geometry, item_interval
+from server.index.columns import ColumnsBuilder
 from server.index.index import Index
-from server.query.datetime import MAX_TIME, MIN_TIME, parse_document_datetime
+from server.index.text import TextIndexBuilder, document_text
 
-log = logging.getLogger(__name__)
-
-
-class ItemRejected(ValueError):
-    """The item cannot be indexed; the message says why."""
-
-
-def _time(props: dict[str, Any], key: str) -> int | None:
-    value = props.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ItemRejected(f"properties.{key} is not a string: {value!r}")
-    try:
-        return parse_document_datetime(value)
-    except (ValueError, OverflowError) as exc:
-        raise ItemRejected(f"properties.{key} is not a date-time: {value!r} ({exc})") from None
-
-
-def item_interval(props: dict[str, Any]) -> tuple[int, int, int]:
-    """(start, end, sort key) of an item; an item with no time at all never matches a
-    datetime filter and sorts last."""
-    instant = _time(props, "datetime")
-    start = _time(props, "start_datetime")
-    end = _time(props, "end_datetime")
-    if start is not None or end is not None:
-        lo = MIN_TIME if start is None else start
-        hi = MAX_TIME if end is None else end
-        if lo > hi:
-            raise ItemRejected("start_datetime is after end_datetime")
-        return lo, hi, instant if instant is not None else lo
-    if instant is not None:
-        return instant, instant, instant
-    return MAX_TIME, MIN_TIME, MIN_TIME
-
-
-def item_geometry(item: dict[str, Any]) -> shapely.Geometry | None:
-    geometry = item.get("geometry")
-    if geometry is None:
-        return None
-    if not isinstance(geometry, dict):
-        raise ItemRejected("geometry is not a GeoJSON object")
-    try:
-        geom = shapely.from_geojson(orjson.dumps(geometry))
-    except Exception as exc:  # GEOS raises its own error types
-        raise ItemRejected(f"invalid geometry: {exc}") from None
-    if geom is None or geom.is_empty:
-        return None
-    bounds = geom.bounds
-    if not all(np.isfinite(bounds)):
-        raise ItemRejected("geometry has non-finite coordinates")
-    return geom
+__all__ = ["IndexBuilder", "ItemRejected"]
 
 
 class IndexBuilder:
@@ -82,6 +32,8 @@ class IndexBuilder:
         self._ids: list[str] = []
         self._collections: list[str | None] = []
         self._keys: set[tuple[str | None, str]] = set()
+        self._columns = ColumnsBuilder()
+        self._text = TextIndexBuilder()
         self.collections: dict[str, dict[str, Any]] = {}
         self.root: dict[str, Any] = {}
 
@@ -113,15 +65,20 @@ class IndexBuilder:
             raise ItemRejected(f"duplicate id {item_id!r} in collection {collection!r}; kept the first")
         times = item_interval(props)
         geom = item_geometry(item)
+        if geom is not None and not isinstance(item.get("bbox"), list):
+            item["bbox"] = list(geom.bounds)
         try:
             blob = orjson.dumps(item)
         except (TypeError, orjson.JSONEncodeError) as exc:
             raise ItemRejected(f"cannot serialize: {exc}") from None
+        row = len(self._ids)
         self._keys.add(key)
         self._ids.append(item_id)
         self._collections.append(collection)
         self._times.append(times)
         self._json.append(blob)
+        self._columns.add(row, props)
+        self._text.add(row, document_text(props))
         if geom is None:
             self._wkb.append(b"")
             self._bounds.append((np.nan, np.nan, np.nan, np.nan))
@@ -139,6 +96,8 @@ class IndexBuilder:
         # Default order: newest first, then collection, then id, so pages are stable.
         ids_arr = np.array(self._ids, dtype=object)
         order = np.lexsort((ids_arr, codes, -times[:, 2])) if n else np.zeros(0, dtype=np.int64)
+        new_position = np.empty(n, dtype=np.int64)
+        new_position[order] = np.arange(n, dtype=np.int64)
         return Index(
             ids=[self._ids[i] for i in order],
             codes=codes[order],
@@ -149,6 +108,8 @@ class IndexBuilder:
             bounds=bounds[order],
             json=BlobColumn.from_list([self._json[i] for i in order]),
             wkb=BlobColumn.from_list([self._wkb[i] for i in order]),
+            columns=self._columns.freeze(new_position),
+            text=self._text.freeze(new_position),
             collections=self.collections,
             root=self.root,
         )

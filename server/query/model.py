@@ -8,6 +8,18 @@ from typing import Any
 from shapely.geometry.base import BaseGeometry
 
 
+@dataclass(frozen=True)
+class SortField:
+    name: str
+    descending: bool = False
+
+
+@dataclass
+class FieldsSpec:
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+
+
 @dataclass
 class SearchQuery:
     ids: list[str] | None = None
@@ -15,6 +27,10 @@ class SearchQuery:
     bbox: tuple[float, float, float, float] | None = None
     intersects: BaseGeometry | None = None
     datetime: tuple[int, int] | None = None
+    filter: Any = None  # CQL2 JSON, already parsed and validated
+    q: Any = None  # free-text tree from server.query.freetext
+    sortby: list[SortField] = field(default_factory=list)
+    fields: FieldsSpec | None = None
     limit: int = 10
     token: str | None = None
     # The request's own parameters, as given, for writing the next link.

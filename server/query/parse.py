@@ -9,7 +9,10 @@ import orjson
 import shapely
 
 from server.errors import InvalidQueryParameter
+from server.query.cql2 import parse_filter
 from server.query.datetime import parse_datetime_interval
+from server.query.extensions import parse_fields, parse_sortby, query_to_cql2
+from server.query.freetext import parse_q
 from server.query.model import SearchQuery
 
 GEOMETRY_TYPES = {
@@ -126,4 +129,16 @@ def parse_search(
     if token is not None and not isinstance(token, str):
         raise InvalidQueryParameter("Invalid token: expected a string")
     query.token = token or None
+    parse_extensions(query, params)
     return query
+
+
+def parse_extensions(query: SearchQuery, params: Mapping[str, Any]) -> None:
+    """filter (+ the legacy query), q, sortby and fields: shared by item and collection search."""
+    query.filter = parse_filter(params.get("filter"), params.get("filter-lang"), params.get("filter-crs"))
+    legacy = query_to_cql2(params.get("query"))
+    if legacy is not None:
+        query.filter = legacy if query.filter is None else {"op": "and", "args": [query.filter, legacy]}
+    query.q = parse_q(params.get("q"))
+    query.sortby = parse_sortby(params.get("sortby"))
+    query.fields = parse_fields(params.get("fields"))

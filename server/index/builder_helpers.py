@@ -1,0 +1,87 @@
+"""Reading the indexed fields out of STAC documents: geometry, time intervals, extents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+import shapely
+
+from server.query.datetime import MAX_TIME, MIN_TIME, parse_document_datetime
+
+
+class ItemRejected(ValueError):
+    """The item cannot be indexed; the message says why."""
+
+
+def _time(props: dict[str, Any], key: str) -> int | None:
+    value = props.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ItemRejected(f"properties.{key} is not a string: {value!r}")
+    try:
+        return parse_document_datetime(value)
+    except (ValueError, OverflowError) as exc:
+        raise ItemRejected(f"properties.{key} is not a date-time: {value!r} ({exc})") from None
+
+
+def item_interval(props: dict[str, Any]) -> tuple[int, int, int]:
+    """(start, end, sort key) of an item; an item with no time at all never matches a
+    datetime filter and sorts last."""
+    instant = _time(props, "datetime")
+    start = _time(props, "start_datetime")
+    end = _time(props, "end_datetime")
+    if start is not None or end is not None:
+        lo = MIN_TIME if start is None else start
+        hi = MAX_TIME if end is None else end
+        if lo > hi:
+            raise ItemRejected("start_datetime is after end_datetime")
+        return lo, hi, instant if instant is not None else lo
+    if instant is not None:
+        return instant, instant, instant
+    return MAX_TIME, MIN_TIME, MIN_TIME
+
+
+def item_geometry(item: dict[str, Any]) -> shapely.Geometry | None:
+    geometry = item.get("geometry")
+    if geometry is None:
+        return None
+    if not isinstance(geometry, dict):
+        raise ItemRejected("geometry is not a GeoJSON object")
+    try:
+        geom = shapely.from_geojson(orjson.dumps(geometry))
+    except Exception as exc:  # GEOS raises its own error types
+        raise ItemRejected(f"invalid geometry: {exc}") from None
+    if geom is None or geom.is_empty:
+        return None
+    if not all(np.isfinite(geom.bounds)):
+        raise ItemRejected("geometry has non-finite coordinates")
+    return geom
+
+
+def extent_geometry(collection: dict[str, Any]) -> shapely.Geometry | None:
+    try:
+        boxes = collection["extent"]["spatial"]["bbox"]
+        parts = []
+        for b in boxes[:1]:  # the first bbox is the overall extent
+            b = [float(v) for v in b]
+            minx, miny, maxx, maxy = (b[0], b[1], b[3], b[4]) if len(b) == 6 else b
+            if minx > maxx:
+                parts += [shapely.box(minx, miny, 180.0, maxy), shapely.box(-180.0, miny, maxx, maxy)]
+            else:
+                parts.append(shapely.box(minx, miny, maxx, maxy))
+        return shapely.union_all(parts) if parts else None
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
+def extent_interval(collection: dict[str, Any]) -> tuple[int, int]:
+    try:
+        lo, hi = collection["extent"]["temporal"]["interval"][0]
+        start = MIN_TIME if lo is None else parse_document_datetime(lo)
+        end = MAX_TIME if hi is None else parse_document_datetime(hi)
+        return (start, end) if start <= end else (MAX_TIME, MIN_TIME)
+    except (KeyError, TypeError, ValueError, IndexError):
+        return MAX_TIME, MIN_TIME

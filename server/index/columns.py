@@ -1,0 +1,187 @@
+"""Item properties as sparse typed columns, for filtering and sorting without parsing items.
+
+Each property key has up to four typed parts, because one key may hold numbers in one item
+and strings in another: numbers (float64), strings (codes into a sorted vocabulary, so code
+order is string order), booleans, and anything else (arrays, objects) as JSON blobs. Each
+part lists the record positions that have a value of its type, sorted.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from server.index.blobs import BlobColumn
+from server.query.datetime import parse_rfc3339
+
+TIME_KEYS = {"datetime", "start_datetime", "end_datetime", "created", "updated"}
+
+
+@dataclass
+class NumberPart:
+    rows: np.ndarray
+    values: np.ndarray
+
+
+@dataclass
+class StringPart:
+    rows: np.ndarray
+    codes: np.ndarray
+    vocab: list[str]
+    _lower: list[str] | None = None
+
+    def code_of(self, value: str) -> int | None:
+        i = bisect_left(self.vocab, value)
+        return i if i < len(self.vocab) and self.vocab[i] == value else None
+
+    @property
+    def lower_vocab(self) -> list[str]:
+        if self._lower is None:
+            self._lower = [v.lower() for v in self.vocab]
+        return self._lower
+
+
+@dataclass
+class BoolPart:
+    rows: np.ndarray
+    values: np.ndarray
+
+
+@dataclass
+class ObjectPart:
+    rows: np.ndarray
+    blobs: BlobColumn
+
+    def value(self, i: int) -> Any:
+        return orjson.loads(self.blobs[i])
+
+
+@dataclass
+class Column:
+    key: str
+    number: NumberPart | None = None
+    string: StringPart | None = None
+    boolean: BoolPart | None = None
+    objects: ObjectPart | None = None
+    time: NumberPart | None = None  # RFC 3339 strings, as int64 microseconds
+
+    @property
+    def present_rows(self) -> np.ndarray:
+        parts = [p.rows for p in (self.number, self.string, self.boolean, self.objects) if p is not None]
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+    def json_type(self) -> dict[str, Any]:
+        """A JSON Schema fragment for /queryables."""
+        types = []
+        if self.number is not None:
+            integral = bool(len(self.number.values)) and bool(np.all(np.mod(self.number.values, 1) == 0))
+            types.append("integer" if integral else "number")
+        if self.string is not None:
+            types.append("string")
+        if self.boolean is not None:
+            types.append("boolean")
+        if self.objects is not None:
+            sample = self.objects.value(0) if len(self.objects.rows) else None
+            types.append("array" if isinstance(sample, list) else "object")
+        if self.time is not None and types == ["string"]:
+            return {"type": "string", "format": "date-time"}
+        return {"type": types[0]} if len(types) == 1 else {"type": types}
+
+
+class _KeyBuilder:
+    __slots__ = ("num_rows", "num_vals", "str_rows", "str_codes", "vocab", "bool_rows", "bool_vals",
+                 "obj_rows", "obj_blobs")
+
+    def __init__(self) -> None:
+        self.num_rows = array("q")
+        self.num_vals = array("d")
+        self.str_rows = array("q")
+        self.str_codes = array("q")
+        self.vocab: dict[str, int] = {}
+        self.bool_rows = array("q")
+        self.bool_vals = array("b")
+        self.obj_rows = array("q")
+        self.obj_blobs: list[bytes] = []
+
+    def add(self, row: int, value: Any) -> None:
+        if isinstance(value, bool):
+            self.bool_rows.append(row)
+            self.bool_vals.append(value)
+        elif isinstance(value, (int, float)):
+            if isinstance(value, int) and abs(value) > 2**53:
+                value = float(value)
+            self.num_rows.append(row)
+            self.num_vals.append(value)
+        elif isinstance(value, str):
+            code = self.vocab.get(value)
+            if code is None:
+                code = self.vocab[value] = len(self.vocab)
+            self.str_rows.append(row)
+            self.str_codes.append(code)
+        elif value is not None:
+            self.obj_rows.append(row)
+            self.obj_blobs.append(orjson.dumps(value))
+
+    def freeze(self, key: str, new_position: np.ndarray) -> Column:
+        col = Column(key)
+
+        def placed(rows: array) -> tuple[np.ndarray, np.ndarray]:
+            positions = new_position[np.frombuffer(rows, dtype=np.int64)] if len(rows) else np.zeros(0, np.int64)
+            order = np.argsort(positions, kind="stable")
+            return positions[order], order
+
+        if self.num_rows:
+            rows, order = placed(self.num_rows)
+            col.number = NumberPart(rows, np.frombuffer(self.num_vals, dtype=np.float64)[order])
+        if self.str_rows:
+            rows, order = placed(self.str_rows)
+            vocab = sorted(self.vocab)
+            remap = np.empty(len(vocab), dtype=np.int32)
+            for new_code, text in enumerate(vocab):
+                remap[self.vocab[text]] = new_code
+            codes = remap[np.frombuffer(self.str_codes, dtype=np.int64)[order]]
+            col.string = StringPart(rows, codes, vocab)
+            if key in TIME_KEYS:
+                col.time = _time_part(col.string)
+        if self.bool_rows:
+            rows, order = placed(self.bool_rows)
+            col.boolean = BoolPart(rows, np.frombuffer(self.bool_vals, dtype=np.int8)[order].astype(bool))
+        if self.obj_rows:
+            rows, order = placed(self.obj_rows)
+            col.objects = ObjectPart(rows, BlobColumn.from_list([self.obj_blobs[i] for i in order]))
+        return col
+
+
+def _time_part(strings: StringPart) -> NumberPart | None:
+    parsed = np.empty(len(strings.vocab), dtype=np.int64)
+    ok = np.ones(len(strings.vocab), dtype=bool)
+    for i, text in enumerate(strings.vocab):
+        try:
+            parsed[i] = parse_rfc3339(text)
+        except ValueError:
+            ok[i] = False
+    keep = ok[strings.codes]
+    if not keep.any():
+        return None
+    return NumberPart(strings.rows[keep], parsed[strings.codes[keep]])
+
+
+@dataclass
+class ColumnsBuilder:
+    keys: dict[str, _KeyBuilder] = field(default_factory=dict)
+
+    def add(self, row: int, properties: dict[str, Any]) -> None:
+        keys = self.keys
+        for key, value in properties.items():
+            builder = keys.get(key)
+            if builder is None:
+                builder = keys[key] = _KeyBuilder()
+            builder.add(row, value)
+
+    def freeze(self, new_position: np.ndarray) -> dict[str, Column]:
+        return {key: b.freeze(key, new_position) for key, b in sorted(self.keys.items())}

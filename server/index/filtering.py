@@ -1,0 +1,461 @@
+"""CQL2 (JSON form) evaluated over the columnar index, with SQL-style three-valued logic.
+
+A predicate yields two boolean masks over all records: where it is TRUE and where it is
+FALSE; everywhere else it is NULL (a missing property, a null value). NOT swaps the masks,
+so NOT on an unknown property still selects nothing, as CQL2 requires.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+import orjson
+import shapely
+
+from server.errors import InvalidQueryParameter
+from server.index.columns import Column, NumberPart, StringPart
+from server.query.datetime import MAX_TIME, MIN_TIME, parse_rfc3339
+
+if TYPE_CHECKING:
+    from server.index.index import Index
+
+Tri = tuple[np.ndarray, np.ndarray]
+
+COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "=": operator.eq, "<>": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}
+SPATIAL_OPS = {"s_intersects", "s_equals", "s_disjoint", "s_touches", "s_within", "s_overlaps", "s_crosses", "s_contains"}
+TEMPORAL_OPS = {
+    "t_after", "t_before", "t_contains", "t_disjoint", "t_during", "t_equals", "t_finishedby", "t_finishes",
+    "t_intersects", "t_meets", "t_metby", "t_overlappedby", "t_overlaps", "t_startedby", "t_starts",
+}
+ARRAY_OPS = {"a_equals", "a_contains", "a_containedby", "a_overlaps"}
+ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+              "%": operator.mod, "^": operator.pow, "div": operator.floordiv}
+INTERVAL_PROPERTIES = {"datetime"}
+
+
+def property_name(arg: Any) -> str | None:
+    if isinstance(arg, dict) and set(arg) == {"property"} and isinstance(arg["property"], str):
+        name = arg["property"]
+        return name[len("properties."):] if name.startswith("properties.") else name
+    return None
+
+
+def like_regex(pattern: str, case_insensitive: bool = False) -> re.Pattern[str]:
+    out = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+        i += 1
+    return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if case_insensitive else 0))
+
+
+def _time_literal(arg: Any) -> tuple[int, int] | None:
+    """A timestamp, date or interval literal as an inclusive (start, end)."""
+    if isinstance(arg, dict):
+        if "timestamp" in arg:
+            t = _parse_time(arg["timestamp"])
+            return t, t
+        if "date" in arg:
+            t = _parse_time(f"{arg['date']}T00:00:00Z")
+            return t, t + 86_400_000_000 - 1
+        if "interval" in arg and isinstance(arg["interval"], list) and len(arg["interval"]) == 2:
+            ends = []
+            for j, end in enumerate(arg["interval"]):
+                if end in ("..", None):
+                    ends.append(MIN_TIME if j == 0 else MAX_TIME)
+                else:
+                    lit = _time_literal(end if isinstance(end, dict) else {"timestamp" if "T" in str(end) else "date": end})
+                    assert lit is not None
+                    ends.append(lit[0] if j == 0 else lit[1])
+            return ends[0], ends[1]
+    return None
+
+
+def _parse_time(text: Any) -> int:
+    try:
+        return parse_rfc3339(str(text))
+    except ValueError as exc:
+        raise InvalidQueryParameter(f"Invalid filter time literal: {exc}") from None
+
+
+def _geometry_literal(arg: Any) -> shapely.Geometry | None:
+    if isinstance(arg, dict) and "bbox" in arg:
+        b = arg["bbox"]
+        if len(b) == 6:
+            b = [b[0], b[1], b[3], b[4]]
+        from server.index.index import bbox_geometry
+
+        return bbox_geometry(tuple(float(v) for v in b))  # type: ignore[arg-type]
+    if isinstance(arg, dict) and "type" in arg and ("coordinates" in arg or "geometries" in arg):
+        try:
+            geom = shapely.from_geojson(orjson.dumps(arg))
+        except Exception as exc:  # GEOS errors
+            raise InvalidQueryParameter(f"Invalid filter geometry: {exc}") from None
+        return geom if geom.is_valid else shapely.make_valid(geom)
+    return None
+
+
+class FilterEvaluator:
+    def __init__(self, index: "Index") -> None:
+        self.index = index
+        self.n = index.size
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _empty(self) -> np.ndarray:
+        return np.zeros(self.n, dtype=bool)
+
+    def _tri(self, rows: np.ndarray, truth: np.ndarray) -> Tri:
+        t = self._empty()
+        f = self._empty()
+        t[rows[truth]] = True
+        f[rows[~truth]] = True
+        return t, f
+
+    def _column(self, name: str) -> Column | None:
+        return self.index.column(name)
+
+    # -- entry -----------------------------------------------------------------------------------
+
+    def evaluate(self, node: Any) -> Tri:
+        if node is True or node is False:
+            full = np.full(self.n, node, dtype=bool)
+            return full, ~full
+        if not isinstance(node, dict) or "op" not in node:
+            raise InvalidQueryParameter(f"Invalid filter: expected a predicate, got {str(node)[:100]}")
+        op = str(node["op"]).lower()
+        args = node.get("args", [])
+        if not isinstance(args, list):
+            raise InvalidQueryParameter(f"Invalid filter: args of {op} must be a list")
+        if op == "and":
+            t, f = self.evaluate(args[0])
+            for a in args[1:]:
+                t2, f2 = self.evaluate(a)
+                t, f = t & t2, f | f2
+            return t, f
+        if op == "or":
+            t, f = self.evaluate(args[0])
+            for a in args[1:]:
+                t2, f2 = self.evaluate(a)
+                t, f = t | t2, f & f2
+            return t, f
+        if op == "not":
+            t, f = self.evaluate(args[0])
+            return f, t
+        if op in COMPARISONS:
+            return self._compare(op, args[0], args[1])
+        if op == "like":
+            return self._like(args[0], args[1])
+        if op == "between":
+            lo_t, lo_f = self._compare(">=", args[0], args[1])
+            hi_t, hi_f = self._compare("<=", args[0], args[2])
+            return lo_t & hi_t, lo_f | hi_f
+        if op == "in":
+            values = args[1]
+            if not isinstance(values, list):
+                raise InvalidQueryParameter("Invalid filter: IN needs a list")
+            t, f = self._empty(), None
+            for value in values:
+                t2, f2 = self._compare("=", args[0], value)
+                t |= t2
+                f = f2 if f is None else f & f2
+            return t, (f if f is not None else ~t)
+        if op == "isnull":
+            return self._is_null(args[0])
+        if op in SPATIAL_OPS:
+            return self._spatial(op, args)
+        if op in TEMPORAL_OPS:
+            return self._temporal(op, args)
+        if op in ARRAY_OPS:
+            return self._array(op, args)
+        raise InvalidQueryParameter(f"Unsupported filter operator {node['op']!r}")
+
+    # -- comparisons -------------------------------------------------------------------------
+
+    def _compare(self, op: str, left: Any, right: Any) -> Tri:
+        left_name, right_name = property_name(left), property_name(right)
+        if left_name is None and right_name is not None:
+            flipped = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(op, op)
+            return self._compare(flipped, right, left)
+        casei = False
+        if isinstance(left, dict) and str(left.get("op", "")).lower() in ("casei", "accenti"):
+            casei = str(left["op"]).lower() == "casei"
+            left = left["args"][0]
+            left_name = property_name(left)
+            if isinstance(right, dict) and str(right.get("op", "")).lower() in ("casei", "accenti"):
+                right = right["args"][0]
+        if left_name is not None and property_name(right) is None and not _is_expression(right):
+            return self._compare_literal(op, left_name, right, casei)
+        return self._compare_dense(op, left, right)
+
+    def _compare_literal(self, op: str, name: str, literal: Any, casei: bool) -> Tri:
+        fn = COMPARISONS[op]
+        time_lit = _time_literal(literal)
+        if name in INTERVAL_PROPERTIES and time_lit is not None:
+            col = self._column(name)
+            part = col.time if col is not None else None
+            if part is None:
+                return self._empty(), self._empty()
+            lo, hi = time_lit
+            value = lo if op in (">", "<=") else hi if op in ("<", ">=") else lo
+            if op in ("=", "<>") and lo != hi:
+                truth = (part.values >= lo) & (part.values <= hi)
+                return self._tri(part.rows, truth if op == "=" else ~truth)
+            return self._tri(part.rows, fn(part.values, value))
+        col = self._column(name)
+        if col is None:
+            return self._empty(), self._empty()
+        if time_lit is not None:
+            if col.time is None:
+                return self._mismatch(col)
+            lo, hi = time_lit
+            if op in ("=", "<>") and lo != hi:
+                truth = (col.time.values >= lo) & (col.time.values <= hi)
+                return self._tri(col.time.rows, truth if op == "=" else ~truth)
+            return self._with_mismatch(col, col.time.rows, fn(col.time.values, lo if op in (">", "<=") else hi))
+        if isinstance(literal, bool):
+            if col.boolean is None:
+                return self._mismatch(col)
+            return self._with_mismatch(col, col.boolean.rows, fn(col.boolean.values, literal))
+        if isinstance(literal, (int, float)):
+            if col.number is None:
+                return self._mismatch(col)
+            return self._with_mismatch(col, col.number.rows, fn(col.number.values, float(literal)))
+        if isinstance(literal, str):
+            if col.string is None:
+                return self._mismatch(col)
+            return self._with_mismatch(col, col.string.rows, _string_truth(col.string, op, literal, casei))
+        if literal is None:
+            return self._empty(), self._empty()
+        raise InvalidQueryParameter(f"Invalid filter: cannot compare {name} with {str(literal)[:80]}")
+
+    def _mismatch(self, col: Column) -> Tri:
+        """A literal of another type than the property: defined values are simply not equal."""
+        return self._empty(), self._present(col)
+
+    def _with_mismatch(self, col: Column, rows: np.ndarray, truth: np.ndarray) -> Tri:
+        t, f = self._tri(rows, truth)
+        f |= self._present(col) & ~t & ~f
+        return t, f
+
+    def _present(self, col: Column) -> np.ndarray:
+        mask = self._empty()
+        mask[col.present_rows] = True
+        return mask
+
+    def _is_null(self, arg: Any) -> Tri:
+        name = property_name(arg)
+        if name is None:
+            raise InvalidQueryParameter("Invalid filter: IS NULL needs a property")
+        if name == "geometry":
+            present = self._empty()
+            present[self.index.geometry_positions] = True
+        else:
+            col = self._column(name)
+            present = self._present(col) if col is not None else self._empty()
+        return ~present, present
+
+    def _like(self, left: Any, pattern: Any) -> Tri:
+        casei = False
+        if isinstance(left, dict) and str(left.get("op", "")).lower() in ("casei", "accenti"):
+            casei = str(left["op"]).lower() == "casei"
+            left = left["args"][0]
+        if isinstance(pattern, dict) and str(pattern.get("op", "")).lower() in ("casei", "accenti"):
+            pattern = pattern["args"][0]
+        name = property_name(left)
+        if name is None or not isinstance(pattern, str):
+            raise InvalidQueryParameter("Invalid filter: LIKE needs a property and a string pattern")
+        col = self._column(name)
+        if col is None:
+            return self._empty(), self._empty()
+        if col.string is None:
+            return self._mismatch(col)
+        regex = like_regex(pattern, casei)
+        matching = np.array([bool(regex.fullmatch(v)) for v in col.string.vocab], dtype=bool)
+        return self._with_mismatch(col, col.string.rows, matching[col.string.codes])
+
+    def _compare_dense(self, op: str, left: Any, right: Any) -> Tri:
+        lv, ld = self._dense(left)
+        rv, rd = self._dense(right)
+        defined = ld & rd
+        with np.errstate(all="ignore"):
+            truth = COMPARISONS[op](lv, rv)
+        truth = np.asarray(truth, dtype=bool) & defined
+        return truth, defined & ~truth
+
+    def _dense(self, expr: Any) -> tuple[np.ndarray, np.ndarray]:
+        """A numeric expression as (values, defined) over all records."""
+        if isinstance(expr, bool) or expr is None:
+            raise InvalidQueryParameter("Invalid filter: arithmetic needs numbers")
+        if isinstance(expr, (int, float)):
+            return np.full(self.n, float(expr)), np.ones(self.n, dtype=bool)
+        name = property_name(expr)
+        if name is not None:
+            col = self._column(name)
+            values = np.full(self.n, np.nan)
+            defined = self._empty()
+            part: NumberPart | None = None
+            if col is not None:
+                part = col.number or col.time
+            if part is not None:
+                values[part.rows] = part.values
+                defined[part.rows] = True
+            return values, defined
+        if isinstance(expr, dict) and expr.get("op") in ARITHMETIC:
+            args = expr.get("args", [])
+            if len(args) != 2:
+                raise InvalidQueryParameter("Invalid filter: arithmetic takes two arguments")
+            a, ad = self._dense(args[0])
+            b, bd = self._dense(args[1])
+            with np.errstate(all="ignore"):
+                out = ARITHMETIC[expr["op"]](a, b)
+            return out, ad & bd & np.isfinite(out)
+        time_lit = _time_literal(expr)
+        if time_lit is not None:
+            return np.full(self.n, float(time_lit[0])), np.ones(self.n, dtype=bool)
+        raise InvalidQueryParameter(f"Invalid filter: unsupported expression {str(expr)[:100]}")
+
+    # -- spatial -----------------------------------------------------------------------------
+
+    def _spatial(self, op: str, args: list[Any]) -> Tri:
+        if len(args) != 2:
+            raise InvalidQueryParameter(f"Invalid filter: {op} takes two arguments")
+        a, b = args
+        if property_name(a) is None:
+            a, b = b, a
+            op = {"s_within": "s_contains", "s_contains": "s_within"}.get(op, op)
+        if property_name(a) != "geometry":
+            raise InvalidQueryParameter(f"Invalid filter: {op} needs the geometry property")
+        geom = _geometry_literal(b)
+        if geom is None:
+            raise InvalidQueryParameter(f"Invalid filter: {op} needs a geometry literal")
+        has_geom = self._empty()
+        has_geom[self.index.geometry_positions] = True
+        if op == "s_disjoint":
+            hits = self.index.spatial_positions(geom, "intersects")
+            t = has_geom.copy()
+            t[hits] = False
+            return t, has_geom & ~t
+        predicate = {
+            "s_intersects": "intersects", "s_equals": "equals", "s_touches": "touches", "s_within": "within",
+            "s_overlaps": "overlaps", "s_crosses": "crosses", "s_contains": "contains",
+        }[op]
+        hits = self.index.spatial_positions(geom, predicate)
+        t = self._empty()
+        t[hits] = True
+        return t, has_geom & ~t
+
+    # -- temporal ----------------------------------------------------------------------------
+
+    def _temporal(self, op: str, args: list[Any]) -> Tri:
+        if len(args) != 2:
+            raise InvalidQueryParameter(f"Invalid filter: {op} takes two arguments")
+        a, b = args
+        name = property_name(a)
+        if name is None:
+            raise InvalidQueryParameter(f"Invalid filter: {op} needs a property first")
+        lit = _time_literal(b)
+        if lit is None:
+            raise InvalidQueryParameter(f"Invalid filter: {op} needs a time literal")
+        qs, qe = lit
+        if name in INTERVAL_PROPERTIES:
+            s, e = self.index.start, self.index.end
+            defined = s <= e
+        else:
+            col = self._column(name)
+            if col is None or col.time is None:
+                return self._empty(), self._empty()
+            s = np.full(self.n, MAX_TIME, dtype=np.int64)
+            s[col.time.rows] = col.time.values
+            e = np.full(self.n, MIN_TIME, dtype=np.int64)
+            e[col.time.rows] = col.time.values
+            defined = s <= e
+        relations: dict[str, Callable[[], np.ndarray]] = {
+            "t_after": lambda: s > qe,
+            "t_before": lambda: e < qs,
+            "t_contains": lambda: (s < qs) & (e > qe),
+            "t_disjoint": lambda: (e < qs) | (s > qe),
+            "t_during": lambda: (s > qs) & (e < qe),
+            "t_equals": lambda: (s == qs) & (e == qe),
+            "t_finishedby": lambda: (s < qs) & (e == qe),
+            "t_finishes": lambda: (s > qs) & (e == qe),
+            "t_intersects": lambda: (s <= qe) & (e >= qs),
+            "t_meets": lambda: e == qs,
+            "t_metby": lambda: s == qe,
+            "t_overlappedby": lambda: (s > qs) & (s < qe) & (e > qe),
+            "t_overlaps": lambda: (s < qs) & (e > qs) & (e < qe),
+            "t_startedby": lambda: (s == qs) & (e > qe),
+            "t_starts": lambda: (s == qs) & (e < qe),
+        }
+        truth = relations[op]() & defined
+        return truth, defined & ~truth
+
+    # -- arrays --------------------------------------------------------------------------------
+
+    def _array(self, op: str, args: list[Any]) -> Tri:
+        if len(args) != 2:
+            raise InvalidQueryParameter(f"Invalid filter: {op} takes two arguments")
+        a, b = args
+        if property_name(a) is None:
+            a, b = b, a
+            op = {"a_contains": "a_containedby", "a_containedby": "a_contains"}.get(op, op)
+        name = property_name(a)
+        if name is None or not isinstance(b, list):
+            raise InvalidQueryParameter(f"Invalid filter: {op} needs a property and an array literal")
+        col = self._column(name)
+        if col is None or col.objects is None:
+            return self._empty(), self._empty() if col is None else self._present(col)
+        want = [orjson.dumps(v) for v in b]
+        rows = col.objects.rows
+        truth = np.zeros(len(rows), dtype=bool)
+        for i in range(len(rows)):
+            value = col.objects.value(i)
+            if not isinstance(value, list):
+                continue
+            have = [orjson.dumps(v) for v in value]
+            if op == "a_equals":
+                truth[i] = have == want
+            elif op == "a_contains":
+                truth[i] = set(want) <= set(have)
+            elif op == "a_containedby":
+                truth[i] = set(have) <= set(want)
+            else:
+                truth[i] = bool(set(have) & set(want))
+        return self._with_mismatch(col, rows, truth)
+
+
+def _is_expression(arg: Any) -> bool:
+    return isinstance(arg, dict) and "op" in arg
+
+
+def _string_truth(part: StringPart, op: str, literal: str, casei: bool) -> np.ndarray:
+    if casei:
+        wanted = literal.lower()
+        lower = np.array(part.lower_vocab, dtype=object)
+        match = COMPARISONS[op](lower, wanted).astype(bool)
+        return match[part.codes]
+    if op in ("=", "<>"):
+        code = part.code_of(literal)
+        equal = part.codes == code if code is not None else np.zeros(len(part.codes), dtype=bool)
+        return equal if op == "=" else ~equal
+    from bisect import bisect_left, bisect_right
+
+    lo = bisect_left(part.vocab, literal)
+    hi = bisect_right(part.vocab, literal)
+    if op == "<":
+        return part.codes < lo
+    if op == "<=":
+        return part.codes < hi
+    if op == ">":
+        return part.codes >= hi
+    return part.codes >= lo

@@ -1,0 +1,67 @@
+"""CQL2 input (text or JSON, GET or POST) → validated CQL2 JSON, via the `cql2` package.
+
+cql2 (Rust, maintained by the STAC community) parses and validates both encodings; we
+evaluate its JSON form ourselves over the columnar index.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cql2
+import orjson
+
+from server.errors import InvalidQueryParameter
+
+CRS84 = {
+    "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+    "https://www.opengis.net/def/crs/OGC/1.3/CRS84",
+    "http://www.opengis.net/def/crs/EPSG/0/4326",
+}
+MAX_DEPTH = 64
+
+
+def _depth(node: Any, level: int = 0) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(node, dict):
+        return max([_depth(v, level + 1) for v in node.values()] or [level])
+    if isinstance(node, list):
+        return max([_depth(v, level + 1) for v in node] or [level])
+    return level
+
+
+def parse_filter(value: Any, lang: Any, crs: Any) -> Any:
+    """The filter as CQL2 JSON, or None when absent. Raises a 400 with the parser's words."""
+    if value is None or value == "" or value == {}:
+        return None
+    if crs not in (None, "") and crs not in CRS84:
+        raise InvalidQueryParameter(f"Unsupported filter-crs {crs!r}: only CRS84 is supported")
+    if lang not in (None, "", "cql2-text", "cql2-json"):
+        raise InvalidQueryParameter(f"Unsupported filter-lang {lang!r}: use cql2-text or cql2-json")
+    try:
+        if isinstance(value, str):
+            if lang == "cql2-json" or (lang in (None, "") and value.lstrip().startswith("{")):
+                expr = cql2.parse_json(value)
+            else:
+                expr = cql2.parse_text(value)
+        elif isinstance(value, dict):
+            if lang == "cql2-text":
+                raise InvalidQueryParameter("filter-lang is cql2-text but the filter is a JSON object")
+            if _depth(value) > MAX_DEPTH:
+                raise InvalidQueryParameter(f"Invalid filter: nested deeper than {MAX_DEPTH}")
+            expr = cql2.parse_json(orjson.dumps(value).decode())
+        elif isinstance(value, bool):
+            return value
+        else:
+            raise InvalidQueryParameter("Invalid filter: expected CQL2 text or a CQL2 JSON object")
+        expr.validate()
+        parsed = expr.to_json()
+    except InvalidQueryParameter:
+        raise
+    except Exception as exc:  # cql2.ParseError, cql2.ValidationError and friends
+        message = " ".join(str(exc).split())
+        raise InvalidQueryParameter(f"Invalid filter: {message[:500]}") from None
+    if _depth(parsed) > MAX_DEPTH:
+        raise InvalidQueryParameter(f"Invalid filter: nested deeper than {MAX_DEPTH}")
+    return parsed
