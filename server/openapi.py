@@ -34,6 +34,14 @@ PARAMS = {
     ),
     "intersects": _param("intersects", "A GeoJSON geometry as JSON text", _STR),
     "token": _param("token", "Opaque page token from a next link", _STR),
+    "q": _param("q", "Free text: comma-separated terms (OR); advanced syntax with AND, OR, NOT, +, -, "
+                "parentheses and quoted phrases", _STR),
+    "filter": _param("filter", "CQL2 filter (text, or JSON with filter-lang=cql2-json)", _STR),
+    "filter-lang": _param("filter-lang", "Filter encoding", {"type": "string", "enum": ["cql2-text", "cql2-json"]}),
+    "filter-crs": _param("filter-crs", "CRS of geometries in the filter (CRS84 only)", _STR),
+    "sortby": _param("sortby", "Comma-separated fields, + ascending (default) or - descending", _STR),
+    "fields": _param("fields", "Comma-separated fields to include, - prefix to exclude", _STR),
+    "query": _param("query", "Legacy query extension as JSON text", _STR),
 }
 
 _ERROR = {
@@ -80,22 +88,49 @@ SEARCH_BODY = {
         "collections": {"type": "array", "items": _STR},
         "limit": {"type": "integer", "minimum": 1},
         "token": _STR,
+        "q": {"oneOf": [_STR, {"type": "array", "items": _STR}]},
+        "filter": {"oneOf": [_STR, {"type": "object"}]},
+        "filter-lang": {"type": "string", "enum": ["cql2-text", "cql2-json"]},
+        "filter-crs": _STR,
+        "sortby": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field"],
+                "properties": {"field": _STR, "direction": {"type": "string", "enum": ["asc", "desc"]}},
+            },
+        },
+        "fields": {
+            "type": "object",
+            "properties": {"include": {"type": "array", "items": _STR}, "exclude": {"type": "array", "items": _STR}},
+        },
+        "query": {"type": "object"},
     },
 }
 
 
 def openapi_document(server_url: str) -> dict[str, Any]:
     geojson = "application/geo+json"
-    search_params = ["bbox", "intersects", "datetime", "ids", "collections", "limit", "token"]
+    extensions = ["q", "filter", "filter-lang", "filter-crs", "sortby", "fields"]
+    search_params = ["bbox", "intersects", "datetime", "ids", "collections", "limit", "token", *extensions, "query"]
+    schema = "application/schema+json"
     paths = {
         "/": _get("Landing page", "getLandingPage", [], errors=()),
         "/conformance": _get("Conformance classes", "getConformance", [], errors=()),
         "/api": _get("This OpenAPI document", "getOpenAPI", [], "application/vnd.oai.openapi+json;version=3.0", ()),
         "/api.html": _get("API documentation page", "getOpenAPIHtml", [], "text/html", ()),
-        "/collections": _get("Collections", "getCollections", ["limit", "token"]),
+        "/collections": _get(
+            "Collections, or a collection search", "getCollections",
+            ["bbox", "datetime", "limit", "token", *extensions],
+        ),
+        "/queryables": _get("Queryable properties of all items", "getQueryables", [], schema, ()),
+        "/collections/{collectionId}/queryables": _get(
+            "Queryable properties of a collection's items", "getCollectionQueryables", ["collectionId"], schema, ("404",)
+        ),
         "/collections/{collectionId}": _get("One collection", "describeCollection", ["collectionId"], errors=("404",)),
         "/collections/{collectionId}/items": _get(
-            "Items of a collection", "getFeatures", ["collectionId", "bbox", "datetime", "limit", "token"], geojson,
+            "Items of a collection", "getFeatures",
+            ["collectionId", "bbox", "datetime", "limit", "token", *extensions, "query"], geojson,
             ("400", "404"),
         ),
         "/collections/{collectionId}/items/{itemId}": _get(
