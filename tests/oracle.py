@@ -115,6 +115,23 @@ def _item_time(props: dict[str, Any]) -> tuple[float | None, float | None]:
     return None, None
 
 
+def _read(path: str) -> list[dict[str, Any]]:
+    """The JSON object(s) in a file: one document or newline-delimited ones; [] if unreadable."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError):
+        return []
+    try:
+        docs = [json.loads(text)]
+    except json.JSONDecodeError:
+        try:
+            docs = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError:
+            return []
+    return [d for d in docs if isinstance(d, dict)]
+
+
 class Oracle:
     def __init__(self) -> None:
         self.items: list[OracleItem] = []
@@ -125,40 +142,61 @@ class Oracle:
     # -- reading the files ----------------------------------------------------------------------
 
     @classmethod
-    def from_root(cls, root: str | os.PathLike[str]) -> "Oracle":
-        """Walk a local catalog.json / collection.json breadth first (child, then item links)."""
+    def from_root(cls, root: str | os.PathLike[str], **options: Any) -> "Oracle":
+        return cls.from_roots([root], **options)
+
+    @classmethod
+    def from_roots(cls, roots: list[str | os.PathLike[str]], *, only_loaded_collections: bool = False) -> "Oracle":
+        """Walk local catalog.json / collection.json files breadth first (child, then item
+        links); a root may also be an item, a FeatureCollection or newline-delimited items.
+
+        ``only_loaded_collections``: an item naming a collection that is not in the catalog
+        gets the nearest collection above it instead, or none (the server's documented
+        refinement of the rule, so that every served item's collection link resolves).
+        """
         oracle = cls()
         seen: set[str] = set()
-        queue: deque[tuple[str, str | None]] = deque([(os.path.realpath(root), None)])
-        seen.add(os.path.realpath(root))
-        item_refs: list[tuple[str, str | None]] = []
+        queue: deque[tuple[str, str | None]] = deque()
+        item_refs: list[tuple[dict[str, Any], str, str | None]] = []
+        for root in roots:
+            real = os.path.realpath(root)
+            if real not in seen:
+                seen.add(real)
+                queue.append((real, None))
         while queue:
             path, parent_collection = queue.popleft()
-            with open(path, encoding="utf-8") as f:
-                doc = json.load(f)
-            current = parent_collection
-            if doc.get("type") == "Collection":
-                oracle.collections.setdefault(doc["id"], doc)
-                current = doc["id"]
-            else:
-                oracle.catalogs.append(doc)
-            for ln in doc.get("links", []):
-                if ln.get("rel") not in ("child", "item"):
+            for doc in _read(path):
+                kind = doc.get("type")
+                if kind == "Feature":
+                    item_refs.append((doc, path, parent_collection))
                     continue
-                href = ln["href"]
-                target = os.path.realpath(href if os.path.isabs(href) else os.path.join(os.path.dirname(path), href))
-                if target in seen:
+                if kind == "FeatureCollection":
+                    item_refs += [(f, path, parent_collection) for f in doc.get("features", [])]
                     continue
-                seen.add(target)
-                if ln["rel"] == "child":
-                    queue.append((target, current))
+                current = parent_collection
+                if kind == "Collection" or (kind is None and "extent" in doc):
+                    oracle.collections.setdefault(doc["id"], doc)
+                    current = doc["id"]
                 else:
-                    item_refs.append((target, current))
+                    oracle.catalogs.append(doc)
+                for ln in doc.get("links", []):
+                    href = ln.get("href", "")
+                    if ln.get("rel") not in ("child", "item") or "://" in href:
+                        continue
+                    target = os.path.realpath(href if os.path.isabs(href) else os.path.join(os.path.dirname(path), href))
+                    if target in seen:
+                        continue
+                    seen.add(target)
+                    if ln["rel"] == "child":
+                        queue.append((target, current))
+                    else:
+                        item_refs += [(d, target, current) for d in _read(target)]
         keys: set[Key] = set()
-        for path, parent_collection in item_refs:
-            with open(path, encoding="utf-8") as f:
-                doc = json.load(f)
-            oracle._add(doc, doc.get("collection") or parent_collection, path, keys)
+        for doc, path, parent_collection in item_refs:
+            collection = doc.get("collection") or parent_collection
+            if only_loaded_collections and collection not in oracle.collections:
+                collection = parent_collection
+            oracle._add(doc, collection, path, keys)
         return oracle
 
     def _add(self, doc: dict[str, Any], collection: str | None, path: str, keys: set[Key]) -> None:

@@ -1,0 +1,609 @@
+"""Loading static catalogs: structure, hrefs, cycles, bad input, duplicates, bulk input, versions.
+
+Each test lays out a small catalog in tmp_path, loads it with load_catalogs() and checks the
+index (and, where it matters, what the API serves from it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.catalog.loader import LoadError, LoadReport, load_catalogs
+from server.index import Index
+from tests.helpers import CatalogDir, catalog, collection, free_port, item, link, run_cli
+from tests.oracle import Oracle
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "catalogs"
+
+
+def keys_of(index: Index) -> set[tuple[str | None, str]]:
+    return {(index.collection_of(p), index.ids[p]) for p in range(index.size)}
+
+
+def load(*roots: Path | str) -> tuple[Index, LoadReport]:
+    return load_catalogs([str(r) for r in roots])
+
+
+def served(index: Index, key: tuple[str | None, str]) -> dict[str, Any]:
+    collection_id, item_id = key
+    pos = index.find(collection_id, item_id)
+    assert pos is not None, key
+    return index.item(pos)
+
+
+def skip_reasons(report: LoadReport) -> dict[str, str]:
+    return {os.path.realpath(path): reason for path, reason in report.skips}
+
+
+# -- structure -------------------------------------------------------------------------------------
+
+
+def test_nested_catalogs_at_depth(catalog_dir: CatalogDir) -> None:
+    depth = 12
+    catalog_dir.write("catalog.json", catalog("root", [link("child", "./deep/collection.json")]))
+    catalog_dir.write("deep/collection.json", collection("deep", [link("child", "./l1/catalog.json")]))
+    prefix = "deep"
+    for level in range(1, depth + 1):
+        prefix += f"/l{level}"
+        links = [link("item", f"./item-{level}/item-{level}.json")]
+        if level < depth:
+            links.append(link("child", f"./l{level + 1}/catalog.json"))
+        catalog_dir.write(f"{prefix}/catalog.json", catalog(f"level-{level}", links))
+        catalog_dir.write(f"{prefix}/item-{level}/item-{level}.json", item(f"item-{level}"))
+    index, report = load(catalog_dir.path("catalog.json"))
+    assert keys_of(index) == {("deep", f"item-{n}") for n in range(1, depth + 1)}
+    assert report.catalogs == depth + 1 and report.collections == 1 and report.items == depth
+    assert report.skipped == 0
+    # items below plain sub-catalogs take the nearest collection above them
+    assert served(index, ("deep", f"item-{depth}"))["collection"] == "deep"
+
+
+def test_items_under_a_plain_catalog(catalog_dir: CatalogDir, make_client) -> None:
+    catalog_dir.write("catalog.json", catalog("root", [link("item", "./a/a.json"), link("child", "./sub/catalog.json")]))
+    catalog_dir.write("a/a.json", item("a"))
+    catalog_dir.write("sub/catalog.json", catalog("sub", [link("item", "./b/b.json")]))
+    catalog_dir.write("sub/b/b.json", item("b", bbox=(10, 10, 11, 11)))
+    index, report = load(catalog_dir.path("catalog.json"))
+    assert keys_of(index) == {(None, "a"), (None, "b")}
+    assert report.collections == 0 and report.catalogs == 2
+    assert "collection" not in served(index, (None, "a"))
+    with make_client(index=index) as c:
+        assert c.get("/collections").json()["collections"] == []
+        doc = c.get("/search").json()
+        assert doc["numberMatched"] == 2 and {f["id"] for f in doc["features"]} == {"a", "b"}
+        assert [f["id"] for f in c.get("/search", params={"bbox": "9,9,10.5,10.5"}).json()["features"]] == ["b"]
+
+
+def test_collection_nested_in_collection(catalog_dir: CatalogDir, make_client) -> None:
+    catalog_dir.write("collection.json", collection("outer", [
+        link("item", "./o1/o1.json"), link("child", "./inner/collection.json")]))
+    catalog_dir.write("o1/o1.json", item("o1"))
+    catalog_dir.write("inner/collection.json", collection("inner", [
+        link("item", "./i1/i1.json"), link("child", "./more/catalog.json")]))
+    catalog_dir.write("inner/i1/i1.json", item("i1"))
+    catalog_dir.write("inner/more/catalog.json", catalog("more", [link("item", "./i2/i2.json")]))
+    catalog_dir.write("inner/more/i2/i2.json", item("i2"))
+    index, report = load(catalog_dir.path("collection.json"))
+    assert keys_of(index) == {("outer", "o1"), ("inner", "i1"), ("inner", "i2")}
+    assert set(index.collections) == {"outer", "inner"}
+    assert keys_of(index) == Oracle.from_root(catalog_dir.path("collection.json")).keys()
+    with make_client(index=index) as c:
+        assert sorted(col["id"] for col in c.get("/collections").json()["collections"]) == ["inner", "outer"]
+        inner = c.get("/collections/inner/items").json()
+        assert sorted(f["id"] for f in inner["features"]) == ["i1", "i2"]
+        assert c.get("/collections/inner/items/i2").status_code == 200
+        assert c.get("/collections/outer/items/i2").status_code == 404
+
+
+def test_relative_and_absolute_hrefs(catalog_dir: CatalogDir) -> None:
+    root = catalog_dir.root
+    catalog_dir.write("catalog.json", catalog("root", [
+        link("child", str(root / "by-path" / "catalog.json")),          # absolute path
+        link("child", (root / "by-url" / "catalog.json").as_uri()),     # file:// URL
+        link("child", "plain/catalog.json"),                            # relative, no ./
+        link("child", "./with%20space/catalog.json"),                    # percent-encoded
+        link("item", "./items/../items/r.json"),                        # .. that stays inside
+    ]))
+    catalog_dir.write("by-path/catalog.json", catalog("by-path", [link("item", str(root / "by-path" / "p.json"))]))
+    catalog_dir.write("by-path/p.json", item("p"))
+    catalog_dir.write("by-url/catalog.json", catalog("by-url", [link("item", "u.json")]))
+    catalog_dir.write("by-url/u.json", item("u"))
+    catalog_dir.write("plain/catalog.json", catalog("plain", [link("item", "../shared-items/s.json")]))
+    catalog_dir.write("shared-items/s.json", item("s"))
+    catalog_dir.write("with space/catalog.json", catalog("spaced", [link("item", "./w.json")]))
+    catalog_dir.write("with space/w.json", item("w"))
+    catalog_dir.write("items/r.json", item("r"))
+    index, report = load(catalog_dir.path("catalog.json"))
+    assert report.skips == []
+    assert {i for _, i in keys_of(index)} == {"p", "u", "s", "w", "r"}
+    assert report.catalogs == 5
+
+
+def test_link_cycles_terminate(catalog_dir: CatalogDir) -> None:
+    catalog_dir.write("catalog.json", catalog("root", [
+        link("child", "./catalog.json"),                   # self-loop
+        link("child", "./a/collection.json"),
+        link("item", "./a/x/x.json"),                      # the same item as below, linked twice
+    ]))
+    catalog_dir.write("a/collection.json", collection("a", [
+        link("child", "../catalog.json"),                  # back to an ancestor
+        link("child", "./collection.json"),                # self-loop
+        link("child", "./b/catalog.json"),
+        link("item", "./x/x.json"),
+    ]))
+    catalog_dir.write("a/b/catalog.json", catalog("b", [
+        link("child", "../collection.json"),               # back to its parent
+        link("child", "../../catalog.json"),               # back to the root
+        link("item", "./y.json"),
+        link("item", "./y.json"),
+    ]))
+    catalog_dir.write("a/x/x.json", item("x", collection="a"))
+    catalog_dir.write("a/b/y.json", item("y"))
+    index, report = load(catalog_dir.path("catalog.json"))
+    assert keys_of(index) == {("a", "x"), ("a", "y")}
+    assert report.catalogs == 2 and report.collections == 1
+
+
+# -- unreadable input ---------------------------------------------------------------------------------
+
+
+def test_bad_documents_are_skipped_and_reported(catalog_dir: CatalogDir) -> None:
+    catalog_dir.write("catalog.json", catalog("root", [
+        link("child", "./missing/catalog.json"),
+        link("child", "./broken/catalog.json"),
+        link("child", "./array/catalog.json"),
+        link("child", "./good/collection.json"),
+    ]))
+    catalog_dir.write_text("broken/catalog.json", '{"type": "Catalog", "id": "broken", ')
+    catalog_dir.write_text("array/catalog.json", "[1, 2, 3]")
+    catalog_dir.write("good/collection.json", collection("good", [
+        link("item", "./ok/ok.json"),
+        link("item", "./gone.json"),
+        link("item", "./bad-json.json"),
+        link("item", "./string.json"),
+        link("item", "./no-id.json"),
+        link("item", "./bad-time.json"),
+        link("item", "./not-a-feature.json"),
+        link("item", "./ok2/ok2.json"),
+    ]))
+    catalog_dir.write("good/ok/ok.json", item("ok"))
+    catalog_dir.write("good/ok2/ok2.json", item("ok2"))
+    catalog_dir.write_text("good/bad-json.json", "{nope")
+    catalog_dir.write_text("good/string.json", '"just a string"')
+    no_id = item("x")
+    del no_id["id"]
+    catalog_dir.write("good/no-id.json", no_id)
+    catalog_dir.write("good/bad-time.json", item("bad-time", datetime="yesterday"))
+    catalog_dir.write("good/not-a-feature.json", {"hello": "world"})
+    index, report = load(catalog_dir.path("catalog.json"))
+    assert keys_of(index) == {("good", "ok"), ("good", "ok2")}
+    reasons = skip_reasons(report)
+    bad = ["missing/catalog.json", "broken/catalog.json", "array/catalog.json", "good/gone.json",
+           "good/bad-json.json", "good/string.json", "good/no-id.json", "good/bad-time.json",
+           "good/not-a-feature.json"]
+    assert set(reasons) == {os.path.realpath(catalog_dir.path(p)) for p in bad}
+    assert report.skipped == len(bad)
+    for path, reason in reasons.items():
+        assert reason.strip(), path
+    r = lambda rel: reasons[os.path.realpath(catalog_dir.path(rel))]  # noqa: E731
+    assert re.search(r"no such file|not found|exist", r("missing/catalog.json"), re.I)
+    assert "json" in r("broken/catalog.json").lower()
+    assert "object" in r("array/catalog.json").lower()
+    assert "datetime" in r("good/bad-time.json")
+    assert "id" in r("good/no-id.json")
+    summary = report.summary()
+    for number in (report.catalogs, report.collections, report.items, report.skipped):
+        assert str(number) in summary
+    assert report.seconds >= 0
+
+
+def test_bad_root_among_good_roots(catalog_dir: CatalogDir) -> None:
+    catalog_dir.write("good/catalog.json", catalog("good", [link("item", "./a.json")]))
+    catalog_dir.write("good/a.json", item("a"))
+    catalog_dir.write_text("bad/catalog.json", "not json")
+    index, report = load(catalog_dir.path("good/catalog.json"), catalog_dir.path("bad/catalog.json"),
+                         catalog_dir.path("nowhere/catalog.json"))
+    assert keys_of(index) == {(None, "a")}
+    assert report.skipped == 2
+
+
+@pytest.mark.parametrize(
+    "content",
+    [None, "", "not json", "[]", '"text"', "42", '{"hello": "world"}', '{"type": "Catalog"}'],
+    ids=["missing", "empty", "not-json", "array", "string", "number", "not-stac", "no-id"],
+)
+def test_nothing_loadable_raises(catalog_dir: CatalogDir, content: str | None) -> None:
+    root = catalog_dir.path("catalog.json")
+    if content is not None:
+        catalog_dir.write_text("catalog.json", content)
+    with pytest.raises(LoadError, match=re.escape(str(root))):
+        load(root)
+
+
+def test_empty_folder_raises(catalog_dir: CatalogDir) -> None:
+    with pytest.raises(LoadError):
+        load(catalog_dir.root)
+
+
+def test_cli_exits_1_when_nothing_loads(tmp_path: Path) -> None:
+    result = run_cli(["serve", str(tmp_path / "no-such-catalog.json"), "--host", "127.0.0.1",
+                      "--port", str(free_port())])
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "nothing could be loaded" in result.stderr
+
+
+# -- duplicates and collection membership -----------------------------------------------------------
+
+
+def test_duplicate_ids_keep_the_first(catalog_dir: CatalogDir, make_client) -> None:
+    catalog_dir.write("catalog.json", catalog("root", [
+        link("child", "./c1/collection.json"), link("child", "./c2/collection.json")]))
+    catalog_dir.write("c1/collection.json", collection("c1", [
+        link("item", "./first/x.json"), link("item", "./second/x.json")]))
+    catalog_dir.write("c1/first/x.json", item("x", properties={"which": "first"}))
+    catalog_dir.write("c1/second/x.json", item("x", bbox=(50, 50, 51, 51), properties={"which": "second"}))
+    catalog_dir.write("c2/collection.json", collection("c2", [link("item", "./x.json")]))
+    catalog_dir.write("c2/x.json", item("x", properties={"which": "other collection"}))
+    index, report = load(catalog_dir.path("catalog.json"))
+    assert keys_of(index) == {("c1", "x"), ("c2", "x")}
+    assert served(index, ("c1", "x"))["properties"]["which"] == "first"
+    assert served(index, ("c2", "x"))["properties"]["which"] == "other collection"
+    reasons = skip_reasons(report)
+    assert list(reasons) == [os.path.realpath(catalog_dir.path("c1/second/x.json"))]
+    assert "duplicate" in next(iter(reasons.values()))
+    with make_client(index=index) as c:
+        assert c.get("/collections/c1/items/x").json()["properties"]["which"] == "first"
+        assert c.get("/collections/c2/items/x").json()["properties"]["which"] == "other collection"
+        doc = c.get("/search", params={"ids": "x"}).json()
+        assert doc["numberMatched"] == 2
+        # the dropped duplicate is not searchable by its own footprint either
+        assert c.get("/search", params={"bbox": "50,50,51,51"}).json()["numberMatched"] == 0
+
+
+def test_duplicate_collection_ids_keep_the_first(catalog_dir: CatalogDir) -> None:
+    catalog_dir.write("catalog.json", catalog("root", [
+        link("child", "./one/collection.json"), link("child", "./two/collection.json")]))
+    catalog_dir.write("one/collection.json", collection("same", [link("item", "./a.json")], title="one"))
+    catalog_dir.write("one/a.json", item("a"))
+    catalog_dir.write("two/collection.json", collection("same", [link("item", "./b.json")], title="two"))
+    catalog_dir.write("two/b.json", item("b"))
+    index, report = load(catalog_dir.path("catalog.json"))
+    assert index.collections["same"]["title"] == "one"
+    assert list(skip_reasons(report)) == [os.path.realpath(catalog_dir.path("two/collection.json"))]
+    assert keys_of(index) == {("same", "a")}
+
+
+def test_item_collection_field_disagreeing_with_parent(catalog_dir: CatalogDir, make_client) -> None:
+    """The item's own `collection` wins over its parent when that collection exists; one naming
+    a collection that is not loaded is served under the nearest collection above it (the
+    loader's documented rule, so that its collection link resolves) and is still found."""
+    catalog_dir.write("catalog.json", catalog("root", [
+        link("child", "./a/collection.json"), link("child", "./b/collection.json")]))
+    catalog_dir.write("a/collection.json", collection("a", [
+        link("item", "./y.json"), link("item", "./z.json"), link("item", "./n.json")]))
+    catalog_dir.write("b/collection.json", collection("b"))
+    catalog_dir.write("a/y.json", item("y", collection="b"))
+    catalog_dir.write("a/z.json", item("z", collection="not-loaded"))
+    catalog_dir.write("a/n.json", item("n"))
+    index, report = load(catalog_dir.path("catalog.json"))
+    assert keys_of(index) == {("b", "y"), ("a", "z"), ("a", "n")}
+    assert keys_of(index) == Oracle.from_root(catalog_dir.path("catalog.json"), only_loaded_collections=True).keys()
+    assert report.skipped == 0
+    with make_client(index=index) as c:
+        assert c.get("/collections/b/items/y").json()["collection"] == "b"
+        assert c.get("/collections/a/items/y").status_code == 404
+        assert c.get("/search", params={"collections": "b"}).json()["numberMatched"] == 1
+
+
+def test_item_naming_an_unloaded_collection_without_parent_collection(catalog_dir: CatalogDir, make_client) -> None:
+    """No collection to fall back on: served without one, never with a dangling collection link."""
+    catalog_dir.write("catalog.json", catalog("root", [link("item", "./i.json")]))
+    catalog_dir.write("i.json", item("i", collection="elsewhere"))
+    index, report = load(catalog_dir.path("catalog.json"))
+    assert keys_of(index) == {(None, "i")}
+    assert report.skipped == 0
+    with make_client(index=index) as c:
+        feature = c.get("/search", params={"ids": "i"}).json()["features"][0]
+        assert "collection" not in feature
+        assert not [ln for ln in feature["links"] if ln["rel"] in ("collection", "parent")]
+
+
+# -- roots ---------------------------------------------------------------------------------------------
+
+
+def test_folder_root_finds_catalog_json(catalog_dir: CatalogDir) -> None:
+    catalog_dir.write("catalog.json", catalog("root", [link("item", "./a.json")]))
+    catalog_dir.write("a.json", item("a"))
+    index, _ = load(catalog_dir.root)
+    assert keys_of(index) == {(None, "a")}
+
+
+def test_folder_root_finds_collection_json(catalog_dir: CatalogDir) -> None:
+    catalog_dir.write("collection.json", collection("c", [link("item", "./a.json")]))
+    catalog_dir.write("a.json", item("a"))
+    index, _ = load(catalog_dir.root)
+    assert keys_of(index) == {("c", "a")}
+
+
+def test_folder_root_finds_a_nested_root(catalog_dir: CatalogDir) -> None:
+    catalog_dir.write("release-1/catalog.json", catalog("root", [link("item", "./a.json")]))
+    catalog_dir.write("release-1/a.json", item("a"))
+    catalog_dir.write_text("README.md", "a catalog is in release-1/")
+    index, _ = load(catalog_dir.root)
+    assert keys_of(index) == {(None, "a")}
+
+
+def _bulk_items(n: int, collection_id: str | None) -> list[dict[str, Any]]:
+    return [
+        item(f"bulk-{i}", bbox=(i, 0, i + 0.5, 0.5), datetime=f"2021-01-{i + 1:02d}T00:00:00Z", collection=collection_id)
+        for i in range(n)
+    ]
+
+
+def test_feature_collection_with_a_collection_file(catalog_dir: CatalogDir, make_client) -> None:
+    catalog_dir.write("collection.json", collection("bulk"))
+    catalog_dir.write("index.geojson", {"type": "FeatureCollection", "features": _bulk_items(12, "bulk")})
+    index, report = load(catalog_dir.path("collection.json"), catalog_dir.path("index.geojson"))
+    assert keys_of(index) == {("bulk", f"bulk-{i}") for i in range(12)}
+    assert report.skipped == 0
+    with make_client(index=index) as c:
+        assert c.get("/collections/bulk/items", params={"limit": 100}).json()["numberMatched"] == 12
+        doc = c.get("/collections/bulk/items", params={"bbox": "2.2,0,3.2,1"}).json()
+        assert sorted(f["id"] for f in doc["features"]) == ["bulk-2", "bulk-3"]
+        assert c.get("/collections/bulk/items/bulk-7").status_code == 200
+
+
+def test_ndjson_items_with_a_collection_file(catalog_dir: CatalogDir) -> None:
+    catalog_dir.write("collection.json", collection("bulk"))
+    lines = "\n".join(json.dumps(i) for i in _bulk_items(9, "bulk")) + "\n"
+    catalog_dir.write_text("items.ndjson", lines)
+    index, report = load(catalog_dir.path("collection.json"), catalog_dir.path("items.ndjson"))
+    assert keys_of(index) == {("bulk", f"bulk-{i}") for i in range(9)}
+    assert report.skipped == 0
+
+
+def test_bulk_items_without_collection_field(catalog_dir: CatalogDir) -> None:
+    catalog_dir.write("items.geojson", {"type": "FeatureCollection", "features": _bulk_items(3, None)})
+    index, _ = load(catalog_dir.path("items.geojson"))
+    assert keys_of(index) == {(None, f"bulk-{i}") for i in range(3)}
+
+
+def test_single_item_root(catalog_dir: CatalogDir) -> None:
+    catalog_dir.write("one.json", item("one", geometry=None, bbox=None))
+    index, _ = load(catalog_dir.path("one.json"))
+    assert keys_of(index) == {(None, "one")}
+    assert served(index, (None, "one"))["geometry"] is None
+
+
+# -- scope -----------------------------------------------------------------------------------------------
+
+
+def test_links_escaping_the_root_folder_are_refused(tmp_path: Path) -> None:
+    root = CatalogDir(tmp_path / "root")
+    outside = CatalogDir(tmp_path / "outside")
+    outside.write("catalog.json", catalog("outside", [link("item", "./o.json")]))
+    outside.write("o.json", item("o"))
+    outside.write("x.json", item("x"))
+    root.write("catalog.json", catalog("root", [
+        link("child", "../outside/catalog.json"),
+        link("child", "./sub/../../outside/catalog.json"),
+        link("item", "../outside/x.json"),
+        link("item", str(outside.path("x.json"))),            # absolute path outside
+        link("item", "./in.json"),
+    ]))
+    root.write("in.json", item("in"))
+    index, report = load(root.path("catalog.json"))
+    assert keys_of(index) == {(None, "in")}
+    reasons = skip_reasons(report)
+    assert set(reasons) == {os.path.realpath(outside.path("catalog.json")), os.path.realpath(outside.path("x.json"))}
+    assert all("outside" in reason for reason in reasons.values())
+
+
+def test_symlink_escaping_the_root_folder_is_refused(tmp_path: Path) -> None:
+    root = CatalogDir(tmp_path / "root")
+    outside = CatalogDir(tmp_path / "outside")
+    outside.write("secret.json", item("secret"))
+    os.symlink(outside.path("secret.json"), root.path("link.json"))
+    root.write("catalog.json", catalog("root", [link("item", "./link.json"), link("item", "./in.json")]))
+    root.write("in.json", item("in"))
+    index, report = load(root.path("catalog.json"))
+    assert keys_of(index) == {(None, "in")}
+    assert report.skipped == 1
+
+
+def test_remote_links_from_a_local_catalog_are_refused(catalog_dir: CatalogDir) -> None:
+    catalog_dir.write("catalog.json", catalog("root", [
+        link("child", "http://127.0.0.1:9/catalog.json"),
+        link("item", "http://169.254.169.254/latest/meta-data/item.json"),
+        link("item", "./in.json"),
+    ]))
+    catalog_dir.write("in.json", item("in"))
+    index, report = load(catalog_dir.path("catalog.json"))
+    assert keys_of(index) == {(None, "in")}
+    assert report.skipped == 2
+
+
+# -- versions and hrefs ----------------------------------------------------------------------------------
+
+
+def _legacy(catalog_dir: CatalogDir, version: str, with_types: bool) -> Path:
+    root = catalog(f"old-{version}", [link("child", "./c/collection.json")])
+    col = collection("oldcol", [link("item", "./i/i.json")])
+    it = item("olditem", bbox=(5, 50, 6, 51), datetime="2019-06-01T00:00:00Z", collection="oldcol",
+              assets={"data": {"href": "./data.tif"}})
+    for doc in (root, col, it):
+        doc["stac_version"] = version
+    if not with_types:
+        root.pop("type")
+        col.pop("type")
+    base = f"v{version}"
+    catalog_dir.write(f"{base}/catalog.json", root)
+    catalog_dir.write(f"{base}/c/collection.json", col)
+    catalog_dir.write(f"{base}/c/i/i.json", it)
+    return catalog_dir.path(f"{base}/catalog.json")
+
+
+@pytest.mark.parametrize("version,with_types", [
+    ("0.8.1", False), ("0.9.0", False), ("1.0.0-beta.2", False), ("1.0.0-rc.2", True), ("1.1.0", True),
+])
+def test_older_versions_are_migrated(catalog_dir: CatalogDir, make_client, version: str, with_types: bool) -> None:
+    index, report = load(_legacy(catalog_dir, version, with_types))
+    assert report.skipped == 0, report.skips
+    assert keys_of(index) == {("oldcol", "olditem")}
+    served_item = served(index, ("oldcol", "olditem"))
+    assert served_item["stac_version"].startswith("1.")
+    assert served_item["assets"]["data"]["href"] == str(catalog_dir.path(f"v{version}/c/i/data.tif"))
+    assert index.collections["oldcol"]["type"] == "Collection"
+    with make_client(index=index) as c:
+        doc = c.get("/search", params={"bbox": "5.5,50.5,7,52", "datetime": "2019-06-01T00:00:00Z"}).json()
+        assert [f["id"] for f in doc["features"]] == ["olditem"]
+        assert c.get("/collections/oldcol").json()["stac_version"].startswith("1.")
+
+
+def test_unknown_version_is_refused_with_its_name(catalog_dir: CatalogDir) -> None:
+    catalog_dir.write("catalog.json", catalog("root", [link("child", "./odd/catalog.json"), link("item", "./in.json")]))
+    catalog_dir.write("odd/catalog.json", {"stac_version": "banana", "id": "odd", "description": "d", "links": []})
+    catalog_dir.write("in.json", item("in"))
+    index, report = load(catalog_dir.path("catalog.json"))
+    assert keys_of(index) == {(None, "in")}
+    assert "banana" in skip_reasons(report)[os.path.realpath(catalog_dir.path("odd/catalog.json"))]
+
+
+def test_asset_and_link_hrefs_are_made_absolute(catalog_dir: CatalogDir, make_client) -> None:
+    folder = catalog_dir.path("c/items/a")
+    catalog_dir.write("catalog.json", catalog("root", [link("child", "./c/collection.json")]))
+    catalog_dir.write("c/collection.json", collection(
+        "c", [link("item", "./items/a/a.json"), link("license", "./LICENSE.txt")],
+        assets={"thumb": {"href": "./thumb.png"}},
+    ))
+    catalog_dir.write("c/items/a/a.json", item("a", collection="c", links=[
+        link("license", "../../LICENSE.txt"), link("via", "https://example.com/about"),
+        link("self", "./a.json"), link("parent", "../../collection.json"),
+    ], assets={
+        "here": {"href": "./data/a.tif", "type": "image/tiff"},
+        "up": {"href": "../shared/b.tif"},
+        "plain": {"href": "c.tif"},
+        "web": {"href": "https://data.example.com/a.tif"},
+        "s3": {"href": "s3://bucket/key/a.tif"},
+    }))
+    index, _ = load(catalog_dir.path("catalog.json"))
+    doc = served(index, ("c", "a"))
+    hrefs = {k: v["href"] for k, v in doc["assets"].items()}
+    assert hrefs == {
+        "here": str(folder / "data" / "a.tif"),
+        "up": str(catalog_dir.path("c/items/shared/b.tif")),
+        "plain": str(folder / "c.tif"),
+        "web": "https://data.example.com/a.tif",
+        "s3": "s3://bucket/key/a.tif",
+    }
+    assert doc["assets"]["here"]["type"] == "image/tiff"
+    by_rel = {ln["rel"]: ln["href"] for ln in doc["links"]}
+    assert by_rel["license"] == str(catalog_dir.path("c/LICENSE.txt"))
+    assert by_rel["via"] == "https://example.com/about"
+    col = index.collections["c"]
+    assert col["assets"]["thumb"]["href"] == str(catalog_dir.path("c/thumb.png"))
+    with make_client(index=index) as c:
+        served_doc = c.get("/collections/c/items/a").json()
+        assert served_doc["assets"]["here"]["href"] == str(folder / "data" / "a.tif")
+        # the static self/parent links are replaced by the API's own
+        assert {ln["href"] for ln in served_doc["links"] if ln["rel"] == "self"} == {
+            "http://testserver/collections/c/items/a"}
+        assert c.get("/collections/c").json()["assets"]["thumb"]["href"] == str(catalog_dir.path("c/thumb.png"))
+
+
+def test_time_forms(catalog_dir: CatalogDir, make_client) -> None:
+    """Instants, ranges with datetime null, open-ended ranges, offsets and fractions in documents."""
+    docs = {
+        "instant": item("instant", datetime="2020-05-01T12:00:00Z"),
+        "range": item("range", datetime=None, properties={
+            "start_datetime": "2020-01-01T00:00:00Z", "end_datetime": "2020-12-31T23:59:59Z"}),
+        "open-end": item("open-end", datetime=None, properties={"start_datetime": "2022-01-01T00:00:00Z"}),
+        "offset": item("offset", datetime="2020-05-01T14:00:00.5+02:00"),
+    }
+    catalog_dir.write("catalog.json", catalog("root", [link("item", f"./{k}.json") for k in docs]))
+    for name, doc in docs.items():
+        catalog_dir.write(f"{name}.json", doc)
+    index, report = load(catalog_dir.path("catalog.json"))
+    assert report.skipped == 0
+    oracle = Oracle.from_root(catalog_dir.path("catalog.json"))
+    with make_client(index=index) as c:
+        for dt in ["2020-05-01T12:00:00Z", "2020-05-01T12:00:00.5Z", "2030-01-01T00:00:00Z", "../2019-12-31T23:59:59Z",
+                   "2020-12-31T23:59:59Z/..", "2021-06-01T00:00:00Z/2022-01-01T00:00:00Z"]:
+            got = {f["id"] for f in c.get("/search", params={"datetime": dt}).json()["features"]}
+            assert got == {i for _, i in oracle.evaluate({"datetime": dt})}, dt
+
+
+# -- the shared real-world catalogs ---------------------------------------------------------------------
+
+
+def shared_roots() -> list[list[str]]:
+    """Roots from ../shared/catalogs/README.md's table; "a + b" is one load of two files."""
+    readme = SHARED / "README.md"
+    if not readme.is_file():
+        return []
+    roots = []
+    for line in readme.read_text().splitlines():
+        m = re.match(r"\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|", line)
+        if not m or not m.group(1).endswith((".json", ".geojson", ".ndjson")) or m.group(1) == "root":
+            continue
+        parts = [p.strip() for p in m.group(1).split("+")]
+        first = SHARED / parts[0]
+        roots.append([str(first)] + [str(first.parent / p) for p in parts[1:]])
+    return roots
+
+
+# (collections, items) at least, from the README's description of each root
+MINIMUMS = {
+    "stac-spec-examples-1.0/catalog.json": (2, 2),
+    "stac-spec-examples-1.0/collection.json": (1, 1),
+    "stac-spec-examples-1.1/catalog.json": (2, 2),
+    "pystac-catalogs/test-case-1/catalog.json": (1, 1),
+    "pystac-catalogs/test-case-2/catalog.json": (0, 1),
+    "pystac-catalogs/test-case-4/catalog.json": (7, 62),
+    "pystac-catalogs/test-case-5/catalog.json": (1, 1),
+    "pystac-catalogs/test-case-6/catalog.json": (1, 1),
+    "pystac-catalogs/cbers-partial/catalog.json": (1, 0),
+    "pystac-catalogs/label_catalog-v0.8.1/catalog.json": (1, 62),
+    "pystac-catalogs/planet-example-v1.0.0-beta.2/collection.json": (1, 1),
+    "stactools-modis-examples/catalog.json": (36, 56),
+    "stactools-landsat-examples/landsat-c2-l1/collection.json": (1, 5),
+    "stactools-landsat-examples/landsat-c2-l2/collection.json": (1, 5),
+    "fabdem-brazil-south/catalog.json": (0, 77),
+    "joplin-itemcollection/collection.json": (1, 30),
+    "loose-items/null-geom-item.json": (0, 1),
+}
+
+SHARED_ROOTS = shared_roots()
+needs_shared = pytest.mark.skipif(not SHARED_ROOTS, reason="shared catalogs not present")
+
+
+def _name(roots: list[str]) -> str:
+    return os.path.relpath(roots[0], SHARED)
+
+
+@needs_shared
+def test_shared_readme_lists_the_known_roots() -> None:
+    assert {_name(r) for r in SHARED_ROOTS} >= set(MINIMUMS) - {"joplin-itemcollection/collection.json"}
+
+
+@needs_shared
+@pytest.mark.parametrize("roots", SHARED_ROOTS or [[]], ids=_name if SHARED_ROOTS else None)
+def test_shared_catalog_loads(roots: list[str]) -> None:
+    index, report = load_catalogs(roots)
+    assert report.items == index.size and report.collections == len(index.collections)
+    min_collections, min_items = MINIMUMS.get(_name(roots), (0, 0))
+    assert len(index.collections) >= min_collections, report.summary()
+    assert index.size >= min_items, report.summary()
+    assert index.size + len(index.collections) > 0
+    # every item is reachable the way the API reaches it
+    for pos in range(index.size):
+        assert index.find(index.collection_of(pos), index.ids[pos]) is not None
+    # the same items the brute-force walk of the files finds (the loader's rule for an item
+    # naming a collection that is not loaded: its nearest collection above)
+    assert keys_of(index) == Oracle.from_roots(roots, only_loaded_collections=True).keys()
