@@ -12,12 +12,16 @@ import json
 import math
 import random
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
+import shapely
 from shapely.geometry import shape
 
-from tests.helpers import search_all
+from server.catalog.loader import load_catalogs
+from tests import helpers
+from tests.helpers import CatalogDir, search_all
 from tests.oracle import Oracle, to_micros
 
 SEED = "stac-static-api-search-oracle-v1"
@@ -289,3 +293,195 @@ def test_edge_queries_match_oracle(client, sample_oracle: Oracle, query: dict[st
     expected = sample_oracle.evaluate(query)
     keys, pages = search_all(client, method, "/search", query)
     check_pages(keys, pages, expected, limit, f"{method} {json.dumps(query)}")
+
+
+# -- a generated worldwide catalog: antimeridian, poles, points, lines, open time ranges ---------------
+
+
+def _world_catalog(folder: Path) -> Path:
+    """Items the sample lacks: footprints on and across the antimeridian (as GeoJSON splits
+    them), at the poles, points and lines, open-ended and offset times, fractions."""
+    rng = random.Random(f"{SEED}/world-catalog")
+    d = CatalogDir(folder)
+    items: dict[str, dict[str, Any]] = {}
+    items["am-split"] = helpers.item("am-split", bbox=(170, -20, -170, -10), geometry={
+        "type": "MultiPolygon", "coordinates": [
+            [[[170, -20], [180, -20], [180, -10], [170, -10], [170, -20]]],
+            [[[-180, -20], [-170, -20], [-170, -10], [-180, -10], [-180, -20]]]]})
+    items["am-east-edge"] = helpers.item("am-east-edge", bbox=(175, 0, 180, 5))
+    items["am-west-edge"] = helpers.item("am-west-edge", bbox=(-180, 30, -175, 35))
+    items["point-180"] = helpers.item("point-180", bbox=(180, 10, 180, 10),
+                                      geometry={"type": "Point", "coordinates": [180, 10]})
+    items["point--180"] = helpers.item("point--180", bbox=(-180, -40, -180, -40),
+                                       geometry={"type": "Point", "coordinates": [-180, -40]})
+    items["north-pole"] = helpers.item("north-pole", bbox=(-180, 85, 180, 90))
+    items["south-line"] = helpers.item("south-line", bbox=(-60, -89, 60, -80), geometry={
+        "type": "LineString", "coordinates": [[-60, -80], [0, -89], [60, -80]]})
+    items["null-geom"] = helpers.item("null-geom", bbox=None, geometry=None)
+    items["open-end"] = helpers.item("open-end", datetime=None, properties={"start_datetime": "2021-06-01T00:00:00Z"})
+    items["open-start"] = helpers.item("open-start", datetime=None, properties={"end_datetime": "2001-01-01T00:00:00Z"})
+    items["offset-time"] = helpers.item("offset-time", datetime="2020-03-01T01:30:00.25+05:30")
+    for n in range(60):
+        x, y = rng.uniform(-180, 179), rng.uniform(-89, 88)
+        w, h = rng.uniform(0.01, 30), rng.uniform(0.01, 15)
+        box = (round(x, 3), round(y, 3), round(min(180, x + w), 3), round(min(90, y + h), 3))
+        t = to_micros("2000-01-01T00:00:00Z") + rng.randrange(0, 25 * 365 * 86400) * 1_000_000
+        props = {}
+        when = format_instant(rng, t)
+        if rng.random() < 0.3:
+            props = {"start_datetime": when, "end_datetime": format_instant(rng, t + rng.randrange(1, 10**14))}
+            when = None
+        items[f"box-{n}"] = helpers.item(f"box-{n}", bbox=box, datetime=when, properties=props)
+    names = sorted(items)
+    loose = names[::9]  # some items live under a plain catalog, with no collection
+    d.write("catalog.json", helpers.catalog("world", [
+        helpers.link("child", "./a/collection.json"), helpers.link("child", "./b/collection.json"),
+        *[helpers.link("item", f"./loose/{n}.json") for n in loose]]))
+    rest = [n for n in names if n not in loose]
+    for cid, part in (("a", rest[::2]), ("b", rest[1::2])):
+        d.write(f"{cid}/collection.json", helpers.collection(cid, [helpers.link("item", f"./{n}.json") for n in part]))
+        for n in part:
+            d.write(f"{cid}/{n}.json", items[n])
+    for n in loose:
+        d.write(f"loose/{n}.json", items[n])
+    return d.path("catalog.json")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, make_client) -> Iterator[tuple[Oracle, Any]]:
+    root = _world_catalog(tmp_path_factory.mktemp("world"))
+    index, report = load_catalogs([str(root)])
+    assert report.skipped == 0, report.skips
+    with make_client(index=index) as c:
+        yield Oracle.from_root(root), c
+
+
+def random_query_for(rng: random.Random, oracle: Oracle) -> dict[str, Any]:
+    """A query shaped by whatever catalog the oracle holds: boxes around and between its
+    footprints, antimeridian boxes, vertices as points, its items' own time edges."""
+    query: dict[str, Any] = {}
+    with_geom = [i for i in oracle.items if i.geometry is not None]
+    kind = rng.choices(["none", "near", "antimeridian", "random", "point", "polygon"], [2, 3, 2, 2, 2, 1])[0]
+    if kind == "near" and with_geom:
+        x0, y0, x1, y1 = rng.choice(with_geom).geometry.bounds
+        pad = rng.choice([0.0, 0.0, 0.001, 0.5, 5.0, -0.25 * (x1 - x0)])
+        box = [x0 - pad, y0 - pad, x1 + pad, y1 + pad]
+        box = [_clip_lon(box[0]), _clip_lat(box[1]), _clip_lon(box[2]), _clip_lat(box[3])]
+        if box[0] > box[2]:
+            box[0], box[2] = box[2], box[0]
+        if box[1] > box[3]:
+            box[1], box[3] = box[3], box[1]
+        query["bbox"] = [_r(v) for v in box]
+    elif kind == "antimeridian":
+        minx, maxx = rng.uniform(-170, 180), rng.uniform(-180, 170)
+        if minx <= maxx:
+            minx, maxx = max(minx, maxx), min(minx, maxx)
+        if minx == maxx:
+            minx += 1
+        miny = rng.uniform(-90, 80)
+        query["bbox"] = [_r(minx), _r(miny), _r(maxx), _r(rng.uniform(miny, 90))]
+    elif kind == "random":
+        x0, y0 = rng.uniform(-180, 170), rng.uniform(-90, 80)
+        query["bbox"] = [_r(x0), _r(y0), _r(min(180, x0 + rng.uniform(0, 90))), _r(min(90, y0 + rng.uniform(0, 45)))]
+    elif kind in ("point", "polygon") and with_geom:
+        geom = rng.choice(with_geom).geometry
+        coords = list(shapely.get_coordinates(geom))
+        x, y = (float(v) for v in rng.choice(coords))
+        if kind == "point":
+            query["intersects"] = {"type": "Point", "coordinates": [x, y]}
+        else:
+            s = rng.uniform(0.001, 3)
+            ring = [[x - s, y - s], [x + s, y - s], [x, y + s], [x - s, y - s]]
+            query["intersects"] = {"type": "Polygon", "coordinates": [[[_r(a), _r(b)] for a, b in ring]]}
+    timed = [i for i in oracle.items if i.start is not None]
+    if timed and rng.random() < 0.5:
+        edges = [t for i in timed for t in (i.start, i.end) if math.isfinite(t)]
+        a, b = sorted(int(rng.choice(edges)) + rng.choice([0, -1, 1, 86_400_000_000]) for _ in range(2))
+        form = rng.choice(["instant", "closed", "open-start", "open-end"])
+        query["datetime"] = {
+            "instant": format_instant(rng, a),
+            "closed": f"{format_instant(rng, a)}/{format_instant(rng, b)}",
+            "open-start": f"../{format_instant(rng, b)}",
+            "open-end": f"{format_instant(rng, a)}/..",
+        }[form]
+    if oracle.collections and rng.random() < 0.25:
+        query["collections"] = rng.sample(sorted(oracle.collections), rng.randint(1, len(oracle.collections)))
+    if rng.random() < 0.15:
+        query["ids"] = rng.sample(sorted({i.id for i in oracle.items}), min(len(oracle.items), rng.randint(1, 6)))
+    query["limit"] = rng.choice([1, 2, 3, 5, 10, 50])
+    return query
+
+
+@pytest.mark.parametrize("case", range(120), ids=lambda i: f"w{i:03d}")
+def test_world_catalog_matches_oracle(world: tuple[Oracle, Any], case: int) -> None:
+    oracle, client = world
+    query = random_query_for(random.Random(f"{SEED}/world/{case}"), oracle)
+    expected = oracle.evaluate(query)
+    for method in ("GET", "POST"):
+        keys, pages = search_all(client, method, "/search", query)
+        check_pages(keys, pages, expected, query["limit"], f"{method} {json.dumps(query)}")
+
+
+def test_world_queries_are_varied(world: tuple[Oracle, Any]) -> None:
+    oracle, _ = world
+    queries = [random_query_for(random.Random(f"{SEED}/world/{case}"), oracle) for case in range(120)]
+    sizes = [len(oracle.evaluate(q)) for q in queries]
+    assert sum(1 for s in sizes if s == 0) >= 10 and sum(1 for s in sizes if 0 < s < len(oracle.items)) >= 50
+    assert sum(1 for q in queries if "bbox" in q and q["bbox"][0] > q["bbox"][2]) >= 10
+    assert sum(1 for q in queries if "am-split" in {i for _, i in oracle.evaluate(q)} and ("bbox" in q or "intersects" in q)) >= 3
+
+
+WORLD_EDGES = [
+    ({"bbox": [179, -15, -179, -14]}, {"am-split"}),
+    ({"bbox": [179.5, -90, 179.9, 90]}, {"am-split", "am-east-edge"}),
+    ({"bbox": [-179.9, -90, -179.5, 90]}, {"am-split", "am-west-edge"}),
+    ({"bbox": [-180, 10, -180, 10]}, set()),   # planar, as GeoJSON: -180 does not touch a point at 180
+    ({"bbox": [180, 10, 180, 10]}, {"point-180"}),
+    ({"bbox": [0, 89, 1, 90]}, {"north-pole"}),
+    ({"intersects": {"type": "Point", "coordinates": [0, -89]}}, {"south-line"}),
+    ({"datetime": "2030-01-01T00:00:00Z"}, {"open-end"}),
+    ({"datetime": "1990-01-01T00:00:00Z"}, {"open-start"}),
+    ({"datetime": "2020-02-29T20:00:00.25Z"}, {"offset-time"}),
+]
+
+
+@pytest.mark.parametrize("query,must", WORLD_EDGES, ids=lambda v: json.dumps(v)[:50] if isinstance(v, dict) else "")
+def test_world_edges(world: tuple[Oracle, Any], query: dict[str, Any], must: set[str]) -> None:
+    oracle, client = world
+    query = {**query, "limit": 100}
+    expected = oracle.evaluate(query)
+    assert must <= {i for _, i in expected}  # the oracle itself agrees with the hand-made answer
+    for method in ("GET", "POST"):
+        keys, pages = search_all(client, method, "/search", query)
+        check_pages(keys, pages, expected, 100, f"{method} {json.dumps(query)}")
+
+
+# -- the shared real-world catalogs ---------------------------------------------------------------------
+
+from tests.test_loader import SHARED_ROOTS, _name, needs_shared  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def shared_clients(make_client) -> Iterator[dict[str, tuple[Oracle, Any]]]:
+    opened: dict[str, tuple[Oracle, Any]] = {}
+    clients = []
+    for roots in SHARED_ROOTS:
+        index, _ = load_catalogs(roots)
+        client = make_client(index=index)
+        clients.append(client)
+        opened[_name(roots)] = (Oracle.from_roots(roots, only_loaded_collections=True), client)
+    yield opened
+    for client in clients:
+        client.close()
+
+
+@needs_shared
+@pytest.mark.parametrize("name", [_name(r) for r in SHARED_ROOTS] or ["none"])
+def test_shared_catalog_searches_match_oracle(shared_clients: dict[str, tuple[Oracle, Any]], name: str) -> None:
+    oracle, client = shared_clients[name]
+    for case in range(12):
+        query = random_query_for(random.Random(f"{SEED}/shared/{name}/{case}"), oracle)
+        expected = oracle.evaluate(query)
+        method = "GET" if case % 2 else "POST"
+        keys, pages = search_all(client, method, "/search", query)
+        check_pages(keys, pages, expected, query["limit"], f"{name}: {method} {json.dumps(query)}")
