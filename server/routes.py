@@ -278,7 +278,8 @@ def route_table() -> list[Route]:
         Route("/collections/{collection_id}", collection, methods=["GET"]),
         Route("/collections/{collection_id}/queryables", collection_queryables, methods=["GET"]),
         Route("/collections/{collection_id}/items", collection_items, methods=["GET"]),
-        Route("/collections/{collection_id}/items/{item_id}", item, methods=["GET"]),
+        # :path, because the server decodes %2F before routing: an id with "/" must still match
+        Route("/collections/{collection_id}/items/{item_id:path}", item, methods=["GET"]),
         Route("/search", search_get, methods=["GET"]),
         Route("/search", search_post, methods=["POST"]),
     ]
