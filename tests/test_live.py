@@ -213,3 +213,48 @@ def test_serve_given_roots_and_base_url(tmp_path: Path) -> None:
         assert nxt["href"].startswith(f"{public}/collections/bulk/items?")
         r = http.get(nxt["href"][len(public):])
         assert r.status_code == 200 and r.json()["numberReturned"] == 3
+
+
+ODD_IDS = ["a b", "ä-ö", "x?y", "h#x", "p%20q", "plus+sign", "sl/ash", "semi;colon", "amp&er=1", "tilde~", "dot."]
+ODD_COLLECTIONS = ["col one", "col%three", "c?d&e", "ü"]
+
+
+def test_links_resolve_for_ids_that_need_escaping(tmp_path: Path) -> None:
+    """Every self/parent/collection/items link of items and collections whose ids need
+    percent-escaping leads back to the same document (over uvicorn, which decodes paths
+    once; starlette's TestClient decodes them twice, so this needs the real server)."""
+    folder = CatalogDir(tmp_path / "odd")
+    children = []
+    for n, cid in enumerate(ODD_COLLECTIONS):
+        children.append({"rel": "child", "href": f"./c{n}/collection.json"})
+        folder.write(f"c{n}/collection.json", collection(cid, [{"rel": "item", "href": f"./i{k}.json"}
+                                                               for k in range(len(ODD_IDS))]))
+        for k, iid in enumerate(ODD_IDS):
+            folder.write(f"c{n}/i{k}.json", item(iid, collection=cid))
+    folder.write("catalog.json", {"type": "Catalog", "stac_version": "1.0.0", "id": "odd", "description": "odd ids",
+                                  "links": children})
+    with run_server([str(folder.path("catalog.json"))]) as base, httpx.Client(timeout=10.0) as http:
+        def fetch(href: str) -> dict[str, Any]:
+            assert href.startswith(base + "/"), href
+            r = http.get(href)
+            assert r.status_code == 200, (href, r.text)
+            return r.json()
+
+        cols = fetch(base + "/collections")["collections"]
+        assert sorted(c["id"] for c in cols) == sorted(ODD_COLLECTIONS)
+        for col in cols:
+            links = {ln["rel"]: ln["href"] for ln in col["links"]}
+            assert fetch(links["self"])["id"] == col["id"]
+            features, _ = search_all(http, "GET", links["items"], {"limit": 4})
+            assert sorted(i for _, i in features) == sorted(ODD_IDS)
+        features, _ = search_all(http, "POST", base + "/search", {"limit": 100})
+        assert len(features) == len(ODD_IDS) * len(ODD_COLLECTIONS)
+        for f in fetch(base + "/search?limit=100")["features"]:
+            links = {ln["rel"]: ln["href"] for ln in f["links"]}
+            got = fetch(links["self"])
+            assert (got["collection"], got["id"]) == (f["collection"], f["id"])
+            assert fetch(links["collection"])["id"] == f["collection"]
+            assert fetch(links["parent"])["id"] == f["collection"]
+        got = fetch(base + "/search?" + httpx.QueryParams({"ids": "sl/ash,a b", "collections": "col one,ü"}).__str__())
+        assert sorted((f["collection"], f["id"]) for f in got["features"]) == sorted(
+            (c, i) for c in ("col one", "ü") for i in ("sl/ash", "a b"))
