@@ -262,3 +262,41 @@ def search_all(client: Any, method: str, url: str, query: dict[str, Any]) -> tup
     pages = collect_pages(client, method, url, query)
     keys = [feature_key(f) for page in pages for f in page["features"]]
     return keys, pages
+
+
+# -- a static file server, for catalogs given by URL ---------------------------------------------------
+
+
+@contextlib.contextmanager
+def serve_folder(folder: Path, fail: dict[str, int] | None = None) -> Iterator[str]:
+    """Serve ``folder`` over HTTP on 127.0.0.1; yields the base URL (no trailing slash).
+
+    ``fail`` maps URL paths to a status code answered instead of the file (e.g. 500).
+    """
+    import functools
+    import http.server
+    import threading
+
+    fail = fail or {}
+    requests: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            requests.append(self.path)
+            if self.path in fail:
+                self.send_error(fail[self.path])
+                return
+            super().do_GET()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

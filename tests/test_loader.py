@@ -16,7 +16,7 @@ import pytest
 
 from server.catalog.loader import LoadError, LoadReport, load_catalogs
 from server.index import Index
-from tests.helpers import CatalogDir, catalog, collection, free_port, item, link, run_cli
+from tests.helpers import CatalogDir, catalog, collection, free_port, item, link, run_cli, serve_folder
 from tests.oracle import Oracle
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "catalogs"
@@ -607,3 +607,45 @@ def test_shared_catalog_loads(roots: list[str]) -> None:
     # the same items the brute-force walk of the files finds (the loader's rule for an item
     # naming a collection that is not loaded: its nearest collection above)
     assert keys_of(index) == Oracle.from_roots(roots, only_loaded_collections=True).keys()
+
+
+# -- catalogs given by URL ---------------------------------------------------------------------------------
+
+
+def test_remote_catalog_loads_like_the_local_one(oracle: Oracle) -> None:
+    from server.sample import SAMPLE_DIR
+
+    with serve_folder(SAMPLE_DIR) as base:
+        index, report = load(f"{base}/catalog.json")
+    assert report.skipped == 0, report.skips
+    assert keys_of(index) == oracle.keys()
+    assert set(index.collections) == set(oracle.collections)
+
+
+def test_remote_hrefs_scope_and_failures(catalog_dir: CatalogDir) -> None:
+    catalog_dir.write("catalog.json", catalog("root", [
+        link("child", "./c/collection.json"),
+        link("child", "http://192.0.2.1/elsewhere/catalog.json"),     # another host: refused
+        link("item", catalog_dir.path("c/a/a.json").as_uri()),        # a local file from a remote catalog
+        link("item", "./missing.json"),                               # 404
+        link("item", "./flaky.json"),                                 # 500 every time
+    ]))
+    catalog_dir.write("c/collection.json", collection("c", [link("item", "./a/a.json")]))
+    catalog_dir.write("c/a/a.json", item("a", assets={"data": {"href": "./a.tif"}, "up": {"href": "../shared.tif"}},
+                                         links=[link("license", "../LICENSE")]))
+    catalog_dir.write("flaky.json", item("flaky"))
+    from server.catalog.loader import LoadOptions
+
+    with serve_folder(catalog_dir.root, fail={"/flaky.json": 500}) as base:
+        index, report = load_catalogs([f"{base}/catalog.json"], LoadOptions(fetch_retries=1, fetch_timeout=5))
+    assert keys_of(index) == {("c", "a")}
+    doc = served(index, ("c", "a"))
+    assert doc["assets"]["data"]["href"] == f"{base}/c/a/a.tif"
+    assert doc["assets"]["up"]["href"] == f"{base}/c/shared.tif"
+    assert {ln["rel"]: ln["href"] for ln in doc["links"]}["license"] == f"{base}/c/LICENSE"
+    reasons = dict(report.skips)
+    assert "host" in reasons["http://192.0.2.1/elsewhere/catalog.json"]
+    assert "404" in reasons[f"{base}/missing.json"]
+    assert "500" in reasons[f"{base}/flaky.json"]
+    assert any("local" in r for p, r in report.skips if not p.startswith("http")), report.skips
+    assert report.skipped == 4
