@@ -848,3 +848,39 @@ def test_token_resumes_after_the_last_item(client) -> None:
     b = client.get(href).json()
     assert [f["id"] for f in a["features"]] == [f["id"] for f in b["features"]]
     assert token_of(href)
+
+
+# -- before the index is loaded ------------------------------------------------------------------------
+
+
+def test_503_until_loaded_then_200(oracle: Oracle) -> None:
+    """create_app() without an index loads it in the background; until then every endpoint
+    answers 503 (so GET / answering 200 means ready)."""
+    import time
+
+    from server.app import create_app
+    from server.sample import SAMPLE_ROOT
+    from tests.conftest import TestClient
+
+    app = create_app(Settings(roots=[str(SAMPLE_ROOT)]))
+    not_started = TestClient(app, base_url=TEST_BASE)  # no lifespan: nothing loads
+    for path in ("/", "/collections", "/search"):
+        assert_error(not_started.get(path), 503)
+    with TestClient(app, base_url=TEST_BASE) as c:  # lifespan: loads in a thread
+        deadline = time.monotonic() + 20
+        while (r := c.get("/")).status_code == 503 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert r.status_code == 200
+        assert c.get("/search").json()["numberMatched"] == len(oracle.items)
+
+
+def test_failed_background_load_stays_503(tmp_path) -> None:
+    import time
+
+    from server.app import create_app
+    from tests.conftest import TestClient
+
+    app = create_app(Settings(roots=[str(tmp_path / "nothing-here.json")]))
+    with TestClient(app, base_url=TEST_BASE) as c:
+        time.sleep(0.2)
+        assert_error(c.get("/"), 503)
