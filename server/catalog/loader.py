@@ -129,7 +129,7 @@ class Loader:
         for root in self.roots:
             self.scope.add_root(root)
         self.report = LoadReport()
-        self.builder = IndexBuilder()
+        self.builder = IndexBuilder(on_reject=self.skip)
         self._seen: set[str] = set()
         self._documents = 0
         self._pending_items: list[tuple[str, Context]] = []
@@ -148,10 +148,10 @@ class Loader:
 
     def _admit(self, location: str, ctx: Context) -> bool:
         """Whether a linked document should be read (in scope, new, within limits)."""
-        key = location if is_remote(location) else os.path.realpath(location)
+        key = location if is_remote(location) else self.scope.real_paths.file(location)
         if key in self._seen:
             return False
-        refusal = self.scope.refusal(location)
+        refusal = self.scope.refusal(location, key)
         if refusal is None and ctx.depth > self.options.max_depth:
             refusal = f"nesting deeper than {self.options.max_depth}"
         if refusal is None and self._documents >= self.options.max_documents:
@@ -208,7 +208,10 @@ class Loader:
             except FetchError as exc:
                 return location, None, str(exc)
 
-        yield from self._pool.map(read, locations)
+        if any(is_remote(loc) for loc in locations):
+            yield from self._pool.map(read, locations)
+        else:  # local disks gain nothing from threads here, and pay for the hand-offs
+            yield from map(read, locations)
 
     def _walk_level(self, frontier: list[tuple[str, Context]]) -> list[tuple[str, Context]]:
         contexts = dict(frontier)
@@ -322,12 +325,13 @@ class Loader:
         if item["collection"] is None:
             del item["collection"]
         try:
-            self.builder.add_item(item)
+            self.builder.add_item(item, location)
         except ItemRejected as exc:
             self.skip(location, f"item {item.get('id')!r}: {exc}")
 
     def _collection_for(self, item: dict[str, Any], location: str, ctx: Context) -> str | None:
-        """The item's own `collection` if that collection is loaded, else the nearest above."""
+        """The item's own `collection` if that collection is loaded, else the nearest above,
+        else none: every collection an item names must resolve to /collections/{id}."""
         declared = item.get("collection")
         if declared is None or declared in self.builder.collections:
             return declared if declared is not None else ctx.collection
@@ -337,7 +341,8 @@ class Loader:
                 location, declared, ctx.collection,
             )
             return ctx.collection
-        return declared
+        log.info("%s: item names collection %r, which is not loaded; served without one", location, declared)
+        return None
 
 
 def load_catalogs(roots: Iterable[str], options: LoadOptions | None = None) -> tuple[Index, LoadReport]:

@@ -15,11 +15,19 @@ REMOTE_SCHEMES = ("http", "https")
 
 
 def is_remote(location: str) -> bool:
-    return urlsplit(location).scheme in REMOTE_SCHEMES
+    return location.startswith(("http://", "https://")) or location[:8].lower().startswith(("http://", "https://"))
 
 
 def resolve_href(base: str, href: str) -> str:
     """Absolute location of ``href`` as written in the document at ``base``."""
+    if is_remote(href):
+        return href
+    if "://" not in href[:12] and ":" not in href[:2]:  # the common case: a relative path
+        if is_remote(base):
+            return urljoin(base, href)
+        if href.startswith("/"):
+            return os.path.normpath(href)
+        return os.path.normpath(os.path.join(os.path.dirname(base), unquote(href)))
     parts = urlsplit(href)
     if parts.scheme in REMOTE_SCHEMES:
         return href
@@ -39,6 +47,32 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+class RealPaths:
+    """os.path.realpath for many files in few trees: one lstat per new folder, not per component."""
+
+    def __init__(self) -> None:
+        self._folders: dict[str, str] = {}
+
+    def folder(self, path: str) -> str:
+        known = self._folders.get(path)
+        if known is not None:
+            return known
+        parent = os.path.dirname(path)
+        if parent == path:
+            real = path
+        elif os.path.islink(path):
+            real = os.path.realpath(path)
+        else:
+            real = os.path.join(self.folder(parent), os.path.basename(path))
+        self._folders[path] = real
+        return real
+
+    def file(self, path: str) -> str:
+        if os.path.islink(path):
+            return os.path.realpath(path)
+        return os.path.join(self.folder(os.path.dirname(path)), os.path.basename(path))
+
+
 @dataclass
 class Scope:
     """The set of places the loader may read from."""
@@ -47,6 +81,7 @@ class Scope:
     origins: set[str] = field(default_factory=set)
     hosts: set[str] = field(default_factory=set)
     allow_outside_root: bool = False
+    real_paths: RealPaths = field(default_factory=RealPaths)
 
     def add_root(self, location: str) -> None:
         if is_remote(location):
@@ -55,8 +90,8 @@ class Scope:
             folder = location if os.path.isdir(location) else os.path.dirname(location)
             self.folders.append(os.path.realpath(folder))
 
-    def refusal(self, location: str) -> str | None:
-        """Why ``location`` may not be read, or None if it may."""
+    def refusal(self, location: str, real: str | None = None) -> str | None:
+        """Why ``location`` (with ``real``, its resolved path if local) may not be read, or None."""
         if is_remote(location):
             if origin(location) in self.origins:
                 return None
@@ -70,7 +105,7 @@ class Scope:
             return "local file reached from a remote catalog"
         if self.allow_outside_root:
             return None
-        real = os.path.realpath(location)
+        real = real or self.real_paths.file(location)
         for folder in self.folders:
             if real == folder or real.startswith(folder.rstrip(os.sep) + os.sep):
                 return None

@@ -56,8 +56,6 @@ def item_geometry(item: dict[str, Any]) -> shapely.Geometry | None:
         raise ItemRejected(f"invalid geometry: {exc}") from None
     if geom is None or geom.is_empty:
         return None
-    if not all(np.isfinite(geom.bounds)):
-        raise ItemRejected("geometry has non-finite coordinates")
     return geom
 
 

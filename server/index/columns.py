@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from server.index.blobs import BlobColumn
-from server.query.datetime import parse_rfc3339
+from server.index.blobs import BlobColumn, BlobWriter
+from server.query.datetime import parse_document_datetime
 
 TIME_KEYS = {"datetime", "start_datetime", "end_datetime", "created", "updated"}
 
@@ -106,10 +106,20 @@ class _KeyBuilder:
         self.bool_rows = array("q")
         self.bool_vals = array("b")
         self.obj_rows = array("q")
-        self.obj_blobs: list[bytes] = []
+        self.obj_blobs = BlobWriter()
 
     def add(self, row: int, value: Any) -> None:
-        if isinstance(value, bool):
+        kind = type(value)
+        if kind is float:  # the common cases first, by exact type: this runs per property
+            self.num_rows.append(row)
+            self.num_vals.append(value)
+        elif kind is str:
+            code = self.vocab.get(value)
+            if code is None:
+                code = self.vocab[value] = len(self.vocab)
+            self.str_rows.append(row)
+            self.str_codes.append(code)
+        elif isinstance(value, bool):
             self.bool_rows.append(row)
             self.bool_vals.append(value)
         elif isinstance(value, (int, float)):
@@ -131,8 +141,11 @@ class _KeyBuilder:
         col = Column(key)
 
         def placed(rows: array) -> tuple[np.ndarray, np.ndarray]:
+            """Final positions of the rows, sorted, and the order that sorts them; rows
+            dropped from the index (position -1) are left out."""
             positions = new_position[np.frombuffer(rows, dtype=np.int64)] if len(rows) else np.zeros(0, np.int64)
             order = np.argsort(positions, kind="stable")
+            order = order[positions[order] >= 0]
             return positions[order], order
 
         if self.num_rows:
@@ -153,7 +166,7 @@ class _KeyBuilder:
             col.boolean = BoolPart(rows, np.frombuffer(self.bool_vals, dtype=np.int8)[order].astype(bool))
         if self.obj_rows:
             rows, order = placed(self.obj_rows)
-            col.objects = ObjectPart(rows, BlobColumn.from_list([self.obj_blobs[i] for i in order]))
+            col.objects = ObjectPart(rows, self.obj_blobs.freeze(order))
         return col
 
 
@@ -162,8 +175,8 @@ def _time_part(strings: StringPart) -> NumberPart | None:
     ok = np.ones(len(strings.vocab), dtype=bool)
     for i, text in enumerate(strings.vocab):
         try:
-            parsed[i] = parse_rfc3339(text)
-        except ValueError:
+            parsed[i] = parse_document_datetime(text)
+        except (ValueError, OverflowError):
             ok[i] = False
     keep = ok[strings.codes]
     if not keep.any():

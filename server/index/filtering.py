@@ -361,9 +361,18 @@ class FilterEvaluator:
         if len(args) != 2:
             raise InvalidQueryParameter(f"Invalid filter: {op} takes two arguments")
         a, b = args
+        if property_name(a) is None and property_name(b) is not None:
+            # T_BEFORE(literal, prop) is T_AFTER(prop, literal): swap to the converse relation.
+            a, b = b, a
+            op = {
+                "t_after": "t_before", "t_before": "t_after", "t_contains": "t_during", "t_during": "t_contains",
+                "t_finishedby": "t_finishes", "t_finishes": "t_finishedby", "t_meets": "t_metby",
+                "t_metby": "t_meets", "t_overlappedby": "t_overlaps", "t_overlaps": "t_overlappedby",
+                "t_startedby": "t_starts", "t_starts": "t_startedby",
+            }.get(op, op)
         name = property_name(a)
         if name is None:
-            raise InvalidQueryParameter(f"Invalid filter: {op} needs a property first")
+            raise InvalidQueryParameter(f"Invalid filter: {op} needs a property")
         lit = _time_literal(b)
         if lit is None:
             raise InvalidQueryParameter(f"Invalid filter: {op} needs a time literal")

@@ -7,6 +7,7 @@ needs to name the last key it returned.
 
 from __future__ import annotations
 
+import bisect
 import time
 from typing import Any
 
@@ -57,15 +58,14 @@ class Index(Table):
         self.root = root
         self.loaded_at = time.time()
         self.size = len(ids)
-        self._by_id: dict[str, int | list[int]] = {}
-        for pos, item_id in enumerate(ids):
-            seen = self._by_id.get(item_id)
-            if seen is None:
-                self._by_id[item_id] = pos
-            elif isinstance(seen, list):
-                seen.append(pos)
-            else:
-                self._by_id[item_id] = [seen, pos]
+        # id → positions without a dict entry (and int objects) per item: a sorted vocabulary
+        # of ids, each position's code in it, and the positions grouped by code.
+        self._id_vocab = sorted(set(ids))
+        rank = {v: i for i, v in enumerate(self._id_vocab)}
+        self._id_codes = np.fromiter((rank[i] for i in ids), dtype=np.int64, count=len(ids))
+        del rank
+        self._id_order = np.argsort(self._id_codes, kind="stable")
+        self._id_sorted = self._id_codes[self._id_order]
         self._by_collection = {
             name: np.flatnonzero(codes == code) for code, name in enumerate(collection_names)
         }
@@ -100,10 +100,12 @@ class Index(Table):
         return [-int(self.sort_time[pos]), self.collection_of(pos) or "", self.ids[pos]]
 
     def _positions_of_id(self, item_id: str) -> list[int]:
-        found = self._by_id.get(item_id)
-        if found is None:
+        code = bisect.bisect_left(self._id_vocab, item_id)
+        if code == len(self._id_vocab) or self._id_vocab[code] != item_id:
             return []
-        return found if isinstance(found, list) else [found]
+        lo = int(np.searchsorted(self._id_sorted, code, "left"))
+        hi = int(np.searchsorted(self._id_sorted, code, "right"))
+        return [int(p) for p in self._id_order[lo:hi]]
 
     # -- what the shared Table machinery needs ------------------------------------------------
 
@@ -121,10 +123,8 @@ class Index(Table):
         return self.columns.get(name)
 
     def _id_column(self) -> Column:
-        vocab = sorted(self._by_id)
-        rank = {v: i for i, v in enumerate(vocab)}
-        codes = np.fromiter((rank[i] for i in self.ids), dtype=np.int64, count=self.size)
-        return Column("id", string=StringPart(np.arange(self.size, dtype=np.int64), codes, vocab))
+        rows = np.arange(self.size, dtype=np.int64)
+        return Column("id", string=StringPart(rows, self._id_codes, self._id_vocab))
 
     def _collection_column(self) -> Column:
         rows = np.flatnonzero(self.codes >= 0)

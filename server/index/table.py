@@ -14,10 +14,10 @@ from typing import Any, Callable
 
 import numpy as np
 import shapely
-from shapely import STRtree
 
 from server.errors import InvalidQueryParameter
 from server.index.columns import Column
+from server.index.spatial import BoxIndex
 from server.index.text import TextIndex
 from server.query.model import SearchQuery, SortField
 
@@ -48,6 +48,7 @@ class _Desc:
 
 
 MISSING_RANK = 9
+MAX_BOX_PARTS = 64
 
 
 class Table:
@@ -61,8 +62,7 @@ class Table:
     def _init_spatial(self) -> None:
         has_geom = ~np.isnan(self.bounds[:, 0]) if len(self.bounds) else np.zeros(0, bool)
         self.geometry_positions = np.flatnonzero(has_geom)
-        boxes = shapely.box(*self.bounds[has_geom].T) if has_geom.any() else np.array([], dtype=object)
-        self._tree = STRtree(boxes)
+        self._boxes = BoxIndex(self.geometry_positions, self.bounds[has_geom])
 
     # -- to be provided by each kind of table -----------------------------------------------
 
@@ -119,8 +119,14 @@ class Table:
     # -- spatial -------------------------------------------------------------------------------
 
     def _box_candidates(self, geom: shapely.Geometry) -> np.ndarray:
-        hits = self._tree.query(geom)
-        return np.sort(self.geometry_positions[hits])
+        """Sorted positions whose box meets the box of ``geom`` (of each part, for a few parts)."""
+        parts = getattr(geom, "geoms", None)
+        if parts is None or len(parts) > MAX_BOX_PARTS:
+            parts = [geom]
+        hits = [self._boxes.query(part.bounds) for part in parts if not part.is_empty]
+        if not hits:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate(hits)) if len(hits) > 1 else np.sort(hits[0])
 
     def _refine(self, candidates: np.ndarray, geom: shapely.Geometry) -> np.ndarray:
         """Exact intersection test, skipped for records whose box lies inside a query box."""

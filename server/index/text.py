@@ -59,6 +59,7 @@ class TextIndexBuilder:
     def freeze(self, new_position: np.ndarray) -> "TextIndex":
         vocab = sorted(self._postings)
         postings = [np.sort(new_position[np.frombuffer(self._postings[w], dtype=np.int64)]) for w in vocab]
+        postings = [p[p >= 0] for p in postings]  # rows dropped from the index are -1
         return TextIndex(vocab, postings)
 
 

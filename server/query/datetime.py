@@ -58,12 +58,18 @@ def parse_rfc3339(text: str) -> int:
 
 
 def parse_document_datetime(text: str) -> int:
-    """Lenient parse for datetimes found in catalog files (naive means UTC)."""
+    """Lenient parse for datetimes found in catalog files (naive means UTC).
+
+    datetime.fromisoformat (C, ~0.2 µs) first; the regex parser for what it rejects,
+    such as more than six fractional digits."""
     try:
-        return parse_rfc3339(text)
+        dt = datetime.fromisoformat(text)
     except ValueError:
-        pass
-    dt = datetime.fromisoformat(text.strip().replace("z", "Z"))
+        try:
+            return parse_rfc3339(text)
+        except ValueError:
+            pass
+        dt = datetime.fromisoformat(text.strip().replace("z", "Z"))
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return to_micros(dt)

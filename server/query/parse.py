@@ -86,7 +86,7 @@ def parse_geometry(value: Any) -> shapely.Geometry:
     if not all(math.isfinite(c) for c in geom.bounds):
         raise InvalidQueryParameter("Invalid intersects: non-finite coordinates")
     if not geom.is_valid:
-        geom = shapely.make_valid(geom)
+        raise InvalidQueryParameter(f"Invalid intersects geometry: {shapely.is_valid_reason(geom)}")
     return geom
 
 
