@@ -7,6 +7,8 @@ chunks. Anything unreadable is skipped with a reason; nothing stops the load.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import glob
 import logging
 import os
@@ -18,7 +20,7 @@ from typing import Any, Iterable, Iterator
 
 import orjson
 
-from server.catalog.locations import Scope, is_remote
+from server.catalog.locations import RealPaths, Scope, is_remote
 from server.catalog.normalize import child_hrefs, resolve_href, servable
 from server.catalog.sources import FetchError, Fetcher
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
@@ -64,6 +66,16 @@ class LoadOptions:
     allow_hosts: tuple[str, ...] = ()
     allow_outside_root: bool = False
     progress: bool | None = None  # None: when stderr is a terminal
+
+
+def release_free_memory() -> None:
+    """Collect what the load left behind and hand freed heap pages back to the OS, so the
+    resident size reflects the index rather than the load's transient documents."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 class LoadError(Exception):
@@ -193,13 +205,22 @@ class Loader:
             while frontier:
                 frontier = self._walk_level(frontier)
             self._load_items()
-        self._progress(force=True)
-        index = self.builder.build()
+            self._progress(force=True)
+            index = self.builder.build()
+        self._forget_walk()
+        release_free_memory()
         self.report.items = index.size
         self.report.collections = len(index.collections)
         self.report.seconds = time.perf_counter() - started
         log.info(self.report.summary())
         return index, self.report
+
+    def _forget_walk(self) -> None:
+        """Drop what only the walk needed (visited paths, resolved folders) before the
+        memory is handed back."""
+        self._seen = set()
+        self.scope.real_paths = RealPaths()
+        self.builder = IndexBuilder(on_reject=self.skip)
 
     def _fetch_all(self, locations: list[str]) -> Iterator[tuple[str, bytes | None, str | None]]:
         def read(location: str) -> tuple[str, bytes | None, str | None]:

@@ -87,6 +87,8 @@ def query_to_cql2(value: Any) -> Any:
             raise InvalidQueryParameter("Invalid query: not JSON") from None
     if not isinstance(value, dict):
         raise InvalidQueryParameter("Invalid query: expected an object of {property: {op: value}}")
+    if not value:  # GET ?query={} parses to {} only here: no condition, as {} in a POST body
+        return None
     clauses = []
     for name, ops in value.items():
         if not isinstance(ops, dict) or not ops:
