@@ -18,6 +18,7 @@ from server.catalog.loader import LoadOptions, load_catalogs
 from server.errors import StacApiError
 from server.index import Index
 from server.responses import JSONResponse
+from server.reload import Reloader
 from server.routes import route_table
 from server.settings import Settings
 
@@ -81,18 +82,12 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = None
+        reloader: Reloader = app.state.reloader
         if app.state.index is None:
-            async def load() -> None:
-                try:
-                    app.state.index = await asyncio.to_thread(load_index, settings)
-                except Exception:
-                    log.exception("loading the catalogs failed")
-
-            task = asyncio.create_task(load())
+            reloader._tasks.append(asyncio.create_task(reloader.reload("initial load")))
+        reloader.start(settings.reload_interval)
         yield
-        if task is not None:
-            task.cancel()
+        reloader.stop()
 
     app = Starlette(
         routes=route_table(),
@@ -106,4 +101,5 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
     )
     app.state.settings = settings
     app.state.index = index
+    app.state.reloader = Reloader(app, lambda: load_index(settings))
     return app

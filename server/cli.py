@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-host", action="append", dest="allow_hosts",
                        help="extra host the loader may fetch from (repeatable)")
     serve.add_argument("--log-level", help="debug, info, warning, error")
+    serve.add_argument("--reload-interval", type=float,
+                       help="reload the catalogs every N seconds (SIGHUP and POST /_mgmt/reload also reload)")
     return parser
 
 

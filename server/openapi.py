@@ -137,6 +137,19 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "One item", "getFeature", ["collectionId", "itemId"], geojson, ("404",)
         ),
         "/search": _get("Item search", "getItemSearch", search_params, geojson),
+        "/_mgmt/health": _get("Liveness: the process answers", "getHealth", [], errors=()),
+        "/_mgmt/ready": _get(
+            "Readiness: index version, counts, load time and the last reload's result (503 until loaded)",
+            "getReady", [], errors=(),
+        ),
+        "/_mgmt/reload": {
+            "post": {
+                "summary": "Reload the catalogs now (Authorization: Bearer <admin token>); the old index "
+                "keeps serving if the reload fails",
+                "operationId": "postReload",
+                "responses": {"200": _ok("application/json", "Reloaded"), "403": _ERROR, "404": _ERROR, "500": _ERROR},
+            }
+        },
     }
     paths["/search"]["post"] = {
         "summary": "Item search",

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from server import management
 from server.conformance import conformance_classes
 from server.errors import InvalidQueryParameter, InvalidRequestBody, NotFoundError, NotReady, PayloadTooLarge, UnsupportedMediaType
 from server.index import Index
@@ -31,9 +32,14 @@ def _settings(request: Request) -> Settings:
 
 
 def _index(request: Request) -> Index:
-    index = request.app.state.index
+    """The index this request runs on, fixed at its first use: a reload swapping in a
+    new one mid-request does not mix versions in one response."""
+    index = getattr(request.state, "index", None)
     if index is None:
-        raise NotReady("The catalog is still loading")
+        index = request.app.state.index
+        if index is None:
+            raise NotReady("The catalog is still loading")
+        request.state.index = index
     return index
 
 
@@ -282,4 +288,7 @@ def route_table() -> list[Route]:
         Route("/collections/{collection_id}/items/{item_id:path}", item, methods=["GET"]),
         Route("/search", search_get, methods=["GET"]),
         Route("/search", search_post, methods=["POST"]),
+        Route("/_mgmt/health", management.health, methods=["GET"]),
+        Route("/_mgmt/ready", management.ready, methods=["GET"]),
+        Route("/_mgmt/reload", management.reload, methods=["POST"]),
     ]

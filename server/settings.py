@@ -51,3 +51,6 @@ class Settings(BaseSettings):
         "127.0.0.1", description="Proxies trusted for X-Forwarded-* headers (uvicorn's setting)."
     )
     log_level: str = Field("info", description="Logging level.")
+    reload_interval: float = Field(0.0, ge=0, description="Reload the catalogs every N seconds (0: never). "
+                                   "SIGHUP and POST /_mgmt/reload reload at any time.")
+    admin_token: str | None = Field(None, description="Bearer token for POST /_mgmt/reload; unset disables it.")

@@ -57,6 +57,7 @@ class Index(Table):
         self.collections = collections
         self.root = root
         self.loaded_at = time.time()
+        self.version = 1
         self.size = len(ids)
         # id → positions without a dict entry (and int objects) per item: a sorted vocabulary
         # of ids, each position's code in it, and the positions grouped by code.

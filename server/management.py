@@ -1,0 +1,49 @@
+"""/_mgmt endpoints: liveness, readiness (what is loaded, how the last reload went), reload."""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.errors import NotFoundError, NotReady, StacApiError
+from server.responses import JSONResponse
+
+
+class Forbidden(StacApiError):
+    status_code = 403
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    index = request.app.state.index
+    reload_status = request.app.state.reloader.describe()
+    if index is None:
+        raise NotReady("The catalog is still loading" + (f"; last error: {reload_status['error']}" if reload_status["error"] else ""))
+    return JSONResponse(
+        {
+            "status": "ready",
+            "version": index.version,
+            "loaded_at": index.loaded_at,
+            "collections": len(index.collections),
+            "items": index.size,
+            "last_reload": reload_status,
+        }
+    )
+
+
+async def reload(request: Request) -> Response:
+    """POST with `Authorization: Bearer <admin token>`; disabled when no token is set."""
+    token = request.app.state.settings.admin_token
+    if not token:
+        raise NotFoundError("Reload over HTTP is disabled (no admin token configured)")
+    given = request.headers.get("authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        raise Forbidden("A valid admin token is required")
+    status = await request.app.state.reloader.reload("admin request")
+    body = request.app.state.reloader.describe()
+    return JSONResponse(body, status_code=200 if status.ok else 500)

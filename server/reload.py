@@ -1,0 +1,84 @@
+"""Live reload: a new index is built beside the serving one and swapped in atomically.
+
+Requests read ``app.state.index`` once, so each finishes on the version it started with.
+A reload that fails (bucket down, root unreadable, nothing loadable) leaves the old index
+serving and records why; /_mgmt/ready reports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from starlette.applications import Starlette
+
+from server.index import Index
+
+log = logging.getLogger("stac_static_api.reload")
+
+
+@dataclass
+class ReloadStatus:
+    ok: bool | None = None
+    reason: str | None = None
+    error: str | None = None
+    started_at: float | None = None
+    seconds: float | None = None
+    reloads: int = 0
+
+
+class Reloader:
+    def __init__(self, app: Starlette, build: Callable[[], Index]) -> None:
+        self.app = app
+        self.build = build
+        self.status = ReloadStatus()
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def reload(self, reason: str) -> ReloadStatus:
+        """Build a new index in a thread and swap it in; one reload at a time."""
+        async with self._lock:
+            started = time.time()
+            try:
+                index = await asyncio.to_thread(self.build)
+            except Exception as exc:  # any failure keeps the old index serving
+                self.status = ReloadStatus(False, reason, f"{type(exc).__name__}: {exc}", started,
+                                           time.time() - started, self.status.reloads)
+                log.error("reload (%s) failed, still serving the previous index: %s", reason, exc)
+                return self.status
+            previous = self.app.state.index
+            index.version = (previous.version + 1) if previous is not None else index.version
+            self.app.state.index = index
+            self.status = ReloadStatus(True, reason, None, started, time.time() - started, self.status.reloads + 1)
+            log.info("reload (%s): %d items in %.2f s", reason, index.size, self.status.seconds)
+            return self.status
+
+    def start(self, interval: float) -> None:
+        """Reload every ``interval`` seconds (0: never) and on SIGHUP."""
+        loop = asyncio.get_running_loop()
+        if interval > 0:
+            self._tasks.append(loop.create_task(self._every(interval)))
+        try:
+            loop.add_signal_handler(signal.SIGHUP, lambda: self._tasks.append(loop.create_task(self.reload("SIGHUP"))))
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+            log.debug("SIGHUP reload not available in this process")
+
+    async def _every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.reload("interval")
+
+    def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        try:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+
+    def describe(self) -> dict[str, Any]:
+        return asdict(self.status)

@@ -1,0 +1,222 @@
+"""Live reload: admin request, SIGHUP and interval; atomic swap; failed reloads keep serving;
+paging across a reload; the same against a catalog served over HTTP, with a client polling."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from server.app import create_app
+from server.sample import SAMPLE_ROOT
+from server.settings import Settings
+from tests.conftest import TestClient
+from tests.helpers import REPO, free_port, serve_folder, server_env
+
+TOKEN = "s3cret-token"
+LOOSE_ITEM = "aerial-wageningen-2021"
+
+
+@pytest.fixture
+def sample_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "sample"
+    shutil.copytree(SAMPLE_ROOT.parent, target)
+    return target
+
+
+def drop_misc_catalog(root: Path) -> None:
+    """Unlink the sub-catalog holding the one loose item."""
+    doc = json.loads((root / "catalog.json").read_text())
+    doc["links"] = [link for link in doc["links"] if "misc" not in link["href"]]
+    (root / "catalog.json").write_text(json.dumps(doc))
+
+
+def wait_ready(client: Any, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = client.get("/_mgmt/ready")
+        if response.status_code == 200:
+            return response.json()
+        time.sleep(0.05)
+    raise AssertionError("never ready")
+
+
+def ids_of(client: Any, **params: Any) -> list[str]:
+    body = client.get("/search", params={"limit": 1000, **params}).json()
+    return [f["id"] for f in body["features"]]
+
+
+def test_admin_reload_swaps_and_failed_reload_keeps_serving(sample_copy: Path) -> None:
+    app = create_app(Settings(roots=[str(sample_copy / "catalog.json")], admin_token=TOKEN))
+    with TestClient(app) as client:
+        ready = wait_ready(client)
+        assert ready["items"] == 68 and ready["version"] == 1
+        assert client.get("/_mgmt/health").json() == {"status": "ok"}
+        assert LOOSE_ITEM in ids_of(client)
+
+        assert client.post("/_mgmt/reload").status_code == 403
+        assert client.post("/_mgmt/reload", headers={"Authorization": "Bearer wrong"}).status_code == 403
+
+        drop_misc_catalog(sample_copy)
+        response = client.post("/_mgmt/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert response.status_code == 200, response.text
+        assert response.json()["ok"] is True
+        assert LOOSE_ITEM not in ids_of(client)
+        ready = client.get("/_mgmt/ready").json()
+        assert ready["items"] == 67 and ready["version"] == 2 and ready["last_reload"]["ok"] is True
+
+        (sample_copy / "catalog.json").write_text("{ not json")
+        response = client.post("/_mgmt/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert response.status_code == 500
+        assert "LoadError" in response.json()["error"]
+        # The previous index still answers, and readiness says what went wrong.
+        assert len(ids_of(client)) == 67
+        ready = client.get("/_mgmt/ready").json()
+        assert ready["version"] == 2 and ready["last_reload"]["ok"] is False
+        assert ready["last_reload"]["error"]
+
+
+def test_reload_over_http_is_off_without_a_token(client: TestClient) -> None:
+    response = client.post("/_mgmt/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 404
+    assert response.json()["code"] == "NotFoundError"
+
+
+def test_paging_continues_across_a_reload(sample_copy: Path) -> None:
+    """A next link from before the swap neither repeats nor skips items present in both versions."""
+    app = create_app(Settings(roots=[str(sample_copy / "catalog.json")], admin_token=TOKEN))
+    with TestClient(app) as client:
+        wait_ready(client)
+        everything = ids_of(client)
+        first = client.get("/search", params={"limit": 20}).json()
+        seen = [f["id"] for f in first["features"]]
+        next_href = next(link["href"] for link in first["links"] if link["rel"] == "next")
+
+        # Remove items both before and after the page boundary.
+        removed = {everything[5], everything[40]}
+        for path in sample_copy.rglob("*.json"):
+            doc = json.loads(path.read_text())
+            links = doc.get("links", [])
+            kept = [link for link in links if not (link["rel"] == "item" and any(r in link["href"] for r in removed))]
+            if len(kept) != len(links):
+                doc["links"] = kept
+                path.write_text(json.dumps(doc))
+        assert client.post("/_mgmt/reload", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+        href: str | None = next_href
+        while href:
+            page = client.get(href).json()
+            seen += [f["id"] for f in page["features"]]
+            href = next((link["href"] for link in page["links"] if link["rel"] == "next"), None)
+        expected = [i for i in everything if i not in removed or i in seen[:20]]
+        assert seen == expected
+
+
+def _start(roots: list[str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", *roots, "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning", *args],
+        cwd=REPO, env=server_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("server did not start")
+
+
+class Poller:
+    """A client searching throughout, recording every failure."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.failures: list[str] = []
+        self.requests = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.base, timeout=10) as client:
+            while not self._stop.is_set():
+                try:
+                    response = client.get("/search", params={"limit": 5, "bbox": "-10,35,30,70"})
+                    if response.status_code != 200:
+                        self.failures.append(f"{response.status_code} {response.text[:200]}")
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+                self.requests += 1
+
+    def __enter__(self) -> "Poller":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=20)
+
+
+def _wait_for(base: str, check: Any, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready = httpx.get(base + "/_mgmt/ready", timeout=5).json()
+        if check(ready):
+            return ready
+        time.sleep(0.1)
+    raise AssertionError(f"condition not met; last readiness: {ready}")
+
+
+@pytest.fixture
+def stop() -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_sighup_reloads_a_live_server_without_failed_requests(sample_copy: Path, stop: list[Any]) -> None:
+    proc, base = _start([str(sample_copy / "catalog.json")])
+    stop.append(proc)
+    with Poller(base) as poller:
+        time.sleep(0.3)
+        drop_misc_catalog(sample_copy)
+        os.kill(proc.pid, signal.SIGHUP)
+        ready = _wait_for(base, lambda r: r["last_reload"]["reloads"] >= 1)
+        time.sleep(0.3)
+    assert ready["items"] == 67 and ready["last_reload"]["reason"] == "SIGHUP"
+    assert poller.requests > 5 and poller.failures == []
+
+
+def test_interval_reload_follows_a_bucket_over_http(sample_copy: Path, stop: list[Any]) -> None:
+    """The catalog served by a real HTTP server changes; the API follows on its reload interval."""
+    with serve_folder(sample_copy) as bucket:
+        proc, base = _start([f"{bucket}/catalog.json"], "--reload-interval", "0.5")
+        stop.append(proc)
+        assert LOOSE_ITEM in [f["id"] for f in httpx.get(base + "/search", params={"limit": 100}).json()["features"]]
+        with Poller(base) as poller:
+            drop_misc_catalog(sample_copy)
+            ready = _wait_for(base, lambda r: r["items"] == 67)
+            time.sleep(0.3)
+        assert ready["last_reload"]["reason"] == "interval"
+        assert poller.requests > 5 and poller.failures == []
+        ids = [f["id"] for f in httpx.get(base + "/search", params={"limit": 100}).json()["features"]]
+        assert LOOSE_ITEM not in ids and len(ids) == 67
