@@ -793,6 +793,9 @@ ODD_GET = [
     {"token": b64([-(2**70), "", ""])},
     {"token": "=" * 10},
     {"unknown": "parameter"},
+    {"query": "{}"},                                  # was a 500: an empty legacy query became and()
+    {"query": "[]"},
+    {"filter": '{"op": "and", "args": []}', "filter-lang": "cql2-json"},
 ]
 
 
