@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 from server import __version__
 from server.settings import Settings
@@ -24,8 +25,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-host", action="append", dest="allow_hosts",
                        help="extra host the loader may fetch from (repeatable)")
     serve.add_argument("--log-level", help="debug, info, warning, error")
+    serve.add_argument("--index", dest="index_file", metavar="FILE",
+                       help="start from this index snapshot (see `index`); with ROOTs, a stale one is rebuilt")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes sharing one loaded index (forked after the load)")
     serve.add_argument("--reload-interval", type=float,
                        help="reload the catalogs every N seconds (SIGHUP and POST /_mgmt/reload also reload)")
+    index = commands.add_parser("index", help="load catalogs and write an index snapshot for fast starts")
+    index.add_argument("roots", nargs="*", metavar="ROOT", help="as for serve")
+    index.add_argument("-o", "--output", required=True, metavar="FILE", help="snapshot file to write")
+    index.add_argument("--allow-host", action="append", dest="allow_hosts",
+                       help="extra host the loader may fetch from (repeatable)")
+    index.add_argument("--log-level", help="debug, info, warning, error")
     return parser
 
 
@@ -37,11 +48,60 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-def serve(settings: Settings) -> int:
+def _load(settings: Settings, index_file: str | None) -> Any:
+    """The index to serve: from the snapshot when it is usable, else from the roots."""
+    from server.app import load_options, roots_of
+    from server.catalog.loader import load_catalogs
+    from server.snapshot import SnapshotError, read_snapshot, write_snapshot
+
+    if index_file:
+        try:
+            index, header = read_snapshot(index_file)
+            if not settings.roots:
+                settings.roots = header["roots"]  # reloads re-read the snapshot's sources
+            print(f"stac-static-api: {index.size} items from snapshot {index_file}", file=sys.stderr)
+            return index
+        except SnapshotError as exc:
+            if not settings.roots:
+                raise
+            print(f"stac-static-api: {exc}; rebuilding it from the roots", file=sys.stderr)
+    index, report = load_catalogs(roots_of(settings), load_options(settings))
+    print(f"stac-static-api: {report.summary()}", file=sys.stderr)
+    if index_file:
+        write_snapshot(index_file, index, roots_of(settings), report.sources)
+    return index
+
+
+def serve(settings: Settings, index_file: str | None = None, workers: int = 1) -> int:
     import uvicorn
 
-    from server.app import create_app, load_options, roots_of
+    from server.app import create_app
+    from server.catalog.loader import LoadError
+    from server.snapshot import SnapshotError
+
+    try:
+        index = _load(settings, index_file)
+    except (LoadError, SnapshotError) as exc:
+        print(f"stac-static-api: {exc}", file=sys.stderr)
+        return 1
+    app = create_app(settings, index=index)
+    config = dict(
+        log_level=settings.log_level,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
+    if workers > 1:
+        from server.workers import run_forked
+
+        return run_forked(app, config, settings.host, settings.port, workers)
+    uvicorn.run(app, host=settings.host, port=settings.port, **config)  # type: ignore[arg-type]
+    return 0
+
+
+def build_index(settings: Settings, output: str) -> int:
+    from server.app import load_options, roots_of
     from server.catalog.loader import LoadError, load_catalogs
+    from server.snapshot import write_snapshot
 
     try:
         index, report = load_catalogs(roots_of(settings), load_options(settings))
@@ -49,15 +109,9 @@ def serve(settings: Settings) -> int:
         print(f"stac-static-api: {exc}", file=sys.stderr)
         return 1
     print(f"stac-static-api: {report.summary()}", file=sys.stderr)
-    app = create_app(settings, index=index)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-    )
+    header = write_snapshot(output, index, roots_of(settings), report.sources)
+    print(f"stac-static-api: wrote {output} ({header['items']} items, {header['local_files']} local files)",
+          file=sys.stderr)
     return 0
 
 
@@ -66,5 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from_args(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
-        return serve(settings)
+        return serve(settings, args.index_file, args.workers)
+    if args.command == "index":
+        return build_index(settings, args.output)
     return 2

@@ -22,7 +22,7 @@ import orjson
 
 from server.catalog.locations import RealPaths, Scope, is_remote
 from server.catalog.normalize import child_hrefs, resolve_href, servable
-from server.catalog.sources import FetchError, Fetcher
+from server.catalog.sources import FetchError, Fetcher, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.index import Index, IndexBuilder
 from server.index.builder import ItemRejected
@@ -41,6 +41,7 @@ class LoadReport:
     skipped: int = 0
     seconds: float = 0.0
     skips: list[tuple[str, str]] = field(default_factory=list)
+    sources: SourceLog | None = None  # the local files read, for snapshot fingerprints
 
     def summary(self) -> str:
         return (
@@ -207,6 +208,7 @@ class Loader:
             self._load_items()
             self._progress(force=True)
             index = self.builder.build()
+            self.report.sources = fetcher.sources
         self._forget_walk()
         release_free_memory()
         self.report.items = index.size

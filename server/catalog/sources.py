@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
+from array import array
 import time
 
 import httpx
@@ -18,8 +19,23 @@ class FetchError(Exception):
     """The document could not be read; the message says why."""
 
 
+class SourceLog:
+    """Every local file read, with the size and mtime it had: a snapshot's fingerprint."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.sizes = array("q")
+        self.mtimes = array("q")
+
+    def add(self, path: str, size: int, mtime_ns: int) -> None:
+        self.paths.append(path)
+        self.sizes.append(size)
+        self.mtimes.append(mtime_ns)
+
+
 class Fetcher:
     def __init__(self, *, max_bytes: int, timeout: float = 20.0, retries: int = 3) -> None:
+        self.sources = SourceLog()
         self.max_bytes = max_bytes
         self.retries = retries
         self._client: httpx.Client | None = None
@@ -54,6 +70,7 @@ class Fetcher:
                 raise FetchError("not a regular file")
             if info.st_size > self.max_bytes:
                 raise FetchError(f"file is {info.st_size} bytes, over the {self.max_bytes} byte limit")
+            self.sources.add(path, info.st_size, info.st_mtime_ns)
             chunks = [os.read(fd, info.st_size + 1)]
             total = len(chunks[0])
             while chunks[-1] and total <= self.max_bytes and total > info.st_size:

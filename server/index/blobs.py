@@ -8,6 +8,7 @@ offset arrays, without copying the buffer.
 
 from __future__ import annotations
 
+import pickle
 from array import array
 
 import numpy as np
@@ -50,6 +51,10 @@ class BlobColumn:
         for blob in blobs:
             writer.append(blob)
         return writer.freeze()
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # The buffer goes into the pickle as is (protocol 5), without a copy to bytes first.
+        return (BlobColumn, (pickle.PickleBuffer(self.data), self.starts, self.ends))
 
     def __len__(self) -> int:
         return len(self.starts)

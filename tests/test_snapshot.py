@@ -1,0 +1,94 @@
+"""Index snapshots (`index -o FILE`, `serve --index FILE`) and forked workers (`serve --workers N`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from server.catalog.loader import load_catalogs
+from server.sample import SAMPLE_ROOT
+from server.snapshot import MAGIC, SnapshotError, read_snapshot, write_snapshot
+from tests.helpers import run_cli, run_server
+
+
+@pytest.fixture
+def sample_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "sample"
+    shutil.copytree(SAMPLE_ROOT.parent, target)
+    return target
+
+
+def answers(base: str) -> list[list[str]]:
+    queries = [
+        {"limit": 100},
+        {"bbox": "5.65,51.95,5.68,51.98", "limit": 100},
+        {"filter": "eo:cloud_cover < 30", "sortby": "-eo:cloud_cover", "limit": 100},
+        {"q": "NDVI", "limit": 100},
+    ]
+    return [[f["id"] for f in httpx.get(base + "/search", params=q).json()["features"]] for q in queries]
+
+
+def test_snapshot_round_trip_serves_the_same_answers(sample_copy: Path, tmp_path: Path) -> None:
+    snapshot = tmp_path / "sample.idx"
+    result = run_cli(["index", str(sample_copy / "catalog.json"), "-o", str(snapshot)])
+    assert result.returncode == 0, result.stderr
+    assert snapshot.read_bytes().startswith(MAGIC)
+    with run_server([str(sample_copy / "catalog.json")]) as direct:
+        expected = answers(direct)
+    with run_server(extra_args=["--index", str(snapshot)]) as from_snapshot:
+        assert answers(from_snapshot) == expected
+        ready = httpx.get(from_snapshot + "/_mgmt/ready").json()
+        assert ready["items"] == 68
+
+
+def test_stale_snapshot_is_refused_or_rebuilt(sample_copy: Path, tmp_path: Path) -> None:
+    root = sample_copy / "catalog.json"
+    index, report = load_catalogs([str(root)])
+    snapshot = tmp_path / "sample.idx"
+    write_snapshot(str(snapshot), index, [str(root)], report.sources)
+    read_snapshot(str(snapshot))  # fresh: fine
+
+    doc = json.loads(root.read_text())
+    doc["links"] = [link for link in doc["links"] if "misc" not in link["href"]]
+    root.write_text(json.dumps(doc, indent=1))
+    with pytest.raises(SnapshotError, match="stale"):
+        read_snapshot(str(snapshot))
+
+    # Without roots the server refuses to start on it, saying why.
+    result = run_cli(["serve", "--index", str(snapshot), "--port", "1"])
+    assert result.returncode == 1
+    assert "stale" in result.stderr
+
+    # With roots it rebuilds from them (and writes the snapshot anew).
+    with run_server([str(root)], extra_args=["--index", str(snapshot)]) as base:
+        assert httpx.get(base + "/_mgmt/ready").json()["items"] == 67
+    rebuilt, _ = read_snapshot(str(snapshot))
+    assert rebuilt.size == 67
+
+
+def test_other_format_versions_and_garbage_are_refused(tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong.idx"
+    wrong.write_bytes(MAGIC + b'{"format": 999}\n')
+    with pytest.raises(SnapshotError, match="format 999"):
+        read_snapshot(str(wrong))
+    garbage = tmp_path / "garbage.idx"
+    garbage.write_bytes(b"hello")
+    with pytest.raises(SnapshotError, match="not a stac-static-api index snapshot"):
+        read_snapshot(str(garbage))
+    truncated = tmp_path / "truncated.idx"
+    truncated.write_bytes(MAGIC + b'{"format": 1, "roots": []}\n' + b"\x80\x05junk")
+    with pytest.raises(SnapshotError, match="damaged"):
+        read_snapshot(str(truncated))
+
+
+def test_workers_share_one_load_and_stop_together(sample_copy: Path) -> None:
+    with run_server([str(sample_copy / "catalog.json")], extra_args=["--workers", "2"]) as base:
+        with httpx.Client(base_url=base) as client:
+            for _ in range(20):
+                response = client.get("/search", params={"limit": 3})
+                assert response.status_code == 200
+                assert response.json()["numberMatched"] == 68
