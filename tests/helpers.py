@@ -129,10 +129,10 @@ def free_port() -> int:
 
 
 def server_env() -> dict[str, str]:
-    env = dict(os.environ)
+    # Settings come from the command line only, not from STAC_STATIC_* variables around us.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STAC_STATIC_")}
     # The checkout, not whatever else is on the path, is what the subprocess must run.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    env.pop("STAC_STATIC_BASE_URL", None)
     return env
 
 
