@@ -14,6 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from server.caching import HttpCache
 from server.catalog.loader import LoadOptions, load_catalogs
 from server.errors import StacApiError
 from server.index import Index
@@ -91,7 +92,10 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
 
     app = Starlette(
         routes=route_table(),
-        middleware=[Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"])],
+        middleware=[
+            Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"], expose_headers=["ETag"]),
+            Middleware(HttpCache, max_bytes=settings.response_cache_bytes, max_age=settings.cache_max_age),
+        ],
         exception_handlers={
             StacApiError: stac_error,
             HTTPException: http_error,

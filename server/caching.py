@@ -1,0 +1,86 @@
+"""HTTP caching for GET responses: ETag / If-None-Match (304), Cache-Control, and a bounded
+in-memory cache of response bodies, all keyed by the index version.
+
+A response is a pure function of the index, the URL and the headers that shape its links,
+so the ETag is a hash of those: a revalidation costs no search and no serialization, and
+a reload changes every ETag at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from cachetools import LRUCache
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LINK_HEADERS = ("host", "forwarded", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix")
+UNCACHED_PREFIXES = ("/_mgmt",)
+
+
+class HttpCache:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_age: int, max_entry_bytes: int = 1 << 20) -> None:
+        self.app = app
+        self.max_age = max_age
+        self.max_entry_bytes = max_entry_bytes
+        self.bodies: LRUCache[str, tuple[list[tuple[bytes, bytes]], bytes]] | None = (
+            LRUCache(maxsize=max_bytes, getsizeof=lambda entry: len(entry[1]) + 512) if max_bytes > 0 else None
+        )
+
+    def _etag(self, scope: Scope, index: Any, headers: Headers) -> str:
+        parts = [
+            str(id(index)), str(index.version), repr(index.loaded_at), scope["path"],
+            scope.get("query_string", b"").decode("latin-1"), scope.get("root_path", ""),
+            *(headers.get(name, "") for name in LINK_HEADERS),
+        ]
+        digest = hashlib.blake2b("\x00".join(parts).encode(), digest_size=12).hexdigest()
+        return f'W/"{digest}"'
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD") or scope["path"].startswith(UNCACHED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        index = scope["app"].state.index
+        if index is None:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        etag = self._etag(scope, index, headers)
+        validators = [
+            (b"etag", etag.encode()),
+            (b"cache-control", f"public, max-age={self.max_age}".encode()),
+            (b"vary", b"Host, Forwarded, X-Forwarded-Host, X-Forwarded-Proto, X-Forwarded-Prefix"),
+        ]
+        if etag in [t.strip() for t in headers.get("if-none-match", "").split(",")]:
+            await send({"type": "http.response.start", "status": 304, "headers": validators})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        cached = self.bodies.get(etag) if self.bodies is not None else None
+        if cached is not None:
+            response_headers, body = cached
+            await send({"type": "http.response.start", "status": 200, "headers": response_headers})
+            await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+            return
+
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                if message["status"] == 200:
+                    message = {**message, "headers": [*message.get("headers", []), *validators]}
+                    start = message
+                await send(message)
+                return
+            if message["type"] == "http.response.body" and start is not None and start["status"] == 200:
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False) and self.bodies is not None:
+                    body = b"".join(chunks)
+                    if len(body) <= self.max_entry_bytes and scope["method"] == "GET":
+                        self.bodies[etag] = (list(start["headers"]), body)
+            await send(message)
+
+        await self.app(scope, receive, capture)

@@ -1,0 +1,57 @@
+"""HTTP caching: ETag and 304, Cache-Control, the response cache, and invalidation on reload."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from server.app import create_app
+from server.sample import SAMPLE_ROOT
+from server.settings import Settings
+from tests.conftest import TestClient
+
+
+def test_etag_revalidates_with_304_and_no_body(client: TestClient) -> None:
+    first = client.get("/search", params={"limit": 3})
+    etag = first.headers["etag"]
+    assert etag.startswith('W/"')
+    assert "max-age=" in first.headers["cache-control"]
+    again = client.get("/search", params={"limit": 3}, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == etag
+    assert client.get("/search", params={"limit": 3}).content == first.content
+
+
+def test_etag_differs_by_url_and_by_link_shaping_headers(client: TestClient) -> None:
+    a = client.get("/search", params={"limit": 3}).headers["etag"]
+    b = client.get("/search", params={"limit": 4}).headers["etag"]
+    c = client.get("/search", params={"limit": 3}, headers={"X-Forwarded-Host": "stac.example.com"})
+    assert len({a, b, c.headers["etag"]}) == 3
+    # The cached body for one host is never served to another.
+    assert "stac.example.com" in c.text
+    assert "stac.example.com" not in client.get("/search", params={"limit": 3}).text
+
+
+def test_errors_and_posts_are_not_cached(client: TestClient) -> None:
+    assert "etag" not in client.get("/search", params={"limit": 0}).headers
+    assert "etag" not in client.post("/search", json={"limit": 1}).headers
+    assert "etag" not in client.get("/_mgmt/ready").headers
+
+
+def test_a_reload_changes_every_etag(tmp_path: Path) -> None:
+    root = tmp_path / "sample"
+    shutil.copytree(SAMPLE_ROOT.parent, root)
+    app = create_app(Settings(roots=[str(root / "catalog.json")], admin_token="t"))
+    with TestClient(app) as client:
+        while client.get("/_mgmt/ready").status_code != 200:
+            pass
+        before = client.get("/collections/dem-alps")
+        doc = json.loads((root / "dem-alps" / "collection.json").read_text())
+        doc["title"] = "Renamed"
+        (root / "dem-alps" / "collection.json").write_text(json.dumps(doc))
+        assert client.post("/_mgmt/reload", headers={"Authorization": "Bearer t"}).status_code == 200
+        stale = client.get("/collections/dem-alps", headers={"If-None-Match": before.headers["etag"]})
+        assert stale.status_code == 200
+        assert stale.json()["title"] == "Renamed"
+        assert stale.headers["etag"] != before.headers["etag"]
