@@ -1,0 +1,20 @@
+"""Every setting is documented: in the README's settings table and with a help text."""
+
+from __future__ import annotations
+
+from server.settings import Settings
+from tests.helpers import REPO
+
+
+def test_every_setting_is_in_the_readme_and_has_help() -> None:
+    readme = (REPO / "README.md").read_text()
+    for name, field in Settings.model_fields.items():
+        assert f"STAC_STATIC_{name.upper()}" in readme, f"README does not document STAC_STATIC_{name.upper()}"
+        assert field.description, f"setting {name} has no description"
+
+
+def test_environment_variables_are_read(monkeypatch) -> None:
+    monkeypatch.setenv("STAC_STATIC_MAX_LIMIT", "50")
+    monkeypatch.setenv("STAC_STATIC_ROOTS", '["a.json", "b.json"]')
+    settings = Settings()
+    assert settings.max_limit == 50 and settings.roots == ["a.json", "b.json"]
