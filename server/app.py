@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.caching import HttpCache
+from server.catalog.sources import RemoteCache
 from server.catalog.loader import LoadOptions, load_catalogs
 from server.errors import StacApiError
 from server.index import Index
@@ -26,8 +27,9 @@ from server.settings import Settings
 log = logging.getLogger("stac_static_api")
 
 
-def load_options(settings: Settings) -> LoadOptions:
+def load_options(settings: Settings, remote_cache: RemoteCache | None = None) -> LoadOptions:
     return LoadOptions(
+        remote_cache=remote_cache,
         max_document_bytes=settings.max_document_bytes,
         max_documents=settings.max_documents,
         max_depth=settings.max_depth,
@@ -47,8 +49,8 @@ def roots_of(settings: Settings) -> list[str]:
     return [str(SAMPLE_ROOT)]
 
 
-def load_index(settings: Settings) -> Index:
-    index, report = load_catalogs(roots_of(settings), load_options(settings))
+def load_index(settings: Settings, remote_cache: RemoteCache | None = None) -> Index:
+    index, report = load_catalogs(roots_of(settings), load_options(settings, remote_cache))
     log.info(report.summary())
     return index
 
@@ -76,7 +78,9 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
     return _error(500, "InternalServerError", "Unexpected error; it has been logged")
 
 
-def create_app(settings: Settings | None = None, index: Index | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, index: Index | None = None, remote_cache: RemoteCache | None = None
+) -> Starlette:
     """The API over ``index``; without one, the index is loaded in the background and
     every endpoint answers 503 until it is ready."""
     settings = settings or Settings()
@@ -86,7 +90,7 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         reloader: Reloader = app.state.reloader
         if app.state.index is None:
             reloader._tasks.append(asyncio.create_task(reloader.reload("initial load")))
-        reloader.start(settings.reload_interval)
+        reloader.start(settings.reload_interval, settings.watch_interval)
         yield
         reloader.stop()
 
@@ -105,5 +109,6 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
     )
     app.state.settings = settings
     app.state.index = index
-    app.state.reloader = Reloader(app, lambda: load_index(settings))
+    app.state.remote_cache = remote_cache or RemoteCache()
+    app.state.reloader = Reloader(app, lambda: load_index(settings, app.state.remote_cache))
     return app

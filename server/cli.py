@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start from this index snapshot (see `index`); with ROOTs, a stale one is rebuilt")
     serve.add_argument("--workers", type=int, default=1,
                        help="worker processes sharing one loaded index (forked after the load)")
+    serve.add_argument("--watch-interval", type=float,
+                       help="check the local catalog files every N seconds and reload when one changed")
     serve.add_argument("--reload-interval", type=float,
                        help="reload the catalogs every N seconds (SIGHUP and POST /_mgmt/reload also reload)")
     index = commands.add_parser("index", help="load catalogs and write an index snapshot for fast starts")
@@ -48,7 +50,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-def _load(settings: Settings, index_file: str | None) -> Any:
+def _load(settings: Settings, index_file: str | None, remote_cache: Any = None) -> Any:
     """The index to serve: from the snapshot when it is usable, else from the roots."""
     from server.app import load_options, roots_of
     from server.catalog.loader import load_catalogs
@@ -65,7 +67,7 @@ def _load(settings: Settings, index_file: str | None) -> Any:
             if not settings.roots:
                 raise
             print(f"stac-static-api: {exc}; rebuilding it from the roots", file=sys.stderr)
-    index, report = load_catalogs(roots_of(settings), load_options(settings))
+    index, report = load_catalogs(roots_of(settings), load_options(settings, remote_cache))
     print(f"stac-static-api: {report.summary()}", file=sys.stderr)
     if index_file:
         write_snapshot(index_file, index, roots_of(settings), report.sources)
@@ -79,12 +81,15 @@ def serve(settings: Settings, index_file: str | None = None, workers: int = 1) -
     from server.catalog.loader import LoadError
     from server.snapshot import SnapshotError
 
+    from server.catalog.sources import RemoteCache
+
+    remote_cache = RemoteCache()
     try:
-        index = _load(settings, index_file)
+        index = _load(settings, index_file, remote_cache)
     except (LoadError, SnapshotError) as exc:
         print(f"stac-static-api: {exc}", file=sys.stderr)
         return 1
-    app = create_app(settings, index=index)
+    app = create_app(settings, index=index, remote_cache=remote_cache)
     config = dict(
         log_level=settings.log_level,
         proxy_headers=True,

@@ -57,11 +57,14 @@ class Reloader:
             log.info("reload (%s): %d items in %.2f s", reason, index.size, self.status.seconds)
             return self.status
 
-    def start(self, interval: float) -> None:
-        """Reload every ``interval`` seconds (0: never) and on SIGHUP."""
+    def start(self, interval: float, watch_interval: float = 0.0) -> None:
+        """Reload every ``interval`` seconds (0: never), when a watched local file changes,
+        and on SIGHUP."""
         loop = asyncio.get_running_loop()
         if interval > 0:
             self._tasks.append(loop.create_task(self._every(interval)))
+        if watch_interval > 0:
+            self._tasks.append(loop.create_task(self._watch(watch_interval)))
         try:
             loop.add_signal_handler(signal.SIGHUP, lambda: self._tasks.append(loop.create_task(self.reload("SIGHUP"))))
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
@@ -71,6 +74,19 @@ class Reloader:
         while True:
             await asyncio.sleep(interval)
             await self.reload("interval")
+
+    async def _watch(self, interval: float) -> None:
+        """Stat the local files the serving index was read from; reload when one changed."""
+        from server.snapshot import Fingerprint
+
+        while True:
+            await asyncio.sleep(interval)
+            index = self.app.state.index
+            if index is None or index.sources is None:
+                continue
+            changed = await asyncio.to_thread(Fingerprint.of(index.sources).changed, 1)
+            if changed:
+                await self.reload(f"file change: {changed[0]}")
 
     def stop(self) -> None:
         for task in self._tasks:

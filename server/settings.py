@@ -57,4 +57,6 @@ class Settings(BaseSettings):
                                       "bodies, keyed by index version and URL (0: no cache).")
     cache_max_age: int = Field(30, ge=0, description="Cache-Control max-age (seconds) on GET responses; "
                                "clients and CDNs revalidate with the ETag after it.")
+    watch_interval: float = Field(0.0, ge=0, description="Check the local files read at the last load every "
+                                  "N seconds (size, mtime) and reload when one changed (0: never).")
     admin_token: str | None = Field(None, description="Bearer token for POST /_mgmt/reload; unset disables it.")

@@ -220,3 +220,29 @@ def test_interval_reload_follows_a_bucket_over_http(sample_copy: Path, stop: lis
         assert poller.requests > 5 and poller.failures == []
         ids = [f["id"] for f in httpx.get(base + "/search", params={"limit": 100}).json()["features"]]
         assert LOOSE_ITEM not in ids and len(ids) == 67
+
+
+def test_watch_reloads_when_a_local_file_changes(sample_copy: Path, stop: list[Any]) -> None:
+    proc, base = _start([str(sample_copy / "catalog.json")], "--watch-interval", "0.2")
+    stop.append(proc)
+    time.sleep(0.3)
+    drop_misc_catalog(sample_copy)
+    ready = _wait_for(base, lambda r: r["items"] == 67)
+    assert ready["last_reload"]["reason"].startswith("file change:")
+    assert "catalog.json" in ready["last_reload"]["reason"]
+
+
+def test_reload_of_a_remote_catalog_uses_conditional_requests(sample_copy: Path) -> None:
+    """Unchanged documents answer 304 (the test server honours If-Modified-Since) and are
+    taken from the cache; the changed one is fetched anew."""
+    with serve_folder(sample_copy) as bucket:
+        app = create_app(Settings(roots=[f"{bucket}/catalog.json"], admin_token=TOKEN))
+        with TestClient(app) as client:
+            wait_ready(client)
+            assert app.state.remote_cache.revalidated == 0
+            time.sleep(1.1)  # Last-Modified has one-second resolution
+            drop_misc_catalog(sample_copy)
+            assert client.post("/_mgmt/reload", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+            assert app.state.remote_cache.revalidated >= 60  # every item and collection, not catalog.json
+            assert LOOSE_ITEM not in ids_of(client)
+            assert len(ids_of(client)) == 67

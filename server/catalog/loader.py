@@ -22,7 +22,7 @@ import orjson
 
 from server.catalog.locations import RealPaths, Scope, is_remote
 from server.catalog.normalize import child_hrefs, resolve_href, servable
-from server.catalog.sources import FetchError, Fetcher, SourceLog
+from server.catalog.sources import FetchError, Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.index import Index, IndexBuilder
 from server.index.builder import ItemRejected
@@ -67,6 +67,7 @@ class LoadOptions:
     allow_hosts: tuple[str, ...] = ()
     allow_outside_root: bool = False
     progress: bool | None = None  # None: when stderr is a terminal
+    remote_cache: RemoteCache | None = None  # kept across reloads for conditional requests
 
 
 def release_free_memory() -> None:
@@ -199,6 +200,7 @@ class Loader:
             max_bytes=self.options.max_document_bytes,
             timeout=self.options.fetch_timeout,
             retries=self.options.fetch_retries,
+            remote_cache=self.options.remote_cache,
         ) as fetcher, ThreadPoolExecutor(self.options.fetch_concurrency) as pool:
             self._fetcher = fetcher
             self._pool = pool
@@ -209,6 +211,7 @@ class Loader:
             self._progress(force=True)
             index = self.builder.build()
             self.report.sources = fetcher.sources
+            index.sources = fetcher.sources
         self._forget_walk()
         release_free_memory()
         self.report.items = index.size

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from array import array
 import time
 
 import httpx
+from cachetools import LRUCache
 
 from server.catalog.locations import is_remote
 
@@ -33,8 +35,49 @@ class SourceLog:
         self.mtimes.append(mtime_ns)
 
 
+class RemoteCache:
+    """Remote documents with their ETag / Last-Modified, kept across reloads (bounded by
+    bytes), so a reload asks "changed since?" and a 304 costs no transfer."""
+
+    def __init__(self, max_bytes: int = 256 * 1024 * 1024) -> None:
+        self._entries: LRUCache[str, tuple[str | None, str | None, bytes]] = LRUCache(
+            maxsize=max_bytes, getsizeof=lambda entry: len(entry[2]) + 256
+        )
+        self._lock = threading.Lock()
+        self.revalidated = 0
+
+    def conditional_headers(self, url: str) -> dict[str, str]:
+        with self._lock:
+            entry = self._entries.get(url)
+        if entry is None:
+            return {}
+        etag, modified, _ = entry
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if modified:
+            headers["If-Modified-Since"] = modified
+        return headers
+
+    def cached_body(self, url: str) -> bytes | None:
+        with self._lock:
+            entry = self._entries.get(url)
+            if entry is not None:
+                self.revalidated += 1
+        return None if entry is None else entry[2]
+
+    def store(self, url: str, response: httpx.Response, body: bytes) -> None:
+        etag, modified = response.headers.get("etag"), response.headers.get("last-modified")
+        if (etag or modified) and len(body) < self._entries.maxsize:
+            with self._lock:
+                self._entries[url] = (etag, modified, body)
+
+
 class Fetcher:
-    def __init__(self, *, max_bytes: int, timeout: float = 20.0, retries: int = 3) -> None:
+    def __init__(
+        self, *, max_bytes: int, timeout: float = 20.0, retries: int = 3, remote_cache: RemoteCache | None = None
+    ) -> None:
+        self.remote_cache = remote_cache
         self.sources = SourceLog()
         self.max_bytes = max_bytes
         self.retries = retries
@@ -95,18 +138,28 @@ class Fetcher:
 
     def _fetch_remote(self, url: str) -> bytes:
         client = self._client_for_remote()
+        cache = self.remote_cache
+        headers = cache.conditional_headers(url) if cache is not None else {}
         delay = 0.2
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
-                with client.stream("GET", url) as response:
-                    if response.status_code == 429 or response.status_code >= 500:
+                with client.stream("GET", url, headers=headers) as response:
+                    if response.status_code == 304 and cache is not None:
+                        body = cache.cached_body(url)
+                        if body is not None:
+                            return body
+                        headers = {}  # evicted meanwhile: ask for the whole document
+                    elif response.status_code == 429 or response.status_code >= 500:
                         if last:
                             raise FetchError(f"HTTP {response.status_code}")
                     elif response.status_code != 200:
                         raise FetchError(f"HTTP {response.status_code}")
                     else:
-                        return self._read_limited(response)
+                        body = self._read_limited(response)
+                        if cache is not None:
+                            cache.store(url, response, body)
+                        return body
             except httpx.TimeoutException:
                 if last:
                     raise FetchError("timed out") from None
@@ -117,11 +170,16 @@ class Fetcher:
         raise FetchError("gave up")  # pragma: no cover - the loop always returns or raises
 
     def _read_limited(self, response: httpx.Response) -> bytes:
+        """The body, within the size limit and an overall deadline (a server trickling
+        bytes forever never trips a per-read timeout)."""
+        deadline = time.monotonic() + 3 * self._timeout
         chunks: list[bytes] = []
         total = 0
         for chunk in response.iter_bytes():
             total += len(chunk)
             if total > self.max_bytes:
                 raise FetchError(f"response over the {self.max_bytes} byte limit")
+            if time.monotonic() > deadline:
+                raise FetchError(f"response not complete after {3 * self._timeout:.0f} s")
             chunks.append(chunk)
         return b"".join(chunks)

@@ -207,7 +207,9 @@ class FilterEvaluator:
             if part is None:
                 return self._empty(), self._empty()
             lo, hi = time_lit
-            value = lo if op in (">", "<=") else hi if op in ("<", ">=") else lo
+            # A DATE is every instant of its day: t > DATE and t <= DATE test the day's end,
+            # t < DATE and t >= DATE its start.
+            value = hi if op in (">", "<=") else lo
             if op in ("=", "<>") and lo != hi:
                 truth = (part.values >= lo) & (part.values <= hi)
                 return self._tri(part.rows, truth if op == "=" else ~truth)
@@ -222,7 +224,7 @@ class FilterEvaluator:
             if op in ("=", "<>") and lo != hi:
                 truth = (col.time.values >= lo) & (col.time.values <= hi)
                 return self._tri(col.time.rows, truth if op == "=" else ~truth)
-            return self._with_mismatch(col, col.time.rows, fn(col.time.values, lo if op in (">", "<=") else hi))
+            return self._with_mismatch(col, col.time.rows, fn(col.time.values, hi if op in (">", "<=") else lo))
         if isinstance(literal, bool):
             if col.boolean is None:
                 return self._mismatch(col)

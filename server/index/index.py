@@ -58,6 +58,7 @@ class Index(Table):
         self.root = root
         self.loaded_at = time.time()
         self.version = 1
+        self.sources: Any = None  # the local files read (catalog.sources.SourceLog), for watching
         self.size = len(ids)
         # id → positions without a dict entry (and int objects) per item: a sorted vocabulary
         # of ids, each position's code in it, and the positions grouped by code.
