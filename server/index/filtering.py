@@ -426,14 +426,14 @@ class FilterEvaluator:
         col = self._column(name)
         if col is None or col.objects is None:
             return self._empty(), self._empty() if col is None else self._present(col)
-        want = [orjson.dumps(v) for v in b]
+        want = [_array_key(v) for v in b]
         rows = col.objects.rows
         truth = np.zeros(len(rows), dtype=bool)
         for i in range(len(rows)):
             value = col.objects.value(i)
             if not isinstance(value, list):
                 continue
-            have = [orjson.dumps(v) for v in value]
+            have = [_array_key(v) for v in value]
             if op == "a_equals":
                 truth[i] = have == want
             elif op == "a_contains":
@@ -443,6 +443,22 @@ class FilterEvaluator:
             else:
                 truth[i] = bool(set(have) & set(want))
         return self._with_mismatch(col, rows, truth)
+
+
+def _array_key(value: Any) -> bytes:
+    """An array element as comparable bytes; JSON numbers compare by value, so the 10 of an
+    item equals the 10.0 that CQL2 text parses ``(10)`` into."""
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+        if isinstance(v, list):
+            return [norm(x) for x in v]
+        if isinstance(v, dict):
+            return {k: norm(x) for k, x in v.items()}
+        return v
+
+    return orjson.dumps(norm(value), option=orjson.OPT_SORT_KEYS)
 
 
 def _is_expression(arg: Any) -> bool:
