@@ -20,7 +20,7 @@ from typing import Any, Iterable, Iterator
 
 import orjson
 
-from server.catalog.locations import RealPaths, Scope, is_remote
+from server.catalog.locations import RealPaths, Scope, is_url
 from server.catalog.normalize import child_hrefs, resolve_href, servable
 from server.catalog.sources import FetchError, Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
@@ -86,7 +86,7 @@ class LoadError(Exception):
 
 def find_roots(root: str) -> list[str]:
     """The document(s) to start from for one configured root."""
-    if is_remote(root):
+    if is_url(root):
         return [root]
     path = os.path.abspath(root)
     if not os.path.isdir(path):
@@ -162,7 +162,7 @@ class Loader:
 
     def _admit(self, location: str, ctx: Context) -> bool:
         """Whether a linked document should be read (in scope, new, within limits)."""
-        key = location if is_remote(location) else self.scope.real_paths.file(location)
+        key = location if is_url(location) else self.scope.real_paths.file(location)
         if key in self._seen:
             return False
         refusal = self.scope.refusal(location, key)
@@ -234,7 +234,7 @@ class Loader:
             except FetchError as exc:
                 return location, None, str(exc)
 
-        if any(is_remote(loc) for loc in locations):
+        if any(is_url(loc) for loc in locations):
             yield from self._pool.map(read, locations)
         else:  # local disks gain nothing from threads here, and pay for the hand-offs
             yield from map(read, locations)

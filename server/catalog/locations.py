@@ -8,10 +8,20 @@ allowed. Everything else (other hosts, file://, metadata addresses, ``..`` escap
 from __future__ import annotations
 
 import os
+import posixpath
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urljoin, urlsplit
 
 REMOTE_SCHEMES = ("http", "https")
+
+
+def is_s3(location: str) -> bool:
+    return location.startswith("s3://")
+
+
+def is_url(location: str) -> bool:
+    """Not a local path: http(s):// or s3://."""
+    return is_remote(location) or is_s3(location)
 
 
 def is_remote(location: str) -> bool:
@@ -25,6 +35,10 @@ def resolve_href(base: str, href: str) -> str:
     if "://" not in href[:12] and ":" not in href[:2]:  # the common case: a relative path
         if is_remote(base):
             return urljoin(base, href)
+        if is_s3(base):  # urljoin does not know s3://
+            bucket, _, key = base[len("s3://"):].partition("/")
+            path = posixpath.normpath(posixpath.join("/" + posixpath.dirname(key), href)).lstrip("/")
+            return f"s3://{bucket}/{path}"
         if href.startswith("/"):
             return os.path.normpath(href)
         return os.path.normpath(os.path.join(os.path.dirname(base), unquote(href)))
@@ -84,7 +98,7 @@ class Scope:
     real_paths: RealPaths = field(default_factory=RealPaths)
 
     def add_root(self, location: str) -> None:
-        if is_remote(location):
+        if is_remote(location) or is_s3(location):
             self.origins.add(origin(location))
         else:
             folder = location if os.path.isdir(location) else os.path.dirname(location)
@@ -92,7 +106,7 @@ class Scope:
 
     def refusal(self, location: str, real: str | None = None) -> str | None:
         """Why ``location`` (with ``real``, its resolved path if local) may not be read, or None."""
-        if is_remote(location):
+        if is_remote(location) or is_s3(location):
             if origin(location) in self.origins:
                 return None
             host = (urlsplit(location).hostname or "").lower()

@@ -9,6 +9,7 @@ import os
 import stat
 import threading
 from array import array
+from typing import Any
 import time
 
 import httpx
@@ -33,6 +34,23 @@ class SourceLog:
         self.paths.append(path)
         self.sizes.append(size)
         self.mtimes.append(mtime_ns)
+
+
+def s3_client(timeout: float, retries: int) -> Any:
+    try:
+        import boto3
+        import botocore.config
+        from botocore import UNSIGNED
+    except ImportError:
+        raise FetchError("s3:// needs boto3: pip install 'stac-static-api[s3]'") from None
+    session = boto3.session.Session()
+    options: dict[str, Any] = {
+        "connect_timeout": timeout, "read_timeout": timeout,
+        "retries": {"max_attempts": retries + 1, "mode": "standard"}, "max_pool_connections": 64,
+    }
+    if session.get_credentials() is None:
+        options["signature_version"] = UNSIGNED  # a public bucket
+    return session.client("s3", config=botocore.config.Config(**options))
 
 
 class RemoteCache:
@@ -79,6 +97,7 @@ class Fetcher:
     ) -> None:
         self.remote_cache = remote_cache
         self.sources = SourceLog()
+        self._s3: Any = None
         self.max_bytes = max_bytes
         self.retries = retries
         self._client: httpx.Client | None = None
@@ -98,7 +117,29 @@ class Fetcher:
     def fetch(self, location: str) -> bytes:
         if is_remote(location):
             return self._fetch_remote(location)
+        if location.startswith("s3://"):
+            return self._fetch_s3(location)
         return self._fetch_local(location)
+
+    def _fetch_s3(self, url: str) -> bytes:
+        """s3:// through boto3 (the AWS SDK: credentials, endpoint such as MinIO's, retries
+        and signing from the usual AWS environment variables and files; anonymous when
+        no credentials are configured, for public buckets)."""
+        if self._s3 is None:
+            self._s3 = s3_client(self._timeout, self.retries)
+        bucket, _, key = url[len("s3://"):].partition("/")
+        try:
+            obj = self._s3.get_object(Bucket=bucket, Key=key)
+        except Exception as exc:  # botocore's ClientError, EndpointConnectionError, ...
+            raise FetchError(f"S3 {type(exc).__name__}: {exc}") from None
+        size = obj.get("ContentLength") or 0
+        if size > self.max_bytes:
+            obj["Body"].close()
+            raise FetchError(f"object is {size} bytes, over the {self.max_bytes} byte limit")
+        body = obj["Body"].read(self.max_bytes + 1)
+        if len(body) > self.max_bytes:
+            raise FetchError(f"object over the {self.max_bytes} byte limit")
+        return body
 
     def _fetch_local(self, path: str) -> bytes:
         """One open, one fstat, one read: cheaper than the io stack, and only regular
