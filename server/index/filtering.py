@@ -194,9 +194,37 @@ class FilterEvaluator:
             left_name = property_name(left)
             if isinstance(right, dict) and str(right.get("op", "")).lower() in ("casei", "accenti"):
                 right = right["args"][0]
+        if left_name is not None and property_name(right) is not None:
+            return self._compare_properties(op, left_name, property_name(right), casei)  # type: ignore[arg-type]
         if left_name is not None and property_name(right) is None and not _is_expression(right):
             return self._compare_literal(op, left_name, right, casei)
         return self._compare_dense(op, left, right)
+
+    def _compare_properties(self, op: str, left: str, right: str, casei: bool) -> Tri:
+        """Property against property: values of one JSON type compare (RFC 3339 times as
+        instants, strings in string order), values of different types are simply not equal."""
+        a, b = self._column(left), self._column(right)
+        t, f = self._empty(), self._empty()
+        if a is None or b is None:
+            return t, f
+        fn = COMPARISONS[op]
+        done = self._empty()
+        for pa, pb in ((a.time, b.time), (a.number, b.number), (a.string, b.string), (a.boolean, b.boolean)):
+            if pa is None or pb is None:
+                continue
+            rows, ia, ib = np.intersect1d(pa.rows, pb.rows, assume_unique=True, return_indices=True)
+            if isinstance(pa, StringPart) and isinstance(pb, StringPart):
+                va = np.array(pa.lower_vocab if casei else pa.vocab, dtype=object)[pa.codes[ia]]
+                vb = np.array(pb.lower_vocab if casei else pb.vocab, dtype=object)[pb.codes[ib]]
+            else:
+                va, vb = pa.values[ia], pb.values[ib]  # type: ignore[union-attr]
+            truth = np.asarray(fn(va, vb), dtype=bool)
+            fresh = ~done[rows]
+            t[rows[fresh & truth]] = True
+            f[rows[fresh & ~truth]] = True
+            done[rows] = True
+        f |= self._present(a) & self._present(b) & ~done
+        return t, f
 
     def _compare_literal(self, op: str, name: str, literal: Any, casei: bool) -> Tri:
         fn = COMPARISONS[op]
