@@ -8,6 +8,7 @@ part lists the record positions that have a value of its type, sorted.
 
 from __future__ import annotations
 
+import re
 from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field
@@ -159,7 +160,7 @@ class _KeyBuilder:
                 remap[self.vocab[text]] = new_code
             codes = remap[np.frombuffer(self.str_codes, dtype=np.int64)[order]]
             col.string = StringPart(rows, codes, vocab)
-            if key in TIME_KEYS:
+            if key in TIME_KEYS or _all_date_times(vocab):
                 col.time = _time_part(col.string)
         if self.bool_rows:
             rows, order = placed(self.bool_rows)
@@ -168,6 +169,15 @@ class _KeyBuilder:
             rows, order = placed(self.obj_rows)
             col.objects = ObjectPart(rows, self.obj_blobs.freeze(order))
         return col
+
+
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _all_date_times(vocab: list[str]) -> bool:
+    """Every string of the key is an RFC 3339 date-time (`published`, `expires`,
+    `sat:anx_datetime`, ...): it is a time property like `datetime`, whatever its name."""
+    return bool(vocab) and all(_DATE_TIME.fullmatch(v) for v in vocab)
 
 
 def _time_part(strings: StringPart) -> NumberPart | None:
