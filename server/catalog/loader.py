@@ -61,7 +61,7 @@ class LoadOptions:
     max_document_bytes: int = 32 * 1024 * 1024
     max_documents: int = 5_000_000
     max_depth: int = 64
-    fetch_concurrency: int = 16
+    fetch_concurrency: int = 32
     fetch_timeout: float = 20.0
     fetch_retries: int = 3
     allow_hosts: tuple[str, ...] = ()
