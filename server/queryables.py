@@ -22,7 +22,10 @@ def queryables_document(index: Index, href: str, collection: str | None) -> dict
     for name, column in index.columns.items():
         if name in properties:
             continue
-        if members is not None and not np.intersect1d(column.present_rows, members, assume_unique=True).size:
+        present = column.present_rows
+        if not present.size:
+            continue  # null in every item: nothing to filter on, and no type to declare
+        if members is not None and not np.intersect1d(present, members, assume_unique=True).size:
             continue
         properties[name] = {"title": name, **column.json_type()}
     return {
