@@ -86,9 +86,11 @@ class Column:
             types.append("string")
         if self.boolean is not None:
             types.append("boolean")
-        if self.objects is not None:
-            sample = self.objects.value(0) if len(self.objects.rows) else None
-            types.append("array" if isinstance(sample, list) else "object")
+        if self.objects is not None and len(self.objects.rows):
+            # Every value's first JSON byte, not just the first value's: a key may hold both.
+            blobs = self.objects.blobs
+            first = set(np.frombuffer(blobs.data, dtype=np.uint8)[blobs.starts].tolist())
+            types += [name for byte, name in ((ord("["), "array"), (ord("{"), "object")) if byte in first]
         if self.time is not None and types == ["string"]:
             return {"type": "string", "format": "date-time"}
         return {"type": types[0]} if len(types) == 1 else {"type": types}
