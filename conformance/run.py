@@ -32,6 +32,9 @@ REPO = Path(__file__).resolve().parent.parent
 OUTPUT = REPO / "conformance" / "output"
 DEFAULT_SHARED = REPO.parent / "shared"
 ALL_CLASSES = ["core", "features", "collections", "item-search"]
+# The search extensions: filter and sort need no more than a collection with items; fields
+# and query need properties of that collection's items to ask about (see extension_flags).
+EXTENSION_CLASSES = ["filter", "item-search#sort"]
 START_TIMEOUT = 180.0
 VALIDATOR_TIMEOUT = 900.0
 
@@ -198,6 +201,42 @@ class Choice:
     matched: int = 0
     geometry: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    first_item: dict[str, Any] | None = None
+
+
+def extension_flags(choice: Choice) -> tuple[list[str], list[str]]:
+    """(classes, validator flags) for the fields and query extensions, from the properties
+    of the chosen collection's first item: a number for the comparisons, a string for the
+    substring operators, an array (else a string) for `in`."""
+    props = (choice.first_item or {}).get("properties", {})
+    numbers = sorted(k for k, v in props.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+    strings = sorted(k for k, v in props.items() if isinstance(v, str) and len(v) >= 3 and k != "datetime"
+                     and not k.endswith("datetime") and k not in ("created", "updated"))
+    arrays = sorted(k for k, v in props.items() if isinstance(v, list) and v and all(isinstance(x, str) for x in v))
+    classes: list[str] = []
+    flags: list[str] = []
+    if props:
+        field_name = (numbers + strings + ["datetime"])[0]
+        classes.append("item-search#fields")
+        flags += ["--fields-nested-property", f"properties.{field_name}"]
+    if numbers and strings:
+        n, text = numbers[0], strings[0]
+        value, word = props[n], props[text]
+        in_field, in_values = (arrays[0], [props[arrays[0]][0], "no-such-value"]) if arrays else (text, [word, "no-such-value"])
+        classes.append("item-search#query")
+        flags += [
+            "--query-comparison-field", n,
+            "--query-eq-value", str(value), "--query-neq-value", str(value + 1),
+            "--query-lt-value", str(value + 1), "--query-lte-value", str(value),
+            "--query-gt-value", str(value - 1), "--query-gte-value", str(value),
+            "--query-substring-field", text,
+            "--query-starts-with-value", word[:2], "--query-ends-with-value", word[-2:],
+            "--query-contains-value", word[1:-1],
+            "--query-in-field", in_field, "--query-in-values", ",".join(in_values),
+        ]
+    else:
+        choice.notes.append("items lack a numeric and a string property: query extension not validated")
+    return classes, flags
 
 
 def choose(root_url: str) -> Choice:
@@ -220,6 +259,8 @@ def choose(root_url: str) -> Choice:
     url: str | None = urllib.parse.urljoin(root_url, f"collections/{q}/items?limit=100")
     while url and choice.geometry is None:
         page = get_json(url)
+        if choice.first_item is None and page.get("features"):
+            choice.first_item = page["features"][0]
         for item in page.get("features", []):
             if item.get("geometry") and (bbox := _bbox_of(item)):
                 choice.geometry = polygon_around(bbox)
@@ -283,8 +324,8 @@ def parse_output(text: str, returncode: int) -> tuple[list[str], list[str], list
 
 
 def run_validator(root_url: str, choice: Choice, classes: list[str], pagination: bool,
-                  shared: Path | None, log_path: Path) -> tuple[str, int]:
-    cmd = [sys.executable, "-m", "stac_api_validator", "--root-url", root_url]
+                  shared: Path | None, log_path: Path, extra_flags: list[str] = ()) -> tuple[str, int]:
+    cmd = [sys.executable, "-m", "stac_api_validator", "--root-url", root_url, *extra_flags]
     for c in classes:
         cmd += ["--conformance", c]
     if choice.collection is not None:
@@ -328,10 +369,11 @@ def plan(choice: Choice) -> tuple[list[str], bool]:
     if choice.matched == 0:
         choice.notes.append("no items: features and item-search are not validated")
         return ["core", "collections"], False
+    classes = ALL_CLASSES + EXTENSION_CLASSES
     if choice.matched < 2:
         choice.notes.append(f"largest collection has {choice.matched} item: pagination is not validated")
-        return list(ALL_CLASSES), False
-    return list(ALL_CLASSES), True
+        return list(classes), False
+    return list(classes), True
 
 
 def is_schema_gap(error: str) -> bool:
@@ -349,9 +391,13 @@ def run_target(target: Target, shared: Path | None, strict_schemas: bool = False
             choice = choose(server.url)
             result.collection = choice.collection
             result.classes, result.pagination = plan(choice)
+            flags: list[str] = []
+            if "item-search" in result.classes:
+                more, flags = extension_flags(choice)
+                result.classes += more
             result.notes = list(choice.notes)
             text, code = run_validator(server.url, choice, result.classes, result.pagination,
-                                       shared, OUTPUT / f"{target.name}.log")
+                                       shared, OUTPUT / f"{target.name}.log", flags)
     except Exception as exc:  # the server did not start, or choosing failed
         result.problems.append(f"{type(exc).__name__}: {exc}")
         result.seconds = time.monotonic() - started

@@ -1,6 +1,14 @@
 """The fields extension: which members of each returned document to keep.
 
-Kept = (defaults ∪ include) − exclude, where names are dotted paths (`properties.gsd`).
+- no `fields`: the whole document;
+- `include` given and not empty: only the included paths, plus id, type, stac_version and
+  links; an excluded path is still dropped unless it is itself included (a field in both
+  lists is kept), and an included nested path survives the exclusion of its parent
+  (`-properties,+properties.gsd` keeps `properties.gsd`);
+- `include` empty or null (POST), or `fields=` empty (GET): the default set, minus `exclude`;
+- only `exclude`: the whole document minus the excluded paths.
+
+Paths are dotted (`properties.eo:cloud_cover`); a property name may itself contain dots.
 """
 
 from __future__ import annotations
@@ -10,9 +18,10 @@ from typing import Any
 
 from server.query.model import FieldsSpec
 
+ALWAYS = ("id", "type", "stac_version", "links")
 ITEM_DEFAULTS = (
-    "id", "type", "geometry", "bbox", "links", "assets", "properties.datetime", "collection",
-    "stac_version", "stac_extensions",
+    "type", "stac_version", "id", "geometry", "bbox", "links", "assets", "collection",
+    "properties.datetime", "properties.start_datetime", "properties.end_datetime", "stac_extensions",
 )
 COLLECTION_DEFAULTS = ("id", "type", "title", "description", "links", "extent", "license", "stac_version")
 
@@ -40,20 +49,33 @@ def _drop_path(doc: dict[str, Any], parts: list[str]) -> None:
 
 
 def _split(path: str, doc: dict[str, Any]) -> list[str]:
-    """Dotted path → keys; a property name may itself hold dots (`properties.a.b` may be key `a.b`)."""
+    """Dotted path → keys; `properties.a.b` may name the property `a.b`."""
     if path.startswith("properties.") and path[len("properties."):] in doc.get("properties", {}):
         return ["properties", path[len("properties."):]]
     return path.split(".")
 
 
+def _under(path: str, parent: str) -> bool:
+    return path.startswith(parent + ".")
+
+
 def apply_fields(doc: dict[str, Any], spec: FieldsSpec | None, defaults: tuple[str, ...] = ITEM_DEFAULTS) -> dict[str, Any]:
     if spec is None:
         return doc
-    out: dict[str, Any] = {}
-    for path in dict.fromkeys([*defaults, *spec.include]):
-        if path:
-            _copy_path(doc, out, _split(path, doc))
-    for path in spec.exclude:
-        if path:
-            _drop_path(out, _split(path, doc))
+    include = [p for p in spec.include if p]
+    exclude = [p for p in spec.exclude if p and p not in include]
+    if include:
+        keep = list(dict.fromkeys([*ALWAYS, *include]))
+    elif spec.include_given or not exclude:
+        keep = list(defaults)
+    else:
+        keep = []  # only exclusions: start from the whole document
+    out: dict[str, Any] = {} if keep else copy.deepcopy(doc)
+    for path in keep:
+        _copy_path(doc, out, _split(path, doc))
+    for path in exclude:
+        _drop_path(out, _split(path, doc))
+        for kept in include:
+            if _under(kept, path):
+                _copy_path(doc, out, _split(kept, doc))
     return out

@@ -684,9 +684,19 @@ def test_bad_token_type_post(client, token: Any) -> None:
 
 
 @pytest.mark.parametrize("name", ["ids", "collections"])
-@pytest.mark.parametrize("value", [5, [1, 2], {"a": "b"}, [None], "a,b"])
+@pytest.mark.parametrize("value", [5, [1, 2], {"a": "b"}, [None]])
 def test_bad_string_lists_post(client, name: str, value: Any) -> None:
     assert_error(client.post("/search", json={name: value}), 400)
+
+
+def test_comma_string_lists_are_accepted_in_post(client) -> None:
+    """Clients (stac-api-validator's own sort and query checks among them) send
+    `"collections": "a"` in POST bodies: read it as GET's comma list, as for ids."""
+    as_list = client.post("/search", json={"collections": ["dem-alps", "corine-land-cover"], "limit": 100}).json()
+    as_text = client.post("/search", json={"collections": "dem-alps,corine-land-cover", "limit": 100}).json()
+    assert as_text["numberMatched"] == as_list["numberMatched"] > 0
+    ids = [f["id"] for f in as_list["features"][:2]]
+    assert client.post("/search", json={"ids": ",".join(ids)}).json()["numberMatched"] == 2
 
 
 def test_unknown_collection_filter_is_empty(client) -> None:

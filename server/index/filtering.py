@@ -18,6 +18,7 @@ import shapely
 from server.errors import InvalidQueryParameter
 from server.index.columns import Column, NumberPart, StringPart
 from server.query.datetime import MAX_TIME, MIN_TIME, parse_rfc3339
+from server.query.extensions import COERCE
 
 if TYPE_CHECKING:
     from server.index.index import Index
@@ -153,10 +154,14 @@ class FilterEvaluator:
             t, f = self.evaluate(args[0])
             return f, t
         if op in COMPARISONS:
-            return self._compare(op, args[0], args[1])
+            return self._compare(op, args[0], args[1], bool(node.get(COERCE)))
         if op == "like":
             return self._like(args[0], args[1])
         if op == "between":
+            if len(args) == 2 and isinstance(args[1], list) and len(args[1]) == 2:
+                args = [args[0], *args[1]]  # the draft form: BETWEEN(x, [lo, hi])
+            if len(args) != 3:
+                raise InvalidQueryParameter("Invalid filter: BETWEEN takes a value and two bounds")
             lo_t, lo_f = self._compare(">=", args[0], args[1])
             hi_t, hi_f = self._compare("<=", args[0], args[2])
             return lo_t & hi_t, lo_f | hi_f
@@ -166,7 +171,7 @@ class FilterEvaluator:
                 raise InvalidQueryParameter("Invalid filter: IN needs a list")
             t, f = self._empty(), None
             for value in values:
-                t2, f2 = self._compare("=", args[0], value)
+                t2, f2 = self._compare("=", args[0], value, bool(node.get(COERCE)))
                 t |= t2
                 f = f2 if f is None else f & f2
             return t, (f if f is not None else ~t)
@@ -182,11 +187,17 @@ class FilterEvaluator:
 
     # -- comparisons -------------------------------------------------------------------------
 
-    def _compare(self, op: str, left: Any, right: Any) -> Tri:
+    def _compare(self, op: str, left: Any, right: Any, coerce: bool = False) -> Tri:
         left_name, right_name = property_name(left), property_name(right)
         if left_name is None and right_name is not None:
             flipped = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(op, op)
-            return self._compare(flipped, right, left)
+            return self._compare(flipped, right, left, coerce)
+        if coerce and left_name is not None and isinstance(right, str) and _as_number(right) is not None:
+            t1, _ = self._compare(op, left, right)
+            t2, _ = self._compare(op, left, _as_number(right))
+            col = self._column(left_name)
+            truth = t1 | t2
+            return truth, (self._present(col) & ~truth if col is not None else self._empty())
         casei = False
         if isinstance(left, dict) and str(left.get("op", "")).lower() in ("casei", "accenti"):
             casei = str(left["op"]).lower() == "casei"
@@ -487,6 +498,14 @@ def _array_key(value: Any) -> bytes:
         return v
 
     return orjson.dumps(norm(value), option=orjson.OPT_SORT_KEYS)
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value == value and abs(value) != float("inf") else None
 
 
 def _is_expression(arg: Any) -> bool:

@@ -31,6 +31,20 @@ def _depth(node: Any, level: int = 0) -> int:
     return level
 
 
+def _modernize(node: Any) -> Any:
+    """Draft-era CQL2 JSON still sent by clients, in its 1.0 form: BETWEEN(x, [lo, hi])."""
+    if isinstance(node, list):
+        return [_modernize(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _modernize(v) for k, v in node.items()}
+    args = out.get("args")
+    if str(out.get("op", "")).lower() == "between" and isinstance(args, list) and len(args) == 2 \
+            and isinstance(args[1], list) and len(args[1]) == 2:
+        out["args"] = [args[0], *args[1]]
+    return out
+
+
 def parse_filter(value: Any, lang: Any, crs: Any) -> Any:
     """The filter as CQL2 JSON, or None when absent. Raises a 400 with the parser's words."""
     if value is None or value == "" or value == {}:
@@ -40,17 +54,21 @@ def parse_filter(value: Any, lang: Any, crs: Any) -> Any:
     if lang not in (None, "", "cql2-text", "cql2-json"):
         raise InvalidQueryParameter(f"Unsupported filter-lang {lang!r}: use cql2-text or cql2-json")
     try:
+        if isinstance(value, str) and (lang == "cql2-json" or (lang in (None, "") and value.lstrip().startswith("{"))):
+            try:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidQueryParameter(f"Invalid filter: not JSON ({exc})") from None
+            if not isinstance(value, dict):
+                raise InvalidQueryParameter("Invalid filter: expected a CQL2 JSON object")
         if isinstance(value, str):
-            if lang == "cql2-json" or (lang in (None, "") and value.lstrip().startswith("{")):
-                expr = cql2.parse_json(value)
-            else:
-                expr = cql2.parse_text(value)
+            expr = cql2.parse_text(value)
         elif isinstance(value, dict):
             if lang == "cql2-text":
                 raise InvalidQueryParameter("filter-lang is cql2-text but the filter is a JSON object")
             if _depth(value) > MAX_DEPTH:
                 raise InvalidQueryParameter(f"Invalid filter: nested deeper than {MAX_DEPTH}")
-            expr = cql2.parse_json(orjson.dumps(value).decode())
+            expr = cql2.parse_json(orjson.dumps(_modernize(value)).decode())
         elif isinstance(value, bool):
             return value
         else:

@@ -9,6 +9,9 @@ from server.query.model import FieldsSpec, SortField
 
 QUERY_OPS = {"eq", "neq", "lt", "lte", "gt", "gte", "startsWith", "endsWith", "contains", "in"}
 MAX_SORT_FIELDS = 8
+# Marks a comparison from the legacy query extension, whose clients often send numbers as
+# strings ({"gsd": {"lt": "20"}}): such a literal also compares as a number.
+COERCE = "x-coerce-numeric-strings"
 
 
 def _field_name(name: str) -> str:
@@ -47,9 +50,11 @@ def parse_sortby(value: Any) -> list[SortField]:
 
 def parse_fields(value: Any) -> FieldsSpec | None:
     """GET `a,-b,+c` or POST {"include": [...], "exclude": [...]}."""
-    if value is None or value == "":
+    if value is None:
         return None
     spec = FieldsSpec()
+    if value == "":
+        return spec  # `fields=`: the default set
     if isinstance(value, str):
         for part in value.split(","):
             part = part.strip()
@@ -60,6 +65,7 @@ def parse_fields(value: Any) -> FieldsSpec | None:
             else:
                 spec.include.append(part.lstrip("+").strip())
     elif isinstance(value, dict):
+        spec.include_given = "include" in value
         for key in ("include", "exclude"):
             names = value.get(key) or []
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -104,12 +110,16 @@ def query_to_cql2(value: Any) -> Any:
                 pattern = {"startsWith": f"{text}%", "endsWith": f"%{text}", "contains": f"%{text}%"}[op]
                 clauses.append({"op": "like", "args": [prop, pattern]})
             elif op == "in":
-                if not isinstance(operand, list):
-                    raise InvalidQueryParameter("Invalid query: in needs an array")
-                clauses.append({"op": "in", "args": [prop, operand]})
+                if not isinstance(operand, list) or not operand:
+                    raise InvalidQueryParameter("Invalid query: in needs a non-empty array")
+                # A scalar property equal to one of the values, or an array property sharing one.
+                clauses.append({"op": "or", "args": [
+                    {"op": "in", "args": [prop, operand], COERCE: True},
+                    {"op": "a_overlaps", "args": [prop, operand]},
+                ]})
             else:
                 if isinstance(operand, (dict, list)):
                     raise InvalidQueryParameter(f"Invalid query: {op} needs a scalar")
                 symbol = {"eq": "=", "neq": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}[op]
-                clauses.append({"op": symbol, "args": [prop, operand]})
+                clauses.append({"op": symbol, "args": [prop, operand], COERCE: True})
     return clauses[0] if len(clauses) == 1 else {"op": "and", "args": clauses}

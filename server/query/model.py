@@ -18,6 +18,7 @@ class SortField:
 class FieldsSpec:
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
+    include_given: bool = False  # POST named `include` (even empty or null)
 
 
 @dataclass

@@ -104,8 +104,10 @@ def parse_search(
 ) -> SearchQuery:
     """The same rules for GET (all strings) and POST (JSON values). In a POST ``body``, bbox,
     ids and collections must be JSON arrays and intersects an object, not GET's strings."""
+    if body and "fields" in params and params["fields"] is None:
+        raise InvalidQueryParameter("Invalid fields: null; give an object with include and/or exclude")
     if body:
-        for name in ("bbox", "ids", "collections", "intersects"):
+        for name in ("bbox", "intersects"):
             if isinstance(params.get(name), str):
                 kind = "an object" if name == "intersects" else "an array"
                 raise InvalidQueryParameter(f"Invalid {name}: expected {kind} in a POST body, got a string")
