@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import shapely
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -205,13 +207,26 @@ async def item(request: Request) -> Response:
 # -- searches --------------------------------------------------------------------------------
 
 
-def _item_collection(
+def _heavy(query: SearchQuery) -> bool:
+    """Queries that may take long (a scan of a vocabulary, a big polygon, a sort): they run
+    in a worker thread, so one of them cannot stall the event loop and every other client.
+    The rest run inline, where a thread hand-off would cost more than the search."""
+    return bool(
+        query.filter is not None or query.q is not None or query.sortby
+        or (query.intersects is not None and shapely.get_num_coordinates(query.intersects) > 1000)
+    )
+
+
+async def _item_collection(
     request: Request, query: SearchQuery, href: str, method: str, extra_links: list[dict[str, Any]]
 ) -> Response:
     index = _index(request)
     urls = _urls(request)
     after = decode_key_token(query.token) if query.token else None
-    result = index.search(query, after=after)
+    if _heavy(query):
+        result = await run_in_threadpool(index.search, query, after)
+    else:
+        result = index.search(query, after=after)
     links = [urls.link("root", urls.url())] + extra_links
     if result.next_key is not None:
         token = encode_token(result.next_key)
@@ -242,7 +257,7 @@ async def search_get(request: Request) -> Response:
     urls = _urls(request)
     query = _parse(request, params)
     self_link = urls.link("self", urls.url("search", params), GEOJSON)
-    return _item_collection(request, query, urls.url("search"), "GET", [self_link])
+    return await _item_collection(request, query, urls.url("search"), "GET", [self_link])
 
 
 async def search_post(request: Request) -> Response:
@@ -251,7 +266,7 @@ async def search_post(request: Request) -> Response:
     urls = _urls(request)
     query = _parse(request, body, body=True)
     self_link = urls.link("self", urls.url("search"), GEOJSON)
-    return _item_collection(request, query, urls.url("search"), "POST", [self_link])
+    return await _item_collection(request, query, urls.url("search"), "POST", [self_link])
 
 
 async def collection_items(request: Request) -> Response:
@@ -270,7 +285,7 @@ async def collection_items(request: Request) -> Response:
         urls.link("collection", urls.collection(collection_id)),
         urls.link("parent", urls.collection(collection_id)),
     ]
-    return _item_collection(request, query, href, "GET", extra)
+    return await _item_collection(request, query, href, "GET", extra)
 
 
 def route_table() -> list[Route]:

@@ -897,3 +897,15 @@ def test_failed_background_load_stays_503(tmp_path) -> None:
     with TestClient(app, base_url=TEST_BASE) as c:
         time.sleep(0.2)
         assert_error(c.get("/"), 503)
+
+
+def test_request_limits_answer_400_with_the_limit(client) -> None:
+    from server.query.parse import MAX_IDS, MAX_VERTICES
+
+    too_many = client.post("/search", json={"ids": [f"id-{i}" for i in range(MAX_IDS + 1)]})
+    assert_error(too_many, 400)
+    assert str(MAX_IDS) in too_many.json()["description"]
+    line = [[i % 100, i % 7] for i in range(MAX_VERTICES + 1)]
+    big = client.post("/search", json={"intersects": {"type": "LineString", "coordinates": line}})
+    assert_error(big, 400)
+    assert "vertices" in big.json()["description"]

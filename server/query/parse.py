@@ -19,6 +19,10 @@ GEOMETRY_TYPES = {
     "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection",
 }
 SEARCH_FIELDS = {"ids", "collections", "bbox", "intersects", "datetime", "limit", "token"}
+# Request limits: each keeps one request's work bounded; going over is a 400 that says so.
+MAX_IDS = 10_000
+MAX_COLLECTIONS = 10_000
+MAX_VERTICES = 20_000
 
 
 def parse_limit(value: Any, default: int, maximum: int) -> int:
@@ -83,6 +87,9 @@ def parse_geometry(value: Any) -> shapely.Geometry:
         raise InvalidQueryParameter(f"Invalid intersects geometry: {exc}") from None
     if geom is None or geom.is_empty:
         raise InvalidQueryParameter("Invalid intersects: empty geometry")
+    vertices = shapely.get_num_coordinates(geom)
+    if vertices > MAX_VERTICES:
+        raise InvalidQueryParameter(f"Invalid intersects: {vertices} vertices, over the limit of {MAX_VERTICES}")
     if not all(math.isfinite(c) for c in geom.bounds):
         raise InvalidQueryParameter("Invalid intersects: non-finite coordinates")
     if not geom.is_valid:
@@ -125,8 +132,13 @@ def parse_search(
         query.datetime = parse_datetime_interval(params["datetime"])
     if params.get("ids") is not None:
         query.ids = parse_string_list(params["ids"], "ids") or None
+        if query.ids and len(query.ids) > MAX_IDS:
+            raise InvalidQueryParameter(f"Too many ids: {len(query.ids)}, over the limit of {MAX_IDS}")
     if params.get("collections") is not None:
         query.collections = parse_string_list(params["collections"], "collections") or None
+        if query.collections and len(query.collections) > MAX_COLLECTIONS:
+            raise InvalidQueryParameter(
+                f"Too many collections: {len(query.collections)}, over the limit of {MAX_COLLECTIONS}")
     token = params.get("token")
     if token is not None and not isinstance(token, str):
         raise InvalidQueryParameter("Invalid token: expected a string")
