@@ -210,15 +210,22 @@ def extension_flags(choice: Choice) -> tuple[list[str], list[str]]:
     substring operators, an array (else a string) for `in`."""
     props = (choice.first_item or {}).get("properties", {})
     numbers = sorted(k for k, v in props.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
-    strings = sorted(k for k, v in props.items() if isinstance(v, str) and len(v) >= 3 and k != "datetime"
+    # (the validator splits --query-in-values on commas, and checks nested fields by truthiness)
+    strings = sorted(k for k, v in props.items() if isinstance(v, str) and 3 <= len(v) <= 64 and "," not in v
                      and not k.endswith("datetime") and k not in ("created", "updated"))
-    arrays = sorted(k for k, v in props.items() if isinstance(v, list) and v and all(isinstance(x, str) for x in v))
+    arrays = sorted(k for k, v in props.items() if isinstance(v, list) and v
+                    and all(isinstance(x, str) and "," not in x for x in v))
+    others = sorted(k for k, v in props.items() if isinstance(v, (list, dict)) and v)
     classes: list[str] = []
     flags: list[str] = []
-    if props:
-        field_name = (numbers + strings + ["datetime"])[0]
+    # Not properties.datetime: the validator also expects the nested field to be absent from
+    # the default field set, which holds datetime.
+    nested = (numbers + strings + others)[:1]
+    if nested:
         classes.append("item-search#fields")
-        flags += ["--fields-nested-property", f"properties.{field_name}"]
+        flags += ["--fields-nested-property", f"properties.{nested[0]}"]
+    else:
+        choice.notes.append("items have no property besides datetime: fields extension not validated")
     if numbers and strings:
         n, text = numbers[0], strings[0]
         value, word = props[n], props[text]
