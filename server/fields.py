@@ -73,7 +73,9 @@ def apply_fields(doc: dict[str, Any], spec: FieldsSpec | None, defaults: tuple[s
     out: dict[str, Any] = {} if keep else copy.deepcopy(doc)
     for path in keep:
         _copy_path(doc, out, _split(path, doc))
-    for path in exclude:
+    # Shallowest first, so the most specific path decides whatever the order given:
+    # -properties.meta.a,-properties,+properties.meta keeps meta without meta.a.
+    for path in sorted(exclude, key=lambda p: len(_split(p, doc))):
         _drop_path(out, _split(path, doc))
         for kept in include:
             if _under(kept, path):
