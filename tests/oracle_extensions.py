@@ -42,8 +42,8 @@ from tests.oracle import NEG_INF, POS_INF, Oracle, to_micros
 Tri = bool | None  # TRUE, FALSE, or NULL (None)
 
 ITEM_FIELD_DEFAULTS = (
-    "id", "type", "geometry", "bbox", "links", "assets", "properties.datetime", "collection",
-    "stac_version", "stac_extensions",
+    "id", "type", "geometry", "bbox", "links", "assets", "properties.datetime", "properties.start_datetime",
+    "properties.end_datetime", "collection", "stac_version", "stac_extensions",
 )
 COLLECTION_FIELD_DEFAULTS = ("id", "type", "title", "description", "links", "extent", "license", "stac_version")
 
@@ -488,7 +488,28 @@ def select(records: list[Record], node: Any) -> list[Record]:
 # -- legacy query extension ------------------------------------------------------------------------
 
 
+def _as_number(text: str) -> float | None:
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _query_compare(symbol: str, name: str, operand: Any, rec: Record) -> Tri:
+    """A query-extension comparison: a string operand that reads as a number (clients send
+    {"gsd": {"lt": "20"}}) also compares as that number; a present value gives TRUE or FALSE."""
+    prop = {"property": name}
+    first = compare(symbol, prop, operand, rec)
+    if isinstance(operand, str) and _as_number(operand) is not None:
+        if first is None:
+            return None
+        return first or bool(compare(symbol, prop, _as_number(operand), rec))
+    return first
+
+
 def query_extension(query: dict[str, dict[str, Any]], rec: Record) -> Tri:
+    """The legacy query extension: every operator of every property must hold."""
     results: list[Tri] = []
     for name, ops in query.items():
         v = rec.value(name)
@@ -502,10 +523,12 @@ def query_extension(query: dict[str, dict[str, Any]], rec: Record) -> Tri:
                     results.append({"startsWith": v.startswith, "endsWith": v.endswith,
                                     "contains": v.__contains__}[op](operand))
             elif op == "in":
-                results.append(t_or(compare("=", {"property": name}, x, rec) for x in operand))
+                # A scalar equal to one of the values, or an array sharing one with them.
+                shares = isinstance(v, list) and bool({_canon(x) for x in v} & {_canon(x) for x in operand})
+                results.append(shares or t_or(_query_compare("=", name, x, rec) for x in operand))
             else:
                 symbol = {"eq": "=", "neq": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}[op]
-                results.append(compare(symbol, {"property": name}, operand, rec))
+                results.append(_query_compare(symbol, name, operand, rec))
     return t_and(results)
 
 
@@ -705,41 +728,67 @@ def sortable(records: list[Record], name: str) -> bool:
 
 # -- fields ----------------------------------------------------------------------------------------
 
+ALWAYS_FIELDS = ("id", "type", "stac_version", "links")
 
-def project(doc: dict[str, Any], include: list[str], exclude: list[str], defaults: tuple[str, ...]) -> dict[str, Any]:
-    """Keep a member when a kept path names it or an ancestor, unless an excluded path does;
-    a member only named by a deeper kept path keeps just that part."""
-    keep = [p.split(".") for p in (*defaults, *include) if p]
-    drop = [p.split(".") for p in exclude if p]
+
+def project(
+    doc: dict[str, Any],
+    include: list[str],
+    exclude: list[str],
+    defaults: tuple[str, ...],
+    include_given: bool = False,
+) -> dict[str, Any]:
+    """The fields extension as the server documents it (server/fields.py docstring):
+
+    - some include: the included paths plus id, type, stac_version, links;
+    - no include, but an (empty) include list was given, or nothing at all: the default set;
+    - only exclusions: the whole document;
+    then every excluded path is dropped, unless a more specific included path lies inside
+    it (a path in both lists counts as included). Leaves only: containers left empty by
+    the rules are not compared (see ``drop_empty``).
+    """
+    inc = [p.split(".") for p in include if p]
+    exc = [p.split(".") for p in exclude if p and p not in include]
+    if inc:
+        base: list[list[str]] | None = [p.split(".") for p in ALWAYS_FIELDS] + inc
+    elif include_given or not exc:
+        base = [p.split(".") for p in defaults]
+    else:
+        base = None  # the whole document
+
+    def covers(q: list[str], path: list[str]) -> bool:
+        return path[: len(q)] == q
+
+    def kept(path: list[str]) -> bool:
+        if base is not None and not any(covers(b, path) for b in base):
+            return False
+        xs = [x for x in exc if covers(x, path)]
+        if not xs:
+            return True
+        deepest = max(len(x) for x in xs)
+        return any(covers(i, path) and len(i) > deepest for i in inc)
 
     def walk(node: dict[str, Any], prefix: list[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        depth = len(prefix)
         for key, value in node.items():
             path = prefix + [key]
-            if any(d == path for d in drop):
-                continue
-            whole = any(k[: depth + 1] == path and len(k) == depth + 1 for k in keep)
-            deeper_keep = any(k[: depth + 1] == path and len(k) > depth + 1 for k in keep)
-            deeper_drop = any(d[: depth + 1] == path and len(d) > depth + 1 for d in drop)
-            if whole:
-                out[key] = walk_all(value, path) if deeper_drop and isinstance(value, dict) else value
-            elif deeper_keep and isinstance(value, dict):
-                out[key] = walk(value, path)
-        return out
-
-    def walk_all(node: dict[str, Any], prefix: list[str]) -> dict[str, Any]:
-        depth = len(prefix)
-        out = {}
-        for key, value in node.items():
-            path = prefix + [key]
-            if any(d == path for d in drop):
-                continue
-            deeper_drop = any(d[: depth + 1] == path and len(d) > depth + 1 for d in drop)
-            out[key] = walk_all(value, path) if deeper_drop and isinstance(value, dict) else value
+            if isinstance(value, dict) and value:
+                sub = walk(value, path)
+                if sub:
+                    out[key] = sub
+            elif kept(path):
+                out[key] = value
         return out
 
     return walk(doc, [])
+
+
+def drop_empty(doc: Any) -> Any:
+    """A document without empty objects (at any depth), to compare projections by leaves."""
+    if isinstance(doc, dict):
+        out = {k: drop_empty(v) for k, v in doc.items()}
+        return {k: v for k, v in out.items() if v != {}}
+    return doc
 
 
 # -- a heterogeneous synthetic catalog -------------------------------------------------------------
@@ -1100,6 +1149,10 @@ def random_predicate(rng: random.Random, vocab: Vocabulary, depth: int = 0) -> A
          "propprop", "bool", "unknown"],
         [14, 3, 4, 3, 3, 3, 6, 6, 3, 2, 2, 1, 1],
     )[0]
+    needs = {"casei": strings, "like": strings, "between": numbers, "array": arrays, "arith": numbers,
+             "propprop": numbers or strings}
+    if kind in needs and not needs[kind]:
+        kind = "compare"
     if kind == "compare":
         name = rng.choice(scalars + ["id", "collection", "datetime"])
         lit = _literal_for(rng, vocab, name)
@@ -1148,7 +1201,7 @@ def random_predicate(rng: random.Random, vocab: Vocabulary, depth: int = 0) -> A
         return {"op": op, "args": args}
     if kind == "array":
         name = rng.choice(arrays)
-        elems = [e for v in vocab.values[name] if isinstance(v, list) for e in v]
+        elems = [e for v in vocab.values[name] if isinstance(v, list) for e in v if not isinstance(e, (list, dict))]
         lit = rng.sample(elems, min(len(elems), rng.randint(1, 3))) if elems else ["x"]
         if rng.random() < 0.2:
             lit.append(rng.choice(["zzz", 99]))
@@ -1163,7 +1216,7 @@ def random_predicate(rng: random.Random, vocab: Vocabulary, depth: int = 0) -> A
         v = vocab.sample(rng, name, _is_number)
         return {"op": rng.choice(COMPARE_OPS), "args": [{"op": aop, "args": [_p(rng, name), const]}, v]}
     if kind == "propprop":
-        pool = rng.choice([numbers, strings])
+        pool = rng.choice([p for p in (numbers, strings) if p])
         a, b = rng.choice(pool), rng.choice(pool)
         return {"op": rng.choice(COMPARE_OPS), "args": [_p(rng, a), _p(rng, b)]}
     if kind == "bool":
@@ -1427,7 +1480,7 @@ def collection_pages(client: Any, params: dict[str, Any], label: str) -> list[di
 __all__ = [
     "Record", "item_records", "collection_records", "evaluate", "select", "query_extension", "q_predicate",
     "q_parse", "QSyntaxError", "sort_fields", "sort_records", "sortable", "project", "write_synthetic_catalog",
-    "ITEM_FIELD_DEFAULTS", "COLLECTION_FIELD_DEFAULTS", "instant", "mapping", "term_matches", "rfc3339",
+    "ITEM_FIELD_DEFAULTS", "COLLECTION_FIELD_DEFAULTS", "drop_empty", "instant", "mapping", "term_matches", "rfc3339",
     "Vocabulary", "random_predicate", "to_text", "random_q", "random_sortby", "sortby_get", "sortby_post",
     "random_bbox_near", "TEMPORAL_CONVERSE", "text_words", "expected_items", "expected_collections",
     "check_item_search", "collection_pages",
