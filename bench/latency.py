@@ -298,6 +298,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         info[name] = {"matched": matched, "bytes": int(statistics.mean(nbytes))}
     bare = bare_app(responses)
 
+    if args.profile:
+        await profile(app, mix, args)
+        return {}
+
     rows = []
     gc.collect()
     for name, variants in mix.items():
@@ -341,6 +345,24 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             "variants": {k: [url_of(p, q) for p, q in v] for k, v in mix.items()}}
 
 
+async def profile(app: Any, mix: dict[str, Any], args: argparse.Namespace) -> None:
+    """cProfile of --profile-runs requests of each named query type through the app (cache off)."""
+    import cProfile
+    import pstats
+
+    for name in args.profile.split(","):
+        urls = [url_of(p, q) for p, q in mix[name]]
+        prof = cProfile.Profile()
+        t0 = time.perf_counter()
+        prof.enable()
+        for k in range(args.profile_runs):
+            await call(app, urls[k % len(urls)])
+        prof.disable()
+        took = time.perf_counter() - t0
+        print(f"\n=== {name}: {args.profile_runs} requests, {took / args.profile_runs * 1e3:.3f} ms each under cProfile")
+        pstats.Stats(prof).sort_stats("tottime").print_stats(args.profile_top)
+
+
 def print_table(result: dict[str, Any]) -> None:
     print(f"\n{result['items']:,} items ({result['driver']} driver; {result['load']}, "
           f"{result['load_seconds']:.1f} s)")
@@ -369,8 +391,14 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=30.0, help="stop a query type after this long")
     parser.add_argument("--driver", choices=("asgi", "httpx"), default="asgi")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--profile", metavar="TYPES",
+                        help="instead of timing, cProfile these query types (comma-separated names of the table)")
+    parser.add_argument("--profile-runs", type=int, default=300)
+    parser.add_argument("--profile-top", type=int, default=15)
     args = parser.parse_args()
     result = asyncio.run(measure(args))
+    if args.profile:
+        return
     print_table(result)
     if args.json:
         with open(args.json, "w") as f:

@@ -10,7 +10,9 @@ returned for it (fetched once before the runs). Each is driven by ``wrk`` on loo
 (``apt-get install -y wrk``) with a Lua script cycling through a handful of bbox+datetime
 URLs (the bbox+datetime variants of bench/latency.py). Configurations:
 
-* ``bare``, ``bare-w2``: the bare app, 1 or 2 uvicorn workers: the ceiling of this stack;
+* ``bare``, ``bare-w2``: the bare app, 1 or 2 uvicorn workers: the ceiling of this stack
+  (bare-w2 forks two uvicorn servers on one socket made with IPPROTO_TCP, see bare_app.py's
+  main: with ``uvicorn --workers 2`` Nagle stays on and every response stalls ~40 ms);
 * ``ours``, ``ours-w2``: our server with its response cache off
   (``STAC_STATIC_RESPONSE_CACHE_BYTES=0``), so every request searches and renders;
 * ``ours-cached``, ``ours-cached-w2``: our server with its defaults (a repeat of a URL is
@@ -57,6 +59,33 @@ async def endpoint(request):
     return Response(RESPONSES[key], media_type="application/geo+json")
 
 app = Starlette(routes=[Route("/{path:path}", endpoint)])
+
+if __name__ == "__main__":
+    # python bare_app.py PORT WORKERS: WORKERS forked uvicorn servers on one listening socket.
+    # The socket is made with IPPROTO_TCP so that asyncio sets TCP_NODELAY on accepted
+    # connections: `uvicorn --workers N` (and a socket.socket(AF_INET, SOCK_STREAM) without a
+    # proto) leaves Nagle on, and every response then waits ~40 ms for a delayed ACK.
+    import socket, sys, uvicorn
+    port, workers = int(sys.argv[1]), int(sys.argv[2])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
+            os._exit(0)
+        children.append(pid)
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: [os.kill(c, signal.SIGTERM) for c in children])
+    for c in children:
+        try:
+            os.waitpid(c, 0)
+        except ChildProcessError:
+            pass
 '''
 
 LUA = r'''
@@ -121,10 +150,13 @@ def start_ours(args: argparse.Namespace, port: int, workers: int, cache: bool) -
 
 
 def start_bare(args: argparse.Namespace, port: int, workers: int, responses: str) -> subprocess.Popen:
-    cmd = [PYTHON, "-m", "uvicorn", "bare_app:app", "--host", "127.0.0.1", "--port", str(port),
-           "--log-level", "warning", "--no-access-log"]
-    if workers > 1:
-        cmd += ["--workers", str(workers)]
+    if workers > 1 and not args.uvicorn_workers:
+        cmd = [PYTHON, "bare_app.py", str(port), str(workers)]
+    else:
+        cmd = [PYTHON, "-m", "uvicorn", "bare_app:app", "--host", "127.0.0.1", "--port", str(port),
+               "--log-level", "warning", "--no-access-log"]
+        if workers > 1:
+            cmd += ["--workers", str(workers)]
     env = clean_env({"BARE_RESPONSES": responses, "PYTHONPATH": args.tmp})
     log = open(os.path.join(args.tmp, f"bare-{port}.log"), "w")
     return subprocess.Popen(cmd, cwd=args.tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -153,6 +185,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--configs", default="bare,ours,ours-cached,bare-w2,ours-w2")
     parser.add_argument("--ready-timeout", type=float, default=900)
+    parser.add_argument("--uvicorn-workers", action="store_true",
+                        help="bare-w2 via `uvicorn --workers 2` (Nagle left on: ~40 ms per response) "
+                             "instead of forked servers on an IPPROTO_TCP socket")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     args.roots = roots_for(args.root)
