@@ -38,8 +38,14 @@ def _is_number(v: Any) -> bool:
 
 def random_query_object(rng: random.Random, vocab: Vocabulary) -> dict[str, dict[str, Any]]:
     scalars = vocab.of_type(lambda v: v is not None and not isinstance(v, (list, dict)))
+    arrays = vocab.of_type(lambda v: isinstance(v, list))
     out: dict[str, dict[str, Any]] = {}
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
+        if arrays and rng.random() < 0.15:  # "in" on an array property: any shared value
+            name = rng.choice(arrays)
+            elems = [e for v in vocab.values[name] if isinstance(v, list) for e in v if not isinstance(e, (list, dict))]
+            out[name] = {"in": rng.sample(elems, min(len(elems), rng.randint(1, 2))) + rng.choice([[], ["zzz"]]) or ["zzz"]}
+            continue
         name = rng.choice(scalars + ["id", "collection", "no:such"])
         value = vocab.sample(rng, name, lambda v: v is not None and not isinstance(v, (list, dict)))
         if value is None:
@@ -65,6 +71,8 @@ def random_query_object(rng: random.Random, vocab: Vocabulary) -> dict[str, dict
                     ops[op] = [vocab.sample(rng, name, _is_number) for _ in range(rng.randint(1, 3))]
                 else:
                     ops[op] = value + rng.choice([0, 0, 1, -1, 0.5]) if _is_number(value) else value
+                if _is_number(ops[op]) and rng.random() < 0.2:
+                    ops[op] = str(ops[op])  # clients send numbers as strings: {"gsd": {"lt": "20"}}
             if rng.random() < 0.05 and op not in ("startsWith", "endsWith", "contains"):
                 ops[op] = rng.choice([True, 3, "3"]) if op != "in" else [True, "3"]  # another type
         prefixed = name not in ("id", "collection") and rng.random() < 0.25
