@@ -202,6 +202,7 @@ class Choice:
     geometry: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     first_item: dict[str, Any] | None = None
+    null_datetimes: bool = False
 
 
 def extension_flags(choice: Choice) -> tuple[list[str], list[str]]:
@@ -226,10 +227,13 @@ def extension_flags(choice: Choice) -> tuple[list[str], list[str]]:
         flags += ["--fields-nested-property", f"properties.{nested[0]}"]
     else:
         choice.notes.append("items have no property besides datetime: fields extension not validated")
-    if numbers and strings:
+    if numbers and strings and not arrays:
+        choice.notes.append("items have no array of strings: the validator's `in` check (set overlap with "
+                            "the property's value) cannot pass on a string, so the query extension is not validated")
+    if numbers and strings and arrays:
         n, text = numbers[0], strings[0]
         value, word = props[n], props[text]
-        in_field, in_values = (arrays[0], [props[arrays[0]][0], "no-such-value"]) if arrays else (text, [word, "no-such-value"])
+        in_field, in_values = arrays[0], [props[arrays[0]][0], "no-such-value"]
         classes.append("item-search#query")
         flags += [
             "--query-comparison-field", n,
@@ -241,7 +245,7 @@ def extension_flags(choice: Choice) -> tuple[list[str], list[str]]:
             "--query-contains-value", word[1:-1],
             "--query-in-field", in_field, "--query-in-values", ",".join(in_values),
         ]
-    else:
+    elif not (numbers and strings):
         choice.notes.append("items lack a numeric and a string property: query extension not validated")
     return classes, flags
 
@@ -268,6 +272,8 @@ def choose(root_url: str) -> Choice:
         page = get_json(url)
         if choice.first_item is None and page.get("features"):
             choice.first_item = page["features"][0]
+        if any(f.get("properties", {}).get("datetime") is None for f in page.get("features", [])):
+            choice.null_datetimes = True
         for item in page.get("features", []):
             if item.get("geometry") and (bbox := _bbox_of(item)):
                 choice.geometry = polygon_around(bbox)
@@ -377,6 +383,10 @@ def plan(choice: Choice) -> tuple[list[str], bool]:
         choice.notes.append("no items: features and item-search are not validated")
         return ["core", "collections"], False
     classes = ALL_CLASSES + EXTENSION_CLASSES
+    if choice.null_datetimes:
+        # stac-api-validator 0.6 sorts the returned datetimes itself and crashes on null
+        classes = [c for c in classes if c != "item-search#sort"]
+        choice.notes.append("items with a null datetime crash the validator's sort check: sort not validated")
     if choice.matched < 2:
         choice.notes.append(f"largest collection has {choice.matched} item: pagination is not validated")
         return list(classes), False
