@@ -59,7 +59,7 @@ def parse_filter(value: Any, lang: Any, crs: Any) -> Any:
                 value = orjson.loads(value)
             except orjson.JSONDecodeError as exc:
                 raise InvalidQueryParameter(f"Invalid filter: not JSON ({exc})") from None
-            if not isinstance(value, dict):
+            if not isinstance(value, (dict, bool)):  # true and false are CQL2 JSON filters too
                 raise InvalidQueryParameter("Invalid filter: expected a CQL2 JSON object")
         if isinstance(value, str):
             expr = cql2.parse_text(value)
