@@ -20,7 +20,7 @@ from typing import Any, Iterable, Iterator
 
 import orjson
 
-from server.catalog.locations import RealPaths, Scope, is_url
+from server.catalog.locations import Scope, is_url
 from server.catalog.normalize import child_hrefs, resolve_href, servable
 from server.catalog.sources import FetchError, Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
@@ -162,10 +162,10 @@ class Loader:
 
     def _admit(self, location: str, ctx: Context) -> bool:
         """Whether a linked document should be read (in scope, new, within limits)."""
-        key = location if is_url(location) else self.scope.real_paths.file(location)
+        key = location
         if key in self._seen:
             return False
-        refusal = self.scope.refusal(location, key)
+        refusal = self.scope.refusal(location)
         if refusal is None and ctx.depth > self.options.max_depth:
             refusal = f"nesting deeper than {self.options.max_depth}"
         if refusal is None and self._documents >= self.options.max_documents:
@@ -176,6 +176,16 @@ class Loader:
         self._seen.add(key)
         self._documents += 1
         return True
+
+    def _check_real_path(self, path: str, real: str) -> str | None:
+        """Called with where an opened file really is: refuse one a symlink took out of
+        the roots, or one already read under its own name (a symlink alias)."""
+        refusal = self.scope.real_refusal(real)
+        if refusal is None and real != path:
+            if real in self._seen:
+                return f"already read as {real} (a symlink leads here again)"
+            self._seen.add(real)
+        return refusal
 
     def _progress(self, force: bool = False) -> None:
         if not self._show_progress:
@@ -201,6 +211,7 @@ class Loader:
             timeout=self.options.fetch_timeout,
             retries=self.options.fetch_retries,
             remote_cache=self.options.remote_cache,
+            real_path_check=self._check_real_path,
         ) as fetcher, ThreadPoolExecutor(self.options.fetch_concurrency) as pool:
             self._fetcher = fetcher
             self._pool = pool
@@ -224,7 +235,6 @@ class Loader:
         """Drop what only the walk needed (visited paths, resolved folders) before the
         memory is handed back."""
         self._seen = set()
-        self.scope.real_paths = RealPaths()
         self.builder = IndexBuilder(on_reject=self.skip)
 
     def _fetch_all(self, locations: list[str]) -> Iterator[tuple[str, bytes | None, str | None]]:

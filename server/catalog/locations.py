@@ -61,32 +61,6 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-class RealPaths:
-    """os.path.realpath for many files in few trees: one lstat per new folder, not per component."""
-
-    def __init__(self) -> None:
-        self._folders: dict[str, str] = {}
-
-    def folder(self, path: str) -> str:
-        known = self._folders.get(path)
-        if known is not None:
-            return known
-        parent = os.path.dirname(path)
-        if parent == path:
-            real = path
-        elif os.path.islink(path):
-            real = os.path.realpath(path)
-        else:
-            real = os.path.join(self.folder(parent), os.path.basename(path))
-        self._folders[path] = real
-        return real
-
-    def file(self, path: str) -> str:
-        if os.path.islink(path):
-            return os.path.realpath(path)
-        return os.path.join(self.folder(os.path.dirname(path)), os.path.basename(path))
-
-
 @dataclass
 class Scope:
     """The set of places the loader may read from."""
@@ -95,7 +69,7 @@ class Scope:
     origins: set[str] = field(default_factory=set)
     hosts: set[str] = field(default_factory=set)
     allow_outside_root: bool = False
-    real_paths: RealPaths = field(default_factory=RealPaths)
+    lexical_folders: list[str] = field(default_factory=list)
 
     def add_root(self, location: str) -> None:
         if is_remote(location) or is_s3(location):
@@ -103,9 +77,12 @@ class Scope:
         else:
             folder = location if os.path.isdir(location) else os.path.dirname(location)
             self.folders.append(os.path.realpath(folder))
+            self.lexical_folders.append(os.path.abspath(folder))
 
-    def refusal(self, location: str, real: str | None = None) -> str | None:
-        """Why ``location`` (with ``real``, its resolved path if local) may not be read, or None."""
+    def refusal(self, location: str) -> str | None:
+        """Why ``location`` may not be read, or None. For a local path this is the check of
+        the path as written (no `..` out of the root); where symlinks lead is checked on the
+        opened file (``real_refusal``)."""
         if is_remote(location) or is_s3(location):
             if origin(location) in self.origins:
                 return None
@@ -119,8 +96,16 @@ class Scope:
             return "local file reached from a remote catalog"
         if self.allow_outside_root:
             return None
-        real = real or self.real_paths.file(location)
-        for folder in self.folders:
-            if real == folder or real.startswith(folder.rstrip(os.sep) + os.sep):
-                return None
+        if _inside(location, self.lexical_folders) or _inside(location, self.folders):
+            return None
         return "outside the catalog root folders"
+
+    def real_refusal(self, real_path: str) -> str | None:
+        """Why the file actually opened (symlinks resolved) may not be read, or None."""
+        if self.allow_outside_root or not self.folders or _inside(real_path, self.folders):
+            return None
+        return "outside the catalog root folders (through a symlink)"
+
+
+def _inside(path: str, folders: list[str]) -> bool:
+    return any(path == folder or path.startswith(folder.rstrip(os.sep) + os.sep) for folder in folders)

@@ -11,7 +11,7 @@ import os
 import stat
 import threading
 from array import array
-from typing import Any
+from typing import Any, Callable
 import time
 
 import urllib3
@@ -95,8 +95,10 @@ class RemoteCache:
 
 class Fetcher:
     def __init__(
-        self, *, max_bytes: int, timeout: float = 20.0, retries: int = 3, remote_cache: RemoteCache | None = None
+        self, *, max_bytes: int, timeout: float = 20.0, retries: int = 3, remote_cache: RemoteCache | None = None,
+        real_path_check: Callable[[str, str], str | None] | None = None,
     ) -> None:
+        self._real_path_check = real_path_check
         self.remote_cache = remote_cache
         self.sources = SourceLog()
         self._s3: Any = None
@@ -151,6 +153,7 @@ class Fetcher:
         except OSError as exc:
             raise FetchError(exc.strerror or str(exc)) from None
         try:
+            self._check_real_path(path, fd)
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise FetchError("not a regular file")
@@ -169,6 +172,19 @@ class Fetcher:
             raise FetchError(exc.strerror or str(exc)) from None
         finally:
             os.close(fd)
+
+    def _check_real_path(self, path: str, fd: int) -> None:
+        """Where the opened file really is (one readlink of /proc/self/fd, not an lstat per
+        path component), for the caller's check: inside the roots, not read before."""
+        if self._real_path_check is None:
+            return
+        try:
+            real = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            real = os.path.realpath(path)
+        refusal = self._real_path_check(path, real)
+        if refusal is not None:
+            raise FetchError(refusal)
 
     def _client_for_remote(self) -> urllib3.PoolManager:
         if self._client is None:
