@@ -1,0 +1,119 @@
+"""Property-based tests (hypothesis): every parser answers a value or a clear 400, never
+another exception; and no request built from such inputs gets a 500."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from server.errors import InvalidQueryParameter
+from server.pagination import decode_key_token
+from server.query.cql2 import parse_filter
+from server.query.datetime import parse_datetime_interval
+from server.query.extensions import parse_fields, parse_sortby, query_to_cql2
+from server.query.freetext import parse_q
+from server.query.parse import parse_bbox, parse_geometry, parse_search
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**20, 10**20))
+json_values = st.recursive(
+    st.none() | st.booleans() | numbers.filter(lambda v: v == v and abs(v) != float("inf")) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    max_leaves=20,
+)
+datetime_like = st.one_of(
+    st.text(alphabet="0123456789-:TZtz.+/ ,", max_size=40),
+    st.datetimes().map(lambda d: d.isoformat() + "Z"),
+    st.tuples(st.datetimes(), st.datetimes()).map(lambda p: f"{p[0].isoformat()}Z/{p[1].isoformat()}Z"),
+)
+cql2_texty = st.one_of(
+    st.text(max_size=60),
+    st.builds(lambda a, op, b: f"{a} {op} {b}", st.sampled_from(["eo:cloud_cover", "id", "platform", "x"]),
+              st.sampled_from(["=", "<", ">=", "<>", "LIKE", "IN", "BETWEEN"]),
+              st.one_of(st.integers().map(str), st.text(max_size=10).map(repr), st.just("('a','b')"))),
+)
+
+
+def allowed(fn: Any, *args: Any) -> None:
+    try:
+        fn(*args)
+    except InvalidQueryParameter as exc:
+        assert exc.description
+
+
+@FUZZ
+@given(st.one_of(st.text(max_size=60), st.lists(numbers, max_size=8), json_values))
+def test_bbox(value: Any) -> None:
+    allowed(parse_bbox, value)
+
+
+@FUZZ
+@given(datetime_like)
+def test_datetime(value: str) -> None:
+    try:
+        start, end = parse_datetime_interval(value)
+        assert start <= end
+    except InvalidQueryParameter:
+        pass
+
+
+@FUZZ
+@given(st.one_of(json_values, st.text(max_size=80),
+                 st.builds(lambda t, c: {"type": t, "coordinates": c},
+                           st.sampled_from(["Point", "Polygon", "LineString", "MultiPolygon", "Nope"]),
+                           st.recursive(numbers, lambda ch: st.lists(ch, max_size=5), max_leaves=30))))
+def test_geometry(value: Any) -> None:
+    allowed(parse_geometry, value)
+
+
+@FUZZ
+@given(st.one_of(cql2_texty, json_values), st.sampled_from([None, "cql2-text", "cql2-json", "bogus"]))
+def test_cql2(value: Any, lang: Any) -> None:
+    allowed(parse_filter, value, lang, None)
+
+
+@FUZZ
+@given(st.one_of(st.text(max_size=40), json_values))
+def test_sortby_fields_query_q_tokens(value: Any) -> None:
+    allowed(parse_sortby, value)
+    allowed(parse_fields, value)
+    allowed(query_to_cql2, value)
+    allowed(parse_q, value)
+    if isinstance(value, str):
+        allowed(decode_key_token, value)
+
+
+@FUZZ
+@given(st.dictionaries(
+    st.sampled_from(["bbox", "datetime", "ids", "collections", "limit", "token", "intersects", "filter",
+                     "filter-lang", "q", "sortby", "fields", "query"]),
+    st.one_of(json_values, st.text(max_size=30)), max_size=6))
+def test_search_bodies(params: dict[str, Any]) -> None:
+    allowed(lambda p: parse_search(p, default_limit=10, max_limit=100, body=True), params)
+
+
+@pytest.fixture(scope="module")
+def fuzz_client(make_client):
+    with make_client() as c:
+        yield c
+
+
+@FUZZ
+@given(st.dictionaries(
+    st.sampled_from(["bbox", "datetime", "ids", "collections", "limit", "token", "intersects", "filter",
+                     "filter-lang", "q", "sortby", "fields", "query"]),
+    st.one_of(st.text(max_size=30), json_values.map(json.dumps), cql2_texty, datetime_like), max_size=5))
+def test_no_request_gets_a_500(fuzz_client: Any, params: dict[str, str]) -> None:
+    for response in (
+        fuzz_client.get("/search", params=params),
+        fuzz_client.get("/collections", params=params),
+        fuzz_client.get("/collections/sentinel-2-l2a-nl/items", params=params),
+    ):
+        assert response.status_code in (200, 400), (params, response.status_code, response.text[:300])
+        if response.status_code == 400:
+            body = response.json()
+            assert body["code"] and body["description"]
