@@ -252,20 +252,22 @@ class Loader:
     def _walk_level(self, frontier: list[tuple[str, Context]]) -> list[tuple[str, Context]]:
         contexts = dict(frontier)
         following: list[tuple[str, Context]] = []
-        for location, data, error in self._fetch_all([loc for loc, _ in frontier]):
-            ctx = contexts[location]
+        for location, docs in self._read_documents([loc for loc, _ in frontier]):
+            for doc in docs:
+                following.extend(self._structure_document(location, doc, contexts[location]))
+            self._progress()
+        return following
+
+    def _read_documents(self, locations: list[str]) -> Iterator[tuple[str, list[Any]]]:
+        """The parsed document(s) at each location; what cannot be read or parsed is skipped."""
+        for location, data, error in self._fetch_all(locations):
             if data is None:
                 self.skip(location, error or "unreadable")
                 continue
             try:
-                docs = _parse_documents(location, data)
+                yield location, _parse_documents(location, data)
             except ValueError as exc:
                 self.skip(location, str(exc))
-                continue
-            for doc in docs:
-                following.extend(self._structure_document(location, doc, ctx))
-            self._progress()
-        return following
 
     def _structure_document(self, location: str, doc: Any, ctx: Context) -> list[tuple[str, Context]]:
         if not isinstance(doc, dict):
@@ -329,15 +331,7 @@ class Loader:
         pending = self._pending_items
         for start in range(0, len(pending), ITEM_CHUNK):
             chunk = dict(pending[start : start + ITEM_CHUNK])
-            for location, data, error in self._fetch_all(list(chunk)):
-                if data is None:
-                    self.skip(location, error or "unreadable")
-                    continue
-                try:
-                    docs = _parse_documents(location, data)
-                except ValueError as exc:
-                    self.skip(location, str(exc))
-                    continue
+            for location, docs in self._read_documents(list(chunk)):
                 for doc in docs:
                     self._add_item(doc, location, chunk[location])
             self._progress()

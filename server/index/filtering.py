@@ -369,12 +369,7 @@ class FilterEvaluator:
     # -- spatial -----------------------------------------------------------------------------
 
     def _spatial(self, op: str, args: list[Any]) -> Tri:
-        if len(args) != 2:
-            raise InvalidQueryParameter(f"Invalid filter: {op} takes two arguments")
-        a, b = args
-        if property_name(a) is None:
-            a, b = b, a
-            op = {"s_within": "s_contains", "s_contains": "s_within"}.get(op, op)
+        op, a, b = _property_first(op, args, {"s_within": "s_contains", "s_contains": "s_within"})
         if property_name(a) != "geometry":
             raise InvalidQueryParameter(f"Invalid filter: {op} needs the geometry property")
         geom = _geometry_literal(b)
@@ -453,12 +448,7 @@ class FilterEvaluator:
     # -- arrays --------------------------------------------------------------------------------
 
     def _array(self, op: str, args: list[Any]) -> Tri:
-        if len(args) != 2:
-            raise InvalidQueryParameter(f"Invalid filter: {op} takes two arguments")
-        a, b = args
-        if property_name(a) is None:
-            a, b = b, a
-            op = {"a_contains": "a_containedby", "a_containedby": "a_contains"}.get(op, op)
+        op, a, b = _property_first(op, args, {"a_contains": "a_containedby", "a_containedby": "a_contains"})
         name = property_name(a)
         if name is None or not isinstance(b, list):
             raise InvalidQueryParameter(f"Invalid filter: {op} needs a property and an array literal")
@@ -498,6 +488,16 @@ def _array_key(value: Any) -> bytes:
         return v
 
     return orjson.dumps(norm(value), option=orjson.OPT_SORT_KEYS)
+
+
+def _property_first(op: str, args: list[Any], converse: dict[str, str]) -> tuple[str, Any, Any]:
+    """(op, property, literal) for a two-argument operator written either way round."""
+    if len(args) != 2:
+        raise InvalidQueryParameter(f"Invalid filter: {op} takes two arguments")
+    a, b = args
+    if property_name(a) is None:
+        return converse.get(op, op), b, a
+    return op, a, b
 
 
 def _as_number(text: str) -> float | None:
