@@ -185,8 +185,9 @@ def load_pgstac(data: dict[str, str], items: int) -> str:
     py = f"{PEERS}/pgstac/bin/pypgstac"
     t0 = time.perf_counter()
     subprocess.run([py, "migrate", "--dsn", dsn], check=True, capture_output=True)
-    subprocess.run(psql + ["truncate items; delete from collections; drop table if exists bench_loaded"],
-                   capture_output=True)
+    subprocess.run(psql + ["drop table if exists bench_loaded"], check=True, capture_output=True)
+    subprocess.run(psql + ["delete from pgstac.items"], check=True, capture_output=True)
+    subprocess.run(psql + ["delete from pgstac.collections"], check=True, capture_output=True)
     nd = data["ndjson"]
     subprocess.run([py, "load", "collections", os.path.join(nd, "collections.ndjson"), "--dsn", dsn,
                     "--method", "insert_ignore"], check=True, capture_output=True)
