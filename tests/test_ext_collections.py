@@ -35,7 +35,7 @@ from tests.oracle_extensions import (
 from tests.test_ext_cql2 import Env, random_datetime, sample_env, synth_env  # noqa: F401  (fixtures)
 
 SEED = "stac-static-api-ext-collections-v1"
-N_CASES = 80
+N_CASES = 64
 
 WAGENINGEN = {"type": "Polygon", "coordinates": [[[5.65, 51.95], [5.68, 51.95], [5.68, 51.98], [5.65, 51.98], [5.65, 51.95]]]}
 WAGENINGEN_BBOX = [5.65, 51.95, 5.68, 51.98]

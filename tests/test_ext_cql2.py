@@ -43,8 +43,8 @@ from tests.oracle_extensions import (
 
 SEED = "stac-static-api-ext-cql2-v1"
 SYNTH_SEED = "stac-static-api-synthetic-v1"
-N_SAMPLE = 120
-N_SYNTH = 160
+N_SAMPLE = 90
+N_SYNTH = 120
 
 
 @dataclass

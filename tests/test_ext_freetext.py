@@ -30,7 +30,7 @@ from tests.oracle_extensions import (
 from tests.test_ext_cql2 import Env, page_limit, sample_env, synth_env  # noqa: F401  (fixtures)
 
 SEED = "stac-static-api-ext-freetext-v1"
-N_CASES = 100
+N_CASES = 80
 
 
 def run_q_case(env: Env, rng: random.Random) -> None:

@@ -40,8 +40,8 @@ from tests.oracle_extensions import (
 from tests.test_ext_cql2 import Env, sample_env, synth_env  # noqa: F401  (fixtures)
 
 SEED = "stac-static-api-ext-sort-fields-v1"
-N_SORT = 60
-N_FIELDS = 30
+N_SORT = 45
+N_FIELDS = 25
 
 
 # -- sortby ----------------------------------------------------------------------------------------
