@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from starlette.applications import Starlette
 
+from server.catalog.loader import release_free_memory
 from server.index import Index
 
 log = logging.getLogger("stac_static_api.reload")
@@ -53,6 +54,8 @@ class Reloader:
             previous = self.app.state.index
             index.version = (previous.version + 1) if previous is not None else index.version
             self.app.state.index = index
+            del previous
+            await asyncio.to_thread(release_free_memory)  # the old index's pages go back to the OS
             self.status = ReloadStatus(True, reason, None, started, time.time() - started, self.status.reloads + 1)
             log.info("reload (%s): %d items in %.2f s", reason, index.size, self.status.seconds)
             return self.status

@@ -56,6 +56,11 @@ class BlobColumn:
         # The buffer goes into the pickle as is (protocol 5), without a copy to bytes first.
         return (BlobColumn, (pickle.PickleBuffer(self.data), self.starts, self.ends))
 
+    def many(self, positions: np.ndarray) -> list[bytes]:
+        """The blobs at ``positions``, for vectorized decoders (shapely.from_wkb)."""
+        data = self.data
+        return [data[s:e].tobytes() for s, e in zip(self.starts[positions].tolist(), self.ends[positions].tolist())]
+
     def __len__(self) -> int:
         return len(self.starts)
 

@@ -72,9 +72,21 @@ class Column:
     time: NumberPart | None = None  # RFC 3339 strings, as int64 microseconds
 
     @property
+    def parts(self) -> list[Any]:
+        return [p for p in (self.number, self.string, self.boolean, self.objects) if p is not None]
+
+    @property
     def present_rows(self) -> np.ndarray:
-        parts = [p.rows for p in (self.number, self.string, self.boolean, self.objects) if p is not None]
-        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        """Sorted positions with a value of any type (computed once: columns never change)."""
+        cached = self.__dict__.get("_present_rows")
+        if cached is None:
+            parts = [p.rows for p in self.parts]
+            if len(parts) == 1:
+                cached = parts[0]
+            else:
+                cached = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+            self.__dict__["_present_rows"] = cached
+        return cached
 
     def json_type(self) -> dict[str, Any]:
         """A JSON Schema fragment for /queryables."""

@@ -285,8 +285,11 @@ class FilterEvaluator:
         return self._empty(), self._present(col)
 
     def _with_mismatch(self, col: Column, rows: np.ndarray, truth: np.ndarray) -> Tri:
+        """TRUE/FALSE where ``rows`` hold a value of the compared type; values of other types
+        are FALSE (a number is not equal to a string), absent ones stay NULL."""
         t, f = self._tri(rows, truth)
-        f |= self._present(col) & ~t & ~f
+        if len(col.parts) > 1 or (col.time is not None and rows is col.time.rows):
+            f |= self._present(col) & ~t & ~f
         return t, f
 
     def _present(self, col: Column) -> np.ndarray:

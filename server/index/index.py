@@ -112,7 +112,7 @@ class Index(Table):
     # -- what the shared Table machinery needs ------------------------------------------------
 
     def geometries(self, positions: np.ndarray) -> np.ndarray:
-        return shapely.from_wkb([self.wkb[int(p)] for p in positions])
+        return shapely.from_wkb(self.wkb.many(positions))
 
     def texts_of(self, pos: int) -> list[str]:
         return document_text(self.item(pos).get("properties", {}))
