@@ -129,6 +129,16 @@ class FilterEvaluator:
     # -- entry -----------------------------------------------------------------------------------
 
     def evaluate(self, node: Any) -> Tri:
+        """(TRUE mask, FALSE mask) of a CQL2 JSON predicate. A predicate whose arguments do
+        not fit its operator is a 400, whatever part of the evaluation finds it."""
+        try:
+            return self._evaluate(node)
+        except InvalidQueryParameter:
+            raise
+        except (IndexError, KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            raise InvalidQueryParameter(f"Invalid filter: malformed {str(node)[:200]} ({type(exc).__name__})") from None
+
+    def _evaluate(self, node: Any) -> Tri:
         if node is True or node is False:
             full = np.full(self.n, node, dtype=bool)
             return full, ~full
@@ -139,19 +149,19 @@ class FilterEvaluator:
         if not isinstance(args, list):
             raise InvalidQueryParameter(f"Invalid filter: args of {op} must be a list")
         if op == "and":
-            t, f = self.evaluate(args[0])
+            t, f = self._evaluate(args[0])
             for a in args[1:]:
-                t2, f2 = self.evaluate(a)
+                t2, f2 = self._evaluate(a)
                 t, f = t & t2, f | f2
             return t, f
         if op == "or":
-            t, f = self.evaluate(args[0])
+            t, f = self._evaluate(args[0])
             for a in args[1:]:
-                t2, f2 = self.evaluate(a)
+                t2, f2 = self._evaluate(a)
                 t, f = t | t2, f & f2
             return t, f
         if op == "not":
-            t, f = self.evaluate(args[0])
+            t, f = self._evaluate(args[0])
             return f, t
         if op in COMPARISONS:
             return self._compare(op, args[0], args[1], bool(node.get(COERCE)))
@@ -162,6 +172,8 @@ class FilterEvaluator:
                 args = [args[0], *args[1]]  # the draft form: BETWEEN(x, [lo, hi])
             if len(args) != 3:
                 raise InvalidQueryParameter("Invalid filter: BETWEEN takes a value and two bounds")
+            if any(isinstance(b, (str, bool)) or b is None for b in args[1:]):
+                raise InvalidQueryParameter("Invalid filter: BETWEEN bounds must be numbers")
             lo_t, lo_f = self._compare(">=", args[0], args[1])
             hi_t, hi_f = self._compare("<=", args[0], args[2])
             return lo_t & hi_t, lo_f | hi_f
