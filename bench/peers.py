@@ -397,7 +397,7 @@ def main() -> None:
             if name == "ours" or qname not in ours:
                 continue
             a, b = set(ours[qname]["ids"]), set(s["ids"])
-            s["agree"] = a == b
+            s["agree"] = None if (s["note"] or ours[qname]["note"]) else a == b  # None: a fetch was cut short
             s["only_ours"] = sorted(a - b)[:5]
             s["only_peer"] = sorted(b - a)[:5]
             s["n_only_ours"], s["n_only_peer"] = len(a - b), len(b - a)
@@ -416,7 +416,7 @@ def print_table(results: dict[str, Any]) -> None:
         return
     qnames = list(any_entry["latency"]) + ["paging p50"]
     print(f"\n{results['items']:,} items: median ms per query type (POST /search unless noted); "
-          f"[=] same id set as ours, [≠ a/b] a only ours, b only the peer")
+          f"[=] same id set as ours, [≠ a/b] a only ours, b only the peer, [cut] set fetch cut short by --budget")
     print(f"{'query':20s}" + "".join(f"{n:>22s}" for n in names))
     for q in qnames:
         cells = []
@@ -434,7 +434,10 @@ def print_table(results: dict[str, Any]) -> None:
                 cell += f" {r['statuses']}"
             s = e.get("sets", {}).get(q)
             if s and "agree" in s:
-                cell += " [=]" if s["agree"] else f" [≠ {s['n_only_ours']}/{s['n_only_peer']}]"
+                if s["agree"] is None:
+                    cell += " [cut]"
+                else:
+                    cell += " [=]" if s["agree"] else f" [≠ {s['n_only_ours']}/{s['n_only_peer']}]"
             cells.append(cell)
         rows.append(cells)
         print(f"{q:20s}" + "".join(f"{c:>22s}" for c in cells))
