@@ -114,6 +114,12 @@ def build_index(settings: Settings, output: str) -> int:
         print(f"stac-static-api: {exc}", file=sys.stderr)
         return 1
     print(f"stac-static-api: {report.summary()}", file=sys.stderr)
+    failed_roots = [(where, why) for where, why in report.skips if where in set(report.roots)]
+    if failed_roots:  # a snapshot without one of its roots would be served as if complete
+        for where, why in failed_roots:
+            print(f"stac-static-api: root {where} not loaded: {why}", file=sys.stderr)
+        print("stac-static-api: no snapshot written", file=sys.stderr)
+        return 1
     header = write_snapshot(output, index, roots_of(settings), report.sources)
     print(f"stac-static-api: wrote {output} ({header['items']} items, {header['local_files']} local files)",
           file=sys.stderr)

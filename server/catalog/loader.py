@@ -42,6 +42,7 @@ class LoadReport:
     seconds: float = 0.0
     skips: list[tuple[str, str]] = field(default_factory=list)
     sources: SourceLog | None = None  # the local files read, for snapshot fingerprints
+    roots: list[str] = field(default_factory=list)  # the documents the load started from
 
     def summary(self) -> str:
         return (
@@ -142,7 +143,7 @@ class Loader:
         )
         for root in self.roots:
             self.scope.add_root(root)
-        self.report = LoadReport()
+        self.report = LoadReport(roots=list(self.roots))
         self.builder = IndexBuilder(on_reject=self.skip)
         self._seen: set[str] = set()
         self._documents = 0
@@ -212,6 +213,7 @@ class Loader:
             retries=self.options.fetch_retries,
             remote_cache=self.options.remote_cache,
             real_path_check=self._check_real_path,
+            roots=tuple(self.roots),
         ) as fetcher, ThreadPoolExecutor(self.options.fetch_concurrency) as pool:
             self._fetcher = fetcher
             self._pool = pool

@@ -97,7 +97,10 @@ class Fetcher:
     def __init__(
         self, *, max_bytes: int, timeout: float = 20.0, retries: int = 3, remote_cache: RemoteCache | None = None,
         real_path_check: Callable[[str, str], str | None] | None = None,
+        roots: tuple[str, ...] = (), root_max_bytes: int = 8 * 1024**3,
     ) -> None:
+        self.roots = set(roots)
+        self.root_max_bytes = max(root_max_bytes, max_bytes)
         self._real_path_check = real_path_check
         self.remote_cache = remote_cache
         self.sources = SourceLog()
@@ -119,13 +122,16 @@ class Fetcher:
             self._client = None
 
     def fetch(self, location: str) -> bytes:
+        # A configured root (a bulk ndjson or FeatureCollection file may be gigabytes) has its
+        # own, larger limit; every document it leads to has the per-document one.
+        limit = self.root_max_bytes if location in self.roots else self.max_bytes
         if is_remote(location):
-            return self._fetch_remote(location)
+            return self._fetch_remote(location, limit)
         if location.startswith("s3://"):
-            return self._fetch_s3(location)
-        return self._fetch_local(location)
+            return self._fetch_s3(location, limit)
+        return self._fetch_local(location, limit)
 
-    def _fetch_s3(self, url: str) -> bytes:
+    def _fetch_s3(self, url: str, limit: int) -> bytes:
         """s3:// through boto3 (the AWS SDK: credentials, endpoint such as MinIO's, retries
         and signing from the usual AWS environment variables and files; anonymous when
         no credentials are configured, for public buckets)."""
@@ -137,15 +143,15 @@ class Fetcher:
         except Exception as exc:  # botocore's ClientError, EndpointConnectionError, ...
             raise FetchError(f"S3 {type(exc).__name__}: {exc}") from None
         size = obj.get("ContentLength") or 0
-        if size > self.max_bytes:
+        if size > limit:
             obj["Body"].close()
-            raise FetchError(f"object is {size} bytes, over the {self.max_bytes} byte limit")
-        body = obj["Body"].read(self.max_bytes + 1)
-        if len(body) > self.max_bytes:
-            raise FetchError(f"object over the {self.max_bytes} byte limit")
+            raise FetchError(f"object is {size} bytes, over the {limit} byte limit")
+        body = obj["Body"].read(limit + 1)
+        if len(body) > limit:
+            raise FetchError(f"object over the {limit} byte limit")
         return body
 
-    def _fetch_local(self, path: str) -> bytes:
+    def _fetch_local(self, path: str, limit: int) -> bytes:
         """One open, one fstat, one read: cheaper than the io stack, and only regular
         files (a FIFO or device would never end)."""
         try:
@@ -157,16 +163,16 @@ class Fetcher:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise FetchError("not a regular file")
-            if info.st_size > self.max_bytes:
-                raise FetchError(f"file is {info.st_size} bytes, over the {self.max_bytes} byte limit")
+            if info.st_size > limit:
+                raise FetchError(f"file is {info.st_size} bytes, over the {limit} byte limit")
             self.sources.add(path, info.st_size, info.st_mtime_ns)
             chunks = [os.read(fd, info.st_size + 1)]
             total = len(chunks[0])
-            while chunks[-1] and total <= self.max_bytes and total > info.st_size:
+            while chunks[-1] and total <= limit and total > info.st_size:
                 chunks.append(os.read(fd, 1 << 20))  # the file grew while we read it
                 total += len(chunks[-1])
-            if total > self.max_bytes:
-                raise FetchError(f"file is over the {self.max_bytes} byte limit")
+            if total > limit:
+                raise FetchError(f"file is over the {limit} byte limit")
             return b"".join(chunks)
         except OSError as exc:
             raise FetchError(exc.strerror or str(exc)) from None
@@ -196,7 +202,7 @@ class Fetcher:
             )
         return self._client
 
-    def _fetch_remote(self, url: str) -> bytes:
+    def _fetch_remote(self, url: str, limit: int) -> bytes:
         client = self._client_for_remote()
         cache = self.remote_cache
         headers = cache.conditional_headers(url) if cache is not None else {}
@@ -226,7 +232,7 @@ class Fetcher:
                 elif status != 200:
                     raise FetchError(f"HTTP {status}")
                 else:
-                    body = self._read_limited(response)
+                    body = self._read_limited(response, limit)
                     if cache is not None:
                         cache.store(url, response, body)
                     return body
@@ -239,19 +245,19 @@ class Fetcher:
             delay *= 2
         raise FetchError("gave up")  # pragma: no cover - the loop always returns or raises
 
-    def _read_limited(self, response: urllib3.BaseHTTPResponse) -> bytes:
+    def _read_limited(self, response: urllib3.BaseHTTPResponse, limit: int) -> bytes:
         """The body, within the size limit and an overall deadline (a server trickling
         bytes forever never trips a per-read timeout)."""
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            raise FetchError(f"response of {declared} bytes, over the {self.max_bytes} byte limit")
+        if declared.isdigit() and int(declared) > limit:
+            raise FetchError(f"response of {declared} bytes, over the {limit} byte limit")
         deadline = time.monotonic() + 3 * self._timeout
         chunks: list[bytes] = []
         total = 0
         for chunk in response.stream(1 << 16):
             total += len(chunk)
-            if total > self.max_bytes:
-                raise FetchError(f"response over the {self.max_bytes} byte limit")
+            if total > limit:
+                raise FetchError(f"response over the {limit} byte limit")
             if time.monotonic() > deadline:
                 raise FetchError(f"response not complete after {3 * self._timeout:.0f} s")
             chunks.append(chunk)
