@@ -55,3 +55,13 @@ def test_index_refuses_to_write_a_snapshot_missing_a_root(tmp_path: Path) -> Non
     assert result.returncode == 1
     assert "not loaded" in result.stderr and not out.exists()
     assert run_cli(["index", str(collection), "-o", str(out)]).returncode == 0 and out.exists()
+
+
+def test_a_bad_line_in_ndjson_is_skipped_with_its_number(tmp_path: Path) -> None:
+    collection, items = write_bulk(tmp_path, 10)
+    lines = items.read_text().splitlines()
+    lines[4] = "{ not json"
+    items.write_text("\n".join(lines) + "\n")
+    index, report = load_catalogs([str(collection), str(items)])
+    assert index.size == 9
+    assert any(where.endswith("items.ndjson line 5") for where, _ in report.skips)

@@ -105,19 +105,17 @@ def find_roots(root: str) -> list[str]:
     return [path]
 
 
-def _parse_documents(location: str, data: bytes) -> list[dict[str, Any]]:
-    """One JSON document, or several for newline-delimited JSON."""
-    try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        lines = [ln for ln in data.splitlines() if ln.strip()]
-        if len(lines) > 1:
-            try:
-                return [orjson.loads(ln) for ln in lines]
-            except orjson.JSONDecodeError:
-                pass
-        raise ValueError(f"invalid JSON: {exc}") from None
-    return [doc]
+def _ndjson_lines(data: bytes) -> Iterator[tuple[int, memoryview]]:
+    """(line number, line) of newline-delimited JSON, without copying the whole file."""
+    view = memoryview(data)
+    start, number = 0, 0
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        number += 1
+        if data[start:end].strip():
+            yield number, view[start:end]
+        start = end + 1
 
 
 def _kind(doc: dict[str, Any]) -> str:
@@ -260,16 +258,36 @@ class Loader:
             self._progress()
         return following
 
-    def _read_documents(self, locations: list[str]) -> Iterator[tuple[str, list[Any]]]:
+    def _read_documents(self, locations: list[str]) -> Iterator[tuple[str, Iterable[Any]]]:
         """The parsed document(s) at each location; what cannot be read or parsed is skipped."""
         for location, data, error in self._fetch_all(locations):
             if data is None:
                 self.skip(location, error or "unreadable")
                 continue
             try:
-                yield location, _parse_documents(location, data)
-            except ValueError as exc:
-                self.skip(location, str(exc))
+                yield location, [orjson.loads(data)]
+            except orjson.JSONDecodeError as exc:
+                lines = _ndjson_lines(data)
+                first = next(lines, None)
+                try:
+                    head = orjson.loads(first[1]) if first is not None else None
+                except orjson.JSONDecodeError:
+                    head = None
+                if not isinstance(head, dict):
+                    self.skip(location, f"invalid JSON: {exc}")
+                    continue
+                yield location, self._ndjson_documents(location, head, lines)
+
+    def _ndjson_documents(self, location: str, head: dict[str, Any],
+                          lines: Iterator[tuple[int, memoryview]]) -> Iterator[Any]:
+        """One parsed document at a time: a bulk file of a million items never becomes a
+        list of a million dicts. A line that is not JSON is skipped with its number."""
+        yield head
+        for number, line in lines:
+            try:
+                yield orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                self.skip(f"{location} line {number}", f"invalid JSON: {exc}")
 
     def _structure_document(self, location: str, doc: Any, ctx: Context) -> list[tuple[str, Context]]:
         if not isinstance(doc, dict):
