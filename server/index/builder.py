@@ -115,6 +115,11 @@ class IndexBuilder:
             self._rejected[row] = "invalid geometry"
             self._report(label, "invalid geometry (GEOS cannot read it)")
         geoms[shapely.is_empty(geoms)] = None
+        # Self-intersecting rings and the like: searched as their repaired shape (the item
+        # is served as written), so no spatial predicate meets an invalid geometry.
+        invalid = ~shapely.is_valid(geoms) & ~shapely.is_missing(geoms)
+        if invalid.any():
+            geoms[invalid] = shapely.make_valid(geoms[invalid])
         bounds = shapely.bounds(geoms)
         bounds[~np.isfinite(bounds).all(axis=1)] = np.nan
         self._bounds.append(bounds)
