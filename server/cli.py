@@ -90,6 +90,7 @@ def serve(settings: Settings, index_file: str | None = None, workers: int = 1) -
         print(f"stac-static-api: {exc}", file=sys.stderr)
         return 1
     app = create_app(settings, index=index, remote_cache=remote_cache)
+    del index  # the app holds it; a reference here would keep it alive after a reload swaps it
     config = dict(
         log_level=settings.log_level,
         proxy_headers=True,
