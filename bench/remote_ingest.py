@@ -88,7 +88,10 @@ def serve_nginx(folder: Path, nginx: str) -> Iterator[str]:
         port = s.getsockname()[1]
     with tempfile.TemporaryDirectory() as tmp:
         conf = Path(tmp) / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, root=folder.resolve()))
+        text = NGINX_CONF.format(tmp=tmp, port=port, root=folder.resolve())
+        if os.geteuid() == 0:  # else nginx's workers run as nobody and cannot read a private folder
+            text = "user root;\n" + text
+        conf.write_text(text)
         proc = subprocess.Popen([nginx, "-c", str(conf), "-e", f"{tmp}/error.log"])
         try:
             import httpx

@@ -1,0 +1,64 @@
+"""Each benchmark in bench/, run on a tiny catalog so it cannot rot. These check that the
+scripts run and report; they assert correctness, never timings."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from server.catalog.loader import load_catalogs
+from tests.helpers import REPO, server_env
+
+ITEMS = 3000  # latency.py pages 50 deep into one bbox
+
+
+def run(script: str, *args: str, timeout: float = 240) -> str:
+    result = subprocess.run([sys.executable, f"bench/{script}", *args], cwd=REPO, env=server_env(),
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench") / "files"
+    run("generate.py", str(out), "--items", str(ITEMS), "-q", "--workers", "1")
+    return out
+
+
+def test_generator_is_deterministic_and_loadable(catalog: Path, tmp_path: Path) -> None:
+    index, report = load_catalogs([str(catalog / "catalog.json")])
+    assert index.size == ITEMS and report.skipped == 0
+    again = tmp_path / "again"
+    run("generate.py", str(again), "--items", str(ITEMS), "-q", "--workers", "2")
+    first = sorted(p.relative_to(catalog) for p in catalog.rglob("*.json"))
+    assert first == sorted(p.relative_to(again) for p in again.rglob("*.json"))
+    for rel in first[:: max(1, len(first) // 20)]:
+        assert (catalog / rel).read_bytes() == (again / rel).read_bytes()
+
+
+def test_ingest(catalog: Path) -> None:
+    out = run("ingest.py", str(catalog), "--repeat", "1", "--pystac-repeat", "1", "--no-warm", "--wait-idle", "0")
+    assert "ingest ratio" in out and "RSS / compact JSON" in out
+
+
+def test_latency(catalog: Path) -> None:
+    out = run("latency.py", str(catalog), "--runs", "3", "--max-seconds", "2")
+    assert "bbox+datetime" in out
+
+
+def test_remote_ingest(catalog: Path) -> None:
+    out = run("remote_ingest.py", str(catalog), "--repeat", "1")
+    assert f"remote catalog of {ITEMS} items" in out and "ratio" in out
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (bench dependency: apt-get install wrk)")
+def test_load_and_throughput(catalog: Path) -> None:
+    out = run("load.py", str(catalog / "catalog.json"), "--duration", "4", "--warmup", "1", "--connections", "4")
+    assert "errors 0" in out
+    out = run("throughput.py", str(catalog), "--duration", "2", "--configs", "bare,ours")
+    assert "req/s" in out or "requests/s" in out
