@@ -43,6 +43,7 @@ sys.path.insert(0, HERE)
 REPO = os.path.dirname(HERE)
 
 from latency import BBOXES, DATETIMES, POLYGONS, bbox_str, polygon, sample_items  # noqa: E402
+from throughput import stop  # noqa: E402
 
 PEERS = "/tmp/peers"
 DATA = os.path.join(PEERS, "data")
@@ -163,16 +164,6 @@ def start(name: str, data: dict[str, str], port: int, logdir: str) -> subprocess
         raise SystemExit(f"unknown peer {name}")
     log = open(os.path.join(logdir, f"{name}.log"), "w")
     return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-        except Exception:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def load_pgstac(data: dict[str, str], items: int) -> str:
