@@ -53,11 +53,13 @@ class Reloader:
                 return self.status
             previous = self.app.state.index
             index.version = (previous.version + 1) if previous is not None else index.version
+            # The swap and its status together, with no await between: /_mgmt/ready never
+            # shows the new index with the previous reload's status.
             self.app.state.index = index
-            del previous
-            await asyncio.to_thread(release_free_memory)  # the old index's pages go back to the OS
             self.status = ReloadStatus(True, reason, None, started, time.time() - started, self.status.reloads + 1)
             log.info("reload (%s): %d items in %.2f s", reason, index.size, self.status.seconds)
+            del previous
+            await asyncio.to_thread(release_free_memory)  # the old index's pages go back to the OS
             return self.status
 
     def start(self, interval: float, watch_interval: float = 0.0) -> None:

@@ -1,9 +1,9 @@
 """Index snapshots: `stac-static-api index ROOT... -o FILE` writes one, `serve --index FILE`
 starts from it in seconds instead of re-reading every catalog file.
 
-File: a magic line, a JSON header (format and package version, roots, counts, when), then a
-pickle (protocol 5) of the Index and of the fingerprint of its local sources: every file
-read, with its size and mtime. A snapshot from another format version is refused; one whose
+File: a magic line, a JSON header (format and package version, roots, counts, when, buffer
+layout), then a pickle (protocol 5) of the Index and of the fingerprint of its local sources
+(every file read, with its size and mtime), then the large buffers raw, which reading maps. A snapshot from another format version is refused; one whose
 local files changed is reported stale (serve then rebuilds from the roots). Remote sources
 cannot be checked without re-reading them: such a snapshot is served with a warning, and a
 reload re-reads the source.
@@ -12,6 +12,7 @@ reload re-reads the source.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import pickle
 import time
@@ -29,7 +30,7 @@ from server.index import Index
 log = logging.getLogger("stac_static_api.snapshot")
 
 MAGIC = b"stac-static-api index snapshot\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class SnapshotError(Exception):
@@ -74,7 +75,22 @@ class Fingerprint:
             return [p for chunk in results for p in chunk][:max_report]
 
 
+ALIGN = 64
+
+
 def write_snapshot(path: str, index: Index, roots: list[str], sources: SourceLog | None) -> dict[str, Any]:
+    """Header line, then a pickle of the Python objects, then every large buffer (item JSON,
+    WKB, numpy arrays) raw at an aligned offset, so that reading maps them instead of
+    copying them (pickle protocol 5, out-of-band buffers)."""
+    buffers: list[pickle.PickleBuffer] = []
+    payload = pickle.dumps((index, Fingerprint.of(sources or SourceLog())), protocol=5,
+                           buffer_callback=buffers.append)
+    raws = [b.raw() for b in buffers]
+    layout, offset = [], len(payload)
+    for raw in raws:
+        offset += -offset % ALIGN
+        layout.append([offset, raw.nbytes])
+        offset += raw.nbytes
     header = {
         "format": FORMAT_VERSION,
         "package_version": __version__,
@@ -83,12 +99,20 @@ def write_snapshot(path: str, index: Index, roots: list[str], sources: SourceLog
         "items": index.size,
         "collections": len(index.collections),
         "local_files": len(sources.paths) if sources else 0,
+        "pickle_bytes": len(payload),
+        "buffers": layout,  # offsets from the start of the pickle
     }
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "wb") as f:
         f.write(MAGIC)
         f.write(orjson.dumps(header) + b"\n")
-        pickle.dump((index, Fingerprint.of(sources or SourceLog())), f, protocol=5)
+        start = f.tell()
+        pad = -start % ALIGN  # so buffer offsets relative to the pickle stay aligned in the file
+        f.write(b" " * pad)
+        f.write(payload)
+        for (at, _), raw in zip(layout, raws):
+            f.write(b"\0" * (start + pad + at - f.tell()))
+            f.write(raw)
     os.replace(tmp, path)  # never a half-written snapshot under the real name
     return header
 
@@ -109,14 +133,23 @@ def read_header(f: Any, path: str) -> dict[str, Any]:
 
 
 def read_snapshot(path: str, verify: bool = True) -> tuple[Index, dict[str, Any]]:
-    """The index in the snapshot. Raises SnapshotError when it is unusable or stale."""
+    """The index in the snapshot, its large buffers mapped from the file (read-only, shared
+    by every process that maps it). Raises SnapshotError when it is unusable or stale."""
     try:
         with open(path, "rb") as f:
             header = read_header(f, path)
-            index, fingerprint = pickle.load(f)
+            start = f.tell()
+            start += -start % ALIGN
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        view = memoryview(mapped)
+        body = view[start:]
+        buffers = [body[at : at + size] for at, size in header["buffers"]]
+        if any(len(b) != size for b, (_, size) in zip(buffers, header["buffers"])):
+            raise SnapshotError(f"{path} is truncated")
+        index, fingerprint = pickle.loads(body[: header["pickle_bytes"]], buffers=buffers)
     except OSError as exc:
         raise SnapshotError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError) as exc:
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, KeyError, ValueError) as exc:
         raise SnapshotError(f"{path} is damaged or from an incompatible version: {exc}") from None
     if verify:
         changed = fingerprint.changed()

@@ -80,7 +80,7 @@ def test_other_format_versions_and_garbage_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SnapshotError, match="not a stac-static-api index snapshot"):
         read_snapshot(str(garbage))
     truncated = tmp_path / "truncated.idx"
-    truncated.write_bytes(MAGIC + b'{"format": 1, "roots": []}\n' + b"\x80\x05junk")
+    truncated.write_bytes(MAGIC + b'{"format": 2, "roots": [], "pickle_bytes": 100, "buffers": []}\n' + b"\x80\x05junk")
     with pytest.raises(SnapshotError, match="damaged"):
         read_snapshot(str(truncated))
 
