@@ -62,3 +62,8 @@ def test_load_and_throughput(catalog: Path) -> None:
     assert "errors 0" in out
     out = run("throughput.py", str(catalog), "--duration", "2", "--configs", "bare,ours")
     assert "req/s" in out or "requests/s" in out
+
+
+def test_starvation(catalog: Path) -> None:
+    out = run("starvation.py", str(catalog / "catalog.json"), "--seconds", "1")
+    assert "cheap request during heavy" in out
