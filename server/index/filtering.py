@@ -117,6 +117,9 @@ class FilterEvaluator:
         return np.zeros(self.n, dtype=bool)
 
     def _tri(self, rows: np.ndarray, truth: np.ndarray) -> Tri:
+        if len(rows) == self.n:  # every record has a value (rows is 0..n-1): no scatter
+            truth = np.asarray(truth, dtype=bool)
+            return truth.copy(), ~truth
         t = self._empty()
         f = self._empty()
         t[rows[truth]] = True
