@@ -29,24 +29,6 @@ class SearchResult:
     next_key: list[Any] | None
 
 
-class _Desc:
-    """Reverses the order of a value inside a sort key tuple."""
-
-    __slots__ = ("v",)
-
-    def __init__(self, v: Any) -> None:
-        self.v = v
-
-    def __lt__(self, other: "_Desc") -> bool:
-        return other.v < self.v
-
-    def __gt__(self, other: "_Desc") -> bool:
-        return other.v > self.v
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Desc) and self.v == other.v
-
-
 MISSING_RANK = 9
 MAX_BOX_PARTS = 64
 
@@ -208,15 +190,6 @@ class Table:
             value = -value
         return rank, value
 
-    def order(self, positions: np.ndarray, sortby: list[SortField]) -> np.ndarray:
-        if not sortby or not len(positions):
-            return positions
-        keys: list[np.ndarray] = [positions]
-        for field in reversed(sortby):
-            rank, value = self._field_keys(self.sortable(field), positions, field.descending)
-            keys += [value, rank]
-        return positions[np.lexsort(keys)]
-
     def sort_key(self, pos: int, sortby: list[SortField]) -> list[Any]:
         """JSON-able key of one record under ``sortby``, for keyset page tokens."""
         key: list[Any] = []
@@ -234,38 +207,76 @@ class Table:
             key.append(entry)
         return key + [self.default_key(pos)]
 
-    def _comparable(self, key: list[Any], sortby: list[SortField]) -> tuple[Any, ...]:
-        out: list[Any] = []
-        for field, (rank, value) in zip(sortby, key[:-1]):
-            out.append(rank)
-            if value is None:
-                out.append(0)
-            elif isinstance(value, str):
-                out.append(_Desc(value) if field.descending else value)
-            else:
-                out.append(-float(value) if field.descending else float(value))
-        out.append(tuple(key[-1]))
-        return tuple(out)
-
     def page(self, positions: np.ndarray, query: SearchQuery, after: list[Any] | None) -> SearchResult:
-        """One page of the ordered matches, starting after the record with key ``after``."""
-        ordered = self.order(positions, query.sortby)
+        """One page of the ordered matches, starting after the record with key ``after``.
+        In the default order positions are already sorted: the token's place is a search."""
+        if query.sortby:
+            return self._sorted_page(positions, query, after)
         begin = 0
         if after is not None:
-            if len(after) != len(query.sortby) + 1:
-                raise InvalidQueryParameter("Invalid token: it belongs to another sort order")
-            try:
-                target = self._comparable(after, query.sortby)
-                begin = bisect.bisect_right(
-                    range(len(ordered)), target,
-                    key=lambda i: self._comparable(self.sort_key(int(ordered[i]), query.sortby), query.sortby),
-                )
-            except (TypeError, ValueError):
-                raise InvalidQueryParameter("Invalid token") from None
-        page = ordered[begin : begin + query.limit]
-        has_more = begin + query.limit < len(ordered)
+            begin = int(np.searchsorted(positions, self._token_target(after, [])[-1]))
+        page = positions[begin : begin + query.limit]
+        has_more = begin + query.limit < len(positions)
         next_key = self.sort_key(int(page[-1]), query.sortby) if has_more and len(page) else None
-        return SearchResult(positions=page, matched=len(ordered), next_key=next_key)
+        return SearchResult(positions=page, matched=len(positions), next_key=next_key)
+
+    # -- sorted pages in linear time ----------------------------------------------------------
+
+    def _sorted_page(self, positions: np.ndarray, query: SearchQuery, after: list[Any] | None) -> SearchResult:
+        """The next ``limit`` matches under ``sortby`` without sorting them all: select what
+        comes after the token with vectorized comparisons, keep the candidates that can be in
+        the first ``limit`` (np.partition on the primary key), and sort only those."""
+        keys: list[np.ndarray] = []  # rank, value per field, primary first
+        for field in query.sortby:
+            keys += self._field_keys(self.sortable(field), positions, field.descending)
+        selected = np.arange(len(positions))
+        if after is not None:
+            target = self._token_target(after, query.sortby)
+            later = np.zeros(len(positions), dtype=bool)
+            tied = np.ones(len(positions), dtype=bool)
+            for column, bound in zip(keys, target[:-1]):
+                later |= tied & (column > bound)
+                tied &= column == bound
+            later |= tied & (positions >= target[-1])
+            selected = np.flatnonzero(later)
+        limit = query.limit
+        candidates = selected
+        if len(selected) > limit:
+            ranks = keys[0][selected]
+            first_rank = selected[ranks == ranks.min()]
+            if len(first_rank) >= limit:
+                values = keys[1][first_rank]
+                cut = np.partition(values, limit - 1)[limit - 1]
+                candidates = first_rank[values <= cut]
+        order = np.lexsort([positions[candidates], *(key[candidates] for key in reversed(keys))])
+        page = positions[candidates[order][:limit]]
+        has_more = len(selected) > limit
+        next_key = self.sort_key(int(page[-1]), query.sortby) if has_more and len(page) else None
+        return SearchResult(positions=page, matched=len(positions), next_key=next_key)
+
+    def _token_target(self, after: list[Any], sortby: list[SortField]) -> list[float]:
+        """A page token's key in the form of _field_keys' arrays, ending with the position
+        before which the token's record stands in the default order."""
+        if len(after) != len(sortby) + 1 or not all(isinstance(e, list) and len(e) == 2 for e in after[:-1]):
+            raise InvalidQueryParameter("Invalid token: it belongs to another sort order")
+        target: list[float] = []
+        try:
+            for field, (rank, value) in zip(sortby, after[:-1]):
+                col = self.sortable(field)
+                if value is None:
+                    number = 0.0
+                elif isinstance(value, str):
+                    vocab = col.string.vocab if col.string is not None else []
+                    i = bisect.bisect_left(vocab, value)
+                    number = float(i) if i < len(vocab) and vocab[i] == value else i - 0.5
+                else:
+                    number = float(value)
+                target += [int(rank), -number if field.descending and value is not None else number]
+            default = list(after[-1])
+            target.append(bisect.bisect_right(range(self.size), default, key=self.default_key))
+        except (TypeError, ValueError):
+            raise InvalidQueryParameter("Invalid token") from None
+        return target
 
 
 def _is_boxes(geom: shapely.Geometry) -> bool:
