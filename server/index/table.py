@@ -180,9 +180,13 @@ class Table:
         for r, part in parts:
             if part is None:
                 continue
-            idx = np.searchsorted(part.rows, positions)
-            idx_clipped = np.minimum(idx, len(part.rows) - 1)
-            hit = (idx < len(part.rows)) & (part.rows[idx_clipped] == positions) & (rank == MISSING_RANK)
+            if len(part.rows) == self.size:  # every record has one: its row is its position
+                idx_clipped = positions
+                hit = rank == MISSING_RANK
+            else:
+                idx = np.searchsorted(part.rows, positions)
+                idx_clipped = np.minimum(idx, len(part.rows) - 1)
+                hit = (idx < len(part.rows)) & (part.rows[idx_clipped] == positions) & (rank == MISSING_RANK)
             vals = part.codes if r == 1 else part.values  # type: ignore[union-attr]
             rank[hit] = -r if descending else r
             value[hit] = vals[idx_clipped[hit]].astype(np.float64)
