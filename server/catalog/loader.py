@@ -228,7 +228,6 @@ class Loader:
         self.report.items = index.size
         self.report.collections = len(index.collections)
         self.report.seconds = time.perf_counter() - started
-        log.info(self.report.summary())
         return index, self.report
 
     def _forget_walk(self) -> None:
