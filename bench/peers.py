@@ -42,7 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 REPO = os.path.dirname(HERE)
 
-from latency import BBOXES, DATETIMES, POLYGONS, bbox_str, polygon, sample_items  # noqa: E402
+from latency import BBOXES, DATETIMES, POLYGONS, polygon, sample_items  # noqa: E402
 from throughput import stop  # noqa: E402
 
 PEERS = "/tmp/peers"

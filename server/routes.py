@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from server import management
 from server.conformance import conformance_classes
-from server.errors import InvalidQueryParameter, InvalidRequestBody, NotFoundError, NotReady, PayloadTooLarge, UnsupportedMediaType
+from server.errors import InvalidRequestBody, NotFoundError, NotReady, PayloadTooLarge, UnsupportedMediaType
 from server.index import Index
 from server.links import GEOJSON, JSON, OPENAPI, QUERYABLES_REL, SCHEMA_JSON, UrlBuilder, public_base_url
 from server.openapi import openapi_document, swagger_html
@@ -21,7 +21,7 @@ from server.fields import COLLECTION_DEFAULTS, apply_fields
 from server.pagination import decode_key_token, encode_token, next_link_get, next_link_post
 from server.queryables import queryables_document
 from server.query.model import FieldsSpec, SearchQuery
-from server.query.parse import parse_limit, parse_search
+from server.query.parse import parse_search
 from server.responses import GeoJSONResponse, JSONResponse, OpenAPIResponse, SchemaResponse
 from server.settings import Settings
 
