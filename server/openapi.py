@@ -37,7 +37,8 @@ PARAMS = {
     "q": _param("q", "Free text: comma-separated terms (OR); advanced syntax with AND, OR, NOT, +, -, "
                 "parentheses and quoted phrases", _STR),
     "filter": _param("filter", "CQL2 filter (text, or JSON with filter-lang=cql2-json)", _STR),
-    "filter-lang": _param("filter-lang", "Filter encoding", {"type": "string", "enum": ["cql2-text", "cql2-json"]}),
+    "filter-lang": _param("filter-lang", "Filter encoding (empty: as absent)",
+                          {"type": "string", "enum": ["cql2-text", "cql2-json", ""]}),
     "filter-crs": _param("filter-crs", "CRS of geometries in the filter (CRS84 only)", _STR),
     "sortby": _param("sortby", "Comma-separated fields, + ascending (default) or - descending", _STR),
     "fields": _param("fields", "Comma-separated fields to include, - prefix to exclude", _STR),
@@ -102,11 +103,19 @@ SEARCH_BODY = {
         },
         "fields": {
             "type": "object",
-            "properties": {"include": {"type": "array", "items": _STR}, "exclude": {"type": "array", "items": _STR}},
+            "properties": {
+                "include": {"type": "array", "items": _STR, "nullable": True},
+                "exclude": {"type": "array", "items": _STR, "nullable": True},
+            },
         },
         "query": {"type": "object"},
     },
 }
+
+
+# A JSON null for any search member means "not given".
+for _member in SEARCH_BODY["properties"].values():  # type: ignore[attr-defined]
+    _member["nullable"] = True
 
 
 def openapi_document(server_url: str) -> dict[str, Any]:

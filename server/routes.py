@@ -269,6 +269,11 @@ async def search_post(request: Request) -> Response:
     return await _item_collection(request, query, urls.url("search"), "POST", [self_link])
 
 
+async def search(request: Request) -> Response:
+    """One route for both methods, so a 405 lists them both in Allow."""
+    return await (search_post(request) if request.method == "POST" else search_get(request))
+
+
 async def collection_items(request: Request) -> Response:
     index = _index(request)
     collection_id = request.path_params["collection_id"]
@@ -301,8 +306,7 @@ def route_table() -> list[Route]:
         Route("/collections/{collection_id}/items", collection_items, methods=["GET"]),
         # :path, because the server decodes %2F before routing: an id with "/" must still match
         Route("/collections/{collection_id}/items/{item_id:path}", item, methods=["GET"]),
-        Route("/search", search_get, methods=["GET"]),
-        Route("/search", search_post, methods=["POST"]),
+        Route("/search", search, methods=["GET", "POST"]),
         Route("/_mgmt/health", management.health, methods=["GET"]),
         Route("/_mgmt/ready", management.ready, methods=["GET"]),
         Route("/_mgmt/reload", management.reload, methods=["POST"]),

@@ -909,3 +909,9 @@ def test_request_limits_answer_400_with_the_limit(client) -> None:
     big = client.post("/search", json={"intersects": {"type": "LineString", "coordinates": line}})
     assert_error(big, 400)
     assert "vertices" in big.json()["description"]
+
+
+@pytest.mark.parametrize("crs", [{}, [], 5, True])
+def test_non_string_filter_crs_is_400(client, crs: Any) -> None:
+    """Found by schemathesis: a JSON object as filter-crs was a 500 (unhashable)."""
+    assert_error(client.post("/search", json={"filter": "gsd > 1", "filter-crs": crs}), 400)

@@ -54,13 +54,14 @@ def _parsed(kind: str, text: str) -> bytes:
 
 
 def parse_filter(value: Any, lang: Any, crs: Any) -> Any:
-    """The filter as CQL2 JSON, or None when absent. Raises a 400 with the parser's words."""
+    """The filter as CQL2 JSON, or None when absent. Raises a 400 with the parser's words.
+    filter-lang and filter-crs are checked even without a filter: they are never ignored."""
+    if crs not in (None, "") and (not isinstance(crs, str) or crs not in CRS84):
+        raise InvalidQueryParameter(f"Unsupported filter-crs {crs!r}: only CRS84 is supported")
+    if lang not in (None, "", "cql2-text", "cql2-json") or isinstance(lang, bool):
+        raise InvalidQueryParameter(f"Unsupported filter-lang {lang!r}: use cql2-text or cql2-json")
     if value is None or value == "" or value == {}:
         return None
-    if crs not in (None, "") and crs not in CRS84:
-        raise InvalidQueryParameter(f"Unsupported filter-crs {crs!r}: only CRS84 is supported")
-    if lang not in (None, "", "cql2-text", "cql2-json"):
-        raise InvalidQueryParameter(f"Unsupported filter-lang {lang!r}: use cql2-text or cql2-json")
     try:
         if isinstance(value, str) and (lang == "cql2-json" or (lang in (None, "") and value.lstrip().startswith("{"))):
             try:

@@ -67,7 +67,8 @@ def parse_fields(value: Any) -> FieldsSpec | None:
     elif isinstance(value, dict):
         spec.include_given = "include" in value
         for key in ("include", "exclude"):
-            names = value.get(key) or []
+            names = value.get(key)
+            names = [] if names is None else names
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise InvalidQueryParameter(f"Invalid fields.{key}: expected an array of strings")
             getattr(spec, key).extend(names)

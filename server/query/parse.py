@@ -114,9 +114,9 @@ def parse_search(
     if body and "fields" in params and params["fields"] is None:
         raise InvalidQueryParameter("Invalid fields: null; give an object with include and/or exclude")
     if body:
-        for name in ("bbox", "intersects"):
+        for name, kind in (("bbox", "an array"), ("intersects", "an object"), ("sortby", "an array"),
+                           ("fields", "an object"), ("query", "an object")):
             if isinstance(params.get(name), str):
-                kind = "an object" if name == "intersects" else "an array"
                 raise InvalidQueryParameter(f"Invalid {name}: expected {kind} in a POST body, got a string")
     query = SearchQuery(raw=dict(params))
     query.limit = parse_limit(params.get("limit"), default_limit, max_limit)
