@@ -26,6 +26,12 @@ class InvalidRequestBody(StacApiError):
     status_code = 400
 
 
+class QueryTooExpensive(StacApiError):
+    """Over the search time budget (STAC_STATIC_QUERY_TIME_BUDGET)."""
+
+    status_code = 400
+
+
 class NotFoundError(StacApiError):
     status_code = 404
 

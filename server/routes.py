@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -248,7 +249,9 @@ async def _item_collection(
 
 def _parse(request: Request, params: dict[str, Any], body: bool = False) -> SearchQuery:
     settings = _settings(request)
-    return parse_search(params, default_limit=settings.default_limit, max_limit=settings.max_limit, body=body)
+    query = parse_search(params, default_limit=settings.default_limit, max_limit=settings.max_limit, body=body)
+    query.deadline = time.monotonic() + settings.query_time_budget
+    return query
 
 
 async def search_get(request: Request) -> Response:

@@ -59,4 +59,6 @@ class Settings(BaseSettings):
                                "clients and CDNs revalidate with the ETag after it.")
     watch_interval: float = Field(0.0, ge=0, description="Check the local files read at the last load every "
                                   "N seconds (size, mtime) and reload when one changed (0: never).")
+    query_time_budget: float = Field(10.0, gt=0, description="Seconds a search may run before it stops with "
+                                     "a 400 asking to narrow it.")
     admin_token: str | None = Field(None, description="Bearer token for POST /_mgmt/reload; unset disables it.")

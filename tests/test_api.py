@@ -915,3 +915,13 @@ def test_request_limits_answer_400_with_the_limit(client) -> None:
 def test_non_string_filter_crs_is_400(client, crs: Any) -> None:
     """Found by schemathesis: a JSON object as filter-crs was a 500 (unhashable)."""
     assert_error(client.post("/search", json={"filter": "gsd > 1", "filter-crs": crs}), 400)
+
+
+def test_a_search_over_its_time_budget_is_400(make_client) -> None:
+    from server.settings import Settings
+
+    with make_client(Settings(query_time_budget=1e-9)) as slow:
+        response = slow.get("/search", params={"bbox": "-10,35,30,70", "filter": "gsd > 1"})
+        assert_error(response, 400)
+        assert response.json()["code"] == "QueryTooExpensive"
+        assert "time budget" in response.json()["description"]

@@ -153,3 +153,80 @@ def test_nothing_loadable_is_an_error(tmp_path: Path) -> None:
     write(tmp_path / "catalog.json", "garbage")
     with pytest.raises(LoadError):
         load_catalogs([str(tmp_path / "catalog.json")])
+
+
+def test_a_remote_body_that_never_ends_or_trickles_is_cut(tmp_path: Path) -> None:
+    """A server that streams forever hits the size limit; one that sends a byte at a time
+    hits the overall deadline (3 x fetch timeout). The rest of the catalog loads."""
+    import http.server
+    import threading
+    import time
+
+    class Hostile(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path == "/catalog.json":
+                body = json.dumps(collection_doc("remote", [
+                    {"rel": "item", "href": "./endless.json"},
+                    {"rel": "item", "href": "./trickle.json"},
+                    {"rel": "item", "href": "./fine.json"},
+                ])).encode()
+            elif self.path == "/fine.json":
+                body = json.dumps(item_doc("fine", square())).encode()
+            else:
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                try:
+                    deadline = time.monotonic() + 20
+                    while time.monotonic() < deadline:
+                        chunk = b"x" * (65536 if self.path == "/endless.json" else 1)
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.flush()
+                        if self.path == "/trickle.json":
+                            time.sleep(0.2)
+                except OSError:
+                    pass
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        started = time.monotonic()
+        index, report = load_catalogs([f"{base}/catalog.json"],
+                                      LoadOptions(max_document_bytes=1_000_000, fetch_timeout=1.0, fetch_retries=0))
+        assert time.monotonic() - started < 15
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert index.ids == ["fine"]
+    reasons = dict(report.skips)
+    assert "byte limit" in reasons[f"{base}/endless.json"]
+    assert "not complete after" in reasons[f"{base}/trickle.json"]
+
+
+def test_a_million_vertex_polygon_is_refused_quickly(tmp_path: Path) -> None:
+    """Within the size limit (about 20 MB) but a self-intersecting zig-zag of a million
+    vertices: repairing it would take minutes, so the vertex limit refuses it first."""
+    import time
+
+    ring = [[i * 1e-6, (i % 2) * 1e-6] for i in range(1_000_000)] + [[0, 0]]
+    write(tmp_path / "big.json", item_doc("big", {"type": "Polygon", "coordinates": [ring]}))
+    write(tmp_path / "ok.json", item_doc("ok", square()))
+    write(tmp_path / "collection.json", collection_doc("c", [{"rel": "item", "href": "./big.json"},
+                                                             {"rel": "item", "href": "./ok.json"}]))
+    started = time.monotonic()
+    index, report = load_catalogs([str(tmp_path / "collection.json")])
+    assert time.monotonic() - started < 30
+    assert index.ids == ["ok"]
+    assert "vertices" in dict(report.skips)[str(tmp_path / "big.json")]

@@ -19,6 +19,8 @@ from server.index.text import TextIndexBuilder, document_text
 __all__ = ["IndexBuilder", "ItemRejected"]
 
 GEOMETRY_BATCH = 4096
+# Footprints past this are rejected: repairing or testing them could take minutes.
+MAX_ITEM_VERTICES = 100_000
 
 
 class IndexBuilder:
@@ -115,6 +117,12 @@ class IndexBuilder:
             self._rejected[row] = "invalid geometry"
             self._report(label, "invalid geometry (GEOS cannot read it)")
         geoms[shapely.is_empty(geoms)] = None
+        too_big = shapely.get_num_coordinates(geoms) > MAX_ITEM_VERTICES
+        for i in np.flatnonzero(too_big):
+            row, _, label = self._geoms[int(i)]
+            self._rejected[row] = "geometry too large"
+            self._report(label, f"geometry has more than {MAX_ITEM_VERTICES} vertices")
+        geoms[too_big] = None
         # Self-intersecting rings and the like: searched as their repaired shape (the item
         # is served as written), so no spatial predicate meets an invalid geometry.
         invalid = ~shapely.is_valid(geoms) & ~shapely.is_missing(geoms)

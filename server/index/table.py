@@ -9,13 +9,14 @@ array of positions until a sortby re-orders it.
 from __future__ import annotations
 
 import bisect
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import shapely
 
-from server.errors import InvalidQueryParameter
+from server.errors import InvalidQueryParameter, QueryTooExpensive
 from server.index.columns import Column
 from server.index.spatial import BoxIndex
 from server.index.text import TextIndex
@@ -31,6 +32,14 @@ class SearchResult:
 
 MISSING_RANK = 9
 MAX_BOX_PARTS = 64
+REFINE_CHUNK = 16_384
+
+
+def check_deadline(query: SearchQuery) -> None:
+    if query.deadline is not None and time.monotonic() > query.deadline:
+        raise QueryTooExpensive(
+            "The search ran over its time budget; narrow it (bbox, datetime, collections, a simpler filter)"
+        )
 
 
 class Table:
@@ -69,6 +78,7 @@ class Table:
             spatial = bbox_geometry(query.bbox)
         if spatial is not None:
             candidates = self._intersect(candidates, self._box_candidates(spatial))
+        check_deadline(query)
         if query.datetime is not None:
             lo, hi = query.datetime
             if candidates is None:
@@ -78,13 +88,15 @@ class Table:
                 candidates = candidates[keep]
         if query.q is not None:
             candidates = self._intersect(candidates, self.text_match(query.q))
+            check_deadline(query)
         if query.filter is not None:
             from server.index.filtering import FilterEvaluator
 
             truth, _ = FilterEvaluator(self).evaluate(query.filter)
             candidates = np.flatnonzero(truth) if candidates is None else candidates[truth[candidates]]
+            check_deadline(query)
         if spatial is not None and len(candidates):
-            candidates = self._refine(candidates, spatial)
+            candidates = self._refine(candidates, spatial, query)
         if candidates is None:
             return np.arange(self.size, dtype=np.int64)
         return candidates
@@ -110,7 +122,7 @@ class Table:
             return np.zeros(0, dtype=np.int64)
         return np.unique(np.concatenate(hits)) if len(hits) > 1 else np.sort(hits[0])
 
-    def _refine(self, candidates: np.ndarray, geom: shapely.Geometry) -> np.ndarray:
+    def _refine(self, candidates: np.ndarray, geom: shapely.Geometry, query: SearchQuery | None = None) -> np.ndarray:
         """Exact intersection test, skipped for records whose box lies inside a query box."""
         sure = np.zeros(len(candidates), dtype=bool)
         if _is_boxes(geom):
@@ -122,8 +134,14 @@ class Table:
         if not len(unsure):
             return candidates
         shapely.prepare(geom)
+        exact = np.empty(len(unsure), dtype=bool)
+        for start in range(0, len(unsure), REFINE_CHUNK):  # in chunks, to honour the deadline
+            chunk = unsure[start : start + REFINE_CHUNK]
+            exact[start : start + len(chunk)] = shapely.intersects(geom, self.geometries(chunk))
+            if query is not None:
+                check_deadline(query)
         keep = sure.copy()
-        keep[~sure] = shapely.intersects(geom, self.geometries(unsure))
+        keep[~sure] = exact
         return candidates[keep]
 
     def spatial_positions(self, geom: shapely.Geometry, predicate: str) -> np.ndarray:
