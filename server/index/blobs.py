@@ -45,13 +45,6 @@ class BlobColumn:
         self.starts = starts
         self.ends = ends
 
-    @classmethod
-    def from_list(cls, blobs: list[bytes]) -> "BlobColumn":
-        writer = BlobWriter()
-        for blob in blobs:
-            writer.append(blob)
-        return writer.freeze()
-
     def __reduce__(self) -> tuple[object, ...]:
         # The buffer goes into the pickle as is (protocol 5), without a copy to bytes first.
         return (BlobColumn, (pickle.PickleBuffer(self.data), self.starts, self.ends))

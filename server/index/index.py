@@ -90,10 +90,6 @@ class Index(Table):
         code = int(self.codes[pos])
         return self.collection_names[code] if code >= 0 else None
 
-    def item_count(self, collection: str) -> int:
-        positions = self._by_collection.get(collection)
-        return 0 if positions is None else len(positions)
-
     def collection_positions(self, collection: str) -> np.ndarray:
         found = self._by_collection.get(collection)
         return found if found is not None else np.zeros(0, dtype=np.int64)

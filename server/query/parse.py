@@ -18,7 +18,6 @@ from server.query.model import SearchQuery
 GEOMETRY_TYPES = {
     "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection",
 }
-SEARCH_FIELDS = {"ids", "collections", "bbox", "intersects", "datetime", "limit", "token"}
 # Request limits: each keeps one request's work bounded; going over is a 400 that says so.
 MAX_IDS = 10_000
 MAX_COLLECTIONS = 10_000
