@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,6 +20,7 @@ from server.catalog.loader import LoadOptions, load_catalogs
 from server.errors import StacApiError
 from server.index import Index
 from server.responses import JSONResponse
+from server.rebuild import ChildBuilder
 from server.reload import Reloader
 from server.routes import route_table
 from server.settings import Settings
@@ -110,5 +111,9 @@ def create_app(
     app.state.settings = settings
     app.state.index = index
     app.state.remote_cache = remote_cache or RemoteCache()
-    app.state.reloader = Reloader(app, lambda: load_index(settings, app.state.remote_cache))
+    if settings.reload_in_child:
+        build: Callable[[], Index] = ChildBuilder(settings, app.state.remote_cache)
+    else:
+        build = lambda: load_index(settings, app.state.remote_cache)  # noqa: E731
+    app.state.reloader = Reloader(app, build)
     return app

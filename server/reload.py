@@ -96,6 +96,9 @@ class Reloader:
     def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        kill = getattr(self.build, "kill", None)
+        if kill is not None:  # a build in a child process would otherwise outlive the server
+            kill()
         try:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         except (NotImplementedError, RuntimeError, ValueError):

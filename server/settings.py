@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="Logging level.")
     reload_interval: float = Field(0.0, ge=0, description="Reload the catalogs every N seconds (0: never). "
                                    "SIGHUP and POST /_mgmt/reload reload at any time.")
+    reload_in_child: bool = Field(True, description="Build reloaded indexes in a child process, which "
+                                  "writes a snapshot the server maps (the build neither competes with "
+                                  "requests for the GIL nor leaves garbage in the server's heap); false: in "
+                                  "a thread of the server.")
     response_cache_bytes: int = Field(64 * 1024 * 1024, ge=0, description="Memory for cached GET response "
                                       "bodies, keyed by index version and URL (0: no cache).")
     cache_max_age: int = Field(30, ge=0, description="Cache-Control max-age (seconds) on GET responses; "

@@ -56,8 +56,10 @@ def ids_of(client: Any, **params: Any) -> list[str]:
     return [f["id"] for f in body["features"]]
 
 
-def test_admin_reload_swaps_and_failed_reload_keeps_serving(sample_copy: Path) -> None:
-    app = create_app(Settings(roots=[str(sample_copy / "catalog.json")], admin_token=TOKEN))
+@pytest.mark.parametrize("in_child", [True, False], ids=["child-process", "thread"])
+def test_admin_reload_swaps_and_failed_reload_keeps_serving(sample_copy: Path, in_child: bool) -> None:
+    app = create_app(Settings(roots=[str(sample_copy / "catalog.json")], admin_token=TOKEN,
+                              reload_in_child=in_child))
     with TestClient(app) as client:
         ready = wait_ready(client)
         assert ready["items"] == 68 and ready["version"] == 1
@@ -84,6 +86,28 @@ def test_admin_reload_swaps_and_failed_reload_keeps_serving(sample_copy: Path) -
         ready = client.get("/_mgmt/ready").json()
         assert ready["version"] == 2 and ready["last_reload"]["ok"] is False
         assert ready["last_reload"]["error"]
+
+
+def test_a_reload_builds_in_a_child_process_and_serves_its_mapped_snapshot(
+    sample_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build runs in another process (a loader call here would fail the test), the index
+    comes back from a snapshot whose buffers are mapped, and no work folder is left behind."""
+    import tempfile
+
+    import server.app
+
+    monkeypatch.setattr(server.app, "load_index", lambda *a: pytest.fail("loaded in the server process"))
+    monkeypatch.setattr(tempfile, "tempdir", str(sample_copy.parent / "work"))
+    (sample_copy.parent / "work").mkdir()
+    app = create_app(Settings(roots=[str(sample_copy / "catalog.json")], admin_token=TOKEN))
+    with TestClient(app) as client:
+        assert wait_ready(client)["items"] == 68
+        assert app.state.index.json.data.readonly  # mapped from the snapshot, not built here
+        drop_misc_catalog(sample_copy)
+        assert client.post("/_mgmt/reload", headers={"Authorization": f"Bearer {TOKEN}"}).json()["ok"] is True
+        assert len(ids_of(client)) == 67
+    assert list((sample_copy.parent / "work").iterdir()) == []
 
 
 def test_reload_over_http_is_off_without_a_token(client: TestClient) -> None:

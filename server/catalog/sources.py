@@ -60,11 +60,13 @@ class RemoteCache:
     bytes), so a reload asks "changed since?" and a 304 costs no transfer."""
 
     def __init__(self, max_bytes: int = 256 * 1024 * 1024) -> None:
-        self._entries: LRUCache[str, tuple[str | None, str | None, bytes]] = LRUCache(
-            maxsize=max_bytes, getsizeof=lambda entry: len(entry[2]) + 256
-        )
+        self._entries = self._new_entries(max_bytes)
         self._lock = threading.Lock()
         self.revalidated = 0
+
+    @staticmethod
+    def _new_entries(max_bytes: int) -> LRUCache[str, tuple[str | None, str | None, bytes]]:
+        return LRUCache(maxsize=max_bytes, getsizeof=lambda entry: len(entry[2]) + 256)
 
     def conditional_headers(self, url: str) -> dict[str, str]:
         with self._lock:
@@ -85,6 +87,22 @@ class RemoteCache:
             if entry is not None:
                 self.revalidated += 1
         return None if entry is None else entry[2]
+
+    def __getstate__(self) -> dict[str, Any]:  # to a reload's child process and back
+        with self._lock:  # a lambda (getsizeof) does not pickle: the entries go as a list
+            return {"max_bytes": self._entries.maxsize, "entries": list(self._entries.items()),
+                    "revalidated": self.revalidated}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._entries = self._new_entries(state["max_bytes"])
+        for url, entry in state["entries"]:
+            self._entries[url] = entry
+        self.revalidated = state["revalidated"]
+        self._lock = threading.Lock()
+
+    def replace_with(self, other: "RemoteCache") -> None:
+        with self._lock:
+            self._entries, self.revalidated = other._entries, other.revalidated
 
     def store(self, url: str, response: urllib3.BaseHTTPResponse, body: bytes) -> None:
         etag, modified = response.headers.get("etag"), response.headers.get("last-modified")

@@ -1,0 +1,105 @@
+"""Reload builds in a child process.
+
+A reload in a thread of the serving process shares its GIL: at a million items the build
+starves the requests and the requests starve the build (measured: the reload had not finished
+after minutes of load), and the build's garbage stays in the serving heap. Here a fresh
+interpreter (``python -m server.rebuild JOB``) loads the catalogs and writes a snapshot; the
+server maps that snapshot (seconds at 1M items, the big buffers stay in the page cache) and
+the child's memory goes back to the OS when it exits.
+
+The remote documents cache (ETags) goes to the child and comes back, so conditional
+requests work across reloads as in a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from server.catalog.sources import RemoteCache
+from server.index import Index
+from server.settings import Settings
+
+log = logging.getLogger("stac_static_api.reload")
+
+
+class ChildBuildError(Exception):
+    """The child could not build an index; the message is its reason."""
+
+
+class ChildBuilder:
+    """Callable building an Index in a child process; ``kill()`` stops a running build."""
+
+    def __init__(self, settings: Settings, remote_cache: RemoteCache) -> None:
+        self.settings = settings
+        self.remote_cache = remote_cache
+        self._child: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._killed = False
+
+    def __call__(self) -> Index:
+        from server.snapshot import read_snapshot
+
+        workdir = Path(tempfile.mkdtemp(prefix="stac-static-api-reload-"))
+        try:
+            job = workdir / "job.pickle"
+            job.write_bytes(pickle.dumps({"settings": self.settings.model_dump(), "cache": self.remote_cache},
+                                         protocol=5))
+            with self._lock:
+                if self._killed:
+                    raise ChildBuildError("the server is stopping")
+                self._child = subprocess.Popen([sys.executable, "-m", "server.rebuild", str(workdir)],
+                                               stdin=subprocess.DEVNULL)
+            code = self._child.wait()
+            with self._lock:
+                self._child = None
+            if code != 0:
+                reason = (workdir / "error").read_text() if (workdir / "error").exists() else ""
+                raise ChildBuildError(reason or f"the build process exited with status {code}")
+            index, _ = read_snapshot(str(workdir / "index.snapshot"), verify=False)
+            cache = pickle.loads((workdir / "cache.pickle").read_bytes())
+            self.remote_cache.replace_with(cache)
+            return index
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)  # the mapping keeps the snapshot's pages alive
+
+    def kill(self) -> None:
+        with self._lock:
+            self._killed = True
+            if self._child is not None and self._child.poll() is None:
+                self._child.kill()
+
+
+def child_main(workdir: str) -> int:
+    """Load the catalogs described by the job file and write the index and the cache."""
+    from server.app import load_index, roots_of
+    from server.snapshot import write_snapshot
+
+    folder = Path(workdir)
+    job: dict[str, Any] = pickle.loads((folder / "job.pickle").read_bytes())
+    settings = Settings(**job["settings"])
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    cache: RemoteCache = job["cache"]
+    try:
+        index = load_index(settings, cache)
+    except Exception as exc:  # the parent reports it and keeps serving the old index
+        (folder / "error").write_text(f"{type(exc).__name__}: {exc}")
+        return 1
+    write_snapshot(str(folder / "index.snapshot"), index, roots_of(settings), index.sources)
+    (folder / "cache.pickle").write_bytes(pickle.dumps(cache, protocol=5))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or not os.path.isdir(sys.argv[1]):
+        print("usage: python -m server.rebuild WORKDIR (run by the server)", file=sys.stderr)
+        raise SystemExit(2)
+    raise SystemExit(child_main(sys.argv[1]))
