@@ -22,12 +22,11 @@ from server.fields import COLLECTION_DEFAULTS, apply_fields
 from server.pagination import decode_key_token, encode_token, next_link_get, next_link_post
 from server.queryables import queryables_document
 from server.query.model import FieldsSpec, SearchQuery
-from server.query.parse import parse_search
+from server.query.parse import RequestLimits, parse_search
 from server.responses import GeoJSONResponse, JSONResponse, OpenAPIResponse, SchemaResponse
 from server.settings import Settings
 
 STAC_VERSION = "1.0.0"
-MAX_BODY_BYTES = 1024 * 1024
 
 
 def _settings(request: Request) -> Settings:
@@ -58,14 +57,15 @@ async def _json_body(request: Request) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if content_type not in ("application/json", "application/geo+json", ""):
         raise UnsupportedMediaType(f"Expected an application/json body, got {content_type!r}")
+    most = _settings(request).max_request_bytes
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"Request body over {MAX_BODY_BYTES} bytes")
+    if declared and declared.isdigit() and int(declared) > most:
+        raise PayloadTooLarge(f"Request body over {most} bytes")
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"Request body over {MAX_BODY_BYTES} bytes")
+        if len(body) > most:
+            raise PayloadTooLarge(f"Request body over {most} bytes")
     if not body.strip():
         return {}
     try:
@@ -249,7 +249,9 @@ async def _item_collection(
 
 def _parse(request: Request, params: dict[str, Any], body: bool = False) -> SearchQuery:
     settings = _settings(request)
-    query = parse_search(params, default_limit=settings.default_limit, max_limit=settings.max_limit, body=body)
+    limits = RequestLimits(settings.max_ids, settings.max_collections, settings.max_vertices)
+    query = parse_search(params, default_limit=settings.default_limit, max_limit=settings.max_limit, body=body,
+                         limits=limits)
     query.deadline = time.monotonic() + settings.query_time_budget
     return query
 

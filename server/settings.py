@@ -65,4 +65,8 @@ class Settings(BaseSettings):
                                   "N seconds (size, mtime) and reload when one changed (0: never).")
     query_time_budget: float = Field(10.0, gt=0, description="Seconds a search may run before it stops with "
                                      "a 400 asking to narrow it.")
+    max_request_bytes: int = Field(1024 * 1024, ge=1024, description="Largest POST body; larger ones get a 413.")
+    max_ids: int = Field(10_000, ge=1, description="Most ids in one search.")
+    max_collections: int = Field(10_000, ge=1, description="Most collections in one search.")
+    max_vertices: int = Field(20_000, ge=4, description="Most vertices in an intersects geometry.")
     admin_token: str | None = Field(None, description="Bearer token for POST /_mgmt/reload; unset disables it.")

@@ -900,15 +900,34 @@ def test_failed_background_load_stays_503(tmp_path) -> None:
 
 
 def test_request_limits_answer_400_with_the_limit(client) -> None:
-    from server.query.parse import MAX_IDS, MAX_VERTICES
+    from server.settings import Settings
 
-    too_many = client.post("/search", json={"ids": [f"id-{i}" for i in range(MAX_IDS + 1)]})
+    defaults = Settings()
+    too_many = client.post("/search", json={"ids": [f"id-{i}" for i in range(defaults.max_ids + 1)]})
     assert_error(too_many, 400)
-    assert str(MAX_IDS) in too_many.json()["description"]
-    line = [[i % 100, i % 7] for i in range(MAX_VERTICES + 1)]
+    assert str(defaults.max_ids) in too_many.json()["description"]
+    line = [[i % 100, i % 7] for i in range(defaults.max_vertices + 1)]
     big = client.post("/search", json={"intersects": {"type": "LineString", "coordinates": line}})
     assert_error(big, 400)
     assert "vertices" in big.json()["description"]
+
+
+def test_request_limits_are_settings(make_client) -> None:
+    from server.settings import Settings
+
+    limits = Settings(max_ids=3, max_collections=2, max_vertices=5, max_request_bytes=2048)
+    with make_client(limits) as small:
+        assert small.post("/search", json={"ids": ["a", "b", "c"]}).status_code == 200
+        assert "over the limit of 3" in assert_error(small.get("/search?ids=a,b,c,d"), 400)["description"]
+        assert "over the limit of 2" in assert_error(
+            small.post("/search", json={"collections": ["a", "b", "c"]}), 400)["description"]
+        square = [[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]
+        assert small.post("/search", json={"intersects": {"type": "Polygon", "coordinates": [square]}}).status_code == 200
+        pentagon = [[0, 0], [1, 0], [2, 1], [1, 2], [0, 1], [0, 0]]
+        response = small.post("/search", json={"intersects": {"type": "Polygon", "coordinates": [pentagon]}})
+        assert "6 vertices, over the limit of 5" in assert_error(response, 400)["description"]
+        assert assert_error(small.post("/search", json={"q": "x" * 3000}), 413)["description"] == \
+            "Request body over 2048 bytes"
 
 
 @pytest.mark.parametrize("crs", [{}, [], 5, True])

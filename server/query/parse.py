@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import orjson
@@ -18,10 +19,16 @@ from server.query.model import SearchQuery
 GEOMETRY_TYPES = {
     "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection",
 }
-# Request limits: each keeps one request's work bounded; going over is a 400 that says so.
-MAX_IDS = 10_000
-MAX_COLLECTIONS = 10_000
-MAX_VERTICES = 20_000
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """Each keeps one request's work bounded; going over is a 400 that says so (settings
+    STAC_STATIC_MAX_IDS, _MAX_COLLECTIONS, _MAX_VERTICES)."""
+
+    max_ids: int = 10_000
+    max_collections: int = 10_000
+    max_vertices: int = 20_000
 
 
 def parse_limit(value: Any, default: int, maximum: int) -> int:
@@ -69,7 +76,7 @@ def parse_bbox(value: Any) -> tuple[float, float, float, float]:
     return minx, miny, maxx, maxy
 
 
-def parse_geometry(value: Any) -> shapely.Geometry:
+def parse_geometry(value: Any, max_vertices: int = RequestLimits.max_vertices) -> shapely.Geometry:
     """A GeoJSON geometry (object, or JSON text on GET) as a valid shapely geometry."""
     if isinstance(value, str):
         try:
@@ -87,8 +94,8 @@ def parse_geometry(value: Any) -> shapely.Geometry:
     if geom is None or geom.is_empty:
         raise InvalidQueryParameter("Invalid intersects: empty geometry")
     vertices = shapely.get_num_coordinates(geom)
-    if vertices > MAX_VERTICES:
-        raise InvalidQueryParameter(f"Invalid intersects: {vertices} vertices, over the limit of {MAX_VERTICES}")
+    if vertices > max_vertices:
+        raise InvalidQueryParameter(f"Invalid intersects: {vertices} vertices, over the limit of {max_vertices}")
     if not all(math.isfinite(c) for c in geom.bounds):
         raise InvalidQueryParameter("Invalid intersects: non-finite coordinates")
     if not geom.is_valid:
@@ -106,7 +113,8 @@ def parse_string_list(value: Any, name: str) -> list[str]:
 
 
 def parse_search(
-    params: Mapping[str, Any], *, default_limit: int, max_limit: int, body: bool = False
+    params: Mapping[str, Any], *, default_limit: int, max_limit: int, body: bool = False,
+    limits: RequestLimits = RequestLimits(),
 ) -> SearchQuery:
     """The same rules for GET (all strings) and POST (JSON values). In a POST ``body``, bbox,
     ids and collections must be JSON arrays and intersects an object, not GET's strings."""
@@ -124,20 +132,20 @@ def parse_search(
     if params.get("bbox") not in (None, ""):
         query.bbox = parse_bbox(params["bbox"])
     if params.get("intersects") not in (None, ""):
-        query.intersects = parse_geometry(params["intersects"])
+        query.intersects = parse_geometry(params["intersects"], limits.max_vertices)
     if params.get("datetime") not in (None, ""):
         if not isinstance(params["datetime"], str):
             raise InvalidQueryParameter("Invalid datetime: expected a string")
         query.datetime = parse_datetime_interval(params["datetime"])
     if params.get("ids") is not None:
         query.ids = parse_string_list(params["ids"], "ids") or None
-        if query.ids and len(query.ids) > MAX_IDS:
-            raise InvalidQueryParameter(f"Too many ids: {len(query.ids)}, over the limit of {MAX_IDS}")
+        if query.ids and len(query.ids) > limits.max_ids:
+            raise InvalidQueryParameter(f"Too many ids: {len(query.ids)}, over the limit of {limits.max_ids}")
     if params.get("collections") is not None:
         query.collections = parse_string_list(params["collections"], "collections") or None
-        if query.collections and len(query.collections) > MAX_COLLECTIONS:
+        if query.collections and len(query.collections) > limits.max_collections:
             raise InvalidQueryParameter(
-                f"Too many collections: {len(query.collections)}, over the limit of {MAX_COLLECTIONS}")
+                f"Too many collections: {len(query.collections)}, over the limit of {limits.max_collections}")
     token = params.get("token")
     if token is not None and not isinstance(token, str):
         raise InvalidQueryParameter("Invalid token: expected a string")
