@@ -7,7 +7,7 @@ Starts ``python -m server serve ROOT... --port P`` on 127.0.0.1 (or from ``--ind
 warms it up, then runs ``wrk`` (``apt-get install -y wrk``) with a Lua script that draws
 each request from a mix: small and large bboxes over Europe, bbox+datetime, a CQL2 property
 filter, free text, a sort, an item by id, collections and the landing page. Half way through
-it sends SIGHUP, so the index is rebuilt and swapped under load. Every non-2xx answer and
+it sends SIGHUP (``--reload-at`` moves it), so the index is rebuilt and swapped under load. Every non-2xx answer and
 socket error counts as an error. RSS is read from /proc for the server's PID after the
 warm-up and at the end. Only loopback is used; the server is stopped by its PID.
 """
@@ -73,14 +73,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def rss_mib(pid: int) -> float:
-    """RSS of the server and its children (workers), in MiB."""
+def serving_pids(pid: int) -> list[int]:
+    """The server and its workers; not a reload's build process (``python -m server.rebuild``),
+    which exits when its index is handed over."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    pids = [pid]
+    for child in map(int, children):
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as f:
+                if b"server.rebuild" in f.read():
+                    continue
+        except OSError:
+            continue
+        pids.append(child)
+    return pids
+
+
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """RSS of the server and its workers, in MiB (``field``: VmRSS, RssAnon or RssFile)."""
     total = 0
-    pids = [pid] + [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
-    for p in pids:
+    for p in serving_pids(pid):
         try:
             with open(f"/proc/{p}/status") as f:
-                total += int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))  # type: ignore[union-attr]
+                total += int(re.search(rf"{field}:\s+(\d+)", f.read()).group(1))  # type: ignore[union-attr]
         except (OSError, AttributeError):
             pass
     return total / 1024
@@ -99,6 +114,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--reload-at", type=float, default=0.5,
+                        help="when to send SIGHUP, as a fraction of the duration")
     args = parser.parse_args()
 
     port = free_port()
@@ -136,8 +153,8 @@ def main() -> None:
             return out.stdout + out.stderr
 
         wrk(args.warmup)
-        rss_start = rss_mib(server.pid)
-        reload_at = args.duration / 2
+        rss_start = {f: rss_mib(server.pid, f) for f in ("VmRSS", "RssAnon", "RssFile")}
+        reload_at = args.duration * args.reload_at
 
         def reload() -> None:
             time.sleep(reload_at)
@@ -148,7 +165,7 @@ def main() -> None:
         output = wrk(args.duration)
         elapsed = time.monotonic() - started
         time.sleep(2)
-        rss_end = rss_mib(server.pid)
+        rss_end = {f: rss_mib(server.pid, f) for f in ("VmRSS", "RssAnon", "RssFile")}
         ready = get_json(base + "/_mgmt/ready")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -163,12 +180,15 @@ def main() -> None:
     errors = (int(non2xx.group(1)) if non2xx else 0) + max(field("socket_errors"), 0)
     print(output.strip())
     print()
-    print(f"duration {elapsed:.0f} s at {args.connections} connections, {args.workers} worker(s); reload "
-          f"half way: {ready['last_reload']}")
+    print(f"duration {elapsed:.0f} s at {args.connections} connections, {args.workers} worker(s); SIGHUP at "
+          f"{reload_at:.0f} s: {ready['last_reload']}")
+    if not ready["last_reload"]["reloads"]:
+        print("THE RELOAD HAD NOT FINISHED AT THE END OF THE RUN")
     print(f"requests/s {requests / elapsed:,.0f}   p50 {field('p50_us') / 1000:.2f} ms   "
           f"p99 {field('p99_us') / 1000:.2f} ms   errors {errors}")
-    print(f"RSS after warm-up {rss_start:.0f} MiB, at the end {rss_end:.0f} MiB "
-          f"({(rss_end - rss_start) / rss_start * 100:+.1f}%)")
+    for name in rss_start:
+        print(f"{name} after warm-up {rss_start[name]:.0f} MiB, at the end {rss_end[name]:.0f} MiB "
+              f"({(rss_end[name] - rss_start[name]) / max(rss_start[name], 1) * 100:+.1f}%)")
 
 
 if __name__ == "__main__":
