@@ -44,6 +44,8 @@ async def reload(request: Request) -> Response:
     given = request.headers.get("authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         raise Forbidden("A valid admin token is required")
-    status = await request.app.state.reloader.reload("admin request")
+    status = await request.app.state.reloader.request("admin request")
     body = request.app.state.reloader.describe()
+    if status is None:  # a forked worker: the supervisor builds, then every worker swaps
+        return JSONResponse({"requested": True, "last_reload": body}, status_code=202)
     return JSONResponse(body, status_code=200 if status.ok else 500)

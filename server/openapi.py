@@ -156,7 +156,10 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "summary": "Reload the catalogs now (Authorization: Bearer <admin token>); the old index "
                 "keeps serving if the reload fails",
                 "operationId": "postReload",
-                "responses": {"200": _ok("application/json", "Reloaded"), "403": _ERROR, "404": _ERROR, "500": _ERROR},
+                "responses": {"200": _ok("application/json", "Reloaded"),
+                              "202": _ok("application/json", "Requested from the supervisor of forked workers, "
+                                         "which builds once and has every worker map the result"),
+                              "403": _ERROR, "404": _ERROR, "500": _ERROR},
             }
         },
     }

@@ -50,26 +50,30 @@ class ChildBuilder:
 
         workdir = Path(tempfile.mkdtemp(prefix="stac-static-api-reload-"))
         try:
-            job = workdir / "job.pickle"
-            job.write_bytes(pickle.dumps({"settings": self.settings.model_dump(), "cache": self.remote_cache},
-                                         protocol=5))
-            with self._lock:
-                if self._killed:
-                    raise ChildBuildError("the server is stopping")
-                self._child = subprocess.Popen([sys.executable, "-m", "server.rebuild", str(workdir)],
-                                               stdin=subprocess.DEVNULL)
-            code = self._child.wait()
-            with self._lock:
-                self._child = None
-            if code != 0:
-                reason = (workdir / "error").read_text() if (workdir / "error").exists() else ""
-                raise ChildBuildError(reason or f"the build process exited with status {code}")
-            index, _ = read_snapshot(str(workdir / "index.snapshot"), verify=False)
-            cache = pickle.loads((workdir / "cache.pickle").read_bytes())
-            self.remote_cache.replace_with(cache)
+            index, _ = read_snapshot(str(self.build_snapshot(workdir)), verify=False)
             return index
         finally:
             shutil.rmtree(workdir, ignore_errors=True)  # the mapping keeps the snapshot's pages alive
+
+    def build_snapshot(self, workdir: Path, fingerprint: bool = False) -> Path:
+        """Run the child in ``workdir``; the snapshot it wrote (and, with ``fingerprint``, the
+        fingerprint of the local files it read, in ``fingerprint.pickle``)."""
+        job = workdir / "job.pickle"
+        job.write_bytes(pickle.dumps({"settings": self.settings.model_dump(), "cache": self.remote_cache,
+                                      "fingerprint": fingerprint}, protocol=5))
+        with self._lock:
+            if self._killed:
+                raise ChildBuildError("the server is stopping")
+            self._child = subprocess.Popen([sys.executable, "-m", "server.rebuild", str(workdir)],
+                                           stdin=subprocess.DEVNULL)
+        code = self._child.wait()
+        with self._lock:
+            self._child = None
+        if code != 0:
+            reason = (workdir / "error").read_text() if (workdir / "error").exists() else ""
+            raise ChildBuildError(reason or f"the build process exited with status {code}")
+        self.remote_cache.replace_with(pickle.loads((workdir / "cache.pickle").read_bytes()))
+        return workdir / "index.snapshot"
 
     def kill(self) -> None:
         with self._lock:
@@ -78,10 +82,24 @@ class ChildBuilder:
                 self._child.kill()
 
 
+def read_published(publication: Path) -> Index:
+    """The index a supervisor published (see server.workers.Supervisor), mapped."""
+    import orjson
+
+    from server.snapshot import read_snapshot
+
+    doc = orjson.loads(publication.read_bytes())
+    if not doc["ok"]:
+        raise ChildBuildError(doc["error"])
+    index, _ = read_snapshot(doc["snapshot"], verify=False)
+    index.version = doc["version"]
+    return index
+
+
 def child_main(workdir: str) -> int:
     """Load the catalogs described by the job file and write the index and the cache."""
     from server.app import load_index, roots_of
-    from server.snapshot import write_snapshot
+    from server.snapshot import Fingerprint, write_snapshot
 
     folder = Path(workdir)
     job: dict[str, Any] = pickle.loads((folder / "job.pickle").read_bytes())
@@ -95,6 +113,8 @@ def child_main(workdir: str) -> int:
         return 1
     write_snapshot(str(folder / "index.snapshot"), index, roots_of(settings), index.sources)
     (folder / "cache.pickle").write_bytes(pickle.dumps(cache, protocol=5))
+    if job.get("fingerprint") and index.sources is not None:
+        (folder / "fingerprint.pickle").write_bytes(pickle.dumps(Fingerprint.of(index.sources), protocol=5))
     return 0
 
 

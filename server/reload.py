@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from starlette.applications import Starlette
@@ -39,6 +41,35 @@ class Reloader:
         self.status = ReloadStatus()
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
+        self.supervisor_pid: int | None = None
+        self.publication: Path | None = None
+
+    def follow(self, publication: Path, supervisor_pid: int) -> None:
+        """In a forked worker: the supervisor builds every reload once, this process maps the
+        snapshot it publishes (on SIGUSR1), so workers keep sharing one copy of the index."""
+        from server.rebuild import read_published
+
+        self.build = lambda: read_published(publication)
+        self.publication = publication
+        self.supervisor_pid = supervisor_pid
+
+    def _missed_publication(self) -> bool:
+        """A publication that came before this worker listened for it."""
+        import orjson
+
+        try:
+            doc = orjson.loads(self.publication.read_bytes()) if self.publication else {}
+        except (OSError, orjson.JSONDecodeError):
+            return False
+        index = self.app.state.index
+        return bool(doc.get("ok")) and index is not None and doc["version"] > index.version
+
+    async def request(self, reason: str) -> ReloadStatus | None:
+        """Reload now, or (in a forked worker) ask the supervisor to, and return None."""
+        if self.supervisor_pid is not None:
+            os.kill(self.supervisor_pid, signal.SIGHUP)
+            return None
+        return await self.reload(reason)
 
     async def reload(self, reason: str) -> ReloadStatus:
         """Build a new index in a thread and swap it in; one reload at a time."""
@@ -52,7 +83,8 @@ class Reloader:
                 log.error("reload (%s) failed, still serving the previous index: %s", reason, exc)
                 return self.status
             previous = self.app.state.index
-            index.version = (previous.version + 1) if previous is not None else index.version
+            if self.supervisor_pid is None:  # a worker takes the supervisor's count, the same in every worker
+                index.version = (previous.version + 1) if previous is not None else index.version
             # The swap and its status together, with no await between: /_mgmt/ready never
             # shows the new index with the previous reload's status.
             self.app.state.index = index
@@ -66,6 +98,17 @@ class Reloader:
         """Reload every ``interval`` seconds (0: never), when a watched local file changes,
         and on SIGHUP."""
         loop = asyncio.get_running_loop()
+        if self.supervisor_pid is not None:  # timers, watching and SIGHUP belong to the supervisor
+            def published() -> None:
+                self._tasks.append(loop.create_task(self.reload("built by the supervisor")))
+
+            try:
+                loop.add_signal_handler(signal.SIGUSR1, published)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (in-process tests)
+                log.debug("SIGUSR1 reload not available in this process")
+            if self._missed_publication():
+                published()
+            return
         if interval > 0:
             self._tasks.append(loop.create_task(self._every(interval)))
         if watch_interval > 0:
@@ -101,6 +144,7 @@ class Reloader:
             kill()
         try:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
         except (NotImplementedError, RuntimeError, ValueError):
             pass
 

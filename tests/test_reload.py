@@ -270,3 +270,68 @@ def test_reload_of_a_remote_catalog_uses_conditional_requests(sample_copy: Path)
             assert app.state.remote_cache.revalidated >= 60  # every item and collection, not catalog.json
             assert LOOSE_ITEM not in ids_of(client)
             assert len(ids_of(client)) == 67
+
+
+def _mapped_snapshots(pid: int) -> set[str]:
+    with open(f"/proc/{pid}/maps") as maps:
+        return {line.split(None, 5)[5].strip() for line in maps if ".snapshot" in line}
+
+
+def _worker_pids(supervisor: int) -> list[int]:
+    with open(f"/proc/{supervisor}/task/{supervisor}/children") as f:
+        children = [int(p) for p in f.read().split()]
+    workers = []
+    for pid in children:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if b"server.rebuild" not in f.read():
+                workers.append(pid)
+    return workers
+
+
+def test_forked_workers_reload_once_and_map_the_same_snapshot(sample_copy: Path, stop: list[Any]) -> None:
+    """With --workers 2 the supervisor builds each reload once; every worker swaps to the same
+    mapped file (one copy of the index), whichever way the reload was asked for, with no failed
+    request; a failed build leaves every worker serving and saying why."""
+    proc, base = _start([str(sample_copy / "catalog.json")], "--workers", "2")
+    stop.append(proc)
+    workers = _worker_pids(proc.pid)
+    assert len(workers) == 2
+    with Poller(base) as poller:
+        drop_misc_catalog(sample_copy)
+        os.kill(proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while any(not _mapped_snapshots(w) for w in workers):
+            assert time.monotonic() < deadline, "the workers never mapped the new index"
+            time.sleep(0.1)
+        time.sleep(0.3)
+    assert poller.requests > 5 and poller.failures == []
+    assert _mapped_snapshots(workers[0]) == _mapped_snapshots(workers[1])
+    with httpx.Client(base_url=base) as client:  # a new connection per request: both workers answer
+        for _ in range(10):
+            ready = httpx.get(base + "/_mgmt/ready").json()
+            assert ready["items"] == 67 and ready["version"] == 2
+            assert ready["last_reload"]["ok"] is True
+
+        (sample_copy / "catalog.json").write_text("{ not json")
+        os.kill(proc.pid, signal.SIGHUP)
+        ready = _wait_for(base, lambda r: r["last_reload"]["ok"] is False)
+        assert "LoadError" in ready["last_reload"]["error"] and ready["version"] == 2
+        assert len(client.get("/search", params={"limit": 100}).json()["features"]) == 67
+
+
+def test_a_forked_workers_admin_reload_asks_the_supervisor(
+    sample_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import server.reload
+
+    signals: list[tuple[int, int]] = []
+    monkeypatch.setattr(server.reload.os, "kill", lambda pid, sig: signals.append((pid, sig)))
+    from server.catalog.loader import load_catalogs
+
+    index, _ = load_catalogs([str(sample_copy / "catalog.json")])
+    app = create_app(Settings(admin_token=TOKEN), index=index)
+    app.state.reloader.follow(tmp_path / "published.json", 424242)
+    with TestClient(app) as client:
+        response = client.post("/_mgmt/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert response.status_code == 202 and response.json()["requested"] is True
+    assert signals == [(424242, signal.SIGHUP)]
