@@ -81,3 +81,61 @@ def _expand(groups: np.ndarray, size: int, limit: int) -> np.ndarray:
     """Indices of every member of the given groups of ``size`` consecutive entries."""
     idx = (groups[:, None] * size + np.arange(size)).ravel()
     return idx[idx < limit]
+
+
+# -- exact answers for a box query without decoding geometries ----------------------------------
+
+_WKB_POLYGON_HEADER = 13  # byte order (1), type (4), ring count (4), exterior ring point count (4)
+
+
+def wkb_vertex_in_boxes(
+    data: memoryview, starts: np.ndarray, ends: np.ndarray, boxes: list[tuple[float, float, float, float]]
+) -> np.ndarray:
+    """For each WKB blob ``data[starts[i]:ends[i]]``: True when it is a little-endian 2D
+    Polygon a vertex of whose exterior ring lies in one of the closed ``boxes``.
+
+    Such a vertex is a point of the polygon inside the box, so the polygon intersects the box:
+    the answer GEOS gives, from comparisons alone (no arithmetic, so no rounding). False means
+    "cannot tell" (no vertex inside, another geometry type, another byte order): those still
+    need the exact test. This reads the coordinates straight out of the blob buffer, vectorized,
+    where decoding the geometries (shapely.from_wkb) costs ~0.5 us each."""
+    out = np.zeros(len(starts), dtype=bool)
+    if not len(starts):
+        return out
+    buf = np.frombuffer(data, dtype=np.uint8)
+    rows = np.flatnonzero(ends - starts >= _WKB_POLYGON_HEADER + 16)
+    if not len(rows):
+        return out
+    head = buf[starts[rows, None] + np.arange(_WKB_POLYGON_HEADER)]
+    words = np.ascontiguousarray(head[:, 1:]).view("<u4")  # type, ring count, point count
+    npts = words[:, 2].astype(np.int64)
+    ok = (head[:, 0] == 1) & (words[:, 0] == 3) & (words[:, 1] >= 1) & (npts >= 1)
+    ok &= starts[rows] + _WKB_POLYGON_HEADER + 16 * npts <= ends[rows]
+    rows, npts = rows[ok], npts[ok]
+    if not len(rows):
+        return out
+    # The coordinates are float64 pairs at any byte offset: gather them through the one of
+    # eight float64 views of the buffer (shifted by 0..7 bytes) in which they are aligned.
+    offsets = starts[rows] + _WKB_POLYGON_HEADER
+    order = np.argsort(offsets & 7, kind="stable")
+    rows, npts, offsets = rows[order], npts[order], offsets[order]
+    counts = 2 * npts
+    first = np.cumsum(counts) - counts
+    total = int(first[-1] + counts[-1])
+    flat = np.repeat((offsets >> 3) - first, counts) + np.arange(total)
+    shift = offsets & 7
+    groups = np.searchsorted(shift, np.arange(9))
+    values = np.empty(total, dtype=np.float64)
+    for k in range(8):
+        a, b = groups[k], groups[k + 1]
+        if a == b:
+            continue
+        lo, hi = first[a], first[b - 1] + counts[b - 1]
+        view = np.frombuffer(data, dtype="<f8", offset=k, count=(len(buf) - k) // 8)
+        values[lo:hi] = view[flat[lo:hi]]
+    x, y = values[0::2], values[1::2]
+    inside = np.zeros(len(x), dtype=bool)
+    for x0, y0, x1, y1 in boxes:
+        inside |= (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+    out[rows] = np.logical_or.reduceat(inside, first // 2)
+    return out

@@ -63,6 +63,11 @@ class Table:
     def texts_of(self, pos: int) -> list[str]:
         raise NotImplementedError
 
+    def vertex_in_boxes(self, positions: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> np.ndarray:
+        """True where a record surely intersects one of ``boxes`` because a vertex of its
+        geometry lies in it; False where that needs the exact test (the default: always)."""
+        return np.zeros(len(positions), dtype=bool)
+
     def default_key(self, pos: int) -> list[Any]:
         raise NotImplementedError
 
@@ -127,9 +132,12 @@ class Table:
         sure = np.zeros(len(candidates), dtype=bool)
         if _is_boxes(geom):
             b = self.bounds[candidates]
-            for part in getattr(geom, "geoms", [geom]):
-                x0, y0, x1, y1 = part.bounds
+            boxes = [part.bounds for part in getattr(geom, "geoms", [geom])]
+            for x0, y0, x1, y1 in boxes:
                 sure |= (b[:, 0] >= x0) & (b[:, 1] >= y0) & (b[:, 2] <= x1) & (b[:, 3] <= y1)
+            # Of the records straddling a box's edge, most have a vertex inside it.
+            straddling = np.flatnonzero(~sure)
+            sure[straddling] = self.vertex_in_boxes(candidates[straddling], boxes)
         unsure = candidates[~sure]
         if not len(unsure):
             return candidates
