@@ -1,9 +1,14 @@
-"""A packed two-level box index over numpy arrays (a static R-tree).
+"""A packed two-level box index over numpy arrays (a static R-tree), aware of time.
 
-Boxes are sorted along a Z-order curve of their centres and grouped into leaves of
-LEAF records; leaves are grouped into nodes of FANOUT leaves. A query tests node boxes,
-then the leaf boxes inside hit nodes, then the records inside hit leaves, all vectorized.
-It holds ~40 bytes per record, where an STRtree holds a GEOS geometry (~300 bytes) each.
+Records are split into time slabs (equal counts, by start time); within a slab they are
+sorted along a Z-order curve of their box centres and grouped into leaves of LEAF records;
+leaves are grouped into nodes of FANOUT leaves. Every leaf and node also knows the range of
+its records' start and end times. A query tests node boxes, then the leaf boxes inside hit
+nodes, then the records inside hit leaves, all vectorized; with a time window, nodes and
+leaves of other times are skipped, so a bbox+datetime search only touches the records of
+the slabs it spans instead of every record in the box. Records of a leaf wholly inside the
+query box and window are taken without a test of their own.
+It holds ~56 bytes per record, where an STRtree holds a GEOS geometry (~300 bytes) each.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ import numpy as np
 
 LEAF = 64
 FANOUT = 64
+SLAB = 65_536  # records per time slab: fewer, larger slabs favour queries without a window
+
+Window = tuple[int, int]
 
 
 def _spread_bits(v: np.ndarray) -> np.ndarray:
@@ -37,40 +45,84 @@ def _group_bounds(boxes: np.ndarray, size: int) -> np.ndarray:
     )
 
 
+def _group_times(start: np.ndarray, end: np.ndarray, size: int) -> np.ndarray:
+    """(min start, max start, min end, max end) of consecutive groups of ``size`` records."""
+    at = np.arange(0, len(start), size)
+    return np.column_stack(
+        [
+            np.minimum.reduceat(start, at),
+            np.maximum.reduceat(start, at),
+            np.minimum.reduceat(end, at),
+            np.maximum.reduceat(end, at),
+        ]
+    )
+
+
 def _hits(boxes: np.ndarray, q: tuple[float, float, float, float]) -> np.ndarray:
     return (boxes[:, 0] <= q[2]) & (boxes[:, 2] >= q[0]) & (boxes[:, 1] <= q[3]) & (boxes[:, 3] >= q[1])
 
 
 class BoxIndex:
-    def __init__(self, positions: np.ndarray, bounds: np.ndarray) -> None:
-        """``bounds[i]`` (minx, miny, maxx, maxy) is the box of record ``positions[i]``."""
-        if len(positions):
+    def __init__(
+        self, positions: np.ndarray, bounds: np.ndarray, start: np.ndarray, end: np.ndarray, slab: int = SLAB
+    ) -> None:
+        """``bounds[i]`` (minx, miny, maxx, maxy) is the box of record ``positions[i]`` and
+        [``start[i]``, ``end[i]``] its time interval (start > end: no time, never in a window)."""
+        n = len(positions)
+        if n:
             cx = (bounds[:, 0] + bounds[:, 2]) / 2
             cy = (bounds[:, 1] + bounds[:, 3]) / 2
             qx = np.clip((cx + 180.0) / 360.0 * 65535, 0, 65535)
             qy = np.clip((cy + 90.0) / 180.0 * 65535, 0, 65535)
-            order = np.argsort(_spread_bits(qx) | (_spread_bits(qy) << np.uint64(1)), kind="stable")
+            z = _spread_bits(qx) | (_spread_bits(qy) << np.uint64(1))
+            slabs = np.empty(n, dtype=np.int64)
+            slabs[np.argsort(start, kind="stable")] = np.arange(n) // slab
+            order = np.lexsort((z, slabs))
         else:
             order = np.zeros(0, dtype=np.int64)
         self.positions = positions[order]
         self.boxes = np.ascontiguousarray(bounds[order])
-        self.leaves = _group_bounds(self.boxes, LEAF) if len(order) else np.zeros((0, 4))
-        self.nodes = _group_bounds(self.leaves, FANOUT) if len(self.leaves) else np.zeros((0, 4))
+        self.start = np.ascontiguousarray(start[order])
+        self.end = np.ascontiguousarray(end[order])
+        self.leaves = _group_bounds(self.boxes, LEAF) if n else np.zeros((0, 4))
+        self.nodes = _group_bounds(self.leaves, FANOUT) if n else np.zeros((0, 4))
+        self.leaf_times = _group_times(self.start, self.end, LEAF) if n else np.zeros((0, 4), np.int64)
+        self.node_times = (
+            np.column_stack(
+                [
+                    np.minimum.reduceat(self.leaf_times[:, 0], np.arange(0, len(self.leaves), FANOUT)),
+                    np.maximum.reduceat(self.leaf_times[:, 3], np.arange(0, len(self.leaves), FANOUT)),
+                ]
+            )
+            if n
+            else np.zeros((0, 2), np.int64)
+        )
 
-    def query(self, q: tuple[float, float, float, float]) -> np.ndarray:
-        """Unsorted positions of the records whose box intersects box ``q``."""
+    def query(self, q: tuple[float, float, float, float], window: Window | None = None) -> np.ndarray:
+        """Unsorted positions of the records whose box intersects box ``q`` (and, given a
+        ``window`` (lo, hi), whose interval meets it: start <= hi and end >= lo)."""
         n = len(self.positions)
         if not n:
             return self.positions
-        nodes = np.flatnonzero(_hits(self.nodes, q))
-        leaves = _expand(nodes, FANOUT, len(self.leaves))
+        node_hit = _hits(self.nodes, q)
+        if window is not None:
+            lo, hi = window
+            node_hit &= (self.node_times[:, 0] <= hi) & (self.node_times[:, 1] >= lo)
+        leaves = _expand(np.flatnonzero(node_hit), FANOUT, len(self.leaves))
         leaf_boxes = self.leaves[leaves]
         hit = _hits(leaf_boxes, q)
-        inside = hit & _inside(leaf_boxes, q)
+        inside = _inside(leaf_boxes, q)
+        if window is not None:
+            t = self.leaf_times[leaves]
+            hit &= (t[:, 0] <= hi) & (t[:, 3] >= lo)
+            inside &= (t[:, 1] <= hi) & (t[:, 2] >= lo)
+        inside &= hit
         whole = _expand(leaves[inside], LEAF, n)
         partial = _expand(leaves[hit & ~inside], LEAF, n)
-        partial = partial[_hits(self.boxes[partial], q)]
-        return self.positions[np.concatenate((whole, partial))]
+        keep = _hits(self.boxes[partial], q)
+        if window is not None:
+            keep &= (self.start[partial] <= hi) & (self.end[partial] >= lo)
+        return self.positions[np.concatenate((whole, partial[keep]))]
 
 
 def _inside(boxes: np.ndarray, q: tuple[float, float, float, float]) -> np.ndarray:

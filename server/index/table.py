@@ -53,7 +53,7 @@ class Table:
     def _init_spatial(self) -> None:
         has_geom = ~np.isnan(self.bounds[:, 0]) if len(self.bounds) else np.zeros(0, bool)
         self.geometry_positions = np.flatnonzero(has_geom)
-        self._boxes = BoxIndex(self.geometry_positions, self.bounds[has_geom])
+        self._boxes = BoxIndex(self.geometry_positions, self.bounds[has_geom], self.start[has_geom], self.end[has_geom])
 
     # -- to be provided by each kind of table -----------------------------------------------
 
@@ -82,9 +82,10 @@ class Table:
         if spatial is None and query.bbox is not None:
             spatial = bbox_geometry(query.bbox)
         if spatial is not None:
-            candidates = self._intersect(candidates, self._box_candidates(spatial))
+            # The box index applies the datetime window too, before gathering anything.
+            candidates = self._intersect(candidates, self._box_candidates(spatial, query.datetime))
         check_deadline(query)
-        if query.datetime is not None:
+        if query.datetime is not None and spatial is None:
             lo, hi = query.datetime
             if candidates is None:
                 candidates = np.flatnonzero((self.start <= hi) & (self.end >= lo))
@@ -117,12 +118,13 @@ class Table:
 
     # -- spatial -------------------------------------------------------------------------------
 
-    def _box_candidates(self, geom: shapely.Geometry) -> np.ndarray:
-        """Sorted positions whose box meets the box of ``geom`` (of each part, for a few parts)."""
+    def _box_candidates(self, geom: shapely.Geometry, window: tuple[int, int] | None = None) -> np.ndarray:
+        """Sorted positions whose box meets the box of ``geom`` (of each part, for a few parts)
+        and, given a ``window`` (lo, hi), whose time interval meets it."""
         parts = getattr(geom, "geoms", None)
         if parts is None or len(parts) > MAX_BOX_PARTS:
             parts = [geom]
-        hits = [self._boxes.query(part.bounds) for part in parts if not part.is_empty]
+        hits = [self._boxes.query(part.bounds, window) for part in parts if not part.is_empty]
         if not hits:
             return np.zeros(0, dtype=np.int64)
         return np.unique(np.concatenate(hits)) if len(hits) > 1 else np.sort(hits[0])
