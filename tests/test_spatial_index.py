@@ -12,7 +12,7 @@ import pytest
 import shapely
 
 from server.index.builder import IndexBuilder
-from server.index.spatial import BoxIndex, wkb_vertex_in_boxes
+from server.index.spatial import UNKNOWN, BoxIndex, extreme_fractions, wkb_vertex_in_boxes
 from server.query.datetime import MAX_TIME, MIN_TIME
 from server.query.model import SearchQuery
 
@@ -65,6 +65,72 @@ def test_box_index_matches_brute_force(n: int, slab: int) -> None:
         got = index.query(q, (lo, hi))
         assert len(got) == len(np.unique(got))
         assert np.array_equal(np.sort(got), positions[in_box & (start <= hi) & (end >= lo)])
+
+
+def random_polygons(rng: random.Random, n: int) -> list[shapely.Geometry]:
+    """Star-shaped polygons, some snapped to a grid (vertices on query edges, shared sides),
+    some multi-part, a few points and lines."""
+    out = []
+    for _ in range(n):
+        cx, cy = rng.uniform(-20, 20), rng.uniform(-20, 20)
+        k = rng.randint(3, 10)
+        ring = [(cx + rng.uniform(0.2, 3) * np.cos(a), cy + rng.uniform(0.2, 3) * np.sin(a))
+                for a in sorted(rng.uniform(0, 2 * np.pi) for _ in range(k))]
+        if rng.random() < 0.3:
+            ring = [(round(x), round(y)) for x, y in ring]
+        geom = shapely.Polygon(ring)
+        kind = rng.random()
+        if kind < 0.1:
+            geom = shapely.MultiPolygon([shapely.box(cx, cy, cx + 1, cy + 1), shapely.box(cx + 3, cy + 2, cx + 4, cy + 5)])
+        elif kind < 0.15:
+            geom = shapely.Point(round(cx), round(cy))
+        elif kind < 0.2:
+            geom = shapely.LineString(ring[:2])
+        out.append(shapely.make_valid(geom))
+    return out
+
+
+def test_classify_matches_query_and_sure_means_intersects() -> None:
+    rng = random.Random("classify")
+    geoms = np.array(random_polygons(rng, 4_000), dtype=object)
+    bounds = shapely.bounds(geoms)
+    fractions = extreme_fractions(geoms, bounds)
+    assert (fractions != UNKNOWN).all()
+    n = len(geoms)
+    start = np.array([rng.randint(0, 100) for _ in range(n)], dtype=np.int64)
+    end = start + 3
+    positions = np.arange(n, dtype=np.int64) * 3
+    index = BoxIndex(positions, bounds, start, end, fractions, slab=512)
+    decided = 0
+    for _ in range(80):
+        q = tuple(float(v) for v in random_query_box(rng))
+        window = random_window(rng) if rng.random() < 0.5 else None
+        found, sure = index.classify(q, window)
+        assert np.array_equal(np.sort(found), np.sort(index.query(q, window)))
+        rows = found // 3
+        exact = shapely.intersects(geoms[rows], shapely.box(*q))
+        assert not (sure & ~exact).any(), "sure must mean the geometry intersects the box"
+        inside = (bounds[rows, 0] >= q[0]) & (bounds[rows, 1] >= q[1]) & (bounds[rows, 2] <= q[2]) & (bounds[rows, 3] <= q[3])
+        assert not (inside & ~sure).any()
+        decided += int((sure & ~inside).sum())
+    assert decided > 100  # the extreme vertices do decide records straddling an edge
+
+
+def test_extreme_fractions_locate_a_vertex_on_each_side() -> None:
+    geoms = np.array([
+        shapely.Polygon([(0, 0), (10, 2), (4, 10), (0, 0)]),
+        shapely.Point(3, 4),
+        None,
+        shapely.box(0, 0, 1, 1),
+    ], dtype=object)
+    bounds = shapely.bounds(geoms)
+    got = extreme_fractions(geoms, bounds)
+    assert got[0].tolist() == [0, 51, 0, 102]  # left (0, 0), right (10, 2), bottom (0, 0), top (4, 10)
+    assert got[1].tolist() == [0, 0, 0, 0]
+    assert got[2].tolist() == [UNKNOWN] * 4
+    wrong = bounds.copy()
+    wrong[3] = [0.5, 0, 1, 1]  # bounds that are not the geometry's: no vertex on the left side
+    assert extreme_fractions(geoms, wrong)[3, 0] == UNKNOWN
 
 
 def _wkb(geom: shapely.Geometry, **kwargs) -> bytes:
@@ -152,7 +218,7 @@ def test_bbox_datetime_search_matches_shapely_on_many_items(monkeypatch: pytest.
     """Many slabs (a small SLAB), queries both inside one slab and across all of them."""
     from tests.oracle import to_micros
 
-    monkeypatch.setattr(BoxIndex.__init__, "__defaults__", (256,))
+    monkeypatch.setattr(BoxIndex.__init__, "__kwdefaults__", {"slab": 256})
     rng = random.Random("many")
     builder = IndexBuilder()
     items = [scene(rng, i) for i in range(6_000)]

@@ -8,16 +8,24 @@ nodes, then the records inside hit leaves, all vectorized; with a time window, n
 leaves of other times are skipped, so a bbox+datetime search only touches the records of
 the slabs it spans instead of every record in the box. Records of a leaf wholly inside the
 query box and window are taken without a test of their own.
-It holds ~56 bytes per record, where an STRtree holds a GEOS geometry (~300 bytes) each.
+
+For box queries, it also tells which records surely intersect the box without looking at
+their geometry: those whose own box lies inside it, and those with one of four "extreme"
+vertices inside it. A record's leftmost vertex lies on its box's left side, so only where
+along that side needs storing: one byte (in 255ths) per extreme vertex.
+It holds ~60 bytes per record, where an STRtree holds a GEOS geometry (~300 bytes) each.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import shapely
 
 LEAF = 64
 FANOUT = 64
 SLAB = 65_536  # records per time slab: fewer, larger slabs favour queries without a window
+
+UNKNOWN = 255  # an extreme_fractions entry that says nothing
 
 Window = tuple[int, int]
 
@@ -64,10 +72,19 @@ def _hits(boxes: np.ndarray, q: tuple[float, float, float, float]) -> np.ndarray
 
 class BoxIndex:
     def __init__(
-        self, positions: np.ndarray, bounds: np.ndarray, start: np.ndarray, end: np.ndarray, slab: int = SLAB
+        self,
+        positions: np.ndarray,
+        bounds: np.ndarray,
+        start: np.ndarray,
+        end: np.ndarray,
+        extremes: np.ndarray | None = None,
+        *,
+        slab: int = SLAB,
     ) -> None:
-        """``bounds[i]`` (minx, miny, maxx, maxy) is the box of record ``positions[i]`` and
-        [``start[i]``, ``end[i]``] its time interval (start > end: no time, never in a window)."""
+        """``bounds[i]`` (minx, miny, maxx, maxy) is the box of record ``positions[i]``,
+        [``start[i]``, ``end[i]``] its time interval (start > end: no time, never in a window)
+        and ``extremes[i]`` its extreme_fractions (none: no record is known to intersect a box
+        query but by its box)."""
         n = len(positions)
         if n:
             cx = (bounds[:, 0] + bounds[:, 2]) / 2
@@ -84,6 +101,7 @@ class BoxIndex:
         self.boxes = np.ascontiguousarray(bounds[order])
         self.start = np.ascontiguousarray(start[order])
         self.end = np.ascontiguousarray(end[order])
+        self.extremes = None if extremes is None else np.ascontiguousarray(extremes[order])
         self.leaves = _group_bounds(self.boxes, LEAF) if n else np.zeros((0, 4))
         self.nodes = _group_bounds(self.leaves, FANOUT) if n else np.zeros((0, 4))
         self.leaf_times = _group_times(self.start, self.end, LEAF) if n else np.zeros((0, 4), np.int64)
@@ -101,9 +119,26 @@ class BoxIndex:
     def query(self, q: tuple[float, float, float, float], window: Window | None = None) -> np.ndarray:
         """Unsorted positions of the records whose box intersects box ``q`` (and, given a
         ``window`` (lo, hi), whose interval meets it: start <= hi and end >= lo)."""
+        return self.positions[np.concatenate(self._slots(q, window))]
+
+    def classify(self, q: tuple[float, float, float, float], window: Window | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """As query, with whether each record surely intersects the box ``q`` itself (its box
+        is inside ``q``, or an extreme vertex is): the others need an exact test."""
+        whole, partial = self._slots(q, window)
+        boxes = self.boxes[partial]
+        sure = _inside(boxes, q)
+        if self.extremes is not None:
+            rest = np.flatnonzero(~sure)
+            sure[rest] = _extreme_inside(boxes[rest], self.extremes[partial[rest]], q)
+        slots = np.concatenate((whole, partial))
+        return self.positions[slots], np.concatenate((np.ones(len(whole), dtype=bool), sure))
+
+    def _slots(self, q: tuple[float, float, float, float], window: Window | None) -> tuple[np.ndarray, np.ndarray]:
+        """Slots of the matching records in leaves wholly inside ``q`` and the window, and of
+        those in the other leaves met."""
         n = len(self.positions)
         if not n:
-            return self.positions
+            return self.positions, self.positions
         node_hit = _hits(self.nodes, q)
         if window is not None:
             lo, hi = window
@@ -122,11 +157,61 @@ class BoxIndex:
         keep = _hits(self.boxes[partial], q)
         if window is not None:
             keep &= (self.start[partial] <= hi) & (self.end[partial] >= lo)
-        return self.positions[np.concatenate((whole, partial[keep]))]
+        return whole, partial[keep]
 
 
 def _inside(boxes: np.ndarray, q: tuple[float, float, float, float]) -> np.ndarray:
     return (boxes[:, 0] >= q[0]) & (boxes[:, 2] <= q[2]) & (boxes[:, 1] >= q[1]) & (boxes[:, 3] <= q[3])
+
+
+def _extreme_inside(boxes: np.ndarray, fractions: np.ndarray, q: tuple[float, float, float, float]) -> np.ndarray:
+    """Whether one of the four extreme vertices (see extreme_fractions) surely lies in ``q``:
+    the one coordinate on the box's side is exact, the other is known to a 255th of the
+    box's size, and must lie inside ``q`` over that whole span (widened by far more than
+    any rounding of these few operations)."""
+    x0, y0, x1, y1 = q
+    minx, miny, maxx, maxy = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    f = fractions.astype(np.float64)
+    sx = (maxx - minx) / 255.0
+    sy = (maxy - miny) / 255.0
+    mx = 1e-9 * (np.abs(minx) + np.abs(maxx))
+    my = 1e-9 * (np.abs(miny) + np.abs(maxy))
+
+    def along_y(k: int) -> np.ndarray:
+        return (miny + f[:, k] * sy - my >= y0) & (miny + (f[:, k] + 1.0) * sy + my <= y1)
+
+    def along_x(k: int) -> np.ndarray:
+        return (minx + f[:, k] * sx - mx >= x0) & (minx + (f[:, k] + 1.0) * sx + mx <= x1)
+
+    known = fractions != UNKNOWN
+    left = (minx >= x0) & (minx <= x1) & along_y(0) & known[:, 0]
+    right = (maxx >= x0) & (maxx <= x1) & along_y(1) & known[:, 1]
+    bottom = (miny >= y0) & (miny <= y1) & along_x(2) & known[:, 2]
+    top = (maxy >= y0) & (maxy <= y1) & along_x(3) & known[:, 3]
+    return left | right | bottom | top
+
+
+def extreme_fractions(geoms: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """(n, 4) uint8: where a leftmost, rightmost, lowest and highest vertex of each geometry
+    lies along that side of its box ``bounds`` (minx, miny, maxx, maxy): floor(255 * t), t
+    from 0 (the low end) to 1, at most 254. Every vertex is a point of its geometry, so a
+    query box holding one intersects the geometry. UNKNOWN where no vertex lies on that side
+    (no coordinates, or bounds that are not the geometry's)."""
+    out = np.full((len(geoms), 4), UNKNOWN, dtype=np.uint8)
+    coords, which = shapely.get_coordinates(geoms, return_index=True)
+    if not len(coords):
+        return out
+    b = bounds[which]
+    x, y = coords[:, 0], coords[:, 1]
+    for k, (on, side, other, lo, hi) in enumerate(((x, 0, y, 1, 3), (x, 2, y, 1, 3), (y, 1, x, 0, 2), (y, 3, x, 0, 2))):
+        at = np.flatnonzero(on == b[:, side])
+        if not len(at):
+            continue
+        at = at[np.concatenate(([True], which[at][1:] != which[at][:-1]))]  # the first per geometry
+        size = b[at, hi] - b[at, lo]
+        t = np.divide(other[at] - b[at, lo], size, out=np.zeros(len(at)), where=size > 0)
+        out[which[at], k] = np.clip(np.floor(t * 255.0), 0, 254)
+    return out
 
 
 def _expand(groups: np.ndarray, size: int, limit: int) -> np.ndarray:

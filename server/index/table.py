@@ -18,7 +18,7 @@ import shapely
 
 from server.errors import InvalidQueryParameter, QueryTooExpensive
 from server.index.columns import Column
-from server.index.spatial import BoxIndex
+from server.index.spatial import BoxIndex, extreme_fractions
 from server.index.text import TextIndex
 from server.query.model import SearchQuery, SortField
 
@@ -32,6 +32,7 @@ class SearchResult:
 
 MISSING_RANK = 9
 MAX_BOX_PARTS = 64
+GEOMETRY_CHUNK = 65_536
 REFINE_CHUNK = 16_384
 
 
@@ -53,7 +54,12 @@ class Table:
     def _init_spatial(self) -> None:
         has_geom = ~np.isnan(self.bounds[:, 0]) if len(self.bounds) else np.zeros(0, bool)
         self.geometry_positions = np.flatnonzero(has_geom)
-        self._boxes = BoxIndex(self.geometry_positions, self.bounds[has_geom], self.start[has_geom], self.end[has_geom])
+        bounds = self.bounds[has_geom]
+        extremes = np.zeros((0, 4), dtype=np.uint8)
+        for i in range(0, len(bounds), GEOMETRY_CHUNK):  # in chunks: decoded geometries are large
+            chunk = self.geometry_positions[i : i + GEOMETRY_CHUNK]
+            extremes = np.concatenate((extremes, extreme_fractions(self.geometries(chunk), bounds[i : i + len(chunk)])))
+        self._boxes = BoxIndex(self.geometry_positions, bounds, self.start[has_geom], self.end[has_geom], extremes)
 
     # -- to be provided by each kind of table -----------------------------------------------
 
@@ -81,9 +87,11 @@ class Table:
         spatial = query.intersects
         if spatial is None and query.bbox is not None:
             spatial = bbox_geometry(query.bbox)
+        in_box = surely = None  # the box index's candidates, and whether each surely intersects
         if spatial is not None:
             # The box index applies the datetime window too, before gathering anything.
-            candidates = self._intersect(candidates, self._box_candidates(spatial, query.datetime))
+            in_box, surely = self._classified_candidates(spatial, query.datetime)
+            candidates = self._intersect(candidates, in_box)
         check_deadline(query)
         if query.datetime is not None and spatial is None:
             lo, hi = query.datetime
@@ -102,7 +110,10 @@ class Table:
             candidates = np.flatnonzero(truth) if candidates is None else candidates[truth[candidates]]
             check_deadline(query)
         if spatial is not None and len(candidates):
-            candidates = self._refine(candidates, spatial, query)
+            sure = None
+            if surely is not None:
+                sure = surely if candidates is in_box else surely[np.searchsorted(in_box, candidates)]
+            candidates = self._refine(candidates, spatial, query, sure)
         if candidates is None:
             return np.arange(self.size, dtype=np.int64)
         return candidates
@@ -129,17 +140,45 @@ class Table:
             return np.zeros(0, dtype=np.int64)
         return np.unique(np.concatenate(hits)) if len(hits) > 1 else np.sort(hits[0])
 
-    def _refine(self, candidates: np.ndarray, geom: shapely.Geometry, query: SearchQuery | None = None) -> np.ndarray:
-        """Exact intersection test, skipped for records whose box lies inside a query box."""
-        sure = np.zeros(len(candidates), dtype=bool)
-        if _is_boxes(geom):
-            b = self.bounds[candidates]
+    def _classified_candidates(
+        self, geom: shapely.Geometry, window: tuple[int, int] | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """_box_candidates, and for a query of boxes whether each surely intersects it."""
+        parts = getattr(geom, "geoms", [geom])
+        if len(parts) > MAX_BOX_PARTS or not _is_boxes(geom):
+            return self._box_candidates(geom, window), None
+        found = [self._boxes.classify(part.bounds, window) for part in parts]
+        # Sorted by position with the flag in the lowest bit: one np.sort, not an argsort.
+        keys = np.sort(np.concatenate([(p << 1) | s for p, s in found]))
+        positions, sure = keys >> 1, (keys & 1).astype(bool)
+        if len(found) > 1 and len(positions):  # a record met by two boxes: once, sure if either says so
+            first = np.flatnonzero(np.concatenate(([True], positions[1:] != positions[:-1])))
+            positions, sure = positions[first], np.logical_or.reduceat(sure, first)
+        return positions, sure
+
+    def _refine(
+        self,
+        candidates: np.ndarray,
+        geom: shapely.Geometry,
+        query: SearchQuery | None = None,
+        sure: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Exact intersection test, skipped for records known to intersect a query box: their
+        box lies inside it, or a vertex does (``sure``, from the box index, says so for some)."""
+        if sure is not None or _is_boxes(geom):  # (sure is only ever given for boxes)
             boxes = [part.bounds for part in getattr(geom, "geoms", [geom])]
-            for x0, y0, x1, y1 in boxes:
-                sure |= (b[:, 0] >= x0) & (b[:, 1] >= y0) & (b[:, 2] <= x1) & (b[:, 3] <= y1)
-            # Of the records straddling a box's edge, most have a vertex inside it.
+            if sure is None:
+                b = self.bounds[candidates]
+                sure = np.zeros(len(candidates), dtype=bool)
+                for x0, y0, x1, y1 in boxes:
+                    sure |= (b[:, 0] >= x0) & (b[:, 1] >= y0) & (b[:, 2] <= x1) & (b[:, 3] <= y1)
+            else:
+                sure = sure.copy()
+            # Of the records still straddling a box's edge, most have some vertex inside it.
             straddling = np.flatnonzero(~sure)
             sure[straddling] = self.vertex_in_boxes(candidates[straddling], boxes)
+        else:
+            sure = np.zeros(len(candidates), dtype=bool)
         unsure = candidates[~sure]
         if not len(unsure):
             return candidates
