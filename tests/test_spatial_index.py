@@ -202,6 +202,8 @@ def scene(rng: random.Random, i: int) -> dict:
     ring = [[cx, cy], [cx + w, cy + 0.1], [cx + w, cy + h], [cx + 0.3 * w, cy + h], [cx, cy + 0.5 * h], [cx, cy]]
     if rng.random() < 0.05:
         geometry = None
+    elif rng.random() < 0.02:  # across the globe: met by both halves of an antimeridian bbox
+        geometry = {"type": "Polygon", "coordinates": [[[-179, cy], [179, cy], [179, cy + h], [-179, cy], [-179, cy]]]}
     elif rng.random() < 0.1:
         geometry = {"type": "MultiPolygon", "coordinates": [[ring], [[[cx + 3, cy], [cx + 3.5, cy], [cx + 3, cy + 0.5], [cx + 3, cy]]]]}
     else:
@@ -225,6 +227,9 @@ def test_bbox_datetime_search_matches_shapely_on_many_items(monkeypatch: pytest.
     for item in items:
         builder.add_item(dict(item))
     index = builder.build()
+    from_builder = index._boxes.extremes.copy()
+    index._init_spatial()  # as without the builder's: read back from the WKB
+    assert np.array_equal(index._boxes.extremes, from_builder)
     geoms = np.array([None if it["geometry"] is None else shapely.geometry.shape(it["geometry"]) for it in items])
     times = []
     for it in items:
@@ -235,12 +240,16 @@ def test_bbox_datetime_search_matches_shapely_on_many_items(monkeypatch: pytest.
     for k in range(40):
         x, y = rng.uniform(-12, 30), rng.uniform(34, 70)
         bbox = (x, y, x + rng.uniform(0, 8), y + rng.uniform(0, 6))
+        if k % 5 == 0:  # over the antimeridian: two boxes, from x eastwards and westwards to x - 2
+            bbox = (x, bbox[1], x - 2, bbox[3])
         a, b = sorted((rng.randint(0, 2100), rng.randint(0, 2100)))
         lo, hi = to_micros("2015-01-01T00:00:00Z") + a * DAY, to_micros("2015-01-01T00:00:00Z") + b * DAY
         window = (lo, hi) if k % 4 else None
         query = SearchQuery(bbox=bbox, datetime=window, limit=10)
         got = sorted(index.ids[p] for p in index.match(query))
-        hit = np.array([g is not None and g.intersects(shapely.box(*bbox)) for g in geoms])
+        boxes = [shapely.box(*bbox)] if bbox[0] <= bbox[2] else [
+            shapely.box(bbox[0], bbox[1], 180, bbox[3]), shapely.box(-180, bbox[1], bbox[2], bbox[3])]
+        hit = np.array([g is not None and any(g.intersects(b) for b in boxes) for g in geoms])
         if window:
             hit &= (start <= hi) & (end >= lo)
         assert got == sorted(items[i]["id"] for i in np.flatnonzero(hit)), (bbox, window)

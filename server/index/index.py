@@ -43,7 +43,10 @@ class Index(Table):
         text: TextIndex,
         collections: dict[str, dict[str, Any]],
         root: dict[str, Any],
+        extremes: np.ndarray | None = None,
     ) -> None:
+        """``extremes``: each record's spatial.extreme_fractions, when the caller has them
+        (else they are read from the WKB)."""
         self.ids = ids
         self.codes = codes
         self.collection_names = collection_names
@@ -73,7 +76,7 @@ class Index(Table):
             name: np.flatnonzero(codes == code) for code, name in enumerate(collection_names)
         }
         self._virtual: dict[str, Column] = {}
-        self._init_spatial()
+        self._init_spatial(extremes)
         self.collection_table = CollectionTable(collections)
 
     # -- lookups -------------------------------------------------------------------------

@@ -51,14 +51,20 @@ class Table:
     columns: dict[str, Column]
     text: TextIndex
 
-    def _init_spatial(self) -> None:
+    def _init_spatial(self, extremes: np.ndarray | None = None) -> None:
+        """The box index; ``extremes`` (per record, from spatial.extreme_fractions) are read
+        from the geometries when not given."""
         has_geom = ~np.isnan(self.bounds[:, 0]) if len(self.bounds) else np.zeros(0, bool)
         self.geometry_positions = np.flatnonzero(has_geom)
         bounds = self.bounds[has_geom]
-        extremes = np.zeros((0, 4), dtype=np.uint8)
-        for i in range(0, len(bounds), GEOMETRY_CHUNK):  # in chunks: decoded geometries are large
-            chunk = self.geometry_positions[i : i + GEOMETRY_CHUNK]
-            extremes = np.concatenate((extremes, extreme_fractions(self.geometries(chunk), bounds[i : i + len(chunk)])))
+        if extremes is not None:
+            extremes = extremes[has_geom]
+        else:
+            parts = [np.zeros((0, 4), dtype=np.uint8)]
+            for i in range(0, len(bounds), GEOMETRY_CHUNK):  # in chunks: decoded geometries are large
+                chunk = self.geometry_positions[i : i + GEOMETRY_CHUNK]
+                parts.append(extreme_fractions(self.geometries(chunk), bounds[i : i + len(chunk)]))
+            extremes = np.concatenate(parts)
         self._boxes = BoxIndex(self.geometry_positions, bounds, self.start[has_geom], self.end[has_geom], extremes)
 
     # -- to be provided by each kind of table -----------------------------------------------
