@@ -133,6 +133,20 @@ def test_extreme_fractions_locate_a_vertex_on_each_side() -> None:
     assert extreme_fractions(geoms, wrong)[3, 0] == UNKNOWN
 
 
+def test_slabs_split_by_time_only_where_time_differs() -> None:
+    gen = np.random.default_rng(7)
+    bounds, _, _ = random_records(gen, 10_000)
+    positions = np.arange(10_000, dtype=np.int64)
+    one_date = np.full(10_000, 5 * DAY, dtype=np.int64)
+    flat = BoxIndex(positions, bounds, one_date, one_date, slab=1 << 30)
+    same = BoxIndex(positions, bounds, one_date, one_date, slab=512)
+    assert np.array_equal(same.positions, flat.positions)  # one slab: the same spatial leaves
+    two_dates = np.where(np.arange(10_000) % 2 == 0, DAY, 2 * DAY)
+    split = BoxIndex(positions, bounds, two_dates, two_dates, slab=512)
+    assert (np.diff(split.start) >= 0).all()  # two slabs, one per date
+    assert not np.array_equal(split.positions, flat.positions)
+
+
 def _wkb(geom: shapely.Geometry, **kwargs) -> bytes:
     return shapely.to_wkb(geom, **kwargs)
 

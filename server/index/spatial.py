@@ -1,6 +1,6 @@
 """A packed two-level box index over numpy arrays (a static R-tree), aware of time.
 
-Records are split into time slabs (equal counts, by start time); within a slab they are
+Records are split into time slabs (~equal counts, by start time); within a slab they are
 sorted along a Z-order curve of their box centres and grouped into leaves of LEAF records;
 leaves are grouped into nodes of FANOUT leaves. Every leaf and node also knows the range of
 its records' start and end times. A query tests node boxes, then the leaf boxes inside hit
@@ -92,8 +92,10 @@ class BoxIndex:
             qx = np.clip((cx + 180.0) / 360.0 * 65535, 0, 65535)
             qy = np.clip((cy + 90.0) / 180.0 * 65535, 0, 65535)
             z = _spread_bits(qx) | (_spread_bits(qy) << np.uint64(1))
-            slabs = np.empty(n, dtype=np.int64)
-            slabs[np.argsort(start, kind="stable")] = np.arange(n) // slab
+            # Slabs of ~``slab`` records by start time; records starting at the same time share
+            # one (a catalog of one date keeps purely spatial leaves).
+            edges = np.unique(np.sort(start)[slab::slab])
+            slabs = np.searchsorted(edges, start, side="right")
             order = np.lexsort((z, slabs))
         else:
             order = np.zeros(0, dtype=np.int64)
