@@ -29,7 +29,7 @@ from server.index import Index
 log = logging.getLogger("stac_static_api.snapshot")
 
 MAGIC = b"stac-static-api index snapshot\n"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the box index holds time slabs (server/index/spatial.py)
 
 
 class SnapshotError(Exception):

@@ -11,7 +11,7 @@ import pytest
 
 from server.catalog.loader import load_catalogs
 from server.sample import SAMPLE_ROOT
-from server.snapshot import MAGIC, SnapshotError, read_snapshot, write_snapshot
+from server.snapshot import FORMAT_VERSION, MAGIC, SnapshotError, read_snapshot, write_snapshot
 from tests.helpers import run_cli, run_server
 
 
@@ -80,7 +80,8 @@ def test_other_format_versions_and_garbage_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SnapshotError, match="not a stac-static-api index snapshot"):
         read_snapshot(str(garbage))
     truncated = tmp_path / "truncated.idx"
-    truncated.write_bytes(MAGIC + b'{"format": 2, "roots": [], "pickle_bytes": 100, "buffers": []}\n' + b"\x80\x05junk")
+    header = b'{"format": %d, "roots": [], "pickle_bytes": 100, "buffers": []}\n' % FORMAT_VERSION
+    truncated.write_bytes(MAGIC + header + b"\x80\x05junk")
     with pytest.raises(SnapshotError, match="damaged"):
         read_snapshot(str(truncated))
 

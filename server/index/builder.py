@@ -13,6 +13,7 @@ from array import array
 from server.index.blobs import BlobWriter
 from server.index.builder_helpers import ItemRejected, item_geometry, item_interval
 from server.index.columns import ColumnsBuilder
+from server.index.spatial import extreme_fractions
 from server.index.index import Index
 from server.index.text import TextIndexBuilder, document_text
 
@@ -38,6 +39,7 @@ class IndexBuilder:
         self._json = BlobWriter()
         self._wkb = BlobWriter()
         self._bounds: list[np.ndarray] = []
+        self._extremes: list[np.ndarray] = []  # for the box index: read while the geometries are decoded
         self._geoms: list[tuple[int, bytes | None, str]] = []
         self._rejected: dict[int, str] = {}
         self._start = array("q")
@@ -131,6 +133,7 @@ class IndexBuilder:
         bounds = shapely.bounds(geoms)
         bounds[~np.isfinite(bounds).all(axis=1)] = np.nan
         self._bounds.append(bounds)
+        self._extremes.append(extreme_fractions(geoms, bounds))
         for wkb in shapely.to_wkb(geoms):
             self._wkb.append(b"" if wkb is None else wkb)
         self._geoms = []
@@ -144,6 +147,7 @@ class IndexBuilder:
 
         start, end, sort_time = as_array(self._start), as_array(self._end), as_array(self._sort_time)
         bounds = np.concatenate(self._bounds) if self._bounds else np.zeros((0, 4))
+        extremes = np.concatenate(self._extremes) if self._extremes else np.zeros((0, 4), np.uint8)
         coll_names = sorted({c for c in self._collection_codes if c is not None} | set(self.collections))
         final_code = {name: code for code, name in enumerate(coll_names)}
         remap = np.full(max(len(self._collection_codes), 1), -1, dtype=np.int32)
@@ -165,6 +169,7 @@ class IndexBuilder:
             end=end[order],
             sort_time=sort_time[order],
             bounds=bounds[order],
+            extremes=extremes[order],
             json=self._json.freeze(order),
             wkb=self._wkb.freeze(order),
             columns=self._columns.freeze(new_position),

@@ -18,6 +18,7 @@ import shapely
 from server.index.blobs import BlobColumn
 from server.index.collections import CollectionTable
 from server.index.columns import Column, StringPart
+from server.index.spatial import wkb_vertex_in_boxes
 from server.index.table import SearchResult, Table, bbox_geometry
 from server.index.text import TextIndex, document_text
 from server.query.model import SearchQuery
@@ -42,7 +43,10 @@ class Index(Table):
         text: TextIndex,
         collections: dict[str, dict[str, Any]],
         root: dict[str, Any],
+        extremes: np.ndarray | None = None,
     ) -> None:
+        """``extremes``: each record's spatial.extreme_fractions, when the caller has them
+        (else they are read from the WKB)."""
         self.ids = ids
         self.codes = codes
         self.collection_names = collection_names
@@ -72,7 +76,7 @@ class Index(Table):
             name: np.flatnonzero(codes == code) for code, name in enumerate(collection_names)
         }
         self._virtual: dict[str, Column] = {}
-        self._init_spatial()
+        self._init_spatial(extremes)
         self.collection_table = CollectionTable(collections)
 
     # -- lookups -------------------------------------------------------------------------
@@ -109,6 +113,9 @@ class Index(Table):
 
     def geometries(self, positions: np.ndarray) -> np.ndarray:
         return shapely.from_wkb(self.wkb.many(positions))
+
+    def vertex_in_boxes(self, positions: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> np.ndarray:
+        return wkb_vertex_in_boxes(self.wkb.data, self.wkb.starts[positions], self.wkb.ends[positions], boxes)
 
     def texts_of(self, pos: int) -> list[str]:
         return document_text(self.item(pos).get("properties", {}))

@@ -18,7 +18,7 @@ import shapely
 
 from server.errors import InvalidQueryParameter, QueryTooExpensive
 from server.index.columns import Column
-from server.index.spatial import BoxIndex
+from server.index.spatial import BoxIndex, extreme_fractions
 from server.index.text import TextIndex
 from server.query.model import SearchQuery, SortField
 
@@ -32,6 +32,7 @@ class SearchResult:
 
 MISSING_RANK = 9
 MAX_BOX_PARTS = 64
+GEOMETRY_CHUNK = 65_536
 REFINE_CHUNK = 16_384
 
 
@@ -50,10 +51,21 @@ class Table:
     columns: dict[str, Column]
     text: TextIndex
 
-    def _init_spatial(self) -> None:
+    def _init_spatial(self, extremes: np.ndarray | None = None) -> None:
+        """The box index; ``extremes`` (per record, from spatial.extreme_fractions) are read
+        from the geometries when not given."""
         has_geom = ~np.isnan(self.bounds[:, 0]) if len(self.bounds) else np.zeros(0, bool)
         self.geometry_positions = np.flatnonzero(has_geom)
-        self._boxes = BoxIndex(self.geometry_positions, self.bounds[has_geom])
+        bounds = self.bounds[has_geom]
+        if extremes is not None:
+            extremes = extremes[has_geom]
+        else:
+            parts = [np.zeros((0, 4), dtype=np.uint8)]
+            for i in range(0, len(bounds), GEOMETRY_CHUNK):  # in chunks: decoded geometries are large
+                chunk = self.geometry_positions[i : i + GEOMETRY_CHUNK]
+                parts.append(extreme_fractions(self.geometries(chunk), bounds[i : i + len(chunk)]))
+            extremes = np.concatenate(parts)
+        self._boxes = BoxIndex(self.geometry_positions, bounds, self.start[has_geom], self.end[has_geom], extremes)
 
     # -- to be provided by each kind of table -----------------------------------------------
 
@@ -62,6 +74,11 @@ class Table:
 
     def texts_of(self, pos: int) -> list[str]:
         raise NotImplementedError
+
+    def vertex_in_boxes(self, positions: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> np.ndarray:
+        """True where a record surely intersects one of ``boxes`` because a vertex of its
+        geometry lies in it; False where that needs the exact test (the default: always)."""
+        return np.zeros(len(positions), dtype=bool)
 
     def default_key(self, pos: int) -> list[Any]:
         raise NotImplementedError
@@ -76,10 +93,13 @@ class Table:
         spatial = query.intersects
         if spatial is None and query.bbox is not None:
             spatial = bbox_geometry(query.bbox)
+        in_box = surely = None  # the box index's candidates, and whether each surely intersects
         if spatial is not None:
-            candidates = self._intersect(candidates, self._box_candidates(spatial))
+            # The box index applies the datetime window too, before gathering anything.
+            in_box, surely = self._classified_candidates(spatial, query.datetime)
+            candidates = self._intersect(candidates, in_box)
         check_deadline(query)
-        if query.datetime is not None:
+        if query.datetime is not None and spatial is None:
             lo, hi = query.datetime
             if candidates is None:
                 candidates = np.flatnonzero((self.start <= hi) & (self.end >= lo))
@@ -96,7 +116,10 @@ class Table:
             candidates = np.flatnonzero(truth) if candidates is None else candidates[truth[candidates]]
             check_deadline(query)
         if spatial is not None and len(candidates):
-            candidates = self._refine(candidates, spatial, query)
+            sure = None
+            if surely is not None:
+                sure = surely if candidates is in_box else surely[np.searchsorted(in_box, candidates)]
+            candidates = self._refine(candidates, spatial, query, sure)
         if candidates is None:
             return np.arange(self.size, dtype=np.int64)
         return candidates
@@ -112,24 +135,56 @@ class Table:
 
     # -- spatial -------------------------------------------------------------------------------
 
-    def _box_candidates(self, geom: shapely.Geometry) -> np.ndarray:
-        """Sorted positions whose box meets the box of ``geom`` (of each part, for a few parts)."""
+    def _box_candidates(self, geom: shapely.Geometry, window: tuple[int, int] | None = None) -> np.ndarray:
+        """Sorted positions whose box meets the box of ``geom`` (of each part, for a few parts)
+        and, given a ``window`` (lo, hi), whose time interval meets it."""
         parts = getattr(geom, "geoms", None)
         if parts is None or len(parts) > MAX_BOX_PARTS:
             parts = [geom]
-        hits = [self._boxes.query(part.bounds) for part in parts if not part.is_empty]
+        hits = [self._boxes.query(part.bounds, window) for part in parts if not part.is_empty]
         if not hits:
             return np.zeros(0, dtype=np.int64)
         return np.unique(np.concatenate(hits)) if len(hits) > 1 else np.sort(hits[0])
 
-    def _refine(self, candidates: np.ndarray, geom: shapely.Geometry, query: SearchQuery | None = None) -> np.ndarray:
-        """Exact intersection test, skipped for records whose box lies inside a query box."""
-        sure = np.zeros(len(candidates), dtype=bool)
-        if _is_boxes(geom):
-            b = self.bounds[candidates]
-            for part in getattr(geom, "geoms", [geom]):
-                x0, y0, x1, y1 = part.bounds
-                sure |= (b[:, 0] >= x0) & (b[:, 1] >= y0) & (b[:, 2] <= x1) & (b[:, 3] <= y1)
+    def _classified_candidates(
+        self, geom: shapely.Geometry, window: tuple[int, int] | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """_box_candidates, and for a query of boxes whether each surely intersects it."""
+        parts = getattr(geom, "geoms", [geom])
+        if len(parts) > MAX_BOX_PARTS or not _is_boxes(geom):
+            return self._box_candidates(geom, window), None
+        found = [self._boxes.classify(part.bounds, window) for part in parts]
+        # Sorted by position with the flag in the lowest bit: one np.sort, not an argsort.
+        keys = np.sort(np.concatenate([(p << 1) | s for p, s in found]))
+        positions, sure = keys >> 1, (keys & 1).astype(bool)
+        if len(found) > 1 and len(positions):  # a record met by two boxes: once, sure if either says so
+            first = np.flatnonzero(np.concatenate(([True], positions[1:] != positions[:-1])))
+            positions, sure = positions[first], np.logical_or.reduceat(sure, first)
+        return positions, sure
+
+    def _refine(
+        self,
+        candidates: np.ndarray,
+        geom: shapely.Geometry,
+        query: SearchQuery | None = None,
+        sure: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Exact intersection test, skipped for records known to intersect a query box: their
+        box lies inside it, or a vertex does (``sure``, from the box index, says so for some)."""
+        if sure is not None or _is_boxes(geom):  # (sure is only ever given for boxes)
+            boxes = [part.bounds for part in getattr(geom, "geoms", [geom])]
+            if sure is None:
+                b = self.bounds[candidates]
+                sure = np.zeros(len(candidates), dtype=bool)
+                for x0, y0, x1, y1 in boxes:
+                    sure |= (b[:, 0] >= x0) & (b[:, 1] >= y0) & (b[:, 2] <= x1) & (b[:, 3] <= y1)
+            else:
+                sure = sure.copy()
+            # Of the records still straddling a box's edge, most have some vertex inside it.
+            straddling = np.flatnonzero(~sure)
+            sure[straddling] = self.vertex_in_boxes(candidates[straddling], boxes)
+        else:
+            sure = np.zeros(len(candidates), dtype=bool)
         unsure = candidates[~sure]
         if not len(unsure):
             return candidates
