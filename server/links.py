@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import orjson
 from starlette.requests import Request
 
 JSON = "application/json"
@@ -69,16 +70,18 @@ class UrlBuilder:
     def link(self, rel: str, href: str, media_type: str = JSON, **extra: Any) -> dict[str, Any]:
         return {"rel": rel, "type": media_type, "href": href, **extra}
 
-    def item_links(self, item: dict[str, Any]) -> list[dict[str, Any]]:
+    def item_links(self, collection: str | None, item_id: str) -> list[dict[str, Any]]:
         links = [self.link("root", self.url())]
-        collection = item.get("collection")
-        if isinstance(collection, str):
+        if collection is not None:
             links += [
-                self.link("self", self.item(collection, item["id"]), GEOJSON),
+                self.link("self", self.item(collection, item_id), GEOJSON),
                 self.link("parent", self.collection(collection)),
                 self.link("collection", self.collection(collection)),
             ]
         return links
+
+    def item_links_json(self) -> "ItemLinksJson":
+        return ItemLinksJson(self)
 
     def collection_links(self, collection_id: str) -> list[dict[str, Any]]:
         return [
@@ -88,3 +91,26 @@ class UrlBuilder:
             self.link("items", self.items(collection_id), GEOJSON, title="Items"),
             self.link(QUERYABLES_REL, self.collection(collection_id) + "/queryables", SCHEMA_JSON, title="Queryables"),
         ]
+
+
+class ItemLinksJson:
+    """``UrlBuilder.item_links`` as JSON bytes (the link objects, comma-separated, no brackets)
+    for spliced item responses; what every item of a collection shares is made once."""
+
+    def __init__(self, urls: UrlBuilder) -> None:
+        self.urls = urls
+        self.root = orjson.dumps(urls.link("root", urls.url()))
+        self._by_collection: dict[str, tuple[bytes, str, bytes]] = {}
+
+    def __call__(self, collection: str | None, item_id: str) -> bytes:
+        if collection is None:
+            return self.root
+        parts = self._by_collection.get(collection)
+        if parts is None:
+            href = self.urls.collection(collection)
+            shared = orjson.dumps([self.urls.link("parent", href), self.urls.link("collection", href)])[1:-1]
+            parts = self._by_collection[collection] = (
+                self.root + b',{"rel":"self","type":"' + GEOJSON.encode() + b'","href":', href + "/items/", b"}," + shared
+            )
+        head, items_href, tail = parts
+        return head + orjson.dumps(items_href + quote(item_id, safe="")) + tail

@@ -89,6 +89,10 @@ class IndexBuilder:
             geom = item_geometry(item)  # rare: only to fill in the missing bbox
             if geom is not None:
                 item["bbox"] = list(geom.bounds)
+        # "links" goes last, always a list: responses append the API's links to the stored
+        # bytes without parsing them (Index.links_last, routes.item_bytes).
+        links = item.pop("links", None)
+        item["links"] = links if isinstance(links, list) else []
         try:
             blob = orjson.dumps(item)
         except (TypeError, orjson.JSONEncodeError) as exc:
@@ -176,4 +180,5 @@ class IndexBuilder:
             text=self._text.freeze(new_position),
             collections=self.collections,
             root=self.root,
+            links_last=True,
         )

@@ -44,9 +44,11 @@ class Index(Table):
         collections: dict[str, dict[str, Any]],
         root: dict[str, Any],
         extremes: np.ndarray | None = None,
+        links_last: bool = False,
     ) -> None:
         """``extremes``: each record's spatial.extreme_fractions, when the caller has them
-        (else they are read from the WKB)."""
+        (else they are read from the WKB). ``links_last``: every stored item ends with its
+        "links" array, so links can be appended to the bytes without parsing them."""
         self.ids = ids
         self.codes = codes
         self.collection_names = collection_names
@@ -60,6 +62,7 @@ class Index(Table):
         self.text = text
         self.collections = collections
         self.root = root
+        self.links_last = links_last
         self.loaded_at = time.time()
         self.version = 1
         self.sources: Any = None  # the local files read (catalog.sources.SourceLog), for watching
