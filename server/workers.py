@@ -129,6 +129,16 @@ class Supervisor:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def _exit_with_parent() -> None:
+    """Linux: SIGTERM this worker when the supervisor dies (even by SIGKILL), never an orphan."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def run_forked(app: Any, config_kwargs: dict[str, Any], host: str, port: int, workers: int) -> int:
     sock = listening_socket(host, port)
     index = app.state.index
@@ -158,6 +168,7 @@ def run_forked(app: Any, config_kwargs: dict[str, Any], host: str, port: int, wo
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # until its loop handles it (Reloader.start)
+            _exit_with_parent()
             app.state.reloader.follow(supervisor.publication, supervisor_pid)
             server = uvicorn.Server(uvicorn.Config(app, **config_kwargs))
             try:

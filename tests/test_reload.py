@@ -335,3 +335,22 @@ def test_a_forked_workers_admin_reload_asks_the_supervisor(
         response = client.post("/_mgmt/reload", headers={"Authorization": f"Bearer {TOKEN}"})
         assert response.status_code == 202 and response.json()["requested"] is True
     assert signals == [(424242, signal.SIGHUP)]
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(sample_copy: Path, stop: list[Any]) -> None:
+    proc, _ = _start([str(sample_copy / "catalog.json")], "--workers", "2")
+    stop.append(proc)
+    workers = _worker_pids(proc.pid)
+    assert len(workers) == 2
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    def alive(pid: int) -> bool:
+        try:
+            return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(alive(w) for w in workers):
+        assert time.monotonic() < deadline, "a worker outlived its supervisor"
+        time.sleep(0.1)
