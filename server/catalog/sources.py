@@ -240,10 +240,23 @@ class Fetcher:
                 if last:
                     raise FetchError(f"{type(exc).__name__}: {exc}") from None
             finally:
-                response.release_conn()
+                self._finish(response)
             time.sleep(delay)
             delay *= 2
         raise FetchError("gave up")  # pragma: no cover - the loop always returns or raises
+
+    @staticmethod
+    def _finish(response: urllib3.BaseHTTPResponse) -> None:
+        """Hand the connection back for the next request, past any unread body (a 304, an
+        error page): left there, it would be taken for the next response on this keep-alive
+        connection. A large or unending one closes the connection instead."""
+        if not response.isclosed():
+            declared = response.headers.get("content-length", "")
+            if response.status == 304 or (declared.isdigit() and int(declared) <= 1 << 16):
+                response.drain_conn()
+            else:
+                response.close()
+        response.release_conn()
 
     def _read_limited(self, response: urllib3.BaseHTTPResponse, limit: int) -> bytes:
         """The body, within the size limit and an overall deadline (a server trickling
