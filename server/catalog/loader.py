@@ -20,9 +20,9 @@ from typing import Any, Iterable, Iterator
 
 import orjson
 
-from server.catalog.locations import Scope, is_url
+from server.catalog.locations import Scope, is_s3, is_url
 from server.catalog.normalize import child_hrefs, resolve_href, servable
-from server.catalog.sources import FetchError, Fetcher, RemoteCache, SourceLog
+from server.catalog.sources import Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.index import Index, IndexBuilder
 from server.index.builder import ItemRejected
@@ -212,6 +212,7 @@ class Loader:
             remote_cache=self.options.remote_cache,
             real_path_check=self._check_real_path,
             roots=tuple(self.roots),
+            concurrency=self.options.fetch_concurrency,
         ) as fetcher, ThreadPoolExecutor(self.options.fetch_concurrency) as pool:
             self._fetcher = fetcher
             self._pool = pool
@@ -237,16 +238,15 @@ class Loader:
         self.builder = IndexBuilder(on_reject=self.skip)
 
     def _fetch_all(self, locations: list[str]) -> Iterator[tuple[str, bytes | None, str | None]]:
-        def read(location: str) -> tuple[str, bytes | None, str | None]:
-            try:
-                return location, self._fetcher.fetch(location), None
-            except FetchError as exc:
-                return location, None, str(exc)
-
-        if any(is_url(loc) for loc in locations):
-            yield from self._pool.map(read, locations)
-        else:  # local disks gain nothing from threads here, and pay for the hand-offs
+        read = self._fetcher.fetch_result
+        if not any(is_url(loc) for loc in locations):
+            # local disks gain nothing from threads here, and pay for the hand-offs
             yield from map(read, locations)
+        elif self._fetcher.batches and not any(is_s3(loc) for loc in locations):
+            # http(s) through libcurl: many in flight from this thread, parsed as they arrive
+            yield from self._fetcher.fetch_many(locations)
+        else:
+            yield from self._pool.map(read, locations)
 
     def _walk_level(self, frontier: list[tuple[str, Context]]) -> list[tuple[str, Context]]:
         contexts = dict(frontier)

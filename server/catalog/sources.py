@@ -11,13 +11,18 @@ import os
 import stat
 import threading
 from array import array
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 import time
 
 import urllib3
 from cachetools import LRUCache
 
 from server.catalog.locations import is_remote
+
+try:  # libcurl's multi interface: many remote documents at once for little Python (curl.py)
+    from server.catalog.curl import CurlPool
+except ImportError:  # pycurl not installed: urllib3 from the loader's threads
+    CurlPool = None  # type: ignore[assignment,misc]
 
 
 class FetchError(Exception):
@@ -87,7 +92,9 @@ class RemoteCache:
         return None if entry is None else entry[2]
 
     def store(self, url: str, response: urllib3.BaseHTTPResponse, body: bytes) -> None:
-        etag, modified = response.headers.get("etag"), response.headers.get("last-modified")
+        self.store_validators(url, response.headers.get("etag"), response.headers.get("last-modified"), body)
+
+    def store_validators(self, url: str, etag: str | None, modified: str | None, body: bytes) -> None:
         if (etag or modified) and len(body) < self._entries.maxsize:
             with self._lock:
                 self._entries[url] = (etag, modified, body)
@@ -97,7 +104,8 @@ class Fetcher:
     def __init__(
         self, *, max_bytes: int, timeout: float = 20.0, retries: int = 3, remote_cache: RemoteCache | None = None,
         real_path_check: Callable[[str, str], str | None] | None = None,
-        roots: tuple[str, ...] = (), root_max_bytes: int = 8 * 1024**3,
+        roots: tuple[str, ...] = (), root_max_bytes: int = 8 * 1024**3, concurrency: int = 32,
+        use_curl: bool | None = None,
     ) -> None:
         self.roots = set(roots)
         self.root_max_bytes = max(root_max_bytes, max_bytes)
@@ -109,6 +117,17 @@ class Fetcher:
         self.retries = retries
         self._client: urllib3.PoolManager | None = None
         self._timeout = timeout
+        if use_curl is None:
+            use_curl = CurlPool is not None
+        if use_curl and CurlPool is None:
+            raise FetchError("pycurl is not installed")
+        self._curl = CurlPool(concurrency, timeout, retries) if use_curl else None
+
+    @property
+    def batches(self) -> bool:
+        """Whether fetch_many reads remote documents concurrently by itself (libcurl); else
+        the caller runs fetch() from threads."""
+        return self._curl is not None
 
     def __enter__(self) -> "Fetcher":
         return self
@@ -120,12 +139,32 @@ class Fetcher:
         if self._client is not None:
             self._client.clear()
             self._client = None
+        if self._curl is not None:
+            self._curl.close()
+
+    def _limit(self, location: str) -> int:
+        return self.root_max_bytes if location in self.roots else self.max_bytes
+
+    def fetch_result(self, location: str) -> tuple[str, bytes | None, str | None]:
+        try:
+            return location, self.fetch(location), None
+        except FetchError as exc:
+            return location, None, str(exc)
+
+    def fetch_many(self, locations: list[str]) -> Iterator[tuple[str, bytes | None, str | None]]:
+        """(location, body, None) or (location, None, reason) for each, in order: http(s)
+        through libcurl, many in flight from this thread; anything else one by one. Only
+        when `batches`; one thread at a time per batch (each batch has its own session)."""
+        assert self._curl is not None
+        return self._curl.fetch_many(locations, self._limit, self.remote_cache, self.fetch_result)
 
     def fetch(self, location: str) -> bytes:
         # A configured root (a bulk ndjson or FeatureCollection file may be gigabytes) has its
         # own, larger limit; every document it leads to has the per-document one.
-        limit = self.root_max_bytes if location in self.roots else self.max_bytes
+        limit = self._limit(location)
         if is_remote(location):
+            if self._curl is not None:
+                return self._fetch_remote_curl(location)
             return self._fetch_remote(location, limit)
         if location.startswith("s3://"):
             return self._fetch_s3(location, limit)
@@ -191,6 +230,12 @@ class Fetcher:
         refusal = self._real_path_check(path, real)
         if refusal is not None:
             raise FetchError(refusal)
+
+    def _fetch_remote_curl(self, url: str) -> bytes:
+        [(_, body, error)] = list(self.fetch_many([url]))
+        if body is None:
+            raise FetchError(error or "unreadable")
+        return body
 
     def _client_for_remote(self) -> urllib3.PoolManager:
         if self._client is None:
