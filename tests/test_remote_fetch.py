@@ -22,10 +22,10 @@ from server.catalog.sources import FetchError, Fetcher, RemoteCache
 from .helpers import serve_folder
 
 HAS_CURL = sources.CurlPool is not None
-BACKENDS = [
-    pytest.param("curl", marks=pytest.mark.skipif(not HAS_CURL, reason="pycurl is not installed")),
-    "urllib3",
-]
+NEEDS_CURL = pytest.mark.skipif(not HAS_CURL, reason="pycurl is not installed")
+# curl: libcurl in this process; worker: libcurl in a child process (fetch_worker.py), used
+# for large batches and here for every fetch; urllib3: the fallback without pycurl
+BACKENDS = [pytest.param("curl", marks=NEEDS_CURL), pytest.param("worker", marks=NEEDS_CURL), "urllib3"]
 
 Route = Callable[["Handler"], None]
 
@@ -93,7 +93,11 @@ def server(routes: dict[str, Route], tls: Any = None) -> Iterator[tuple[str, typ
 
 def fetcher(backend: str, **options: Any) -> Fetcher:
     options.setdefault("max_bytes", 1_000_000)
-    return Fetcher(use_curl=backend == "curl", **options)
+    if backend == "worker":
+        options["worker_min_batch"] = 1
+    elif backend == "curl":
+        options["worker_min_batch"] = 10**9
+    return Fetcher(use_curl=backend != "urllib3", **options)
 
 
 def fetch(backend: str, url: str, **options: Any) -> bytes:
@@ -344,24 +348,72 @@ def test_a_batch_left_half_read_frees_its_session() -> None:
             assert [r[1] for r in f.fetch_many([f"{base}/1.json"])] == [b'{"ok": true}']
 
 
-def test_without_pycurl_the_loader_uses_urllib3_and_loads_the_same(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-) -> None:
+def test_the_three_fetch_paths_load_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libcurl here, libcurl in a child process (every batch, here), and urllib3 without pycurl."""
+    from server.catalog import curl
     from server.sample import SAMPLE_DIR
 
-    def keys(index: Any) -> set[tuple[Any, str]]:
-        return {(index.collection_of(pos), index.ids[pos]) for pos in range(index.size)}
+    def keys(index: Any) -> list[tuple[Any, str]]:
+        return [(index.collection_of(pos), index.ids[pos]) for pos in range(index.size)]
 
+    loaded = []
     with serve_folder(SAMPLE_DIR) as base:
-        first, report = load_catalogs([f"{base}/catalog.json"], LoadOptions(progress=False))
+        loaded.append(load_catalogs([f"{base}/catalog.json"], LoadOptions(progress=False)))
+        monkeypatch.setattr(curl, "WORKER_MIN_BATCH", 1)
+        loaded.append(load_catalogs([f"{base}/catalog.json"], LoadOptions(progress=False)))
         monkeypatch.setattr(sources, "CurlPool", None)
         with Fetcher(max_bytes=1000) as f:
             assert not f.batches
-        second, fallback_report = load_catalogs([f"{base}/catalog.json"], LoadOptions(progress=False))
-    assert report.skipped == fallback_report.skipped == 0
-    assert first.size == second.size > 0
-    assert keys(first) == keys(second)
-    assert json.loads(json.dumps(sorted(first.collections))) == sorted(second.collections)
+        loaded.append(load_catalogs([f"{base}/catalog.json"], LoadOptions(progress=False)))
+    (first, _), *others = loaded
+    assert first.size > 0
+    for index, report in loaded:
+        assert report.skipped == 0, report.skips
+        assert keys(index) == keys(first)  # the same order too
+        assert sorted(index.collections) == sorted(first.collections)
+
+
+def running_fetch_processes() -> list[Any]:
+    import gc
+
+    from server.catalog import fetch_worker
+
+    return [obj for obj in gc.get_objects() if type(obj).__name__ == "Popen"
+            and fetch_worker.__file__ in " ".join(map(str, obj.args)) and obj.poll() is None]
+
+
+@NEEDS_CURL
+def test_a_fetch_process_that_cannot_start_or_dies_leaves_the_batch_to_this_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    with server({f"/{i}.json": ok(b"[%d]" % i) for i in range(30)}) as (base, _):
+        urls = [f"{base}/{i}.json" for i in range(30)]
+        expected = [b"[%d]" % i for i in range(30)]
+        with Fetcher(max_bytes=1000, worker_min_batch=1) as f:
+            with monkeypatch.context() as patch:
+                patch.setattr(sys, "executable", "/nonexistent/python")
+                assert [body for _, body, _ in f.fetch_many(urls)] == expected
+            batch = f.fetch_many(urls)
+            results = [next(batch) for _ in range(10)]
+            for child in running_fetch_processes():  # it dies mid-batch
+                child.kill()
+            results.extend(batch)
+    assert [body for _, body, _ in results] == expected
+
+
+@NEEDS_CURL
+def test_an_abandoned_batch_ends_its_fetch_process() -> None:
+    with server({f"/{i}.json": ok() for i in range(50)}) as (base, _):
+        with Fetcher(max_bytes=1000, worker_min_batch=1) as f:
+            batch = f.fetch_many([f"{base}/{i}.json" for i in range(50)])
+            assert next(batch)[1] == b'{"ok": true}'
+            children = running_fetch_processes()
+            assert children
+            batch.close()
+            assert all(child.returncode is not None for child in children)
+
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")

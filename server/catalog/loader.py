@@ -348,12 +348,22 @@ class Loader:
             self._add_item(item, location, ctx)
         self._inline_items.clear()
         pending = self._pending_items
-        for start in range(0, len(pending), ITEM_CHUNK):
-            chunk = dict(pending[start : start + ITEM_CHUNK])
-            for location, docs in self._read_documents(list(chunk)):
+        # libcurl's batches stream in order with bounded memory: all items in one (no pause
+        # between chunks, and large enough for a fetch process); a thread pool's map holds
+        # every result of its batch, so chunks there
+        size = ITEM_CHUNK
+        if self._fetcher.batches and not any(is_s3(loc) for loc, _ in pending):
+            size = max(1, len(pending))
+        for start in range(0, len(pending), size):
+            chunk = pending[start : start + size]
+            contexts = iter(chunk)
+            for location, docs in self._read_documents([loc for loc, _ in chunk]):
+                for known, ctx in contexts:  # in order; those skipped as unreadable are passed
+                    if known == location:
+                        break
                 for doc in docs:
-                    self._add_item(doc, location, chunk[location])
-            self._progress()
+                    self._add_item(doc, location, ctx)
+                self._progress()
         pending.clear()
 
     def _add_item(self, item: Any, location: str, ctx: Context) -> None:
