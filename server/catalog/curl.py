@@ -129,10 +129,11 @@ class CurlSession:
 
     def fetch_many(
         self, locations: Sequence[str], limit_of: Callable[[str], int], cache: RemoteCache | None,
-        fetch_other: Callable[[str], Result],
+        fetch_other: Callable[[str], Result], before_wait: Callable[[], None] | None = None,
     ) -> Iterator[Result]:
         """(location, body, None) or (location, None, reason) for each location, in order.
-        Locations that are not http(s) are read by `fetch_other` when their turn comes."""
+        Locations that are not http(s) are read by `fetch_other` when their turn comes.
+        `before_wait` is called before it blocks waiting on the network (to flush output)."""
         from server.catalog.locations import is_remote
 
         count = len(locations)
@@ -175,6 +176,8 @@ class CurlSession:
                     yielded += 1
                     continue
                 if not finished and yielded not in done:
+                    if before_wait is not None:
+                        before_wait()
                     wait = 1.0
                     if waiting:
                         wait = min(wait, max(0.0, waiting[0][0] - time.monotonic()))

@@ -72,11 +72,28 @@ def main() -> None:
     cache = _Validators(sent) if options["cache"] else None
     session = CurlSession(options["concurrency"], options["timeout"], options["retries"])
     out = sys.stdout.fileno()
+    pending: list[bytes] = []
+    pending_size = 0
+
+    def flush() -> None:
+        """Whatever is ready goes to the parent in one write (a write per document cost the
+        child ~5 us and woke the parent each time)."""
+        nonlocal pending, pending_size
+        parts, pending, pending_size = pending, [], 0
+        while parts:
+            written = os.writev(out, parts[:512])
+            total = sum(len(p) for p in parts[:512])
+            if written < total:  # a short write (a signal): the rest of these
+                record = memoryview(b"".join(parts[:512]))
+                while written < total:
+                    written += os.write(out, record[written:])
+            del parts[:512]
 
     def not_remote(location: str) -> tuple[str, bytes | None, str | None]:
         return location, None, "not an http(s) URL"  # pragma: no cover - the parent sends only those
 
-    for url, body, error in session.fetch_many(urls, limits.__getitem__, cache, not_remote):  # type: ignore[arg-type]
+    results = session.fetch_many(urls, limits.__getitem__, cache, not_remote, flush)  # type: ignore[arg-type]
+    for url, body, error in results:
         etag = modified = b""
         if body is None:
             kind, payload = ERROR, (error or "unreadable").encode("utf-8", "replace")
@@ -88,13 +105,11 @@ def main() -> None:
                 got = cache.received.pop(url, None)
                 if got is not None:
                     etag, modified = ((v or "").encode("latin-1") for v in got)
-        parts = [HEADER.pack(kind, len(etag), len(modified), len(payload)), etag, modified, payload]
-        total = sum(len(p) for p in parts)
-        written = os.writev(out, parts)
-        if written < total:  # a short write (a signal): the rest of this record
-            record = memoryview(b"".join(parts))
-            while written < total:
-                written += os.write(out, record[written:])
+        pending += (HEADER.pack(kind, len(etag), len(modified), len(payload)), etag, modified, payload)
+        pending_size += len(payload)
+        if pending_size >= 1 << 18:
+            flush()
+    flush()
     session.close()
 
 
