@@ -348,6 +348,7 @@ def test_a_batch_left_half_read_frees_its_session() -> None:
             assert [r[1] for r in f.fetch_many([f"{base}/1.json"])] == [b'{"ok": true}']
 
 
+@NEEDS_CURL
 def test_the_three_fetch_paths_load_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
     """libcurl here, libcurl in a child process (every batch, here), and urllib3 without pycurl."""
     from server.catalog import curl
@@ -360,6 +361,7 @@ def test_the_three_fetch_paths_load_the_same(monkeypatch: pytest.MonkeyPatch) ->
     with serve_folder(SAMPLE_DIR) as base:
         loaded.append(load_catalogs([f"{base}/catalog.json"], LoadOptions(progress=False)))
         monkeypatch.setattr(curl, "WORKER_MIN_BATCH", 1)
+        monkeypatch.setattr(curl, "_spare_core", lambda: True)
         loaded.append(load_catalogs([f"{base}/catalog.json"], LoadOptions(progress=False)))
         monkeypatch.setattr(sources, "CurlPool", None)
         with Fetcher(max_bytes=1000) as f:
@@ -371,6 +373,21 @@ def test_the_three_fetch_paths_load_the_same(monkeypatch: pytest.MonkeyPatch) ->
         assert report.skipped == 0, report.skips
         assert keys(index) == keys(first)  # the same order too
         assert sorted(index.collections) == sorted(first.collections)
+
+
+@NEEDS_CURL
+def test_a_fetch_process_only_with_a_core_to_spare(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from server.catalog import curl
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    for load, spare in ((0.5, True), (1.6, True), (1.8, False), (3.0, False)):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        assert curl._spare_core() is spare
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert curl._spare_core() is False
 
 
 def running_fetch_processes() -> list[Any]:
