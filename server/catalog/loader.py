@@ -20,9 +20,9 @@ from typing import Any, Iterable, Iterator
 
 import orjson
 
-from server.catalog.locations import Scope, is_url
+from server.catalog.locations import Scope, is_s3, is_url
 from server.catalog.normalize import child_hrefs, resolve_href, servable
-from server.catalog.sources import FetchError, Fetcher, RemoteCache, SourceLog
+from server.catalog.sources import Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.index import Index, IndexBuilder
 from server.index.builder import ItemRejected
@@ -212,6 +212,7 @@ class Loader:
             remote_cache=self.options.remote_cache,
             real_path_check=self._check_real_path,
             roots=tuple(self.roots),
+            concurrency=self.options.fetch_concurrency,
         ) as fetcher, ThreadPoolExecutor(self.options.fetch_concurrency) as pool:
             self._fetcher = fetcher
             self._pool = pool
@@ -237,16 +238,15 @@ class Loader:
         self.builder = IndexBuilder(on_reject=self.skip)
 
     def _fetch_all(self, locations: list[str]) -> Iterator[tuple[str, bytes | None, str | None]]:
-        def read(location: str) -> tuple[str, bytes | None, str | None]:
-            try:
-                return location, self._fetcher.fetch(location), None
-            except FetchError as exc:
-                return location, None, str(exc)
-
-        if any(is_url(loc) for loc in locations):
-            yield from self._pool.map(read, locations)
-        else:  # local disks gain nothing from threads here, and pay for the hand-offs
+        read = self._fetcher.fetch_result
+        if not any(is_url(loc) for loc in locations):
+            # local disks gain nothing from threads here, and pay for the hand-offs
             yield from map(read, locations)
+        elif self._fetcher.batches and not any(is_s3(loc) for loc in locations):
+            # http(s) through libcurl: many in flight from this thread, parsed as they arrive
+            yield from self._fetcher.fetch_many(locations)
+        else:
+            yield from self._pool.map(read, locations)
 
     def _walk_level(self, frontier: list[tuple[str, Context]]) -> list[tuple[str, Context]]:
         contexts = dict(frontier)
@@ -348,12 +348,22 @@ class Loader:
             self._add_item(item, location, ctx)
         self._inline_items.clear()
         pending = self._pending_items
-        for start in range(0, len(pending), ITEM_CHUNK):
-            chunk = dict(pending[start : start + ITEM_CHUNK])
-            for location, docs in self._read_documents(list(chunk)):
+        # libcurl's batches stream in order with bounded memory: all items in one (no pause
+        # between chunks, and large enough for a fetch process); a thread pool's map holds
+        # every result of its batch, so chunks there
+        size = ITEM_CHUNK
+        if self._fetcher.batches and not any(is_s3(loc) for loc, _ in pending):
+            size = max(1, len(pending))
+        for start in range(0, len(pending), size):
+            chunk = pending[start : start + size]
+            contexts = iter(chunk)
+            for location, docs in self._read_documents([loc for loc, _ in chunk]):
+                for known, ctx in contexts:  # in order; those skipped as unreadable are passed
+                    if known == location:
+                        break
                 for doc in docs:
-                    self._add_item(doc, location, chunk[location])
-            self._progress()
+                    self._add_item(doc, location, ctx)
+                self._progress()
         pending.clear()
 
     def _add_item(self, item: Any, location: str, ctx: Context) -> None:
