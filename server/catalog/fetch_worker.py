@@ -36,13 +36,9 @@ class _Validators:
         self.received: dict[str, tuple[str | None, str | None]] = {}
 
     def conditional_headers(self, url: str) -> dict[str, str]:
-        etag, modified = self.sent.get(url, (None, None))
-        headers = {}
-        if etag:
-            headers["If-None-Match"] = etag
-        if modified:
-            headers["If-Modified-Since"] = modified
-        return headers
+        from server.catalog.conditional import validator_headers  # on sys.path once main() runs
+
+        return validator_headers(*self.sent.get(url, (None, None)))
 
     def cached_body(self, url: str) -> bytes:
         return self.NOT_MODIFIED

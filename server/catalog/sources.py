@@ -20,6 +20,7 @@ import time
 import urllib3
 from cachetools import LRUCache
 
+from server.catalog.conditional import validator_headers
 from server.catalog.locations import is_remote
 
 try:  # libcurl's multi interface: many remote documents at once for little Python (curl.py)
@@ -81,13 +82,7 @@ class RemoteCache:
             entry = self._entries.get(url)
         if entry is None:
             return {}
-        etag, modified, _ = entry
-        headers = {}
-        if etag:
-            headers["If-None-Match"] = etag
-        if modified:
-            headers["If-Modified-Since"] = modified
-        return headers
+        return validator_headers(entry[0], entry[1])
 
     def cached_body(self, url: str) -> bytes | None:
         with self._lock:
