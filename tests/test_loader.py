@@ -14,12 +14,22 @@ from typing import Any
 
 import pytest
 
+from server.catalog import forked_reader
 from server.catalog.loader import LoadError, LoadReport, load_catalogs
 from server.index import Index
 from tests.helpers import CatalogDir, catalog, collection, free_port, item, link, run_cli, serve_folder
 from tests.oracle import Oracle
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "catalogs"
+
+
+@pytest.fixture(autouse=True, params=["in-process", "forked-reader"])
+def item_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every loader test twice: items read here, and read by the forked reader (which only
+    starts for thousands of items on its own)."""
+    if request.param == "forked-reader":
+        monkeypatch.setattr(forked_reader, "usable", lambda count: count > 0)
+    return request.param
 
 
 def keys_of(index: Index) -> set[tuple[str | None, str]]:
@@ -649,3 +659,51 @@ def test_remote_hrefs_scope_and_failures(catalog_dir: CatalogDir) -> None:
     assert "500" in reasons[f"{base}/flaky.json"]
     assert any("local" in r for p, r in report.skips if not p.startswith("http")), report.skips
     assert report.skipped == 4
+
+
+def _layout_with_bad_items(catalog_dir: CatalogDir) -> Path:
+    catalog_dir.write("catalog.json", catalog("root", [link("child", "./c/collection.json")]))
+    names = [f"i{n}" for n in range(30)]
+    catalog_dir.write("c/collection.json", collection("c", [link("item", f"./{n}.json") for n in names]
+                                                       + [link("item", "./gone.json"), link("item", "./bad.json")]))
+    for n in names:
+        catalog_dir.write(f"c/{n}.json", item(n))
+    catalog_dir.write_text("c/bad.json", "{nope")
+    return catalog_dir.path("catalog.json")
+
+
+def test_the_forked_reader_is_used_and_builds_the_same_index(
+    catalog_dir: CatalogDir, item_reader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _layout_with_bad_items(catalog_dir)
+    monkeypatch.setattr(forked_reader, "usable", lambda count: False)
+    expected, expected_report = load(root)
+    calls: list[int] = []
+    real = forked_reader.read_forked
+    monkeypatch.setattr(forked_reader, "read_forked", lambda locations, *a: calls.append(len(locations)) or real(locations, *a))
+    monkeypatch.setattr(forked_reader, "usable", lambda count: True)
+    index, report = load(root)
+    assert calls == [32]
+    assert [index.json[p] for p in range(index.size)] == [expected.json[p] for p in range(expected.size)]
+    assert sorted(report.skips) == sorted(expected_report.skips)
+    assert sorted(report.sources.paths) == sorted(expected_report.sources.paths)
+
+
+def test_items_a_dead_forked_reader_did_not_send_are_read_here(
+    catalog_dir: CatalogDir, item_reader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _layout_with_bad_items(catalog_dir)
+    monkeypatch.setattr(forked_reader, "usable", lambda count: False)
+    expected, _ = load(root)
+
+    def dies_after_five(write_fd: int, locations: list[str], *args: Any) -> None:
+        with os.fdopen(write_fd, "wb") as out:  # five records, then the end of the stream
+            for i in range(5):
+                out.write(forked_reader.HEADER.pack(b"e", i, 4) + b"lost")
+        os._exit(3)
+
+    monkeypatch.setattr(forked_reader, "_child", dies_after_five)
+    monkeypatch.setattr(forked_reader, "usable", lambda count: True)
+    index, report = load(root)
+    assert keys_of(index) == keys_of(expected) - {("c", f"i{n}") for n in range(5)}
+    assert sum(reason == "lost" for _, reason in report.skips) == 5 and len(report.skips) == 7

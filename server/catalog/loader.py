@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator
 
 import orjson
 
+from server.catalog import forked_reader
 from server.catalog.locations import Scope, is_s3, is_url
 from server.catalog.normalize import child_hrefs, resolve_href, servable
 from server.catalog.sources import Fetcher, RemoteCache, SourceLog
@@ -259,7 +260,11 @@ class Loader:
 
     def _read_documents(self, locations: list[str]) -> Iterator[tuple[str, Iterable[Any]]]:
         """The parsed document(s) at each location; what cannot be read or parsed is skipped."""
-        for location, data, error in self._fetch_all(locations):
+        return self._parse_documents(self._fetch_all(locations))
+
+    def _parse_documents(self, fetched: Iterable[tuple[str, bytes | None, str | None]]
+                         ) -> Iterator[tuple[str, Iterable[Any]]]:
+        for location, data, error in fetched:
             if data is None:
                 self.skip(location, error or "unreadable")
                 continue
@@ -351,6 +356,9 @@ class Loader:
         # libcurl's batches stream in order with bounded memory: all items in one (no pause
         # between chunks, and large enough for a fetch process); a thread pool's map holds
         # every result of its batch, so chunks there
+        if forked_reader.usable(len(pending)) and not any(is_url(loc) for loc, _ in pending):
+            done = self._load_items_forked(pending)
+            del pending[:done]  # what a child that died did not send is read here
         size = ITEM_CHUNK
         if self._fetcher.batches and not any(is_s3(loc) for loc, _ in pending):
             size = max(1, len(pending))
@@ -366,6 +374,25 @@ class Loader:
                 self._progress()
         pending.clear()
 
+    def _load_items_forked(self, pending: list[tuple[str, Context]]) -> int:
+        """Local items read and made servable by a forked child (forked_reader), indexed
+        here as they arrive; how many of ``pending`` were handled."""
+        done = 0
+        fetched = forked_reader.read_forked([loc for loc, _ in pending], self._fetcher.fetch_result,
+                                            self._fetcher.sources)
+        for position, kind, payload in fetched:
+            location, ctx = pending[position]
+            if kind == b"n":
+                self._index_item(orjson.loads(payload), location, ctx)
+            else:
+                raw = (location, payload, None) if kind == b"r" else (location, None, payload.decode())
+                for _, docs in self._parse_documents([raw]):
+                    for doc in docs:
+                        self._add_item(doc, location, ctx)
+            done = position + 1
+            self._progress()
+        return done
+
     def _add_item(self, item: Any, location: str, ctx: Context) -> None:
         if not isinstance(item, dict):
             self.skip(location, "item is not a JSON object")
@@ -379,7 +406,10 @@ class Loader:
         if _kind(item) != "Feature":
             self.skip(location, "expected an item (GeoJSON Feature)")
             return
-        item = servable(item, location)
+        self._index_item(servable(item, location), location, ctx)
+
+    def _index_item(self, item: dict[str, Any], location: str, ctx: Context) -> None:
+        """A servable item into the index, under the collection it resolves to."""
         item["collection"] = self._collection_for(item, location, ctx)
         if item["collection"] is None:
             del item["collection"]
