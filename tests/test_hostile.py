@@ -212,7 +212,10 @@ def test_a_remote_body_that_never_ends_or_trickles_is_cut(tmp_path: Path) -> Non
     assert index.ids == ["fine"]
     reasons = dict(report.skips)
     assert "byte limit" in reasons[f"{base}/endless.json"]
-    assert "not complete after" in reasons[f"{base}/trickle.json"]
+    # Cut by the overall deadline, or (when a loaded machine stalls the trickle for over the
+    # fetch timeout) by the per-request read timeout: either way within the bound above.
+    trickle = reasons[f"{base}/trickle.json"]
+    assert "not complete after" in trickle or "too slow" in trickle or "timed out" in trickle.lower(), trickle
 
 
 def test_a_million_vertex_polygon_is_refused_quickly(tmp_path: Path) -> None:
