@@ -661,7 +661,10 @@ def test_remote_hrefs_scope_and_failures(catalog_dir: CatalogDir) -> None:
     assert report.skipped == 4
 
 
-def _layout_with_bad_items(catalog_dir: CatalogDir) -> Path:
+def _layout_with_bad_items(catalog_dir: CatalogDir, monkeypatch: pytest.MonkeyPatch
+                           ) -> tuple[Path, Index, LoadReport]:
+    """30 items, a missing and a broken one; with the index and report read in-process, after
+    which the forked reader is forced on."""
     catalog_dir.write("catalog.json", catalog("root", [link("child", "./c/collection.json")]))
     names = [f"i{n}" for n in range(30)]
     catalog_dir.write("c/collection.json", collection("c", [link("item", f"./{n}.json") for n in names]
@@ -669,19 +672,20 @@ def _layout_with_bad_items(catalog_dir: CatalogDir) -> Path:
     for n in names:
         catalog_dir.write(f"c/{n}.json", item(n))
     catalog_dir.write_text("c/bad.json", "{nope")
-    return catalog_dir.path("catalog.json")
+    root = catalog_dir.path("catalog.json")
+    monkeypatch.setattr(forked_reader, "usable", lambda count: False)
+    expected, report = load(root)
+    monkeypatch.setattr(forked_reader, "usable", lambda count: True)
+    return root, expected, report
 
 
 def test_the_forked_reader_is_used_and_builds_the_same_index(
     catalog_dir: CatalogDir, item_reader: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = _layout_with_bad_items(catalog_dir)
-    monkeypatch.setattr(forked_reader, "usable", lambda count: False)
-    expected, expected_report = load(root)
+    root, expected, expected_report = _layout_with_bad_items(catalog_dir, monkeypatch)
     calls: list[int] = []
     real = forked_reader.read_forked
     monkeypatch.setattr(forked_reader, "read_forked", lambda locations, *a: calls.append(len(locations)) or real(locations, *a))
-    monkeypatch.setattr(forked_reader, "usable", lambda count: True)
     index, report = load(root)
     assert calls == [32]
     assert [index.json[p] for p in range(index.size)] == [expected.json[p] for p in range(expected.size)]
@@ -692,9 +696,7 @@ def test_the_forked_reader_is_used_and_builds_the_same_index(
 def test_items_a_dead_forked_reader_did_not_send_are_read_here(
     catalog_dir: CatalogDir, item_reader: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = _layout_with_bad_items(catalog_dir)
-    monkeypatch.setattr(forked_reader, "usable", lambda count: False)
-    expected, _ = load(root)
+    root, expected, _ = _layout_with_bad_items(catalog_dir, monkeypatch)
 
     def dies_after_five(write_fd: int, locations: list[str], *args: Any) -> None:
         with os.fdopen(write_fd, "wb") as out:  # five records, then the end of the stream
@@ -703,7 +705,6 @@ def test_items_a_dead_forked_reader_did_not_send_are_read_here(
         os._exit(3)
 
     monkeypatch.setattr(forked_reader, "_child", dies_after_five)
-    monkeypatch.setattr(forked_reader, "usable", lambda count: True)
     index, report = load(root)
     assert keys_of(index) == keys_of(expected) - {("c", f"i{n}") for n in range(5)}
     assert sum(reason == "lost" for _, reason in report.skips) == 5 and len(report.skips) == 7
