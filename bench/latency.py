@@ -225,7 +225,7 @@ def load_index(root: str, snapshot: str | None) -> tuple[Any, str, float]:
     took = time.perf_counter() - t0
     how = f"load_catalogs ({report.summary()})"
     if snapshot:
-        write_snapshot(snapshot, index, roots_for(root), report.sources)
+        write_snapshot(snapshot, index, roots_for(root))
         how += f", snapshot written to {snapshot}"
     return index, how, took
 

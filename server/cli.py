@@ -71,7 +71,7 @@ def _load(settings: Settings, index_file: str | None, remote_cache: Any = None) 
     index, report = load_catalogs(roots_of(settings), load_options(settings, remote_cache))
     print(f"stac-static-api: {report.summary()}", file=sys.stderr)
     if index_file:
-        write_snapshot(index_file, index, roots_of(settings), report.sources)
+        write_snapshot(index_file, index, roots_of(settings))
     return index
 
 
@@ -140,7 +140,7 @@ def build_index(settings: Settings, output: str) -> int:
             print(f"stac-static-api: root {where} not loaded: {why}", file=sys.stderr)
         print("stac-static-api: no snapshot written", file=sys.stderr)
         return 1
-    header = write_snapshot(output, index, roots_of(settings), report.sources)
+    header = write_snapshot(output, index, roots_of(settings))
     print(f"stac-static-api: wrote {output} ({header['items']} items, {header['local_files']} local files)",
           file=sys.stderr)
     return 0

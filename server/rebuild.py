@@ -28,8 +28,6 @@ from server.catalog.sources import RemoteCache
 from server.index import Index
 from server.settings import Settings
 
-log = logging.getLogger("stac_static_api.reload")
-
 
 class ChildBuildError(Exception):
     """The child could not build an index; the message is its reason."""
@@ -99,7 +97,7 @@ def read_published(publication: Path) -> Index:
 def child_main(workdir: str) -> int:
     """Load the catalogs described by the job file and write the index and the cache."""
     from server.app import load_index, roots_of
-    from server.snapshot import Fingerprint, write_snapshot
+    from server.snapshot import write_snapshot
 
     folder = Path(workdir)
     job: dict[str, Any] = pickle.loads((folder / "job.pickle").read_bytes())
@@ -111,10 +109,10 @@ def child_main(workdir: str) -> int:
     except Exception as exc:  # the parent reports it and keeps serving the old index
         (folder / "error").write_text(f"{type(exc).__name__}: {exc}")
         return 1
-    write_snapshot(str(folder / "index.snapshot"), index, roots_of(settings), index.sources)
+    write_snapshot(str(folder / "index.snapshot"), index, roots_of(settings))
     (folder / "cache.pickle").write_bytes(pickle.dumps(cache, protocol=5))
-    if job.get("fingerprint") and index.sources is not None:
-        (folder / "fingerprint.pickle").write_bytes(pickle.dumps(Fingerprint.of(index.sources), protocol=5))
+    if job.get("fingerprint") and index.fingerprint is not None:
+        (folder / "fingerprint.pickle").write_bytes(pickle.dumps(index.fingerprint, protocol=5))
     return 0
 
 

@@ -125,14 +125,12 @@ class Reloader:
 
     async def _watch(self, interval: float) -> None:
         """Stat the local files the serving index was read from; reload when one changed."""
-        from server.snapshot import Fingerprint
-
         while True:
             await asyncio.sleep(interval)
             index = self.app.state.index
-            if index is None or index.sources is None:
+            if index is None or index.fingerprint is None:
                 continue
-            changed = await asyncio.to_thread(Fingerprint.of(index.sources).changed, 1)
+            changed = await asyncio.to_thread(index.fingerprint.changed, 1)
             if changed:
                 await self.reload(f"file change: {changed[0]}")
 

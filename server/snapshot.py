@@ -2,7 +2,7 @@
 starts from it in seconds instead of re-reading every catalog file.
 
 File: a magic line, a JSON header (format and package version, roots, counts, when, buffer
-layout), then a pickle (protocol 5) of the Index and of the fingerprint of its local sources
+layout), then a pickle (protocol 5) of the Index, which carries the fingerprint of its local sources
 (every file read, with its size and mtime), then the large buffers raw, which reading maps. A snapshot from another format version is refused; one whose
 local files changed is reported stale (serve then rebuilds from the roots). Remote sources
 cannot be checked without re-reading them: such a snapshot is served with a warning, and a
@@ -29,7 +29,9 @@ from server.index import Index
 log = logging.getLogger("stac_static_api.snapshot")
 
 MAGIC = b"stac-static-api index snapshot\n"
-FORMAT_VERSION = 3  # 3: the box index holds time slabs (server/index/spatial.py)
+# 3: the box index holds time slabs (server/index/spatial.py); 4: the fingerprint is the
+# index's own (paths in one mapped buffer), no longer beside a second copy in its SourceLog
+FORMAT_VERSION = 4
 
 
 class SnapshotError(Exception):
@@ -38,14 +40,16 @@ class SnapshotError(Exception):
 
 @dataclass
 class Fingerprint:
-    paths: str  # newline-joined: one string instead of a million
+    # The paths newline-joined, as UTF-8 bytes in an array: one buffer instead of a million
+    # strings, which a snapshot maps instead of unpickling.
+    paths: np.ndarray
     sizes: np.ndarray
     mtimes: np.ndarray
 
     @classmethod
     def of(cls, sources: SourceLog) -> "Fingerprint":
         return cls(
-            "\n".join(sources.paths),
+            np.frombuffer("\n".join(sources.paths).encode("utf-8", "surrogateescape"), dtype=np.uint8),
             np.frombuffer(sources.sizes, dtype=np.int64).copy(),
             np.frombuffer(sources.mtimes, dtype=np.int64).copy(),
         )
@@ -56,7 +60,7 @@ class Fingerprint:
         A million stats take seconds of Python: ``processes`` > 1 forks checkers that share
         the lists copy-on-write (only where nothing else runs yet, as at start-up)."""
         global _PENDING
-        paths = self.paths.split("\n") if self.paths else []
+        paths = self.paths.tobytes().decode("utf-8", "surrogateescape").split("\n") if len(self.paths) else []
         _PENDING = (paths, self.sizes.tolist(), self.mtimes.tolist(), max_report)
         try:
             n = len(paths)
@@ -99,13 +103,14 @@ def _check_range(bounds: tuple[int, int]) -> list[str]:
 ALIGN = 64
 
 
-def write_snapshot(path: str, index: Index, roots: list[str], sources: SourceLog | None) -> dict[str, Any]:
+def write_snapshot(path: str, index: Index, roots: list[str]) -> dict[str, Any]:
     """Header line, then a pickle of the Python objects, then every large buffer (item JSON,
     WKB, numpy arrays) raw at an aligned offset, so that reading maps them instead of
     copying them (pickle protocol 5, out-of-band buffers)."""
     buffers: list[pickle.PickleBuffer] = []
-    payload = pickle.dumps((index, Fingerprint.of(sources or SourceLog())), protocol=5,
-                           buffer_callback=buffers.append)
+    if index.fingerprint is None:
+        index.fingerprint = Fingerprint.of(SourceLog())
+    payload = pickle.dumps(index, protocol=5, buffer_callback=buffers.append)
     raws = [b.raw() for b in buffers]
     layout, offset = [], len(payload)
     for raw in raws:
@@ -119,7 +124,7 @@ def write_snapshot(path: str, index: Index, roots: list[str], sources: SourceLog
         "created": time.time(),
         "items": index.size,
         "collections": len(index.collections),
-        "local_files": len(sources.paths) if sources else 0,
+        "local_files": len(index.fingerprint.sizes),
         "pickle_bytes": len(payload),
         "buffers": layout,  # offsets from the start of the pickle
     }
@@ -167,7 +172,8 @@ def read_snapshot(path: str, verify: bool = True) -> tuple[Index, dict[str, Any]
         buffers = [body[at : at + size] for at, size in header["buffers"]]
         if any(len(b) != size for b, (_, size) in zip(buffers, header["buffers"])):
             raise SnapshotError(f"{path} is truncated")
-        index, fingerprint = pickle.loads(body[: header["pickle_bytes"]], buffers=buffers)
+        index = pickle.loads(body[: header["pickle_bytes"]], buffers=buffers)
+        fingerprint: Fingerprint = index.fingerprint
     except OSError as exc:
         raise SnapshotError(f"cannot read {path}: {exc.strerror or exc}") from None
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, KeyError, ValueError) as exc:

@@ -141,15 +141,13 @@ def _exit_with_parent() -> None:
 
 def run_forked(app: Any, config_kwargs: dict[str, Any], host: str, port: int, workers: int) -> int:
     sock = listening_socket(host, port)
-    index = app.state.index
-    sources = getattr(index, "sources", None)
     settings: Settings = app.state.settings
-    fingerprint = Fingerprint.of(sources) if settings.watch_interval > 0 and sources is not None else None
+    fingerprint = app.state.index.fingerprint if settings.watch_interval > 0 else None
     supervisor = Supervisor(settings, app.state.remote_cache, fingerprint)
-    del index, sources
     gc.collect()
     gc.freeze()
     supervisor_pid = os.getpid()
+
     def forward(signum: int, frame: Any) -> None:
         for child in supervisor.workers:
             with contextlib.suppress(ProcessLookupError):

@@ -21,7 +21,6 @@ import cql2
 import pytest
 
 from server.catalog.loader import load_catalogs
-from server.sample import SAMPLE_ROOT
 from tests.oracle import Oracle
 from tests.oracle_extensions import (
     Record,

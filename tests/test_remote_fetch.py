@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import json
 import shutil
 import threading
 import time

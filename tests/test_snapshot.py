@@ -47,9 +47,9 @@ def test_snapshot_round_trip_serves_the_same_answers(sample_copy: Path, tmp_path
 
 def test_stale_snapshot_is_refused_or_rebuilt(sample_copy: Path, tmp_path: Path) -> None:
     root = sample_copy / "catalog.json"
-    index, report = load_catalogs([str(root)])
+    index, _ = load_catalogs([str(root)])
     snapshot = tmp_path / "sample.idx"
-    write_snapshot(str(snapshot), index, [str(root)], report.sources)
+    write_snapshot(str(snapshot), index, [str(root)])
     read_snapshot(str(snapshot))  # fresh: fine
 
     doc = json.loads(root.read_text())

@@ -27,6 +27,7 @@ from server.catalog.sources import Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.index import Index, IndexBuilder
 from server.index.builder import ItemRejected
+from server.snapshot import Fingerprint
 
 log = logging.getLogger("stac_static_api.loader")
 
@@ -224,7 +225,7 @@ class Loader:
             self._progress(force=True)
             index = self.builder.build()
             self.report.sources = fetcher.sources
-            index.sources = fetcher.sources
+            index.fingerprint = Fingerprint.of(fetcher.sources)
         self._forget_walk()
         release_free_memory()
         self.report.items = index.size

@@ -90,7 +90,7 @@ class IndexBuilder:
             if geom is not None:
                 item["bbox"] = list(geom.bounds)
         # "links" goes last, always a list: responses append the API's links to the stored
-        # bytes without parsing them (Index.links_last, routes.item_bytes).
+        # bytes without parsing them (Index.links_last, routes.render_item).
         links = item.pop("links", None)
         item["links"] = links if isinstance(links, list) else []
         try:

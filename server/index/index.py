@@ -65,7 +65,9 @@ class Index(Table):
         self.links_last = links_last
         self.loaded_at = time.time()
         self.version = 1
-        self.sources: Any = None  # the local files read (catalog.sources.SourceLog), for watching
+        # snapshot.Fingerprint of the local files read (paths, sizes, mtimes): for watching them
+        # and for checking a snapshot; compact, unlike the loader's list of a million paths
+        self.fingerprint: Any = None
         self.size = len(ids)
         # id → positions without a dict entry (and int objects) per item: a sorted vocabulary
         # of ids, each position's code in it, and the positions grouped by code.
