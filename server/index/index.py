@@ -114,6 +114,23 @@ class Index(Table):
         hi = int(np.searchsorted(self._id_sorted, code, "right"))
         return [int(p) for p in self._id_order[lo:hi]]
 
+    def _positions_of_ids(self, item_ids: list[str]) -> np.ndarray:
+        """Sorted positions of the records with any of ``item_ids``: one vectorized lookup
+        for all of them (an id may be in several collections)."""
+        vocab, found = self._id_vocab, []
+        for item_id in set(item_ids):
+            code = bisect.bisect_left(vocab, item_id)
+            if code < len(vocab) and vocab[code] == item_id:
+                found.append(code)
+        if not found:
+            return np.zeros(0, dtype=np.int64)
+        codes = np.array(found, dtype=np.int64)
+        lo = np.searchsorted(self._id_sorted, codes, "left")
+        hi = np.searchsorted(self._id_sorted, codes, "right")
+        if bool((hi - lo == 1).all()):
+            return np.sort(self._id_order[lo])
+        return np.sort(np.concatenate([self._id_order[a:b] for a, b in zip(lo, hi)]))
+
     # -- what the shared Table machinery needs ------------------------------------------------
 
     def geometries(self, positions: np.ndarray) -> np.ndarray:
@@ -147,8 +164,7 @@ class Index(Table):
 
     def match(self, query: SearchQuery, candidates: np.ndarray | None = None) -> np.ndarray:
         if query.ids is not None:
-            found = {p for i in query.ids for p in self._positions_of_id(i)}
-            candidates = np.array(sorted(found), dtype=np.int64)
+            candidates = self._positions_of_ids(query.ids)
         if query.collections is not None:
             parts = [self._by_collection[c] for c in set(query.collections) if c in self._by_collection]
             in_collections = np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
