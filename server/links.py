@@ -5,10 +5,12 @@ Behind a proxy, ``Forwarded`` or ``X-Forwarded-Proto/Host/Port/Prefix`` give the
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import orjson
+from cachetools import LRUCache
 from starlette.requests import Request
 
 JSON = "application/json"
@@ -24,12 +26,31 @@ def _forwarded(header: str) -> dict[str, str]:
     return {k.strip().lower(): v.strip().strip('"') for k, v in pairs}
 
 
+# What quote(s, safe="") leaves as it is: such ids (nearly all) skip the call.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def quote_segment(value: str) -> str:
+    """``value`` percent-encoded as one path segment."""
+    return value if _UNRESERVED.fullmatch(value) else quote(value, safe="")
+
+
+def _server_netloc(request: Request) -> str:
+    """host[:port] the request reached, for a request without a Host header (HTTP/1.0)."""
+    server = request.scope.get("server")
+    if not server:
+        return "localhost"
+    host, port = server
+    default = {"http": 80, "https": 443}.get(request.scope.get("scheme", "http"))
+    return host if port in (None, default) else f"{host}:{port}"
+
+
 def public_base_url(request: Request, configured: str | None) -> str:
     if configured:
         return configured.rstrip("/")
     headers = request.headers
-    scheme = request.url.scheme
-    host = headers.get("host") or request.url.netloc
+    scheme = request.scope.get("scheme", "http")
+    host = headers.get("host") or _server_netloc(request)
     prefix = request.scope.get("root_path", "")
     if "forwarded" in headers:
         fwd = _forwarded(headers["forwarded"])
@@ -51,6 +72,7 @@ def public_base_url(request: Request, configured: str | None) -> str:
 class UrlBuilder:
     def __init__(self, base_url: str) -> None:
         self.base = base_url.rstrip("/")
+        self._item_links_json: ItemLinksJson | None = None
 
     def url(self, path: str = "", params: dict[str, Any] | None = None) -> str:
         href = f"{self.base}/{path.lstrip('/')}" if path else f"{self.base}/"
@@ -59,13 +81,13 @@ class UrlBuilder:
         return href
 
     def collection(self, collection_id: str) -> str:
-        return self.url(f"collections/{quote(collection_id, safe='')}")
+        return self.url(f"collections/{quote_segment(collection_id)}")
 
     def items(self, collection_id: str) -> str:
         return self.collection(collection_id) + "/items"
 
     def item(self, collection_id: str, item_id: str) -> str:
-        return self.items(collection_id) + "/" + quote(item_id, safe="")
+        return self.items(collection_id) + "/" + quote_segment(item_id)
 
     def link(self, rel: str, href: str, media_type: str = JSON, **extra: Any) -> dict[str, Any]:
         return {"rel": rel, "type": media_type, "href": href, **extra}
@@ -81,7 +103,9 @@ class UrlBuilder:
         return links
 
     def item_links_json(self) -> "ItemLinksJson":
-        return ItemLinksJson(self)
+        if self._item_links_json is None:
+            self._item_links_json = ItemLinksJson(self)
+        return self._item_links_json
 
     def collection_links(self, collection_id: str) -> list[dict[str, Any]]:
         return [
@@ -113,4 +137,17 @@ class ItemLinksJson:
                 self.root + b',{"rel":"self","type":"' + GEOJSON.encode() + b'","href":', href + "/items/", b"}," + shared
             )
         head, items_href, tail = parts
-        return head + orjson.dumps(items_href + quote(item_id, safe="")) + tail
+        return head + orjson.dumps(items_href + quote_segment(item_id)) + tail
+
+
+# Builders by base URL, so what they memoize (each collection's link bytes) outlives a request.
+# Bounded: the base comes from request headers, which a client chooses.
+_builders: LRUCache[str, UrlBuilder] = LRUCache(maxsize=64)
+
+
+def url_builder(base_url: str) -> UrlBuilder:
+    """The shared UrlBuilder for ``base_url``."""
+    builder = _builders.get(base_url)
+    if builder is None:
+        builder = _builders[base_url] = UrlBuilder(base_url)
+    return builder

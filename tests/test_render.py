@@ -50,3 +50,78 @@ def test_links_that_are_missing_or_not_a_list_are_stored_as_an_empty_list() -> N
     assert rendered["string"]["links"] == rendered["none"]["links"]
     assert [link["rel"] for link in rendered["own"]["links"]] == ["license", "root"]
     assert_spliced_equals_parsed(index)
+
+
+def test_quote_segment_is_quote_for_any_string() -> None:
+    import random
+    from urllib.parse import quote
+
+    from server.links import quote_segment
+
+    rng = random.Random(7)
+    alphabet = "aZ09_.~-/ ?#%&=+:é\u00a0\u4e2d\x00'\"\\"
+    samples = ["", "S2A_MSIL2A_20200101T10", "a.b~c-d_e", "a b", "../x", "é", "%41"]
+    samples += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(2000)]
+    for value in samples:
+        assert quote_segment(value) == quote(value, safe=""), value
+
+
+def test_query_params_read_as_starlette_does() -> None:
+    from starlette.requests import Request
+
+    from server.routes import _query_params
+
+    for qs in [b"", b"a=1&b=2&a=3", b"x=%C3%A9&y=&z", b"bbox=1%2C2&q=a+b", b"k=%FF&&=v&t=%", b"\xe9=\xe9"]:
+        request = Request({"type": "http", "query_string": qs, "headers": []})
+        assert _query_params(request) == dict(request.query_params.items()), qs
+
+
+def test_base_url_without_a_host_header_comes_from_the_server_address() -> None:
+    from starlette.requests import Request
+
+    from server.links import public_base_url
+
+    def base(server: tuple[str, int] | None, scheme: str = "http", headers: list[Any] = []) -> str:
+        scope = {"type": "http", "scheme": scheme, "server": server, "headers": headers, "root_path": "/stac"}
+        return public_base_url(Request(scope), None)
+
+    assert base(("10.0.0.1", 80)) == "http://10.0.0.1/stac"
+    assert base(("10.0.0.1", 8080)) == "http://10.0.0.1:8080/stac"
+    assert base(("10.0.0.1", 443), "https") == "https://10.0.0.1/stac"
+    assert base(None) == "http://localhost/stac"
+    assert base(("10.0.0.1", 8080), headers=[(b"host", b"api.example")]) == "http://api.example/stac"
+
+
+def test_url_builders_are_shared_per_base_and_bounded() -> None:
+    from server.links import _builders, url_builder
+
+    first = url_builder("http://a.example")
+    assert url_builder("http://a.example") is first
+    assert first.item_links_json() is first.item_links_json()
+    for k in range(500):
+        url_builder(f"http://h{k}.example")  # a client choosing a new Host each time
+    assert len(_builders) <= _builders.maxsize
+
+
+def test_ids_lookup_finds_an_id_in_every_collection_once() -> None:
+    from server.query.model import SearchQuery
+
+    builder = IndexBuilder()
+    base = {"type": "Feature", "stac_version": "1.0.0", "geometry": None, "properties": {"datetime": None}}
+    for cid in ("a", "b"):
+        builder.add_collection({"id": cid, "type": "Collection", "links": []})
+    for n in range(30):
+        builder.add_item({**base, "id": f"i{n}", "collection": "a" if n % 2 else "b"})
+    builder.add_item({**base, "id": "i3", "collection": "b"})  # the same id in another collection
+    index = builder.build()
+
+    def found(ids: list[str]) -> list[tuple[str | None, str]]:
+        positions = index.match(SearchQuery(ids=ids))
+        assert list(positions) == sorted(positions)
+        return sorted((index.collection_of(int(p)), index.ids[int(p)]) for p in positions)
+
+    assert found(["i3"]) == [("a", "i3"), ("b", "i3")]
+    assert found(["i3", "i3", "i4", "nope", ""]) == [("a", "i3"), ("b", "i3"), ("b", "i4")]
+    assert found(["nope"]) == []
+    assert found([f"i{n}" for n in range(30)]) == sorted(
+        [("a" if n % 2 else "b", f"i{n}") for n in range(30)] + [("b", "i3")])
