@@ -944,3 +944,20 @@ def test_a_search_over_its_time_budget_is_400(make_client) -> None:
         assert_error(response, 400)
         assert response.json()["code"] == "QueryTooExpensive"
         assert "time budget" in response.json()["description"]
+
+
+def test_only_large_indexes_hand_filters_sorts_and_text_to_a_thread() -> None:
+    from types import SimpleNamespace
+
+    import shapely
+
+    from server.query.model import SearchQuery, SortField
+    from server.routes import INLINE_RECORDS, _heavy
+
+    small, large = SimpleNamespace(size=INLINE_RECORDS), SimpleNamespace(size=INLINE_RECORDS + 1)
+    for query in (SearchQuery(sortby=[SortField("datetime", True)]), SearchQuery(q=("term", "x")),
+                  SearchQuery(filter={"op": "=", "args": [{"property": "a"}, 1]})):
+        assert not _heavy(query, small) and _heavy(query, large)
+    assert not _heavy(SearchQuery(bbox=(0, 0, 1, 1)), large)
+    big_polygon = shapely.Point(0, 0).buffer(1, quad_segs=400)
+    assert _heavy(SearchQuery(intersects=big_polygon), small)
