@@ -17,6 +17,7 @@ import json
 import random
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.helpers import collect_pages
@@ -71,6 +72,44 @@ def test_sortby_sample(sample_env: Env, case: int) -> None:
 @pytest.mark.parametrize("case", range(N_SORT), ids=lambda i: f"y{i:02d}")
 def test_sortby_synthetic(synth_env: Env, case: int) -> None:
     run_sort_case(synth_env, random.Random(f"{SEED}/sort-synth/{case}"))
+
+
+@pytest.fixture
+def presorted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every sorted page read off the table's cached order (large tables only, by default)."""
+    import server.index.table as table
+
+    monkeypatch.setattr(table, "PRESORT_MIN_RECORDS", 0)
+    monkeypatch.setattr(table, "PRESORT_DENSITY", 10**9)
+
+
+@pytest.mark.parametrize("case", range(N_SORT), ids=lambda i: f"p{i:02d}")
+def test_sortby_synthetic_presorted(synth_env: Env, presorted: None, case: int) -> None:
+    run_sort_case(synth_env, random.Random(f"{SEED}/sort-synth-presorted/{case}"))
+
+
+@pytest.mark.parametrize("case", range(N_SORT // 3), ids=lambda i: f"q{i:02d}")
+def test_sortby_sample_presorted(sample_env: Env, presorted: None, case: int) -> None:
+    run_sort_case(sample_env, random.Random(f"{SEED}/sort-sample-presorted/{case}"))
+
+
+@pytest.mark.parametrize("case", range(8), ids=lambda i: f"r{i:02d}")
+def test_sortby_collection_items_presorted(synth_env: Env, presorted: None, case: int) -> None:
+    rng = random.Random(f"{SEED}/sort-items-presorted/{case}")
+    cid = rng.choice(sorted(synth_env.oracle.collections))
+    run_sort_case(synth_env, rng, f"/collections/{cid}/items", cid)
+
+
+def test_sort_orders_are_bounded_and_never_pickled() -> None:
+    import pickle
+
+    from server.index.table import SortOrders
+
+    orders = SortOrders()
+    for k in range(10):
+        orders[(("f", k),)] = np.arange(3)
+    assert len(orders) == SortOrders.MAX and (("f", 9),) in orders and (("f", 0),) not in orders
+    assert pickle.loads(pickle.dumps(orders)) == {}
 
 
 @pytest.mark.parametrize("case", range(15), ids=lambda i: f"c{i:02d}")

@@ -9,6 +9,7 @@ array of positions until a sortby re-orders it.
 from __future__ import annotations
 
 import bisect
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -34,6 +35,30 @@ MISSING_RANK = 9
 MAX_BOX_PARTS = 64
 GEOMETRY_CHUNK = 65_536
 REFINE_CHUNK = 16_384
+# Sorted pages are read off an order of the whole table kept per sortby (4 or 8 bytes per
+# record each, SortOrders) on tables this large, when at least 1/PRESORT_DENSITY of it matches.
+PRESORT_MIN_RECORDS = 50_000
+PRESORT_DENSITY = 100
+
+
+class SortOrders(dict):
+    """The sort orders a table has computed, by sortby; the last few only. Never pickled
+    into a snapshot (an empty one is): they are cheap to recompute and large."""
+
+    MAX = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()  # sorted searches run in worker threads
+
+    def __setitem__(self, key: Any, value: np.ndarray) -> None:
+        with self.lock:
+            while len(self) >= self.MAX:
+                del self[next(iter(self))]
+            super().__setitem__(key, value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SortOrders, ())
 
 
 def check_deadline(query: SearchQuery) -> None:
@@ -300,12 +325,15 @@ class Table:
     # -- sorted pages in linear time ----------------------------------------------------------
 
     def _sorted_page(self, positions: np.ndarray, query: SearchQuery, after: list[Any] | None) -> SearchResult:
+        if self.size >= PRESORT_MIN_RECORDS and len(positions) * PRESORT_DENSITY >= self.size:
+            return self._presorted_page(positions, query, after)
+        return self._selected_page(positions, query, after)
+
+    def _selected_page(self, positions: np.ndarray, query: SearchQuery, after: list[Any] | None) -> SearchResult:
         """The next ``limit`` matches under ``sortby`` without sorting them all: select what
         comes after the token with vectorized comparisons, keep the candidates that can be in
         the first ``limit`` (np.partition on the primary key), and sort only those."""
-        keys: list[np.ndarray] = []  # rank, value per field, primary first
-        for field in query.sortby:
-            keys += self._field_keys(self.sortable(field), positions, field.descending)
+        keys = self._keys(positions, query.sortby)
         selected = np.arange(len(positions))
         if after is not None:
             target = self._token_target(after, query.sortby)
@@ -328,6 +356,65 @@ class Table:
         order = np.lexsort([positions[candidates], *(key[candidates] for key in reversed(keys))])
         page = positions[candidates[order][:limit]]
         has_more = len(selected) > limit
+        next_key = self.sort_key(int(page[-1]), query.sortby) if has_more and len(page) else None
+        return SearchResult(positions=page, matched=len(positions), next_key=next_key)
+
+    # -- sorted pages from an order computed once ------------------------------------------------
+
+    def _sort_order(self, sortby: list[SortField]) -> np.ndarray:
+        """Every position in ``sortby`` order (ties in the default order), computed on first
+        use and kept for the next searches with the same sortby (a few, see SortOrders)."""
+        orders = self.__dict__.get("_sort_orders")
+        if orders is None:
+            orders = self.__dict__["_sort_orders"] = SortOrders()
+        key = tuple((f.name, f.descending) for f in sortby)
+        order = orders.get(key)
+        if order is None:
+            everything = np.arange(self.size, dtype=np.int64)
+            keys = self._keys(everything, sortby)
+            dtype = np.int32 if self.size < 2**31 else np.int64
+            order = orders[key] = np.lexsort([everything, *reversed(keys)]).astype(dtype)
+        return order
+
+    def _keys(self, positions: np.ndarray, sortby: list[SortField]) -> list[np.ndarray]:
+        keys: list[np.ndarray] = []  # rank, value per field, primary first
+        for field in sortby:
+            keys += self._field_keys(self.sortable(field), positions, field.descending)
+        return keys
+
+    def _presorted_page(self, positions: np.ndarray, query: SearchQuery, after: list[Any] | None) -> SearchResult:
+        """The next ``limit`` matches read off the table's order under ``sortby``: from the
+        token's place (a binary search), the first matches met. Costs O(limit / density of
+        the matches) instead of O(matches): for large result sets, where sorting them is what
+        takes the time (sortby over everything at 1,000,000 records: ~30 ms)."""
+        order = self._sort_order(query.sortby)
+        begin = 0
+        if after is not None:
+            target = tuple(self._token_target(after, query.sortby))
+
+            def slot_key(slot: int) -> tuple[float, ...]:
+                pos = order[slot : slot + 1].astype(np.int64)
+                return (*(float(k[0]) for k in self._keys(pos, query.sortby)), float(pos[0]))
+
+            begin = bisect.bisect_left(range(len(order)), target, key=slot_key)
+        need = query.limit + 1  # one more, to know whether a next page exists
+        if len(positions) == self.size:
+            found = order[begin : begin + need].astype(np.int64)
+        else:
+            wanted = np.zeros(self.size, dtype=bool)
+            wanted[positions] = True
+            parts, total = [], 0
+            step = max(1024, 2 * need * self.size // max(len(positions), 1))
+            while begin < len(order) and total < need:
+                chunk = order[begin : begin + step]
+                hits = chunk[wanted[chunk]]
+                parts.append(hits)
+                total += len(hits)
+                begin += step
+                step *= 2
+            found = np.concatenate(parts)[:need].astype(np.int64) if parts else np.zeros(0, np.int64)
+        page = found[: query.limit]
+        has_more = len(found) > query.limit
         next_key = self.sort_key(int(page[-1]), query.sortby) if has_more and len(page) else None
         return SearchResult(positions=page, matched=len(positions), next_key=next_key)
 
