@@ -17,6 +17,7 @@ from server import management
 from server.conformance import conformance_classes
 from server.errors import InvalidRequestBody, NotFoundError, NotReady, PayloadTooLarge, UnsupportedMediaType
 from server.index import Index
+from server.index.filtering import is_light
 from server.links import GEOJSON, JSON, OPENAPI, QUERYABLES_REL, SCHEMA_JSON, ItemLinksJson, UrlBuilder, public_base_url, url_builder
 from server.openapi import openapi_document, swagger_html
 from server.fields import COLLECTION_DEFAULTS, apply_fields
@@ -227,12 +228,14 @@ INLINE_RECORDS = 50_000
 
 
 def _heavy(query: SearchQuery, index: Index) -> bool:
-    """Queries that may take long (a scan of a vocabulary, a big polygon, a sort over a large
-    index): they run in a worker thread, so one of them cannot stall the event loop and every
+    """Queries that may take long (a scan of a vocabulary, a big polygon, a sort or a filter
+    that is not light over a large index): they run in a worker thread, so one of them cannot stall the event loop and every
     other client. The rest run inline, where a thread hand-off would cost more than the search."""
     if query.intersects is not None and shapely.get_num_coordinates(query.intersects) > 1000:
         return True
-    return index.size > INLINE_RECORDS and bool(query.filter is not None or query.q is not None or query.sortby)
+    if index.size <= INLINE_RECORDS:
+        return False
+    return bool(query.q is not None or query.sortby or (query.filter is not None and not is_light(query.filter)))
 
 
 async def _item_collection(

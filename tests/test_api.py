@@ -956,8 +956,30 @@ def test_only_large_indexes_hand_filters_sorts_and_text_to_a_thread() -> None:
 
     small, large = SimpleNamespace(size=INLINE_RECORDS), SimpleNamespace(size=INLINE_RECORDS + 1)
     for query in (SearchQuery(sortby=[SortField("datetime", True)]), SearchQuery(q=("term", "x")),
-                  SearchQuery(filter={"op": "=", "args": [{"property": "a"}, 1]})):
+                  SearchQuery(filter={"op": "like", "args": [{"property": "id"}, "%a%"]})):
         assert not _heavy(query, small) and _heavy(query, large)
+    light = SearchQuery(filter={"op": "=", "args": [{"property": "a"}, 1]})
+    assert not _heavy(light, small) and not _heavy(light, large)
     assert not _heavy(SearchQuery(bbox=(0, 0, 1, 1)), large)
     big_polygon = shapely.Point(0, 0).buffer(1, quad_segs=400)
     assert _heavy(SearchQuery(intersects=big_polygon), small)
+
+
+@pytest.mark.parametrize("text, light", [
+    ("eo:cloud_cover < 10 AND platform = 'sentinel-2a'", True),
+    ("platform IN ('a','b') OR NOT (gsd BETWEEN 1 AND 5)", True),
+    ("datetime > TIMESTAMP('2020-01-01T00:00:00Z') AND gsd IS NULL", True),
+    ("id LIKE '%a%'", False),
+    ("gsd + 1 > 3", False),
+    ("gsd > eo:cloud_cover", False),
+    ("CASEI(platform) = 'x'", False),
+    ("S_INTERSECTS(geometry, POINT(1 1))", False),
+    ("T_INTERSECTS(datetime, INTERVAL('2020-01-01T00:00:00Z', '2021-01-01T00:00:00Z'))", False),
+    (" AND ".join(f"gsd <> {k}" for k in range(17)), False),  # over LIGHT_PREDICATES
+    (" AND ".join(f"gsd <> {k}" for k in range(16)), True),
+])
+def test_light_filters_are_column_comparisons_only(text: str, light: bool) -> None:
+    from server.index.filtering import is_light
+    from server.query.cql2 import parse_filter
+
+    assert is_light(parse_filter(text, "cql2-text", None)) is light

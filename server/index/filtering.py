@@ -39,6 +39,45 @@ ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": oper
 INTERVAL_PROPERTIES = {"datetime"}
 
 
+LIGHT_PREDICATES = 16  # see is_light
+
+
+def _scalar(arg: Any) -> bool:
+    if isinstance(arg, (str, int, float, bool)):
+        return True
+    return isinstance(arg, dict) and len(arg) == 1 and isinstance(arg.get("timestamp", arg.get("date")), str)
+
+
+def is_light(node: Any) -> bool:
+    """Whether a filter takes a few vectorized passes over columns and nothing else: up to
+    LIGHT_PREDICATES comparisons, BETWEENs, INs and IS NULLs of a property with literals,
+    combined with AND, OR and NOT. Such a filter runs in ~0.1-0.3 ms per predicate at
+    1,000,000 records, too little to be worth a hand-off to a worker thread; LIKE, CASEI,
+    spatial, temporal and array operators, arithmetic and property-to-property comparisons
+    may scan vocabularies or geometries, and are not light."""
+    budget = [LIGHT_PREDICATES]
+
+    def light(n: Any) -> bool:
+        if n is True or n is False:
+            return True
+        if not isinstance(n, dict) or not isinstance(n.get("args"), list):
+            return False
+        op, args = str(n.get("op", "")).lower(), n["args"]
+        if op in ("and", "or", "not"):
+            return all(light(a) for a in args)
+        budget[0] -= 1
+        if budget[0] < 0 or not args or property_name(args[0]) is None:
+            return False
+        rest = args[1:]
+        if op in COMPARISONS or op == "between":
+            return 1 <= len(rest) <= 2 and all(_scalar(a) for a in rest)
+        if op == "in":
+            return len(rest) == 1 and isinstance(rest[0], list) and len(rest[0]) <= 64 and all(map(_scalar, rest[0]))
+        return op == "isnull" and not rest
+
+    return light(node)
+
+
 def property_name(arg: Any) -> str | None:
     if isinstance(arg, dict) and set(arg) == {"property"} and isinstance(arg["property"], str):
         name = arg["property"]
