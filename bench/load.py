@@ -19,15 +19,14 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import urllib.request
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# bench/, this script's folder, is on sys.path
+from serverproc import free_port, start_server, stop, wait_ready
 
 LUA = r"""
 math.randomseed(42)
@@ -65,12 +64,6 @@ done = function(summary, latency, requests)
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serving_pids(pid: int) -> list[int]:
@@ -120,21 +113,12 @@ def main() -> None:
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "server", "serve", *args.roots, "--port", str(port), "--log-level", "warning",
-           "--workers", str(args.workers)]
-    if args.index_file:
-        cmd += ["--index", args.index_file]
-    server = subprocess.Popen(cmd, cwd=REPO, start_new_session=True)
+    server = start_server(args.roots, port, index=args.index_file, workers=args.workers)
     try:
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                get_json(base + "/_mgmt/ready")
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("server did not start")
-                time.sleep(0.5)
+        try:
+            wait_ready(port, server, 600, "/_mgmt/ready", interval=0.5, request_timeout=30)
+        except RuntimeError as exc:
+            raise SystemExit(f"server did not start: {exc}") from None
         collections = get_json(base + "/collections?limit=100")["collections"]
         biggest = max(collections, key=lambda c: get_json(f"{base}/collections/{c['id']}/items?limit=1")["numberMatched"])
         collection = biggest["id"]
@@ -168,8 +152,7 @@ def main() -> None:
         rss_end = {f: rss_mib(server.pid, f) for f in ("VmRSS", "RssAnon", "RssFile")}
         ready = get_json(base + "/_mgmt/ready")
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop(server, timeout=30)
 
     def field(name: str) -> int:
         m = re.search(rf"^{name} (\d+)", output, re.M)

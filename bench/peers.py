@@ -40,10 +40,10 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-REPO = os.path.dirname(HERE)
 
+import serverproc  # noqa: E402
 from latency import BBOXES, DATETIMES, POLYGONS, polygon, sample_items  # noqa: E402
-from throughput import stop  # noqa: E402
+from serverproc import free_port, spawn, start_server, stop, wait_ready  # noqa: E402
 
 PEERS = "/tmp/peers"
 DATA = os.path.join(PEERS, "data")
@@ -121,25 +121,16 @@ def generate(items: int) -> dict[str, str]:
 # -- servers ------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def clean_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STAC_STATIC_", "PG", "POSTGRES_"))}
-    env.update(extra)
-    return env
+    return serverproc.clean_env(extra, drop=("STAC_STATIC_", "PG", "POSTGRES_"))
 
 
 def start(name: str, data: dict[str, str], port: int, logdir: str) -> subprocess.Popen:
     nd = data["ndjson"]
     if name == "ours":
         roots = sorted(glob.glob(os.path.join(nd, "*", "collection.json"))) + sorted(glob.glob(os.path.join(nd, "*", "items.ndjson")))
-        cmd = [OURS_PY, "-m", "server", "serve", *roots, "--port", str(port), "--log-level", "warning"]
         env = clean_env({"STAC_STATIC_RESPONSE_CACHE_BYTES": "0", "STAC_STATIC_MAX_DOCUMENT_BYTES": str(4 << 30)})
-        cwd = REPO
+        return start_server(roots, port, env=env, log=os.path.join(logdir, f"{name}.log"), python=OURS_PY)
     elif name == "rustac":
         cols = sorted(glob.glob(os.path.join(nd, "*", "collection.json")))
         cmd = [f"{PEERS}/rustac/bin/rustac", "serve", *cols, os.path.join(nd, "all-items.ndjson"),
@@ -162,8 +153,7 @@ def start(name: str, data: dict[str, str], port: int, logdir: str) -> subprocess
         cwd = PEERS
     else:
         raise SystemExit(f"unknown peer {name}")
-    log = open(os.path.join(logdir, f"{name}.log"), "w")
-    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return spawn(cmd, cwd=cwd, env=env, log=os.path.join(logdir, f"{name}.log"))
 
 
 def load_pgstac(data: dict[str, str], items: int) -> str:
@@ -213,21 +203,6 @@ class Client:
                 if attempt:
                     raise
         raise AssertionError
-
-
-def wait_ready(client: Client, proc: subprocess.Popen, timeout: float) -> float:
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited with {proc.returncode}")
-        try:
-            status, _, _ = client.request("GET", "/collections")
-            if status == 200:
-                return time.perf_counter() - t0
-        except Exception:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"not ready after {timeout} s")
 
 
 def next_request(doc: dict[str, Any], method: str, path: str, body: dict[str, Any] | None) -> tuple[str, str, dict[str, Any] | None] | None:
@@ -361,7 +336,8 @@ def main() -> None:
             port = free_port()
             proc = start(name, data, port, logdir)
             client = Client(port, timeout=max(60.0, args.budget * 3))
-            entry["ready_s"] = wait_ready(client, proc, args.ready_timeout)
+            entry["ready_s"] = wait_ready(port, proc, args.ready_timeout, "/collections", interval=0.5,
+                                          request_timeout=client.timeout)
             print(f"# {name}: ready in {entry['ready_s']:.1f} s", file=sys.stderr)
             entry["latency"] = measure(name, client, queries, args.runs, args.budget)
             entry["paging p50"] = deep_page(client, queries["paging p1"][0][2], args.runs, args.budget)

@@ -11,27 +11,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 
 import httpx
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# bench/, this script's folder, is on sys.path
+from serverproc import free_port, start_server, stop, wait_ready
+
 HEAVY = [
     {"filter": "id LIKE '%a%'", "limit": "10"},
     {"bbox": "-10,36,30,70", "sortby": "-eo:cloud_cover", "limit": "10"},
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cheap_latencies(base: str, item_url: str, seconds: float) -> list[float]:
@@ -55,33 +47,24 @@ def main() -> None:
     args = parser.parse_args()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "server", "serve", *args.roots, "--port", str(port), "--log-level", "warning"]
-    if args.index_file:
-        cmd += ["--index", args.index_file]
     env = dict(os.environ, STAC_STATIC_RESPONSE_CACHE_BYTES="0")
-    server = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True)
+    server = start_server(args.roots, port, index=args.index_file, env=env)
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if httpx.get(base + "/_mgmt/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("server did not start")
-            time.sleep(0.3)
+        try:
+            wait_ready(port, server, 300, "/_mgmt/ready", interval=0.3, request_timeout=5)
+        except RuntimeError as exc:
+            raise SystemExit(f"server did not start: {exc}") from None
         feature = httpx.get(base + "/search", params={"limit": 1}).json()["features"][0]
         item_url = f"/collections/{feature['collection']}/items/{feature['id']}"
         alone = cheap_latencies(base, item_url, args.seconds)
 
-        stop = threading.Event()
+        stop_heavy = threading.Event()
         heavy_times: list[float] = []
 
         def heavy() -> None:
             with httpx.Client(base_url=base, timeout=120) as client:
                 i = 0
-                while not stop.is_set():
+                while not stop_heavy.is_set():
                     started = time.perf_counter()
                     client.get("/search", params=HEAVY[i % len(HEAVY)])
                     heavy_times.append((time.perf_counter() - started) * 1000)
@@ -92,12 +75,11 @@ def main() -> None:
             t.start()
         time.sleep(0.5)
         during = cheap_latencies(base, item_url, args.seconds)
-        stop.set()
+        stop_heavy.set()
         for t in threads:
             t.join(timeout=120)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop(server, timeout=30)
 
     def stats(values: list[float]) -> str:
         values = sorted(values)

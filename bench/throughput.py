@@ -29,19 +29,17 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-REPO = os.path.dirname(HERE)
 
 from latency import query_mix, roots_for, url_of  # noqa: E402
+from serverproc import clean_env, free_port, spawn, start_server, stop, wait_ready  # noqa: E402
 
 PYTHON = sys.executable
 
@@ -98,55 +96,12 @@ end
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(port: int, proc: subprocess.Popen, timeout: float, path: str = "/") -> float:
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
-                if r.status == 200:
-                    return time.perf_counter() - t0
-        except Exception:
-            time.sleep(0.2)
-    raise RuntimeError(f"not ready after {timeout} s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop a server this script started: its own process group, by PID."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-        except Exception:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def clean_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STAC_STATIC_")}
-    env.update(extra)
-    return env
-
-
 def start_ours(args: argparse.Namespace, port: int, workers: int, cache: bool) -> subprocess.Popen:
-    cmd = [PYTHON, "-m", "server", "serve", *args.roots, "--port", str(port), "--log-level", "warning"]
-    if args.index:
-        cmd += ["--index", args.index]
-    if workers > 1:
-        cmd += ["--workers", str(workers)]
     extra = {"STAC_STATIC_MAX_DOCUMENT_BYTES": str(4 << 30)}
     if not cache:
         extra["STAC_STATIC_RESPONSE_CACHE_BYTES"] = "0"
-    log = open(os.path.join(args.tmp, f"ours-{port}.log"), "w")
-    return subprocess.Popen(cmd, cwd=REPO, env=clean_env(extra), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return start_server(args.roots, port, index=args.index, workers=workers if workers > 1 else None,
+                        env=clean_env(extra), log=os.path.join(args.tmp, f"ours-{port}.log"))
 
 
 def start_bare(args: argparse.Namespace, port: int, workers: int, responses: str) -> subprocess.Popen:
@@ -158,9 +113,7 @@ def start_bare(args: argparse.Namespace, port: int, workers: int, responses: str
         if workers > 1:
             cmd += ["--workers", str(workers)]
     env = clean_env({"BARE_RESPONSES": responses, "PYTHONPATH": args.tmp})
-    log = open(os.path.join(args.tmp, f"bare-{port}.log"), "w")
-    return subprocess.Popen(cmd, cwd=args.tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return spawn(cmd, cwd=args.tmp, env=env, log=os.path.join(args.tmp, f"bare-{port}.log"))
 
 
 def run_wrk(args: argparse.Namespace, port: int, script: str) -> dict[str, Any]:
