@@ -15,8 +15,8 @@ own overhead. ``--driver httpx`` drives it through ``httpx.ASGITransport`` inste
 
 Reported per query type (all limit 10, numberMatched always computed):
 
-* ours: median and p95 ms through the app with its response cache off (every request searches,
-  renders and serializes); cached: the same URLs with the default response cache (a repeat of a URL
+* ours: median and p95 ms through the app with its response and match caches off (every request
+  searches, renders and serializes); cached: the same URLs with the default response cache (a repeat of a URL
   is answered from memory);
 * index: median ms of ``parse_search(params)`` + ``index.search(query)`` alone (for the item GET,
   ``index.find``), i.e. what the numpy index costs without routing, rendering and JSON;
@@ -261,9 +261,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     index, how, load_s = load_index(args.root, args.snapshot)
     size = index.size
     print(f"# {size:,} items via {how} in {load_s:.1f} s", file=sys.stderr)
-    # The response cache (server/caching.py) would answer every repeat of a URL from memory:
-    # "ours" is measured with it off, so each request does the real work; "cached" with the defaults.
-    settings = Settings(response_cache_bytes=0)
+    # The response cache (server/caching.py) would answer every repeat of a URL from memory, and
+    # the match cache every repeat of a query without searching: "ours" is measured with both
+    # off, so each request does the real work; "cached" with the defaults.
+    settings = Settings(response_cache_bytes=0, match_cache_bytes=0)
     app = create_app(settings, index=index)
     cached_app = create_app(Settings(), index=index)
     ours = HttpxDriver(app) if args.driver == "httpx" else (lambda url: call(app, url))

@@ -129,7 +129,8 @@ def start(name: str, data: dict[str, str], port: int, logdir: str) -> subprocess
     nd = data["ndjson"]
     if name == "ours":
         roots = sorted(glob.glob(os.path.join(nd, "*", "collection.json"))) + sorted(glob.glob(os.path.join(nd, "*", "items.ndjson")))
-        env = clean_env({"STAC_STATIC_RESPONSE_CACHE_BYTES": "0", "STAC_STATIC_MAX_DOCUMENT_BYTES": str(4 << 30)})
+        env = clean_env({"STAC_STATIC_RESPONSE_CACHE_BYTES": "0", "STAC_STATIC_MATCH_CACHE_BYTES": "0",
+                         "STAC_STATIC_MAX_DOCUMENT_BYTES": str(4 << 30)})
         return start_server(roots, port, env=env, log=os.path.join(logdir, f"{name}.log"), python=OURS_PY)
     elif name == "rustac":
         cols = sorted(glob.glob(os.path.join(nd, "*", "collection.json")))

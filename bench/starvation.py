@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, STAC_STATIC_RESPONSE_CACHE_BYTES="0")
+    env = dict(os.environ, STAC_STATIC_RESPONSE_CACHE_BYTES="0", STAC_STATIC_MATCH_CACHE_BYTES="0")
     server = start_server(args.roots, port, index=args.index_file, env=env)
     try:
         try:

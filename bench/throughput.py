@@ -14,7 +14,8 @@ URLs (the bbox+datetime variants of bench/latency.py). Configurations:
   (bare-w2 forks two uvicorn servers on one socket made with IPPROTO_TCP, see bare_app.py's
   main: with ``uvicorn --workers 2`` Nagle stays on and every response stalls ~40 ms);
 * ``ours``, ``ours-w2``: our server with its response cache off
-  (``STAC_STATIC_RESPONSE_CACHE_BYTES=0``), so every request searches and renders;
+  (``STAC_STATIC_RESPONSE_CACHE_BYTES=0``) and its match cache off
+  (``STAC_STATIC_MATCH_CACHE_BYTES=0``), so every request searches and renders;
 * ``ours-cached``, ``ours-cached-w2``: our server with its defaults (a repeat of a URL is
   served from the response cache, which is what a handful of URLs measures).
 
@@ -98,8 +99,9 @@ end
 
 def start_ours(args: argparse.Namespace, port: int, workers: int, cache: bool) -> subprocess.Popen:
     extra = {"STAC_STATIC_MAX_DOCUMENT_BYTES": str(4 << 30)}
-    if not cache:
+    if not cache:  # neither the response cache nor the match cache: every request searches
         extra["STAC_STATIC_RESPONSE_CACHE_BYTES"] = "0"
+        extra["STAC_STATIC_MATCH_CACHE_BYTES"] = "0"
     return start_server(args.roots, port, index=args.index, workers=workers if workers > 1 else None,
                         env=clean_env(extra), log=os.path.join(args.tmp, f"ours-{port}.log"))
 

@@ -19,6 +19,7 @@ from server.catalog.sources import RemoteCache
 from server.catalog.loader import LoadOptions, load_catalogs
 from server.errors import StacApiError
 from server.index import Index
+from server.index.match_cache import MatchCache
 from server.responses import JSONResponse
 from server.rebuild import ChildBuilder
 from server.reload import Reloader
@@ -111,6 +112,7 @@ def create_app(
     app.state.settings = settings
     app.state.index = index
     app.state.remote_cache = remote_cache or RemoteCache()
+    app.state.match_cache = MatchCache(settings.match_cache_bytes)
     if settings.reload_in_child:
         build: Callable[[], Index] = ChildBuilder(settings, app.state.remote_cache)
     else:

@@ -88,6 +88,9 @@ class Reloader:
             # The swap and its status together, with no await between: /_mgmt/ready never
             # shows the new index with the previous reload's status.
             self.app.state.index = index
+            matches = getattr(self.app.state, "match_cache", None)
+            if matches is not None:
+                matches.clear()  # its entries are the previous index's
             self.status = ReloadStatus(True, reason, None, started, time.time() - started, self.status.reloads + 1)
             log.info("reload (%s): %d items in %.2f s", reason, index.size, self.status.seconds)
             del previous

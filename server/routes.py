@@ -244,10 +244,11 @@ async def _item_collection(
     index = _index(request)
     urls = _urls(request)
     after = decode_key_token(query.token) if query.token else None
+    matches = request.app.state.match_cache
     if _heavy(query, index):
-        result = await run_in_threadpool(index.search, query, after)
+        result = await run_in_threadpool(index.search, query, after, matches)
     else:
-        result = index.search(query, after=after)
+        result = index.search(query, after, matches)
     links = [urls.link("root", urls.url())] + extra_links
     if result.next_key is not None:
         token = encode_token(result.next_key)

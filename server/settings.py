@@ -59,6 +59,8 @@ class Settings(BaseSettings):
                                   "a thread of the server.")
     response_cache_bytes: int = Field(64 * 1024 * 1024, ge=0, description="Memory for cached GET response "
                                       "bodies, keyed by index version and URL (0: no cache).")
+    match_cache_bytes: int = Field(64 * 1024 * 1024, ge=0, description="Memory for the matches of recent "
+                                   "searches, so the next pages of a search cost no search (0: none).")
     cache_max_age: int = Field(30, ge=0, description="Cache-Control max-age (seconds) on GET responses; "
                                "clients and CDNs revalidate with the ETag after it.")
     watch_interval: float = Field(0.0, ge=0, description="Check the local files read at the last load every "

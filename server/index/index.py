@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -22,6 +22,9 @@ from server.index.spatial import wkb_vertex_in_boxes
 from server.index.table import SearchResult, Table, bbox_geometry
 from server.index.text import TextIndex, document_text
 from server.query.model import SearchQuery
+
+if TYPE_CHECKING:
+    from server.index.match_cache import MatchCache
 
 __all__ = ["Index", "SearchResult", "bbox_geometry"]
 
@@ -159,8 +162,12 @@ class Index(Table):
 
     # -- search --------------------------------------------------------------------------
 
-    def search(self, query: SearchQuery, after: list[Any] | None = None) -> SearchResult:
-        return self.page(self.match(query), query, after)
+    def search(
+        self, query: SearchQuery, after: list[Any] | None = None, matches: MatchCache | None = None
+    ) -> SearchResult:
+        """One page of the query's results; its matches from ``matches`` when given (the
+        next pages of a search find them there)."""
+        return self.page(matches.match(self, query) if matches is not None else self.match(query), query, after)
 
     def match(self, query: SearchQuery, candidates: np.ndarray | None = None) -> np.ndarray:
         if query.ids is not None:

@@ -1,0 +1,73 @@
+"""The matches of recent searches, so the next pages of a search cost no search.
+
+A client paging through a result (pystac-client's ``items()``, STAC Browser) sends the same
+query again with each page's token; the response cache cannot help (every URL differs by its
+token) but the sorted positions the query matched are the same. They are kept here by index
+and query, bounded by bytes: at 1,000,000 items a large bbox matching 332,000 records takes
+~30 ms to match and 2.6 MB to keep, and each further page then costs a binary search.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+import shapely
+from cachetools import LRUCache
+
+from server.query.model import SearchQuery
+
+if TYPE_CHECKING:
+    from server.index.index import Index
+
+ENTRY_OVERHEAD = 256  # bytes counted per entry beyond its positions (key, array header)
+
+
+def match_key(query: SearchQuery) -> tuple[Any, ...]:
+    """What decides which records a query matches (not its order, page or fields)."""
+    return (
+        tuple(query.ids) if query.ids is not None else None,
+        tuple(query.collections) if query.collections is not None else None,
+        query.bbox,
+        shapely.to_wkb(query.intersects) if query.intersects is not None else None,
+        query.datetime,
+        orjson.dumps(query.filter, option=orjson.OPT_SORT_KEYS) if query.filter is not None else None,
+        repr(query.q) if query.q is not None else None,
+    )
+
+
+class MatchCache:
+    """Sorted match positions by (index, query): an LRU of at most ``max_bytes``. Entries are
+    read-only arrays shared by every request that finds them; safe across threads (searches
+    that may take long run in worker threads)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._entries: LRUCache[tuple[Any, ...], np.ndarray] = LRUCache(
+            maxsize=max(max_bytes, 1), getsizeof=lambda positions: positions.nbytes + ENTRY_OVERHEAD
+        )
+
+    def match(self, index: "Index", query: SearchQuery) -> np.ndarray:
+        """``index.match(query)``, from the cache when this index answered the same query."""
+        if self.max_bytes <= 0:
+            return index.match(query)
+        # Not the index itself, which would keep a replaced one alive: its identity, and the
+        # server clears the cache when it swaps indexes.
+        key = (id(index), index.version, index.loaded_at, *match_key(query))
+        with self._lock:
+            found = self._entries.get(key)
+        if found is not None:
+            return found
+        positions = index.match(query)
+        positions.flags.writeable = False
+        if positions.nbytes + ENTRY_OVERHEAD <= self.max_bytes // 4:  # no single result crowds out the rest
+            with self._lock:
+                self._entries[key] = positions
+        return positions
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
