@@ -528,5 +528,6 @@ def _cell_guess(e: np.ndarray, v: np.ndarray) -> np.ndarray:
     """The cell (edges ``e``, evenly spaced) that should hold each value, clipped to the grid
     (NaN too: fmin and fmax pass it over)."""
     n = len(e) - 1
-    t = (v - e[0]) * (n / (e[-1] - e[0]))
+    span = e[-1] - e[0]
+    t = (v - e[0]) * (n / span if span > 0 else 0.0)
     return np.fmax(np.fmin(t, n - 1), 0).astype(np.int64)  # (truncating: t >= 0 by then)

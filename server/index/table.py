@@ -163,7 +163,6 @@ class Table:
             bounds = [part.bounds for part in parts if not part.is_empty] if len(parts) <= MAX_BOX_PARTS else [geom.bounds]
             slots = [self._boxes.slots(b, window) for b in bounds]
             grid = _polygon_grid(geom, sum(len(s) for s in slots))
-            assert grid is not None
             found = [self._boxes.classify_slots(s, grid) for s in slots]
         elif len(parts) <= MAX_BOX_PARTS and _is_boxes(geom):
             found = [self._boxes.classify(part.bounds, window) for part in parts]
@@ -407,8 +406,14 @@ _grids: dict[int, tuple[weakref.ref[shapely.Geometry], CellGrid]] = {}
 
 
 def _wants_grid(geom: shapely.Geometry) -> bool:
-    """Whether a query is polygonal but not just boxes (those have their own shortcuts)."""
-    return isinstance(geom, (shapely.Polygon, shapely.MultiPolygon)) and not geom.is_empty and not _is_boxes(geom)
+    """Whether a query is polygonal and not a few boxes (those have their own shortcuts), with
+    an area to lay a grid over (a bbox query of no width makes a polygon of none)."""
+    if not isinstance(geom, (shapely.Polygon, shapely.MultiPolygon)) or geom.is_empty:
+        return False
+    x0, y0, x1, y1 = geom.bounds
+    if not (x1 > x0 and y1 > y0):
+        return False
+    return len(getattr(geom, "geoms", [geom])) > MAX_BOX_PARTS or not _is_boxes(geom)
 
 
 def _polygon_grid(geom: shapely.Geometry, records: int) -> CellGrid:
