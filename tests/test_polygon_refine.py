@@ -147,6 +147,29 @@ def _points_near(rng: random.Random, geom: shapely.Geometry, n: int) -> tuple[np
     return np.concatenate([x, coords[:, 0], on_edge[:, 0], [np.nan]]), np.concatenate([y, coords[:, 1], on_edge[:, 1], [0.0]])
 
 
+@pytest.mark.parametrize(
+    "geom",
+    [
+        shapely.Polygon([(179.9999, 10), (179.99991, 10.00002), (179.99990, 10.00004)]),  # tiny, far out
+        shapely.Polygon([(0, 0), (1e-9, 40), (2e-9, 0)]),  # steep edges, almost vertical
+        shapely.Polygon([(0, 0), (40, 1e-9), (0, 2e-9)]),  # almost horizontal
+        shapely.Polygon([(-10, -10), (10, -10), (10, 10), (-10, 10)], [[(-5, -5), (5, -5), (5, 5), (-5, 5)]]),
+        shapely.MultiPolygon([shapely.box(0, 0, 1, 1), shapely.box(1, 1, 2, 2)]),  # parts touching at a point
+    ],
+)
+def test_cell_grid_of_awkward_polygons(geom: shapely.Geometry) -> None:
+    grid = CellGrid(geom, 4096)
+    shapely.prepare(geom)
+    ny, nx = len(grid.ye) - 1, len(grid.xe) - 1
+    rows, cols = (a.ravel() for a in np.indices((ny, nx)))
+    cells = shapely.box(grid.xe[cols], grid.ye[rows], grid.xe[cols + 1], grid.ye[rows + 1])
+    assert not (grid.status == 2)[~shapely.covers(geom, cells)].any()
+    assert not (grid.status == 0)[shapely.intersects(geom, cells)].any()
+    rng = random.Random(geom.wkt)
+    x, y = _points_near(rng, geom, 3_000)
+    assert np.array_equal(grid.points(x, y), shapely.intersects_xy(geom, x, y))
+
+
 def test_cell_grid_of_a_sliver_decides_nothing_wrongly() -> None:
     sliver = shapely.Polygon([(10, 10), (10 + 1e-13, 10), (10 + 1e-13, 11), (10, 10)])
     grid = CellGrid(sliver, 4096)

@@ -480,7 +480,8 @@ def _boundary_cells(geom: shapely.Geometry, xe: np.ndarray, ye: np.ndarray) -> n
     vertical = (dx == 0)[seg]
     low[vertical] = np.minimum(ya, yb)[seg][vertical] - eps
     high[vertical] = np.maximum(ya, yb)[seg][vertical] + eps
-    r0, r1 = _first_cell(ye, low), _last_cell(ye, high)
+    r0 = _first_cell(ye, low)
+    r1 = np.maximum(_last_cell(ye, high), r0)  # (never an empty range: its -1 would unmark another's)
     # Rows r0..r1 of each column: +1 at r0, -1 past r1, summed down the column.
     steps = np.bincount(col * (ny + 1) + r0, minlength=nx * (ny + 1)) - np.bincount(
         col * (ny + 1) + r1 + 1, minlength=nx * (ny + 1)
