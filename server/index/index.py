@@ -18,7 +18,7 @@ import shapely
 from server.index.blobs import BlobColumn
 from server.index.collections import CollectionTable
 from server.index.columns import Column, StringPart
-from server.index.spatial import wkb_vertex_in_boxes
+from server.index.spatial import CellGrid, wkb_exterior_vertices, wkb_vertex_in_boxes
 from server.index.table import SearchResult, Table, bbox_geometry
 from server.index.text import TextIndex, document_text
 from server.query.model import SearchQuery
@@ -141,6 +141,13 @@ class Index(Table):
 
     def vertex_in_boxes(self, positions: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> np.ndarray:
         return wkb_vertex_in_boxes(self.wkb.data, self.wkb.starts[positions], self.wkb.ends[positions], boxes)
+
+    def vertex_in_grid(self, positions: np.ndarray, grid: CellGrid) -> np.ndarray:
+        out = np.zeros(len(positions), dtype=bool)
+        rows, first, x, y = wkb_exterior_vertices(self.wkb.data, self.wkb.starts[positions], self.wkb.ends[positions])
+        if len(rows):
+            out[rows] = np.logical_or.reduceat(grid.points(x, y), first)
+        return out
 
     def texts_of(self, pos: int) -> list[str]:
         return document_text(self.item(pos).get("properties", {}))

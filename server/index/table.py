@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -19,7 +20,7 @@ import shapely
 
 from server.errors import InvalidQueryParameter, QueryTooExpensive
 from server.index.columns import Column
-from server.index.spatial import BoxIndex, extreme_fractions
+from server.index.spatial import BoxIndex, CellGrid, extreme_fractions, grid_cells
 from server.index.text import TextIndex
 from server.query.model import SearchQuery, SortField
 
@@ -59,6 +60,9 @@ class SortOrders(dict):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (SortOrders, ())
+
+
+VERTEX_CHUNK = 65_536  # records whose vertices are read at once: bounded temporaries, deadline checks
 
 
 def check_deadline(query: SearchQuery) -> None:
@@ -102,6 +106,11 @@ class Table:
 
     def vertex_in_boxes(self, positions: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> np.ndarray:
         """True where a record surely intersects one of ``boxes`` because a vertex of its
+        geometry lies in it; False where that needs the exact test (the default: always)."""
+        return np.zeros(len(positions), dtype=bool)
+
+    def vertex_in_grid(self, positions: np.ndarray, grid: CellGrid) -> np.ndarray:
+        """True where a record surely intersects ``grid``'s geometry because a vertex of its
         geometry lies in it; False where that needs the exact test (the default: always)."""
         return np.zeros(len(positions), dtype=bool)
 
@@ -174,14 +183,25 @@ class Table:
     def _classified_candidates(
         self, geom: shapely.Geometry, window: tuple[int, int] | None
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """_box_candidates, and for a query of boxes whether each surely intersects it."""
+        """_box_candidates, and for a query of boxes or polygons whether each surely
+        intersects it; for polygons, less those whose box surely misses it."""
         parts = getattr(geom, "geoms", [geom])
-        if len(parts) > MAX_BOX_PARTS or not _is_boxes(geom):
+        if _wants_grid(geom):
+            bounds = [part.bounds for part in parts if not part.is_empty] if len(parts) <= MAX_BOX_PARTS else [geom.bounds]
+            slots = [self._boxes.slots(b, window) for b in bounds]
+            grid = _polygon_grid(geom, sum(len(s) for s in slots))
+            found = [self._boxes.classify_slots(s, grid) for s in slots]
+        elif len(parts) <= MAX_BOX_PARTS and _is_boxes(geom):
+            found = [self._boxes.classify(part.bounds, window) for part in parts]
+        else:
             return self._box_candidates(geom, window), None
-        found = [self._boxes.classify(part.bounds, window) for part in parts]
+        if not found:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
         # Sorted by position with the flag in the lowest bit: one np.sort, not an argsort.
-        keys = np.sort(np.concatenate([(p << 1) | s for p, s in found]))
-        positions, sure = keys >> 1, (keys & 1).astype(bool)
+        # (32-bit keys where positions allow: they sort in about half the time)
+        kind = np.uint32 if self.size < 2**31 else np.int64
+        keys = np.sort(np.concatenate([((p << 1) | s).astype(kind) for p, s in found]))
+        positions, sure = (keys >> 1).astype(np.int64), (keys & 1).astype(bool)
         if len(found) > 1 and len(positions):  # a record met by two boxes: once, sure if either says so
             first = np.flatnonzero(np.concatenate(([True], positions[1:] != positions[:-1])))
             positions, sure = positions[first], np.logical_or.reduceat(sure, first)
@@ -194,25 +214,19 @@ class Table:
         query: SearchQuery | None = None,
         sure: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Exact intersection test, skipped for records known to intersect a query box: their
-        box lies inside it, or a vertex does (``sure``, from the box index, says so for some)."""
-        if sure is not None or _is_boxes(geom):  # (sure is only ever given for boxes)
-            boxes = [part.bounds for part in getattr(geom, "geoms", [geom])]
-            if sure is None:
-                b = self.bounds[candidates]
-                sure = np.zeros(len(candidates), dtype=bool)
-                for x0, y0, x1, y1 in boxes:
-                    sure |= (b[:, 0] >= x0) & (b[:, 1] >= y0) & (b[:, 2] <= x1) & (b[:, 3] <= y1)
-            else:
-                sure = sure.copy()
-            # Of the records still straddling a box's edge, most have some vertex inside it.
-            straddling = np.flatnonzero(~sure)
-            sure[straddling] = self.vertex_in_boxes(candidates[straddling], boxes)
+        """Exact intersection test, skipped for records known to intersect the query: their
+        box lies inside it, or a vertex does (``sure``, from _classified_candidates, says so
+        for some); and for a polygon, for records whose box surely misses it."""
+        grid = _polygon_grid(geom, len(candidates)) if _wants_grid(geom) else None
+        if grid is not None:
+            sure, known = self._grid_decided(candidates, grid, sure, query)
+        elif sure is not None or _is_boxes(geom):  # (sure is only ever given for boxes or polygons)
+            sure = known = self._box_decided(candidates, geom, sure)
         else:
-            sure = np.zeros(len(candidates), dtype=bool)
-        unsure = candidates[~sure]
+            sure = known = np.zeros(len(candidates), dtype=bool)
+        unsure = candidates[~known]
         if not len(unsure):
-            return candidates
+            return candidates[sure]
         shapely.prepare(geom)
         exact = np.empty(len(unsure), dtype=bool)
         for start in range(0, len(unsure), REFINE_CHUNK):  # in chunks, to honour the deadline
@@ -221,8 +235,42 @@ class Table:
             if query is not None:
                 check_deadline(query)
         keep = sure.copy()
-        keep[~sure] = exact
+        keep[~known] = exact
         return candidates[keep]
+
+    def _box_decided(self, candidates: np.ndarray, geom: shapely.Geometry, sure: np.ndarray | None) -> np.ndarray:
+        """Which candidates surely intersect a query of boxes: their box lies inside one, or a
+        vertex does."""
+        boxes = [part.bounds for part in getattr(geom, "geoms", [geom])]
+        if sure is None:
+            b = self.bounds[candidates]
+            sure = np.zeros(len(candidates), dtype=bool)
+            for x0, y0, x1, y1 in boxes:
+                sure |= (b[:, 0] >= x0) & (b[:, 1] >= y0) & (b[:, 2] <= x1) & (b[:, 3] <= y1)
+        else:
+            sure = sure.copy()
+        # Of the records still straddling a box's edge, most have some vertex inside it.
+        straddling = np.flatnonzero(~sure)
+        sure[straddling] = self.vertex_in_boxes(candidates[straddling], boxes)
+        return sure
+
+    def _grid_decided(
+        self, candidates: np.ndarray, grid: CellGrid, sure: np.ndarray | None, query: SearchQuery | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(sure, known) for a polygon query: which candidates surely intersect it (box or a
+        vertex in it), and which are decided either way (also: box surely misses it)."""
+        if sure is None:
+            sure, known = grid.boxes(self.bounds[candidates])
+            known |= sure
+        else:
+            sure, known = sure.copy(), sure.copy()
+        rest = np.flatnonzero(~known)
+        for start in range(0, len(rest), VERTEX_CHUNK):  # in chunks: a vertex takes ~40 bytes of temporaries
+            chunk = rest[start : start + VERTEX_CHUNK]
+            sure[chunk] = self.vertex_in_grid(candidates[chunk], grid)
+            if query is not None:
+                check_deadline(query)
+        return sure, known | sure
 
     def spatial_positions(self, geom: shapely.Geometry, predicate: str) -> np.ndarray:
         """Sorted positions whose geometry satisfies ``predicate(record, geom)`` exactly."""
@@ -441,6 +489,35 @@ class Table:
         except (TypeError, ValueError):
             raise InvalidQueryParameter("Invalid token") from None
         return target
+
+
+_grids: dict[int, tuple[weakref.ref[shapely.Geometry], CellGrid]] = {}
+
+
+def _wants_grid(geom: shapely.Geometry) -> bool:
+    """Whether a query is polygonal and not a few boxes (those have their own shortcuts), with
+    an area to lay a grid over (a bbox query of no width makes a polygon of none)."""
+    if not isinstance(geom, (shapely.Polygon, shapely.MultiPolygon)) or geom.is_empty:
+        return False
+    x0, y0, x1, y1 = geom.bounds
+    if not (x1 > x0 and y1 > y0):
+        return False
+    return len(getattr(geom, "geoms", [geom])) > MAX_BOX_PARTS or not _is_boxes(geom)
+
+
+def _polygon_grid(geom: shapely.Geometry, records: int) -> CellGrid:
+    """The CellGrid of a polygonal query, as fine as is worth it for ``records`` candidates,
+    built once per geometry object: match asks twice, for the candidates and for refining them.
+    Keyed by identity, not equality, so that no two requests (threads) share a prepared geometry."""
+    key = id(geom)
+    cached = _grids.get(key)
+    if cached is not None and cached[0]() is geom:
+        return cached[1]
+    grid = CellGrid(geom, grid_cells(records))
+    if len(_grids) >= 16:
+        _grids.clear()
+    _grids[key] = (weakref.ref(geom), grid)
+    return grid
 
 
 def _is_boxes(geom: shapely.Geometry) -> bool:
