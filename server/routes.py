@@ -222,20 +222,21 @@ async def item(request: Request) -> Response:
 # -- searches --------------------------------------------------------------------------------
 
 
-# Below this many records a filter, free-text search or sort takes well under a millisecond
-# or two: handing it to a thread (~50-100 us) would cost more than the stall it avoids.
+# Below this many records a free-text search or sort takes well under a millisecond or two:
+# handing it to a thread (~50-170 us) would cost more than the stall it avoids.
 INLINE_RECORDS = 50_000
 
 
 def _heavy(query: SearchQuery, index: Index) -> bool:
-    """Queries that may take long (a scan of a vocabulary, a big polygon, a sort or a filter
-    that is not light over a large index): they run in a worker thread, so one of them cannot stall the event loop and every
-    other client. The rest run inline, where a thread hand-off would cost more than the search."""
+    """Queries that may take long: a big polygon, a filter that is not light (is_light) at any
+    size, free text or a sort over a large index. They run in a worker thread, so one of them
+    cannot stall the event loop and every other client; the rest run inline, where a thread
+    hand-off would cost more than the search."""
     if query.intersects is not None and shapely.get_num_coordinates(query.intersects) > 1000:
         return True
-    if index.size <= INLINE_RECORDS:
-        return False
-    return bool(query.q is not None or query.sortby or (query.filter is not None and not is_light(query.filter)))
+    if query.filter is not None and not is_light(query.filter):
+        return True  # LIKE over a vocabulary, arrays, geometries: may take long at any size
+    return index.size > INLINE_RECORDS and bool(query.q is not None or query.sortby)  # light filters stay inline
 
 
 async def _item_collection(

@@ -22,6 +22,7 @@ from server.query.extensions import COERCE
 
 if TYPE_CHECKING:
     from server.index.index import Index
+    from server.query.model import SearchQuery
 
 Tri = tuple[np.ndarray, np.ndarray]
 
@@ -146,9 +147,17 @@ def _geometry_literal(arg: Any) -> shapely.Geometry | None:
 
 
 class FilterEvaluator:
-    def __init__(self, index: "Index") -> None:
+    def __init__(self, index: "Index", query: "SearchQuery | None" = None) -> None:
         self.index = index
         self.n = index.size
+        self.query = query  # its deadline is checked at every predicate and in long loops
+        self._arrays: dict[str, list[list[bytes] | None]] = {}  # array column -> keys per row, read once
+
+    def _tick(self) -> None:
+        if self.query is not None:
+            from server.index.table import check_deadline
+
+            check_deadline(self.query)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -181,6 +190,7 @@ class FilterEvaluator:
             raise InvalidQueryParameter(f"Invalid filter: malformed {str(node)[:200]} ({type(exc).__name__})") from None
 
     def _evaluate(self, node: Any) -> Tri:
+        self._tick()
         if node is True or node is False:
             full = np.full(self.n, node, dtype=bool)
             return full, ~full
@@ -225,6 +235,7 @@ class FilterEvaluator:
                 raise InvalidQueryParameter("Invalid filter: IN needs a list")
             t, f = self._empty(), None
             for value in values:
+                self._tick()
                 t2, f2 = self._compare("=", args[0], value, bool(node.get(COERCE)))
                 t |= t2
                 f = f2 if f is None else f & f2
@@ -513,22 +524,37 @@ class FilterEvaluator:
         if col is None or col.objects is None:
             return self._empty(), self._empty() if col is None else self._present(col)
         want = [_array_key(v) for v in b]
+        wanted = set(want)
+        test: Callable[[list[bytes]], bool] = {
+            "a_equals": lambda have: have == want,
+            "a_contains": lambda have: wanted.issubset(have),
+            "a_containedby": lambda have: wanted.issuperset(have),
+            "a_overlaps": lambda have: not wanted.isdisjoint(have),
+        }[op]
         rows = col.objects.rows
         truth = np.zeros(len(rows), dtype=bool)
-        for i in range(len(rows)):
-            value = col.objects.value(i)
-            if not isinstance(value, list):
-                continue
-            have = [_array_key(v) for v in value]
-            if op == "a_equals":
-                truth[i] = have == want
-            elif op == "a_contains":
-                truth[i] = set(want) <= set(have)
-            elif op == "a_containedby":
-                truth[i] = set(have) <= set(want)
-            else:
-                truth[i] = bool(set(have) & set(want))
+        for i, have in enumerate(self._array_keys(name, col)):
+            if i % 4096 == 0:
+                self._tick()
+            if have is not None:
+                truth[i] = test(have)
         return self._with_mismatch(col, rows, truth)
+
+    def _array_keys(self, name: str, col: Column) -> list[list[bytes] | None]:
+        """The column's arrays as keys, read once per filter however many predicates use it."""
+        if name not in self._arrays:
+            self._arrays[name] = _read_array_keys(col)
+        return self._arrays[name]
+
+
+def _read_array_keys(col: Column) -> list[list[bytes] | None]:
+    """Per row of an object column: its array's elements as _array_key bytes (None: no array)."""
+    assert col.objects is not None
+    out: list[list[bytes] | None] = []
+    for i in range(len(col.objects.rows)):
+        value = col.objects.value(i)
+        out.append([_array_key(v) for v in value] if isinstance(value, list) else None)
+    return out
 
 
 def _array_key(value: Any) -> bytes:

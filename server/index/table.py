@@ -146,7 +146,7 @@ class Table:
         if query.filter is not None:
             from server.index.filtering import FilterEvaluator
 
-            truth, _ = FilterEvaluator(self).evaluate(query.filter)
+            truth, _ = FilterEvaluator(self, query).evaluate(query.filter)
             candidates = np.flatnonzero(truth) if candidates is None else candidates[truth[candidates]]
             check_deadline(query)
         if spatial is not None and len(candidates):

@@ -19,6 +19,7 @@ CRS84 = {
     "http://www.opengis.net/def/crs/EPSG/0/4326",
 }
 MAX_DEPTH = 64
+MAX_OPERATIONS = 1_000  # operators in one filter: more is a 400, not minutes of evaluation
 
 
 def _depth(node: Any, level: int = 0) -> int:
@@ -29,6 +30,14 @@ def _depth(node: Any, level: int = 0) -> int:
     if isinstance(node, list):
         return max([_depth(v, level + 1) for v in node] or [level])
     return level
+
+
+def _operations(node: Any) -> int:
+    if isinstance(node, list):
+        return sum(_operations(v) for v in node)
+    if isinstance(node, dict):
+        return ("op" in node) + sum(_operations(v) for v in node.values())
+    return 0
 
 
 def _modernize(node: Any) -> Any:
@@ -89,4 +98,6 @@ def parse_filter(value: Any, lang: Any, crs: Any) -> Any:
         raise InvalidQueryParameter(f"Invalid filter: {message[:500]}") from None
     if _depth(parsed) > MAX_DEPTH:
         raise InvalidQueryParameter(f"Invalid filter: nested deeper than {MAX_DEPTH}")
+    if _operations(parsed) > MAX_OPERATIONS:
+        raise InvalidQueryParameter(f"Invalid filter: over {MAX_OPERATIONS} operators; use IN for lists of values")
     return parsed
