@@ -99,7 +99,8 @@ def create_app(
     app = Starlette(
         routes=route_table(),
         middleware=[
-            Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"], expose_headers=["ETag"]),
+            Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "POST"], allow_headers=["*"],
+                       expose_headers=["ETag"]),
             Middleware(HttpCache, max_bytes=settings.response_cache_bytes, max_age=settings.cache_max_age),
         ],
         exception_handlers={

@@ -50,9 +50,10 @@ class HttpCache:
         validators = [
             (b"etag", etag.encode()),
             (b"cache-control", f"public, max-age={self.max_age}".encode()),
-            (b"vary", b"Host, Forwarded, X-Forwarded-Host, X-Forwarded-Proto, X-Forwarded-Prefix"),
+            (b"vary", b"Host, Forwarded, X-Forwarded-Host, X-Forwarded-Proto, X-Forwarded-Port, X-Forwarded-Prefix"),
         ]
-        if etag in [t.strip() for t in headers.get("if-none-match", "").split(",")]:
+        if_none_match = [t.strip() for t in headers.get("if-none-match", "").split(",")]
+        if etag in if_none_match or "*" in if_none_match:  # "*": any current representation
             await send({"type": "http.response.start", "status": 304, "headers": validators})
             await send({"type": "http.response.body", "body": b""})
             return
@@ -69,10 +70,11 @@ class HttpCache:
         async def capture(message: Message) -> None:
             nonlocal start
             if message["type"] == "http.response.start":
-                start = message
                 if message["status"] == 200:
                     message = {**message, "headers": [*message.get("headers", []), *validators]}
-                    start = message
+                # A copy: the middleware outside (CORS) adds this request's headers to the
+                # message it is sent, and those must not be stored for the next request.
+                start = {**message, "headers": list(message.get("headers", []))}
                 await send(message)
                 return
             if message["type"] == "http.response.body" and start is not None and start["status"] == 200:

@@ -45,6 +45,17 @@ def _server_netloc(request: Request) -> str:
     return host if port in (None, default) else f"{host}:{port}"
 
 
+# What a forwarded value may be; anything else in the header is ignored, not written into links.
+_SCHEME = re.compile(r"https?", re.IGNORECASE)
+_HOST = re.compile(r"(?:[A-Za-z0-9_.~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+_PORT = re.compile(r"[0-9]{1,5}")
+_PREFIX = re.compile(r"[A-Za-z0-9_.~!$&'()*+,;=:@%/-]*")
+
+
+def _first(value: str) -> str:
+    return value.split(",")[0].strip()
+
+
 def public_base_url(request: Request, configured: str | None) -> str:
     if configured:
         return configured.rstrip("/")
@@ -52,20 +63,26 @@ def public_base_url(request: Request, configured: str | None) -> str:
     scheme = request.scope.get("scheme", "http")
     host = headers.get("host") or _server_netloc(request)
     prefix = request.scope.get("root_path", "")
+    candidates: list[tuple[str, str]] = []  # (what, value) in increasing precedence
     if "forwarded" in headers:
         fwd = _forwarded(headers["forwarded"])
-        scheme = fwd.get("proto", scheme)
-        host = fwd.get("host", host)
-    if "x-forwarded-proto" in headers:
-        scheme = headers["x-forwarded-proto"].split(",")[0].strip()
-    if "x-forwarded-host" in headers:
-        host = headers["x-forwarded-host"].split(",")[0].strip()
-        if "x-forwarded-port" in headers and ":" not in host:
-            port = headers["x-forwarded-port"].split(",")[0].strip()
-            if (scheme, port) not in (("http", "80"), ("https", "443")):
-                host = f"{host}:{port}"
+        candidates += [(k, fwd[k]) for k in ("proto", "host") if k in fwd]
+    for name, what in (("x-forwarded-proto", "proto"), ("x-forwarded-host", "host")):
+        if name in headers:
+            candidates.append((what, _first(headers[name])))
+    for what, value in candidates:
+        if what == "proto" and _SCHEME.fullmatch(value):
+            scheme = value.lower()
+        elif what == "host" and _HOST.fullmatch(value):
+            host = value
+    if "x-forwarded-host" in headers and _HOST.fullmatch(_first(headers["x-forwarded-host"])):
+        port = _first(headers.get("x-forwarded-port", ""))
+        if ":" not in host and _PORT.fullmatch(port) and (scheme, port) not in (("http", "80"), ("https", "443")):
+            host = f"{host}:{port}"
     if "x-forwarded-prefix" in headers:
-        prefix = "/" + headers["x-forwarded-prefix"].split(",")[0].strip().strip("/")
+        forwarded_prefix = _first(headers["x-forwarded-prefix"]).strip("/")
+        if _PREFIX.fullmatch(forwarded_prefix):
+            prefix = "/" + forwarded_prefix
     return f"{scheme}://{host}{prefix.rstrip('/')}"
 
 

@@ -59,7 +59,7 @@ def _query_params(request: Request) -> dict[str, str]:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if content_type not in ("application/json", "application/geo+json", ""):
         raise UnsupportedMediaType(f"Expected an application/json body, got {content_type!r}")
     most = _settings(request).max_request_bytes

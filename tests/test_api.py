@@ -471,6 +471,11 @@ PROXIES = [
     ({"X-Forwarded-Prefix": "/prefix/"}, f"{TEST_BASE}/prefix"),
     ({"Forwarded": "for=192.0.2.60;proto=https;host=proxy.example.net"}, "https://proxy.example.net"),
     ({"Forwarded": 'for="[2001:db8::1]";proto=https;host="proxy.example.net:9443"'}, "https://proxy.example.net:9443"),
+    # Malformed forwarded values are ignored, never written into links (found by QA).
+    ({"Forwarded": 'host="'}, TEST_BASE),
+    ({"X-Forwarded-Host": "evil.example/x?y", "X-Forwarded-Proto": "javascript"}, TEST_BASE),
+    ({"X-Forwarded-Prefix": "/p?x=1#f"}, TEST_BASE),
+    ({"X-Forwarded-Host": "stac.example.org", "X-Forwarded-Port": "80a"}, "http://stac.example.org"),
 ]
 
 
@@ -1021,3 +1026,33 @@ def test_a_filter_of_over_a_thousand_operators_is_refused(client) -> None:
     assert time.monotonic() - started < 5
     body["filter"]["args"] = body["filter"]["args"][:999]
     assert client.post("/search", json=body).status_code == 200
+
+
+@pytest.mark.parametrize("params, word", [
+    ({"bbox": "1_0,0,20,20"}, "bbox"), ({"bbox": "\u0661,0,2,2"}, "bbox"), ({"bbox": "nan,0,1,1"}, "bbox"),
+    ({"limit": "\u0661\u0660"}, "limit"), ({"datetime": "\u0662020-01-01T00:00:00Z"}, "datetime"),
+    ({"q": ",".join(f"t{i}" for i in range(65))}, "q"),
+    ({"filter": "S_INTERSECTS(geometry, POINT(51.96 5.66))", "filter-crs": "http://www.opengis.net/def/crs/EPSG/0/4326"},
+     "filter-crs"),
+])
+def test_loose_numbers_terms_and_axis_orders_are_refused(client, params: dict[str, str], word: str) -> None:
+    """Found by QA: Unicode digits and Python number syntax were read as numbers, a comma list
+    escaped the limit on q terms, and EPSG:4326 (latitude first) was read as lon/lat."""
+    response = client.get("/search", params=params)
+    assert_error(response, 400)
+    assert word in response.json()["description"].lower()
+
+
+def test_media_types_are_case_insensitive(client) -> None:
+    response = client.post("/search", content=b'{"limit": 1}', headers={"Content-Type": "Application/JSON; charset=UTF-8"})
+    assert response.status_code == 200 and response.json()["numberReturned"] == 1
+
+
+def test_cors_preflight_allows_any_request_header_and_head(client) -> None:
+    response = client.options("/search", headers={
+        "Origin": "https://browser.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type, authorization, x-requested-with"})
+    assert response.status_code == 200
+    assert "authorization" in response.headers["access-control-allow-headers"].lower()
+    head = client.options("/search", headers={"Origin": "https://b.example", "Access-Control-Request-Method": "HEAD"})
+    assert head.status_code == 200

@@ -55,3 +55,23 @@ def test_a_reload_changes_every_etag(tmp_path: Path) -> None:
         assert stale.status_code == 200
         assert stale.json()["title"] == "Renamed"
         assert stale.headers["etag"] != before.headers["etag"]
+
+
+def test_cached_responses_carry_the_cors_headers_of_their_own_request(client: TestClient) -> None:
+    """Found by QA: the cache stored the headers CORS had added for the first request and served
+    them (and a doubled Vary: Origin) to later ones."""
+    url = "/search?limit=2&bbox=0,40,20,60"
+    with_origin = client.get(url, headers={"Origin": "https://browser.example"})
+    assert with_origin.headers["access-control-allow-origin"] == "*"
+    without = client.get(url)
+    assert "access-control-allow-origin" not in without.headers
+    again = client.get(url, headers={"Origin": "https://browser.example"})
+    assert again.headers["access-control-allow-origin"] == "*"
+    assert [v.strip().lower() for v in again.headers["vary"].split(",")].count("origin") == 1
+    assert with_origin.content == without.content == again.content
+
+
+def test_vary_names_every_link_shaping_header_and_star_revalidates(client: TestClient) -> None:
+    response = client.get("/conformance")
+    assert "X-Forwarded-Port" in response.headers["vary"]
+    assert client.get("/conformance", headers={"If-None-Match": "*"}).status_code == 304

@@ -294,7 +294,7 @@ def test_temporal_interval_of_properties_is_not_a_server_error(client) -> None:
     assert response.status_code in (200, 400), response.text
 
 
-@pytest.mark.parametrize("crs", ["http://www.opengis.net/def/crs/OGC/1.3/CRS84", "http://www.opengis.net/def/crs/EPSG/0/4326"])
+@pytest.mark.parametrize("crs", ["http://www.opengis.net/def/crs/OGC/1.3/CRS84", "https://www.opengis.net/def/crs/OGC/1.3/CRS84"])
 def test_filter_crs84_is_accepted(sample_env: Env, crs: str) -> None:
     text = "S_INTERSECTS(geometry, BBOX(5.6, 51.9, 5.7, 52.0)) AND gsd < 50"
     expected = expected_items(sample_env.oracle, sample_env.items, filter=cql2.parse_text(text).to_json())

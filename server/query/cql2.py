@@ -13,10 +13,10 @@ import orjson
 
 from server.errors import InvalidQueryParameter
 
+# Not EPSG:4326: its axis order is latitude first, and filter geometries are read as lon/lat.
 CRS84 = {
     "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
     "https://www.opengis.net/def/crs/OGC/1.3/CRS84",
-    "http://www.opengis.net/def/crs/EPSG/0/4326",
 }
 MAX_DEPTH = 64
 MAX_OPERATIONS = 1_000  # operators in one filter: more is a 400, not minutes of evaluation

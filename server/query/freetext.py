@@ -139,10 +139,11 @@ def parse_q(value: Any) -> Node | None:
         raise InvalidQueryParameter("Invalid q: expected a string or an array of strings")
     if not pieces:
         return None
-    nodes = []
+    nodes, terms = [], 0
     for piece in pieces:
         tokens = _tokens(piece)
-        if len(tokens) > MAX_TERMS:
+        terms += len(tokens)
+        if terms > MAX_TERMS:  # over all pieces: a comma list or an array is no way around it
             raise InvalidQueryParameter(f"Invalid q: more than {MAX_TERMS} terms")
         parser = _Parser(tokens, piece)
         node = parser.expression()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -36,6 +37,8 @@ def parse_limit(value: Any, default: int, maximum: int) -> int:
         return default
     if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
         raise InvalidQueryParameter(f"Invalid limit {value!r}: expected an integer")
+    if isinstance(value, str) and not value.strip().lstrip("+").isascii():
+        raise InvalidQueryParameter(f"Invalid limit {value!r}: expected an integer")
     try:
         limit = int(value)
     except (TypeError, ValueError):
@@ -43,6 +46,9 @@ def parse_limit(value: Any, default: int, maximum: int) -> int:
     if limit < 1:
         raise InvalidQueryParameter(f"Invalid limit {limit}: must be at least 1")
     return min(limit, maximum)
+
+
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def parse_bbox(value: Any) -> tuple[float, float, float, float]:
@@ -55,6 +61,8 @@ def parse_bbox(value: Any) -> tuple[float, float, float, float]:
         raise InvalidQueryParameter("Invalid bbox: expected 4 or 6 numbers")
     if len(parts) not in (4, 6):
         raise InvalidQueryParameter(f"Invalid bbox: expected 4 or 6 numbers, got {len(parts)}")
+    if any(isinstance(p, str) and not _DECIMAL.fullmatch(p) for p in parts):  # not "1_0", "١٠" or "nan"
+        raise InvalidQueryParameter(f"Invalid bbox {value!r}: not all numbers")
     try:
         numbers = [float(p) for p in parts if not isinstance(p, bool)]
     except (TypeError, ValueError):
