@@ -61,6 +61,8 @@ class Settings(BaseSettings):
                                       "bodies, keyed by index version and URL (0: no cache).")
     match_cache_bytes: int = Field(64 * 1024 * 1024, ge=0, description="Memory for the matches of recent "
                                    "searches, so the next pages of a search cost no search (0: none).")
+    gzip_min_bytes: int = Field(4096, ge=0, description="Responses of at least this many bytes are gzipped for "
+                                "clients that accept it (level 1: ~3 us per KB, ~10x smaller JSON; 0: never).")
     cache_max_age: int = Field(30, ge=0, description="Cache-Control max-age (seconds) on GET responses; "
                                "clients and CDNs revalidate with the ETag after it.")
     watch_interval: float = Field(0.0, ge=0, description="Check the local files read at the last load every "

@@ -75,3 +75,14 @@ def test_vary_names_every_link_shaping_header_and_star_revalidates(client: TestC
     response = client.get("/conformance")
     assert "X-Forwarded-Port" in response.headers["vary"]
     assert client.get("/conformance", headers={"If-None-Match": "*"}).status_code == 304
+
+
+def test_large_responses_are_gzipped_for_clients_that_accept_it(client: TestClient) -> None:
+    page = client.get("/search", params={"limit": 50}, headers={"Accept-Encoding": "gzip"})
+    assert page.headers["content-encoding"] == "gzip" and "accept-encoding" in page.headers["vary"].lower()
+    raw = client.get("/search", params={"limit": 50}, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in raw.headers
+    assert page.json() == raw.json()
+    assert int(page.headers["content-length"]) * 4 < len(raw.content)  # httpx decoded it; it came smaller
+    small = client.get("/conformance", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers  # under STAC_STATIC_GZIP_MIN_BYTES
