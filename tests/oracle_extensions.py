@@ -223,8 +223,19 @@ def time_literal(x: Any) -> TimeLit | None:
     if "date" in x:
         return TimeLit(_time_end(x["date"], False), _time_end(x["date"], True))
     if "interval" in x:
-        a, b = x["interval"]
-        return TimeLit(_time_end(a, False), _time_end(b, True))
+        a, b = (_literal_end(e, j == 1) for j, e in enumerate(x["interval"]))
+        return None if a is None or b is None else TimeLit(a, b)
+    return None
+
+
+def _literal_end(x: Any, end: bool) -> float | None:
+    """An INTERVAL end that is a literal ('..', a date or date-time string, TIMESTAMP, DATE)."""
+    if x is None or isinstance(x, str):
+        return _time_end(x, end)
+    if isinstance(x, dict) and ("timestamp" in x or "date" in x):
+        lit = time_literal(x)
+        assert lit is not None
+        return lit.hi if end else lit.lo
     return None
 
 
@@ -292,12 +303,18 @@ def compare(op: str, left: Any, right: Any, rec: Record) -> Tri:
     if isinstance(a, TimeLit) and not isinstance(b, TimeLit):
         a, b, op = b, a, _FLIP[op]
     if isinstance(b, TimeLit):
-        t = instant(a)
-        if t is None:
-            return False
-        inside = b.lo <= t <= b.hi
+        # An instant t (or a DATE, every instant of its day: [lo, hi]) against a DATE: equal
+        # when one lies within the other, before when wholly before.
+        if isinstance(a, TimeLit):
+            lo, hi = a.lo, a.hi
+        else:
+            t = instant(a)
+            if t is None:
+                return False
+            lo = hi = t
+        inside = (b.lo <= lo and hi <= b.hi) or (lo <= b.lo and b.hi <= hi)
         return {
-            "=": inside, "<>": not inside, "<": t < b.lo, "<=": t <= b.hi, ">": t > b.hi, ">=": t >= b.lo,
+            "=": inside, "<>": not inside, "<": hi < b.lo, "<=": lo <= b.hi, ">": lo > b.hi, ">=": hi >= b.lo,
         }[op]
     if _is_number(a) and _is_number(b):
         return _order(op, float(a), float(b))
@@ -368,14 +385,22 @@ def _spatial_arg(x: Any, rec: Record) -> Any:
 
 
 def _temporal_arg(x: Any, rec: Record) -> tuple[float, float] | None:
+    """The operand's interval for this record; None (NULL) where a property has no time, or
+    where an INTERVAL of properties would start after its end."""
     if _is_prop(x):
         if x["property"] == "datetime":
             return None if rec.start is None else (rec.start, rec.end)
         t = instant(rec.value(x["property"]))
         return None if t is None else (float(t), float(t))
     lit = time_literal(x)
-    assert lit is not None, x
-    return lit.lo, lit.hi
+    if lit is not None:
+        return lit.lo, lit.hi
+    a, b = x["interval"]
+    lo = _literal_end(a, False) if not _is_prop(a) else (_temporal_arg(a, rec) or (None,))[0]
+    hi = _literal_end(b, True) if not _is_prop(b) else (_temporal_arg(b, rec) or (None, None))[1]
+    if lo is None or hi is None or lo > hi:
+        return None
+    return lo, hi
 
 
 def allen(op: str, a: tuple[float, float], b: tuple[float, float]) -> bool:
@@ -457,15 +482,14 @@ def evaluate(node: Any, rec: Record) -> Tri:
         return t_or(compare("=", args[0], v, rec) for v in args[1])
     if op == "like":
         casei = _is_casei(args[0]) or _is_casei(args[1])
-        v = _operand(args[0], rec)
-        pattern = args[1]["args"][0] if isinstance(args[1], dict) else args[1]
-        if v is MISSING:
+        v, pattern = _operand(args[0], rec), _operand(args[1], rec)
+        if v is MISSING or pattern is MISSING:
             return None
-        return like_match(v, pattern, casei) if isinstance(v, str) else False
+        return like_match(v, pattern, casei) if isinstance(v, str) and isinstance(pattern, str) else False
     if op == "isnull":
         if args[0] == {"property": "geometry"}:
             return rec.geometry is None
-        return rec.value(args[0]["property"]) is None
+        return _operand(args[0], rec) in (MISSING, None)
     if op in SPATIAL:
         a, b = _spatial_arg(args[0], rec), _spatial_arg(args[1], rec)
         if a is None or b is None:
@@ -1146,11 +1170,11 @@ def random_predicate(rng: random.Random, vocab: Vocabulary, depth: int = 0) -> A
     times = vocab.of_type(_is_time_string)
     kind = rng.choices(
         ["compare", "casei", "like", "between", "in", "isnull", "spatial", "temporal", "array", "arith",
-         "propprop", "bool", "unknown"],
-        [14, 3, 4, 3, 3, 3, 6, 6, 3, 2, 2, 1, 1],
+         "propprop", "bool", "unknown", "temporal2", "spatial2", "like2", "array2", "literals"],
+        [14, 3, 4, 3, 3, 3, 6, 6, 3, 2, 2, 1, 1, 6, 2, 3, 2, 2],
     )[0]
     needs = {"casei": strings, "like": strings, "between": numbers, "array": arrays, "arith": numbers,
-             "propprop": numbers or strings}
+             "propprop": numbers or strings, "like2": strings, "array2": arrays}
     if kind in needs and not needs[kind]:
         kind = "compare"
     if kind == "compare":
@@ -1219,12 +1243,86 @@ def random_predicate(rng: random.Random, vocab: Vocabulary, depth: int = 0) -> A
         pool = rng.choice([p for p in (numbers, strings) if p])
         a, b = rng.choice(pool), rng.choice(pool)
         return {"op": rng.choice(COMPARE_OPS), "args": [_p(rng, a), _p(rng, b)]}
+    if kind == "temporal2":
+        # Property-property: each operand a time property, a literal, or an INTERVAL whose
+        # ends are properties, literals or '..'; seldom two literals.
+        args = [_temporal_operand(rng, vocab, times, True), _temporal_operand(rng, vocab, times, rng.random() < 0.2)]
+        rng.shuffle(args)
+        return {"op": rng.choice(TEMPORAL_OPS), "args": args}
+    if kind == "spatial2":
+        if rng.random() < 0.6:
+            return {"op": rng.choice(sorted(SPATIAL)), "args": [{"property": "geometry"}, {"property": "geometry"}]}
+        g = _geometry_literal(rng, vocab.records)
+        other = g if rng.random() < 0.5 else _geometry_literal(rng, vocab.records)
+        return {"op": rng.choice(sorted(SPATIAL)), "args": [g, other]}
+    if kind == "like2":
+        pool = strings + ["pattern"] * 3 if "pattern" in strings else strings
+        a, b = rng.choice(pool), rng.choice(pool)
+        form = rng.choice(["props", "props", "same", "literal-left", "literals"])
+        if form == "same":
+            b = a
+        left: Any = _p(rng, a)
+        pattern: Any = _p(rng, b)
+        if form in ("literal-left", "literals"):
+            left = vocab.sample(rng, rng.choice(strings), lambda x: isinstance(x, str)) or "x"
+        if form == "literals":
+            pattern = _like_pattern(rng, left if rng.random() < 0.7 else "x")
+        if rng.random() < 0.3:
+            left, pattern = {"op": "casei", "args": [left]}, {"op": "casei", "args": [pattern]}
+        return {"op": "like", "args": [left, pattern]}
+    if kind == "array2":
+        op = rng.choice(ARRAY_OPS)
+        if rng.random() < 0.75:
+            a = rng.choice(arrays)
+            b = a if rng.random() < 0.4 else rng.choice(arrays)
+            return {"op": op, "args": [_p(rng, a), _p(rng, b)]}
+        elems = [e for n in arrays for v in vocab.values[n] if isinstance(v, list) for e in v
+                 if not isinstance(e, (list, dict))] or ["x", 1]
+        return {"op": op, "args": [rng.sample(elems, min(len(elems), rng.randint(1, 3))) for _ in range(2)]}
+    if kind == "literals":
+        pool = [1, 2.5, 3, "a", "b", "A", True, False, None,
+                {"timestamp": "2020-01-01T00:00:00Z"}, {"timestamp": "2020-01-01T12:00:00Z"},
+                {"date": "2020-01-01"}, {"date": "2020-01-02"}, "2020-01-01T12:00:00Z"]
+        if rng.random() < 0.25:
+            return {"op": "isNull", "args": [rng.choice(pool)]}
+        a, b = rng.choice(pool), rng.choice(pool)
+        if rng.random() < 0.3:
+            b = a
+        if isinstance(a, dict) and isinstance(b, str) and rng.random() < 0.5:
+            a, b = b, a
+        return {"op": rng.choice(COMPARE_OPS), "args": [a, b]}
     if kind == "bool":
         return rng.choice([True, False])
     return {"op": rng.choice(COMPARE_OPS), "args": [{"property": UNKNOWN}, rng.choice([1, "x", True])]}
 
 
+def _temporal_operand(rng: random.Random, vocab: Vocabulary, times: list[str], with_property: bool) -> Any:
+    """A temporal operand: a time property, or an INTERVAL with a property at one or both
+    ends (the others literals or '..'); without ``with_property``, a literal."""
+    names = ["datetime", "datetime"] + [n for n in times if n != "datetime"]
+
+    def end(is_end: bool) -> Any:
+        r = rng.random()
+        if r < 0.5:
+            return {"property": rng.choice(names)}
+        if r < 0.65:
+            return ".."
+        t = rfc3339(int(rng.choice(vocab.times() or [T_LO])) + rng.choice([0, 0, -DAY, DAY]))
+        return rng.choice([t, t[:10], {"timestamp": t}, {"date": t[:10]}])
+
+    if not with_property:
+        return _time_literal(rng, vocab)
+    if rng.random() < 0.45:
+        return _p(rng, rng.choice(names))
+    ends = [end(False), end(True)]
+    if not any(_is_prop(e) for e in ends):
+        ends[rng.randrange(2)] = {"property": rng.choice(names)}
+    return {"interval": ends}
+
+
 def _text_value(x: Any) -> str:
+    if x is None:
+        return "NULL"
     if _is_prop(x):
         return '"' + x["property"] + '"'
     if isinstance(x, bool):
@@ -1241,7 +1339,7 @@ def _text_value(x: Any) -> str:
         if "date" in x:
             return f"DATE('{x['date']}')"
         if "interval" in x:
-            return "INTERVAL(" + ", ".join(f"'{e}'" for e in x["interval"]) + ")"
+            return "INTERVAL(" + ", ".join(_text_value(e) for e in x["interval"]) + ")"
         if "bbox" in x:
             return "BBOX(" + ", ".join(repr(v) for v in x["bbox"]) + ")"
         if "type" in x:

@@ -38,6 +38,11 @@ ARRAY_OPS = {"a_equals", "a_contains", "a_containedby", "a_overlaps"}
 ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
               "%": operator.mod, "^": operator.pow, "div": operator.floordiv}
 INTERVAL_PROPERTIES = {"datetime"}
+SPATIAL_PREDICATES = {
+    "s_intersects": "intersects", "s_equals": "equals", "s_disjoint": "disjoint", "s_touches": "touches",
+    "s_within": "within", "s_overlaps": "overlaps", "s_crosses": "crosses", "s_contains": "contains",
+}
+SELF_RELATIONS = {"s_intersects", "s_equals", "s_within", "s_contains"}  # true of A and A
 
 
 LIGHT_PREDICATES = 16  # see is_light
@@ -101,7 +106,8 @@ def like_regex(pattern: str, case_insensitive: bool = False) -> re.Pattern[str]:
 
 
 def _time_literal(arg: Any) -> tuple[int, int] | None:
-    """A timestamp, date or interval literal as an inclusive (start, end)."""
+    """A timestamp, date or interval literal as an inclusive (start, end); None for anything
+    else, including an INTERVAL with a property (or function) at an end."""
     if isinstance(arg, dict):
         if "timestamp" in arg:
             t = _parse_time(arg["timestamp"])
@@ -110,15 +116,26 @@ def _time_literal(arg: Any) -> tuple[int, int] | None:
             t = _parse_time(f"{arg['date']}T00:00:00Z")
             return t, t + 86_400_000_000 - 1
         if "interval" in arg and isinstance(arg["interval"], list) and len(arg["interval"]) == 2:
-            ends = []
-            for j, end in enumerate(arg["interval"]):
-                if end in ("..", None):
-                    ends.append(MIN_TIME if j == 0 else MAX_TIME)
-                else:
-                    lit = _time_literal(end if isinstance(end, dict) else {"timestamp" if "T" in str(end) else "date": end})
-                    assert lit is not None
-                    ends.append(lit[0] if j == 0 else lit[1])
+            ends = [_instant_literal(end, j == 1) for j, end in enumerate(arg["interval"])]
+            if ends[0] is None or ends[1] is None:
+                return None
+            if ends[0] > ends[1]:
+                raise InvalidQueryParameter("Invalid filter: an INTERVAL starts after its end")
             return ends[0], ends[1]
+    return None
+
+
+def _instant_literal(end: Any, is_end: bool) -> int | None:
+    """One end of an INTERVAL literal: '..' (open), a timestamp or date (as a string or an
+    object); None for what is not a literal (a property, a function)."""
+    if end in ("..", None):
+        return MAX_TIME if is_end else MIN_TIME
+    if isinstance(end, str):
+        end = {"timestamp" if "T" in end or "t" in end else "date": end}
+    if isinstance(end, dict) and len(end) == 1 and ("timestamp" in end or "date" in end):
+        lit = _time_literal(end)
+        assert lit is not None
+        return lit[1] if is_end else lit[0]
     return None
 
 
@@ -253,27 +270,25 @@ class FilterEvaluator:
     # -- comparisons -------------------------------------------------------------------------
 
     def _compare(self, op: str, left: Any, right: Any, coerce: bool = False) -> Tri:
+        left, casei_left = _unwrap_case(left)
+        right, casei_right = _unwrap_case(right)
+        casei = casei_left or casei_right
         left_name, right_name = property_name(left), property_name(right)
         if left_name is None and right_name is not None:
             flipped = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(op, op)
-            return self._compare(flipped, right, left, coerce)
+            left, right, left_name, right_name, op = right, left, right_name, left_name, flipped
         if coerce and left_name is not None and isinstance(right, str) and _as_number(right) is not None:
             t1, _ = self._compare(op, left, right)
             t2, _ = self._compare(op, left, _as_number(right))
             col = self._column(left_name)
             truth = t1 | t2
             return truth, (self._present(col) & ~truth if col is not None else self._empty())
-        casei = False
-        if isinstance(left, dict) and str(left.get("op", "")).lower() in ("casei", "accenti"):
-            casei = str(left["op"]).lower() == "casei"
-            left = left["args"][0]
-            left_name = property_name(left)
-            if isinstance(right, dict) and str(right.get("op", "")).lower() in ("casei", "accenti"):
-                right = right["args"][0]
-        if left_name is not None and property_name(right) is not None:
-            return self._compare_properties(op, left_name, property_name(right), casei)  # type: ignore[arg-type]
-        if left_name is not None and property_name(right) is None and not _is_expression(right):
+        if left_name is not None and right_name is not None:
+            return self._compare_properties(op, left_name, right_name, casei)
+        if left_name is not None and not _is_expression(right):
             return self._compare_literal(op, left_name, right, casei)
+        if left_name is None and not _is_expression(left) and not _is_expression(right):
+            return self._constant(_compare_constants(op, left, right, casei))
         return self._compare_dense(op, left, right)
 
     def _compare_properties(self, op: str, left: str, right: str, casei: bool) -> Tri:
@@ -363,9 +378,18 @@ class FilterEvaluator:
         return mask
 
     def _is_null(self, arg: Any) -> Tri:
+        arg, _ = _unwrap_case(arg)
         name = property_name(arg)
         if name is None:
-            raise InvalidQueryParameter("Invalid filter: IS NULL needs a property")
+            if _is_expression(arg) and str(arg.get("op")) in ARITHMETIC:
+                _, defined = self._dense(arg)
+                return ~defined, defined.copy()
+            if arg is None:
+                return self._constant(True)
+            if isinstance(arg, (str, int, float, bool, list)) or _time_literal(arg) is not None \
+                    or _geometry_literal(arg) is not None:
+                return self._constant(False)  # a literal is never null
+            raise InvalidQueryParameter(f"Invalid filter: IS NULL of {str(arg)[:80]} is not supported")
         if name == "geometry":
             present = self._empty()
             present[self.index.geometry_positions] = True
@@ -375,23 +399,63 @@ class FilterEvaluator:
         return ~present, present
 
     def _like(self, left: Any, pattern: Any) -> Tri:
-        casei = False
-        if isinstance(left, dict) and str(left.get("op", "")).lower() in ("casei", "accenti"):
-            casei = str(left["op"]).lower() == "casei"
-            left = left["args"][0]
-        if isinstance(pattern, dict) and str(pattern.get("op", "")).lower() in ("casei", "accenti"):
-            pattern = pattern["args"][0]
-        name = property_name(left)
-        if name is None or not isinstance(pattern, str):
-            raise InvalidQueryParameter("Invalid filter: LIKE needs a property and a string pattern")
-        col = self._column(name)
-        if col is None:
+        left, casei_left = _unwrap_case(left)
+        pattern, casei_right = _unwrap_case(pattern)
+        casei = casei_left or casei_right
+        name, pattern_name = property_name(left), property_name(pattern)
+        if (name is None and not isinstance(left, str)) or (pattern_name is None and not isinstance(pattern, str)):
+            raise InvalidQueryParameter("Invalid filter: LIKE takes a string or property and a pattern or property")
+        if name is None and pattern_name is None:
+            return self._constant(bool(like_regex(pattern, casei).fullmatch(left)))
+        if pattern_name is None:
+            col = self._column(name)  # type: ignore[arg-type]
+            if col is None:
+                return self._empty(), self._empty()
+            if col.string is None:
+                return self._mismatch(col)
+            regex = like_regex(pattern, casei)
+            matching = np.array([bool(regex.fullmatch(v)) for v in col.string.vocab], dtype=bool)
+            return self._with_mismatch(col, col.string.rows, matching[col.string.codes])
+        patterns = self._column(pattern_name)
+        if patterns is None:
             return self._empty(), self._empty()
-        if col.string is None:
-            return self._mismatch(col)
-        regex = like_regex(pattern, casei)
-        matching = np.array([bool(regex.fullmatch(v)) for v in col.string.vocab], dtype=bool)
-        return self._with_mismatch(col, col.string.rows, matching[col.string.codes])
+        if name is None:  # a string against each record's pattern: one test per distinct pattern
+            if patterns.string is None:
+                return self._mismatch(patterns)
+            matching = np.zeros(len(patterns.string.vocab), dtype=bool)
+            for i, p in enumerate(patterns.string.vocab):
+                if i % 4096 == 0:
+                    self._tick()
+                matching[i] = like_regex(p, casei).fullmatch(left) is not None
+            return self._with_mismatch(patterns, patterns.string.rows, matching[patterns.string.codes])
+        values = self._column(name)
+        if values is None:
+            return self._empty(), self._empty()
+        t = self._empty()
+        if values.string is not None and patterns.string is not None:
+            va, pa = values.string, patterns.string
+            rows, ia, ib = np.intersect1d(va.rows, pa.rows, assume_unique=True, return_indices=True)
+            # One test per distinct (value, pattern) pair, each pattern compiled once.
+            pairs = va.codes[ia].astype(np.int64) * len(pa.vocab) + pa.codes[ib]
+            unique, inverse = np.unique(pairs, return_inverse=True)
+            truth = np.zeros(len(unique), dtype=bool)
+            compiled: dict[int, re.Pattern[str]] = {}
+            for i, pair in enumerate(unique.tolist()):
+                if i % 4096 == 0:
+                    self._tick()
+                vcode, pcode = divmod(pair, len(pa.vocab))
+                regex = compiled.get(pcode)
+                if regex is None:
+                    regex = compiled[pcode] = like_regex(pa.vocab[pcode], casei)
+                truth[i] = regex.fullmatch(va.vocab[vcode]) is not None
+            t[rows[truth[inverse.reshape(-1)]]] = True
+        # Values or patterns that are not strings are simply not alike.
+        return t, self._present(values) & self._present(patterns) & ~t
+
+    def _array_literal(self, op: str, arg: Any) -> list[bytes]:
+        if any(property_name(v) is not None or _is_expression(v) for v in arg):
+            raise InvalidQueryParameter(f"Invalid filter: the arrays of {op} hold literals only")
+        return [_array_key(v) for v in arg]
 
     def _compare_dense(self, op: str, left: Any, right: Any) -> Tri:
         lv, ld = self._dense(left)
@@ -437,63 +501,64 @@ class FilterEvaluator:
     # -- spatial -----------------------------------------------------------------------------
 
     def _spatial(self, op: str, args: list[Any]) -> Tri:
-        op, a, b = _property_first(op, args, {"s_within": "s_contains", "s_contains": "s_within"})
-        if property_name(a) != "geometry":
-            raise InvalidQueryParameter(f"Invalid filter: {op} needs the geometry property")
-        geom = _geometry_literal(b)
-        if geom is None:
-            raise InvalidQueryParameter(f"Invalid filter: {op} needs a geometry literal")
+        if len(args) != 2:
+            raise InvalidQueryParameter(f"Invalid filter: {op} takes two arguments")
+        first, second = (self._spatial_operand(op, arg) for arg in args)
+        if first is not None and second is not None:  # two literals: one answer for every record
+            return self._constant(bool(getattr(shapely, SPATIAL_PREDICATES[op])(first, second)))
         has_geom = self._empty()
         has_geom[self.index.geometry_positions] = True
+        if first is None and second is None:
+            # A record's geometry against itself: DE-9IM of A and A, for any non-empty A, is
+            # equal, within and containing it (so intersecting), never disjoint, touching,
+            # overlapping or crossing.
+            if op in SELF_RELATIONS:
+                return has_geom, self._empty()
+            return self._empty(), has_geom
+        if first is None:
+            geom = second
+        else:
+            geom, op = first, {"s_within": "s_contains", "s_contains": "s_within"}.get(op, op)
         if op == "s_disjoint":
             hits = self.index.spatial_positions(geom, "intersects")
             t = has_geom.copy()
             t[hits] = False
             return t, has_geom & ~t
-        predicate = {
-            "s_intersects": "intersects", "s_equals": "equals", "s_touches": "touches", "s_within": "within",
-            "s_overlaps": "overlaps", "s_crosses": "crosses", "s_contains": "contains",
-        }[op]
-        hits = self.index.spatial_positions(geom, predicate)
+        hits = self.index.spatial_positions(geom, SPATIAL_PREDICATES[op])
         t = self._empty()
         t[hits] = True
         return t, has_geom & ~t
 
+    def _spatial_operand(self, op: str, arg: Any) -> shapely.Geometry | None:
+        """A geometry literal, or None for the geometry property (the only spatial one)."""
+        name = property_name(arg)
+        if name == "geometry":
+            return None
+        if name is not None:
+            raise InvalidQueryParameter(f"Invalid filter: {op} needs the geometry property, not {name!r}")
+        geom = _geometry_literal(arg)
+        if geom is None:
+            raise InvalidQueryParameter(f"Invalid filter: {op} takes the geometry property or a geometry literal")
+        return geom
+
+    def _constant(self, value: bool | None) -> Tri:
+        """A predicate that does not depend on the record: TRUE, FALSE or NULL everywhere."""
+        if value is None:
+            return self._empty(), self._empty()
+        full = np.full(self.n, value, dtype=bool)
+        return full, ~full
+
     # -- temporal ----------------------------------------------------------------------------
 
     def _temporal(self, op: str, args: list[Any]) -> Tri:
+        """Allen's relations, elementwise: each operand is (start, end, defined), arrays over
+        the records or scalars for a literal. ``datetime`` is the record's interval, another
+        property the instant of its value, INTERVAL(a, b) from the start of a to the end of b."""
         if len(args) != 2:
             raise InvalidQueryParameter(f"Invalid filter: {op} takes two arguments")
-        a, b = args
-        if property_name(a) is None and property_name(b) is not None:
-            # T_BEFORE(literal, prop) is T_AFTER(prop, literal): swap to the converse relation.
-            a, b = b, a
-            op = {
-                "t_after": "t_before", "t_before": "t_after", "t_contains": "t_during", "t_during": "t_contains",
-                "t_finishedby": "t_finishes", "t_finishes": "t_finishedby", "t_meets": "t_metby",
-                "t_metby": "t_meets", "t_overlappedby": "t_overlaps", "t_overlaps": "t_overlappedby",
-                "t_startedby": "t_starts", "t_starts": "t_startedby",
-            }.get(op, op)
-        name = property_name(a)
-        if name is None:
-            raise InvalidQueryParameter(f"Invalid filter: {op} needs a property")
-        lit = _time_literal(b)
-        if lit is None:
-            raise InvalidQueryParameter(f"Invalid filter: {op} needs a time literal")
-        qs, qe = lit
-        if name in INTERVAL_PROPERTIES:
-            s, e = self.index.start, self.index.end
-            defined = s <= e
-        else:
-            col = self._column(name)
-            if col is None or col.time is None:
-                return self._empty(), self._empty()
-            s = np.full(self.n, MAX_TIME, dtype=np.int64)
-            s[col.time.rows] = col.time.values
-            e = np.full(self.n, MIN_TIME, dtype=np.int64)
-            e[col.time.rows] = col.time.values
-            defined = s <= e
-        relations: dict[str, Callable[[], np.ndarray]] = {
+        s, e, d1 = self._time_operand(op, args[0])
+        qs, qe, d2 = self._time_operand(op, args[1])
+        relations: dict[str, Callable[[], Any]] = {
             "t_after": lambda: s > qe,
             "t_before": lambda: e < qs,
             "t_contains": lambda: (s < qs) & (e > qe),
@@ -510,20 +575,73 @@ class FilterEvaluator:
             "t_startedby": lambda: (s == qs) & (e > qe),
             "t_starts": lambda: (s == qs) & (e < qe),
         }
-        truth = relations[op]() & defined
+        defined = np.broadcast_to(np.logical_and(d1, d2), (self.n,))
+        truth = np.broadcast_to(relations[op](), (self.n,)) & defined
         return truth, defined & ~truth
+
+    def _time_operand(self, op: str, arg: Any) -> tuple[Any, Any, Any]:
+        """(start, end, defined) of a temporal operand: scalars for a literal, arrays over
+        the records for a property or an INTERVAL with a property at an end."""
+        name = property_name(arg)
+        if name is not None:
+            return self._time_of(name)
+        lit = _time_literal(arg)
+        if lit is not None:
+            return lit[0], lit[1], True
+        if isinstance(arg, dict) and set(arg) == {"interval"} and isinstance(arg["interval"], list) \
+                and len(arg["interval"]) == 2:
+            s, _, ds = self._interval_end(op, arg["interval"][0], False)
+            _, e, de = self._interval_end(op, arg["interval"][1], True)
+            # Per record, an INTERVAL whose start is after its end is no interval: NULL.
+            return s, e, np.logical_and(np.logical_and(ds, de), s <= e)
+        raise InvalidQueryParameter(
+            f"Invalid filter: {op} takes a time property, a TIMESTAMP, a DATE or an INTERVAL, not {str(arg)[:80]}")
+
+    def _interval_end(self, op: str, end: Any, is_end: bool) -> tuple[Any, Any, Any]:
+        name = property_name(end)
+        if name is not None:
+            return self._time_of(name)
+        t = _instant_literal(end, is_end)
+        if t is None:
+            raise InvalidQueryParameter(
+                f"Invalid filter: an INTERVAL end in {op} is a time property, a TIMESTAMP, a DATE or '..', "
+                f"not {str(end)[:80]}")
+        return t, t, True
+
+    def _time_of(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``datetime``: each record's interval; another property: the instant of its value
+        (NULL where it has none, or a value that is no RFC 3339 date-time)."""
+        if name in INTERVAL_PROPERTIES:
+            s, e = self.index.start, self.index.end
+            return s, e, s <= e
+        col = self._column(name)
+        values = np.zeros(self.n, dtype=np.int64)
+        defined = self._empty()
+        if col is not None and col.time is not None:
+            values[col.time.rows] = col.time.values
+            defined[col.time.rows] = True
+        return values, values, defined
 
     # -- arrays --------------------------------------------------------------------------------
 
     def _array(self, op: str, args: list[Any]) -> Tri:
-        op, a, b = _property_first(op, args, {"a_contains": "a_containedby", "a_containedby": "a_contains"})
-        name = property_name(a)
-        if name is None or not isinstance(b, list):
-            raise InvalidQueryParameter(f"Invalid filter: {op} needs a property and an array literal")
-        col = self._column(name)
+        if len(args) != 2:
+            raise InvalidQueryParameter(f"Invalid filter: {op} takes two arguments")
+        a, b = args
+        a_name, b_name = property_name(a), property_name(b)
+        if (a_name is None and not isinstance(a, list)) or (b_name is None and not isinstance(b, list)):
+            raise InvalidQueryParameter(f"Invalid filter: {op} takes array properties and array literals")
+        if a_name is None and b_name is None:
+            return self._constant(ARRAY_TESTS[op](self._array_literal(op, a), self._array_literal(op, b)))
+        if a_name is not None and b_name is not None:
+            return self._array_properties(op, a_name, b_name)
+        if a_name is None:
+            op, a_name, b = {"a_contains": "a_containedby", "a_containedby": "a_contains"}.get(op, op), b_name, a
+        assert a_name is not None
+        want = self._array_literal(op, b)
+        col = self._column(a_name)
         if col is None or col.objects is None:
             return self._empty(), self._empty() if col is None else self._present(col)
-        want = [_array_key(v) for v in b]
         wanted = set(want)
         test: Callable[[list[bytes]], bool] = {
             "a_equals": lambda have: have == want,
@@ -533,12 +651,33 @@ class FilterEvaluator:
         }[op]
         rows = col.objects.rows
         truth = np.zeros(len(rows), dtype=bool)
-        for i, have in enumerate(self._array_keys(name, col)):
+        for i, have in enumerate(self._array_keys(a_name, col)):
             if i % 4096 == 0:
                 self._tick()
             if have is not None:
                 truth[i] = test(have)
         return self._with_mismatch(col, rows, truth)
+
+    def _array_properties(self, op: str, a_name: str, b_name: str) -> Tri:
+        """Array property against array property, record by record: TRUE or FALSE where both
+        have a value (a value that is not an array is FALSE), NULL elsewhere."""
+        a, b = self._column(a_name), self._column(b_name)
+        if a is None or b is None:
+            return self._empty(), self._empty()
+        t = self._empty()
+        if a.objects is not None and b.objects is not None:
+            rows, ia, ib = np.intersect1d(a.objects.rows, b.objects.rows, assume_unique=True, return_indices=True)
+            keys_a, keys_b = self._array_keys(a_name, a), self._array_keys(b_name, b)
+            test = ARRAY_TESTS[op]
+            truth = np.zeros(len(rows), dtype=bool)
+            for k, (i, j) in enumerate(zip(ia.tolist(), ib.tolist())):
+                if k % 4096 == 0:
+                    self._tick()
+                have_a, have_b = keys_a[i], keys_b[j]
+                if have_a is not None and have_b is not None:
+                    truth[k] = test(have_a, have_b)
+            t[rows[truth]] = True
+        return t, self._present(a) & self._present(b) & ~t
 
     def _array_keys(self, name: str, col: Column) -> list[list[bytes] | None]:
         """The column's arrays as keys, read once per filter however many predicates use it."""
@@ -557,6 +696,67 @@ def _read_array_keys(col: Column) -> list[list[bytes] | None]:
     return out
 
 
+ARRAY_TESTS: dict[str, Callable[[list[bytes], list[bytes]], bool]] = {
+    "a_equals": lambda a, b: a == b,
+    "a_contains": lambda a, b: set(b).issubset(a),
+    "a_containedby": lambda a, b: set(a).issubset(b),
+    "a_overlaps": lambda a, b: not set(a).isdisjoint(b),
+}
+
+
+def _unwrap_case(arg: Any) -> tuple[Any, bool]:
+    """The argument of CASEI(...) or ACCENTI(...) (nested either way), and whether a CASEI was there."""
+    casei = False
+    while isinstance(arg, dict) and str(arg.get("op", "")).lower() in ("casei", "accenti") \
+            and isinstance(arg.get("args"), list) and len(arg["args"]) == 1:
+        casei = casei or str(arg["op"]).lower() == "casei"
+        arg = arg["args"][0]
+    return arg, casei
+
+
+def _compare_constants(op: str, left: Any, right: Any, casei: bool) -> bool | None:
+    """A comparison of two literals, with the rules of a property against a literal: NULL
+    with a NULL, values of different types not equal; a DATE stands for every instant of its
+    day, so an instant (or day) equals a day it lies in, is before it if before its start."""
+    if left is None or right is None:
+        return None
+    lt, rt = _time_literal(left), _time_literal(right)
+    if lt is not None or rt is not None:
+        if lt is None:
+            lt = _instant_string(left)
+        if rt is None:
+            rt = _instant_string(right)
+        if lt is None or rt is None:
+            return False
+        (alo, ahi), (blo, bhi) = lt, rt
+        inside = (blo <= alo and ahi <= bhi) or (alo <= blo and bhi <= ahi)
+        return {
+            "=": inside, "<>": not inside, "<": ahi < blo, "<=": alo <= bhi, ">": alo > bhi, ">=": ahi >= blo,
+        }[op]
+    for value in (left, right):
+        if not isinstance(value, (str, int, float, bool)):
+            raise InvalidQueryParameter(f"Invalid filter: cannot compare {str(value)[:80]}")
+    fn = COMPARISONS[op]
+    if isinstance(left, bool) or isinstance(right, bool):
+        return bool(fn(left, right)) if isinstance(left, bool) and isinstance(right, bool) else False
+    if isinstance(left, str) and isinstance(right, str):
+        return bool(fn(left.lower(), right.lower()) if casei else fn(left, right))
+    if isinstance(left, str) or isinstance(right, str):
+        return False
+    return bool(fn(float(left), float(right)))
+
+
+def _instant_string(value: Any) -> tuple[int, int] | None:
+    """A string that is an RFC 3339 date-time, as an instant (what a time property holds)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        t = parse_rfc3339(value)
+    except ValueError:
+        return None
+    return t, t
+
+
 def _array_key(value: Any) -> bytes:
     """An array element as comparable bytes; JSON numbers compare by value, so the 10 of an
     item equals the 10.0 that CQL2 text parses ``(10)`` into."""
@@ -571,16 +771,6 @@ def _array_key(value: Any) -> bytes:
         return v
 
     return orjson.dumps(norm(value), option=orjson.OPT_SORT_KEYS)
-
-
-def _property_first(op: str, args: list[Any], converse: dict[str, str]) -> tuple[str, Any, Any]:
-    """(op, property, literal) for a two-argument operator written either way round."""
-    if len(args) != 2:
-        raise InvalidQueryParameter(f"Invalid filter: {op} takes two arguments")
-    a, b = args
-    if property_name(a) is None:
-        return converse.get(op, op), b, a
-    return op, a, b
 
 
 def _as_number(text: str) -> float | None:
