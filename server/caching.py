@@ -13,6 +13,7 @@ from typing import Any
 
 from cachetools import LRUCache
 from starlette.datastructures import Headers
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LINK_HEADERS = ("host", "forwarded", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix")
@@ -86,3 +87,19 @@ class HttpCache:
             await send(message)
 
         await self.app(scope, receive, capture)
+
+
+class GzipWhenAccepted:
+    """Starlette's GZipMiddleware (level 1: ~3 us per KB, JSON ~10x smaller), entered only by
+    requests that accept gzip: its wrapping costs ~9 us per request even when it compresses
+    nothing, a third of a response served from the cache."""
+
+    def __init__(self, app: ASGIApp, minimum_size: int) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=1)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and any(k == b"accept-encoding" and b"gzip" in v.lower() for k, v in scope["headers"]):
+            await self.gzip(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
