@@ -267,3 +267,23 @@ def test_bbox_datetime_search_matches_shapely_on_many_items(monkeypatch: pytest.
         if window:
             hit &= (start <= hi) & (end >= lo)
         assert got == sorted(items[i]["id"] for i in np.flatnonzero(hit)), (bbox, window)
+
+
+def test_flagging_and_sorting_put_the_same_matches_in_order() -> None:
+    """_classified_candidates orders the box index's matches by flagging (dense) or sorting
+    (sparse): the same positions, each once, sure if any part says so."""
+    from server.index.table import _flagged_in_order, _sorted_in_order
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        size = int(rng.integers(1, 3000))
+        found = []
+        for _ in range(int(rng.integers(1, 4))):  # parts of a query, possibly overlapping
+            positions = rng.choice(size, size=int(rng.integers(0, size + 1)), replace=False)
+            found.append((positions.astype(np.int64), rng.random(len(positions)) < 0.5))
+        flagged, sorted_ = _flagged_in_order(found, size), _sorted_in_order(found, size)
+        assert np.array_equal(flagged[0], sorted_[0]) and np.array_equal(flagged[1], sorted_[1])
+        every = np.unique(np.concatenate([p for p, _ in found]))
+        assert np.array_equal(flagged[0], every)
+        sure = {int(p) for positions, s in found for p in positions[s]}
+        assert {int(p) for p in flagged[0][flagged[1]]} == sure

@@ -401,22 +401,16 @@ class CellGrid:
                 break
             f = fractions[todo, k]
             t = f.astype(np.float64)
-            if k < 2:  # left, right: x is the side's, y within a 255th of the height
-                x, i = columns[2 * k].take(todo), cells[k].take(todo)
-                low = columns[1].take(todo)
-                s = (columns[3].take(todo) - low) * (1 / 255.0)
-                lo = low + t * s - margin
-                hi = lo + s + 2 * margin
-                j = _cell_guess(ye, lo)
-                ok = (xe.take(i) <= x) & (x <= xe.take(i + 1)) & (ye.take(j) <= lo) & (hi <= ye.take(j + 1))
-            else:  # bottom, top: y is the side's
-                y, j = columns[2 * k - 3].take(todo), cells[k].take(todo)
-                low = columns[0].take(todo)
-                s = (columns[2].take(todo) - low) * (1 / 255.0)
-                lo = low + t * s - margin
-                hi = lo + s + 2 * margin
-                i = _cell_guess(xe, lo)
-                ok = (ye.take(j) <= y) & (y <= ye.take(j + 1)) & (xe.take(i) <= lo) & (hi <= xe.take(i + 1))
+            # left, right: x is the side's, y known within a 255th of the height; bottom, top: the converse
+            side, low_col, high_col, along, across = (2 * k, 1, 3, xe, ye) if k < 2 else (2 * k - 3, 0, 2, ye, xe)
+            v, c = columns[side].take(todo), cells[k].take(todo)
+            low = columns[low_col].take(todo)
+            s = (columns[high_col].take(todo) - low) * (1 / 255.0)
+            lo = low + t * s - margin
+            hi = lo + s + 2 * margin
+            g = _cell_guess(across, lo)
+            ok = (along.take(c) <= v) & (v <= along.take(c + 1)) & (across.take(g) <= lo) & (hi <= across.take(g + 1))
+            i, j = (c, g) if k < 2 else (g, c)
             hit = ok & (f != UNKNOWN) & (self.status.take(j * self.columns + i) == 2)
             out[at[hit]] = True
             todo, at = todo[~hit], at[~hit]

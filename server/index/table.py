@@ -62,6 +62,8 @@ class SortOrders(dict):
         return (SortOrders, ())
 
 
+# Matches of at least 1/DENSE_MATCHES of the table are put in order by flagging, not sorting.
+DENSE_MATCHES = 8
 VERTEX_CHUNK = 65_536  # records whose vertices are read at once: bounded temporaries, deadline checks
 
 
@@ -197,15 +199,9 @@ class Table:
             return self._box_candidates(geom, window), None
         if not found:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
-        # Sorted by position with the flag in the lowest bit: one np.sort, not an argsort.
-        # (32-bit keys where positions allow: they sort in about half the time)
-        kind = np.uint32 if self.size < 2**31 else np.int64
-        keys = np.sort(np.concatenate([((p << 1) | s).astype(kind) for p, s in found]))
-        positions, sure = (keys >> 1).astype(np.int64), (keys & 1).astype(bool)
-        if len(found) > 1 and len(positions):  # a record met by two boxes: once, sure if either says so
-            first = np.flatnonzero(np.concatenate(([True], positions[1:] != positions[:-1])))
-            positions, sure = positions[first], np.logical_or.reduceat(sure, first)
-        return positions, sure
+        if sum(len(p) for p, _ in found) * DENSE_MATCHES >= self.size:
+            return _flagged_in_order(found, self.size)
+        return _sorted_in_order(found, self.size)
 
     def _refine(
         self,
@@ -518,6 +514,32 @@ def _polygon_grid(geom: shapely.Geometry, records: int) -> CellGrid:
         _grids.clear()
     _grids[key] = (weakref.ref(geom), grid)
     return grid
+
+
+def _sorted_in_order(found: list[tuple[np.ndarray, np.ndarray]], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (positions, sure) pairs of the box index's parts as one sorted set, a record met
+    twice sure if either says so. Sorted with the flag in the lowest bit: one np.sort, not an
+    argsort (32-bit keys where positions allow: they sort in about half the time)."""
+    kind = np.uint32 if size < 2**31 else np.int64
+    keys = np.sort(np.concatenate([((p << 1) | s).astype(kind) for p, s in found]))
+    positions, sure = (keys >> 1).astype(np.int64), (keys & 1).astype(bool)
+    if len(found) > 1 and len(positions):  # a record met by two boxes: once, sure if either says so
+        first = np.flatnonzero(np.concatenate(([True], positions[1:] != positions[:-1])))
+        positions, sure = positions[first], np.logical_or.reduceat(sure, first)
+    return positions, sure
+
+
+def _flagged_in_order(found: list[tuple[np.ndarray, np.ndarray]], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """As _sorted_in_order, through a flag per record of the table: faster when the matches
+    are a good part of it (a bbox matching 332k of 1M records: 24.3 -> 19.6 ms per search;
+    at 50k of 1M the two are even)."""
+    flags = np.zeros(size, dtype=np.uint8)
+    for positions, _ in found:
+        flags[positions] = 1
+    for positions, sure in found:
+        flags[positions[sure]] = 2
+    positions = np.flatnonzero(flags)
+    return positions, flags[positions] == 2
 
 
 def _is_boxes(geom: shapely.Geometry) -> bool:
