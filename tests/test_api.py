@@ -1056,3 +1056,17 @@ def test_cors_preflight_allows_any_request_header_and_head(client) -> None:
     assert "authorization" in response.headers["access-control-allow-headers"].lower()
     head = client.options("/search", headers={"Origin": "https://b.example", "Access-Control-Request-Method": "HEAD"})
     assert head.status_code == 200
+
+
+@pytest.mark.parametrize("node", [
+    {"op": "=", "args": [{"property": "id"}, {"property": "id"}, 1]},
+    {"op": "and", "args": []},
+    {"op": "not", "args": [True, False]},
+    {"op": "isNull", "args": []},
+    {"op": "s_intersects", "args": [{"property": "geometry"}]},
+])
+def test_operators_with_the_wrong_number_of_arguments_are_400(client, node) -> None:
+    """Found by QA: '=' with three arguments answered 200 with every item."""
+    response = client.post("/search", json={"filter": node})
+    assert_error(response, 400)
+    assert "argument" in response.json()["description"]

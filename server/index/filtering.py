@@ -45,6 +45,13 @@ SPATIAL_PREDICATES = {
 SELF_RELATIONS = {"s_intersects", "s_equals", "s_within", "s_contains"}  # true of A and A
 
 
+# (fewest, most) arguments of the operators whose count is fixed; between also has a draft form of 2
+_ARITY: dict[str, tuple[int, int]] = {
+    "and": (1, 10**9), "or": (1, 10**9), "not": (1, 1), "like": (2, 2), "between": (2, 3), "in": (2, 2),
+    "isnull": (1, 1), **{op: (2, 2) for op in COMPARISONS}, **{op: (2, 2) for op in SPATIAL_OPS},
+    **{op: (2, 2) for op in TEMPORAL_OPS}, **{op: (2, 2) for op in ARRAY_OPS},
+}
+
 LIGHT_PREDICATES = 16  # see is_light
 
 
@@ -217,6 +224,10 @@ class FilterEvaluator:
         args = node.get("args", [])
         if not isinstance(args, list):
             raise InvalidQueryParameter(f"Invalid filter: args of {op} must be a list")
+        arity = _ARITY.get(op)
+        if arity is not None and not arity[0] <= len(args) <= arity[1]:
+            wanted = str(arity[0]) if arity[0] == arity[1] else f"at least {arity[0]}"
+            raise InvalidQueryParameter(f"Invalid filter: {op} takes {wanted} argument(s), got {len(args)}")
         if op == "and":
             t, f = self._evaluate(args[0])
             for a in args[1:]:
