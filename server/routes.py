@@ -17,7 +17,7 @@ from server import management
 from server.conformance import conformance_classes
 from server.errors import InvalidRequestBody, NotFoundError, NotReady, PayloadTooLarge, UnsupportedMediaType
 from server.index import Index
-from server.index.filtering import is_light
+from server.index.cql2_terms import is_light
 from server.links import GEOJSON, JSON, OPENAPI, QUERYABLES_REL, SCHEMA_JSON, ItemLinksJson, UrlBuilder, public_base_url, url_builder
 from server.openapi import openapi_document, swagger_html
 from server.fields import COLLECTION_DEFAULTS, apply_fields

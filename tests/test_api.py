@@ -986,7 +986,7 @@ def test_which_searches_go_to_a_worker_thread() -> None:
     (" AND ".join(f"gsd <> {k}" for k in range(16)), True),
 ])
 def test_light_filters_are_column_comparisons_only(text: str, light: bool) -> None:
-    from server.index.filtering import is_light
+    from server.index.cql2_terms import is_light
     from server.query.cql2 import parse_filter
 
     assert is_light(parse_filter(text, "cql2-text", None)) is light
