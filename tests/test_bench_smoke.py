@@ -3,6 +3,7 @@ scripts run and report; they assert correctness, never timings."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,7 @@ def test_ingest(catalog: Path) -> None:
 def test_latency(catalog: Path) -> None:
     out = run("latency.py", str(catalog), "--runs", "3", "--max-seconds", "2")
     assert "bbox+datetime" in out
+    assert re.search(r"paging with the match cache \(the default\): pages 2-50 median [0-9.]+ ms", out)
 
 
 def test_remote_ingest(catalog: Path) -> None:
