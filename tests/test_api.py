@@ -1070,3 +1070,12 @@ def test_operators_with_the_wrong_number_of_arguments_are_400(client, node) -> N
     response = client.post("/search", json={"filter": node})
     assert_error(response, 400)
     assert "argument" in response.json()["description"]
+
+
+@pytest.mark.parametrize("q", ["-", "--", "-+", "+", '""', "sentinel, -"])
+def test_free_text_terms_without_letters_or_digits_are_400(client, q: str) -> None:
+    """Found by QA: q=- matched nothing while q=-- matched everything (a term no document can
+    contain, negated). Documents are indexed by words, so such a term is refused."""
+    response = client.get("/search", params={"q": q})
+    assert_error(response, 400)
+    assert "letters or digits" in response.json()["description"]

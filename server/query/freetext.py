@@ -15,6 +15,7 @@ from server.errors import InvalidQueryParameter
 Node = tuple[Any, ...]
 _TOKEN = re.compile(r'\s*(?:(\()|(\))|([+-]?)"([^"]*)"|([+-]?)([^\s()"]+))')
 MAX_TERMS = 64
+_WORD = re.compile(r"\w", re.UNICODE)
 
 
 def split_commas(text: str) -> list[str]:
@@ -124,7 +125,10 @@ class _Parser:
         if tok[0] in ("AND", ")"):
             raise self.error(f"unexpected {tok[1]!r}")
         sign, word = self.take()
-        return sign, ("term", word.lstrip("\x01"))
+        text = word.lstrip("\x01")
+        if not _WORD.search(text):  # documents are indexed by words: such a term can match nothing
+            raise self.error(f"{text!r} has no letters or digits to search for")
+        return sign, ("term", text)
 
 
 def parse_q(value: Any) -> Node | None:
