@@ -51,11 +51,24 @@ def _urls(request: Request) -> UrlBuilder:
     return url_builder(public_base_url(request, _settings(request).base_url))
 
 
+# Lists a client may also send as repeated parameters (?collections=a&collections=b): joined.
+REPEATABLE = ("ids", "collections")
+
+
 def _query_params(request: Request) -> dict[str, str]:
-    """The query string as a dict, the last of repeated names winning (as Starlette's
-    ``query_params.items()``), without building Starlette's multi-dict."""
+    """The query string as a dict (without building Starlette's multi-dict): the values of a
+    repeated list parameter joined by commas, the last of any other repeated name winning."""
     raw = request.scope.get("query_string", b"")
-    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)) if raw else {}
+    if not raw:
+        return {}
+    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+    params = dict(pairs)
+    if len(params) < len(pairs):  # some name repeats
+        for name in REPEATABLE:
+            values = [v for k, v in pairs if k == name]
+            if len(values) > 1:
+                params[name] = ",".join(v for v in values if v)
+    return params
 
 
 async def _json_body(request: Request) -> dict[str, Any]:

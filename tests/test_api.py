@@ -1079,3 +1079,10 @@ def test_free_text_terms_without_letters_or_digits_are_400(client, q: str) -> No
     response = client.get("/search", params={"q": q})
     assert_error(response, 400)
     assert "letters or digits" in response.json()["description"]
+
+
+def test_repeated_collections_parameters_search_them_all(client) -> None:
+    joined = client.get("/search", params={"collections": "dem-alps,corine-land-cover", "limit": 100}).json()
+    repeated = client.get("/search?collections=dem-alps&collections=corine-land-cover&limit=100").json()
+    assert repeated["numberMatched"] == joined["numberMatched"] > 0
+    assert {f["collection"] for f in repeated["features"]} == {"dem-alps", "corine-land-cover"}

@@ -71,9 +71,24 @@ def test_query_params_read_as_starlette_does() -> None:
 
     from server.routes import _query_params
 
-    for qs in [b"", b"a=1&b=2&a=3", b"x=%C3%A9&y=&z", b"bbox=1%2C2&q=a+b", b"k=%FF&&=v&t=%", b"\xe9=\xe9"]:
+    for qs in [b"", b"a=1&b=2&a=3", b"x=%C3%A9&y=&z", b"bbox=1%2C2&q=a+b", b"k=%FF&&=v&t=%", b"\xe9=\xe9",
+               b"bbox=1,2,3,4&bbox=5,6,7,8", b"collections=a,b"]:
         request = Request({"type": "http", "query_string": qs, "headers": []})
         assert _query_params(request) == dict(request.query_params.items()), qs
+
+
+def test_repeated_list_parameters_are_joined() -> None:
+    """Found by QA: ?collections=a&collections=b searched b only, silently."""
+    from starlette.requests import Request
+
+    from server.routes import _query_params
+
+    def params(qs: bytes) -> dict[str, str]:
+        return _query_params(Request({"type": "http", "query_string": qs, "headers": []}))
+
+    assert params(b"collections=a&collections=b,c&limit=5&limit=7")["collections"] == "a,b,c"
+    assert params(b"collections=a&collections=b&limit=5&limit=7")["limit"] == "7"
+    assert params(b"ids=x&ids=&ids=y")["ids"] == "x,y"
 
 
 def test_base_url_without_a_host_header_comes_from_the_server_address() -> None:
