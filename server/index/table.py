@@ -81,6 +81,7 @@ class Table:
     bounds: np.ndarray
     columns: dict[str, Column]
     text: TextIndex
+    _sort_orders: SortOrders | None = None  # made on the first sorted search (see _sort_order)
 
     def _init_spatial(self, extremes: np.ndarray | None = None) -> None:
         """The box index; ``extremes`` (per record, from spatial.extreme_fractions) are read
@@ -130,9 +131,10 @@ class Table:
         if spatial is None and query.bbox is not None:
             spatial = bbox_geometry(query.bbox)
         in_box = surely = None  # the box index's candidates, and whether each surely intersects
+        kind = _spatial_kind(spatial) if spatial is not None else "other"
         if spatial is not None:
             # The box index applies the datetime window too, before gathering anything.
-            in_box, surely = self._classified_candidates(spatial, query.datetime)
+            in_box, surely = self._classified_candidates(spatial, query.datetime, kind)
             candidates = self._intersect(candidates, in_box)
         check_deadline(query)
         if query.datetime is not None and spatial is None:
@@ -155,7 +157,7 @@ class Table:
             sure = None
             if surely is not None:
                 sure = surely if candidates is in_box else surely[np.searchsorted(in_box, candidates)]
-            candidates = self._refine(candidates, spatial, query, sure)
+            candidates = self._refine(candidates, spatial, query, sure, kind)
         if candidates is None:
             return np.arange(self.size, dtype=np.int64)
         return candidates
@@ -183,17 +185,17 @@ class Table:
         return np.unique(np.concatenate(hits)) if len(hits) > 1 else np.sort(hits[0])
 
     def _classified_candidates(
-        self, geom: shapely.Geometry, window: tuple[int, int] | None
+        self, geom: shapely.Geometry, window: tuple[int, int] | None, kind: str
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """_box_candidates, and for a query of boxes or polygons whether each surely
-        intersects it; for polygons, less those whose box surely misses it."""
+        """_box_candidates, and for a query of boxes or polygons (``kind``, _spatial_kind)
+        whether each surely intersects it; for polygons, less those whose box surely misses it."""
         parts = getattr(geom, "geoms", [geom])
-        if _wants_grid(geom):
+        if kind == "grid":
             bounds = [part.bounds for part in parts if not part.is_empty] if len(parts) <= MAX_BOX_PARTS else [geom.bounds]
             slots = [self._boxes.slots(b, window) for b in bounds]
             grid = _polygon_grid(geom, sum(len(s) for s in slots))
             found = [self._boxes.classify_slots(s, grid) for s in slots]
-        elif len(parts) <= MAX_BOX_PARTS and _is_boxes(geom):
+        elif kind == "boxes":
             found = [self._boxes.classify(part.bounds, window) for part in parts]
         else:
             return self._box_candidates(geom, window), None
@@ -209,14 +211,16 @@ class Table:
         geom: shapely.Geometry,
         query: SearchQuery | None = None,
         sure: np.ndarray | None = None,
+        kind: str | None = None,
     ) -> np.ndarray:
         """Exact intersection test, skipped for records known to intersect the query: their
         box lies inside it, or a vertex does (``sure``, from _classified_candidates, says so
-        for some); and for a polygon, for records whose box surely misses it."""
-        grid = _polygon_grid(geom, len(candidates)) if _wants_grid(geom) else None
-        if grid is not None:
-            sure, known = self._grid_decided(candidates, grid, sure, query)
-        elif sure is not None or _is_boxes(geom):  # (sure is only ever given for boxes or polygons)
+        for some); and for a polygon, for records whose box surely misses it. ``kind``:
+        _spatial_kind(geom), when the caller has it."""
+        kind = kind or _spatial_kind(geom)
+        if kind == "grid":
+            sure, known = self._grid_decided(candidates, _polygon_grid(geom, len(candidates)), sure, query)
+        elif sure is not None or kind == "boxes":  # (sure is only ever given for boxes or polygons)
             sure = known = self._box_decided(candidates, geom, sure)
         else:
             sure = known = np.zeros(len(candidates), dtype=bool)
@@ -408,9 +412,9 @@ class Table:
     def _sort_order(self, sortby: list[SortField]) -> np.ndarray:
         """Every position in ``sortby`` order (ties in the default order), computed on first
         use and kept for the next searches with the same sortby (a few, see SortOrders)."""
-        orders = self.__dict__.get("_sort_orders")
+        orders = self._sort_orders
         if orders is None:
-            orders = self.__dict__["_sort_orders"] = SortOrders()
+            orders = self._sort_orders = SortOrders()
         key = tuple((f.name, f.descending) for f in sortby)
         order = orders.get(key)
         if order is None:
@@ -490,15 +494,16 @@ class Table:
 _grids: dict[int, tuple[weakref.ref[shapely.Geometry], CellGrid]] = {}
 
 
-def _wants_grid(geom: shapely.Geometry) -> bool:
-    """Whether a query is polygonal and not a few boxes (those have their own shortcuts), with
-    an area to lay a grid over (a bbox query of no width makes a polygon of none)."""
-    if not isinstance(geom, (shapely.Polygon, shapely.MultiPolygon)) or geom.is_empty:
-        return False
+def _spatial_kind(geom: shapely.Geometry) -> str:
+    """How a query geometry is decided, found once per search (_is_boxes compares with GEOS):
+    "boxes" (up to MAX_BOX_PARTS axis-aligned boxes, which have their own shortcuts), "grid"
+    (any other polygon with an area to lay a CellGrid over; a bbox query of no width makes a
+    polygon of none) or "other" (exact tests only)."""
+    boxes = len(getattr(geom, "geoms", [geom])) <= MAX_BOX_PARTS and _is_boxes(geom)
+    if boxes or not isinstance(geom, (shapely.Polygon, shapely.MultiPolygon)) or geom.is_empty:
+        return "boxes" if boxes else "other"
     x0, y0, x1, y1 = geom.bounds
-    if not (x1 > x0 and y1 > y0):
-        return False
-    return len(getattr(geom, "geoms", [geom])) > MAX_BOX_PARTS or not _is_boxes(geom)
+    return "grid" if x1 > x0 and y1 > y0 else "other"
 
 
 def _polygon_grid(geom: shapely.Geometry, records: int) -> CellGrid:
