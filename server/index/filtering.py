@@ -103,7 +103,7 @@ class FilterEvaluator:
         args = node.get("args", [])
         if not isinstance(args, list):
             raise InvalidQueryParameter(f"Invalid filter: args of {op} must be a list")
-        arity = ARITY.get(op)
+        arity = ARITY.get(op)  # (every predicate's argument count is checked here, once)
         if arity is not None and not arity[0] <= len(args) <= arity[1]:
             wanted = str(arity[0]) if arity[0] == arity[1] else f"at least {arity[0]}"
             raise InvalidQueryParameter(f"Invalid filter: {op} takes {wanted} argument(s), got {len(args)}")
@@ -391,8 +391,6 @@ class FilterEvaluator:
     # -- spatial -----------------------------------------------------------------------------
 
     def _spatial(self, op: str, args: list[Any]) -> Tri:
-        if len(args) != 2:
-            raise InvalidQueryParameter(f"Invalid filter: {op} takes two arguments")
         first, second = (self._spatial_operand(op, arg) for arg in args)
         if first is not None and second is not None:  # two literals: one answer for every record
             return self._constant(bool(getattr(shapely, SPATIAL_PREDICATES[op])(first, second)))
@@ -444,8 +442,6 @@ class FilterEvaluator:
         """Allen's relations, elementwise: each operand is (start, end, defined), arrays over
         the records or scalars for a literal. ``datetime`` is the record's interval, another
         property the instant of its value, INTERVAL(a, b) from the start of a to the end of b."""
-        if len(args) != 2:
-            raise InvalidQueryParameter(f"Invalid filter: {op} takes two arguments")
         s, e, d1 = self._time_operand(op, args[0])
         qs, qe, d2 = self._time_operand(op, args[1])
         relations: dict[str, Callable[[], Any]] = {
@@ -515,8 +511,6 @@ class FilterEvaluator:
     # -- arrays --------------------------------------------------------------------------------
 
     def _array(self, op: str, args: list[Any]) -> Tri:
-        if len(args) != 2:
-            raise InvalidQueryParameter(f"Invalid filter: {op} takes two arguments")
         a, b = args
         a_name, b_name = property_name(a), property_name(b)
         if (a_name is None and not isinstance(a, list)) or (b_name is None and not isinstance(b, list)):
