@@ -56,6 +56,10 @@ def _first(value: str) -> str:
     return value.split(",")[0].strip()
 
 
+def _valid(pattern: re.Pattern[str], value: str | None) -> str | None:
+    return value if value is not None and pattern.fullmatch(value) else None
+
+
 def public_base_url(request: Request, configured: str | None) -> str:
     if configured:
         return configured.rstrip("/")
@@ -63,19 +67,13 @@ def public_base_url(request: Request, configured: str | None) -> str:
     scheme = request.scope.get("scheme", "http")
     host = headers.get("host") or _server_netloc(request)
     prefix = request.scope.get("root_path", "")
-    candidates: list[tuple[str, str]] = []  # (what, value) in increasing precedence
-    if "forwarded" in headers:
-        fwd = _forwarded(headers["forwarded"])
-        candidates += [(k, fwd[k]) for k in ("proto", "host") if k in fwd]
-    for name, what in (("x-forwarded-proto", "proto"), ("x-forwarded-host", "host")):
-        if name in headers:
-            candidates.append((what, _first(headers[name])))
-    for what, value in candidates:
-        if what == "proto" and _SCHEME.fullmatch(value):
-            scheme = value.lower()
-        elif what == "host" and _HOST.fullmatch(value):
-            host = value
-    if "x-forwarded-host" in headers and _HOST.fullmatch(_first(headers["x-forwarded-host"])):
+    # X-Forwarded-* over Forwarded over the request itself; a value of the wrong form is skipped
+    fwd = _forwarded(headers["forwarded"]) if "forwarded" in headers else {}
+    scheme = (_valid(_SCHEME, _first(headers.get("x-forwarded-proto", ""))) or _valid(_SCHEME, fwd.get("proto"))
+              or scheme).lower()
+    x_host = _valid(_HOST, _first(headers.get("x-forwarded-host", "")))
+    host = x_host or _valid(_HOST, fwd.get("host")) or host
+    if x_host:
         port = _first(headers.get("x-forwarded-port", ""))
         if ":" not in host and _PORT.fullmatch(port) and (scheme, port) not in (("http", "80"), ("https", "443")):
             host = f"{host}:{port}"

@@ -18,7 +18,7 @@ from server.conformance import conformance_classes
 from server.errors import InvalidRequestBody, NotFoundError, NotReady, PayloadTooLarge, UnsupportedMediaType
 from server.index import Index
 from server.index.cql2_terms import is_light
-from server.links import GEOJSON, JSON, OPENAPI, QUERYABLES_REL, SCHEMA_JSON, ItemLinksJson, UrlBuilder, public_base_url, url_builder
+from server.links import GEOJSON, JSON, OPENAPI, QUERYABLES_REL, SCHEMA_JSON, UrlBuilder, public_base_url, url_builder
 from server.openapi import openapi_document, swagger_html
 from server.fields import COLLECTION_DEFAULTS, apply_fields
 from server.pagination import decode_key_token, encode_token, next_link_get, next_link_post
@@ -98,15 +98,14 @@ async def _json_body(request: Request) -> dict[str, Any]:
 # -- documents ------------------------------------------------------------------------------
 
 
-def render_item(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | None = None,
-                links_json: ItemLinksJson | None = None) -> Any:
+def render_item(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | None = None) -> Any:
     """The item as served: a dict, or (without fields, the common case) its stored bytes with
-    the API's links appended, spliced without parsing them (an orjson.Fragment). A page
-    passes one ``links_json`` for all its items."""
+    the API's links appended, spliced without parsing them (an orjson.Fragment; the link bytes
+    each collection shares are kept by the UrlBuilder, itself shared per base URL)."""
     collection, item_id = index.collection_of(pos), index.ids[pos]
     if fields is None and index.links_last:
         data = index.json[pos]  # ends with the item's own links array: ...]}
-        extra = (links_json or urls.item_links_json())(collection, item_id)
+        extra = urls.item_links_json()(collection, item_id)
         return orjson.Fragment(data[:-2] + extra + b"]}" if data.endswith(b"[]}") else data[:-2] + b"," + extra + b"]}")
     item = index.item(pos)
     item["links"] = item.get("links", []) + urls.item_links(collection, item_id)
@@ -270,8 +269,7 @@ async def _item_collection(
             links.append(next_link_post(href, token, GEOJSON))
         else:
             links.append(next_link_get(href, query.raw, token, GEOJSON))
-    links_json = urls.item_links_json()
-    features = [render_item(urls, index, int(p), query.fields, links_json) for p in result.positions]
+    features = [render_item(urls, index, int(p), query.fields) for p in result.positions]
     return GeoJSONResponse(
         {
             "type": "FeatureCollection",
