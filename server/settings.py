@@ -9,6 +9,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.query.parse import RequestLimits
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STAC_STATIC_", extra="ignore")
@@ -70,7 +72,7 @@ class Settings(BaseSettings):
     query_time_budget: float = Field(10.0, gt=0, description="Seconds a search may run before it stops with "
                                      "a 400 asking to narrow it.")
     max_request_bytes: int = Field(1024 * 1024, ge=1024, description="Largest POST body; larger ones get a 413.")
-    max_ids: int = Field(10_000, ge=1, description="Most ids in one search.")
-    max_collections: int = Field(10_000, ge=1, description="Most collections in one search.")
-    max_vertices: int = Field(20_000, ge=4, description="Most vertices in an intersects geometry.")
+    max_ids: int = Field(RequestLimits.max_ids, ge=1, description="Most ids in one search.")
+    max_collections: int = Field(RequestLimits.max_collections, ge=1, description="Most collections in one search.")
+    max_vertices: int = Field(RequestLimits.max_vertices, ge=4, description="Most vertices in an intersects geometry.")
     admin_token: str | None = Field(None, description="Bearer token for POST /_mgmt/reload; unset disables it.")
