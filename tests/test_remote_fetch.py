@@ -118,6 +118,25 @@ def failing(status: int, times: int, then: Route | None = None) -> Route:
     return route
 
 
+def chunked(chunk: bytes, count: int, pause: float = 0.0) -> Route:
+    """A 200 sent as ``count`` chunks of ``chunk`` (each flushed, then ``pause`` seconds, when
+    given), then the end chunk; a client hanging up mid-body ends it quietly."""
+    def route(h: Handler) -> None:
+        h.send_response(200)
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        try:
+            for _ in range(count):
+                h.wfile.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                if pause:
+                    h.wfile.flush()
+                    time.sleep(pause)
+            h.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass  # the client hung up, as it should
+    return route
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("status", [503, 429, 500])
 def test_retried_on_5xx_and_429_then_served(backend: str, status: int) -> None:
@@ -184,20 +203,9 @@ def test_a_refused_connection_is_retried_then_reported(backend: str) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_size_limit_declared_or_streamed(backend: str) -> None:
-    def chunked(h: Handler) -> None:
-        h.send_response(200)
-        h.send_header("Transfer-Encoding", "chunked")
-        h.end_headers()
-        try:
-            for _ in range(100):
-                h.wfile.write(b"4000\r\n" + b"x" * 0x4000 + b"\r\n")
-            h.wfile.write(b"0\r\n\r\n")
-        except OSError:
-            pass  # the client hung up, as it should
-
     with server({
         "/declared.json": lambda h: h.answer(200, b"x" * 5000),
-        "/chunked.json": chunked,
+        "/chunked.json": chunked(b"x" * 0x4000, 100),
         "/fits.json": lambda h: h.answer(200, b"x" * 4000),
     }) as (base, handler):
         with pytest.raises(FetchError, match="byte limit"):
@@ -217,19 +225,8 @@ def test_a_root_has_its_own_larger_limit(backend: str) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_trickling_body_hits_the_overall_deadline(backend: str) -> None:
-    def trickle(h: Handler) -> None:
-        h.send_response(200)
-        h.send_header("Transfer-Encoding", "chunked")
-        h.end_headers()
-        try:
-            for _ in range(400):  # a byte every 0.05 s: 10x inside the read timeout, even on a busy CI
-                h.wfile.write(b"1\r\nx\r\n")
-                h.wfile.flush()
-                time.sleep(0.05)
-        except OSError:
-            pass
-
-    with server({"/doc.json": trickle}) as (base, handler):
+    # a byte every 0.05 s: 10x inside the read timeout, even on a busy CI
+    with server({"/doc.json": chunked(b"x", 400, pause=0.05)}) as (base, handler):
         with pytest.raises(FetchError, match="not complete after"):
             fetch(backend, f"{base}/doc.json", timeout=0.5, retries=2)
     assert handler.hits["/doc.json"] == 1
