@@ -388,3 +388,37 @@ def test_filter_crs84_is_accepted(sample_env: Env, crs: str) -> None:
     for method, params in (("GET", {"filter": text, "filter-crs": crs, "limit": 3}),
                            ("POST", {"filter": text, "filter-lang": "cql2-text", "filter-crs": crs, "limit": 3})):
         check_item_search(sample_env.client, method, "/search", params, expected, f"{method} {crs}")
+
+
+MIXED_TIME_FILTERS = [
+    "created = DATE('2020-01-01')", "created <> DATE('2020-01-01')", "created < DATE('2020-01-02')",
+    "created >= DATE('2020-01-02')", "created = TIMESTAMP('2020-01-01T06:00:00Z')", "created > TIMESTAMP('2020-01-01T06:00:00Z')",
+]
+
+
+@pytest.mark.parametrize("text", MIXED_TIME_FILTERS + [f"NOT ({t})" for t in MIXED_TIME_FILTERS])
+def test_time_literals_against_a_property_of_mixed_types(tmp_path: Path, make_client, text: str) -> None:
+    """A time property (by its name here; or by all its strings being date-times) holding
+    date-times on some items and numbers, other strings or booleans on others:
+    against a TIMESTAMP or DATE, the values of other types are FALSE for every operator (so
+    their NOT is TRUE), the items without it NULL; '=' and '<>' with a DATE once left them NULL."""
+    from tests.helpers import CatalogDir, catalog, collection, item, link
+
+    values: list[Any] = ["2020-01-01T06:00:00Z", "2020-01-01T23:00:00Z", "2020-01-02T00:00:00Z", 5, "abc", True, None]
+    folder = CatalogDir(tmp_path / "mixed")
+    items = []
+    for k, value in enumerate(values + ["absent"]):
+        properties = {} if value == "absent" else {"created": value}
+        folder.write(f"c/i{k}.json", item(f"i{k}", collection="c", properties=properties, links=[link("collection", "./collection.json")]))
+        items.append(link("item", f"./i{k}.json"))
+    folder.write("c/collection.json", collection("c", items))
+    folder.write("catalog.json", catalog("root", [link("child", "./c/collection.json")]))
+    index, report = load_catalogs([str(folder.root / "catalog.json")])
+    assert index.size == len(values) + 1, report.summary()
+    oracle = Oracle.from_root(folder.root / "catalog.json")
+    records = item_records(oracle)
+    node = cql2.parse_text(text).to_json()
+    expected = expected_items(oracle, records, filter=node)
+    with make_client(index=index) as client:
+        check_item_search(client, "GET", "/search", {"filter": text, "limit": 3}, expected, text)
+        check_item_search(client, "POST", "/search", {"filter": node, "limit": 3}, expected, text)

@@ -209,31 +209,22 @@ class FilterEvaluator:
 
     def _compare_literal(self, op: str, name: str, literal: Any, casei: bool) -> Tri:
         fn = COMPARISONS[op]
-        time_lit = time_literal(literal)
-        if name in INTERVAL_PROPERTIES and time_lit is not None:
-            col = self._column(name)
-            part = col.time if col is not None else None
-            if part is None:
-                return self._empty(), self._empty()
-            lo, hi = time_lit
-            # A DATE is every instant of its day: t > DATE and t <= DATE test the day's end,
-            # t < DATE and t >= DATE its start.
-            value = hi if op in (">", "<=") else lo
-            if op in ("=", "<>") and lo != hi:
-                truth = (part.values >= lo) & (part.values <= hi)
-                return self._tri(part.rows, truth if op == "=" else ~truth)
-            return self._tri(part.rows, fn(part.values, value))
         col = self._column(name)
         if col is None:
             return self._empty(), self._empty()
+        time_lit = time_literal(literal)
         if time_lit is not None:
             if col.time is None:
                 return self._mismatch(col)
             lo, hi = time_lit
+            # A DATE is every instant of its day: t = DATE holds within it, t > DATE and
+            # t <= DATE test the day's end, t < DATE and t >= DATE its start.
             if op in ("=", "<>") and lo != hi:
-                truth = (col.time.values >= lo) & (col.time.values <= hi)
-                return self._tri(col.time.rows, truth if op == "=" else ~truth)
-            return self._with_mismatch(col, col.time.rows, fn(col.time.values, hi if op in (">", "<=") else lo))
+                within = (col.time.values >= lo) & (col.time.values <= hi)
+                truth = within if op == "=" else ~within
+            else:
+                truth = fn(col.time.values, hi if op in (">", "<=") else lo)
+            return self._with_mismatch(col, col.time.rows, truth)
         if isinstance(literal, bool):
             if col.boolean is None:
                 return self._mismatch(col)
