@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 from typing import Any
+from urllib.parse import quote_plus, urlencode
 
 import orjson
 
@@ -33,12 +34,21 @@ def decode_key_token(token: str) -> list[Any]:
     raise InvalidQueryParameter(f"Invalid token {token[:80]!r}")
 
 
-def next_link_get(href: str, params: dict[str, Any], token: str, media_type: str) -> dict[str, Any]:
-    from urllib.parse import urlencode
+def query_string(params: dict[str, Any]) -> str:
+    """A GET request's parameters, less its page token, URL-encoded once for its self and
+    next links."""
+    return urlencode({k: v for k, v in params.items() if k != "token" and v is not None})
 
-    query = {k: v for k, v in params.items() if k != "token"}
-    query["token"] = token
-    return {"rel": "next", "type": media_type, "method": "GET", "href": f"{href}?{urlencode(query)}"}
+
+def paged_href(href: str, encoded: str, token: str | None) -> str:
+    """``href`` with the ``query_string`` ``encoded`` and a page token."""
+    if token is not None:
+        encoded = f"{encoded}&token={quote_plus(token)}" if encoded else f"token={quote_plus(token)}"
+    return f"{href}?{encoded}" if encoded else href
+
+
+def next_link_get(href: str, encoded: str, token: str, media_type: str) -> dict[str, Any]:
+    return {"rel": "next", "type": media_type, "method": "GET", "href": paged_href(href, encoded, token)}
 
 
 def next_link_post(href: str, token: str, media_type: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from server.index.cql2_terms import is_light
 from server.links import GEOJSON, JSON, OPENAPI, QUERYABLES_REL, SCHEMA_JSON, UrlBuilder, public_base_url, url_builder
 from server.openapi import openapi_document, swagger_html
 from server.fields import COLLECTION_DEFAULTS, apply_fields
-from server.pagination import decode_key_token, encode_token, next_link_get, next_link_post
+from server.pagination import decode_key_token, encode_token, next_link_get, next_link_post, paged_href, query_string
 from server.queryables import queryables_document
 from server.query.model import FieldsSpec, SearchQuery
 from server.query.parse import RequestLimits, parse_search
@@ -175,13 +175,14 @@ async def collections(request: Request) -> Response:
     table = index.collection_table
     after = decode_key_token(query.token) if query.token else None
     result = table.page(table.match(query), query, after)
+    href, encoded = urls.url("collections"), query_string(params)
     links = [
-        urls.link("self", urls.url("collections", params)),
+        urls.link("self", paged_href(href, encoded, params.get("token"))),
         urls.link("root", urls.url()),
         urls.link("parent", urls.url()),
     ]
     if result.next_key is not None:
-        links.append(next_link_get(urls.url("collections"), params, encode_token(result.next_key), JSON))
+        links.append(next_link_get(href, encoded, encode_token(result.next_key), JSON))
     return JSONResponse(
         {
             "collections": [
@@ -252,23 +253,24 @@ def _heavy(query: SearchQuery, index: Index) -> bool:
 
 
 async def _item_collection(
-    request: Request, query: SearchQuery, href: str, method: str, extra_links: list[dict[str, Any]]
+    request: Request, urls: UrlBuilder, query: SearchQuery, href: str, params: dict[str, Any] | None,
+    extra_links: list[dict[str, Any]] = (),
 ) -> Response:
+    """A page of ``query``'s items, from ``href``: GET with ``params``, or POST (None)."""
     index = _index(request)
-    urls = _urls(request)
     after = decode_key_token(query.token) if query.token else None
     matches = request.app.state.match_cache
     if _heavy(query, index):
         result = await run_in_threadpool(index.search, query, after, matches)
     else:
         result = index.search(query, after, matches)
-    links = [urls.link("root", urls.url())] + extra_links
+    encoded = query_string(params) if params is not None else ""
+    self_href = paged_href(href, encoded, params.get("token")) if params is not None else href
+    links = [urls.link("self", self_href, GEOJSON), urls.link("root", urls.url()), *extra_links]
     if result.next_key is not None:
         token = encode_token(result.next_key)
-        if method == "POST":
-            links.append(next_link_post(href, token, GEOJSON))
-        else:
-            links.append(next_link_get(href, query.raw, token, GEOJSON))
+        links.append(next_link_get(href, encoded, token, GEOJSON) if params is not None
+                     else next_link_post(href, token, GEOJSON))
     features = [render_item(urls, index, int(p), query.fields) for p in result.positions]
     return GeoJSONResponse(
         {
@@ -295,8 +297,7 @@ async def search_get(request: Request) -> Response:
     params = _query_params(request)
     urls = _urls(request)
     query = _parse(request, params)
-    self_link = urls.link("self", urls.url("search", params), GEOJSON)
-    return await _item_collection(request, query, urls.url("search"), "GET", [self_link])
+    return await _item_collection(request, urls, query, urls.url("search"), params)
 
 
 async def search_post(request: Request) -> Response:
@@ -304,8 +305,7 @@ async def search_post(request: Request) -> Response:
     body = await _json_body(request)
     urls = _urls(request)
     query = _parse(request, body, body=True)
-    self_link = urls.link("self", urls.url("search"), GEOJSON)
-    return await _item_collection(request, query, urls.url("search"), "POST", [self_link])
+    return await _item_collection(request, urls, query, urls.url("search"), None)
 
 
 async def search(request: Request) -> Response:
@@ -325,11 +325,10 @@ async def collection_items(request: Request) -> Response:
     query.collections = [collection_id]
     href = urls.items(collection_id)
     extra = [
-        urls.link("self", urls.url(f"{href[len(urls.base) + 1:]}", params), GEOJSON),
         urls.link("collection", urls.collection(collection_id)),
         urls.link("parent", urls.collection(collection_id)),
     ]
-    return await _item_collection(request, query, href, "GET", extra)
+    return await _item_collection(request, urls, query, href, params, extra)
 
 
 def route_table() -> list[Route]:

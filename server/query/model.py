@@ -35,5 +35,3 @@ class SearchQuery:
     limit: int = 10
     token: str | None = None
     deadline: float | None = None  # time.monotonic() by which the search must be done
-    # The request's own parameters, as given, for writing the next link.
-    raw: dict[str, Any] = field(default_factory=dict)

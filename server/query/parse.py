@@ -133,7 +133,7 @@ def parse_search(
                            ("fields", "an object"), ("query", "an object")):
             if isinstance(params.get(name), str):
                 raise InvalidQueryParameter(f"Invalid {name}: expected {kind} in a POST body, got a string")
-    query = SearchQuery(raw=dict(params))
+    query = SearchQuery()
     query.limit = parse_limit(params.get("limit"), default_limit, max_limit)
     if params.get("bbox") not in (None, "", []) and params.get("intersects") not in (None, ""):
         raise InvalidQueryParameter("Only one of bbox and intersects may be given")
