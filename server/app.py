@@ -10,11 +10,11 @@ from typing import AsyncIterator, Callable
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from server.caching import GzipWhenAccepted, HttpCache
+from server.cors import CorsWhenOrigin
 from server.catalog.sources import RemoteCache
 from server.catalog.loader import LoadOptions, load_catalogs
 from server.errors import StacApiError
@@ -100,7 +100,7 @@ def create_app(
         routes=route_table(),
         middleware=[
             *([Middleware(GzipWhenAccepted, minimum_size=settings.gzip_min_bytes)] if settings.gzip_min_bytes > 0 else []),
-            Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD", "POST"], allow_headers=["*"],
+            Middleware(CorsWhenOrigin, allow_origins=["*"], allow_methods=["GET", "HEAD", "POST"], allow_headers=["*"],
                        expose_headers=["ETag"]),
             Middleware(HttpCache, max_bytes=settings.response_cache_bytes, max_age=settings.cache_max_age),
         ],

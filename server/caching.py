@@ -12,11 +12,11 @@ import hashlib
 from typing import Any
 
 from cachetools import LRUCache
-from starlette.datastructures import Headers
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-LINK_HEADERS = ("host", "forwarded", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix")
+LINK_HEADERS = (b"host", b"forwarded", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
+                b"x-forwarded-prefix")
 UNCACHED_PREFIXES = ("/_mgmt",)
 
 
@@ -28,12 +28,17 @@ class HttpCache:
         self.bodies: LRUCache[str, tuple[list[tuple[bytes, bytes]], bytes]] | None = (
             LRUCache(maxsize=max_bytes, getsizeof=lambda entry: len(entry[1]) + 512) if max_bytes > 0 else None
         )
+        self.shared_validators = [
+            (b"cache-control", f"public, max-age={max_age}".encode()),
+            (b"vary", b"Host, Forwarded, X-Forwarded-Host, X-Forwarded-Proto, X-Forwarded-Port, X-Forwarded-Prefix"),
+        ]
 
-    def _etag(self, scope: Scope, index: Any, headers: Headers) -> str:
+    @staticmethod
+    def _etag(scope: Scope, index: Any, headers: dict[bytes, bytes]) -> str:
         parts = [
             str(id(index)), str(index.version), repr(index.loaded_at), scope["path"],
             scope.get("query_string", b"").decode("latin-1"), scope.get("root_path", ""),
-            *(headers.get(name, "") for name in LINK_HEADERS),
+            *(headers.get(name, b"").decode("latin-1") for name in LINK_HEADERS),
         ]
         digest = hashlib.blake2b("\x00".join(parts).encode(), digest_size=12).hexdigest()
         return f'W/"{digest}"'
@@ -46,14 +51,14 @@ class HttpCache:
         if index is None:
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
+        # The headers that shape links or validate, in one pass (a repeated one: its first value)
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            if (name in LINK_HEADERS or name == b"if-none-match") and name not in headers:
+                headers[name] = value
         etag = self._etag(scope, index, headers)
-        validators = [
-            (b"etag", etag.encode()),
-            (b"cache-control", f"public, max-age={self.max_age}".encode()),
-            (b"vary", b"Host, Forwarded, X-Forwarded-Host, X-Forwarded-Proto, X-Forwarded-Port, X-Forwarded-Prefix"),
-        ]
-        if_none_match = [t.strip() for t in headers.get("if-none-match", "").split(",")]
+        validators = [(b"etag", etag.encode()), *self.shared_validators]
+        if_none_match = [t.strip() for t in headers.get(b"if-none-match", b"").decode("latin-1").split(",")]
         if etag in if_none_match or "*" in if_none_match:  # "*": any current representation
             await send({"type": "http.response.start", "status": 304, "headers": validators})
             await send({"type": "http.response.body", "body": b""})

@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from server.app import create_app
 from server.sample import SAMPLE_ROOT
 from server.settings import Settings
@@ -69,6 +71,17 @@ def test_cached_responses_carry_the_cors_headers_of_their_own_request(client: Te
     assert again.headers["access-control-allow-origin"] == "*"
     assert [v.strip().lower() for v in again.headers["vary"].split(",")].count("origin") == 1
     assert with_origin.content == without.content == again.content
+
+
+@pytest.mark.parametrize("url", ["/search?limit=2", "/collections/no-such", "/_mgmt/health", "/search?bbox=1"])
+@pytest.mark.parametrize("origin", [None, "https://browser.example"])
+def test_every_response_varies_on_origin_once(client: TestClient, url: str, origin: str | None) -> None:
+    """Requests without an Origin skip the CORS middleware (CorsWhenOrigin) but their responses,
+    which lack the CORS headers, still say Vary: Origin, so no cache hands them to a browser."""
+    response = client.get(url, headers={"Origin": origin} if origin else {})
+    vary = [v.strip().lower() for v in response.headers.get("vary", "").split(",")]
+    assert vary.count("origin") == 1, response.headers
+    assert ("access-control-allow-origin" in response.headers) == (origin is not None)
 
 
 def test_vary_names_every_link_shaping_header_and_star_revalidates(client: TestClient) -> None:
