@@ -1,6 +1,6 @@
 """The same query mix against the peer STAC servers and against us (issue 4, target 7).
 
-    python bench/peers.py --items 10000 [--peers ours,rustac,pgstac,static] [--runs 30]
+    python bench/peers.py --items 10000 [--peers ours,rustac,pgstac,static,floor] [--runs 30]
                           [--budget 20] [--json OUT]
 
 See bench/peers/README.md for how each peer is installed (each in its own virtualenv under
@@ -12,6 +12,10 @@ bench/generate.py (same seed) in the layout each server needs, under /tmp/peers/
   root catalog without its ``self`` link;
 * stac-fastapi-pgstac: the ndjson items and the collections loaded with ``pypgstac load``
   into a private PostgreSQL+PostGIS cluster on 127.0.0.1:55432 (see the README).
+
+``floor`` is no STAC server: a bare ASGI app under the same uvicorn as ours (httptools, uvloop)
+that answers GET /collections/{c}/items/{id} with the item's stored bytes and nothing else: what
+an item GET costs in this HTTP stack before any work of ours (the other query types: "error").
 
 Every server is started by this script and stopped by its PID/process group. Latency is the
 client-side median over HTTP on loopback (one keep-alive connection, sequential requests), so
@@ -152,9 +156,39 @@ def start(name: str, data: dict[str, str], port: int, logdir: str) -> subprocess
             "ENABLE_TRANSACTIONS_EXTENSIONS": "false",
         })
         cwd = PEERS
+    elif name == "floor":
+        app = os.path.join(logdir, "floor_app.py")
+        with open(app, "w") as f:
+            f.write(FLOOR_APP)
+        cmd = [OURS_PY, "-m", "uvicorn", "floor_app:app", "--app-dir", logdir, "--host", "127.0.0.1", "--port", str(port),
+               "--http", "httptools", "--loop", "uvloop", "--log-level", "warning", "--no-access-log"]
+        env, cwd = clean_env({"FLOOR_ITEMS": os.path.join(nd, "all-items.ndjson")}), PEERS
     else:
         raise SystemExit(f"unknown peer {name}")
     return spawn(cmd, cwd=cwd, env=env, log=os.path.join(logdir, f"{name}.log"))
+
+
+FLOOR_APP = r'''
+import json, os
+
+ITEMS = {}
+with open(os.environ["FLOOR_ITEMS"], "rb") as f:
+    for line in f:
+        doc = json.loads(line)
+        ITEMS[f"/collections/{doc['collection']}/items/{doc['id']}"] = line.rstrip()
+HEADERS = [(b"content-type", b"application/geo+json")]
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = ITEMS.get(scope["path"]) if scope["method"] == "GET" else None
+    status = 200 if body is not None else 404
+    body = body if body is not None else b'{"code":"NotFound"}'
+    await send({"type": "http.response.start", "status": status,
+                "headers": HEADERS + [(b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+'''
 
 
 def load_pgstac(data: dict[str, str], items: int) -> str:
@@ -337,7 +371,8 @@ def main() -> None:
             port = free_port()
             proc = start(name, data, port, logdir)
             client = Client(port, timeout=max(60.0, args.budget * 3))
-            entry["ready_s"] = wait_ready(port, proc, args.ready_timeout, "/collections", interval=0.5,
+            ready_path = queries["item GET"][0][1] if name == "floor" else "/collections"
+            entry["ready_s"] = wait_ready(port, proc, args.ready_timeout, ready_path, interval=0.5,
                                           request_timeout=client.timeout)
             print(f"# {name}: ready in {entry['ready_s']:.1f} s", file=sys.stderr)
             entry["latency"] = measure(name, client, queries, args.runs, args.budget)
