@@ -324,6 +324,22 @@ def test_item_naming_an_unloaded_collection_without_parent_collection(catalog_di
         assert not [ln for ln in feature["links"] if ln["rel"] in ("collection", "parent")]
 
 
+@pytest.mark.parametrize("declared", [["good"], {"id": "good"}, 5, True])
+def test_an_item_whose_collection_is_not_a_string_is_skipped(catalog_dir: CatalogDir, declared: Any) -> None:
+    """Found by QA: a list or object there crashed the whole load (unhashable), and so every
+    reload after one such file appeared."""
+    catalog_dir.write("catalog.json", catalog("root", [link("child", "./good/collection.json")]))
+    catalog_dir.write("good/collection.json", collection("good", [link("item", "./a.json"), link("item", "./b.json")]))
+    catalog_dir.write("good/a.json", item("a", collection="good"))
+    bad = item("b")
+    bad["collection"] = declared
+    catalog_dir.write("good/b.json", bad)
+    index, report = load(catalog_dir.path("catalog.json"))
+    assert keys_of(index) == {("good", "a")}
+    reasons = skip_reasons(report)
+    assert "collection is not a string" in reasons[os.path.realpath(catalog_dir.path("good/b.json"))]
+
+
 # -- roots ---------------------------------------------------------------------------------------------
 
 

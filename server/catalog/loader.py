@@ -411,6 +411,10 @@ class Loader:
 
     def _index_item(self, item: dict[str, Any], location: str, ctx: Context) -> None:
         """A servable item into the index, under the collection it resolves to."""
+        declared = item.get("collection")
+        if declared is not None and not isinstance(declared, str):  # (a list is not even hashable)
+            self.skip(location, f"item {item.get('id')!r}: collection is not a string")
+            return
         item["collection"] = self._collection_for(item, location, ctx)
         if item["collection"] is None:
             del item["collection"]
