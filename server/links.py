@@ -31,7 +31,10 @@ _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
 def quote_segment(value: str) -> str:
-    """``value`` percent-encoded as one path segment."""
+    """``value`` percent-encoded as one path segment; "." and ".." too, which clients would
+    otherwise resolve as dot segments (RFC 3986 5.2.4) instead of sending."""
+    if value in (".", ".."):
+        return value.replace(".", "%2E")
     return value if _UNRESERVED.fullmatch(value) else quote(value, safe="")
 
 

@@ -63,7 +63,28 @@ def test_quote_segment_is_quote_for_any_string() -> None:
     samples = ["", "S2A_MSIL2A_20200101T10", "a.b~c-d_e", "a b", "../x", "é", "%41"]
     samples += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(2000)]
     for value in samples:
-        assert quote_segment(value) == quote(value, safe=""), value
+        expected = value.replace(".", "%2E") if value in (".", "..") else quote(value, safe="")
+        assert quote_segment(value) == expected, value
+
+
+def test_dot_segment_ids_get_links_a_client_can_follow(make_client) -> None:
+    """Found by QA: an item or collection id "." or ".." was written into links as it is, and
+    clients (curl, requests, browsers) resolve such segments away instead of sending them."""
+    builder = IndexBuilder()
+    base = {"type": "Feature", "stac_version": "1.0.0", "geometry": None, "properties": {"datetime": None}}
+    for cid in ("..", "c"):
+        builder.add_collection({"id": cid, "type": "Collection", "links": []})
+        for iid in (".", "..", "x"):
+            builder.add_item({**base, "id": iid, "collection": cid})
+    index = builder.build()
+    with make_client(index=index) as client:
+        for feature in client.get("/search", params={"limit": 100}).json()["features"]:
+            for rel in ("self", "collection"):
+                href = next(link["href"] for link in feature["links"] if link["rel"] == rel)
+                assert "/./" not in href + "/" and "/../" not in href + "/", href
+                got = client.get(href.replace("http://testserver", ""))
+                assert got.status_code == 200, (href, got.text)
+                assert got.json()["id"] == (feature["id"] if rel == "self" else feature["collection"])
 
 
 def test_query_params_read_as_starlette_does() -> None:
