@@ -62,6 +62,8 @@ def _load(settings: Settings, index_file: str | None, remote_cache: Any = None) 
             index, header = read_snapshot(index_file)
             if not settings.roots:
                 settings.roots = header["roots"]  # reloads re-read the snapshot's sources
+            elif _root_keys(settings.roots) != _root_keys(header["roots"]):
+                raise SnapshotError(f"{index_file} was built from {header['roots']}, not from the roots given")
             print(f"stac-static-api: {index.size} items from snapshot {index_file}", file=sys.stderr)
             return index
         except SnapshotError as exc:
@@ -73,6 +75,11 @@ def _load(settings: Settings, index_file: str | None, remote_cache: Any = None) 
     if index_file:
         write_snapshot(index_file, index, roots_of(settings))
     return index
+
+
+def _root_keys(roots: list[str]) -> list[str]:
+    """Roots as compared with a snapshot's: URLs as written, paths resolved."""
+    return [root if "://" in root else os.path.realpath(root) for root in roots]
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:

@@ -70,6 +70,22 @@ def test_stale_snapshot_is_refused_or_rebuilt(sample_copy: Path, tmp_path: Path)
     assert rebuilt.size == 67
 
 
+def test_a_snapshot_of_other_roots_is_rebuilt_from_the_roots_given(sample_copy: Path, tmp_path: Path) -> None:
+    """Found by QA: `serve ROOT --index FILE` served FILE's catalog whatever ROOT was, until a
+    reload switched to ROOT."""
+    other = tmp_path / "other"
+    shutil.copytree(sample_copy, other)
+    doc = json.loads((other / "catalog.json").read_text())
+    doc["links"] = [link for link in doc["links"] if "misc" not in link["href"]]
+    (other / "catalog.json").write_text(json.dumps(doc, indent=1))
+    snapshot = tmp_path / "other.idx"
+    write_snapshot(str(snapshot), load_catalogs([str(other / "catalog.json")])[0], [str(other / "catalog.json")])
+    with run_server([str(sample_copy / "catalog.json")], extra_args=["--index", str(snapshot)]) as base:
+        assert httpx.get(base + "/_mgmt/ready").json()["items"] == 68
+    rebuilt, header = read_snapshot(str(snapshot))
+    assert rebuilt.size == 68 and header["roots"] == [str(sample_copy / "catalog.json")]
+
+
 def test_other_format_versions_and_garbage_are_refused(tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.idx"
     wrong.write_bytes(MAGIC + b'{"format": 999}\n')
