@@ -41,11 +41,15 @@ async def reload(request: Request) -> Response:
     token = request.app.state.settings.admin_token
     if not token:
         raise NotFoundError("Reload over HTTP is disabled (no admin token configured)")
-    given = request.headers.get("authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise Forbidden("A valid admin token is required")
     status = await request.app.state.reloader.request("admin request")
     body = request.app.state.reloader.describe()
     if status is None:  # a forked worker: the supervisor builds, then every worker swaps
         return JSONResponse({"requested": True, "last_reload": body}, status_code=202)
-    return JSONResponse(body, status_code=200 if status.ok else 500)
+    if status.ok:
+        return JSONResponse(body)
+    # The catalog (upstream of this server) could not be loaded; the old index still serves.
+    return JSONResponse({"code": "ReloadFailed", "description": f"Reload failed, still serving the previous index: "
+                         f"{status.error}", **body}, status_code=502)

@@ -159,7 +159,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "responses": {"200": _ok("application/json", "Reloaded"),
                               "202": _ok("application/json", "Requested from the supervisor of forked workers, "
                                          "which builds once and has every worker map the result"),
-                              "403": _ERROR, "404": _ERROR, "500": _ERROR},
+                              "403": _ERROR, "404": _ERROR, "502": _ERROR},
             }
         },
     }

@@ -78,7 +78,9 @@ class Reloader:
             try:
                 index = await asyncio.to_thread(self.build)
             except Exception as exc:  # any failure keeps the old index serving
-                self.status = ReloadStatus(False, reason, f"{type(exc).__name__}: {exc}", started,
+                # A child's failure already names its cause ("LoadError: ..."): said once.
+                error = str(exc) if type(exc).__name__ == "ChildBuildError" else f"{type(exc).__name__}: {exc}"
+                self.status = ReloadStatus(False, reason, error, started,
                                            time.time() - started, self.status.reloads)
                 log.error("reload (%s) failed, still serving the previous index: %s", reason, exc)
                 return self.status
