@@ -340,6 +340,22 @@ def test_an_item_whose_collection_is_not_a_string_is_skipped(catalog_dir: Catalo
     assert "collection is not a string" in reasons[os.path.realpath(catalog_dir.path("good/b.json"))]
 
 
+def test_a_collection_id_with_a_slash_is_skipped_with_its_reason(catalog_dir: CatalogDir, make_client) -> None:
+    """Found by QA: such a collection (and its items' collection links) answered 404 while
+    /collections and /search listed it: no URL can name it, so it is refused at load."""
+    catalog_dir.write("catalog.json", catalog("root", [link("child", "./a/collection.json"),
+                                                       link("child", "./b/collection.json")]))
+    catalog_dir.write("a/collection.json", collection("col/slash", [link("item", "./i.json")]))
+    catalog_dir.write("a/i.json", item("i", collection="col/slash"))
+    catalog_dir.write("b/collection.json", collection("fine", [link("item", "./j.json")]))
+    catalog_dir.write("b/j.json", item("j", collection="fine"))
+    index, report = load(catalog_dir.path("catalog.json"))
+    assert keys_of(index) == {("fine", "j")}
+    assert "contains '/'" in skip_reasons(report)[os.path.realpath(catalog_dir.path("a/collection.json"))]
+    with make_client(index=index) as client:
+        assert [c["id"] for c in client.get("/collections").json()["collections"]] == ["fine"]
+
+
 # -- roots ---------------------------------------------------------------------------------------------
 
 
