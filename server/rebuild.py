@@ -33,6 +33,12 @@ class ChildBuildError(Exception):
     """The child could not build an index; the message is its reason."""
 
 
+def failure_text(exc: Exception) -> str:
+    """A failed build as reported: "LoadError: ...", the type once (a ChildBuildError's
+    message already names the child's own failure)."""
+    return str(exc) if isinstance(exc, ChildBuildError) else f"{type(exc).__name__}: {exc}"
+
+
 class ChildBuilder:
     """Callable building an Index in a child process; ``kill()`` stops a running build."""
 

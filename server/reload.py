@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 
 from server.catalog.loader import release_free_memory
 from server.index import Index
+from server.rebuild import failure_text
 
 log = logging.getLogger("stac_static_api.reload")
 
@@ -78,9 +79,7 @@ class Reloader:
             try:
                 index = await asyncio.to_thread(self.build)
             except Exception as exc:  # any failure keeps the old index serving
-                # A child's failure already names its cause ("LoadError: ..."): said once.
-                error = str(exc) if type(exc).__name__ == "ChildBuildError" else f"{type(exc).__name__}: {exc}"
-                self.status = ReloadStatus(False, reason, error, started,
+                self.status = ReloadStatus(False, reason, failure_text(exc), started,
                                            time.time() - started, self.status.reloads)
                 log.error("reload (%s) failed, still serving the previous index: %s", reason, exc)
                 return self.status

@@ -28,7 +28,7 @@ import uvicorn
 
 from server.catalog.loader import release_free_memory
 from server.catalog.sources import RemoteCache
-from server.rebuild import ChildBuilder
+from server.rebuild import ChildBuilder, failure_text
 from server.settings import Settings
 from server.snapshot import Fingerprint
 
@@ -106,7 +106,7 @@ class Supervisor:
             self._version += 1
             doc = {"ok": True, "snapshot": str(snapshot), "version": self._version}
         except Exception as exc:  # the workers keep serving and report it
-            doc = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            doc = {"ok": False, "error": failure_text(exc)}
             log.error("reload (%s) failed, still serving the previous index: %s", reason, exc)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
