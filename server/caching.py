@@ -23,7 +23,6 @@ UNCACHED_PREFIXES = ("/_mgmt",)
 class HttpCache:
     def __init__(self, app: ASGIApp, max_bytes: int, max_age: int, max_entry_bytes: int = 1 << 20) -> None:
         self.app = app
-        self.max_age = max_age
         self.max_entry_bytes = max_entry_bytes
         self.bodies: LRUCache[str, tuple[list[tuple[bytes, bytes]], bytes]] | None = (
             LRUCache(maxsize=max_bytes, getsizeof=lambda entry: len(entry[1]) + 512) if max_bytes > 0 else None

@@ -414,10 +414,6 @@ class Loader:
 
     def _index_item(self, item: dict[str, Any], location: str, ctx: Context) -> None:
         """A servable item into the index, under the collection it resolves to."""
-        declared = item.get("collection")
-        if declared is not None and not isinstance(declared, str):  # (a list is not even hashable)
-            self.skip(location, f"item {item.get('id')!r}: collection is not a string")
-            return
         item["collection"] = self._collection_for(item, location, ctx)
         if item["collection"] is None:
             del item["collection"]
@@ -430,6 +426,8 @@ class Loader:
         """The item's own `collection` if that collection is loaded, else the nearest above,
         else none: every collection an item names must resolve to /collections/{id}."""
         declared = item.get("collection")
+        if declared is not None and not isinstance(declared, str):
+            return declared  # no collection id (a list is not even hashable): the builder rejects the item
         if declared is None or declared in self.builder.collections:
             return declared if declared is not None else ctx.collection
         if ctx.collection is not None:
