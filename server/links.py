@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import orjson
 from cachetools import LRUCache
@@ -92,11 +92,9 @@ class UrlBuilder:
         self.base = base_url.rstrip("/")
         self._item_links_json: ItemLinksJson | None = None
 
-    def url(self, path: str = "", params: dict[str, Any] | None = None) -> str:
-        href = f"{self.base}/{path.lstrip('/')}" if path else f"{self.base}/"
-        if params:
-            href += "?" + urlencode({k: v for k, v in params.items() if v is not None})
-        return href
+    def url(self, path: str = "") -> str:
+        """An API URL; a query string is added by server.pagination (query_string, paged_href)."""
+        return f"{self.base}/{path.lstrip('/')}" if path else f"{self.base}/"
 
     def collection(self, collection_id: str) -> str:
         return self.url(f"collections/{quote_segment(collection_id)}")

@@ -254,7 +254,7 @@ def _heavy(query: SearchQuery, index: Index) -> bool:
 
 async def _item_collection(
     request: Request, urls: UrlBuilder, query: SearchQuery, href: str, params: dict[str, Any] | None,
-    extra_links: list[dict[str, Any]] = (),
+    extra_links: tuple[dict[str, Any], ...] = (),
 ) -> Response:
     """A page of ``query``'s items, from ``href``: GET with ``params``, or POST (None)."""
     index = _index(request)
@@ -324,10 +324,10 @@ async def collection_items(request: Request) -> Response:
     query = _parse(request, params)
     query.collections = [collection_id]
     href = urls.items(collection_id)
-    extra = [
+    extra = (
         urls.link("collection", urls.collection(collection_id)),
         urls.link("parent", urls.collection(collection_id)),
-    ]
+    )
     return await _item_collection(request, urls, query, href, params, extra)
 
 
