@@ -6,6 +6,7 @@ evaluate its JSON form ourselves over the columnar index.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import cql2
@@ -20,6 +21,24 @@ CRS84 = {
 }
 MAX_DEPTH = 64
 MAX_OPERATIONS = 1_000  # operators in one filter: more is a 400, not minutes of evaluation
+MAX_PREFIX_OPERATORS = 256  # NOT, unary + and - in one cql2-text filter
+
+# cql2's text parser (Rust, recursive descent) overflows its stack and kills the process
+# (SIGSEGV) on deep input: measured at ~1,560 nested parentheses, ~3,100 nested function calls,
+# ~3,400 chained NOT or unary minus, ~9,000 chained + and ~16,000 chained AND. So the text is
+# measured before it is parsed: parentheses at most MAX_DEPTH deep, at most MAX_PREFIX_OPERATORS
+# prefix operators and MAX_OPERATIONS binary ones, together under a third of any of those limits.
+_TEXT_TOKENS = re.compile(
+    r"""'(?:[^']|'')*'?        # a string literal ('' escapes a quote): nothing inside counts
+      | "(?:[^"]|"")*"?        # a quoted identifier, likewise
+      | [A-Za-z_][\w:.]*       # a word: AND, OR, NOT, a property, a function
+      | [0-9.]+(?:[eE][-+]?[0-9]+)?
+      | <>|<=|>=|[-+*/%^=<>(),\[\]]
+      | \S""",
+    re.VERBOSE,
+)
+_BINARY = {"and", "or", "*", "/", "%", "^", "=", "<>", "<", ">", "<=", ">=", "like", "between", "in", "is", "div"}
+_OPERAND_END = {")", "]"}  # after these (or a literal or a word), + and - are binary
 
 
 def _depth(node: Any, level: int = 0) -> int:
@@ -38,6 +57,39 @@ def _operations(node: Any) -> int:
     if isinstance(node, dict):
         return ("op" in node) + sum(_operations(v) for v in node.values())
     return 0
+
+
+def _check_text_shape(text: str) -> None:
+    """A 400 for cql2-text nested or chained beyond what its native parser survives (above)."""
+    depth = deepest = prefix = binary = 0
+    previous = "("
+    tokens = _TEXT_TOKENS.findall(text)
+    for i, token in enumerate(tokens):
+        word = token.lower()
+        if token in ("+", "-") and i + 1 < len(tokens) and tokens[i + 1][:1].isdigit() and not _is_operand(previous):
+            previous = "0"  # the sign of a number: -1 in IN (-1, -2) is one literal
+            continue
+        if token in ("(", "["):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in (")", "]"):
+            depth -= 1
+        elif (word == "not" or token in ("+", "-")) and not _is_operand(previous) and previous != "is":
+            prefix += 1
+        elif word in _BINARY or word == "not" or token in ("+", "-"):
+            binary += 1
+        previous = word
+    if deepest > MAX_DEPTH or prefix > MAX_PREFIX_OPERATORS:
+        raise InvalidQueryParameter(f"Invalid filter: nested deeper than {MAX_DEPTH}")
+    if binary > MAX_OPERATIONS:
+        raise InvalidQueryParameter(f"Invalid filter: over {MAX_OPERATIONS} operators; use IN for lists of values")
+
+
+def _is_operand(token: str) -> bool:
+    """Whether a token ends an operand, so that a + or - after it is binary, not a sign."""
+    return token in _OPERAND_END or token[:1] in "'\"" or token[:1].isdigit() or token[:1] == "." or (
+        (token[:1].isalpha() or token[:1] == "_") and token not in _BINARY and token != "not"
+    )
 
 
 def _modernize(node: Any) -> Any:
@@ -80,6 +132,7 @@ def parse_filter(value: Any, lang: Any, crs: Any) -> Any:
             if not isinstance(value, (dict, bool)):  # true and false are CQL2 JSON filters too
                 raise InvalidQueryParameter("Invalid filter: expected a CQL2 JSON object")
         if isinstance(value, str):
+            _check_text_shape(value)
             parsed = orjson.loads(_parsed("text", value))
         elif isinstance(value, dict):
             if lang == "cql2-text":
