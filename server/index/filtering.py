@@ -294,8 +294,11 @@ class FilterEvaluator:
                 return self._empty(), self._empty()
             if col.string is None:
                 return self._mismatch(col)
-            regex = like_regex(pattern, casei)
-            matching = np.array([bool(regex.fullmatch(v)) for v in col.string.vocab], dtype=bool)
+            fullmatch, vocab = like_regex(pattern, casei).fullmatch, col.string.vocab
+            matching = np.zeros(len(vocab), dtype=bool)
+            for start in range(0, len(vocab), 4096):
+                self._tick()
+                matching[start:start + 4096] = [fullmatch(v) is not None for v in vocab[start:start + 4096]]
             return self._with_mismatch(col, col.string.rows, matching[col.string.codes])
         patterns = self._column(pattern_name)
         if patterns is None:
