@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from server import __version__
+from server.http_protocol import JsonErrorsProtocol
 from server.settings import Settings
 
 
@@ -118,6 +119,7 @@ def serve(settings: Settings, index_file: str | None = None, workers: int = 1) -
     app = create_app(settings, index=index, remote_cache=remote_cache)
     del index  # the app holds it; a reference here would keep it alive after a reload swaps it
     config = dict(
+        http=JsonErrorsProtocol,
         log_level=settings.log_level,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
