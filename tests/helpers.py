@@ -149,8 +149,9 @@ def run_cli(args: list[str], timeout: float = 60.0) -> subprocess.CompletedProce
 
 
 @contextlib.contextmanager
-def run_server(roots: list[str] = (), extra_args: list[str] = ()) -> Iterator[str]:
-    """The real CLI (`python -m server serve ROOT... --host 127.0.0.1 --port P`) in a subprocess.
+def run_server(roots: list[str] = (), extra_args: list[str] = (), env: dict[str, str] | None = None) -> Iterator[str]:
+    """The real CLI (`python -m server serve ROOT... --host 127.0.0.1 --port P`) in a subprocess,
+    with `env` (STAC_STATIC_* settings) added to its environment.
 
     Yields its base URL once GET / answers 200; fails with the server's output if it exits
     or is not ready within SERVER_START_TIMEOUT seconds. Always terminates it.
@@ -163,7 +164,7 @@ def run_server(roots: list[str] = (), extra_args: list[str] = ()) -> Iterator[st
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO,
-            env=server_env(),
+            env={**server_env(), **(env or {})},
         )
         base = f"http://127.0.0.1:{port}"
 

@@ -11,12 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.errors import InvalidQueryParameter
+from server.index.cql2_terms import like_regex
 from server.pagination import decode_key_token
 from server.query.cql2 import parse_filter
 from server.query.datetime import parse_datetime_interval
 from server.query.extensions import parse_fields, parse_sortby, query_to_cql2
 from server.query.freetext import parse_q
 from server.query.parse import parse_bbox, parse_geometry, parse_search
+from tests.oracle_extensions import like_match
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**20, 10**20))
@@ -117,3 +119,45 @@ def test_no_request_gets_a_500(fuzz_client: Any, params: dict[str, str]) -> None
         if response.status_code == 400:
             body = response.json()
             assert body["code"] and body["description"]
+
+
+# -- deep and pathological input: what once crashed or hung the server -------------------------
+
+# One level of nesting in each cql2-text form the native parser recurses on: (open, close).
+WRAPPERS = [("(", ")"), ("NOT ", ""), ("NOT (", ")"), ("-", ""), ("+", ""), ("CASEI(", ")"), ("f(", ")"),
+            ("(1 + ", ")"), ("A_CONTAINS(a, (", "))"), ("S_INTERSECTS(geometry, ", ")")]
+
+
+def _nest(depth: int, cycle: list[tuple[str, str]], core: str) -> str:
+    wrappers = [cycle[i % len(cycle)] for i in range(depth)]
+    return "".join(w[0] for w in wrappers) + core + "".join(w[1] for w in reversed(wrappers))
+
+
+deep_cql2_text = st.builds(
+    _nest, st.integers(0, 4_000), st.lists(st.sampled_from(WRAPPERS), min_size=1, max_size=4),
+    st.sampled_from(["id = 'x'", "gsd", "1", "x LIKE '%a%'", "'('", "POINT(1 2)"]),
+)
+chained_cql2_text = st.builds(
+    lambda op, n: "x = " + op.join(["1"] * n) if op in ("+", "*") else op.join(["x = 1"] * n),
+    st.sampled_from([" AND ", " OR ", "+", "*"]), st.integers(1, 20_000),
+)
+deep_cql2_json = st.builds(
+    lambda op, n: '{"op":"%s","args":[' % op * n + '{"op":"=","args":[{"property":"id"},"x"]}' + "]}" * n,
+    st.sampled_from(["not", "and", "or"]), st.integers(0, 3_000),
+)
+like_patterns = st.text(alphabet="%_\\aZ", max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(deep_cql2_text, chained_cql2_text, deep_cql2_json))
+def test_cql2_deep_or_chained_is_parsed_or_a_400(text: str) -> None:
+    """Never a crash of the native parser (it once segfaulted at ~1,560 parentheses)."""
+    allowed(parse_filter, text, None, None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(like_patterns, st.text(alphabet="aZ%_\\", max_size=60), st.booleans())
+def test_like_agrees_with_the_backtracking_definition(pattern: str, value: str, casei: bool) -> None:
+    """CQL2 LIKE (% any run, _ one character, backslash escapes), matched without backtracking."""
+    regex = like_regex(pattern, casei)
+    assert (regex.fullmatch(value) is not None) == like_match(value, pattern, casei)
