@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import os
 import time
-from typing import Any
+from typing import Any, Callable, TypeVar
 from urllib.parse import parse_qsl
 
 import orjson
@@ -29,6 +32,7 @@ from server.responses import GeoJSONResponse, JSONResponse, OpenAPIResponse, Sch
 from server.settings import Settings
 
 STAC_VERSION = "1.0.0"
+T = TypeVar("T")
 
 
 def _settings(request: Request) -> Settings:
@@ -71,7 +75,8 @@ def _query_params(request: Request) -> dict[str, str]:
     return params
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+async def _json_body(request: Request) -> tuple[dict[str, Any], int]:
+    """The body's JSON object, and the body's size in bytes."""
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if content_type not in ("application/json", "application/geo+json", ""):
         raise UnsupportedMediaType(f"Expected an application/json body, got {content_type!r}")
@@ -85,14 +90,14 @@ async def _json_body(request: Request) -> dict[str, Any]:
         if len(body) > most:
             raise PayloadTooLarge(f"Request body over {most} bytes")
     if not body.strip():
-        return {}
+        return {}, len(body)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequestBody(f"Request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidRequestBody("Request body must be a JSON object")
-    return data
+    return data, len(body)
 
 
 # -- documents ------------------------------------------------------------------------------
@@ -110,6 +115,10 @@ def render_item(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | N
     item = index.item(pos)
     item["links"] = item.get("links", []) + urls.item_links(collection, item_id)
     return apply_fields(item, fields)
+
+
+def _render_items(urls: UrlBuilder, index: Index, fields: FieldsSpec | None, positions: list[int]) -> list[Any]:
+    return [render_item(urls, index, p, fields) for p in positions]
 
 
 def render_collection(urls: UrlBuilder, collection: dict[str, Any], fields: FieldsSpec | None = None) -> dict[str, Any]:
@@ -171,7 +180,8 @@ async def collections(request: Request) -> Response:
     index = _index(request)
     urls = _urls(request)
     params = _query_params(request)
-    query = _parse(request, {k: v for k, v in params.items() if k in COLLECTION_SEARCH_PARAMS})
+    query = await _parse(request, {k: v for k, v in params.items() if k in COLLECTION_SEARCH_PARAMS},
+                         size=_input_size(request))
     table = index.collection_table
     after = decode_key_token(query.token) if query.token else None
     result = table.page(table.match(query), query, after)
@@ -240,6 +250,22 @@ async def item(request: Request) -> Response:
 INLINE_RECORDS = 50_000
 
 
+# At most this many searches and parses run in worker threads at once; the rest wait their turn
+# without holding the GIL, so the event loop (and /_mgmt/health) keeps getting it. More would
+# only share the same cores: 8 clients of hostile requests put the health check's p99 at ~200 ms.
+HEAVY_AT_ONCE = asyncio.Semaphore(max(2, os.cpu_count() or 2))
+# A query string or body larger than this is parsed in a worker thread: CQL2 of 100 KB takes
+# tens of milliseconds, which would stall every other client on the event loop.
+LARGE_INPUT = 8 * 1024
+# Pages of more items than this are rendered in a worker thread (10,000 items: ~30 ms).
+LARGE_PAGE = 500
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+    async with HEAVY_AT_ONCE:
+        return await run_in_threadpool(fn, *args)
+
+
 def _heavy(query: SearchQuery, index: Index) -> bool:
     """Queries that may take long: a big polygon, a filter that is not light (is_light) at any
     size, free text or a sort over a large index. They run in a worker thread, so one of them
@@ -261,7 +287,7 @@ async def _item_collection(
     after = decode_key_token(query.token) if query.token else None
     matches = request.app.state.match_cache
     if _heavy(query, index):
-        result = await run_in_threadpool(index.search, query, after, matches)
+        result = await _in_thread(index.search, query, after, matches)
     else:
         result = index.search(query, after, matches)
     encoded = query_string(params) if params is not None else ""
@@ -271,7 +297,9 @@ async def _item_collection(
         token = encode_token(result.next_key)
         links.append(next_link_get(href, encoded, token, GEOJSON) if params is not None
                      else next_link_post(href, token, GEOJSON))
-    features = [render_item(urls, index, int(p), query.fields) for p in result.positions]
+    positions = result.positions.tolist()
+    render = functools.partial(_render_items, urls, index, query.fields)
+    features = await _in_thread(render, positions) if len(positions) > LARGE_PAGE else render(positions)
     return GeoJSONResponse(
         {
             "type": "FeatureCollection",
@@ -283,28 +311,34 @@ async def _item_collection(
     )
 
 
-def _parse(request: Request, params: dict[str, Any], body: bool = False) -> SearchQuery:
+async def _parse(request: Request, params: dict[str, Any], body: bool = False, size: int = 0) -> SearchQuery:
+    """The search of a request whose input is `size` bytes (large ones parse in a thread)."""
     settings = _settings(request)
     limits = RequestLimits(settings.max_ids, settings.max_collections, settings.max_vertices)
-    query = parse_search(params, default_limit=settings.default_limit, max_limit=settings.max_limit, body=body,
-                         limits=limits)
+    parse = functools.partial(parse_search, default_limit=settings.default_limit, max_limit=settings.max_limit,
+                              body=body, limits=limits)
+    query = await _in_thread(parse, params) if size > LARGE_INPUT else parse(params)
     query.deadline = time.monotonic() + settings.query_time_budget
     return query
+
+
+def _input_size(request: Request) -> int:
+    return len(request.scope.get("query_string", b""))
 
 
 async def search_get(request: Request) -> Response:
     _index(request)
     params = _query_params(request)
     urls = _urls(request)
-    query = _parse(request, params)
+    query = await _parse(request, params, size=_input_size(request))
     return await _item_collection(request, urls, query, urls.url("search"), params)
 
 
 async def search_post(request: Request) -> Response:
     _index(request)
-    body = await _json_body(request)
+    body, size = await _json_body(request)
     urls = _urls(request)
-    query = _parse(request, body, body=True)
+    query = await _parse(request, body, body=True, size=size)
     return await _item_collection(request, urls, query, urls.url("search"), None)
 
 
@@ -321,7 +355,7 @@ async def collection_items(request: Request) -> Response:
     params = _query_params(request)
     for name in ("collections", "ids", "intersects"):
         params.pop(name, None)
-    query = _parse(request, params)
+    query = await _parse(request, params, size=_input_size(request))
     query.collections = [collection_id]
     href = urls.items(collection_id)
     extra = (
