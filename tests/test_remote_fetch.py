@@ -347,7 +347,7 @@ def test_a_batch_left_half_read_frees_its_session() -> None:
 @NEEDS_CURL
 def test_the_three_fetch_paths_load_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
     """libcurl here, libcurl in a child process (every batch, here), and urllib3 without pycurl."""
-    from server.catalog import curl
+    from server.catalog import curl_pool
     from server.sample import SAMPLE_DIR
 
     def keys(index: Any) -> list[tuple[Any, str]]:
@@ -356,8 +356,8 @@ def test_the_three_fetch_paths_load_the_same(monkeypatch: pytest.MonkeyPatch) ->
     loaded = []
     with serve_folder(SAMPLE_DIR) as base:
         loaded.append(load_catalogs([f"{base}/catalog.json"], LoadOptions(progress=False)))
-        monkeypatch.setattr(curl, "WORKER_MIN_BATCH", 1)
-        monkeypatch.setattr(curl, "_spare_core", lambda: True)
+        monkeypatch.setattr(curl_pool, "WORKER_MIN_BATCH", 1)
+        monkeypatch.setattr(curl_pool, "_spare_core", lambda: True)
         loaded.append(load_catalogs([f"{base}/catalog.json"], LoadOptions(progress=False)))
         monkeypatch.setattr(sources, "CurlPool", None)
         with Fetcher(max_bytes=1000) as f:
@@ -375,15 +375,15 @@ def test_the_three_fetch_paths_load_the_same(monkeypatch: pytest.MonkeyPatch) ->
 def test_a_fetch_process_only_with_a_core_to_spare(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from server.catalog import curl
+    from server.catalog import curl_pool
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     for load, spare in ((0.5, True), (1.6, True), (1.8, False), (3.0, False)):
         monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
-        assert curl._spare_core() is spare
+        assert curl_pool._spare_core() is spare
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    assert curl._spare_core() is False
+    assert curl_pool._spare_core() is False
 
 
 def running_fetch_processes() -> list[Any]:
@@ -392,7 +392,7 @@ def running_fetch_processes() -> list[Any]:
     from server.catalog import fetch_worker
 
     return [obj for obj in gc.get_objects() if type(obj).__name__ == "Popen"
-            and fetch_worker.__file__ in " ".join(map(str, obj.args)) and obj.poll() is None]
+            and fetch_worker.__name__ in " ".join(map(str, obj.args)) and obj.poll() is None]
 
 
 @NEEDS_CURL

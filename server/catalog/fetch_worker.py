@@ -6,8 +6,8 @@ Why: with libcurl in the loader's own process, a document costs ~75 us of its CP
 ~20 us is the fetch (libcurl and the socket calls); the loader's process is the bottleneck on
 a fast server while the second core is mostly idle. A pipe read of a body costs ~2 us.
 
-Run as a script (`python fetch_worker.py`), so that it starts in ~50 ms and needs no import
-of the loader. Its input (stdin, read whole before any fetch): one JSON line of options, then
+Run as `python -m server.catalog.fetch_worker` (curl_pool.py starts it), so that it starts in
+~50 ms and needs no import of the loader. Its input (stdin, read whole before any fetch): one JSON line of options, then
 one JSON line per document: [url, byte limit, etag or null, last-modified or null]. Its output
 (stdout), per document in the same order: a header (kind, etag length, last-modified length,
 payload length), then those bytes. Kinds: BODY (payload = the body), ERROR (payload = the
@@ -17,9 +17,15 @@ reason), NOT_MODIFIED (a 304 to the validators given: the caller has the body).
 from __future__ import annotations
 
 import os
+import signal
 import struct
 import sys
 from typing import Any
+
+import orjson
+
+from server.catalog.conditional import validator_headers
+from server.catalog.curl import CurlSession
 
 HEADER = struct.Struct("<BIIQ")
 BODY, ERROR, NOT_MODIFIED = 0, 1, 2
@@ -36,8 +42,6 @@ class _Validators:
         self.received: dict[str, tuple[str | None, str | None]] = {}
 
     def conditional_headers(self, url: str) -> dict[str, str]:
-        from server.catalog.conditional import validator_headers  # on sys.path once main() runs
-
         return validator_headers(*self.sent.get(url, (None, None)))
 
     def cached_body(self, url: str) -> bytes:
@@ -49,10 +53,6 @@ class _Validators:
 
 
 def main() -> None:
-    import orjson
-
-    from server.catalog.curl import CurlSession
-
     lines = sys.stdin.buffer.read().splitlines()
     options: dict[str, Any] = orjson.loads(lines[0])
     urls: list[str] = []
@@ -110,10 +110,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the parent's to handle; it ends us
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     try:
         main()
     except BrokenPipeError:  # the parent stopped reading: the batch was abandoned

@@ -24,7 +24,7 @@ from server.catalog.conditional import validator_headers
 from server.catalog.locations import is_remote
 
 try:  # libcurl's multi interface: many remote documents at once for little Python (curl.py)
-    from server.catalog.curl import CurlPool
+    from server.catalog.curl_pool import CurlPool
 except ImportError:  # pycurl not installed: urllib3 from the loader's threads
     CurlPool = None  # type: ignore[assignment,misc]
 

@@ -13,6 +13,7 @@ import orjson
 import shapely
 
 from server.errors import InvalidQueryParameter
+from server.index.spatial import bbox_geometry
 from server.query.datetime import MAX_TIME, MIN_TIME, parse_rfc3339
 
 
@@ -178,8 +179,6 @@ def geometry_literal(arg: Any) -> shapely.Geometry | None:
         b = arg["bbox"]
         if len(b) == 6:
             b = [b[0], b[1], b[3], b[4]]
-        from server.index.index import bbox_geometry
-
         return bbox_geometry(tuple(float(v) for v in b))  # type: ignore[arg-type]
     if isinstance(arg, dict) and "type" in arg and ("coordinates" in arg or "geometries" in arg):
         try:

@@ -8,7 +8,8 @@ so NOT on an unknown property still selects nothing, as CQL2 requires.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Callable
+from bisect import bisect_left, bisect_right
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import shapely
@@ -21,36 +22,27 @@ from server.index.cql2_terms import (
     is_expression, time_literal, unwrap_case, like_regex, property_name,
 )
 from server.query.extensions import COERCE
+from server.query.model import SearchQuery, check_deadline
 
-if TYPE_CHECKING:
-    from server.index.index import Index
-    from server.query.model import SearchQuery
+
+
+class Records(Protocol):
+    """What a filter reads of the records it runs over (an item Table or the collections')."""
+
+    size: int
+    start: np.ndarray
+    end: np.ndarray
+    geometry_positions: np.ndarray
+
+    def column(self, name: str) -> Column | None: ...
+
+    def spatial_positions(self, geom: shapely.Geometry, predicate: str) -> np.ndarray: ...
 
 Tri = tuple[np.ndarray, np.ndarray]
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 class FilterEvaluator:
-    def __init__(self, index: "Index", query: "SearchQuery | None" = None) -> None:
+    def __init__(self, index: Records, query: SearchQuery | None = None) -> None:
         self.index = index
         self.n = index.size
         self.query = query  # its deadline is checked at every predicate and in long loops
@@ -58,8 +50,6 @@ class FilterEvaluator:
 
     def _tick(self) -> None:
         if self.query is not None:
-            from server.index.table import check_deadline
-
             check_deadline(self.query)
 
     # -- helpers -------------------------------------------------------------------------------
@@ -582,18 +572,6 @@ ARRAY_TESTS: dict[str, Callable[[list[bytes], list[bytes]], bool]] = {
 }
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 def _string_truth(part: StringPart, op: str, literal: str, casei: bool) -> np.ndarray:
     if casei:
         wanted = literal.lower()
@@ -604,8 +582,6 @@ def _string_truth(part: StringPart, op: str, literal: str, casei: bool) -> np.nd
         code = part.code_of(literal)
         equal = part.codes == code if code is not None else np.zeros(len(part.codes), dtype=bool)
         return equal if op == "=" else ~equal
-    from bisect import bisect_left, bisect_right
-
     lo = bisect_left(part.vocab, literal)
     hi = bisect_right(part.vocab, literal)
     if op == "<":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import orjson
@@ -19,14 +19,13 @@ from server.index.blobs import BlobColumn
 from server.index.collections import CollectionTable
 from server.index.columns import Column, StringPart
 from server.index.spatial import CellGrid, wkb_exterior_vertices, wkb_vertex_in_boxes
-from server.index.table import SearchResult, Table, bbox_geometry
+from server.index.match_cache import MatchCache
+from server.index.table import SearchResult, Table
 from server.index.text import TextIndex, document_text
 from server.query.model import SearchQuery
 
-if TYPE_CHECKING:
-    from server.index.match_cache import MatchCache
 
-__all__ = ["Index", "SearchResult", "bbox_geometry"]
+__all__ = ["Index", "SearchResult"]
 
 
 class Index(Table):

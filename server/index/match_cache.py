@@ -10,7 +10,7 @@ and query, bounded by bytes: at 1,000,000 items a large bbox matching 332,000 re
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -19,8 +19,14 @@ from cachetools import LRUCache
 
 from server.query.model import SearchQuery
 
-if TYPE_CHECKING:
-    from server.index.index import Index
+
+class Matcher(Protocol):
+    """An index as the cache sees it: what it matches, and what tells one index from another."""
+
+    version: int
+    loaded_at: float
+
+    def match(self, query: SearchQuery) -> np.ndarray: ...
 
 ENTRY_OVERHEAD = 256  # bytes counted per entry beyond its positions (key, array header)
 
@@ -50,7 +56,7 @@ class MatchCache:
             maxsize=max(max_bytes, 1), getsizeof=lambda positions: positions.nbytes + ENTRY_OVERHEAD
         )
 
-    def match(self, index: "Index", query: SearchQuery) -> np.ndarray:
+    def match(self, index: Matcher, query: SearchQuery) -> np.ndarray:
         """``index.match(query)``, from the cache when this index answered the same query."""
         if self.max_bytes <= 0:
             return index.match(query)

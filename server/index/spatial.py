@@ -526,3 +526,11 @@ def _cell_guess(e: np.ndarray, v: np.ndarray) -> np.ndarray:
     span = e[-1] - e[0]
     t = (v - e[0]) * (n / span if span > 0 else 0.0)
     return np.fmax(np.fmin(t, n - 1), 0).astype(np.int64)  # (truncating: t >= 0 by then)
+
+
+def bbox_geometry(bbox: tuple[float, float, float, float]) -> shapely.Geometry:
+    """A bbox as a (multi)polygon; one crossing the antimeridian (minx > maxx) splits in two."""
+    minx, miny, maxx, maxy = bbox
+    if minx > maxx:
+        return shapely.MultiPolygon([shapely.box(minx, miny, 180.0, maxy), shapely.box(-180.0, miny, maxx, maxy)])
+    return shapely.box(minx, miny, maxx, maxy)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import threading
-import time
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -18,11 +17,12 @@ from typing import Any, Callable
 import numpy as np
 import shapely
 
-from server.errors import InvalidQueryParameter, QueryTooExpensive
+from server.errors import InvalidQueryParameter
 from server.index.columns import Column
-from server.index.spatial import BoxIndex, CellGrid, extreme_fractions, grid_cells
+from server.index.filtering import FilterEvaluator
+from server.index.spatial import BoxIndex, CellGrid, bbox_geometry, extreme_fractions, grid_cells
 from server.index.text import TextIndex
-from server.query.model import SearchQuery, SortField
+from server.query.model import SearchQuery, SortField, check_deadline
 
 
 @dataclass
@@ -65,13 +65,6 @@ class SortOrders(dict):
 # Matches of at least 1/DENSE_MATCHES of the table are put in order by flagging, not sorting.
 DENSE_MATCHES = 8
 VERTEX_CHUNK = 65_536  # records whose vertices are read at once: bounded temporaries, deadline checks
-
-
-def check_deadline(query: SearchQuery) -> None:
-    if query.deadline is not None and time.monotonic() > query.deadline:
-        raise QueryTooExpensive(
-            "The search ran over its time budget; narrow it (bbox, datetime, collections, a simpler filter)"
-        )
 
 
 class Table:
@@ -148,8 +141,6 @@ class Table:
             candidates = self._intersect(candidates, self.text_match(query.q))
             check_deadline(query)
         if query.filter is not None:
-            from server.index.filtering import FilterEvaluator
-
             truth, _ = FilterEvaluator(self, query).evaluate(query.filter)
             candidates = np.flatnonzero(truth) if candidates is None else candidates[truth[candidates]]
             check_deadline(query)
@@ -553,10 +544,3 @@ def _is_boxes(geom: shapely.Geometry) -> bool:
     parts = getattr(geom, "geoms", [geom])
     return all(shapely.equals(p, shapely.box(*p.bounds)) for p in parts)
 
-
-def bbox_geometry(bbox: tuple[float, float, float, float]) -> shapely.Geometry:
-    """A bbox as a (multi)polygon; one crossing the antimeridian (minx > maxx) splits in two."""
-    minx, miny, maxx, maxy = bbox
-    if minx > maxx:
-        return shapely.MultiPolygon([shapely.box(minx, miny, 180.0, maxy), shapely.box(-180.0, miny, maxx, maxy)])
-    return shapely.box(minx, miny, maxx, maxy)

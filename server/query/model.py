@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from shapely.geometry.base import BaseGeometry
+
+from server.errors import QueryTooExpensive
 
 
 @dataclass(frozen=True)
@@ -35,3 +38,10 @@ class SearchQuery:
     limit: int = 10
     token: str | None = None
     deadline: float | None = None  # time.monotonic() by which the search must be done
+
+
+def check_deadline(query: SearchQuery) -> None:
+    if query.deadline is not None and time.monotonic() > query.deadline:
+        raise QueryTooExpensive(
+            "The search ran over its time budget; narrow it (bbox, datetime, collections, a simpler filter)"
+        )
