@@ -30,7 +30,7 @@ from server.catalog.loader import release_free_memory
 from server.catalog.sources import RemoteCache
 from server.rebuild import ChildBuilder, failure_text
 from server.settings import Settings
-from server.snapshot import Fingerprint
+from server.catalog.fingerprint import Fingerprint
 
 log = logging.getLogger("stac_static_api.reload")
 

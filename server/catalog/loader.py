@@ -27,7 +27,7 @@ from server.catalog.sources import Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.index import Index, IndexBuilder
 from server.index.builder import ItemRejected
-from server.snapshot import Fingerprint
+from server.catalog.fingerprint import Fingerprint
 
 log = logging.getLogger("stac_static_api.loader")
 

@@ -67,7 +67,7 @@ class Index(Table):
         self.links_last = links_last
         self.loaded_at = time.time()
         self.version = 1
-        # snapshot.Fingerprint of the local files read (paths, sizes, mtimes): for watching them
+        # catalog.fingerprint.Fingerprint of the local files read (paths, sizes, mtimes): for watching them
         # and for checking a snapshot; compact, unlike the loader's list of a million paths
         self.fingerprint: Any = None
         self.size = len(ids)
