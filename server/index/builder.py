@@ -11,7 +11,7 @@ import shapely
 from array import array
 
 from server.index.blobs import BlobWriter
-from server.index.builder_helpers import ItemRejected, item_geometry, item_interval
+from server.index.space_time import ItemRejected, item_geometry, item_interval
 from server.index.columns import ColumnsBuilder
 from server.index.spatial import extreme_fractions
 from server.index.index import Index

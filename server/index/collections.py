@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import shapely
 
-from server.index.builder_helpers import extent_geometry, extent_interval
+from server.index.space_time import extent_geometry, extent_interval
 from server.index.columns import ColumnsBuilder
 from server.index.table import Table
 from server.index.text import TextIndexBuilder, document_text
@@ -47,5 +46,3 @@ class CollectionTable(Table):
     def default_key(self, pos: int) -> list[Any]:
         return [self.ids[pos]]
 
-
-__all__ = ["CollectionTable", "shapely"]

@@ -28,12 +28,6 @@ def from_micros(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
-def format_micros(us: int) -> str:
-    """RFC 3339 text in UTC with a Z, the form STAC documents use."""
-    text = from_micros(us).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    return text.rstrip("0").rstrip(".") + "Z"
-
-
 def parse_rfc3339(text: str) -> int:
     """Strict RFC 3339 date-time (as in a request). Raises ValueError."""
     m = _RFC3339.fullmatch(text)

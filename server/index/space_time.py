@@ -1,4 +1,5 @@
-"""Reading the indexed fields out of STAC documents: geometry, time intervals, extents."""
+"""Where and when a STAC document is, as the index holds it: item geometry and time interval,
+collection extents (rejecting what cannot be read, with the reason)."""
 
 from __future__ import annotations
 
