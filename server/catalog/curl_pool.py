@@ -134,7 +134,7 @@ class CurlPool:
                     if cached is not None:
                         yield url, cached, None
                     else:  # evicted meanwhile: asked again here, for the whole document
-                        yield from self._fetch_here([url], limit_of, _Unconditional(cache), fetch_other)  # type: ignore[arg-type]
+                        yield from self._fetch_here([url], limit_of, _Unconditional(cache), fetch_other)
         except OSError:  # could not start it, or it went away: the rest is fetched here
             pass
         finally:

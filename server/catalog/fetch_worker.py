@@ -88,7 +88,7 @@ def main() -> None:
     def not_remote(location: str) -> tuple[str, bytes | None, str | None]:
         return location, None, "not an http(s) URL"  # pragma: no cover - the parent sends only those
 
-    results = session.fetch_many(urls, limits.__getitem__, cache, not_remote, flush)  # type: ignore[arg-type]
+    results = session.fetch_many(urls, limits.__getitem__, cache, not_remote, flush)
     for url, body, error in results:
         etag = modified = b""
         if body is None:

@@ -311,7 +311,7 @@ class Fetcher:
         """Hand the connection back for the next request, past any unread body (a 304, an
         error page): left there, it would be taken for the next response on this keep-alive
         connection. A large or unending one closes the connection instead."""
-        if not response.isclosed():
+        if isinstance(response, urllib3.HTTPResponse) and not response.isclosed():
             declared = response.headers.get("content-length", "")
             if response.status == 304 or (declared.isdigit() and int(declared) <= 1 << 16):
                 response.drain_conn()

@@ -130,13 +130,14 @@ class FilterEvaluator:
             values = args[1]
             if not isinstance(values, list):
                 raise InvalidQueryParameter("Invalid filter: IN needs a list")
-            t, f = self._empty(), None
+            t = self._empty()
+            false: np.ndarray | None = None  # FALSE for every value
             for value in values:
                 self._tick()
                 t2, f2 = self._compare("=", args[0], value, bool(node.get(COERCE)))
                 t |= t2
-                f = f2 if f is None else f & f2
-            return t, (f if f is not None else ~t)
+                false = f2 if false is None else false & f2
+            return t, (false if false is not None else ~t)
         if op == "isnull":
             return self._is_null(args[0])
         if op in SPATIAL_OPS:

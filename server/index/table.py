@@ -144,9 +144,9 @@ class Table:
             truth, _ = FilterEvaluator(self, query).evaluate(query.filter)
             candidates = np.flatnonzero(truth) if candidates is None else candidates[truth[candidates]]
             check_deadline(query)
-        if spatial is not None and len(candidates):
+        if spatial is not None and candidates is not None and len(candidates):
             sure = None
-            if surely is not None:
+            if surely is not None and in_box is not None:
                 sure = surely if candidates is in_box else surely[np.searchsorted(in_box, candidates)]
             candidates = self._refine(candidates, spatial, query, sure, kind)
         if candidates is None:

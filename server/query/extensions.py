@@ -96,7 +96,7 @@ def query_to_cql2(value: Any) -> Any:
         raise InvalidQueryParameter("Invalid query: expected an object of {property: {op: value}}")
     if not value:  # GET ?query={} parses to {} only here: no condition, as {} in a POST body
         return None
-    clauses = []
+    clauses: list[dict[str, Any]] = []
     for name, ops in value.items():
         if not isinstance(ops, dict) or not ops:
             raise InvalidQueryParameter(f"Invalid query for {name!r}: expected {{op: value}}")

@@ -19,7 +19,9 @@ _WORD = re.compile(r"\w", re.UNICODE)
 
 
 def split_commas(text: str) -> list[str]:
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for ch in text:
         if ch == '"':
             quoted = not quoted

@@ -83,8 +83,8 @@ def iso(t: dt.datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def utc(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.timezone.utc)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.timezone.utc)
 
 
 def footprint(cx: float, cy: float, hw: float, hh: float, angle_deg: float = 0.0,
@@ -392,6 +392,7 @@ def corine_items() -> list[dict]:
         props: dict = {"title": desc, "description": f"{desc} (made-up sample data).",
                        "datetime": iso(when) if when else None}
         if when is None:
+            assert start is not None and end is not None
             props["start_datetime"] = iso(start)
             props["end_datetime"] = iso(end)
         props["gsd"] = 100
