@@ -5,12 +5,26 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from typing import Any
 
 from server import __version__
 from server.http_protocol import JsonErrorsProtocol
 from server.settings import Settings
+
+
+# Seconds uvicorn lets in-flight requests finish after SIGTERM/SIGINT before cancelling
+# them: without a bound, one slow client (a body that never ends, a response it does not
+# read) would hold the stop forever.
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+
+def stop_requested(signum: int, frame: Any) -> None:
+    """SIGTERM/SIGINT handler once serving. uvicorn replaces it while it runs, shuts down on
+    either signal, then restores it and raises the signal again: ending as a KeyboardInterrupt
+    (which uvicorn.run catches) makes a requested stop exit 0 rather than die by the signal."""
+    raise KeyboardInterrupt
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,11 +137,15 @@ def serve(settings: Settings, index_file: str | None = None, workers: int = 1) -
         log_level=settings.log_level,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
     if workers > 1:
         from server.workers import run_forked
 
         return run_forked(app, config, settings.host, settings.port, workers)
+    # One process, no supervisor of ours: whatever started it restarts it (README, Operations).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop_requested)
     uvicorn.run(app, host=settings.host, port=settings.port, **config)  # type: ignore[arg-type]
     return 0
 

@@ -4,6 +4,14 @@ Forking after the load shares the index among workers copy-on-write: its bulk is
 numpy arrays and byte buffers that no worker writes, and gc.freeze() keeps the cyclic
 collector from touching (and so copying) the pages of the Python objects that remain.
 Reloads are built once by the parent and mapped by every worker from the same snapshot file.
+
+The parent replaces a worker that dies (a crash, the OOM killer, kill -9) with a new fork
+serving the same index version as the others, which keep serving meanwhile: the listening
+socket is shared, so only the dead worker's own connections fail. A worker that keeps dying
+soon after it started is restarted after a growing delay (restart_delay), and when none is
+left serving and restarts keep failing the parent gives up (exit status 1) and leaves it to
+whatever runs it. SIGTERM or SIGINT stops every worker (gracefully, within uvicorn's
+timeout_graceful_shutdown) and the parent exits 0.
 """
 
 from __future__ import annotations
@@ -20,19 +28,34 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 import uvicorn
 
 from server.catalog.loader import release_free_memory
 from server.catalog.sources import RemoteCache
+from server.cli import stop_requested
 from server.rebuild import ChildBuilder, failure_text
+from server.reload import ReloadStatus
 from server.settings import Settings
 from server.catalog.fingerprint import Fingerprint
+from server.snapshot import read_snapshot
 
 log = logging.getLogger("stac_static_api.reload")
+workers_log = logging.getLogger("stac_static_api.workers")
+
+# Replacing dead workers (see restart_delay): a worker that stayed up HEALTHY_AFTER seconds
+# was healthy, and its death starts the count again.
+RESTART_FIRST_DELAY = 0.5
+RESTART_MAX_DELAY = 30.0
+HEALTHY_AFTER = 30.0
+GIVE_UP_AFTER = 5  # quick deaths in a row of every worker, with none left serving
+STOP_MARGIN = 5.0  # beyond the workers' graceful shutdown, before they are killed
+POLL_SECONDS = 0.1
+WORKER_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1}
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -45,6 +68,17 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+@dataclass(frozen=True)
+class Published:
+    """The snapshot the workers serve since the last successful reload. Its file stays open
+    here: a replacement worker inherits the descriptor at the fork and maps the file through
+    it, even when a reload published after the fork has unlinked it."""
+
+    fd: int
+    path: Path
+    version: int
 
 
 class Supervisor:
@@ -62,9 +96,12 @@ class Supervisor:
         self.publication = self.workdir / "published.json"
         self.pending: str | None = None
         self.workers: list[int] = []
+        # Held while publishing and while forking a worker: a worker is in self.workers (and
+        # signalled) by the time a publication it did not see at its fork is announced.
+        self.lock = threading.Lock()
+        self.serving: Published | None = None  # None: the index loaded before the fork
         self._thread: threading.Thread | None = None
         self._builds = 0
-        self._snapshot: Path | None = None
         self._version = 1  # the index loaded before the fork
         now = time.monotonic()
         self._next_interval = now + settings.reload_interval
@@ -96,36 +133,45 @@ class Supervisor:
         started = time.time()
         folder = self.workdir / f"build-{self._builds}"
         folder.mkdir()
-        snapshot = None
+        published: Published | None = None
         try:
             built = self.builder.build_snapshot(folder, fingerprint=self.settings.watch_interval > 0)
             snapshot = self.workdir / f"index-{self._builds}.snapshot"
             os.replace(built, snapshot)
             if (folder / "fingerprint.pickle").exists():
                 self.fingerprint = pickle.loads((folder / "fingerprint.pickle").read_bytes())
-            self._version += 1
-            doc = {"ok": True, "snapshot": str(snapshot), "version": self._version}
+            published = Published(os.open(snapshot, os.O_RDONLY), snapshot, self._version + 1)
+            doc = {"ok": True, "snapshot": str(snapshot), "version": published.version}
         except Exception as exc:  # the workers keep serving and report it
             doc = {"ok": False, "error": failure_text(exc)}
             log.error("reload (%s) failed, still serving the previous index: %s", reason, exc)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         doc.update(reason=reason, started_at=started, seconds=time.time() - started)
-        tmp = self.publication.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(doc))
-        os.replace(tmp, self.publication)
-        for worker in self.workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(worker, signal.SIGUSR1)
-        if snapshot is not None:
-            if self._snapshot is not None:  # mapped by the workers at the last reload: unlinking is safe
-                self._snapshot.unlink(missing_ok=True)
-            self._snapshot = snapshot
+        previous = self.serving
+        with self.lock:
+            if published is not None:
+                self._version = published.version
+                self.serving = published
+            tmp = self.publication.with_suffix(".tmp")
+            tmp.write_bytes(orjson.dumps(doc))
+            os.replace(tmp, self.publication)
+            for worker in self.workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker, signal.SIGUSR1)
+        if published is not None and previous is not None:
+            # Mapped by the workers at the last reload, and by any worker forked since through
+            # its own copy of the descriptor: unlinking is safe.
+            os.close(previous.fd)
+            previous.path.unlink(missing_ok=True)
 
     def close(self) -> None:
         self.builder.kill()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self.serving is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.serving.fd)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -139,61 +185,249 @@ def _exit_with_parent() -> None:
         pass
 
 
+@dataclass
+class Slot:
+    """One of the N workers: its process (None while a replacement is due) and its deaths."""
+
+    pid: int | None = None
+    started: float = 0.0
+    quick_deaths: int = 0  # in a row, each within HEALTHY_AFTER seconds of the worker's start
+    restart_at: float = 0.0
+
+
+def restart_delay(quick_deaths: int) -> float:
+    """Seconds before replacing a worker that died ``quick_deaths`` times in a row soon after
+    starting: the first at once (a single crash or kill -9 costs capacity only for a fork),
+    then 0.5 s, 1 s, 2 s, ... up to 30 s, so a worker that cannot stay up is not forked in a
+    tight loop."""
+    if quick_deaths <= 1:
+        return 0.0
+    return min(RESTART_MAX_DELAY, RESTART_FIRST_DELAY * 2 ** (quick_deaths - 2))
+
+
+def describe_exit(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    if code >= 0:
+        return f"exited with status {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = "unknown"
+    return f"killed by signal {-code} ({name})"
+
+
+class WorkerPool:
+    """The N forked workers of one listening socket: started, replaced when one dies, stopped
+    on SIGTERM/SIGINT. Runs in the parent's main thread; the Supervisor's builds in another."""
+
+    def __init__(self, app: Any, config_kwargs: dict[str, Any], sock: socket.socket,
+                 supervisor: Supervisor, size: int) -> None:
+        self.app = app
+        self.config_kwargs = config_kwargs
+        self.sock = sock
+        self.supervisor = supervisor
+        self.slots = [Slot() for _ in range(size)]
+        self.parent = os.getpid()
+        self.stopping: int | None = None  # the signal that asked for the stop
+        self.signalled: set[int] = set()
+        # The index loaded before the fork, kept (shared copy-on-write with the workers, so
+        # it costs nothing) for replacements until a reload is published.
+        self.holds_loaded_index = app.state.index is not None
+
+    # -- in the parent -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Supervise until asked to stop (0) or until no worker stays up (1)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self.stop)
+        gc.collect()
+        for slot in self.slots:  # before the first fork: a worker answering is no guarantee the parent is past its forks
+            self.spawn(slot)
+        while True:
+            time.sleep(POLL_SECONDS)
+            self.reap()
+            if self.stopping is not None:
+                return self.finish_stop()
+            if self.supervisor.serving is not None and self.holds_loaded_index:
+                self.release_loaded_index()
+            if self.given_up():
+                return 1
+            now = time.monotonic()
+            for slot in self.slots:
+                if slot.pid is None and now >= slot.restart_at:
+                    self.spawn(slot)
+            self.supervisor.poll()
+
+    def spawn(self, slot: Slot) -> None:
+        try:
+            self.fork(slot)
+        except OSError as exc:  # EAGAIN, ENOMEM: try again later, like a worker that died at once
+            slot.quick_deaths += 1
+            delay = max(RESTART_FIRST_DELAY, restart_delay(slot.quick_deaths))
+            slot.restart_at = time.monotonic() + delay
+            workers_log.error("cannot fork a worker (%s); trying again in %.1f s", exc, delay)
+
+    def fork(self, slot: Slot) -> None:
+        gc.freeze()  # the collector leaves the shared pages of what exists now alone, here and in the worker
+        with self.supervisor.lock:
+            if self.supervisor.serving is not None:
+                self.app.state.index = None  # not the published version; the worker maps that
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)  # until the worker has its handlers
+            try:
+                pid = os.fork()
+                if pid == 0:
+                    self.work(mask)
+                slot.pid, slot.started = pid, time.monotonic()
+                self.supervisor.workers.append(pid)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        workers_log.info("worker %d started", pid)
+
+    def reap(self) -> None:
+        for slot in self.slots:
+            if slot.pid is None:
+                continue
+            try:
+                done, status = os.waitpid(slot.pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = slot.pid, 0
+            if not done:
+                continue
+            pid, slot.pid = slot.pid, None
+            with self.supervisor.lock:
+                self.supervisor.workers.remove(pid)
+            if self.stopping is not None:
+                continue
+            now = time.monotonic()
+            up = now - slot.started
+            slot.quick_deaths = slot.quick_deaths + 1 if up < HEALTHY_AFTER else 1
+            delay = restart_delay(slot.quick_deaths)
+            slot.restart_at = now + delay
+            if delay == 0:
+                workers_log.warning("worker %d %s after %.1f s; replacing it", pid, describe_exit(status), up)
+            else:
+                workers_log.error("worker %d %s after %.1f s, death %d in a row within %.0f s of a start; "
+                                  "replacing it in %.1f s", pid, describe_exit(status), up, slot.quick_deaths,
+                                  HEALTHY_AFTER, delay)
+
+    def given_up(self) -> bool:
+        if any(slot.pid is not None or slot.quick_deaths < GIVE_UP_AFTER for slot in self.slots):
+            return False
+        workers_log.error("no worker stays up (each died %d times in a row soon after starting): stopping",
+                          GIVE_UP_AFTER)
+        return True
+
+    def release_loaded_index(self) -> None:
+        """A reload is published: replacements map its snapshot, the pre-fork index can go."""
+        with self.supervisor.lock:
+            self.app.state.index = None
+        self.holds_loaded_index = False
+        gc.unfreeze()
+        release_free_memory()
+
+    def stop(self, signum: int, frame: Any) -> None:
+        if self.stopping is None:
+            workers_log.info("%s: stopping the workers", signal.Signals(signum).name)
+        self.stopping = signum
+        self.forward(signum)
+
+    def forward(self, signum: int) -> None:
+        for pid in list(self.supervisor.workers):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+            self.signalled.add(pid)
+
+    def finish_stop(self) -> int:
+        """Wait for the workers' graceful shutdown, then kill what is left; a requested stop is a success."""
+        assert self.stopping is not None
+        for pid in set(self.supervisor.workers) - self.signalled:  # forked as the signal came
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, self.stopping)
+        allowed = (self.config_kwargs.get("timeout_graceful_shutdown") or 0) + STOP_MARGIN
+        deadline = time.monotonic() + allowed
+        while any(slot.pid is not None for slot in self.slots):
+            if time.monotonic() > deadline:
+                for slot in self.slots:
+                    if slot.pid is not None:
+                        workers_log.error("worker %d still running %.0f s after the stop: killing it", slot.pid, allowed)
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(slot.pid, signal.SIGKILL)
+                        with contextlib.suppress(ChildProcessError):
+                            os.waitpid(slot.pid, 0)
+                        slot.pid = None
+                break
+            time.sleep(POLL_SECONDS / 2)
+            self.reap()
+        return 0
+
+    # -- in a worker ---------------------------------------------------------------------------
+
+    def work(self, mask: set[signal.Signals]) -> NoReturn:
+        """A forked worker's life; its exit status tells the parent how it ended."""
+        code = 1
+        try:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, stop_requested)  # uvicorn's handlers while it runs; exit 0 after
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
+            signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # until its loop handles it (Reloader.start)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            _exit_with_parent()
+            served = self.supervisor.serving
+            if served is not None:
+                self.map_published(served)
+            self.adopt_reload_status()
+            self.app.state.reloader.follow(self.supervisor.publication, self.parent)
+            server = uvicorn.Server(uvicorn.Config(self.app, **self.config_kwargs))
+            server.run(sockets=[self.sock])
+            code = 0 if server.started else 3
+        except KeyboardInterrupt:  # stop_requested: a stop asked for by a signal
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            workers_log.exception("worker %d failed", os.getpid())
+        finally:
+            os._exit(code)
+
+    def map_published(self, served: Published) -> None:
+        """Serve the version the other workers serve: the snapshot last published, through the
+        descriptor inherited from the parent (/proc/self/fd opens it anew even if unlinked)."""
+        fd_path = f"/proc/self/fd/{served.fd}"
+        try:
+            index, _ = read_snapshot(fd_path if os.path.exists(fd_path) else str(served.path), verify=False)
+        finally:
+            os.close(served.fd)  # the mapping keeps what it needs; this would keep the file after the next reload
+        index.version = served.version
+        self.app.state.index = index
+
+    def adopt_reload_status(self) -> None:
+        """/_mgmt/ready's last_reload as in the workers that saw the publications (one swap per
+        successful reload): a replacement reports what they report."""
+        try:
+            doc = orjson.loads(self.supervisor.publication.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return
+        index = self.app.state.index
+        now = time.time()
+        self.app.state.reloader.status = ReloadStatus(bool(doc.get("ok")), "built by the supervisor", doc.get("error"),
+                                                      now, 0.0, index.version - 1 if index is not None else 0)
+
+
 def run_forked(app: Any, config_kwargs: dict[str, Any], host: str, port: int, workers: int) -> int:
+    """Serve with ``workers`` forked workers until SIGTERM/SIGINT (0), or until none stays up (1)."""
     sock = listening_socket(host, port)
     settings: Settings = app.state.settings
     fingerprint = app.state.index.fingerprint if settings.watch_interval > 0 else None
     supervisor = Supervisor(settings, app.state.remote_cache, fingerprint)
-    gc.collect()
-    gc.freeze()
-    supervisor_pid = os.getpid()
-
-    def forward(signum: int, frame: Any) -> None:
-        for child in supervisor.workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signum)
 
     def request_reload(signum: int, frame: Any) -> None:
         supervisor.pending = "SIGHUP"
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, forward)
     signal.signal(signal.SIGHUP, request_reload)
-    # Before the first fork: a worker answering is no guarantee the parent is past its forks.
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:  # a worker
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                signal.signal(sig, signal.SIG_DFL)
-            signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # until its loop handles it (Reloader.start)
-            _exit_with_parent()
-            app.state.reloader.follow(supervisor.publication, supervisor_pid)
-            server = uvicorn.Server(uvicorn.Config(app, **config_kwargs))
-            try:
-                server.run(sockets=[sock])
-            finally:
-                os._exit(0)
-        supervisor.workers.append(pid)
-    app.state.index = None  # the workers have it; the supervisor only builds reloads
-    gc.unfreeze()
-    release_free_memory()
-
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # a worker inherits it until its loop handles it
+    pool = WorkerPool(app, config_kwargs, sock, supervisor, workers)
     print(f"stac-static-api: {workers} workers on http://{host}:{port}", file=sys.stderr)
-    status = 0
     try:
-        while supervisor.workers:
-            time.sleep(0.2)
-            for pid in list(supervisor.workers):
-                try:
-                    done, code = os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    done, code = pid, 0
-                if done:
-                    supervisor.workers.remove(pid)
-                    status = status or os.waitstatus_to_exitcode(code)
-                    forward(signal.SIGTERM, None)  # one worker gone: stop the rest, let a supervisor restart
-            if len(supervisor.workers) == workers:
-                supervisor.poll()
+        return pool.run()
     finally:
         supervisor.close()
-    return status

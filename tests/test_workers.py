@@ -1,0 +1,312 @@
+"""`serve --workers 2` as a real process: a worker killed with SIGKILL is replaced (serving the
+same index version as the survivor, which serves throughout), a worker that keeps dying is
+restarted after growing delays, and SIGTERM/SIGINT stop the server with exit status 0 even
+while a request is stuck (with --workers 1 too)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from server.sample import SAMPLE_ROOT
+from tests.helpers import REPO, free_port, server_env
+
+START_TIMEOUT = 30.0
+REPLACE_TIMEOUT = 15.0  # generous: the machine may be loaded; a replacement takes well under a second
+SEARCH = {"limit": 5, "bbox": "-10,35,30,70"}
+
+
+class Server:
+    """`python -m server serve ROOT --workers N` in a subprocess, its output in a file."""
+
+    def __init__(self, roots: list[str], *args: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.output = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", *roots, "--host", "127.0.0.1", "--port", str(self.port),
+             "--log-level", "warning", *args],
+            cwd=REPO, env=server_env(), stdout=self.output, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert self.proc.poll() is None, f"server exited with {self.proc.returncode}:\n{self.log()}"
+            try:
+                if httpx.get(self.base + "/_mgmt/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"server not ready:\n{self.log()}"
+            time.sleep(0.1)
+
+    def log(self) -> str:
+        self.output.flush()
+        self.output.seek(0)
+        return self.output.read()
+
+    def workers(self) -> list[int]:
+        """The parent's children that are workers (forks of it, not reload builds)."""
+        pids = []
+        for task in os.listdir(f"/proc/{self.proc.pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{self.proc.pid}/task/{task}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+        workers = []
+        for pid in pids:
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"server.rebuild" not in f.read():
+                    workers.append(pid)
+        return sorted(workers)
+
+    def wait_workers(self, count: int, gone: int | None = None, timeout: float = REPLACE_TIMEOUT) -> list[int]:
+        """The workers once there are ``count`` of them (and ``gone`` is not one)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            workers = self.workers()
+            if len(workers) == count and gone not in workers:
+                return workers
+            assert self.proc.poll() is None, f"server exited with {self.proc.returncode}:\n{self.log()}"
+            assert time.monotonic() < deadline, f"workers {workers}, not {count} without {gone}:\n{self.log()}"
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.output.close()
+
+
+@pytest.fixture
+def start() -> Iterator[Any]:
+    servers: list[Server] = []
+
+    def start(roots: list[str] = (), *args: str) -> Server:
+        servers.append(Server(list(roots), *args))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+class Load:
+    """A few client threads searching throughout (keep-alive connections, as real clients),
+    recording when each request ended and whether it succeeded."""
+
+    def __init__(self, base: str, threads: int = 4) -> None:
+        self.base = base
+        self.results: list[tuple[float, bool]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.base, timeout=10) as client:
+            while not self._stop.is_set():
+                try:
+                    ok = client.get("/search", params=SEARCH).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                self.results.append((time.monotonic(), ok))
+                if not ok:
+                    time.sleep(0.01)  # not a busy loop if the service is down
+
+    def __enter__(self) -> "Load":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=20)
+
+
+def ready_of(base: str) -> dict[str, Any]:
+    """/_mgmt/ready on a new connection (whichever worker accepts it)."""
+    response = httpx.get(base + "/_mgmt/ready", timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@contextlib.contextmanager
+def stopped(pid: int) -> Iterator[None]:
+    """SIGSTOP ``pid``, so the other worker accepts every new connection."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def mapped_snapshots(pid: int) -> set[str]:
+    with open(f"/proc/{pid}/maps") as maps:
+        return {line.split(None, 5)[5].strip() for line in maps if ".snapshot" in line}
+
+
+def maps_what_serves(replacement: int, survivor: int) -> bool:
+    """The replacement maps a snapshot, one the survivor maps too (the survivor may not have
+    let go of an older one yet)."""
+    mapped = mapped_snapshots(replacement)
+    return bool(mapped) and mapped <= mapped_snapshots(survivor)
+
+
+def test_a_killed_worker_is_replaced_while_the_other_serves(start: Any) -> None:
+    server = start([], "--workers", "2")
+    victim, survivor = server.wait_workers(2)
+    with Load(server.base) as load:
+        time.sleep(1.0)
+        killed = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        workers = server.wait_workers(2, gone=victim)
+        replaced = time.monotonic()
+        time.sleep(3.0)
+    assert survivor in workers, "the survivor must not be stopped because its sibling died"
+    before = [ok for t, ok in load.results if t < killed]
+    failures = [t - killed for t, ok in load.results if not ok]
+    after = [ok for t, ok in load.results if t > killed + 2.0]
+    assert before and all(before)
+    # Only requests on the killed worker's own connections fail (if it had any), right away;
+    # then all succeed.
+    assert all(f < 2.0 for f in failures), f"failures at {failures}"
+    assert len(after) > 20 and all(after)
+    assert replaced - killed < REPLACE_TIMEOUT
+    assert "killed by signal 9 (SIGKILL)" in server.log()
+    assert httpx.get(server.base + "/_mgmt/health", timeout=5).json() == {"status": "ok"}
+    with stopped(survivor):  # the replacement answers alone
+        ready = ready_of(server.base)
+        assert ready["version"] == 1 and ready["items"] == 68
+
+
+@pytest.fixture
+def sample_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "sample"
+    shutil.copytree(SAMPLE_ROOT.parent, target)
+    return target
+
+
+def drop_misc_catalog(root: Path) -> None:
+    doc = json.loads((root / "catalog.json").read_text())
+    doc["links"] = [link for link in doc["links"] if "misc" not in link["href"]]
+    (root / "catalog.json").write_text(json.dumps(doc))
+
+
+def wait_version(server: Server, version: int, timeout: float = 30.0) -> dict[str, Any]:
+    """Readiness once 6 requests in a row (new connections, so both workers) report ``version``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answers = [ready_of(server.base) for _ in range(6)]
+        if all(a["version"] == version for a in answers):
+            return answers[0]
+        assert time.monotonic() < deadline, f"versions {[a['version'] for a in answers]}, not {version}"
+        time.sleep(0.1)
+
+
+def test_a_replacement_serves_the_reloaded_version(start: Any, sample_copy: Path) -> None:
+    server = start([str(sample_copy / "catalog.json")], "--workers", "2")
+    first, _ = server.wait_workers(2)
+    drop_misc_catalog(sample_copy)
+    os.kill(server.proc.pid, signal.SIGHUP)
+    assert wait_version(server, 2)["items"] == 67
+
+    victim, survivor = server.wait_workers(2)
+    os.kill(victim, signal.SIGKILL)
+    replacement = next(p for p in server.wait_workers(2, gone=victim) if p != survivor)
+    with stopped(survivor):
+        ready = ready_of(server.base)
+    assert ready["version"] == 2 and ready["items"] == 67
+    assert ready["last_reload"]["ok"] is True and ready["last_reload"]["reloads"] == 1
+    assert maps_what_serves(replacement, survivor)
+
+    # A second reload unlinks that snapshot: another replacement maps the new one, and the
+    # replacement of before follows the publication as its sibling does.
+    (sample_copy / "misc" / "catalog.json").unlink()
+    os.kill(server.proc.pid, signal.SIGHUP)
+    assert wait_version(server, 3)["items"] == 67
+    os.kill(replacement, signal.SIGKILL)
+    again = next(p for p in server.wait_workers(2, gone=replacement) if p != survivor)
+    with stopped(survivor):
+        assert ready_of(server.base)["version"] == 3
+    assert maps_what_serves(again, survivor)
+
+
+def test_a_worker_that_keeps_dying_is_restarted_after_growing_delays(start: Any) -> None:
+    server = start([], "--workers", "2")
+    victim, survivor = server.wait_workers(2)
+    gaps = []
+    for _ in range(4):
+        killed = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        workers = server.wait_workers(2, gone=victim)
+        gaps.append(time.monotonic() - killed)
+        assert survivor in workers
+        victim = next(p for p in workers if p != survivor)
+    # At once, then 0.5 s, 1 s, 2 s (restart_delay); only lower bounds, the machine may be slow.
+    assert gaps[1] >= 0.45 and gaps[2] >= 0.95 and gaps[3] >= 1.95, gaps
+    assert gaps[0] < gaps[3]
+    log = server.log()
+    assert len(re.findall(r"worker \d+ killed by signal 9 \(SIGKILL\)", log)) == 4, log
+    assert "replacing it in 2.0 s" in log
+    assert httpx.get(server.base + "/search", params=SEARCH, timeout=5).status_code == 200
+
+
+def test_the_parent_gives_up_when_no_worker_stays_up(start: Any) -> None:
+    """Every worker killed as soon as it appears: after 5 quick deaths each, with none left,
+    the parent exits 1 (for a container restart policy or systemd to start afresh)."""
+    server = start([], "--workers", "2")
+    deadline = time.monotonic() + 40
+    while server.proc.poll() is None:
+        assert time.monotonic() < deadline, f"the parent never gave up:\n{server.log()}"
+        for pid in server.workers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+    log = server.log()
+    assert server.proc.returncode == 1, log
+    assert "no worker stays up" in log
+    assert len(re.findall(r"killed by signal 9", log)) >= 10
+
+
+def send_stuck_request(base: str) -> socket.socket:
+    """A POST /search whose body never ends: uvicorn's shutdown waits for it unless bounded."""
+    port = int(base.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 1000\r\n\r\n{\"limit\": ")
+    return sock
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_sigterm_and_sigint_stop_the_server_with_status_0(start: Any, workers: str, signum: int) -> None:
+    server = start([], "--workers", workers)
+    stuck = send_stuck_request(server.base)
+    time.sleep(0.5)  # the request has reached a worker
+    asked = time.monotonic()
+    server.proc.send_signal(signum)
+    try:
+        code = server.proc.wait(timeout=15)  # SHUTDOWN_GRACE_SECONDS (5) and some
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"still running 15 s after {signal.Signals(signum).name}:\n{server.log()}")
+    finally:
+        stuck.close()
+    assert code == 0, server.log()
+    assert time.monotonic() - asked < 12
+    assert "KeyboardInterrupt" not in server.log(), server.log()
