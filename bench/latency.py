@@ -8,7 +8,7 @@ roots handed to the loader are every ``*/collection.json`` plus every ``*/items.
 snapshot when it exists (and written there after a load when it does not), which is how the
 1,000,000-item run starts in seconds instead of minutes.
 
-Every query runs through ``server.app.create_app(Settings(), index=...)`` called as a raw ASGI
+Every query runs through ``server.runtime.app.create_app(Settings(), index=...)`` called as a raw ASGI
 app in-process (a scope, one ``http.request`` message, the ``send`` messages collected): that
 is the server-side cost from the request scope to the last body byte, without an HTTP client's
 own overhead. ``--driver httpx`` drives it through ``httpx.ASGITransport`` instead.
@@ -212,13 +212,13 @@ def roots_for(root: str) -> list[str]:
 
 def load_index(root: str, snapshot: str | None) -> tuple[Any, str, float]:
     from server.catalog.loader import load_catalogs
-    from server.snapshot import read_snapshot, write_snapshot
+    from server.runtime.snapshot import read_snapshot, write_snapshot
 
     t0 = time.perf_counter()
     if snapshot and os.path.exists(snapshot):
         index, _ = read_snapshot(snapshot)
         return index, f"snapshot {snapshot}", time.perf_counter() - t0
-    from server.app import load_options
+    from server.catalog.configured import load_options
     from server.settings import Settings
 
     # Settings() reads STAC_STATIC_* variables: an ndjson root over 32 MiB needs
@@ -241,7 +241,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 def index_only(index: Any, settings: Any, path: str, params: dict[str, str]) -> Callable[[], Any]:
-    from server.pagination import decode_key_token
+    from server.api.pagination import decode_key_token
     from server.query.parse import parse_search
 
     if path.startswith("/collections/"):
@@ -257,13 +257,13 @@ def index_only(index: Any, settings: Any, path: str, params: dict[str, str]) -> 
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from server.app import create_app
+    from server.runtime.app import create_app
     from server.settings import Settings
 
     index, how, load_s = load_index(args.root, args.snapshot)
     size = index.size
     print(f"# {size:,} items via {how} in {load_s:.1f} s", file=sys.stderr)
-    # The response cache (server/caching.py) would answer every repeat of a URL from memory, and
+    # The response cache (server/api/caching.py) would answer every repeat of a URL from memory, and
     # the match cache every repeat of a query without searching: "ours" is measured with both
     # off, so each request does the real work; "cached" with the defaults.
     settings = Settings(response_cache_bytes=0, match_cache_bytes=0)

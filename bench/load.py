@@ -67,14 +67,14 @@ end
 
 
 def serving_pids(pid: int) -> list[int]:
-    """The server and its workers; not a reload's build process (``python -m server.rebuild``),
+    """The server and its workers; not a reload's build process (``python -m server.runtime.child_build``),
     which exits when its index is handed over."""
     children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     pids = [pid]
     for child in map(int, children):
         try:
             with open(f"/proc/{child}/cmdline", "rb") as f:
-                if b"server.rebuild" in f.read():
+                if b"server.runtime.child_build" in f.read():
                     continue
         except OSError:
             continue

@@ -6,10 +6,20 @@ Values come from keyword arguments (the CLI), then environment variables prefixe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from server.query.parse import RequestLimits
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """Each keeps one request's work bounded; going over is a 400 that says so (settings
+    STAC_STATIC_MAX_IDS, _MAX_COLLECTIONS, _MAX_VERTICES)."""
+
+    max_ids: int = 10_000
+    max_collections: int = 10_000
+    max_vertices: int = 20_000
 
 
 class Settings(BaseSettings):

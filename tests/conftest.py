@@ -15,9 +15,9 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testclient`")
     from starlette.testclient import TestClient
 
-from server.app import create_app
 from server.catalog.loader import LoadReport, load_catalogs
 from server.index import Index
+from server.runtime.app import create_app
 from server.sample import SAMPLE_ROOT
 from server.settings import Settings
 from tests.helpers import CatalogDir, run_server

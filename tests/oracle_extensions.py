@@ -762,7 +762,7 @@ def project(
     defaults: tuple[str, ...],
     include_given: bool = False,
 ) -> dict[str, Any]:
-    """The fields extension as the server documents it (server/fields.py docstring):
+    """The fields extension as the server documents it (server/api/fields.py docstring):
 
     - some include: the included paths plus id, type, stac_version, links;
     - no include, but an (empty) include list was given, or nothing at all: the default set;

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from server.routes import route_table
+from server.api.routes import route_table
 from server.settings import Settings
 from tests.conftest import TEST_BASE
 from tests.helpers import GEOJSON, collect_pages, feature_key
@@ -877,7 +877,7 @@ def test_503_until_loaded_then_200(oracle: Oracle) -> None:
     answers 503 (so GET / answering 200 means ready)."""
     import time
 
-    from server.app import create_app
+    from server.runtime.app import create_app
     from server.sample import SAMPLE_ROOT
     from tests.conftest import TestClient
 
@@ -896,7 +896,7 @@ def test_503_until_loaded_then_200(oracle: Oracle) -> None:
 def test_failed_background_load_stays_503(tmp_path) -> None:
     import time
 
-    from server.app import create_app
+    from server.runtime.app import create_app
     from tests.conftest import TestClient
 
     app = create_app(Settings(roots=[str(tmp_path / "nothing-here.json")]))
@@ -957,8 +957,8 @@ def test_which_searches_go_to_a_worker_thread() -> None:
 
     import shapely
 
+    from server.api.routes import INLINE_RECORDS, _heavy
     from server.query.model import SearchQuery, SortField
-    from server.routes import INLINE_RECORDS, _heavy
 
     small, large = SimpleNamespace(size=INLINE_RECORDS), SimpleNamespace(size=INLINE_RECORDS + 1)
     for query in (SearchQuery(sortby=[SortField("datetime", True)]), SearchQuery(q=("term", "x"))):

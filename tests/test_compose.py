@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from server.cli import build_parser
-from server.routes import route_table
+from server.api.routes import route_table
+from server.runtime.cli import build_parser
 from tests.helpers import REPO
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())

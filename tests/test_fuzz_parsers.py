@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from server.api.pagination import decode_key_token
 from server.errors import InvalidQueryParameter
 from server.index.cql2_terms import like_regex
-from server.pagination import decode_key_token
 from server.query.cql2 import parse_filter
 from server.query.datetime import parse_datetime_interval
 from server.query.extensions import parse_fields, parse_sortby, query_to_cql2

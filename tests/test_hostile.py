@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from server.app import create_app
 from server.catalog.loader import LoadError, LoadOptions, load_catalogs
+from server.runtime.app import create_app
 from server.settings import Settings
 from tests.conftest import TestClient
 

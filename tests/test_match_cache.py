@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import shapely
 
-from server.app import create_app
 from server.index import Index
 from server.index.match_cache import ENTRY_OVERHEAD, MatchCache
 from server.query.parse import parse_search
+from server.runtime.app import create_app
 from server.settings import Settings
 from tests.conftest import TestClient
 from tests.test_reload import TOKEN, drop_misc_catalog, sample_copy, wait_ready  # noqa: F401  (fixture)

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from server.app import create_app
+from server.runtime.app import create_app
 from server.sample import SAMPLE_ROOT
 from server.settings import Settings
 from tests.conftest import TestClient
@@ -99,9 +99,9 @@ def test_a_reload_builds_in_a_child_process_and_serves_its_mapped_snapshot(
     comes back from a snapshot whose buffers are mapped, and no work folder is left behind."""
     import tempfile
 
-    import server.app
+    import server.runtime.app
 
-    monkeypatch.setattr(server.app, "load_index", lambda *a: pytest.fail("loaded in the server process"))
+    monkeypatch.setattr(server.runtime.app, "load_index", lambda *a: pytest.fail("loaded in the server process"))
     monkeypatch.setattr(tempfile, "tempdir", str(sample_copy.parent / "work"))
     (sample_copy.parent / "work").mkdir()
     app = create_app(Settings(roots=[str(sample_copy / "catalog.json")], admin_token=TOKEN))
@@ -287,7 +287,7 @@ def _worker_pids(supervisor: int) -> list[int]:
     workers = []
     for pid in children:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            if b"server.rebuild" not in f.read():
+            if b"server.runtime.child_build" not in f.read():
                 workers.append(pid)
     return workers
 
@@ -326,10 +326,10 @@ def test_forked_workers_reload_once_and_map_the_same_snapshot(sample_copy: Path,
 def test_a_forked_workers_admin_reload_asks_the_supervisor(
     sample_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import server.reload
+    import server.runtime.reloader
 
     signals: list[tuple[int, int]] = []
-    monkeypatch.setattr(server.reload.os, "kill", lambda pid, sig: signals.append((pid, sig)))
+    monkeypatch.setattr(server.runtime.reloader.os, "kill", lambda pid, sig: signals.append((pid, sig)))
     from server.catalog.loader import load_catalogs
 
     index, _ = load_catalogs([str(sample_copy / "catalog.json")])

@@ -16,7 +16,7 @@ import pytest
 
 from server.catalog import sources
 from server.catalog.loader import LoadOptions, load_catalogs
-from server.catalog.sources import FetchError, Fetcher, RemoteCache
+from server.catalog.sources import Fetcher, FetchError, RemoteCache
 
 from .helpers import serve_folder
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import orjson
 
+from server.api.links import UrlBuilder
+from server.api.routes import render_item
 from server.index import Index
 from server.index.builder import IndexBuilder
-from server.links import UrlBuilder
-from server.routes import render_item
 
 URLS = UrlBuilder("http://example.com/stac")
 
@@ -56,7 +56,7 @@ def test_quote_segment_is_quote_for_any_string() -> None:
     import random
     from urllib.parse import quote
 
-    from server.links import quote_segment
+    from server.api.links import quote_segment
 
     rng = random.Random(7)
     alphabet = "aZ09_.~-/ ?#%&=+:é\u00a0\u4e2d\x00'\"\\"
@@ -90,7 +90,7 @@ def test_dot_segment_ids_get_links_a_client_can_follow(make_client) -> None:
 def test_query_params_read_as_starlette_does() -> None:
     from starlette.requests import Request
 
-    from server.routes import _query_params
+    from server.api.routes import _query_params
 
     for qs in [b"", b"a=1&b=2&a=3", b"x=%C3%A9&y=&z", b"bbox=1%2C2&q=a+b", b"k=%FF&&=v&t=%", b"\xe9=\xe9",
                b"bbox=1,2,3,4&bbox=5,6,7,8", b"collections=a,b"]:
@@ -102,7 +102,7 @@ def test_repeated_list_parameters_are_joined() -> None:
     """Found by QA: ?collections=a&collections=b searched b only, silently."""
     from starlette.requests import Request
 
-    from server.routes import _query_params
+    from server.api.routes import _query_params
 
     def params(qs: bytes) -> dict[str, str]:
         return _query_params(Request({"type": "http", "query_string": qs, "headers": []}))
@@ -115,7 +115,7 @@ def test_repeated_list_parameters_are_joined() -> None:
 def test_base_url_without_a_host_header_comes_from_the_server_address() -> None:
     from starlette.requests import Request
 
-    from server.links import public_base_url
+    from server.api.links import public_base_url
 
     def base(server: tuple[str, int] | None, scheme: str = "http", headers: list[Any] = []) -> str:
         scope = {"type": "http", "scheme": scheme, "server": server, "headers": headers, "root_path": "/stac"}
@@ -129,7 +129,7 @@ def test_base_url_without_a_host_header_comes_from_the_server_address() -> None:
 
 
 def test_url_builders_are_shared_per_base_and_bounded() -> None:
-    from server.links import _builders, url_builder
+    from server.api.links import _builders, url_builder
 
     first = url_builder("http://a.example")
     assert url_builder("http://a.example") is first

@@ -7,8 +7,8 @@ from typing import Iterator
 
 import pytest
 
-from server.app import create_app
 from server.catalog.loader import load_catalogs
+from server.runtime.app import create_app
 from server.sample import SAMPLE_ROOT
 from server.settings import Settings
 from tests.conftest import TestClient

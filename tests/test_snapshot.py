@@ -10,8 +10,14 @@ import httpx
 import pytest
 
 from server.catalog.loader import load_catalogs
+from server.runtime.snapshot import (
+    FORMAT_VERSION,
+    MAGIC,
+    SnapshotError,
+    read_snapshot,
+    write_snapshot,
+)
 from server.sample import SAMPLE_ROOT
-from server.snapshot import FORMAT_VERSION, MAGIC, SnapshotError, read_snapshot, write_snapshot
 from tests.helpers import run_cli, run_server
 
 

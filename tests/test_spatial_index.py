@@ -12,7 +12,12 @@ import pytest
 import shapely
 
 from server.index.builder import IndexBuilder
-from server.index.spatial import UNKNOWN, BoxIndex, extreme_fractions, wkb_vertex_in_boxes
+from server.index.spatial import (
+    UNKNOWN,
+    BoxIndex,
+    extreme_fractions,
+    wkb_vertex_in_boxes,
+)
 from server.query.datetime import MAX_TIME, MIN_TIME
 from server.query.model import SearchQuery
 

@@ -68,7 +68,7 @@ class Server:
         workers = []
         for pid in pids:
             with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"server.rebuild" not in f.read():
+                if b"server.runtime.child_build" not in f.read():
                     workers.append(pid)
         return sorted(workers)
 

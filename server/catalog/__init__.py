@@ -1,1 +1,7 @@
-"""Reading static catalogs (local or remote) into an index."""
+"""Reading static catalogs into an index: where documents live (local files, http(s) through
+libcurl or urllib3, s3) and how they are read (STAC JSON, FeatureCollections, ndjson), the walk
+over child and item links with its scope rules, version migration, the load report with every
+skip's reason, and the fingerprint of the local files read.
+
+May import server.index (to build the index), server.query (datetime parsing) and the base
+(server.errors, server.settings); never server.api or server.runtime."""

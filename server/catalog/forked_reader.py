@@ -14,6 +14,7 @@ one place. If the child dies, the loader reads the rest itself.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pickle
 import struct
@@ -75,8 +76,6 @@ def read_forked(locations: list[str], read: Callable[[str], tuple[str, bytes | N
     added to ``sources`` at the end."""
     read_fd, write_fd = os.pipe()
     try:  # a larger pipe: fewer hand-offs between the two processes (Linux)
-        import fcntl
-
         fcntl.fcntl(write_fd, 1031, 1 << 20)  # F_SETPIPE_SZ
     except (ImportError, OSError):
         pass

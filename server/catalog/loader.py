@@ -21,13 +21,13 @@ from typing import Any, Iterable, Iterator
 import orjson
 
 from server.catalog import forked_reader
+from server.catalog.fingerprint import Fingerprint
 from server.catalog.locations import Scope, is_s3, is_url
 from server.catalog.normalize import child_hrefs, resolve_href, servable
 from server.catalog.sources import Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.index import Index, IndexBuilder
 from server.index.builder import ItemRejected
-from server.catalog.fingerprint import Fingerprint
 
 log = logging.getLogger("stac_static_api.loader")
 

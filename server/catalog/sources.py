@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 from array import array
 from typing import Any, Callable, Iterator
-import time
 
 import urllib3
 from cachetools import LRUCache

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+from array import array
 from typing import Any, Callable
 
 import numpy as np
 import orjson
 import shapely
 
-from array import array
-
 from server.index.blobs import BlobWriter
-from server.index.space_time import ItemRejected, item_geometry, item_interval
 from server.index.columns import ColumnsBuilder
-from server.index.spatial import extreme_fractions
 from server.index.index import Index
+from server.index.space_time import ItemRejected, item_geometry, item_interval
+from server.index.spatial import extreme_fractions
 from server.index.text import TextIndexBuilder, document_text
 
 __all__ = ["IndexBuilder", "ItemRejected"]

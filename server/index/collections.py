@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from server.index.space_time import extent_geometry, extent_interval
 from server.index.columns import ColumnsBuilder
+from server.index.space_time import extent_geometry, extent_interval
 from server.index.table import Table
 from server.index.text import TextIndexBuilder, document_text
 

@@ -16,7 +16,6 @@ from server.errors import InvalidQueryParameter
 from server.index.spatial import bbox_geometry
 from server.query.datetime import MAX_TIME, MIN_TIME, parse_rfc3339
 
-
 COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     "=": operator.eq, "<>": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }

@@ -17,13 +17,28 @@ import shapely
 from server.errors import InvalidQueryParameter
 from server.index.columns import Column, NumberPart, StringPart
 from server.index.cql2_terms import (
-    ARITHMETIC, ARRAY_OPS, COMPARISONS, INTERVAL_PROPERTIES, SELF_RELATIONS, SPATIAL_OPS, SPATIAL_PREDICATES, TEMPORAL_OPS,
-    ARITY, array_key, as_number, compare_constants, geometry_literal, instant_literal,
-    is_expression, time_literal, unwrap_case, like_regex, property_name,
+    ARITHMETIC,
+    ARITY,
+    ARRAY_OPS,
+    COMPARISONS,
+    INTERVAL_PROPERTIES,
+    SELF_RELATIONS,
+    SPATIAL_OPS,
+    SPATIAL_PREDICATES,
+    TEMPORAL_OPS,
+    array_key,
+    as_number,
+    compare_constants,
+    geometry_literal,
+    instant_literal,
+    is_expression,
+    like_regex,
+    property_name,
+    time_literal,
+    unwrap_case,
 )
 from server.query.extensions import COERCE
 from server.query.model import SearchQuery, check_deadline
-
 
 
 class Records(Protocol):

@@ -18,12 +18,11 @@ import shapely
 from server.index.blobs import BlobColumn
 from server.index.collections import CollectionTable
 from server.index.columns import Column, StringPart
-from server.index.spatial import CellGrid, wkb_exterior_vertices, wkb_vertex_in_boxes
 from server.index.match_cache import MatchCache
+from server.index.spatial import CellGrid, wkb_exterior_vertices, wkb_vertex_in_boxes
 from server.index.table import SearchResult, Table
 from server.index.text import TextIndex, document_text
 from server.query.model import SearchQuery
-
 
 __all__ = ["Index", "SearchResult"]
 

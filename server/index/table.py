@@ -20,7 +20,13 @@ import shapely
 from server.errors import InvalidQueryParameter
 from server.index.columns import Column
 from server.index.filtering import FilterEvaluator
-from server.index.spatial import BoxIndex, CellGrid, bbox_geometry, extreme_fractions, grid_cells
+from server.index.spatial import (
+    BoxIndex,
+    CellGrid,
+    bbox_geometry,
+    extreme_fractions,
+    grid_cells,
+)
 from server.index.text import TextIndex
 from server.query.model import SearchQuery, SortField, check_deadline
 

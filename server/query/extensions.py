@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from server.errors import InvalidQueryParameter
 from server.query.model import FieldsSpec, SortField
 
@@ -86,8 +88,6 @@ def query_to_cql2(value: Any) -> Any:
     if value in (None, "", {}):
         return None
     if isinstance(value, str):
-        import orjson
-
         try:
             value = orjson.loads(value)
         except orjson.JSONDecodeError:

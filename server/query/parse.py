@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 import orjson
@@ -16,20 +15,11 @@ from server.query.datetime import parse_datetime_interval
 from server.query.extensions import parse_fields, parse_sortby, query_to_cql2
 from server.query.freetext import parse_q
 from server.query.model import SearchQuery
+from server.settings import RequestLimits
 
 GEOMETRY_TYPES = {
     "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection",
 }
-
-
-@dataclass(frozen=True)
-class RequestLimits:
-    """Each keeps one request's work bounded; going over is a 400 that says so (settings
-    STAC_STATIC_MAX_IDS, _MAX_COLLECTIONS, _MAX_VERTICES)."""
-
-    max_ids: int = 10_000
-    max_collections: int = 10_000
-    max_vertices: int = 20_000
 
 
 def parse_limit(value: Any, default: int, maximum: int) -> int:

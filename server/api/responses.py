@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from server.links import GEOJSON, JSON, OPENAPI
+from server.api.links import GEOJSON, JSON, OPENAPI
 
 
 class JSONResponse(Response):

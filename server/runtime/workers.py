@@ -17,6 +17,7 @@ timeout_graceful_shutdown) and the parent exits 0.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import logging
 import os
@@ -35,14 +36,14 @@ from typing import Any, NoReturn
 import orjson
 import uvicorn
 
+from server.catalog.fingerprint import Fingerprint
 from server.catalog.loader import release_free_memory
 from server.catalog.sources import RemoteCache
-from server.cli import stop_requested
-from server.rebuild import ChildBuilder, failure_text
-from server.reload import ReloadStatus
+from server.runtime.child_build import ChildBuilder, failure_text
+from server.runtime.reloader import ReloadStatus
+from server.runtime.snapshot import read_snapshot
+from server.runtime.stopping import stop_requested
 from server.settings import Settings
-from server.catalog.fingerprint import Fingerprint
-from server.snapshot import read_snapshot
 
 log = logging.getLogger("stac_static_api.reload")
 workers_log = logging.getLogger("stac_static_api.workers")
@@ -178,8 +179,6 @@ class Supervisor:
 def _exit_with_parent() -> None:
     """Linux: SIGTERM this worker when the supervisor dies (even by SIGKILL), never an orphan."""
     try:
-        import ctypes
-
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass

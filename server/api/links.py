@@ -93,7 +93,7 @@ class UrlBuilder:
         self._item_links_json: ItemLinksJson | None = None
 
     def url(self, path: str = "") -> str:
-        """An API URL; a query string is added by server.pagination (query_string, paged_href)."""
+        """An API URL; a query string is added by server.api.pagination (query_string, paged_href)."""
         return f"{self.base}/{path.lstrip('/')}" if path else f"{self.base}/"
 
     def collection(self, collection_id: str) -> str:

@@ -16,11 +16,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import orjson
 from starlette.applications import Starlette
 
 from server.catalog.loader import release_free_memory
 from server.index import Index
-from server.rebuild import failure_text
+from server.runtime.child_build import failure_text, read_published
 
 log = logging.getLogger("stac_static_api.reload")
 
@@ -48,16 +49,12 @@ class Reloader:
     def follow(self, publication: Path, supervisor_pid: int) -> None:
         """In a forked worker: the supervisor builds every reload once, this process maps the
         snapshot it publishes (on SIGUSR1), so workers keep sharing one copy of the index."""
-        from server.rebuild import read_published
-
         self.build = lambda: read_published(publication)
         self.publication = publication
         self.supervisor_pid = supervisor_pid
 
     def _missed_publication(self) -> bool:
         """A publication that came before this worker listened for it."""
-        import orjson
-
         try:
             doc = orjson.loads(self.publication.read_bytes()) if self.publication else {}
         except (OSError, orjson.JSONDecodeError):

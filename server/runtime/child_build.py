@@ -3,7 +3,7 @@
 A reload in a thread of the serving process shares its GIL: at a million items the build
 starves the requests and the requests starve the build (measured: the reload had not finished
 after minutes of load), and the build's garbage stays in the serving heap. Here a fresh
-interpreter (``python -m server.rebuild JOB``) loads the catalogs and writes a snapshot; the
+interpreter (``python -m server.runtime.child_build JOB``) loads the catalogs and writes a snapshot; the
 server maps that snapshot (seconds at 1M items, the big buffers stay in the page cache) and
 the child's memory goes back to the OS when it exits.
 
@@ -24,8 +24,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+from server.catalog.configured import load_index, roots_of
 from server.catalog.sources import RemoteCache
 from server.index import Index
+from server.runtime.snapshot import read_snapshot, write_snapshot
 from server.settings import Settings
 
 
@@ -50,8 +54,6 @@ class ChildBuilder:
         self._killed = False
 
     def __call__(self) -> Index:
-        from server.snapshot import read_snapshot
-
         workdir = Path(tempfile.mkdtemp(prefix="stac-static-api-reload-"))
         try:
             index, _ = read_snapshot(str(self.build_snapshot(workdir)), verify=False)
@@ -68,7 +70,7 @@ class ChildBuilder:
         with self._lock:
             if self._killed:
                 raise ChildBuildError("the server is stopping")
-            self._child = subprocess.Popen([sys.executable, "-m", "server.rebuild", str(workdir)],
+            self._child = subprocess.Popen([sys.executable, "-m", "server.runtime.child_build", str(workdir)],
                                            stdin=subprocess.DEVNULL)
         code = self._child.wait()
         with self._lock:
@@ -87,11 +89,7 @@ class ChildBuilder:
 
 
 def read_published(publication: Path) -> Index:
-    """The index a supervisor published (see server.workers.Supervisor), mapped."""
-    import orjson
-
-    from server.snapshot import read_snapshot
-
+    """The index a supervisor published (see server.runtime.workers.Supervisor), mapped."""
     doc = orjson.loads(publication.read_bytes())
     if not doc["ok"]:
         raise ChildBuildError(doc["error"])
@@ -102,9 +100,6 @@ def read_published(publication: Path) -> Index:
 
 def child_main(workdir: str) -> int:
     """Load the catalogs described by the job file and write the index and the cache."""
-    from server.app import load_index, roots_of
-    from server.snapshot import write_snapshot
-
     folder = Path(workdir)
     job: dict[str, Any] = pickle.loads((folder / "job.pickle").read_bytes())
     settings = Settings(**job["settings"])
@@ -124,6 +119,6 @@ def child_main(workdir: str) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or not os.path.isdir(sys.argv[1]):
-        print("usage: python -m server.rebuild WORKDIR (run by the server)", file=sys.stderr)
+        print("usage: python -m server.runtime.child_build WORKDIR (run by the server)", file=sys.stderr)
         raise SystemExit(2)
     raise SystemExit(child_main(sys.argv[1]))

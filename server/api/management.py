@@ -7,8 +7,8 @@ import hmac
 from starlette.requests import Request
 from starlette.responses import Response
 
+from server.api.responses import JSONResponse
 from server.errors import NotFoundError, NotReady, StacApiError
-from server.responses import JSONResponse
 
 
 class Forbidden(StacApiError):

@@ -1,8 +1,13 @@
-"""`stac-static-api serve [ROOT ...] [--host HOST] [--port PORT]`: load, then listen."""
+"""`stac-static-api serve [ROOT ...] [--host HOST] [--port PORT]`: load, then listen.
+
+The loading and serving modules are imported inside the commands, not at the top: `serve`
+must cap malloc's arenas (limit_malloc_arenas) before numpy's import starts OpenBLAS's threads,
+and `--help` answers without loading numpy, shapely and the index."""
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
 import signal
@@ -10,21 +15,9 @@ import sys
 from typing import Any
 
 from server import __version__
-from server.http_protocol import JsonErrorsProtocol
+from server.api.http_protocol import JsonErrorsProtocol
+from server.runtime.stopping import SHUTDOWN_GRACE_SECONDS, stop_requested
 from server.settings import Settings
-
-
-# Seconds uvicorn lets in-flight requests finish after SIGTERM/SIGINT before cancelling
-# them: without a bound, one slow client (a body that never ends, a response it does not
-# read) would hold the stop forever.
-SHUTDOWN_GRACE_SECONDS = 5.0
-
-
-def stop_requested(signum: int, frame: Any) -> None:
-    """SIGTERM/SIGINT handler once serving. uvicorn replaces it while it runs, shuts down on
-    either signal, then restores it and raises the signal again: ending as a KeyboardInterrupt
-    (which uvicorn.run catches) makes a requested stop exit 0 rather than die by the signal."""
-    raise KeyboardInterrupt
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,9 +61,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def _load(settings: Settings, index_file: str | None, remote_cache: Any = None) -> Any:
     """The index to serve: from the snapshot when it is usable, else from the roots."""
-    from server.app import load_options, roots_of
+    from server.catalog.configured import load_options, roots_of
     from server.catalog.loader import load_catalogs
-    from server.snapshot import SnapshotError, read_snapshot, write_snapshot
+    from server.runtime.snapshot import SnapshotError, read_snapshot, write_snapshot
 
     if index_file:
         try:
@@ -106,8 +99,6 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
     if "MALLOC_ARENA_MAX" in os.environ:
         return
     try:
-        import ctypes
-
         ctypes.CDLL(None).mallopt(-8, arenas)  # M_ARENA_MAX
     except (OSError, AttributeError):
         pass
@@ -118,11 +109,10 @@ def serve(settings: Settings, index_file: str | None = None, workers: int = 1) -
 
     limit_malloc_arenas()  # before any thread exists
 
-    from server.app import create_app
     from server.catalog.loader import LoadError
-    from server.snapshot import SnapshotError
-
     from server.catalog.sources import RemoteCache
+    from server.runtime.app import create_app
+    from server.runtime.snapshot import SnapshotError
 
     remote_cache = RemoteCache()
     try:
@@ -140,7 +130,7 @@ def serve(settings: Settings, index_file: str | None = None, workers: int = 1) -
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
     if workers > 1:
-        from server.workers import run_forked
+        from server.runtime.workers import run_forked
 
         return run_forked(app, config, settings.host, settings.port, workers)
     # One process, no supervisor of ours: whatever started it restarts it (README, Operations).
@@ -151,9 +141,9 @@ def serve(settings: Settings, index_file: str | None = None, workers: int = 1) -
 
 
 def build_index(settings: Settings, output: str) -> int:
-    from server.app import load_options, roots_of
+    from server.catalog.configured import load_options, roots_of
     from server.catalog.loader import LoadError, load_catalogs
-    from server.snapshot import write_snapshot
+    from server.runtime.snapshot import write_snapshot
 
     try:
         index, report = load_catalogs(roots_of(settings), load_options(settings))

@@ -16,20 +16,47 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from server import management
-from server.conformance import conformance_classes
-from server.errors import InvalidRequestBody, NotFoundError, NotReady, PayloadTooLarge, UnsupportedMediaType
+from server.api import management
+from server.api.conformance import conformance_classes
+from server.api.fields import COLLECTION_DEFAULTS, apply_fields
+from server.api.links import (
+    GEOJSON,
+    JSON,
+    OPENAPI,
+    QUERYABLES_REL,
+    SCHEMA_JSON,
+    UrlBuilder,
+    public_base_url,
+    url_builder,
+)
+from server.api.openapi import openapi_document, swagger_html
+from server.api.pagination import (
+    decode_key_token,
+    encode_token,
+    next_link_get,
+    next_link_post,
+    paged_href,
+    query_string,
+)
+from server.api.queryables import queryables_document
+from server.api.responses import (
+    GeoJSONResponse,
+    JSONResponse,
+    OpenAPIResponse,
+    SchemaResponse,
+)
+from server.errors import (
+    InvalidRequestBody,
+    NotFoundError,
+    NotReady,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from server.index import Index
 from server.index.cql2_terms import is_light
-from server.links import GEOJSON, JSON, OPENAPI, QUERYABLES_REL, SCHEMA_JSON, UrlBuilder, public_base_url, url_builder
-from server.openapi import openapi_document, swagger_html
-from server.fields import COLLECTION_DEFAULTS, apply_fields
-from server.pagination import decode_key_token, encode_token, next_link_get, next_link_post, paged_href, query_string
-from server.queryables import queryables_document
 from server.query.model import FieldsSpec, SearchQuery
-from server.query.parse import RequestLimits, parse_search
-from server.responses import GeoJSONResponse, JSONResponse, OpenAPIResponse, SchemaResponse
-from server.settings import Settings
+from server.query.parse import parse_search
+from server.settings import RequestLimits, Settings
 
 STAC_VERSION = "1.0.0"
 T = TypeVar("T")

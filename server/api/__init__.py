@@ -1,0 +1,8 @@
+"""Everything that speaks HTTP: the Starlette application and its routes (thin handlers that
+parse a request, ask the index, and render a document), links and pagination, the fields
+extension's shaping, media types, the OpenAPI and conformance documents, queryables, the
+/_mgmt endpoints, HTTP caching (ETag, response cache), CORS and uvicorn's error answers.
+
+May import server.index, server.query and the base (server.errors, server.settings); never
+server.runtime (processes, reloads) or server.catalog (reading catalogs): what the API serves
+from is attached to the application by the runtime (app.state)."""

@@ -1,0 +1,39 @@
+"""The catalogs the settings name: their roots (the bundled sample when none), the load
+options, and a load of them."""
+
+from __future__ import annotations
+
+import logging
+
+from server.catalog.loader import LoadOptions, load_catalogs
+from server.catalog.sources import RemoteCache
+from server.index import Index
+from server.sample import SAMPLE_ROOT
+from server.settings import Settings
+
+log = logging.getLogger("stac_static_api")
+
+
+def load_options(settings: Settings, remote_cache: RemoteCache | None = None) -> LoadOptions:
+    return LoadOptions(
+        remote_cache=remote_cache,
+        max_document_bytes=settings.max_document_bytes,
+        max_documents=settings.max_documents,
+        max_depth=settings.max_depth,
+        fetch_concurrency=settings.fetch_concurrency,
+        fetch_timeout=settings.fetch_timeout,
+        fetch_retries=settings.fetch_retries,
+        allow_hosts=tuple(settings.allow_hosts),
+        allow_outside_root=settings.allow_outside_root,
+    )
+
+
+def roots_of(settings: Settings) -> list[str]:
+    """The roots the settings name; none: the sample catalog that ships in the package."""
+    return list(settings.roots) if settings.roots else [str(SAMPLE_ROOT)]
+
+
+def load_index(settings: Settings, remote_cache: RemoteCache | None = None) -> Index:
+    index, report = load_catalogs(roots_of(settings), load_options(settings, remote_cache))
+    log.info(report.summary())
+    return index

@@ -1,0 +1,47 @@
+"""create_app(settings) -> Starlette: the HTTP application (server.api.app) with what it
+serves from: the index (loaded before serving, or in the background), the remote documents
+cache, and the reloader that swaps in a new index."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from typing import AsyncIterator, Callable
+
+from starlette.applications import Starlette
+
+from server.api.app import http_app
+from server.catalog.configured import load_index
+from server.catalog.sources import RemoteCache
+from server.index import Index
+from server.runtime.child_build import ChildBuilder
+from server.runtime.reloader import Reloader
+from server.settings import Settings
+
+
+def create_app(
+    settings: Settings | None = None, index: Index | None = None, remote_cache: RemoteCache | None = None
+) -> Starlette:
+    """The API over ``index``; without one, the index is loaded in the background and
+    every endpoint answers 503 until it is ready."""
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        reloader: Reloader = app.state.reloader
+        if app.state.index is None:
+            reloader._tasks.append(asyncio.create_task(reloader.reload("initial load")))
+        reloader.start(settings.reload_interval, settings.watch_interval)
+        yield
+        reloader.stop()
+
+    app = http_app(settings, lifespan)
+    app.state.index = index
+    app.state.remote_cache = remote_cache or RemoteCache()
+    if settings.reload_in_child:
+        build: Callable[[], Index] = ChildBuilder(settings, app.state.remote_cache)
+    else:
+        build = functools.partial(load_index, settings, app.state.remote_cache)
+    app.state.reloader = Reloader(app, build)
+    return app
