@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import shapely
-from shapely.geometry import mapping, shape
+from shapely.geometry import shape
 
 from tests.oracle import NEG_INF, POS_INF, Oracle, to_micros
 
@@ -505,10 +505,6 @@ def evaluate(node: Any, rec: Record) -> Tri:
     raise ValueError(f"oracle: unknown op {op}")
 
 
-def select(records: list[Record], node: Any) -> list[Record]:
-    return [r for r in records if evaluate(node, r) is True]
-
-
 # -- legacy query extension ------------------------------------------------------------------------
 
 
@@ -701,17 +697,6 @@ def q_predicate(value: str | list[str]) -> Any:
 
 
 # -- sortby ----------------------------------------------------------------------------------------
-
-
-def sort_fields(spec: str | list[dict[str, str]]) -> list[tuple[str, bool]]:
-    """GET "+a,-b" or POST [{field, direction}] → [(name, descending)]."""
-    if isinstance(spec, str):
-        out = []
-        for part in spec.split(","):
-            part = part.strip()
-            out.append((part.lstrip("+-"), part.startswith("-")))
-        return out
-    return [(d["field"], d.get("direction", "asc") == "desc") for d in spec]
 
 
 def _sort_value(v: Any) -> tuple[int, Any] | None:
@@ -1012,12 +997,6 @@ TEMPORAL_OPS = [
     "t_after", "t_before", "t_contains", "t_disjoint", "t_during", "t_equals", "t_finishedby", "t_finishes",
     "t_intersects", "t_meets", "t_metby", "t_overlappedby", "t_overlaps", "t_startedby", "t_starts",
 ]
-TEMPORAL_CONVERSE = {
-    "t_after": "t_before", "t_before": "t_after", "t_contains": "t_during", "t_during": "t_contains",
-    "t_finishedby": "t_finishes", "t_finishes": "t_finishedby", "t_meets": "t_metby", "t_metby": "t_meets",
-    "t_overlappedby": "t_overlaps", "t_overlaps": "t_overlappedby", "t_startedby": "t_starts",
-    "t_starts": "t_startedby", "t_disjoint": "t_disjoint", "t_equals": "t_equals", "t_intersects": "t_intersects",
-}
 ARRAY_OPS = ["a_equals", "a_contains", "a_containedby", "a_overlaps"]
 UNKNOWN = "no:such_property"
 
@@ -1574,12 +1553,3 @@ def collection_pages(client: Any, params: dict[str, Any], label: str) -> list[di
             return pages
         assert len(pages) < 1000, f"{label}: paging does not end"
         response = client.get(nxt[0]["href"])
-
-__all__ = [
-    "Record", "item_records", "collection_records", "evaluate", "select", "query_extension", "q_predicate",
-    "q_parse", "QSyntaxError", "sort_fields", "sort_records", "sortable", "project", "write_synthetic_catalog",
-    "ITEM_FIELD_DEFAULTS", "COLLECTION_FIELD_DEFAULTS", "drop_empty", "instant", "mapping", "term_matches", "rfc3339",
-    "Vocabulary", "random_predicate", "to_text", "random_q", "random_sortby", "sortby_get", "sortby_post",
-    "random_bbox_near", "TEMPORAL_CONVERSE", "text_words", "expected_items", "expected_collections",
-    "check_item_search", "collection_pages",
-]
