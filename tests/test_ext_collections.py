@@ -19,10 +19,10 @@ from typing import Any
 import cql2
 import pytest
 
+from tests.helpers import collection_pages
 from tests.oracle_extensions import (
     Record,
     Vocabulary,
-    collection_pages,
     expected_collections,
     instant,
     random_bbox_near,

@@ -21,11 +21,11 @@ import cql2
 import pytest
 
 from server.catalog.loader import load_catalogs
+from tests.helpers import check_item_search
 from tests.oracle import Oracle
 from tests.oracle_extensions import (
     Record,
     Vocabulary,
-    check_item_search,
     collection_records,
     evaluate,
     expected_items,

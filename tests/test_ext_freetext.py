@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import check_item_search, collection_pages
 from tests.oracle_extensions import (
     QSyntaxError,
-    check_item_search,
-    collection_pages,
     expected_collections,
     expected_items,
     q_parse,

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import check_item_search
 from tests.oracle_extensions import (
     Vocabulary,
-    check_item_search,
     expected_items,
     random_predicate,
     random_sortby,

@@ -20,13 +20,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.helpers import collect_pages
+from tests.helpers import check_item_search, collect_pages, collection_pages
 from tests.oracle_extensions import (
     COLLECTION_FIELD_DEFAULTS,
     ITEM_FIELD_DEFAULTS,
     Record,
-    check_item_search,
-    collection_pages,
     drop_empty,
     expected_collections,
     expected_items,
