@@ -21,7 +21,7 @@ from server.index import Index
 from server.sample import SAMPLE_ROOT
 from server.settings import Settings
 from tests.helpers import CatalogDir, run_server
-from tests.oracle import Oracle
+from tests.oracles.search import Oracle
 
 TEST_BASE = "http://testserver"
 

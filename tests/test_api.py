@@ -16,7 +16,7 @@ from server.routes import route_table
 from server.settings import Settings
 from tests.conftest import TEST_BASE
 from tests.helpers import GEOJSON, collect_pages, feature_key
-from tests.oracle import Oracle
+from tests.oracles.search import Oracle
 
 JSON = "application/json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"

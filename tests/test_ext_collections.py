@@ -20,11 +20,9 @@ import cql2
 import pytest
 
 from tests.helpers import collection_pages
-from tests.oracle_extensions import (
-    Record,
+from tests.oracles.expected import expected_collections
+from tests.oracles.random_inputs import (
     Vocabulary,
-    expected_collections,
-    instant,
     random_bbox_near,
     random_predicate,
     random_q,
@@ -32,6 +30,7 @@ from tests.oracle_extensions import (
     sortby_get,
     to_text,
 )
+from tests.oracles.records import Record, instant
 from tests.test_ext_cql2 import Env, random_datetime, sample_env, synth_env  # noqa: F401  (fixtures)
 
 SEED = "stac-static-api-ext-collections-v1"

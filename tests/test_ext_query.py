@@ -14,15 +14,8 @@ from typing import Any
 import pytest
 
 from tests.helpers import check_item_search
-from tests.oracle_extensions import (
-    Vocabulary,
-    expected_items,
-    random_predicate,
-    random_sortby,
-    sortby_get,
-    sortby_post,
-    to_text,
-)
+from tests.oracles.expected import expected_items
+from tests.oracles.random_inputs import Vocabulary, random_predicate, random_sortby, sortby_get, sortby_post, to_text
 from tests.test_ext_cql2 import Env, page_limit, sample_env, synth_env  # noqa: F401  (fixtures)
 
 SEED = "stac-static-api-ext-query-v1"

@@ -18,7 +18,7 @@ from pystac_client import Client
 from pystac_client.conformance import ConformanceClasses
 
 from tests.helpers import GEOJSON, CatalogDir, collection, item, run_server, search_all
-from tests.oracle import Oracle
+from tests.oracles.search import Oracle
 from tests.test_search_oracle import SEED, random_query
 
 pytestmark = pytest.mark.filterwarnings("error")

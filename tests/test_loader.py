@@ -18,7 +18,7 @@ from server.catalog import forked_reader
 from server.catalog.loader import LoadError, LoadReport, load_catalogs
 from server.index import Index
 from tests.helpers import CatalogDir, catalog, collection, free_port, item, link, run_cli, serve_folder
-from tests.oracle import Oracle
+from tests.oracles.search import Oracle
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "catalogs"
 
