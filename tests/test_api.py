@@ -1,4 +1,6 @@
-"""The STAC API surface of issue 2, in process: documents, links, media types, paging, errors."""
+"""STAC API - Core, Collections and Item Search (OGC API - Features Part 1), in process: landing
+page, conformance, OpenAPI, collections, items, search, limit, links, media types, paging, errors.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Collection search, /queryables, and the issue's three tutorial filters, vs the oracle.
+"""Collection Search, /queryables, and the STAC tutorials' three collection filters, vs the oracle.
 
 Collection search: random combinations of bbox (the first extent bbox intersects it),
 datetime (the first temporal interval, null ends open, overlaps it), q, filter (over the

@@ -5,7 +5,7 @@ files with json + os, keeps every item as a plain dict, and answers a search by 
 item one by one with shapely and exact integer-microsecond time comparisons. The server's
 index (STRtree, numpy arrays, sort keys, page tokens) must give exactly the same set.
 
-Rules, from the STAC API spec and issue 2:
+Rules, from STAC API - Item Search §Query Parameters and the server's documented catalog walk:
 - an item's collection is its ``collection`` field, else the nearest collection above it;
 - duplicates: the first (collection, id) met in a breadth-first walk is kept;
 - bbox: 4 or 6 numbers; minx > maxx crosses the antimeridian (two boxes); a bbox or an
