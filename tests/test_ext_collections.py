@@ -19,6 +19,7 @@ from typing import Any
 import cql2
 import pytest
 
+from tests.conftest import Env
 from tests.helpers import collection_pages
 from tests.oracles.expected import expected_collections
 from tests.oracles.random_inputs import (
@@ -31,7 +32,7 @@ from tests.oracles.random_inputs import (
     to_text,
 )
 from tests.oracles.records import Record, instant
-from tests.test_ext_cql2 import Env, random_datetime, sample_env, synth_env  # noqa: F401  (fixtures)
+from tests.test_ext_cql2 import random_datetime
 
 SEED = "stac-static-api-ext-collections-v1"
 N_CASES = 64

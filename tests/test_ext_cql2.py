@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cql2
 import pytest
 
 from server.catalog.loader import load_catalogs
+from tests.conftest import Env
 from tests.helpers import check_item_search
 from tests.oracles.cql2 import evaluate
 from tests.oracles.expected import expected_items
@@ -34,41 +34,12 @@ from tests.oracles.random_inputs import (
     sortby_post,
     to_text,
 )
-from tests.oracles.records import Record, collection_records, item_records
+from tests.oracles.records import item_records
 from tests.oracles.search import Oracle
-from tests.oracles.synthetic import write_synthetic_catalog
 
 SEED = "stac-static-api-ext-cql2-v1"
-SYNTH_SEED = "stac-static-api-synthetic-v1"
 N_SAMPLE = 90
 N_SYNTH = 120
-
-
-@dataclass
-class Env:
-    client: Any
-    oracle: Oracle
-    items: list[Record]
-    collections: list[Record]
-    vocab: Vocabulary
-
-
-@pytest.fixture(scope="module")
-def sample_env(client, oracle: Oracle) -> Env:
-    items = item_records(oracle)
-    return Env(client, oracle, items, collection_records(oracle.collections), Vocabulary(items))
-
-
-@pytest.fixture(scope="module")
-def synth_env(tmp_path_factory, make_client) -> Iterator[Env]:
-    root: Path = tmp_path_factory.mktemp("synthetic")
-    write_synthetic_catalog(root, SYNTH_SEED)
-    index, report = load_catalogs([str(root)])
-    oracle = Oracle.from_root(root / "catalog.json")
-    assert index.size == len(oracle.items), report.summary()
-    items = item_records(oracle)
-    with make_client(index=index) as c:
-        yield Env(c, oracle, items, collection_records(oracle.collections), Vocabulary(items))
 
 
 def random_datetime(rng: random.Random, vocab: Vocabulary) -> str:
