@@ -1,10 +1,12 @@
-"""Fixtures: the sample catalog's index, an in-process client, the real server, ad-hoc catalogs."""
+"""Fixtures: the sample catalog's index, an in-process client, the real server, ad-hoc catalogs,
+and the two catalogs (sample and synthetic) the extension tests compare with the oracles."""
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -21,7 +23,10 @@ from server.runtime.app import create_app
 from server.sample import SAMPLE_ROOT
 from server.settings import Settings
 from tests.helpers import CatalogDir, run_server
-from tests.oracle import Oracle
+from tests.oracles.random_inputs import Vocabulary
+from tests.oracles.records import Record, collection_records, item_records
+from tests.oracles.search import Oracle
+from tests.oracles.synthetic import write_synthetic_catalog
 
 TEST_BASE = "http://testserver"
 
@@ -70,3 +75,35 @@ def live_server() -> Iterator[str]:
 def catalog_dir(tmp_path: Path) -> CatalogDir:
     """A fresh folder to write a small ad-hoc catalog into (see tests.helpers for documents)."""
     return CatalogDir(tmp_path / "catalog")
+
+
+# -- the extension tests' catalogs: records and vocabulary for the oracles, a client for the server --
+
+SYNTH_SEED = "stac-static-api-synthetic-v1"
+
+
+@dataclass
+class Env:
+    client: Any
+    oracle: Oracle
+    items: list[Record]
+    collections: list[Record]
+    vocab: Vocabulary
+
+
+@pytest.fixture(scope="module")
+def sample_env(client, oracle: Oracle) -> Env:
+    items = item_records(oracle)
+    return Env(client, oracle, items, collection_records(oracle.collections), Vocabulary(items))
+
+
+@pytest.fixture(scope="module")
+def synth_env(tmp_path_factory, make_client) -> Iterator[Env]:
+    root: Path = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_catalog(root, SYNTH_SEED)
+    index, report = load_catalogs([str(root)])
+    oracle = Oracle.from_root(root / "catalog.json")
+    assert index.size == len(oracle.items), report.summary()
+    items = item_records(oracle)
+    with make_client(index=index) as c:
+        yield Env(c, oracle, items, collection_records(oracle.collections), Vocabulary(items))

@@ -1,4 +1,5 @@
-"""Shared test helpers: small ad-hoc STAC catalogs on disk, and the real server in a subprocess.
+"""Shared test helpers: small ad-hoc STAC catalogs on disk, the real server in a subprocess,
+and paging through search and collection results to the end.
 
 Kept out of conftest.py so test modules can import them (``from tests.helpers import ...``).
 """
@@ -263,6 +264,40 @@ def search_all(client: Any, method: str, url: str, query: dict[str, Any]) -> tup
     pages = collect_pages(client, method, url, query)
     keys = [feature_key(f) for page in pages for f in page["features"]]
     return keys, pages
+
+
+def check_item_search(client: Any, method: str, url: str, params: dict[str, Any], expected: list[Any], label: str) -> list[dict[str, Any]]:
+    """Page through a search to the end; the keys, in order, must be the oracle's."""
+    keys, pages = search_all(client, method, url, params)
+    assert len(keys) == len(set(keys)), f"{label}: an item repeats across pages"
+    if keys != expected:
+        got, want = set(keys), set(expected)
+        raise AssertionError(
+            f"{label}:\n server-only {sorted(got - want, key=str)}\n oracle-only {sorted(want - got, key=str)}"
+            + ("\n same set, different order:\n server " + str(keys) + "\n oracle " + str(expected) if got == want else "")
+        )
+    limit = int(params.get("limit", 10))
+    for page in pages:
+        assert page["numberMatched"] == len(expected), label
+    for page in pages[:-1]:
+        assert page["numberReturned"] == limit, f"{label}: a page before the last is not full"
+    return pages
+
+
+def collection_pages(client: Any, params: dict[str, Any], label: str) -> list[dict[str, Any]]:
+    """GET /collections with params, following next links to the end."""
+    response = client.get("/collections", params=params)
+    pages = []
+    while True:
+        assert response.status_code == 200, f"{label}: {response.status_code} {response.text}"
+        page = response.json()
+        assert page["numberReturned"] == len(page["collections"]), label
+        pages.append(page)
+        nxt = [ln for ln in page["links"] if ln["rel"] == "next"]
+        if not nxt:
+            return pages
+        assert len(pages) < 1000, f"{label}: paging does not end"
+        response = client.get(nxt[0]["href"])
 
 
 # -- a static file server, for catalogs given by URL ---------------------------------------------------

@@ -1,4 +1,6 @@
-"""The STAC API surface of issue 2, in process: documents, links, media types, paging, errors."""
+"""STAC API - Core, Collections and Item Search (OGC API - Features Part 1), in process: landing
+page, conformance, OpenAPI, collections, items, search, limit, links, media types, paging, errors.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from server.api.routes import route_table
 from server.settings import Settings
 from tests.conftest import TEST_BASE
 from tests.helpers import GEOJSON, collect_pages, feature_key
-from tests.oracle import Oracle
+from tests.oracles.search import Oracle
 
 JSON = "application/json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"

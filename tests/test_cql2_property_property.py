@@ -18,17 +18,11 @@ import pytest
 from server.catalog.loader import load_catalogs
 from server.errors import InvalidQueryParameter
 from server.index.filtering import FilterEvaluator
-from tests.oracle import Oracle
-from tests.oracle_extensions import (
-    ARRAY_OPS,
-    COMPARE_OPS,
-    SPATIAL,
-    TEMPORAL_OPS,
-    Record,
-    evaluate,
-    item_records,
-    write_synthetic_catalog,
-)
+from tests.oracles.cql2 import SPATIAL, evaluate
+from tests.oracles.random_inputs import ARRAY_OPS, COMPARE_OPS, TEMPORAL_OPS
+from tests.oracles.records import Record, item_records
+from tests.oracles.search import Oracle
+from tests.oracles.synthetic import write_synthetic_catalog
 
 SYNTH_SEED = "stac-static-api-synthetic-v1"
 

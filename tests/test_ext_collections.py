@@ -1,4 +1,4 @@
-"""Collection search, /queryables, and the issue's three tutorial filters, vs the oracle.
+"""Collection Search, /queryables, and the STAC tutorials' three collection filters, vs the oracle.
 
 Collection search: random combinations of bbox (the first extent bbox intersects it),
 datetime (the first temporal interval, null ends open, overlaps it), q, filter (over the
@@ -19,12 +19,11 @@ from typing import Any
 import cql2
 import pytest
 
-from tests.oracle_extensions import (
-    Record,
+from tests.conftest import Env
+from tests.helpers import collection_pages
+from tests.oracles.expected import expected_collections
+from tests.oracles.random_inputs import (
     Vocabulary,
-    collection_pages,
-    expected_collections,
-    instant,
     random_bbox_near,
     random_predicate,
     random_q,
@@ -32,7 +31,8 @@ from tests.oracle_extensions import (
     sortby_get,
     to_text,
 )
-from tests.test_ext_cql2 import Env, random_datetime, sample_env, synth_env  # noqa: F401  (fixtures)
+from tests.oracles.records import Record, instant
+from tests.test_ext_cql2 import random_datetime
 
 SEED = "stac-static-api-ext-collections-v1"
 N_CASES = 64

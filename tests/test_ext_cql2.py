@@ -4,7 +4,7 @@ Each case draws a random predicate (and/or/not over comparisons, CASEI, LIKE, BE
 IS NULL, spatial, temporal, array, arithmetic and property-property atoms) with literals taken
 from the data, writes it both as CQL2 JSON and as CQL2 text, sends it on GET and POST (text on
 one, JSON on the other, alternating), often combined with bbox, datetime, collections, q and
-sortby, pages to the end with a small limit, and compares with tests/oracle_extensions.py.
+sortby, pages to the end with a small limit, and compares with tests/oracles/.
 Runs over the sample catalog and over a seeded synthetic catalog with mixed-type, null, array
 and object properties, open intervals and null geometries.
 """
@@ -13,23 +13,19 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cql2
 import pytest
 
 from server.catalog.loader import load_catalogs
-from tests.oracle import Oracle
-from tests.oracle_extensions import (
-    Record,
+from tests.conftest import Env
+from tests.helpers import check_item_search
+from tests.oracles.cql2 import evaluate
+from tests.oracles.expected import expected_items
+from tests.oracles.random_inputs import (
     Vocabulary,
-    check_item_search,
-    collection_records,
-    evaluate,
-    expected_items,
-    item_records,
     random_bbox_near,
     random_predicate,
     random_q,
@@ -37,44 +33,17 @@ from tests.oracle_extensions import (
     sortby_get,
     sortby_post,
     to_text,
-    write_synthetic_catalog,
 )
+from tests.oracles.records import item_records
+from tests.oracles.search import Oracle
 
 SEED = "stac-static-api-ext-cql2-v1"
-SYNTH_SEED = "stac-static-api-synthetic-v1"
 N_SAMPLE = 90
 N_SYNTH = 120
 
 
-@dataclass
-class Env:
-    client: Any
-    oracle: Oracle
-    items: list[Record]
-    collections: list[Record]
-    vocab: Vocabulary
-
-
-@pytest.fixture(scope="module")
-def sample_env(client, oracle: Oracle) -> Env:
-    items = item_records(oracle)
-    return Env(client, oracle, items, collection_records(oracle.collections), Vocabulary(items))
-
-
-@pytest.fixture(scope="module")
-def synth_env(tmp_path_factory, make_client) -> Iterator[Env]:
-    root: Path = tmp_path_factory.mktemp("synthetic")
-    write_synthetic_catalog(root, SYNTH_SEED)
-    index, report = load_catalogs([str(root)])
-    oracle = Oracle.from_root(root / "catalog.json")
-    assert index.size == len(oracle.items), report.summary()
-    items = item_records(oracle)
-    with make_client(index=index) as c:
-        yield Env(c, oracle, items, collection_records(oracle.collections), Vocabulary(items))
-
-
 def random_datetime(rng: random.Random, vocab: Vocabulary) -> str:
-    from tests.oracle_extensions import rfc3339
+    from tests.oracles.synthetic import rfc3339
 
     times = sorted(int(t) for t in vocab.times())
     a, b = sorted(rng.sample(times, 2))

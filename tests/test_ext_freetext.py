@@ -15,19 +15,12 @@ from typing import Any
 
 import pytest
 
-from tests.oracle_extensions import (
-    QSyntaxError,
-    check_item_search,
-    collection_pages,
-    expected_collections,
-    expected_items,
-    q_parse,
-    random_q,
-    random_sortby,
-    sortby_get,
-    split_q_commas,
-)
-from tests.test_ext_cql2 import Env, page_limit, sample_env, synth_env  # noqa: F401  (fixtures)
+from tests.conftest import Env
+from tests.helpers import check_item_search, collection_pages
+from tests.oracles.expected import expected_collections, expected_items
+from tests.oracles.freetext import QSyntaxError, q_parse, split_q_commas
+from tests.oracles.random_inputs import random_q, random_sortby, sortby_get
+from tests.test_ext_cql2 import page_limit
 
 SEED = "stac-static-api-ext-freetext-v1"
 N_CASES = 80

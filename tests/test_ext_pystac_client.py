@@ -16,22 +16,17 @@ from typing import Any, Iterator
 import pytest
 from pystac_client import Client
 
-from tests.oracle import Oracle
-from tests.oracle_extensions import (
-    ITEM_FIELD_DEFAULTS,
-    Record,
+from tests.oracles.expected import expected_collections, expected_items
+from tests.oracles.fields import ITEM_FIELD_DEFAULTS, drop_empty, project
+from tests.oracles.random_inputs import (
     Vocabulary,
-    collection_records,
-    drop_empty,
-    expected_collections,
-    expected_items,
-    item_records,
-    project,
     random_predicate,
     random_q,
     random_sortby,
     to_text,
 )
+from tests.oracles.records import Record, collection_records, item_records
+from tests.oracles.search import Oracle
 
 SEED = "stac-static-api-ext-pystac-client-v1"
 WAGENINGEN_BBOX = [5.65, 51.95, 5.68, 51.98]

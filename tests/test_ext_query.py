@@ -13,17 +13,18 @@ from typing import Any
 
 import pytest
 
-from tests.oracle_extensions import (
+from tests.conftest import Env
+from tests.helpers import check_item_search
+from tests.oracles.expected import expected_items
+from tests.oracles.random_inputs import (
     Vocabulary,
-    check_item_search,
-    expected_items,
     random_predicate,
     random_sortby,
     sortby_get,
     sortby_post,
     to_text,
 )
-from tests.test_ext_cql2 import Env, page_limit, sample_env, synth_env  # noqa: F401  (fixtures)
+from tests.test_ext_cql2 import page_limit
 
 SEED = "stac-static-api-ext-query-v1"
 N_CASES = 70

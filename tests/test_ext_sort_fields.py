@@ -20,25 +20,24 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.helpers import collect_pages
-from tests.oracle_extensions import (
+from tests.conftest import Env
+from tests.helpers import check_item_search, collect_pages, collection_pages
+from tests.oracles.expected import expected_collections, expected_items
+from tests.oracles.fields import (
     COLLECTION_FIELD_DEFAULTS,
     ITEM_FIELD_DEFAULTS,
-    Record,
-    check_item_search,
-    collection_pages,
     drop_empty,
-    expected_collections,
-    expected_items,
     project,
+)
+from tests.oracles.random_inputs import (
     random_predicate,
     random_sortby,
-    sortable,
     sortby_get,
     sortby_post,
     to_text,
 )
-from tests.test_ext_cql2 import Env, sample_env, synth_env  # noqa: F401  (fixtures)
+from tests.oracles.records import Record
+from tests.oracles.sort import sortable
 
 SEED = "stac-static-api-ext-sort-fields-v1"
 N_SORT = 45

@@ -18,7 +18,7 @@ from server.query.datetime import parse_datetime_interval
 from server.query.extensions import parse_fields, parse_sortby, query_to_cql2
 from server.query.freetext import parse_q
 from server.query.parse import parse_bbox, parse_geometry, parse_search
-from tests.oracle_extensions import like_match
+from tests.oracles.cql2 import like_match
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**20, 10**20))

@@ -1,5 +1,5 @@
 """A corpus of hostile catalogs: each loads what is loadable, skips the rest with a reason,
-and the server keeps answering (issue 6)."""
+and the server keeps answering."""
 
 from __future__ import annotations
 

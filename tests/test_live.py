@@ -1,6 +1,6 @@
 """Against the real server: `python -m server serve` under uvicorn on a free loopback port.
 
-pystac-client is the client issue 2 names; every call here runs with warnings as errors
+Calls go through pystac-client, the reference STAC API client in Python, with warnings as errors
 (pyproject sets filterwarnings = error; the mark below makes it explicit). Results are compared
 with the brute-force oracle over the sample catalog's files.
 """
@@ -18,7 +18,7 @@ from pystac_client import Client
 from pystac_client.conformance import ConformanceClasses
 
 from tests.helpers import GEOJSON, CatalogDir, collection, item, run_server, search_all
-from tests.oracle import Oracle
+from tests.oracles.search import Oracle
 from tests.test_search_oracle import SEED, random_query
 
 pytestmark = pytest.mark.filterwarnings("error")

@@ -27,7 +27,7 @@ from tests.helpers import (
     run_cli,
     serve_folder,
 )
-from tests.oracle import Oracle
+from tests.oracles.search import Oracle
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "catalogs"
 

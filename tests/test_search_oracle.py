@@ -22,7 +22,7 @@ from shapely.geometry import shape
 from server.catalog.loader import load_catalogs
 from tests import helpers
 from tests.helpers import CatalogDir, search_all
-from tests.oracle import Oracle, to_micros
+from tests.oracles.search import Oracle, to_micros
 
 SEED = "stac-static-api-search-oracle-v1"
 N_SEARCH = 300

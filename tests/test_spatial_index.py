@@ -237,7 +237,7 @@ def scene(rng: random.Random, i: int) -> dict:
 
 def test_bbox_datetime_search_matches_shapely_on_many_items(monkeypatch: pytest.MonkeyPatch) -> None:
     """Many slabs (a small SLAB), queries both inside one slab and across all of them."""
-    from tests.oracle import to_micros
+    from tests.oracles.search import to_micros
 
     monkeypatch.setattr(BoxIndex.__init__, "__kwdefaults__", {"slab": 256})
     rng = random.Random("many")

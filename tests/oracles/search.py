@@ -5,7 +5,7 @@ files with json + os, keeps every item as a plain dict, and answers a search by 
 item one by one with shapely and exact integer-microsecond time comparisons. The server's
 index (STRtree, numpy arrays, sort keys, page tokens) must give exactly the same set.
 
-Rules, from the STAC API spec and issue 2:
+Rules, from STAC API - Item Search §Query Parameters and the server's documented catalog walk:
 - an item's collection is its ``collection`` field, else the nearest collection above it;
 - duplicates: the first (collection, id) met in a breadth-first walk is kept;
 - bbox: 4 or 6 numbers; minx > maxx crosses the antimeridian (two boxes); a bbox or an
@@ -97,7 +97,6 @@ class OracleItem:
     geometry: Any  # shapely geometry or None
     start: float | None
     end: float | None
-    path: str
 
     @property
     def key(self) -> Key:
@@ -136,7 +135,6 @@ class Oracle:
         self.items: list[OracleItem] = []
         self.collections: dict[str, dict[str, Any]] = {}
         self.catalogs: list[dict[str, Any]] = []
-        self.duplicates: list[OracleItem] = []
 
     # -- reading the files ----------------------------------------------------------------------
 
@@ -156,7 +154,7 @@ class Oracle:
         oracle = cls()
         seen: set[str] = set()
         queue: deque[tuple[str, str | None]] = deque()
-        item_refs: list[tuple[dict[str, Any], str, str | None]] = []
+        item_refs: list[tuple[dict[str, Any], str | None]] = []
         for root in roots:
             real = os.path.realpath(root)
             if real not in seen:
@@ -167,10 +165,10 @@ class Oracle:
             for doc in _read(path):
                 kind = doc.get("type")
                 if kind == "Feature":
-                    item_refs.append((doc, path, parent_collection))
+                    item_refs.append((doc, parent_collection))
                     continue
                 if kind == "FeatureCollection":
-                    item_refs += [(f, path, parent_collection) for f in doc.get("features", [])]
+                    item_refs += [(f, parent_collection) for f in doc.get("features", [])]
                     continue
                 current = parent_collection
                 if kind == "Collection" or (kind is None and "extent" in doc):
@@ -189,22 +187,21 @@ class Oracle:
                     if ln["rel"] == "child":
                         queue.append((target, current))
                     else:
-                        item_refs += [(d, target, current) for d in _read(target)]
+                        item_refs += [(d, current) for d in _read(target)]
         keys: set[Key] = set()
-        for doc, path, parent_collection in item_refs:
+        for doc, parent_collection in item_refs:
             collection = doc.get("collection") or parent_collection
             if only_loaded_collections and collection not in oracle.collections:
                 collection = parent_collection
-            oracle._add(doc, collection, path, keys)
+            oracle._add(doc, collection, keys)
         return oracle
 
-    def _add(self, doc: dict[str, Any], collection: str | None, path: str, keys: set[Key]) -> None:
+    def _add(self, doc: dict[str, Any], collection: str | None, keys: set[Key]) -> None:
         geometry = None if doc.get("geometry") is None else shape(doc["geometry"])
         start, end = _item_time(doc.get("properties") or {})
-        entry = OracleItem(collection, doc["id"], doc, geometry, start, end, path)
+        entry = OracleItem(collection, doc["id"], doc, geometry, start, end)
         if entry.key in keys:
-            self.duplicates.append(entry)
-            return
+            return  # a duplicate: the first one met is kept
         keys.add(entry.key)
         self.items.append(entry)
 
@@ -212,9 +209,6 @@ class Oracle:
 
     def keys(self) -> set[Key]:
         return {it.key for it in self.items}
-
-    def get(self, key: Key) -> OracleItem:
-        return next(it for it in self.items if it.key == key)
 
     def evaluate(self, query: dict[str, Any]) -> set[Key]:
         """Keys of every item the query selects. ``query`` uses POST /search JSON shapes."""
