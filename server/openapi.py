@@ -74,6 +74,11 @@ _ERROR = {
     },
 }
 _OBJECT = {"type": "object"}
+_UNAUTHORIZED = {
+    **_ERROR,
+    "description": "No bearer token given",
+    "headers": {"WWW-Authenticate": {"description": "Bearer (RFC 6750)", "schema": _STR}},
+}
 
 
 def _ok(media_type: str, description: str) -> dict[str, Any]:
@@ -196,7 +201,10 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "responses": {"200": _ok("application/json", "Reloaded"),
                               "202": _ok("application/json", "Requested from the supervisor of forked workers, "
                                          "which builds once and has every worker map the result"),
-                              "403": _ERROR, "404": _ERROR, "502": _ERROR},
+                              "401": _UNAUTHORIZED, "403": {**_ERROR, "description": "Not the admin token"},
+                              "404": {**_ERROR, "description": "Reload over HTTP is off: no admin token is set"},
+                              "502": _ERROR},
+                "security": [{"adminToken": []}],
             }
         },
     }
@@ -212,7 +220,11 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                  "description": "STAC API v1.0.0 over static catalogs"},
         "servers": [{"url": server_url.rstrip("/")}],
         "paths": paths,
-        "components": {"parameters": PARAMS},
+        "components": {
+            "parameters": PARAMS,
+            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer",
+                                               "description": "The admin token (STAC_STATIC_ADMIN_TOKEN)"}},
+        },
     }
 
 
