@@ -17,7 +17,7 @@ from server.caching import GzipWhenAccepted, HttpCache
 from server.cors import CorsWhenOrigin
 from server.catalog.sources import RemoteCache
 from server.catalog.loader import LoadOptions, load_catalogs
-from server.errors import StacApiError
+from server.errors import HeaderLimit, StacApiError
 from server.index import Index
 from server.index.match_cache import MatchCache
 from server.responses import JSONResponse
@@ -99,6 +99,7 @@ def create_app(
     app = Starlette(
         routes=route_table(),
         middleware=[
+            Middleware(HeaderLimit, max_bytes=settings.max_header_bytes),
             *([Middleware(GzipWhenAccepted, minimum_size=settings.gzip_min_bytes)] if settings.gzip_min_bytes > 0 else []),
             Middleware(CorsWhenOrigin, allow_origins=["*"], allow_methods=["GET", "HEAD", "POST"], allow_headers=["*"],
                        expose_headers=["ETag"]),
