@@ -46,3 +46,7 @@ class UnsupportedMediaType(StacApiError):
 
 class NotReady(StacApiError):
     status_code = 503
+
+
+class RequestHeaderFieldsTooLarge(StacApiError):
+    status_code = 431

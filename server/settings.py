@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     query_time_budget: float = Field(10.0, gt=0, description="Seconds a search may run before it stops with "
                                      "a 400 asking to narrow it.")
     max_request_bytes: int = Field(1024 * 1024, ge=1024, description="Largest POST body; larger ones get a 413.")
+    max_header_bytes: int = Field(64 * 1024, ge=1024, description="Most bytes of request header fields in all "
+                                  "(as sent, names and values); more is a 431. Above what proxies pass by "
+                                  "default (nginx: 8 KiB a line, 32 KiB in all).")
     max_ids: int = Field(RequestLimits.max_ids, ge=1, description="Most ids in one search.")
     max_collections: int = Field(RequestLimits.max_collections, ge=1, description="Most collections in one search.")
     max_vertices: int = Field(RequestLimits.max_vertices, ge=4, description="Most vertices in an intersects geometry.")

@@ -66,9 +66,9 @@ def test_admin_reload_swaps_and_failed_reload_keeps_serving(sample_copy: Path, i
         assert client.get("/_mgmt/health").json() == {"status": "ok"}
         assert LOOSE_ITEM in ids_of(client)
 
-        assert client.post("/_mgmt/reload").status_code == 403
+        assert client.post("/_mgmt/reload").status_code == 401  # no credentials (test_reload_credentials)
         assert client.post("/_mgmt/reload", headers={"Authorization": "Bearer wrong"}).status_code == 403
-        assert client.post("/_mgmt/reload", headers={"Authorization": TOKEN}).status_code == 403
+        assert client.post("/_mgmt/reload", headers={"Authorization": TOKEN}).status_code == 401  # no scheme
         # RFC 7235: the scheme is case-insensitive
         assert client.post("/_mgmt/reload", headers={"Authorization": f"bearer {TOKEN}"}).status_code == 200
 
@@ -112,6 +112,34 @@ def test_a_reload_builds_in_a_child_process_and_serves_its_mapped_snapshot(
         assert client.post("/_mgmt/reload", headers={"Authorization": f"Bearer {TOKEN}"}).json()["ok"] is True
         assert len(ids_of(client)) == 67
     assert list((sample_copy.parent / "work").iterdir()) == []
+
+
+@pytest.mark.parametrize("authorization", [None, TOKEN, f"Basic {TOKEN}", "Bearer", "Bearer  "])
+def test_reload_without_a_bearer_token_is_a_401_with_the_challenge(make_client, authorization: str | None) -> None:
+    """RFC 6750 3.1: a request without the token is answered 401 with WWW-Authenticate: Bearer."""
+    headers = {} if authorization is None else {"Authorization": authorization}
+    with make_client(Settings(admin_token=TOKEN)) as client:
+        response = client.post("/_mgmt/reload", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["code"] == "Unauthorized" and response.json()["description"]
+
+
+def test_reload_with_a_wrong_token_is_a_403(make_client) -> None:
+    with make_client(Settings(admin_token=TOKEN)) as client:
+        response = client.post("/_mgmt/reload", headers={"Authorization": "Bearer not-the-token"})
+    assert response.status_code == 403
+    assert response.json()["code"] == "Forbidden"
+    assert "www-authenticate" not in response.headers
+
+
+def test_the_document_describes_the_reload_challenge(client: TestClient) -> None:
+    document = client.get("/api").json()
+    reload = document["paths"]["/_mgmt/reload"]["post"]
+    assert set(reload["responses"]) >= {"401", "403", "404"}
+    assert "WWW-Authenticate" in reload["responses"]["401"]["headers"]
+    scheme = document["components"]["securitySchemes"][next(iter(reload["security"][0]))]
+    assert scheme == {**scheme, "type": "http", "scheme": "bearer"}
 
 
 def test_reload_over_http_is_off_without_a_token(client: TestClient) -> None:

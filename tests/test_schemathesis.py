@@ -1,24 +1,29 @@
-"""schemathesis against the server's own OpenAPI document (/api), on the real server: no 5xx,
-and no response that violates the document (status codes, media types, headers, bodies)."""
+"""schemathesis against the server's own OpenAPI document (/api), on the real server, with every
+check: no 5xx, no response off the document (status codes, media types, headers, bodies), every
+request the document forbids is rejected, and every request it allows is served (except where
+tests/schemathesis.toml says why not)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-CHECKS = ",".join([
-    "not_a_server_error", "status_code_conformance", "content_type_conformance",
-    "response_headers_conformance", "response_schema_conformance", "allow_header_conformance",
-])
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
 def test_api_document_holds_under_schemathesis(live_server: str, tmp_path) -> None:
     pytest.importorskip("schemathesis", reason="schemathesis comes with the test extra")
+    # No --checks: schemathesis runs every check by default (as --checks all would), and a
+    # --checks on the command line would override the per-operation settings of CONFIG.
+    # /_mgmt/reload is left out: the live server has no admin token, so it is a 404 there
+    # (its 401 and 403 are tested in test_reload).
     result = subprocess.run(
-        [sys.executable, "-m", "schemathesis.cli", "run", f"{live_server}/api", "--checks", CHECKS,
-         "--max-examples", "40", "--seed", "1", "--exclude-path", "/_mgmt/reload"],
+        [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run", f"{live_server}/api",
+         "--max-examples", "100", "--seed", "1", "--exclude-path", "/_mgmt/reload", "--no-color"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "Seed: 1" in result.stdout

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from server.api.caching import GzipWhenAccepted, HttpCache
 from server.api.cors import CorsWhenOrigin
+from server.api.header_limit import HeaderLimit
 from server.api.responses import JSONResponse
 from server.api.routes import route_table
 from server.errors import StacApiError
@@ -54,6 +55,7 @@ def http_app(settings: Settings, lifespan: Callable[[Starlette], AbstractAsyncCo
     app = Starlette(
         routes=route_table(),
         middleware=[
+            Middleware(HeaderLimit, max_bytes=settings.max_header_bytes),
             *([Middleware(GzipWhenAccepted, minimum_size=settings.gzip_min_bytes)] if settings.gzip_min_bytes > 0 else []),
             Middleware(CorsWhenOrigin, allow_origins=["*"], allow_methods=["GET", "HEAD", "POST"], allow_headers=["*"],
                        expose_headers=["ETag"]),

@@ -11,8 +11,21 @@ from server.api.responses import JSONResponse
 from server.errors import NotFoundError, NotReady, StacApiError
 
 
+class Unauthorized(StacApiError):
+    """No bearer token given (RFC 6750 3.1: 401 with a WWW-Authenticate challenge, no error code)."""
+
+    status_code = 401
+
+
 class Forbidden(StacApiError):
+    """A bearer token was given, and it is not the admin token."""
+
     status_code = 403
+
+
+def _challenge(exc: Unauthorized) -> Response:
+    return JSONResponse({"code": exc.code, "description": exc.description}, status_code=exc.status_code,
+                        headers={"WWW-Authenticate": "Bearer"})
 
 
 async def health(request: Request) -> Response:
@@ -42,7 +55,9 @@ async def reload(request: Request) -> Response:
     if not token:
         raise NotFoundError("Reload over HTTP is disabled (no admin token configured)")
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    if scheme.lower() != "bearer" or not given.strip():
+        return _challenge(Unauthorized("An admin token is required: Authorization: Bearer <token>"))
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise Forbidden("A valid admin token is required")
     status = await request.app.state.reloader.request("admin request")
     body = request.app.state.reloader.describe()

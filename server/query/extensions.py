@@ -11,6 +11,7 @@ from server.query.model import FieldsSpec, SortField
 
 QUERY_OPS = {"eq", "neq", "lt", "lte", "gt", "gte", "startsWith", "endsWith", "contains", "in"}
 MAX_SORT_FIELDS = 8
+FIELDS_MEMBERS = ("include", "exclude")  # of a POST fields object; any other is a 400, not ignored
 # Marks a comparison from the legacy query extension, whose clients often send numbers as
 # strings ({"gsd": {"lt": "20"}}): such a literal also compares as a number.
 COERCE = "x-coerce-numeric-strings"
@@ -67,8 +68,11 @@ def parse_fields(value: Any) -> FieldsSpec | None:
             else:
                 spec.include.append(part.lstrip("+").strip())
     elif isinstance(value, dict):
+        unknown = sorted(set(value) - set(FIELDS_MEMBERS))
+        if unknown:
+            raise InvalidQueryParameter(f"Invalid fields: unknown member {unknown[0]!r}; expected include and/or exclude")
         spec.include_given = "include" in value
-        for key in ("include", "exclude"):
+        for key in FIELDS_MEMBERS:
             names = value.get(key)
             names = [] if names is None else names
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):

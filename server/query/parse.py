@@ -81,7 +81,7 @@ def parse_geometry(value: Any, max_vertices: int = RequestLimits.max_vertices) -
             value = orjson.loads(value)
         except orjson.JSONDecodeError:
             raise InvalidQueryParameter("Invalid intersects: not JSON") from None
-    if not isinstance(value, dict) or value.get("type") not in GEOMETRY_TYPES:
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str) or value["type"] not in GEOMETRY_TYPES:
         raise InvalidQueryParameter(
             f"Invalid intersects: expected a GeoJSON geometry, one of {sorted(GEOMETRY_TYPES)}"
         )
@@ -115,7 +115,8 @@ def parse_search(
     limits: RequestLimits = RequestLimits(),
 ) -> SearchQuery:
     """The same rules for GET (all strings) and POST (JSON values). In a POST ``body``, bbox,
-    ids and collections must be JSON arrays and intersects an object, not GET's strings."""
+    sortby, fields, query and intersects must be JSON, not GET's strings; ids and collections
+    may be either (clients, stac-api-validator among them, send comma lists)."""
     if body and "fields" in params and params["fields"] is None:
         raise InvalidQueryParameter("Invalid fields: null; give an object with include and/or exclude")
     if body:
