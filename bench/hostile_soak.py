@@ -47,7 +47,7 @@ def write_catalog(folder: str, n: int) -> list[str]:
     return [os.path.join(folder, "collection.json"), os.path.join(folder, "items.ndjson")]
 
 
-def health_check(base: str, end: float, results: "multiprocessing.Queue") -> None:
+def health_check(base: str, end: float, results: multiprocessing.Queue) -> None:
     """GET /_mgmt/health every 50 ms until `end` (time.monotonic is system-wide on Linux)."""
     probe = HostileRequest("health", "GET", "/_mgmt/health")
     times: list[float] = []

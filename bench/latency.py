@@ -39,7 +39,8 @@ import random
 import statistics
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -95,7 +96,7 @@ def sample_items(root: str, n: int = 40, seed: int = 4) -> list[tuple[str, str]]
     for coll in sorted(glob.glob(os.path.join(root, "*", "collection.json"))):
         with open(coll) as f:
             doc = json.load(f)
-        links = [l["href"] for l in doc["links"] if l["rel"] == "item"][:400]
+        links = [link["href"] for link in doc["links"] if link["rel"] == "item"][:400]
         for href in rng.sample(links, n // 4):
             item_id = os.path.splitext(os.path.basename(href))[0]
             out.append((doc["id"], item_id))
@@ -277,7 +278,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     url = url_of(path, params)
     for _ in range(49):
         status, body, _ = await call(app, url)
-        nxt = [l for l in json.loads(body)["links"] if l["rel"] == "next"]
+        nxt = [link for link in json.loads(body)["links"] if link["rel"] == "next"]
         assert status == 200 and nxt, "the paging query must have at least 50 pages"
         parts = urlsplit(nxt[0]["href"])
         url = parts.path + "?" + parts.query

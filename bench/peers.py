@@ -34,7 +34,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -110,13 +109,13 @@ def generate(items: int) -> dict[str, str]:
         for p in sorted(glob.glob(os.path.join(nd, "*", "collection.json"))):
             with open(p) as r:
                 doc = json.load(r)
-            doc["links"] = [l for l in doc["links"] if l["rel"] not in ("root", "parent", "self")]
+            doc["links"] = [link for link in doc["links"] if link["rel"] not in ("root", "parent", "self")]
             w.write(json.dumps(doc) + "\n")
     # stac-fastapi-static: a root without its self link
     root = os.path.join(out["files"], "catalog.json")
     with open(root) as r:
         doc = json.load(r)
-    doc["links"] = [l for l in doc["links"] if l["rel"] != "self"]
+    doc["links"] = [link for link in doc["links"] if link["rel"] != "self"]
     with open(os.path.join(out["files"], "catalog-noself.json"), "w") as w:
         json.dump(doc, w)
     return out
@@ -132,7 +131,8 @@ def clean_env(extra: dict[str, str]) -> dict[str, str]:
 def start(name: str, data: dict[str, str], port: int, logdir: str) -> subprocess.Popen:
     nd = data["ndjson"]
     if name == "ours":
-        roots = sorted(glob.glob(os.path.join(nd, "*", "collection.json"))) + sorted(glob.glob(os.path.join(nd, "*", "items.ndjson")))
+        roots = sorted(glob.glob(os.path.join(nd, "*", "collection.json")))
+        roots += sorted(glob.glob(os.path.join(nd, "*", "items.ndjson")))
         env = clean_env({"STAC_STATIC_RESPONSE_CACHE_BYTES": "0", "STAC_STATIC_MATCH_CACHE_BYTES": "0",
                          "STAC_STATIC_MAX_DOCUMENT_BYTES": str(4 << 30)})
         return start_server(roots, port, env=env, log=os.path.join(logdir, f"{name}.log"), python=OURS_PY)
@@ -232,7 +232,7 @@ class Client:
                 r = self.conn.getresponse()
                 payload = r.read()
                 return r.status, payload, time.perf_counter() - t0
-            except (http.client.HTTPException, ConnectionError, socket.timeout):
+            except (TimeoutError, http.client.HTTPException, ConnectionError):
                 self.conn.close()
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
                 if attempt:
@@ -240,7 +240,9 @@ class Client:
         raise AssertionError
 
 
-def next_request(doc: dict[str, Any], method: str, path: str, body: dict[str, Any] | None) -> tuple[str, str, dict[str, Any] | None] | None:
+def next_request(
+    doc: dict[str, Any], method: str, path: str, body: dict[str, Any] | None
+) -> tuple[str, str, dict[str, Any] | None] | None:
     for link in doc.get("links", []):
         if link.get("rel") != "next":
             continue
@@ -255,7 +257,9 @@ def next_request(doc: dict[str, Any], method: str, path: str, body: dict[str, An
     return None
 
 
-def all_ids(client: Client, method: str, path: str, body: dict[str, Any] | None, deadline: float) -> tuple[list[str], int | None, str]:
+def all_ids(
+    client: Client, method: str, path: str, body: dict[str, Any] | None, deadline: float
+) -> tuple[list[str], int | None, str]:
     """Every id of a result (limit 500 pages), its numberMatched, and a note if cut short."""
     if body is not None:
         body = {**body, "limit": 500}

@@ -105,7 +105,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}/"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         cmd = [sys.executable, "-m", "server", "serve", *self.target.roots,
                "--host", "127.0.0.1", "--port", str(self.port)]
         self._log = open(self.log_path, "wb")
@@ -155,7 +155,7 @@ def all_collections(root_url: str) -> list[dict[str, Any]]:
         seen.add(url)
         page = get_json(url)
         out += page.get("collections", [])
-        url = next((l["href"] for l in page.get("links", []) if l.get("rel") == "next"), None)
+        url = next((link["href"] for link in page.get("links", []) if link.get("rel") == "next"), None)
     return out
 
 
@@ -278,7 +278,7 @@ def choose(root_url: str) -> Choice:
             if item.get("geometry") and (bbox := _bbox_of(item)):
                 choice.geometry = polygon_around(bbox)
                 break
-        url = next((l["href"] for l in page.get("links", []) if l.get("rel") == "next"), None)
+        url = next((link["href"] for link in page.get("links", []) if link.get("rel") == "next"), None)
     if choice.geometry is None:
         choice.notes.append("no item with a geometry: no --geometry, intersects not validated")
     return choice

@@ -4,9 +4,10 @@ and the two catalogs (sample and synthetic) the extension tests compare with the
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 

@@ -14,8 +14,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
@@ -259,14 +260,18 @@ def collect_pages(client: Any, method: str, url: str, query: dict[str, Any], max
     return pages
 
 
-def search_all(client: Any, method: str, url: str, query: dict[str, Any]) -> tuple[list[tuple[str | None, str]], list[dict[str, Any]]]:
+def search_all(
+    client: Any, method: str, url: str, query: dict[str, Any]
+) -> tuple[list[tuple[str | None, str]], list[dict[str, Any]]]:
     """Every feature key over all pages (in order, repeats kept), and the pages."""
     pages = collect_pages(client, method, url, query)
     keys = [feature_key(f) for page in pages for f in page["features"]]
     return keys, pages
 
 
-def check_item_search(client: Any, method: str, url: str, params: dict[str, Any], expected: list[Any], label: str) -> list[dict[str, Any]]:
+def check_item_search(
+    client: Any, method: str, url: str, params: dict[str, Any], expected: list[Any], label: str
+) -> list[dict[str, Any]]:
     """Page through a search to the end; the keys, in order, must be the oracle's."""
     keys, pages = search_all(client, method, url, params)
     assert len(keys) == len(set(keys)), f"{label}: an item repeats across pages"

@@ -378,7 +378,8 @@ def test_time_literals_against_a_property_of_mixed_types(tmp_path: Path, make_cl
     items = []
     for k, value in enumerate(values + ["absent"]):
         properties = {} if value == "absent" else {"created": value}
-        folder.write(f"c/i{k}.json", item(f"i{k}", collection="c", properties=properties, links=[link("collection", "./collection.json")]))
+        links = [link("collection", "./collection.json")]
+        folder.write(f"c/i{k}.json", item(f"i{k}", collection="c", properties=properties, links=links))
         items.append(link("item", f"./i{k}.json"))
     folder.write("c/collection.json", collection("c", items))
     folder.write("catalog.json", catalog("root", [link("child", "./c/collection.json")]))

@@ -219,7 +219,9 @@ def run_fields_case(env: Env, rng: random.Random) -> None:
         got = _docs(collect_pages(env.client, method, "/search", params), "features")
         assert len(got) == len(want), label
         for g, w in zip(got, want):
-            assert drop_empty(g) == w, f"{method} {json.dumps(params['fields'])} {label}\n server {json.dumps(g)[:700]}\n oracle {json.dumps(w)[:700]}"
+            assert drop_empty(g) == w, (
+                f"{method} {json.dumps(params['fields'])} {label}\n server {json.dumps(g)[:700]}\n oracle {json.dumps(w)[:700]}"
+            )
 
 
 @pytest.mark.parametrize("case", range(N_FIELDS), ids=lambda i: f"s{i:02d}")
@@ -265,7 +267,8 @@ def test_fields_collections(sample_env: Env, synth_env: Env, case: int) -> None:
     assert [drop_empty(g) for g in got] == want, f"fields={spec}"
 
 
-@pytest.mark.parametrize("spec", ["-properties.meta.a,-properties,properties.meta", "-properties,-properties.meta.a,properties.meta",
+@pytest.mark.parametrize("spec", ["-properties.meta.a,-properties,properties.meta",
+                                  "-properties,-properties.meta.a,properties.meta",
                                   "properties.meta,-properties.meta.a,-properties"])
 def test_fields_most_specific_path_wins_in_any_order(synth_env: Env, spec: str) -> None:
     items = [r for r in synth_env.items if isinstance(r.members.get("meta"), dict)]

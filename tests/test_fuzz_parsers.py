@@ -142,7 +142,7 @@ chained_cql2_text = st.builds(
     st.sampled_from([" AND ", " OR ", "+", "*"]), st.integers(1, 20_000),
 )
 deep_cql2_json = st.builds(
-    lambda op, n: '{"op":"%s","args":[' % op * n + '{"op":"=","args":[{"property":"id"},"x"]}' + "]}" * n,
+    lambda op, n: f'{{"op":"{op}","args":[' * n + '{"op":"=","args":[{"property":"id"},"x"]}' + "]}" * n,
     st.sampled_from(["not", "and", "or"]), st.integers(0, 3_000),
 )
 like_patterns = st.text(alphabet="%_\\aZ", max_size=40)

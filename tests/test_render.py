@@ -117,7 +117,7 @@ def test_base_url_without_a_host_header_comes_from_the_server_address() -> None:
 
     from server.api.links import public_base_url
 
-    def base(server: tuple[str, int] | None, scheme: str = "http", headers: list[Any] = []) -> str:
+    def base(server: tuple[str, int] | None, scheme: str = "http", headers: Any = ()) -> str:
         scope = {"type": "http", "scheme": scheme, "server": server, "headers": headers, "root_path": "/stac"}
         return public_base_url(Request(scope), None)
 

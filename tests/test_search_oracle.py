@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import math
 import random
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import shapely
@@ -28,7 +29,7 @@ SEED = "stac-static-api-search-oracle-v1"
 N_SEARCH = 300
 N_ITEMS_ENDPOINT = 60
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 YEAR_LO, YEAR_HI = 2004, 2026
 
 

@@ -224,7 +224,8 @@ def scene(rng: random.Random, i: int) -> dict:
     elif rng.random() < 0.02:  # across the globe: met by both halves of an antimeridian bbox
         geometry = {"type": "Polygon", "coordinates": [[[-179, cy], [179, cy], [179, cy + h], [-179, cy], [-179, cy]]]}
     elif rng.random() < 0.1:
-        geometry = {"type": "MultiPolygon", "coordinates": [[ring], [[[cx + 3, cy], [cx + 3.5, cy], [cx + 3, cy + 0.5], [cx + 3, cy]]]]}
+        islet = [[cx + 3, cy], [cx + 3.5, cy], [cx + 3, cy + 0.5], [cx + 3, cy]]
+        geometry = {"type": "MultiPolygon", "coordinates": [[ring], [islet]]}
     else:
         geometry = {"type": "Polygon", "coordinates": [ring]}
     day = rng.randint(0, 2000)

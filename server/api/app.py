@@ -5,8 +5,8 @@ how reloads happen) is the runtime's to attach (server.runtime.app)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException

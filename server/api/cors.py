@@ -13,9 +13,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class CorsWhenOrigin:
-    def __init__(self, app: ASGIApp, **options: object) -> None:
+    def __init__(self, app: ASGIApp, allow_origins: list[str], allow_methods: list[str], allow_headers: list[str],
+                 expose_headers: list[str]) -> None:
         self.app = app
-        self.cors = CORSMiddleware(app, **options)  # type: ignore[arg-type]
+        self.cors = CORSMiddleware(app, allow_origins=allow_origins, allow_methods=allow_methods,
+                                   allow_headers=allow_headers, expose_headers=expose_headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or any(name == b"origin" for name, _ in scope["headers"]):

@@ -118,7 +118,7 @@ class UrlBuilder:
             ]
         return links
 
-    def item_links_json(self) -> "ItemLinksJson":
+    def item_links_json(self) -> ItemLinksJson:
         if self._item_links_json is None:
             self._item_links_json = ItemLinksJson(self)
         return self._item_links_json

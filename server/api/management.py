@@ -36,7 +36,8 @@ async def ready(request: Request) -> Response:
     index = request.app.state.index
     reload_status = request.app.state.reloader.describe()
     if index is None:
-        raise NotReady("The catalog is still loading" + (f"; last error: {reload_status['error']}" if reload_status["error"] else ""))
+        error = reload_status["error"]
+        raise NotReady("The catalog is still loading" + (f"; last error: {error}" if error else ""))
     return JSONResponse(
         {
             "status": "ready",

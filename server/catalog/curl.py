@@ -21,7 +21,8 @@ import math
 import re
 import ssl
 import time
-from typing import Callable, Iterator, Protocol, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
 from urllib.parse import quote
 
 import pycurl

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import threading
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import orjson
 

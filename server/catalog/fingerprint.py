@@ -22,7 +22,7 @@ class Fingerprint:
     mtimes: np.ndarray
 
     @classmethod
-    def of(cls, sources: SourceLog) -> "Fingerprint":
+    def of(cls, sources: SourceLog) -> Fingerprint:
         return cls(
             np.frombuffer("\n".join(sources.paths).encode("utf-8", "surrogateescape"), dtype=np.uint8),
             np.frombuffer(sources.sizes, dtype=np.int64).copy(),

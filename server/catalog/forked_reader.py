@@ -19,7 +19,7 @@ import os
 import pickle
 import struct
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import orjson
 

@@ -14,9 +14,10 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import orjson
 
@@ -370,7 +371,7 @@ class Loader:
             chunk = pending[start : start + size]
             contexts = iter(chunk)
             for location, docs in self._read_documents([loc for loc, _ in chunk]):
-                for known, ctx in contexts:  # in order; those skipped as unreadable are passed
+                for known, _ctx in contexts:  # in order; those skipped as unreadable are passed
                     if known == location:
                         break
                 for doc in docs:

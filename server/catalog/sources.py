@@ -15,7 +15,8 @@ import stat
 import threading
 import time
 from array import array
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import urllib3
 from cachetools import LRUCache
@@ -49,9 +50,9 @@ class SourceLog:
 
 def s3_client(timeout: float, retries: int) -> Any:
     try:
-        import boto3
-        import botocore.config
-        from botocore import UNSIGNED
+        import boto3  # noqa: PLC0415 - optional: only s3:// roots need it ([s3] extra)
+        import botocore.config  # noqa: PLC0415
+        from botocore import UNSIGNED  # noqa: PLC0415
     except ImportError:
         raise FetchError("s3:// needs boto3: pip install 'stac-static-api[s3]'") from None
     session = boto3.session.Session()
@@ -103,7 +104,7 @@ class RemoteCache:
         self.revalidated = state["revalidated"]
         self._lock = threading.Lock()
 
-    def replace_with(self, other: "RemoteCache") -> None:
+    def replace_with(self, other: RemoteCache) -> None:
         with self._lock:
             self._entries, self.revalidated = other._entries, other.revalidated
 
@@ -145,7 +146,7 @@ class Fetcher:
         the caller runs fetch() from threads."""
         return self._curl is not None
 
-    def __enter__(self) -> "Fetcher":
+    def __enter__(self) -> Fetcher:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -21,7 +21,7 @@ def needs_migration(doc: dict[str, Any]) -> bool:
 def migrate(doc: dict[str, Any]) -> dict[str, Any]:
     """Bring a pre-1.0 (0.8, 0.9, 1.0.0-beta/rc) document to the current version."""
     # pystac only for the documents that need it: its import costs every start ~70 ms otherwise.
-    from pystac.serialization import identify_stac_object, migrate_to_latest
+    from pystac.serialization import identify_stac_object, migrate_to_latest  # noqa: PLC0415
 
     try:
         info = identify_stac_object(doc)

@@ -28,7 +28,7 @@ class BlobWriter:
     def __len__(self) -> int:
         return len(self.ends)
 
-    def freeze(self, order: np.ndarray | None = None) -> "BlobColumn":
+    def freeze(self, order: np.ndarray | None = None) -> BlobColumn:
         """The blobs, position i holding blob ``order[i]`` when an order is given."""
         ends = np.frombuffer(self.ends, dtype=np.int64).copy() if len(self.ends) else np.zeros(0, np.int64)
         starts = np.concatenate(([0], ends[:-1])).astype(np.int64) if len(ends) else ends.copy()

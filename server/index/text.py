@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from array import array
 from bisect import bisect_left
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ class TextIndexBuilder:
                 postings = self._postings[word] = array("q")
             postings.append(row)
 
-    def freeze(self, new_position: np.ndarray) -> "TextIndex":
+    def freeze(self, new_position: np.ndarray) -> TextIndex:
         vocab = sorted(self._postings)
         postings = [np.sort(new_position[np.frombuffer(self._postings[w], dtype=np.int64)]) for w in vocab]
         postings = [p[p >= 0] for p in postings]  # rows dropped from the index are -1

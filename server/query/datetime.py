@@ -6,13 +6,13 @@ Integers keep comparisons exact and let the index hold times in one int64 array.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from server.errors import InvalidQueryParameter
 
 MIN_TIME = -(2**62)
 MAX_TIME = 2**62
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
@@ -38,7 +38,7 @@ def parse_rfc3339(text: str) -> int:
     if hour > 23 or minute > 59 or second > 60:
         raise ValueError(f"time out of range: {text!r}")
     leap = second == 60
-    dt = datetime(year, month, day, hour, minute, 59 if leap else second, tzinfo=timezone.utc)
+    dt = datetime(year, month, day, hour, minute, 59 if leap else second, tzinfo=UTC)
     micros = to_micros(dt) + (1_000_000 if leap else 0)
     if fraction:
         micros += int((fraction + "000000")[:6])
@@ -65,7 +65,7 @@ def parse_document_datetime(text: str) -> int:
             pass
         dt = datetime.fromisoformat(text.strip().replace("z", "Z"))
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return to_micros(dt)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 import shapely
@@ -110,9 +111,12 @@ def parse_string_list(value: Any, name: str) -> list[str]:
     raise InvalidQueryParameter(f"Invalid {name}: expected a list of strings")
 
 
+DEFAULT_LIMITS = RequestLimits()
+
+
 def parse_search(
     params: Mapping[str, Any], *, default_limit: int, max_limit: int, body: bool = False,
-    limits: RequestLimits = RequestLimits(),
+    limits: RequestLimits = DEFAULT_LIMITS,
 ) -> SearchQuery:
     """The same rules for GET (all strings) and POST (JSON values). In a POST ``body``, bbox,
     sortby, fields, query and intersects must be JSON, not GET's strings; ids and collections

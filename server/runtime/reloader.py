@@ -12,9 +12,10 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette

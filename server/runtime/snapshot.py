@@ -2,11 +2,11 @@
 starts from it in seconds instead of re-reading every catalog file.
 
 File: a magic line, a JSON header (format and package version, roots, counts, when, buffer
-layout), then a pickle (protocol 5) of the Index, which carries the fingerprint of its local sources
-(every file read, with its size and mtime), then the large buffers raw, which reading maps. A snapshot from another format version is refused; one whose
-local files changed is reported stale (serve then rebuilds from the roots). Remote sources
-cannot be checked without re-reading them: such a snapshot is served with a warning, and a
-reload re-reads the source.
+layout), then a pickle (protocol 5) of the Index, which carries the fingerprint of its local
+sources (every file read, with its size and mtime), then the large buffers raw, which reading
+maps. A snapshot from another format version is refused; one whose local files changed is
+reported stale (serve then rebuilds from the roots). Remote sources cannot be checked without
+re-reading them: such a snapshot is served with a warning, and a reload re-reads the source.
 """
 
 from __future__ import annotations

@@ -361,7 +361,7 @@ class WorkerPool:
 
     # -- in a worker ---------------------------------------------------------------------------
 
-    def work(self, mask: set[signal.Signals]) -> NoReturn:
+    def work(self, mask: set[int | signal.Signals]) -> NoReturn:
         """A forked worker's life; its exit status tells the parent how it ended."""
         code = 1
         try:

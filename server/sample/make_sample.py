@@ -84,7 +84,7 @@ def iso(t: dt.datetime) -> str:
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> dt.datetime:
-    return dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.timezone.utc)
+    return dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC)
 
 
 def footprint(cx: float, cy: float, hw: float, hh: float, angle_deg: float = 0.0,

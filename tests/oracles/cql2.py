@@ -22,8 +22,9 @@ import functools
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import shapely
 from shapely.geometry import shape
@@ -214,7 +215,7 @@ def like_match(value: str, pattern: str, casei: bool) -> bool:
         value = value.lower()
         tokens = [(k, c.lower()) for k, c in tokens]
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def m(ti: int, vi: int) -> bool:
         if ti == len(tokens):
             return vi == len(value)

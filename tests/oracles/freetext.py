@@ -117,7 +117,7 @@ def q_parse(piece: str) -> Any:
         while peek() == ("op", "AND"):
             pos += 1
             _, g = unary()
-            f = (lambda t, a=f, b=g: a(t) and b(t))
+            f = _both(f, g)
             sign = ""
         return sign, f
 
@@ -152,3 +152,8 @@ def q_predicate(value: str | list[str]) -> Any:
     pieces = split_q_commas(value) if isinstance(value, str) else [v.strip() for v in value if v.strip()]
     fs = [q_parse(p) for p in pieces]
     return lambda rec: any(f(rec.texts) for f in fs)
+
+
+def _both(a: Any, b: Any) -> Any:
+    """A predicate true where both are."""
+    return lambda t: a(t) and b(t)

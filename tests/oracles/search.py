@@ -24,7 +24,7 @@ import os
 import re
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import shapely
@@ -32,7 +32,7 @@ from shapely.geometry import shape
 
 Key = tuple[str | None, str]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DT = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})?"
 )
@@ -46,7 +46,7 @@ def to_micros(text: str) -> int:
     if not m:
         raise ValueError(f"not a date-time: {text!r}")
     y, mo, d, h, mi, s = (int(g) for g in m.groups()[:6])
-    dt = datetime(y, mo, d, h, mi, s, tzinfo=timezone.utc)
+    dt = datetime(y, mo, d, h, mi, s, tzinfo=UTC)
     delta = dt - _EPOCH
     micros = (delta.days * 86_400 + delta.seconds) * 1_000_000
     if m.group(7):
@@ -139,11 +139,11 @@ class Oracle:
     # -- reading the files ----------------------------------------------------------------------
 
     @classmethod
-    def from_root(cls, root: str | os.PathLike[str], **options: Any) -> "Oracle":
+    def from_root(cls, root: str | os.PathLike[str], **options: Any) -> Oracle:
         return cls.from_roots([root], **options)
 
     @classmethod
-    def from_roots(cls, roots: list[str | os.PathLike[str]], *, only_loaded_collections: bool = False) -> "Oracle":
+    def from_roots(cls, roots: list[str | os.PathLike[str]], *, only_loaded_collections: bool = False) -> Oracle:
         """Walk local catalog.json / collection.json files breadth first (child, then item
         links); a root may also be an item, a FeatureCollection or newline-delimited items.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ VOCAB = [
 PLATFORMS = ["Alpha", "alpha", "ALPHA", "Beta", "beta-2", "gamma_ray", "Délta", "delta"]
 PATTERNS = ["50%", "a_b", "a%b", "back\\slash", "under_score_", "100% pure", "x", "A_B", "%_%"]
 LICENSES = ["CC-BY-4.0", "proprietary", "MIT", "various", "CC0-1.0"]
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 T_LO = to_micros("2015-01-01T00:00:00Z")
 T_HI = to_micros("2025-01-01T00:00:00Z")
 
@@ -57,7 +57,8 @@ def _geometry(rng: random.Random, cx: float, cy: float) -> dict[str, Any] | None
     if kind == "point":
         return {"type": "Point", "coordinates": [x, y]}
     if kind == "line":
-        return {"type": "LineString", "coordinates": [[x, y], [round(x + rng.uniform(0.1, 3), 3), round(y + rng.uniform(-2, 2), 3)]]}
+        end = [round(x + rng.uniform(0.1, 3), 3), round(y + rng.uniform(-2, 2), 3)]
+        return {"type": "LineString", "coordinates": [[x, y], end]}
     if kind == "triangle":
         return {"type": "Polygon", "coordinates": [[[x, y], [round(x + 2, 3), y], [x, round(y + 2, 3)], [x, y]]]}
     if rng.random() < 0.3:  # integer grid boxes: shared edges and corners
