@@ -371,9 +371,8 @@ class Loader:
             chunk = pending[start : start + size]
             contexts = iter(chunk)
             for location, docs in self._read_documents([loc for loc, _ in chunk]):
-                for known, _ctx in contexts:  # in order; those skipped as unreadable are passed
-                    if known == location:
-                        break
+                # in order; those skipped as unreadable are passed
+                ctx = next(ctx for known, ctx in contexts if known == location)
                 for doc in docs:
                     self._add_item(doc, location, ctx)
                 self._progress()
