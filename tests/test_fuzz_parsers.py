@@ -17,7 +17,8 @@ from server.query.cql2 import parse_filter
 from server.query.datetime import parse_datetime_interval
 from server.query.extensions import parse_fields, parse_sortby, query_to_cql2
 from server.query.freetext import parse_q
-from server.query.parse import parse_bbox, parse_geometry, parse_search
+from server.query.parse import parse_search
+from server.query.values import parse_bbox, parse_geometry
 from tests.oracles.cql2 import like_match
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

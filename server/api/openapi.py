@@ -5,22 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from server import __version__
-from server.query.cql2 import CRS84
-from server.query.extensions import FIELDS_MEMBERS, MAX_SORT_FIELDS, QUERY_OPS
-from server.query.parse import GEOMETRY_TYPES
+from server.query.parameters import COLLECTION_SEARCH, ITEM_SEARCH, ITEMS, PARAMETERS, Parameter, taken_by
 
 _STR = {"type": "string"}
-
-
-def _bbox(*lengths: int) -> dict[str, Any]:
-    """What parse_bbox takes: 4 or 6 numbers (OpenAPI 3.0 cannot say which is a longitude)."""
-    return {"type": "array", "items": {"type": "number"},
-            "oneOf": [{"minItems": n, "maxItems": n} for n in lengths]}
-
-
-# What parse_filter takes; "" (and null in a POST body) is as absent too.
-FILTER_LANGS = ["cql2-text", "cql2-json"]
-FILTER_CRS = sorted(CRS84)
 
 
 def _param(name: str, description: str, schema: dict[str, Any], where: str = "query", required: bool = False,
@@ -35,31 +22,16 @@ def _param(name: str, description: str, schema: dict[str, Any], where: str = "qu
     return p
 
 
-PARAMS = {
+PATH_PARAMS = {
     "collectionId": _param("collectionId", "Collection id", _STR, "path", True),
     "itemId": _param("itemId", "Item id", _STR, "path", True),
-    "bbox": _param(
-        "bbox", "minx,miny,maxx,maxy (or 6 numbers with elevations); minx > maxx crosses the antimeridian",
-        _bbox(4, 6), style="form", explode=False,
-    ),
-    "datetime": _param("datetime", "RFC 3339 instant or interval (start/end, '..' or empty for open ends)", _STR),
-    "limit": _param("limit", "Page size (clamped to the server maximum)", {"type": "integer", "minimum": 1, "default": 10}),
-    # Text, not an array of strings: any text is a list of one or more ids, which is what the server
-    # reads (an array schema would have tools take `ids=1` for a mistyped array).
-    "ids": _param("ids", "Comma-separated item ids (or the parameter repeated)", _STR),
-    "collections": _param("collections", "Comma-separated collection ids (or the parameter repeated)", _STR),
-    "intersects": _param("intersects", "A GeoJSON geometry as JSON text", _STR),
-    "token": _param("token", "Opaque page token from a next link", _STR),
-    "q": _param("q", "Free text: comma-separated terms (OR); advanced syntax with AND, OR, NOT, +, -, "
-                "parentheses and quoted phrases", _STR),
-    "filter": _param("filter", "CQL2 filter (text, or JSON with filter-lang=cql2-json)", _STR),
-    "filter-lang": _param("filter-lang", "Filter encoding", {"type": "string", "enum": FILTER_LANGS}),
-    "filter-crs": _param("filter-crs", "CRS of geometries in the filter: CRS84 only",
-                         {"type": "string", "enum": FILTER_CRS}),
-    "sortby": _param("sortby", "Comma-separated fields, + ascending (default) or - descending", _STR),
-    "fields": _param("fields", "Comma-separated fields to include, - prefix to exclude", _STR),
-    "query": _param("query", "Legacy query extension as JSON text", _STR),
 }
+
+
+def _search_param(p: Parameter) -> dict[str, Any]:
+    return _param(p.name, p.description, p.schema, style="form" if p.form_array else None,
+                  explode=False if p.form_array else None)
+
 
 _ERROR = {
     "description": "Error",
@@ -108,62 +80,24 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_STRINGS = {"type": "array", "items": _STR}
-# The legacy query extension: {property: {op: operand}}
-_SCALAR = {"not": {"anyOf": [{"type": "object"}, {"type": "array"}]}}
-_QUERY_OPERANDS = {"startsWith": _STR, "endsWith": _STR, "contains": _STR, "in": {"type": "array", "minItems": 1}}
-SEARCH_BODY = {
-    "type": "object",
-    "properties": {
-        "bbox": _nullable(_bbox(4, 6)),
-        "intersects": _nullable({
-            "type": "object", "description": "GeoJSON geometry", "required": ["type"],
-            "properties": {"type": {"type": "string", "enum": sorted(GEOMETRY_TYPES)}},
-        }),
-        "datetime": _nullable(_STR),
-        # Also a comma list, as on GET: clients send that too
-        "ids": _nullable({"oneOf": [_STRINGS, _STR]}),
-        "collections": _nullable({"oneOf": [_STRINGS, _STR]}),
-        "limit": _nullable({"type": "integer", "minimum": 1}),
-        "token": _nullable(_STR),
-        "q": _nullable({"oneOf": [_STR, _STRINGS]}),
-        # CQL2 text, CQL2 JSON, or the CQL2 JSON literals true and false
-        "filter": _nullable({"oneOf": [_STR, {"type": "object"}, {"type": "boolean"}]}),
-        "filter-lang": _nullable({"type": "string", "enum": [*FILTER_LANGS, ""]}),
-        "filter-crs": _nullable({"type": "string", "enum": [*FILTER_CRS, ""]}),
-        "sortby": _nullable({
-            "type": "array",
-            "maxItems": MAX_SORT_FIELDS,
-            "items": {
-                "type": "object",
-                "required": ["field"],
-                "properties": {
-                    "field": _STR,
-                    "direction": {"type": "string", "description": "asc or desc, in any case",
-                                  "pattern": "^([aA][sS][cC]|[dD][eE][sS][cC])$"},
-                },
-            },
-        }),
-        # Not nullable: a null fields is a 400 (give an object, or leave it out).
-        "fields": {
-            "type": "object",
-            "properties": {name: _nullable(_STRINGS) for name in FIELDS_MEMBERS},
-            "additionalProperties": False,
-        },
-        "query": _nullable({"type": "object", "additionalProperties": {
-            "type": "object", "minProperties": 1, "additionalProperties": False,
-            "properties": {op: _QUERY_OPERANDS.get(op, _SCALAR) for op in sorted(QUERY_OPS)},
-        }}),
-    },
-    # Both given (not null) is a 400
-    "not": {"required": ["bbox", "intersects"], "properties": {"bbox": {"type": "array"}, "intersects": {"type": "object"}}},
-}
+def search_body() -> dict[str, Any]:
+    """The POST /search body: each member the parameter table gives a body schema."""
+    members = {p.name: _nullable(p.body_schema) if p.body_nullable else p.body_schema
+               for p in taken_by(ITEM_SEARCH) if p.body_schema is not None}
+    return {
+        "type": "object",
+        "properties": members,
+        # Both given (not null) is a 400
+        "not": {"required": ["bbox", "intersects"],
+                "properties": {"bbox": {"type": "array"}, "intersects": {"type": "object"}}},
+    }
 
 
 def openapi_document(server_url: str) -> dict[str, Any]:
     geojson = "application/geo+json"
-    extensions = ["q", "filter", "filter-lang", "filter-crs", "sortby", "fields"]
-    search_params = ["bbox", "intersects", "datetime", "ids", "collections", "limit", "token", *extensions, "query"]
+    def names(endpoint: str) -> list[str]:
+        return [p.name for p in taken_by(endpoint)]
+
     schema = "application/schema+json"
     paths = {
         "/": _get("Landing page", "getLandingPage", [], errors=()),
@@ -171,8 +105,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         "/api": _get("This OpenAPI document", "getOpenAPI", [], "application/vnd.oai.openapi+json;version=3.0", ()),
         "/api.html": _get("API documentation page", "getOpenAPIHtml", [], "text/html", ()),
         "/collections": _get(
-            "Collections, or a collection search", "getCollections",
-            ["bbox", "datetime", "limit", "token", *extensions],
+            "Collections, or a collection search", "getCollections", names(COLLECTION_SEARCH),
         ),
         "/queryables": _get("Queryable properties of all items", "getQueryables", [], schema, ()),
         "/collections/{collectionId}/queryables": _get(
@@ -181,13 +114,13 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         "/collections/{collectionId}": _get("One collection", "describeCollection", ["collectionId"], errors=("404",)),
         "/collections/{collectionId}/items": _get(
             "Items of a collection", "getFeatures",
-            ["collectionId", "bbox", "datetime", "limit", "token", *extensions, "query"], geojson,
+            ["collectionId", *names(ITEMS)], geojson,
             ("400", "404"),
         ),
         "/collections/{collectionId}/items/{itemId}": _get(
             "One item", "getFeature", ["collectionId", "itemId"], geojson, ("404",)
         ),
-        "/search": _get("Item search", "getItemSearch", search_params, geojson),
+        "/search": _get("Item search", "getItemSearch", names(ITEM_SEARCH), geojson),
         "/_mgmt/health": _get("Liveness: the process answers", "getHealth", [], errors=()),
         "/_mgmt/ready": _get(
             "Readiness: index version, counts, load time and the last reload's result (503 until loaded)",
@@ -211,7 +144,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
     paths["/search"]["post"] = {
         "summary": "Item search",
         "operationId": "postItemSearch",
-        "requestBody": {"content": {"application/json": {"schema": SEARCH_BODY}}},
+        "requestBody": {"content": {"application/json": {"schema": search_body()}}},
         "responses": {"200": _ok(geojson, "Item search"), "400": _ERROR, "413": _ERROR, "415": _ERROR, "503": _ERROR},
     }
     return {
@@ -221,7 +154,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         "servers": [{"url": server_url.rstrip("/")}],
         "paths": paths,
         "components": {
-            "parameters": PARAMS,
+            "parameters": {**PATH_PARAMS, **{p.name: _search_param(p) for p in PARAMETERS}},
             "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer",
                                                "description": "The admin token (STAC_STATIC_ADMIN_TOKEN)"}},
         },

@@ -56,6 +56,7 @@ from server.errors import (
 from server.index import Index
 from server.index.cql2_terms import is_light
 from server.query.model import FieldsSpec, SearchQuery
+from server.query.parameters import COLLECTION_SEARCH, ITEM_SEARCH, ITEMS, PARAMETERS, repeatable_names
 from server.query.parse import parse_search
 from server.settings import RequestLimits, Settings
 
@@ -84,7 +85,9 @@ def _urls(request: Request) -> UrlBuilder:
 
 
 # Lists a client may also send as repeated parameters (?collections=a&collections=b): joined.
-REPEATABLE = ("ids", "collections")
+REPEATABLE = repeatable_names()
+# What /collections/{id}/items does not take (its collection is the path's): left out of its links.
+NOT_FOR_ITEMS = [p.name for p in PARAMETERS if ITEMS not in p.endpoints]
 
 
 def _query_params(request: Request) -> dict[str, str]:
@@ -200,16 +203,12 @@ async def api_html(request: Request) -> Response:
     return HTMLResponse(swagger_html(_urls(request).url("api")))
 
 
-COLLECTION_SEARCH_PARAMS = {"bbox", "datetime", "limit", "token", "q", "filter", "filter-lang", "filter-crs", "sortby", "fields"}
-
-
 async def collections(request: Request) -> Response:
     """All collections, or a collection search (bbox, datetime, q, filter, sortby, fields)."""
     index = _index(request)
     urls = _urls(request)
     params = _query_params(request)
-    query = await _parse(request, {k: v for k, v in params.items() if k in COLLECTION_SEARCH_PARAMS},
-                         size=_input_size(request))
+    query = await _parse(request, params, size=_input_size(request), endpoint=COLLECTION_SEARCH)
     table = index.collection_table
     after = decode_key_token(query.token) if query.token else None
     result = table.page(table.match(query), query, after)
@@ -339,12 +338,13 @@ async def _item_collection(
     )
 
 
-async def _parse(request: Request, params: dict[str, Any], body: bool = False, size: int = 0) -> SearchQuery:
-    """The search of a request whose input is `size` bytes (large ones parse in a thread)."""
+async def _parse(request: Request, params: dict[str, Any], body: bool = False, size: int = 0,
+                 endpoint: str = ITEM_SEARCH) -> SearchQuery:
+    """The search of a request to `endpoint` whose input is `size` bytes (large ones parse in a thread)."""
     settings = _settings(request)
     limits = RequestLimits(settings.max_ids, settings.max_collections, settings.max_vertices)
     parse = functools.partial(parse_search, default_limit=settings.default_limit, max_limit=settings.max_limit,
-                              body=body, limits=limits)
+                              body=body, limits=limits, endpoint=endpoint)
     query = await _in_thread(parse, params) if size > LARGE_INPUT else parse(params)
     query.deadline = time.monotonic() + settings.query_time_budget
     return query
@@ -381,9 +381,9 @@ async def collection_items(request: Request) -> Response:
     _collection_or_404(index, collection_id)
     urls = _urls(request)
     params = _query_params(request)
-    for name in ("collections", "ids", "intersects"):
+    for name in NOT_FOR_ITEMS:
         params.pop(name, None)
-    query = await _parse(request, params, size=_input_size(request))
+    query = await _parse(request, params, size=_input_size(request), endpoint=ITEMS)
     query.collections = [collection_id]
     href = urls.items(collection_id)
     extra = (

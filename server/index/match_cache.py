@@ -13,11 +13,10 @@ import threading
 from typing import Any, Protocol
 
 import numpy as np
-import orjson
-import shapely
 from cachetools import LRUCache
 
 from server.query.model import SearchQuery
+from server.query.parameters import MatchCriteria
 
 
 class Matcher(Protocol):
@@ -29,19 +28,6 @@ class Matcher(Protocol):
     def match(self, query: SearchQuery) -> np.ndarray: ...
 
 ENTRY_OVERHEAD = 256  # bytes counted per entry beyond its positions (key, array header)
-
-
-def match_key(query: SearchQuery) -> tuple[Any, ...]:
-    """What decides which records a query matches (not its order, page or fields)."""
-    return (
-        tuple(query.ids) if query.ids is not None else None,
-        tuple(query.collections) if query.collections is not None else None,
-        query.bbox,
-        shapely.to_wkb(query.intersects) if query.intersects is not None else None,
-        query.datetime,
-        orjson.dumps(query.filter, option=orjson.OPT_SORT_KEYS) if query.filter is not None else None,
-        repr(query.q) if query.q is not None else None,
-    )
 
 
 class MatchCache:
@@ -62,7 +48,7 @@ class MatchCache:
             return index.match(query)
         # Not the index itself, which would keep a replaced one alive: its identity, and the
         # server clears the cache when it swaps indexes.
-        key = (id(index), index.version, index.loaded_at, *match_key(query))
+        key = (id(index), index.version, index.loaded_at, MatchCriteria.of(query))
         with self._lock:
             found = self._entries.get(key)
         if found is not None:

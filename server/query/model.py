@@ -31,13 +31,15 @@ class SearchQuery:
     bbox: tuple[float, float, float, float] | None = None
     intersects: BaseGeometry | None = None
     datetime: tuple[int, int] | None = None
-    filter: Any = None  # CQL2 JSON, already parsed and validated
+    filter: Any = None  # CQL2 JSON, already parsed and validated (the legacy query's included)
+    legacy_filter: Any = None  # the legacy query extension's conditions, as CQL2 JSON
     q: Any = None  # free-text tree from server.query.freetext
     sortby: list[SortField] = field(default_factory=list)
     fields: FieldsSpec | None = None
     limit: int = 10
     token: str | None = None
     deadline: float | None = None  # time.monotonic() by which the search must be done
+    extra: dict[str, Any] = field(default_factory=dict)  # parameters without an attribute of their own
 
 
 def check_deadline(query: SearchQuery) -> None:

@@ -1,168 +1,44 @@
-"""Request input (GET query strings or a POST body) → SearchQuery, or a 400 saying why."""
+"""Request input (GET query strings or a POST body) → SearchQuery, or a 400 saying why: every
+parameter of server.query.parameters that the endpoint takes, parsed by its own parser."""
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-import shapely
-
 from server.errors import InvalidQueryParameter
-from server.query.cql2 import parse_filter
-from server.query.datetime import parse_datetime_interval
-from server.query.extensions import parse_fields, parse_sortby, query_to_cql2
-from server.query.freetext import parse_q
 from server.query.model import SearchQuery
+from server.query.parameters import ITEM_SEARCH, ParseContext, taken_by
 from server.settings import RequestLimits
-
-GEOMETRY_TYPES = {
-    "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection",
-}
-
-
-def parse_limit(value: Any, default: int, maximum: int) -> int:
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
-        raise InvalidQueryParameter(f"Invalid limit {value!r}: expected an integer")
-    if isinstance(value, str) and not value.strip().lstrip("+").isascii():
-        raise InvalidQueryParameter(f"Invalid limit {value!r}: expected an integer")
-    try:
-        limit = int(value)
-    except (TypeError, ValueError):
-        raise InvalidQueryParameter(f"Invalid limit {value!r}: expected an integer") from None
-    if limit < 1:
-        raise InvalidQueryParameter(f"Invalid limit {limit}: must be at least 1")
-    return min(limit, maximum)
-
-
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
-def parse_bbox(value: Any) -> tuple[float, float, float, float]:
-    """4 or 6 numbers (a comma list on GET); minx > maxx crosses the antimeridian."""
-    if isinstance(value, str):
-        parts: Any = [p.strip() for p in value.split(",")]
-    elif isinstance(value, (list, tuple)):
-        parts = list(value)
-    else:
-        raise InvalidQueryParameter("Invalid bbox: expected 4 or 6 numbers")
-    if len(parts) not in (4, 6):
-        raise InvalidQueryParameter(f"Invalid bbox: expected 4 or 6 numbers, got {len(parts)}")
-    if any(isinstance(p, str) and not _DECIMAL.fullmatch(p) for p in parts):  # not "1_0", "١٠" or "nan"
-        raise InvalidQueryParameter(f"Invalid bbox {value!r}: not all numbers")
-    try:
-        numbers = [float(p) for p in parts if not isinstance(p, bool)]
-    except (TypeError, ValueError):
-        raise InvalidQueryParameter(f"Invalid bbox {value!r}: not all numbers") from None
-    if len(numbers) != len(parts) or not all(math.isfinite(n) for n in numbers):
-        raise InvalidQueryParameter(f"Invalid bbox {value!r}: not all finite numbers")
-    if len(numbers) == 6:
-        minx, miny, _, maxx, maxy, _ = numbers
-        if numbers[2] > numbers[5]:
-            raise InvalidQueryParameter("Invalid bbox: minimum elevation is above the maximum")
-    else:
-        minx, miny, maxx, maxy = numbers
-    if not (-180 <= minx <= 180 and -180 <= maxx <= 180):
-        raise InvalidQueryParameter("Invalid bbox: longitudes must be within [-180, 180]")
-    if not (-90 <= miny <= 90 and -90 <= maxy <= 90):
-        raise InvalidQueryParameter("Invalid bbox: latitudes must be within [-90, 90]")
-    if miny > maxy:
-        raise InvalidQueryParameter("Invalid bbox: south edge is north of the north edge")
-    return minx, miny, maxx, maxy
-
-
-def parse_geometry(value: Any, max_vertices: int = RequestLimits.max_vertices) -> shapely.Geometry:
-    """A GeoJSON geometry (object, or JSON text on GET) as a valid shapely geometry."""
-    if isinstance(value, str):
-        try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            raise InvalidQueryParameter("Invalid intersects: not JSON") from None
-    if not isinstance(value, dict) or not isinstance(value.get("type"), str) or value["type"] not in GEOMETRY_TYPES:
-        raise InvalidQueryParameter(
-            f"Invalid intersects: expected a GeoJSON geometry, one of {sorted(GEOMETRY_TYPES)}"
-        )
-    try:
-        geom = shapely.from_geojson(orjson.dumps(value))
-    except Exception as exc:  # GEOS reports its own error types
-        raise InvalidQueryParameter(f"Invalid intersects geometry: {exc}") from None
-    if geom is None or geom.is_empty:
-        raise InvalidQueryParameter("Invalid intersects: empty geometry")
-    vertices = shapely.get_num_coordinates(geom)
-    if vertices > max_vertices:
-        raise InvalidQueryParameter(f"Invalid intersects: {vertices} vertices, over the limit of {max_vertices}")
-    if not all(math.isfinite(c) for c in geom.bounds):
-        raise InvalidQueryParameter("Invalid intersects: non-finite coordinates")
-    if not geom.is_valid:
-        raise InvalidQueryParameter(f"Invalid intersects geometry: {shapely.is_valid_reason(geom)}")
-    return geom
-
-
-def parse_string_list(value: Any, name: str) -> list[str]:
-    if isinstance(value, str):
-        items = [v.strip() for v in value.split(",")]
-        return [v for v in items if v]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return value
-    raise InvalidQueryParameter(f"Invalid {name}: expected a list of strings")
-
 
 DEFAULT_LIMITS = RequestLimits()
 
 
 def parse_search(
     params: Mapping[str, Any], *, default_limit: int, max_limit: int, body: bool = False,
-    limits: RequestLimits = DEFAULT_LIMITS,
+    limits: RequestLimits = DEFAULT_LIMITS, endpoint: str = ITEM_SEARCH,
 ) -> SearchQuery:
     """The same rules for GET (all strings) and POST (JSON values). In a POST ``body``, bbox,
     sortby, fields, query and intersects must be JSON, not GET's strings; ids and collections
-    may be either (clients, stac-api-validator among them, send comma lists)."""
-    if body and "fields" in params and params["fields"] is None:
-        raise InvalidQueryParameter("Invalid fields: null; give an object with include and/or exclude")
+    may be either (clients, stac-api-validator among them, send comma lists). Parameters the
+    endpoint does not take are ignored."""
+    parameters = taken_by(endpoint)
     if body:
-        for name, kind in (("bbox", "an array"), ("intersects", "an object"), ("sortby", "an array"),
-                           ("fields", "an object"), ("query", "an object")):
-            if isinstance(params.get(name), str):
-                raise InvalidQueryParameter(f"Invalid {name}: expected {kind} in a POST body, got a string")
+        for parameter in parameters:
+            if parameter.body_kind and isinstance(params.get(parameter.name), str):
+                raise InvalidQueryParameter(
+                    f"Invalid {parameter.name}: expected {parameter.body_kind} in a POST body, got a string")
+    context = ParseContext(params, frozenset(p.name for p in parameters), body, default_limit, max_limit, limits)
     query = SearchQuery()
-    query.limit = parse_limit(params.get("limit"), default_limit, max_limit)
-    if params.get("bbox") not in (None, "", []) and params.get("intersects") not in (None, ""):
-        raise InvalidQueryParameter("Only one of bbox and intersects may be given")
-    if params.get("bbox") not in (None, ""):
-        query.bbox = parse_bbox(params["bbox"])
-    if params.get("intersects") not in (None, ""):
-        query.intersects = parse_geometry(params["intersects"], limits.max_vertices)
-    if params.get("datetime") not in (None, ""):
-        if not isinstance(params["datetime"], str):
-            raise InvalidQueryParameter("Invalid datetime: expected a string")
-        query.datetime = parse_datetime_interval(params["datetime"])
-    if params.get("ids") is not None:
-        query.ids = parse_string_list(params["ids"], "ids") or None
-        if query.ids and len(query.ids) > limits.max_ids:
-            raise InvalidQueryParameter(f"Too many ids: {len(query.ids)}, over the limit of {limits.max_ids}")
-    if params.get("collections") is not None:
-        query.collections = parse_string_list(params["collections"], "collections") or None
-        if query.collections and len(query.collections) > limits.max_collections:
-            raise InvalidQueryParameter(
-                f"Too many collections: {len(query.collections)}, over the limit of {limits.max_collections}")
-    token = params.get("token")
-    if token is not None and not isinstance(token, str):
-        raise InvalidQueryParameter("Invalid token: expected a string")
-    query.token = token or None
-    parse_extensions(query, params)
+    for parameter in parameters:
+        if parameter.parse is None:
+            continue
+        value = parameter.parse(params.get(parameter.name), context)
+        if parameter.attribute:
+            setattr(query, parameter.attribute, value)
+        else:
+            query.extra[parameter.name] = value
+    if query.legacy_filter is not None:  # the legacy query extension is one more condition
+        query.filter = query.legacy_filter if query.filter is None else \
+            {"op": "and", "args": [query.filter, query.legacy_filter]}
     return query
-
-
-def parse_extensions(query: SearchQuery, params: Mapping[str, Any]) -> None:
-    """filter (+ the legacy query), q, sortby and fields: shared by item and collection search."""
-    query.filter = parse_filter(params.get("filter"), params.get("filter-lang"), params.get("filter-crs"))
-    legacy = query_to_cql2(params.get("query"))
-    if legacy is not None:
-        query.filter = legacy if query.filter is None else {"op": "and", "args": [query.filter, legacy]}
-    query.q = parse_q(params.get("q"))
-    query.sortby = parse_sortby(params.get("sortby"))
-    query.fields = parse_fields(params.get("fields"))

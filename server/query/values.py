@@ -1,0 +1,106 @@
+"""The values of single search parameters (limit, bbox, intersects, lists of ids), parsed from a
+GET string or a POST JSON value, or a 400 saying why."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import orjson
+import shapely
+
+from server.errors import InvalidQueryParameter
+from server.settings import RequestLimits
+
+GEOMETRY_TYPES = {
+    "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection",
+}
+
+
+def parse_limit(value: Any, default: int, maximum: int) -> int:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+        raise InvalidQueryParameter(f"Invalid limit {value!r}: expected an integer")
+    if isinstance(value, str) and not value.strip().lstrip("+").isascii():
+        raise InvalidQueryParameter(f"Invalid limit {value!r}: expected an integer")
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        raise InvalidQueryParameter(f"Invalid limit {value!r}: expected an integer") from None
+    if limit < 1:
+        raise InvalidQueryParameter(f"Invalid limit {limit}: must be at least 1")
+    return min(limit, maximum)
+
+
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def parse_bbox(value: Any) -> tuple[float, float, float, float]:
+    """4 or 6 numbers (a comma list on GET); minx > maxx crosses the antimeridian."""
+    if isinstance(value, str):
+        parts: Any = [p.strip() for p in value.split(",")]
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        raise InvalidQueryParameter("Invalid bbox: expected 4 or 6 numbers")
+    if len(parts) not in (4, 6):
+        raise InvalidQueryParameter(f"Invalid bbox: expected 4 or 6 numbers, got {len(parts)}")
+    if any(isinstance(p, str) and not _DECIMAL.fullmatch(p) for p in parts):  # not "1_0", "١٠" or "nan"
+        raise InvalidQueryParameter(f"Invalid bbox {value!r}: not all numbers")
+    try:
+        numbers = [float(p) for p in parts if not isinstance(p, bool)]
+    except (TypeError, ValueError):
+        raise InvalidQueryParameter(f"Invalid bbox {value!r}: not all numbers") from None
+    if len(numbers) != len(parts) or not all(math.isfinite(n) for n in numbers):
+        raise InvalidQueryParameter(f"Invalid bbox {value!r}: not all finite numbers")
+    if len(numbers) == 6:
+        minx, miny, _, maxx, maxy, _ = numbers
+        if numbers[2] > numbers[5]:
+            raise InvalidQueryParameter("Invalid bbox: minimum elevation is above the maximum")
+    else:
+        minx, miny, maxx, maxy = numbers
+    if not (-180 <= minx <= 180 and -180 <= maxx <= 180):
+        raise InvalidQueryParameter("Invalid bbox: longitudes must be within [-180, 180]")
+    if not (-90 <= miny <= 90 and -90 <= maxy <= 90):
+        raise InvalidQueryParameter("Invalid bbox: latitudes must be within [-90, 90]")
+    if miny > maxy:
+        raise InvalidQueryParameter("Invalid bbox: south edge is north of the north edge")
+    return minx, miny, maxx, maxy
+
+
+def parse_geometry(value: Any, max_vertices: int = RequestLimits.max_vertices) -> shapely.Geometry:
+    """A GeoJSON geometry (object, or JSON text on GET) as a valid shapely geometry."""
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise InvalidQueryParameter("Invalid intersects: not JSON") from None
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str) or value["type"] not in GEOMETRY_TYPES:
+        raise InvalidQueryParameter(
+            f"Invalid intersects: expected a GeoJSON geometry, one of {sorted(GEOMETRY_TYPES)}"
+        )
+    try:
+        geom = shapely.from_geojson(orjson.dumps(value))
+    except Exception as exc:  # GEOS reports its own error types
+        raise InvalidQueryParameter(f"Invalid intersects geometry: {exc}") from None
+    if geom is None or geom.is_empty:
+        raise InvalidQueryParameter("Invalid intersects: empty geometry")
+    vertices = shapely.get_num_coordinates(geom)
+    if vertices > max_vertices:
+        raise InvalidQueryParameter(f"Invalid intersects: {vertices} vertices, over the limit of {max_vertices}")
+    if not all(math.isfinite(c) for c in geom.bounds):
+        raise InvalidQueryParameter("Invalid intersects: non-finite coordinates")
+    if not geom.is_valid:
+        raise InvalidQueryParameter(f"Invalid intersects geometry: {shapely.is_valid_reason(geom)}")
+    return geom
+
+
+def parse_string_list(value: Any, name: str) -> list[str]:
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",")]
+        return [v for v in items if v]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise InvalidQueryParameter(f"Invalid {name}: expected a list of strings")
