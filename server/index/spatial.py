@@ -529,8 +529,15 @@ def _cell_guess(e: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def bbox_geometry(bbox: tuple[float, float, float, float]) -> shapely.Geometry:
-    """A bbox as a (multi)polygon; one crossing the antimeridian (minx > maxx) splits in two."""
+    """A bbox as a (multi)polygon, clipped to the world (longitudes -180..180, latitudes
+    -90..90): what lies beyond holds nothing, so a box wholly beyond is empty and matches
+    nothing (STAC API validators send 181,91,182,92 and expect no features, not a 400). One
+    crossing the antimeridian (minx > maxx) splits in two."""
     minx, miny, maxx, maxy = bbox
-    if minx > maxx:
-        return shapely.MultiPolygon([shapely.box(minx, miny, 180.0, maxy), shapely.box(-180.0, miny, maxx, maxy)])
-    return shapely.box(minx, miny, maxx, maxy)
+    miny, maxy = max(miny, -90.0), min(maxy, 90.0)
+    spans = [(minx, 180.0), (-180.0, maxx)] if minx > maxx else [(minx, maxx)]
+    parts = [shapely.box(max(x0, -180.0), miny, min(x1, 180.0), maxy)
+             for x0, x1 in spans if max(x0, -180.0) <= min(x1, 180.0)]
+    if miny > maxy or not parts:
+        return shapely.Polygon()
+    return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)

@@ -130,6 +130,8 @@ class Table:
         spatial = query.intersects
         if spatial is None and query.bbox is not None:
             spatial = bbox_geometry(query.bbox)
+            if spatial.is_empty:  # wholly beyond the world
+                return np.empty(0, dtype=np.int64)
         in_box = surely = None  # the box index's candidates, and whether each surely intersects
         kind = _spatial_kind(spatial) if spatial is not None else "other"
         if spatial is not None:

@@ -38,7 +38,9 @@ _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def parse_bbox(value: Any) -> tuple[float, float, float, float]:
-    """4 or 6 numbers (a comma list on GET); minx > maxx crosses the antimeridian."""
+    """4 or 6 finite numbers (a comma list on GET); minx > maxx crosses the antimeridian. A box
+    beyond ±180/±90 is well-formed: it matches what it intersects of the world (nothing, when
+    it lies wholly beyond)."""
     if isinstance(value, str):
         parts: Any = [p.strip() for p in value.split(",")]
     elif isinstance(value, (list, tuple)):
@@ -61,10 +63,6 @@ def parse_bbox(value: Any) -> tuple[float, float, float, float]:
             raise InvalidQueryParameter("Invalid bbox: minimum elevation is above the maximum")
     else:
         minx, miny, maxx, maxy = numbers
-    if not (-180 <= minx <= 180 and -180 <= maxx <= 180):
-        raise InvalidQueryParameter("Invalid bbox: longitudes must be within [-180, 180]")
-    if not (-90 <= miny <= 90 and -90 <= maxy <= 90):
-        raise InvalidQueryParameter("Invalid bbox: latitudes must be within [-90, 90]")
     if miny > maxy:
         raise InvalidQueryParameter("Invalid bbox: south edge is north of the north edge")
     return minx, miny, maxx, maxy
