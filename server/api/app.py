@@ -4,6 +4,7 @@ how reloads happen) is the runtime's to attach (server.runtime.app)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -71,4 +72,5 @@ def http_app(settings: Settings, lifespan: Callable[[Starlette], AbstractAsyncCo
     app.state.settings = settings
     app.state.index = None
     app.state.match_cache = MatchCache(settings.match_cache_bytes)
+    app.state.search_threads = asyncio.Semaphore(settings.search_threads)
     return app

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import os
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -277,10 +275,6 @@ async def item(request: Request) -> Response:
 INLINE_RECORDS = 50_000
 
 
-# At most this many searches and parses run in worker threads at once; the rest wait their turn
-# without holding the GIL, so the event loop (and /_mgmt/health) keeps getting it. More would
-# only share the same cores: 8 clients of hostile requests put the health check's p99 at ~200 ms.
-HEAVY_AT_ONCE = asyncio.Semaphore(max(2, os.cpu_count() or 2))
 # A query string or body larger than this is parsed in a worker thread: CQL2 of 100 KB takes
 # tens of milliseconds, which would stall every other client on the event loop.
 LARGE_INPUT = 8 * 1024
@@ -288,8 +282,10 @@ LARGE_INPUT = 8 * 1024
 LARGE_PAGE = 500
 
 
-async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
-    async with HEAVY_AT_ONCE:
+async def _in_thread(request: Request, fn: Callable[..., T], *args: Any) -> T:
+    """fn(*args) in a worker thread, once one of the app's search threads is free (the rest
+    wait without holding the GIL; STAC_STATIC_SEARCH_THREADS)."""
+    async with request.app.state.search_threads:
         return await run_in_threadpool(fn, *args)
 
 
@@ -314,7 +310,7 @@ async def _item_collection(
     after = decode_key_token(query.token) if query.token else None
     matches = request.app.state.match_cache
     if _heavy(query, index):
-        result = await _in_thread(index.search, query, after, matches)
+        result = await _in_thread(request, index.search, query, after, matches)
     else:
         result = index.search(query, after, matches)
     encoded = query_string(params) if params is not None else ""
@@ -326,7 +322,7 @@ async def _item_collection(
                      else next_link_post(href, token, GEOJSON))
     positions = result.positions.tolist()
     render = functools.partial(_render_items, urls, index, query.fields)
-    features = await _in_thread(render, positions) if len(positions) > LARGE_PAGE else render(positions)
+    features = await _in_thread(request, render, positions) if len(positions) > LARGE_PAGE else render(positions)
     return GeoJSONResponse(
         {
             "type": "FeatureCollection",
@@ -345,7 +341,7 @@ async def _parse(request: Request, params: dict[str, Any], body: bool = False, s
     limits = RequestLimits(settings.max_ids, settings.max_collections, settings.max_vertices)
     parse = functools.partial(parse_search, default_limit=settings.default_limit, max_limit=settings.max_limit,
                               body=body, limits=limits, endpoint=endpoint)
-    query = await _in_thread(parse, params) if size > LARGE_INPUT else parse(params)
+    query = await _in_thread(request, parse, params) if size > LARGE_INPUT else parse(params)
     query.deadline = time.monotonic() + settings.query_time_budget
     return query
 
