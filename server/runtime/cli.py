@@ -1,4 +1,5 @@
-"""`stac-static-api serve [ROOT ...] [--host HOST] [--port PORT]`: load, then listen.
+"""`stac-static-api serve [ROOT ...] [--host HOST] [--port PORT]`: load, then listen;
+`index ROOT... -o SNAPSHOT`; `export ROOT... -o FILE.parquet|FILE.ndjson` (runtime/export.py).
 
 The loading and serving modules are imported inside the commands, not at the top: `serve`
 must cap malloc's arenas (limit_malloc_arenas) before numpy's import starts OpenBLAS's threads,
@@ -48,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--allow-host", action="append", dest="allow_hosts",
                        help="extra host the loader may fetch from (repeatable)")
     index.add_argument("--log-level", help="debug, info, warning, error")
+    export = commands.add_parser("export", help="load catalogs and write their items as stac-geoparquet or ndjson")
+    export.add_argument("roots", nargs="*", metavar="ROOT", help="as for serve")
+    export.add_argument("-o", "--output", required=True, metavar="FILE",
+                        help="FILE.parquet (stac-geoparquet) or FILE.ndjson (one item per line)")
+    export.add_argument("--format", dest="export_format", choices=("parquet", "ndjson"),
+                        help="the output's format when its name does not say it")
+    export.add_argument("--allow-host", action="append", dest="allow_hosts",
+                        help="extra host the loader may fetch from (repeatable)")
+    export.add_argument("--log-level", help="debug, info, warning, error")
     return parser
 
 
@@ -163,6 +173,31 @@ def build_index(settings: Settings, output: str) -> int:
     return 0
 
 
+def export_items(settings: Settings, output: str, fmt: str | None = None) -> int:
+    from server.catalog.configured import load_options, roots_of
+    from server.catalog.loader import LoadError, load_catalogs
+
+    try:
+        from server.runtime.export import ExportError, export
+    except ImportError as exc:
+        print(f"stac-static-api: export needs the parquet extra (pip install 'stac-static-api[parquet]'): {exc}",
+              file=sys.stderr)
+        return 1
+    try:
+        index, report = load_catalogs(roots_of(settings), load_options(settings))
+    except LoadError as exc:
+        print(f"stac-static-api: {exc}", file=sys.stderr)
+        return 1
+    print(f"stac-static-api: {report.summary()}", file=sys.stderr)
+    try:
+        written = export(index, output, fmt)
+    except ExportError as exc:
+        print(f"stac-static-api: {exc}", file=sys.stderr)
+        return 1
+    print(f"stac-static-api: wrote {written} items to {output}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = settings_from_args(args)
@@ -171,4 +206,6 @@ def main(argv: list[str] | None = None) -> int:
         return serve(settings, args.index_file, args.workers)
     if args.command == "index":
         return build_index(settings, args.output)
+    if args.command == "export":
+        return export_items(settings, args.output, args.export_format)
     return 2

@@ -1,0 +1,171 @@
+"""stac-geoparquet in (server/catalog/parquet.py) and out (`export`): the items read back from
+parquet are the items of the JSON, up to the normalisations the module's docstring lists."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import os
+from typing import Any
+
+import orjson
+import pyarrow.parquet as pq
+from stac_geoparquet.arrow import parse_stac_items_to_parquet
+
+from server.catalog.configured import load_options
+from server.catalog.loader import load_catalogs
+from server.catalog.parquet import is_parquet, read_batches, read_items
+from server.runtime.cli import main
+from server.sample import SAMPLE_ROOT
+from server.settings import Settings
+
+TIME_KEYS = ("datetime", "start_datetime", "end_datetime", "created", "updated")
+
+
+def autosi(value: str) -> str:
+    """RFC 3339 as the reader writes it: UTC, Z, 0/3/6 fraction digits."""
+    t = dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC)
+    text = t.strftime("%Y-%m-%dT%H:%M:%S")
+    if t.microsecond % 1_000_000 == 0:
+        return text + "Z"
+    if t.microsecond % 1000 == 0:
+        return f"{text}.{t.microsecond // 1000:03d}Z"
+    return f"{text}.{t.microsecond:06d}Z"
+
+
+def normalised(item: dict[str, Any]) -> dict[str, Any]:
+    """The JSON item as parquet can give it back: nulls are absent keys, times in one form."""
+    def drop_nulls(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: drop_nulls(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [drop_nulls(v) for v in value]
+        return value
+
+    out = copy.deepcopy(item)
+    props = out["properties"]
+    datetime = props.get("datetime")
+    out = drop_nulls(out)
+    out["properties"]["datetime"] = datetime
+    for key in TIME_KEYS:
+        if out["properties"].get(key) is not None:
+            out["properties"][key] = autosi(out["properties"][key])
+    return out
+
+
+def item(n: int, **changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "type": "Feature", "stac_version": "1.0.0", "stac_extensions": [], "id": f"item-{n}", "collection": "c1",
+        "geometry": {"type": "Polygon", "coordinates": [[[0.1, 0.2], [1.0, 0.2], [1.0, 1.3], [0.1, 0.2]]]},
+        "bbox": [0.1, 0.2, 1.0, 1.3],
+        "properties": {"datetime": "2021-03-13T16:51:53.205Z", "eo:cloud_cover": 12.5, "gsd": 10.0,
+                       "nested": {"a": {"b": [1, 2, 3]}, "s": "x\"y\\z\u00e9"}, "tags": ["a", "b"], "flag": True},
+        "links": [{"rel": "self", "href": f"https://example.com/{n}.json", "type": "application/json"},
+                  {"rel": "license", "href": "https://example.com/license"}],
+        "assets": {"data": {"href": f"https://example.com/{n}.tif", "roles": ["data"],
+                            "eo:bands": [{"name": "B1", "center_wavelength": 0.665}]}},
+    }
+    base.update(changes)
+    return base
+
+
+VARIED = [
+    item(0),
+    item(1, properties={"datetime": None, "start_datetime": "2020-01-01T00:00:00Z",
+                        "end_datetime": "2020-12-31T23:59:59.123456Z", "gsd": 30.0}),
+    item(2, geometry={"type": "Point", "coordinates": [12.345678901234567, -45.1]}, bbox=[12.345678901234567, -45.1] * 2,
+         assets={"thumb": {"href": "t.png"}}),
+    item(3, geometry={"type": "MultiPolygon", "coordinates": [
+        [[[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [0.0, 0.0]], [[1.0, 0.5], [3.0, 0.5], [3.0, 2.5], [1.0, 0.5]]],
+        [[[10.0, 10.0], [11.0, 10.0], [11.0, 11.0], [10.0, 10.0]]]]}, bbox=[0.0, 0.0, 11.0, 11.0],
+        properties={"datetime": "2022-06-01T10:00:00+00:00", "created": "2022-06-02T00:00:00.5Z", "gsd": 0.3}),
+    item(4, geometry={"type": "LineString", "coordinates": [[0.0, 0.0, 5.0], [1.0, 1.0, 6.5]]}, bbox=[0.0, 0.0, 1.0, 1.0]),
+    item(5, geometry={"type": "GeometryCollection", "geometries": [{"type": "Point", "coordinates": [1.0, 2.0]}]},
+         bbox=[1.0, 2.0, 1.0, 2.0], links=[]),
+]
+
+
+def write(items: list[dict[str, Any]], path: str) -> str:
+    parse_stac_items_to_parquet(items, output_path=path)
+    return path
+
+
+def test_every_item_equal_after_a_round_trip(tmp_path: Any) -> None:
+    path = write(copy.deepcopy(VARIED), str(tmp_path / "items.parquet"))
+    got = list(read_items(path))
+    assert [g["id"] for g in got] == [i["id"] for i in VARIED]
+    for original, back in zip(VARIED, got):
+        assert back == normalised(original)
+    assert got[1]["properties"]["datetime"] is None  # kept: STAC requires the key
+    assert got[1]["properties"]["end_datetime"] == "2020-12-31T23:59:59.123456Z"
+    assert got[3]["properties"]["created"] == "2022-06-02T00:00:00.500Z"
+    assert orjson.dumps(got[2]["geometry"]["coordinates"]) == b"[12.345678901234567,-45.1]"  # exact doubles
+
+
+def test_bytes_batches_and_magic(tmp_path: Any) -> None:
+    path = write(copy.deepcopy(VARIED), str(tmp_path / "items.parquet"))
+    data = (tmp_path / "items.parquet").read_bytes()
+    assert is_parquet(data) and not is_parquet(b'{"type"')
+    assert list(read_items(data)) == list(read_items(path))
+    batches = list(read_batches(data, batch_size=4))
+    assert [len(b) for b in batches] == [4, 2]
+
+
+def test_hive_partitioned_folder(tmp_path: Any) -> None:
+    for collection in ("b", "a"):
+        items = [item(i, id=f"{collection}-{i}") for i in range(3)]
+        for it in items:
+            del it["collection"]
+        folder = tmp_path / f"collection={collection}"
+        folder.mkdir()
+        write(items, str(folder / "part-0.parquet"))
+    (tmp_path / "_SUCCESS").write_text("")
+    got = list(read_items(tmp_path))
+    assert [g["id"] for g in got] == ["a-0", "a-1", "a-2", "b-0", "b-1", "b-2"]
+    assert {g["collection"] for g in got[:3]} == {"a"}
+
+
+def sample_index() -> Any:
+    index, _ = load_catalogs([str(SAMPLE_ROOT)], load_options(Settings()))
+    return index
+
+
+def test_export_parquet_round_trip_and_duckdb(tmp_path: Any) -> None:
+    import duckdb
+
+    out = str(tmp_path / "sample.parquet")
+    assert main(["export", str(SAMPLE_ROOT), "-o", out]) == 0
+    index = sample_index()
+    expected = [index.item(pos) for pos in range(index.size)]
+    expected = [normalised(i) for i in expected if i["geometry"] is not None]  # the writer's limit
+    got = list(read_items(out))
+    assert got == expected
+    assert pq.ParquetFile(out).metadata.metadata[b"geo"]  # GeoParquet metadata for other engines
+    rows = duckdb.sql(f"select id, datetime from read_parquet('{out}')").fetchall()
+    assert [r[0] for r in rows] == [i["id"] for i in expected]
+    for (_, when), it in zip(rows, expected):
+        text = it["properties"]["datetime"]
+        assert (when is None) == (text is None)
+        if when is not None:
+            assert when.astimezone(dt.UTC) == dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_export_ndjson_is_pgstacs_format(tmp_path: Any) -> None:
+    """pypgstac's `load items` reads a file line by line, one item JSON per line (load.read_json),
+    then needs a database; its format is checked here, pypgstac is not run (it pins an old
+    cachetools, and loading needs Postgres)."""
+    out = str(tmp_path / "sample.ndjson")
+    assert main(["export", str(SAMPLE_ROOT), "-o", out]) == 0
+    index = sample_index()
+    lines = (tmp_path / "sample.ndjson").read_bytes().splitlines()
+    assert len(lines) == index.size
+    for pos, line in enumerate(lines):
+        doc = orjson.loads(line)
+        assert doc == index.item(pos)
+        assert doc["type"] == "Feature" and doc["id"]  # pgstac also needs "collection"; catalog-only items lack it
+    assert oct(os.stat(out).st_mode & 0o044) != "0o0"
+
+
+def test_export_needs_a_format(tmp_path: Any) -> None:
+    assert main(["export", str(SAMPLE_ROOT), "-o", str(tmp_path / "out.bin")]) == 1
+    assert not os.listdir(tmp_path)
