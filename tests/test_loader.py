@@ -349,20 +349,27 @@ def test_an_item_whose_collection_is_not_a_string_is_skipped(catalog_dir: Catalo
     assert "collection is not a string" in reasons[os.path.realpath(catalog_dir.path("good/b.json"))]
 
 
-def test_a_collection_id_with_a_slash_is_skipped_with_its_reason(catalog_dir: CatalogDir, make_client) -> None:
-    """Found by QA: such a collection (and its items' collection links) answered 404 while
-    /collections and /search listed it: no URL can name it, so it is refused at load."""
+def test_a_collection_id_with_a_slash_is_loaded_with_everything_below_it(catalog_dir: CatalogDir, make_client) -> None:
+    """Such ids were once skipped at load (no URL could name them); the API now routes on the raw
+    path, where "/" in an id is %2F: the collection, its child catalog's items and its links load
+    and are served like any other."""
     catalog_dir.write("catalog.json", catalog("root", [link("child", "./a/collection.json"),
                                                        link("child", "./b/collection.json")]))
-    catalog_dir.write("a/collection.json", collection("col/slash", [link("item", "./i.json")]))
-    catalog_dir.write("a/i.json", item("i", collection="col/slash"))
+    catalog_dir.write("a/collection.json", collection("planet/fusion/14N/29E-188N",
+                                                      [link("item", "./i.json"), link("child", "./sub/catalog.json")]))
+    catalog_dir.write("a/i.json", item("i", collection="planet/fusion/14N/29E-188N"))
+    catalog_dir.write("a/sub/catalog.json", catalog("sub", [link("item", "./k.json")]))
+    catalog_dir.write("a/sub/k.json", item("k/1"))
     catalog_dir.write("b/collection.json", collection("fine", [link("item", "./j.json")]))
     catalog_dir.write("b/j.json", item("j", collection="fine"))
     index, report = load(catalog_dir.path("catalog.json"))
-    assert keys_of(index) == {("fine", "j")}
-    assert "contains '/'" in skip_reasons(report)[os.path.realpath(catalog_dir.path("a/collection.json"))]
+    assert keys_of(index) == {("fine", "j"), ("planet/fusion/14N/29E-188N", "i"), ("planet/fusion/14N/29E-188N", "k/1")}
+    assert not skip_reasons(report)
     with make_client(index=index) as client:
-        assert [c["id"] for c in client.get("/collections").json()["collections"]] == ["fine"]
+        assert [c["id"] for c in client.get("/collections").json()["collections"]] == ["fine", "planet/fusion/14N/29E-188N"]
+        got = client.get("/collections/planet%2Ffusion%2F14N%2F29E-188N/items/k%2F1")
+        assert got.status_code == 200, got.text
+        assert (got.json()["collection"], got.json()["id"]) == ("planet/fusion/14N/29E-188N", "k/1")
 
 
 # -- roots ---------------------------------------------------------------------------------------------

@@ -34,8 +34,11 @@ class HttpCache:
 
     @staticmethod
     def _etag(scope: Scope, index: Any, headers: dict[bytes, bytes]) -> str:
+        # The raw path: /collections/a%2Fb and /collections/a/b are different resources.
+        path = scope.get("raw_path")
         parts = [
-            str(id(index)), str(index.version), repr(index.loaded_at), scope["path"],
+            str(id(index)), str(index.version), repr(index.loaded_at),
+            path.decode("latin-1") if path is not None else scope["path"],
             scope.get("query_string", b"").decode("latin-1"), scope.get("root_path", ""),
             *(headers.get(name, b"").decode("latin-1") for name in LINK_HEADERS),
         ]

@@ -23,8 +23,8 @@ def _param(name: str, description: str, schema: dict[str, Any], where: str = "qu
 
 
 PATH_PARAMS = {
-    "collectionId": _param("collectionId", "Collection id", _STR, "path", True),
-    "itemId": _param("itemId", "Item id", _STR, "path", True),
+    "collectionId": _param("collectionId", "Collection id, percent-encoded as one path segment ('/' as %2F)", _STR, "path", True),
+    "itemId": _param("itemId", "Item id, percent-encoded as one path segment ('/' as %2F)", _STR, "path", True),
 }
 
 

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from server.api import management
+from server.api import management, paths
 from server.api.conformance import conformance_classes
 from server.api.fields import COLLECTION_DEFAULTS, apply_fields
 from server.api.links import (
@@ -69,12 +69,9 @@ def _settings(request: Request) -> Settings:
 def _index(request: Request) -> Index:
     """The index this request runs on, fixed at its first use: a reload swapping in a
     new one mid-request does not mix versions in one response."""
-    index = getattr(request.state, "index", None)
+    index = paths.pinned_index(request.scope)
     if index is None:
-        index = request.app.state.index
-        if index is None:
-            raise NotReady("The catalog is still loading")
-        request.state.index = index
+        raise NotReady("The catalog is still loading")
     return index
 
 
@@ -397,11 +394,12 @@ def route_table() -> list[Route]:
         Route("/api.html", api_html, methods=["GET"]),
         Route("/collections", collections, methods=["GET"]),
         Route("/queryables", queryables, methods=["GET"]),
-        Route("/collections/{collection_id}", collection, methods=["GET"]),
-        Route("/collections/{collection_id}/queryables", collection_queryables, methods=["GET"]),
-        Route("/collections/{collection_id}/items", collection_items, methods=["GET"]),
-        # :path, because the server decodes %2F before routing: an id with "/" must still match
-        Route("/collections/{collection_id}/items/{item_id:path}", item, methods=["GET"]),
+        # Matched on the raw path, one percent-decoded segment per id (server.api.paths): an id
+        # may hold "/", "%", "#", "?" and anything else its links encode.
+        paths.CollectionRoute("/collections/{collection_id}", collection, paths.COLLECTION),
+        paths.CollectionRoute("/collections/{collection_id}/queryables", collection_queryables, paths.QUERYABLES),
+        paths.CollectionRoute("/collections/{collection_id}/items", collection_items, paths.ITEMS),
+        paths.CollectionRoute("/collections/{collection_id}/items/{item_id}", item, paths.ITEM),
         Route("/search", search, methods=["GET", "POST"]),
         Route("/_mgmt/health", management.health, methods=["GET"]),
         Route("/_mgmt/ready", management.ready, methods=["GET"]),

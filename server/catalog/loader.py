@@ -325,9 +325,6 @@ class Loader:
             return []
         collection_ctx = ctx.collection
         if kind == "Collection":
-            if "/" in doc["id"]:  # /collections/{id} takes one path segment (%2F arrives as "/")
-                self.skip(location, f"collection id {doc['id']!r} contains '/': no URL could name it")
-                return []
             collection = servable(doc, location)
             collection["type"] = "Collection"
             if self.builder.add_collection(collection):
