@@ -47,5 +47,11 @@ FILTER = [
 ]
 
 
+# The Aggregation extension, with the query and filter extensions on /aggregate.
+AGGREGATION_SPEC = "https://api.stacspec.org/v0.3.0/aggregation"
+AGGREGATION = [AGGREGATION_SPEC, f"{AGGREGATION_SPEC}#query", f"{AGGREGATION_SPEC}#filter"]
+
+
 def conformance_classes() -> list[str]:
-    return CORE + COLLECTIONS + FEATURES + ITEM_SEARCH + SEARCH_EXTENSIONS + FREE_TEXT + COLLECTION_SEARCH + FILTER
+    return (CORE + COLLECTIONS + FEATURES + ITEM_SEARCH + SEARCH_EXTENSIONS + FREE_TEXT + COLLECTION_SEARCH + FILTER
+            + AGGREGATION)

@@ -130,6 +130,18 @@ class UrlBuilder:
             self.link("parent", self.url(), title="Landing page"),
             self.link("items", self.items(collection_id), GEOJSON, title="Items"),
             self.link(QUERYABLES_REL, self.collection(collection_id) + "/queryables", SCHEMA_JSON, title="Queryables"),
+            *self.aggregation_links(self.collection(collection_id) + "/"),
+        ]
+
+    def aggregation_links(self, base: str, names: list[str] | None = None) -> list[dict[str, Any]]:
+        """The Aggregation extension's links of the landing page or a collection (``base``, ending
+        with /): aggregate (GET and POST) and aggregations; ``names``, the aggregations /aggregate
+        takes, go on the aggregate links as the extension recommends."""
+        extra = {"aggregations": names} if names is not None else {}
+        return [
+            self.link("aggregate", base + "aggregate", JSON, method="GET", **extra),
+            self.link("aggregate", base + "aggregate", JSON, method="POST", **extra),
+            self.link("aggregations", base + "aggregations", JSON),
         ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from server import __version__
-from server.query.parameters import COLLECTION_SEARCH, ITEM_SEARCH, ITEMS, PARAMETERS, Parameter, taken_by
+from server.query.parameters import AGGREGATE, COLLECTION_SEARCH, ITEM_SEARCH, ITEMS, PARAMETERS, Parameter, taken_by
 
 _STR = {"type": "string"}
 
@@ -80,10 +80,10 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def search_body() -> dict[str, Any]:
-    """The POST /search body: each member the parameter table gives a body schema."""
+def search_body(endpoint: str = ITEM_SEARCH, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The POST /search (or /aggregate) body: each member the parameter table gives a body schema."""
     members = {p.name: _nullable(p.body_schema) if p.body_nullable else p.body_schema
-               for p in taken_by(ITEM_SEARCH) if p.body_schema is not None}
+               for p in taken_by(endpoint) if p.body_schema is not None and p.name not in leave_out}
     return {
         "type": "object",
         "properties": members,
@@ -147,6 +147,26 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         "requestBody": {"content": {"application/json": {"schema": search_body()}}},
         "responses": {"200": _ok(geojson, "Item search"), "400": _ERROR, "413": _ERROR, "415": _ERROR, "503": _ERROR},
     }
+    # The Aggregation extension; /collections/{id}/aggregate takes its collection from the path.
+    aggregate = names(AGGREGATE)
+    paths["/aggregate"] = _get("Aggregations of the items a search matches", "getAggregate", aggregate)
+    paths["/aggregations"] = _get("The aggregations /aggregate computes", "getAggregations", [], errors=())
+    paths["/collections/{collectionId}/aggregate"] = _get(
+        "Aggregations of a collection's items a search matches", "getCollectionAggregate",
+        ["collectionId", *(n for n in aggregate if n != "collections")], errors=("400", "404"))
+    paths["/collections/{collectionId}/aggregations"] = _get(
+        "The aggregations a collection's /aggregate computes", "getCollectionAggregations", ["collectionId"],
+        errors=("404",))
+    for path, leave_out, op_id in (("/aggregate", (), "postAggregate"),
+                                   ("/collections/{collectionId}/aggregate", ("collections",), "postCollectionAggregate")):
+        paths[path]["post"] = {
+            "summary": paths[path]["get"]["summary"],
+            "operationId": op_id,
+            "parameters": [{"$ref": "#/components/parameters/collectionId"}] if "{collectionId}" in path else [],
+            "requestBody": {"content": {"application/json": {"schema": search_body(AGGREGATE, leave_out)}}},
+            "responses": {"200": _ok("application/json", "An AggregationCollection"), "400": _ERROR, "404": _ERROR,
+                          "413": _ERROR, "415": _ERROR, "503": _ERROR},
+        }
     return {
         "openapi": "3.0.3",
         "info": {"title": "stac-static-api", "version": __version__,

@@ -168,6 +168,7 @@ async def landing_page(request: Request) -> Response:
         urls.link("search", urls.url("search"), GEOJSON, method="GET"),
         urls.link("search", urls.url("search"), GEOJSON, method="POST"),
         urls.link(QUERYABLES_REL, urls.url("queryables"), SCHEMA_JSON),
+        *urls.aggregation_links(urls.url(), [entry["name"] for entry in index.aggregations()]),
     ]
     links += [
         urls.link("child", urls.collection(cid), title=c.get("title") or cid)

@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 import shapely
 
+from server.index import aggregation
 from server.index.blobs import BlobColumn
 from server.index.collections import CollectionTable
 from server.index.columns import Column, StringPart
@@ -182,3 +183,16 @@ class Index(Table):
             in_collections = np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
             candidates = self._intersect(candidates, in_collections)
         return super().match(query, candidates)
+
+    # -- aggregation -----------------------------------------------------------------------
+
+    def aggregations(self, collection: str | None = None) -> list[dict[str, Any]]:
+        """What /aggregations lists (for one collection's items, when given)."""
+        return aggregation.available(self, collection)
+
+    def aggregate(
+        self, query: SearchQuery, names: list[str] | None, options: dict[str, Any], matches: MatchCache | None = None
+    ) -> list[dict[str, Any]]:
+        """The named aggregations (server.index.aggregation) of the query's matches."""
+        positions = matches.match(self, query) if matches is not None else self.match(query)
+        return aggregation.aggregate(self, query, names, options, positions)

@@ -30,9 +30,12 @@ from server.settings import RequestLimits
 ITEM_SEARCH = "search"  # GET and POST /search
 ITEMS = "items"  # GET /collections/{id}/items (its collection is the path's)
 COLLECTION_SEARCH = "collections"  # GET /collections
+AGGREGATE = "aggregate"  # GET and POST /aggregate and /collections/{id}/aggregate (the Aggregation extension)
 
-ALL = frozenset({ITEM_SEARCH, ITEMS, COLLECTION_SEARCH})
-ITEM_ENDPOINTS = frozenset({ITEM_SEARCH, ITEMS})
+ALL = frozenset({ITEM_SEARCH, ITEMS, COLLECTION_SEARCH, AGGREGATE})
+ITEM_ENDPOINTS = frozenset({ITEM_SEARCH, ITEMS, AGGREGATE})
+ITEM_SEARCHES = frozenset({ITEM_SEARCH, AGGREGATE})  # what /search takes besides paging
+PAGED = frozenset({ITEM_SEARCH, ITEMS, COLLECTION_SEARCH})  # pages of documents, not aggregations
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,7 @@ PARAMETERS: list[Parameter] = [
     Parameter("intersects", "A GeoJSON geometry as JSON text", _STR,
               {"type": "object", "description": "GeoJSON geometry", "required": ["type"],
                "properties": {"type": {"type": "string", "enum": sorted(GEOMETRY_TYPES)}}},
-              _intersects, endpoints=frozenset({ITEM_SEARCH}), matching=True, attribute="intersects",
+              _intersects, endpoints=ITEM_SEARCHES, matching=True, attribute="intersects",
               key=lambda geom: shapely.to_wkb(geom), body_kind="an object"),
     Parameter("datetime", "RFC 3339 instant or interval (start/end, '..' or empty for open ends)", _STR, _STR,
               _datetime, matching=True, attribute="datetime"),
@@ -167,15 +170,15 @@ PARAMETERS: list[Parameter] = [
     # server reads (an array schema would have tools take `ids=1` for a mistyped array). POST: also
     # a comma list, as on GET: clients send that too.
     Parameter("ids", "Comma-separated item ids (or the parameter repeated)", _STR, {"oneOf": [_STRINGS, _STR]},
-              _id_list("ids", lambda limits: limits.max_ids), endpoints=frozenset({ITEM_SEARCH}), matching=True,
+              _id_list("ids", lambda limits: limits.max_ids), endpoints=ITEM_SEARCHES, matching=True,
               attribute="ids", key=_tuple_key, repeatable=True),
     Parameter("collections", "Comma-separated collection ids (or the parameter repeated)", _STR,
               {"oneOf": [_STRINGS, _STR]}, _id_list("collections", lambda limits: limits.max_collections),
-              endpoints=frozenset({ITEM_SEARCH}), matching=True, attribute="collections", key=_tuple_key,
+              endpoints=ITEM_SEARCHES, matching=True, attribute="collections", key=_tuple_key,
               repeatable=True),
     Parameter("limit", "Page size (clamped to the server maximum)", {"type": "integer", "minimum": 1, "default": 10},
-              {"type": "integer", "minimum": 1}, _limit, attribute="limit"),
-    Parameter("token", "Opaque page token from a next link", _STR, _STR, _token, attribute="token"),
+              {"type": "integer", "minimum": 1}, _limit, endpoints=PAGED, attribute="limit"),
+    Parameter("token", "Opaque page token from a next link", _STR, _STR, _token, endpoints=PAGED, attribute="token"),
     Parameter("q", "Free text: comma-separated terms (OR); advanced syntax with AND, OR, NOT, +, -, "
               "parentheses and quoted phrases", _STR, {"oneOf": [_STR, _STRINGS]},
               lambda value, ctx: parse_q(value), matching=True, attribute="q", key=repr),
@@ -194,12 +197,12 @@ PARAMETERS: list[Parameter] = [
                          "properties": {"field": _STR,
                                         "direction": {"type": "string", "description": "asc or desc, in any case",
                                                       "pattern": "^([aA][sS][cC]|[dD][eE][sS][cC])$"}}}},
-              lambda value, ctx: parse_sortby(value), attribute="sortby", body_kind="an array"),
+              lambda value, ctx: parse_sortby(value), endpoints=PAGED, attribute="sortby", body_kind="an array"),
     # POST: not nullable: a null fields is a 400 (give an object, or leave it out).
     Parameter("fields", "Comma-separated fields to include, - prefix to exclude", _STR,
               {"type": "object", "properties": {name: {**_STRINGS, "nullable": True} for name in FIELDS_MEMBERS},
                "additionalProperties": False},
-              _fields, attribute="fields", body_kind="an object", body_nullable=False),
+              _fields, endpoints=PAGED, attribute="fields", body_kind="an object", body_nullable=False),
     # The legacy query extension, as CQL2 ANDed into the filter (parse_search): keyed there.
     Parameter("query", "Legacy query extension as JSON text", _STR,
               {"type": "object", "additionalProperties": {
@@ -239,3 +242,83 @@ class MatchCriteria:
                 value = value_of(query, parameter)
                 values.append((parameter.name, None if value is None else parameter.key(value)))
         return cls(tuple(values))
+
+
+# -- the Aggregation extension's own parameters (endpoint AGGREGATE) ----------------------------
+
+# Calendar intervals of datetime_frequency (Elasticsearch's calendar_interval names, as
+# stac-server and stac-fastapi-elasticsearch-opensearch take them); month by default.
+DATETIME_INTERVALS = ["year", "quarter", "month", "week", "day", "hour", "minute", "second"]
+DEFAULT_DATETIME_INTERVAL = "month"
+# Each grid aggregation's precision parameter: (name, lowest, highest, default), the limits of
+# Elasticsearch's geohash_grid (1-12), geotile_grid (0-29) and geohex_grid (H3 resolutions 0-15),
+# and the defaults stac-fastapi-elasticsearch-opensearch uses (the lowest).
+GRID_PRECISIONS: dict[str, tuple[int, int, int]] = {
+    "centroid_geohash_grid_frequency": (1, 12, 1),
+    "centroid_geotile_grid_frequency": (0, 29, 0),
+    "centroid_geohex_grid_frequency": (0, 15, 0),
+    "geometry_geohash_grid_frequency": (1, 12, 1),
+    "geometry_geotile_grid_frequency": (0, 29, 0),
+}
+MAX_AGGREGATIONS = 64
+
+
+def _aggregation_names(value: Any, ctx: ParseContext) -> Any:
+    if value is None or value == "":
+        return None
+    names = parse_string_list(value, "aggregations")
+    if len(names) > MAX_AGGREGATIONS:
+        raise InvalidQueryParameter(f"Too many aggregations: {len(names)}, over the limit of {MAX_AGGREGATIONS}")
+    return list(dict.fromkeys(names)) or None
+
+
+def _interval(value: Any, ctx: ParseContext) -> str:
+    if _absent(value):
+        return DEFAULT_DATETIME_INTERVAL
+    if value not in DATETIME_INTERVALS:
+        raise InvalidQueryParameter(f"Invalid datetime_frequency_interval: {value!r}; one of {', '.join(DATETIME_INTERVALS)}")
+    return str(value)
+
+
+def _integer(name: str, lowest: int, highest: int, default: int | None) -> Callable[[Any, ParseContext], Any]:
+    def parse(value: Any, ctx: ParseContext) -> Any:
+        if _absent(value):
+            return default
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())):
+            raise InvalidQueryParameter(f"Invalid {name}: expected an integer from {lowest} to {highest}")
+        number = int(value)
+        if not lowest <= number <= highest:
+            raise InvalidQueryParameter(f"Invalid {name}: {number}, expected an integer from {lowest} to {highest}")
+        return number
+
+    return parse
+
+
+def _cloud_cover_width(value: Any, ctx: ParseContext) -> Any:
+    if _absent(value):
+        return None
+    try:
+        width = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError):
+        width = float("nan")
+    if not 1 <= width <= 100:  # NaN too
+        raise InvalidQueryParameter("Invalid cloud_cover_frequency_interval: expected a number from 1 to 100")
+    return width
+
+
+_AGG = frozenset({AGGREGATE})
+PARAMETERS += [
+    Parameter("aggregations", "Comma-separated names of the aggregations to compute (see /aggregations)", _STR,
+              {"oneOf": [_STRINGS, _STR]}, _aggregation_names, endpoints=_AGG, repeatable=True),
+    Parameter("datetime_frequency_interval", "Calendar interval of datetime_frequency's buckets",
+              {"type": "string", "enum": DATETIME_INTERVALS, "default": DEFAULT_DATETIME_INTERVAL},
+              {"type": "string", "enum": DATETIME_INTERVALS}, _interval, endpoints=_AGG),
+    Parameter("cloud_cover_frequency_interval", "Width of cloud_cover_frequency's buckets from 0 to 100 "
+              "(default: the ranges <5, 5-15, 15-40, >=40)", {"type": "number", "minimum": 1, "maximum": 100},
+              {"type": "number", "minimum": 1, "maximum": 100}, _cloud_cover_width, endpoints=_AGG),
+    *(Parameter(f"{name}_precision", f"Precision of {name} (from {lo} to {hi})",
+                {"type": "integer", "minimum": lo, "maximum": hi, "default": default},
+                {"type": "integer", "minimum": lo, "maximum": hi},
+                _integer(f"{name}_precision", lo, hi, default), endpoints=_AGG)
+      for name, (lo, hi, default) in GRID_PRECISIONS.items()),
+]

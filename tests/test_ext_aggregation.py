@@ -1,0 +1,131 @@
+"""The Aggregation extension: /aggregate (GET, POST, per collection) vs the brute-force oracle
+(tests/oracles/aggregation.py) on the sample and the synthetic catalogs, every aggregation
+/aggregations lists, with and without filters; the links, conformance, /aggregations and 400s."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import Env
+from tests.oracles.aggregation import aggregate as oracle_aggregate
+from tests.oracles.expected import expected_items
+
+# (filters as POST members, options): the filters also go through expected_items
+CASES: list[tuple[dict[str, Any], dict[str, Any]]] = [
+    ({}, {}),
+    ({"bbox": [0, 40, 20, 60]}, {}),
+    ({"bbox": [-180, -90, 180, 90], "datetime": "2018-01-01T00:00:00Z/2021-06-30T00:00:00Z"},
+     {"datetime_frequency_interval": "hour"}),
+    ({"datetime": "../2020-01-01T00:00:00Z"}, {"datetime_frequency_interval": "year"}),
+    ({"collections": ["sentinel-2-l2a-nl", "misc"]}, {"datetime_frequency_interval": "day"}),
+    ({"ids": ["nope"]}, {}),  # nothing matches
+    ({"filter": {"op": ">", "args": [{"property": "eo:cloud_cover"}, 20]}}, {"cloud_cover_frequency_interval": 25}),
+    ({"query": {"platform": {"eq": "sentinel-2a"}}}, {"datetime_frequency_interval": "week"}),
+    ({"q": "alps,river"}, {"datetime_frequency_interval": "quarter"}),
+    ({}, {"centroid_geohash_grid_frequency_precision": 4, "centroid_geotile_grid_frequency_precision": 7,
+          "centroid_geohex_grid_frequency_precision": 3, "geometry_geohash_grid_frequency_precision": 2,
+          "geometry_geotile_grid_frequency_precision": 4, "datetime_frequency_interval": "day"}),
+]
+
+
+def _get_params(filters: dict[str, Any], options: dict[str, Any], names: list[str]) -> dict[str, str]:
+    params = {"aggregations": ",".join(names)}
+    for k, v in {**filters, **options}.items():
+        if k in ("bbox", "ids", "collections"):
+            params[k] = ",".join(str(x) for x in v)
+        elif k in ("filter", "query"):
+            params[k] = json.dumps(v)
+            if k == "filter":
+                params["filter-lang"] = "cql2-json"
+        else:
+            params[k] = str(v)
+    return params
+
+
+def _expected(env: Env, filters: dict[str, Any], options: dict[str, Any], names: list[str]) -> list[dict[str, Any]]:
+    keys = set(expected_items(env.oracle, env.items, **filters))
+    records = [r for r in env.items if r.key in keys]
+    return oracle_aggregate(records, names, options)
+
+
+def _names(env: Env, path: str = "/aggregations") -> list[str]:
+    r = env.client.get(path)
+    assert r.status_code == 200, r.text
+    return [a["name"] for a in r.json()["aggregations"]]
+
+
+@pytest.mark.parametrize("env_name", ["sample_env", "synth_env"])
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_aggregate_matches_the_oracle(request, env_name: str, case: int) -> None:
+    env: Env = request.getfixturevalue(env_name)
+    filters, options = CASES[case]
+    if env_name == "synth_env" and "collections" in filters:
+        filters = {"collections": sorted(env.oracle.collections)[:2]}
+    names = _names(env)
+    expected = _expected(env, filters, options, names)
+    get = env.client.get("/aggregate", params=_get_params(filters, options, names))
+    assert get.status_code == 200, get.text
+    post = env.client.post("/aggregate", json={**filters, **options, "aggregations": names,
+                                               **({"filter-lang": "cql2-json"} if "filter" in filters else {})})
+    assert post.status_code == 200, post.text
+    for response in (get, post):
+        body = response.json()
+        assert body["type"] == "AggregationCollection"
+        got = {a["name"]: a for a in body["aggregations"]}
+        assert list(got) == names
+        for want in expected:
+            assert got[want["name"]] == want, want["name"]
+
+
+def test_collection_aggregate_is_the_collection_filter(sample_env: Env) -> None:
+    env = sample_env
+    for cid in sorted(env.oracle.collections):
+        names = _names(env, f"/collections/{cid}/aggregations")
+        assert set(names) <= set(_names(env))
+        r = env.client.get(f"/collections/{cid}/aggregate", params={"aggregations": ",".join(names)})
+        assert r.status_code == 200, r.text
+        want = _expected(env, {"collections": [cid]}, {}, names)
+        assert r.json()["aggregations"] == want
+        post = env.client.post(f"/collections/{cid}/aggregate", json={"aggregations": names, "collections": ["misc"]})
+        assert post.json()["aggregations"] == want  # the path's collection, whatever the body says
+
+
+def test_defaults_errors_and_null_datetimes(sample_env: Env) -> None:
+    c = sample_env.client
+    r = c.get("/aggregate")
+    assert [a["name"] for a in r.json()["aggregations"]] == [
+        "total_count", "datetime_min", "datetime_max", "datetime_frequency", "collection_frequency"]
+    total = r.json()["aggregations"][0]["value"]
+    counted = sum(b["frequency"] for b in r.json()["aggregations"][3]["buckets"])
+    assert total == len(sample_env.items) > counted  # items whose datetime is null are in no bucket
+    for params in ({"aggregations": "nope"}, {"datetime_frequency_interval": "fortnight"},
+                   {"aggregations": "centroid_geohash_grid_frequency", "centroid_geohash_grid_frequency_precision": "13"},
+                   {"centroid_geotile_grid_frequency_precision": "x"},
+                   {"bbox": "0,0,1,1", "intersects": '{"type": "Point", "coordinates": [0, 0]}'},
+                   {"aggregations": "datetime_frequency", "datetime_frequency_interval": "second"}):
+        assert c.get("/aggregate", params=params).status_code == 400, params
+    assert c.get("/collections/nope/aggregate").status_code == 404
+    assert c.get("/collections/nope/aggregations").status_code == 404
+    assert c.get("/collections/dem-alps/aggregate", params={"aggregations": "cloud_cover_frequency"}).status_code == 400
+
+
+def test_links_conformance_and_openapi(sample_env: Env) -> None:
+    c = sample_env.client
+    landing = c.get("/").json()
+    rels = [(link["rel"], link.get("method")) for link in landing["links"]]
+    assert ("aggregate", "GET") in rels and ("aggregate", "POST") in rels and ("aggregations", None) in rels
+    aggregate_link = next(link for link in landing["links"] if link["rel"] == "aggregate")
+    assert aggregate_link["aggregations"] == _names(sample_env)
+    assert "https://api.stacspec.org/v0.3.0/aggregation" in c.get("/conformance").json()["conformsTo"]
+    cid = sorted(sample_env.oracle.collections)[0]
+    collection = c.get(f"/collections/{cid}").json()
+    hrefs = {link["rel"]: link["href"] for link in collection["links"]}
+    assert hrefs["aggregate"].endswith(f"/collections/{cid}/aggregate")
+    assert hrefs["aggregations"].endswith(f"/collections/{cid}/aggregations")
+    paths = c.get("/api").json()["paths"]
+    assert {"get", "post"} <= set(paths["/aggregate"]) and "/collections/{collectionId}/aggregations" in paths
+    listed = [p["$ref"].rsplit("/", 1)[1] for p in paths["/aggregate"]["get"]["parameters"]]
+    assert "aggregations" in listed and "centroid_geohex_grid_frequency_precision" in listed and "limit" not in listed
