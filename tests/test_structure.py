@@ -263,3 +263,61 @@ def test_the_structural_bound_setting() -> None:
     assert load_options(Settings(max_structure_bytes=1234)).max_structure_bytes == 1234
     assert load_options(Settings()).max_structure_bytes == default_structure_bytes()
     assert 256 * 1024**2 <= default_structure_bytes() <= 8 * 1024**3
+
+
+# -- large JSON documents: item links kept as bare hrefs ----------------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    '{}', ' { } ', '{"a": 1, "b": [1, 2.5, -3e2, true, false, null], "c": {"d": "\\u00e9\\n"}}',
+    '{"links": []}', '{"links": [ ]}', '{"id": "x", "links": [{"rel": "self", "href": "s"}, {"rel": "item"}, 5]}',
+    '{"links": [{"rel": "item", "href": "a"}, {"rel": "child", "href": "c"}, {"rel": "item", "href": "b", "type": "t"}]}',
+    '{"a": 1, "a": 2}', '\n{\n  "links" : [ {"rel":"item","href":"x"} ] ,\n  "z" : "é"\n}\n',
+])
+def test_a_lean_document_holds_what_orjson_reads(text: str) -> None:
+    import orjson
+
+    lean = formats.lean_document(text.encode())
+    full = orjson.loads(text)
+    assert lean is not None
+    links = lean.get("links")
+    if isinstance(links, formats.LeanLinks):  # the item links come back as bare hrefs
+        items = [ln for ln in full["links"] if isinstance(ln, dict) and ln.get("rel") == "item"
+                 and isinstance(ln.get("href"), str)]
+        assert links.item_hrefs == [ln["href"] for ln in items]
+        assert links.item_types == {n: ln["type"] for n, ln in enumerate(items) if "type" in ln}
+        full["links"] = [ln for ln in full["links"] if ln not in items]
+    assert lean == full
+
+
+@pytest.mark.parametrize("data", [
+    b'{"a": NaN}', b'{"a": Infinity}', b'{"a": 1} x', b'{"a": 1', b'{"a" 1}', b'{1: 2}', b'{"a": 1,}',
+    b'{"links": [1, 2}', b'{"links": [1 2]}', b'{"a": "\xff"}', b'{"links": [{"rel": "item", "href": "a"},]}',
+])
+def test_a_lean_document_refuses_what_orjson_refuses(data: bytes) -> None:
+    import orjson
+
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(data)
+    with pytest.raises(FormatError, match="invalid JSON"):
+        formats.lean_document(data)
+
+
+def test_a_catalog_read_lean_loads_the_same(monkeypatch: pytest.MonkeyPatch, catalog_dir: CatalogDir) -> None:
+    from server.sample import SAMPLE_ROOT
+
+    def keys(index: Any) -> list[tuple[Any, str]]:
+        return [(index.collection_of(pos), index.ids[pos]) for pos in range(index.size)]
+
+    catalog_dir.write("old/collection.json", {
+        "stac_version": "0.9.0", "id": "old", "description": "d", "license": "CC0-1.0",
+        "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]}, "temporal": {"interval": [[None, None]]}},
+        "links": [link("item", "./a.json"), link("license", "https://example.com/l")]})
+    catalog_dir.write("old/a.json", item("a", collection="old"))
+    roots = [str(SAMPLE_ROOT), str(catalog_dir.path("old/collection.json"))]
+    usual, usual_report = load_catalogs(roots)
+    monkeypatch.setattr(formats, "LEAN_BYTES", 0)  # every JSON object read lean
+    lean, lean_report = load_catalogs(roots)
+    assert keys(lean) == keys(usual) and lean.size > 0 and ("old", "a") in keys(lean)
+    assert lean.collections == usual.collections
+    assert lean_report.skips == usual_report.skips == []

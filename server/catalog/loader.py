@@ -36,7 +36,7 @@ from server.catalog import forked_reader, formats
 from server.catalog.fingerprint import Fingerprint
 from server.catalog.formats import FormatError
 from server.catalog.locations import Scope, is_url
-from server.catalog.normalize import child_hrefs, resolve_href, servable
+from server.catalog.normalize import resolve_href, servable
 from server.catalog.sources import Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.index import Index, IndexBuilder
@@ -189,6 +189,23 @@ def _kind(doc: dict[str, Any]) -> str:
 
 
 _PLAIN_JSON = frozenset({"application/json", "application/geo+json"})
+
+
+def _links(doc: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    """(rel, href, media type) of the document's child and item links, whether its links are
+    dicts or, for a large document, item hrefs kept bare (formats.LeanLinks)."""
+    links = doc.get("links")
+    if links is None:
+        return
+    for link in links if isinstance(links, list) else ():
+        if isinstance(link, dict):
+            rel, href = link.get("rel"), link.get("href")
+            if isinstance(href, str) and (rel == "item" or rel == "child"):
+                yield rel, href, link.get("type")
+    if isinstance(links, formats.LeanLinks):
+        types = links.item_types
+        for position, href in enumerate(links.item_hrefs):
+            yield "item", href, types.get(position) if types else None
 
 
 class Loader:
@@ -368,11 +385,14 @@ class Loader:
             self.skip(location, "not a JSON object")
             return []
         if needs_migration(doc):
+            links = doc.get("links")
             try:
                 doc = migrate(doc)
             except UnsupportedVersion as exc:
                 self.skip(location, str(exc))
                 return []
+            if isinstance(links, formats.LeanLinks):  # the item links kept bare stay with it
+                doc["links"] = formats.LeanLinks.like(links, doc.get("links") or ())
         kind = _kind(doc)
         if kind == "Feature":
             self._inline_items.append((doc, location, ctx))
@@ -403,7 +423,7 @@ class Loader:
                 collection_ctx = doc["id"]
             else:
                 self.skip_structure(location, f"duplicate collection id {doc['id']!r}; kept the first",
-                                    items=len(child_hrefs(doc, ("item",))))
+                                    items=sum(1 for rel, _, _ in _links(doc) if rel == "item"))
                 return []
         else:
             self.report.catalogs += 1
@@ -413,14 +433,8 @@ class Loader:
         children = []
         pending = self._pending_items
         admit = self._admit
-        for link in doc.get("links") or ():  # one pass, no list of hrefs (a collection may link 250k items)
-            if not isinstance(link, dict):
-                continue
-            rel, href = link.get("rel"), link.get("href")
-            if not isinstance(href, str) or (rel != "item" and rel != "child"):
-                continue
+        for rel, href, media_type in _links(doc):  # one pass, no list of hrefs (a collection may link 250k items)
             target = resolve_href(location, href)
-            media_type = link.get("type")
             if media_type and isinstance(media_type, str) and media_type not in _PLAIN_JSON:
                 self._media_types[target] = media_type  # a format the name may not say (formats.py)
             if rel == "child":
