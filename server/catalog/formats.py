@@ -78,7 +78,7 @@ class JsonDocument(Reader):
             if NDJSON.sniff(data[:HEAD_BYTES]) and NDJSON.first_is_object(data):
                 return NDJSON.values(data, location, skip)
             raise FormatError(f"invalid JSON: {exc}") from None
-        if isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
+        if type(doc) is dict and doc.get("type") == "FeatureCollection":
             return FEATURE_COLLECTION.features(doc)
         return (doc,)
 
@@ -281,16 +281,20 @@ JSON_DOCUMENT = register(JsonDocument())
 
 
 def extension(location: str) -> str:
-    """The lower-case extension of the last path segment (no query or fragment), or ''."""
+    """The lower-case extension of the last path segment, or ''; a URL's path ends at its
+    query or fragment."""
     end = len(location)
-    for mark in ("?", "#"):
-        at = location.find(mark, location.find("://") + 3 if "://" in location else 0)
-        if 0 <= at < end:
-            end = at
+    scheme_end = location.find("://", 0, 16)
+    if scheme_end >= 0:
+        for mark in ("?", "#"):
+            at = location.find(mark, scheme_end + 3, end)
+            if at >= 0:
+                end = at
     dot = location.rfind(".", 0, end)
     if dot < 0 or location.find("/", dot, end) >= 0:
         return ""
-    return location[dot + 1 : end].lower()
+    found = location[dot + 1 : end]
+    return found if found.islower() else found.lower()
 
 
 def by_name(location: str, media_type: str | None = None) -> Reader | None:
@@ -316,4 +320,5 @@ def choose(location: str, data: bytes, media_type: str | None = None) -> Reader:
 
 def read(location: str, data: bytes, skip: Skip, media_type: str | None = None) -> Iterable[Any]:
     """The JSON values of one document, through the reader chosen for it."""
-    return choose(location, data, media_type).read(data, location, skip)
+    reader = _BY_EXTENSION.get(extension(location)) or choose(location, data, media_type)
+    return reader.read(data, location, skip)
