@@ -321,3 +321,25 @@ def test_a_catalog_read_lean_loads_the_same(monkeypatch: pytest.MonkeyPatch, cat
     assert keys(lean) == keys(usual) and lean.size > 0 and ("old", "a") in keys(lean)
     assert lean.collections == usual.collections
     assert lean_report.skips == usual_report.skips == []
+
+
+@pytest.mark.parametrize("use_curl", [True, False])
+def test_the_bounds_over_http(catalog_dir: CatalogDir, monkeypatch: pytest.MonkeyPatch, use_curl: bool) -> None:
+    from tests.helpers import serve_folder
+
+    if use_curl and sources.CurlPool is None:
+        pytest.skip("pycurl is not installed")
+    if not use_curl:
+        monkeypatch.setattr(sources, "CurlPool", None)
+    _big_collection(catalog_dir, links=60)
+    assert catalog_dir.path("big/collection.json").stat().st_size > 5_000
+    with serve_folder(catalog_dir.root) as base:
+        root = f"{base}/catalog.json"
+        index, report = load_catalogs([root], LoadOptions(max_document_bytes=5_000, max_structure_bytes=1 << 20,
+                                                          fetch_retries=0))
+        assert sorted(index.ids) == ["i0", "i1", "i2", "s"] and not report.degraded
+        index, report = load_catalogs([root], LoadOptions(max_document_bytes=5_000, max_structure_bytes=5_000,
+                                                          fetch_retries=0))
+    assert index.ids == ["s"]
+    assert [s.location for s in report.structure_skips] == [f"{base}/big/collection.json"]
+    assert "byte limit" in report.structure_skips[0].reason
