@@ -1,4 +1,6 @@
-"""Reading the bytes of one document, locally or over HTTP, within a size limit.
+"""Reading the bytes of one document, locally, over HTTP or from S3, within a size limit: one
+Source class per URL scheme (LocalFiles, HttpSource, S3Source), registered by scheme; the
+Fetcher hands each location to its Source and a batch of them to their common Source.
 
 Remote documents: with pycurl installed, batches through libcurl's multi interface
 (curl.py; large ones in a child process, fetch_worker.py): measured against nginx on
@@ -192,6 +194,7 @@ class Fetcher:
         self.use_curl = use_curl
         self.worker_min_batch = worker_min_batch
         self._sources: dict[type[Source], Source] = {}
+        self._sources_lock = threading.Lock()
 
     def source(self, location: str) -> Source:
         cls = _SOURCES.get(scheme(location))
@@ -199,7 +202,10 @@ class Fetcher:
             raise FetchError(f"unsupported scheme in {location!r}")
         source = self._sources.get(cls)
         if source is None:
-            source = self._sources[cls] = cls(self)
+            with self._sources_lock:  # made once, also when first asked from the loader's threads
+                source = self._sources.get(cls)
+                if source is None:
+                    source = self._sources[cls] = cls(self)
         return source
 
     def _one_source(self, locations: Sequence[str]) -> Source | None:
@@ -224,7 +230,9 @@ class Fetcher:
         return source is not None and source.batches
 
     def all_local(self, locations: Sequence[str]) -> bool:
-        return all(scheme(loc) == "" for loc in locations)
+        """Whether all are files on this machine (which a forked reader may read)."""
+        source = self._one_source(locations)
+        return source is not None and source.local
 
     def __enter__(self) -> Fetcher:
         return self
