@@ -52,7 +52,12 @@ class Settings(BaseSettings):
         False, description="Let local catalogs follow links outside the root's folder."
     )
     max_document_bytes: int = Field(
-        32 * 1024 * 1024, description="Larger catalog documents are skipped."
+        32 * 1024 * 1024, description="Larger item documents (reached through an item link) are skipped."
+    )
+    max_structure_bytes: int | None = Field(
+        None, ge=1, description="Larger catalogs, collections and bulk item files (roots and child links) are "
+        "not read, an error (/_mgmt/ready: degraded). Unset: an eighth of physical memory, 256 MiB to 8 GiB "
+        "(a link list takes ~4x its size once parsed). A configured root may always be 8 GiB.",
     )
     max_documents: int = Field(5_000_000, description="Stop loading after this many documents.")
     max_depth: int = Field(64, description="Deepest catalog nesting followed.")

@@ -314,7 +314,13 @@ def test_item_collection_field_disagreeing_with_parent(catalog_dir: CatalogDir, 
     assert keys_of(index) == {("b", "y"), ("a", "z"), ("a", "n")}
     assert keys_of(index) == Oracle.from_root(catalog_dir.path("catalog.json"), only_loaded_collections=True).keys()
     assert report.skipped == 0
+    # reported: how many items, naming which collection, served under which
+    assert report.reassigned == {("not-loaded", "a"): 1}
+    assert "1 items naming collection 'not-loaded' served under 'a'" in report.summary()
     with make_client(index=index) as c:
+        ready = c.get("/_mgmt/ready").json()
+        assert ready["status"] == "ready"
+        assert ready["load"]["reassigned"] == [{"collection": "not-loaded", "served_under": "a", "items": 1}]
         assert c.get("/collections/b/items/y").json()["collection"] == "b"
         assert c.get("/collections/a/items/y").status_code == 404
         assert c.get("/search", params={"collections": "b"}).json()["numberMatched"] == 1

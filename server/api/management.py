@@ -38,13 +38,18 @@ async def ready(request: Request) -> Response:
     if index is None:
         error = reload_status["error"]
         raise NotReady("The catalog is still loading" + (f"; last error: {error}" if error else ""))
+    # The load's report: catalogs, collections or bulk files that could not be read (their items
+    # are missing, "degraded"), items served under another collection than the one they name.
+    load = getattr(index, "load_report", None)  # None: a snapshot older than the report
+    degraded = bool(load and load.get("structure_skipped"))
     return JSONResponse(
         {
-            "status": "ready",
+            "status": "degraded" if degraded else "ready",
             "version": index.version,
             "loaded_at": index.loaded_at,
             "collections": len(index.collections),
             "items": index.size,
+            "load": load,
             "last_reload": reload_status,
         }
     )

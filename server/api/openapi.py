@@ -123,7 +123,9 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         "/search": _get("Item search", "getItemSearch", names(ITEM_SEARCH), geojson),
         "/_mgmt/health": _get("Liveness: the process answers", "getHealth", [], errors=()),
         "/_mgmt/ready": _get(
-            "Readiness: index version, counts, load time and the last reload's result (503 until loaded)",
+            "Readiness: index version, counts, load time, what the load could not read (status "
+            "\"degraded\" when a catalog, collection or bulk file was not) and the last reload's result "
+            "(503 until loaded)",
             "getReady", [], errors=(),
         ),
         "/_mgmt/reload": {

@@ -15,7 +15,7 @@ log = logging.getLogger("stac_static_api")
 
 
 def load_options(settings: Settings, remote_cache: RemoteCache | None = None) -> LoadOptions:
-    return LoadOptions(
+    options = LoadOptions(
         remote_cache=remote_cache,
         max_document_bytes=settings.max_document_bytes,
         max_documents=settings.max_documents,
@@ -26,6 +26,9 @@ def load_options(settings: Settings, remote_cache: RemoteCache | None = None) ->
         allow_hosts=tuple(settings.allow_hosts),
         allow_outside_root=settings.allow_outside_root,
     )
+    if settings.max_structure_bytes is not None:  # else the default bound (loader.default_structure_bytes)
+        options.max_structure_bytes = settings.max_structure_bytes
+    return options
 
 
 def roots_of(settings: Settings) -> list[str]:
@@ -35,5 +38,5 @@ def roots_of(settings: Settings) -> list[str]:
 
 def load_index(settings: Settings, remote_cache: RemoteCache | None = None) -> Index:
     index, report = load_catalogs(roots_of(settings), load_options(settings, remote_cache))
-    log.info(report.summary())
+    (log.error if report.degraded else log.info)(report.summary())
     return index

@@ -3,6 +3,17 @@
 Two phases: first the structure (catalogs and collections, level by level), so that every
 collection is known before any item is indexed; then all items, fetched concurrently in
 chunks. Anything unreadable is skipped with a reason; nothing stops the load.
+
+Where a document comes from is its Source (sources.py, by URL scheme), how its bytes are read
+is its Reader (formats.py, by name, media type or content). How large it may be depends on how
+it was reached, which is known before it is read: a root or a child link leads to a structural
+document (a catalog, a collection, or a bulk FeatureCollection / ndjson file holding many
+items), read within ``max_structure_bytes``; an item link leads to one item, read within
+``max_document_bytes``. A structural document that cannot be read loses everything under it:
+the report counts these apart from skipped items (``structure_skips``), the index carries
+them to /_mgmt/ready ("degraded"), and ``stac-static-api index`` fails on them. Links refused
+by the scope rules (another host, outside the root folder) are the operator's policy, not a
+loss, and stay ordinary skips.
 """
 
 from __future__ import annotations
@@ -21,10 +32,11 @@ from typing import Any
 
 import orjson
 
-from server.catalog import forked_reader
+from server.catalog import forked_reader, formats
 from server.catalog.fingerprint import Fingerprint
-from server.catalog.locations import Scope, is_s3, is_url
-from server.catalog.normalize import child_hrefs, resolve_href, servable
+from server.catalog.formats import FormatError
+from server.catalog.locations import Scope, is_url
+from server.catalog.normalize import resolve_href, servable
 from server.catalog.sources import Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.index import Index, IndexBuilder
@@ -34,6 +46,17 @@ log = logging.getLogger("stac_static_api.loader")
 
 ITEM_CHUNK = 512
 MAX_SKIPS_KEPT = 1000
+ROOT_MAX_BYTES = 8 * 1024**3  # a configured root (the operator named it) may be this large at least
+
+
+@dataclass
+class StructureSkip:
+    """A structural document (root or child link) that was not read: everything under it is
+    missing. ``items``: how many item links it held, when known (it was parsed)."""
+
+    location: str
+    reason: str
+    items: int | None = None
 
 
 @dataclass
@@ -41,17 +64,49 @@ class LoadReport:
     catalogs: int = 0
     collections: int = 0
     items: int = 0
-    skipped: int = 0
+    skipped: int = 0  # every skip, structural documents included
     seconds: float = 0.0
     skips: list[tuple[str, str]] = field(default_factory=list)
     sources: SourceLog | None = None  # the local files read, for snapshot fingerprints
     roots: list[str] = field(default_factory=list)  # the documents the load started from
+    structure_skipped: int = 0
+    structure_skips: list[StructureSkip] = field(default_factory=list)
+    # (collection the items name, which is not loaded; the loaded one above them) -> items
+    reassigned: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @property
+    def degraded(self) -> bool:
+        """Whether a catalog, collection or bulk file could not be read (its items are missing)."""
+        return self.structure_skipped > 0
 
     def summary(self) -> str:
-        return (
+        text = (
             f"loaded {self.catalogs} catalogs, {self.collections} collections, {self.items} items; "
             f"skipped {self.skipped}; {self.seconds:.2f} s"
         )
+        if self.structure_skipped:
+            held = [s.items for s in self.structure_skips if s.items is not None]
+            text += (f"; ERROR: {self.structure_skipped} catalog/collection/bulk documents not read, "
+                     f"everything under them is missing"
+                     + (f" (at least {sum(held)} item links)" if held else "")
+                     + ": " + "; ".join(f"{s.location}: {s.reason}" for s in self.structure_skips[:5])
+                     + (" ..." if self.structure_skipped > 5 else ""))
+        if self.reassigned:
+            text += "; " + ", ".join(f"{n} items naming collection {declared!r} served under {parent!r}"
+                                     for (declared, parent), n in sorted(self.reassigned.items()))
+        return text
+
+    def problems(self) -> dict[str, Any]:
+        """What /_mgmt/ready shows of the load (JSON): skips, structural ones listed."""
+        return {
+            "skipped": self.skipped,
+            "structure_skipped": self.structure_skipped,
+            "structure_skips": [{"location": s.location, "reason": s.reason, "items": s.items}
+                                for s in self.structure_skips],
+            "items_missing_at_least": sum(s.items or 0 for s in self.structure_skips),
+            "reassigned": [{"collection": declared, "served_under": parent, "items": n}
+                           for (declared, parent), n in sorted(self.reassigned.items())],
+        }
 
 
 @dataclass(frozen=True)
@@ -60,9 +115,21 @@ class Context:
     depth: int
 
 
+def default_structure_bytes() -> int:
+    """The default structural bound: an eighth of physical memory (a link list parses to ~4x
+    its size in Python objects, bench/big_collection.py, so a document at the bound still fits
+    in about half of memory), at least 256 MiB, at most 8 GiB; 2 GiB where memory is unknown."""
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 2 * 1024**3
+    return min(8 * 1024**3, max(256 * 1024**2, memory // 8))
+
+
 @dataclass
 class LoadOptions:
-    max_document_bytes: int = 32 * 1024 * 1024
+    max_document_bytes: int = 32 * 1024 * 1024  # an item document
+    max_structure_bytes: int = field(default_factory=default_structure_bytes)  # catalogs, collections, bulk files
     max_documents: int = 5_000_000
     max_depth: int = 64
     fetch_concurrency: int = 32
@@ -108,19 +175,6 @@ def find_roots(root: str) -> list[str]:
     return [path]
 
 
-def _ndjson_lines(data: bytes) -> Iterator[tuple[int, memoryview]]:
-    """(line number, line) of newline-delimited JSON, without copying the whole file."""
-    view = memoryview(data)
-    start, number = 0, 0
-    while start < len(data):
-        end = data.find(b"\n", start)
-        end = len(data) if end < 0 else end
-        number += 1
-        if data[start:end].strip():
-            yield number, view[start:end]
-        start = end + 1
-
-
 def _kind(doc: dict[str, Any]) -> str:
     kind = doc.get("type")
     if kind in ("Catalog", "Collection", "Feature", "FeatureCollection"):
@@ -132,6 +186,26 @@ def _kind(doc: dict[str, Any]) -> str:
     if "links" in doc and "id" in doc:
         return "Catalog"
     return "unknown"
+
+
+_PLAIN_JSON = frozenset({"application/json", "application/geo+json"})
+
+
+def _links(doc: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    """(rel, href, media type) of the document's child and item links, whether its links are
+    dicts or, for a large document, item hrefs kept bare (formats.LeanLinks)."""
+    links = doc.get("links")
+    if links is None:
+        return
+    for link in links if isinstance(links, list) else ():
+        if isinstance(link, dict):
+            rel, href = link.get("rel"), link.get("href")
+            if isinstance(href, str) and (rel == "item" or rel == "child"):
+                yield rel, href, link.get("type")
+    if isinstance(links, formats.LeanLinks):
+        types = links.item_types
+        for position, href in enumerate(links.item_hrefs):
+            yield "item", href, types.get(position) if types else None
 
 
 class Loader:
@@ -150,6 +224,11 @@ class Loader:
         self._documents = 0
         self._pending_items: list[tuple[str, Context]] = []
         self._inline_items: list[tuple[dict[str, Any], str, Context]] = []
+        self._structural: set[str] = set()  # roots and children admitted: a skip of one is a loss
+        self._refused: set[str] = set()  # refused by policy once opened (a symlink): not a loss
+        self._walking = True
+        self._media_types: dict[str, str] = {}  # a link's type, when it is not plain JSON
+        self._structure_limit = max(self.options.max_structure_bytes, self.options.max_document_bytes)
         self._last_progress = 0.0
         show = self.options.progress
         self._show_progress = sys.stderr.isatty() if show is None else show
@@ -157,26 +236,46 @@ class Loader:
     # -- bookkeeping -----------------------------------------------------------------------
 
     def skip(self, location: str, reason: str) -> None:
+        """``location`` not read or not used, with why. During the walk, a root or child
+        document's skip is a structural one (skip_structure)."""
+        if self._walking and location in self._structural and location not in self._refused:
+            self.skip_structure(location, reason)
+            return
         self.report.skipped += 1
         if len(self.report.skips) < MAX_SKIPS_KEPT:
             self.report.skips.append((location, reason))
         log.warning("skipped %s: %s", location, reason)
 
-    def _admit(self, location: str, ctx: Context) -> bool:
+    def skip_structure(self, location: str, reason: str, items: int | None = None) -> None:
+        """A catalog, collection or bulk file not read: an error, everything under it is missing."""
+        self.report.skipped += 1
+        if len(self.report.skips) < MAX_SKIPS_KEPT:
+            self.report.skips.append((location, reason))
+        self.report.structure_skipped += 1
+        if len(self.report.structure_skips) < MAX_SKIPS_KEPT:
+            self.report.structure_skips.append(StructureSkip(location, reason, items))
+        log.error("not read: %s: %s; everything under it is missing", location, reason)
+
+    def _admit(self, location: str, ctx: Context, structural: bool = False) -> bool:
         """Whether a linked document should be read (in scope, new, within limits)."""
         key = location
         if key in self._seen:
             return False
         refusal = self.scope.refusal(location)
-        if refusal is None and ctx.depth > self.options.max_depth:
-            refusal = f"nesting deeper than {self.options.max_depth}"
-        if refusal is None and self._documents >= self.options.max_documents:
-            refusal = f"over the {self.options.max_documents} document limit"
-        if refusal is not None:
+        if refusal is not None:  # the scope rules: policy, not a loss
             self.skip(location, refusal)
+            return False
+        if ctx.depth > self.options.max_depth:
+            refusal = f"nesting deeper than {self.options.max_depth}"
+        elif self._documents >= self.options.max_documents:
+            refusal = f"over the {self.options.max_documents} document limit"
+        if refusal is not None:  # a limit cut the catalog short
+            (self.skip_structure if structural else self.skip)(location, refusal)
             return False
         self._seen.add(key)
         self._documents += 1
+        if structural:
+            self._structural.add(location)
         return True
 
     def _check_real_path(self, path: str, real: str) -> str | None:
@@ -185,8 +284,11 @@ class Loader:
         refusal = self.scope.real_refusal(real)
         if refusal is None and real != path:
             if real in self._seen:
-                return f"already read as {real} (a symlink leads here again)"
-            self._seen.add(real)
+                refusal = f"already read as {real} (a symlink leads here again)"
+            else:
+                self._seen.add(real)
+        if refusal is not None:
+            self._refused.add(path)
         return refusal
 
     def _progress(self, force: bool = False) -> None:
@@ -215,13 +317,17 @@ class Loader:
             remote_cache=self.options.remote_cache,
             real_path_check=self._check_real_path,
             roots=tuple(self.roots),
+            root_max_bytes=max(ROOT_MAX_BYTES, self._structure_limit),
             concurrency=self.options.fetch_concurrency,
         ) as fetcher, ThreadPoolExecutor(self.options.fetch_concurrency) as pool:
             self._fetcher = fetcher
             self._pool = pool
-            frontier = [(root, Context(None, 0)) for root in self.roots if self._admit(root, Context(None, 0))]
+            frontier = [(root, Context(None, 0)) for root in self.roots if self._admit(root, Context(None, 0), True)]
+            limit = fetcher.root_max_bytes
             while frontier:
-                frontier = self._walk_level(frontier)
+                frontier = self._walk_level(frontier, limit)
+                limit = self._structure_limit
+            self._walking = False
             self._load_items()
             self._progress(force=True)
             index = self.builder.build()
@@ -232,87 +338,70 @@ class Loader:
         self.report.items = index.size
         self.report.collections = len(index.collections)
         self.report.seconds = time.perf_counter() - started
+        index.load_report = self.report.problems()
         return index, self.report
 
     def _forget_walk(self) -> None:
         """Drop what only the walk needed (visited paths, resolved folders) before the
         memory is handed back."""
         self._seen = set()
+        self._structural = set()
         self.builder = IndexBuilder(on_reject=self.skip)
 
-    def _fetch_all(self, locations: list[str]) -> Iterator[tuple[str, bytes | None, str | None]]:
-        read = self._fetcher.fetch_result
-        if not any(is_url(loc) for loc in locations):
-            # local disks gain nothing from threads here, and pay for the hand-offs
-            yield from map(read, locations)
-        elif self._fetcher.batches and not any(is_s3(loc) for loc in locations):
-            # http(s) through libcurl: many in flight from this thread, parsed as they arrive
-            yield from self._fetcher.fetch_many(locations)
-        else:
-            yield from self._pool.map(read, locations)
-
-    def _walk_level(self, frontier: list[tuple[str, Context]]) -> list[tuple[str, Context]]:
+    def _walk_level(self, frontier: list[tuple[str, Context]], limit: int) -> list[tuple[str, Context]]:
         contexts = dict(frontier)
         following: list[tuple[str, Context]] = []
-        for location, docs in self._read_documents([loc for loc, _ in frontier]):
-            for doc in docs:
-                following.extend(self._structure_document(location, doc, contexts[location]))
+        for location, docs in self._read_documents([loc for loc, _ in frontier], limit):
+            try:
+                for doc in docs:
+                    following.extend(self._structure_document(location, doc, contexts[location]))
+            except FormatError as exc:  # a bulk file that went wrong part way
+                self.skip(location, str(exc))
             self._progress()
         return following
 
-    def _read_documents(self, locations: list[str]) -> Iterator[tuple[str, Iterable[Any]]]:
-        """The parsed document(s) at each location; what cannot be read or parsed is skipped."""
-        return self._parse_documents(self._fetch_all(locations))
+    def _read_documents(self, locations: list[str], limit: int) -> Iterator[tuple[str, Iterable[Any]]]:
+        """The parsed document(s) at each location, each read within ``limit`` bytes; what
+        cannot be read or parsed is skipped."""
+        return self._parse_documents(self._fetcher.fetch_all(locations, limit, self._pool))
 
     def _parse_documents(self, fetched: Iterable[tuple[str, bytes | None, str | None]]
                          ) -> Iterator[tuple[str, Iterable[Any]]]:
+        media_types = self._media_types
         for location, data, error in fetched:
             if data is None:
                 self.skip(location, error or "unreadable")
                 continue
             try:
-                yield location, [orjson.loads(data)]
-            except orjson.JSONDecodeError as exc:
-                lines = _ndjson_lines(data)
-                first = next(lines, None)
-                try:
-                    head = orjson.loads(first[1]) if first is not None else None
-                except orjson.JSONDecodeError:
-                    head = None
-                if not isinstance(head, dict):
-                    self.skip(location, f"invalid JSON: {exc}")
-                    continue
-                yield location, self._ndjson_documents(location, head, lines)
-
-    def _ndjson_documents(self, location: str, head: dict[str, Any],
-                          lines: Iterator[tuple[int, memoryview]]) -> Iterator[Any]:
-        """One parsed document at a time: a bulk file of a million items never becomes a
-        list of a million dicts. A line that is not JSON is skipped with its number."""
-        yield head
-        for number, line in lines:
-            try:
-                yield orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                self.skip(f"{location} line {number}", f"invalid JSON: {exc}")
+                docs = formats.read(location, data, self.skip, media_types.get(location) if media_types else None)
+            except FormatError as exc:
+                self.skip(location, str(exc))
+                continue
+            data = None  # a parsed document no longer needs its bytes (a bulk reader keeps its own)
+            yield location, docs
 
     def _structure_document(self, location: str, doc: Any, ctx: Context) -> list[tuple[str, Context]]:
         if not isinstance(doc, dict):
             self.skip(location, "not a JSON object")
             return []
         if needs_migration(doc):
+            links = doc.get("links")
             try:
                 doc = migrate(doc)
             except UnsupportedVersion as exc:
                 self.skip(location, str(exc))
                 return []
+            if isinstance(links, formats.LeanLinks):  # the item links kept bare stay with it
+                doc["links"] = formats.LeanLinks.like(links, doc.get("links") or ())
         kind = _kind(doc)
         if kind == "Feature":
             self._inline_items.append((doc, location, ctx))
             return []
-        if kind == "FeatureCollection":
-            features = doc.get("features")
-            if not isinstance(features, list):
-                self.skip(location, "FeatureCollection without a features array")
+        if kind == "FeatureCollection":  # one inside a bulk file (a file that is one, its reader reads)
+            try:
+                features = formats.FEATURE_COLLECTION.features(doc)
+            except FormatError as exc:
+                self.skip(location, str(exc))
                 return []
             for feature in features:
                 self._inline_items.append((feature, location, ctx))
@@ -330,7 +419,8 @@ class Loader:
             if self.builder.add_collection(collection):
                 collection_ctx = doc["id"]
             else:
-                self.skip(location, f"duplicate collection id {doc['id']!r}; kept the first")
+                self.skip_structure(location, f"duplicate collection id {doc['id']!r}; kept the first",
+                                    items=sum(1 for rel, _, _ in _links(doc) if rel == "item"))
                 return []
         else:
             self.report.catalogs += 1
@@ -338,14 +428,17 @@ class Loader:
             self.builder.root = {k: doc.get(k) for k in ("id", "title", "description") if doc.get(k)}
         child_ctx = Context(collection_ctx, ctx.depth + 1)
         children = []
-        for href in child_hrefs(doc, ("child",)):
+        pending = self._pending_items
+        admit = self._admit
+        for rel, href, media_type in _links(doc):  # one pass, no list of hrefs (a collection may link 250k items)
             target = resolve_href(location, href)
-            if self._admit(target, child_ctx):
-                children.append((target, child_ctx))
-        for href in child_hrefs(doc, ("item",)):
-            target = resolve_href(location, href)
-            if self._admit(target, child_ctx):
-                self._pending_items.append((target, child_ctx))
+            if media_type and isinstance(media_type, str) and media_type not in _PLAIN_JSON:
+                self._media_types[target] = media_type  # a format the name may not say (formats.py)
+            if rel == "child":
+                if admit(target, child_ctx, True):
+                    children.append((target, child_ctx))
+            elif admit(target, child_ctx):
+                pending.append((target, child_ctx))
         return children
 
     # -- items -----------------------------------------------------------------------------
@@ -358,20 +451,24 @@ class Loader:
         # libcurl's batches stream in order with bounded memory: all items in one (no pause
         # between chunks, and large enough for a fetch process); a thread pool's map holds
         # every result of its batch, so chunks there
-        if forked_reader.usable(len(pending)) and not any(is_url(loc) for loc, _ in pending):
+        if forked_reader.usable(len(pending)) and self._fetcher.all_local([loc for loc, _ in pending]):
             done = self._load_items_forked(pending)
             del pending[:done]  # what a child that died did not send is read here
         size = ITEM_CHUNK
-        if self._fetcher.batches and not any(is_s3(loc) for loc, _ in pending):
+        if self._fetcher.batches_all([loc for loc, _ in pending]):
             size = max(1, len(pending))
+        limit = self.options.max_document_bytes
         for start in range(0, len(pending), size):
             chunk = pending[start : start + size]
             contexts = iter(chunk)
-            for location, docs in self._read_documents([loc for loc, _ in chunk]):
+            for location, docs in self._read_documents([loc for loc, _ in chunk], limit):
                 # in order; those skipped as unreadable are passed
                 ctx = next(ctx for known, ctx in contexts if known == location)
-                for doc in docs:
-                    self._add_item(doc, location, ctx)
+                try:
+                    for doc in docs:
+                        self._add_item(doc, location, ctx)
+                except FormatError as exc:
+                    self.skip(location, str(exc))
                 self._progress()
         pending.clear()
 
@@ -388,8 +485,11 @@ class Loader:
             else:
                 raw = (location, payload, None) if kind == b"r" else (location, None, payload.decode())
                 for _, docs in self._parse_documents([raw]):
-                    for doc in docs:
-                        self._add_item(doc, location, ctx)
+                    try:
+                        for doc in docs:
+                            self._add_item(doc, location, ctx)
+                    except FormatError as exc:
+                        self.skip(location, str(exc))
             done = position + 1
             self._progress()
         return done
@@ -432,6 +532,8 @@ class Loader:
                 "%s: item names collection %r, which is not loaded; using its parent %r",
                 location, declared, ctx.collection,
             )
+            key = (declared, ctx.collection)
+            self.report.reassigned[key] = self.report.reassigned.get(key, 0) + 1
             return ctx.collection
         log.info("%s: item names collection %r, which is not loaded; served without one", location, declared)
         return None

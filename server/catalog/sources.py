@@ -1,4 +1,6 @@
-"""Reading the bytes of one document, locally or over HTTP, within a size limit.
+"""Reading the bytes of one document, locally, over HTTP or from S3, within a size limit: one
+Source class per URL scheme (LocalFiles, HttpSource, S3Source), registered by scheme; the
+Fetcher hands each location to its Source and a batch of them to their common Source.
 
 Remote documents: with pycurl installed, batches through libcurl's multi interface
 (curl.py; large ones in a child process, fetch_worker.py): measured against nginx on
@@ -15,14 +17,14 @@ import stat
 import threading
 import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
 from typing import Any
 
 import urllib3
 from cachetools import LRUCache
 
 from server.catalog.conditional import validator_headers
-from server.catalog.locations import is_remote
 
 try:  # libcurl's multi interface: many remote documents at once for little Python (curl.py)
     from server.catalog.curl_pool import CurlPool
@@ -117,7 +119,59 @@ class RemoteCache:
                 self._entries[url] = (etag, modified, body)
 
 
+Result = tuple[str, "bytes | None", "str | None"]  # (location, body, None) or (location, None, reason)
+
+
+class Source:
+    """How documents of some URL schemes are read: ``fetch`` one within a byte limit, or
+    ``fetch_many`` in order (concurrently where the scheme gains from it: from the loader's
+    threads, or libcurl's own batches). One instance per Fetcher and class, made on first use;
+    it shares the Fetcher's settings (timeouts, retries, the caches, the files-read log).
+
+    A new scheme is one subclass with its ``schemes`` and ``fetch``, and ``@register_source``."""
+
+    schemes: tuple[str, ...] = ()
+    local = False  # files on this machine: a forked reader may read them (forked_reader.py)
+    batches = False  # fetch_many reads concurrently by itself: one batch may hold them all
+
+    def __init__(self, fetcher: Fetcher) -> None:
+        self.fetcher = fetcher
+
+    def fetch(self, location: str, limit: int) -> bytes:
+        raise NotImplementedError
+
+    def fetch_many(self, locations: Sequence[str], limit: int, pool: Executor | None) -> Iterator[Result]:
+        """Each location's result, in order; concurrently from ``pool`` when given."""
+        def read(location: str) -> Result:
+            try:
+                return location, self.fetch(location, limit), None
+            except FetchError as exc:
+                return location, None, str(exc)
+
+        return map(read, locations) if pool is None else pool.map(read, locations)
+
+    def close(self) -> None:
+        pass
+
+
+_SOURCES: dict[str, type[Source]] = {}
+
+
+def register_source(cls: type[Source]) -> type[Source]:
+    for scheme in cls.schemes:
+        _SOURCES[scheme] = cls
+    return cls
+
+
+def scheme(location: str) -> str:
+    """The URL scheme, lower case; '' for a local path (a single letter is a drive)."""
+    at = location.find("://", 0, 16)
+    return location[:at].lower() if at > 1 else ""
+
+
 class Fetcher:
+    """Reads documents from whichever Source their scheme names, each within its byte limit."""
+
     def __init__(
         self, *, max_bytes: int, timeout: float = 20.0, retries: int = 3, remote_cache: RemoteCache | None = None,
         real_path_check: Callable[[str, str], str | None] | None = None,
@@ -126,25 +180,59 @@ class Fetcher:
     ) -> None:
         self.roots = set(roots)
         self.root_max_bytes = max(root_max_bytes, max_bytes)
-        self._real_path_check = real_path_check
+        self.real_path_check = real_path_check
         self.remote_cache = remote_cache
         self.sources = SourceLog()
-        self._s3: Any = None
         self.max_bytes = max_bytes
         self.retries = retries
-        self._client: urllib3.PoolManager | None = None
-        self._timeout = timeout
+        self.timeout = timeout
+        self.concurrency = concurrency
         if use_curl is None:
             use_curl = CurlPool is not None
         if use_curl and CurlPool is None:
             raise FetchError("pycurl is not installed")
-        self._curl = CurlPool(concurrency, timeout, retries, worker_min_batch) if use_curl else None
+        self.use_curl = use_curl
+        self.worker_min_batch = worker_min_batch
+        self._sources: dict[type[Source], Source] = {}
+        self._sources_lock = threading.Lock()
+
+    def source(self, location: str) -> Source:
+        cls = _SOURCES.get(scheme(location))
+        if cls is None:
+            raise FetchError(f"unsupported scheme in {location!r}")
+        source = self._sources.get(cls)
+        if source is None:
+            with self._sources_lock:  # made once, also when first asked from the loader's threads
+                source = self._sources.get(cls)
+                if source is None:
+                    source = self._sources[cls] = cls(self)
+        return source
+
+    def _one_source(self, locations: Sequence[str]) -> Source | None:
+        """The Source of all the locations, or None when they need several (or none exists)."""
+        if not locations:
+            return None
+        try:
+            first = self.source(locations[0])
+            return first if all(self.source(loc) is first for loc in locations) else None
+        except FetchError:
+            return None
 
     @property
     def batches(self) -> bool:
-        """Whether fetch_many reads remote documents concurrently by itself (libcurl); else
-        the caller runs fetch() from threads."""
-        return self._curl is not None
+        """Whether fetch_many reads remote (http) documents concurrently by itself
+        (libcurl); else the caller runs fetch() from threads."""
+        return self.use_curl
+
+    def batches_all(self, locations: Sequence[str]) -> bool:
+        """Whether one fetch_all of all these streams them in order with bounded memory."""
+        source = self._one_source(locations)
+        return source is not None and source.batches
+
+    def all_local(self, locations: Sequence[str]) -> bool:
+        """Whether all are files on this machine (which a forked reader may read)."""
+        source = self._one_source(locations)
+        return source is not None and source.local
 
     def __enter__(self) -> Fetcher:
         return self
@@ -153,61 +241,68 @@ class Fetcher:
         self.close()
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.clear()
-            self._client = None
-        if self._curl is not None:
-            self._curl.close()
+        sources, self._sources = self._sources, {}
+        for source in sources.values():
+            source.close()
 
     def _limit(self, location: str) -> int:
         return self.root_max_bytes if location in self.roots else self.max_bytes
 
-    def fetch_result(self, location: str) -> tuple[str, bytes | None, str | None]:
+    def fetch_result(self, location: str, limit: int | None = None) -> Result:
         try:
-            return location, self.fetch(location), None
+            return location, self.fetch(location, limit), None
         except FetchError as exc:
             return location, None, str(exc)
 
-    def fetch_many(self, locations: list[str]) -> Iterator[tuple[str, bytes | None, str | None]]:
+    def fetch_all(self, locations: Sequence[str], limit: int | None = None,
+                  pool: Executor | None = None) -> Iterator[Result]:
+        """Every location's result, in order, each within ``limit`` (default: the item
+        limit, the root limit for a root), through its Source; locations of several
+        sources are read one by one from ``pool``."""
+        source = self._one_source(locations)
+        if source is None:
+            def read(location: str) -> Result:
+                return self.fetch_result(location, limit)
+
+            return map(read, locations) if pool is None else pool.map(read, locations)
+        if limit is None:
+            return self._fetch_many_by_location(source, locations, pool)
+        return source.fetch_many(locations, limit, pool)
+
+    def _fetch_many_by_location(self, source: Source, locations: Sequence[str],
+                                pool: Executor | None) -> Iterator[Result]:
+        roots = [loc for loc in locations if loc in self.roots]
+        if not roots:
+            yield from source.fetch_many(locations, self.max_bytes, pool)
+            return
+        for location in locations:  # rare: roots among others, each with its own limit
+            yield self.fetch_result(location)
+
+    def fetch_many(self, locations: list[str]) -> Iterator[Result]:
         """(location, body, None) or (location, None, reason) for each, in order: http(s)
         through libcurl, many in flight from this thread; anything else one by one. Only
         when `batches`; one thread at a time per batch (each batch has its own session)."""
-        assert self._curl is not None
-        return self._curl.fetch_many(locations, self._limit, self.remote_cache, self.fetch_result)
+        assert self.use_curl
+        source = self.source("http://")
+        assert isinstance(source, HttpSource)
+        return source.curl_many(locations, self._limit)
 
-    def fetch(self, location: str) -> bytes:
+    def fetch(self, location: str, limit: int | None = None) -> bytes:
         # A configured root (a bulk ndjson or FeatureCollection file may be gigabytes) has its
-        # own, larger limit; every document it leads to has the per-document one.
-        limit = self._limit(location)
-        if is_remote(location):
-            if self._curl is not None:
-                return self._fetch_remote_curl(location)
-            return self._fetch_remote(location, limit)
-        if location.startswith("s3://"):
-            return self._fetch_s3(location, limit)
-        return self._fetch_local(location, limit)
+        # own, larger limit; every document it leads to has the one the caller gives, by
+        # default the per-document (item) one.
+        return self.source(location).fetch(location, self._limit(location) if limit is None else limit)
 
-    def _fetch_s3(self, url: str, limit: int) -> bytes:
-        """s3:// through boto3 (the AWS SDK: credentials, endpoint such as MinIO's, retries
-        and signing from the usual AWS environment variables and files; anonymous when
-        no credentials are configured, for public buckets)."""
-        if self._s3 is None:
-            self._s3 = s3_client(self._timeout, self.retries)
-        bucket, _, key = url[len("s3://"):].partition("/")
-        try:
-            obj = self._s3.get_object(Bucket=bucket, Key=key)
-        except Exception as exc:  # botocore's ClientError, EndpointConnectionError, ...
-            raise FetchError(f"S3 {type(exc).__name__}: {exc}") from None
-        size = obj.get("ContentLength") or 0
-        if size > limit:
-            obj["Body"].close()
-            raise FetchError(f"object is {size} bytes, over the {limit} byte limit")
-        body = obj["Body"].read(limit + 1)
-        if len(body) > limit:
-            raise FetchError(f"object over the {limit} byte limit")
-        return body
 
-    def _fetch_local(self, path: str, limit: int) -> bytes:
+@register_source
+class LocalFiles(Source):
+    """Paths on this machine: one open, one fstat, one read; only regular files; where the
+    opened file really is goes to the loader's check (symlinks out of the roots, aliases)."""
+
+    schemes = ("",)
+    local = True
+
+    def fetch(self, path: str, limit: int) -> bytes:
         """One open, one fstat, one read: cheaper than the io stack, and only regular
         files (a FIFO or device would never end)."""
         try:
@@ -221,7 +316,7 @@ class Fetcher:
                 raise FetchError("not a regular file")
             if info.st_size > limit:
                 raise FetchError(f"file is {info.st_size} bytes, over the {limit} byte limit")
-            self.sources.add(path, info.st_size, info.st_mtime_ns)
+            self.fetcher.sources.add(path, info.st_size, info.st_mtime_ns)
             chunks = [os.read(fd, info.st_size + 1)]
             total = len(chunks[0])
             while chunks[-1] and total <= limit and total > info.st_size:
@@ -238,39 +333,76 @@ class Fetcher:
     def _check_real_path(self, path: str, fd: int) -> None:
         """Where the opened file really is (one readlink of /proc/self/fd, not an lstat per
         path component), for the caller's check: inside the roots, not read before."""
-        if self._real_path_check is None:
+        if self.fetcher.real_path_check is None:
             return
         try:
             real = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
             real = os.path.realpath(path)
-        refusal = self._real_path_check(path, real)
+        refusal = self.fetcher.real_path_check(path, real)
         if refusal is not None:
             raise FetchError(refusal)
 
-    def _fetch_remote_curl(self, url: str) -> bytes:
-        [(_, body, error)] = list(self.fetch_many([url]))
-        if body is None:
-            raise FetchError(error or "unreadable")
-        return body
+    def fetch_many(self, locations: Sequence[str], limit: int, pool: Executor | None) -> Iterator[Result]:
+        # local disks gain nothing from threads here, and pay for the hand-offs
+        return super().fetch_many(locations, limit, None)
 
-    def _client_for_remote(self) -> urllib3.PoolManager:
+
+@register_source
+class HttpSource(Source):
+    """http(s): batches through libcurl (curl_pool.py) when pycurl is installed, else
+    urllib3 from the caller's threads."""
+
+    schemes = ("http", "https")
+
+    def __init__(self, fetcher: Fetcher) -> None:
+        super().__init__(fetcher)
+        self.batches = fetcher.use_curl
+        self._curl = (CurlPool(fetcher.concurrency, fetcher.timeout, fetcher.retries, fetcher.worker_min_batch)
+                      if fetcher.use_curl else None)
+        self._client: urllib3.PoolManager | None = None
+
+    def fetch(self, location: str, limit: int) -> bytes:
+        if self._curl is not None:
+            [(_, body, error)] = list(self.curl_many([location], lambda _: limit))
+            if body is None:
+                raise FetchError(error or "unreadable")
+            return body
+        return self._fetch_urllib3(location, limit)
+
+    def curl_many(self, locations: Sequence[str], limit_of: Callable[[str], int]) -> Iterator[Result]:
+        assert self._curl is not None
+        return self._curl.fetch_many(locations, limit_of, self.fetcher.remote_cache, self.fetcher.fetch_result)
+
+    def fetch_many(self, locations: Sequence[str], limit: int, pool: Executor | None) -> Iterator[Result]:
+        if self._curl is not None:  # many in flight from this thread, parsed as they arrive
+            return self.curl_many(locations, lambda _: limit)
+        return super().fetch_many(locations, limit, pool)
+
+    def client(self) -> urllib3.PoolManager:
         if self._client is None:
             self._client = urllib3.PoolManager(
                 maxsize=64,
                 block=False,
                 retries=False,  # retried below, with backoff, only on what is worth retrying
-                timeout=urllib3.Timeout(connect=self._timeout, read=self._timeout),
+                timeout=urllib3.Timeout(connect=self.fetcher.timeout, read=self.fetcher.timeout),
             )
         return self._client
 
-    def _fetch_remote(self, url: str, limit: int) -> bytes:
-        client = self._client_for_remote()
-        cache = self.remote_cache
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.clear()
+            self._client = None
+        if self._curl is not None:
+            self._curl.close()
+
+    def _fetch_urllib3(self, url: str, limit: int) -> bytes:
+        client = self.client()
+        cache = self.fetcher.remote_cache
         headers = cache.conditional_headers(url) if cache is not None else {}
         delay = 0.2
-        for attempt in range(self.retries + 1):
-            last = attempt == self.retries
+        for attempt in range(self.fetcher.retries + 1):
+            last = attempt == self.fetcher.retries
             try:
                 response = client.request("GET", url, headers=headers, preload_content=False, redirect=False)
             except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError) as exc:
@@ -326,7 +458,7 @@ class Fetcher:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise FetchError(f"response of {declared} bytes, over the {limit} byte limit")
-        deadline = time.monotonic() + 3 * self._timeout
+        deadline = time.monotonic() + 3 * self.fetcher.timeout
         chunks: list[bytes] = []
         total = 0
         for chunk in response.stream(1 << 16):
@@ -334,6 +466,37 @@ class Fetcher:
             if total > limit:
                 raise FetchError(f"response over the {limit} byte limit")
             if time.monotonic() > deadline:
-                raise FetchError(f"response not complete after {3 * self._timeout:.0f} s")
+                raise FetchError(f"response not complete after {3 * self.fetcher.timeout:.0f} s")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+@register_source
+class S3Source(Source):
+    """s3:// through boto3, from the caller's threads."""
+
+    schemes = ("s3",)
+
+    def __init__(self, fetcher: Fetcher) -> None:
+        super().__init__(fetcher)
+        self.client: Any = None
+
+    def fetch(self, url: str, limit: int) -> bytes:
+        """s3:// through boto3 (the AWS SDK: credentials, endpoint such as MinIO's, retries
+        and signing from the usual AWS environment variables and files; anonymous when
+        no credentials are configured, for public buckets)."""
+        if self.client is None:
+            self.client = s3_client(self.fetcher.timeout, self.fetcher.retries)
+        bucket, _, key = url[len("s3://"):].partition("/")
+        try:
+            obj = self.client.get_object(Bucket=bucket, Key=key)
+        except Exception as exc:  # botocore's ClientError, EndpointConnectionError, ...
+            raise FetchError(f"S3 {type(exc).__name__}: {exc}") from None
+        size = obj.get("ContentLength") or 0
+        if size > limit:
+            obj["Body"].close()
+            raise FetchError(f"object is {size} bytes, over the {limit} byte limit")
+        body = obj["Body"].read(limit + 1)
+        if len(body) > limit:
+            raise FetchError(f"object over the {limit} byte limit")
+        return body

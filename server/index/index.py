@@ -70,6 +70,9 @@ class Index(Table):
         # catalog.fingerprint.Fingerprint of the local files read (paths, sizes, mtimes): for watching them
         # and for checking a snapshot; compact, unlike the loader's list of a million paths
         self.fingerprint: Any = None
+        # What the load that built it reports (JSON: skipped structural documents, items served
+        # under another collection); /_mgmt/ready shows it. Set by the loader; None when unknown.
+        self.load_report: dict[str, Any] | None = None
         self.size = len(ids)
         # id → positions without a dict entry (and int objects) per item: a sorted vocabulary
         # of ids, each position's code in it, and the positions grouped by code.

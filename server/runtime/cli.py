@@ -161,10 +161,13 @@ def build_index(settings: Settings, output: str) -> int:
         print(f"stac-static-api: {exc}", file=sys.stderr)
         return 1
     print(f"stac-static-api: {report.summary()}", file=sys.stderr)
-    failed_roots = [(where, why) for where, why in report.skips if where in set(report.roots)]
-    if failed_roots:  # a snapshot without one of its roots would be served as if complete
-        for where, why in failed_roots:
-            print(f"stac-static-api: root {where} not loaded: {why}", file=sys.stderr)
+    # A snapshot without one of its roots, catalogs, collections or bulk files would be served
+    # as if complete: every structural document not read fails the build.
+    if report.degraded:
+        for skipped in report.structure_skips:
+            held = f" ({skipped.items} item links)" if skipped.items is not None else ""
+            role = "root " if skipped.location in set(report.roots) else ""
+            print(f"stac-static-api: {role}{skipped.location} not loaded{held}: {skipped.reason}", file=sys.stderr)
         print("stac-static-api: no snapshot written", file=sys.stderr)
         return 1
     header = write_snapshot(output, index, roots_of(settings))
