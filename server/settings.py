@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     query_time_budget: float = Field(10.0, gt=0, description="Seconds a search may run before it stops with "
                                      "a 400 asking to narrow it.")
     max_request_bytes: int = Field(1024 * 1024, ge=1024, description="Largest POST body; larger ones get a 413.")
+    parquet_assets: bool = Field(
+        True, description="Load a collection's stac-geoparquet asset (type application/vnd.apache.parquet, or "
+        "key geoparquet-items) as that collection's items.")
     search_threads: int = Field(
         1, ge=1, description="Searches, large parses and large pages run at once in worker threads (the rest wait "
         "their turn). One keeps a core for the event loop: under 8 clients of hostile requests /_mgmt/health's "

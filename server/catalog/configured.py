@@ -25,6 +25,7 @@ def load_options(settings: Settings, remote_cache: RemoteCache | None = None) ->
         fetch_retries=settings.fetch_retries,
         allow_hosts=tuple(settings.allow_hosts),
         allow_outside_root=settings.allow_outside_root,
+        parquet_assets=settings.parquet_assets,
     )
     if settings.max_structure_bytes is not None:  # else the default bound (loader.default_structure_bytes)
         options.max_structure_bytes = settings.max_structure_bytes

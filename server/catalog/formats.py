@@ -257,6 +257,34 @@ def _lines(data: bytes) -> Iterator[tuple[int, memoryview]]:
 # -- the registry ------------------------------------------------------------------------------
 
 _READERS: list[Reader] = []
+class GeoParquet(Reader):
+    """stac-geoparquet: one item per row, read a record batch at a time (server.catalog.parquet,
+    on pyarrow: the optional `parquet` extra)."""
+
+    name = "stac-geoparquet"
+    extensions = ("parquet", "geoparquet")
+    media_types = ("application/vnd.apache.parquet", "application/x-parquet")
+
+    def sniff(self, head: bytes) -> bool:
+        return head[:4] == b"PAR1"
+
+    def read(self, data: bytes, location: str, skip: Skip) -> Iterable[Any]:
+        try:
+            # Only here: pyarrow is an optional extra, and most catalogs hold no parquet.
+            from server.catalog import parquet  # noqa: PLC0415
+        except ImportError:
+            raise FormatError("stac-geoparquet needs pyarrow: pip install 'stac-static-api[parquet]'") from None
+        return self._items(parquet, data, location)
+
+    @staticmethod
+    def _items(parquet: Any, data: bytes, location: str) -> Iterator[Any]:
+        try:
+            for batch in parquet.read_batches(data, location=location):
+                yield from batch
+        except parquet.ParquetError as exc:
+            raise FormatError(str(exc)) from None
+
+
 _BY_EXTENSION: dict[str, Reader] = {}
 _BY_MEDIA_TYPE: dict[str, Reader] = {}
 
@@ -275,6 +303,7 @@ def register(reader: R) -> R:
     return reader
 
 
+GEOPARQUET = register(GeoParquet())
 FEATURE_COLLECTION = register(FeatureCollection())
 NDJSON = register(Ndjson())
 JSON_DOCUMENT = register(JsonDocument())

@@ -139,6 +139,7 @@ class LoadOptions:
     allow_outside_root: bool = False
     progress: bool | None = None  # None: when stderr is a terminal
     remote_cache: RemoteCache | None = None  # kept across reloads for conditional requests
+    parquet_assets: bool = True  # a collection's stac-geoparquet asset holds its items
 
 
 def release_free_memory() -> None:
@@ -165,6 +166,9 @@ def find_roots(root: str) -> list[str]:
     for name in ("catalog.json", "collection.json"):
         if os.path.isfile(os.path.join(path, name)):
             return [os.path.join(path, name)]
+    parquet = sorted(glob.glob(os.path.join(path, "**", "*.parquet"), recursive=True))
+    if parquet and not glob.glob(os.path.join(path, "**", "*.json"), recursive=True):
+        return parquet  # a folder of stac-geoparquet files (hive-partitioned or not)
     for depth in range(1, 6):
         pattern = os.path.join(path, *(["*"] * depth))
         found = sorted(
@@ -173,6 +177,24 @@ def find_roots(root: str) -> list[str]:
         if found:
             return found
     return [path]
+
+
+def _parquet_assets(collection: dict[str, Any]) -> list[str]:
+    """The hrefs of a collection's stac-geoparquet assets of items: typed as parquet, or keyed
+    geoparquet-items (the stac-geoparquet convention) with a parquet name."""
+    assets = collection.get("assets")
+    if not isinstance(assets, dict):
+        return []
+    found = []
+    for key, asset in assets.items():
+        if not isinstance(asset, dict) or not isinstance(asset.get("href"), str):
+            continue
+        media_type = str(asset.get("type") or "").partition(";")[0].strip().lower()
+        roles = asset["roles"] if isinstance(asset.get("roles"), list) else []
+        if media_type in formats.GeoParquet.media_types or key == "geoparquet-items" or "stac-items" in roles:
+            if media_type in formats.GeoParquet.media_types or formats.extension(asset["href"]) in ("parquet", "geoparquet"):
+                found.append(asset["href"])
+    return found
 
 
 def _kind(doc: dict[str, Any]) -> str:
@@ -430,6 +452,12 @@ class Loader:
         children = []
         pending = self._pending_items
         admit = self._admit
+        if kind == "Collection" and self.options.parquet_assets:
+            for href in _parquet_assets(doc):  # its items, in bulk (stac-geoparquet's collection asset)
+                target = resolve_href(location, href)
+                self._media_types[target] = formats.GeoParquet.media_types[0]
+                if admit(target, child_ctx, True):
+                    children.append((target, child_ctx))
         for rel, href, media_type in _links(doc):  # one pass, no list of hrefs (a collection may link 250k items)
             target = resolve_href(location, href)
             if media_type and isinstance(media_type, str) and media_type not in _PLAIN_JSON:

@@ -69,11 +69,14 @@ def read_items(source: Source, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator
         yield from batch
 
 
-def read_batches(source: Source, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[list[dict[str, Any]]]:
+def read_batches(source: Source, batch_size: int = DEFAULT_BATCH_SIZE,
+                 location: str | None = None) -> Iterator[list[dict[str, Any]]]:
     """The items of each record batch, a list at a time: at most batch_size items in memory
-    as dicts (plus the file's decoded row group, pyarrow's unit of reading)."""
+    as dicts (plus the file's decoded row group, pyarrow's unit of reading). For bytes,
+    `location` is where they came from: its `key=value` folders are hive partition values."""
     if isinstance(source, bytes | bytearray | memoryview):
-        yield from _file_batches(pa.BufferReader(source), {}, batch_size, "<bytes>")
+        partition = hive_partition(location) if location else {}
+        yield from _file_batches(pa.BufferReader(source), partition, batch_size, location or "<bytes>")
         return
     path = Path(source)
     if path.is_dir():
@@ -81,6 +84,17 @@ def read_batches(source: Source, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterat
             yield from _file_batches(str(file), partition, batch_size, str(file))
     else:
         yield from _file_batches(str(path), {}, batch_size, str(path))
+
+
+def hive_partition(location: str) -> dict[str, str | None]:
+    """The hive partition values (`key=value` folders) in a file's path or URL."""
+    partition: dict[str, str | None] = {}
+    for part in location.split("?", 1)[0].split("/")[:-1]:
+        key, sep, value = part.partition("=")
+        if sep and key:
+            value = unquote(value)
+            partition[unquote(key)] = None if value == HIVE_NULL else value
+    return partition
 
 
 def _folder_files(folder: Path) -> list[tuple[Path, dict[str, str | None]]]:
