@@ -75,9 +75,9 @@ def _get(summary: str, op_id: str, params: list[str], media_type: str = "applica
     }
 
 
-def _file(summary: str, op_id: str, media_type: str, file_schema: dict[str, Any] | None = None) -> dict[str, Any]:
+def _file(summary: str, op_id: str, media_types: list[str], file_schema: dict[str, Any] | None = None) -> dict[str, Any]:
     """A static file; ``file_schema``: what the path's {file} may be (a 404 otherwise)."""
-    ok = {"description": summary, "content": {media_type: {"schema": {"type": "string", "format": "binary"}}}}
+    ok = {"description": summary, "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in media_types}}
     op: dict[str, Any] = {"summary": summary, "operationId": op_id, "tags": ["Files"], "responses": {"200": ok}}
     if file_schema is not None:
         op["parameters"] = [_param("file", "File name", file_schema, "path", True)]
@@ -140,9 +140,10 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "getReady", [], errors=(),
         ),
         SWAGGER_UI_PATH + "/{file}": _file("Swagger UI's script and style sheet, for /api.html", "getSwaggerUiFile",
-                                           "text/javascript", {"type": "string", "enum": list(SWAGGER_UI_FILES)}),
-        FAVICON_PATH: _file("The favicon", "getFavicon", "image/x-icon"),
-        THUMBNAILS_PATH + "/{file}": _file("A thumbnail of the bundled sample catalog", "getSampleThumbnail", "image/png",
+                                           sorted({t.split(";")[0] for t in SWAGGER_UI_FILES.values()}),
+                                           {"type": "string", "enum": list(SWAGGER_UI_FILES)}),
+        FAVICON_PATH: _file("The favicon", "getFavicon", ["image/x-icon"]),
+        THUMBNAILS_PATH + "/{file}": _file("A thumbnail of the bundled sample catalog", "getSampleThumbnail", ["image/png"],
                                            {"type": "string", "pattern": r"^[A-Za-z0-9_-]+\.png$"}),
         "/_mgmt/reload": {
             "post": {
