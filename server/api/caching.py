@@ -15,9 +15,12 @@ from cachetools import LRUCache
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.api.static_files import STATIC_PREFIXES
+
 LINK_HEADERS = (b"host", b"forwarded", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
                 b"x-forwarded-prefix")
-UNCACHED_PREFIXES = ("/_mgmt",)
+# Files (Swagger UI, the favicon, the sample's thumbnails) carry their own ETag and Cache-Control.
+UNCACHED_PREFIXES = ("/_mgmt", *STATIC_PREFIXES)
 
 
 class HttpCache:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from html import escape
 from typing import Any
 
 from server import __version__
+from server.api.static_files import FAVICON_PATH, SWAGGER_UI_FILES, SWAGGER_UI_PATH, THUMBNAILS_PATH
 from server.query.parameters import AGGREGATE, COLLECTION_SEARCH, ITEM_SEARCH, ITEMS, PARAMETERS, Parameter, taken_by
 
 _STR = {"type": "string"}
@@ -72,6 +75,16 @@ def _get(summary: str, op_id: str, params: list[str], media_type: str = "applica
     }
 
 
+def _file(summary: str, op_id: str, media_types: list[str], file_schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A static file; ``file_schema``: what the path's {file} may be (a 404 otherwise)."""
+    ok = {"description": summary, "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in media_types}}
+    op: dict[str, Any] = {"summary": summary, "operationId": op_id, "tags": ["Files"], "responses": {"200": ok}}
+    if file_schema is not None:
+        op["parameters"] = [_param("file", "File name", file_schema, "path", True)]
+        op["responses"]["404"] = _ERROR
+    return {"get": op}
+
+
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     """A JSON null for a search member means "not given". (OpenAPI 3.0: an enum must list null too.)"""
     out = {**schema, "nullable": True}
@@ -128,6 +141,12 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "(503 until loaded)",
             "getReady", [], errors=(),
         ),
+        SWAGGER_UI_PATH + "/{file}": _file("Swagger UI's script and style sheet, for /api.html", "getSwaggerUiFile",
+                                           sorted({t.split(";")[0] for t in SWAGGER_UI_FILES.values()}),
+                                           {"type": "string", "enum": list(SWAGGER_UI_FILES)}),
+        FAVICON_PATH: _file("The favicon", "getFavicon", ["image/x-icon"]),
+        THUMBNAILS_PATH + "/{file}": _file("A thumbnail of the bundled sample catalog", "getSampleThumbnail", ["image/png"],
+                                           {"type": "string", "pattern": r"^[A-Za-z0-9_-]+\.png$"}),
         "/_mgmt/reload": {
             "post": {
                 "summary": "Reload the catalogs now (Authorization: Bearer <admin token>); the old index "
@@ -183,11 +202,19 @@ def openapi_document(server_url: str) -> dict[str, Any]:
     }
 
 
-def swagger_html(openapi_url: str) -> str:
+def swagger_html(openapi_url: str, base_url: str) -> str:
+    """The docs page: Swagger UI from our own origin (server.api.static_files), nothing from elsewhere."""
+    api, ui, icon = (escape(u, quote=True) for u in (openapi_url, base_url + SWAGGER_UI_PATH, base_url + FAVICON_PATH))
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>stac-static-api</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
-<body><div id="ui"><p>API description: <a href="{openapi_url}">{openapi_url}</a></p></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({{url: "{openapi_url}", dom_id: "#ui"}});</script>
+<link rel="icon" href="{icon}">
+<link rel="stylesheet" href="{ui}/swagger-ui.css"></head>
+<body><div id="ui"><p>API description: <a href="{api}">{api}</a></p></div>
+<script src="{ui}/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: {_js_string(openapi_url)}, dom_id: "#ui"}});</script>
 </body></html>"""
+
+
+def _js_string(value: str) -> str:
+    """A JavaScript string literal that cannot end the <script> element it is written in."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

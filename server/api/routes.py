@@ -44,6 +44,7 @@ from server.api.responses import (
     OpenAPIResponse,
     SchemaResponse,
 )
+from server.api.static_files import static_routes
 from server.errors import (
     InvalidRequestBody,
     NotFoundError,
@@ -196,7 +197,7 @@ async def api_document(request: Request) -> Response:
 
 
 async def api_html(request: Request) -> Response:
-    return HTMLResponse(swagger_html(_urls(request).url("api")))
+    return HTMLResponse(swagger_html(_urls(request).url("api"), _urls(request).base))
 
 
 async def collections(request: Request) -> Response:
@@ -405,4 +406,5 @@ def route_table() -> list[Route]:
         Route("/_mgmt/health", management.health, methods=["GET"]),
         Route("/_mgmt/ready", management.ready, methods=["GET"]),
         Route("/_mgmt/reload", management.reload, methods=["POST"]),
+        *static_routes(),
     ]

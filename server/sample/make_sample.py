@@ -14,9 +14,14 @@ again on every run)::
     misc/catalog.json                             plain Catalog with 1 "loose" item (no collection)
 
 Items live at ``<folder>/<item-id>/<item-id>.json``. Every href inside the catalog is relative and
-no file carries a ``self`` link, so the folder can be moved or packaged anywhere; asset hrefs are
-absolute URLs to a fictional host (https://data.example.com). All values are invented: this is
-our own made-up data, not a copy of any real catalog.
+no file carries a ``self`` link, so the folder can be moved or packaged anywhere; data asset
+hrefs are absolute URLs to a fictional host (https://data.example.com). Every item with a
+geometry has a real thumbnail, a small PNG drawn here into ``server/sample/thumbnails/``, which
+the server serves at ``/sample/thumbnails/<item-id>.png`` (the href written, root-relative),
+and the projection extension's ``proj:epsg``, ``proj:shape``, ``proj:transform`` and
+``proj:bbox`` (the pixel grid covering its footprint), so odc-stac, stackstac or GDAL's STACIT
+driver can lay out an array without being told a CRS or a resolution. All values are invented:
+this is our own made-up data, not a copy of any real catalog.
 
 Why
 ---
@@ -29,7 +34,8 @@ scenes overlapping one point of interest (Wageningen, 5.65-5.68 E, 51.95-51.98 N
 
 The output is deterministic byte for byte: one seeded ``random.Random`` whose only method used is
 ``random()`` (stable across Python versions), fixed dates, rounded numbers, insertion-ordered
-JSON with a trailing newline. Only the standard library is used.
+JSON with a trailing newline; the thumbnails draw from their own generators, seeded by the
+item id, so adding one leaves every other value as it was. Only the standard library is used.
 
 Run it with ``python server/sample/make_sample.py`` and commit the result.
 """
@@ -41,9 +47,19 @@ import json
 import math
 import random
 import shutil
+import struct
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "catalog"
+# Thumbnails: real PNGs drawn here, served by stac-static-api itself at /sample/thumbnails/
+# (server.api.static_files). Their hrefs are root-relative: the loader keeps such a href as
+# written, and a client resolves it against the URL it read the item from, so it reaches
+# the server that serves the item (one mounted under a path prefix excepted).
+THUMBS_OUT = Path(__file__).resolve().parent / "thumbnails"
+THUMBS_HREF = "/sample/thumbnails"
+THUMB_SIZE = 64
 SEED = 20240611
 HOST = "https://data.example.com"
 STAC_VERSION = "1.0.0"
@@ -55,7 +71,6 @@ EXT_ITEM_ASSETS = "https://stac-extensions.github.io/item-assets/v1.0.0/schema.j
 
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
 PNG = "image/png"
-JPEG = "image/jpeg"
 
 PROVIDER = {
     "name": "Example Earth Observation Lab (fictional)",
@@ -203,6 +218,138 @@ def minmax(values: list[float]) -> dict:
     return {"minimum": min(values), "maximum": max(values)}
 
 
+# --------------------------------------------------------------------------- projection
+
+
+def utm(lon: float, lat: float, zone: int) -> tuple[float, float]:
+    """WGS 84 longitude/latitude to UTM (northern hemisphere) easting/northing in metres:
+    the transverse Mercator series (Snyder 1987, eq. 8-9 to 8-10), well under a metre off."""
+    a, f, k0 = 6378137.0, 1 / 298.257223563, 0.9996
+    e2 = f * (2 - f)
+    ep2 = e2 / (1 - e2)
+    phi, lam = math.radians(lat), math.radians(lon - (zone * 6 - 183))
+    n = a / math.sqrt(1 - e2 * math.sin(phi) ** 2)
+    t, c = math.tan(phi) ** 2, ep2 * math.cos(phi) ** 2
+    aa = lam * math.cos(phi)
+    m = a * ((1 - e2 / 4 - 3 * e2 ** 2 / 64 - 5 * e2 ** 3 / 256) * phi
+             - (3 * e2 / 8 + 3 * e2 ** 2 / 32 + 45 * e2 ** 3 / 1024) * math.sin(2 * phi)
+             + (15 * e2 ** 2 / 256 + 45 * e2 ** 3 / 1024) * math.sin(4 * phi)
+             - (35 * e2 ** 3 / 3072) * math.sin(6 * phi))
+    x = k0 * n * (aa + (1 - t + c) * aa ** 3 / 6 + (5 - 18 * t + t * t + 72 * c - 58 * ep2) * aa ** 5 / 120)
+    y = k0 * (m + n * math.tan(phi) * (aa * aa / 2 + (5 - t + 9 * c + 4 * c * c) * aa ** 4 / 24
+                                       + (61 - 58 * t + t * t + 600 * c - 330 * ep2) * aa ** 6 / 720))
+    return x + 500000.0, y
+
+
+def proj_grid(geom: dict, epsg: int, res: float) -> dict:
+    """The projection extension's fields of a north-up grid of `res` sized pixels (in the CRS's
+    units) that covers `geom`: its corners snapped outwards to the pixel size."""
+    points = [p for ring in geom["coordinates"] for p in ring]
+    if epsg == 4326:
+        xy = [(p[0], p[1]) for p in points]
+    else:
+        xy = [utm(p[0], p[1], epsg % 100) for p in points]
+    xmin = math.floor(min(x for x, _ in xy) / res + 1e-9) * res
+    ymin = math.floor(min(y for _, y in xy) / res + 1e-9) * res
+    xmax = math.ceil(max(x for x, _ in xy) / res - 1e-9) * res
+    ymax = math.ceil(max(y for _, y in xy) / res - 1e-9) * res
+    cols, rows = round((xmax - xmin) / res), round((ymax - ymin) / res)
+    nd = 2 if epsg != 4326 else 9
+    return {"proj:epsg": epsg, "proj:shape": [rows, cols],
+            "proj:transform": [float(round(res, 12)), 0.0, float(round(xmin, nd)), 0.0, float(round(-res, 12)),
+                               float(round(ymax, nd)), 0.0, 0.0, 1.0],
+            "proj:bbox": [float(round(v, nd)) for v in (xmin, ymin, xmax, ymax)]}
+
+
+# --------------------------------------------------------------------------- thumbnails
+
+THUMBNAILS: dict[str, bytes] = {}  # file name -> PNG, written by main()
+
+
+def png(width: int, height: int, rgb: bytearray) -> bytes:
+    """An 8-bit RGB PNG (no filter, zlib level 9): deterministic bytes."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    stride = width * 3
+    raw = b"".join(b"\x00" + bytes(rgb[y * stride:(y + 1) * stride]) for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+
+
+def draw_thumbnail(item_id: str, kind: str, level: float = 0.0) -> dict:
+    """Draw a THUMB_SIZE square picture of the item (`kind`: s2 fields with `level` % clouds,
+    ndvi greenness `level`, dem relief, landcover patches, aerial town blocks) and return its
+    thumbnail asset. Its own generator, seeded by the id: the sample's other values stay put."""
+    g = random.Random(zlib.crc32(item_id.encode()))
+    n = THUMB_SIZE
+    img = bytearray(n * n * 3)
+
+    def put(x: int, y: int, c: tuple[float, float, float]) -> None:
+        if 0 <= x < n and 0 <= y < n:
+            img[(y * n + x) * 3:(y * n + x) * 3 + 3] = bytes(max(0, min(255, round(v))) for v in c)
+
+    def rect(x0: int, y0: int, x1: int, y1: int, c: tuple[float, float, float]) -> None:
+        for y in range(y0, y1):
+            for x in range(x0, x1):
+                put(x, y, c)
+
+    def patches(palette: Sequence[tuple[float, float, float]], x0: int, y0: int, x1: int, y1: int, depth: int) -> None:
+        """Split the box at random (a patchwork of fields or land cover classes)."""
+        if depth == 0 or (x1 - x0) < 6 or (y1 - y0) < 6:
+            rect(x0, y0, x1, y1, palette[int(g.random() * len(palette))])
+            return
+        if (x1 - x0) >= (y1 - y0):
+            cut = x0 + 2 + int(g.random() * (x1 - x0 - 4))
+            patches(palette, x0, y0, cut, y1, depth - 1)
+            patches(palette, cut, y0, x1, y1, depth - 1)
+        else:
+            cut = y0 + 2 + int(g.random() * (y1 - y0 - 4))
+            patches(palette, x0, y0, x1, cut, depth - 1)
+            patches(palette, x0, cut, x1, y1, depth - 1)
+
+    if kind in ("s2", "landcover"):
+        palette = ([(92, 128, 60), (120, 150, 70), (160, 150, 95), (70, 105, 55), (180, 170, 120), (110, 95, 70)]
+                   if kind == "s2" else
+                   [(230, 0, 77), (255, 255, 168), (128, 255, 0), (0, 166, 0), (166, 230, 77), (0, 204, 242)])
+        patches(palette, 0, 0, n, n, 7)
+        if kind == "s2":  # clouds: white discs until about `level` % of the picture is covered
+            covered: set[tuple[int, int]] = set()
+            while len(covered) < level / 100 * n * n:
+                cx, cy, r = g.random() * n, g.random() * n, 4 + g.random() * 10
+                for y in range(max(0, int(cy - r)), min(n, int(cy + r) + 1)):
+                    for x in range(max(0, int(cx - r)), min(n, int(cx + r) + 1)):
+                        if (x - cx) ** 2 + (y - cy) ** 2 <= r * r:
+                            put(x, y, (245, 245, 248))
+                            covered.add((x, y))
+    elif kind == "ndvi":  # Europe in the item's bbox, greener as the month's mean NDVI rises
+        ring = EUROPE["coordinates"][0]
+        phase = g.random() * 6
+        for y in range(n):
+            for x in range(n):
+                lon, lat = -10 + 40 * (x + 0.5) / n, 70 - 35 * (y + 0.5) / n
+                inside = False
+                for (ax, ay), (bx, by) in zip(ring, ring[1:]):
+                    if (ay > lat) != (by > lat) and lon < ax + (lat - ay) * (bx - ax) / (by - ay):
+                        inside = not inside
+                v = level + round(2 * math.sin(x * 0.2 + phase) * math.cos(y * 0.15)) * 0.08  # few tones: small PNG
+                put(x, y, (200 - 180 * v, 170 + 60 * v, 90 - 60 * v) if inside else (40, 70, 120))
+    elif kind == "dem":  # ridges: a sum of random waves, shaded from white (high) to green (low)
+        waves = [(g.random() * 0.4, g.random() * 0.4, g.random() * 6) for _ in range(4)]
+        for y in range(n):
+            for x in range(n):
+                h = round((sum(math.sin(fx * x + fy * y + p) for fx, fy, p in waves) / 8 + 0.5) * 6) / 6  # contour bands
+                put(x, y, (90 + 160 * h, 120 + 130 * h, 70 + 180 * h))
+    else:  # aerial: town blocks between streets
+        rect(0, 0, n, n, (150, 150, 145))
+        for by in range(2, n, 12):
+            for bx in range(2, n, 12):
+                rect(bx, by, bx + 9, by + 9, [(170, 70, 55), (95, 140, 70), (120, 120, 125)][int(g.random() * 3)])
+    name = f"{item_id}.png"
+    THUMBNAILS[name] = png(n, n, img)
+    return {"href": f"{THUMBS_HREF}/{name}", "type": PNG, "title": "Thumbnail", "roles": ["thumbnail"]}
+
+
 # --------------------------------------------------------------------------- sentinel-2
 
 S2_BANDS = {
@@ -279,9 +426,9 @@ def s2_items() -> list[dict]:
             "visual": {"href": f"{base}/TCI.tif", "type": COG, "title": "True color image",
                        "roles": ["visual"],
                        "eo:bands": [S2_BANDS["B04"], S2_BANDS["B03"], S2_BANDS["B02"]]},
-            "thumbnail": {"href": f"{base}/thumbnail.jpg", "type": JPEG, "title": "Thumbnail",
-                          "roles": ["thumbnail"]},
+            "thumbnail": draw_thumbnail(item_id, "s2", cloud),
         }
+        props.update(proj_grid(geom, epsg, 10))
         items.append(make_item(item_id, geom, props, assets,
                                [EXT_EO, EXT_PROJ, EXT_VIEW], "sentinel-2-l2a-nl"))
     return items
@@ -315,7 +462,7 @@ def s2_collection(items: list[dict]) -> dict:
             "B08": {"type": COG, "title": "NIR 1 (band 8) - 10m",
                     "roles": ["data", "reflectance"], "eo:bands": [S2_BANDS["B08"]]},
             "visual": {"type": COG, "title": "True color image", "roles": ["visual"]},
-            "thumbnail": {"type": JPEG, "title": "Thumbnail", "roles": ["thumbnail"]},
+            "thumbnail": {"type": PNG, "title": "Thumbnail", "roles": ["thumbnail"]},
         },
     )
 
@@ -346,10 +493,10 @@ def ndvi_items() -> list[dict]:
         assets = {
             "ndvi": {"href": f"{base}/ndvi.tif", "type": COG,
                      "title": "NDVI (-1..1, scaled by 10000)", "roles": ["data"]},
-            "thumbnail": {"href": f"{base}/thumbnail.png", "type": PNG, "title": "Thumbnail",
-                          "roles": ["thumbnail"]},
+            "thumbnail": draw_thumbnail(item_id, "ndvi", props["ndvi_mean"]),
         }
-        items.append(make_item(item_id, EUROPE, props, assets, [], "ndvi-europe-monthly"))
+        props.update(proj_grid(EUROPE, 4326, 0.01))  # ~1 km
+        items.append(make_item(item_id, EUROPE, props, assets, [EXT_PROJ], "ndvi-europe-monthly"))
     return items
 
 
@@ -363,9 +510,9 @@ def ndvi_collection(items: list[dict]) -> dict:
         items,
         keywords=["NDVI", "vegetation"],
         license_="CC-BY-4.0",
-        summaries={"gsd": [1000],
+        summaries={"gsd": [1000], "proj:epsg": [4326],
                    "ndvi_mean": minmax([it["properties"]["ndvi_mean"] for it in items])},
-        extensions=[],
+        extensions=[EXT_PROJ],
     )
 
 
@@ -402,8 +549,10 @@ def corine_items() -> list[dict]:
                           "title": desc, "roles": ["data"]},
             "legend": {"href": f"{base}/legend.png", "type": PNG, "title": "Legend",
                        "roles": ["metadata"]},
+            "thumbnail": draw_thumbnail(item_id, "landcover"),
         }
-        items.append(make_item(item_id, geom, props, assets, [], "corine-land-cover"))
+        props.update(proj_grid(geom, 4326, 0.001))  # ~100 m
+        items.append(make_item(item_id, geom, props, assets, [EXT_PROJ], "corine-land-cover"))
     return items
 
 
@@ -419,8 +568,8 @@ def corine_collection(items: list[dict]) -> dict:
         license_="proprietary",
         license_link={"rel": "license", "href": f"{HOST}/licenses/sample-land-cover.html",
                       "type": "text/html", "title": "Sample land cover data licence"},
-        summaries={"gsd": [100]},
-        extensions=[],
+        summaries={"gsd": [100], "proj:epsg": [4326]},
+        extensions=[EXT_PROJ],
         open_end=True,
     )
 
@@ -443,6 +592,7 @@ def dem_tile_item(lat: int, lon: int) -> dict:
         "proj:epsg": 4326,
         "min_elevation": round(rand(150, 900)),
         "max_elevation": round(rand(2400, 4700)),
+        **proj_grid(geom, 4326, 1 / 3600),  # one arc-second, ~30 m
     }
     base = f"{HOST}/dem-alps/{item_id}"
     assets = {
@@ -450,6 +600,7 @@ def dem_tile_item(lat: int, lon: int) -> dict:
                       "title": "Elevation (m above EGM2008)", "roles": ["data"]},
         "hillshade": {"href": f"{base}/hillshade.png", "type": PNG, "title": "Hillshade",
                       "roles": ["overview", "visual"]},
+        "thumbnail": draw_thumbnail(item_id, "dem"),
     }
     return make_item(item_id, geom, props, assets, [EXT_PROJ], "dem-alps")
 
@@ -501,10 +652,10 @@ def loose_item() -> dict:
     assets = {
         "image": {"href": f"{HOST}/aerial/{LOOSE_ID}/{LOOSE_ID}.tif", "type": COG,
                   "title": "RGB orthophoto, 25 cm", "roles": ["data", "visual"]},
-        "thumbnail": {"href": f"{HOST}/aerial/{LOOSE_ID}/thumbnail.jpg", "type": JPEG,
-                      "title": "Thumbnail", "roles": ["thumbnail"]},
+        "thumbnail": draw_thumbnail(LOOSE_ID, "aerial"),
     }
-    return make_item(LOOSE_ID, geom, props, assets, [])  # no collection
+    props.update(proj_grid(geom, 32631, 0.25))
+    return make_item(LOOSE_ID, geom, props, assets, [EXT_PROJ])  # no collection
 
 
 # --------------------------------------------------------------------------- writing
@@ -540,8 +691,9 @@ def attach_items(parent: dict, parent_dir: Path, items: list[dict], depth: int,
 
 
 def main() -> None:
-    if OUT.exists():
-        shutil.rmtree(OUT)
+    for folder in (OUT, THUMBS_OUT):
+        if folder.exists():
+            shutil.rmtree(folder)
 
     root = make_catalog(
         "sample", "stac-static-api sample catalog",
@@ -590,8 +742,11 @@ def main() -> None:
     root["links"].append(link("child", "./misc/catalog.json", title=misc["title"]))
 
     write(OUT / "catalog.json", root)
+    THUMBS_OUT.mkdir(parents=True)
+    for name, data in sorted(THUMBNAILS.items()):
+        (THUMBS_OUT / name).write_bytes(data)
     n = sum(1 for _ in OUT.rglob("*.json"))
-    print(f"wrote {n} JSON files under {OUT}")
+    print(f"wrote {n} JSON files under {OUT} and {len(THUMBNAILS)} thumbnails under {THUMBS_OUT}")
 
 
 if __name__ == "__main__":
