@@ -242,7 +242,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 def index_only(index: Any, settings: Any, path: str, params: dict[str, str]) -> Callable[[], Any]:
-    from server.api.pagination import decode_key_token
+    from server.api.pagination import decode_page_token
     from server.query.parse import parse_search
 
     if path.startswith("/collections/"):
@@ -251,8 +251,8 @@ def index_only(index: Any, settings: Any, path: str, params: dict[str, str]) -> 
 
     def run() -> Any:
         q = parse_search(params, default_limit=settings.default_limit, max_limit=settings.max_limit)
-        after = decode_key_token(q.token) if q.token else None
-        return index.search(q, after=after)
+        after, before = decode_page_token(q.token)
+        return index.search(q, after=after, before=before)
 
     return run
 

@@ -289,6 +289,61 @@ def check_item_search(
     return pages
 
 
+PAGING_RELS = ("next", "prev", "first")
+
+
+def link_of(page: dict[str, Any], rel: str) -> dict[str, Any] | None:
+    found = [ln for ln in page["links"] if ln["rel"] == rel]
+    assert len(found) <= 1, found
+    return found[0] if found else None
+
+
+def follow(client: Any, method: str, query: dict[str, Any], link: dict[str, Any]) -> dict[str, Any]:
+    """The page a paging link leads to, from a search first sent as ``method`` with ``query``."""
+    assert link.get("method", "GET") == method, link
+    if method == "GET":
+        response = client.get(link["href"])
+    else:
+        assert link["merge"] is True, link
+        response = client.post(link["href"], json={**query, **link["body"]})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def check_paging_back(
+    client: Any, method: str, query: dict[str, Any], pages: list[dict[str, Any]], label: str, what: str = "features"
+) -> None:
+    """``pages``: a search followed by next links from its first page to its last. prev and
+    first links are on every page from the second on, never on the first; prev links from
+    the last page lead back to the first, each page the same as the forward page of the same
+    number (the same records in the same order, numberMatched, the same next, prev and first
+    links); first leads to the first page."""
+
+    def records(page: dict[str, Any]) -> list[tuple[Any, str]]:
+        return [(d.get("collection"), d["id"]) for d in page[what]]
+
+    def paging(page: dict[str, Any]) -> dict[str, Any]:
+        return {rel: link_of(page, rel) for rel in PAGING_RELS}
+
+    for n, page in enumerate(pages):
+        assert (link_of(page, "prev") is not None) == (n > 0), f"{label}: prev link on page {n + 1}"
+        assert (link_of(page, "first") is not None) == (n > 0), f"{label}: first link on page {n + 1}"
+    page, n = pages[-1], len(pages) - 1
+    while (prev := link_of(page, "prev")) is not None:
+        assert n > 0, f"{label}: a prev link before the first page"
+        page, n = follow(client, method, query, prev), n - 1
+        want = pages[n]
+        assert records(page) == records(want), (
+            f"{label}: back on page {n + 1} of {len(pages)}\n back    {records(page)}\n forward {records(want)}"
+        )
+        assert page["numberMatched"] == want["numberMatched"], label
+        assert paging(page) == paging(want), f"{label}: page {n + 1}'s links, back and forward"
+    assert n == 0, f"{label}: prev links end on page {n + 1}"
+    if len(pages) > 1:
+        first = follow(client, method, query, link_of(pages[-1], "first"))  # type: ignore[arg-type]
+        assert records(first) == records(pages[0]) and paging(first) == paging(pages[0]), label
+
+
 def collection_pages(client: Any, params: dict[str, Any], label: str) -> list[dict[str, Any]]:
     """GET /collections with params, following next links to the end."""
     response = client.get("/collections", params=params)

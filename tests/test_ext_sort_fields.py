@@ -47,7 +47,11 @@ N_FIELDS = 25
 # -- sortby ----------------------------------------------------------------------------------------
 
 
-def run_sort_case(env: Env, rng: random.Random, url: str = "/search", collection: str | None = None) -> None:
+def random_sort_search(
+    env: Env, rng: random.Random, collection: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any], list[Any]]:
+    """A random sorted search (often filtered) as GET parameters and as a POST body, and the
+    keys it must return in order."""
     sort = random_sortby(rng, env.items)
     node = random_predicate(rng, env.vocab) if rng.random() < 0.3 else None
     expected = expected_items(env.oracle, env.items, filter=node, sortby=sort,
@@ -58,6 +62,11 @@ def run_sort_case(env: Env, rng: random.Random, url: str = "/search", collection
     if node is not None:
         get["filter"] = to_text(node)
         post["filter"] = node
+    return get, post, expected
+
+
+def run_sort_case(env: Env, rng: random.Random, url: str = "/search", collection: str | None = None) -> None:
+    get, post, expected = random_sort_search(env, rng, collection)
     check_item_search(env.client, "GET", url, get, expected, f"GET {url} {json.dumps(get)}")
     if url == "/search":
         check_item_search(env.client, "POST", url, post, expected, f"POST {json.dumps(post)}")

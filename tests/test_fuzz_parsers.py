@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.api.pagination import decode_key_token
+from server.api.pagination import decode_page_token
 from server.errors import InvalidQueryParameter
 from server.index.cql2_terms import like_regex
 from server.query.cql2 import parse_filter
@@ -87,7 +87,7 @@ def test_sortby_fields_query_q_tokens(value: Any) -> None:
     allowed(query_to_cql2, value)
     allowed(parse_q, value)
     if isinstance(value, str):
-        allowed(decode_key_token, value)
+        allowed(decode_page_token, value)
 
 
 @FUZZ

@@ -73,6 +73,27 @@ def test_the_pages_of_one_search_share_its_matches(sample_index: Index, monkeypa
     assert len(calls) == 2
 
 
+@pytest.mark.parametrize("sortby", [None, "-eo:cloud_cover", "title,-id"])
+def test_the_pages_of_one_search_share_its_matches_going_back(
+    sample_index: Index, monkeypatch: pytest.MonkeyPatch, sortby: str | None
+) -> None:
+    """Forward to the last page, then back by prev keys: one match for all of them, and
+    every page back the same as forward."""
+    calls: list[object] = []
+    real = Index.match
+    monkeypatch.setattr(Index, "match", lambda self, query, candidates=None: calls.append(query) or real(self, query))
+    cache = MatchCache(1 << 20)
+    params = {"bbox": "-10,35,30,70", "limit": "4", **({"sortby": sortby} if sortby else {})}
+    forward = [sample_index.search(parsed(params), None, cache)]
+    while forward[-1].next_key is not None:
+        forward.append(sample_index.search(parsed(params), forward[-1].next_key, cache))
+    result, n = forward[-1], len(forward) - 1
+    while result.prev_key is not None:
+        result, n = sample_index.search(parsed({**params, "fields": "id"}), None, cache, before=result.prev_key), n - 1
+        assert result.positions.tolist() == forward[n].positions.tolist() and result.next_key == forward[n].next_key
+    assert n == 0 and len(forward) > 3 and len(calls) == 1
+
+
 def test_the_cache_is_bounded_and_can_be_off(sample_index: Index, monkeypatch: pytest.MonkeyPatch) -> None:
     everything = parsed({})
     size = sample_index.match(everything).nbytes + ENTRY_OVERHEAD

@@ -30,11 +30,10 @@ from server.api.links import (
 )
 from server.api.openapi import openapi_document, swagger_html
 from server.api.pagination import (
-    decode_key_token,
-    encode_token,
-    next_link_get,
-    next_link_post,
+    decode_page_token,
     paged_href,
+    paging_links_get,
+    paging_links_post,
     query_string,
 )
 from server.api.queryables import queryables_document
@@ -207,16 +206,15 @@ async def collections(request: Request) -> Response:
     params = _query_params(request)
     query = await _parse(request, params, size=_input_size(request), endpoint=COLLECTION_SEARCH)
     table = index.collection_table
-    after = decode_key_token(query.token) if query.token else None
-    result = table.page(table.match(query), query, after)
+    after, before = decode_page_token(query.token)
+    result = table.page(table.match(query), query, after, before)
     href, encoded = urls.url("collections"), query_string(params)
     links = [
         urls.link("self", paged_href(href, encoded, params.get("token"))),
         urls.link("root", urls.url()),
         urls.link("parent", urls.url()),
     ]
-    if result.next_key is not None:
-        links.append(next_link_get(href, encoded, encode_token(result.next_key), JSON))
+    links += paging_links_get(href, encoded, result, JSON)
     return JSONResponse(
         {
             "collections": [
@@ -306,19 +304,17 @@ async def _item_collection(
 ) -> Response:
     """A page of ``query``'s items, from ``href``: GET with ``params``, or POST (None)."""
     index = _index(request)
-    after = decode_key_token(query.token) if query.token else None
+    after, before = decode_page_token(query.token)
     matches = request.app.state.match_cache
     if _heavy(query, index):
-        result = await _in_thread(request, index.search, query, after, matches)
+        result = await _in_thread(request, index.search, query, after, matches, before)
     else:
-        result = index.search(query, after, matches)
+        result = index.search(query, after, matches, before)
     encoded = query_string(params) if params is not None else ""
     self_href = paged_href(href, encoded, params.get("token")) if params is not None else href
     links = [urls.link("self", self_href, GEOJSON), urls.link("root", urls.url()), *extra_links]
-    if result.next_key is not None:
-        token = encode_token(result.next_key)
-        links.append(next_link_get(href, encoded, token, GEOJSON) if params is not None
-                     else next_link_post(href, token, GEOJSON))
+    links += (paging_links_get(href, encoded, result, GEOJSON) if params is not None
+              else paging_links_post(href, result, GEOJSON))
     positions = result.positions.tolist()
     render = functools.partial(_render_items, urls, index, query.fields)
     features = await _in_thread(request, render, positions) if len(positions) > LARGE_PAGE else render(positions)

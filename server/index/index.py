@@ -2,7 +2,7 @@
 
 Records are kept in the default sort order (newest first, then collection, then id), so a
 sorted array of record positions is also a sorted page sequence, and a page token only
-needs to name the last key it returned.
+needs to name the key it pages from (the last returned, or the first, going back).
 """
 
 from __future__ import annotations
@@ -172,11 +172,14 @@ class Index(Table):
     # -- search --------------------------------------------------------------------------
 
     def search(
-        self, query: SearchQuery, after: list[Any] | None = None, matches: MatchCache | None = None
+        self, query: SearchQuery, after: list[Any] | None = None, matches: MatchCache | None = None,
+        before: list[Any] | None = None,
     ) -> SearchResult:
-        """One page of the query's results; its matches from ``matches`` when given (the
-        next pages of a search find them there)."""
-        return self.page(matches.match(self, query) if matches is not None else self.match(query), query, after)
+        """One page of the query's results, after the key ``after`` or before ``before`` (see
+        Table.page); its matches from ``matches`` when given (the other pages of a search,
+        next or prev, find them there)."""
+        positions = matches.match(self, query) if matches is not None else self.match(query)
+        return self.page(positions, query, after, before)
 
     def match(self, query: SearchQuery, candidates: np.ndarray | None = None) -> np.ndarray:
         if query.ids is not None:

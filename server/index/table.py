@@ -34,9 +34,15 @@ from server.query.model import SearchQuery, SortField, check_deadline
 
 @dataclass
 class SearchResult:
+    """One page: its positions in order, the count of all matches, the key of its last record
+    when a page follows (a next token), the key of its first when one precedes (a prev token),
+    and whether any match precedes it at all (not page 1: a first link)."""
+
     positions: np.ndarray
     matched: int
     next_key: list[Any] | None
+    prev_key: list[Any] | None = None
+    has_prev: bool = False
 
 
 MISSING_RANK = 9
@@ -357,55 +363,82 @@ class Table:
             key.append(entry)
         return key + [self.default_key(pos)]
 
-    def page(self, positions: np.ndarray, query: SearchQuery, after: list[Any] | None) -> SearchResult:
-        """One page of the ordered matches, starting after the record with key ``after``.
-        In the default order positions are already sorted: the token's place is a search."""
+    def page(
+        self, positions: np.ndarray, query: SearchQuery, after: list[Any] | None = None,
+        before: list[Any] | None = None,
+    ) -> SearchResult:
+        """One page of the ordered matches: the ``limit`` records right after the record with
+        key ``after`` (a next token; from the start without one), or right before the record
+        with key ``before`` (a prev token), in the same order. Either is a keyset: the cost
+        does not depend on how deep the page is. In the default order positions are already
+        sorted: the token's place is a search."""
         if query.sortby:
-            return self._sorted_page(positions, query, after)
-        begin = 0
-        if after is not None:
-            begin = int(np.searchsorted(positions, self._token_target(after, [])[-1]))
-        page = positions[begin : begin + query.limit]
-        has_more = begin + query.limit < len(positions)
-        next_key = self.sort_key(int(page[-1]), query.sortby) if has_more and len(page) else None
-        return SearchResult(positions=page, matched=len(positions), next_key=next_key)
+            return self._sorted_page(positions, query, after, before)
+        limit = query.limit
+        if before is not None:
+            end = int(np.searchsorted(positions, self._token_target(before, [], backward=True)[-1]))
+            begin = max(0, end - limit)
+        else:
+            begin = 0
+            if after is not None:
+                begin = int(np.searchsorted(positions, self._token_target(after, [])[-1]))
+            end = begin + limit
+        return self._result(positions[begin:end], len(positions), query, begin > 0, end < len(positions))
+
+    def _result(self, page: np.ndarray, matched: int, query: SearchQuery, has_prev: bool, has_next: bool) -> SearchResult:
+        """A page and the keys its next and prev tokens name (its last and first records)."""
+        next_key = self.sort_key(int(page[-1]), query.sortby) if has_next and len(page) else None
+        prev_key = self.sort_key(int(page[0]), query.sortby) if has_prev and len(page) else None
+        return SearchResult(positions=page, matched=matched, next_key=next_key, prev_key=prev_key, has_prev=has_prev)
 
     # -- sorted pages in linear time ----------------------------------------------------------
 
-    def _sorted_page(self, positions: np.ndarray, query: SearchQuery, after: list[Any] | None) -> SearchResult:
+    def _sorted_page(
+        self, positions: np.ndarray, query: SearchQuery, after: list[Any] | None, before: list[Any] | None
+    ) -> SearchResult:
         if self.size >= PRESORT_MIN_RECORDS and len(positions) * PRESORT_DENSITY >= self.size:
-            return self._presorted_page(positions, query, after)
-        return self._selected_page(positions, query, after)
+            return self._presorted_page(positions, query, after, before)
+        return self._selected_page(positions, query, after, before)
 
-    def _selected_page(self, positions: np.ndarray, query: SearchQuery, after: list[Any] | None) -> SearchResult:
-        """The next ``limit`` matches under ``sortby`` without sorting them all: select what
-        comes after the token with vectorized comparisons, keep the candidates that can be in
-        the first ``limit`` (np.partition on the primary key), and sort only those."""
+    def _selected_page(
+        self, positions: np.ndarray, query: SearchQuery, after: list[Any] | None, before: list[Any] | None
+    ) -> SearchResult:
+        """The ``limit`` matches under ``sortby`` next to the token without sorting them all:
+        select what comes after the token (before it, for a prev token) with vectorized
+        comparisons, keep the candidates that can be among the ``limit`` nearest it
+        (np.partition on the primary key), and sort only those."""
         keys = self._keys(positions, query.sortby)
+        backward = before is not None
+        token = before if backward else after
         selected = np.arange(len(positions))
-        if after is not None:
-            target = self._token_target(after, query.sortby)
-            later = np.zeros(len(positions), dtype=bool)
+        if token is not None:
+            target = self._token_target(token, query.sortby, backward)
+            beyond = np.zeros(len(positions), dtype=bool)  # strictly on the page's side of the token
             tied = np.ones(len(positions), dtype=bool)
             for column, bound in zip(keys, target[:-1]):
-                later |= tied & (column > bound)
+                beyond |= tied & ((column < bound) if backward else (column > bound))
                 tied &= column == bound
-            later |= tied & (positions >= target[-1])
-            selected = np.flatnonzero(later)
+            beyond |= tied & ((positions < target[-1]) if backward else (positions >= target[-1]))
+            selected = np.flatnonzero(beyond)
         limit = query.limit
         candidates = selected
         if len(selected) > limit:
             ranks = keys[0][selected]
-            first_rank = selected[ranks == ranks.min()]
-            if len(first_rank) >= limit:
-                values = keys[1][first_rank]
-                cut = np.partition(values, limit - 1)[limit - 1]
-                candidates = first_rank[values <= cut]
+            edge_rank = selected[ranks == (ranks.max() if backward else ranks.min())]
+            if len(edge_rank) >= limit:
+                values = keys[1][edge_rank]
+                if backward:  # the ``limit`` largest, ties included
+                    cut = np.partition(values, len(values) - limit)[len(values) - limit]
+                    candidates = edge_rank[values >= cut]
+                else:
+                    cut = np.partition(values, limit - 1)[limit - 1]
+                    candidates = edge_rank[values <= cut]
         order = np.lexsort([positions[candidates], *(key[candidates] for key in reversed(keys))])
-        page = positions[candidates[order][:limit]]
-        has_more = len(selected) > limit
-        next_key = self.sort_key(int(page[-1]), query.sortby) if has_more and len(page) else None
-        return SearchResult(positions=page, matched=len(positions), next_key=next_key)
+        ordered = candidates[order]
+        chosen = ordered[max(0, len(ordered) - limit) :] if backward else ordered[:limit]
+        more, rest = len(selected) > limit, len(selected) < len(positions)  # beyond the page; on the token's side
+        has_prev, has_next = (more, rest) if backward else (rest, more)
+        return self._result(positions[chosen], len(positions), query, has_prev, has_next)
 
     # -- sorted pages from an order computed once ------------------------------------------------
 
@@ -430,45 +463,69 @@ class Table:
             keys += self._field_keys(self.sortable(field), positions, field.descending)
         return keys
 
-    def _presorted_page(self, positions: np.ndarray, query: SearchQuery, after: list[Any] | None) -> SearchResult:
-        """The next ``limit`` matches read off the table's order under ``sortby``: from the
-        token's place (a binary search), the first matches met. Costs O(limit / density of
-        the matches) instead of O(matches): for large result sets, where sorting them is what
-        takes the time (sortby over everything at 1,000,000 records: ~30 ms)."""
+    def _presorted_page(
+        self, positions: np.ndarray, query: SearchQuery, after: list[Any] | None, before: list[Any] | None
+    ) -> SearchResult:
+        """The ``limit`` matches next to the token read off the table's order under ``sortby``:
+        from the token's place (a binary search), the first matches met going forward (going
+        backward, for a prev token). Costs O(limit / density of the matches) instead of
+        O(matches): for large result sets, where sorting them is what takes the time (sortby
+        over everything at 1,000,000 records: ~30 ms)."""
         order = self._sort_order(query.sortby)
-        begin = 0
-        if after is not None:
-            target = tuple(self._token_target(after, query.sortby))
+        backward = before is not None
+        token = before if backward else after
+        start = 0  # the slot the page begins at (ends before, going backward)
+        if token is not None:
+            target = tuple(self._token_target(token, query.sortby, backward))
 
             def slot_key(slot: int) -> tuple[float, ...]:
                 pos = order[slot : slot + 1].astype(np.int64)
                 return (*(float(k[0]) for k in self._keys(pos, query.sortby)), float(pos[0]))
 
-            begin = bisect.bisect_left(range(len(order)), target, key=slot_key)
-        need = query.limit + 1  # one more, to know whether a next page exists
-        if len(positions) == self.size:
-            found = order[begin : begin + need].astype(np.int64)
-        else:
+            start = bisect.bisect_left(range(len(order)), target, key=slot_key)
+        wanted = None
+        if len(positions) < self.size:
             wanted = np.zeros(self.size, dtype=bool)
             wanted[positions] = True
-            parts, total = [], 0
-            step = max(1024, 2 * need * self.size // max(len(positions), 1))
-            while begin < len(order) and total < need:
-                chunk = order[begin : begin + step]
-                hits = chunk[wanted[chunk]]
-                parts.append(hits)
-                total += len(hits)
-                begin += step
-                step *= 2
-            found = np.concatenate(parts)[:need].astype(np.int64) if parts else np.zeros(0, np.int64)
-        page = found[: query.limit]
-        has_more = len(found) > query.limit
-        next_key = self.sort_key(int(page[-1]), query.sortby) if has_more and len(page) else None
-        return SearchResult(positions=page, matched=len(positions), next_key=next_key)
+        limit = query.limit
+        found = self._scan(order, wanted, len(positions), start, limit + 1, backward)  # one more: is there a page beyond?
+        page = found[max(0, len(found) - limit) :] if backward else found[:limit]
+        more = len(found) > limit
+        # Whether a match lies on the token's side at all (a first or next link): one is met at once, usually.
+        rest = start > 0 if not backward else start < len(order)
+        if rest and wanted is not None:
+            rest = len(self._scan(order, wanted, len(positions), start, 1, not backward)) > 0
+        has_prev, has_next = (more, rest) if backward else (rest, more)
+        return self._result(page, len(positions), query, has_prev, has_next)
 
-    def _token_target(self, after: list[Any], sortby: list[SortField]) -> list[float]:
+    def _scan(
+        self, order: np.ndarray, wanted: np.ndarray | None, matched: int, start: int, need: int, backward: bool
+    ) -> np.ndarray:
+        """Up to ``need`` matches (``wanted``; None: every record) in ``order`` nearest slot
+        ``start``: from it on, or (``backward``) before it; in order either way. Read in
+        chunks growing from the expected distance between matches."""
+        if wanted is None:
+            found = order[max(0, start - need) : start] if backward else order[start : start + need]
+            return found.astype(np.int64)
+        parts, total = [], 0
+        step = max(1024, 2 * need * self.size // max(matched, 1))
+        while total < need and (start > 0 if backward else start < len(order)):
+            chunk = order[max(0, start - step) : start] if backward else order[start : start + step]
+            hits = chunk[wanted[chunk]]
+            parts.append(hits)
+            total += len(hits)
+            start = start - len(chunk) if backward else start + len(chunk)
+            step *= 2
+        if not parts:
+            return np.zeros(0, np.int64)
+        if backward:
+            return np.concatenate(parts[::-1])[-need:].astype(np.int64)
+        return np.concatenate(parts)[:need].astype(np.int64)
+
+    def _token_target(self, after: list[Any], sortby: list[SortField], backward: bool = False) -> list[float]:
         """A page token's key in the form of _field_keys' arrays, ending with the position
-        before which the token's record stands in the default order."""
+        of the first record after the token's record in the default order (``backward``: of
+        the token's record itself; where it would stand, if it is gone)."""
         if len(after) != len(sortby) + 1 or not all(isinstance(e, list) and len(e) == 2 for e in after[:-1]):
             raise InvalidQueryParameter("Invalid token: it belongs to another sort order")
         target: list[float] = []
@@ -485,7 +542,8 @@ class Table:
                     number = float(value)
                 target += [int(rank), -number if field.descending and value is not None else number]
             default = list(after[-1])
-            target.append(bisect.bisect_right(range(self.size), default, key=self.default_key))
+            place = bisect.bisect_left if backward else bisect.bisect_right
+            target.append(place(range(self.size), default, key=self.default_key))
         except (TypeError, ValueError):
             raise InvalidQueryParameter("Invalid token") from None
         return target

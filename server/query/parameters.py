@@ -178,7 +178,8 @@ PARAMETERS: list[Parameter] = [
               repeatable=True),
     Parameter("limit", "Page size (clamped to the server maximum)", {"type": "integer", "minimum": 1, "default": 10},
               {"type": "integer", "minimum": 1}, _limit, endpoints=PAGED, attribute="limit"),
-    Parameter("token", "Opaque page token from a next link", _STR, _STR, _token, endpoints=PAGED, attribute="token"),
+    Parameter("token", "Opaque page token from a next or prev link", _STR, _STR, _token, endpoints=PAGED,
+              attribute="token"),
     Parameter("q", "Free text: comma-separated terms (OR); advanced syntax with AND, OR, NOT, +, -, "
               "parentheses and quoted phrases", _STR, {"oneOf": [_STR, _STRINGS]},
               lambda value, ctx: parse_q(value), matching=True, attribute="q", key=repr),
