@@ -15,10 +15,10 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from server.api import render
 from server.api.caching import GzipWhenAccepted, HttpCache
 from server.api.cors import CorsWhenOrigin
 from server.api.header_limit import HeaderLimit
-from server.api.responses import JSONResponse
 from server.api.routes import route_table
 from server.errors import StacApiError
 from server.index.match_cache import MatchCache
@@ -27,19 +27,15 @@ from server.settings import Settings
 log = logging.getLogger("stac_static_api")
 
 
-def _error(status: int, code: str, description: str) -> Response:
-    return JSONResponse({"code": code, "description": description}, status_code=status)
-
-
 async def stac_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StacApiError)
-    return _error(exc.status_code, exc.code, exc.description)
+    return render.error(request, exc.status_code, exc.code, exc.description)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     codes = {404: "NotFoundError", 405: "MethodNotAllowed"}
-    response = _error(exc.status_code, codes.get(exc.status_code, "HTTPException"), str(exc.detail))
+    response = render.error(request, exc.status_code, codes.get(exc.status_code, "HTTPException"), str(exc.detail))
     if exc.headers:
         response.headers.update(exc.headers)
     return response
@@ -47,7 +43,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s", request.url.path)
-    return _error(500, "InternalServerError", "Unexpected error; it has been logged")
+    return render.error(request, 500, "InternalServerError", "Unexpected error; it has been logged")
 
 
 def http_app(settings: Settings, lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]]) -> Starlette:
