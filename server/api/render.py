@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -90,13 +90,6 @@ def request_representation(request: Request) -> str:
     return representation(request.scope.get("query_string", b""), accept)
 
 
-def with_format(href: str, fmt: str) -> str:
-    """``href`` with its f parameter set to ``fmt``."""
-    parts = urlsplit(href)
-    pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "f"]
-    return urlunsplit(parts._replace(query=urlencode([*pairs, ("f", fmt)])))
-
-
 def _with_alternate(body: dict[str, Any], method: str) -> dict[str, Any]:
     """``body`` with a link to its page next to its self link (a POST search has no page URL)."""
     links = body.get("links")
@@ -106,7 +99,7 @@ def _with_alternate(body: dict[str, Any], method: str) -> dict[str, Any]:
     self_link = next((link for link in links if link.get("rel") == "self"), None)
     if self_link is None:
         return body
-    alternate = {"rel": "alternate", "type": HTML_TYPE, "href": with_format(self_link["href"], HTML),
+    alternate = {"rel": "alternate", "type": HTML_TYPE, "href": pages.with_format(self_link["href"], HTML),
                  "title": "This page as HTML"}
     return {**body, "links": [*links, alternate]}
 

@@ -11,9 +11,9 @@ import orjson
 import shapely
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from server.api import documents, management, paths
+from server.api import documents, management, pages, paths
 from server.api.conformance import conformance_classes
 from server.api.documents import Document, Features
 from server.api.fields import COLLECTION_DEFAULTS, apply_fields
@@ -366,7 +366,7 @@ async def collection_items(request: Request) -> Document:
     return await _item_collection(request, urls, query, href, params, extra)
 
 
-def route_table() -> list[Route]:
+def route_table() -> list[BaseRoute]:
     return [
         Route("/", landing_page, methods=["GET"]),
         Route("/conformance", conformance, methods=["GET"]),
@@ -381,6 +381,7 @@ def route_table() -> list[Route]:
         paths.CollectionRoute("/collections/{collection_id}/items", collection_items, paths.ITEMS),
         paths.CollectionRoute("/collections/{collection_id}/items/{item_id}", item, paths.ITEM),
         Route("/search", search, methods=["GET", "POST"]),
+        *pages.static_routes(),
         Route("/_mgmt/health", management.health, methods=["GET"]),
         Route("/_mgmt/ready", management.ready, methods=["GET"]),
         Route("/_mgmt/reload", management.reload, methods=["POST"]),
