@@ -115,6 +115,11 @@ def _footprints(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _site_title(request: Request, settings: Settings) -> str:
+    index = paths.pinned_index(request.scope)
+    return str((index.root.get("title") if index is not None else None) or settings.title)
+
+
 def _context(request: Request, doc: Document) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
     urls = url_builder(public_base_url(request, settings.base_url))
@@ -123,7 +128,7 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
     index = paths.pinned_index(request.scope)
     ctx: dict[str, Any] = {
         "doc": body, "kind": doc.kind, "params": params, "urls": urls, "settings": settings,
-        "site_title": (index.root.get("title") if index else None) or settings.title,
+        "site_title": _site_title(request, settings),
         "json_href": with_format(str(request.url), "json"), "map": None,
         "table_properties": TABLE_PROPERTIES,
     }
@@ -145,7 +150,7 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
     return ctx
 
 
-async def page(request: Request, doc: Document) -> Response:
+def page(request: Request, doc: Document) -> Response:
     template = _PAGES.get(doc.kind, "generic.html")
     ctx = _context(request, doc)
     if template == "generic.html":
@@ -157,5 +162,5 @@ def error_page(request: Request, status: int, code: str, description: str) -> Re
     settings: Settings = request.app.state.settings
     context = {"status": status, "code": code, "description": description, "settings": settings,
                "urls": url_builder(public_base_url(request, settings.base_url)), "map": None,
-               "site_title": settings.title, "kind": "error", "json_href": with_format(str(request.url), "json")}
+               "site_title": _site_title(request, settings), "kind": "error", "json_href": with_format(str(request.url), "json")}
     return TEMPLATES.TemplateResponse(request, "error.html", context, status_code=status)
