@@ -98,6 +98,7 @@ def test_errors_are_pages_for_browsers_only(client: TestClient) -> None:
         assert page.status_code == api.status_code
         assert page.headers["content-type"].startswith("text/html")
         assert api.json()["code"] in page.text
+        assert "Accept" in page.headers["vary"] and "Accept" in api.headers["vary"]
 
 
 def test_an_unknown_f_is_a_400(client: TestClient) -> None:

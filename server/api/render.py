@@ -127,8 +127,11 @@ async def render(request: Request, doc: Document) -> Response:
 def error(request: Request, status: int, code: str, description: str) -> Response:
     """An error: a page for a browser, {"code", "description"} for everything else."""
     if request_representation(request) == HTML:
-        return pages.error_page(request, status, code, description)
-    return JSONResponse({"code": code, "description": description}, status_code=status, media_type=JSON)
+        response = pages.error_page(request, status, code, description)
+    else:
+        response = JSONResponse({"code": code, "description": description}, status_code=status, media_type=JSON)
+    response.headers["Vary"] = "Accept"  # errors are not cached here, but a shared cache may keep them
+    return response
 
 
 def rendered(handler: Callable[[Request], Awaitable[Document]]) -> Callable[[Request], Awaitable[Response]]:
