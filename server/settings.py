@@ -101,3 +101,12 @@ class Settings(BaseSettings):
     max_collections: int = Field(RequestLimits.max_collections, ge=1, description="Most collections in one search.")
     max_vertices: int = Field(RequestLimits.max_vertices, ge=4, description="Most vertices in an intersects geometry.")
     admin_token: str | None = Field(None, description="Bearer token for POST /_mgmt/reload; unset disables it.")
+    html_tiles: str = Field(
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        description="Background tiles of the pages' maps, a URL template ({z}/{x}/{y}) the browser fetches; "
+        "empty: no basemap (footprints still draw).",
+    )
+    html_tiles_attribution: str = Field(
+        '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+        description="Attribution shown on the maps for html_tiles (HTML).",
+    )

@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
+from server.api.documents import render_item
 from server.api.links import UrlBuilder
-from server.api.routes import render_item
 from server.index import Index
 from server.index.builder import IndexBuilder
 

@@ -15,11 +15,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from server.api import render
 from server.api.aggregation import aggregation_routes
 from server.api.caching import GzipWhenAccepted, HttpCache
 from server.api.cors import CorsWhenOrigin
 from server.api.header_limit import HeaderLimit
-from server.api.responses import JSONResponse
 from server.api.routes import route_table
 from server.errors import StacApiError
 from server.index.match_cache import MatchCache
@@ -28,19 +28,15 @@ from server.settings import Settings
 log = logging.getLogger("stac_static_api")
 
 
-def _error(status: int, code: str, description: str) -> Response:
-    return JSONResponse({"code": code, "description": description}, status_code=status)
-
-
 async def stac_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StacApiError)
-    return _error(exc.status_code, exc.code, exc.description)
+    return render.error(request, exc.status_code, exc.code, exc.description)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     codes = {404: "NotFoundError", 405: "MethodNotAllowed"}
-    response = _error(exc.status_code, codes.get(exc.status_code, "HTTPException"), str(exc.detail))
+    response = render.error(request, exc.status_code, codes.get(exc.status_code, "HTTPException"), str(exc.detail))
     if exc.headers:
         response.headers.update(exc.headers)
     return response
@@ -48,14 +44,14 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s", request.url.path)
-    return _error(500, "InternalServerError", "Unexpected error; it has been logged")
+    return render.error(request, 500, "InternalServerError", "Unexpected error; it has been logged")
 
 
 def http_app(settings: Settings, lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]]) -> Starlette:
     """The API's routes and middleware, with no index yet (`app.state.index` None: every
     endpoint answers 503 until the runtime sets one)."""
     app = Starlette(
-        routes=route_table() + aggregation_routes(),
+        routes=[*route_table(), *aggregation_routes()],
         middleware=[
             Middleware(HeaderLimit, max_bytes=settings.max_header_bytes),
             *([Middleware(GzipWhenAccepted, minimum_size=settings.gzip_min_bytes)] if settings.gzip_min_bytes > 0 else []),

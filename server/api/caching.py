@@ -1,8 +1,9 @@
 """HTTP caching for GET responses: ETag / If-None-Match (304), Cache-Control, and a bounded
 in-memory cache of response bodies, all keyed by the index version.
 
-A response is a pure function of the index, the URL and the headers that shape its links,
-so the ETag is a hash of those: a revalidation costs no search and no serialization, and
+A response is a pure function of the index, the URL, the headers that shape its links and its
+representation (JSON or a page: server.api.render, from ?f= or Accept; Vary names Accept), so
+the ETag is a hash of those: a revalidation costs no search and no serialization, and
 a reload changes every ETag at once.
 """
 
@@ -15,12 +16,14 @@ from cachetools import LRUCache
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.api.render import representation
 from server.api.static_files import STATIC_PREFIXES
 
 LINK_HEADERS = (b"host", b"forwarded", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
                 b"x-forwarded-prefix")
-# Files (Swagger UI, the favicon, the sample's thumbnails) carry their own ETag and Cache-Control.
-UNCACHED_PREFIXES = ("/_mgmt", *STATIC_PREFIXES)
+# Files (Swagger UI, the favicon, the sample's thumbnails, the pages' /static/) carry their own
+# ETag and Cache-Control.
+UNCACHED_PREFIXES = ("/_mgmt", "/static/", *STATIC_PREFIXES)
 
 
 class HttpCache:
@@ -32,7 +35,7 @@ class HttpCache:
         )
         self.shared_validators = [
             (b"cache-control", f"public, max-age={max_age}".encode()),
-            (b"vary", b"Host, Forwarded, X-Forwarded-Host, X-Forwarded-Proto, X-Forwarded-Port, X-Forwarded-Prefix"),
+            (b"vary", b"Accept, Host, Forwarded, X-Forwarded-Host, X-Forwarded-Proto, X-Forwarded-Port, X-Forwarded-Prefix"),
         ]
 
     @staticmethod
@@ -44,6 +47,7 @@ class HttpCache:
             path.decode("latin-1") if path is not None else scope["path"],
             scope.get("query_string", b"").decode("latin-1"), scope.get("root_path", ""),
             *(headers.get(name, b"").decode("latin-1") for name in LINK_HEADERS),
+            representation(scope.get("query_string", b""), headers.get(b"accept")),
         ]
         digest = hashlib.blake2b("\x00".join(parts).encode(), digest_size=12).hexdigest()
         return f'W/"{digest}"'
@@ -59,7 +63,7 @@ class HttpCache:
         # The headers that shape links or validate, in one pass (a repeated one: its first value)
         headers: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
-            if (name in LINK_HEADERS or name == b"if-none-match") and name not in headers:
+            if (name in LINK_HEADERS or name in (b"if-none-match", b"accept")) and name not in headers:
                 headers[name] = value
         etag = self._etag(scope, index, headers)
         validators = [(b"etag", etag.encode()), *self.shared_validators]

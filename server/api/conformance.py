@@ -15,6 +15,7 @@ FEATURES = [
     f"{OGC_FEATURES}/core",
     f"{OGC_FEATURES}/oas30",
     f"{OGC_FEATURES}/geojson",
+    f"{OGC_FEATURES}/html",  # the pages (server/api/pages.py), by ?f=html or Accept
 ]
 ITEM_SEARCH = [f"{STAC}/item-search"]
 # Sort, fields, query and filter apply to /search and /collections/{id}/items alike.

@@ -18,6 +18,7 @@ GEOJSON = "application/geo+json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 SCHEMA_JSON = "application/schema+json"
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+HTML = "text/html"
 
 
 def _forwarded(header: str) -> dict[str, str]:
@@ -113,6 +114,7 @@ class UrlBuilder:
         if collection is not None:
             links += [
                 self.link("self", self.item(collection, item_id), GEOJSON),
+                self.link("alternate", self.item(collection, item_id) + "?f=html", HTML),
                 self.link("parent", self.collection(collection)),
                 self.link("collection", self.collection(collection)),
             ]
@@ -126,6 +128,7 @@ class UrlBuilder:
     def collection_links(self, collection_id: str) -> list[dict[str, Any]]:
         return [
             self.link("self", self.collection(collection_id)),
+            self.link("alternate", self.collection(collection_id) + "?f=html", HTML),
             self.link("root", self.url(), title="Landing page"),
             self.link("parent", self.url(), title="Landing page"),
             self.link("items", self.items(collection_id), GEOJSON, title="Items"),
@@ -152,6 +155,7 @@ class ItemLinksJson:
     def __init__(self, urls: UrlBuilder) -> None:
         self.urls = urls
         self.root = orjson.dumps(urls.link("root", urls.url()))
+        self.alternate = b'},{"rel":"alternate","type":"' + HTML.encode() + b'","href":'
         self._by_collection: dict[str, tuple[bytes, str, bytes]] = {}
 
     def __call__(self, collection: str | None, item_id: str) -> bytes:
@@ -165,7 +169,8 @@ class ItemLinksJson:
                 self.root + b',{"rel":"self","type":"' + GEOJSON.encode() + b'","href":', href + "/items/", b"}," + shared
             )
         head, items_href, tail = parts
-        return head + orjson.dumps(items_href + quote_segment(item_id)) + tail
+        href_json = orjson.dumps(items_href + quote_segment(item_id))
+        return head + href_json + self.alternate + href_json[:-1] + b'?f=html"' + tail
 
 
 # Builders by base URL, so what they memoize (each collection's link bytes) outlives a request.

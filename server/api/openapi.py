@@ -31,6 +31,12 @@ PATH_PARAMS = {
 }
 
 
+# The representation (server.api.render): not a search parameter, so not in the parameter table.
+FORMAT_PARAM = _param("f", "The representation: json, or html (a page for people). Without it, the Accept header "
+                      "decides: text/html first gets the page, anything else JSON.",
+                      {"type": "string", "enum": ["json", "html"]})
+
+
 def _search_param(p: Parameter) -> dict[str, Any]:
     return _param(p.name, p.description, p.schema, style="form" if p.form_array else None,
                   explode=False if p.form_array else None)
@@ -56,20 +62,31 @@ _UNAUTHORIZED = {
 }
 
 
-def _ok(media_type: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {media_type: {"schema": _OBJECT}}}
+def _ok(media_type: str, description: str, html: bool = False) -> dict[str, Any]:
+    content = {media_type: {"schema": _OBJECT}}
+    if html:
+        content["text/html"] = {"schema": _STR}
+    return {"description": description, "content": content}
+
+
+_HTML_ERROR: dict[str, Any] = {
+    "description": "Error: {code, description} as JSON, or a page for a browser",
+    "content": {"application/json": _ERROR["content"]["application/json"], "text/html": {"schema": _STR}},  # type: ignore[index]
+}
 
 
 def _get(summary: str, op_id: str, params: list[str], media_type: str = "application/json",
-         errors: tuple[str, ...] = ("400",)) -> dict[str, Any]:
-    responses = {"200": _ok(media_type, summary)}
-    responses.update({code: _ERROR for code in errors})
-    responses["503"] = _ERROR
+         errors: tuple[str, ...] = ("400",), html: bool = True) -> dict[str, Any]:
+    """A GET path; ``html``: it takes f and answers browsers with a page (errors too)."""
+    responses = {"200": _ok(media_type, summary, html)}
+    error = _HTML_ERROR if html else _ERROR
+    responses.update({code: error for code in sorted({*errors, *(["400"] if html else [])})})  # 400: a wrong f
+    responses["503"] = error
     return {
         "get": {
             "summary": summary,
             "operationId": op_id,
-            "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in params],
+            "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in [*params, *(["f"] if html else [])]],
             "responses": responses,
         }
     }
@@ -116,7 +133,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         "/": _get("Landing page", "getLandingPage", [], errors=()),
         "/conformance": _get("Conformance classes", "getConformance", [], errors=()),
         "/api": _get("This OpenAPI document", "getOpenAPI", [], "application/vnd.oai.openapi+json;version=3.0", ()),
-        "/api.html": _get("API documentation page", "getOpenAPIHtml", [], "text/html", ()),
+        "/api.html": _get("API documentation page", "getOpenAPIHtml", [], "text/html", (), html=False),
         "/collections": _get(
             "Collections, or a collection search", "getCollections", names(COLLECTION_SEARCH),
         ),
@@ -134,12 +151,12 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "One item", "getFeature", ["collectionId", "itemId"], geojson, ("404",)
         ),
         "/search": _get("Item search", "getItemSearch", names(ITEM_SEARCH), geojson),
-        "/_mgmt/health": _get("Liveness: the process answers", "getHealth", [], errors=()),
+        "/_mgmt/health": _get("Liveness: the process answers", "getHealth", [], errors=(), html=False),
         "/_mgmt/ready": _get(
             "Readiness: index version, counts, load time, what the load could not read (status "
             "\"degraded\" when a catalog, collection or bulk file was not) and the last reload's result "
             "(503 until loaded)",
-            "getReady", [], errors=(),
+            "getReady", [], errors=(), html=False,
         ),
         SWAGGER_UI_PATH + "/{file}": _file("Swagger UI's script and style sheet, for /api.html", "getSwaggerUiFile",
                                            sorted({t.split(";")[0] for t in SWAGGER_UI_FILES.values()}),
@@ -195,7 +212,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         "servers": [{"url": server_url.rstrip("/")}],
         "paths": paths,
         "components": {
-            "parameters": {**PATH_PARAMS, **{p.name: _search_param(p) for p in PARAMETERS}},
+            "parameters": {**PATH_PARAMS, **{p.name: _search_param(p) for p in PARAMETERS}, "f": FORMAT_PARAM},
             "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer",
                                                "description": "The admin token (STAC_STATIC_ADMIN_TOKEN)"}},
         },

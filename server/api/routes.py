@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import orjson
 import shapely
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from server.api import management, paths
+from server.api import documents, management, pages, paths
 from server.api.conformance import conformance_classes
+from server.api.documents import Document, Features
 from server.api.fields import COLLECTION_DEFAULTS, apply_fields
 from server.api.links import (
     GEOJSON,
@@ -37,13 +36,9 @@ from server.api.pagination import (
     query_string,
 )
 from server.api.queryables import queryables_document
-from server.api.responses import (
-    GeoJSONResponse,
-    JSONResponse,
-    OpenAPIResponse,
-    SchemaResponse,
-)
+from server.api.render import rendered
 from server.api.static_files import static_routes
+from server.api.threads import in_thread as _in_thread
 from server.errors import (
     InvalidRequestBody,
     NotFoundError,
@@ -129,31 +124,14 @@ async def _json_body(request: Request) -> tuple[dict[str, Any], int]:
 # -- documents ------------------------------------------------------------------------------
 
 
-def render_item(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | None = None) -> Any:
-    """The item as served: a dict, or (without fields, the common case) its stored bytes with
-    the API's links appended, spliced without parsing them (an orjson.Fragment; the link bytes
-    each collection shares are kept by the UrlBuilder, itself shared per base URL)."""
-    collection, item_id = index.collection_of(pos), index.ids[pos]
-    if fields is None and index.links_last:
-        data = index.json[pos]  # ends with the item's own links array: ...]}
-        extra = urls.item_links_json()(collection, item_id)
-        return orjson.Fragment(data[:-2] + extra + b"]}" if data.endswith(b"[]}") else data[:-2] + b"," + extra + b"]}")
-    item = index.item(pos)
-    item["links"] = item.get("links", []) + urls.item_links(collection, item_id)
-    return apply_fields(item, fields)
-
-
-def _render_items(urls: UrlBuilder, index: Index, fields: FieldsSpec | None, positions: list[int]) -> list[Any]:
-    return [render_item(urls, index, p, fields) for p in positions]
-
-
 def render_collection(urls: UrlBuilder, collection: dict[str, Any], fields: FieldsSpec | None = None) -> dict[str, Any]:
     out = dict(collection)
     out["links"] = urls.collection_links(collection["id"]) + collection.get("links", [])
     return apply_fields(out, fields, COLLECTION_DEFAULTS)
 
 
-async def landing_page(request: Request) -> Response:
+@rendered
+async def landing_page(request: Request) -> Document:
     index = _index(request)
     settings = _settings(request)
     urls = _urls(request)
@@ -174,7 +152,8 @@ async def landing_page(request: Request) -> Response:
         urls.link("child", urls.collection(cid), title=c.get("title") or cid)
         for cid, c in sorted(index.collections.items())
     ]
-    return JSONResponse(
+    return Document(
+        documents.LANDING,
         {
             "type": "Catalog",
             "stac_version": STAC_VERSION,
@@ -187,19 +166,22 @@ async def landing_page(request: Request) -> Response:
     )
 
 
-async def conformance(request: Request) -> Response:
-    return JSONResponse({"conformsTo": conformance_classes()})
+@rendered
+async def conformance(request: Request) -> Document:
+    return Document(documents.CONFORMANCE, {"conformsTo": conformance_classes()})
 
 
-async def api_document(request: Request) -> Response:
-    return OpenAPIResponse(openapi_document(_urls(request).url()))
+@rendered
+async def api_document(request: Request) -> Document:
+    return Document(documents.API, openapi_document(_urls(request).url()), OPENAPI)
 
 
 async def api_html(request: Request) -> Response:
     return HTMLResponse(swagger_html(_urls(request).url("api"), _urls(request).base))
 
 
-async def collections(request: Request) -> Response:
+@rendered
+async def collections(request: Request) -> Document:
     """All collections, or a collection search (bbox, datetime, q, filter, sortby, fields)."""
     index = _index(request)
     urls = _urls(request)
@@ -215,7 +197,8 @@ async def collections(request: Request) -> Response:
         urls.link("parent", urls.url()),
     ]
     links += paging_links_get(href, encoded, result, JSON)
-    return JSONResponse(
+    return Document(
+        documents.COLLECTIONS,
         {
             "collections": [
                 render_collection(urls, table.docs[int(p)], query.fields) for p in result.positions
@@ -227,17 +210,19 @@ async def collections(request: Request) -> Response:
     )
 
 
-async def queryables(request: Request) -> Response:
+@rendered
+async def queryables(request: Request) -> Document:
     index = _index(request)
-    return SchemaResponse(queryables_document(index, _urls(request).url("queryables"), None))
+    return Document(documents.QUERYABLES, queryables_document(index, _urls(request).url("queryables"), None), SCHEMA_JSON)
 
 
-async def collection_queryables(request: Request) -> Response:
+@rendered
+async def collection_queryables(request: Request) -> Document:
     index = _index(request)
     collection_id = request.path_params["collection_id"]
     _collection_or_404(index, collection_id)
     href = _urls(request).collection(collection_id) + "/queryables"
-    return SchemaResponse(queryables_document(index, href, collection_id))
+    return Document(documents.QUERYABLES, queryables_document(index, href, collection_id), SCHEMA_JSON)
 
 
 def _collection_or_404(index: Index, collection_id: str) -> dict[str, Any]:
@@ -247,13 +232,15 @@ def _collection_or_404(index: Index, collection_id: str) -> dict[str, Any]:
     return collection
 
 
-async def collection(request: Request) -> Response:
+@rendered
+async def collection(request: Request) -> Document:
     index = _index(request)
     found = _collection_or_404(index, request.path_params["collection_id"])
-    return JSONResponse(render_collection(_urls(request), found))
+    return Document(documents.COLLECTION, render_collection(_urls(request), found))
 
 
-async def item(request: Request) -> Response:
+@rendered
+async def item(request: Request) -> Document:
     index = _index(request)
     collection_id = request.path_params["collection_id"]
     item_id = request.path_params["item_id"]
@@ -261,7 +248,7 @@ async def item(request: Request) -> Response:
     pos = index.find(collection_id, item_id)
     if pos is None:
         raise NotFoundError(f"Item {item_id!r} not found in collection {collection_id!r}")
-    return GeoJSONResponse(render_item(_urls(request), index, pos))
+    return Document(documents.ITEM, Features(_urls(request), index, [pos]), GEOJSON)
 
 
 # -- searches --------------------------------------------------------------------------------
@@ -275,15 +262,6 @@ INLINE_RECORDS = 50_000
 # A query string or body larger than this is parsed in a worker thread: CQL2 of 100 KB takes
 # tens of milliseconds, which would stall every other client on the event loop.
 LARGE_INPUT = 8 * 1024
-# Pages of more items than this are rendered in a worker thread (10,000 items: ~30 ms).
-LARGE_PAGE = 500
-
-
-async def _in_thread(request: Request, fn: Callable[..., T], *args: Any) -> T:
-    """fn(*args) in a worker thread, once one of the app's search threads is free (the rest
-    wait without holding the GIL; STAC_STATIC_SEARCH_THREADS)."""
-    async with request.app.state.search_threads:
-        return await run_in_threadpool(fn, *args)
 
 
 def _heavy(query: SearchQuery, index: Index) -> bool:
@@ -301,7 +279,7 @@ def _heavy(query: SearchQuery, index: Index) -> bool:
 async def _item_collection(
     request: Request, urls: UrlBuilder, query: SearchQuery, href: str, params: dict[str, Any] | None,
     extra_links: tuple[dict[str, Any], ...] = (),
-) -> Response:
+) -> Document:
     """A page of ``query``'s items, from ``href``: GET with ``params``, or POST (None)."""
     index = _index(request)
     after, before = decode_page_token(query.token)
@@ -315,17 +293,17 @@ async def _item_collection(
     links = [urls.link("self", self_href, GEOJSON), urls.link("root", urls.url()), *extra_links]
     links += (paging_links_get(href, encoded, result, GEOJSON) if params is not None
               else paging_links_post(href, result, GEOJSON))
-    positions = result.positions.tolist()
-    render = functools.partial(_render_items, urls, index, query.fields)
-    features = await _in_thread(request, render, positions) if len(positions) > LARGE_PAGE else render(positions)
-    return GeoJSONResponse(
+    features = Features(urls, index, result.positions.tolist(), query.fields)
+    return Document(
+        documents.ITEMS,
         {
             "type": "FeatureCollection",
             "features": features,
             "links": links,
             "numberMatched": result.matched,
             "numberReturned": len(features),
-        }
+        },
+        GEOJSON,
     )
 
 
@@ -345,7 +323,7 @@ def _input_size(request: Request) -> int:
     return len(request.scope.get("query_string", b""))
 
 
-async def search_get(request: Request) -> Response:
+async def search_get(request: Request) -> Document:
     _index(request)
     params = _query_params(request)
     urls = _urls(request)
@@ -353,7 +331,7 @@ async def search_get(request: Request) -> Response:
     return await _item_collection(request, urls, query, urls.url("search"), params)
 
 
-async def search_post(request: Request) -> Response:
+async def search_post(request: Request) -> Document:
     _index(request)
     body, size = await _json_body(request)
     urls = _urls(request)
@@ -361,12 +339,14 @@ async def search_post(request: Request) -> Response:
     return await _item_collection(request, urls, query, urls.url("search"), None)
 
 
-async def search(request: Request) -> Response:
+@rendered
+async def search(request: Request) -> Document:
     """One route for both methods, so a 405 lists them both in Allow."""
     return await (search_post(request) if request.method == "POST" else search_get(request))
 
 
-async def collection_items(request: Request) -> Response:
+@rendered
+async def collection_items(request: Request) -> Document:
     index = _index(request)
     collection_id = request.path_params["collection_id"]
     _collection_or_404(index, collection_id)
@@ -384,7 +364,7 @@ async def collection_items(request: Request) -> Response:
     return await _item_collection(request, urls, query, href, params, extra)
 
 
-def route_table() -> list[Route]:
+def route_table() -> list[BaseRoute]:
     return [
         Route("/", landing_page, methods=["GET"]),
         Route("/conformance", conformance, methods=["GET"]),
@@ -399,6 +379,7 @@ def route_table() -> list[Route]:
         paths.CollectionRoute("/collections/{collection_id}/items", collection_items, paths.ITEMS),
         paths.CollectionRoute("/collections/{collection_id}/items/{item_id}", item, paths.ITEM),
         Route("/search", search, methods=["GET", "POST"]),
+        *pages.static_routes(),
         Route("/_mgmt/health", management.health, methods=["GET"]),
         Route("/_mgmt/ready", management.ready, methods=["GET"]),
         Route("/_mgmt/reload", management.reload, methods=["POST"]),

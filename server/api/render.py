@@ -1,0 +1,145 @@
+"""The renderer: a handler's Document becomes a response in the representation asked for.
+
+``?f=json`` / ``?f=html`` (the OGC API convention) wins; else the Accept header: a browser's,
+which lists text/html first, gets a page; application/json, application/geo+json, */* or no
+Accept get JSON, so STAC clients and curl see what they always saw. The HTTP cache keys its
+ETags and bodies on the same answer (server.api.caching), so a JSON body is never served to a
+browser or a page to a client.
+
+JSON keeps its fast path here: an item's stored bytes are spliced with the API's links, never
+parsed (server.api.documents.render_item)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.api import pages
+from server.api.documents import ITEM, ITEMS, Document, Features
+from server.api.links import JSON
+from server.api.responses import JSONResponse
+from server.api.threads import in_thread
+from server.errors import InvalidQueryParameter
+
+HTML, JSON_FORMAT = "html", "json"
+HTML_TYPE = "text/html"
+# ?f= values: the OGC names and the media types' short names
+_FORMATS = {"html": HTML, "json": JSON_FORMAT, "geojson": JSON_FORMAT}
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+# Pages of more items than this are rendered in a worker thread (10,000 items: ~30 ms).
+LARGE_PAGE = 500
+
+
+def _f_value(query_string: bytes) -> str:
+    """The f parameter's value, "" when absent or empty (as every empty parameter)."""
+    if b"f=" not in query_string:
+        return ""
+    value = ""
+    for name, v in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if name == "f":
+            value = v  # the last one, as for every other repeated parameter
+    return value.strip().lower()
+
+
+def _format_param(query_string: bytes) -> str | None:
+    return _FORMATS.get(_f_value(query_string))
+
+
+def check_format(query_string: bytes) -> None:
+    """A 400 for an f the API does not have (elsewhere, such as an error's own page, it is as absent)."""
+    value = _f_value(query_string)
+    if value and value not in _FORMATS:
+        raise InvalidQueryParameter(f"Invalid f: {value!r}; expected one of json, html")
+
+
+def _accept_wants_html(accept: str) -> bool:
+    """Whether the media range the client prefers most (the first of the highest q) is HTML."""
+    best, best_q = "", -1.0
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > best_q:
+            best, best_q = media.strip().lower(), q
+    return best in _HTML_TYPES and best_q > 0
+
+
+def representation(query_string: bytes, accept: bytes | None) -> str:
+    """HTML or JSON_FORMAT for a request with this query string and Accept header."""
+    chosen = _format_param(query_string)
+    if chosen is not None:
+        return chosen
+    if not accept or b"html" not in accept:  # the common API case, decided without parsing
+        return JSON_FORMAT
+    return HTML if _accept_wants_html(accept.decode("latin-1")) else JSON_FORMAT
+
+
+def request_representation(request: Request) -> str:
+    accept = next((v for k, v in request.scope["headers"] if k == b"accept"), None)
+    return representation(request.scope.get("query_string", b""), accept)
+
+
+def _with_alternate(body: dict[str, Any], method: str) -> dict[str, Any]:
+    """``body`` with a link to its page next to its self link (a POST search has no page URL)."""
+    links = body.get("links")
+    if method != "GET" or not isinstance(links, list) or any(
+            link.get("rel") == "alternate" and link.get("type") == HTML_TYPE for link in links):
+        return body
+    self_link = next((link for link in links if link.get("rel") == "self"), None)
+    if self_link is None:
+        return body
+    alternate = {"rel": "alternate", "type": HTML_TYPE, "href": pages.with_format(self_link["href"], HTML),
+                 "title": "This page as HTML"}
+    return {**body, "links": [*links, alternate]}
+
+
+async def json_response(request: Request, doc: Document) -> Response:
+    body = doc.body
+    if doc.kind == ITEM and isinstance(body, Features):
+        content: Any = body.as_json()[0]  # the spliced bytes: its links carry the alternate
+    elif doc.kind == ITEMS:
+        features: Features = body["features"]
+        rendered = await in_thread(request, features.as_json) if len(features) > LARGE_PAGE else features.as_json()
+        content = _with_alternate({**body, "features": rendered}, request.method)
+    else:
+        content = _with_alternate(body, request.method) if isinstance(body, dict) else body
+    return JSONResponse(content, status_code=doc.status, media_type=doc.media_type)
+
+
+async def render(request: Request, doc: Document) -> Response:
+    if request_representation(request) == HTML:
+        large = doc.kind == ITEMS and len(doc.body["features"]) > LARGE_PAGE  # a 10,000-row page: ~1 s
+        return await in_thread(request, pages.page, request, doc) if large else pages.page(request, doc)
+    return await json_response(request, doc)
+
+
+def error(request: Request, status: int, code: str, description: str) -> Response:
+    """An error: a page for a browser, {"code", "description"} for everything else."""
+    if request_representation(request) == HTML:
+        response = pages.error_page(request, status, code, description)
+    else:
+        response = JSONResponse({"code": code, "description": description}, status_code=status, media_type=JSON)
+    response.headers["Vary"] = "Accept"  # errors are not cached here, but a shared cache may keep them
+    return response
+
+
+def rendered(handler: Callable[[Request], Awaitable[Document]]) -> Callable[[Request], Awaitable[Response]]:
+    """A Starlette endpoint from a handler that returns a Document."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        check_format(request.scope.get("query_string", b""))
+        return await render(request, await handler(request))
+
+    return endpoint

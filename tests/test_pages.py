@@ -1,0 +1,84 @@
+"""The pages over plain HTTP: catalog text escaped, links to JSON, usable without JavaScript,
+Leaflet and the tiles setting, the HTML conformance class."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from server.catalog.loader import load_catalogs
+from server.settings import Settings
+from tests.conftest import TestClient
+from tests.helpers import CatalogDir, collection, item
+
+HOSTILE = '<script>alert(1)</script><img src=x onerror=alert(2)>"quoted"'
+PAGE = {"Accept": "text/html"}
+
+
+@pytest.fixture
+def hostile(catalog_dir: CatalogDir, make_client: Callable[..., TestClient]) -> TestClient:
+    catalog_dir.write("collection.json", collection(
+        "evil", title=HOSTILE, description=HOSTILE + "\n\n[x](javascript:alert(3))", keywords=[HOSTILE],
+        providers=[{"name": HOSTILE, "url": "javascript:alert(4)"}], summaries={HOSTILE: [HOSTILE]},
+        links=[{"rel": "item", "href": "./i.json"}]))
+    catalog_dir.write("i.json", item(
+        "i<b>", collection="evil", properties={"title": HOSTILE, HOSTILE: HOSTILE},
+        assets={"a": {"href": "javascript:alert(5)", "title": HOSTILE, "roles": ["thumbnail"]}}))
+    index, _ = load_catalogs([str(catalog_dir.path("collection.json"))])
+    return make_client(index=index)
+
+
+@pytest.mark.parametrize("path", ["/", "/collections", "/collections/evil", "/collections/evil/items",
+                                  "/collections/evil/items/i%3Cb%3E", "/search?q=nothing", "/collections?q=evil"])
+def test_catalog_text_is_escaped(hostile: TestClient, path: str) -> None:
+    with hostile:
+        page = hostile.get(path, headers=PAGE)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert 'href="javascript' not in html and 'src="javascript' not in html  # shown as text at most
+
+
+def test_escaped_title_is_shown_as_text(hostile: TestClient) -> None:
+    with hostile:
+        html = hostile.get("/collections/evil", headers=PAGE).text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_map_data_cannot_close_its_script(hostile: TestClient) -> None:
+    with hostile:
+        html = hostile.get("/collections/evil/items", headers=PAGE).text
+    data = html.split('<script type="application/json" id="map-data">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in data and "i\\u003cb\\u003e" in data
+
+
+def test_pages_link_their_json_and_work_without_javascript(client: TestClient) -> None:
+    html = client.get("/collections/sentinel-2-l2a-nl/items", params={"limit": 2}, headers=PAGE).text
+    json_href = "http://testserver/collections/sentinel-2-l2a-nl/items?limit=2&amp;f=json"
+    assert f'<link rel="alternate" type="application/json" href="{json_href}">' in html
+    assert 'rel="next"' in html  # the next page is a plain link
+    assert html.count("/collections/sentinel-2-l2a-nl/items/S2") >= 2  # the table links the items
+    assert '<form class="search wide" method="get" action="http://testserver/collections/sentinel-2-l2a-nl/items">' in html
+
+
+def test_leaflet_and_our_files_are_served(client: TestClient) -> None:
+    for path in ("/static/leaflet/leaflet.js", "/static/leaflet/leaflet.css", "/static/pages/map.js",
+                 "/static/pages/style.css"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+    html = client.get("/collections/dem-alps", headers=PAGE).text
+    assert 'src="http://testserver/static/leaflet/leaflet.js"' in html
+    assert "https://" not in html.split("<main>")[0]  # nothing from another host in the head
+
+
+def test_tiles_setting(make_client: Callable[..., TestClient], client: TestClient) -> None:
+    default = client.get("/collections/dem-alps", headers=PAGE).text
+    assert 'data-tiles="https://tile.openstreetmap.org/{z}/{x}/{y}.png"' in default
+    assert "OpenStreetMap</a> contributors" in default.replace("&lt;", "<").replace("&gt;", ">").replace("&#34;", '"')
+    with make_client(Settings(html_tiles="")) as none:
+        assert 'data-tiles=""' in none.get("/collections/dem-alps", headers=PAGE).text
+
+
+def test_conformance_has_the_html_class(client: TestClient) -> None:
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html" in client.get("/conformance").json()["conformsTo"]

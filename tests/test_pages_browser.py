@@ -1,0 +1,151 @@
+"""The pages in a real headless Chromium, against the real server on 127.0.0.1: every page type
+loads without a console error, the maps draw their footprints, the search form gives the ids the
+JSON API gives, and a hostile title stays text. No network: the tiles setting is empty.
+
+Screenshots of each page type go to $STAC_STATIC_SCREENSHOTS (else the test's temp dir).
+Needs Debian's chromium and chromium-driver (.ci/run installs them); skipped without them."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from server.sample import SAMPLE_ROOT
+from tests.helpers import CatalogDir, collection, item, run_server, serve_folder
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+)
+
+# The sample catalog's made-up asset host: its thumbnails do not load (the page still shows them as <img>)
+SAMPLE_ASSET_HOST = "https://data.example.com/"
+HOSTILE = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">Hostile & <b>bold</b>'
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = CatalogDir(tmp_path_factory.mktemp("hostile"))
+    folder.path("thumb.png").write_bytes(base64.b64decode(PIXEL))
+    with serve_folder(folder.root) as files, \
+            run_server(_hostile_roots(folder, files), env={"STAC_STATIC_HTML_TILES": ""}) as base:
+        yield base
+
+
+def _hostile_roots(folder: CatalogDir, files: str) -> list[str]:
+    """The sample catalog and a collection whose texts are HTML, with a thumbnail served from ``files``."""
+    folder.write("collection.json", collection(
+        "hostile", title=HOSTILE, description=HOSTILE + "\n\n*Markdown* [js](javascript:alert(1))",
+        keywords=[HOSTILE], links=[{"rel": "item", "href": "./h1.json"}]))
+    folder.write("h1.json", item(
+        "h1", bbox=(5.0, 51.0, 6.0, 52.0), collection="hostile", properties={"title": HOSTILE},
+        assets={"thumb": {"href": f"{files}/thumb.png", "type": "image/png", "roles": ["thumbnail"], "title": HOSTILE},
+                "evil": {"href": "javascript:window.pwned=3", "title": "evil"}}))
+    return [str(SAMPLE_ROOT), str(folder.path("collection.json"))]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM or ""
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
+                 "--window-size=1280,1400"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER or ""))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = Path(os.environ.get("STAC_STATIC_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _open(browser: Any, url: str, shots: Path, name: str, footprints: bool = True, error_page: bool = False) -> int:
+    """Load ``url``; no console error; the map's footprint count (0 when no map); a screenshot."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get_log("browser")  # drop what earlier pages logged
+    browser.get(url)
+    WebDriverWait(browser, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    drawn = 0
+    if footprints:
+        WebDriverWait(browser, 10).until(
+            lambda d: d.find_element(By.ID, "map").get_attribute("data-footprints") is not None)
+        drawn = len(browser.find_elements(By.CSS_SELECTOR, "#map path.leaflet-interactive"))
+    browser.save_screenshot(str(shots / f"{name}.png"))
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"
+              and not (error_page and e["message"].startswith(url + " - Failed to load resource"))  # its own 404
+              and not e["message"].startswith(SAMPLE_ASSET_HOST)]
+    assert errors == [], (url, errors)
+    assert browser.execute_script("return window.pwned === undefined")
+    return drawn
+
+
+def test_every_page_type_loads_and_maps_its_footprints(server: str, browser: Any, shots: Path) -> None:
+    _open(browser, f"{server}/", shots, "landing", footprints=False)
+    collections = httpx.get(f"{server}/collections").json()
+    assert _open(browser, f"{server}/collections", shots, "collections") == collections["numberReturned"]
+    assert _open(browser, f"{server}/collections/sentinel-2-l2a-nl", shots, "collection") == 1
+    items = httpx.get(f"{server}/collections/sentinel-2-l2a-nl/items", params={"limit": 5}).json()
+    assert _open(browser, f"{server}/collections/sentinel-2-l2a-nl/items?limit=5", shots, "items") == \
+        len([f for f in items["features"] if f.get("geometry")])
+    first = items["features"][0]["id"]
+    assert _open(browser, f"{server}/collections/sentinel-2-l2a-nl/items/{first}", shots, "item") == 1
+    _open(browser, f"{server}/collections/nope", shots, "error", footprints=False, error_page=True)
+
+
+def test_search_form_gives_the_ids_of_the_json_api(server: str, browser: Any, shots: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    _open(browser, f"{server}/search", shots, "search-empty")
+    form = {"bbox": "3,50,7,54", "datetime": "2023-01-01T00:00:00Z/2023-12-31T23:59:59Z", "limit": "7",
+            "sortby": "-datetime"}
+    for name, value in form.items():
+        field = browser.find_element(By.NAME, name)
+        field.clear()
+        field.send_keys(value)
+    browser.find_element(By.CSS_SELECTOR, "form.search button[type=submit]").click()
+    drawn = _open(browser, browser.current_url, shots, "search")
+    shown = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#items tbody td:first-child a")]
+    api = httpx.get(f"{server}/search", params=form).json()
+    assert shown == [f["id"] for f in api["features"]] and shown
+    assert drawn == len(shown)
+
+
+def test_a_hostile_title_stays_text(server: str, browser: Any, shots: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    _open(browser, f"{server}/collections/hostile", shots, "hostile-collection")
+    assert browser.find_element(By.TAG_NAME, "h1").text == HOSTILE
+    assert browser.find_elements(By.CSS_SELECTOR, "h1 b, h1 img, .description script") == []
+    assert not browser.find_elements(By.CSS_SELECTOR, "a[href^='javascript']")
+    _open(browser, f"{server}/collections/hostile/items/h1", shots, "hostile-item")
+    assert browser.find_element(By.TAG_NAME, "h1").text == HOSTILE
+    assert browser.find_element(By.CSS_SELECTOR, ".thumb img").get_attribute("src").endswith("/thumb.png")
+    assert not browser.find_elements(By.CSS_SELECTOR, "a[href^='javascript']")
+    _open(browser, f"{server}/collections", shots, "collections-hostile")
+    assert HOSTILE in browser.find_element(By.TAG_NAME, "main").text
