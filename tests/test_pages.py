@@ -82,3 +82,13 @@ def test_tiles_setting(make_client: Callable[..., TestClient], client: TestClien
 
 def test_conformance_has_the_html_class(client: TestClient) -> None:
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html" in client.get("/conformance").json()["conformsTo"]
+
+
+def test_the_sample_thumbnail_shows_on_its_item_page(client: TestClient) -> None:
+    """The sample's thumbnails are served here (root-relative hrefs): the page shows them; a
+    local file path or a javascript: href never becomes an image or a link."""
+    item = client.get("/search", params={"limit": 1, "collections": "sentinel-2-l2a-nl"}).json()["features"][0]
+    href = item["assets"]["thumbnail"]["href"]
+    page = client.get(f"/collections/sentinel-2-l2a-nl/items/{item['id']}", headers={"accept": "text/html"}).text
+    assert f'src="{href}"' in page
+    assert client.get(href).headers["content-type"] == "image/png"

@@ -27,6 +27,7 @@ from starlette.templating import Jinja2Templates
 from server.api import paths
 from server.api.documents import COLLECTION, COLLECTIONS, ITEM, ITEMS, LANDING, Document
 from server.api.links import public_base_url, url_builder
+from server.api.static_files import STATIC_PREFIXES
 from server.settings import Settings
 
 HERE = Path(__file__).parent
@@ -48,9 +49,12 @@ def static_routes() -> list[BaseRoute]:
 
 def safe_href(href: Any) -> str | None:
     """A catalog href a page may link to or show: http(s) only, never javascript: or data:, nor
-    the local file paths of a catalog read from disk (they mean nothing to a browser)."""
+    the local file paths of a catalog read from disk (they mean nothing to a browser); a
+    root-relative href only into the files this server serves itself (the sample's thumbnails)."""
     if not isinstance(href, str):
         return None
+    if href.startswith(STATIC_PREFIXES) and ".." not in href:
+        return href
     return href if urlsplit(href.strip()).scheme.lower() in ("http", "https") else None
 
 
