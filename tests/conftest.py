@@ -3,6 +3,7 @@ and the two catalogs (sample and synthetic) the extension tests compare with the
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -108,3 +109,11 @@ def synth_env(tmp_path_factory, make_client) -> Iterator[Env]:
     items = item_records(oracle)
     with make_client(index=index) as c:
         yield Env(c, oracle, items, collection_records(oracle.collections), Vocabulary(items))
+
+
+@pytest.fixture
+def sample_copy(tmp_path: Path) -> Path:
+    """A copy of the bundled sample catalog's folder, to change under a running server."""
+    target = tmp_path / "sample"
+    shutil.copytree(SAMPLE_ROOT.parent, target)
+    return target

@@ -396,3 +396,10 @@ def serve_folder(folder: Path, fail: dict[str, int] | None = None) -> Iterator[s
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def drop_misc_catalog(root: Path) -> None:
+    """Unlink the sample's sub-catalog holding its one loose item (a copy of the sample at root)."""
+    doc = json.loads((root / "catalog.json").read_text())
+    doc["links"] = [link for link in doc["links"] if "misc" not in link["href"]]
+    (root / "catalog.json").write_text(json.dumps(doc))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,27 +18,12 @@ import httpx
 import pytest
 
 from server.runtime.app import create_app
-from server.sample import SAMPLE_ROOT
 from server.settings import Settings
 from tests.conftest import TestClient
-from tests.helpers import REPO, free_port, serve_folder, server_env
+from tests.helpers import REPO, drop_misc_catalog, free_port, serve_folder, server_env
 
 TOKEN = "s3cret-token"
 LOOSE_ITEM = "aerial-wageningen-2021"
-
-
-@pytest.fixture
-def sample_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "sample"
-    shutil.copytree(SAMPLE_ROOT.parent, target)
-    return target
-
-
-def drop_misc_catalog(root: Path) -> None:
-    """Unlink the sub-catalog holding the one loose item."""
-    doc = json.loads((root / "catalog.json").read_text())
-    doc["links"] = [link for link in doc["links"] if "misc" not in link["href"]]
-    (root / "catalog.json").write_text(json.dumps(doc))
 
 
 def wait_ready(client: Any, timeout: float = 30.0) -> dict[str, Any]:

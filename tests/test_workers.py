@@ -6,10 +6,8 @@ while a request is stuck (with --workers 1 too)."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,8 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server.sample import SAMPLE_ROOT
-from tests.helpers import REPO, free_port, server_env
+from tests.helpers import REPO, drop_misc_catalog, free_port, server_env
 
 START_TIMEOUT = 30.0
 REPLACE_TIMEOUT = 15.0  # generous: the machine may be loaded; a replacement takes well under a second
@@ -194,19 +191,6 @@ def test_a_killed_worker_is_replaced_while_the_other_serves(start: Any) -> None:
     with stopped(survivor):  # the replacement answers alone
         ready = ready_of(server.base)
         assert ready["version"] == 1 and ready["items"] == 68
-
-
-@pytest.fixture
-def sample_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "sample"
-    shutil.copytree(SAMPLE_ROOT.parent, target)
-    return target
-
-
-def drop_misc_catalog(root: Path) -> None:
-    doc = json.loads((root / "catalog.json").read_text())
-    doc["links"] = [link for link in doc["links"] if "misc" not in link["href"]]
-    (root / "catalog.json").write_text(json.dumps(doc))
 
 
 def wait_version(server: Server, version: int, timeout: float = 30.0) -> dict[str, Any]:

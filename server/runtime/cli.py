@@ -150,17 +150,29 @@ def serve(settings: Settings, index_file: str | None = None, workers: int = 1) -
     return 0
 
 
-def build_index(settings: Settings, output: str) -> int:
+def _load_roots(settings: Settings) -> tuple[Any, Any] | None:
+    """The settings' catalogs loaded, with the summary said; None (and the reason said) when
+    nothing could be loaded."""
     from server.catalog.configured import load_options, roots_of
     from server.catalog.loader import LoadError, load_catalogs
-    from server.runtime.snapshot import write_snapshot
 
     try:
         index, report = load_catalogs(roots_of(settings), load_options(settings))
     except LoadError as exc:
         print(f"stac-static-api: {exc}", file=sys.stderr)
-        return 1
+        return None
     print(f"stac-static-api: {report.summary()}", file=sys.stderr)
+    return index, report
+
+
+def build_index(settings: Settings, output: str) -> int:
+    from server.catalog.configured import roots_of
+    from server.runtime.snapshot import write_snapshot
+
+    loaded = _load_roots(settings)
+    if loaded is None:
+        return 1
+    index, report = loaded
     # A snapshot without one of its roots, catalogs, collections or bulk files would be served
     # as if complete: every structural document not read fails the build.
     if report.degraded:
@@ -177,23 +189,17 @@ def build_index(settings: Settings, output: str) -> int:
 
 
 def export_items(settings: Settings, output: str, fmt: str | None = None) -> int:
-    from server.catalog.configured import load_options, roots_of
-    from server.catalog.loader import LoadError, load_catalogs
-
     try:
         from server.runtime.export import ExportError, export
     except ImportError as exc:
         print(f"stac-static-api: export needs the parquet extra (pip install 'stac-static-api[parquet]'): {exc}",
               file=sys.stderr)
         return 1
-    try:
-        index, report = load_catalogs(roots_of(settings), load_options(settings))
-    except LoadError as exc:
-        print(f"stac-static-api: {exc}", file=sys.stderr)
+    loaded = _load_roots(settings)
+    if loaded is None:
         return 1
-    print(f"stac-static-api: {report.summary()}", file=sys.stderr)
     try:
-        written = export(index, output, fmt)
+        written = export(loaded[0], output, fmt)
     except ExportError as exc:
         print(f"stac-static-api: {exc}", file=sys.stderr)
         return 1
