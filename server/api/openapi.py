@@ -185,16 +185,18 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         "requestBody": {"content": {"application/json": {"schema": search_body()}}},
         "responses": {"200": _ok(geojson, "Item search"), "400": _ERROR, "413": _ERROR, "415": _ERROR, "503": _ERROR},
     }
-    # The Aggregation extension; /collections/{id}/aggregate takes its collection from the path.
+    # The Aggregation extension (JSON only: no pages, so no f); /collections/{id}/aggregate takes
+    # its collection from the path.
     aggregate = names(AGGREGATE)
-    paths["/aggregate"] = _get("Aggregations of the items a search matches", "getAggregate", aggregate)
-    paths["/aggregations"] = _get("The aggregations /aggregate computes", "getAggregations", [], errors=())
+    paths["/aggregate"] = _get("Aggregations of the items a search matches", "getAggregate", aggregate, html=False)
+    paths["/aggregations"] = _get("The aggregations /aggregate computes", "getAggregations", [], errors=(),
+                                  html=False)
     paths["/collections/{collectionId}/aggregate"] = _get(
         "Aggregations of a collection's items a search matches", "getCollectionAggregate",
-        ["collectionId", *(n for n in aggregate if n != "collections")], errors=("400", "404"))
+        ["collectionId", *(n for n in aggregate if n != "collections")], errors=("400", "404"), html=False)
     paths["/collections/{collectionId}/aggregations"] = _get(
         "The aggregations a collection's /aggregate computes", "getCollectionAggregations", ["collectionId"],
-        errors=("404",))
+        errors=("404",), html=False)
     for path, leave_out, op_id in (("/aggregate", (), "postAggregate"),
                                    ("/collections/{collectionId}/aggregate", ("collections",), "postCollectionAggregate")):
         paths[path]["post"] = {
