@@ -1,5 +1,6 @@
 """Reading static catalogs into an index: where documents live (local files, http(s) through
-libcurl or urllib3, s3) and how they are read (STAC JSON, FeatureCollections, ndjson), the walk
+libcurl or urllib3, s3: one Source each) and how they are read (STAC JSON, FeatureCollections,
+ndjson, stac-geoparquet: one Reader each, formats.py), the walk
 over child and item links with its scope rules, version migration, the load report with every
 skip's reason, and the fingerprint of the local files read.
 
