@@ -16,7 +16,8 @@ from server.query.parse import parse_search
 from server.runtime.app import create_app
 from server.settings import Settings
 from tests.conftest import TestClient
-from tests.test_reload import TOKEN, drop_misc_catalog, sample_copy, wait_ready  # noqa: F401  (fixture)
+from tests.helpers import drop_misc_catalog
+from tests.test_reload import TOKEN, wait_ready
 
 
 def random_params(rng: random.Random, index: Index) -> dict[str, str]:
