@@ -120,6 +120,7 @@ def test_every_page_type_loads_and_maps_its_footprints(server: str, browser: Any
 
 def test_search_form_gives_the_ids_of_the_json_api(server: str, browser: Any, shots: Path) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     _open(browser, f"{server}/search", shots, "search-empty")
     form = {"bbox": "3,50,7,54", "datetime": "2023-01-01T00:00:00Z/2023-12-31T23:59:59Z", "limit": "7",
@@ -129,6 +130,8 @@ def test_search_form_gives_the_ids_of_the_json_api(server: str, browser: Any, sh
         field.clear()
         field.send_keys(value)
     browser.find_element(By.CSS_SELECTOR, "form.search button[type=submit]").click()
+    # the submitted GET, not the empty form still showing while it loads (a busy machine)
+    WebDriverWait(browser, 20).until(lambda d: "bbox=" in d.current_url)
     drawn = _open(browser, browser.current_url, shots, "search")
     shown = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#items tbody td:first-child a")]
     api = httpx.get(f"{server}/search", params=form).json()
