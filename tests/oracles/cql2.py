@@ -29,7 +29,7 @@ from typing import Any
 import shapely
 from shapely.geometry import shape
 
-from tests.oracles.records import DAY, Record, instant, is_number
+from tests.oracles.records import DAY, Record, bbox_shape, instant, is_number
 from tests.oracles.search import NEG_INF, POS_INF, to_micros
 
 Tri = bool | None  # TRUE, FALSE, or NULL (None)
@@ -233,13 +233,7 @@ def like_match(value: str, pattern: str, casei: bool) -> bool:
 
 def geometry_literal(x: Any) -> Any:
     if isinstance(x, dict) and "bbox" in x:
-        b = [float(v) for v in x["bbox"]]
-        if len(b) == 6:
-            b = [b[0], b[1], b[3], b[4]]
-        minx, miny, maxx, maxy = b
-        if minx > maxx:
-            return shapely.union(shapely.box(minx, miny, 180.0, maxy), shapely.box(-180.0, miny, maxx, maxy))
-        return shapely.box(minx, miny, maxx, maxy)
+        return bbox_shape([float(v) for v in x["bbox"]])
     g = shape(x)
     return g if g.is_valid else shapely.make_valid(g)
 

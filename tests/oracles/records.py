@@ -98,6 +98,11 @@ def collection_extent_geometry(doc: dict[str, Any]) -> Any:
         b = [float(v) for v in doc["extent"]["spatial"]["bbox"][0]]
     except (KeyError, IndexError, TypeError, ValueError):
         return None
+    return bbox_shape(b)
+
+
+def bbox_shape(b: list[float]) -> Any:
+    """A bbox of 4 or 6 numbers as a shape; one crossing the antimeridian (minx > maxx) in two parts."""
     if len(b) == 6:
         b = [b[0], b[1], b[3], b[4]]
     minx, miny, maxx, maxy = b
