@@ -6,6 +6,7 @@ index (and, where it matters, what the API serves from it).
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import pytest
 
 from server.catalog import forked_reader
 from server.catalog.loader import LoadError, LoadReport, load_catalogs
-from server.index import Index
+from server.index import Index, IndexBuilder
 from tests.helpers import (
     CatalogDir,
     catalog,
@@ -436,6 +437,21 @@ def test_bulk_items_without_collection_field(catalog_dir: CatalogDir) -> None:
     catalog_dir.write("items.geojson", {"type": "FeatureCollection", "features": _bulk_items(3, None)})
     index, _ = load(catalog_dir.path("items.geojson"))
     assert keys_of(index) == {(None, f"bulk-{i}") for i in range(3)}
+
+
+def test_the_collector_is_paused_while_loading(catalog_dir: CatalogDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    catalog_dir.write("items.geojson", {"type": "FeatureCollection", "features": _bulk_items(3, None)})
+    during: list[bool] = []
+    real = IndexBuilder.add_item
+    monkeypatch.setattr(IndexBuilder, "add_item", lambda self, *a: during.append(gc.isenabled()) or real(self, *a))
+    load(catalog_dir.path("items.geojson"))
+    assert during == [False] * 3 and gc.isenabled()
+    gc.disable()
+    try:  # off before: left off
+        load(catalog_dir.path("items.geojson"))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_single_item_root(catalog_dir: CatalogDir) -> None:
