@@ -439,6 +439,20 @@ def test_bulk_items_without_collection_field(catalog_dir: CatalogDir) -> None:
     assert keys_of(index) == {(None, f"bulk-{i}") for i in range(3)}
 
 
+def test_bulk_items_naming_a_collection_read_later_wait_for_it(catalog_dir: CatalogDir) -> None:
+    """Bulk items are indexed as they are read, unless the collection they name is not loaded
+    yet (a later root holds it): then they wait for the end of the walk. One rejected while
+    the walk goes on is an item's skip, not the bulk file's."""
+    names = ["bulk-0", "bulk-1", "bulk-0", "late-2", "late-3", "bulk-4", "bulk-5"]
+    lines = [item(name, collection="late" if name.startswith("late") else None) for name in names]
+    catalog_dir.write_text("items.ndjson", "".join(json.dumps(i) + "\n" for i in lines))
+    catalog_dir.write("late/collection.json", collection("late"))
+    index, report = load(catalog_dir.path("items.ndjson"), catalog_dir.path("late/collection.json"))
+    assert report.skipped == 1 and report.structure_skipped == 0
+    assert keys_of(index) == {(None, "bulk-0"), (None, "bulk-1"), ("late", "late-2"), ("late", "late-3"),
+                              (None, "bulk-4"), (None, "bulk-5")}
+
+
 def test_the_collector_is_paused_while_loading(catalog_dir: CatalogDir, monkeypatch: pytest.MonkeyPatch) -> None:
     catalog_dir.write("items.geojson", {"type": "FeatureCollection", "features": _bulk_items(3, None)})
     during: list[bool] = []

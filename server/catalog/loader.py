@@ -260,7 +260,7 @@ class Loader:
         for root in self.roots:
             self.scope.add_root(root)
         self.report = LoadReport(roots=list(self.roots))
-        self.builder = IndexBuilder(on_reject=self.skip)
+        self.builder = IndexBuilder(on_reject=self.skip_item)
         self._seen: set[str] = set()
         self._documents = 0
         self._pending_items: list[tuple[str, Context]] = []
@@ -282,6 +282,11 @@ class Loader:
         if self._walking and location in self._structural and location not in self._refused:
             self.skip_structure(location, reason)
             return
+        self.skip_item(location, reason)
+
+    def skip_item(self, location: str, reason: str) -> None:
+        """One item (or one part of a document) not used: an ordinary skip, even when the
+        item came from a bulk file that is itself structural."""
         self.report.skipped += 1
         if len(self.report.skips) < MAX_SKIPS_KEPT:
             self.report.skips.append((location, reason))
@@ -387,7 +392,7 @@ class Loader:
         memory is handed back."""
         self._seen = set()
         self._structural = set()
-        self.builder = IndexBuilder(on_reject=self.skip)
+        self.builder = IndexBuilder(on_reject=self.skip_item)
 
     def _walk_level(self, frontier: list[tuple[str, Context]], limit: int) -> list[tuple[str, Context]]:
         contexts = dict(frontier)
@@ -436,7 +441,7 @@ class Loader:
                 doc["links"] = formats.LeanLinks.like(links, doc.get("links") or ())
         kind = _kind(doc)
         if kind == "Feature":
-            self._inline_items.append((doc, location, ctx))
+            self._inline_item(doc, location, ctx)
             return []
         if kind == "FeatureCollection":  # one inside a bulk file (a file that is one, its reader reads)
             try:
@@ -445,7 +450,7 @@ class Loader:
                 self.skip(location, str(exc))
                 return []
             for feature in features:
-                self._inline_items.append((feature, location, ctx))
+                self._inline_item(feature, location, ctx)
             return []
         if kind not in ("Catalog", "Collection"):
             self.skip(location, "not a STAC catalog, collection or item")
@@ -489,6 +494,26 @@ class Loader:
         return children
 
     # -- items -----------------------------------------------------------------------------
+
+    def _inline_item(self, item: Any, location: str, ctx: Context) -> None:
+        """An item met during the walk (in a bulk file: ndjson, stac-geoparquet, a
+        FeatureCollection; or a root that is one). Indexed at once when the collection it
+        belongs to is already decided, so a bulk file of a million items is never a million
+        dicts at once; kept until the walk is over when it names a collection not loaded
+        (yet: a later document may hold it). Once one waits, those after it wait too: items
+        are indexed in the order they were read (of two with one id, the first is kept)."""
+        if not self._inline_items and self._decided(item):
+            self._add_item(item, location, ctx)
+            self._progress()
+        else:
+            self._inline_items.append((item, location, ctx))
+
+    def _decided(self, item: Any) -> bool:
+        """Whether the collection an item goes to is known already (_collection_for)."""
+        if not isinstance(item, dict):
+            return True  # skipped in any case
+        declared = item.get("collection")
+        return declared is None or not isinstance(declared, str) or declared in self.builder.collections
 
     def _load_items(self) -> None:
         for item, location, ctx in self._inline_items:
@@ -543,16 +568,16 @@ class Loader:
 
     def _add_item(self, item: Any, location: str, ctx: Context) -> None:
         if not isinstance(item, dict):
-            self.skip(location, "item is not a JSON object")
+            self.skip_item(location, "item is not a JSON object")
             return
         if needs_migration(item):
             try:
                 item = migrate(item)
             except UnsupportedVersion as exc:
-                self.skip(location, str(exc))
+                self.skip_item(location, str(exc))
                 return
         if _kind(item) != "Feature":
-            self.skip(location, "expected an item (GeoJSON Feature)")
+            self.skip_item(location, "expected an item (GeoJSON Feature)")
             return
         self._index_item(servable(item, location), location, ctx)
 
@@ -564,7 +589,7 @@ class Loader:
         try:
             self.builder.add_item(item, location)
         except ItemRejected as exc:
-            self.skip(location, f"item {item.get('id')!r}: {exc}")
+            self.skip_item(location, f"item {item.get('id')!r}: {exc}")
 
     def _collection_for(self, item: dict[str, Any], location: str, ctx: Context) -> str | None:
         """The item's own `collection` if that collection is loaded, else the nearest above,
