@@ -23,12 +23,19 @@ def absolute_links(doc: dict[str, Any], base: str) -> list[dict[str, Any]]:
 
 
 def absolute_assets(assets: Any, base: str) -> Any:
+    """The assets with absolute hrefs; an asset whose href already is one is kept as it is
+    (not copied: most items' assets point at absolute URLs, and a copy per asset was a tenth
+    of a load)."""
     if not isinstance(assets, dict):
         return assets
     out = {}
     for key, asset in assets.items():
-        if isinstance(asset, dict) and isinstance(asset.get("href"), str):
-            asset = {**asset, "href": resolve_href(base, asset["href"])}
+        if isinstance(asset, dict):
+            href = asset.get("href")
+            if isinstance(href, str):
+                absolute = resolve_href(base, href)
+                if absolute is not href:
+                    asset = {**asset, "href": absolute}
         out[key] = asset
     return out
 
