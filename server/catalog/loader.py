@@ -2,7 +2,11 @@
 
 Two phases: first the structure (catalogs and collections, level by level), so that every
 collection is known before any item is indexed; then all items, fetched concurrently in
-chunks. Anything unreadable is skipped with a reason; nothing stops the load.
+chunks. Items met during the walk (in an ndjson or FeatureCollection file) are indexed as they
+are read when the collection they go to is already known, else after the walk. Files that hold
+items only (stac-geoparquet, formats.Reader.items_only) are not read during the walk but after
+it, local ones by a forked child while this process indexes (forked_reader). Anything
+unreadable is skipped with a reason; nothing stops the load.
 
 Where a document comes from is its Source (sources.py, by URL scheme), how its bytes are read
 is its Reader (formats.py, by name, media type or content). How large it may be depends on how
@@ -265,6 +269,7 @@ class Loader:
         self._documents = 0
         self._pending_items: list[tuple[str, Context]] = []
         self._inline_items: list[tuple[dict[str, Any], str, Context]] = []
+        self._bulk_items: list[tuple[str, Context]] = []  # files of items only, read after the walk
         self._structural: set[str] = set()  # roots and children admitted: a skip of one is a loss
         self._refused: set[str] = set()  # refused by policy once opened (a symlink): not a loss
         self._walking = True
@@ -397,7 +402,14 @@ class Loader:
     def _walk_level(self, frontier: list[tuple[str, Context]], limit: int) -> list[tuple[str, Context]]:
         contexts = dict(frontier)
         following: list[tuple[str, Context]] = []
-        for location, docs in self._read_documents([loc for loc, _ in frontier], limit):
+        now = []
+        for location, ctx in frontier:
+            reader = formats.by_name(location, self._media_types.get(location))
+            if reader is not None and reader.items_only:
+                self._bulk_items.append((location, ctx))  # holds no catalog or collection
+            else:
+                now.append(location)
+        for location, docs in self._read_documents(now, limit):
             try:
                 for doc in docs:
                     following.extend(self._structure_document(location, doc, contexts[location]))
@@ -519,6 +531,7 @@ class Loader:
         for item, location, ctx in self._inline_items:
             self._add_item(item, location, ctx)
         self._inline_items.clear()
+        self._load_bulk()
         pending = self._pending_items
         # libcurl's batches stream in order with bounded memory: all items in one (no pause
         # between chunks, and large enough for a fetch process); a thread pool's map holds
@@ -565,6 +578,72 @@ class Loader:
             done = position + 1
             self._progress()
         return done
+
+    def _bulk_limit(self, location: str) -> int:
+        return self._fetcher.root_max_bytes if location in self._fetcher.roots else self._structure_limit
+
+    def _read_bulk(self, location: str) -> tuple[str, bytes | None, str | None]:
+        return self._fetcher.fetch_result(location, self._bulk_limit(location))
+
+    def _bulk_values(self, location: str, data: bytes, skip: formats.Skip) -> Iterable[Any]:
+        return formats.read(location, data, skip, self._media_types.get(location))
+
+    def _bulk_failed(self, location: str, reason: str) -> None:
+        """A bulk file not read (or not to the end): a structural loss, unless the scope
+        refused it (a symlink out of the roots), which is policy."""
+        (self.skip_item if location in self._refused else self.skip_structure)(location, reason)
+
+    def _load_bulk(self) -> None:
+        """The files of items only (stac-geoparquet) met during the walk: local ones read by a
+        forked child while this process indexes (forked_reader.read_bulk_forked) where that
+        can pay, the rest here, one file at a time."""
+        bulk, self._bulk_items = self._bulk_items, []
+        done, had = 0, 0
+        locations = [loc for loc, _ in bulk]
+        if bulk and self._fetcher.all_local(locations) and forked_reader.usable_bulk(locations):
+            done, had = self._load_bulk_forked(bulk)
+        for location, ctx in bulk[done:]:
+            skip_first, had = had, 0
+            _, data, error = self._read_bulk(location)
+            if data is None:
+                self._bulk_failed(location, error or "unreadable")
+                continue
+            try:
+                for doc in self._bulk_values(location, data, self.skip_item):
+                    if skip_first:  # the forked child sent these before it died
+                        skip_first -= 1
+                        continue
+                    self._add_item(doc, location, ctx)
+                    self._progress()
+            except FormatError as exc:
+                self._bulk_failed(location, str(exc))
+
+    def _load_bulk_forked(self, bulk: list[tuple[str, Context]]) -> tuple[int, int]:
+        """Bulk files read by a forked child; (files finished, items already had of the next
+        one, if the child died part way through it)."""
+        done, had = 0, 0
+        records = forked_reader.read_bulk_forked(
+            [loc for loc, _ in bulk], self._read_bulk, self._bulk_values,
+            lambda location: location in self._refused, self._fetcher.sources)
+        for position, kind, payload in records:
+            location, ctx = bulk[position]
+            if kind == b"n":
+                self._index_item(orjson.loads(payload), location, ctx)
+            elif kind == b"v":
+                self._add_item(orjson.loads(payload), location, ctx)
+            elif kind in (b"k", b"x"):
+                label, _, reason = payload.decode().partition("\0")
+                self.skip_item(label, reason)
+            elif kind == b"e":
+                self.skip_structure(location, payload.decode())
+            elif kind == b"f":
+                self.skip_item(location, payload.decode())
+            if kind == b"d":
+                done, had = position + 1, 0
+            elif kind in (b"n", b"v", b"x"):  # one value of the file
+                had += 1
+                self._progress()
+        return done, had
 
     def _add_item(self, item: Any, location: str, ctx: Context) -> None:
         if not isinstance(item, dict):
