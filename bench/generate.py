@@ -1,7 +1,7 @@
 """Generate a large, realistic, deterministic static STAC catalog for the benchmarks.
 
     python bench/generate.py OUT_DIR --items N [--collections K] [--seed S]
-                                     [--layout files|ndjson] [--workers W] [--indent 0|2] [--force]
+                                     [--layout files|ndjson|parquet] [--workers W] [--indent 0|2] [--force]
 
 What it writes (STAC 1.0.0, all values invented; asset hrefs point at a fictional host)::
 
@@ -11,6 +11,10 @@ What it writes (STAC 1.0.0, all values invented; asset hrefs point at a fictiona
     OUT_DIR/<collection>/<id>/<id>.json          one Item per file, linked from collection.json
     --layout ndjson (for peers such as rustac that read item collections):
     OUT_DIR/<collection>/items.ndjson            one Item per line (collection.json has no item links)
+    --layout parquet (stac-geoparquet, as published beside collections):
+    OUT_DIR/<collection>/items.parquet           the items of the ndjson layout, written by the server's
+                                                 `export` writer (stac-geoparquet); collection.json has
+                                                 no item links and a `geoparquet-items` asset for it
     OUT_DIR/bench-manifest.json                  what was generated, with the compact JSON size
 
 Items look like optical EO scenes over Europe (lon -10..30, lat 36..70): polygon footprints
@@ -427,6 +431,27 @@ def write_collection(path: str, doc: dict[str, Any], item_links: str | None, ind
         f.write(b"]}\n")
 
 
+def _ndjson_to_parquet(path: str) -> int:
+    """One collection's items.ndjson -> items.parquet beside it (the ndjson is removed); its size."""
+    import orjson as json_lib  # only this layout needs the server (its `parquet` extra)
+
+    from server.runtime.export import write_parquet
+
+    target = os.path.join(os.path.dirname(path), "items.parquet")
+    with open(path, "rb") as f:
+        write_parquet((json_lib.loads(line) for line in f), target, workdir=os.path.dirname(path))
+    os.unlink(path)
+    return os.path.getsize(target)
+
+
+def to_parquet(paths: list[str], workers: int) -> int:
+    """The ndjson files as stac-geoparquet, in parallel; the bytes written."""
+    if workers > 1 and len(paths) > 1:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(paths))) as pool:
+            return sum(pool.map(_ndjson_to_parquet, paths, chunksize=1))
+    return sum(map(_ndjson_to_parquet, paths))
+
+
 def root_doc(k: int, n: int) -> dict[str, Any]:
     links = [{"rel": "root", "href": "./catalog.json", "type": JSON_TYPE}]
     for cid, t in collection_ids(k):
@@ -470,7 +495,7 @@ def generate(out: str, n: int, k: int = 4, seed: int = 42, layout: str = "files"
              workers: int | None = None, force: bool = False, progress: bool = False) -> Summary:
     if n < 0 or k < 1:
         raise ValueError("need items >= 0 and collections >= 1")
-    if layout not in ("files", "ndjson"):
+    if layout not in ("files", "ndjson", "parquet"):
         raise ValueError(f"unknown layout {layout!r}")
     out = os.path.abspath(out)
     if os.path.exists(out) and os.listdir(out):
@@ -531,10 +556,17 @@ def generate(out: str, n: int, k: int = 4, seed: int = 42, layout: str = "files"
             pool.join()
         for f in sinks.values():
             f.close()
+    if layout == "parquet":
+        written = to_parquet([os.path.join(out, cid, "items.ndjson") for c, (cid, _) in enumerate(colls) if c in sinks],
+                             workers)
     for c, (cid, t) in enumerate(colls):
         count, bbox, tmin, tmax = per_coll.get(c, [0, [LON_RANGE[0], LAT_RANGE[0], LON_RANGE[1], LAT_RANGE[1]],
                                                    _iso(TIME_START), _iso(TIME_START)])
         doc = collection_doc(cid, t, count, bbox, tmin, tmax)
+        if layout == "parquet" and c in sinks:
+            doc["assets"] = {"geoparquet-items": {
+                "href": "./items.parquet", "type": "application/vnd.apache.parquet", "roles": ["stac-items"],
+                "title": "The collection's items (stac-geoparquet)"}}
         links = os.path.join(side.name, f"{c}.links") if layout == "files" and c in sinks else None
         write_collection(os.path.join(out, cid, "collection.json"), doc, links, indent)
     side.cleanup()
@@ -554,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--items", type=int, required=True, help="number of items (N)")
     ap.add_argument("--collections", type=int, default=4, help="number of collections (K, default 4)")
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--layout", choices=["files", "ndjson"], default="files")
+    ap.add_argument("--layout", choices=["files", "ndjson", "parquet"], default="files")
     ap.add_argument("--indent", type=int, choices=[0, 2], default=0,
                     help="2: pretty-print documents as pystac does (default 0: compact)")
     ap.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
