@@ -23,8 +23,9 @@ files in a forked child while it indexes (forked_reader.read_bulk_forked).
 
 The items are those the JSON gave, with the normalisations a columnar file cannot avoid:
 - a null is an absent key (parquet has one schema per file: a key one item lacks is a null
-  column value for it), except ``properties.datetime``, which STAC requires and which stays,
-  null or not; ``links`` and ``assets`` are ``[]``/``{}`` when null;
+  column value for it), except ``properties.datetime``, which STAC requires, and ``geometry``,
+  which GeoJSON requires: they stay, null or not; ``links`` and ``assets`` are ``[]``/``{}``
+  when null;
 - timestamps (stac-geoparquet stores datetime, start/end_datetime, created, updated... as
   timestamp[us, UTC]) come back as RFC 3339 UTC with a ``Z`` and 0, 3, 6 or 9 fraction digits,
   the fewest that keep the value (rustac's AutoSi form): ``2021-03-13T16:51:53.205Z``,
