@@ -170,9 +170,8 @@ def test_export_keeps_the_order_and_null_geometries_across_chunks(tmp_path: Any)
 
 
 def test_export_ndjson_is_pgstacs_format(tmp_path: Any) -> None:
-    """pypgstac's `load items` reads a file line by line, one item JSON per line (load.read_json),
-    then needs a database; its format is checked here, pypgstac is not run (it pins an old
-    cachetools, and loading needs Postgres)."""
+    """pypgstac's `load items` reads a file line by line, one item JSON per line (load.read_json);
+    tests/test_pgstac_export.py runs it into a database where PostgreSQL and PostGIS are here."""
     out = str(tmp_path / "sample.ndjson")
     assert main(["export", str(SAMPLE_ROOT), "-o", out]) == 0
     index = sample_index()
