@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     max_structure_bytes: int | None = Field(
         None, ge=1, description="Larger catalogs, collections and bulk item files (roots and child links) are "
         "not read, an error (/_mgmt/ready: degraded). Unset: an eighth of physical memory, 256 MiB to 8 GiB "
-        "(a link list takes ~4x its size once parsed). A configured root may always be 8 GiB.",
+        "(a link list takes ~4x its size once parsed); never below max_document_bytes. A configured root may "
+        "always be 8 GiB.",
     )
     max_documents: int = Field(5_000_000, description="Stop loading after this many documents.")
     max_depth: int = Field(64, description="Deepest catalog nesting followed.")
