@@ -84,8 +84,14 @@ def main() -> int:
         _, page = get(port, "/search?limit=1")
         matched = page["numberMatched"]
         print(f"GET /search numberMatched {matched:,} (generated: {manifest['items']:,})")
-        _, collections = get(port, "/collections")
-        ids = sorted(c["id"] for c in collections["collections"])
+        ids: list[str] = []
+        path: str | None = "/collections?limit=100"
+        while path:  # every page of them
+            _, collections = get(port, path)
+            ids += [c["id"] for c in collections["collections"]]
+            after = next((link["href"] for link in collections["links"] if link["rel"] == "next"), None)
+            path = after and after[after.index("/collections"):]
+        ids.sort()
         per = {cid: get(port, f"/collections/{cid}/items?limit=1")[1]["numberMatched"] for cid in ids}
         print(f"collections served: {len(ids)} (generated: {manifest['collections']}); items per collection: "
               + ", ".join(f"{cid} {n:,}" for cid, n in per.items()))
