@@ -41,6 +41,7 @@ from server.catalog.sources import Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.index import Index, IndexBuilder
 from server.index.builder import ItemRejected
+from server.index.tree import LANDING, NO_NODE
 
 log = logging.getLogger("stac_static_api.loader")
 
@@ -111,8 +112,12 @@ class LoadReport:
 
 @dataclass(frozen=True)
 class Context:
+    """Where a linked document sits: the collection above it, how deep, and the tree node
+    (server.index.tree) whose link led to it."""
+
     collection: str | None
     depth: int
+    node: int = LANDING
 
 
 def default_structure_bytes() -> int:
@@ -245,6 +250,8 @@ class Loader:
         self._seen: set[str] = set()
         self._documents = 0
         self._pending_items: list[tuple[str, Context]] = []
+        # items found among the structure (bulk files, item documents as roots): linked by no
+        # `item` link, so without a place in the tree
         self._inline_items: list[tuple[dict[str, Any], str, Context]] = []
         self._structural: set[str] = set()  # roots and children admitted: a skip of one is a loss
         self._refused: set[str] = set()  # refused by policy once opened (a symlink): not a loss
@@ -435,20 +442,21 @@ class Loader:
             self.skip(location, f"{kind.lower()} without an id")
             return []
         collection_ctx = ctx.collection
+        servable_doc = servable(doc, location)
+        servable_doc["type"] = kind
         if kind == "Collection":
-            collection = servable(doc, location)
-            collection["type"] = "Collection"
-            if self.builder.add_collection(collection):
-                collection_ctx = doc["id"]
-            else:
+            node = self.builder.add_collection(servable_doc, ctx.node)
+            if node is None:
                 self.skip_structure(location, f"duplicate collection id {doc['id']!r}; kept the first",
                                     items=sum(1 for rel, _, _ in _links(doc) if rel == "item"))
                 return []
+            collection_ctx = doc["id"]
         else:
             self.report.catalogs += 1
+            node = self.builder.add_catalog(servable_doc, ctx.node)
         if not self.builder.root:
             self.builder.root = {k: doc.get(k) for k in ("id", "title", "description") if doc.get(k)}
-        child_ctx = Context(collection_ctx, ctx.depth + 1)
+        child_ctx = Context(collection_ctx, ctx.depth + 1, node)
         children = []
         pending = self._pending_items
         admit = self._admit
@@ -473,7 +481,7 @@ class Loader:
 
     def _load_items(self) -> None:
         for item, location, ctx in self._inline_items:
-            self._add_item(item, location, ctx)
+            self._add_item(item, location, ctx, linked=False)
         self._inline_items.clear()
         pending = self._pending_items
         # libcurl's batches stream in order with bounded memory: all items in one (no pause
@@ -522,7 +530,7 @@ class Loader:
             self._progress()
         return done
 
-    def _add_item(self, item: Any, location: str, ctx: Context) -> None:
+    def _add_item(self, item: Any, location: str, ctx: Context, linked: bool = True) -> None:
         if not isinstance(item, dict):
             self.skip(location, "item is not a JSON object")
             return
@@ -535,15 +543,16 @@ class Loader:
         if _kind(item) != "Feature":
             self.skip(location, "expected an item (GeoJSON Feature)")
             return
-        self._index_item(servable(item, location), location, ctx)
+        self._index_item(servable(item, location), location, ctx, linked)
 
-    def _index_item(self, item: dict[str, Any], location: str, ctx: Context) -> None:
-        """A servable item into the index, under the collection it resolves to."""
+    def _index_item(self, item: dict[str, Any], location: str, ctx: Context, linked: bool = True) -> None:
+        """A servable item into the index, under the collection it resolves to; ``linked``: an
+        `item` link of the tree node ``ctx.node`` led to it (its place in the tree)."""
         item["collection"] = self._collection_for(item, location, ctx)
         if item["collection"] is None:
             del item["collection"]
         try:
-            self.builder.add_item(item, location)
+            self.builder.add_item(item, location, ctx.node if linked else NO_NODE)
         except ItemRejected as exc:
             self.skip(location, f"item {item.get('id')!r}: {exc}")
 

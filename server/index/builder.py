@@ -16,6 +16,7 @@ from server.index.index import Index
 from server.index.space_time import ItemRejected, item_geometry, item_interval
 from server.index.spatial import extreme_fractions
 from server.index.text import TextIndexBuilder, document_text
+from server.index.tree import CATALOG, COLLECTION, LANDING, NO_NODE, TreeBuilder
 
 __all__ = ["IndexBuilder", "ItemRejected"]
 
@@ -53,20 +54,28 @@ class IndexBuilder:
         self._text = TextIndexBuilder()
         self.collections: dict[str, dict[str, Any]] = {}
         self.root: dict[str, Any] = {}
+        self.tree = TreeBuilder()  # the catalogs' own arrangement (server.index.tree)
 
     def __len__(self) -> int:
         return len(self._ids) - len(self._rejected)
 
-    def add_collection(self, collection: dict[str, Any]) -> bool:
+    def add_collection(self, collection: dict[str, Any], parent: int = LANDING) -> int | None:
+        """The collection's node in the tree, under the node ``parent``; None for a second
+        collection with an id already added (not added)."""
         cid = collection["id"]
         if cid in self.collections:
-            return False
+            return None
         self.collections[cid] = collection
-        return True
+        return self.tree.add(COLLECTION, cid, parent)
 
-    def add_item(self, item: dict[str, Any], label: str = "") -> None:
-        """Index one normalized item. Raises ItemRejected with the reason; a geometry found
-        unreadable later (in a batch) is reported through ``on_reject`` with ``label``."""
+    def add_catalog(self, catalog: dict[str, Any], parent: int = LANDING) -> int:
+        """A (servable) catalog document's node in the tree, under the node ``parent``."""
+        return self.tree.add(CATALOG, catalog["id"], parent, catalog)
+
+    def add_item(self, item: dict[str, Any], label: str = "", node: int = NO_NODE) -> None:
+        """Index one normalized item; ``node``: the tree node whose item link led to it (none:
+        it was not linked, e.g. read from a bulk file). Raises ItemRejected with the reason; a
+        geometry found unreadable later (in a batch) is reported through ``on_reject`` with ``label``."""
         item_id = item.get("id")
         if not isinstance(item_id, str) or not item_id:
             raise ItemRejected("missing or non-string id")
@@ -100,6 +109,7 @@ class IndexBuilder:
         row = len(self._ids)
         known_ids.add(item_id)
         self._ids.append(item_id)
+        self.tree.row_nodes.append(node)
         self._collection_code.append(self._collection_codes.setdefault(collection, len(self._collection_codes)))
         self._start.append(times[0])
         self._end.append(times[1])
@@ -165,9 +175,10 @@ class IndexBuilder:
             order = order[~np.isin(order, np.fromiter(self._rejected, dtype=np.int64))]
         new_position = np.full(n, -1, dtype=np.int64)
         new_position[order] = np.arange(len(order), dtype=np.int64)
+        final_codes = codes[order]
         return Index(
             ids=[self._ids[i] for i in order],
-            codes=codes[order],
+            codes=final_codes,
             collection_names=coll_names,
             start=start[order],
             end=end[order],
@@ -181,4 +192,5 @@ class IndexBuilder:
             collections=self.collections,
             root=self.root,
             links_last=True,
+            tree=self.tree.freeze(new_position, len(order), final_codes),
         )
