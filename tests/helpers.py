@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "catalogs"  # the real public catalogs beside the repository
 STAC_VERSION = "1.0.0"
 SERVER_START_TIMEOUT = 30.0
 
@@ -403,3 +405,22 @@ def drop_misc_catalog(root: Path) -> None:
     doc = json.loads((root / "catalog.json").read_text())
     doc["links"] = [link for link in doc["links"] if "misc" not in link["href"]]
     (root / "catalog.json").write_text(json.dumps(doc))
+
+
+# -- the shared real-world catalogs ---------------------------------------------------------------
+
+
+def shared_roots() -> list[list[str]]:
+    """Roots from ../shared/catalogs/README.md's table; "a + b" is one load of two files."""
+    readme = SHARED / "README.md"
+    if not readme.is_file():
+        return []
+    roots = []
+    for line in readme.read_text().splitlines():
+        m = re.match(r"\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|", line)
+        if not m or not m.group(1).endswith((".json", ".geojson", ".ndjson")) or m.group(1) == "root":
+            continue
+        parts = [p.strip() for p in m.group(1).split("+")]
+        first = SHARED / parts[0]
+        roots.append([str(first)] + [str(first.parent / p) for p in parts[1:]])
+    return roots

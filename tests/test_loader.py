@@ -18,6 +18,7 @@ from server.catalog import forked_reader
 from server.catalog.loader import LoadError, LoadReport, load_catalogs
 from server.index import Index
 from tests.helpers import (
+    SHARED,
     CatalogDir,
     catalog,
     collection,
@@ -26,10 +27,9 @@ from tests.helpers import (
     link,
     run_cli,
     serve_folder,
+    shared_roots,
 )
 from tests.oracles.search import Oracle
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "catalogs"
 
 
 @pytest.fixture(autouse=True, params=["in-process", "forked-reader"])
@@ -336,7 +336,11 @@ def test_item_naming_an_unloaded_collection_without_parent_collection(catalog_di
     with make_client(index=index) as c:
         feature = c.get("/search", params={"ids": "i"}).json()["features"][0]
         assert "collection" not in feature
-        assert not [ln for ln in feature["links"] if ln["rel"] in ("collection", "parent")]
+        assert not [ln for ln in feature["links"] if ln["rel"] == "collection"]
+        # its place in the tree: the root catalog (the landing page) links it, and /items/i serves it
+        links = {ln["rel"]: ln["href"] for ln in feature["links"]}
+        assert links["parent"] == "http://testserver/" and links["self"] == "http://testserver/items/i"
+        assert c.get("/items/i").json()["id"] == "i"
 
 
 @pytest.mark.parametrize("declared", [["good"], {"id": "good"}, 5, True])
@@ -604,22 +608,6 @@ def test_time_forms(catalog_dir: CatalogDir, make_client) -> None:
 
 
 # -- the shared real-world catalogs ---------------------------------------------------------------------
-
-
-def shared_roots() -> list[list[str]]:
-    """Roots from ../shared/catalogs/README.md's table; "a + b" is one load of two files."""
-    readme = SHARED / "README.md"
-    if not readme.is_file():
-        return []
-    roots = []
-    for line in readme.read_text().splitlines():
-        m = re.match(r"\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|", line)
-        if not m or not m.group(1).endswith((".json", ".geojson", ".ndjson")) or m.group(1) == "root":
-            continue
-        parts = [p.strip() for p in m.group(1).split("+")]
-        first = SHARED / parts[0]
-        roots.append([str(first)] + [str(first.parent / p) for p in parts[1:]])
-    return roots
 
 
 # (collections, items) at least, from the README's description of each root

@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from server.api import render
 from server.api.aggregation import aggregation_routes
+from server.api.browse import browse_routes
 from server.api.caching import GzipWhenAccepted, HttpCache
 from server.api.cors import CorsWhenOrigin
 from server.api.header_limit import HeaderLimit
@@ -51,7 +52,7 @@ def http_app(settings: Settings, lifespan: Callable[[Starlette], AbstractAsyncCo
     """The API's routes and middleware, with no index yet (`app.state.index` None: every
     endpoint answers 503 until the runtime sets one)."""
     app = Starlette(
-        routes=[*route_table(), *aggregation_routes()],
+        routes=[*route_table(), *aggregation_routes(), *browse_routes()],
         middleware=[
             Middleware(HeaderLimit, max_bytes=settings.max_header_bytes),
             *([Middleware(GzipWhenAccepted, minimum_size=settings.gzip_min_bytes)] if settings.gzip_min_bytes > 0 else []),

@@ -13,6 +13,8 @@ import orjson
 from cachetools import LRUCache
 from starlette.requests import Request
 
+from server.index.tree import CATALOG, COLLECTION, Node
+
 JSON = "application/json"
 GEOJSON = "application/geo+json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
@@ -106,10 +108,31 @@ class UrlBuilder:
     def item(self, collection_id: str, item_id: str) -> str:
         return self.items(collection_id) + "/" + quote_segment(item_id)
 
+    def loose_item(self, item_id: str) -> str:
+        """Where an item without a collection is served."""
+        return self.url("items/" + quote_segment(item_id))
+
+    def catalog(self, segments: tuple[str, ...]) -> str:
+        """A sub-catalog of the tree, by its path (server.index.tree)."""
+        return self.url("catalogs/" + "/".join(quote_segment(s) for s in segments))
+
+    def node(self, node: Node) -> str:
+        """A node of the tree: a sub-catalog, a collection, or the landing page."""
+        if node.kind == COLLECTION:
+            return self.collection(node.id)
+        if node.kind == CATALOG:
+            return self.catalog(node.segments)
+        return self.url()
+
+    def children(self, node: Node) -> str:
+        """The children extension's endpoint of a node."""
+        return self.node(node).rstrip("/") + "/children"
+
     def link(self, rel: str, href: str, media_type: str = JSON, **extra: Any) -> dict[str, Any]:
         return {"rel": rel, "type": media_type, "href": href, **extra}
 
-    def item_links(self, collection: str | None, item_id: str) -> list[dict[str, Any]]:
+    def item_links(self, collection: str | None, item_id: str, parent: str | None = None) -> list[dict[str, Any]]:
+        """An item's links; ``parent``: for an item without a collection, the catalog linking it."""
         links = [self.link("root", self.url())]
         if collection is not None:
             links += [
@@ -118,6 +141,13 @@ class UrlBuilder:
                 self.link("parent", self.collection(collection)),
                 self.link("collection", self.collection(collection)),
             ]
+        else:
+            links += [
+                self.link("self", self.loose_item(item_id), GEOJSON),
+                self.link("alternate", self.loose_item(item_id) + "?f=html", HTML),
+            ]
+            if parent is not None:
+                links.append(self.link("parent", parent))
         return links
 
     def item_links_json(self) -> ItemLinksJson:
@@ -125,12 +155,15 @@ class UrlBuilder:
             self._item_links_json = ItemLinksJson(self)
         return self._item_links_json
 
-    def collection_links(self, collection_id: str) -> list[dict[str, Any]]:
+    def collection_links(self, collection_id: str, parent: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        """A collection's links; ``parent``: (href, title) of the catalog or collection holding
+        it in the tree, when not the landing page."""
+        parent_href, parent_title = parent if parent is not None else (self.url(), "Landing page")
         return [
             self.link("self", self.collection(collection_id)),
             self.link("alternate", self.collection(collection_id) + "?f=html", HTML),
             self.link("root", self.url(), title="Landing page"),
-            self.link("parent", self.url(), title="Landing page"),
+            self.link("parent", parent_href, title=parent_title),
             self.link("items", self.items(collection_id), GEOJSON, title="Items"),
             self.link(QUERYABLES_REL, self.collection(collection_id) + "/queryables", SCHEMA_JSON, title="Queryables"),
             *self.aggregation_links(self.collection(collection_id) + "/"),
@@ -158,9 +191,7 @@ class ItemLinksJson:
         self.alternate = b'},{"rel":"alternate","type":"' + HTML.encode() + b'","href":'
         self._by_collection: dict[str, tuple[bytes, str, bytes]] = {}
 
-    def __call__(self, collection: str | None, item_id: str) -> bytes:
-        if collection is None:
-            return self.root
+    def __call__(self, collection: str, item_id: str) -> bytes:
         parts = self._by_collection.get(collection)
         if parts is None:
             href = self.urls.collection(collection)
@@ -171,6 +202,10 @@ class ItemLinksJson:
         head, items_href, tail = parts
         href_json = orjson.dumps(items_href + quote_segment(item_id))
         return head + href_json + self.alternate + href_json[:-1] + b'?f=html"' + tail
+
+    def loose(self, item_id: str, parent: str | None) -> bytes:
+        """The links of an item without a collection (rare: made each time)."""
+        return orjson.dumps(self.urls.item_links(None, item_id, parent))[1:-1]
 
 
 # Builders by base URL, so what they memoize (each collection's link bytes) outlives a request.
