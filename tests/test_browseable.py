@@ -397,6 +397,27 @@ def test_catalog_document(client: TestClient) -> None:
     assert all(urlsplit(ln["href"]).path.startswith("/collections/dem-alps/items/") for ln in _rel(doc, "item"))
 
 
+def test_documents_with_many_item_links_are_written_in_a_thread(make_client, monkeypatch) -> None:
+    """Above LARGE_LINKS item links a document is built in a worker thread: the same document."""
+    from server.api import browse, routes
+
+    paths = ["/collections/dem-alps", "/catalogs/dem-alps/dem-alps-tiles-extra", "/children", "/collections/dem-alps/children"]
+    with make_client(Settings(response_cache_bytes=0)) as c:
+        inline = [c.get(p).json() for p in paths]
+        calls = []
+        real = browse._in_thread
+
+        async def counting(request: Any, fn: Any, *args: Any) -> Any:
+            calls.append(fn)
+            return await real(request, fn, *args)
+
+        for module in (routes, browse):
+            monkeypatch.setattr(module, "LARGE_LINKS", 1)
+            monkeypatch.setattr(module, "_in_thread", counting)
+        assert [c.get(p).json() for p in paths] == inline
+    assert len(calls) == len(paths)
+
+
 # -- what is browseable --------------------------------------------------------------------------------
 
 

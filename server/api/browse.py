@@ -18,18 +18,13 @@ from server.api.links import GEOJSON, JSON
 from server.api.pagination import decode_page_token, paged_href, paging_links_get, query_string
 from server.api.render import rendered
 from server.api.routes import _collection_or_404, _in_thread, _index, _query_params, _settings, _urls
-from server.api.tree_documents import catalog_document, child_document
+from server.api.tree_documents import LARGE_LINKS, catalog_document, child_document, linked_items
 from server.errors import InvalidQueryParameter, NotFoundError
-from server.index import Index
 from server.index.table import SearchResult
 from server.index.tree import LANDING
 from server.query.parameters import CHILDREN
 from server.query.parse import parse_search
 from server.settings import RequestLimits
-
-# Documents linking more items than this are written in a worker thread (100,000 item links
-# take ~0.1 s), so the event loop keeps serving everyone else meanwhile.
-LARGE_LINKS = 20_000
 
 
 def _node(request: Request) -> int:
@@ -39,17 +34,12 @@ def _node(request: Request) -> int:
     return int(number)
 
 
-def _items_under(index: Index, numbers: list[int]) -> int:
-    tree = index.tree
-    return sum(int(tree.item_starts[n + 1] - tree.item_starts[n]) for n in numbers)
-
-
 @rendered
 async def catalog(request: Request) -> Document:
     index = _index(request)
     number = _node(request)
     urls = _urls(request)
-    if _items_under(index, [number]) > LARGE_LINKS:
+    if linked_items(index, [number]) > LARGE_LINKS:
         return Document(documents.CATALOG, await _in_thread(request, catalog_document, urls, index, number))
     return Document(documents.CATALOG, catalog_document(urls, index, number))
 
@@ -95,7 +85,7 @@ async def _children(request: Request, number: int | None, href: str, parent: str
     def documents_of() -> list[dict[str, Any]]:
         return [child_document(urls, index, n) for n in numbers]
 
-    listed = await _in_thread(request, documents_of) if _items_under(index, numbers) > LARGE_LINKS else documents_of()
+    listed = await _in_thread(request, documents_of) if linked_items(index, numbers) > LARGE_LINKS else documents_of()
     encoded = query_string(params)
     links = [
         urls.link("self", paged_href(href, encoded, params.get("token"))),

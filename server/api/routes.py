@@ -38,7 +38,7 @@ from server.api.queryables import queryables_document
 from server.api.render import rendered
 from server.api.static_files import static_routes
 from server.api.threads import in_thread as _in_thread
-from server.api.tree_documents import collection_document, tree_links
+from server.api.tree_documents import LARGE_LINKS, collection_document, linked_items, tree_links
 from server.errors import (
     InvalidRequestBody,
     NotFoundError,
@@ -228,6 +228,9 @@ def _collection_or_404(index: Index, collection_id: str) -> dict[str, Any]:
 async def collection(request: Request) -> Document:
     index = _index(request)
     found = _collection_or_404(index, request.path_params["collection_id"])
+    number = index.tree.collection_node(found["id"])
+    if number is not None and linked_items(index, [number]) > LARGE_LINKS:  # its item links, in a thread
+        return Document(documents.COLLECTION, await _in_thread(request, collection_document, _urls(request), index, found))
     return Document(documents.COLLECTION, collection_document(_urls(request), index, found))
 
 

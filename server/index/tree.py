@@ -117,8 +117,7 @@ class TreeBuilder:
         row_nodes = np.frombuffer(self.row_nodes, dtype=np.int32).astype(np.int64) if len(self.row_nodes) \
             else np.zeros(0, dtype=np.int64)
         landing = nodes[LANDING]
-        if len(landing.children) == 1 and nodes[landing.children[0]].kind == CATALOG \
-                and not (row_nodes == LANDING).any():
+        if len(landing.children) == 1 and nodes[landing.children[0]].kind == CATALOG:  # one root catalog
             root = landing.children[0]
             landing.children = nodes[root].children
             for child in landing.children:
@@ -135,8 +134,8 @@ class TreeBuilder:
         _assign_segments(final)
         # each node's items, in row (= link) order; rows dropped by the index or linked by no
         # reachable node are left out
-        positions = new_position[: len(row_nodes)] if len(row_nodes) else np.zeros(0, dtype=np.int64)
-        owner = np.where(row_nodes >= 0, renumber[np.maximum(row_nodes, 0)], NO_NODE) if len(row_nodes) else row_nodes
+        positions = new_position  # one per row, as row_nodes
+        owner = np.where(row_nodes >= 0, renumber[np.maximum(row_nodes, 0)], NO_NODE)
         keep = (owner >= 0) & (positions >= 0)
         owner, positions = owner[keep], positions[keep]
         grouping = np.argsort(owner, kind="stable")
