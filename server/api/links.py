@@ -128,7 +128,7 @@ class UrlBuilder:
     def collection_links(self, collection_id: str) -> list[dict[str, Any]]:
         return [
             self.link("self", self.collection(collection_id)),
-            self.link("alternate", self.collection(collection_id) + "?f=html", HTML),
+            self.link("alternate", self.collection(collection_id) + "?f=html", HTML, title="This collection as HTML"),
             self.link("root", self.url(), title="Landing page"),
             self.link("parent", self.url(), title="Landing page"),
             self.link("items", self.items(collection_id), GEOJSON, title="Items"),
@@ -142,9 +142,9 @@ class UrlBuilder:
         takes, go on the aggregate links as the extension recommends."""
         extra = {"aggregations": names} if names is not None else {}
         return [
-            self.link("aggregate", base + "aggregate", JSON, method="GET", **extra),
-            self.link("aggregate", base + "aggregate", JSON, method="POST", **extra),
-            self.link("aggregations", base + "aggregations", JSON),
+            self.link("aggregate", base + "aggregate", JSON, method="GET", title="Aggregate (GET)", **extra),
+            self.link("aggregate", base + "aggregate", JSON, method="POST", title="Aggregate (POST)", **extra),
+            self.link("aggregations", base + "aggregations", JSON, title="Available aggregations"),
         ]
 
 

@@ -11,7 +11,10 @@ from server.index import Index
 CORE = {
     "id": {"title": "Item id", "type": "string"},
     "collection": {"title": "Collection id", "type": "string"},
-    "geometry": {"title": "Footprint", "$ref": "https://geojson.org/schema/Geometry.json"},
+    # A geometry the way OGC API - Features (Part 3 queryables, Part 5 schemas) declares one, not a
+    # $ref to geojson.org: a client that dereferences the schema (STAC Browser does, on every
+    # search form) would fetch from a third host, which an air-gapped site cannot reach.
+    "geometry": {"title": "Footprint", "format": "geometry-any", "x-ogc-role": "primary-geometry"},
     "datetime": {"title": "Acquisition time", "type": "string", "format": "date-time"},
 }
 
