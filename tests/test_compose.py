@@ -34,7 +34,8 @@ def entrypoint() -> list[str]:
 
 def test_services_are_a_bucket_and_the_api() -> None:
     services = COMPOSE["services"]
-    assert set(services) == {"bucket", "api"}
+    # what `docker compose up` starts; STAC Browser only with --profile browser
+    assert {name for name, service in services.items() if not service.get("profiles")} == {"bucket", "api"}
     assert services["api"]["depends_on"]["bucket"]["condition"] == "service_healthy"
     assert "8000:8000" in services["api"]["ports"]
 
@@ -72,3 +73,25 @@ def test_health_checks_hit_real_endpoints() -> None:
     assert health_path([docker_health]) == "/_mgmt/ready"
     bucket_check = health_path(COMPOSE["services"]["bucket"]["healthcheck"]["test"])
     assert (REPO / "server/sample/catalog" / Path(bucket_check).name).is_file()
+
+
+def test_stac_browser_is_optional_and_points_at_the_api() -> None:
+    browser = COMPOSE["services"]["browser"]
+    assert browser["profiles"] == ["browser"]
+    image, tag = browser["image"].rsplit(":", 1)
+    assert image == "ghcr.io/radiantearth/stac-browser"
+    assert tag == stac_browser_version()  # the version bench/stac_browser.py tests
+    # the API's URL as a browser on the host reaches it: the published port, with the slash of
+    # the landing page's self link (STAC Browser compares the two)
+    url = urlsplit(browser["environment"]["SB_catalogUrl"])
+    published = next(p.split(":")[0] for p in COMPOSE["services"]["api"]["ports"])
+    assert (url.scheme, url.hostname, str(url.port), url.path) == ("http", "localhost", published, "/")
+    assert browser["depends_on"]["api"]["condition"] == "service_healthy"
+    assert "8080:8080" in browser["ports"]  # the image's nginx listens on 8080
+
+
+def stac_browser_version() -> str:
+    source = (REPO / "bench" / "stac_browser.py").read_text()
+    found = re.search(r'^VERSION = "([^"]+)"', source, re.MULTILINE)
+    assert found
+    return found.group(1)

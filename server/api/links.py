@@ -161,7 +161,7 @@ class UrlBuilder:
         parent_href, parent_title = parent if parent is not None else (self.url(), "Landing page")
         return [
             self.link("self", self.collection(collection_id)),
-            self.link("alternate", self.collection(collection_id) + "?f=html", HTML),
+            self.link("alternate", self.collection(collection_id) + "?f=html", HTML, title="This collection as HTML"),
             self.link("root", self.url(), title="Landing page"),
             self.link("parent", parent_href, title=parent_title),
             self.link("items", self.items(collection_id), GEOJSON, title="Items"),
@@ -175,9 +175,9 @@ class UrlBuilder:
         takes, go on the aggregate links as the extension recommends."""
         extra = {"aggregations": names} if names is not None else {}
         return [
-            self.link("aggregate", base + "aggregate", JSON, method="GET", **extra),
-            self.link("aggregate", base + "aggregate", JSON, method="POST", **extra),
-            self.link("aggregations", base + "aggregations", JSON),
+            self.link("aggregate", base + "aggregate", JSON, method="GET", title="Aggregate (GET)", **extra),
+            self.link("aggregate", base + "aggregate", JSON, method="POST", title="Aggregate (POST)", **extra),
+            self.link("aggregations", base + "aggregations", JSON, title="Available aggregations"),
         ]
 
 

@@ -132,15 +132,16 @@ async def landing_page(request: Request) -> Document:
     urls = _urls(request)
     root = index.root
     links = [
+        # Titled: STAC Browser lists links under "Additional Resources" by their titles
         urls.link("self", urls.url()),
-        urls.link("root", urls.url()),
-        urls.link("conformance", urls.url("conformance")),
-        urls.link("data", urls.url("collections")),
-        urls.link("service-desc", urls.url("api"), OPENAPI),
-        urls.link("service-doc", urls.url("api.html"), "text/html"),
-        urls.link("search", urls.url("search"), GEOJSON, method="GET"),
-        urls.link("search", urls.url("search"), GEOJSON, method="POST"),
-        urls.link(QUERYABLES_REL, urls.url("queryables"), SCHEMA_JSON),
+        urls.link("root", urls.url(), title="Landing page"),
+        urls.link("conformance", urls.url("conformance"), title="Conformance classes"),
+        urls.link("data", urls.url("collections"), title="Collections"),
+        urls.link("service-desc", urls.url("api"), OPENAPI, title="OpenAPI definition"),
+        urls.link("service-doc", urls.url("api.html"), "text/html", title="API documentation"),
+        urls.link("search", urls.url("search"), GEOJSON, method="GET", title="Item search (GET)"),
+        urls.link("search", urls.url("search"), GEOJSON, method="POST", title="Item search (POST)"),
+        urls.link(QUERYABLES_REL, urls.url("queryables"), SCHEMA_JSON, title="Queryables"),
         *urls.aggregation_links(urls.url(), [entry["name"] for entry in index.aggregations()]),
     ]
     links += tree_links(urls, index, LANDING)  # the root catalog's own children and items (server.index.tree)
