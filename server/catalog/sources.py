@@ -36,6 +36,9 @@ class FetchError(Exception):
     """The document could not be read; the message says why."""
 
 
+OVER_LIMIT = "byte limit"  # what every size limit's message says (the loader's skip reason too_large)
+
+
 class SourceLog:
     """Every local file read, with the size and mtime it had: a snapshot's fingerprint."""
 
