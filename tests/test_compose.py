@@ -34,7 +34,7 @@ def entrypoint() -> list[str]:
 
 def test_services_are_a_bucket_and_the_api() -> None:
     services = COMPOSE["services"]
-    assert set(services) == {"bucket", "api"}
+    assert {name for name, service in services.items() if not service.get("profiles")} == {"bucket", "api"}
     assert services["api"]["depends_on"]["bucket"]["condition"] == "service_healthy"
     assert "8000:8000" in services["api"]["ports"]
 
@@ -72,3 +72,23 @@ def test_health_checks_hit_real_endpoints() -> None:
     assert health_path([docker_health]) == "/_mgmt/ready"
     bucket_check = health_path(COMPOSE["services"]["bucket"]["healthcheck"]["test"])
     assert (REPO / "server/sample/catalog" / Path(bucket_check).name).is_file()
+
+
+def test_the_optional_prometheus_scrapes_the_apis_metrics() -> None:
+    """`docker compose --profile metrics up`: Prometheus with prometheus.yml, scraping a route
+    the API serves, at the api service's port."""
+    from server.api.app import http_app
+    from server.settings import Settings
+
+    prometheus = COMPOSE["services"]["prometheus"]
+    assert prometheus["profiles"] == ["metrics"]
+    assert prometheus["depends_on"]["api"]["condition"] == "service_healthy"
+    [volume] = prometheus["volumes"]
+    source, target = volume.split(":")[:2]
+    assert target == "/etc/prometheus/prometheus.yml"
+    config = yaml.safe_load((REPO / source).read_text())
+    [job] = config["scrape_configs"]
+    routes = {route.path for route in http_app(Settings(), lambda app: None).routes}
+    assert job["metrics_path"] in routes
+    [target_host] = [t for group in job["static_configs"] for t in group["targets"]]
+    assert target_host == "api:" + COMPOSE["services"]["api"]["ports"][0].split(":")[-1]
