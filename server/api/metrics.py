@@ -152,6 +152,7 @@ _CACHE_RESULTS = {result: metrics.RESPONSE_CACHE.labels(result) for result in ("
 
 _SIZED = (np.ndarray, memoryview, bytes, bytearray, array.array)
 BIG_CONTAINER = 10_000  # lists and dicts longer than this hold Python objects (ids), no buffers
+_PLAIN = (str, int, float, bool)
 
 
 def _buffer_bytes(obj: Any, seen: set[int]) -> int:
@@ -164,8 +165,12 @@ def _buffer_bytes(obj: Any, seen: set[int]) -> int:
         return memoryview(obj).nbytes if not isinstance(obj, np.ndarray) else int(obj.nbytes)
     if isinstance(obj, dict):
         parts: Any = obj.values() if len(obj) <= BIG_CONTAINER else ()
+        if isinstance(next(iter(parts), None), _PLAIN):  # a vocabulary, a document: no buffers
+            return 0
     elif isinstance(obj, (list, tuple)):
-        parts = obj if len(obj) <= BIG_CONTAINER else ()
+        if len(obj) > BIG_CONTAINER or (obj and isinstance(obj[0], _PLAIN)):
+            return 0
+        parts = obj
     elif type(obj).__module__.startswith("server.index"):
         parts = [*getattr(obj, "__dict__", {}).values(),
                  *(getattr(obj, name, None) for cls in type(obj).__mro__ for name in getattr(cls, "__slots__", ()))]
