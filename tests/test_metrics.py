@@ -498,5 +498,19 @@ def test_workers_2_one_scrape_counts_every_request_of_every_worker_once(sample_i
             time.sleep(0.2)
         assert sorted(int(dict(k)["pid"]) for k in versions) == sorted(replaced)
         check(sent + 30)
+
+        # a reload: built once by the parent and counted there, mapped by each worker
+        os.kill(server.proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while True:
+            samples = scraped()
+            versions = series(samples, "stac_static_process_index_version")
+            if sorted(versions.values()) == [2.0, 2.0] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert {int(dict(k)["pid"]): v for k, v in versions.items()} == dict.fromkeys(replaced, 2.0)
+        assert value(samples, "stac_static_loads_total", result="success") == 2
+        assert value(samples, "stac_static_load_duration_seconds_count", result="success") == 2
+        assert value(samples, "stac_static_index_version") == 2
     finally:
         server.close()
