@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     max_collections: int = Field(RequestLimits.max_collections, ge=1, description="Most collections in one search.")
     max_vertices: int = Field(RequestLimits.max_vertices, ge=4, description="Most vertices in an intersects geometry.")
     admin_token: str | None = Field(None, description="Bearer token for POST /_mgmt/reload; unset disables it.")
+    metrics: bool = Field(True, description="Serve Prometheus metrics at GET /_mgmt/metrics (requests, latency, "
+                          "the response cache, the index, loads, remote fetches); false: a 404 there, and no "
+                          "request is measured.")
     html_tiles: str = Field(
         "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
         description="Background tiles of the pages' maps, a URL template ({z}/{x}/{y}) the browser fetches; "

@@ -12,8 +12,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from server.api.app import http_app
 from server.api.routes import route_table
 from server.runtime.cli import build_parser
+from server.settings import Settings
 from tests.helpers import REPO
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -95,3 +97,19 @@ def stac_browser_version() -> str:
     found = re.search(r'^VERSION = "([^"]+)"', source, re.MULTILINE)
     assert found
     return found.group(1)
+
+
+def test_the_optional_prometheus_scrapes_the_apis_metrics() -> None:
+    """`docker compose --profile metrics up`: Prometheus with prometheus.yml, scraping a route
+    the API serves, at the api service's port."""
+    prometheus = COMPOSE["services"]["prometheus"]
+    assert prometheus["profiles"] == ["metrics"]
+    assert prometheus["depends_on"]["api"]["condition"] == "service_healthy"
+    [volume] = prometheus["volumes"]
+    source, target = volume.split(":")[:2]
+    assert target == "/etc/prometheus/prometheus.yml"
+    config = yaml.safe_load((REPO / source).read_text())
+    [job] = config["scrape_configs"]
+    assert job["metrics_path"] in {route.path for route in http_app(Settings(), lambda app: None).routes}
+    [target_host] = [t for group in job["static_configs"] for t in group["targets"]]
+    assert target_host == "api:" + COMPOSE["services"]["api"]["ports"][0].split(":")[-1]

@@ -211,6 +211,10 @@ def test_bad_documents_are_skipped_and_reported(catalog_dir: CatalogDir) -> None
     for path, reason in reasons.items():
         assert reason.strip(), path
     r = lambda rel: reasons[os.path.realpath(catalog_dir.path(rel))]  # noqa: E731
+    assert report.skipped_by_reason == {
+        "unreadable": 2, "invalid_json": 2, "not_stac": 3, "invalid_item": 2,  # no-id, bad-time
+        "out_of_scope": 0, "limit": 0, "too_large": 0, "missing_id": 0, "duplicate": 0}
+    assert report.problems()["skipped_by_reason"] == report.skipped_by_reason  # /_mgmt/ready's load
     assert re.search(r"no such file|not found|exist", r("missing/catalog.json"), re.I)
     assert "json" in r("broken/catalog.json").lower()
     assert "object" in r("array/catalog.json").lower()

@@ -158,6 +158,11 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "(503 until loaded)",
             "getReady", [], errors=(), html=False,
         ),
+        "/_mgmt/metrics": _get(
+            "Prometheus metrics in the text format: requests, latency, the response cache, the index, loads, "
+            "remote fetches (404 when STAC_STATIC_METRICS is false)", "getMetrics", [], "text/plain",
+            errors=("404",), html=False,
+        ),
         SWAGGER_UI_PATH + "/{file}": _file("Swagger UI's script and style sheet, for /api.html", "getSwaggerUiFile",
                                            sorted({t.split(";")[0] for t in SWAGGER_UI_FILES.values()}),
                                            {"type": "string", "enum": list(SWAGGER_UI_FILES)}),

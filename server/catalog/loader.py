@@ -35,9 +35,9 @@ import orjson
 from server.catalog import forked_reader, formats
 from server.catalog.fingerprint import Fingerprint
 from server.catalog.formats import FormatError
-from server.catalog.locations import Scope, is_url
+from server.catalog.locations import OUTSIDE_ROOTS, Scope, is_url
 from server.catalog.normalize import resolve_href, servable
-from server.catalog.sources import Fetcher, RemoteCache, SourceLog
+from server.catalog.sources import OVER_LIMIT, Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.index import Index, IndexBuilder
 from server.index.builder import ItemRejected
@@ -46,6 +46,33 @@ log = logging.getLogger("stac_static_api.loader")
 
 ITEM_CHUNK = 512
 MAX_SKIPS_KEPT = 1000
+
+# Why a document was skipped, in words that stay the same: the report counts each
+# (skipped_by_reason: GET /_mgmt/ready's load, the metric stac_static_index_skipped_documents).
+OUT_OF_SCOPE = "out_of_scope"  # a link leaving the roots (another host, outside the root folder, a symlink out), another scheme
+LIMIT = "limit"  # past STAC_STATIC_MAX_DEPTH or STAC_STATIC_MAX_DOCUMENTS
+TOO_LARGE = "too_large"  # over its size limit (STAC_STATIC_MAX_DOCUMENT_BYTES / _MAX_STRUCTURE_BYTES)
+UNREADABLE = "unreadable"  # a broken link: no such file, an HTTP error, the network, a timeout
+INVALID_JSON = "invalid_json"  # not JSON (or not the format it claims: a FeatureCollection without features, parquet)
+NOT_STAC = "not_stac"  # not a STAC catalog, collection or item, or a version that cannot be migrated
+MISSING_ID = "missing_id"  # a catalog or collection without an id
+INVALID_ITEM = "invalid_item"  # an item without a string id, properties or geometry, a non-string collection, a bad geometry
+DUPLICATE = "duplicate"  # a collection or item id already loaded, a file already read (through a symlink)
+SKIP_REASONS = (OUT_OF_SCOPE, LIMIT, TOO_LARGE, UNREADABLE, INVALID_JSON, NOT_STAC, MISSING_ID, INVALID_ITEM, DUPLICATE)
+ALREADY_READ = "already read as"
+
+
+def failure_reason(error: str) -> str:
+    """The skip reason of a document that could not be read, from the Source's message: the
+    scope's refusals (locations.py) and every size limit's message (sources.py, curl.py) say
+    so in these words."""
+    if error.startswith(OUTSIDE_ROOTS) or error.startswith("unsupported scheme"):
+        return OUT_OF_SCOPE
+    if error.startswith(ALREADY_READ):
+        return DUPLICATE
+    if OVER_LIMIT in error:
+        return TOO_LARGE
+    return UNREADABLE
 ROOT_MAX_BYTES = 8 * 1024**3  # a configured root (the operator named it) may be this large at least
 
 
@@ -67,6 +94,7 @@ class LoadReport:
     skipped: int = 0  # every skip, structural documents included
     seconds: float = 0.0
     skips: list[tuple[str, str]] = field(default_factory=list)
+    skipped_by_reason: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_REASONS, 0))
     sources: SourceLog | None = None  # the local files read, for snapshot fingerprints
     roots: list[str] = field(default_factory=list)  # the documents the load started from
     structure_skipped: int = 0
@@ -100,6 +128,8 @@ class LoadReport:
         """What /_mgmt/ready shows of the load (JSON): skips, structural ones listed."""
         return {
             "skipped": self.skipped,
+            "skipped_by_reason": dict(self.skipped_by_reason),
+            "seconds": round(self.seconds, 3),
             "structure_skipped": self.structure_skipped,
             "structure_skips": [{"location": s.location, "reason": s.reason, "items": s.items}
                                 for s in self.structure_skips],
@@ -241,7 +271,7 @@ class Loader:
         for root in self.roots:
             self.scope.add_root(root)
         self.report = LoadReport(roots=list(self.roots))
-        self.builder = IndexBuilder(on_reject=self.skip)
+        self.builder = IndexBuilder(on_reject=self._invalid_item)
         self._seen: set[str] = set()
         self._documents = 0
         self._pending_items: list[tuple[str, Context]] = []
@@ -257,26 +287,36 @@ class Loader:
 
     # -- bookkeeping -----------------------------------------------------------------------
 
-    def skip(self, location: str, reason: str) -> None:
-        """``location`` not read or not used, with why. During the walk, a root or child
-        document's skip is a structural one (skip_structure)."""
+    def skip(self, location: str, reason: str, kind: str) -> None:
+        """``location`` not read or not used, with why (``kind``: one of SKIP_REASONS). During
+        the walk, a root or child document's skip is a structural one (skip_structure)."""
         if self._walking and location in self._structural and location not in self._refused:
-            self.skip_structure(location, reason)
+            self.skip_structure(location, reason, kind)
             return
         self.report.skipped += 1
+        self.report.skipped_by_reason[kind] += 1
         if len(self.report.skips) < MAX_SKIPS_KEPT:
             self.report.skips.append((location, reason))
         log.warning("skipped %s: %s", location, reason)
 
-    def skip_structure(self, location: str, reason: str, items: int | None = None) -> None:
+    def skip_structure(self, location: str, reason: str, kind: str, items: int | None = None) -> None:
         """A catalog, collection or bulk file not read: an error, everything under it is missing."""
         self.report.skipped += 1
+        self.report.skipped_by_reason[kind] += 1
         if len(self.report.skips) < MAX_SKIPS_KEPT:
             self.report.skips.append((location, reason))
         self.report.structure_skipped += 1
         if len(self.report.structure_skips) < MAX_SKIPS_KEPT:
             self.report.structure_skips.append(StructureSkip(location, reason, items))
         log.error("not read: %s: %s; everything under it is missing", location, reason)
+
+    def _invalid_item(self, location: str, reason: str) -> None:
+        """What the index builder drops after add_item (a geometry GEOS cannot read, too large)."""
+        self.skip(location, reason, INVALID_ITEM)
+
+    def _invalid_json(self, location: str, reason: str) -> None:
+        """What a format reader skips inside a document (a line of an ndjson file)."""
+        self.skip(location, reason, INVALID_JSON)
 
     def _admit(self, location: str, ctx: Context, structural: bool = False) -> bool:
         """Whether a linked document should be read (in scope, new, within limits)."""
@@ -285,14 +325,14 @@ class Loader:
             return False
         refusal = self.scope.refusal(location)
         if refusal is not None:  # the scope rules: policy, not a loss
-            self.skip(location, refusal)
+            self.skip(location, refusal, OUT_OF_SCOPE)
             return False
         if ctx.depth > self.options.max_depth:
             refusal = f"nesting deeper than {self.options.max_depth}"
         elif self._documents >= self.options.max_documents:
             refusal = f"over the {self.options.max_documents} document limit"
         if refusal is not None:  # a limit cut the catalog short
-            (self.skip_structure if structural else self.skip)(location, refusal)
+            (self.skip_structure if structural else self.skip)(location, refusal, LIMIT)
             return False
         self._seen.add(key)
         self._documents += 1
@@ -306,7 +346,7 @@ class Loader:
         refusal = self.scope.real_refusal(real)
         if refusal is None and real != path:
             if real in self._seen:
-                refusal = f"already read as {real} (a symlink leads here again)"
+                refusal = f"{ALREADY_READ} {real} (a symlink leads here again)"
             else:
                 self._seen.add(real)
         if refusal is not None:
@@ -368,7 +408,7 @@ class Loader:
         memory is handed back."""
         self._seen = set()
         self._structural = set()
-        self.builder = IndexBuilder(on_reject=self.skip)
+        self.builder = IndexBuilder(on_reject=self._invalid_item)
 
     def _walk_level(self, frontier: list[tuple[str, Context]], limit: int) -> list[tuple[str, Context]]:
         contexts = dict(frontier)
@@ -378,7 +418,7 @@ class Loader:
                 for doc in docs:
                     following.extend(self._structure_document(location, doc, contexts[location]))
             except FormatError as exc:  # a bulk file that went wrong part way
-                self.skip(location, str(exc))
+                self.skip(location, str(exc), INVALID_JSON)
             self._progress()
         return following
 
@@ -392,26 +432,26 @@ class Loader:
         media_types = self._media_types
         for location, data, error in fetched:
             if data is None:
-                self.skip(location, error or "unreadable")
+                self.skip(location, error or "unreadable", failure_reason(error or ""))
                 continue
             try:
-                docs = formats.read(location, data, self.skip, media_types.get(location) if media_types else None)
+                docs = formats.read(location, data, self._invalid_json, media_types.get(location) if media_types else None)
             except FormatError as exc:
-                self.skip(location, str(exc))
+                self.skip(location, str(exc), INVALID_JSON)
                 continue
             data = None  # a parsed document no longer needs its bytes (a bulk reader keeps its own)
             yield location, docs
 
     def _structure_document(self, location: str, doc: Any, ctx: Context) -> list[tuple[str, Context]]:
         if not isinstance(doc, dict):
-            self.skip(location, "not a JSON object")
+            self.skip(location, "not a JSON object", NOT_STAC)
             return []
         if needs_migration(doc):
             links = doc.get("links")
             try:
                 doc = migrate(doc)
             except UnsupportedVersion as exc:
-                self.skip(location, str(exc))
+                self.skip(location, str(exc), NOT_STAC)
                 return []
             if isinstance(links, formats.LeanLinks):  # the item links kept bare stay with it
                 doc["links"] = formats.LeanLinks.like(links, doc.get("links") or ())
@@ -423,16 +463,16 @@ class Loader:
             try:
                 features = formats.FEATURE_COLLECTION.features(doc)
             except FormatError as exc:
-                self.skip(location, str(exc))
+                self.skip(location, str(exc), INVALID_JSON)
                 return []
             for feature in features:
                 self._inline_items.append((feature, location, ctx))
             return []
         if kind not in ("Catalog", "Collection"):
-            self.skip(location, "not a STAC catalog, collection or item")
+            self.skip(location, "not a STAC catalog, collection or item", NOT_STAC)
             return []
         if not isinstance(doc.get("id"), str) or not doc["id"]:
-            self.skip(location, f"{kind.lower()} without an id")
+            self.skip(location, f"{kind.lower()} without an id", MISSING_ID)
             return []
         collection_ctx = ctx.collection
         if kind == "Collection":
@@ -441,7 +481,7 @@ class Loader:
             if self.builder.add_collection(collection):
                 collection_ctx = doc["id"]
             else:
-                self.skip_structure(location, f"duplicate collection id {doc['id']!r}; kept the first",
+                self.skip_structure(location, f"duplicate collection id {doc['id']!r}; kept the first", DUPLICATE,
                                     items=sum(1 for rel, _, _ in _links(doc) if rel == "item"))
                 return []
         else:
@@ -496,7 +536,7 @@ class Loader:
                     for doc in docs:
                         self._add_item(doc, location, ctx)
                 except FormatError as exc:
-                    self.skip(location, str(exc))
+                    self.skip(location, str(exc), INVALID_JSON)
                 self._progress()
         pending.clear()
 
@@ -517,23 +557,23 @@ class Loader:
                         for doc in docs:
                             self._add_item(doc, location, ctx)
                     except FormatError as exc:
-                        self.skip(location, str(exc))
+                        self.skip(location, str(exc), INVALID_JSON)
             done = position + 1
             self._progress()
         return done
 
     def _add_item(self, item: Any, location: str, ctx: Context) -> None:
         if not isinstance(item, dict):
-            self.skip(location, "item is not a JSON object")
+            self.skip(location, "item is not a JSON object", NOT_STAC)
             return
         if needs_migration(item):
             try:
                 item = migrate(item)
             except UnsupportedVersion as exc:
-                self.skip(location, str(exc))
+                self.skip(location, str(exc), NOT_STAC)
                 return
         if _kind(item) != "Feature":
-            self.skip(location, "expected an item (GeoJSON Feature)")
+            self.skip(location, "expected an item (GeoJSON Feature)", NOT_STAC)
             return
         self._index_item(servable(item, location), location, ctx)
 
@@ -545,7 +585,7 @@ class Loader:
         try:
             self.builder.add_item(item, location)
         except ItemRejected as exc:
-            self.skip(location, f"item {item.get('id')!r}: {exc}")
+            self.skip(location, f"item {item.get('id')!r}: {exc}", DUPLICATE if exc.duplicate else INVALID_ITEM)
 
     def _collection_for(self, item: dict[str, Any], location: str, ctx: Context) -> str | None:
         """The item's own `collection` if that collection is loaded, else the nearest above,

@@ -80,7 +80,7 @@ class IndexBuilder:
             raise ItemRejected("collection is not a string")
         known_ids = self._ids_by_collection.setdefault(collection, set())
         if item_id in known_ids:
-            raise ItemRejected(f"duplicate id {item_id!r} in collection {collection!r}; kept the first")
+            raise ItemRejected(f"duplicate id {item_id!r} in collection {collection!r}; kept the first", duplicate=True)
         times = item_interval(props)
         geometry = item["geometry"]
         if geometry is not None and not isinstance(geometry, dict):

@@ -12,7 +12,12 @@ from server.query.datetime import MAX_TIME, MIN_TIME, parse_document_datetime
 
 
 class ItemRejected(ValueError):
-    """The item cannot be indexed; the message says why."""
+    """The item cannot be indexed; the message says why. ``duplicate``: because an item of
+    that collection and id is already indexed (the rest: the item itself is invalid)."""
+
+    def __init__(self, message: str, duplicate: bool = False) -> None:
+        super().__init__(message)
+        self.duplicate = duplicate
 
 
 def _time(props: dict[str, Any], key: str) -> int | None:

@@ -2,8 +2,9 @@
 `index ROOT... -o SNAPSHOT`; `export ROOT... -o FILE.parquet|FILE.ndjson` (runtime/export.py).
 
 The loading and serving modules are imported inside the commands, not at the top: `serve`
-must cap malloc's arenas (limit_malloc_arenas) before numpy's import starts OpenBLAS's threads,
-and `--help` answers without loading numpy, shapely and the index."""
+must cap malloc's arenas (limit_malloc_arenas) before numpy's import starts OpenBLAS's threads
+and choose the metrics' mode before prometheus_client's import (metrics_mode), and `--help`
+answers without loading numpy, shapely and the index."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import argparse
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
+import time
 from typing import Any
 
 from server import __version__
@@ -70,6 +74,20 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def _load(settings: Settings, index_file: str | None, remote_cache: Any = None) -> Any:
+    """The index to serve, its load counted in the metrics."""
+    from server import metrics
+
+    started = time.monotonic()
+    try:
+        index = _load_index(settings, index_file, remote_cache)
+    except Exception:
+        metrics.observe_load(False, time.monotonic() - started)
+        raise
+    metrics.observe_load(True, time.monotonic() - started)
+    return index
+
+
+def _load_index(settings: Settings, index_file: str | None, remote_cache: Any = None) -> Any:
     """The index to serve: from the snapshot when it is usable, else from the roots."""
     from server.catalog.configured import load_options, roots_of
     from server.catalog.loader import load_catalogs
@@ -114,10 +132,36 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
         pass
 
 
-def serve(settings: Settings, index_file: str | None = None, workers: int = 1) -> int:
-    import uvicorn
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # server.metrics.MULTIPROCESS_ENV, named before it is imported
 
+
+def metrics_mode(workers: int, enabled: bool) -> str | None:
+    """Before prometheus_client is imported: under --workers (with metrics on), the library's
+    multiprocess mode, in a private folder made here (returned: the caller removes it), whose
+    files every worker writes and any worker's scrape reads; otherwise values in the process,
+    whatever PROMETHEUS_MULTIPROC_DIR the environment had (its stale files would be summed)."""
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before the metrics' mode was chosen")
+    os.environ.pop(MULTIPROCESS_ENV, None)
+    if workers <= 1 or not enabled:
+        return None
+    folder = tempfile.mkdtemp(prefix="stac-static-api-metrics-")
+    os.environ[MULTIPROCESS_ENV] = folder
+    return folder
+
+
+def serve(settings: Settings, index_file: str | None = None, workers: int = 1) -> int:
     limit_malloc_arenas()  # before any thread exists
+    folder = metrics_mode(workers, settings.metrics)
+    try:
+        return _serve(settings, index_file, workers)
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _serve(settings: Settings, index_file: str | None, workers: int) -> int:
+    import uvicorn
 
     from server.catalog.loader import LoadError
     from server.catalog.sources import RemoteCache
