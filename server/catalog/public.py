@@ -34,6 +34,7 @@ from server.index.served import served_href
 # A scheme of two letters or more (one letter is a Windows drive).
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
 _SAFE = "/~!$&'()*+,;=:@"
+_WEB = ("https://", "http://")
 
 
 def _folder(path: str) -> str:
@@ -68,26 +69,29 @@ class PublicHrefs:
         self._roots = sorted(folders, key=lambda s: len(s[0]), reverse=True)
         self._served = self._roots if serve else []
         self.asset_roots: list[str] = real_folders if serve else []  # the folders the API serves
+        self._local_rules = bool(self._local_mappings or self._served)  # something may make a local href public
         self.not_public = 0  # local hrefs left as written: no mapping and not served
 
-    @property
-    def rewrites(self) -> bool:
-        """Whether anything is mapped or served (else a local href is only ever left as written)."""
-        return bool(self._url_mappings or self._local_mappings or self._served)
-
     def href(self, base: str, href: str) -> str:
-        """The href to serve for ``href`` as written in the document at ``base``."""
+        """The href to serve for ``href`` as written in the document at ``base``. Runs for
+        every asset and link of a load, so the common cases come first, cheapest."""
+        if href.startswith(_WEB):  # absolute http(s): the most common by far
+            return (self._mapped_url(href) or href) if self._url_mappings else href
         if _SCHEME.match(href) and not href[:5].lower() == "file:" and not is_url(href):
             return href  # mailto:, urn:, data: ...
+        relative = "://" not in href and not href.startswith(("/", "\\")) and ":" not in href[:2]
+        if relative and not self._local_rules and not is_url(base):
+            self.not_public += 1  # a local file nothing makes public: as written, nothing to resolve
+            return href
         target = resolve_href(base, href)
         if is_url(target):
             return self._mapped_url(target) or target
         public = self._mapped_local(target) or self._served_file(target)
         if public is not None:
             return public
-        if "://" not in href and not href.startswith(("/", "\\")) and not os.path.isabs(href) and ":" not in href[:2]:
+        if relative:
             self.not_public += 1
-            return href  # relative, as the catalog wrote it
+            return href  # as the catalog wrote it
         if is_url(base) or not any(target.startswith(folder) for folder, _ in self._roots):
             return href  # the catalog's own text (a root-relative URL?), no path of the roots' folders
         self.not_public += 1
