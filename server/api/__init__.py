@@ -3,7 +3,8 @@ parse a request, ask the index and return a document), the one renderer that wri
 as JSON or as a page for people (f= / Accept; Jinja2 templates, the map's static files), links
 and pagination, the fields extension's shaping, media types, the OpenAPI and conformance
 documents, queryables, aggregations, the /_mgmt endpoints and the middleware measuring requests
-for /_mgmt/metrics, HTTP caching (ETag, response cache, keyed on the representation), CORS, the
+for /_mgmt/metrics, the roots' own files (/_assets/, --serve-assets), HTTP caching (ETag,
+response cache, keyed on the representation), CORS, the
 header limit and uvicorn's error answers.
 
 May import server.index, server.query and the base (server.errors, server.settings,

@@ -63,7 +63,7 @@ def http_app(settings: Settings, lifespan: Callable[[Starlette], AbstractAsyncCo
             Middleware(HeaderLimit, max_bytes=settings.max_header_bytes),
             *([Middleware(GzipWhenAccepted, minimum_size=settings.gzip_min_bytes)] if settings.gzip_min_bytes > 0 else []),
             Middleware(CorsWhenOrigin, allow_origins=["*"], allow_methods=["GET", "HEAD", "POST"], allow_headers=["*"],
-                       expose_headers=["ETag"]),
+                       expose_headers=["ETag", "Content-Range", "Accept-Ranges"]),
             Middleware(HttpCache, max_bytes=settings.response_cache_bytes, max_age=settings.cache_max_age,
                        counted=metrics),
         ],

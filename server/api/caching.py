@@ -19,12 +19,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.api.metrics import CACHE_RESULT
 from server.api.render import representation
 from server.api.static_files import STATIC_PREFIXES
+from server.index.served import ASSETS_PATH
 
 LINK_HEADERS = (b"host", b"forwarded", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
                 b"x-forwarded-prefix")
-# Files (Swagger UI, the favicon, the sample's thumbnails, the pages' /static/) carry their own
-# ETag and Cache-Control.
-UNCACHED_PREFIXES = ("/_mgmt", "/static/", *STATIC_PREFIXES)
+# Files (Swagger UI, the favicon, the sample's thumbnails, the pages' /static/, the files of
+# --serve-assets) carry their own ETag and Cache-Control.
+UNCACHED_PREFIXES = ("/_mgmt", "/static/", *STATIC_PREFIXES, ASSETS_PATH + "/")
 
 
 class HttpCache:
@@ -118,17 +119,23 @@ class HttpCache:
         await self.app(scope, receive, capture)
 
 
+_ASSETS = ASSETS_PATH + "/"
+
+
 class GzipWhenAccepted:
     """Starlette's GZipMiddleware (level 1: ~3 us per KB, JSON ~10x smaller), entered only by
     requests that accept gzip: its wrapping costs ~9 us per request even when it compresses
-    nothing, a third of a response served from the cache."""
+    nothing, a third of a response served from the cache. Never for served files (/_assets/):
+    a raster is not worth compressing on the fly, and a client reading ranges wants the
+    file's own length."""
 
     def __init__(self, app: ASGIApp, minimum_size: int) -> None:
         self.app = app
         self.gzip = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and any(k == b"accept-encoding" and b"gzip" in v.lower() for k, v in scope["headers"]):
+        if (scope["type"] == "http" and any(k == b"accept-encoding" and b"gzip" in v.lower() for k, v in scope["headers"])
+                and not scope["path"].startswith(_ASSETS)):
             await self.gzip(scope, receive, send)
         else:
             await self.app(scope, receive, send)

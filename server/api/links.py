@@ -91,6 +91,7 @@ def public_base_url(request: Request, configured: str | None) -> str:
 class UrlBuilder:
     def __init__(self, base_url: str) -> None:
         self.base = base_url.rstrip("/")
+        self.base_json = orjson.dumps(self.base)[1:-1]  # as written inside a JSON string
         self._item_links_json: ItemLinksJson | None = None
 
     def url(self, path: str = "") -> str:

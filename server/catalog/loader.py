@@ -23,12 +23,14 @@ import gc
 import glob
 import logging
 import os
+import posixpath
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import orjson
 
@@ -37,6 +39,7 @@ from server.catalog.fingerprint import Fingerprint
 from server.catalog.formats import FormatError
 from server.catalog.locations import OUTSIDE_ROOTS, Scope, is_url
 from server.catalog.normalize import resolve_href, servable
+from server.catalog.public import PublicHrefs
 from server.catalog.sources import OVER_LIMIT, Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.index import Index, IndexBuilder
@@ -101,6 +104,9 @@ class LoadReport:
     structure_skips: list[StructureSkip] = field(default_factory=list)
     # (collection the items name, which is not loaded; the loaded one above them) -> items
     reassigned: dict[tuple[str, str], int] = field(default_factory=dict)
+    # collections made for items of no collection: id -> the catalog (or root file) they came from
+    made_collections: dict[str, str] = field(default_factory=dict)
+    hrefs_not_public: int = 0  # local hrefs neither mapped (--public-href) nor served (--serve-assets)
 
     @property
     def degraded(self) -> bool:
@@ -122,6 +128,13 @@ class LoadReport:
         if self.reassigned:
             text += "; " + ", ".join(f"{n} items naming collection {declared!r} served under {parent!r}"
                                      for (declared, parent), n in sorted(self.reassigned.items()))
+        if self.made_collections:
+            made = sorted(self.made_collections.items())
+            text += (f"; made {len(made)} collections for items of no collection: "
+                     + ", ".join(f"{cid!r} (from {source})" for cid, source in made[:5]) + (" ..." if len(made) > 5 else ""))
+        if self.hrefs_not_public:
+            text += (f"; {self.hrefs_not_public} local hrefs could not be made public (served as the catalogs wrote "
+                     f"them: map their folder with --public-href, or --serve-assets)")
         return text
 
     def problems(self) -> dict[str, Any]:
@@ -136,6 +149,8 @@ class LoadReport:
             "items_missing_at_least": sum(s.items or 0 for s in self.structure_skips),
             "reassigned": [{"collection": declared, "served_under": parent, "items": n}
                            for (declared, parent), n in sorted(self.reassigned.items())],
+            "made_collections": [{"collection": cid, "from": source} for cid, source in sorted(self.made_collections.items())],
+            "hrefs_not_public": self.hrefs_not_public,
         }
 
 
@@ -143,6 +158,8 @@ class LoadReport:
 class Context:
     collection: str | None
     depth: int
+    # the nearest plain catalog above: the home of items that belong to no collection
+    catalog: str | None = None
 
 
 def default_structure_bytes() -> int:
@@ -170,6 +187,8 @@ class LoadOptions:
     progress: bool | None = None  # None: when stderr is a terminal
     remote_cache: RemoteCache | None = None  # kept across reloads for conditional requests
     parquet_assets: bool = True  # a collection's stac-geoparquet asset holds its items
+    public_hrefs: tuple[tuple[str, str], ...] = ()  # (SRC, DST): Settings.public_href_pairs
+    serve_assets: bool = False  # local hrefs inside the roots' folders point at /_assets/ (public.py)
 
 
 def release_free_memory() -> None:
@@ -270,12 +289,21 @@ class Loader:
         )
         for root in self.roots:
             self.scope.add_root(root)
+        folders = list(zip(self.scope.lexical_folders, self.scope.folders))
+        self.hrefs = PublicHrefs(self.options.public_hrefs, folders, self.options.serve_assets)
         self.report = LoadReport(roots=list(self.roots))
+        # Homes of items that belong to no collection (a plain catalog's location, or a root
+        # file's), in the order the walk met them; their collection ids, given after the walk
+        # (when every loaded collection id is known); the collections made so far.
+        self._catalogs: dict[str, dict[str, Any]] = {}  # plain catalogs: id, title, description
+        self._homes: dict[str, dict[str, Any]] = {}
+        self._home_ids: dict[str, str] = {}
+        self._made: set[str] = set()
         self.builder = IndexBuilder(on_reject=self._invalid_item)
         self._seen: set[str] = set()
         self._documents = 0
         self._pending_items: list[tuple[str, Context]] = []
-        self._inline_items: list[tuple[dict[str, Any], str, Context]] = []
+        self._inline_items: list[tuple[dict[str, Any], str, Context, bool]] = []
         self._structural: set[str] = set()  # roots and children admitted: a skip of one is a loss
         self._refused: set[str] = set()  # refused by policy once opened (a symlink): not a loss
         self._walking = True
@@ -390,6 +418,7 @@ class Loader:
                 frontier = self._walk_level(frontier, limit)
                 limit = self._structure_limit
             self._walking = False
+            self._name_homes()
             self._load_items()
             self._progress(force=True)
             index = self.builder.build()
@@ -400,7 +429,10 @@ class Loader:
         self.report.items = index.size
         self.report.collections = len(index.collections)
         self.report.seconds = time.perf_counter() - started
+        self.report.hrefs_not_public = self.hrefs.not_public
         index.load_report = self.report.problems()
+        index.asset_roots = tuple(self.hrefs.asset_roots)
+        index.hrefs_config = hrefs_config(self.options)
         return index, self.report
 
     def _forget_walk(self) -> None:
@@ -414,9 +446,10 @@ class Loader:
         contexts = dict(frontier)
         following: list[tuple[str, Context]] = []
         for location, docs in self._read_documents([loc for loc, _ in frontier], limit):
+            whole = formats.whole_document(docs)
             try:
                 for doc in docs:
-                    following.extend(self._structure_document(location, doc, contexts[location]))
+                    following.extend(self._structure_document(location, doc, contexts[location], whole))
             except FormatError as exc:  # a bulk file that went wrong part way
                 self.skip(location, str(exc), INVALID_JSON)
             self._progress()
@@ -442,7 +475,9 @@ class Loader:
             data = None  # a parsed document no longer needs its bytes (a bulk reader keeps its own)
             yield location, docs
 
-    def _structure_document(self, location: str, doc: Any, ctx: Context) -> list[tuple[str, Context]]:
+    def _structure_document(self, location: str, doc: Any, ctx: Context, whole: bool = False) -> list[tuple[str, Context]]:
+        """Index a catalog or collection and return the children to read next; keep the items
+        it is or holds for later (``whole``: ``doc`` is the whole document at ``location``)."""
         if not isinstance(doc, dict):
             self.skip(location, "not a JSON object", NOT_STAC)
             return []
@@ -456,8 +491,10 @@ class Loader:
             if isinstance(links, formats.LeanLinks):  # the item links kept bare stay with it
                 doc["links"] = formats.LeanLinks.like(links, doc.get("links") or ())
         kind = _kind(doc)
+        if kind in ("Feature", "FeatureCollection") and ctx.collection is None:
+            self._add_home(ctx.catalog or location)
         if kind == "Feature":
-            self._inline_items.append((doc, location, ctx))
+            self._inline_items.append((doc, location, ctx, whole))
             return []
         if kind == "FeatureCollection":  # one inside a bulk file (a file that is one, its reader reads)
             try:
@@ -466,7 +503,7 @@ class Loader:
                 self.skip(location, str(exc), INVALID_JSON)
                 return []
             for feature in features:
-                self._inline_items.append((feature, location, ctx))
+                self._inline_items.append((feature, location, ctx, False))
             return []
         if kind not in ("Catalog", "Collection"):
             self.skip(location, "not a STAC catalog, collection or item", NOT_STAC)
@@ -476,7 +513,7 @@ class Loader:
             return []
         collection_ctx = ctx.collection
         if kind == "Collection":
-            collection = servable(doc, location)
+            collection = servable(doc, location, self.hrefs)
             collection["type"] = "Collection"
             if self.builder.add_collection(collection):
                 collection_ctx = doc["id"]
@@ -486,9 +523,11 @@ class Loader:
                 return []
         else:
             self.report.catalogs += 1
+            self._catalogs[location] = {k: doc[k] for k in ("id", "title", "description") if k in doc}
         if not self.builder.root:
             self.builder.root = {k: doc.get(k) for k in ("id", "title", "description") if doc.get(k)}
-        child_ctx = Context(collection_ctx, ctx.depth + 1)
+        child_ctx = Context(collection_ctx, ctx.depth + 1, location if kind == "Catalog" else ctx.catalog)
+        homeless = collection_ctx is None  # its items belong to no collection unless they name one
         children = []
         pending = self._pending_items
         admit = self._admit
@@ -507,13 +546,77 @@ class Loader:
                     children.append((target, child_ctx))
             elif admit(target, child_ctx):
                 pending.append((target, child_ctx))
+                if homeless:
+                    self._add_home(location)
+                    homeless = False
         return children
+
+    # -- homes for items of no collection ------------------------------------------------------
+
+    def _add_home(self, location: str) -> None:
+        """``location`` (a plain catalog, or a root file of items) may hold items that belong
+        to no collection: a collection is made for them, named from it (_name_homes)."""
+        if location not in self._homes:
+            self._homes[location] = self._catalogs.get(location, {})
+
+    def _name_homes(self) -> None:
+        """Give each home its collection id, in the order the walk met them, once every
+        loaded collection's id is known: the catalog's id, or a root file's name without its
+        extension; an id already taken gets -2, -3 ... (first free)."""
+        taken = set(self.builder.collections) | set(self._home_ids.values())
+        for location, catalog in self._homes.items():
+            if location in self._home_ids:
+                continue
+            base = str(catalog["id"]) if catalog else _file_stem(location)  # a catalog has a non-empty id (checked)
+            cid, n = base, 1
+            while cid in taken:
+                n += 1
+                cid = f"{base}-{n}"
+            taken.add(cid)
+            self._home_ids[location] = cid
+
+    def _home_collection(self, home: str) -> str:
+        """The id of the collection made for the items of ``home``, made at its first item."""
+        if home not in self._home_ids:  # not met by the walk (cannot happen): named now
+            self._add_home(home)
+            self._name_homes()
+        cid = self._home_ids[home]
+        if cid not in self._made:
+            self._made.add(cid)
+            catalog = self._homes[home]
+            self.builder.add_collection(self._made_collection(cid, home, catalog), extent_from_items=True)
+            self.report.made_collections[cid] = (f"catalog {catalog['id']!r}" if catalog else f"file {_file_name(home)!r}")
+        return cid
+
+    def _made_collection(self, cid: str, home: str, catalog: dict[str, Any]) -> dict[str, Any]:
+        """A collection for the items of a catalog (or root file) that belong to none; its
+        extent is computed from them when the index is built (IndexBuilder)."""
+        name = str(catalog.get("title") or catalog.get("id")) if catalog else _file_name(home)
+        what = f"the catalog {name!r}" if catalog else f"the file {name!r}"
+        note = (f"Made by stac-static-api for the items of {what}, which belong to no collection; "
+                f"its extent is computed from them.")
+        description = catalog.get("description") if catalog else None
+        doc: dict[str, Any] = {
+            "type": "Collection",
+            "stac_version": "1.0.0",  # the API's version (its items keep theirs)
+            "id": cid,
+            "title": name,
+            "description": f"{description}\n\n{note}" if isinstance(description, str) and description else note,
+            "license": "other",
+            "extent": {"spatial": {"bbox": [[-180.0, -90.0, 180.0, 90.0]]}, "temporal": {"interval": [[None, None]]}},
+            "links": [],
+        }
+        source = self.hrefs.location(home)
+        if source is not None:
+            doc["links"].append({"rel": "via", "href": source, "type": "application/json",
+                                 "title": f"The {'catalog' if catalog else 'file'} these items come from"})
+        return doc
 
     # -- items -----------------------------------------------------------------------------
 
     def _load_items(self) -> None:
-        for item, location, ctx in self._inline_items:
-            self._add_item(item, location, ctx)
+        for item, location, ctx, whole in self._inline_items:
+            self._add_item(item, location, ctx, whole)
         self._inline_items.clear()
         pending = self._pending_items
         # libcurl's batches stream in order with bounded memory: all items in one (no pause
@@ -532,9 +635,10 @@ class Loader:
             for location, docs in self._read_documents([loc for loc, _ in chunk], limit):
                 # in order; those skipped as unreadable are passed
                 ctx = next(ctx for known, ctx in contexts if known == location)
+                whole = formats.whole_document(docs)
                 try:
                     for doc in docs:
-                        self._add_item(doc, location, ctx)
+                        self._add_item(doc, location, ctx, whole)
                 except FormatError as exc:
                     self.skip(location, str(exc), INVALID_JSON)
                 self._progress()
@@ -545,24 +649,25 @@ class Loader:
         here as they arrive; how many of ``pending`` were handled."""
         done = 0
         fetched = forked_reader.read_forked([loc for loc, _ in pending], self._fetcher.fetch_result,
-                                            self._fetcher.sources)
+                                            self._fetcher.sources, self.hrefs)
         for position, kind, payload in fetched:
             location, ctx = pending[position]
             if kind == b"n":
-                self._index_item(orjson.loads(payload), location, ctx)
+                self._index_item(orjson.loads(payload), location, ctx, True)
             else:
                 raw = (location, payload, None) if kind == b"r" else (location, None, payload.decode())
                 for _, docs in self._parse_documents([raw]):
+                    whole = formats.whole_document(docs)
                     try:
                         for doc in docs:
-                            self._add_item(doc, location, ctx)
+                            self._add_item(doc, location, ctx, whole)
                     except FormatError as exc:
                         self.skip(location, str(exc), INVALID_JSON)
             done = position + 1
             self._progress()
         return done
 
-    def _add_item(self, item: Any, location: str, ctx: Context) -> None:
+    def _add_item(self, item: Any, location: str, ctx: Context, whole: bool = False) -> None:
         if not isinstance(item, dict):
             self.skip(location, "item is not a JSON object", NOT_STAC)
             return
@@ -575,13 +680,19 @@ class Loader:
         if _kind(item) != "Feature":
             self.skip(location, "expected an item (GeoJSON Feature)", NOT_STAC)
             return
-        self._index_item(servable(item, location), location, ctx)
+        self._index_item(servable(item, location, self.hrefs), location, ctx, whole)
 
-    def _index_item(self, item: dict[str, Any], location: str, ctx: Context) -> None:
-        """A servable item into the index, under the collection it resolves to."""
-        item["collection"] = self._collection_for(item, location, ctx)
-        if item["collection"] is None:
+    def _index_item(self, item: dict[str, Any], location: str, ctx: Context, whole: bool = False) -> None:
+        """A servable item into the index, under the collection it resolves to (``whole``: it
+        is the whole document at ``location``)."""
+        collection = item["collection"] = self._collection_for(item, location, ctx)
+        if collection is None:
             del item["collection"]
+        elif whole and isinstance(collection, str) and collection in self._made:  # made: link where it comes from
+            source = self.hrefs.location(location)
+            if source is not None and isinstance(item.get("links"), list):
+                item["links"].append({"rel": "alternate", "href": source, "type": "application/geo+json",
+                                      "title": "The item's source document"})
         try:
             self.builder.add_item(item, location)
         except ItemRejected as exc:
@@ -589,22 +700,38 @@ class Loader:
 
     def _collection_for(self, item: dict[str, Any], location: str, ctx: Context) -> str | None:
         """The item's own `collection` if that collection is loaded, else the nearest above,
-        else none: every collection an item names must resolve to /collections/{id}."""
+        else the one made for the items of its catalog (or root file): every item is served
+        under a collection, so /collections/{id}/items/{itemId} is its self link."""
         declared = item.get("collection")
         if declared is not None and not isinstance(declared, str):
             return declared  # no collection id (a list is not even hashable): the builder rejects the item
-        if declared is None or declared in self.builder.collections:
-            return declared if declared is not None else ctx.collection
-        if ctx.collection is not None:
-            log.info(
-                "%s: item names collection %r, which is not loaded; using its parent %r",
-                location, declared, ctx.collection,
-            )
-            key = (declared, ctx.collection)
-            self.report.reassigned[key] = self.report.reassigned.get(key, 0) + 1
+        if declared is not None and declared in self.builder.collections and declared not in self._made:
+            return declared
+        if declared is None and ctx.collection is not None:
             return ctx.collection
-        log.info("%s: item names collection %r, which is not loaded; served without one", location, declared)
-        return None
+        served_under = ctx.collection if ctx.collection is not None else self._home_collection(ctx.catalog or location)
+        if declared is not None and declared != served_under:
+            log.info("%s: item names collection %r, which is not loaded; serving it under %r",
+                     location, declared, served_under)
+            key = (declared, served_under)
+            self.report.reassigned[key] = self.report.reassigned.get(key, 0) + 1
+        return served_under
+
+
+def _file_name(location: str) -> str:
+    return posixpath.basename(unquote(urlsplit(location).path)) if "://" in location else os.path.basename(location)
+
+
+def _file_stem(location: str) -> str:
+    """A root file's name without its extension (items.ndjson: items), for its made collection."""
+    name = _file_name(location)
+    return (name.rsplit(".", 1)[0] if "." in name[1:] else name) or "items"
+
+
+def hrefs_config(options: LoadOptions) -> dict[str, Any]:
+    """The href options a load applies (its index's hrefs_config): an index made with other
+    ones holds other hrefs."""
+    return {"public_hrefs": ["=".join(pair) for pair in options.public_hrefs], "serve_assets": options.serve_assets}
 
 
 def load_catalogs(roots: Iterable[str], options: LoadOptions | None = None) -> tuple[Index, LoadReport]:

@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--base-url", help="public URL of the API, for the links it writes")
     serve.add_argument("--allow-host", action="append", dest="allow_hosts",
                        help="extra host the loader may fetch from (repeatable)")
+    _add_href_arguments(serve, serve_assets=True)
     serve.add_argument("--log-level", help="debug, info, warning, error")
     serve.add_argument("--index", dest="index_file", metavar="FILE",
                        help="start from this index snapshot (see `index`); with ROOTs, a stale one is rebuilt")
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("-o", "--output", required=True, metavar="FILE", help="snapshot file to write")
     index.add_argument("--allow-host", action="append", dest="allow_hosts",
                        help="extra host the loader may fetch from (repeatable)")
+    _add_href_arguments(index, serve_assets=True)
     index.add_argument("--log-level", help="debug, info, warning, error")
     export = commands.add_parser("export", help="load catalogs and write their items as stac-geoparquet or ndjson")
     export.add_argument("roots", nargs="*", metavar="ROOT", help="as for serve")
@@ -61,8 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the output's format when its name does not say it")
     export.add_argument("--allow-host", action="append", dest="allow_hosts",
                         help="extra host the loader may fetch from (repeatable)")
+    _add_href_arguments(export, serve_assets=False)
     export.add_argument("--log-level", help="debug, info, warning, error")
     return parser
+
+
+def _add_href_arguments(command: argparse.ArgumentParser, serve_assets: bool) -> None:
+    command.add_argument("--public-href", action="append", dest="public_hrefs", metavar="SRC=DST",
+                         help="serve hrefs starting with SRC (URL prefix, s3://bucket/prefix/ or local folder) "
+                              "starting with DST, the public URL of the same place (repeatable; the longest SRC wins)")
+    if serve_assets:
+        command.add_argument("--serve-assets", action="store_true", default=None,
+                             help="serve the files inside the local roots' folders at /_assets/{root}/{path} "
+                                  "(HTTP ranges) and point local hrefs there")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -90,7 +103,7 @@ def _load(settings: Settings, index_file: str | None, remote_cache: Any = None) 
 def _load_index(settings: Settings, index_file: str | None, remote_cache: Any = None) -> Any:
     """The index to serve: from the snapshot when it is usable, else from the roots."""
     from server.catalog.configured import load_options, roots_of
-    from server.catalog.loader import load_catalogs
+    from server.catalog.loader import LoadOptions, hrefs_config, load_catalogs
     from server.runtime.snapshot import SnapshotError, read_snapshot, write_snapshot
 
     if index_file:
@@ -100,6 +113,10 @@ def _load_index(settings: Settings, index_file: str | None, remote_cache: Any = 
                 settings.roots = header["roots"]  # reloads re-read the snapshot's sources
             elif _root_keys(settings.roots) != _root_keys(header["roots"]):
                 raise SnapshotError(f"{index_file} was built from {header['roots']}, not from the roots given")
+            wanted = hrefs_config(load_options(settings))
+            if (index.hrefs_config or hrefs_config(LoadOptions())) != wanted:
+                raise SnapshotError(f"{index_file} was built with other hrefs settings ({index.hrefs_config}), "
+                                    f"not {wanted}")
             print(f"stac-static-api: {index.size} items from snapshot {index_file}", file=sys.stderr)
             return index
         except SnapshotError as exc:
@@ -239,7 +256,8 @@ def export_items(settings: Settings, output: str, fmt: str | None = None) -> int
         print(f"stac-static-api: export needs the parquet extra (pip install 'stac-static-api[parquet]'): {exc}",
               file=sys.stderr)
         return 1
-    loaded = _load_roots(settings)
+    # A file read elsewhere has no API to serve its assets: their hrefs stay relative (or mapped).
+    loaded = _load_roots(settings.model_copy(update={"serve_assets": False}))
     if loaded is None:
         return 1
     try:
