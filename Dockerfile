@@ -14,20 +14,29 @@ FROM ${BASE_IMAGE}
 
 ARG EXTRAS=s3,parquet
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY server ./server
 # A virtualenv: a base whose Python is the distribution's refuses pip installs into it
 # (PEP 668, externally-managed-environment), and the venv keeps the image's tools apart.
+# The dependencies first, from pyproject.toml alone (a stand-in package gets them installed,
+# then goes): this layer is rebuilt when pyproject.toml changes, not at every change of code.
 # Behind a package mirror or a TLS-intercepting proxy, give pip its configuration for this
 # step only, as build secrets (mounted for this RUN, never written into a layer):
 #   docker build --secret id=pip.conf,src=my-pip.conf --secret id=ca.crt,src=my-ca.pem .
+COPY pyproject.toml ./
 RUN --mount=type=secret,id=pip.conf --mount=type=secret,id=ca.crt \
     set -eu; \
     if [ -s /run/secrets/pip.conf ]; then export PIP_CONFIG_FILE=/run/secrets/pip.conf; fi; \
     if [ -s /run/secrets/ca.crt ]; then export PIP_CERT=/run/secrets/ca.crt; fi; \
     python3 -m venv /opt/venv; \
-    /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check ".[${EXTRAS}]"; \
+    mkdir server; touch server/__init__.py README.md; \
+    /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check "setuptools>=68" ".[${EXTRAS}]"; \
+    /opt/venv/bin/pip uninstall --yes --quiet stac-static-api; \
+    rm -rf server README.md build ./*.egg-info; \
     useradd --system --no-create-home --shell /usr/sbin/nologin stac
+# Then the package itself: no download (its dependencies and build backend are in the venv).
+COPY README.md ./
+COPY server ./server
+RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation . \
+    && rm -rf build ./*.egg-info
 
 # Every setting is an environment variable (README, Settings): the entrypoint fixes none, so
 # STAC_STATIC_PORT / STAC_STATIC_HOST given to `docker run -e` or compose's `environment`
