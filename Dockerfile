@@ -8,7 +8,7 @@
 # Build arguments: BASE_IMAGE, any image with Python >= 3.11 and its venv module (the default,
 # or e.g. a plain Debian bookworm with python3-venv); EXTRAS, the package's extras installed
 # (s3: s3:// roots through boto3; parquet: stac-geoparquet roots and `export`; EXTRAS=s3 keeps
-# the image ~250 MB smaller). The health check is compose's (docker-compose.yml says why).
+# the image ~400 MB smaller). The health check is compose's (docker-compose.yml says why).
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 
