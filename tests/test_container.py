@@ -37,20 +37,22 @@ from typing import Any
 
 import httpx
 import pytest
+from pystac_client import Client
 
 from server.sample import SAMPLE_ROOT
 from tests.helpers import REPO, CatalogDir, catalog, collection, free_port, item, link
 
 TOOLS = ("podman", "runc", "podman-compose", "debootstrap")
 MISSING = [tool for tool in TOOLS if shutil.which(tool) is None]
-pytestmark = [
-    pytest.mark.skipif(os.environ.get("STAC_STATIC_TEST_CONTAINERS") != "1",
-                       reason="container tests are opt-in: STAC_STATIC_TEST_CONTAINERS=1 (root; apt-get install "
-                              "podman runc debootstrap podman-compose; the first run bootstraps Debian, ~3 min)"),
-    pytest.mark.skipif(bool(MISSING), reason=f"container tests need {', '.join(MISSING)} "
-                                             "(apt-get install podman runc debootstrap podman-compose)"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="container tests need root (rootful podman, debootstrap)"),
-]
+# Skipped as a whole, so `pytest -rs` says why once.
+if os.environ.get("STAC_STATIC_TEST_CONTAINERS") != "1":
+    pytest.skip("container tests are opt-in: STAC_STATIC_TEST_CONTAINERS=1 (root; apt-get install podman runc "
+                "debootstrap podman-compose; the first run bootstraps Debian, ~3 min)", allow_module_level=True)
+if MISSING:
+    pytest.skip(f"container tests need {', '.join(MISSING)} (apt-get install podman runc debootstrap podman-compose)",
+                allow_module_level=True)
+if os.geteuid() != 0:
+    pytest.skip("container tests need root (rootful podman, debootstrap)", allow_module_level=True)
 
 CACHE = Path(os.environ.get("STAC_STATIC_CONTAINER_CACHE") or Path.home() / ".cache/stac-static-api/container")
 CONTAINERS_CONF = """\
@@ -287,8 +289,6 @@ def test_the_api_is_healthy_on_the_port_its_environment_names(stack: Stack) -> N
 
 
 def test_a_search_answers_through_the_published_port(stack: Stack) -> None:
-    from pystac_client import Client
-
     client = Client.open(stack.api_url + "/")
     assert [i.id for i in client.search(collections=["col"]).items()] == ["item-1"]
 
