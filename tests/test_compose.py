@@ -75,7 +75,14 @@ def test_the_bucket_serves_a_real_catalog_folder_published_on_the_host() -> None
         assert folder.is_dir(), source
         assert (folder / "catalog.json").is_file()
         assert target == "/usr/share/nginx/html"
-    assert [interpolate(port) for port in bucket["ports"]] == ["8080:80"]
+    assert [interpolate(port) for port in bucket["ports"]] == ["8081:80"]
+
+
+def test_no_two_services_publish_the_same_host_port() -> None:
+    """Every profile at once (`--profile browser` and the others start beside bucket and api)."""
+    published = [interpolate(port).rsplit(":", 1)[0] for service in COMPOSE["services"].values()
+                 for port in service.get("ports", [])]
+    assert len(published) == len(set(published)), published
 
 
 def test_hrefs_under_the_bucket_are_mapped_to_its_published_address() -> None:
