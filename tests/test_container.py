@@ -276,7 +276,9 @@ def stack(api_image: str, base_image: str, tmp_path_factory: pytest.TempPathFact
     stack = Stack(f"ssa-test-{os.getpid()}", bucket, f"http://127.0.0.1:{bucket_port}",
                   f"http://127.0.0.1:{api_port}", variables)
     try:
-        stack.compose("up", "-d")
+        # The services `docker compose up` starts: podman-compose 1.0 knows no profiles, and would
+        # start the optional ones too (their images cannot be pulled here).
+        stack.compose("up", "-d", "bucket", "api")
         stack.wait_healthy()
         yield stack
     finally:
