@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "catalogs"  # the real public catalogs beside the repository
+SHARED = REPO.parent / "shared" / "catalogs"  # real public catalogs beside the repository (DESIGN.md)
 STAC_VERSION = "1.0.0"
 SERVER_START_TIMEOUT = 30.0
 
@@ -153,15 +153,17 @@ def run_cli(args: list[str], timeout: float = 60.0) -> subprocess.CompletedProce
 
 
 @contextlib.contextmanager
-def run_server(roots: list[str] = (), extra_args: list[str] = (), env: dict[str, str] | None = None) -> Iterator[str]:
+def run_server(roots: list[str] = (), extra_args: list[str] = (), env: dict[str, str] | None = None,
+               log_path: Path | None = None) -> Iterator[str]:
     """The real CLI (`python -m server serve ROOT... --host 127.0.0.1 --port P`) in a subprocess,
-    with `env` (STAC_STATIC_* settings) added to its environment.
+    with `env` (STAC_STATIC_* settings) added to its environment; its output goes to
+    ``log_path`` when given (for a test that reads it).
 
     Yields its base URL once GET / answers 200; fails with the server's output if it exits
     or is not ready within SERVER_START_TIMEOUT seconds. Always terminates it.
     """
     port = free_port()
-    with tempfile.TemporaryFile("w+") as log:
+    with open(log_path, "w+") if log_path is not None else tempfile.TemporaryFile("w+") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "server", "serve", *roots, "--host", "127.0.0.1", "--port", str(port),
              "--log-level", "warning", *extra_args],
@@ -405,9 +407,6 @@ def drop_misc_catalog(root: Path) -> None:
     doc = json.loads((root / "catalog.json").read_text())
     doc["links"] = [link for link in doc["links"] if "misc" not in link["href"]]
     (root / "catalog.json").write_text(json.dumps(doc))
-
-
-# -- the shared real-world catalogs ---------------------------------------------------------------
 
 
 def shared_roots() -> list[list[str]]:

@@ -46,14 +46,9 @@ def test_links_that_are_missing_or_not_a_list_are_stored_as_an_empty_list() -> N
     builder.add_item({**base, "id": "a b/é?#", "collection": "c d/é"})
     index = builder.build()
     rendered = {index.ids[p]: as_json(render_item(URLS, index, p)) for p in range(index.size)}
-    # no collection and linked by no catalog: served at /items/{id}, with no parent
-    assert rendered["none"]["links"] == [
-        {"rel": "root", "type": "application/json", "href": "http://example.com/stac/"},
-        {"rel": "self", "type": "application/geo+json", "href": "http://example.com/stac/items/none"},
-        {"rel": "alternate", "type": "text/html", "href": "http://example.com/stac/items/none?f=html"},
-    ]
-    assert [link["rel"] for link in rendered["string"]["links"]] == ["root", "self", "alternate"]
-    assert [link["rel"] for link in rendered["own"]["links"]] == ["license", "root", "self", "alternate"]
+    assert rendered["none"]["links"] == [{"rel": "root", "type": "application/json", "href": "http://example.com/stac/"}]
+    assert rendered["string"]["links"] == rendered["none"]["links"]
+    assert [link["rel"] for link in rendered["own"]["links"]] == ["license", "root"]
     assert_spliced_equals_parsed(index)
 
 

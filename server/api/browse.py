@@ -1,7 +1,6 @@
-"""The static catalog's own tree over HTTP: its sub-catalogs at /catalogs/{path}, the children
-extension's /children below the landing page, each sub-catalog and each collection, and items
-without a collection at /items/{itemId} (where the tree's item links and their own self links
-lead). The documents are server.api.tree_documents'; the tree is server.index.tree."""
+"""The static catalog's own tree over HTTP: its sub-catalogs at /catalogs/{path}, and the
+children extension's /children below the landing page, each sub-catalog and each collection.
+The documents are server.api.tree_documents'; the tree is server.index.tree."""
 
 from __future__ import annotations
 
@@ -13,8 +12,8 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
 from server.api import documents, paths
-from server.api.documents import Document, Features
-from server.api.links import GEOJSON, JSON
+from server.api.documents import Document
+from server.api.links import JSON
 from server.api.pagination import decode_page_token, paged_href, paging_links_get, query_string
 from server.api.render import rendered
 from server.api.routes import _collection_or_404, _in_thread, _index, _query_params, _settings, _urls
@@ -122,17 +121,6 @@ async def collection_children(request: Request) -> Document:
     return await _children(request, index.tree.collection_node(collection_id), href + "/children", href)
 
 
-@rendered
-async def loose_item(request: Request) -> Document:
-    """An item without a collection: the tree's item links and the item's self link lead here."""
-    index = _index(request)
-    item_id = request.path_params["item_id"]
-    pos = index.find(None, item_id)
-    if pos is None:
-        raise NotFoundError(f"Item {item_id!r} not found among the items without a collection")
-    return Document(documents.ITEM, Features(_urls(request), index, [pos]), GEOJSON)
-
-
 def browse_routes() -> list[BaseRoute]:
     return [
         Route("/children", landing_children, methods=["GET"]),
@@ -140,5 +128,4 @@ def browse_routes() -> list[BaseRoute]:
         paths.RawPathRoute("/catalogs/{catalogPath}", catalog, paths.CATALOG),
         paths.RawPathRoute("/catalogs/{catalogPath}/children", catalog_children, paths.CATALOG_CHILDREN),
         paths.RawPathRoute("/collections/{collection_id}/children", collection_children, paths.COLLECTION_CHILDREN),
-        paths.RawPathRoute("/items/{item_id}", loose_item, paths.LOOSE_ITEM),
     ]

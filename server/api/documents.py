@@ -12,19 +12,13 @@ import orjson
 from server.api.fields import apply_fields
 from server.api.links import JSON, UrlBuilder
 from server.index import Index
+from server.index.served import with_base_bytes
 from server.query.model import FieldsSpec
 
 # The kinds of document; each has a page (server/api/templates/<kind>.html) or the generic one.
 LANDING, CONFORMANCE, COLLECTIONS, COLLECTION, ITEMS, ITEM, QUERYABLES, API = (
     "landing", "conformance", "collections", "collection", "items", "item", "queryables", "api")
 CATALOG, CHILDREN = "catalog", "children"  # a sub-catalog of the tree, and a node's children
-
-
-def loose_parent(urls: UrlBuilder, index: Index, pos: int) -> str | None:
-    """The href of the catalog whose item link leads to the item at ``pos``, which has no
-    collection (None when none does: it came from a bulk file)."""
-    node = index.tree.loose_parent(pos)
-    return urls.node(index.tree.nodes[node]) if node is not None else None
 
 
 def render_item(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | None = None) -> Any:
@@ -34,10 +28,9 @@ def render_item(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | N
     collection, item_id = index.collection_of(pos), index.ids[pos]
     if fields is None and index.links_last:
         data = index.json[pos]  # ends with the item's own links array: ...]}
-        if collection is not None:
-            extra = urls.item_links_json()(collection, item_id)
-        else:
-            extra = urls.item_links_json().loose(item_id, loose_parent(urls, index, pos))
+        if index.asset_roots:  # hrefs of files the API serves: under this request's base URL
+            data = with_base_bytes(data, urls.base_json)
+        extra = urls.item_links_json()(collection, item_id)
         return orjson.Fragment(data[:-2] + extra + b"]}" if data.endswith(b"[]}") else data[:-2] + b"," + extra + b"]}")
     return item_dict(urls, index, pos, fields)
 
@@ -45,9 +38,8 @@ def render_item(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | N
 def item_dict(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | None = None) -> dict[str, Any]:
     """The item as served, parsed: for pages, which read its members."""
     collection, item_id = index.collection_of(pos), index.ids[pos]
-    item = index.item(pos)
-    parent = loose_parent(urls, index, pos) if collection is None else None
-    item["links"] = item.get("links", []) + urls.item_links(collection, item_id, parent)
+    item = orjson.loads(with_base_bytes(index.json[pos], urls.base_json)) if index.asset_roots else index.item(pos)
+    item["links"] = item.get("links", []) + urls.item_links(collection, item_id)
     return apply_fields(item, fields)
 
 

@@ -93,6 +93,7 @@ def public_base_url(request: Request, configured: str | None) -> str:
 class UrlBuilder:
     def __init__(self, base_url: str) -> None:
         self.base = base_url.rstrip("/")
+        self.base_json = orjson.dumps(self.base)[1:-1]  # as written inside a JSON string
         self._item_links_json: ItemLinksJson | None = None
 
     def url(self, path: str = "") -> str:
@@ -107,10 +108,6 @@ class UrlBuilder:
 
     def item(self, collection_id: str, item_id: str) -> str:
         return self.items(collection_id) + "/" + quote_segment(item_id)
-
-    def loose_item(self, item_id: str) -> str:
-        """Where an item without a collection is served."""
-        return self.url("items/" + quote_segment(item_id))
 
     def catalog(self, segments: tuple[str, ...]) -> str:
         """A sub-catalog of the tree, by its path (server.index.tree)."""
@@ -131,8 +128,7 @@ class UrlBuilder:
     def link(self, rel: str, href: str, media_type: str = JSON, **extra: Any) -> dict[str, Any]:
         return {"rel": rel, "type": media_type, "href": href, **extra}
 
-    def item_links(self, collection: str | None, item_id: str, parent: str | None = None) -> list[dict[str, Any]]:
-        """An item's links; ``parent``: for an item without a collection, the catalog linking it."""
+    def item_links(self, collection: str | None, item_id: str) -> list[dict[str, Any]]:
         links = [self.link("root", self.url())]
         if collection is not None:
             links += [
@@ -141,13 +137,6 @@ class UrlBuilder:
                 self.link("parent", self.collection(collection)),
                 self.link("collection", self.collection(collection)),
             ]
-        else:
-            links += [
-                self.link("self", self.loose_item(item_id), GEOJSON),
-                self.link("alternate", self.loose_item(item_id) + "?f=html", HTML),
-            ]
-            if parent is not None:
-                links.append(self.link("parent", parent))
         return links
 
     def item_links_json(self) -> ItemLinksJson:
@@ -191,7 +180,9 @@ class ItemLinksJson:
         self.alternate = b'},{"rel":"alternate","type":"' + HTML.encode() + b'","href":'
         self._by_collection: dict[str, tuple[bytes, str, bytes]] = {}
 
-    def __call__(self, collection: str, item_id: str) -> bytes:
+    def __call__(self, collection: str | None, item_id: str) -> bytes:
+        if collection is None:
+            return self.root
         parts = self._by_collection.get(collection)
         if parts is None:
             href = self.urls.collection(collection)
@@ -202,10 +193,6 @@ class ItemLinksJson:
         head, items_href, tail = parts
         href_json = orjson.dumps(items_href + quote_segment(item_id))
         return head + href_json + self.alternate + href_json[:-1] + b'?f=html"' + tail
-
-    def loose(self, item_id: str, parent: str | None) -> bytes:
-        """The links of an item without a collection (rare: made each time)."""
-        return orjson.dumps(self.urls.item_links(None, item_id, parent))[1:-1]
 
 
 # Builders by base URL, so what they memoize (each collection's link bytes) outlives a request.

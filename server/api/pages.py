@@ -142,9 +142,7 @@ def _tree_context(urls: UrlBuilder, index: Index, number: int, items: bool) -> d
               for a in tree.ancestors(number)]
     found = []
     if items:
-        positions = tree.node_items(number)
-        hrefs = item_links(urls, index, positions)
-        found = [{"id": index.ids[int(p)], "href": link["href"]} for p, link in zip(positions, hrefs)]
+        found = [{"id": link["title"], "href": link["href"]} for link in item_links(urls, index, tree.node_items(number))]
     return {"tree_children": children, "tree_items": found, "crumbs": crumbs}
 
 

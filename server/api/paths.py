@@ -1,4 +1,4 @@
-"""The paths below /collections/, /catalogs/ and /items/, matched on the raw request path.
+"""The paths below /collections/ and /catalogs/, matched on the raw request path.
 
 Starlette's router matches the *decoded* path, where an id's %2F has already become a
 separator: `/collections/a%2Fb/items` would look like the collection `a` followed by two more
@@ -20,8 +20,7 @@ when that one names no collection the index has.
 
 A sub-catalog of the static catalog's tree (server.index.tree) is ``/catalogs/{path}``, one
 segment per level (each node's segment is its id, unique among its siblings, never
-``children``), its children ``/catalogs/{path}/children``; an item without a collection is
-``/items/{itemId}`` (everything after ``items/``, as for a collection's items).
+``children``), its children ``/catalogs/{path}/children``.
 """
 
 from __future__ import annotations
@@ -38,12 +37,12 @@ from server.index.tree import CHILDREN_SEGMENT
 
 COLLECTION, QUERYABLES, ITEMS, ITEM = "collection", "queryables", "items", "item"
 COLLECTION_CHILDREN = "collection-children"
-CATALOG, CATALOG_CHILDREN, LOOSE_ITEM = "catalog", "catalog-children", "loose-item"
+CATALOG, CATALOG_CHILDREN = "catalog", "catalog-children"
 CHILDREN = CHILDREN_SEGMENT  # the children endpoint's segment below a catalog or collection
 
 # Where a request's resolved path is kept, so the routes below the first do not split it again.
 _RESOLVED = "stac_static_api.collection_path"
-_PREFIXES = ("/collections/", "/catalogs/", "/items/")
+_PREFIXES = ("/collections/", "/catalogs/")
 _UNSET: Any = object()
 
 Resolved = tuple[str, dict[str, Any]] | None
@@ -174,8 +173,8 @@ def _catalog_path(scope: Scope, segments: list[str]) -> Resolved:
 
 
 def resolve(scope: Scope) -> Resolved:
-    """(endpoint, path parameters) of a request below /collections/, /catalogs/ or /items/, or
-    None; computed once per request (kept in the scope)."""
+    """(endpoint, path parameters) of a request below /collections/ or /catalogs/, or None;
+    computed once per request (kept in the scope)."""
     found: Resolved = scope.get(_RESOLVED, _UNSET)
     if found is not _UNSET:
         return found
@@ -188,15 +187,13 @@ def resolve(scope: Scope) -> Resolved:
                 found = _collection_path(scope, rest)
             elif first == "catalogs" and rest != [""]:
                 found = _catalog_path(scope, rest)
-            elif first == "items" and (item_id := "/".join(rest)):
-                found = LOOSE_ITEM, {"item_id": item_id}
     scope[_RESOLVED] = found
     return found
 
 
 class RawPathRoute(Route):
-    """A route below /collections/, /catalogs/ or /items/, matched by ``resolve`` on the raw
-    path instead of by its template on the decoded one (the template documents it, see openapi)."""
+    """A route below /collections/ or /catalogs/, matched by ``resolve`` on the raw path instead
+    of by its template on the decoded one (the template documents it, see openapi)."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], kind: str, methods: tuple[str, ...] = ("GET",)) -> None:
         super().__init__(path, endpoint, methods=list(methods))

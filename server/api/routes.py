@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from server.api import documents, management, pages, paths
+from server.api.assets import asset_routes
 from server.api.conformance import conformance_classes
 from server.api.documents import Document, Features
 from server.api.links import (
@@ -380,4 +381,5 @@ def route_table() -> list[BaseRoute]:
         Route("/_mgmt/ready", management.ready, methods=["GET"]),
         Route("/_mgmt/reload", management.reload, methods=["POST"]),
         *static_routes(),
+        *asset_routes(),
     ]

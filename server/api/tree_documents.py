@@ -16,6 +16,7 @@ from typing import Any
 from server.api.fields import COLLECTION_DEFAULTS, apply_fields
 from server.api.links import GEOJSON, HTML, UrlBuilder, quote_segment
 from server.index import Index
+from server.index.served import with_base
 from server.index.tree import COLLECTION, LANDING, LANDING_KIND, Node
 from server.query.model import FieldsSpec
 
@@ -43,18 +44,18 @@ def node_title(index: Index, node: Node) -> str:
 
 def item_links(urls: UrlBuilder, index: Index, positions: Any) -> list[dict[str, Any]]:
     """`item` links to the items at ``positions`` (index positions), in that order, titled with
-    the item's id."""
+    the item's id. (The loader puts every item in a collection, made for it if need be; an item
+    of none, in an index built otherwise, has no URL to link.)"""
     names, ids = index.collection_names, index.ids
     prefixes: dict[int, str] = {}
     out = []
     for pos, code in zip(positions.tolist(), index.codes[positions].tolist()):
-        if code >= 0:
-            prefix = prefixes.get(code)
-            if prefix is None:
-                prefix = prefixes[code] = urls.items(names[code]) + "/"
-            href = prefix + quote_segment(ids[pos])
-        else:
-            href = urls.loose_item(ids[pos])
+        if code < 0:
+            continue
+        prefix = prefixes.get(code)
+        if prefix is None:
+            prefix = prefixes[code] = urls.items(names[code]) + "/"
+        href = prefix + quote_segment(ids[pos])
         out.append({"rel": "item", "type": GEOJSON, "href": href, "title": ids[pos]})  # titled: STAC Browser lists links by title
     return out
 
@@ -86,14 +87,14 @@ def catalog_document(urls: UrlBuilder, index: Index, number: int) -> dict[str, A
     source = node.document or {"type": "Catalog", "id": node.id}
     href = urls.node(node)
     parent_href, parent_title = parent_of(urls, index, number)
-    out = dict(source)
+    out = with_base(source, urls.base) if index.asset_roots else dict(source)  # hrefs of files the API serves
     out["links"] = [
         urls.link("self", href),
         urls.link("alternate", href + "?f=html", HTML, title="This catalog as HTML"),
         urls.link("root", urls.url(), title="Landing page"),
         urls.link("parent", parent_href, title=parent_title),
         *tree_links(urls, index, number),
-        *source.get("links", []),
+        *out.get("links", []),
     ]
     return out
 
@@ -107,11 +108,11 @@ def collection_document(urls: UrlBuilder, index: Index, collection: dict[str, An
     parent = None
     if number is not None and index.tree.nodes[number].parent != LANDING:
         parent = parent_of(urls, index, number)
-    out = dict(collection)
+    out = with_base(collection, urls.base) if index.asset_roots else dict(collection)  # hrefs of files the API serves
     links = urls.collection_links(cid, parent)
     if number is not None:
         links += tree_links(urls, index, number, items)
-    out["links"] = links + collection.get("links", [])
+    out["links"] = links + out.get("links", [])
     return apply_fields(out, fields, COLLECTION_DEFAULTS)
 
 

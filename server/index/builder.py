@@ -13,10 +13,10 @@ import shapely
 from server.index.blobs import BlobWriter
 from server.index.columns import ColumnsBuilder
 from server.index.index import Index
-from server.index.space_time import ItemRejected, item_geometry, item_interval
+from server.index.space_time import ItemRejected, item_geometry, item_interval, items_extent
 from server.index.spatial import extreme_fractions
 from server.index.text import TextIndexBuilder, document_text
-from server.index.tree import CATALOG, COLLECTION, LANDING, NO_NODE, TreeBuilder
+from server.index.tree import LANDING, NO_NODE, TreeBuilder
 
 __all__ = ["IndexBuilder", "ItemRejected"]
 
@@ -53,24 +53,28 @@ class IndexBuilder:
         self._columns = ColumnsBuilder()
         self._text = TextIndexBuilder()
         self.collections: dict[str, dict[str, Any]] = {}
+        self._extents_from_items: set[str] = set()
         self.root: dict[str, Any] = {}
         self.tree = TreeBuilder()  # the catalogs' own arrangement (server.index.tree)
 
     def __len__(self) -> int:
         return len(self._ids) - len(self._rejected)
 
-    def add_collection(self, collection: dict[str, Any], parent: int = LANDING) -> int | None:
-        """The collection's node in the tree, under the node ``parent``; None for a second
-        collection with an id already added (not added)."""
+    def add_collection(self, collection: dict[str, Any], extent_from_items: bool = False) -> bool:
+        """Add a collection unless its id is taken; ``extent_from_items``: its extent is
+        computed from its items when the index is built (a collection the loader made)."""
         cid = collection["id"]
         if cid in self.collections:
-            return None
+            return False
         self.collections[cid] = collection
-        return self.tree.add(COLLECTION, cid, parent)
+        if extent_from_items:
+            self._extents_from_items.add(cid)
+        return True
 
-    def add_catalog(self, catalog: dict[str, Any], parent: int = LANDING) -> int:
-        """A (servable) catalog document's node in the tree, under the node ``parent``."""
-        return self.tree.add(CATALOG, catalog["id"], parent, catalog)
+    def add_node(self, kind: str, node_id: str, parent: int = LANDING, document: dict[str, Any] | None = None) -> int:
+        """A catalog's or collection's node in the tree (server.index.tree), under the node
+        ``parent``; ``document``: a catalog's own (servable) document."""
+        return self.tree.add(kind, node_id, parent, document)
 
     def add_item(self, item: dict[str, Any], label: str = "", node: int = NO_NODE) -> None:
         """Index one normalized item; ``node``: the tree node whose item link led to it (none:
@@ -89,7 +93,7 @@ class IndexBuilder:
             raise ItemRejected("collection is not a string")
         known_ids = self._ids_by_collection.setdefault(collection, set())
         if item_id in known_ids:
-            raise ItemRejected(f"duplicate id {item_id!r} in collection {collection!r}; kept the first")
+            raise ItemRejected(f"duplicate id {item_id!r} in collection {collection!r}; kept the first", duplicate=True)
         times = item_interval(props)
         geometry = item["geometry"]
         if geometry is not None and not isinstance(geometry, dict):
@@ -175,10 +179,12 @@ class IndexBuilder:
             order = order[~np.isin(order, np.fromiter(self._rejected, dtype=np.int64))]
         new_position = np.full(n, -1, dtype=np.int64)
         new_position[order] = np.arange(len(order), dtype=np.int64)
-        final_codes = codes[order]
+        for cid in sorted(self._extents_from_items):
+            rows = order[codes[order] == final_code[cid]]
+            self.collections[cid]["extent"] = items_extent(bounds[rows], start[rows], end[rows])
         return Index(
             ids=[self._ids[i] for i in order],
-            codes=final_codes,
+            codes=codes[order],
             collection_names=coll_names,
             start=start[order],
             end=end[order],
@@ -192,5 +198,5 @@ class IndexBuilder:
             collections=self.collections,
             root=self.root,
             links_last=True,
-            tree=self.tree.freeze(new_position, len(order), final_codes),
+            tree=self.tree.freeze(new_position, len(order)),
         )

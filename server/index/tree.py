@@ -54,21 +54,17 @@ class Tree:
     """The frozen tree: nodes in depth-first order (0 the landing page), each node's items as
     index positions in link order."""
 
-    def __init__(self, nodes: list[Node], item_starts: np.ndarray, items: np.ndarray,
-                 loose_positions: np.ndarray, loose_nodes: np.ndarray, complete: bool) -> None:
+    def __init__(self, nodes: list[Node], item_starts: np.ndarray, items: np.ndarray, complete: bool) -> None:
         self.nodes = nodes
         self.item_starts = item_starts  # node i's items are items[item_starts[i]:item_starts[i + 1]]
         self.items = items
-        self.loose_positions = loose_positions  # sorted positions of items without a collection, in the tree
-        self.loose_nodes = loose_nodes  # the node linking each of them
         self.complete = complete  # every item of the index has a place: the API is browseable
         self.by_path = {n.segments: i for i, n in enumerate(nodes) if n.kind == CATALOG}
         self.by_collection = {n.id: i for i, n in enumerate(nodes) if n.kind == COLLECTION}
 
     @classmethod
     def empty(cls, size: int = 0) -> Tree:
-        none = np.zeros(0, dtype=np.int64)
-        return cls([Node(LANDING_KIND, "", NO_NODE)], np.zeros(2, dtype=np.int64), none, none, none, size == 0)
+        return cls([Node(LANDING_KIND, "", NO_NODE)], np.zeros(2, dtype=np.int64), np.zeros(0, dtype=np.int64), size == 0)
 
     def node_items(self, node: int) -> np.ndarray:
         return self.items[int(self.item_starts[node]):int(self.item_starts[node + 1])]
@@ -78,13 +74,6 @@ class Tree:
 
     def collection_node(self, collection_id: str) -> int | None:
         return self.by_collection.get(collection_id)
-
-    def loose_parent(self, pos: int) -> int | None:
-        """The node linking the item at ``pos`` when it has no collection (None if none does)."""
-        at = int(np.searchsorted(self.loose_positions, pos))
-        if at < len(self.loose_positions) and int(self.loose_positions[at]) == pos:
-            return int(self.loose_nodes[at])
-        return None
 
     def ancestors(self, node: int) -> list[int]:
         """The nodes above ``node``, from the landing page down (without it)."""
@@ -110,9 +99,9 @@ class TreeBuilder:
         self.nodes[parent].children.append(number)
         return number
 
-    def freeze(self, new_position: np.ndarray, size: int, codes: np.ndarray) -> Tree:
-        """The Tree of an index whose row ``r`` is at position ``new_position[r]`` (-1: dropped),
-        of ``size`` records whose collection codes (by position) are ``codes`` (-1: none)."""
+    def freeze(self, new_position: np.ndarray, size: int) -> Tree:
+        """The Tree of an index of ``size`` records whose row ``r`` is at position
+        ``new_position[r]`` (-1: dropped)."""
         nodes = self.nodes
         row_nodes = np.frombuffer(self.row_nodes, dtype=np.int32).astype(np.int64) if len(self.row_nodes) \
             else np.zeros(0, dtype=np.int64)
@@ -141,10 +130,7 @@ class TreeBuilder:
         grouping = np.argsort(owner, kind="stable")
         items = positions[grouping].astype(np.int64)
         starts = np.searchsorted(owner[grouping], np.arange(len(final) + 1)).astype(np.int64)
-        loose = codes[positions] < 0 if len(positions) else np.zeros(0, dtype=bool)
-        loose_order = np.argsort(positions[loose], kind="stable")
-        return Tree(final, starts, items, positions[loose][loose_order], owner[loose][loose_order],
-                    complete=len(items) == size)
+        return Tree(final, starts, items, complete=len(items) == size)
 
     def _depth_first(self) -> list[int]:
         order, stack = [], [LANDING]
