@@ -52,7 +52,7 @@ from urllib.parse import urljoin
 
 import httpx
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -345,8 +345,11 @@ class Run:
             if not any(link["rel"] == "next" for link in page["links"]):
                 break
             page, pages = self.follow(page, "next"), pages + 1
-        # scroll until no "Load more" is left (it loads by itself when it comes into view)
+        # scroll until no "Load more" is left (it loads by itself when it comes into view; when
+        # it stays in view after a page came, as under 5 cards in rows of 3, it is not seen to
+        # come again: it is clicked, as a person would)
         deadline = time.monotonic() + WAIT * 2
+        seen = 0.0
         while time.monotonic() < deadline:
             self.driver.execute_script("window.scrollTo(0, document.body.scrollHeight);")
             time.sleep(0.5)
@@ -354,6 +357,13 @@ class Run:
                     if b.is_displayed()]
             if not more and len(self.collection_ids()) >= len(expected):
                 break
+            seen = seen + 0.5 if more else 0.0
+            if seen >= 3:
+                try:
+                    more[0].click()
+                except (StaleElementReferenceException, ElementClickInterceptedException):
+                    pass
+                seen = 0.0
         self.driver.execute_script("window.scrollTo(0, 0);")
         shown = self.collection_ids()
         self.check(sorted(shown) == sorted(expected),
