@@ -17,7 +17,9 @@
    and its collections (paged through ``next`` links), a collection's items (Next, Previous,
    First), an item (its map, its thumbnail), the item search (a date range typed, a bbox drawn
    on the map, then Next and Previous), a filter on a queryable (CQL2), the collection search
-   with words (``q``). Each time the ids in the page are compared with what the JSON API answers
+   with words (``q``); then, with ``apiCatalogPriority: "childs"`` (as docker-compose.yml sets
+   it), the catalogs' own trees, clicked through from the landing page card by card (issue 17).
+   Each time the ids in the page are compared with what the JSON API answers
    for the same query, fetched by this script; the browser's console must hold no error (tiles
    of the basemap, which this offline machine cannot reach, excepted) and the server's access
    log no 4xx/5xx.
@@ -50,7 +52,7 @@ from urllib.parse import urljoin
 
 import httpx
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -76,6 +78,9 @@ PAGE = 5  # items (and search results) per page asked of STAC Browser: several p
 # Browser also fetches every `child` link of the landing page, one request per collection), and
 # in the API's order (by default STAC Browser sorts each page by title).
 SHOWN_AS_SERVED = {"apiCatalogPriority": "collections", "cardViewSort": None}
+# The catalog's own tree (issue 17): the landing page's child links (its first level), as
+# docker-compose.yml sets it.
+SHOWN_AS_ARRANGED = {"apiCatalogPriority": "childs", "cardViewSort": None}
 
 
 # -- building STAC Browser ----------------------------------------------------------------
@@ -340,8 +345,11 @@ class Run:
             if not any(link["rel"] == "next" for link in page["links"]):
                 break
             page, pages = self.follow(page, "next"), pages + 1
-        # scroll until no "Load more" is left (it loads by itself when it comes into view)
+        # scroll until no "Load more" is left (it loads by itself when it comes into view; when
+        # it stays in view after a page came, as under 5 cards in rows of 3, it is not seen to
+        # come again: it is clicked, as a person would)
         deadline = time.monotonic() + WAIT * 2
+        seen = 0.0
         while time.monotonic() < deadline:
             self.driver.execute_script("window.scrollTo(0, document.body.scrollHeight);")
             time.sleep(0.5)
@@ -349,6 +357,13 @@ class Run:
                     if b.is_displayed()]
             if not more and len(self.collection_ids()) >= len(expected):
                 break
+            seen = seen + 0.5 if more else 0.0
+            if seen >= 3:
+                try:
+                    more[0].click()
+                except (StaleElementReferenceException, ElementClickInterceptedException):
+                    pass
+                seen = 0.0
         self.driver.execute_script("window.scrollTo(0, 0);")
         shown = self.collection_ids()
         self.check(sorted(shown) == sorted(expected),
@@ -589,6 +604,101 @@ class Run:
         errors = self.console_errors()
         self.check(not errors, f"{where}: no console error {errors[:3]}")
 
+    def _settled(self, read: Callable[[], list[str]]) -> Callable[[], list[str]]:
+        """``read``, read again while the page re-renders under it (an element replaced as it is
+        read); [] if it never settles within a few seconds."""
+        def safe() -> list[str]:
+            for _ in range(20):
+                try:
+                    return read()
+                except StaleElementReferenceException:
+                    time.sleep(0.1)
+            return []
+        return safe
+
+    def _load_all_cards(self, count: int) -> None:
+        """Scroll until ``count`` catalog cards are shown (more load as "Load more..." comes into
+        view; STAC Browser 4.0.1 keeps showing that button under an API's landing page with
+        apiCatalogPriority "childs" while /collections has a next page, so its presence says
+        nothing here)."""
+        deadline = time.monotonic() + WAIT
+        cards = self._settled(self.collection_ids)
+        while len(cards()) < count and time.monotonic() < deadline:
+            self.driver.execute_script("window.scrollTo(0, document.body.scrollHeight);")
+            time.sleep(0.5)
+        self.driver.execute_script("window.scrollTo(0, 0);")
+
+    def tree(self, most: int = 10) -> None:
+        """The catalog's own tree (apiCatalogPriority "childs"): the landing page and, breadth
+        first, up to ``most`` catalogs and collections below it, each opened by clicking its card
+        on its parent's page; each lists the catalogs and collections its child links name, in
+        their order, and a catalog the items its item links name (a collection's items come from
+        its /items, checked by collection_items)."""
+        frontier: list[tuple[str, str | None]] = [(self.api, None)]  # (API href, the card to click on the page shown)
+        opened = 0
+        while frontier and opened < most:
+            href, card = frontier.pop(0)
+            doc = self.http.get(href).json()
+            name = doc.get("title") or doc["id"]
+            if card is None:
+                self.open("/")
+            elif not self.check(self._click_card(card), f"tree: a card for {href} on its parent's page"):
+                continue
+            self._wait_title(name, f"tree: {href} opens ({name!r})")
+            opened += 1
+            children = [link["href"] for link in doc["links"] if link["rel"] == "child"]
+            expected = [h.rstrip("/").rsplit("/", 1)[-1] for h in children]
+            self._load_all_cards(len(expected))
+            self.wait_ids(self._settled(self.collection_ids), expected, f"tree: {href} lists its children in order")
+            if doc["type"] == "Catalog":
+                items = [link["href"].rsplit("/", 1)[-1] for link in doc["links"] if link["rel"] == "item"]
+                if items:
+                    self.wait_ids(self._settled(lambda: self.item_ids()[:PAGE]), items[:PAGE],
+                                  f"tree: {href} lists its items")
+            if opened == 1 or (doc["type"] == "Catalog" and items and len(self.screenshots) < 12):
+                self.shot(f"tree-{opened}", f"{href}: the catalog's own children, in its order"
+                          + (" and its items" if doc["type"] == "Catalog" and items else ""))
+            self.expect_no_console_error(f"tree: {href}")
+            # its children are opened from its page: come back to it before each
+            frontier += [(h, h.rstrip("/").rsplit("/", 1)[-1]) for h in children]
+            if frontier and frontier[0][1] is not None:
+                parent = self._parent_of(frontier[0][0])
+                if parent is not None and parent != href:
+                    back = self.http.get(parent).json()
+                    self.open("/" + parent[len(self.api):])
+                    self._wait_title(back.get("title") or back["id"], f"tree: back to {parent}")
+
+    def _wait_title(self, name: str, what: str) -> None:
+        self.wait(lambda d: self._settled(lambda: [e.text for e in d.find_elements(By.CSS_SELECTOR, "h1")])() == [name],
+                  what)
+
+    def _click_card(self, segment: str) -> bool:
+        """Click the card linking to ``segment`` (found again when the page re-renders under it)."""
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            for card in self._cards_to(segment)[:1]:
+                try:
+                    self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", card)
+                    card.click()
+                    return True
+                except StaleElementReferenceException:
+                    pass
+            time.sleep(0.2)
+        return False
+
+    def _cards_to(self, segment: str) -> list[Any]:
+        """The catalog cards on the page linking to a path ending with ``segment`` ([] while the
+        page re-renders under the search)."""
+        try:
+            return [a for a in self.driver.find_elements(By.CSS_SELECTOR, "section.catalogs a.stac-link.stretched-link")
+                    if (a.get_attribute("href") or "").rstrip("/").endswith("/" + segment)]
+        except StaleElementReferenceException:
+            return []
+
+    def _parent_of(self, href: str) -> str | None:
+        doc = self.http.get(href).json()
+        return next((link["href"] for link in doc["links"] if link["rel"] == "parent"), None)
+
 
 # -- the run -------------------------------------------------------------------------------
 
@@ -653,6 +763,18 @@ def main(argv: list[str] | None = None) -> int:
             failures += run.failures
             run.http.close()
             screenshots += run.screenshots
+        # 3. the catalogs' own trees, clicked through from the landing page
+        for name, roots in (("sample-tree", []), ("shared-tree", args.roots)):
+            with api_server(roots, logs / f"{name}.log") as api, \
+                    serve_dist(dist, {"catalogUrl": api, "collectionsPerPage": 10, "itemsPerPage": PAGE,
+                                      **SHOWN_AS_ARRANGED}) as (sb, _):
+                run = Run(driver, api, sb, shots, name)
+                run.tree()
+                run.check(not access_errors(logs / f"{name}.log"),
+                          f"the API answered no 4xx/5xx: {access_errors(logs / f'{name}.log')[:5]}")
+                failures += run.failures
+                run.http.close()
+                screenshots += run.screenshots
     print(f"\nbrowser checks: {time.perf_counter() - t1:.0f} s; build: {built:.0f} s "
           f"({'cold' if times else 'warm, reused'}); server logs: {logs}")
     print(f"screenshots in {shots}:")

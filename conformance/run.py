@@ -35,6 +35,9 @@ ALL_CLASSES = ["core", "features", "collections", "item-search"]
 # The search extensions: filter and sort need no more than a collection with items; fields
 # and query need properties of that collection's items to ask about (see extension_flags).
 EXTENSION_CLASSES = ["filter", "item-search#sort"]
+# The catalog's tree: validated whenever the landing page claims them (children always;
+# browseable when every item is reachable by child and item links, see tree_classes).
+TREE_CLASSES = {"children": r"https://api\.stacspec\.org/.+/children", "browseable": r"https://api\.stacspec\.org/.+/browseable"}
 START_TIMEOUT = 180.0
 VALIDATOR_TIMEOUT = 900.0
 
@@ -398,6 +401,13 @@ def plan(choice: Choice) -> tuple[list[str], bool]:
     return list(classes), True
 
 
+def tree_classes(root_url: str) -> list[str]:
+    """The tree's classes the landing page claims (the validator walks its child and item links
+    for browseable, and compares /children with the child links for children)."""
+    conforms_to = get_json(root_url).get("conformsTo", [])
+    return [name for name, pattern in TREE_CLASSES.items() if any(re.fullmatch(pattern, c) for c in conforms_to)]
+
+
 def is_schema_gap(error: str) -> bool:
     """An error only because the offline mirror lacks a schema (online it would be fetched)."""
     return "Not Found in offline schema mirror" in error
@@ -458,6 +468,7 @@ def run_target(target: Target, shared: Path | None, strict_schemas: bool = False
             choice = choose(server.url)
             result.collection = choice.collection
             result.classes, result.pagination = plan(choice)
+            result.classes += tree_classes(server.url)
             flags: list[str] = []
             if "item-search" in result.classes:
                 more, flags = extension_flags(choice)

@@ -15,7 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from server.api.aggregation import aggregation_routes
+from server.api.browse import browse_routes
 from server.api.routes import route_table
+from server.sample import SAMPLE_ROOT
 from server.settings import Settings
 from tests.conftest import TEST_BASE
 from tests.helpers import GEOJSON, collect_pages, feature_key
@@ -100,8 +103,15 @@ def test_landing_page(client, oracle: Oracle) -> None:
     assert set(searches) == {"GET", "POST"}
     for ln in searches.values():
         assert ln["href"] == f"{TEST_BASE}/search" and ln["type"] == GEOJSON
-    children = {ln["href"] for ln in rel(doc, "child")}
-    assert children == {f"{TEST_BASE}/collections/{cid}" for cid in oracle.collections}
+    # the root catalog's own children, in its order (a collection at /collections/{id}, a
+    # plain catalog at /catalogs/{id}); every collection stays listed at /collections
+    expected = []
+    for link in json.loads(SAMPLE_ROOT.read_text())["links"]:
+        if link["rel"] == "child":
+            child = json.loads((SAMPLE_ROOT.parent / link["href"]).read_text())
+            expected.append(f"{TEST_BASE}/{'collections' if child['type'] == 'Collection' else 'catalogs'}/{child['id']}")
+    assert [ln["href"] for ln in rel(doc, "child")] == expected
+    assert one(doc, "children")["href"] == f"{TEST_BASE}/children"
 
 
 def test_conformance_classes(client) -> None:
@@ -154,7 +164,8 @@ def test_openapi_document(client) -> None:
         if method in ("get", "post", "put", "delete", "patch")
     }
     # every route the app serves is described (mounts, the pages' static files, are no operations)
-    served = {(_template(route.path), m) for route in route_table() for m in getattr(route, "methods", None) or ()
+    routes = [*route_table(), *aggregation_routes(), *browse_routes()]
+    served = {(_template(route.path), m) for route in routes for m in getattr(route, "methods", None) or ()
               if m != "HEAD"}
     assert served <= set(documented), served - set(documented)
     op_ids = [op["operationId"] for op in documented.values()]
@@ -226,6 +237,7 @@ def test_collections_paging(client, oracle: Oracle, limit: int) -> None:
 
 
 def test_collection_document(client, oracle: Oracle) -> None:
+    linked = 0
     for cid, source in oracle.collections.items():
         r = client.get(f"/collections/{cid}")
         assert r.status_code == 200 and media_type(r) == JSON
@@ -238,8 +250,14 @@ def test_collection_document(client, oracle: Oracle) -> None:
         assert one(doc, "parent")["href"] == f"{TEST_BASE}/"
         items = one(doc, "items")
         assert items["href"] == f"{TEST_BASE}/collections/{cid}/items" and items["type"] == GEOJSON
-        # the static catalog's own structural links are not served
-        assert not [ln for ln in doc["links"] if ln["rel"] in ("child", "item")]
+        # the static catalog's own child and item links are served rewritten to the API (a
+        # collection made for items of none has none: test_browseable)
+        tree_links = [ln for ln in doc["links"] if ln["rel"] in ("child", "item", "children")]
+        assert all(ln["href"].startswith(f"{TEST_BASE}/") for ln in tree_links)
+        for ln in tree_links:
+            assert client.get(ln["href"][len(TEST_BASE):]).status_code == 200, ln
+        linked += len(tree_links)
+    assert linked
 
 
 def test_collection_items_default_and_links(client, oracle: Oracle) -> None:

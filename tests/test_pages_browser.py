@@ -116,6 +116,10 @@ def test_every_page_type_loads_and_maps_its_footprints(server: str, browser: Any
     first = items["features"][0]["id"]
     assert _open(browser, f"{server}/collections/sentinel-2-l2a-nl/items/{first}", shots, "item") == 1
     _open(browser, f"{server}/collections/nope", shots, "error", footprints=False, error_page=True)
+    # the static catalog's tree: the landing page's children, sub-catalogs
+    _open(browser, f"{server}/children", shots, "children", footprints=False)
+    _open(browser, f"{server}/catalogs/sample/dem-alps/dem-alps-tiles-extra", shots, "catalog", footprints=False)
+    _open(browser, f"{server}/catalogs/sample/misc", shots, "catalog-misc", footprints=False)
 
 
 def test_search_form_gives_the_ids_of_the_json_api(server: str, browser: Any, shots: Path) -> None:

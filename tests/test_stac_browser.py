@@ -11,7 +11,8 @@ against a live server (these always run):
 And the whole of it, opt-in (``STAC_BROWSER_TEST=1``): ``bench/stac_browser.py`` builds STAC
 Browser with npm (~2.5 min the first time, then reused from ``$STAC_BROWSER_CACHE`` or
 ``~/.cache/stac-static-api``) and drives it in headless Chromium over the sample catalog and two
-of ../shared/catalogs, comparing the ids it shows with the JSON API's; screenshots go to
+of ../shared/catalogs (their trees too: landing page, sub-catalogs, collections), comparing the
+ids it shows with the JSON API's; screenshots go to
 ``$STAC_STATIC_SCREENSHOTS`` (else the test's temp dir)."""
 
 from __future__ import annotations

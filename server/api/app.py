@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from server.api import render
 from server.api.aggregation import aggregation_routes
+from server.api.browse import browse_routes
 from server.api.caching import GzipWhenAccepted, HttpCache
 from server.api.cors import CorsWhenOrigin
 from server.api.header_limit import HeaderLimit
@@ -55,7 +56,7 @@ def http_app(settings: Settings, lifespan: Callable[[Starlette], AbstractAsyncCo
     /_mgmt/metrics (a 404) and nothing measures requests."""
     metrics = settings.metrics
     app = Starlette(
-        routes=[*route_table(), *aggregation_routes(),
+        routes=[*route_table(), *aggregation_routes(), *browse_routes(),
                 *([Route("/_mgmt/metrics", metrics_endpoint, methods=["GET"])] if metrics else [])],
         middleware=[
             # Outermost: it sees every answer, the cache's and the header limit's too.

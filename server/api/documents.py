@@ -18,6 +18,7 @@ from server.query.model import FieldsSpec
 # The kinds of document; each has a page (server/api/templates/<kind>.html) or the generic one.
 LANDING, CONFORMANCE, COLLECTIONS, COLLECTION, ITEMS, ITEM, QUERYABLES, API = (
     "landing", "conformance", "collections", "collection", "items", "item", "queryables", "api")
+CATALOG, CHILDREN = "catalog", "children"  # a sub-catalog of the tree, and a node's children
 
 
 def render_item(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | None = None) -> Any:

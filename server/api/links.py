@@ -13,6 +13,8 @@ import orjson
 from cachetools import LRUCache
 from starlette.requests import Request
 
+from server.index.tree import CATALOG, COLLECTION, Node
+
 JSON = "application/json"
 GEOJSON = "application/geo+json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
@@ -107,6 +109,22 @@ class UrlBuilder:
     def item(self, collection_id: str, item_id: str) -> str:
         return self.items(collection_id) + "/" + quote_segment(item_id)
 
+    def catalog(self, segments: tuple[str, ...]) -> str:
+        """A sub-catalog of the tree, by its path (server.index.tree)."""
+        return self.url("catalogs/" + "/".join(quote_segment(s) for s in segments))
+
+    def node(self, node: Node) -> str:
+        """A node of the tree: a sub-catalog, a collection, or the landing page."""
+        if node.kind == COLLECTION:
+            return self.collection(node.id)
+        if node.kind == CATALOG:
+            return self.catalog(node.segments)
+        return self.url()
+
+    def children(self, node: Node) -> str:
+        """The children extension's endpoint of a node."""
+        return self.node(node).rstrip("/") + "/children"
+
     def link(self, rel: str, href: str, media_type: str = JSON, **extra: Any) -> dict[str, Any]:
         return {"rel": rel, "type": media_type, "href": href, **extra}
 
@@ -126,12 +144,15 @@ class UrlBuilder:
             self._item_links_json = ItemLinksJson(self)
         return self._item_links_json
 
-    def collection_links(self, collection_id: str) -> list[dict[str, Any]]:
+    def collection_links(self, collection_id: str, parent: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        """A collection's links; ``parent``: (href, title) of the catalog or collection holding
+        it in the tree, when not the landing page."""
+        parent_href, parent_title = parent if parent is not None else (self.url(), "Landing page")
         return [
             self.link("self", self.collection(collection_id)),
             self.link("alternate", self.collection(collection_id) + "?f=html", HTML, title="This collection as HTML"),
             self.link("root", self.url(), title="Landing page"),
-            self.link("parent", self.url(), title="Landing page"),
+            self.link("parent", parent_href, title=parent_title),
             self.link("items", self.items(collection_id), GEOJSON, title="Items"),
             self.link(QUERYABLES_REL, self.collection(collection_id) + "/queryables", SCHEMA_JSON, title="Queryables"),
             *self.aggregation_links(self.collection(collection_id) + "/"),

@@ -9,7 +9,16 @@ from typing import Any
 from server import __version__
 from server.api.static_files import FAVICON_PATH, SWAGGER_UI_FILES, SWAGGER_UI_PATH, THUMBNAILS_PATH
 from server.index.served import ASSETS_PATH
-from server.query.parameters import AGGREGATE, COLLECTION_SEARCH, ITEM_SEARCH, ITEMS, PARAMETERS, Parameter, taken_by
+from server.query.parameters import (
+    AGGREGATE,
+    CHILDREN,
+    COLLECTION_SEARCH,
+    ITEM_SEARCH,
+    ITEMS,
+    PARAMETERS,
+    Parameter,
+    taken_by,
+)
 
 _STR = {"type": "string"}
 
@@ -29,6 +38,9 @@ def _param(name: str, description: str, schema: dict[str, Any], where: str = "qu
 PATH_PARAMS = {
     "collectionId": _param("collectionId", "Collection id, percent-encoded as one path segment ('/' as %2F)", _STR, "path", True),
     "itemId": _param("itemId", "Item id, percent-encoded as one path segment ('/' as %2F)", _STR, "path", True),
+    "catalogPath": _param("catalogPath", "A sub-catalog's path: the ids of the catalogs and collections from the "
+                          "landing page down to it, each percent-encoded as one segment ('/' in an id as %2F); the "
+                          "child links give it", _STR, "path", True),
 }
 
 
@@ -182,6 +194,17 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "One item", "getFeature", ["collectionId", "itemId"], geojson, ("404",)
         ),
         "/search": _get("Item search", "getItemSearch", names(ITEM_SEARCH), geojson),
+        # The static catalog's own tree (the Children and Browseable extensions)
+        "/children": _get("The catalogs and collections the landing page links as children, each as its own URL "
+                          "serves it (all by default)", "getChildren", names(CHILDREN)),
+        "/catalogs/{catalogPath}": _get("A sub-catalog of the static catalog, its child and item links into this API",
+                                        "getCatalog", ["catalogPath"], errors=("404",)),
+        "/catalogs/{catalogPath}/children": _get("The catalogs and collections a sub-catalog links as children",
+                                                 "getCatalogChildren", ["catalogPath", *names(CHILDREN)],
+                                                 errors=("400", "404")),
+        "/collections/{collectionId}/children": _get("The catalogs and collections a collection links as children",
+                                                     "getCollectionChildren", ["collectionId", *names(CHILDREN)],
+                                                     errors=("400", "404")),
         "/_mgmt/health": _get("Liveness: the process answers", "getHealth", [], errors=(), html=False),
         "/_mgmt/ready": _get(
             "Readiness: index version, counts, load time, what the load could not read (status "

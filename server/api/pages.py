@@ -25,16 +25,20 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from server.api import paths
-from server.api.documents import COLLECTION, COLLECTIONS, ITEM, ITEMS, LANDING, Document
-from server.api.links import public_base_url, url_builder
+from server.api.documents import CATALOG, CHILDREN, COLLECTION, COLLECTIONS, ITEM, ITEMS, LANDING, Document
+from server.api.links import UrlBuilder, public_base_url, url_builder
 from server.api.static_files import STATIC_PREFIXES
+from server.api.tree_documents import item_links, node_title
+from server.index import Index
+from server.index.tree import COLLECTION as COLLECTION_NODE
+from server.index.tree import LANDING as LANDING_NODE
 from server.settings import Settings
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
 _MARKDOWN = MarkdownIt("commonmark", {"html": False})  # raw HTML in a description is shown as text
 _PAGES = {LANDING: "landing.html", COLLECTIONS: "collections.html", COLLECTION: "collection.html",
-          ITEMS: "items.html", ITEM: "item.html"}
+          ITEMS: "items.html", ITEM: "item.html", CATALOG: "catalog.html", CHILDREN: "children.html"}
 # Item properties shown in the table of a page of items, when the items have them
 TABLE_PROPERTIES = ("collection", "platform", "constellation", "instruments", "eo:cloud_cover", "gsd")
 
@@ -124,6 +128,24 @@ def _site_title(request: Request, settings: Settings) -> str:
     return str((index.root.get("title") if index is not None else None) or settings.title)
 
 
+def _tree_context(urls: UrlBuilder, index: Index, number: int, items: bool) -> dict[str, Any]:
+    """A node's place in the tree for its page: the catalogs above it (crumbs), its children and,
+    with ``items``, its items (id and href), in the source's order."""
+    tree = index.tree
+    children = []
+    for child in tree.nodes[number].children:
+        node = tree.nodes[child]
+        doc = index.collections.get(node.id) if node.kind == COLLECTION_NODE else node.document
+        children.append({"kind": node.kind, "title": node_title(index, node), "href": urls.node(node),
+                         "description": (doc or {}).get("description")})
+    crumbs = [{"title": node_title(index, tree.nodes[a]) if a != LANDING_NODE else "Home", "href": urls.node(tree.nodes[a])}
+              for a in tree.ancestors(number)]
+    found = []
+    if items:
+        found = [{"id": link["title"], "href": link["href"]} for link in item_links(urls, index, tree.node_items(number))]
+    return {"tree_children": children, "tree_items": found, "crumbs": crumbs}
+
+
 def _context(request: Request, doc: Document) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
     urls = url_builder(public_base_url(request, settings.base_url))
@@ -139,10 +161,16 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
     if doc.kind == LANDING and index is not None:
         ctx["counts"] = {"collections": len(index.collections), "items": index.size,
                          "loaded": dt.datetime.fromtimestamp(index.loaded_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")}
+        ctx.update(_tree_context(urls, index, LANDING_NODE, items=True))
+    elif doc.kind == CATALOG and index is not None:
+        ctx.update(_tree_context(urls, index, int(request.path_params["node"]), items=True))
     elif doc.kind == COLLECTIONS:
         ctx["map"] = _extent_features(body["collections"])
     elif doc.kind == COLLECTION:
         ctx["map"] = _extent_features([body])
+        number = index.tree.collection_node(body["id"]) if index is not None else None
+        if index is not None and number is not None:
+            ctx.update(_tree_context(urls, index, number, items=False))
     elif doc.kind == ITEMS:
         ctx["map"] = _footprints(body["features"])
         ctx["columns"] = [p for p in TABLE_PROPERTIES

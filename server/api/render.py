@@ -120,6 +120,7 @@ async def json_response(request: Request, doc: Document) -> Response:
 async def render(request: Request, doc: Document) -> Response:
     if request_representation(request) == HTML:
         large = doc.kind == ITEMS and len(doc.body["features"]) > LARGE_PAGE  # a 10,000-row page: ~1 s
+        large = large or (isinstance(doc.body, dict) and len(doc.body.get("links") or ()) > LARGE_PAGE)  # a catalog's items
         return await in_thread(request, pages.page, request, doc) if large else pages.page(request, doc)
     return await json_response(request, doc)
 

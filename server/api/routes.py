@@ -17,7 +17,6 @@ from server.api import documents, management, pages, paths
 from server.api.assets import asset_routes
 from server.api.conformance import conformance_classes
 from server.api.documents import Document, Features
-from server.api.fields import COLLECTION_DEFAULTS, apply_fields
 from server.api.links import (
     GEOJSON,
     JSON,
@@ -40,6 +39,7 @@ from server.api.queryables import queryables_document
 from server.api.render import rendered
 from server.api.static_files import static_routes
 from server.api.threads import in_thread as _in_thread
+from server.api.tree_documents import LARGE_LINKS, collection_document, linked_items, tree_links
 from server.errors import (
     InvalidRequestBody,
     NotFoundError,
@@ -49,8 +49,8 @@ from server.errors import (
 )
 from server.index import Index
 from server.index.cql2_terms import is_light
-from server.index.served import with_base
-from server.query.model import FieldsSpec, SearchQuery
+from server.index.tree import LANDING
+from server.query.model import SearchQuery
 from server.query.parameters import COLLECTION_SEARCH, ITEM_SEARCH, ITEMS, PARAMETERS, repeatable_names
 from server.query.parse import parse_search
 from server.settings import RequestLimits, Settings
@@ -126,13 +126,6 @@ async def _json_body(request: Request) -> tuple[dict[str, Any], int]:
 # -- documents ------------------------------------------------------------------------------
 
 
-def render_collection(urls: UrlBuilder, index: Index, collection: dict[str, Any],
-                      fields: FieldsSpec | None = None) -> dict[str, Any]:
-    out = with_base(collection, urls.base) if index.asset_roots else dict(collection)
-    out["links"] = urls.collection_links(collection["id"]) + out.get("links", [])
-    return apply_fields(out, fields, COLLECTION_DEFAULTS)
-
-
 @rendered
 async def landing_page(request: Request) -> Document:
     index = _index(request)
@@ -152,10 +145,7 @@ async def landing_page(request: Request) -> Document:
         urls.link(QUERYABLES_REL, urls.url("queryables"), SCHEMA_JSON, title="Queryables"),
         *urls.aggregation_links(urls.url(), [entry["name"] for entry in index.aggregations()]),
     ]
-    links += [
-        urls.link("child", urls.collection(cid), title=c.get("title") or cid)
-        for cid, c in sorted(index.collections.items())
-    ]
+    links += tree_links(urls, index, LANDING)  # the root catalog's own children and items (server.index.tree)
     return Document(
         documents.LANDING,
         {
@@ -164,7 +154,7 @@ async def landing_page(request: Request) -> Document:
             "id": root.get("id") or settings.api_id,
             "title": root.get("title") or settings.title,
             "description": root.get("description") or settings.description,
-            "conformsTo": conformance_classes(),
+            "conformsTo": conformance_classes(browseable=index.tree.complete),
             "links": links,
         }
     )
@@ -172,7 +162,7 @@ async def landing_page(request: Request) -> Document:
 
 @rendered
 async def conformance(request: Request) -> Document:
-    return Document(documents.CONFORMANCE, {"conformsTo": conformance_classes()})
+    return Document(documents.CONFORMANCE, {"conformsTo": conformance_classes(browseable=_index(request).tree.complete)})
 
 
 @rendered
@@ -205,7 +195,7 @@ async def collections(request: Request) -> Document:
         documents.COLLECTIONS,
         {
             "collections": [
-                render_collection(urls, index, table.docs[int(p)], query.fields) for p in result.positions
+                collection_document(urls, index, table.docs[int(p)], query.fields, items=False) for p in result.positions
             ],
             "links": links,
             "numberMatched": result.matched,
@@ -240,7 +230,10 @@ def _collection_or_404(index: Index, collection_id: str) -> dict[str, Any]:
 async def collection(request: Request) -> Document:
     index = _index(request)
     found = _collection_or_404(index, request.path_params["collection_id"])
-    return Document(documents.COLLECTION, render_collection(_urls(request), index, found))
+    number = index.tree.collection_node(found["id"])
+    if number is not None and linked_items(index, [number]) > LARGE_LINKS:  # its item links, in a thread
+        return Document(documents.COLLECTION, await _in_thread(request, collection_document, _urls(request), index, found))
+    return Document(documents.COLLECTION, collection_document(_urls(request), index, found))
 
 
 @rendered
@@ -378,10 +371,10 @@ def route_table() -> list[BaseRoute]:
         Route("/queryables", queryables, methods=["GET"]),
         # Matched on the raw path, one percent-decoded segment per id (server.api.paths): an id
         # may hold "/", "%", "#", "?" and anything else its links encode.
-        paths.CollectionRoute("/collections/{collection_id}", collection, paths.COLLECTION),
-        paths.CollectionRoute("/collections/{collection_id}/queryables", collection_queryables, paths.QUERYABLES),
-        paths.CollectionRoute("/collections/{collection_id}/items", collection_items, paths.ITEMS),
-        paths.CollectionRoute("/collections/{collection_id}/items/{item_id}", item, paths.ITEM),
+        paths.RawPathRoute("/collections/{collection_id}", collection, paths.COLLECTION),
+        paths.RawPathRoute("/collections/{collection_id}/queryables", collection_queryables, paths.QUERYABLES),
+        paths.RawPathRoute("/collections/{collection_id}/items", collection_items, paths.ITEMS),
+        paths.RawPathRoute("/collections/{collection_id}/items/{item_id}", item, paths.ITEM),
         Route("/search", search, methods=["GET", "POST"]),
         *pages.static_routes(),
         Route("/_mgmt/health", management.health, methods=["GET"]),

@@ -44,6 +44,7 @@ from server.catalog.sources import OVER_LIMIT, Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.index import Index, IndexBuilder
 from server.index.builder import ItemRejected
+from server.index.tree import CATALOG, COLLECTION, LANDING, NO_NODE
 
 log = logging.getLogger("stac_static_api.loader")
 
@@ -156,10 +157,14 @@ class LoadReport:
 
 @dataclass(frozen=True)
 class Context:
+    """Where a linked document sits: the collection above it, how deep, and the tree node
+    (server.index.tree) whose link led to it."""
+
     collection: str | None
     depth: int
     # the nearest plain catalog above: the home of items that belong to no collection
     catalog: str | None = None
+    node: int = LANDING
 
 
 def default_structure_bytes() -> int:
@@ -303,6 +308,8 @@ class Loader:
         self._seen: set[str] = set()
         self._documents = 0
         self._pending_items: list[tuple[str, Context]] = []
+        # items found among the structure (bulk files, item documents as roots): linked by no
+        # `item` link, so without a place in the tree
         self._inline_items: list[tuple[dict[str, Any], str, Context, bool]] = []
         self._structural: set[str] = set()  # roots and children admitted: a skip of one is a loss
         self._refused: set[str] = set()  # refused by policy once opened (a symlink): not a loss
@@ -512,21 +519,22 @@ class Loader:
             self.skip(location, f"{kind.lower()} without an id", MISSING_ID)
             return []
         collection_ctx = ctx.collection
+        servable_doc = servable(doc, location, self.hrefs)
+        servable_doc["type"] = kind
         if kind == "Collection":
-            collection = servable(doc, location, self.hrefs)
-            collection["type"] = "Collection"
-            if self.builder.add_collection(collection):
-                collection_ctx = doc["id"]
-            else:
+            if not self.builder.add_collection(servable_doc):
                 self.skip_structure(location, f"duplicate collection id {doc['id']!r}; kept the first", DUPLICATE,
                                     items=sum(1 for rel, _, _ in _links(doc) if rel == "item"))
                 return []
+            collection_ctx = doc["id"]
+            node = self.builder.add_node(COLLECTION, doc["id"], ctx.node)
         else:
             self.report.catalogs += 1
             self._catalogs[location] = {k: doc[k] for k in ("id", "title", "description") if k in doc}
+            node = self.builder.add_node(CATALOG, doc["id"], ctx.node, servable_doc)
         if not self.builder.root:
             self.builder.root = {k: doc.get(k) for k in ("id", "title", "description") if doc.get(k)}
-        child_ctx = Context(collection_ctx, ctx.depth + 1, location if kind == "Catalog" else ctx.catalog)
+        child_ctx = Context(collection_ctx, ctx.depth + 1, location if kind == "Catalog" else ctx.catalog, node)
         homeless = collection_ctx is None  # its items belong to no collection unless they name one
         children = []
         pending = self._pending_items
@@ -616,7 +624,7 @@ class Loader:
 
     def _load_items(self) -> None:
         for item, location, ctx, whole in self._inline_items:
-            self._add_item(item, location, ctx, whole)
+            self._add_item(item, location, ctx, whole, linked=False)
         self._inline_items.clear()
         pending = self._pending_items
         # libcurl's batches stream in order with bounded memory: all items in one (no pause
@@ -667,7 +675,7 @@ class Loader:
             self._progress()
         return done
 
-    def _add_item(self, item: Any, location: str, ctx: Context, whole: bool = False) -> None:
+    def _add_item(self, item: Any, location: str, ctx: Context, whole: bool = False, linked: bool = True) -> None:
         if not isinstance(item, dict):
             self.skip(location, "item is not a JSON object", NOT_STAC)
             return
@@ -680,11 +688,13 @@ class Loader:
         if _kind(item) != "Feature":
             self.skip(location, "expected an item (GeoJSON Feature)", NOT_STAC)
             return
-        self._index_item(servable(item, location, self.hrefs), location, ctx, whole)
+        self._index_item(servable(item, location, self.hrefs), location, ctx, whole, linked)
 
-    def _index_item(self, item: dict[str, Any], location: str, ctx: Context, whole: bool = False) -> None:
+    def _index_item(self, item: dict[str, Any], location: str, ctx: Context, whole: bool = False,
+                    linked: bool = True) -> None:
         """A servable item into the index, under the collection it resolves to (``whole``: it
-        is the whole document at ``location``)."""
+        is the whole document at ``location``; ``linked``: an `item` link of the tree node
+        ``ctx.node`` led to it, its place in the tree)."""
         collection = item["collection"] = self._collection_for(item, location, ctx)
         if collection is None:
             del item["collection"]
@@ -694,7 +704,7 @@ class Loader:
                 item["links"].append({"rel": "alternate", "href": source, "type": "application/geo+json",
                                       "title": "The item's source document"})
         try:
-            self.builder.add_item(item, location)
+            self.builder.add_item(item, location, ctx.node if linked else NO_NODE)
         except ItemRejected as exc:
             self.skip(location, f"item {item.get('id')!r}: {exc}", DUPLICATE if exc.duplicate else INVALID_ITEM)
 

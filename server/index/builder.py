@@ -16,6 +16,7 @@ from server.index.index import Index
 from server.index.space_time import ItemRejected, item_geometry, item_interval, items_extent
 from server.index.spatial import extreme_fractions
 from server.index.text import TextIndexBuilder, document_text
+from server.index.tree import LANDING, NO_NODE, TreeBuilder
 
 __all__ = ["IndexBuilder", "ItemRejected"]
 
@@ -54,6 +55,7 @@ class IndexBuilder:
         self.collections: dict[str, dict[str, Any]] = {}
         self._extents_from_items: set[str] = set()
         self.root: dict[str, Any] = {}
+        self.tree = TreeBuilder()  # the catalogs' own arrangement (server.index.tree)
 
     def __len__(self) -> int:
         return len(self._ids) - len(self._rejected)
@@ -69,9 +71,15 @@ class IndexBuilder:
             self._extents_from_items.add(cid)
         return True
 
-    def add_item(self, item: dict[str, Any], label: str = "") -> None:
-        """Index one normalized item. Raises ItemRejected with the reason; a geometry found
-        unreadable later (in a batch) is reported through ``on_reject`` with ``label``."""
+    def add_node(self, kind: str, node_id: str, parent: int = LANDING, document: dict[str, Any] | None = None) -> int:
+        """A catalog's or collection's node in the tree (server.index.tree), under the node
+        ``parent``; ``document``: a catalog's own (servable) document."""
+        return self.tree.add(kind, node_id, parent, document)
+
+    def add_item(self, item: dict[str, Any], label: str = "", node: int = NO_NODE) -> None:
+        """Index one normalized item; ``node``: the tree node whose item link led to it (none:
+        it was not linked, e.g. read from a bulk file). Raises ItemRejected with the reason; a
+        geometry found unreadable later (in a batch) is reported through ``on_reject`` with ``label``."""
         item_id = item.get("id")
         if not isinstance(item_id, str) or not item_id:
             raise ItemRejected("missing or non-string id")
@@ -105,6 +113,7 @@ class IndexBuilder:
         row = len(self._ids)
         known_ids.add(item_id)
         self._ids.append(item_id)
+        self.tree.row_nodes.append(node)
         self._collection_code.append(self._collection_codes.setdefault(collection, len(self._collection_codes)))
         self._start.append(times[0])
         self._end.append(times[1])
@@ -189,4 +198,5 @@ class IndexBuilder:
             collections=self.collections,
             root=self.root,
             links_last=True,
+            tree=self.tree.freeze(new_position, len(order)),
         )

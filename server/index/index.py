@@ -23,6 +23,7 @@ from server.index.match_cache import MatchCache
 from server.index.spatial import CellGrid, wkb_exterior_vertices, wkb_vertex_in_boxes
 from server.index.table import SearchResult, Table
 from server.index.text import TextIndex, document_text
+from server.index.tree import Tree
 from server.query.model import SearchQuery
 
 __all__ = ["Index", "SearchResult"]
@@ -55,10 +56,12 @@ class Index(Table):
         root: dict[str, Any],
         extremes: np.ndarray | None = None,
         links_last: bool = False,
+        tree: Tree | None = None,
     ) -> None:
         """``extremes``: each record's spatial.extreme_fractions, when the caller has them
         (else they are read from the WKB). ``links_last``: every stored item ends with its
-        "links" array, so links can be appended to the bytes without parsing them."""
+        "links" array, so links can be appended to the bytes without parsing them. ``tree``:
+        the catalogs' own arrangement (server.index.tree; none known: only the landing page)."""
         self.ids = ids
         self.codes = codes
         self.collection_names = collection_names
@@ -73,6 +76,7 @@ class Index(Table):
         self.collections = collections
         self.root = root
         self.links_last = links_last
+        self.tree = tree if tree is not None else Tree.empty(len(ids))
         self.loaded_at = time.time()
         self.version = 1
         # catalog.fingerprint.Fingerprint of the local files read (paths, sizes, mtimes): for watching them

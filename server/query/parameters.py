@@ -31,11 +31,13 @@ ITEM_SEARCH = "search"  # GET and POST /search
 ITEMS = "items"  # GET /collections/{id}/items (its collection is the path's)
 COLLECTION_SEARCH = "collections"  # GET /collections
 AGGREGATE = "aggregate"  # GET and POST /aggregate and /collections/{id}/aggregate (the Aggregation extension)
+CHILDREN = "children"  # GET /children and a catalog's or collection's .../children (the Children extension)
 
 ALL = frozenset({ITEM_SEARCH, ITEMS, COLLECTION_SEARCH, AGGREGATE})
 ITEM_ENDPOINTS = frozenset({ITEM_SEARCH, ITEMS, AGGREGATE})
 ITEM_SEARCHES = frozenset({ITEM_SEARCH, AGGREGATE})  # what /search takes besides paging
 PAGED = frozenset({ITEM_SEARCH, ITEMS, COLLECTION_SEARCH})  # pages of documents, not aggregations
+PAGES = PAGED | {CHILDREN}  # what takes limit and token
 
 
 @dataclass(frozen=True)
@@ -177,8 +179,8 @@ PARAMETERS: list[Parameter] = [
               endpoints=ITEM_SEARCHES, matching=True, attribute="collections", key=_tuple_key,
               repeatable=True),
     Parameter("limit", "Page size (clamped to the server maximum)", {"type": "integer", "minimum": 1, "default": 10},
-              {"type": "integer", "minimum": 1}, _limit, endpoints=PAGED, attribute="limit"),
-    Parameter("token", "Opaque page token from a next or prev link", _STR, _STR, _token, endpoints=PAGED,
+              {"type": "integer", "minimum": 1}, _limit, endpoints=PAGES, attribute="limit"),
+    Parameter("token", "Opaque page token from a next or prev link", _STR, _STR, _token, endpoints=PAGES,
               attribute="token"),
     Parameter("q", "Free text: comma-separated terms (OR); advanced syntax with AND, OR, NOT, +, -, "
               "parentheses and quoted phrases", _STR, {"oneOf": [_STR, _STRINGS]},
@@ -212,6 +214,24 @@ PARAMETERS: list[Parameter] = [
               lambda value, ctx: query_to_cql2(value), endpoints=ITEM_ENDPOINTS, attribute="legacy_filter",
               body_kind="an object"),
 ]
+
+
+# -- the Children extension's type filter (endpoint CHILDREN) -----------------------------------
+
+CHILD_TYPES = ["Catalog", "Collection"]
+
+
+def _child_type(value: Any, ctx: ParseContext) -> str | None:
+    if _absent(value):
+        return None
+    if value not in CHILD_TYPES:
+        raise InvalidQueryParameter(f"Invalid type: {str(value)[:80]!r}; expected Catalog or Collection")
+    return str(value)
+
+
+PARAMETERS.append(
+    Parameter("type", "Only the children of this type (Catalog or Collection)", {"type": "string", "enum": CHILD_TYPES},
+              None, _child_type, endpoints=frozenset({CHILDREN})))
 
 
 def taken_by(endpoint: str) -> list[Parameter]:
