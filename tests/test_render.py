@@ -126,6 +126,10 @@ def test_base_url_without_a_host_header_comes_from_the_server_address() -> None:
     assert base(("10.0.0.1", 443), "https") == "https://10.0.0.1/stac"
     assert base(None) == "http://localhost/stac"
     assert base(("10.0.0.1", 8080), headers=[(b"host", b"api.example")]) == "http://api.example/stac"
+    # without a forwarding header the raw headers are read in one pass; with one, as before: the same
+    for extra in ([], [(b"x-forwarded-for", b"1.2.3.4")], [(b"forwarded", b"for=1.2.3.4")],
+                  [(b"x-forwarded-port", b"8443")], [(b"host", b"other.example")]):
+        assert base(("10.0.0.1", 8080), "HTTP", [(b"host", b"api.example"), *extra]) == "http://api.example/stac"
 
 
 def test_url_builders_are_shared_per_base_and_bounded() -> None:

@@ -19,16 +19,21 @@ LANDING, CONFORMANCE, COLLECTIONS, COLLECTION, ITEMS, ITEM, QUERYABLES, API = (
     "landing", "conformance", "collections", "collection", "items", "item", "queryables", "api")
 
 
+def item_bytes(urls: UrlBuilder, index: Index, pos: int) -> bytes | None:
+    """The item as served without fields: its stored bytes with the API's links appended,
+    spliced without parsing them in one copy (the link bytes each collection shares are kept by
+    the UrlBuilder, itself shared per base URL); None when the index cannot (not links_last)."""
+    if not index.links_last:
+        return None
+    # the stored item ends with its own links array: ...]}
+    return urls.item_links_json().splice(index.json.view(pos), index.collection_of(pos), index.ids[pos])
+
+
 def render_item(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | None = None) -> Any:
-    """The item as served: a dict, or (without fields, the common case) its stored bytes with
-    the API's links appended, spliced without parsing them (an orjson.Fragment; the link bytes
-    each collection shares are kept by the UrlBuilder, itself shared per base URL)."""
-    collection, item_id = index.collection_of(pos), index.ids[pos]
-    if fields is None and index.links_last:
-        data = index.json[pos]  # ends with the item's own links array: ...]}
-        extra = urls.item_links_json()(collection, item_id)
-        return orjson.Fragment(data[:-2] + extra + b"]}" if data.endswith(b"[]}") else data[:-2] + b"," + extra + b"]}")
-    return item_dict(urls, index, pos, fields)
+    """The item as served: a dict, or (without fields, the common case) ``item_bytes`` as an
+    orjson.Fragment."""
+    data = item_bytes(urls, index, pos) if fields is None else None
+    return item_dict(urls, index, pos, fields) if data is None else orjson.Fragment(data)
 
 
 def item_dict(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | None = None) -> dict[str, Any]:

@@ -366,19 +366,21 @@ async def collection_items(request: Request) -> Document:
 
 def route_table() -> list[BaseRoute]:
     return [
+        # The router tries routes in this order and no two match the same path: the most asked
+        # for come first (each route passed over costs a regex match, ~0.4 us).
+        # Matched on the raw path, one percent-decoded segment per id (server.api.paths): an id
+        # may hold "/", "%", "#", "?" and anything else its links encode.
+        paths.CollectionRoute("/collections/{collection_id}/items/{item_id}", item, paths.ITEM),
+        paths.CollectionRoute("/collections/{collection_id}/items", collection_items, paths.ITEMS),
+        Route("/search", search, methods=["GET", "POST"]),
+        paths.CollectionRoute("/collections/{collection_id}", collection, paths.COLLECTION),
+        paths.CollectionRoute("/collections/{collection_id}/queryables", collection_queryables, paths.QUERYABLES),
         Route("/", landing_page, methods=["GET"]),
         Route("/conformance", conformance, methods=["GET"]),
         Route("/api", api_document, methods=["GET"]),
         Route("/api.html", api_html, methods=["GET"]),
         Route("/collections", collections, methods=["GET"]),
         Route("/queryables", queryables, methods=["GET"]),
-        # Matched on the raw path, one percent-decoded segment per id (server.api.paths): an id
-        # may hold "/", "%", "#", "?" and anything else its links encode.
-        paths.CollectionRoute("/collections/{collection_id}", collection, paths.COLLECTION),
-        paths.CollectionRoute("/collections/{collection_id}/queryables", collection_queryables, paths.QUERYABLES),
-        paths.CollectionRoute("/collections/{collection_id}/items", collection_items, paths.ITEMS),
-        paths.CollectionRoute("/collections/{collection_id}/items/{item_id}", item, paths.ITEM),
-        Route("/search", search, methods=["GET", "POST"]),
         *pages.static_routes(),
         Route("/_mgmt/health", management.health, methods=["GET"]),
         Route("/_mgmt/ready", management.ready, methods=["GET"]),
