@@ -49,7 +49,7 @@ def _hostile_roots(folder: CatalogDir, files: str) -> list[str]:
         "hostile", title=HOSTILE, description=HOSTILE + "\n\n*Markdown* [js](javascript:alert(1))",
         keywords=[HOSTILE], links=[{"rel": "item", "href": "./h1.json"}]))
     folder.write("h1.json", item(
-        "h1", bbox=(5.0, 51.0, 6.0, 52.0), collection="hostile", properties={"title": HOSTILE},
+        "h1", bbox=(5.0, 51.0, 6.0, 52.0), collection="hostile", properties={"title": HOSTILE, HOSTILE: 1},
         assets={"thumb": {"href": f"{files}/thumb.png", "type": "image/png", "roles": ["thumbnail"], "title": HOSTILE},
                 "evil": {"href": "javascript:window.pwned=3", "title": "evil"}}))
     return [str(SAMPLE_ROOT), str(folder.path("collection.json"))]
@@ -116,6 +116,23 @@ def test_every_page_type_loads_and_maps_its_footprints(server: str, browser: Any
     first = items["features"][0]["id"]
     assert _open(browser, f"{server}/collections/sentinel-2-l2a-nl/items/{first}", shots, "item") == 1
     _open(browser, f"{server}/collections/nope", shots, "error", footprints=False, error_page=True)
+
+
+def test_conformance_queryables_and_api_are_pages(server: str, browser: Any, shots: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    _open(browser, f"{server}/conformance", shots, "conformance", footprints=False)
+    links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "ul.conformance a")]
+    assert sorted(links) == sorted(httpx.get(f"{server}/conformance").json()["conformsTo"])
+    for path, name in (("/collections/sentinel-2-l2a-nl/queryables", "queryables"), ("/queryables", "queryables-all"),
+                       ("/collections/hostile/queryables", "queryables-hostile")):
+        _open(browser, f"{server}{path}", shots, name, footprints=False)
+        names = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#queryables tbody td:first-child")]
+        assert names == list(httpx.get(f"{server}{path}").json()["properties"])
+    assert HOSTILE in names  # the hostile collection's property name, shown as text
+    _open(browser, f"{server}/api?f=html", shots, "api", footprints=False)
+    rows = browser.find_elements(By.CSS_SELECTOR, "#operations tbody tr")
+    assert len(rows) == sum(len(ops) for ops in httpx.get(f"{server}/api").json()["paths"].values())
 
 
 def test_search_form_gives_the_ids_of_the_json_api(server: str, browser: Any, shots: Path) -> None:

@@ -14,7 +14,7 @@ from server.api.links import JSON, UrlBuilder
 from server.index import Index
 from server.query.model import FieldsSpec
 
-# The kinds of document; each has a page (server/api/templates/<kind>.html) or the generic one.
+# The kinds of document; each has its page (server.api.pages.PAGES, templates in server/api/templates).
 LANDING, CONFORMANCE, COLLECTIONS, COLLECTION, ITEMS, ITEM, QUERYABLES, API = (
     "landing", "conformance", "collections", "collection", "items", "item", "queryables", "api")
 

@@ -25,7 +25,17 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from server.api import paths
-from server.api.documents import COLLECTION, COLLECTIONS, ITEM, ITEMS, LANDING, Document
+from server.api.documents import (
+    API,
+    COLLECTION,
+    COLLECTIONS,
+    CONFORMANCE,
+    ITEM,
+    ITEMS,
+    LANDING,
+    QUERYABLES,
+    Document,
+)
 from server.api.links import public_base_url, url_builder
 from server.api.static_files import STATIC_PREFIXES
 from server.settings import Settings
@@ -33,8 +43,19 @@ from server.settings import Settings
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
 _MARKDOWN = MarkdownIt("commonmark", {"html": False})  # raw HTML in a description is shown as text
-_PAGES = {LANDING: "landing.html", COLLECTIONS: "collections.html", COLLECTION: "collection.html",
-          ITEMS: "items.html", ITEM: "item.html"}
+# The page of each kind of document (every kind has one)
+PAGES = {LANDING: "landing.html", COLLECTIONS: "collections.html", COLLECTION: "collection.html",
+         ITEMS: "items.html", ITEM: "item.html", CONFORMANCE: "conformance.html", QUERYABLES: "queryables.html",
+         API: "openapi.html"}
+# Conformance classes grouped by the standard they come from (URI prefix, heading)
+CONFORMANCE_GROUPS = (
+    ("https://api.stacspec.org/", "STAC API"),
+    ("http://www.opengis.net/spec/ogcapi-features-1/", "OGC API - Features - Part 1: Core"),
+    ("http://www.opengis.net/spec/ogcapi-features-3/", "OGC API - Features - Part 3: Filtering"),
+    ("http://www.opengis.net/spec/cql2/", "Common Query Language (CQL2)"),
+    ("http://www.opengis.net/spec/ogcapi-common-2/", "OGC API - Common - Part 2: Geospatial Data"),
+)
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 # Item properties shown in the table of a page of items, when the items have them
 TABLE_PROPERTIES = ("collection", "platform", "constellation", "instruments", "eo:cloud_cover", "gsd")
 
@@ -83,7 +104,72 @@ def with_format(href: str, fmt: str) -> str:
     return urlunsplit(parts._replace(query=urlencode([*pairs, ("f", fmt)])))
 
 
-for name, fn in (("safe_href", safe_href), ("markdown", markdown), ("show", show), ("excerpt", excerpt)):
+def conformance_groups(classes: list[str]) -> list[tuple[str, list[str]]]:
+    """``classes`` under the heading of the standard each comes from, in the order listed."""
+    groups: dict[str, list[str]] = {}
+    for uri in classes:
+        heading = next((title for prefix, title in CONFORMANCE_GROUPS if uri.startswith(prefix)), "Other")
+        groups.setdefault(heading, []).append(uri)
+    return list(groups.items())
+
+
+def schema_type(schema: Any) -> str:
+    """A JSON Schema's type as a person reads it: "string (date-time)", "array of number",
+    "integer or string", "GeoJSON geometry"."""
+    if not isinstance(schema, dict):
+        return ""
+    if "type" not in schema and isinstance(schema.get("$ref"), str):
+        return "GeoJSON geometry" if "geojson.org" in schema["$ref"] else schema["$ref"]
+    kinds = schema.get("type")
+    text = " or ".join(str(k) for k in kinds) if isinstance(kinds, list) else str(kinds or "")
+    if kinds == "array" and isinstance(schema.get("items"), dict) and schema["items"].get("type"):
+        text = f"array of {schema_type(schema['items'])}"
+    if schema.get("format"):
+        text = f"{text} ({schema['format']})" if text else str(schema["format"])
+    return text
+
+
+def schema_values(schema: Any) -> str:
+    """The values a JSON Schema allows, when it says: its enum, or its range."""
+    if not isinstance(schema, dict):
+        return ""
+    if isinstance(schema.get("enum"), list):
+        return ", ".join(show(v) for v in schema["enum"])
+    low = next((f"{sign} {show(schema[k])}" for k, sign in (("minimum", "≥"), ("exclusiveMinimum", ">"))
+                if isinstance(schema.get(k), int | float)), "")
+    high = next((f"{sign} {show(schema[k])}" for k, sign in (("maximum", "≤"), ("exclusiveMaximum", "<"))
+                 if isinstance(schema.get(k), int | float)), "")
+    return ", ".join(part for part in (low, high) if part)
+
+
+def _queryables(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """A row per queryable: name, title, type, allowed values, description, and the href of
+    the schema it refers to (when it is one a page may link to)."""
+    properties = schema.get("properties")
+    out = []
+    for name, prop in (properties.items() if isinstance(properties, dict) else []):
+        prop = prop if isinstance(prop, dict) else {}
+        ref = prop.get("$ref") if "type" not in prop else None
+        out.append({"name": name, "title": show(prop.get("title", "")), "type": schema_type(prop),
+                    "values": schema_values(prop), "description": show(prop.get("description", "")),
+                    "ref": safe_href(ref)})
+    return out
+
+
+def _operations(openapi: dict[str, Any]) -> list[dict[str, Any]]:
+    """The OpenAPI document's operations: method, path and summary, in its order."""
+    out = []
+    for path, item in (openapi.get("paths") or {}).items():
+        for method in HTTP_METHODS:
+            operation = (item or {}).get(method)
+            if isinstance(operation, dict):
+                out.append({"method": method.upper(), "path": path, "summary": operation.get("summary") or "",
+                            "plain": method == "get" and "{" not in path})
+    return out
+
+
+for name, fn in (("safe_href", safe_href), ("markdown", markdown), ("show", show), ("excerpt", excerpt),
+                 ("schema_type", schema_type), ("schema_values", schema_values)):
     TEMPLATES.env.filters[name] = fn
 
 
@@ -151,15 +237,20 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
         ctx["action"] = str(request.url.replace(query=""))
     elif doc.kind == ITEM:
         ctx["map"] = _footprints([body])
+    elif doc.kind == CONFORMANCE:
+        ctx["groups"] = conformance_groups(body.get("conformsTo") or [])
+    elif doc.kind == QUERYABLES:
+        ctx["collection_id"] = request.path_params.get("collection_id")
+        ctx["queryables"] = rows = _queryables(body)
+        ctx["has_values"] = any(row["values"] for row in rows)
+        ctx["has_description"] = any(row["description"] for row in rows)
+    elif doc.kind == API:
+        ctx["operations"] = _operations(body)
     return ctx
 
 
 def page(request: Request, doc: Document) -> Response:
-    template = _PAGES.get(doc.kind, "generic.html")
-    ctx = _context(request, doc)
-    if template == "generic.html":
-        ctx["text"] = orjson.dumps(ctx["doc"], option=orjson.OPT_INDENT_2).decode()
-    return TEMPLATES.TemplateResponse(request, template, ctx, status_code=doc.status)
+    return TEMPLATES.TemplateResponse(request, PAGES[doc.kind], _context(request, doc), status_code=doc.status)
 
 
 def error_page(request: Request, status: int, code: str, description: str) -> Response:
