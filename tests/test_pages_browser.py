@@ -156,6 +156,37 @@ def test_search_form_gives_the_ids_of_the_json_api(server: str, browser: Any, sh
     assert drawn == len(shown)
 
 
+def test_a_posted_search_is_a_page_whose_next_page_is_a_get(server: str, browser: Any, shots: Path) -> None:
+    """What a script in a browser gets when it POSTs a search asking for HTML: the page, with
+    its map, and paging links that are the GETs asking the same."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    body = {"bbox": [3, 50, 8, 54], "limit": 3, "sortby": [{"field": "properties.datetime", "direction": "desc"}]}
+    _open(browser, f"{server}/search", shots, "search-before-post")
+    html = browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        fetch(arguments[0], {method: "POST", headers: {"Accept": "text/html", "Content-Type": "application/json"},
+                             body: JSON.stringify(arguments[1])}).then(r => r.text()).then(done);
+    """, f"{server}/search", body)
+    browser.execute_script("document.open(); document.write(arguments[0]); document.close();", html)
+    WebDriverWait(browser, 10).until(
+        lambda d: d.find_element(By.ID, "map").get_attribute("data-footprints") is not None)
+    browser.save_screenshot(str(shots / "search-posted.png"))
+    api = httpx.post(f"{server}/search", json=body).json()
+    shown = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#items tbody td:first-child a")]
+    assert shown == [f["id"] for f in api["features"]]
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#map path.leaflet-interactive")) == len(shown)
+    assert browser.find_element(By.NAME, "bbox").get_attribute("value") == "3,50,8,54"
+    browser.find_element(By.CSS_SELECTOR, "a[rel=next]").click()
+    WebDriverWait(browser, 20).until(lambda d: "token=" in d.current_url)
+    _open(browser, browser.current_url, shots, "search-posted-next")
+    token = next(link for link in api["links"] if link["rel"] == "next")["body"]["token"]
+    following = httpx.post(f"{server}/search", json={**body, "token": token}).json()
+    shown = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#items tbody td:first-child a")]
+    assert shown == [f["id"] for f in following["features"]] and shown
+
+
 def test_a_hostile_title_stays_text(server: str, browser: Any, shots: Path) -> None:
     from selenium.webdriver.common.by import By
 

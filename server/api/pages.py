@@ -36,7 +36,8 @@ from server.api.documents import (
     QUERYABLES,
     Document,
 )
-from server.api.links import public_base_url, url_builder
+from server.api.links import GEOJSON, HTML, public_base_url, url_builder
+from server.api.pagination import next_link_get, query_string
 from server.api.static_files import STATIC_PREFIXES
 from server.settings import Settings
 
@@ -205,6 +206,26 @@ def _footprints(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _as_get(ctx: dict[str, Any], body: dict[str, Any]) -> None:
+    """A POSTed search's page, written as the GET asking the same (its alternate link, when
+    the body has a GET form): the form filled in, the JSON link and the paging links as GET
+    URLs. Without one, its paging links stay POSTs the page cannot offer (post_only)."""
+    same = next((link["href"] for link in body.get("links", [])
+                 if link.get("rel") == "alternate" and link.get("type") == HTML and link.get("method") == "GET"), None)
+    if same is None:
+        ctx["json_href"], ctx["post_only"] = None, True
+        return
+    parts = urlsplit(same)
+    params = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "f"}
+    href, encoded = urlunsplit(parts._replace(query="")), query_string(params)
+    ctx["params"], ctx["json_href"] = params, with_format(same, "json")
+    body["links"] = [
+        next_link_get(href, encoded, (link.get("body") or {}).get("token"), GEOJSON, link["rel"])
+        if link.get("method") == "POST" and link.get("rel") in ("next", "prev", "first") else link
+        for link in body.get("links", [])
+    ]
+
+
 def _site_title(request: Request, settings: Settings) -> str:
     index = paths.pinned_index(request.scope)
     return str((index.root.get("title") if index is not None else None) or settings.title)
@@ -230,6 +251,8 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
     elif doc.kind == COLLECTION:
         ctx["map"] = _extent_features([body])
     elif doc.kind == ITEMS:
+        if request.method == "POST":
+            _as_get(ctx, body)
         ctx["map"] = _footprints(body["features"])
         ctx["columns"] = [p for p in TABLE_PROPERTIES
                           if any(p in (f.get("properties") or {}) for f in body["features"])]

@@ -19,6 +19,7 @@ from server.api.documents import Document, Features
 from server.api.fields import COLLECTION_DEFAULTS, apply_fields
 from server.api.links import (
     GEOJSON,
+    HTML,
     JSON,
     OPENAPI,
     QUERYABLES_REL,
@@ -49,7 +50,14 @@ from server.errors import (
 from server.index import Index
 from server.index.cql2_terms import is_light
 from server.query.model import FieldsSpec, SearchQuery
-from server.query.parameters import COLLECTION_SEARCH, ITEM_SEARCH, ITEMS, PARAMETERS, repeatable_names
+from server.query.parameters import (
+    COLLECTION_SEARCH,
+    ITEM_SEARCH,
+    ITEMS,
+    PARAMETERS,
+    as_get_params,
+    repeatable_names,
+)
 from server.query.parse import parse_search
 from server.settings import RequestLimits, Settings
 
@@ -278,9 +286,10 @@ def _heavy(query: SearchQuery, index: Index) -> bool:
 
 async def _item_collection(
     request: Request, urls: UrlBuilder, query: SearchQuery, href: str, params: dict[str, Any] | None,
-    extra_links: tuple[dict[str, Any], ...] = (),
+    extra_links: tuple[dict[str, Any], ...] = (), get_params: dict[str, str] | None = None,
 ) -> Document:
-    """A page of ``query``'s items, from ``href``: GET with ``params``, or POST (None)."""
+    """A page of ``query``'s items, from ``href``: GET with ``params``, or POST (None), whose
+    body GET can say as ``get_params`` when not None."""
     index = _index(request)
     after, before = decode_page_token(query.token)
     matches = request.app.state.match_cache
@@ -293,6 +302,11 @@ async def _item_collection(
     links = [urls.link("self", self_href, GEOJSON), urls.link("root", urls.url()), *extra_links]
     links += (paging_links_get(href, encoded, result, GEOJSON) if params is not None
               else paging_links_post(href, result, GEOJSON))
+    if get_params is not None:
+        # A POST's page: the GET asking the same (the renderer makes a GET's from its self link)
+        same = paged_href(href, query_string(get_params), get_params.get("token"))
+        links.append(urls.link("alternate", pages.with_format(same, "html"), HTML, method="GET",
+                               title="This search as a page"))
     features = Features(urls, index, result.positions.tolist(), query.fields)
     return Document(
         documents.ITEMS,
@@ -336,7 +350,8 @@ async def search_post(request: Request) -> Document:
     body, size = await _json_body(request)
     urls = _urls(request)
     query = await _parse(request, body, body=True, size=size)
-    return await _item_collection(request, urls, query, urls.url("search"), None)
+    # Without a GET form (an id holding a comma, an intersects too large for a URL), no alternate.
+    return await _item_collection(request, urls, query, urls.url("search"), None, get_params=as_get_params(body))
 
 
 @rendered
