@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from server.api import paths
+from server.api import mapdata, paths
 from server.api.documents import (
     API,
     COLLECTION,
@@ -174,38 +174,6 @@ for name, fn in (("safe_href", safe_href), ("markdown", markdown), ("show", show
     TEMPLATES.env.filters[name] = fn
 
 
-def _link(doc: dict[str, Any], rel: str) -> str | None:
-    return next((link["href"] for link in doc.get("links", []) if link.get("rel") == rel), None)
-
-
-def _box_feature(bbox: list[float], href: str, title: str) -> dict[str, Any]:
-    x0, y0, x1, y1 = (bbox[0], bbox[1], bbox[3], bbox[4]) if len(bbox) == 6 else bbox[:4]
-    ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
-    return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
-            "properties": {"href": href, "title": title}}
-
-
-def _extent_features(collections: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for c in collections:
-        boxes = (c.get("extent") or {}).get("spatial", {}).get("bbox") or []
-        if boxes and isinstance(boxes[0], list) and len(boxes[0]) in (4, 6):
-            out.append(_box_feature(boxes[0], _link(c, "self") or "", str(c.get("title") or c.get("id"))))
-    return out
-
-
-def _footprints(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for f in features:
-        geometry = f.get("geometry")
-        if geometry is None and isinstance(f.get("bbox"), list) and len(f["bbox"]) in (4, 6):
-            geometry = _box_feature(f["bbox"], "", "")["geometry"]
-        if geometry is not None:
-            out.append({"type": "Feature", "geometry": geometry,
-                        "properties": {"href": _link(f, "self") or "", "title": str(f.get("id"))}})
-    return out
-
-
 def _as_get(ctx: dict[str, Any], body: dict[str, Any]) -> None:
     """A POSTed search's page, written as the GET asking the same (its alternate link, when
     the body has a GET form): the form filled in, the JSON link and the paging links as GET
@@ -247,19 +215,19 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
         ctx["counts"] = {"collections": len(index.collections), "items": index.size,
                          "loaded": dt.datetime.fromtimestamp(index.loaded_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")}
     elif doc.kind == COLLECTIONS:
-        ctx["map"] = _extent_features(body["collections"])
+        ctx["map"] = mapdata.extent_features(body["collections"])
     elif doc.kind == COLLECTION:
-        ctx["map"] = _extent_features([body])
+        ctx["map"] = mapdata.extent_features([body])
     elif doc.kind == ITEMS:
         if request.method == "POST":
             _as_get(ctx, body)
-        ctx["map"] = _footprints(body["features"])
+        ctx["map"] = mapdata.footprints(body["features"])
         ctx["columns"] = [p for p in TABLE_PROPERTIES
                           if any(p in (f.get("properties") or {}) for f in body["features"])]
         ctx["collection_id"] = request.path_params.get("collection_id")
         ctx["action"] = str(request.url.replace(query=""))
     elif doc.kind == ITEM:
-        ctx["map"] = _footprints([body])
+        ctx["map"] = mapdata.footprints([body])
     elif doc.kind == CONFORMANCE:
         ctx["groups"] = conformance_groups(body.get("conformsTo") or [])
     elif doc.kind == QUERYABLES:
