@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from server.api.documents import render_item
+from server.api.documents import Features, render_item
 from server.api.links import UrlBuilder
 from server.index import Index
 from server.index.builder import IndexBuilder
@@ -21,6 +21,9 @@ def as_json(rendered: Any) -> Any:
 
 def assert_spliced_equals_parsed(index: Index) -> None:
     assert index.links_last
+    # a page's items, their columns read at once, are the items one by one
+    page = Features(URLS, index, list(range(index.size))[::-1]).as_json()
+    assert [as_json(f) for f in page] == [as_json(render_item(URLS, index, p)) for p in range(index.size)][::-1]
     for pos in range(index.size):
         fast = render_item(URLS, index, pos)
         assert isinstance(fast, orjson.Fragment)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 
 from server.api.fields import apply_fields
@@ -27,6 +28,17 @@ def item_bytes(urls: UrlBuilder, index: Index, pos: int) -> bytes | None:
         return None
     # the stored item ends with its own links array: ...]}
     return urls.item_links_json().splice(index.json.view(pos), index.collection_of(pos), index.ids[pos])
+
+
+def items_bytes(urls: UrlBuilder, index: Index, positions: list[int]) -> list[bytes] | None:
+    """``item_bytes`` of each of ``positions`` (a page), the index's columns read for all at
+    once rather than item by item."""
+    if not index.links_last:
+        return None
+    at = np.asarray(positions, dtype=np.int64)
+    splice, ids = urls.item_links_json().splice, index.ids
+    return [splice(data, collection, ids[pos])
+            for data, collection, pos in zip(index.json.views(at), index.collections_of(at), positions)]
 
 
 def render_item(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | None = None) -> Any:
@@ -54,6 +66,9 @@ class Features:
     fields: FieldsSpec | None = None
 
     def as_json(self) -> list[Any]:
+        spliced = items_bytes(self.urls, self.index, self.positions) if self.fields is None else None
+        if spliced is not None:
+            return [orjson.Fragment(data) for data in spliced]
         return [render_item(self.urls, self.index, p, self.fields) for p in self.positions]
 
     def as_dicts(self) -> list[dict[str, Any]]:
