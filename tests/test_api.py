@@ -276,8 +276,6 @@ def test_collection_items_filters(client, oracle: Oracle) -> None:
 def test_every_item_by_id(client, oracle: Oracle) -> None:
     checked = 0
     for it in oracle.items:
-        if it.collection is None:
-            continue
         r = client.get(f"/collections/{it.collection}/items/{it.id}")
         assert r.status_code == 200 and media_type(r) == GEOJSON
         doc = r.json()
@@ -294,7 +292,7 @@ def test_every_item_by_id(client, oracle: Oracle) -> None:
         assert one(doc, "parent")["href"] == f"{TEST_BASE}/collections/{it.collection}"
         assert one(doc, "root")["href"] == f"{TEST_BASE}/"
         checked += 1
-    assert checked == len(oracle.items) - 1  # all but the loose item under the plain catalog
+    assert checked == len(oracle.items)  # the loose item too: under the collection made for its catalog
 
 
 def test_null_geometry_item_is_served(client, oracle: Oracle) -> None:
@@ -312,20 +310,26 @@ def test_null_geometry_item_is_served(client, oracle: Oracle) -> None:
         assert len(found) == 1 and "geometry" in found[0] and found[0]["geometry"] is None
 
 
-def test_item_without_collection_appears_in_search(client, oracle: Oracle) -> None:
-    loose = [it for it in oracle.items if it.collection is None]
-    assert [it.id for it in loose] == ["aerial-wageningen-2021"]
+def test_item_without_collection_gets_the_collection_made_for_its_catalog(client, oracle: Oracle) -> None:
+    """The sample's loose item (a plain catalog "misc" holds it) is served under the collection
+    made for that catalog: its self link answers, and the collection has the item's extent."""
+    loose = [it for it in oracle.items if it.collection in oracle.made_collections()]
+    assert [(it.collection, it.id) for it in loose] == [("misc", "aerial-wageningen-2021")]
     everything = client.get("/search", params={"limit": 1000}).json()
     assert everything["numberMatched"] == len(oracle.items)
-    assert (None, "aerial-wageningen-2021") in {feature_key(f) for f in everything["features"]}
+    assert ("misc", "aerial-wageningen-2021") in {feature_key(f) for f in everything["features"]}
     r = client.post("/search", json={"ids": ["aerial-wageningen-2021"]}).json()
     assert r["numberMatched"] == 1
     feature = r["features"][0]
-    assert "collection" not in feature or feature["collection"] is None
+    assert feature["collection"] == "misc"
     assert feature["properties"] == loose[0].doc["properties"]
-    # it belongs to no collection, so a collections filter never selects it
-    r = client.get("/search", params={"ids": "aerial-wageningen-2021", "collections": ",".join(oracle.collections)})
-    assert r.json()["numberMatched"] == 0
+    self_link = next(ln for ln in feature["links"] if ln["rel"] == "self")
+    assert client.get(self_link["href"]).json() == feature
+    r = client.get("/search", params={"ids": "aerial-wageningen-2021", "collections": "misc"})
+    assert r.json()["numberMatched"] == 1
+    misc = client.get("/collections/misc").json()
+    assert misc["extent"] == oracle.collections["misc"]["extent"]
+    assert misc["title"] == "Miscellaneous" and "Made by stac-static-api" in misc["description"]
 
 
 # -- search basics -----------------------------------------------------------------------------------
@@ -763,8 +767,7 @@ def test_unknown_ids_are_empty(client) -> None:
         "/collections/nope/items/dem-alps-n46e008",
         "/collections/dem-alps/items/nope",
         "/collections/dem-alps/items/clc-2006",          # exists, but in another collection
-        "/collections/misc",                             # a plain catalog is not a collection
-        "/collections/misc/items/aerial-wageningen-2021",
+        "/collections/misc/items/clc-2006",             # the collection made for a plain catalog holds its items only
         "/nope",
         "/search/nope",
     ],

@@ -63,6 +63,13 @@ def test_ab_latency(catalog: Path, tmp_path: Path) -> None:
     assert out.count("round ") == 4
 
 
+@pytest.mark.parametrize("mode", [[], ["--multiprocess"]])
+def test_latency_metrics_overhead(catalog: Path, mode: list[str]) -> None:
+    out = run("latency.py", str(catalog), "--runs", "4", "--metrics-overhead", "2", *mode)
+    for query in ("item GET", "bbox+datetime", "item GET (cache hit)", "bbox+datetime (cache hit)"):
+        assert re.search(rf"{re.escape(query)} +to the last byte: on [0-9.]+ ms, off [0-9.]+ ms", out), out
+
+
 def test_remote_ingest(catalog: Path) -> None:
     out = run("remote_ingest.py", str(catalog), "--repeat", "1")
     assert f"remote catalog of {ITEMS} items" in out and "ratio" in out

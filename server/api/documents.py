@@ -4,6 +4,7 @@ renderer asks for them: the JSON renderer splices their stored bytes, a page par
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ import orjson
 from server.api.fields import apply_fields
 from server.api.links import JSON, UrlBuilder
 from server.index import Index
+from server.index.served import with_base_bytes
 from server.query.model import FieldsSpec
 
 # The kinds of document; each has its page (server.api.pages.PAGES, templates in server/api/templates).
@@ -26,8 +28,10 @@ def item_bytes(urls: UrlBuilder, index: Index, pos: int) -> bytes | None:
     the UrlBuilder, itself shared per base URL); None when the index cannot (not links_last)."""
     if not index.links_last:
         return None
-    # the stored item ends with its own links array: ...]}
-    return urls.item_links_json().splice(index.json.view(pos), index.collection_of(pos), index.ids[pos])
+    # the stored item ends with its own links array: ...]}; hrefs of files the API serves
+    # (index.asset_roots) go under this request's base URL
+    data = with_base_bytes(index.json[pos], urls.base_json) if index.asset_roots else index.json.view(pos)
+    return urls.item_links_json().splice(data, index.collection_of(pos), index.ids[pos])
 
 
 def items_bytes(urls: UrlBuilder, index: Index, positions: list[int]) -> list[bytes] | None:
@@ -37,8 +41,10 @@ def items_bytes(urls: UrlBuilder, index: Index, positions: list[int]) -> list[by
         return None
     at = np.asarray(positions, dtype=np.int64)
     splice, ids = urls.item_links_json().splice, index.ids
-    return [splice(data, collection, ids[pos])
-            for data, collection, pos in zip(index.json.views(at), index.collections_of(at), positions)]
+    stored: Sequence[bytes | memoryview] = index.json.views(at)
+    if index.asset_roots:
+        stored = [with_base_bytes(bytes(data), urls.base_json) for data in stored]
+    return [splice(data, collection, ids[pos]) for data, collection, pos in zip(stored, index.collections_of(at), positions)]
 
 
 def render_item(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | None = None) -> Any:
@@ -51,7 +57,7 @@ def render_item(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | N
 def item_dict(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | None = None) -> dict[str, Any]:
     """The item as served, parsed: for pages, which read its members."""
     collection, item_id = index.collection_of(pos), index.ids[pos]
-    item = index.item(pos)
+    item = orjson.loads(with_base_bytes(index.json[pos], urls.base_json)) if index.asset_roots else index.item(pos)
     item["links"] = item.get("links", []) + urls.item_links(collection, item_id)
     return apply_fields(item, fields)
 

@@ -106,6 +106,7 @@ def public_base_url(request: Request, configured: str | None) -> str:
 class UrlBuilder:
     def __init__(self, base_url: str) -> None:
         self.base = base_url.rstrip("/")
+        self.base_json = orjson.dumps(self.base)[1:-1]  # as written inside a JSON string
         self._item_links_json: ItemLinksJson | None = None
 
     def url(self, path: str = "") -> str:
@@ -143,7 +144,7 @@ class UrlBuilder:
     def collection_links(self, collection_id: str) -> list[dict[str, Any]]:
         return [
             self.link("self", self.collection(collection_id)),
-            self.link("alternate", self.collection(collection_id) + "?f=html", HTML),
+            self.link("alternate", self.collection(collection_id) + "?f=html", HTML, title="This collection as HTML"),
             self.link("root", self.url(), title="Landing page"),
             self.link("parent", self.url(), title="Landing page"),
             self.link("items", self.items(collection_id), GEOJSON, title="Items"),
@@ -157,9 +158,9 @@ class UrlBuilder:
         takes, go on the aggregate links as the extension recommends."""
         extra = {"aggregations": names} if names is not None else {}
         return [
-            self.link("aggregate", base + "aggregate", JSON, method="GET", **extra),
-            self.link("aggregate", base + "aggregate", JSON, method="POST", **extra),
-            self.link("aggregations", base + "aggregations", JSON),
+            self.link("aggregate", base + "aggregate", JSON, method="GET", title="Aggregate (GET)", **extra),
+            self.link("aggregate", base + "aggregate", JSON, method="POST", title="Aggregate (POST)", **extra),
+            self.link("aggregations", base + "aggregations", JSON, title="Available aggregations"),
         ]
 
 

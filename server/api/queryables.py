@@ -11,7 +11,13 @@ from server.index import Index
 CORE = {
     "id": {"title": "Item id", "type": "string"},
     "collection": {"title": "Collection id", "type": "string"},
-    "geometry": {"title": "Footprint", "$ref": "https://geojson.org/schema/Geometry.json"},
+    # The $ref is what this server answered first (and what the STAC filter extension's examples
+    # write): JSON clients keep it. format + x-ogc-role are how OGC API - Features (Part 3) declares
+    # a geometry without another host, for clients that read those (pygeoapi, QGIS Server write
+    # them). STAC Browser dereferences the $ref on every search form: offline, that one request
+    # fails (a console error, nothing else).
+    "geometry": {"title": "Footprint", "$ref": "https://geojson.org/schema/Geometry.json",
+                 "format": "geometry-any", "x-ogc-role": "primary-geometry"},
     "datetime": {"title": "Acquisition time", "type": "string", "format": "date-time"},
 }
 

@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from server.api import documents, management, pages, paths
+from server.api.assets import asset_routes
 from server.api.conformance import conformance_classes
 from server.api.documents import Document, Features
 from server.api.fields import COLLECTION_DEFAULTS, apply_fields
@@ -49,6 +50,7 @@ from server.errors import (
 )
 from server.index import Index
 from server.index.cql2_terms import is_light
+from server.index.served import with_base
 from server.query.model import FieldsSpec, SearchQuery
 from server.query.parameters import (
     COLLECTION_SEARCH,
@@ -132,9 +134,10 @@ async def _json_body(request: Request) -> tuple[dict[str, Any], int]:
 # -- documents ------------------------------------------------------------------------------
 
 
-def render_collection(urls: UrlBuilder, collection: dict[str, Any], fields: FieldsSpec | None = None) -> dict[str, Any]:
-    out = dict(collection)
-    out["links"] = urls.collection_links(collection["id"]) + collection.get("links", [])
+def render_collection(urls: UrlBuilder, index: Index, collection: dict[str, Any],
+                      fields: FieldsSpec | None = None) -> dict[str, Any]:
+    out = with_base(collection, urls.base) if index.asset_roots else dict(collection)
+    out["links"] = urls.collection_links(collection["id"]) + out.get("links", [])
     return apply_fields(out, fields, COLLECTION_DEFAULTS)
 
 
@@ -145,15 +148,16 @@ async def landing_page(request: Request) -> Document:
     urls = _urls(request)
     root = index.root
     links = [
+        # Titled: STAC Browser lists links under "Additional Resources" by their titles
         urls.link("self", urls.url()),
-        urls.link("root", urls.url()),
-        urls.link("conformance", urls.url("conformance")),
-        urls.link("data", urls.url("collections")),
-        urls.link("service-desc", urls.url("api"), OPENAPI),
-        urls.link("service-doc", urls.url("api.html"), "text/html"),
-        urls.link("search", urls.url("search"), GEOJSON, method="GET"),
-        urls.link("search", urls.url("search"), GEOJSON, method="POST"),
-        urls.link(QUERYABLES_REL, urls.url("queryables"), SCHEMA_JSON),
+        urls.link("root", urls.url(), title="Landing page"),
+        urls.link("conformance", urls.url("conformance"), title="Conformance classes"),
+        urls.link("data", urls.url("collections"), title="Collections"),
+        urls.link("service-desc", urls.url("api"), OPENAPI, title="OpenAPI definition"),
+        urls.link("service-doc", urls.url("api.html"), "text/html", title="API documentation"),
+        urls.link("search", urls.url("search"), GEOJSON, method="GET", title="Item search (GET)"),
+        urls.link("search", urls.url("search"), GEOJSON, method="POST", title="Item search (POST)"),
+        urls.link(QUERYABLES_REL, urls.url("queryables"), SCHEMA_JSON, title="Queryables"),
         *urls.aggregation_links(urls.url(), [entry["name"] for entry in index.aggregations()]),
     ]
     links += [
@@ -209,7 +213,7 @@ async def collections(request: Request) -> Document:
         documents.COLLECTIONS,
         {
             "collections": [
-                render_collection(urls, table.docs[int(p)], query.fields) for p in result.positions
+                render_collection(urls, index, table.docs[int(p)], query.fields) for p in result.positions
             ],
             "links": links,
             "numberMatched": result.matched,
@@ -244,7 +248,7 @@ def _collection_or_404(index: Index, collection_id: str) -> dict[str, Any]:
 async def collection(request: Request) -> Document:
     index = _index(request)
     found = _collection_or_404(index, request.path_params["collection_id"])
-    return Document(documents.COLLECTION, render_collection(_urls(request), found))
+    return Document(documents.COLLECTION, render_collection(_urls(request), index, found))
 
 
 @rendered
@@ -401,4 +405,5 @@ def route_table() -> list[BaseRoute]:
         Route("/_mgmt/ready", management.ready, methods=["GET"]),
         Route("/_mgmt/reload", management.reload, methods=["POST"]),
         *static_routes(),
+        *asset_routes(),
     ]

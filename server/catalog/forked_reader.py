@@ -24,11 +24,13 @@ from collections.abc import Callable, Iterator
 import orjson
 
 from server.catalog.normalize import servable
+from server.catalog.public import PublicHrefs
 from server.catalog.sources import SourceLog
 from server.catalog.versions import needs_migration
 
 # One record: kind (b"n" servable item JSON, b"r" raw bytes, b"e" error text, b"s" the
-# pickled files read, b"z" the end), the position in the input list, the payload length.
+# pickled files read and count of hrefs not made public, b"z" the end), the position in the
+# input list, the payload length.
 HEADER = struct.Struct("<cII")
 MIN_ITEMS = 2000  # below this, starting a process costs more than it saves
 
@@ -41,8 +43,9 @@ def usable(count: int) -> bool:
 
 
 def _child(write_fd: int, locations: list[str], read: Callable[[str], tuple[str, bytes | None, str | None]],
-           sources: SourceLog) -> None:
+           sources: SourceLog, hrefs: PublicHrefs) -> None:
     already = len(sources.paths)
+    not_public = hrefs.not_public
     out = os.fdopen(write_fd, "wb", buffering=1 << 16)
     for i, location in enumerate(locations):
         _, data, error = read(location)
@@ -56,12 +59,13 @@ def _child(write_fd: int, locations: list[str], read: Callable[[str], tuple[str,
                 doc = None  # maybe ndjson: the loader's path decides
             if isinstance(doc, dict) and doc.get("type") == "Feature" and not needs_migration(doc):
                 try:
-                    kind, payload = b"n", orjson.dumps(servable(doc, location))
+                    kind, payload = b"n", orjson.dumps(servable(doc, location, hrefs))
                 except (TypeError, orjson.JSONEncodeError):
                     pass  # the loader's path reports it
         out.write(HEADER.pack(kind, i, len(payload)))
         out.write(payload)
-    read_here = (sources.paths[already:], sources.sizes[already:], sources.mtimes[already:])
+    read_here = (sources.paths[already:], sources.sizes[already:], sources.mtimes[already:],
+                 hrefs.not_public - not_public)
     payload = pickle.dumps(read_here, protocol=5)
     out.write(HEADER.pack(b"s", 0, len(payload)))
     out.write(payload)
@@ -70,10 +74,10 @@ def _child(write_fd: int, locations: list[str], read: Callable[[str], tuple[str,
 
 
 def read_forked(locations: list[str], read: Callable[[str], tuple[str, bytes | None, str | None]],
-                sources: SourceLog) -> Iterator[tuple[int, bytes, bytes]]:
+                sources: SourceLog, hrefs: PublicHrefs) -> Iterator[tuple[int, bytes, bytes]]:
     """(position, kind, payload) for the locations, in order, read by a forked child. Stops
     early (the caller reads the rest itself) if the child dies; the files the child read are
-    added to ``sources`` at the end."""
+    added to ``sources`` at the end, the hrefs it could not make public to ``hrefs``."""
     read_fd, write_fd = os.pipe()
     try:  # a larger pipe: fewer hand-offs between the two processes (Linux)
         fcntl.fcntl(write_fd, 1031, 1 << 20)  # F_SETPIPE_SZ
@@ -84,7 +88,7 @@ def read_forked(locations: list[str], read: Callable[[str], tuple[str, bytes | N
         status = 1
         try:
             os.close(read_fd)
-            _child(write_fd, locations, read, sources)
+            _child(write_fd, locations, read, sources, hrefs)
             status = 0
         finally:
             os._exit(status)
@@ -102,9 +106,10 @@ def read_forked(locations: list[str], read: Callable[[str], tuple[str, bytes | N
                 if kind == b"z":
                     return
                 if kind == b"s":
-                    paths, sizes, mtimes = pickle.loads(payload)
+                    paths, sizes, mtimes, not_public = pickle.loads(payload)
                     for path, size_, mtime in zip(paths, sizes, mtimes):
                         sources.add(path, size_, mtime)
+                    hrefs.not_public += not_public
                     continue
                 yield position, kind, payload
     finally:

@@ -1,50 +1,46 @@
-"""Making a static document servable: absolute hrefs, and no links the API writes itself."""
+"""Making a static document servable: hrefs a client can use (public.py), and no links the
+API writes itself."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from server.catalog.locations import resolve_href
+from server.catalog.public import PublicHrefs
+
+__all__ = ["STRUCTURAL_RELS", "public_assets", "public_links", "resolve_href", "servable"]
 
 # Links the API rewrites to point at itself; the static ones are dropped.
 STRUCTURAL_RELS = {"self", "root", "parent", "child", "item", "items", "collection"}
 
 
-def absolute_links(doc: dict[str, Any], base: str) -> list[dict[str, Any]]:
-    """The document's non-structural links, hrefs made absolute."""
+def public_links(doc: dict[str, Any], base: str, hrefs: PublicHrefs) -> list[dict[str, Any]]:
+    """The document's non-structural links, with public hrefs."""
     kept = []
     for link in doc.get("links") or []:
         if not isinstance(link, dict) or not isinstance(link.get("href"), str):
             continue
         if link.get("rel") in STRUCTURAL_RELS:
             continue
-        kept.append({**link, "href": resolve_href(base, link["href"])})
+        kept.append({**link, "href": hrefs.href(base, link["href"])})
     return kept
 
 
-def absolute_assets(assets: Any, base: str) -> Any:
+def public_assets(assets: Any, base: str, hrefs: PublicHrefs) -> Any:
     if not isinstance(assets, dict):
         return assets
     out = {}
     for key, asset in assets.items():
         if isinstance(asset, dict) and isinstance(asset.get("href"), str):
-            asset = {**asset, "href": resolve_href(base, asset["href"])}
+            asset = {**asset, "href": hrefs.href(base, asset["href"])}
         out[key] = asset
     return out
 
 
-def servable(doc: dict[str, Any], base: str) -> dict[str, Any]:
+def servable(doc: dict[str, Any], base: str, hrefs: PublicHrefs) -> dict[str, Any]:
     """A copy of a catalog, collection or item ready to store."""
     out = dict(doc)
-    out["links"] = absolute_links(doc, base)
+    out["links"] = public_links(doc, base, hrefs)
     if "assets" in doc:
-        out["assets"] = absolute_assets(doc["assets"], base)
+        out["assets"] = public_assets(doc["assets"], base, hrefs)
     return out
-
-
-def child_hrefs(doc: dict[str, Any], rels: tuple[str, ...]) -> list[str]:
-    return [
-        link["href"]
-        for link in doc.get("links") or []
-        if isinstance(link, dict) and link.get("rel") in rels and isinstance(link.get("href"), str)
-    ]

@@ -13,7 +13,7 @@ import shapely
 from server.index.blobs import BlobWriter
 from server.index.columns import ColumnsBuilder
 from server.index.index import Index
-from server.index.space_time import ItemRejected, item_geometry, item_interval
+from server.index.space_time import ItemRejected, item_geometry, item_interval, items_extent
 from server.index.spatial import extreme_fractions
 from server.index.text import TextIndexBuilder, document_text
 
@@ -52,16 +52,21 @@ class IndexBuilder:
         self._columns = ColumnsBuilder()
         self._text = TextIndexBuilder()
         self.collections: dict[str, dict[str, Any]] = {}
+        self._extents_from_items: set[str] = set()
         self.root: dict[str, Any] = {}
 
     def __len__(self) -> int:
         return len(self._ids) - len(self._rejected)
 
-    def add_collection(self, collection: dict[str, Any]) -> bool:
+    def add_collection(self, collection: dict[str, Any], extent_from_items: bool = False) -> bool:
+        """Add a collection unless its id is taken; ``extent_from_items``: its extent is
+        computed from its items when the index is built (a collection the loader made)."""
         cid = collection["id"]
         if cid in self.collections:
             return False
         self.collections[cid] = collection
+        if extent_from_items:
+            self._extents_from_items.add(cid)
         return True
 
     def add_item(self, item: dict[str, Any], label: str = "") -> None:
@@ -80,7 +85,7 @@ class IndexBuilder:
             raise ItemRejected("collection is not a string")
         known_ids = self._ids_by_collection.setdefault(collection, set())
         if item_id in known_ids:
-            raise ItemRejected(f"duplicate id {item_id!r} in collection {collection!r}; kept the first")
+            raise ItemRejected(f"duplicate id {item_id!r} in collection {collection!r}; kept the first", duplicate=True)
         times = item_interval(props)
         geometry = item["geometry"]
         if geometry is not None and not isinstance(geometry, dict):
@@ -165,6 +170,9 @@ class IndexBuilder:
             order = order[~np.isin(order, np.fromiter(self._rejected, dtype=np.int64))]
         new_position = np.full(n, -1, dtype=np.int64)
         new_position[order] = np.arange(len(order), dtype=np.int64)
+        for cid in sorted(self._extents_from_items):
+            rows = order[codes[order] == final_code[cid]]
+            self.collections[cid]["extent"] = items_extent(bounds[rows], start[rows], end[rows])
         return Index(
             ids=[self._ids[i] for i in order],
             codes=codes[order],

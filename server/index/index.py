@@ -29,6 +29,14 @@ __all__ = ["Index", "SearchResult"]
 
 
 class Index(Table):
+    # The real local folders the API serves files from (--serve-assets), numbered as in the
+    # /_assets/{root}/ hrefs the load stored (server/index/served.py); empty: none. Class
+    # attributes, so a snapshot pickled before they existed reads as "none".
+    asset_roots: tuple[str, ...] = ()
+    # The href settings the load applied ({"public_hrefs": [...], "serve_assets": bool}): a
+    # snapshot made with others is not served as is (server/runtime/cli.py).
+    hrefs_config: dict[str, Any] | None = None
+
     def __init__(
         self,
         *,
