@@ -375,7 +375,6 @@ def serve_folder(folder: Path, fail: dict[str, int] | None = None) -> Iterator[s
     """
     import functools
     import http.server
-    import threading
 
     fail = fail or {}
     requests: list[str] = []
@@ -392,13 +391,23 @@ def serve_folder(folder: Path, fail: dict[str, int] | None = None) -> Iterator[s
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    with in_thread(server) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def in_thread(httpd: Any, scheme: str = "http") -> Iterator[str]:
+    """Run an http.server server (bound to 127.0.0.1) in a daemon thread; yields its base URL,
+    then shuts it down and closes its socket."""
+    import threading
+
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"{scheme}://127.0.0.1:{httpd.server_address[1]}"
     finally:
-        server.shutdown()
-        server.server_close()
+        httpd.shutdown()
+        httpd.server_close()
         thread.join(timeout=10)
 
 

@@ -35,7 +35,7 @@ from server.api.metrics import RequestMetrics
 from server.catalog import sources
 from server.catalog.loader import SKIP_REASONS, LoadOptions, load_catalogs
 from server.settings import Settings
-from tests.helpers import CatalogDir, catalog, collection, item, link, run_server
+from tests.helpers import CatalogDir, catalog, collection, in_thread, item, link, run_server
 from tests.test_remote_fetch import BACKENDS, failing, fetcher, ok, server, validated
 from tests.test_workers import Server
 
@@ -329,14 +329,8 @@ def counting_folder(folder: Path) -> Iterator[tuple[str, collections.Counter[int
             pass
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", statuses
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+    with in_thread(httpd) as url:
+        yield url, statuses
 
 
 def reload(base: str) -> httpx.Response:

@@ -17,7 +17,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api.metrics import CACHE_RESULT
-from server.api.render import representation
+from server.api.render import scope_representation
 from server.api.static_files import STATIC_PREFIXES
 from server.index.served import ASSETS_PATH
 
@@ -55,7 +55,7 @@ class HttpCache:
             path.decode("latin-1") if path is not None else scope["path"],
             scope.get("query_string", b"").decode("latin-1"), scope.get("root_path", ""),
             *(headers.get(name, b"").decode("latin-1") for name in LINK_HEADERS),
-            representation(scope.get("query_string", b""), headers.get(b"accept")),
+            scope_representation(scope, headers.get(b"accept"), accept_known=True),
         ]
         digest = hashlib.blake2b("\x00".join(parts).encode(), digest_size=12).hexdigest()
         return f'W/"{digest}"'

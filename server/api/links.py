@@ -66,9 +66,24 @@ def _valid(pattern: re.Pattern[str], value: str | None) -> str | None:
     return value if value is not None and pattern.fullmatch(value) else None
 
 
+_FORWARDING = frozenset((b"forwarded", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
+                         b"x-forwarded-prefix"))
+
+
 def public_base_url(request: Request, configured: str | None) -> str:
     if configured:
         return configured.rstrip("/")
+    # Nearly every request names its host and no proxy: read from the raw headers in one pass.
+    host = None
+    for name, value in request.scope["headers"]:
+        if name == b"host":
+            if host is None:
+                host = value
+        elif name in _FORWARDING:
+            break
+    else:
+        netloc = host.decode("latin-1") if host else _server_netloc(request)
+        return f"{request.scope.get('scheme', 'http').lower()}://{netloc}{request.scope.get('root_path', '').rstrip('/')}"
     headers = request.headers
     scheme = request.scope.get("scheme", "http")
     host = headers.get("host") or _server_netloc(request)
@@ -171,28 +186,38 @@ class UrlBuilder:
 
 
 class ItemLinksJson:
-    """``UrlBuilder.item_links`` as JSON bytes (the link objects, comma-separated, no brackets)
-    for spliced item responses; what every item of a collection shares is made once."""
+    """``UrlBuilder.item_links`` as JSON bytes for spliced item responses: what every item of a
+    collection shares is made once, and an item's bytes are joined in one copy (``splice``)."""
 
     def __init__(self, urls: UrlBuilder) -> None:
         self.urls = urls
         self.root = orjson.dumps(urls.link("root", urls.url()))
-        self.alternate = b'},{"rel":"alternate","type":"' + HTML.encode() + b'","href":'
-        self._by_collection: dict[str, tuple[bytes, str, bytes]] = {}
+        # (before the self href's segment, between it and the alternate's, after the alternate's)
+        self._by_collection: dict[str, tuple[bytes, bytes, bytes]] = {}
 
-    def __call__(self, collection: str | None, item_id: str) -> bytes:
-        if collection is None:
-            return self.root
+    def _parts(self, collection: str) -> tuple[bytes, bytes, bytes]:
         parts = self._by_collection.get(collection)
         if parts is None:
             href = self.urls.collection(collection)
+            items = orjson.dumps(href + "/items/")[:-1]  # the opening quote, no closing one
             shared = orjson.dumps([self.urls.link("parent", href), self.urls.link("collection", href)])[1:-1]
             parts = self._by_collection[collection] = (
-                self.root + b',{"rel":"self","type":"' + GEOJSON.encode() + b'","href":', href + "/items/", b"}," + shared
+                self.root + b',{"rel":"self","type":"' + GEOJSON.encode() + b'","href":' + items,
+                b'"},{"rel":"alternate","type":"' + HTML.encode() + b'","href":' + items,
+                b'?f=html"},' + shared,
             )
-        head, items_href, tail = parts
-        href_json = orjson.dumps(items_href + quote_segment(item_id))
-        return head + href_json + self.alternate + href_json[:-1] + b'?f=html"' + tail
+        return parts
+
+    def splice(self, data: bytes | memoryview, collection: str | None, item_id: str) -> bytes:
+        """``data``, an item's JSON ending with its own links array (``...]}``), with these links
+        appended to that array."""
+        comma = b"" if data[-3:] == b"[]}" else b","
+        if collection is None:
+            return b"".join((data[:-2], comma, self.root, b"]}"))
+        head, middle, tail = self._parts(collection)
+        # A quoted segment is ASCII with no quote or backslash: JSON as it is.
+        segment = quote_segment(item_id).encode("ascii")
+        return b"".join((data[:-2], comma, head, segment, middle, segment, tail, b"]}"))
 
 
 # Builders by base URL, so what they memoize (each collection's link bytes) outlives a request.

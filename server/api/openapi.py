@@ -239,11 +239,14 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             }
         },
     }
+    # A browser's POST (f=html or Accept) gets the result page too
     paths["/search"]["post"] = {
         "summary": "Item search",
         "operationId": "postItemSearch",
+        "parameters": [{"$ref": "#/components/parameters/f"}],
         "requestBody": {"content": {"application/json": {"schema": search_body()}}},
-        "responses": {"200": _ok(geojson, "Item search"), "400": _ERROR, "413": _ERROR, "415": _ERROR, "503": _ERROR},
+        "responses": {"200": _ok(geojson, "Item search", html=True), "400": _HTML_ERROR, "413": _HTML_ERROR,
+                      "415": _HTML_ERROR, "503": _HTML_ERROR},
     }
     # The Aggregation extension (JSON only: no pages, so no f); /collections/{id}/aggregate takes
     # its collection from the path.

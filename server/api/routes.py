@@ -19,6 +19,7 @@ from server.api.conformance import conformance_classes
 from server.api.documents import Document, Features
 from server.api.links import (
     GEOJSON,
+    HTML,
     JSON,
     OPENAPI,
     QUERYABLES_REL,
@@ -51,7 +52,14 @@ from server.index import Index
 from server.index.cql2_terms import is_light
 from server.index.tree import LANDING
 from server.query.model import SearchQuery
-from server.query.parameters import COLLECTION_SEARCH, ITEM_SEARCH, ITEMS, PARAMETERS, repeatable_names
+from server.query.parameters import (
+    COLLECTION_SEARCH,
+    ITEM_SEARCH,
+    ITEMS,
+    PARAMETERS,
+    as_get_params,
+    repeatable_names,
+)
 from server.query.parse import parse_search
 from server.settings import RequestLimits, Settings
 
@@ -276,9 +284,10 @@ def _heavy(query: SearchQuery, index: Index) -> bool:
 
 async def _item_collection(
     request: Request, urls: UrlBuilder, query: SearchQuery, href: str, params: dict[str, Any] | None,
-    extra_links: tuple[dict[str, Any], ...] = (),
+    extra_links: tuple[dict[str, Any], ...] = (), get_params: dict[str, str] | None = None,
 ) -> Document:
-    """A page of ``query``'s items, from ``href``: GET with ``params``, or POST (None)."""
+    """A page of ``query``'s items, from ``href``: GET with ``params``, or POST (None), whose
+    body GET can say as ``get_params`` when not None."""
     index = _index(request)
     after, before = decode_page_token(query.token)
     matches = request.app.state.match_cache
@@ -291,6 +300,11 @@ async def _item_collection(
     links = [urls.link("self", self_href, GEOJSON), urls.link("root", urls.url()), *extra_links]
     links += (paging_links_get(href, encoded, result, GEOJSON) if params is not None
               else paging_links_post(href, result, GEOJSON))
+    if get_params is not None:
+        # A POST's page: the GET asking the same (the renderer makes a GET's from its self link)
+        same = paged_href(href, query_string(get_params), get_params.get("token"))
+        links.append(urls.link("alternate", pages.with_format(same, "html"), HTML, method="GET",
+                               title="This search as a page"))
     features = Features(urls, index, result.positions.tolist(), query.fields)
     return Document(
         documents.ITEMS,
@@ -334,7 +348,8 @@ async def search_post(request: Request) -> Document:
     body, size = await _json_body(request)
     urls = _urls(request)
     query = await _parse(request, body, body=True, size=size)
-    return await _item_collection(request, urls, query, urls.url("search"), None)
+    # Without a GET form (an id holding a comma, an intersects too large for a URL), no alternate.
+    return await _item_collection(request, urls, query, urls.url("search"), None, get_params=as_get_params(body))
 
 
 @rendered
@@ -364,19 +379,21 @@ async def collection_items(request: Request) -> Document:
 
 def route_table() -> list[BaseRoute]:
     return [
+        # The router tries routes in this order and no two match the same path: the most asked
+        # for come first (each route passed over costs a regex match, ~0.4 us).
+        # Matched on the raw path, one percent-decoded segment per id (server.api.paths): an id
+        # may hold "/", "%", "#", "?" and anything else its links encode.
+        paths.RawPathRoute("/collections/{collection_id}/items/{item_id}", item, paths.ITEM),
+        paths.RawPathRoute("/collections/{collection_id}/items", collection_items, paths.ITEMS),
+        Route("/search", search, methods=["GET", "POST"]),
+        paths.RawPathRoute("/collections/{collection_id}", collection, paths.COLLECTION),
+        paths.RawPathRoute("/collections/{collection_id}/queryables", collection_queryables, paths.QUERYABLES),
         Route("/", landing_page, methods=["GET"]),
         Route("/conformance", conformance, methods=["GET"]),
         Route("/api", api_document, methods=["GET"]),
         Route("/api.html", api_html, methods=["GET"]),
         Route("/collections", collections, methods=["GET"]),
         Route("/queryables", queryables, methods=["GET"]),
-        # Matched on the raw path, one percent-decoded segment per id (server.api.paths): an id
-        # may hold "/", "%", "#", "?" and anything else its links encode.
-        paths.RawPathRoute("/collections/{collection_id}", collection, paths.COLLECTION),
-        paths.RawPathRoute("/collections/{collection_id}/queryables", collection_queryables, paths.QUERYABLES),
-        paths.RawPathRoute("/collections/{collection_id}/items", collection_items, paths.ITEMS),
-        paths.RawPathRoute("/collections/{collection_id}/items/{item_id}", item, paths.ITEM),
-        Route("/search", search, methods=["GET", "POST"]),
         *pages.static_routes(),
         Route("/_mgmt/health", management.health, methods=["GET"]),
         Route("/_mgmt/ready", management.ready, methods=["GET"]),

@@ -116,6 +116,11 @@ class Index(Table):
         code = int(self.codes[pos])
         return self.collection_names[code] if code >= 0 else None
 
+    def collections_of(self, positions: np.ndarray) -> list[str | None]:
+        """``collection_of`` each of ``positions``, their codes read at once."""
+        names = self.collection_names
+        return [names[code] if code >= 0 else None for code in self.codes[positions].tolist()]
+
     def collection_positions(self, collection: str) -> np.ndarray:
         found = self._by_collection.get(collection)
         return found if found is not None else np.zeros(0, dtype=np.int64)
