@@ -420,6 +420,22 @@ def test_documents_with_many_item_links_are_written_in_a_thread(make_client, mon
     assert len(calls) == len(paths)
 
 
+def test_the_landing_page_carries_its_root_catalogs_own_links(catalog_dir: CatalogDir, make_client) -> None:
+    """The lone root catalog is the landing page: its license and about links are the landing
+    page's too, but not those of a relation the landing page writes itself (nor alternate)."""
+    catalog_dir.write("catalog.json", catalog("root", [
+        link("child", "./c/collection.json"), link("license", "https://example.org/license"),
+        link("about", "https://example.org/about"), link("search", "https://elsewhere.example/search"),
+        link("alternate", "https://example.org/root.html", "text/html")]))
+    catalog_dir.write("c/collection.json", collection("c"))
+    index, _ = load_catalogs([str(catalog_dir.path("catalog.json"))])
+    with make_client(index=index) as c:
+        landing = c.get("/").json()
+    assert [ln["href"] for ln in _rel(landing, "license") + _rel(landing, "about")] == [
+        "https://example.org/license", "https://example.org/about"]
+    assert all(ln["href"].startswith(TEST_BASE) for ln in _rel(landing, "search") + _rel(landing, "alternate"))
+
+
 # -- what is browseable --------------------------------------------------------------------------------
 
 

@@ -171,9 +171,10 @@ def test_a_local_catalog_without_options_shows_no_server_path(tmp_path: Path) ->
     assert {k: a["href"] for k, a in items["i1"]["assets"].items()} == {
         "data": "./data.tif", "meta": "../shared/meta.xml", "absolute": "abs.txt", "file-url": "url.txt"}
     assert items["l1"]["assets"]["data"]["href"] == "./l1 file.txt"
-    # i1: 4 assets and a license; i2, top, l1: 1 each; the collection's thumbnail and license
-    assert ready["load"]["hrefs_not_public"] == 10
-    assert "10 local hrefs could not be made public" in log.read_text()
+    # i1: 4 assets and a license; i2, top, l1: 1 each; the collection's thumbnail and license;
+    # the root catalog's license (the landing page, which stands for it, carries it)
+    assert ready["load"]["hrefs_not_public"] == 11
+    assert "11 local hrefs could not be made public" in log.read_text()
 
 
 def test_a_local_catalog_with_its_folder_mapped(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ from server.api.queryables import queryables_document
 from server.api.render import rendered
 from server.api.static_files import static_routes
 from server.api.threads import in_thread as _in_thread
-from server.api.tree_documents import LARGE_LINKS, collection_document, linked_items, tree_links
+from server.api.tree_documents import LARGE_LINKS, collection_document, linked_items, root_catalog_links, tree_links
 from server.errors import (
     InvalidRequestBody,
     NotFoundError,
@@ -154,6 +154,7 @@ async def landing_page(request: Request) -> Document:
         *urls.aggregation_links(urls.url(), [entry["name"] for entry in index.aggregations()]),
     ]
     links += tree_links(urls, index, LANDING)  # the root catalog's own children and items (server.index.tree)
+    links += root_catalog_links(urls, index, {link["rel"] for link in links})
     return Document(
         documents.LANDING,
         {

@@ -81,6 +81,16 @@ def parent_of(urls: UrlBuilder, index: Index, number: int) -> tuple[str, str]:
     return urls.node(parent), node_title(index, parent) if parent.kind != LANDING_KIND else "Landing page"
 
 
+def root_catalog_links(urls: UrlBuilder, index: Index, written: set[str]) -> list[dict[str, Any]]:
+    """The lone root catalog's own links (license, about...), which the landing page that stands
+    for it carries too, but for the relations it writes itself (``written``) and alternate."""
+    document = index.tree.nodes[LANDING].document
+    if document is None:
+        return []
+    source = with_base(document, urls.base) if index.asset_roots else document
+    return [link for link in source.get("links", []) if link.get("rel") not in written and link.get("rel") != "alternate"]
+
+
 def catalog_document(urls: UrlBuilder, index: Index, number: int) -> dict[str, Any]:
     """A sub-catalog as served at its /catalogs/{path}."""
     node = index.tree.nodes[number]

@@ -7,8 +7,8 @@ under the node whose `child` link led to it, and tells the builder which node's 
 led to each item. Freezing then:
 
 - hoists a lone root catalog into the landing page (one root catalog *is* the landing page:
-  its children and items are the landing page's), while several roots, or a root that is a
-  collection, stay children of the landing page, in the order given;
+  its children, items and document are the landing page's), while several roots, or a root that
+  is a collection, stay children of the landing page, in the order given;
 - gives each node its path: the chain of ids from the landing page down to it, one URL segment
   each. A segment already taken by a sibling (two children with one id), or ``children`` (the
   name of the endpoint below a node), gets ``~2``, ``~3``...: a path always names one node;
@@ -108,7 +108,7 @@ class TreeBuilder:
         landing = nodes[LANDING]
         if len(landing.children) == 1 and nodes[landing.children[0]].kind == CATALOG:  # one root catalog
             root = landing.children[0]
-            landing.children = nodes[root].children
+            landing.children, landing.document = nodes[root].children, nodes[root].document
             for child in landing.children:
                 nodes[child].parent = LANDING
             row_nodes[row_nodes == root] = LANDING
