@@ -643,14 +643,19 @@ class Loader:
             for location, docs in self._read_documents([loc for loc, _ in chunk], limit):
                 # in order; those skipped as unreadable are passed
                 ctx = next(ctx for known, ctx in contexts if known == location)
-                whole = formats.whole_document(docs)
-                try:
-                    for doc in docs:
-                        self._add_item(doc, location, ctx, whole)
-                except FormatError as exc:
-                    self.skip(location, str(exc), INVALID_JSON)
+                self._add_items(docs, location, ctx)
                 self._progress()
         pending.clear()
+
+    def _add_items(self, docs: Any, location: str, ctx: Context) -> None:
+        """Index the item documents read from one location; a bulk file that goes wrong part way
+        is skipped from there, with its reason."""
+        whole = formats.whole_document(docs)
+        try:
+            for doc in docs:
+                self._add_item(doc, location, ctx, whole)
+        except FormatError as exc:
+            self.skip(location, str(exc), INVALID_JSON)
 
     def _load_items_forked(self, pending: list[tuple[str, Context]]) -> int:
         """Local items read and made servable by a forked child (forked_reader), indexed
@@ -665,12 +670,7 @@ class Loader:
             else:
                 raw = (location, payload, None) if kind == b"r" else (location, None, payload.decode())
                 for _, docs in self._parse_documents([raw]):
-                    whole = formats.whole_document(docs)
-                    try:
-                        for doc in docs:
-                            self._add_item(doc, location, ctx, whole)
-                    except FormatError as exc:
-                        self.skip(location, str(exc), INVALID_JSON)
+                    self._add_items(docs, location, ctx)
             done = position + 1
             self._progress()
         return done
