@@ -148,10 +148,28 @@ def test_a_remote_relative_asset_href_answers_the_public_url(tmp_path: Path) -> 
             assert doc["assets"]["data"]["href"] == "http://public.example/c/item1/item1.tif"
 
 
-def test_a_public_href_that_is_not_src_equals_url_stops_the_start(tmp_path: Path) -> None:
-    result = run_cli(["index", str(tmp_path), "-o", str(tmp_path / "x.idx"), "--public-href", "http://bucket/"])
-    assert result.returncode != 0
-    assert "is not SRC=DST" in result.stderr
+@pytest.mark.parametrize(("flag", "env", "reason"), [
+    ("http://bucket/", None, "is not SRC=DST"),  # no "="
+    ("=https://data.example.org/", None, "is not SRC=DST"),  # no SRC
+    ("http://bucket/=", None, "is not SRC=DST"),  # no DST
+    ("data=/public/", None, "is not SRC=DST"),  # a DST that is no URL
+    ("data=public.example.org/x", None, "is not SRC=DST"),
+    (None, "[abc", "not a JSON list"),
+    (None, '["http://bucket/"]', "is not SRC=DST"),
+    (None, "[1]", "valid string"),
+    (None, "http://bucket/=https://data.example.org/a,b", "write it as a JSON list"),  # split at the comma
+], ids=["no-equals", "no-src", "no-dst", "path-dst", "schemeless-dst", "env-bad-json", "env-json-no-equals",
+        "env-json-number", "env-comma-in-url"])
+def test_a_public_href_that_is_not_src_equals_url_stops_the_start(tmp_path: Path, flag: str | None, env: str | None,
+                                                                   reason: str) -> None:
+    """A mistake in the setting, as a flag or in the environment, stops the start with its reason
+    on one line: exit status 2, no traceback."""
+    result = run_cli(["index", str(tmp_path), "-o", str(tmp_path / "x.idx"), *(["--public-href", flag] if flag else [])],
+                     env={"STAC_STATIC_PUBLIC_HREFS": env} if env else None)
+    assert result.returncode == 2, result.stderr
+    assert reason in result.stderr and "public_hrefs" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "x.idx").exists()
 
 
 # -- local catalogs: never a server path ----------------------------------------------------------------
