@@ -355,6 +355,43 @@ def test_served_files_speak_http_ranges_and_refuse_what_is_outside(served: Any) 
         assert json.loads(body)["code"] in ("NotFoundError", "OutsideRoots")
 
 
+def test_served_ranges_are_read_as_rfc_9110_writes_them(served: Any) -> None:
+    """RFC 9110 14.1.1/14.2/15.5.17: ranges of which one is satisfiable are served (the others
+    dropped), 416 only when none is; a range-spec is ASCII digits (anything else: the header
+    is ignored, the whole file), of any length."""
+    api, _, cog, _ = served
+    url = f"{api}/_assets/0/c/i1/cog.tif"
+    size = cog.stat().st_size
+    data = cog.read_bytes()
+    with httpx.Client(timeout=10) as client:
+        some = client.get(url, headers={"Range": f"bytes=1-1,{size}-{size + 10}"})
+        assert some.status_code == 206 and some.headers["content-range"] == f"bytes 1-1/{size}", some.headers
+        assert some.content == data[1:2]
+        for odd in ("bytes=+1-2", "bytes=1_0-20", "bytes=0x1-2", "bytes=1-2-3", "bytes=3-1", "bytes=1-2;q"):
+            whole = client.get(url, headers={"Range": odd})
+            assert whole.status_code == 200 and whole.content == data, odd
+        many = "bytes=" + ",".join(f"{i}-{i}" for i in range(0, 2_000, 2))  # over 100 ranges: ignored
+        assert client.get(url, headers={"Range": many}).status_code == 200
+        long_last = client.get(url, headers={"Range": "bytes=10-" + "9" * 5_000})
+        assert long_last.status_code == 206 and long_last.headers["content-range"] == f"bytes 10-{size - 1}/{size}"
+        long_first = client.get(url, headers={"Range": "bytes=" + "9" * 5_000 + "-"})
+        assert long_first.status_code == 416 and long_first.json()["code"] == "RangeNotSatisfiable"
+
+
+def test_a_range_beyond_the_end_is_a_json_416_with_if_range_too(served: Any) -> None:
+    api, _, cog, _ = served
+    url = f"{api}/_assets/0/c/i1/cog.tif"
+    size = cog.stat().st_size
+    with httpx.Client(timeout=10) as client:
+        head = client.head(url)
+        for validator in (head.headers["etag"], head.headers["last-modified"]):  # an If-Range that holds
+            for asked in (f"bytes={size}-", "bytes=-0"):
+                beyond = client.get(url, headers={"Range": asked, "If-Range": validator})
+                assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{size}"
+                assert beyond.json()["code"] == "RangeNotSatisfiable", (validator, asked)
+            assert client.get(url, headers={"Range": "bytes=0-1", "If-Range": validator}).content == cog.read_bytes()[:2]
+
+
 def test_without_serve_assets_nothing_is_served(tmp_path: Path) -> None:
     folder = CatalogDir(tmp_path / "data")
     write_catalog(folder)

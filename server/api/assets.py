@@ -5,17 +5,19 @@ the order the roots were given), ``path`` is the file's path inside it; the load
 hrefs for local assets and links (server/catalog/public.py). Starlette's FileResponse answers
 them: byte ranges (one, or several as multipart/byteranges: 206), If-Range, an ETag and
 Last-Modified from the file's size and mtime, HEAD; so GDAL and rasterio read a COG through
-it window by window. Refused: a path with an empty, ``.`` or ``..`` segment or any dot file
-(404), one a symlink leads out of the folder (403), anything but a regular file (404).
+it window by window. Ranges are read as RFC 9110 14.1 writes them (AssetFile). Refused: a path
+with an empty, ``.`` or ``..`` segment or any dot file (404), one a symlink leads out of the
+folder (403), anything but a regular file (404).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, MalformedRangeHeader, RangeNotSatisfiable, Response
+from starlette.responses import FileResponse, RangeNotSatisfiable, Response
 from starlette.routing import Route
 
 from server.api import paths, render
@@ -29,16 +31,55 @@ class OutsideRoots(StacApiError):
     status_code = 403
 
 
+# One range-spec (RFC 9110 14.1.1): first-pos "-" [last-pos], or "-" suffix-length; ASCII digits only.
+_RANGE_SPEC = re.compile(r"[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*")
+_HUGE = 1 << 62  # a number of more digits than any file's size has
+
+
+def _number(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) < 19 else _HUGE  # int() refuses over 4300 digits
+
+
 class AssetFile(FileResponse):
-    """Starlette's FileResponse, with a malformed Range header ignored (the whole file, 200) as
-    RFC 9110 14.2 lets a server do, instead of its plain-text 400."""
+    """Starlette's FileResponse, with ranges read as RFC 9110 14.1 and 14.2 write them: a
+    malformed Range header, or one of over ``max_ranges`` ranges, is ignored (the whole file,
+    200) instead of Starlette's plain-text 400; unsatisfiable ranges are dropped, and only when
+    none is left is it a 416 (Starlette: when any is); numbers are digits (not ``+1``, ``1_0``),
+    of any length."""
 
     @classmethod
     def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
-        try:
-            return super()._parse_range_header(http_range, file_size)
-        except MalformedRangeHeader:
+        unit, equals, specs = http_range.partition("=")
+        parts = [part for part in specs.split(",") if part.strip()]  # empty list elements are allowed
+        if unit.strip().lower() != "bytes" or not equals or not parts or len(parts) > cls.max_ranges:
             return []
+        ranges: list[tuple[int, int]] = []
+        for part in parts:
+            spec = _RANGE_SPEC.fullmatch(part)
+            if spec is None or not spec[2] and not spec[1]:
+                return []
+            if not spec[1]:  # the last N bytes
+                start, end = max(file_size - _number(spec[2]), 0), file_size
+            else:
+                start, end = _number(spec[1]), file_size
+                if spec[2]:
+                    last = _number(spec[2])
+                    if last < start:
+                        return []  # invalid: the header is ignored
+                    end = min(last + 1, file_size)
+            if start < end:  # satisfiable
+                ranges.append((start, end))
+        if not ranges:
+            raise RangeNotSatisfiable(file_size)
+        ranges.sort()
+        merged = [ranges[0]]
+        for start, end in ranges[1:]:
+            if start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return merged
 
 
 def _file(request: Request) -> tuple[str, os.stat_result]:
@@ -74,12 +115,13 @@ async def asset_file(request: Request) -> Response:
     if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers={"ETag": etag, "Cache-Control": cache_control})
     asked = request.headers.get("range")
-    if asked is not None and "if-range" not in request.headers:  # else FileResponse decides
+    if_range = request.headers.get("if-range")
+    if asked is not None and (if_range is None or response._should_use_range(if_range)):  # else: the whole file
         try:
             AssetFile._parse_range_header(asked, found.st_size)
         except RangeNotSatisfiable:
             error = render.error(request, 416, "RangeNotSatisfiable",
-                                 f"Range {asked!r} starts beyond the file's {found.st_size} bytes")
+                                 f"No range of {asked[:200]!r} is inside the file's {found.st_size} bytes")
             error.headers["Content-Range"] = f"bytes */{found.st_size}"
             return error
     return response
