@@ -21,7 +21,7 @@ import re
 from collections import deque
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import numpy as np
@@ -390,6 +390,25 @@ def test_a_range_beyond_the_end_is_a_json_416_with_if_range_too(served: Any) -> 
                 assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{size}"
                 assert beyond.json()["code"] == "RangeNotSatisfiable", (validator, asked)
             assert client.get(url, headers={"Range": "bytes=0-1", "If-Range": validator}).content == cog.read_bytes()[:2]
+
+
+def test_a_root_number_of_any_length_is_a_404(served: Any) -> None:
+    api, _, _, _ = served
+    with httpx.Client(timeout=10) as client:
+        for number in ("9" * 5_000, "99999999999999999999", "x", "-1", "0x0", "\u0660"):
+            response = client.get(f"{api}/_assets/{quote(number)}/catalog.json")
+            assert response.status_code == 404 and response.json()["code"] == "NotFoundError", number[:20]
+
+
+def test_a_dot_file_is_refused_behind_a_symlink_too(served: Any) -> None:
+    api, folder, _, _ = served
+    folder.write_text("c/.config/secret.txt", "dot folder")
+    os.symlink(".hidden", folder.path("c/to-hidden"))
+    os.symlink(".config", folder.path("c/to-config"))
+    with httpx.Client(timeout=10) as client:
+        for path in ("c/to-hidden", "c/to-config/secret.txt", "c/.config/secret.txt"):
+            response = client.get(f"{api}/_assets/0/{path}")
+            assert response.status_code == 404 and response.json()["code"] == "NotFoundError", path
 
 
 def test_without_serve_assets_nothing_is_served(tmp_path: Path) -> None:

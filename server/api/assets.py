@@ -6,8 +6,8 @@ hrefs for local assets and links (server/catalog/public.py). Starlette's FileRes
 them: byte ranges (one, or several as multipart/byteranges: 206), If-Range, an ETag and
 Last-Modified from the file's size and mtime, HEAD; so GDAL and rasterio read a COG through
 it window by window. Ranges are read as RFC 9110 14.1 writes them (AssetFile). Refused: a path
-with an empty, ``.`` or ``..`` segment or any dot file (404), one a symlink leads out of the
-folder (403), anything but a regular file (404).
+with an empty, ``.`` or ``..`` segment or any dot file, also behind a symlink (404), one a
+symlink leads out of the folder (403), anything but a regular file (404).
 """
 
 from __future__ import annotations
@@ -87,10 +87,14 @@ def _file(request: Request) -> tuple[str, os.stat_result]:
     index = paths.pinned_index(request.scope)
     if index is None:
         raise NotReady("The catalog is still loading")
-    number: int = request.path_params["root"]
+    root: str = request.path_params["root"]
     relative: str = request.path_params["path"]
-    if not index.asset_roots or number >= len(index.asset_roots):
-        raise NotFoundError(f"No served folder {number}" if index.asset_roots else "No files are served (--serve-assets is off)")
+    if not index.asset_roots:
+        raise NotFoundError("No files are served (--serve-assets is off)")
+    # matched as text: Starlette's int convertor fails (a 500) on a number of over 4300 digits
+    number = int(root) if root.isascii() and root.isdigit() and len(root) < 10 else len(index.asset_roots)
+    if number >= len(index.asset_roots):
+        raise NotFoundError(f"No served folder {root[:40]!r}")
     parts = relative.split("/")
     if any(not part or part.startswith(".") for part in parts) or "\\" in relative or "\0" in relative:
         raise NotFoundError(f"No file {relative!r}")
@@ -98,6 +102,8 @@ def _file(request: Request) -> tuple[str, os.stat_result]:
     real = os.path.realpath(os.path.join(folder, *parts))
     if not real.startswith(os.path.join(folder, "")):
         raise OutsideRoots(f"{relative!r} leads out of the served folder")
+    if any(part.startswith(".") for part in real[len(folder) + 1:].split(os.sep)):  # a symlink to a dot file
+        raise NotFoundError(f"No file {relative!r}")
     try:
         found = os.stat(real)
     except OSError:
@@ -128,4 +134,4 @@ async def asset_file(request: Request) -> Response:
 
 
 def asset_routes() -> list[Route]:
-    return [Route(ASSETS_PATH + "/{root:int}/{path:path}", asset_file, methods=["GET", "HEAD"])]
+    return [Route(ASSETS_PATH + "/{root}/{path:path}", asset_file, methods=["GET", "HEAD"])]
