@@ -7,11 +7,13 @@ them: byte ranges (one, or several as multipart/byteranges: 206), If-Range, an E
 Last-Modified from the file's size and mtime, HEAD; so GDAL and rasterio read a COG through
 it window by window. Ranges are read as RFC 9110 14.1 writes them (AssetFile). Refused: a path
 with an empty, ``.`` or ``..`` segment or any dot file, also behind a symlink (404), one a
-symlink leads out of the folder (403), anything but a regular file (404).
+symlink leads out of the folder (403), anything but a regular file (404). A file rewritten in
+place while it is sent ends its answer short (the connection closes), with a warning logged.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import stat
@@ -19,10 +21,13 @@ import stat
 from starlette.requests import Request
 from starlette.responses import FileResponse, RangeNotSatisfiable, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from server.api import paths, render
 from server.errors import NotFoundError, NotReady, StacApiError
 from server.index.served import ASSETS_PATH
+
+log = logging.getLogger("stac_static_api")
 
 
 class OutsideRoots(StacApiError):
@@ -46,7 +51,8 @@ class AssetFile(FileResponse):
     malformed Range header, or one of over ``max_ranges`` ranges, is ignored (the whole file,
     200) instead of Starlette's plain-text 400; unsatisfiable ranges are dropped, and only when
     none is left is it a 416 (Starlette: when any is); numbers are digits (not ``+1``, ``1_0``),
-    of any length."""
+    of any length. And a file that changes while it is sent ends the answer short with a
+    warning, not a traceback."""
 
     @classmethod
     def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
@@ -80,6 +86,23 @@ class AssetFile(FileResponse):
             else:
                 merged.append((start, end))
         return merged
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except (OSError, RuntimeError) as exc:  # uvicorn's "shorter/longer than Content-Length", Starlette's
+            if not _changed(str(self.path), self.stat_result):
+                raise
+            log.warning("%s changed while it was served (%s): its answer ended short", self.path, exc)
+
+
+def _changed(path: str, served: os.stat_result | None) -> bool:
+    try:
+        now = os.stat(path)
+    except OSError:
+        return True
+    return served is None or (now.st_ino, now.st_size, now.st_mtime_ns) != (served.st_ino, served.st_size,
+                                                                            served.st_mtime_ns)
 
 
 def _file(request: Request) -> tuple[str, os.stat_result]:
