@@ -4,7 +4,8 @@ real server on loopback, timing /_mgmt/health meanwhile.
     python bench/hostile_soak.py [--items 10000] [--clients 8] [--seconds 60] [--budget 10]
 
 Generates a catalog of ``--items`` items in one collection named as the corpus expects (ndjson,
-in a temporary folder, beside the files the corpus's served-file requests ask for), serves it
+in a temporary folder, beside the files the corpus's served-file requests ask for, and its
+collection of thousands of properties), serves it
 with --serve-assets, and has ``--clients`` threads send the corpus in a loop, each from its own
 shuffled order, until ``--seconds`` pass; one more process asks /_mgmt/health every 50 ms and
 scrapes /_mgmt/metrics every second. Prints, per status code, how many answers and the slowest;
@@ -33,7 +34,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.serverproc import clean_env, free_port, start_server, stop, wait_ready  # noqa: E402
 from tests.helpers import collection, item  # noqa: E402
-from tests.hostile_requests import COLLECTION, HostileRequest, corpus, lay_out_served_files  # noqa: E402
+from tests.hostile_requests import (  # noqa: E402
+    COLLECTION,
+    HostileRequest,
+    corpus,
+    lay_out_served_files,
+    write_wide_collection,
+)
 from tests.test_hostile_requests import send  # noqa: E402
 
 
@@ -48,7 +55,7 @@ def write_catalog(folder: str, n: int) -> list[str]:
             doc = item(f"item-{i:07d}-{'a' * 32}", (x, y, x + 1, y + 1), f"20{18 + i % 7}-{1 + i % 12:02d}-01T00:00:00Z",
                        COLLECTION, properties=props)
             out.write(json.dumps(doc) + "\n")
-    return [os.path.join(folder, "collection.json"), os.path.join(folder, "items.ndjson")]
+    return [os.path.join(folder, "collection.json"), os.path.join(folder, "items.ndjson"), *write_wide_collection(folder)]
 
 
 def health_check(base: str, end: float, results: multiprocessing.Queue) -> None:

@@ -5,22 +5,40 @@ nesting in every syntax, backtracking patterns, huge lists, geometries and heade
 Used by tests/test_hostile_requests.py (each request against a live server) and by
 bench/hostile_soak.py (the corpus from 8 clients for a minute, timing /_mgmt/health meanwhile).
 The requests assume a catalog with a collection named COLLECTION, served with --serve-assets from
-a folder laid out by lay_out_served_files; how they are answered (200, 206 or a 4xx) is not
+a folder laid out by lay_out_served_files, and then write_wide_collection's; how they are answered (200, 206 or a 4xx) is not
 prescribed, only that they are answered, within the time budget, and the server lives.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import stat
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.helpers import collection, item
+
 COLLECTION = "hostile"
+WIDE = "hostile-wide"  # a collection whose items name WIDE_PROPERTIES properties between them
+WIDE_PROPERTIES = 6_000
 JSON = {"content-type": "application/json"}
 SERVED = "/_assets/0"  # the first root's folder, with --serve-assets
 SPARSE_BYTES = 3 * 1024**3 + 3  # a sparse file past 2 GiB (and 32-bit offsets)
+
+
+def write_wide_collection(folder: str) -> list[str]:
+    """The collection WIDE in ``folder``/wide, item i with property ``p{i}``: the roots to load
+    after the corpus's collection (so that its folder stays served root 0)."""
+    os.makedirs(os.path.join(folder, "wide"))
+    roots = [os.path.join(folder, "wide", "collection.json"), os.path.join(folder, "wide", "items.ndjson")]
+    with open(roots[0], "w") as out:
+        json.dump(collection(WIDE), out)
+    with open(roots[1], "w") as out:
+        for i in range(WIDE_PROPERTIES):
+            out.write(json.dumps(item(f"wide-{i}", collection=WIDE, properties={f"p{i}": i})) + "\n")
+    return roots
 
 
 def lay_out_served_files(folder: str) -> None:
@@ -145,6 +163,11 @@ def corpus() -> list[HostileRequest]:
     out.append(HostileRequest("header 200 KB", "GET", "/search", headers={"x-padding": "a" * 200_000}))
     out.append(HostileRequest("headers 500 of 1 KB", "GET", "/",
                               headers={f"x-h{i}": "b" * 1_000 for i in range(500)}))
+    # Queryables over thousands of properties, each URL new to the response cache.
+    for k in range(4):
+        out.append(HostileRequest(f"queryables of a wide collection #{k}", "GET", f"/collections/{WIDE}/queryables",
+                                  {"k": str(k)}))
+        out.append(HostileRequest(f"queryables of all #{k}", "GET", "/queryables", {"k": str(k)}))
     return out + _served_files()
 
 

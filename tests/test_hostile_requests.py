@@ -23,7 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import CatalogDir, collection, item, run_server
-from tests.hostile_requests import COLLECTION, HostileRequest, corpus, lay_out_served_files
+from tests.hostile_requests import COLLECTION, HostileRequest, corpus, lay_out_served_files, write_wide_collection
 
 BUDGET = 2.0  # STAC_STATIC_QUERY_TIME_BUDGET for this server, seconds
 BOUND = 3.0  # what a request may take beyond it (a loaded 2-core CI machine)
@@ -48,10 +48,12 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileServer]
     folder.write("collection.json", collection(COLLECTION))
     folder.write_text("items.ndjson", "\n".join(json.dumps(doc) for doc in lines) + "\n")
     lay_out_served_files(str(folder.root))
-    env = {"STAC_STATIC_QUERY_TIME_BUDGET": str(BUDGET), "STAC_STATIC_SERVE_ASSETS": "true"}
+    # no response cache: a hostile client gets past it with any new parameter, so every answer is made
+    env = {"STAC_STATIC_QUERY_TIME_BUDGET": str(BUDGET), "STAC_STATIC_SERVE_ASSETS": "true",
+           "STAC_STATIC_RESPONSE_CACHE_BYTES": "0"}
     log = folder.root.parent / "server.log"
-    with run_server([str(folder.path("collection.json")), str(folder.path("items.ndjson"))], env=env,
-                    log_path=log) as base:
+    roots = [str(folder.path("collection.json")), str(folder.path("items.ndjson")), *write_wide_collection(str(folder.root))]
+    with run_server(roots, env=env, log_path=log) as base:
         yield HostileServer(base, log)
 
 
@@ -185,7 +187,8 @@ def test_like_is_exact_for_wildcards_underscores_and_escapes(hostile_server: str
     """CQL2 §LIKE: % any run, _ one character, backslash escapes; runs of % change nothing."""
     with httpx.Client(timeout=30) as client:
         def count(pattern: str) -> int:
-            response = client.get(f"{hostile_server}/search", params={"filter": f"id LIKE '{pattern}'", "limit": 1})
+            response = client.get(f"{hostile_server}/search", params={"filter": f"id LIKE '{pattern}'", "limit": 1,
+                                                                     "collections": COLLECTION})
             assert response.status_code == 200, response.text
             return response.json()["numberMatched"]
 
