@@ -121,11 +121,11 @@ def _file(request: Request) -> tuple[str, os.stat_result]:
     parts = relative.split("/")
     if any(not part or part.startswith(".") for part in parts) or "\\" in relative or "\0" in relative:
         raise NotFoundError(f"No file {relative!r}")
-    folder = index.asset_roots[number]
+    folder = os.path.join(index.asset_roots[number], "")  # with its separator ("/" has one already)
     real = os.path.realpath(os.path.join(folder, *parts))
-    if not real.startswith(os.path.join(folder, "")):
+    if not real.startswith(folder):
         raise OutsideRoots(f"{relative!r} leads out of the served folder")
-    if any(part.startswith(".") for part in real[len(folder) + 1:].split(os.sep)):  # a symlink to a dot file
+    if any(part.startswith(".") for part in real[len(folder):].split(os.sep)):  # a symlink to a dot file
         raise NotFoundError(f"No file {relative!r}")
     try:
         found = os.stat(real)
