@@ -154,7 +154,18 @@ class Settings(BaseSettings):
         compose files); each pair is checked here, so a mistake stops the start."""
         if isinstance(value, str):
             text = value.strip()
-            value = orjson.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
+            if not text.startswith("["):
+                try:
+                    return ["=".join(public_href_pair(p.strip())) for p in text.split(",") if p.strip()]
+                except ValueError as exc:
+                    if "," not in text:
+                        raise
+                    raise ValueError(f"{exc}; the pairs are separated by commas: a URL holding a comma, write it "
+                                     f'as a JSON list (["SRC=DST", ...])') from None
+            try:
+                value = orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(f"{text!r} is not a JSON list of SRC=DST strings ({exc})") from None
         if isinstance(value, list) and all(isinstance(pair, str) for pair in value):
             # kept as "SRC=DST" with a local SRC made absolute: the value a reload's child process
             # and a snapshot's check see does not depend on the working directory

@@ -140,15 +140,16 @@ def server_env() -> dict[str, str]:
     return env
 
 
-def run_cli(args: list[str], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """`python -m server ARGS` to completion (for commands that are expected to exit)."""
+def run_cli(args: list[str], timeout: float = 60.0, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m server ARGS` to completion (for commands that are expected to exit), with
+    `env` (STAC_STATIC_* settings) added to its environment."""
     return subprocess.run(
         [sys.executable, "-m", "server", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=REPO,
-        env=server_env(),
+        env={**server_env(), **(env or {})},
     )
 
 

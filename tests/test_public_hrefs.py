@@ -21,7 +21,7 @@ import re
 from collections import deque
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import numpy as np
@@ -148,10 +148,28 @@ def test_a_remote_relative_asset_href_answers_the_public_url(tmp_path: Path) -> 
             assert doc["assets"]["data"]["href"] == "http://public.example/c/item1/item1.tif"
 
 
-def test_a_public_href_that_is_not_src_equals_url_stops_the_start(tmp_path: Path) -> None:
-    result = run_cli(["index", str(tmp_path), "-o", str(tmp_path / "x.idx"), "--public-href", "http://bucket/"])
-    assert result.returncode != 0
-    assert "is not SRC=DST" in result.stderr
+@pytest.mark.parametrize(("flag", "env", "reason"), [
+    ("http://bucket/", None, "is not SRC=DST"),  # no "="
+    ("=https://data.example.org/", None, "is not SRC=DST"),  # no SRC
+    ("http://bucket/=", None, "is not SRC=DST"),  # no DST
+    ("data=/public/", None, "is not SRC=DST"),  # a DST that is no URL
+    ("data=public.example.org/x", None, "is not SRC=DST"),
+    (None, "[abc", "not a JSON list"),
+    (None, '["http://bucket/"]', "is not SRC=DST"),
+    (None, "[1]", "valid string"),
+    (None, "http://bucket/=https://data.example.org/a,b", "write it as a JSON list"),  # split at the comma
+], ids=["no-equals", "no-src", "no-dst", "path-dst", "schemeless-dst", "env-bad-json", "env-json-no-equals",
+        "env-json-number", "env-comma-in-url"])
+def test_a_public_href_that_is_not_src_equals_url_stops_the_start(tmp_path: Path, flag: str | None, env: str | None,
+                                                                   reason: str) -> None:
+    """A mistake in the setting, as a flag or in the environment, stops the start with its reason
+    on one line: exit status 2, no traceback."""
+    result = run_cli(["index", str(tmp_path), "-o", str(tmp_path / "x.idx"), *(["--public-href", flag] if flag else [])],
+                     env={"STAC_STATIC_PUBLIC_HREFS": env} if env else None)
+    assert result.returncode == 2, result.stderr
+    assert reason in result.stderr and "public_hrefs" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "x.idx").exists()
 
 
 # -- local catalogs: never a server path ----------------------------------------------------------------
@@ -336,6 +354,115 @@ def test_served_files_speak_http_ranges_and_refuse_what_is_outside(served: Any) 
         status, body = _raw_get(api, path)
         assert status in (403, 404) and SECRET not in body and "root:" not in body, (path, status)
         assert json.loads(body)["code"] in ("NotFoundError", "OutsideRoots")
+
+
+def test_served_ranges_are_read_as_rfc_9110_writes_them(served: Any) -> None:
+    """RFC 9110 14.1.1/14.2/15.5.17: ranges of which one is satisfiable are served (the others
+    dropped), 416 only when none is; a range-spec is ASCII digits (anything else: the header
+    is ignored, the whole file), of any length."""
+    api, _, cog, _ = served
+    url = f"{api}/_assets/0/c/i1/cog.tif"
+    size = cog.stat().st_size
+    data = cog.read_bytes()
+    with httpx.Client(timeout=10) as client:
+        some = client.get(url, headers={"Range": f"bytes=1-1,{size}-{size + 10}"})
+        assert some.status_code == 206 and some.headers["content-range"] == f"bytes 1-1/{size}", some.headers
+        assert some.content == data[1:2]
+        for odd in ("bytes=+1-2", "bytes=1_0-20", "bytes=0x1-2", "bytes=1-2-3", "bytes=3-1", "bytes=1-2;q"):
+            whole = client.get(url, headers={"Range": odd})
+            assert whole.status_code == 200 and whole.content == data, odd
+        many = "bytes=" + ",".join(f"{i}-{i}" for i in range(0, 2_000, 2))  # over 100 ranges: ignored
+        assert client.get(url, headers={"Range": many}).status_code == 200
+        long_last = client.get(url, headers={"Range": "bytes=10-" + "9" * 5_000})
+        assert long_last.status_code == 206 and long_last.headers["content-range"] == f"bytes 10-{size - 1}/{size}"
+        long_first = client.get(url, headers={"Range": "bytes=" + "9" * 5_000 + "-"})
+        assert long_first.status_code == 416 and long_first.json()["code"] == "RangeNotSatisfiable"
+
+
+def test_a_range_beyond_the_end_is_a_json_416_with_if_range_too(served: Any) -> None:
+    api, _, cog, _ = served
+    url = f"{api}/_assets/0/c/i1/cog.tif"
+    size = cog.stat().st_size
+    with httpx.Client(timeout=10) as client:
+        head = client.head(url)
+        for validator in (head.headers["etag"], head.headers["last-modified"]):  # an If-Range that holds
+            for asked in (f"bytes={size}-", "bytes=-0"):
+                beyond = client.get(url, headers={"Range": asked, "If-Range": validator})
+                assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{size}"
+                assert beyond.json()["code"] == "RangeNotSatisfiable", (validator, asked)
+            assert client.get(url, headers={"Range": "bytes=0-1", "If-Range": validator}).content == cog.read_bytes()[:2]
+
+
+def test_a_root_number_of_any_length_is_a_404(served: Any) -> None:
+    api, _, _, _ = served
+    with httpx.Client(timeout=10) as client:
+        for number in ("9" * 5_000, "99999999999999999999", "x", "-1", "0x0", "\u0660"):
+            response = client.get(f"{api}/_assets/{quote(number)}/catalog.json")
+            assert response.status_code == 404 and response.json()["code"] == "NotFoundError", number[:20]
+
+
+def test_a_dot_file_is_refused_behind_a_symlink_too(served: Any) -> None:
+    api, folder, _, _ = served
+    folder.write_text("c/.config/secret.txt", "dot folder")
+    os.symlink(".hidden", folder.path("c/to-hidden"))
+    os.symlink(".config", folder.path("c/to-config"))
+    with httpx.Client(timeout=10) as client:
+        for path in ("c/to-hidden", "c/to-config/secret.txt", "c/.config/secret.txt"):
+            response = client.get(f"{api}/_assets/0/{path}")
+            assert response.status_code == 404 and response.json()["code"] == "NotFoundError", path
+
+
+@pytest.mark.parametrize("change", ["truncate", "append", "replace", "delete"])
+def test_a_file_changed_while_served_is_cut_short_without_a_traceback(served: Any, change: str) -> None:
+    """A file rewritten in place while it is sent: the answer stops short (the client sees its
+    Content-Length unmet, or the connection closed), the server logs one warning, no traceback;
+    renamed over or deleted: the open file is sent whole."""
+    api, folder, _, log = served
+    path = folder.path(f"c/changing-{change}.bin")
+    size = 64 * 1024 * 1024  # more than the sockets between hold: the server is mid-file
+    with open(path, "wb") as out:
+        out.truncate(size)
+    before = len(log.read_text())
+    parts = urlsplit(api)
+    for ranges in (None, "bytes=100-40000000", "bytes=0-99,40000000-50000000"):
+        with open(path, "wb") as out:
+            out.truncate(size)
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        connection.request("GET", f"/_assets/0/c/{path.name}", headers={"Range": ranges} if ranges else {})
+        response = connection.getresponse()
+        expected = int(response.headers["content-length"])
+        got = len(response.read(1024 * 1024))
+        if change == "truncate":
+            os.truncate(path, 2 * 1024 * 1024)
+        elif change == "append":
+            with open(path, "ab") as out:
+                out.write(b"x" * 1024 * 1024)
+        elif change == "replace":
+            path.rename(path.with_suffix(".old"))
+            path.write_bytes(b"new")
+        else:
+            path.unlink()
+        try:
+            while chunk := response.read(1024 * 1024):
+                got += len(chunk)
+        except (http.client.IncompleteRead, ConnectionError):
+            pass
+        connection.close()
+        if change == "truncate":
+            assert got < expected, (ranges, got, expected)
+        elif change == "append":  # the first bytes are as they were; the whole file's answer ends at them at most
+            assert got <= expected, (ranges, got, expected)
+        else:
+            assert got == expected, (ranges, got, expected)
+    path.unlink(missing_ok=True)
+    path.with_suffix(".old").unlink(missing_ok=True)
+    assert httpx.get(api + "/_mgmt/health").status_code == 200
+    logged = log.read_text()[before:]
+    assert "Traceback" not in logged and "Exception in ASGI" not in logged, logged[-3000:]
+    # appended to: a range is still read whole; the whole file reads past its announced length,
+    # unless the client has all of it and closed first
+    warned = {"truncate": [3], "append": [0, 1]}.get(change, [0])
+    assert logged.count("changed while it was served") in warned, logged[-3000:]
 
 
 def test_without_serve_assets_nothing_is_served(tmp_path: Path) -> None:

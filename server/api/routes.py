@@ -213,10 +213,22 @@ async def collections(request: Request) -> Document:
     )
 
 
+# Queryables over more properties than this are made in a worker thread: a catalog may name
+# thousands (microseconds each), and the event loop must not wait for them.
+MANY_PROPERTIES = 500
+
+
+async def _queryables(request: Request, index: Index, href: str, collection_id: str | None) -> Document:
+    if len(index.columns) > MANY_PROPERTIES:
+        doc = await _in_thread(request, queryables_document, index, href, collection_id)
+    else:
+        doc = queryables_document(index, href, collection_id)
+    return Document(documents.QUERYABLES, doc, SCHEMA_JSON)
+
+
 @rendered
 async def queryables(request: Request) -> Document:
-    index = _index(request)
-    return Document(documents.QUERYABLES, queryables_document(index, _urls(request).url("queryables"), None), SCHEMA_JSON)
+    return await _queryables(request, _index(request), _urls(request).url("queryables"), None)
 
 
 @rendered
@@ -224,8 +236,7 @@ async def collection_queryables(request: Request) -> Document:
     index = _index(request)
     collection_id = request.path_params["collection_id"]
     _collection_or_404(index, collection_id)
-    href = _urls(request).collection(collection_id) + "/queryables"
-    return Document(documents.QUERYABLES, queryables_document(index, href, collection_id), SCHEMA_JSON)
+    return await _queryables(request, index, _urls(request).collection(collection_id) + "/queryables", collection_id)
 
 
 def _collection_or_404(index: Index, collection_id: str) -> dict[str, Any]:

@@ -19,6 +19,8 @@ import tempfile
 import time
 from typing import Any
 
+from pydantic import ValidationError
+
 from server import __version__
 from server.api.http_protocol import JsonErrorsProtocol
 from server.runtime.stopping import SHUTDOWN_GRACE_SECONDS, stop_requested
@@ -84,6 +86,15 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         if k in Settings.model_fields and v not in (None, [])
     }
     return Settings(**overrides)
+
+
+def _setting_error(error: Any) -> str:
+    """One of pydantic's errors on a setting: its name, the reason, and the value when short."""
+    reason = str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
+    if isinstance(value, (str, int, float)) and len(str(value)) <= 200 and str(value) not in reason:
+        reason += f" (given {value!r})"
+    return f"{'.'.join(map(str, error['loc']))}: {reason}"
 
 
 def _load(settings: Settings, index_file: str | None, remote_cache: Any = None) -> Any:
@@ -270,8 +281,12 @@ def export_items(settings: Settings, output: str, fmt: str | None = None) -> int
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    settings = settings_from_args(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as exc:  # a flag or STAC_STATIC_* variable: its reason, not a traceback
+        parser.exit(2, f"{parser.prog}: invalid setting: {'; '.join(map(_setting_error, exc.errors()))}\n")
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         return serve(settings, args.index_file, args.workers)
