@@ -4,12 +4,16 @@ real server on loopback, timing /_mgmt/health meanwhile.
     python bench/hostile_soak.py [--items 10000] [--clients 8] [--seconds 60] [--budget 10]
 
 Generates a catalog of ``--items`` items in one collection named as the corpus expects (ndjson,
-in a temporary folder), serves it, and has ``--clients`` threads send the corpus in a loop, each
-from its own shuffled order, until ``--seconds`` pass; one more thread asks /_mgmt/health every
-50 ms. Prints, per status code, how many answers and the slowest; the hostile requests that ran
-past the budget + 1 s; 5xx answers, transport errors (a crash or a hang shows as these); and the
-health check's p50/p99/max. Exits non-zero if any request failed, any ran over budget + 1 s, a
-5xx was answered, or the server died. Loopback only; bounded in time.
+in a temporary folder, beside the files the corpus's served-file requests ask for, and its
+collection of thousands of properties), serves it
+with --serve-assets, and has ``--clients`` threads send the corpus in a loop, each from its own
+shuffled order, until ``--seconds`` pass; one more process asks /_mgmt/health every 50 ms and
+scrapes /_mgmt/metrics every second. Prints, per status code, how many answers and the slowest;
+the hostile requests that ran past the budget + 1 s; 5xx answers, transport errors (a crash or a
+hang shows as these); the health check's p50/p99/max; the scrape's p50/max and its size, first
+and last; tracebacks in the server's log. Exits non-zero if any request failed, any ran over
+budget + 1 s, a 5xx was answered, the server logged a traceback, or it died. Loopback only;
+bounded in time.
 """
 
 from __future__ import annotations
@@ -30,11 +34,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.serverproc import clean_env, free_port, start_server, stop, wait_ready  # noqa: E402
 from tests.helpers import collection, item  # noqa: E402
-from tests.hostile_requests import COLLECTION, HostileRequest, corpus  # noqa: E402
+from tests.hostile_requests import (  # noqa: E402
+    COLLECTION,
+    HostileRequest,
+    corpus,
+    lay_out_served_files,
+    write_wide_collection,
+)
 from tests.test_hostile_requests import send  # noqa: E402
 
 
 def write_catalog(folder: str, n: int) -> list[str]:
+    lay_out_served_files(folder)
     with open(os.path.join(folder, "collection.json"), "w") as out:
         json.dump(collection(COLLECTION), out)
     with open(os.path.join(folder, "items.ndjson"), "w") as out:
@@ -44,24 +55,33 @@ def write_catalog(folder: str, n: int) -> list[str]:
             doc = item(f"item-{i:07d}-{'a' * 32}", (x, y, x + 1, y + 1), f"20{18 + i % 7}-{1 + i % 12:02d}-01T00:00:00Z",
                        COLLECTION, properties=props)
             out.write(json.dumps(doc) + "\n")
-    return [os.path.join(folder, "collection.json"), os.path.join(folder, "items.ndjson")]
+    return [os.path.join(folder, "collection.json"), os.path.join(folder, "items.ndjson"), *write_wide_collection(folder)]
 
 
 def health_check(base: str, end: float, results: multiprocessing.Queue) -> None:
-    """GET /_mgmt/health every 50 ms until `end` (time.monotonic is system-wide on Linux)."""
+    """GET /_mgmt/health every 50 ms, and /_mgmt/metrics every second, until `end`
+    (time.monotonic is system-wide on Linux)."""
     probe = HostileRequest("health", "GET", "/_mgmt/health")
+    scrape = HostileRequest("metrics", "GET", "/_mgmt/metrics")
     times: list[float] = []
+    scrapes: list[tuple[float, int]] = []  # seconds, bytes
     failures: list[str] = []
+    next_scrape = 0.0
     while time.monotonic() < end:
-        try:
-            answer = send(base, probe)
-            times.append(answer.seconds)
-            if answer.status != 200:
-                failures.append(f"health: {answer.status}")
-        except Exception as exc:
-            failures.append(f"health: {type(exc).__name__}: {exc}")
+        for case in (probe, scrape) if time.monotonic() >= next_scrape else (probe,):
+            try:
+                answer = send(base, case)
+                if case is probe:
+                    times.append(answer.seconds)
+                else:
+                    scrapes.append((answer.seconds, len(answer.body)))
+                    next_scrape = time.monotonic() + 1
+                if answer.status != 200:
+                    failures.append(f"{case.name}: {answer.status}")
+            except Exception as exc:
+                failures.append(f"{case.name}: {type(exc).__name__}: {exc}")
         time.sleep(0.05)
-    results.put((times, failures))
+    results.put((times, scrapes, failures))
 
 
 def main() -> int:
@@ -82,8 +102,9 @@ def main() -> int:
         roots = write_catalog(folder, args.items)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        proc = start_server(roots, port, env=clean_env({"STAC_STATIC_QUERY_TIME_BUDGET": str(args.budget)}),
-                            log=os.path.join(folder, "server.log"))
+        log = os.path.join(os.path.dirname(folder), os.path.basename(folder) + ".log")  # not a served file
+        proc = start_server(roots, port, env=clean_env({"STAC_STATIC_QUERY_TIME_BUDGET": str(args.budget),
+                                                        "STAC_STATIC_SERVE_ASSETS": "true"}), log=log)
         try:
             wait_ready(port, proc, 120)
             end = time.monotonic() + args.seconds
@@ -118,13 +139,16 @@ def main() -> int:
                 t.start()
             for t in threads:
                 t.join()
-            times, health_failures = results.get(timeout=60)
+            times, scrapes, health_failures = results.get(timeout=60)
             checker.join()
             health.extend(times)
             failures.extend(health_failures)
             alive = proc.poll() is None
         finally:
             stop(proc)
+            with open(log, errors="replace") as output:
+                tracebacks = output.read().count("Traceback")
+            os.unlink(log)
     total = sum(len(v) for v in stats.values())
     print(f"{args.clients} clients x {args.seconds:.0f} s, {args.items} items, budget {args.budget} s: "
           f"{total} hostile requests answered ({len(cases)} in the corpus)")
@@ -134,10 +158,15 @@ def main() -> int:
     if health:
         print(f"  /_mgmt/health: {len(health)} checks, p50 {1000 * statistics.median(health):.1f} ms, "
               f"p99 {1000 * health[int(0.99 * (len(health) - 1))]:.1f} ms, max {1000 * health[-1]:.1f} ms")
-    print(f"  over budget + 1 s: {len(over)}; failures (5xx, transport errors): {len(failures)}; server alive: {alive}")
+    if scrapes:
+        took = sorted(t for t, _ in scrapes)
+        print(f"  /_mgmt/metrics: {len(scrapes)} scrapes, p50 {1000 * statistics.median(took):.1f} ms, "
+              f"max {1000 * took[-1]:.1f} ms, {scrapes[0][1]} bytes first, {scrapes[-1][1]} last")
+    print(f"  over budget + 1 s: {len(over)}; failures (5xx, transport errors): {len(failures)}; "
+          f"tracebacks logged: {tracebacks}; server alive: {alive}")
     for line in failures[:10] + [f"over: {name} {took:.2f} s" for name, took in over[:10]]:
         print("   ", line)
-    return 0 if alive and not failures and not over else 1
+    return 0 if alive and not failures and not over and not tracebacks else 1
 
 
 if __name__ == "__main__":

@@ -25,6 +25,15 @@ Reported per query type (all limit 10, numberMatched always computed):
 * ratio: ours / bare. Deep paging: page 50 (reached by following 49 ``next`` tokens) vs page 1;
   then pages 2-50 of the same search through an app with the match cache on (the default),
   where the pages after the first reuse page 1's matches.
+
+``--metrics on|off`` (default on, as the server) sets STAC_STATIC_METRICS for the apps above.
+``--metrics-overhead ROUNDS`` measures instead what the metrics cost (issue 17): the same URLs
+through an app with metrics on and one with them off, interleaved request by request (which goes
+first alternates), ``--runs`` requests each per round, for item GET and bbox+datetime with the
+caches off and, for reference, with the response cache on (every repeat a hit: the cheapest
+request there is); per round the medians, then the median of the rounds. ``--multiprocess``
+first sets PROMETHEUS_MULTIPROC_DIR to a fresh folder, as ``serve --workers N`` does (the
+library's multiprocess mode: values in shared files).
 """
 
 from __future__ import annotations
@@ -153,25 +162,32 @@ def make_scope(url: str) -> dict[str, Any]:
     }
 
 
-async def call(app: Any, url: str) -> tuple[int, bytes, float]:
-    """(status, body, seconds) of one GET through ``app``."""
+async def call(app: Any, url: str, returned: list[float] | None = None) -> tuple[int, bytes, float]:
+    """(status, body, seconds to the last body byte) of one GET through ``app``; with
+    ``returned``, the seconds until the app returned are appended to it (what it did after
+    the last byte included: the metrics count then)."""
     scope = make_scope(url)
     status = 0
     chunks: list[bytes] = []
+    last_byte = 0.0
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
-        nonlocal status
+        nonlocal status, last_byte
         if message["type"] == "http.response.start":
             status = message["status"]
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                last_byte = time.perf_counter()
 
     t0 = time.perf_counter()
     await app(scope, receive, send)
-    return status, b"".join(chunks), time.perf_counter() - t0
+    if returned is not None:
+        returned.append(time.perf_counter() - t0)
+    return status, b"".join(chunks), (last_byte or time.perf_counter()) - t0
 
 
 class HttpxDriver:
@@ -257,6 +273,58 @@ def index_only(index: Any, settings: Any, path: str, params: dict[str, str]) -> 
     return run
 
 
+OVERHEAD_QUERIES = ("item GET", "bbox+datetime")
+
+
+async def metrics_overhead(index: Any, mix: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Medians with metrics on and off, interleaved (see the module's docstring)."""
+    from server.runtime.app import create_app
+    from server.settings import Settings
+
+    rows = []
+    for cached in (False, True):
+        caches = {} if cached else {"response_cache_bytes": 0, "match_cache_bytes": 0}
+        apps = {on: create_app(Settings(metrics=on, **caches), index=index) for on in (True, False)}
+        for name in OVERHEAD_QUERIES:
+            urls = [url_of(p, q) for p, q in mix[name]]
+            for u in urls:  # warm: pages, label children, the cache's entries
+                for app in apps.values():
+                    for _ in range(3):
+                        await call(app, u)
+            rounds = []
+            paired: list[float] = []  # on - off of each pair of requests, one just after the other
+            paired_returned: list[float] = []
+            for _ in range(args.metrics_overhead):
+                times: dict[bool, list[float]] = {True: [], False: []}
+                spent: dict[bool, list[float]] = {True: [], False: []}  # until the app returned
+                gc.collect()
+                for k in range(args.runs):
+                    u = urls[k % len(urls)]
+                    for on in ((True, False) if k % 2 == 0 else (False, True)):
+                        status, _, dt = await call(apps[on], u, spent[on])
+                        assert status == 200, (u, status)
+                        times[on].append(dt)
+                    paired.append(times[True][-1] - times[False][-1])
+                    paired_returned.append(spent[True][-1] - spent[False][-1])
+                rounds.append([statistics.median(x) * 1e3 for x in (times[True], times[False], spent[True], spent[False])])
+            on_ms, off_ms, on_all, off_all = (statistics.median(r[i] for r in rounds) for i in range(4))
+            row = {"query": name + (" (cache hit)" if cached else ""), "on_ms": on_ms, "off_ms": off_ms,
+                   "added_pct": (on_ms / off_ms - 1) * 100, "added_us": (on_ms - off_ms) * 1e3,
+                   "paired_added_us": statistics.median(paired) * 1e6,
+                   "paired_returned_added_us": statistics.median(paired_returned) * 1e6,
+                   "returned_on_ms": on_all, "returned_off_ms": off_all, "returned_added_us": (on_all - off_all) * 1e3,
+                   "rounds": rounds}
+            rows.append(row)
+            print(f"  {row['query']:26s} to the last byte: on {on_ms:.4f} ms, off {off_ms:.4f} ms: "
+                  f"{row['added_pct']:+.1f}% ({row['added_us']:+.2f} us; paired {row['paired_added_us']:+.2f} us, "
+                  f"{row['paired_added_us'] / off_ms / 10:+.1f}%); until the app returned (the counting "
+                  f"after the last byte too): paired {row['paired_returned_added_us']:+.2f} us, "
+                  f"{row['paired_returned_added_us'] / off_all / 10:+.1f}%  (rounds on/off: "
+                  f"{', '.join(f'{r[0]:.4f}/{r[1]:.4f}' for r in rounds)})", file=sys.stderr)
+    return {"items": index.size, "multiprocess": bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")),
+            "runs": args.runs, "rows": rows}
+
+
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     from server.runtime.app import create_app
     from server.settings import Settings
@@ -264,12 +332,15 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     index, how, load_s = load_index(args.root, args.snapshot)
     size = index.size
     print(f"# {size:,} items via {how} in {load_s:.1f} s", file=sys.stderr)
+    if args.metrics_overhead:
+        return await metrics_overhead(index, query_mix(args.root), args)
     # The response cache (server/api/caching.py) would answer every repeat of a URL from memory, and
     # the match cache every repeat of a query without searching: "ours" is measured with both
     # off, so each request does the real work; "cached" with the defaults.
-    settings = Settings(response_cache_bytes=0, match_cache_bytes=0)
+    metrics = args.metrics == "on"
+    settings = Settings(response_cache_bytes=0, match_cache_bytes=0, metrics=metrics)
     app = create_app(settings, index=index)
-    cached_app = create_app(Settings(), index=index)
+    cached_app = create_app(Settings(metrics=metrics), index=index)
     ours = HttpxDriver(app) if args.driver == "httpx" else (lambda url: call(app, url))
 
     mix = query_mix(args.root)
@@ -345,7 +416,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         row["ratio"] = row["ours_median_ms"] / row["bare_median_ms"]
         rows.append(row)
         print(f"  {name:20s} {row['ours_median_ms']:8.3f} ms", file=sys.stderr)
-    matches_app = create_app(Settings(response_cache_bytes=0), index=index)  # the match cache on
+    matches_app = create_app(Settings(response_cache_bytes=0, metrics=metrics), index=index)  # the match cache on
     next_pages = [await next_pages_ms(matches_app, url_of(*mix["paging p1"][0])) for _ in range(3)][-1]
     return {"items": size, "load": how, "load_seconds": load_s, "driver": args.driver, "rows": rows,
             "next_pages_match_cache_ms": next_pages,
@@ -421,8 +492,30 @@ def main() -> None:
                         help="instead of timing, cProfile these query types (comma-separated names of the table)")
     parser.add_argument("--profile-runs", type=int, default=300)
     parser.add_argument("--profile-top", type=int, default=15)
+    parser.add_argument("--metrics", choices=("on", "off"), default="on", help="STAC_STATIC_METRICS of the apps")
+    parser.add_argument("--metrics-overhead", type=int, metavar="ROUNDS", default=0,
+                        help="instead: metrics on vs off, interleaved, in ROUNDS rounds of --runs requests each")
+    parser.add_argument("--multiprocess", action="store_true",
+                        help="the metrics in the library's multiprocess mode (as serve --workers N)")
     args = parser.parse_args()
-    result = asyncio.run(measure(args))
+    folder = None
+    if args.multiprocess:  # before prometheus_client is imported (server.runtime.cli.metrics_mode)
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="bench-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    try:
+        result = asyncio.run(measure(args))
+    finally:
+        if folder:
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+    if args.metrics_overhead:
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(result, f, indent=1)
+        return
     if args.profile:
         return
     print_table(result)

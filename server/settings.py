@@ -6,10 +6,32 @@ Values come from keyword arguments (the CLI), then environment variables prefixe
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import orjson
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# "SRC=DST": split at the first "=" that a URL scheme follows (a SRC may hold "=", a DST is a URL).
+_PUBLIC_HREF = re.compile(r"(?P<source>.+?)=(?P<public>[A-Za-z][A-Za-z0-9+.-]*://.+)")
+
+
+def public_href_pair(text: str) -> tuple[str, str]:
+    """(SRC, DST) of one ``SRC=DST`` mapping, SRC a local folder made absolute; ValueError with
+    the reason for anything else."""
+    match = _PUBLIC_HREF.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"public href {text!r} is not SRC=DST with DST a URL (e.g. http://bucket/=https://data.example.org/)")
+    source, public = match["source"].strip(), match["public"].strip()
+    if "://" not in source:  # a local folder: absolute, and matched by whole folders
+        if source.startswith("file:"):
+            raise ValueError(f"public href {text!r}: write a local folder as a path, not a file: URL")
+        source = os.path.join(os.path.abspath(source), "")
+        public = public if public.endswith("/") else public + "/"
+    return source, public
 
 
 @dataclass(frozen=True)
@@ -29,6 +51,17 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Catalog roots: paths or http(s) URLs of catalog.json, collection.json, "
         "a folder, an item FeatureCollection or ndjson file. Empty: the bundled sample catalog.",
+    )
+    public_hrefs: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="SRC=DST: hrefs starting with SRC (a URL prefix such as http://bucket/ or s3://bucket/prefix/, "
+        "or a local folder, absolute or relative to the working directory) are served starting with DST instead, "
+        "the public URL of the same place; the longest SRC wins. Env: a JSON list, or SRC=DST pairs separated by "
+        "commas.",
+    )
+    serve_assets: bool = Field(
+        False, description="Serve the files inside the local roots' folders at /_assets/{root}/{path} (HTTP range "
+        "requests for GDAL/rasterio) and point local asset and link hrefs there.",
     )
     host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(8000, description="Port to listen on.")
@@ -102,6 +135,9 @@ class Settings(BaseSettings):
     max_collections: int = Field(RequestLimits.max_collections, ge=1, description="Most collections in one search.")
     max_vertices: int = Field(RequestLimits.max_vertices, ge=4, description="Most vertices in an intersects geometry.")
     admin_token: str | None = Field(None, description="Bearer token for POST /_mgmt/reload; unset disables it.")
+    metrics: bool = Field(True, description="Serve Prometheus metrics at GET /_mgmt/metrics (requests, latency, "
+                          "the response cache, the index, loads, remote fetches); false: a 404 there, and no "
+                          "request is measured.")
     html_tiles: str = Field(
         "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
         description="Background tiles of the pages' maps, a URL template ({z}/{x}/{y}) the browser fetches; "
@@ -111,3 +147,32 @@ class Settings(BaseSettings):
         '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
         description="Attribution shown on the maps for html_tiles (HTML).",
     )
+
+    @field_validator("public_hrefs", mode="before")
+    @classmethod
+    def _public_hrefs_list(cls, value: Any) -> Any:
+        """The environment's text: a JSON list, or SRC=DST pairs separated by commas (for
+        compose files); each pair is checked here, so a mistake stops the start."""
+        if isinstance(value, str):
+            text = value.strip()
+            if not text.startswith("["):
+                try:
+                    return ["=".join(public_href_pair(p.strip())) for p in text.split(",") if p.strip()]
+                except ValueError as exc:
+                    if "," not in text:
+                        raise
+                    raise ValueError(f"{exc}; the pairs are separated by commas: a URL holding a comma, write it "
+                                     f'as a JSON list (["SRC=DST", ...])') from None
+            try:
+                value = orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(f"{text!r} is not a JSON list of SRC=DST strings ({exc})") from None
+        if isinstance(value, list) and all(isinstance(pair, str) for pair in value):
+            # kept as "SRC=DST" with a local SRC made absolute: the value a reload's child process
+            # and a snapshot's check see does not depend on the working directory
+            return ["=".join(public_href_pair(pair)) for pair in value]
+        return value
+
+    def public_href_pairs(self) -> list[tuple[str, str]]:
+        """The public_hrefs as (SRC, DST), local SRC folders absolute."""
+        return [public_href_pair(p) for p in self.public_hrefs]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "catalogs"  # real public catalogs beside the repository (DESIGN.md)
 STAC_VERSION = "1.0.0"
 SERVER_START_TIMEOUT = 30.0
 
@@ -138,28 +140,31 @@ def server_env() -> dict[str, str]:
     return env
 
 
-def run_cli(args: list[str], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """`python -m server ARGS` to completion (for commands that are expected to exit)."""
+def run_cli(args: list[str], timeout: float = 60.0, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m server ARGS` to completion (for commands that are expected to exit), with
+    `env` (STAC_STATIC_* settings) added to its environment."""
     return subprocess.run(
         [sys.executable, "-m", "server", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=REPO,
-        env=server_env(),
+        env={**server_env(), **(env or {})},
     )
 
 
 @contextlib.contextmanager
-def run_server(roots: list[str] = (), extra_args: list[str] = (), env: dict[str, str] | None = None) -> Iterator[str]:
+def run_server(roots: list[str] = (), extra_args: list[str] = (), env: dict[str, str] | None = None,
+               log_path: Path | None = None) -> Iterator[str]:
     """The real CLI (`python -m server serve ROOT... --host 127.0.0.1 --port P`) in a subprocess,
-    with `env` (STAC_STATIC_* settings) added to its environment.
+    with `env` (STAC_STATIC_* settings) added to its environment; its output goes to
+    ``log_path`` when given (for a test that reads it).
 
     Yields its base URL once GET / answers 200; fails with the server's output if it exits
     or is not ready within SERVER_START_TIMEOUT seconds. Always terminates it.
     """
     port = free_port()
-    with tempfile.TemporaryFile("w+") as log:
+    with open(log_path, "w+") if log_path is not None else tempfile.TemporaryFile("w+") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "server", "serve", *roots, "--host", "127.0.0.1", "--port", str(port),
              "--log-level", "warning", *extra_args],
@@ -371,7 +376,6 @@ def serve_folder(folder: Path, fail: dict[str, int] | None = None) -> Iterator[s
     """
     import functools
     import http.server
-    import threading
 
     fail = fail or {}
     requests: list[str] = []
@@ -388,13 +392,23 @@ def serve_folder(folder: Path, fail: dict[str, int] | None = None) -> Iterator[s
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    with in_thread(server) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def in_thread(httpd: Any, scheme: str = "http") -> Iterator[str]:
+    """Run an http.server server (bound to 127.0.0.1) in a daemon thread; yields its base URL,
+    then shuts it down and closes its socket."""
+    import threading
+
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"{scheme}://127.0.0.1:{httpd.server_address[1]}"
     finally:
-        server.shutdown()
-        server.server_close()
+        httpd.shutdown()
+        httpd.server_close()
         thread.join(timeout=10)
 
 
@@ -403,3 +417,19 @@ def drop_misc_catalog(root: Path) -> None:
     doc = json.loads((root / "catalog.json").read_text())
     doc["links"] = [link for link in doc["links"] if "misc" not in link["href"]]
     (root / "catalog.json").write_text(json.dumps(doc))
+
+
+def shared_roots() -> list[list[str]]:
+    """Roots from ../shared/catalogs/README.md's table; "a + b" is one load of two files."""
+    readme = SHARED / "README.md"
+    if not readme.is_file():
+        return []
+    roots = []
+    for line in readme.read_text().splitlines():
+        m = re.match(r"\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|", line)
+        if not m or not m.group(1).endswith((".json", ".geojson", ".ndjson")) or m.group(1) == "root":
+            continue
+        parts = [p.strip() for p in m.group(1).split("+")]
+        first = SHARED / parts[0]
+        roots.append([str(first)] + [str(first.parent / p) for p in parts[1:]])
+    return roots

@@ -4,18 +4,61 @@ nesting in every syntax, backtracking patterns, huge lists, geometries and heade
 
 Used by tests/test_hostile_requests.py (each request against a live server) and by
 bench/hostile_soak.py (the corpus from 8 clients for a minute, timing /_mgmt/health meanwhile).
-The requests assume a catalog with a collection named COLLECTION; how they are answered (200 or
-a 4xx) is not prescribed, only that they are answered, within the time budget, and the server lives.
+The requests assume a catalog with a collection named COLLECTION, served with --serve-assets from
+a folder laid out by lay_out_served_files, and then write_wide_collection's; how they are answered (200, 206 or a 4xx) is not
+prescribed, only that they are answered, within the time budget, and the server lives.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.helpers import collection, item
+
 COLLECTION = "hostile"
+WIDE = "hostile-wide"  # a collection whose items name WIDE_PROPERTIES properties between them
+WIDE_PROPERTIES = 6_000
 JSON = {"content-type": "application/json"}
+SERVED = "/_assets/0"  # the first root's folder, with --serve-assets
+SPARSE_BYTES = 3 * 1024**3 + 3  # a sparse file past 2 GiB (and 32-bit offsets)
+
+
+def write_wide_collection(folder: str) -> list[str]:
+    """The collection WIDE in ``folder``/wide, item i with property ``p{i}``: the roots to load
+    after the corpus's collection (so that its folder stays served root 0)."""
+    os.makedirs(os.path.join(folder, "wide"))
+    roots = [os.path.join(folder, "wide", "collection.json"), os.path.join(folder, "wide", "items.ndjson")]
+    with open(roots[0], "w") as out:
+        json.dump(collection(WIDE), out)
+    with open(roots[1], "w") as out:
+        for i in range(WIDE_PROPERTIES):
+            out.write(json.dumps(item(f"wide-{i}", collection=WIDE, properties={f"p{i}": i})) + "\n")
+    return roots
+
+
+def lay_out_served_files(folder: str) -> None:
+    """Beside the catalog in ``folder``: a small file, a 3 GiB sparse one, a dot file, a FIFO, a
+    sub-folder, a symlink out of the folder and one to the dot file, and a device file (null)
+    when this process may make one."""
+    with open(os.path.join(folder, "asset.bin"), "wb") as out:
+        out.write(bytes(range(256)) * 64)
+    with open(os.path.join(folder, "sparse.bin"), "wb") as out:
+        out.truncate(SPARSE_BYTES)
+    with open(os.path.join(folder, ".secret"), "w") as out:
+        out.write("a dot file")
+    os.mkfifo(os.path.join(folder, "fifo"))
+    os.makedirs(os.path.join(folder, "sub"))
+    os.symlink("/etc/passwd", os.path.join(folder, "out"))
+    os.symlink(".secret", os.path.join(folder, "to-secret"))
+    try:
+        os.mknod(os.path.join(folder, "null"), stat.S_IFCHR | 0o644, os.makedev(1, 3))
+    except PermissionError:
+        pass  # not root: the request for it is a 404 of a missing file instead
 
 
 @dataclass(frozen=True)
@@ -120,4 +163,44 @@ def corpus() -> list[HostileRequest]:
     out.append(HostileRequest("header 200 KB", "GET", "/search", headers={"x-padding": "a" * 200_000}))
     out.append(HostileRequest("headers 500 of 1 KB", "GET", "/",
                               headers={f"x-h{i}": "b" * 1_000 for i in range(500)}))
+    # Queryables over thousands of properties, each URL new to the response cache.
+    for k in range(4):
+        out.append(HostileRequest(f"queryables of a wide collection #{k}", "GET", f"/collections/{WIDE}/queryables",
+                                  {"k": str(k)}))
+        out.append(HostileRequest(f"queryables of all #{k}", "GET", "/queryables", {"k": str(k)}))
+    return out + _served_files()
+
+
+def _served_files() -> list[HostileRequest]:
+    """Ranges, encoded traversals, odd root numbers and special files under --serve-assets."""
+    out: list[HostileRequest] = []
+    ranges = {
+        "bytes=-0": "bytes=-0", "0-0 x1000": "bytes=" + ",".join(["0-0"] * 1_000),
+        "100 ranges": "bytes=" + ",".join(f"{2 * i}-{2 * i}" for i in range(100)),
+        "first 20 digits": "bytes=99999999999999999999-", "first 5000 digits": "bytes=" + "9" * 5_000 + "-",
+        "last 5000 digits": "bytes=0-" + "9" * 5_000, "suffix 5000 digits": "bytes=-" + "9" * 5_000,
+        "one of two beyond": "bytes=0-9,99999-", "not digits": "bytes=+1-1_0", "garbage": "bytes=" + "-," * 5_000,
+    }
+    for name, value in ranges.items():
+        out.append(HostileRequest(f"served Range {name}", "GET", f"{SERVED}/asset.bin", headers={"range": value}))
+    for name, value in {"odd date": "Mon, 99 Foo 99999 99:99:99 GMT", "epoch": "Thu, 01 Jan 1970 00:00:00 GMT",
+                        "10 KB": '"x"' * 3_400, "weak": 'W/"x"'}.items():
+        out.append(HostileRequest(f"served If-Range {name}", "GET", f"{SERVED}/asset.bin",
+                                  headers={"range": "bytes=99999-", "if-range": value}))
+    for name, value in {"past 2 GiB": "bytes=2147483648-2147483700", "last bytes": "bytes=-3",
+                        "first and last": f"bytes=0-0,{SPARSE_BYTES - 1}-", "beyond": f"bytes={SPARSE_BYTES}-"}.items():
+        out.append(HostileRequest(f"served 3 GiB sparse Range {name}", "GET", f"{SERVED}/sparse.bin",
+                                  headers={"range": value}))
+    paths = {
+        "%2e%2e": "%2e%2e/%2e%2e/%2e%2e/etc/passwd", "..%2F": "sub/..%2F..%2F..%2Fetc/passwd",
+        "..%5c": "sub/..%5c..%5cetc%5cpasswd", "NUL": "asset.bin%00.png", "overlong UTF-8": "%c0%ae%c0%ae/%c0%ae%c0%ae/etc",
+        "invalid UTF-8": "%ff%fe%fd", "3000 segments": "a/" * 3_000 + "b", "name of 20 KB": "n" * 20_000,
+        "dot file": ".secret", "encoded dot file": "%2esecret", "symlink out": "out", "symlink to dot file": "to-secret",
+        "FIFO": "fifo", "device": "null", "folder": "sub", "folder slash": "sub/", "empty segment": "sub//asset.bin",
+    }
+    for name, path in paths.items():
+        out.append(HostileRequest(f"served path {name}", "GET", f"{SERVED}/{path}"))
+    for name, root in {"negative": "-1", "out of range": "7", "20 digits": "9" * 20, "5000 digits": "9" * 5_000,
+                       "not a number": "x", "hex": "0x0", "Arabic-Indic digit": "%D9%A0"}.items():
+        out.append(HostileRequest(f"served root {name}", "GET", f"/_assets/{root}/asset.bin"))
     return out

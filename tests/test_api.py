@@ -15,7 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from server.api.aggregation import aggregation_routes
+from server.api.browse import browse_routes
 from server.api.routes import route_table
+from server.sample import SAMPLE_ROOT
 from server.settings import Settings
 from tests.conftest import TEST_BASE
 from tests.helpers import GEOJSON, collect_pages, feature_key
@@ -100,8 +103,15 @@ def test_landing_page(client, oracle: Oracle) -> None:
     assert set(searches) == {"GET", "POST"}
     for ln in searches.values():
         assert ln["href"] == f"{TEST_BASE}/search" and ln["type"] == GEOJSON
-    children = {ln["href"] for ln in rel(doc, "child")}
-    assert children == {f"{TEST_BASE}/collections/{cid}" for cid in oracle.collections}
+    # the root catalog's own children, in its order (a collection at /collections/{id}, a
+    # plain catalog at /catalogs/{id}); every collection stays listed at /collections
+    expected = []
+    for link in json.loads(SAMPLE_ROOT.read_text())["links"]:
+        if link["rel"] == "child":
+            child = json.loads((SAMPLE_ROOT.parent / link["href"]).read_text())
+            expected.append(f"{TEST_BASE}/{'collections' if child['type'] == 'Collection' else 'catalogs'}/{child['id']}")
+    assert [ln["href"] for ln in rel(doc, "child")] == expected
+    assert one(doc, "children")["href"] == f"{TEST_BASE}/children"
 
 
 def test_conformance_classes(client) -> None:
@@ -154,7 +164,8 @@ def test_openapi_document(client) -> None:
         if method in ("get", "post", "put", "delete", "patch")
     }
     # every route the app serves is described (mounts, the pages' static files, are no operations)
-    served = {(_template(route.path), m) for route in route_table() for m in getattr(route, "methods", None) or ()
+    routes = [*route_table(), *aggregation_routes(), *browse_routes()]
+    served = {(_template(route.path), m) for route in routes for m in getattr(route, "methods", None) or ()
               if m != "HEAD"}
     assert served <= set(documented), served - set(documented)
     op_ids = [op["operationId"] for op in documented.values()]
@@ -226,6 +237,7 @@ def test_collections_paging(client, oracle: Oracle, limit: int) -> None:
 
 
 def test_collection_document(client, oracle: Oracle) -> None:
+    linked = 0
     for cid, source in oracle.collections.items():
         r = client.get(f"/collections/{cid}")
         assert r.status_code == 200 and media_type(r) == JSON
@@ -238,8 +250,14 @@ def test_collection_document(client, oracle: Oracle) -> None:
         assert one(doc, "parent")["href"] == f"{TEST_BASE}/"
         items = one(doc, "items")
         assert items["href"] == f"{TEST_BASE}/collections/{cid}/items" and items["type"] == GEOJSON
-        # the static catalog's own structural links are not served
-        assert not [ln for ln in doc["links"] if ln["rel"] in ("child", "item")]
+        # the static catalog's own child and item links are served rewritten to the API (a
+        # collection made for items of none has none: test_browseable)
+        tree_links = [ln for ln in doc["links"] if ln["rel"] in ("child", "item", "children")]
+        assert all(ln["href"].startswith(f"{TEST_BASE}/") for ln in tree_links)
+        for ln in tree_links:
+            assert client.get(ln["href"][len(TEST_BASE):]).status_code == 200, ln
+        linked += len(tree_links)
+    assert linked
 
 
 def test_collection_items_default_and_links(client, oracle: Oracle) -> None:
@@ -276,8 +294,6 @@ def test_collection_items_filters(client, oracle: Oracle) -> None:
 def test_every_item_by_id(client, oracle: Oracle) -> None:
     checked = 0
     for it in oracle.items:
-        if it.collection is None:
-            continue
         r = client.get(f"/collections/{it.collection}/items/{it.id}")
         assert r.status_code == 200 and media_type(r) == GEOJSON
         doc = r.json()
@@ -294,7 +310,7 @@ def test_every_item_by_id(client, oracle: Oracle) -> None:
         assert one(doc, "parent")["href"] == f"{TEST_BASE}/collections/{it.collection}"
         assert one(doc, "root")["href"] == f"{TEST_BASE}/"
         checked += 1
-    assert checked == len(oracle.items) - 1  # all but the loose item under the plain catalog
+    assert checked == len(oracle.items)  # the loose item too: under the collection made for its catalog
 
 
 def test_null_geometry_item_is_served(client, oracle: Oracle) -> None:
@@ -312,20 +328,26 @@ def test_null_geometry_item_is_served(client, oracle: Oracle) -> None:
         assert len(found) == 1 and "geometry" in found[0] and found[0]["geometry"] is None
 
 
-def test_item_without_collection_appears_in_search(client, oracle: Oracle) -> None:
-    loose = [it for it in oracle.items if it.collection is None]
-    assert [it.id for it in loose] == ["aerial-wageningen-2021"]
+def test_item_without_collection_gets_the_collection_made_for_its_catalog(client, oracle: Oracle) -> None:
+    """The sample's loose item (a plain catalog "misc" holds it) is served under the collection
+    made for that catalog: its self link answers, and the collection has the item's extent."""
+    loose = [it for it in oracle.items if it.collection in oracle.made_collections()]
+    assert [(it.collection, it.id) for it in loose] == [("misc", "aerial-wageningen-2021")]
     everything = client.get("/search", params={"limit": 1000}).json()
     assert everything["numberMatched"] == len(oracle.items)
-    assert (None, "aerial-wageningen-2021") in {feature_key(f) for f in everything["features"]}
+    assert ("misc", "aerial-wageningen-2021") in {feature_key(f) for f in everything["features"]}
     r = client.post("/search", json={"ids": ["aerial-wageningen-2021"]}).json()
     assert r["numberMatched"] == 1
     feature = r["features"][0]
-    assert "collection" not in feature or feature["collection"] is None
+    assert feature["collection"] == "misc"
     assert feature["properties"] == loose[0].doc["properties"]
-    # it belongs to no collection, so a collections filter never selects it
-    r = client.get("/search", params={"ids": "aerial-wageningen-2021", "collections": ",".join(oracle.collections)})
-    assert r.json()["numberMatched"] == 0
+    self_link = next(ln for ln in feature["links"] if ln["rel"] == "self")
+    assert client.get(self_link["href"]).json() == feature
+    r = client.get("/search", params={"ids": "aerial-wageningen-2021", "collections": "misc"})
+    assert r.json()["numberMatched"] == 1
+    misc = client.get("/collections/misc").json()
+    assert misc["extent"] == oracle.collections["misc"]["extent"]
+    assert misc["title"] == "Miscellaneous" and "Made by stac-static-api" in misc["description"]
 
 
 # -- search basics -----------------------------------------------------------------------------------
@@ -763,8 +785,7 @@ def test_unknown_ids_are_empty(client) -> None:
         "/collections/nope/items/dem-alps-n46e008",
         "/collections/dem-alps/items/nope",
         "/collections/dem-alps/items/clc-2006",          # exists, but in another collection
-        "/collections/misc",                             # a plain catalog is not a collection
-        "/collections/misc/items/aerial-wageningen-2021",
+        "/collections/misc/items/clc-2006",             # the collection made for a plain catalog holds its items only
         "/nope",
         "/search/nope",
     ],

@@ -53,6 +53,23 @@ def test_latency(catalog: Path) -> None:
     assert re.search(r"paging with the match cache \(the default\): pages 2-50 median [0-9.]+ ms", out)
 
 
+def test_ab_latency(catalog: Path, tmp_path: Path) -> None:
+    snapshot = tmp_path / "index.snap"
+    run("latency.py", str(catalog), "--runs", "1", "--max-seconds", "1", "--snapshot", str(snapshot))
+    tree = f"{REPO}:{snapshot}"
+    out = run("ab_latency.py", str(catalog), "--tree", f"a={tree}", "--tree", f"b={tree}", "--rounds", "2",
+              "--runs", "3")
+    assert re.search(r"item GET +[0-9.]+ \( *\d+\) +[0-9.]+ \( *\d+\)", out), out
+    assert out.count("round ") == 4
+
+
+@pytest.mark.parametrize("mode", [[], ["--multiprocess"]])
+def test_latency_metrics_overhead(catalog: Path, mode: list[str]) -> None:
+    out = run("latency.py", str(catalog), "--runs", "4", "--metrics-overhead", "2", *mode)
+    for query in ("item GET", "bbox+datetime", "item GET (cache hit)", "bbox+datetime (cache hit)"):
+        assert re.search(rf"{re.escape(query)} +to the last byte: on [0-9.]+ ms, off [0-9.]+ ms", out), out
+
+
 def test_remote_ingest(catalog: Path) -> None:
     out = run("remote_ingest.py", str(catalog), "--repeat", "1")
     assert f"remote catalog of {ITEMS} items" in out and "ratio" in out

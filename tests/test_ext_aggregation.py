@@ -25,6 +25,8 @@ CASES: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ({"filter": {"op": ">", "args": [{"property": "eo:cloud_cover"}, 20]}}, {"cloud_cover_frequency_interval": 25}),
     ({"query": {"platform": {"eq": "sentinel-2a"}}}, {"datetime_frequency_interval": "week"}),
     ({"q": "alps,river"}, {"datetime_frequency_interval": "quarter"}),
+    # a precision no other case asks for, over a small match: the cells of the matched items only
+    ({"bbox": [0, 40, 10, 50]}, {"centroid_geohex_grid_frequency_precision": 6}),
     ({}, {"centroid_geohash_grid_frequency_precision": 4, "centroid_geotile_grid_frequency_precision": 7,
           "centroid_geohex_grid_frequency_precision": 3, "geometry_geohash_grid_frequency_precision": 2,
           "geometry_geotile_grid_frequency_precision": 4, "datetime_frequency_interval": "day"}),

@@ -166,7 +166,7 @@ def test_collection_search_tutorial_filters(api: Client, records) -> None:
     assert _ids(ndvi) == expected_collections(collections, q="NDVI") == ["ndvi-europe-monthly"]
     area = _ids(api.collection_search(bbox=WAGENINGEN_BBOX))
     assert area == expected_collections(collections, bbox=WAGENINGEN_BBOX)
-    assert area == ["corine-land-cover", "ndvi-europe-monthly", "sentinel-2-l2a-nl"]
+    assert area == ["corine-land-cover", "misc", "ndvi-europe-monthly", "sentinel-2-l2a-nl"]  # misc: a photo of Wageningen
     when = _ids(api.collection_search(datetime=day))
     assert when == expected_collections(collections, datetime=day)
     assert when == ["corine-land-cover", "ndvi-europe-monthly", "sentinel-2-l2a-nl"]

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from server.catalog import forked_reader
-from server.catalog.loader import Loader, LoadError, LoadReport, load_catalogs
+from server.catalog.loader import Loader, LoadError, LoadOptions, LoadReport, load_catalogs
 from server.index import Index, IndexBuilder
 from server.runtime.export import write_parquet
 from tests.helpers import (
+    SHARED,
     CatalogDir,
     catalog,
     collection,
@@ -29,10 +30,9 @@ from tests.helpers import (
     link,
     run_cli,
     serve_folder,
+    shared_roots,
 )
 from tests.oracles.search import Oracle
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "catalogs"
 
 
 @pytest.fixture(autouse=True, params=["in-process", "forked-reader"])
@@ -90,19 +90,54 @@ def test_nested_catalogs_at_depth(catalog_dir: CatalogDir) -> None:
 
 
 def test_items_under_a_plain_catalog(catalog_dir: CatalogDir, make_client) -> None:
-    catalog_dir.write("catalog.json", catalog("root", [link("item", "./a/a.json"), link("child", "./sub/catalog.json")]))
+    """Items of no collection get one made for them per catalog, named from it, with the extent
+    of its items, so each is served at the self link it carries."""
+    catalog_dir.write("catalog.json", catalog("root", [link("item", "./a/a.json"), link("child", "./sub/catalog.json")],
+                                              title="The root"))
     catalog_dir.write("a/a.json", item("a"))
-    catalog_dir.write("sub/catalog.json", catalog("sub", [link("item", "./b/b.json")]))
+    catalog_dir.write("sub/catalog.json", catalog("sub", [link("item", "./b/b.json"), link("item", "./c/c.json")]))
     catalog_dir.write("sub/b/b.json", item("b", bbox=(10, 10, 11, 11)))
+    catalog_dir.write("sub/c/c.json", item("c", bbox=(12, 9, 13, 10), datetime=None, properties={
+        "start_datetime": "2021-01-01T00:00:00Z", "end_datetime": "2021-06-30T12:00:00.5Z"}))
     index, report = load(catalog_dir.path("catalog.json"))
-    assert keys_of(index) == {(None, "a"), (None, "b")}
-    assert report.collections == 0 and report.catalogs == 2
-    assert "collection" not in served(index, (None, "a"))
+    assert keys_of(index) == {("root", "a"), ("sub", "b"), ("sub", "c")}
+    assert keys_of(index) == Oracle.from_root(catalog_dir.path("catalog.json")).keys()
+    assert report.collections == 2 and report.catalogs == 2
+    assert report.made_collections == {"root": "catalog 'root'", "sub": "catalog 'sub'"}
+    assert "made 2 collections" in report.summary()
+    assert served(index, ("root", "a"))["collection"] == "root"
+    sub = index.collections["sub"]
+    assert sub["extent"] == {"spatial": {"bbox": [[10.0, 9.0, 13.0, 11.0]]},
+                             "temporal": {"interval": [["2020-01-01T00:00:00Z", "2021-06-30T12:00:00.5Z"]]}}
+    assert index.collections["root"]["title"] == "The root" and sub["title"] == "sub"
+    assert sub["description"].startswith("catalog sub\n\nMade by stac-static-api")
     with make_client(index=index) as c:
-        assert c.get("/collections").json()["collections"] == []
+        assert sorted(col["id"] for col in c.get("/collections").json()["collections"]) == ["root", "sub"]
         doc = c.get("/search").json()
-        assert doc["numberMatched"] == 2 and {f["id"] for f in doc["features"]} == {"a", "b"}
+        assert doc["numberMatched"] == 3 and {f["id"] for f in doc["features"]} == {"a", "b", "c"}
+        for feature in doc["features"]:
+            self_href = next(ln["href"] for ln in feature["links"] if ln["rel"] == "self")
+            assert c.get(self_href).json()["id"] == feature["id"]
         assert [f["id"] for f in c.get("/search", params={"bbox": "9,9,10.5,10.5"}).json()["features"]] == ["b"]
+        assert c.get("/collections", params={"bbox": "10.5,10.5,10.6,10.6"}).json()["collections"][0]["id"] == "sub"
+
+
+def test_made_collection_ids_avoid_loaded_ones_and_each_other(catalog_dir: CatalogDir) -> None:
+    """A catalog id that names a loaded collection, or another catalog's made collection: -2, -3."""
+    catalog_dir.write("catalog.json", catalog("x", [link("item", "./a.json"), link("child", "./one/catalog.json"),
+                                                    link("child", "./two/catalog.json"), link("child", "./c/collection.json")]))
+    catalog_dir.write("a.json", item("a"))
+    catalog_dir.write("one/catalog.json", catalog("x", [link("item", "./b.json")]))
+    catalog_dir.write("one/b.json", item("b"))
+    catalog_dir.write("two/catalog.json", catalog("x-2", [link("item", "./d.json")]))
+    catalog_dir.write("two/d.json", item("d"))
+    catalog_dir.write("c/collection.json", collection("x", [link("item", "./e.json")]))
+    catalog_dir.write("c/e.json", item("e"))
+    index, report = load(catalog_dir.path("catalog.json"))
+    # met in this order: the root "x", then "x" (one/), then "x-2" (two/); "x" is the loaded collection's
+    assert keys_of(index) == {("x-2", "a"), ("x-3", "b"), ("x-2-2", "d"), ("x", "e")}
+    assert keys_of(index) == Oracle.from_root(catalog_dir.path("catalog.json")).keys()
+    assert set(report.made_collections) == {"x-2", "x-3", "x-2-2"}
 
 
 def test_collection_nested_in_collection(catalog_dir: CatalogDir, make_client) -> None:
@@ -217,6 +252,10 @@ def test_bad_documents_are_skipped_and_reported(catalog_dir: CatalogDir) -> None
     for path, reason in reasons.items():
         assert reason.strip(), path
     r = lambda rel: reasons[os.path.realpath(catalog_dir.path(rel))]  # noqa: E731
+    assert report.skipped_by_reason == {
+        "unreadable": 2, "invalid_json": 2, "not_stac": 3, "invalid_item": 2,  # no-id, bad-time
+        "out_of_scope": 0, "limit": 0, "too_large": 0, "missing_id": 0, "duplicate": 0}
+    assert report.problems()["skipped_by_reason"] == report.skipped_by_reason  # /_mgmt/ready's load
     assert re.search(r"no such file|not found|exist", r("missing/catalog.json"), re.I)
     assert "json" in r("broken/catalog.json").lower()
     assert "object" in r("array/catalog.json").lower()
@@ -234,7 +273,7 @@ def test_bad_root_among_good_roots(catalog_dir: CatalogDir) -> None:
     catalog_dir.write_text("bad/catalog.json", "not json")
     index, report = load(catalog_dir.path("good/catalog.json"), catalog_dir.path("bad/catalog.json"),
                          catalog_dir.path("nowhere/catalog.json"))
-    assert keys_of(index) == {(None, "a")}
+    assert keys_of(index) == {("good", "a")}
     assert report.skipped == 2
 
 
@@ -333,16 +372,19 @@ def test_item_collection_field_disagreeing_with_parent(catalog_dir: CatalogDir, 
 
 
 def test_item_naming_an_unloaded_collection_without_parent_collection(catalog_dir: CatalogDir, make_client) -> None:
-    """No collection to fall back on: served without one, never with a dangling collection link."""
+    """No collection to fall back on: served under the one made for its catalog, never with a
+    dangling collection link."""
     catalog_dir.write("catalog.json", catalog("root", [link("item", "./i.json")]))
     catalog_dir.write("i.json", item("i", collection="elsewhere"))
     index, report = load(catalog_dir.path("catalog.json"))
-    assert keys_of(index) == {(None, "i")}
-    assert report.skipped == 0
+    assert keys_of(index) == {("root", "i")}
+    assert report.skipped == 0 and report.reassigned == {("elsewhere", "root"): 1}
     with make_client(index=index) as c:
         feature = c.get("/search", params={"ids": "i"}).json()["features"][0]
-        assert "collection" not in feature
-        assert not [ln for ln in feature["links"] if ln["rel"] in ("collection", "parent")]
+        assert feature["collection"] == "root"
+        for ln in feature["links"]:
+            if ln["rel"] in ("collection", "parent", "self"):
+                assert c.get(ln["href"]).status_code == 200, ln
 
 
 @pytest.mark.parametrize("declared", [["good"], {"id": "good"}, 5, True])
@@ -391,7 +433,7 @@ def test_folder_root_finds_catalog_json(catalog_dir: CatalogDir) -> None:
     catalog_dir.write("catalog.json", catalog("root", [link("item", "./a.json")]))
     catalog_dir.write("a.json", item("a"))
     index, _ = load(catalog_dir.root)
-    assert keys_of(index) == {(None, "a")}
+    assert keys_of(index) == {("root", "a")}
 
 
 def test_folder_root_finds_collection_json(catalog_dir: CatalogDir) -> None:
@@ -406,7 +448,7 @@ def test_folder_root_finds_a_nested_root(catalog_dir: CatalogDir) -> None:
     catalog_dir.write("release-1/a.json", item("a"))
     catalog_dir.write_text("README.md", "a catalog is in release-1/")
     index, _ = load(catalog_dir.root)
-    assert keys_of(index) == {(None, "a")}
+    assert keys_of(index) == {("root", "a")}
 
 
 def _bulk_items(n: int, collection_id: str | None) -> list[dict[str, Any]]:
@@ -439,9 +481,12 @@ def test_ndjson_items_with_a_collection_file(catalog_dir: CatalogDir) -> None:
 
 
 def test_bulk_items_without_collection_field(catalog_dir: CatalogDir) -> None:
+    """A bulk file given as a root, its items of no collection: a collection named from the file."""
     catalog_dir.write("items.geojson", {"type": "FeatureCollection", "features": _bulk_items(3, None)})
-    index, _ = load(catalog_dir.path("items.geojson"))
-    assert keys_of(index) == {(None, f"bulk-{i}") for i in range(3)}
+    index, report = load(catalog_dir.path("items.geojson"))
+    assert keys_of(index) == {("items", f"bulk-{i}") for i in range(3)}
+    assert report.made_collections == {"items": "file 'items.geojson'"}
+    assert index.collections["items"]["extent"]["spatial"]["bbox"] == [[0.0, 0.0, 2.5, 0.5]]
 
 
 def test_bulk_items_naming_a_collection_read_later_wait_for_it(catalog_dir: CatalogDir) -> None:
@@ -454,8 +499,8 @@ def test_bulk_items_naming_a_collection_read_later_wait_for_it(catalog_dir: Cata
     catalog_dir.write("late/collection.json", collection("late"))
     index, report = load(catalog_dir.path("items.ndjson"), catalog_dir.path("late/collection.json"))
     assert report.skipped == 1 and report.structure_skipped == 0
-    assert keys_of(index) == {(None, "bulk-0"), (None, "bulk-1"), ("late", "late-2"), ("late", "late-3"),
-                              (None, "bulk-4"), (None, "bulk-5")}
+    assert keys_of(index) == {("items", "bulk-0"), ("items", "bulk-1"), ("late", "late-2"), ("late", "late-3"),
+                              ("items", "bulk-4"), ("items", "bulk-5")}  # "items": made for the file's items of none
 
 
 def test_the_collector_is_paused_while_loading(catalog_dir: CatalogDir, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -555,8 +600,10 @@ def test_items_of_a_bulk_file_a_dead_child_did_not_send_are_read_here(
 def test_single_item_root(catalog_dir: CatalogDir) -> None:
     catalog_dir.write("one.json", item("one", geometry=None, bbox=None))
     index, _ = load(catalog_dir.path("one.json"))
-    assert keys_of(index) == {(None, "one")}
-    assert served(index, (None, "one"))["geometry"] is None
+    assert keys_of(index) == {("one", "one")}
+    assert served(index, ("one", "one"))["geometry"] is None
+    # no footprint to bound: the whole world
+    assert index.collections["one"]["extent"]["spatial"]["bbox"] == [[-180.0, -90.0, 180.0, 90.0]]
 
 
 # -- scope -----------------------------------------------------------------------------------------------
@@ -577,7 +624,7 @@ def test_links_escaping_the_root_folder_are_refused(tmp_path: Path) -> None:
     ]))
     root.write("in.json", item("in"))
     index, report = load(root.path("catalog.json"))
-    assert keys_of(index) == {(None, "in")}
+    assert keys_of(index) == {("root", "in")}
     reasons = skip_reasons(report)
     assert set(reasons) == {os.path.realpath(outside.path("catalog.json")), os.path.realpath(outside.path("x.json"))}
     assert all("outside" in reason for reason in reasons.values())
@@ -591,7 +638,7 @@ def test_symlink_escaping_the_root_folder_is_refused(tmp_path: Path) -> None:
     root.write("catalog.json", catalog("root", [link("item", "./link.json"), link("item", "./in.json")]))
     root.write("in.json", item("in"))
     index, report = load(root.path("catalog.json"))
-    assert keys_of(index) == {(None, "in")}
+    assert keys_of(index) == {("root", "in")}
     assert report.skipped == 1
 
 
@@ -603,7 +650,7 @@ def test_remote_links_from_a_local_catalog_are_refused(catalog_dir: CatalogDir) 
     ]))
     catalog_dir.write("in.json", item("in"))
     index, report = load(catalog_dir.path("catalog.json"))
-    assert keys_of(index) == {(None, "in")}
+    assert keys_of(index) == {("root", "in")}
     assert report.skipped == 2
 
 
@@ -636,7 +683,7 @@ def test_older_versions_are_migrated(catalog_dir: CatalogDir, make_client, versi
     assert keys_of(index) == {("oldcol", "olditem")}
     served_item = served(index, ("oldcol", "olditem"))
     assert served_item["stac_version"].startswith("1.")
-    assert served_item["assets"]["data"]["href"] == str(catalog_dir.path(f"v{version}/c/i/data.tif"))
+    assert served_item["assets"]["data"]["href"] == "./data.tif"  # a local path: as the catalog wrote it
     assert index.collections["oldcol"]["type"] == "Collection"
     with make_client(index=index) as c:
         doc = c.get("/search", params={"bbox": "5.5,50.5,7,52", "datetime": "2019-06-01T00:00:00Z"}).json()
@@ -649,12 +696,11 @@ def test_unknown_version_is_refused_with_its_name(catalog_dir: CatalogDir) -> No
     catalog_dir.write("odd/catalog.json", {"stac_version": "banana", "id": "odd", "description": "d", "links": []})
     catalog_dir.write("in.json", item("in"))
     index, report = load(catalog_dir.path("catalog.json"))
-    assert keys_of(index) == {(None, "in")}
+    assert keys_of(index) == {("root", "in")}
     assert "banana" in skip_reasons(report)[os.path.realpath(catalog_dir.path("odd/catalog.json"))]
 
 
-def test_asset_and_link_hrefs_are_made_absolute(catalog_dir: CatalogDir, make_client) -> None:
-    folder = catalog_dir.path("c/items/a")
+def _hrefs_catalog(catalog_dir: CatalogDir) -> None:
     catalog_dir.write("catalog.json", catalog("root", [link("child", "./c/collection.json")]))
     catalog_dir.write("c/collection.json", collection(
         "c", [link("item", "./items/a/a.json"), link("license", "./LICENSE.txt")],
@@ -662,37 +708,65 @@ def test_asset_and_link_hrefs_are_made_absolute(catalog_dir: CatalogDir, make_cl
     ))
     catalog_dir.write("c/items/a/a.json", item("a", collection="c", links=[
         link("license", "../../LICENSE.txt"), link("via", "https://example.com/about"),
-        link("self", "./a.json"), link("parent", "../../collection.json"),
+        link("self", "./a.json"), link("parent", "../../collection.json"), link("author", "mailto:someone@example.com"),
     ], assets={
         "here": {"href": "./data/a.tif", "type": "image/tiff"},
         "up": {"href": "../shared/b.tif"},
         "plain": {"href": "c.tif"},
+        "spaced": {"href": "./my%20file.tif"},
+        "absolute": {"href": str(catalog_dir.path("c/items/a/abs.tif"))},
+        "file-url": {"href": catalog_dir.path("c/items/a/url.tif").as_uri()},
+        "root-relative": {"href": "/sample/thumbnails/x.png"},
         "web": {"href": "https://data.example.com/a.tif"},
         "s3": {"href": "s3://bucket/key/a.tif"},
     }))
-    index, _ = load(catalog_dir.path("catalog.json"))
+
+
+def test_local_hrefs_stay_as_the_catalog_wrote_them(catalog_dir: CatalogDir, make_client) -> None:
+    """Without --public-href or --serve-assets a local href is no server path: relative ones as
+    written, absolute ones into the root's folder made relative, and the summary counts them."""
+    _hrefs_catalog(catalog_dir)
+    index, report = load(catalog_dir.path("catalog.json"))
     doc = served(index, ("c", "a"))
     hrefs = {k: v["href"] for k, v in doc["assets"].items()}
     assert hrefs == {
-        "here": str(folder / "data" / "a.tif"),
-        "up": str(catalog_dir.path("c/items/shared/b.tif")),
-        "plain": str(folder / "c.tif"),
-        "web": "https://data.example.com/a.tif",
-        "s3": "s3://bucket/key/a.tif",
+        "here": "./data/a.tif", "up": "../shared/b.tif", "plain": "c.tif", "spaced": "./my%20file.tif",
+        "absolute": "abs.tif", "file-url": "url.tif",
+        "root-relative": "/sample/thumbnails/x.png",  # outside the roots: the catalog's own text (a URL path?)
+        "web": "https://data.example.com/a.tif", "s3": "s3://bucket/key/a.tif",
     }
     assert doc["assets"]["here"]["type"] == "image/tiff"
     by_rel = {ln["rel"]: ln["href"] for ln in doc["links"]}
-    assert by_rel["license"] == str(catalog_dir.path("c/LICENSE.txt"))
-    assert by_rel["via"] == "https://example.com/about"
-    col = index.collections["c"]
-    assert col["assets"]["thumb"]["href"] == str(catalog_dir.path("c/thumb.png"))
+    assert by_rel == {"license": "../../LICENSE.txt", "via": "https://example.com/about", "author": "mailto:someone@example.com"}
+    assert index.collections["c"]["assets"]["thumb"]["href"] == "./thumb.png"
+    # 6 item assets, the item's license, the collection's license and thumbnail
+    assert report.hrefs_not_public == 9 and index.load_report["hrefs_not_public"] == 9
+    assert "9 local hrefs could not be made public" in report.summary()
     with make_client(index=index) as c:
         served_doc = c.get("/collections/c/items/a").json()
-        assert served_doc["assets"]["here"]["href"] == str(folder / "data" / "a.tif")
+        assert served_doc["assets"]["here"]["href"] == "./data/a.tif"
         # the static self/parent links are replaced by the API's own
         assert {ln["href"] for ln in served_doc["links"] if ln["rel"] == "self"} == {
             "http://testserver/collections/c/items/a"}
-        assert c.get("/collections/c").json()["assets"]["thumb"]["href"] == str(catalog_dir.path("c/thumb.png"))
+        assert c.get("/collections/c").json()["assets"]["thumb"]["href"] == "./thumb.png"
+
+
+def test_a_local_folder_mapped_to_its_public_url(catalog_dir: CatalogDir, make_client, tmp_path: Path) -> None:
+    _hrefs_catalog(catalog_dir)
+    mappings = ((os.path.join(str(catalog_dir.root), ""), "https://pub.example/stac/"),
+                (os.path.join(str(catalog_dir.path("c/items")), ""), "https://items.example/"),  # longer: wins below it
+                ("s3://bucket/", "https://bucket.s3.example/"))
+    index, report = load_catalogs([str(catalog_dir.path("catalog.json"))], LoadOptions(public_hrefs=mappings))
+    hrefs = {k: v["href"] for k, v in served(index, ("c", "a"))["assets"].items()}
+    assert hrefs == {
+        "here": "https://items.example/a/data/a.tif", "up": "https://items.example/shared/b.tif",
+        "plain": "https://items.example/a/c.tif", "spaced": "https://items.example/a/my%20file.tif",
+        "absolute": "https://items.example/a/abs.tif", "file-url": "https://items.example/a/url.tif",
+        "root-relative": "/sample/thumbnails/x.png",
+        "web": "https://data.example.com/a.tif", "s3": "https://bucket.s3.example/key/a.tif",
+    }
+    assert index.collections["c"]["assets"]["thumb"]["href"] == "https://pub.example/stac/c/thumb.png"
+    assert report.hrefs_not_public == 0 and "could not be made public" not in report.summary()
 
 
 def test_time_forms(catalog_dir: CatalogDir, make_client) -> None:
@@ -718,22 +792,6 @@ def test_time_forms(catalog_dir: CatalogDir, make_client) -> None:
 
 
 # -- the shared real-world catalogs ---------------------------------------------------------------------
-
-
-def shared_roots() -> list[list[str]]:
-    """Roots from ../shared/catalogs/README.md's table; "a + b" is one load of two files."""
-    readme = SHARED / "README.md"
-    if not readme.is_file():
-        return []
-    roots = []
-    for line in readme.read_text().splitlines():
-        m = re.match(r"\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|", line)
-        if not m or not m.group(1).endswith((".json", ".geojson", ".ndjson")) or m.group(1) == "root":
-            continue
-        parts = [p.strip() for p in m.group(1).split("+")]
-        first = SHARED / parts[0]
-        roots.append([str(first)] + [str(first.parent / p) for p in parts[1:]])
-    return roots
 
 
 # (collections, items) at least, from the README's description of each root

@@ -3,7 +3,9 @@ Leaflet and the tiles setting, the HTML conformance class."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +32,8 @@ def hostile(catalog_dir: CatalogDir, make_client: Callable[..., TestClient]) -> 
 
 
 @pytest.mark.parametrize("path", ["/", "/collections", "/collections/evil", "/collections/evil/items",
-                                  "/collections/evil/items/i%3Cb%3E", "/search?q=nothing", "/collections?q=evil"])
+                                  "/collections/evil/items/i%3Cb%3E", "/search?q=nothing", "/collections?q=evil",
+                                  "/collections/evil/queryables", "/queryables", "/conformance", "/api"])
 def test_catalog_text_is_escaped(hostile: TestClient, path: str) -> None:
     with hostile:
         page = hostile.get(path, headers=PAGE)
@@ -92,3 +95,76 @@ def test_the_sample_thumbnail_shows_on_its_item_page(client: TestClient) -> None
     page = client.get(f"/collections/sentinel-2-l2a-nl/items/{item['id']}", headers={"accept": "text/html"}).text
     assert f'src="{href}"' in page
     assert client.get(href).headers["content-type"] == "image/png"
+
+
+def _main(html: str) -> str:
+    return html.split("<main>", 1)[1].split("</main>", 1)[0]
+
+
+def test_every_kind_of_document_has_a_real_page(client: TestClient) -> None:
+    """No page is a dump of its JSON: each kind has its template."""
+    from server.api import documents, pages
+
+    kinds = {documents.LANDING, documents.CONFORMANCE, documents.COLLECTIONS, documents.COLLECTION,
+             documents.ITEMS, documents.ITEM, documents.QUERYABLES, documents.API, documents.CATALOG,
+             documents.CHILDREN}
+    assert set(pages.PAGES) == kinds
+    for template in pages.PAGES.values():
+        assert (Path(pages.HERE) / "templates" / template).is_file()
+    for path in ("/", "/conformance", "/api", "/collections", "/collections/dem-alps", "/queryables",
+                 "/collections/dem-alps/queryables", "/collections/dem-alps/items", "/search", "/children"):
+        html = client.get(path, headers=PAGE).text
+        assert "<pre" not in html, path
+
+
+def test_conformance_page_links_every_class(client: TestClient) -> None:
+    classes = client.get("/conformance").json()["conformsTo"]
+    main = _main(client.get("/conformance", headers=PAGE).text)
+    assert sorted(re.findall(r'<li><a href="([^"]+)">\1</a></li>', main)) == sorted(classes)  # grouped
+    for heading in ("STAC API", "OGC API - Features - Part 1: Core", "Common Query Language (CQL2)"):
+        assert f"<h2>{heading}</h2>" in main
+
+
+def test_queryables_page_is_a_table_of_them(client: TestClient) -> None:
+    for path, collection_id in (("/queryables", None), ("/collections/sentinel-2-l2a-nl/queryables", "sentinel-2-l2a-nl")):
+        schema = client.get(path).json()
+        main = _main(client.get(path, headers=PAGE).text)
+        rows = re.findall(r"<tr>\s*<td><code>([^<]*)</code></td>\s*<td>([^<]*)</td>\s*<td>(.*?)</td>", main, re.S)
+        assert [name for name, _, _ in rows] == list(schema["properties"])
+        by_name = {name: (title, kind) for name, title, kind in rows}
+        assert by_name["datetime"] == ("Acquisition time", "string (date-time)")
+        assert by_name["geometry"][1] == '<a href="https://geojson.org/schema/Geometry.json">GeoJSON geometry</a>'
+        assert by_name["eo:cloud_cover"][1] == "number"
+        if collection_id:
+            assert f'href="http://testserver/collections/{collection_id}/items">items form</a>' in main
+
+
+def test_a_hostile_queryable_stays_text(hostile: TestClient) -> None:
+    with hostile:
+        main = _main(hostile.get("/collections/evil/queryables", headers=PAGE).text)
+    assert "<code>&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;&#34;quoted&#34;</code>" in main
+
+
+def test_queryable_types_and_values_read_as_text() -> None:
+    from server.api.pages import schema_type, schema_values
+
+    assert schema_type({"type": "string", "format": "date-time"}) == "string (date-time)"
+    assert schema_type({"type": ["number", "string"]}) == "number or string"
+    assert schema_type({"type": "array", "items": {"type": "string"}}) == "array of string"
+    assert schema_type({"$ref": "https://geojson.org/schema/Geometry.json"}) == "GeoJSON geometry"
+    assert schema_type("not a schema") == ""
+    assert schema_values({"type": "string", "enum": ["a", "b", 3]}) == "a, b, 3"
+    assert schema_values({"type": "number", "minimum": 0, "maximum": 100}) == "≥ 0, ≤ 100"
+    assert schema_values({"type": "number", "exclusiveMinimum": 0.5}) == "> 0.5"
+    assert schema_values({"type": "string"}) == ""
+
+
+def test_api_page_lists_every_operation(client: TestClient) -> None:
+    openapi = client.get("/api").json()
+    main = _main(client.get("/api", headers=PAGE).text)
+    listed = re.findall(r"<td><code>([A-Z]+)</code></td>\s*<td><code>(?:<a href=\"[^\"]+\">)?([^<]+)", main)
+    expected = [(m.upper(), path) for path, item in openapi["paths"].items() for m in item
+                if m in ("get", "post", "put", "patch", "delete")]
+    assert listed == expected
+    assert 'href="http://testserver/api.html">Try it (Swagger UI)</a>' in main
+    assert '<a href="http://testserver/collections">/collections</a>' in main

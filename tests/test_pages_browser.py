@@ -8,6 +8,7 @@ Needs Debian's chromium and chromium-driver (.ci/run installs them); skipped wit
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import tempfile
@@ -49,10 +50,34 @@ def _hostile_roots(folder: CatalogDir, files: str) -> list[str]:
         "hostile", title=HOSTILE, description=HOSTILE + "\n\n*Markdown* [js](javascript:alert(1))",
         keywords=[HOSTILE], links=[{"rel": "item", "href": "./h1.json"}]))
     folder.write("h1.json", item(
-        "h1", bbox=(5.0, 51.0, 6.0, 52.0), collection="hostile", properties={"title": HOSTILE},
+        "h1", bbox=(5.0, 51.0, 6.0, 52.0), collection="hostile", properties={"title": HOSTILE, HOSTILE: 1},
         assets={"thumb": {"href": f"{files}/thumb.png", "type": "image/png", "roles": ["thumbnail"], "title": HOSTILE},
                 "evil": {"href": "javascript:window.pwned=3", "title": "evil"}}))
-    return [str(SAMPLE_ROOT), str(folder.path("collection.json"))]
+    return [str(SAMPLE_ROOT), str(folder.path("collection.json")), _dateline_root(folder)]
+
+
+# Astride the antimeridian: a collection extent with minx > maxx, a footprint whose ring jumps
+# from 175 to -175 (common in catalogs), one split at 180 as RFC 7946 asks, and one wholly west of it.
+DATELINE_ITEMS = {
+    "jump": ((175.0, -5.0, -175.0, 5.0),
+             {"type": "Polygon", "coordinates": [[[175, -5], [-175, -5], [-175, 5], [175, 5], [175, -5]]]}),
+    "split": ((170.0, 10.0, -172.0, 15.0),
+              {"type": "MultiPolygon", "coordinates": [[[[170, 10], [180, 10], [180, 15], [170, 15], [170, 10]]],
+                                                       [[[-180, 10], [-172, 10], [-172, 15], [-180, 15], [-180, 10]]]]}),
+    "west": ((-178.0, -12.0, -176.0, -10.0),
+             {"type": "Polygon", "coordinates": [[[-178, -12], [-176, -12], [-176, -10], [-178, -10], [-178, -12]]]}),
+}
+
+
+def _dateline_root(folder: CatalogDir) -> str:
+    extent = {"spatial": {"bbox": [[170.0, -20.0, -170.0, 20.0]]},
+              "temporal": {"interval": [["2020-01-01T00:00:00Z", None]]}}
+    folder.write("dateline/collection.json", collection(
+        "dateline", title="Astride the antimeridian", extent=extent,
+        links=[{"rel": "item", "href": f"./{iid}.json"} for iid in DATELINE_ITEMS]))
+    for iid, (bbox, geometry) in DATELINE_ITEMS.items():
+        folder.write(f"dateline/{iid}.json", item(iid, bbox=bbox, collection="dateline", geometry=geometry))
+    return str(folder.path("dateline/collection.json"))
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +141,27 @@ def test_every_page_type_loads_and_maps_its_footprints(server: str, browser: Any
     first = items["features"][0]["id"]
     assert _open(browser, f"{server}/collections/sentinel-2-l2a-nl/items/{first}", shots, "item") == 1
     _open(browser, f"{server}/collections/nope", shots, "error", footprints=False, error_page=True)
+    # the static catalog's tree: the landing page's children, sub-catalogs
+    _open(browser, f"{server}/children", shots, "children", footprints=False)
+    _open(browser, f"{server}/catalogs/sample/dem-alps/dem-alps-tiles-extra", shots, "catalog", footprints=False)
+    _open(browser, f"{server}/catalogs/sample/misc", shots, "catalog-misc", footprints=False)
+
+
+def test_conformance_queryables_and_api_are_pages(server: str, browser: Any, shots: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    _open(browser, f"{server}/conformance", shots, "conformance", footprints=False)
+    links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "ul.conformance a")]
+    assert sorted(links) == sorted(httpx.get(f"{server}/conformance").json()["conformsTo"])
+    for path, name in (("/collections/sentinel-2-l2a-nl/queryables", "queryables"), ("/queryables", "queryables-all"),
+                       ("/collections/hostile/queryables", "queryables-hostile")):
+        _open(browser, f"{server}{path}", shots, name, footprints=False)
+        names = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#queryables tbody td:first-child")]
+        assert names == list(httpx.get(f"{server}{path}").json()["properties"])
+    assert HOSTILE in names  # the hostile collection's property name, shown as text
+    _open(browser, f"{server}/api?f=html", shots, "api", footprints=False)
+    rows = browser.find_elements(By.CSS_SELECTOR, "#operations tbody tr")
+    assert len(rows) == sum(len(ops) for ops in httpx.get(f"{server}/api").json()["paths"].values())
 
 
 def test_search_form_gives_the_ids_of_the_json_api(server: str, browser: Any, shots: Path) -> None:
@@ -137,6 +183,70 @@ def test_search_form_gives_the_ids_of_the_json_api(server: str, browser: Any, sh
     api = httpx.get(f"{server}/search", params=form).json()
     assert shown == [f["id"] for f in api["features"]] and shown
     assert drawn == len(shown)
+
+
+def test_a_posted_search_is_a_page_whose_next_page_is_a_get(server: str, browser: Any, shots: Path) -> None:
+    """What a script in a browser gets when it POSTs a search asking for HTML: the page, with
+    its map, and paging links that are the GETs asking the same."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    body = {"bbox": [3, 50, 8, 54], "limit": 3, "sortby": [{"field": "properties.datetime", "direction": "desc"}]}
+    _open(browser, f"{server}/search", shots, "search-before-post")
+    html = browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        fetch(arguments[0], {method: "POST", headers: {"Accept": "text/html", "Content-Type": "application/json"},
+                             body: JSON.stringify(arguments[1])}).then(r => r.text()).then(done);
+    """, f"{server}/search", body)
+    browser.execute_script("document.open(); document.write(arguments[0]); document.close();", html)
+    WebDriverWait(browser, 10).until(
+        lambda d: d.find_element(By.ID, "map").get_attribute("data-footprints") is not None)
+    browser.save_screenshot(str(shots / "search-posted.png"))
+    api = httpx.post(f"{server}/search", json=body).json()
+    shown = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#items tbody td:first-child a")]
+    assert shown == [f["id"] for f in api["features"]]
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#map path.leaflet-interactive")) == len(shown)
+    assert browser.find_element(By.NAME, "bbox").get_attribute("value") == "3,50,8,54"
+    browser.find_element(By.CSS_SELECTOR, "a[rel=next]").click()
+    WebDriverWait(browser, 20).until(lambda d: "token=" in d.current_url)
+    _open(browser, browser.current_url, shots, "search-posted-next")
+    token = next(link for link in api["links"] if link["rel"] == "next")["body"]["token"]
+    following = httpx.post(f"{server}/search", json={**body, "token": token}).json()
+    shown = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#items tbody td:first-child a")]
+    assert shown == [f["id"] for f in following["features"]] and shown
+
+
+def _view(browser: Any) -> tuple[float, ...]:
+    from selenium.webdriver.common.by import By
+
+    view = browser.find_element(By.ID, "map").get_attribute("data-view")
+    return tuple(float(v) for v in view.split(","))
+
+
+def test_what_crosses_the_antimeridian_is_drawn_in_one_piece(server: str, browser: Any, shots: Path) -> None:
+    """Before, the extent became a box over the rest of the world, the jumping footprint a band
+    around it, and the split one two halves at opposite ends of the map: each view spanned ~350°."""
+    from selenium.webdriver.common.by import By
+
+    for url, name, drawn in ((f"{server}/collections/dateline", "dateline-collection", 1),
+                             (f"{server}/collections/dateline/items", "dateline-items", len(DATELINE_ITEMS)),
+                             (f"{server}/collections/dateline/items/jump", "dateline-item-jump", 1),
+                             (f"{server}/collections/dateline/items/split", "dateline-item-split", 1)):
+        assert _open(browser, url, shots, name) == drawn, url
+        west, _, east, _ = _view(browser)
+        # the view is on 180°, not on the whole world (its width follows the map's shape)
+        assert east - west < 200 and abs((west + east) / 2 - 180) < 15, (url, west, east)
+        map_box = browser.find_element(By.ID, "map").rect
+        for path in browser.find_elements(By.CSS_SELECTOR, "#map path.leaflet-interactive"):
+            assert path.rect["width"] < 0.95 * map_box["width"], (url, path.rect)  # no band over the whole map
+    # the hostile collection's extent is the whole world, as written (-180 to 180): not taken to cross
+    whole = httpx.get(f"{server}/collections/hostile").json()["extent"]["spatial"]["bbox"][0]
+    assert whole[0] == -180 and whole[2] == 180
+    assert _open(browser, f"{server}/collections", shots, "collections-with-dateline") == \
+        httpx.get(f"{server}/collections").json()["numberReturned"]
+    drawn = json.loads(browser.execute_script("return document.getElementById('map-data').textContent"))
+    xs = {f["properties"]["title"]: sorted({x for x, _ in f["geometry"]["coordinates"][0]}) for f in drawn["features"]}
+    assert xs["Astride the antimeridian"] == [170, 190] and xs[HOSTILE] == [-180, 180]
 
 
 def test_a_hostile_title_stays_text(server: str, browser: Any, shots: Path) -> None:

@@ -19,7 +19,7 @@ from server.catalog import sources
 from server.catalog.loader import LoadOptions, load_catalogs
 from server.catalog.sources import Fetcher, FetchError, RemoteCache
 
-from .helpers import serve_folder
+from .helpers import in_thread, serve_folder
 
 HAS_CURL = sources.CurlPool is not None
 NEEDS_CURL = pytest.mark.skipif(not HAS_CURL, reason="pycurl is not installed")
@@ -81,14 +81,8 @@ def server(routes: dict[str, Route], tls: Any = None) -> Iterator[tuple[str, typ
     httpd.daemon_threads = True
     if tls is not None:  # an ssl.SSLContext
         httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"{'https' if tls else 'http'}://127.0.0.1:{httpd.server_address[1]}", handler
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+    with in_thread(httpd, "https" if tls else "http") as url:
+        yield url, handler
 
 
 def fetcher(backend: str, **options: Any) -> Fetcher:

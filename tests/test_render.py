@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from server.api.documents import render_item
+from server.api.documents import Features, render_item
 from server.api.links import UrlBuilder
 from server.index import Index
 from server.index.builder import IndexBuilder
@@ -21,6 +21,9 @@ def as_json(rendered: Any) -> Any:
 
 def assert_spliced_equals_parsed(index: Index) -> None:
     assert index.links_last
+    # a page's items, their columns read at once, are the items one by one
+    page = Features(URLS, index, list(range(index.size))[::-1]).as_json()
+    assert [as_json(f) for f in page] == [as_json(render_item(URLS, index, p)) for p in range(index.size)][::-1]
     for pos in range(index.size):
         fast = render_item(URLS, index, pos)
         assert isinstance(fast, orjson.Fragment)
@@ -126,6 +129,10 @@ def test_base_url_without_a_host_header_comes_from_the_server_address() -> None:
     assert base(("10.0.0.1", 443), "https") == "https://10.0.0.1/stac"
     assert base(None) == "http://localhost/stac"
     assert base(("10.0.0.1", 8080), headers=[(b"host", b"api.example")]) == "http://api.example/stac"
+    # without a forwarding header the raw headers are read in one pass; with one, as before: the same
+    for extra in ([], [(b"x-forwarded-for", b"1.2.3.4")], [(b"forwarded", b"for=1.2.3.4")],
+                  [(b"x-forwarded-port", b"8443")], [(b"host", b"other.example")]):
+        assert base(("10.0.0.1", 8080), "HTTP", [(b"host", b"api.example"), *extra]) == "http://api.example/stac"
 
 
 def test_url_builders_are_shared_per_base_and_bounded() -> None:

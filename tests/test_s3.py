@@ -89,3 +89,39 @@ def test_relative_hrefs_resolve_inside_the_bucket() -> None:
     assert resolve_href("s3://b/a/c/catalog.json", "../x/item.json") == "s3://b/a/x/item.json"
     assert resolve_href("s3://b/catalog.json", "../../../etc/passwd") == "s3://b/etc/passwd"
     assert resolve_href("s3://b/a/catalog.json", "https://h/x.tif") == "https://h/x.tif"
+
+
+def test_s3_hrefs_mapped_to_their_public_url(s3_endpoint: str) -> None:
+    """An s3:// root with relative asset hrefs: --public-href s3://bucket/prefix/=https://... makes
+    them the bucket's public URL, on the real server (which reads the bucket through moto)."""
+    import httpx
+
+    from tests.helpers import collection, item, link, run_server
+
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=BUCKET)
+    docs = {
+        "stac/collection.json": collection("c", [link("item", "./a/a.json"), link("license", "./LICENSE")]),
+        "stac/a/a.json": item("a", collection="c", assets={"data": {"href": "./a.tif"}, "up": {"href": "../shared/b.tif"}}),
+        "loose/catalog.json": {"type": "Catalog", "stac_version": "1.0.0", "id": "loose", "description": "d",
+                               "links": [link("item", "./l.json")]},
+        "loose/l.json": item("l"),
+    }
+    for key, doc in docs.items():
+        client.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(doc).encode())
+    public = f"https://{BUCKET}.s3.example.org/stac/"
+    with run_server([f"s3://{BUCKET}/stac/collection.json", f"s3://{BUCKET}/loose/catalog.json"],
+                    ["--public-href", f"s3://{BUCKET}/stac/={public}",
+                     "--public-href", f"s3://{BUCKET}/=https://{BUCKET}.s3.example.org/"]) as api:
+        served = httpx.get(f"{api}/collections/c/items/a").json()
+        col = httpx.get(f"{api}/collections/c").json()
+        loose = httpx.get(f"{api}/collections/loose/items/l").json()
+        made = httpx.get(f"{api}/collections/loose").json()
+    assert served["assets"]["data"]["href"] == public + "a/a.tif"
+    assert served["assets"]["up"]["href"] == public + "shared/b.tif"
+    assert [ln["href"] for ln in col["links"] if ln["rel"] == "license"] == [public + "LICENSE"]
+    # the item of no collection: a self link that answers, and its source file's public URL
+    assert [ln["href"] for ln in loose["links"] if ln["rel"] == "self"] == [f"{api}/collections/loose/items/l"]
+    assert [ln["href"] for ln in loose["links"] if ln["rel"] == "alternate" and ln["type"] == "application/geo+json"] == [
+        f"https://{BUCKET}.s3.example.org/loose/l.json"]
+    assert [ln["href"] for ln in made["links"] if ln["rel"] == "via"] == [f"https://{BUCKET}.s3.example.org/loose/catalog.json"]

@@ -14,12 +14,15 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from server.api import render
 from server.api.aggregation import aggregation_routes
+from server.api.browse import browse_routes
 from server.api.caching import GzipWhenAccepted, HttpCache
 from server.api.cors import CorsWhenOrigin
 from server.api.header_limit import HeaderLimit
+from server.api.metrics import RequestMetrics, metrics_endpoint
 from server.api.routes import route_table
 from server.errors import StacApiError
 from server.index.match_cache import MatchCache
@@ -49,15 +52,21 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
 
 def http_app(settings: Settings, lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]]) -> Starlette:
     """The API's routes and middleware, with no index yet (`app.state.index` None: every
-    endpoint answers 503 until the runtime sets one)."""
+    endpoint answers 503 until the runtime sets one). With metrics off there is no
+    /_mgmt/metrics (a 404) and nothing measures requests."""
+    metrics = settings.metrics
     app = Starlette(
-        routes=[*route_table(), *aggregation_routes()],
+        routes=[*route_table(), *aggregation_routes(), *browse_routes(),
+                *([Route("/_mgmt/metrics", metrics_endpoint, methods=["GET"])] if metrics else [])],
         middleware=[
+            # Outermost: it sees every answer, the cache's and the header limit's too.
+            *([Middleware(RequestMetrics)] if metrics else []),
             Middleware(HeaderLimit, max_bytes=settings.max_header_bytes),
             *([Middleware(GzipWhenAccepted, minimum_size=settings.gzip_min_bytes)] if settings.gzip_min_bytes > 0 else []),
             Middleware(CorsWhenOrigin, allow_origins=["*"], allow_methods=["GET", "HEAD", "POST"], allow_headers=["*"],
-                       expose_headers=["ETag"]),
-            Middleware(HttpCache, max_bytes=settings.response_cache_bytes, max_age=settings.cache_max_age),
+                       expose_headers=["ETag", "Content-Range", "Accept-Ranges"]),
+            Middleware(HttpCache, max_bytes=settings.response_cache_bytes, max_age=settings.cache_max_age,
+                       counted=metrics),
         ],
         exception_handlers={
             StacApiError: stac_error,

@@ -16,21 +16,29 @@ from cachetools import LRUCache
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.api.render import representation
+from server.api.metrics import CACHE_RESULT
+from server.api.render import scope_representation
 from server.api.static_files import STATIC_PREFIXES
+from server.index.served import ASSETS_PATH
 
 LINK_HEADERS = (b"host", b"forwarded", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
                 b"x-forwarded-prefix")
-# Files (Swagger UI, the favicon, the sample's thumbnails, the pages' /static/) carry their own
-# ETag and Cache-Control.
-UNCACHED_PREFIXES = ("/_mgmt", "/static/", *STATIC_PREFIXES)
+# Files (Swagger UI, the favicon, the sample's thumbnails, the pages' /static/, the files of
+# --serve-assets) carry their own ETag and Cache-Control.
+UNCACHED_PREFIXES = ("/_mgmt", "/static/", *STATIC_PREFIXES, ASSETS_PATH + "/")
 
 
 class HttpCache:
-    def __init__(self, app: ASGIApp, max_bytes: int, max_age: int, max_entry_bytes: int = 1 << 20) -> None:
+    """``counted``: whether it was a hit, a miss or a 304 is noted in the scope for the request
+    metrics (server.api.metrics). An entry keeps the route that made it, so the request metrics
+    label a hit without routing it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_age: int, max_entry_bytes: int = 1 << 20,
+                 counted: bool = False) -> None:
         self.app = app
         self.max_entry_bytes = max_entry_bytes
-        self.bodies: LRUCache[str, tuple[list[tuple[bytes, bytes]], bytes]] | None = (
+        self.counted = counted
+        self.bodies: LRUCache[str, tuple[list[tuple[bytes, bytes]], bytes, Any]] | None = (
             LRUCache(maxsize=max_bytes, getsizeof=lambda entry: len(entry[1]) + 512) if max_bytes > 0 else None
         )
         self.shared_validators = [
@@ -47,7 +55,7 @@ class HttpCache:
             path.decode("latin-1") if path is not None else scope["path"],
             scope.get("query_string", b"").decode("latin-1"), scope.get("root_path", ""),
             *(headers.get(name, b"").decode("latin-1") for name in LINK_HEADERS),
-            representation(scope.get("query_string", b""), headers.get(b"accept")),
+            scope_representation(scope, headers.get(b"accept"), accept_known=True),
         ]
         digest = hashlib.blake2b("\x00".join(parts).encode(), digest_size=12).hexdigest()
         return f'W/"{digest}"'
@@ -68,16 +76,24 @@ class HttpCache:
         etag = self._etag(scope, index, headers)
         validators = [(b"etag", etag.encode()), *self.shared_validators]
         if_none_match = [t.strip() for t in headers.get(b"if-none-match", b"").decode("latin-1").split(",")]
+        cached = self.bodies.get(etag) if self.bodies is not None else None
+        if cached is not None:
+            scope["route"] = cached[2]  # as the router would have set it (server.api.metrics)
         if etag in if_none_match or "*" in if_none_match:  # "*": any current representation
+            if self.counted:
+                scope[CACHE_RESULT] = "not_modified"
             await send({"type": "http.response.start", "status": 304, "headers": validators})
             await send({"type": "http.response.body", "body": b""})
             return
-        cached = self.bodies.get(etag) if self.bodies is not None else None
         if cached is not None:
-            response_headers, body = cached
+            if self.counted:
+                scope[CACHE_RESULT] = "hit"
+            response_headers, body, _ = cached
             await send({"type": "http.response.start", "status": 200, "headers": response_headers})
             await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
             return
+        if self.counted and self.bodies is not None:
+            scope[CACHE_RESULT] = "miss"
 
         start: Message | None = None
         chunks: list[bytes] = []
@@ -97,23 +113,29 @@ class HttpCache:
                 if not message.get("more_body", False) and self.bodies is not None:
                     body = b"".join(chunks)
                     if len(body) <= self.max_entry_bytes and scope["method"] == "GET":
-                        self.bodies[etag] = (list(start["headers"]), body)
+                        self.bodies[etag] = (list(start["headers"]), body, scope.get("route"))
             await send(message)
 
         await self.app(scope, receive, capture)
 
 
+_ASSETS = ASSETS_PATH + "/"
+
+
 class GzipWhenAccepted:
     """Starlette's GZipMiddleware (level 1: ~3 us per KB, JSON ~10x smaller), entered only by
     requests that accept gzip: its wrapping costs ~9 us per request even when it compresses
-    nothing, a third of a response served from the cache."""
+    nothing, a third of a response served from the cache. Never for served files (/_assets/):
+    a raster is not worth compressing on the fly, and a client reading ranges wants the
+    file's own length."""
 
     def __init__(self, app: ASGIApp, minimum_size: int) -> None:
         self.app = app
         self.gzip = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and any(k == b"accept-encoding" and b"gzip" in v.lower() for k, v in scope["headers"]):
+        if (scope["type"] == "http" and any(k == b"accept-encoding" and b"gzip" in v.lower() for k, v in scope["headers"])
+                and not scope["path"].startswith(_ASSETS)):
             await self.gzip(scope, receive, send)
         else:
             await self.app(scope, receive, send)

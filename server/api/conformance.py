@@ -53,6 +53,15 @@ AGGREGATION_SPEC = "https://api.stacspec.org/v0.3.0/aggregation"
 AGGREGATION = [AGGREGATION_SPEC, f"{AGGREGATION_SPEC}#query", f"{AGGREGATION_SPEC}#filter"]
 
 
-def conformance_classes() -> list[str]:
+# The static catalog's tree (server.index.tree, server.api.browse): /children below the landing
+# page and every catalog and collection with children, with the type filter; browseable when
+# every item can be reached by child and item links from the landing page (Tree.complete).
+CHILDREN = ["https://api.stacspec.org/v1.0.0-rc.2/children", "https://api.stacspec.org/v1.0.0-rc.2/children#type-filter"]
+BROWSEABLE = ["https://api.stacspec.org/v1.0.0-rc.3/browseable"]
+
+
+def conformance_classes(browseable: bool = False) -> list[str]:
+    """What this API conforms to; ``browseable``: whether every item is reachable through the
+    tree's child and item links (not so when some were read from bulk files nobody links)."""
     return (CORE + COLLECTIONS + FEATURES + ITEM_SEARCH + SEARCH_EXTENSIONS + FREE_TEXT + COLLECTION_SEARCH + FILTER
-            + AGGREGATION)
+            + AGGREGATION + CHILDREN + (BROWSEABLE if browseable else []))

@@ -13,6 +13,8 @@ import orjson
 from cachetools import LRUCache
 from starlette.requests import Request
 
+from server.index.tree import CATALOG, COLLECTION, Node
+
 JSON = "application/json"
 GEOJSON = "application/geo+json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
@@ -64,9 +66,24 @@ def _valid(pattern: re.Pattern[str], value: str | None) -> str | None:
     return value if value is not None and pattern.fullmatch(value) else None
 
 
+_FORWARDING = frozenset((b"forwarded", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
+                         b"x-forwarded-prefix"))
+
+
 def public_base_url(request: Request, configured: str | None) -> str:
     if configured:
         return configured.rstrip("/")
+    # Nearly every request names its host and no proxy: read from the raw headers in one pass.
+    host = None
+    for name, value in request.scope["headers"]:
+        if name == b"host":
+            if host is None:
+                host = value
+        elif name in _FORWARDING:
+            break
+    else:
+        netloc = host.decode("latin-1") if host else _server_netloc(request)
+        return f"{request.scope.get('scheme', 'http').lower()}://{netloc}{request.scope.get('root_path', '').rstrip('/')}"
     headers = request.headers
     scheme = request.scope.get("scheme", "http")
     host = headers.get("host") or _server_netloc(request)
@@ -91,6 +108,7 @@ def public_base_url(request: Request, configured: str | None) -> str:
 class UrlBuilder:
     def __init__(self, base_url: str) -> None:
         self.base = base_url.rstrip("/")
+        self.base_json = orjson.dumps(self.base)[1:-1]  # as written inside a JSON string
         self._item_links_json: ItemLinksJson | None = None
 
     def url(self, path: str = "") -> str:
@@ -105,6 +123,22 @@ class UrlBuilder:
 
     def item(self, collection_id: str, item_id: str) -> str:
         return self.items(collection_id) + "/" + quote_segment(item_id)
+
+    def catalog(self, segments: tuple[str, ...]) -> str:
+        """A sub-catalog of the tree, by its path (server.index.tree)."""
+        return self.url("catalogs/" + "/".join(quote_segment(s) for s in segments))
+
+    def node(self, node: Node) -> str:
+        """A node of the tree: a sub-catalog, a collection, or the landing page."""
+        if node.kind == COLLECTION:
+            return self.collection(node.id)
+        if node.kind == CATALOG:
+            return self.catalog(node.segments)
+        return self.url()
+
+    def children(self, node: Node) -> str:
+        """The children extension's endpoint of a node."""
+        return self.node(node).rstrip("/") + "/children"
 
     def link(self, rel: str, href: str, media_type: str = JSON, **extra: Any) -> dict[str, Any]:
         return {"rel": rel, "type": media_type, "href": href, **extra}
@@ -125,12 +159,15 @@ class UrlBuilder:
             self._item_links_json = ItemLinksJson(self)
         return self._item_links_json
 
-    def collection_links(self, collection_id: str) -> list[dict[str, Any]]:
+    def collection_links(self, collection_id: str, parent: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        """A collection's links; ``parent``: (href, title) of the catalog or collection holding
+        it in the tree, when not the landing page."""
+        parent_href, parent_title = parent if parent is not None else (self.url(), "Landing page")
         return [
             self.link("self", self.collection(collection_id)),
-            self.link("alternate", self.collection(collection_id) + "?f=html", HTML),
+            self.link("alternate", self.collection(collection_id) + "?f=html", HTML, title="This collection as HTML"),
             self.link("root", self.url(), title="Landing page"),
-            self.link("parent", self.url(), title="Landing page"),
+            self.link("parent", parent_href, title=parent_title),
             self.link("items", self.items(collection_id), GEOJSON, title="Items"),
             self.link(QUERYABLES_REL, self.collection(collection_id) + "/queryables", SCHEMA_JSON, title="Queryables"),
             *self.aggregation_links(self.collection(collection_id) + "/"),
@@ -142,35 +179,45 @@ class UrlBuilder:
         takes, go on the aggregate links as the extension recommends."""
         extra = {"aggregations": names} if names is not None else {}
         return [
-            self.link("aggregate", base + "aggregate", JSON, method="GET", **extra),
-            self.link("aggregate", base + "aggregate", JSON, method="POST", **extra),
-            self.link("aggregations", base + "aggregations", JSON),
+            self.link("aggregate", base + "aggregate", JSON, method="GET", title="Aggregate (GET)", **extra),
+            self.link("aggregate", base + "aggregate", JSON, method="POST", title="Aggregate (POST)", **extra),
+            self.link("aggregations", base + "aggregations", JSON, title="Available aggregations"),
         ]
 
 
 class ItemLinksJson:
-    """``UrlBuilder.item_links`` as JSON bytes (the link objects, comma-separated, no brackets)
-    for spliced item responses; what every item of a collection shares is made once."""
+    """``UrlBuilder.item_links`` as JSON bytes for spliced item responses: what every item of a
+    collection shares is made once, and an item's bytes are joined in one copy (``splice``)."""
 
     def __init__(self, urls: UrlBuilder) -> None:
         self.urls = urls
         self.root = orjson.dumps(urls.link("root", urls.url()))
-        self.alternate = b'},{"rel":"alternate","type":"' + HTML.encode() + b'","href":'
-        self._by_collection: dict[str, tuple[bytes, str, bytes]] = {}
+        # (before the self href's segment, between it and the alternate's, after the alternate's)
+        self._by_collection: dict[str, tuple[bytes, bytes, bytes]] = {}
 
-    def __call__(self, collection: str | None, item_id: str) -> bytes:
-        if collection is None:
-            return self.root
+    def _parts(self, collection: str) -> tuple[bytes, bytes, bytes]:
         parts = self._by_collection.get(collection)
         if parts is None:
             href = self.urls.collection(collection)
+            items = orjson.dumps(href + "/items/")[:-1]  # the opening quote, no closing one
             shared = orjson.dumps([self.urls.link("parent", href), self.urls.link("collection", href)])[1:-1]
             parts = self._by_collection[collection] = (
-                self.root + b',{"rel":"self","type":"' + GEOJSON.encode() + b'","href":', href + "/items/", b"}," + shared
+                self.root + b',{"rel":"self","type":"' + GEOJSON.encode() + b'","href":' + items,
+                b'"},{"rel":"alternate","type":"' + HTML.encode() + b'","href":' + items,
+                b'?f=html"},' + shared,
             )
-        head, items_href, tail = parts
-        href_json = orjson.dumps(items_href + quote_segment(item_id))
-        return head + href_json + self.alternate + href_json[:-1] + b'?f=html"' + tail
+        return parts
+
+    def splice(self, data: bytes | memoryview, collection: str | None, item_id: str) -> bytes:
+        """``data``, an item's JSON ending with its own links array (``...]}``), with these links
+        appended to that array."""
+        comma = b"" if data[-3:] == b"[]}" else b","
+        if collection is None:
+            return b"".join((data[:-2], comma, self.root, b"]}"))
+        head, middle, tail = self._parts(collection)
+        # A quoted segment is ASCII with no quote or backslash: JSON as it is.
+        segment = quote_segment(item_id).encode("ascii")
+        return b"".join((data[:-2], comma, head, segment, middle, segment, tail, b"]}"))
 
 
 # Builders by base URL, so what they memoize (each collection's link bytes) outlives a request.

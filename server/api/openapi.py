@@ -8,7 +8,17 @@ from typing import Any
 
 from server import __version__
 from server.api.static_files import FAVICON_PATH, SWAGGER_UI_FILES, SWAGGER_UI_PATH, THUMBNAILS_PATH
-from server.query.parameters import AGGREGATE, COLLECTION_SEARCH, ITEM_SEARCH, ITEMS, PARAMETERS, Parameter, taken_by
+from server.index.served import ASSETS_PATH
+from server.query.parameters import (
+    AGGREGATE,
+    CHILDREN,
+    COLLECTION_SEARCH,
+    ITEM_SEARCH,
+    ITEMS,
+    PARAMETERS,
+    Parameter,
+    taken_by,
+)
 
 _STR = {"type": "string"}
 
@@ -28,6 +38,9 @@ def _param(name: str, description: str, schema: dict[str, Any], where: str = "qu
 PATH_PARAMS = {
     "collectionId": _param("collectionId", "Collection id, percent-encoded as one path segment ('/' as %2F)", _STR, "path", True),
     "itemId": _param("itemId", "Item id, percent-encoded as one path segment ('/' as %2F)", _STR, "path", True),
+    "catalogPath": _param("catalogPath", "A sub-catalog's path: the ids of the catalogs and collections from the "
+                          "landing page down to it, each percent-encoded as one segment ('/' in an id as %2F); the "
+                          "child links give it", _STR, "path", True),
 }
 
 
@@ -102,6 +115,36 @@ def _file(summary: str, op_id: str, media_types: list[str], file_schema: dict[st
     return {"get": op}
 
 
+def _served_file() -> dict[str, Any]:
+    """/_assets/{root}/{path}: a file of a local root's folder (--serve-assets), whole or by ranges."""
+    content = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    headers: dict[str, Any] = {"ETag": {"schema": _STR}, "Last-Modified": {"schema": _STR}, "Accept-Ranges": {"schema": _STR}}
+    binary: dict[str, Any] = {"description": "The file", "content": content, "headers": headers}
+    return {
+        "summary": "A file inside a local root's folder, served with --serve-assets (the hrefs the API writes "
+                   "for local assets point here); HTTP byte ranges for GDAL and rasterio",
+        "operationId": "getServedFile",
+        "tags": ["Files"],
+        "parameters": [
+            _param("root", "Which local root's folder, numbered in the order of the roots", {"type": "integer", "minimum": 0},
+                   "path", True),
+            _param("path", "The file's path inside that folder ('/'-separated)", _STR, "path", True),
+            _param("Range", "bytes=START-END (RFC 9110); several ranges answer multipart/byteranges", _STR, "header"),
+        ],
+        "responses": {
+            "200": binary,
+            "206": {**binary, "description": "The ranges asked for",
+                    "headers": {**headers, "Content-Range": {"schema": _STR}}},
+            "304": {"description": "Not modified (If-None-Match names the file's ETag)"},
+            "403": {**_HTML_ERROR, "description": "A symlink leads out of the folder"},
+            "404": {**_HTML_ERROR, "description": "No such file, a dot file, a path with . or .., or files are not served"},
+            "416": {**_HTML_ERROR, "description": "The range starts beyond the file",
+                    "headers": {"Content-Range": {"schema": _STR}}},
+            "503": _HTML_ERROR,
+        },
+    }
+
+
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     """A JSON null for a search member means "not given". (OpenAPI 3.0: an enum must list null too.)"""
     out = {**schema, "nullable": True}
@@ -151,6 +194,17 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "One item", "getFeature", ["collectionId", "itemId"], geojson, ("404",)
         ),
         "/search": _get("Item search", "getItemSearch", names(ITEM_SEARCH), geojson),
+        # The static catalog's own tree (the Children and Browseable extensions)
+        "/children": _get("The catalogs and collections the landing page links as children, each as its own URL "
+                          "serves it (all by default)", "getChildren", names(CHILDREN)),
+        "/catalogs/{catalogPath}": _get("A sub-catalog of the static catalog, its child and item links into this API",
+                                        "getCatalog", ["catalogPath"], errors=("404",)),
+        "/catalogs/{catalogPath}/children": _get("The catalogs and collections a sub-catalog links as children",
+                                                 "getCatalogChildren", ["catalogPath", *names(CHILDREN)],
+                                                 errors=("400", "404")),
+        "/collections/{collectionId}/children": _get("The catalogs and collections a collection links as children",
+                                                     "getCollectionChildren", ["collectionId", *names(CHILDREN)],
+                                                     errors=("400", "404")),
         "/_mgmt/health": _get("Liveness: the process answers", "getHealth", [], errors=(), html=False),
         "/_mgmt/ready": _get(
             "Readiness: index version, counts, load time, what the load could not read (status "
@@ -158,12 +212,18 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "(503 until loaded)",
             "getReady", [], errors=(), html=False,
         ),
+        "/_mgmt/metrics": _get(
+            "Prometheus metrics in the text format: requests, latency, the response cache, the index, loads, "
+            "remote fetches (404 when STAC_STATIC_METRICS is false)", "getMetrics", [], "text/plain",
+            errors=("404",), html=False,
+        ),
         SWAGGER_UI_PATH + "/{file}": _file("Swagger UI's script and style sheet, for /api.html", "getSwaggerUiFile",
                                            sorted({t.split(";")[0] for t in SWAGGER_UI_FILES.values()}),
                                            {"type": "string", "enum": list(SWAGGER_UI_FILES)}),
         FAVICON_PATH: _file("The favicon", "getFavicon", ["image/x-icon"]),
         THUMBNAILS_PATH + "/{file}": _file("A thumbnail of the bundled sample catalog", "getSampleThumbnail", ["image/png"],
                                            {"type": "string", "pattern": r"^[A-Za-z0-9_-]+\.png$"}),
+        ASSETS_PATH + "/{root}/{path}": {"get": _served_file()},
         "/_mgmt/reload": {
             "post": {
                 "summary": "Reload the catalogs now (Authorization: Bearer <admin token>); the old index "
@@ -179,11 +239,14 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             }
         },
     }
+    # A browser's POST (f=html or Accept) gets the result page too
     paths["/search"]["post"] = {
         "summary": "Item search",
         "operationId": "postItemSearch",
+        "parameters": [{"$ref": "#/components/parameters/f"}],
         "requestBody": {"content": {"application/json": {"schema": search_body()}}},
-        "responses": {"200": _ok(geojson, "Item search"), "400": _ERROR, "413": _ERROR, "415": _ERROR, "503": _ERROR},
+        "responses": {"200": _ok(geojson, "Item search", html=True), "400": _HTML_ERROR, "413": _HTML_ERROR,
+                      "415": _HTML_ERROR, "503": _HTML_ERROR},
     }
     # The Aggregation extension (JSON only: no pages, so no f); /collections/{id}/aggregate takes
     # its collection from the path.

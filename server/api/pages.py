@@ -24,17 +24,45 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from server.api import paths
-from server.api.documents import COLLECTION, COLLECTIONS, ITEM, ITEMS, LANDING, Document
-from server.api.links import public_base_url, url_builder
+from server.api import mapdata, paths
+from server.api.documents import (
+    API,
+    CATALOG,
+    CHILDREN,
+    COLLECTION,
+    COLLECTIONS,
+    CONFORMANCE,
+    ITEM,
+    ITEMS,
+    LANDING,
+    QUERYABLES,
+    Document,
+)
+from server.api.links import GEOJSON, HTML, UrlBuilder, public_base_url, url_builder
+from server.api.pagination import next_link_get, query_string
 from server.api.static_files import STATIC_PREFIXES
+from server.api.tree_documents import item_links, node_title
+from server.index import Index
+from server.index.tree import COLLECTION as COLLECTION_NODE
+from server.index.tree import LANDING as LANDING_NODE
 from server.settings import Settings
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
 _MARKDOWN = MarkdownIt("commonmark", {"html": False})  # raw HTML in a description is shown as text
-_PAGES = {LANDING: "landing.html", COLLECTIONS: "collections.html", COLLECTION: "collection.html",
-          ITEMS: "items.html", ITEM: "item.html"}
+# The page of each kind of document (every kind has one)
+PAGES = {LANDING: "landing.html", COLLECTIONS: "collections.html", COLLECTION: "collection.html",
+         ITEMS: "items.html", ITEM: "item.html", CONFORMANCE: "conformance.html", QUERYABLES: "queryables.html",
+         API: "openapi.html", CATALOG: "catalog.html", CHILDREN: "children.html"}
+# Conformance classes grouped by the standard they come from (URI prefix, heading)
+CONFORMANCE_GROUPS = (
+    ("https://api.stacspec.org/", "STAC API"),
+    ("http://www.opengis.net/spec/ogcapi-features-1/", "OGC API - Features - Part 1: Core"),
+    ("http://www.opengis.net/spec/ogcapi-features-3/", "OGC API - Features - Part 3: Filtering"),
+    ("http://www.opengis.net/spec/cql2/", "Common Query Language (CQL2)"),
+    ("http://www.opengis.net/spec/ogcapi-common-2/", "OGC API - Common - Part 2: Geospatial Data"),
+)
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 # Item properties shown in the table of a page of items, when the items have them
 TABLE_PROPERTIES = ("collection", "platform", "constellation", "instruments", "eo:cloud_cover", "gsd")
 
@@ -83,45 +111,116 @@ def with_format(href: str, fmt: str) -> str:
     return urlunsplit(parts._replace(query=urlencode([*pairs, ("f", fmt)])))
 
 
-for name, fn in (("safe_href", safe_href), ("markdown", markdown), ("show", show), ("excerpt", excerpt)):
+def conformance_groups(classes: list[str]) -> list[tuple[str, list[str]]]:
+    """``classes`` under the heading of the standard each comes from, in the order listed."""
+    groups: dict[str, list[str]] = {}
+    for uri in classes:
+        heading = next((title for prefix, title in CONFORMANCE_GROUPS if uri.startswith(prefix)), "Other")
+        groups.setdefault(heading, []).append(uri)
+    return list(groups.items())
+
+
+def schema_type(schema: Any) -> str:
+    """A JSON Schema's type as a person reads it: "string (date-time)", "array of number",
+    "integer or string", "GeoJSON geometry"."""
+    if not isinstance(schema, dict):
+        return ""
+    if "type" not in schema and isinstance(schema.get("$ref"), str):
+        return "GeoJSON geometry" if "geojson.org" in schema["$ref"] else schema["$ref"]
+    kinds = schema.get("type")
+    text = " or ".join(str(k) for k in kinds) if isinstance(kinds, list) else str(kinds or "")
+    if kinds == "array" and isinstance(schema.get("items"), dict) and schema["items"].get("type"):
+        text = f"array of {schema_type(schema['items'])}"
+    if schema.get("format"):
+        text = f"{text} ({schema['format']})" if text else str(schema["format"])
+    return text
+
+
+def schema_values(schema: Any) -> str:
+    """The values a JSON Schema allows, when it says: its enum, or its range."""
+    if not isinstance(schema, dict):
+        return ""
+    if isinstance(schema.get("enum"), list):
+        return ", ".join(show(v) for v in schema["enum"])
+    low = next((f"{sign} {show(schema[k])}" for k, sign in (("minimum", "≥"), ("exclusiveMinimum", ">"))
+                if isinstance(schema.get(k), int | float)), "")
+    high = next((f"{sign} {show(schema[k])}" for k, sign in (("maximum", "≤"), ("exclusiveMaximum", "<"))
+                 if isinstance(schema.get(k), int | float)), "")
+    return ", ".join(part for part in (low, high) if part)
+
+
+def _queryables(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """A row per queryable: name, title, type, allowed values, description, and the href of
+    the schema it refers to (when it is one a page may link to)."""
+    properties = schema.get("properties")
+    out = []
+    for name, prop in (properties.items() if isinstance(properties, dict) else []):
+        prop = prop if isinstance(prop, dict) else {}
+        ref = prop.get("$ref") if "type" not in prop else None
+        out.append({"name": name, "title": show(prop.get("title", "")), "type": schema_type(prop),
+                    "values": schema_values(prop), "description": show(prop.get("description", "")),
+                    "ref": safe_href(ref)})
+    return out
+
+
+def _operations(openapi: dict[str, Any]) -> list[dict[str, Any]]:
+    """The OpenAPI document's operations: method, path and summary, in its order."""
+    out = []
+    for path, item in (openapi.get("paths") or {}).items():
+        for method in HTTP_METHODS:
+            operation = (item or {}).get(method)
+            if isinstance(operation, dict):
+                out.append({"method": method.upper(), "path": path, "summary": operation.get("summary") or "",
+                            "plain": method == "get" and "{" not in path})
+    return out
+
+
+for name, fn in (("safe_href", safe_href), ("markdown", markdown), ("show", show), ("excerpt", excerpt),
+                 ("schema_type", schema_type), ("schema_values", schema_values)):
     TEMPLATES.env.filters[name] = fn
 
 
-def _link(doc: dict[str, Any], rel: str) -> str | None:
-    return next((link["href"] for link in doc.get("links", []) if link.get("rel") == rel), None)
-
-
-def _box_feature(bbox: list[float], href: str, title: str) -> dict[str, Any]:
-    x0, y0, x1, y1 = (bbox[0], bbox[1], bbox[3], bbox[4]) if len(bbox) == 6 else bbox[:4]
-    ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
-    return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
-            "properties": {"href": href, "title": title}}
-
-
-def _extent_features(collections: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for c in collections:
-        boxes = (c.get("extent") or {}).get("spatial", {}).get("bbox") or []
-        if boxes and isinstance(boxes[0], list) and len(boxes[0]) in (4, 6):
-            out.append(_box_feature(boxes[0], _link(c, "self") or "", str(c.get("title") or c.get("id"))))
-    return out
-
-
-def _footprints(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for f in features:
-        geometry = f.get("geometry")
-        if geometry is None and isinstance(f.get("bbox"), list) and len(f["bbox"]) in (4, 6):
-            geometry = _box_feature(f["bbox"], "", "")["geometry"]
-        if geometry is not None:
-            out.append({"type": "Feature", "geometry": geometry,
-                        "properties": {"href": _link(f, "self") or "", "title": str(f.get("id"))}})
-    return out
+def _as_get(ctx: dict[str, Any], body: dict[str, Any]) -> None:
+    """A POSTed search's page, written as the GET asking the same (its alternate link, when
+    the body has a GET form): the form filled in, the JSON link and the paging links as GET
+    URLs. Without one, its paging links stay POSTs the page cannot offer (post_only)."""
+    same = next((link["href"] for link in body.get("links", [])
+                 if link.get("rel") == "alternate" and link.get("type") == HTML and link.get("method") == "GET"), None)
+    if same is None:
+        ctx["json_href"], ctx["post_only"] = None, True
+        return
+    parts = urlsplit(same)
+    params = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "f"}
+    href, encoded = urlunsplit(parts._replace(query="")), query_string(params)
+    ctx["params"], ctx["json_href"] = params, with_format(same, "json")
+    body["links"] = [
+        next_link_get(href, encoded, (link.get("body") or {}).get("token"), GEOJSON, link["rel"])
+        if link.get("method") == "POST" and link.get("rel") in ("next", "prev", "first") else link
+        for link in body.get("links", [])
+    ]
 
 
 def _site_title(request: Request, settings: Settings) -> str:
     index = paths.pinned_index(request.scope)
     return str((index.root.get("title") if index is not None else None) or settings.title)
+
+
+def _tree_context(urls: UrlBuilder, index: Index, number: int, items: bool) -> dict[str, Any]:
+    """A node's place in the tree for its page: the catalogs above it (crumbs), its children and,
+    with ``items``, its items (id and href), in the source's order."""
+    tree = index.tree
+    children = []
+    for child in tree.nodes[number].children:
+        node = tree.nodes[child]
+        doc = index.collections.get(node.id) if node.kind == COLLECTION_NODE else node.document
+        children.append({"kind": node.kind, "title": node_title(index, node), "href": urls.node(node),
+                         "description": (doc or {}).get("description")})
+    crumbs = [{"title": node_title(index, tree.nodes[a]) if a != LANDING_NODE else "Home", "href": urls.node(tree.nodes[a])}
+              for a in tree.ancestors(number)]
+    found = []
+    if items:
+        found = [{"id": link["title"], "href": link["href"]} for link in item_links(urls, index, tree.node_items(number))]
+    return {"tree_children": children, "tree_items": found, "crumbs": crumbs}
 
 
 def _context(request: Request, doc: Document) -> dict[str, Any]:
@@ -139,27 +238,40 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
     if doc.kind == LANDING and index is not None:
         ctx["counts"] = {"collections": len(index.collections), "items": index.size,
                          "loaded": dt.datetime.fromtimestamp(index.loaded_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")}
+        ctx.update(_tree_context(urls, index, LANDING_NODE, items=True))
+    elif doc.kind == CATALOG and index is not None:
+        ctx.update(_tree_context(urls, index, int(request.path_params["node"]), items=True))
     elif doc.kind == COLLECTIONS:
-        ctx["map"] = _extent_features(body["collections"])
+        ctx["map"] = mapdata.extent_features(body["collections"])
     elif doc.kind == COLLECTION:
-        ctx["map"] = _extent_features([body])
+        ctx["map"] = mapdata.extent_features([body])
+        number = index.tree.collection_node(body["id"]) if index is not None else None
+        if index is not None and number is not None:
+            ctx.update(_tree_context(urls, index, number, items=False))
     elif doc.kind == ITEMS:
-        ctx["map"] = _footprints(body["features"])
+        if request.method == "POST":
+            _as_get(ctx, body)
+        ctx["map"] = mapdata.footprints(body["features"])
         ctx["columns"] = [p for p in TABLE_PROPERTIES
                           if any(p in (f.get("properties") or {}) for f in body["features"])]
         ctx["collection_id"] = request.path_params.get("collection_id")
         ctx["action"] = str(request.url.replace(query=""))
     elif doc.kind == ITEM:
-        ctx["map"] = _footprints([body])
+        ctx["map"] = mapdata.footprints([body])
+    elif doc.kind == CONFORMANCE:
+        ctx["groups"] = conformance_groups(body.get("conformsTo") or [])
+    elif doc.kind == QUERYABLES:
+        ctx["collection_id"] = request.path_params.get("collection_id")
+        ctx["queryables"] = rows = _queryables(body)
+        ctx["has_values"] = any(row["values"] for row in rows)
+        ctx["has_description"] = any(row["description"] for row in rows)
+    elif doc.kind == API:
+        ctx["operations"] = _operations(body)
     return ctx
 
 
 def page(request: Request, doc: Document) -> Response:
-    template = _PAGES.get(doc.kind, "generic.html")
-    ctx = _context(request, doc)
-    if template == "generic.html":
-        ctx["text"] = orjson.dumps(ctx["doc"], option=orjson.OPT_INDENT_2).decode()
-    return TEMPLATES.TemplateResponse(request, template, ctx, status_code=doc.status)
+    return TEMPLATES.TemplateResponse(request, PAGES[doc.kind], _context(request, doc), status_code=doc.status)
 
 
 def error_page(request: Request, status: int, code: str, description: str) -> Response:

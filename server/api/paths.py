@@ -1,4 +1,4 @@
-"""The paths below /collections/, matched on the raw request path.
+"""The paths below /collections/ and /catalogs/, matched on the raw request path.
 
 Starlette's router matches the *decoded* path, where an id's %2F has already become a
 separator: `/collections/a%2Fb/items` would look like the collection `a` followed by two more
@@ -17,6 +17,10 @@ Two leniencies, for clients that put ids into URLs without encoding them (pystac
 
 A properly encoded path always means what its segments say; a lenient reading is only tried
 when that one names no collection the index has.
+
+A sub-catalog of the static catalog's tree (server.index.tree) is ``/catalogs/{path}``, one
+segment per level (each node's segment is its id, unique among its siblings, never
+``children``), its children ``/catalogs/{path}/children``.
 """
 
 from __future__ import annotations
@@ -29,15 +33,19 @@ from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from server.index import Index
+from server.index.tree import CHILDREN_SEGMENT
 
 COLLECTION, QUERYABLES, ITEMS, ITEM = "collection", "queryables", "items", "item"
+COLLECTION_CHILDREN = "collection-children"
+CATALOG, CATALOG_CHILDREN = "catalog", "catalog-children"
+CHILDREN = CHILDREN_SEGMENT  # the children endpoint's segment below a catalog or collection
 
 # Where a request's resolved path is kept, so the routes below the first do not split it again.
 _RESOLVED = "stac_static_api.collection_path"
-_PREFIX = "/collections/"
+_PREFIXES = ("/collections/", "/catalogs/")
 _UNSET: Any = object()
 
-Resolved = tuple[str, dict[str, str]] | None
+Resolved = tuple[str, dict[str, Any]] | None
 
 
 def _route_path(scope: Scope) -> str:
@@ -90,10 +98,12 @@ def _endpoint(tail: list[str]) -> tuple[str, str | None] | None:
         return (ITEM, item_id) if item_id else None
     if tail == ["queryables"]:
         return QUERYABLES, None
+    if tail == [CHILDREN]:
+        return COLLECTION_CHILDREN, None
     return None
 
 
-def _result(found: tuple[str, str | None], collection_id: str) -> tuple[str, dict[str, str]]:
+def _result(found: tuple[str, str | None], collection_id: str) -> tuple[str, dict[str, Any]]:
     kind, item_id = found
     params = {"collection_id": collection_id}
     if item_id is not None:
@@ -131,31 +141,59 @@ def _lenient(ids: list[str], collections: dict[str, Any]) -> Resolved:
     return found
 
 
+def _collection_path(scope: Scope, ids: list[str]) -> Resolved:
+    """Below /collections/: the collection id first, then what names the endpoint."""
+    if not ids[0]:
+        return None
+    found: Resolved = None
+    endpoint = _endpoint(ids[1:])
+    index = pinned_index(scope)
+    collections = index.collections if index is not None else None
+    if collections is not None and (endpoint is None or ids[0] not in collections):
+        found = _lenient(ids, collections)
+    if found is None and endpoint is not None:
+        found = _result(endpoint, ids[0])
+    return found
+
+
+def _catalog_path(scope: Scope, segments: list[str]) -> Resolved:
+    """Below /catalogs/: a node of the tree, or its children. The node is None when the path
+    names none (the handler answers 404, or 503 while loading)."""
+    index = pinned_index(scope)
+    if index is None:
+        return CATALOG, {"node": None}
+    tree = index.tree
+    path = tuple(segments)
+    node = tree.find_catalog(path)
+    if node is not None:
+        return CATALOG, {"node": node}
+    if len(path) > 1 and path[-1] == CHILDREN and (node := tree.find_catalog(path[:-1])) is not None:
+        return CATALOG_CHILDREN, {"node": node}
+    return CATALOG, {"node": None}
+
+
 def resolve(scope: Scope) -> Resolved:
-    """(endpoint, path parameters) of a request below /collections/{collection_id}, or None;
+    """(endpoint, path parameters) of a request below /collections/ or /catalogs/, or None;
     computed once per request (kept in the scope)."""
     found: Resolved = scope.get(_RESOLVED, _UNSET)
     if found is not _UNSET:
         return found
     found = None
-    if _route_path(scope).startswith(_PREFIX):
+    if _route_path(scope).startswith(_PREFIXES):
         segments = decoded_segments(scope)
-        if segments is not None and len(segments) > 1 and segments[0] == "collections" and segments[1]:
-            ids = segments[1:]
-            endpoint = _endpoint(ids[1:])
-            index = pinned_index(scope)
-            collections = index.collections if index is not None else None
-            if collections is not None and (endpoint is None or ids[0] not in collections):
-                found = _lenient(ids, collections)
-            if found is None and endpoint is not None:
-                found = _result(endpoint, ids[0])
+        if segments is not None and len(segments) > 1:
+            first, rest = segments[0], segments[1:]
+            if first == "collections":
+                found = _collection_path(scope, rest)
+            elif first == "catalogs" and rest != [""]:
+                found = _catalog_path(scope, rest)
     scope[_RESOLVED] = found
     return found
 
 
-class CollectionRoute(Route):
-    """A route below /collections/{collection_id}, matched by ``resolve`` on the raw path
-    instead of by its template on the decoded one (the template documents it, see openapi)."""
+class RawPathRoute(Route):
+    """A route below /collections/ or /catalogs/, matched by ``resolve`` on the raw path instead
+    of by its template on the decoded one (the template documents it, see openapi)."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], kind: str, methods: tuple[str, ...] = ("GET",)) -> None:
         super().__init__(path, endpoint, methods=list(methods))

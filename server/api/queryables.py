@@ -11,21 +11,30 @@ from server.index import Index
 CORE = {
     "id": {"title": "Item id", "type": "string"},
     "collection": {"title": "Collection id", "type": "string"},
-    "geometry": {"title": "Footprint", "$ref": "https://geojson.org/schema/Geometry.json"},
+    # The $ref is what this server answered first (and what the STAC filter extension's examples
+    # write): JSON clients keep it. format + x-ogc-role are how OGC API - Features (Part 3) declares
+    # a geometry without another host, for clients that read those (pygeoapi, QGIS Server write
+    # them). STAC Browser dereferences the $ref on every search form: offline, that one request
+    # fails (a console error, nothing else).
+    "geometry": {"title": "Footprint", "$ref": "https://geojson.org/schema/Geometry.json",
+                 "format": "geometry-any", "x-ogc-role": "primary-geometry"},
     "datetime": {"title": "Acquisition time", "type": "string", "format": "date-time"},
 }
 
 
 def queryables_document(index: Index, href: str, collection: str | None) -> dict[str, Any]:
     properties: dict[str, Any] = dict(CORE)
-    members = index.collection_positions(collection) if collection is not None else None
+    member: np.ndarray | None = None  # the collection's rows, as a mask: one gather per column, no sort
+    if collection is not None:
+        member = np.zeros(index.size, dtype=bool)
+        member[index.collection_positions(collection)] = True
     for name, column in index.columns.items():
         if name in properties:
             continue
         present = column.present_rows
         if not present.size:
             continue  # null in every item: nothing to filter on, and no type to declare
-        if members is not None and not np.intersect1d(present, members, assume_unique=True).size:
+        if member is not None and not member[present].any():
             continue
         properties[name] = {"title": name, **column.json_type()}
     return {

@@ -18,9 +18,10 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from server.api import pages
-from server.api.documents import ITEM, ITEMS, Document, Features
+from server.api.documents import ITEM, ITEMS, Document, Features, item_bytes
 from server.api.links import JSON
 from server.api.responses import JSONResponse
 from server.api.threads import in_thread
@@ -77,7 +78,7 @@ def _accept_wants_html(accept: str) -> bool:
 
 def representation(query_string: bytes, accept: bytes | None) -> str:
     """HTML or JSON_FORMAT for a request with this query string and Accept header."""
-    chosen = _format_param(query_string)
+    chosen = _format_param(query_string) if b"f=" in query_string else None
     if chosen is not None:
         return chosen
     if not accept or b"html" not in accept:  # the common API case, decided without parsing
@@ -85,9 +86,34 @@ def representation(query_string: bytes, accept: bytes | None) -> str:
     return HTML if _accept_wants_html(accept.decode("latin-1")) else JSON_FORMAT
 
 
+# Where a request's representation is kept once decided (by the HTTP cache, for its ETag, or
+# here), so it is decided once per request.
+_CHOSEN = "stac_static_api.representation"
+
+
+def scope_representation(scope: Scope, accept: bytes | None = None, accept_known: bool = False) -> str:
+    """The representation of the request ``scope``, decided at its first ask; ``accept``: its
+    Accept header (the first), when the caller has already found it (``accept_known``)."""
+    chosen: str | None = scope.get(_CHOSEN)
+    if chosen is None:
+        if not accept_known:
+            accept = next((v for k, v in scope["headers"] if k == b"accept"), None)
+        chosen = scope[_CHOSEN] = representation(scope.get("query_string", b""), accept)
+    return chosen
+
+
 def request_representation(request: Request) -> str:
-    accept = next((v for k, v in request.scope["headers"] if k == b"accept"), None)
-    return representation(request.scope.get("query_string", b""), accept)
+    return scope_representation(request.scope)
+
+
+def _alternate(links: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The link to the page of a document whose links are ``links``, from its self link."""
+    self_link = links[0] if links and links[0].get("rel") == "self" else next(
+        (link for link in links if link.get("rel") == "self"), None)
+    if self_link is None:
+        return None
+    return {"rel": "alternate", "type": HTML_TYPE, "href": pages.with_format(self_link["href"], HTML),
+            "title": "This page as HTML"}
 
 
 def _with_alternate(body: dict[str, Any], method: str) -> dict[str, Any]:
@@ -96,30 +122,34 @@ def _with_alternate(body: dict[str, Any], method: str) -> dict[str, Any]:
     if method != "GET" or not isinstance(links, list) or any(
             link.get("rel") == "alternate" and link.get("type") == HTML_TYPE for link in links):
         return body
-    self_link = next((link for link in links if link.get("rel") == "self"), None)
-    if self_link is None:
-        return body
-    alternate = {"rel": "alternate", "type": HTML_TYPE, "href": pages.with_format(self_link["href"], HTML),
-                 "title": "This page as HTML"}
-    return {**body, "links": [*links, alternate]}
+    alternate = _alternate(links)
+    return body if alternate is None else {**body, "links": [*links, alternate]}
 
 
 async def json_response(request: Request, doc: Document) -> Response:
     body = doc.body
     if doc.kind == ITEM and isinstance(body, Features):
-        content: Any = body.as_json()[0]  # the spliced bytes: its links carry the alternate
+        # the spliced bytes, written as they are (their links carry the alternate)
+        data = item_bytes(body.urls, body.index, body.positions[0]) if body.fields is None else None
+        if data is not None:
+            return Response(data, status_code=doc.status, media_type=doc.media_type)
+        content: Any = body.as_json()[0]
     elif doc.kind == ITEMS:
         features: Features = body["features"]
         rendered = await in_thread(request, features.as_json) if len(features) > LARGE_PAGE else features.as_json()
-        content = _with_alternate({**body, "features": rendered}, request.method)
+        # The API writes these links itself (none come from the catalog): no alternate among them.
+        links = body["links"]
+        alternate = _alternate(links) if request.method == "GET" else None
+        content = {**body, "features": rendered, "links": [*links, alternate] if alternate else links}
     else:
         content = _with_alternate(body, request.method) if isinstance(body, dict) else body
     return JSONResponse(content, status_code=doc.status, media_type=doc.media_type)
 
 
 async def render(request: Request, doc: Document) -> Response:
-    if request_representation(request) == HTML:
+    if scope_representation(request.scope) == HTML:
         large = doc.kind == ITEMS and len(doc.body["features"]) > LARGE_PAGE  # a 10,000-row page: ~1 s
+        large = large or (isinstance(doc.body, dict) and len(doc.body.get("links") or ()) > LARGE_PAGE)  # a catalog's items
         return await in_thread(request, pages.page, request, doc) if large else pages.page(request, doc)
     return await json_response(request, doc)
 
@@ -139,7 +169,9 @@ def rendered(handler: Callable[[Request], Awaitable[Document]]) -> Callable[[Req
 
     @functools.wraps(handler)
     async def endpoint(request: Request) -> Response:
-        check_format(request.scope.get("query_string", b""))
+        query_string = request.scope.get("query_string", b"")
+        if b"f=" in query_string:
+            check_format(query_string)
         return await render(request, await handler(request))
 
     return endpoint

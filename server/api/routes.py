@@ -14,11 +14,12 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from server.api import documents, management, pages, paths
+from server.api.assets import asset_routes
 from server.api.conformance import conformance_classes
 from server.api.documents import Document, Features
-from server.api.fields import COLLECTION_DEFAULTS, apply_fields
 from server.api.links import (
     GEOJSON,
+    HTML,
     JSON,
     OPENAPI,
     QUERYABLES_REL,
@@ -39,6 +40,7 @@ from server.api.queryables import queryables_document
 from server.api.render import rendered
 from server.api.static_files import static_routes
 from server.api.threads import in_thread as _in_thread
+from server.api.tree_documents import LARGE_LINKS, collection_document, linked_items, root_catalog_links, tree_links
 from server.errors import (
     InvalidRequestBody,
     NotFoundError,
@@ -48,8 +50,16 @@ from server.errors import (
 )
 from server.index import Index
 from server.index.cql2_terms import is_light
-from server.query.model import FieldsSpec, SearchQuery
-from server.query.parameters import COLLECTION_SEARCH, ITEM_SEARCH, ITEMS, PARAMETERS, repeatable_names
+from server.index.tree import LANDING
+from server.query.model import SearchQuery
+from server.query.parameters import (
+    COLLECTION_SEARCH,
+    ITEM_SEARCH,
+    ITEMS,
+    PARAMETERS,
+    as_get_params,
+    repeatable_names,
+)
 from server.query.parse import parse_search
 from server.settings import RequestLimits, Settings
 
@@ -124,12 +134,6 @@ async def _json_body(request: Request) -> tuple[dict[str, Any], int]:
 # -- documents ------------------------------------------------------------------------------
 
 
-def render_collection(urls: UrlBuilder, collection: dict[str, Any], fields: FieldsSpec | None = None) -> dict[str, Any]:
-    out = dict(collection)
-    out["links"] = urls.collection_links(collection["id"]) + collection.get("links", [])
-    return apply_fields(out, fields, COLLECTION_DEFAULTS)
-
-
 @rendered
 async def landing_page(request: Request) -> Document:
     index = _index(request)
@@ -137,21 +141,20 @@ async def landing_page(request: Request) -> Document:
     urls = _urls(request)
     root = index.root
     links = [
+        # Titled: STAC Browser lists links under "Additional Resources" by their titles
         urls.link("self", urls.url()),
-        urls.link("root", urls.url()),
-        urls.link("conformance", urls.url("conformance")),
-        urls.link("data", urls.url("collections")),
-        urls.link("service-desc", urls.url("api"), OPENAPI),
-        urls.link("service-doc", urls.url("api.html"), "text/html"),
-        urls.link("search", urls.url("search"), GEOJSON, method="GET"),
-        urls.link("search", urls.url("search"), GEOJSON, method="POST"),
-        urls.link(QUERYABLES_REL, urls.url("queryables"), SCHEMA_JSON),
+        urls.link("root", urls.url(), title="Landing page"),
+        urls.link("conformance", urls.url("conformance"), title="Conformance classes"),
+        urls.link("data", urls.url("collections"), title="Collections"),
+        urls.link("service-desc", urls.url("api"), OPENAPI, title="OpenAPI definition"),
+        urls.link("service-doc", urls.url("api.html"), "text/html", title="API documentation"),
+        urls.link("search", urls.url("search"), GEOJSON, method="GET", title="Item search (GET)"),
+        urls.link("search", urls.url("search"), GEOJSON, method="POST", title="Item search (POST)"),
+        urls.link(QUERYABLES_REL, urls.url("queryables"), SCHEMA_JSON, title="Queryables"),
         *urls.aggregation_links(urls.url(), [entry["name"] for entry in index.aggregations()]),
     ]
-    links += [
-        urls.link("child", urls.collection(cid), title=c.get("title") or cid)
-        for cid, c in sorted(index.collections.items())
-    ]
+    links += tree_links(urls, index, LANDING)  # the root catalog's own children and items (server.index.tree)
+    links += root_catalog_links(urls, index, {link["rel"] for link in links})
     return Document(
         documents.LANDING,
         {
@@ -160,7 +163,7 @@ async def landing_page(request: Request) -> Document:
             "id": root.get("id") or settings.api_id,
             "title": root.get("title") or settings.title,
             "description": root.get("description") or settings.description,
-            "conformsTo": conformance_classes(),
+            "conformsTo": conformance_classes(browseable=index.tree.complete),
             "links": links,
         }
     )
@@ -168,7 +171,7 @@ async def landing_page(request: Request) -> Document:
 
 @rendered
 async def conformance(request: Request) -> Document:
-    return Document(documents.CONFORMANCE, {"conformsTo": conformance_classes()})
+    return Document(documents.CONFORMANCE, {"conformsTo": conformance_classes(browseable=_index(request).tree.complete)})
 
 
 @rendered
@@ -201,7 +204,7 @@ async def collections(request: Request) -> Document:
         documents.COLLECTIONS,
         {
             "collections": [
-                render_collection(urls, table.docs[int(p)], query.fields) for p in result.positions
+                collection_document(urls, index, table.docs[int(p)], query.fields, items=False) for p in result.positions
             ],
             "links": links,
             "numberMatched": result.matched,
@@ -210,10 +213,22 @@ async def collections(request: Request) -> Document:
     )
 
 
+# Queryables over more properties than this are made in a worker thread: a catalog may name
+# thousands (microseconds each), and the event loop must not wait for them.
+MANY_PROPERTIES = 500
+
+
+async def _queryables(request: Request, index: Index, href: str, collection_id: str | None) -> Document:
+    if len(index.columns) > MANY_PROPERTIES:
+        doc = await _in_thread(request, queryables_document, index, href, collection_id)
+    else:
+        doc = queryables_document(index, href, collection_id)
+    return Document(documents.QUERYABLES, doc, SCHEMA_JSON)
+
+
 @rendered
 async def queryables(request: Request) -> Document:
-    index = _index(request)
-    return Document(documents.QUERYABLES, queryables_document(index, _urls(request).url("queryables"), None), SCHEMA_JSON)
+    return await _queryables(request, _index(request), _urls(request).url("queryables"), None)
 
 
 @rendered
@@ -221,8 +236,7 @@ async def collection_queryables(request: Request) -> Document:
     index = _index(request)
     collection_id = request.path_params["collection_id"]
     _collection_or_404(index, collection_id)
-    href = _urls(request).collection(collection_id) + "/queryables"
-    return Document(documents.QUERYABLES, queryables_document(index, href, collection_id), SCHEMA_JSON)
+    return await _queryables(request, index, _urls(request).collection(collection_id) + "/queryables", collection_id)
 
 
 def _collection_or_404(index: Index, collection_id: str) -> dict[str, Any]:
@@ -236,7 +250,10 @@ def _collection_or_404(index: Index, collection_id: str) -> dict[str, Any]:
 async def collection(request: Request) -> Document:
     index = _index(request)
     found = _collection_or_404(index, request.path_params["collection_id"])
-    return Document(documents.COLLECTION, render_collection(_urls(request), found))
+    number = index.tree.collection_node(found["id"])
+    if number is not None and linked_items(index, [number]) > LARGE_LINKS:  # its item links, in a thread
+        return Document(documents.COLLECTION, await _in_thread(request, collection_document, _urls(request), index, found))
+    return Document(documents.COLLECTION, collection_document(_urls(request), index, found))
 
 
 @rendered
@@ -278,9 +295,10 @@ def _heavy(query: SearchQuery, index: Index) -> bool:
 
 async def _item_collection(
     request: Request, urls: UrlBuilder, query: SearchQuery, href: str, params: dict[str, Any] | None,
-    extra_links: tuple[dict[str, Any], ...] = (),
+    extra_links: tuple[dict[str, Any], ...] = (), get_params: dict[str, str] | None = None,
 ) -> Document:
-    """A page of ``query``'s items, from ``href``: GET with ``params``, or POST (None)."""
+    """A page of ``query``'s items, from ``href``: GET with ``params``, or POST (None), whose
+    body GET can say as ``get_params`` when not None."""
     index = _index(request)
     after, before = decode_page_token(query.token)
     matches = request.app.state.match_cache
@@ -293,6 +311,11 @@ async def _item_collection(
     links = [urls.link("self", self_href, GEOJSON), urls.link("root", urls.url()), *extra_links]
     links += (paging_links_get(href, encoded, result, GEOJSON) if params is not None
               else paging_links_post(href, result, GEOJSON))
+    if get_params is not None:
+        # A POST's page: the GET asking the same (the renderer makes a GET's from its self link)
+        same = paged_href(href, query_string(get_params), get_params.get("token"))
+        links.append(urls.link("alternate", pages.with_format(same, "html"), HTML, method="GET",
+                               title="This search as a page"))
     features = Features(urls, index, result.positions.tolist(), query.fields)
     return Document(
         documents.ITEMS,
@@ -336,7 +359,8 @@ async def search_post(request: Request) -> Document:
     body, size = await _json_body(request)
     urls = _urls(request)
     query = await _parse(request, body, body=True, size=size)
-    return await _item_collection(request, urls, query, urls.url("search"), None)
+    # Without a GET form (an id holding a comma, an intersects too large for a URL), no alternate.
+    return await _item_collection(request, urls, query, urls.url("search"), None, get_params=as_get_params(body))
 
 
 @rendered
@@ -366,22 +390,25 @@ async def collection_items(request: Request) -> Document:
 
 def route_table() -> list[BaseRoute]:
     return [
+        # The router tries routes in this order and no two match the same path: the most asked
+        # for come first (each route passed over costs a regex match, ~0.4 us).
+        # Matched on the raw path, one percent-decoded segment per id (server.api.paths): an id
+        # may hold "/", "%", "#", "?" and anything else its links encode.
+        paths.RawPathRoute("/collections/{collection_id}/items/{item_id}", item, paths.ITEM),
+        paths.RawPathRoute("/collections/{collection_id}/items", collection_items, paths.ITEMS),
+        Route("/search", search, methods=["GET", "POST"]),
+        paths.RawPathRoute("/collections/{collection_id}", collection, paths.COLLECTION),
+        paths.RawPathRoute("/collections/{collection_id}/queryables", collection_queryables, paths.QUERYABLES),
         Route("/", landing_page, methods=["GET"]),
         Route("/conformance", conformance, methods=["GET"]),
         Route("/api", api_document, methods=["GET"]),
         Route("/api.html", api_html, methods=["GET"]),
         Route("/collections", collections, methods=["GET"]),
         Route("/queryables", queryables, methods=["GET"]),
-        # Matched on the raw path, one percent-decoded segment per id (server.api.paths): an id
-        # may hold "/", "%", "#", "?" and anything else its links encode.
-        paths.CollectionRoute("/collections/{collection_id}", collection, paths.COLLECTION),
-        paths.CollectionRoute("/collections/{collection_id}/queryables", collection_queryables, paths.QUERYABLES),
-        paths.CollectionRoute("/collections/{collection_id}/items", collection_items, paths.ITEMS),
-        paths.CollectionRoute("/collections/{collection_id}/items/{item_id}", item, paths.ITEM),
-        Route("/search", search, methods=["GET", "POST"]),
         *pages.static_routes(),
         Route("/_mgmt/health", management.health, methods=["GET"]),
         Route("/_mgmt/ready", management.ready, methods=["GET"]),
         Route("/_mgmt/reload", management.reload, methods=["POST"]),
         *static_routes(),
+        *asset_routes(),
     ]

@@ -26,6 +26,8 @@ def load_options(settings: Settings, remote_cache: RemoteCache | None = None) ->
         allow_hosts=tuple(settings.allow_hosts),
         allow_outside_root=settings.allow_outside_root,
         parquet_assets=settings.parquet_assets,
+        public_hrefs=tuple(settings.public_href_pairs()),
+        serve_assets=settings.serve_assets,
     )
     if settings.max_structure_bytes is not None:  # else the default bound (loader.default_structure_bytes)
         options.max_structure_bytes = settings.max_structure_bytes

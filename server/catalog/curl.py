@@ -22,6 +22,7 @@ import re
 import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import quote
 
@@ -58,6 +59,24 @@ def curl_url(url: str) -> str:
     if _UNSAFE.search(url) is None:
         return url
     return quote(url, safe="!#$%&'()*+,/:;=?@[]~")
+
+
+@dataclass
+class FetchCounts:
+    """What a session did, in plain integers (this module runs in fetch_worker processes too,
+    which import no metrics library: they send these back, server.metrics counts them)."""
+
+    requests: int = 0  # sent, retries included
+    retries: int = 0
+    errors: int = 0  # documents given up on
+    not_modified: int = 0  # 304s answered from the cache
+
+    def take(self) -> dict[str, int]:
+        """The counts so far, as keyword arguments of server.metrics.count_remote; reset."""
+        counts = {"requests": self.requests, "retries": self.retries, "errors": self.errors,
+                  "not_modified": self.not_modified}
+        self.requests = self.retries = self.errors = self.not_modified = 0
+        return counts
 
 
 class _Body:
@@ -116,6 +135,7 @@ class CurlSession:
         self.multi = pycurl.CurlMulti()
         self.multi.setopt(pycurl.M_MAXCONNECTS, self.concurrency * 2)
         self.idle: list[pycurl.Curl] = [self._handle() for _ in range(self.concurrency)]
+        self.counts = FetchCounts()
 
     def _handle(self) -> pycurl.Curl:
         handle = pycurl.Curl()
@@ -219,6 +239,7 @@ class CurlSession:
             else:  # an empty list would keep the last transfer's headers
                 handle.unsetopt(pycurl.HTTPHEADER)
         active[handle] = transfer
+        self.counts.requests += 1
         self.multi.add_handle(handle)
 
     def _perform(self) -> None:
@@ -268,6 +289,7 @@ class CurlSession:
         if status == 304 and cache is not None and transfer.conditional:
             cached = cache.cached_body(url)
             if cached is not None:
+                self.counts.not_modified += 1
                 done[transfer.position] = (url, cached, None)
                 return
             transfer.conditional = False  # evicted meanwhile: ask for the whole document
@@ -276,6 +298,7 @@ class CurlSession:
         if (status == 429 or status >= 500) and transfer.attempt < self.retries:
             self._retry(transfer, waiting)
             return
+        self.counts.errors += 1
         done[transfer.position] = (url, None, f"HTTP {status}")
 
     def _failed(self, transfer: _Transfer, errno: int, message: str, elapsed: float, done: dict[int, Result],
@@ -290,9 +313,11 @@ class CurlSession:
             return
         else:
             reason = f"curl error {errno}: {message}"
+        self.counts.errors += 1
         done[transfer.position] = (transfer.url, None, reason)
 
     def _retry(self, transfer: _Transfer, waiting: list[tuple[float, int, _Transfer]]) -> None:
+        self.counts.retries += 1
         transfer.attempt += 1
         heapq.heappush(waiting, (time.monotonic() + transfer.delay, transfer.position, transfer))
         transfer.delay *= 2

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import orjson
 
+from server import metrics
 from server.catalog import fetch_worker
 from server.catalog.curl import CurlSession, RemoteCache, Result
 from server.catalog.locations import is_remote
@@ -67,6 +68,17 @@ def _grow_pipe(fd: int) -> None:
 # A batch at least this large (all http(s)) is fetched by a child process (fetch_worker.py)
 # when a core is free; the child costs ~50 ms to start.
 WORKER_MIN_BATCH = 2000
+
+
+def _count_worker(read: Callable[[int], bytes]) -> None:
+    """The fetch_worker's last record: its counts, for the metrics (lost if it died first)."""
+    head = read(fetch_worker.HEADER.size)
+    if len(head) < fetch_worker.HEADER.size:
+        return
+    kind, _, _, size = fetch_worker.HEADER.unpack(head)
+    payload = read(size)
+    if kind == fetch_worker.COUNTS and len(payload) == size:
+        metrics.count_remote("http", **orjson.loads(payload))
 
 
 class CurlPool:
@@ -135,6 +147,8 @@ class CurlPool:
                         yield url, cached, None
                     else:  # evicted meanwhile: asked again here, for the whole document
                         yield from self._fetch_here([url], limit_of, _Unconditional(cache), fetch_other)
+            if answered == len(locations):
+                _count_worker(read)
         except OSError:  # could not start it, or it went away: the rest is fetched here
             pass
         finally:
@@ -156,6 +170,7 @@ class CurlPool:
         try:
             yield from session.fetch_many(locations, limit_of, cache, fetch_other)
         finally:
+            metrics.count_remote("http", **session.counts.take())
             with self._lock:
                 self._idle.append(session)
 

@@ -11,7 +11,10 @@ Run as `python -m server.catalog.fetch_worker` (curl_pool.py starts it), so that
 one JSON line per document: [url, byte limit, etag or null, last-modified or null]. Its output
 (stdout), per document in the same order: a header (kind, etag length, last-modified length,
 payload length), then those bytes. Kinds: BODY (payload = the body), ERROR (payload = the
-reason), NOT_MODIFIED (a 304 to the validators given: the caller has the body).
+reason), NOT_MODIFIED (a 304 to the validators given: the caller has the body). After the last
+document, one COUNTS record: what the fetches took (requests, retries, errors, 304s; JSON), for
+the parent's metrics (server.metrics: this process imports no metrics library, which would
+double its start).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from server.catalog.conditional import validator_headers
 from server.catalog.curl import CurlSession
 
 HEADER = struct.Struct("<BIIQ")
-BODY, ERROR, NOT_MODIFIED = 0, 1, 2
+BODY, ERROR, NOT_MODIFIED, COUNTS = 0, 1, 2, 3
 
 
 class _Validators:
@@ -105,6 +108,8 @@ def main() -> None:
         pending_size += len(payload)
         if pending_size >= 1 << 18:
             flush()
+    counts = orjson.dumps(session.counts.take())
+    pending += (HEADER.pack(COUNTS, 0, 0, len(counts)), counts)
     flush()
     session.close()
 

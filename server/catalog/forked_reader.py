@@ -32,13 +32,15 @@ import orjson
 
 from server.catalog.formats import FormatError, Skip
 from server.catalog.normalize import servable
+from server.catalog.public import PublicHrefs
 from server.catalog.sources import SourceLog
 from server.catalog.versions import needs_migration
 
 # One record: kind (b"n" servable item JSON, b"r" raw bytes, b"e" error text, b"s" the
-# pickled files read, b"z" the end; for bulk files also b"v" a value for the loader's usual
-# path as JSON, b"x" a value skipped "label\0reason", b"k" a skipped part of the file (not a
-# value), b"f" refused by policy, b"d" the file done), the position in the input list, the payload length.
+# pickled files read and count of hrefs not made public, b"z" the end; for bulk files also b"v"
+# a value for the loader's usual path as JSON, b"x" a value skipped "label\0reason", b"k" a
+# skipped part of the file (not a value), b"f" refused by policy, b"d" the file done), the
+# position in the input list, the payload length.
 HEADER = struct.Struct("<cII")
 MIN_ITEMS = 2000  # below this, starting a process costs more than it saves
 MIN_BULK_BYTES = 1 << 20  # the same for bulk files: ~3,000 items of stac-geoparquet
@@ -63,7 +65,7 @@ def usable_bulk(paths: list[str]) -> bool:
 Read = Callable[[str], tuple[str, bytes | None, str | None]]
 
 
-def _child(out: BinaryIO, locations: list[str], read: Read) -> None:
+def _child(out: BinaryIO, locations: list[str], read: Read, hrefs: PublicHrefs) -> None:
     for i, location in enumerate(locations):
         _, data, error = read(location)
         if data is None:
@@ -76,7 +78,7 @@ def _child(out: BinaryIO, locations: list[str], read: Read) -> None:
                 doc = None  # maybe ndjson: the loader's path decides
             if isinstance(doc, dict) and doc.get("type") == "Feature" and not needs_migration(doc):
                 try:
-                    kind, payload = b"n", orjson.dumps(servable(doc, location))
+                    kind, payload = b"n", orjson.dumps(servable(doc, location, hrefs))
                 except (TypeError, orjson.JSONEncodeError):
                     pass  # the loader's path reports it
         _send(out, kind, i, payload)
@@ -88,7 +90,8 @@ def _send(out: BinaryIO, kind: bytes, position: int, payload: bytes) -> None:
 
 
 def _bulk_child(out: BinaryIO, locations: list[str], read: Read,
-                values: Callable[[str, bytes, Skip], Iterable[Any]], refused: Callable[[str], bool]) -> None:
+                values: Callable[[str, bytes, Skip], Iterable[Any]], refused: Callable[[str], bool],
+                hrefs: PublicHrefs) -> None:
     for i, location in enumerate(locations):
         _, data, error = read(location)
         if data is None:
@@ -104,7 +107,7 @@ def _bulk_child(out: BinaryIO, locations: list[str], read: Read,
                 kind = b"v"
                 if isinstance(value, dict) and value.get("type") == "Feature" and not needs_migration(value):
                     try:
-                        payload = orjson.dumps(servable(value, location))
+                        payload = orjson.dumps(servable(value, location, hrefs))
                         kind = b"n"
                     except (TypeError, orjson.JSONEncodeError):
                         pass
@@ -120,24 +123,27 @@ def _bulk_child(out: BinaryIO, locations: list[str], read: Read,
         _send(out, b"d", i, b"")
 
 
-def read_forked(locations: list[str], read: Read, sources: SourceLog) -> Iterator[tuple[int, bytes, bytes]]:
+def read_forked(locations: list[str], read: Read, sources: SourceLog,
+                hrefs: PublicHrefs) -> Iterator[tuple[int, bytes, bytes]]:
     """(position, kind, payload) for the locations, in order, read by a forked child. Stops
     early (the caller reads the rest itself) if the child dies; the files the child read are
-    added to ``sources`` at the end."""
-    return _forked(lambda out: _child(out, locations, read), sources)
+    added to ``sources`` at the end, the hrefs it could not make public to ``hrefs``."""
+    return _forked(lambda out: _child(out, locations, read, hrefs), sources, hrefs)
 
 
 def read_bulk_forked(locations: list[str], read: Read, values: Callable[[str, bytes, Skip], Iterable[Any]],
-                     refused: Callable[[str], bool], sources: SourceLog) -> Iterator[tuple[int, bytes, bytes]]:
+                     refused: Callable[[str], bool], sources: SourceLog,
+                     hrefs: PublicHrefs) -> Iterator[tuple[int, bytes, bytes]]:
     """(position, kind, payload) of every item of the bulk files at the locations, in order,
     read by a forked child: ``read`` fetches a file, ``values`` yields its JSON values
     (formats.read), ``refused`` says whether a failed read was the scope's refusal. Each file
     ends with a b"d" record; a file the child could not finish has none (the caller reads it
     again, without the items it already had)."""
-    return _forked(lambda out: _bulk_child(out, locations, read, values, refused), sources)
+    return _forked(lambda out: _bulk_child(out, locations, read, values, refused, hrefs), sources, hrefs)
 
 
-def _forked(work: Callable[[BinaryIO], None], sources: SourceLog) -> Iterator[tuple[int, bytes, bytes]]:
+def _forked(work: Callable[[BinaryIO], None], sources: SourceLog,
+            hrefs: PublicHrefs) -> Iterator[tuple[int, bytes, bytes]]:
     read_fd, write_fd = os.pipe()
     try:  # a larger pipe: fewer hand-offs between the two processes (Linux)
         fcntl.fcntl(write_fd, 1031, 1 << 20)  # F_SETPIPE_SZ
@@ -149,9 +155,11 @@ def _forked(work: Callable[[BinaryIO], None], sources: SourceLog) -> Iterator[tu
         try:
             os.close(read_fd)
             already = len(sources.paths)
+            not_public = hrefs.not_public
             out = os.fdopen(write_fd, "wb", buffering=1 << 16)
             work(out)
-            read_here = (sources.paths[already:], sources.sizes[already:], sources.mtimes[already:])
+            read_here = (sources.paths[already:], sources.sizes[already:], sources.mtimes[already:],
+                         hrefs.not_public - not_public)
             _send(out, b"s", 0, pickle.dumps(read_here, protocol=5))
             _send(out, b"z", 0, b"")
             out.flush()
@@ -172,9 +180,10 @@ def _forked(work: Callable[[BinaryIO], None], sources: SourceLog) -> Iterator[tu
                 if kind == b"z":
                     return
                 if kind == b"s":
-                    paths, sizes, mtimes = pickle.loads(payload)
+                    paths, sizes, mtimes, not_public = pickle.loads(payload)
                     for path, size_, mtime in zip(paths, sizes, mtimes):
                         sources.add(path, size_, mtime)
+                    hrefs.not_public += not_public
                     continue
                 yield position, kind, payload
     finally:

@@ -351,6 +351,12 @@ def choose(location: str, data: bytes, media_type: str | None = None) -> Reader:
     return JSON_DOCUMENT
 
 
+def whole_document(docs: Iterable[Any]) -> bool:
+    """Whether what ``read`` returned is one whole document (the JSON reader's 1-tuple), not
+    the values of a bulk file (a FeatureCollection's features, ndjson lines, parquet rows)."""
+    return type(docs) is tuple and len(docs) == 1
+
+
 def read(location: str, data: bytes, skip: Skip, media_type: str | None = None) -> Iterable[Any]:
     """The JSON values of one document, through the reader chosen for it."""
     reader = _BY_EXTENSION.get(extension(location)) or choose(location, data, media_type)

@@ -28,29 +28,62 @@ import gc
 import glob
 import logging
 import os
+import posixpath
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import orjson
 
 from server.catalog import forked_reader, formats
 from server.catalog.fingerprint import Fingerprint
 from server.catalog.formats import FormatError
-from server.catalog.locations import Scope, is_url
+from server.catalog.locations import OUTSIDE_ROOTS, Scope, is_url
 from server.catalog.normalize import resolve_href, servable
-from server.catalog.sources import Fetcher, RemoteCache, SourceLog
+from server.catalog.public import PublicHrefs
+from server.catalog.sources import OVER_LIMIT, Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.index import Index, IndexBuilder
 from server.index.builder import ItemRejected
+from server.index.tree import CATALOG, COLLECTION, LANDING, NO_NODE
 
 log = logging.getLogger("stac_static_api.loader")
 
 ITEM_CHUNK = 512
 MAX_SKIPS_KEPT = 1000
+
+# Why a document was skipped, in words that stay the same: the report counts each
+# (skipped_by_reason: GET /_mgmt/ready's load, the metric stac_static_index_skipped_documents).
+OUT_OF_SCOPE = "out_of_scope"  # a link leaving the roots (another host, outside the root folder, a symlink out), another scheme
+LIMIT = "limit"  # past STAC_STATIC_MAX_DEPTH or STAC_STATIC_MAX_DOCUMENTS
+TOO_LARGE = "too_large"  # over its size limit (STAC_STATIC_MAX_DOCUMENT_BYTES / _MAX_STRUCTURE_BYTES)
+UNREADABLE = "unreadable"  # a broken link: no such file, an HTTP error, the network, a timeout
+INVALID_JSON = "invalid_json"  # not JSON (or not the format it claims: a FeatureCollection without features, parquet)
+NOT_STAC = "not_stac"  # not a STAC catalog, collection or item, or a version that cannot be migrated
+MISSING_ID = "missing_id"  # a catalog or collection without an id
+INVALID_ITEM = "invalid_item"  # an item without a string id, properties or geometry, a non-string collection, a bad geometry
+DUPLICATE = "duplicate"  # a collection or item id already loaded, a file already read (through a symlink)
+SKIP_REASONS = (OUT_OF_SCOPE, LIMIT, TOO_LARGE, UNREADABLE, INVALID_JSON, NOT_STAC, MISSING_ID, INVALID_ITEM, DUPLICATE)
+ALREADY_READ = "already read as"
+
+
+def failure_reason(error: str) -> str:
+    """The skip reason of a document that could not be read, from the Source's message: the
+    scope's refusals (locations.py) and every size limit's message (sources.py, curl.py) say
+    so in these words."""
+    if error.startswith(OUTSIDE_ROOTS) or error.startswith("unsupported scheme"):
+        return OUT_OF_SCOPE
+    if error.startswith(ALREADY_READ):
+        return DUPLICATE
+    if OVER_LIMIT in error:
+        return TOO_LARGE
+    return UNREADABLE
+
+
 ROOT_MAX_BYTES = 8 * 1024**3  # a configured root (the operator named it) may be this large at least
 
 
@@ -72,12 +105,16 @@ class LoadReport:
     skipped: int = 0  # every skip, structural documents included
     seconds: float = 0.0
     skips: list[tuple[str, str]] = field(default_factory=list)
+    skipped_by_reason: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_REASONS, 0))
     sources: SourceLog | None = None  # the local files read, for snapshot fingerprints
     roots: list[str] = field(default_factory=list)  # the documents the load started from
     structure_skipped: int = 0
     structure_skips: list[StructureSkip] = field(default_factory=list)
     # (collection the items name, which is not loaded; the loaded one above them) -> items
     reassigned: dict[tuple[str, str], int] = field(default_factory=dict)
+    # collections made for items of no collection: id -> the catalog (or root file) they came from
+    made_collections: dict[str, str] = field(default_factory=dict)
+    hrefs_not_public: int = 0  # local hrefs neither mapped (--public-href) nor served (--serve-assets)
 
     @property
     def degraded(self) -> bool:
@@ -99,25 +136,42 @@ class LoadReport:
         if self.reassigned:
             text += "; " + ", ".join(f"{n} items naming collection {declared!r} served under {parent!r}"
                                      for (declared, parent), n in sorted(self.reassigned.items()))
+        if self.made_collections:
+            made = sorted(self.made_collections.items())
+            text += (f"; made {len(made)} collections for items of no collection: "
+                     + ", ".join(f"{cid!r} (from {source})" for cid, source in made[:5]) + (" ..." if len(made) > 5 else ""))
+        if self.hrefs_not_public:
+            text += (f"; {self.hrefs_not_public} local hrefs could not be made public (served as the catalogs wrote "
+                     f"them: map their folder with --public-href, or --serve-assets)")
         return text
 
     def problems(self) -> dict[str, Any]:
         """What /_mgmt/ready shows of the load (JSON): skips, structural ones listed."""
         return {
             "skipped": self.skipped,
+            "skipped_by_reason": dict(self.skipped_by_reason),
+            "seconds": round(self.seconds, 3),
             "structure_skipped": self.structure_skipped,
             "structure_skips": [{"location": s.location, "reason": s.reason, "items": s.items}
                                 for s in self.structure_skips],
             "items_missing_at_least": sum(s.items or 0 for s in self.structure_skips),
             "reassigned": [{"collection": declared, "served_under": parent, "items": n}
                            for (declared, parent), n in sorted(self.reassigned.items())],
+            "made_collections": [{"collection": cid, "from": source} for cid, source in sorted(self.made_collections.items())],
+            "hrefs_not_public": self.hrefs_not_public,
         }
 
 
 @dataclass(frozen=True)
 class Context:
+    """Where a linked document sits: the collection above it, how deep, and the tree node
+    (server.index.tree) whose link led to it."""
+
     collection: str | None
     depth: int
+    # the nearest plain catalog above: the home of items that belong to no collection
+    catalog: str | None = None
+    node: int = LANDING
 
 
 def default_structure_bytes() -> int:
@@ -145,6 +199,8 @@ class LoadOptions:
     progress: bool | None = None  # None: when stderr is a terminal
     remote_cache: RemoteCache | None = None  # kept across reloads for conditional requests
     parquet_assets: bool = True  # a collection's stac-geoparquet asset holds its items
+    public_hrefs: tuple[tuple[str, str], ...] = ()  # (SRC, DST): Settings.public_href_pairs
+    serve_assets: bool = False  # local hrefs inside the roots' folders point at /_assets/ (public.py)
 
 
 def release_free_memory() -> None:
@@ -263,12 +319,24 @@ class Loader:
         )
         for root in self.roots:
             self.scope.add_root(root)
+        folders = list(zip(self.scope.lexical_folders, self.scope.folders))
+        self.hrefs = PublicHrefs(self.options.public_hrefs, folders, self.options.serve_assets)
         self.report = LoadReport(roots=list(self.roots))
-        self.builder = IndexBuilder(on_reject=self.skip_item)
+        # Homes of items that belong to no collection (a plain catalog's location, or a root
+        # file's), in the order the walk met them; their collection ids, given after the walk
+        # (when every loaded collection id is known); the collections made so far.
+        self._catalogs: dict[str, dict[str, Any]] = {}  # plain catalogs: id, title, description
+        self._homes: dict[str, dict[str, Any]] = {}
+        self._home_ids: dict[str, str] = {}
+        self._made: set[str] = set()
+        self.builder = IndexBuilder(on_reject=self._invalid_item)
         self._seen: set[str] = set()
         self._documents = 0
         self._pending_items: list[tuple[str, Context]] = []
-        self._inline_items: list[tuple[dict[str, Any], str, Context]] = []
+        # items found among the structure (bulk files, item documents as roots): linked by no
+        # `item` link, so without a place in the tree; kept here only while they wait for the
+        # collection they go to (_inline_item)
+        self._inline_items: list[tuple[dict[str, Any], str, Context, bool]] = []
         self._bulk_items: list[tuple[str, Context]] = []  # files of items only, read after the walk
         self._structural: set[str] = set()  # roots and children admitted: a skip of one is a loss
         self._refused: set[str] = set()  # refused by policy once opened (a symlink): not a loss
@@ -281,31 +349,43 @@ class Loader:
 
     # -- bookkeeping -----------------------------------------------------------------------
 
-    def skip(self, location: str, reason: str) -> None:
-        """``location`` not read or not used, with why. During the walk, a root or child
-        document's skip is a structural one (skip_structure)."""
+    def skip(self, location: str, reason: str, kind: str) -> None:
+        """``location`` not read or not used, with why (``kind``: one of SKIP_REASONS). During
+        the walk, a root or child document's skip is a structural one (skip_structure)."""
         if self._walking and location in self._structural and location not in self._refused:
-            self.skip_structure(location, reason)
+            self.skip_structure(location, reason, kind)
             return
-        self.skip_item(location, reason)
+        self.skip_item(location, reason, kind)
 
-    def skip_item(self, location: str, reason: str) -> None:
+    def skip_item(self, location: str, reason: str, kind: str) -> None:
         """One item (or one part of a document) not used: an ordinary skip, even when the
         item came from a bulk file that is itself structural."""
         self.report.skipped += 1
+        self.report.skipped_by_reason[kind] += 1
         if len(self.report.skips) < MAX_SKIPS_KEPT:
             self.report.skips.append((location, reason))
         log.warning("skipped %s: %s", location, reason)
 
-    def skip_structure(self, location: str, reason: str, items: int | None = None) -> None:
+    def skip_structure(self, location: str, reason: str, kind: str, items: int | None = None) -> None:
         """A catalog, collection or bulk file not read: an error, everything under it is missing."""
         self.report.skipped += 1
+        self.report.skipped_by_reason[kind] += 1
         if len(self.report.skips) < MAX_SKIPS_KEPT:
             self.report.skips.append((location, reason))
         self.report.structure_skipped += 1
         if len(self.report.structure_skips) < MAX_SKIPS_KEPT:
             self.report.structure_skips.append(StructureSkip(location, reason, items))
         log.error("not read: %s: %s; everything under it is missing", location, reason)
+
+    def _invalid_item(self, location: str, reason: str) -> None:
+        """What the index builder drops after add_item (a geometry GEOS cannot read, too large):
+        an item's skip, even one from a bulk file indexed during the walk."""
+        self.skip_item(location, reason, INVALID_ITEM)
+
+    def _invalid_json(self, location: str, reason: str) -> None:
+        """What a format reader skips inside a document (a line of an ndjson file): an item's
+        skip, not the document's."""
+        self.skip_item(location, reason, INVALID_JSON)
 
     def _admit(self, location: str, ctx: Context, structural: bool = False) -> bool:
         """Whether a linked document should be read (in scope, new, within limits)."""
@@ -314,14 +394,14 @@ class Loader:
             return False
         refusal = self.scope.refusal(location)
         if refusal is not None:  # the scope rules: policy, not a loss
-            self.skip(location, refusal)
+            self.skip(location, refusal, OUT_OF_SCOPE)
             return False
         if ctx.depth > self.options.max_depth:
             refusal = f"nesting deeper than {self.options.max_depth}"
         elif self._documents >= self.options.max_documents:
             refusal = f"over the {self.options.max_documents} document limit"
         if refusal is not None:  # a limit cut the catalog short
-            (self.skip_structure if structural else self.skip)(location, refusal)
+            (self.skip_structure if structural else self.skip)(location, refusal, LIMIT)
             return False
         self._seen.add(key)
         self._documents += 1
@@ -335,7 +415,7 @@ class Loader:
         refusal = self.scope.real_refusal(real)
         if refusal is None and real != path:
             if real in self._seen:
-                refusal = f"already read as {real} (a symlink leads here again)"
+                refusal = f"{ALREADY_READ} {real} (a symlink leads here again)"
             else:
                 self._seen.add(real)
         if refusal is not None:
@@ -379,6 +459,7 @@ class Loader:
                 frontier = self._walk_level(frontier, limit)
                 limit = self._structure_limit
             self._walking = False
+            self._name_homes()
             self._load_items()
             self._progress(force=True)
             index = self.builder.build()
@@ -389,7 +470,10 @@ class Loader:
         self.report.items = index.size
         self.report.collections = len(index.collections)
         self.report.seconds = time.perf_counter() - started
+        self.report.hrefs_not_public = self.hrefs.not_public
         index.load_report = self.report.problems()
+        index.asset_roots = tuple(self.hrefs.asset_roots)
+        index.hrefs_config = hrefs_config(self.options)
         return index, self.report
 
     def _forget_walk(self) -> None:
@@ -397,7 +481,7 @@ class Loader:
         memory is handed back."""
         self._seen = set()
         self._structural = set()
-        self.builder = IndexBuilder(on_reject=self.skip_item)
+        self.builder = IndexBuilder(on_reject=self._invalid_item)
 
     def _walk_level(self, frontier: list[tuple[str, Context]], limit: int) -> list[tuple[str, Context]]:
         contexts = dict(frontier)
@@ -407,14 +491,17 @@ class Loader:
             reader = formats.by_name(location, self._media_types.get(location))
             if reader is not None and reader.items_only:
                 self._bulk_items.append((location, ctx))  # holds no catalog or collection
+                if ctx.collection is None:  # its items may belong to none: a home, in walk order
+                    self._add_home(ctx.catalog or location)
             else:
                 now.append(location)
         for location, docs in self._read_documents(now, limit):
+            whole = formats.whole_document(docs)
             try:
                 for doc in docs:
-                    following.extend(self._structure_document(location, doc, contexts[location]))
+                    following.extend(self._structure_document(location, doc, contexts[location], whole))
             except FormatError as exc:  # a bulk file that went wrong part way
-                self.skip(location, str(exc))
+                self.skip(location, str(exc), INVALID_JSON)
             self._progress()
         return following
 
@@ -428,63 +515,70 @@ class Loader:
         media_types = self._media_types
         for location, data, error in fetched:
             if data is None:
-                self.skip(location, error or "unreadable")
+                self.skip(location, error or "unreadable", failure_reason(error or ""))
                 continue
             try:
-                docs = formats.read(location, data, self.skip, media_types.get(location) if media_types else None)
+                docs = formats.read(location, data, self._invalid_json, media_types.get(location) if media_types else None)
             except FormatError as exc:
-                self.skip(location, str(exc))
+                self.skip(location, str(exc), INVALID_JSON)
                 continue
             data = None  # a parsed document no longer needs its bytes (a bulk reader keeps its own)
             yield location, docs
 
-    def _structure_document(self, location: str, doc: Any, ctx: Context) -> list[tuple[str, Context]]:
+    def _structure_document(self, location: str, doc: Any, ctx: Context, whole: bool = False) -> list[tuple[str, Context]]:
+        """Index a catalog or collection and return the children to read next; keep the items
+        it is or holds for later (``whole``: ``doc`` is the whole document at ``location``)."""
         if not isinstance(doc, dict):
-            self.skip(location, "not a JSON object")
+            self.skip(location, "not a JSON object", NOT_STAC)
             return []
         if needs_migration(doc):
             links = doc.get("links")
             try:
                 doc = migrate(doc)
             except UnsupportedVersion as exc:
-                self.skip(location, str(exc))
+                self.skip(location, str(exc), NOT_STAC)
                 return []
             if isinstance(links, formats.LeanLinks):  # the item links kept bare stay with it
                 doc["links"] = formats.LeanLinks.like(links, doc.get("links") or ())
         kind = _kind(doc)
+        if kind in ("Feature", "FeatureCollection") and ctx.collection is None:
+            self._add_home(ctx.catalog or location)
         if kind == "Feature":
-            self._inline_item(doc, location, ctx)
+            self._inline_item(doc, location, ctx, whole)
             return []
         if kind == "FeatureCollection":  # one inside a bulk file (a file that is one, its reader reads)
             try:
                 features = formats.FEATURE_COLLECTION.features(doc)
             except FormatError as exc:
-                self.skip(location, str(exc))
+                self.skip(location, str(exc), INVALID_JSON)
                 return []
             for feature in features:
-                self._inline_item(feature, location, ctx)
+                self._inline_item(feature, location, ctx, False)
             return []
         if kind not in ("Catalog", "Collection"):
-            self.skip(location, "not a STAC catalog, collection or item")
+            self.skip(location, "not a STAC catalog, collection or item", NOT_STAC)
             return []
         if not isinstance(doc.get("id"), str) or not doc["id"]:
-            self.skip(location, f"{kind.lower()} without an id")
+            self.skip(location, f"{kind.lower()} without an id", MISSING_ID)
             return []
         collection_ctx = ctx.collection
+        servable_doc = servable(doc, location, self.hrefs)
+        servable_doc["type"] = kind
         if kind == "Collection":
-            collection = servable(doc, location)
-            collection["type"] = "Collection"
-            if self.builder.add_collection(collection):
-                collection_ctx = doc["id"]
-            else:
-                self.skip_structure(location, f"duplicate collection id {doc['id']!r}; kept the first",
+            if not self.builder.add_collection(servable_doc):
+                self.skip_structure(location, f"duplicate collection id {doc['id']!r}; kept the first", DUPLICATE,
                                     items=sum(1 for rel, _, _ in _links(doc) if rel == "item"))
                 return []
+            collection_ctx = doc["id"]
+            node = self.builder.add_node(COLLECTION, doc["id"], ctx.node)
         else:
             self.report.catalogs += 1
+            self._catalogs[location] = {k: doc[k] for k in ("id", "title", "description") if k in doc}
+            node = self.builder.add_node(CATALOG, doc["id"], ctx.node, servable_doc)
         if not self.builder.root:
             self.builder.root = {k: doc.get(k) for k in ("id", "title", "description") if doc.get(k)}
-        child_ctx = Context(collection_ctx, ctx.depth + 1)
+        child_ctx = Context(collection_ctx, ctx.depth + 1, location if kind == "Catalog" else ctx.catalog, node)
+        homeless = collection_ctx is None  # its items belong to no collection unless they name one
         children = []
         pending = self._pending_items
         admit = self._admit
@@ -503,33 +597,100 @@ class Loader:
                     children.append((target, child_ctx))
             elif admit(target, child_ctx):
                 pending.append((target, child_ctx))
+                if homeless:
+                    self._add_home(location)
+                    homeless = False
         return children
+
+    # -- homes for items of no collection ------------------------------------------------------
+
+    def _add_home(self, location: str) -> None:
+        """``location`` (a plain catalog, or a root file of items) may hold items that belong
+        to no collection: a collection is made for them, named from it (_name_homes)."""
+        if location not in self._homes:
+            self._homes[location] = self._catalogs.get(location, {})
+
+    def _name_homes(self) -> None:
+        """Give each home its collection id, in the order the walk met them, once every
+        loaded collection's id is known: the catalog's id, or a root file's name without its
+        extension; an id already taken gets -2, -3 ... (first free)."""
+        taken = set(self.builder.collections) | set(self._home_ids.values())
+        for location, catalog in self._homes.items():
+            if location in self._home_ids:
+                continue
+            base = str(catalog["id"]) if catalog else _file_stem(location)  # a catalog has a non-empty id (checked)
+            cid, n = base, 1
+            while cid in taken:
+                n += 1
+                cid = f"{base}-{n}"
+            taken.add(cid)
+            self._home_ids[location] = cid
+
+    def _home_collection(self, home: str) -> str:
+        """The id of the collection made for the items of ``home``, made at its first item."""
+        if home not in self._home_ids:  # not met by the walk (cannot happen): named now
+            self._add_home(home)
+            self._name_homes()
+        cid = self._home_ids[home]
+        if cid not in self._made:
+            self._made.add(cid)
+            catalog = self._homes[home]
+            self.builder.add_collection(self._made_collection(cid, home, catalog), extent_from_items=True)
+            self.report.made_collections[cid] = (f"catalog {catalog['id']!r}" if catalog else f"file {_file_name(home)!r}")
+        return cid
+
+    def _made_collection(self, cid: str, home: str, catalog: dict[str, Any]) -> dict[str, Any]:
+        """A collection for the items of a catalog (or root file) that belong to none; its
+        extent is computed from them when the index is built (IndexBuilder)."""
+        name = str(catalog.get("title") or catalog.get("id")) if catalog else _file_name(home)
+        what = f"the catalog {name!r}" if catalog else f"the file {name!r}"
+        note = (f"Made by stac-static-api for the items of {what}, which belong to no collection; "
+                f"its extent is computed from them.")
+        description = catalog.get("description") if catalog else None
+        doc: dict[str, Any] = {
+            "type": "Collection",
+            "stac_version": "1.0.0",  # the API's version (its items keep theirs)
+            "id": cid,
+            "title": name,
+            "description": f"{description}\n\n{note}" if isinstance(description, str) and description else note,
+            "license": "other",
+            "extent": {"spatial": {"bbox": [[-180.0, -90.0, 180.0, 90.0]]}, "temporal": {"interval": [[None, None]]}},
+            "links": [],
+        }
+        source = self.hrefs.location(home)
+        if source is not None:
+            doc["links"].append({"rel": "via", "href": source, "type": "application/json",
+                                 "title": f"The {'catalog' if catalog else 'file'} these items come from"})
+        return doc
 
     # -- items -----------------------------------------------------------------------------
 
-    def _inline_item(self, item: Any, location: str, ctx: Context) -> None:
-        """An item met during the walk (in a bulk file: ndjson, stac-geoparquet, a
-        FeatureCollection; or a root that is one). Indexed at once when the collection it
-        belongs to is already decided, so a bulk file of a million items is never a million
-        dicts at once; kept until the walk is over when it names a collection not loaded
-        (yet: a later document may hold it). Once one waits, those after it wait too: items
+    def _inline_item(self, item: Any, location: str, ctx: Context, whole: bool) -> None:
+        """An item met during the walk (in a bulk file: ndjson, a FeatureCollection; or a root
+        that is one). Indexed at once when the collection it goes to is already decided, so a
+        bulk file of a million items is never a million dicts at once; kept until the walk is
+        over otherwise: it names a collection not loaded (yet: a later document may hold it),
+        or it goes to a collection made for items of none, whose id is given once every loaded
+        collection's is known (_name_homes). Once one waits, those after it wait too: items
         are indexed in the order they were read (of two with one id, the first is kept)."""
-        if not self._inline_items and self._decided(item):
-            self._add_item(item, location, ctx)
+        if not self._inline_items and self._decided(item, ctx):
+            self._add_item(item, location, ctx, whole, linked=False)
             self._progress()
         else:
-            self._inline_items.append((item, location, ctx))
+            self._inline_items.append((item, location, ctx, whole))
 
-    def _decided(self, item: Any) -> bool:
+    def _decided(self, item: Any, ctx: Context) -> bool:
         """Whether the collection an item goes to is known already (_collection_for)."""
         if not isinstance(item, dict):
             return True  # skipped in any case
         declared = item.get("collection")
-        return declared is None or not isinstance(declared, str) or declared in self.builder.collections
+        if declared is None:
+            return ctx.collection is not None
+        return not isinstance(declared, str) or (declared in self.builder.collections and declared not in self._made)
 
     def _load_items(self) -> None:
-        for item, location, ctx in self._inline_items:
-            self._add_item(item, location, ctx)
+        for item, location, ctx, whole in self._inline_items:
+            self._add_item(item, location, ctx, whole, linked=False)
         self._inline_items.clear()
         self._load_bulk()
         pending = self._pending_items
@@ -549,32 +710,34 @@ class Loader:
             for location, docs in self._read_documents([loc for loc, _ in chunk], limit):
                 # in order; those skipped as unreadable are passed
                 ctx = next(ctx for known, ctx in contexts if known == location)
-                try:
-                    for doc in docs:
-                        self._add_item(doc, location, ctx)
-                except FormatError as exc:
-                    self.skip(location, str(exc))
+                self._add_items(docs, location, ctx)
                 self._progress()
         pending.clear()
+
+    def _add_items(self, docs: Any, location: str, ctx: Context) -> None:
+        """Index the item documents read from one location; a bulk file that goes wrong part way
+        is skipped from there, with its reason."""
+        whole = formats.whole_document(docs)
+        try:
+            for doc in docs:
+                self._add_item(doc, location, ctx, whole)
+        except FormatError as exc:
+            self.skip(location, str(exc), INVALID_JSON)
 
     def _load_items_forked(self, pending: list[tuple[str, Context]]) -> int:
         """Local items read and made servable by a forked child (forked_reader), indexed
         here as they arrive; how many of ``pending`` were handled."""
         done = 0
         fetched = forked_reader.read_forked([loc for loc, _ in pending], self._fetcher.fetch_result,
-                                            self._fetcher.sources)
+                                            self._fetcher.sources, self.hrefs)
         for position, kind, payload in fetched:
             location, ctx = pending[position]
             if kind == b"n":
-                self._index_item(orjson.loads(payload), location, ctx)
+                self._index_item(orjson.loads(payload), location, ctx, True)
             else:
                 raw = (location, payload, None) if kind == b"r" else (location, None, payload.decode())
                 for _, docs in self._parse_documents([raw]):
-                    try:
-                        for doc in docs:
-                            self._add_item(doc, location, ctx)
-                    except FormatError as exc:
-                        self.skip(location, str(exc))
+                    self._add_items(docs, location, ctx)
             done = position + 1
             self._progress()
         return done
@@ -588,10 +751,10 @@ class Loader:
     def _bulk_values(self, location: str, data: bytes, skip: formats.Skip) -> Iterable[Any]:
         return formats.read(location, data, skip, self._media_types.get(location))
 
-    def _bulk_failed(self, location: str, reason: str) -> None:
+    def _bulk_failed(self, location: str, reason: str, kind: str) -> None:
         """A bulk file not read (or not to the end): a structural loss, unless the scope
         refused it (a symlink out of the roots), which is policy."""
-        (self.skip_item if location in self._refused else self.skip_structure)(location, reason)
+        (self.skip_item if location in self._refused else self.skip_structure)(location, reason, kind)
 
     def _load_bulk(self) -> None:
         """The files of items only (stac-geoparquet) met during the walk: local ones read by a
@@ -606,17 +769,17 @@ class Loader:
             skip_first, had = had, 0
             _, data, error = self._read_bulk(location)
             if data is None:
-                self._bulk_failed(location, error or "unreadable")
+                self._bulk_failed(location, error or "unreadable", failure_reason(error or ""))
                 continue
             try:
-                for doc in self._bulk_values(location, data, self.skip_item):
+                for doc in self._bulk_values(location, data, self._invalid_json):
                     if skip_first:  # the forked child sent these before it died
                         skip_first -= 1
                         continue
-                    self._add_item(doc, location, ctx)
+                    self._add_item(doc, location, ctx, linked=False)
                     self._progress()
             except FormatError as exc:
-                self._bulk_failed(location, str(exc))
+                self._bulk_failed(location, str(exc), INVALID_JSON)
 
     def _load_bulk_forked(self, bulk: list[tuple[str, Context]]) -> tuple[int, int]:
         """Bulk files read by a forked child; (files finished, items already had of the next
@@ -624,20 +787,21 @@ class Loader:
         done, had = 0, 0
         records = forked_reader.read_bulk_forked(
             [loc for loc, _ in bulk], self._read_bulk, self._bulk_values,
-            lambda location: location in self._refused, self._fetcher.sources)
+            lambda location: location in self._refused, self._fetcher.sources, self.hrefs)
         for position, kind, payload in records:
             location, ctx = bulk[position]
             if kind == b"n":
-                self._index_item(orjson.loads(payload), location, ctx)
+                self._index_item(orjson.loads(payload), location, ctx, linked=False)
             elif kind == b"v":
-                self._add_item(orjson.loads(payload), location, ctx)
+                self._add_item(orjson.loads(payload), location, ctx, linked=False)
             elif kind in (b"k", b"x"):
                 label, _, reason = payload.decode().partition("\0")
-                self.skip_item(label, reason)
+                self.skip_item(label, reason, INVALID_JSON)
             elif kind == b"e":
-                self.skip_structure(location, payload.decode())
+                reason = payload.decode()
+                self.skip_structure(location, reason, failure_reason(reason))
             elif kind == b"f":
-                self.skip_item(location, payload.decode())
+                self.skip_item(location, payload.decode(), OUT_OF_SCOPE)
             if kind == b"d":
                 done, had = position + 1, 0
             elif kind in (b"n", b"v", b"x"):  # one value of the file
@@ -645,49 +809,73 @@ class Loader:
                 self._progress()
         return done, had
 
-    def _add_item(self, item: Any, location: str, ctx: Context) -> None:
+    def _add_item(self, item: Any, location: str, ctx: Context, whole: bool = False, linked: bool = True) -> None:
         if not isinstance(item, dict):
-            self.skip_item(location, "item is not a JSON object")
+            self.skip_item(location, "item is not a JSON object", NOT_STAC)
             return
         if needs_migration(item):
             try:
                 item = migrate(item)
             except UnsupportedVersion as exc:
-                self.skip_item(location, str(exc))
+                self.skip_item(location, str(exc), NOT_STAC)
                 return
         if _kind(item) != "Feature":
-            self.skip_item(location, "expected an item (GeoJSON Feature)")
+            self.skip_item(location, "expected an item (GeoJSON Feature)", NOT_STAC)
             return
-        self._index_item(servable(item, location), location, ctx)
+        self._index_item(servable(item, location, self.hrefs), location, ctx, whole, linked)
 
-    def _index_item(self, item: dict[str, Any], location: str, ctx: Context) -> None:
-        """A servable item into the index, under the collection it resolves to."""
-        item["collection"] = self._collection_for(item, location, ctx)
-        if item["collection"] is None:
+    def _index_item(self, item: dict[str, Any], location: str, ctx: Context, whole: bool = False,
+                    linked: bool = True) -> None:
+        """A servable item into the index, under the collection it resolves to (``whole``: it
+        is the whole document at ``location``; ``linked``: an `item` link of the tree node
+        ``ctx.node`` led to it, its place in the tree)."""
+        collection = item["collection"] = self._collection_for(item, location, ctx)
+        if collection is None:
             del item["collection"]
+        elif whole and isinstance(collection, str) and collection in self._made:  # made: link where it comes from
+            source = self.hrefs.location(location)
+            if source is not None and isinstance(item.get("links"), list):
+                item["links"].append({"rel": "alternate", "href": source, "type": "application/geo+json",
+                                      "title": "The item's source document"})
         try:
-            self.builder.add_item(item, location)
+            self.builder.add_item(item, location, ctx.node if linked else NO_NODE)
         except ItemRejected as exc:
-            self.skip_item(location, f"item {item.get('id')!r}: {exc}")
+            self.skip_item(location, f"item {item.get('id')!r}: {exc}", DUPLICATE if exc.duplicate else INVALID_ITEM)
 
     def _collection_for(self, item: dict[str, Any], location: str, ctx: Context) -> str | None:
         """The item's own `collection` if that collection is loaded, else the nearest above,
-        else none: every collection an item names must resolve to /collections/{id}."""
+        else the one made for the items of its catalog (or root file): every item is served
+        under a collection, so /collections/{id}/items/{itemId} is its self link."""
         declared = item.get("collection")
         if declared is not None and not isinstance(declared, str):
             return declared  # no collection id (a list is not even hashable): the builder rejects the item
-        if declared is None or declared in self.builder.collections:
-            return declared if declared is not None else ctx.collection
-        if ctx.collection is not None:
-            log.info(
-                "%s: item names collection %r, which is not loaded; using its parent %r",
-                location, declared, ctx.collection,
-            )
-            key = (declared, ctx.collection)
-            self.report.reassigned[key] = self.report.reassigned.get(key, 0) + 1
+        if declared is not None and declared in self.builder.collections and declared not in self._made:
+            return declared
+        if declared is None and ctx.collection is not None:
             return ctx.collection
-        log.info("%s: item names collection %r, which is not loaded; served without one", location, declared)
-        return None
+        served_under = ctx.collection if ctx.collection is not None else self._home_collection(ctx.catalog or location)
+        if declared is not None and declared != served_under:
+            log.info("%s: item names collection %r, which is not loaded; serving it under %r",
+                     location, declared, served_under)
+            key = (declared, served_under)
+            self.report.reassigned[key] = self.report.reassigned.get(key, 0) + 1
+        return served_under
+
+
+def _file_name(location: str) -> str:
+    return posixpath.basename(unquote(urlsplit(location).path)) if "://" in location else os.path.basename(location)
+
+
+def _file_stem(location: str) -> str:
+    """A root file's name without its extension (items.ndjson: items), for its made collection."""
+    name = _file_name(location)
+    return (name.rsplit(".", 1)[0] if "." in name[1:] else name) or "items"
+
+
+def hrefs_config(options: LoadOptions) -> dict[str, Any]:
+    """The href options a load applies (its index's hrefs_config): an index made with other
+    ones holds other hrefs."""
+    return {"public_hrefs": ["=".join(pair) for pair in options.public_hrefs], "serve_assets": options.serve_assets}
 
 
 def load_catalogs(roots: Iterable[str], options: LoadOptions | None = None) -> tuple[Index, LoadReport]:

@@ -61,6 +61,9 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+OUTSIDE_ROOTS = "outside the catalog root"  # how every refusal of a place out of scope begins
+
+
 @dataclass
 class Scope:
     """The set of places the loader may read from."""
@@ -89,7 +92,7 @@ class Scope:
             host = (urlsplit(location).hostname or "").lower()
             if host in self.hosts:
                 return None
-            return f"outside the catalog roots (host {host!r} not allowed)"
+            return f"{OUTSIDE_ROOTS}s (host {host!r} not allowed)"
         if "://" in location:
             return f"unsupported scheme in {location!r}"
         if not self.folders:
@@ -98,13 +101,13 @@ class Scope:
             return None
         if _inside(location, self.lexical_folders) or _inside(location, self.folders):
             return None
-        return "outside the catalog root folders"
+        return f"{OUTSIDE_ROOTS} folders"
 
     def real_refusal(self, real_path: str) -> str | None:
         """Why the file actually opened (symlinks resolved) may not be read, or None."""
         if self.allow_outside_root or not self.folders or _inside(real_path, self.folders):
             return None
-        return "outside the catalog root folders (through a symlink)"
+        return f"{OUTSIDE_ROOTS} folders (through a symlink)"
 
 
 def _inside(path: str, folders: list[str]) -> bool:

@@ -1,31 +1,35 @@
-"""Making a static document servable: absolute hrefs, and no links the API writes itself."""
+"""Making a static document servable: hrefs a client can use (public.py), and no links the
+API writes itself."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from server.catalog.locations import resolve_href
+from server.catalog.public import PublicHrefs
+
+__all__ = ["STRUCTURAL_RELS", "public_assets", "public_links", "resolve_href", "servable"]
 
 # Links the API rewrites to point at itself; the static ones are dropped.
 STRUCTURAL_RELS = {"self", "root", "parent", "child", "item", "items", "collection"}
 
 
-def absolute_links(doc: dict[str, Any], base: str) -> list[dict[str, Any]]:
-    """The document's non-structural links, hrefs made absolute."""
+def public_links(doc: dict[str, Any], base: str, hrefs: PublicHrefs) -> list[dict[str, Any]]:
+    """The document's non-structural links, with public hrefs."""
     kept = []
     for link in doc.get("links") or []:
         if not isinstance(link, dict) or not isinstance(link.get("href"), str):
             continue
         if link.get("rel") in STRUCTURAL_RELS:
             continue
-        kept.append({**link, "href": resolve_href(base, link["href"])})
+        kept.append({**link, "href": hrefs.href(base, link["href"])})
     return kept
 
 
-def absolute_assets(assets: Any, base: str) -> Any:
-    """The assets with absolute hrefs; an asset whose href already is one is kept as it is
-    (not copied: most items' assets point at absolute URLs, and a copy per asset was a tenth
-    of a load)."""
+def public_assets(assets: Any, base: str, hrefs: PublicHrefs) -> Any:
+    """The assets with the hrefs to serve; an asset whose href is served as written is kept as
+    it is (not copied: most items' assets point at absolute URLs, and a copy per asset was a
+    tenth of a load)."""
     if not isinstance(assets, dict):
         return assets
     out = {}
@@ -33,25 +37,17 @@ def absolute_assets(assets: Any, base: str) -> Any:
         if isinstance(asset, dict):
             href = asset.get("href")
             if isinstance(href, str):
-                absolute = resolve_href(base, href)
-                if absolute is not href:
-                    asset = {**asset, "href": absolute}
+                public = hrefs.href(base, href)
+                if public is not href:
+                    asset = {**asset, "href": public}
         out[key] = asset
     return out
 
 
-def servable(doc: dict[str, Any], base: str) -> dict[str, Any]:
+def servable(doc: dict[str, Any], base: str, hrefs: PublicHrefs) -> dict[str, Any]:
     """A copy of a catalog, collection or item ready to store."""
     out = dict(doc)
-    out["links"] = absolute_links(doc, base)
+    out["links"] = public_links(doc, base, hrefs)
     if "assets" in doc:
-        out["assets"] = absolute_assets(doc["assets"], base)
+        out["assets"] = public_assets(doc["assets"], base, hrefs)
     return out
-
-
-def child_hrefs(doc: dict[str, Any], rels: tuple[str, ...]) -> list[str]:
-    return [
-        link["href"]
-        for link in doc.get("links") or []
-        if isinstance(link, dict) and link.get("rel") in rels and isinstance(link.get("href"), str)
-    ]

@@ -24,6 +24,7 @@ from typing import Any
 import urllib3
 from cachetools import LRUCache
 
+from server import metrics
 from server.catalog.conditional import validator_headers
 
 try:  # libcurl's multi interface: many remote documents at once for little Python (curl.py)
@@ -34,6 +35,9 @@ except ImportError:  # pycurl not installed: urllib3 from the loader's threads
 
 class FetchError(Exception):
     """The document could not be read; the message says why."""
+
+
+OVER_LIMIT = "byte limit"  # what every size limit's message says (the loader's skip reason too_large)
 
 
 class SourceLog:
@@ -368,7 +372,11 @@ class HttpSource(Source):
             if body is None:
                 raise FetchError(error or "unreadable")
             return body
-        return self._fetch_urllib3(location, limit)
+        try:
+            return self._fetch_urllib3(location, limit)
+        except FetchError:
+            metrics.count_remote("http", errors=1)
+            raise
 
     def curl_many(self, locations: Sequence[str], limit_of: Callable[[str], int]) -> Iterator[Result]:
         assert self._curl is not None
@@ -403,6 +411,7 @@ class HttpSource(Source):
         delay = 0.2
         for attempt in range(self.fetcher.retries + 1):
             last = attempt == self.fetcher.retries
+            metrics.count_remote("http", requests=1, retries=1 if attempt else 0)
             try:
                 response = client.request("GET", url, headers=headers, preload_content=False, redirect=False)
             except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError) as exc:
@@ -418,6 +427,7 @@ class HttpSource(Source):
                 if status == 304 and cache is not None:
                     body = cache.cached_body(url)
                     if body is not None:
+                        metrics.count_remote("http", not_modified=1)
                         return body
                     headers = {}  # evicted meanwhile: ask for the whole document
                 elif status == 429 or status >= 500:
@@ -487,11 +497,20 @@ class S3Source(Source):
         no credentials are configured, for public buckets)."""
         if self.client is None:
             self.client = s3_client(self.fetcher.timeout, self.fetcher.retries)
+        try:
+            return self._get(url, limit)
+        except FetchError:
+            metrics.count_remote("s3", errors=1)
+            raise
+
+    def _get(self, url: str, limit: int) -> bytes:
         bucket, _, key = url[len("s3://"):].partition("/")
         try:
             obj = self.client.get_object(Bucket=bucket, Key=key)
         except Exception as exc:  # botocore's ClientError, EndpointConnectionError, ...
+            _count_s3_attempts(getattr(exc, "response", None))
             raise FetchError(f"S3 {type(exc).__name__}: {exc}") from None
+        _count_s3_attempts(obj)
         size = obj.get("ContentLength") or 0
         if size > limit:
             obj["Body"].close()
@@ -500,3 +519,11 @@ class S3Source(Source):
         if len(body) > limit:
             raise FetchError(f"object over the {limit} byte limit")
         return body
+
+
+def _count_s3_attempts(response: Any) -> None:
+    """boto3 retries by itself and says how often in the response (or the error's)."""
+    retries = 0
+    if isinstance(response, dict):
+        retries = int(response.get("ResponseMetadata", {}).get("RetryAttempts") or 0)
+    metrics.count_remote("s3", requests=1 + retries, retries=retries)

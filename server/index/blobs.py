@@ -60,6 +60,16 @@ class BlobColumn:
     def __getitem__(self, i: int) -> bytes:
         return self.data[self.starts[i] : self.ends[i]].tobytes()
 
+    def views(self, positions: np.ndarray) -> list[memoryview]:
+        """``view`` of each of ``positions``, their bounds read at once."""
+        data = self.data
+        return [data[s:e] for s, e in zip(self.starts[positions].tolist(), self.ends[positions].tolist())]
+
+    def view(self, i: int) -> memoryview:
+        """The blob at ``i`` without a copy, for a caller that copies it into something else
+        right away (a spliced response); keeping it keeps the buffer from being released."""
+        return self.data[self.starts[i] : self.ends[i]]
+
     @property
     def nbytes(self) -> int:
         return self.data.nbytes + self.starts.nbytes + self.ends.nbytes

@@ -13,9 +13,10 @@ import shapely
 from server.index.blobs import BlobWriter
 from server.index.columns import ColumnsBuilder
 from server.index.index import Index
-from server.index.space_time import ItemRejected, item_geometry, item_interval
+from server.index.space_time import ItemRejected, item_geometry, item_interval, items_extent
 from server.index.spatial import extreme_fractions
 from server.index.text import TextIndexBuilder, document_text
+from server.index.tree import LANDING, NO_NODE, TreeBuilder
 
 __all__ = ["IndexBuilder", "ItemRejected"]
 
@@ -52,21 +53,33 @@ class IndexBuilder:
         self._columns = ColumnsBuilder()
         self._text = TextIndexBuilder()
         self.collections: dict[str, dict[str, Any]] = {}
+        self._extents_from_items: set[str] = set()
         self.root: dict[str, Any] = {}
+        self.tree = TreeBuilder()  # the catalogs' own arrangement (server.index.tree)
 
     def __len__(self) -> int:
         return len(self._ids) - len(self._rejected)
 
-    def add_collection(self, collection: dict[str, Any]) -> bool:
+    def add_collection(self, collection: dict[str, Any], extent_from_items: bool = False) -> bool:
+        """Add a collection unless its id is taken; ``extent_from_items``: its extent is
+        computed from its items when the index is built (a collection the loader made)."""
         cid = collection["id"]
         if cid in self.collections:
             return False
         self.collections[cid] = collection
+        if extent_from_items:
+            self._extents_from_items.add(cid)
         return True
 
-    def add_item(self, item: dict[str, Any], label: str = "") -> None:
-        """Index one normalized item. Raises ItemRejected with the reason; a geometry found
-        unreadable later (in a batch) is reported through ``on_reject`` with ``label``."""
+    def add_node(self, kind: str, node_id: str, parent: int = LANDING, document: dict[str, Any] | None = None) -> int:
+        """A catalog's or collection's node in the tree (server.index.tree), under the node
+        ``parent``; ``document``: a catalog's own (servable) document."""
+        return self.tree.add(kind, node_id, parent, document)
+
+    def add_item(self, item: dict[str, Any], label: str = "", node: int = NO_NODE) -> None:
+        """Index one normalized item; ``node``: the tree node whose item link led to it (none:
+        it was not linked, e.g. read from a bulk file). Raises ItemRejected with the reason; a
+        geometry found unreadable later (in a batch) is reported through ``on_reject`` with ``label``."""
         item_id = item.get("id")
         if not isinstance(item_id, str) or not item_id:
             raise ItemRejected("missing or non-string id")
@@ -80,7 +93,7 @@ class IndexBuilder:
             raise ItemRejected("collection is not a string")
         known_ids = self._ids_by_collection.setdefault(collection, set())
         if item_id in known_ids:
-            raise ItemRejected(f"duplicate id {item_id!r} in collection {collection!r}; kept the first")
+            raise ItemRejected(f"duplicate id {item_id!r} in collection {collection!r}; kept the first", duplicate=True)
         times = item_interval(props)
         geometry = item["geometry"]
         if geometry is not None and not isinstance(geometry, dict):
@@ -100,6 +113,7 @@ class IndexBuilder:
         row = len(self._ids)
         known_ids.add(item_id)
         self._ids.append(item_id)
+        self.tree.row_nodes.append(node)
         self._collection_code.append(self._collection_codes.setdefault(collection, len(self._collection_codes)))
         self._start.append(times[0])
         self._end.append(times[1])
@@ -165,6 +179,9 @@ class IndexBuilder:
             order = order[~np.isin(order, np.fromiter(self._rejected, dtype=np.int64))]
         new_position = np.full(n, -1, dtype=np.int64)
         new_position[order] = np.arange(len(order), dtype=np.int64)
+        for cid in sorted(self._extents_from_items):
+            rows = order[codes[order] == final_code[cid]]
+            self.collections[cid]["extent"] = items_extent(bounds[rows], start[rows], end[rows])
         return Index(
             ids=[self._ids[i] for i in order],
             codes=codes[order],
@@ -181,4 +198,5 @@ class IndexBuilder:
             collections=self.collections,
             root=self.root,
             links_last=True,
+            tree=self.tree.freeze(new_position, len(order)),
         )

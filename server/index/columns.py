@@ -89,7 +89,13 @@ class Column:
         return cached
 
     def json_type(self) -> dict[str, Any]:
-        """A JSON Schema fragment for /queryables."""
+        """A JSON Schema fragment for /queryables (computed once: columns never change)."""
+        cached = self.__dict__.get("_json_type")
+        if cached is None:
+            cached = self.__dict__["_json_type"] = self._json_type()
+        return dict(cached)
+
+    def _json_type(self) -> dict[str, Any]:
         types = []
         if self.number is not None:
             integral = bool(len(self.number.values)) and bool(np.all(np.mod(self.number.values, 1) == 0))

@@ -23,12 +23,21 @@ from server.index.match_cache import MatchCache
 from server.index.spatial import CellGrid, wkb_exterior_vertices, wkb_vertex_in_boxes
 from server.index.table import SearchResult, Table
 from server.index.text import TextIndex, document_text
+from server.index.tree import Tree
 from server.query.model import SearchQuery
 
 __all__ = ["Index", "SearchResult"]
 
 
 class Index(Table):
+    # The real local folders the API serves files from (--serve-assets), numbered as in the
+    # /_assets/{root}/ hrefs the load stored (server/index/served.py); empty: none. Class
+    # attributes, so a snapshot pickled before they existed reads as "none".
+    asset_roots: tuple[str, ...] = ()
+    # The href settings the load applied ({"public_hrefs": [...], "serve_assets": bool}): a
+    # snapshot made with others is not served as is (server/runtime/cli.py).
+    hrefs_config: dict[str, Any] | None = None
+
     def __init__(
         self,
         *,
@@ -47,10 +56,12 @@ class Index(Table):
         root: dict[str, Any],
         extremes: np.ndarray | None = None,
         links_last: bool = False,
+        tree: Tree | None = None,
     ) -> None:
         """``extremes``: each record's spatial.extreme_fractions, when the caller has them
         (else they are read from the WKB). ``links_last``: every stored item ends with its
-        "links" array, so links can be appended to the bytes without parsing them."""
+        "links" array, so links can be appended to the bytes without parsing them. ``tree``:
+        the catalogs' own arrangement (server.index.tree; none known: only the landing page)."""
         self.ids = ids
         self.codes = codes
         self.collection_names = collection_names
@@ -65,6 +76,7 @@ class Index(Table):
         self.collections = collections
         self.root = root
         self.links_last = links_last
+        self.tree = tree if tree is not None else Tree.empty(len(ids))
         self.loaded_at = time.time()
         self.version = 1
         # catalog.fingerprint.Fingerprint of the local files read (paths, sizes, mtimes): for watching them
@@ -103,6 +115,11 @@ class Index(Table):
     def collection_of(self, pos: int) -> str | None:
         code = int(self.codes[pos])
         return self.collection_names[code] if code >= 0 else None
+
+    def collections_of(self, positions: np.ndarray) -> list[str | None]:
+        """``collection_of`` each of ``positions``, their codes read at once."""
+        names = self.collection_names
+        return [names[code] if code >= 0 else None for code in self.codes[positions].tolist()]
 
     def collection_positions(self, collection: str) -> np.ndarray:
         found = self._by_collection.get(collection)

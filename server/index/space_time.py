@@ -3,8 +3,10 @@ collection extents (rejecting what cannot be read, with the reason)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import orjson
 import shapely
 
@@ -12,7 +14,12 @@ from server.query.datetime import MAX_TIME, MIN_TIME, parse_document_datetime
 
 
 class ItemRejected(ValueError):
-    """The item cannot be indexed; the message says why."""
+    """The item cannot be indexed; the message says why. ``duplicate``: because an item of
+    that collection and id is already indexed (the rest: the item itself is invalid)."""
+
+    def __init__(self, message: str, duplicate: bool = False) -> None:
+        super().__init__(message)
+        self.duplicate = duplicate
 
 
 def _time(props: dict[str, Any], key: str) -> int | None:
@@ -83,3 +90,24 @@ def extent_interval(collection: dict[str, Any]) -> tuple[int, int]:
         return (start, end) if start <= end else (MAX_TIME, MIN_TIME)
     except (KeyError, TypeError, ValueError, IndexError):
         return MAX_TIME, MIN_TIME
+
+
+def _instant(micros: int) -> str:
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    fraction = f".{moment.microsecond:06d}".rstrip("0") if moment.microsecond else ""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+
+
+def items_extent(bounds: np.ndarray, start: np.ndarray, end: np.ndarray) -> dict[str, Any]:
+    """A collection's extent from its items' boxes and (start, end) times (as the index holds
+    them): the box around every footprint (the whole world when none has one), the interval
+    from the first start to the last end (an open end stays open; null when no item has a time)."""
+    boxes = bounds[np.isfinite(bounds).all(axis=1)] if len(bounds) else bounds
+    bbox = ([float(boxes[:, 0].min()), float(boxes[:, 1].min()), float(boxes[:, 2].max()), float(boxes[:, 3].max())]
+            if len(boxes) else [-180.0, -90.0, 180.0, 90.0])
+    timed = start <= end  # an item without any time has start MAX_TIME, end MIN_TIME
+    interval: list[str | None] = [None, None]
+    if timed.any():
+        first, last = int(start[timed].min()), int(end[timed].max())
+        interval = [None if first == MIN_TIME else _instant(first), None if last == MAX_TIME else _instant(last)]
+    return {"spatial": {"bbox": [bbox]}, "temporal": {"interval": [interval]}}

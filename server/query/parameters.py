@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 import shapely
@@ -31,11 +32,13 @@ ITEM_SEARCH = "search"  # GET and POST /search
 ITEMS = "items"  # GET /collections/{id}/items (its collection is the path's)
 COLLECTION_SEARCH = "collections"  # GET /collections
 AGGREGATE = "aggregate"  # GET and POST /aggregate and /collections/{id}/aggregate (the Aggregation extension)
+CHILDREN = "children"  # GET /children and a catalog's or collection's .../children (the Children extension)
 
 ALL = frozenset({ITEM_SEARCH, ITEMS, COLLECTION_SEARCH, AGGREGATE})
 ITEM_ENDPOINTS = frozenset({ITEM_SEARCH, ITEMS, AGGREGATE})
 ITEM_SEARCHES = frozenset({ITEM_SEARCH, AGGREGATE})  # what /search takes besides paging
 PAGED = frozenset({ITEM_SEARCH, ITEMS, COLLECTION_SEARCH})  # pages of documents, not aggregations
+PAGES = PAGED | {CHILDREN}  # what takes limit and token
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,11 @@ class ParseContext:
 
 def _same(value: Any) -> Hashable:
     return value
+
+
+def _as_text(value: Any) -> str | None:
+    """The GET form of a POST value that is a string on both."""
+    return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,9 @@ class Parameter:
     form_array: bool = False  # GET: a comma list (OpenAPI style=form, explode=false)
     body_kind: str | None = None  # a POST body must give this ("an array"), not GET's string
     body_nullable: bool = True  # a JSON null in a POST body means "not given"
+    # A valid POST value -> the GET text that asks the same, None when GET cannot say it
+    # (as_get_params)
+    get_form: Callable[[Any], str | None] = _as_text
 
 
 # -- parsers: each takes the raw value (None when absent) -------------------------------------
@@ -138,6 +149,69 @@ def _tuple_key(value: Any) -> Hashable:
     return tuple(value)
 
 
+# -- GET forms of POST values: the text GET's parser reads back as the same value ---------------
+
+
+def _json_text(value: Any) -> str | None:
+    """An object as JSON text (GET takes intersects, CQL2 JSON and the legacy query so); a
+    string as it is."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _numbers_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    return ",".join(repr(v) for v in value) if all(isinstance(v, int | float) for v in value) else None
+
+
+def _plain_name(name: Any) -> bool:
+    """A list member a GET comma list gives back as it is: no comma, no outer space, not empty."""
+    return isinstance(name, str) and bool(name) and name == name.strip() and "," not in name
+
+
+def _comma_list(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    return ",".join(value) if all(_plain_name(v) for v in value) else None
+
+
+def _limit_text(value: Any) -> str | None:
+    return value if isinstance(value, str) else str(int(value))
+
+
+def _q_text(value: Any) -> str | None:
+    """q: GET splits on commas outside double quotes, as a POST array's pieces were given."""
+    if isinstance(value, str):
+        return value
+    pieces = [v.strip() for v in value if v.strip()]
+    return ",".join(pieces) if all("," not in p and p.count('"') % 2 == 0 for p in pieces) else None
+
+
+def _sort_name(name: Any) -> bool:
+    return _plain_name(name) and not name.startswith(("+", "-"))
+
+
+def _sortby_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if not all(_sort_name(entry["field"]) for entry in value):
+        return None
+    return ",".join(("-" if str(entry.get("direction", "asc")).lower() == "desc" else "") + entry["field"]
+                    for entry in value)
+
+
+def _fields_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    include = [n for n in value.get("include") or [] if n]
+    exclude = [n for n in value.get("exclude") or [] if n]
+    if "include" in value and not include and exclude:
+        return None  # an empty include keeps the default set, which GET's exclusions alone do not
+    if not all(_sort_name(n) for n in [*include, *exclude]):
+        return None
+    return ",".join([*include, *(f"-{n}" for n in exclude)])
+
+
 # -- schemas ----------------------------------------------------------------------------------
 
 _STR: dict[str, Any] = {"type": "string"}
@@ -158,12 +232,12 @@ _QUERY_OPERANDS = {"startsWith": _STR, "endsWith": _STR, "contains": _STR, "in":
 PARAMETERS: list[Parameter] = [
     Parameter("bbox", "minx,miny,maxx,maxy (or 6 numbers with elevations); minx > maxx crosses the antimeridian",
               _bbox_schema(), _bbox_schema(), _bbox, matching=True, attribute="bbox", form_array=True,
-              body_kind="an array"),
+              body_kind="an array", get_form=_numbers_text),
     Parameter("intersects", "A GeoJSON geometry as JSON text", _STR,
               {"type": "object", "description": "GeoJSON geometry", "required": ["type"],
                "properties": {"type": {"type": "string", "enum": sorted(GEOMETRY_TYPES)}}},
               _intersects, endpoints=ITEM_SEARCHES, matching=True, attribute="intersects",
-              key=lambda geom: shapely.to_wkb(geom), body_kind="an object"),
+              key=lambda geom: shapely.to_wkb(geom), body_kind="an object", get_form=_json_text),
     Parameter("datetime", "RFC 3339 instant or interval (start/end, '..' or empty for open ends)", _STR, _STR,
               _datetime, matching=True, attribute="datetime"),
     # GET: text, not an array of strings: any text is a list of one or more ids, which is what the
@@ -171,23 +245,23 @@ PARAMETERS: list[Parameter] = [
     # a comma list, as on GET: clients send that too.
     Parameter("ids", "Comma-separated item ids (or the parameter repeated)", _STR, {"oneOf": [_STRINGS, _STR]},
               _id_list("ids", lambda limits: limits.max_ids), endpoints=ITEM_SEARCHES, matching=True,
-              attribute="ids", key=_tuple_key, repeatable=True),
+              attribute="ids", key=_tuple_key, repeatable=True, get_form=_comma_list),
     Parameter("collections", "Comma-separated collection ids (or the parameter repeated)", _STR,
               {"oneOf": [_STRINGS, _STR]}, _id_list("collections", lambda limits: limits.max_collections),
               endpoints=ITEM_SEARCHES, matching=True, attribute="collections", key=_tuple_key,
-              repeatable=True),
+              repeatable=True, get_form=_comma_list),
     Parameter("limit", "Page size (clamped to the server maximum)", {"type": "integer", "minimum": 1, "default": 10},
-              {"type": "integer", "minimum": 1}, _limit, endpoints=PAGED, attribute="limit"),
-    Parameter("token", "Opaque page token from a next or prev link", _STR, _STR, _token, endpoints=PAGED,
+              {"type": "integer", "minimum": 1}, _limit, endpoints=PAGES, attribute="limit", get_form=_limit_text),
+    Parameter("token", "Opaque page token from a next or prev link", _STR, _STR, _token, endpoints=PAGES,
               attribute="token"),
     Parameter("q", "Free text: comma-separated terms (OR); advanced syntax with AND, OR, NOT, +, -, "
               "parentheses and quoted phrases", _STR, {"oneOf": [_STR, _STRINGS]},
-              lambda value, ctx: parse_q(value), matching=True, attribute="q", key=repr),
+              lambda value, ctx: parse_q(value), matching=True, attribute="q", key=repr, get_form=_q_text),
     # CQL2 text, CQL2 JSON, or the CQL2 JSON literals true and false; its key is the filter the
     # search runs, the legacy query (below) included.
     Parameter("filter", "CQL2 filter (text, or JSON with filter-lang=cql2-json)", _STR,
               {"oneOf": [_STR, {"type": "object"}, {"type": "boolean"}]}, _filter, matching=True,
-              attribute="filter", key=_json_key),
+              attribute="filter", key=_json_key, get_form=_json_text),
     Parameter("filter-lang", "Filter encoding", {"type": "string", "enum": FILTER_LANGS},
               {"type": "string", "enum": [*FILTER_LANGS, ""]}, None),
     Parameter("filter-crs", "CRS of geometries in the filter: CRS84 only", {"type": "string", "enum": FILTER_CRS},
@@ -198,20 +272,40 @@ PARAMETERS: list[Parameter] = [
                          "properties": {"field": _STR,
                                         "direction": {"type": "string", "description": "asc or desc, in any case",
                                                       "pattern": "^([aA][sS][cC]|[dD][eE][sS][cC])$"}}}},
-              lambda value, ctx: parse_sortby(value), endpoints=PAGED, attribute="sortby", body_kind="an array"),
+              lambda value, ctx: parse_sortby(value), endpoints=PAGED, attribute="sortby", body_kind="an array",
+              get_form=_sortby_text),
     # POST: not nullable: a null fields is a 400 (give an object, or leave it out).
     Parameter("fields", "Comma-separated fields to include, - prefix to exclude", _STR,
               {"type": "object", "properties": {name: {**_STRINGS, "nullable": True} for name in FIELDS_MEMBERS},
                "additionalProperties": False},
-              _fields, endpoints=PAGED, attribute="fields", body_kind="an object", body_nullable=False),
+              _fields, endpoints=PAGED, attribute="fields", body_kind="an object", body_nullable=False,
+              get_form=_fields_text),
     # The legacy query extension, as CQL2 ANDed into the filter (parse_search): keyed there.
     Parameter("query", "Legacy query extension as JSON text", _STR,
               {"type": "object", "additionalProperties": {
                   "type": "object", "minProperties": 1, "additionalProperties": False,
                   "properties": {op: _QUERY_OPERANDS.get(op, _SCALAR) for op in sorted(QUERY_OPS)}}},
               lambda value, ctx: query_to_cql2(value), endpoints=ITEM_ENDPOINTS, attribute="legacy_filter",
-              body_kind="an object"),
+              body_kind="an object", get_form=_json_text),
 ]
+
+
+# -- the Children extension's type filter (endpoint CHILDREN) -----------------------------------
+
+CHILD_TYPES = ["Catalog", "Collection"]
+
+
+def _child_type(value: Any, ctx: ParseContext) -> str | None:
+    if _absent(value):
+        return None
+    if value not in CHILD_TYPES:
+        raise InvalidQueryParameter(f"Invalid type: {str(value)[:80]!r}; expected Catalog or Collection")
+    return str(value)
+
+
+PARAMETERS.append(
+    Parameter("type", "Only the children of this type (Catalog or Collection)", {"type": "string", "enum": CHILD_TYPES},
+              None, _child_type, endpoints=frozenset({CHILDREN})))
 
 
 def taken_by(endpoint: str) -> list[Parameter]:
@@ -221,6 +315,27 @@ def taken_by(endpoint: str) -> list[Parameter]:
 
 def repeatable_names() -> frozenset[str]:
     return frozenset(p.name for p in PARAMETERS if p.repeatable)
+
+
+# A POST search is offered as GET (a page's URL, its alternate link) only up to this many bytes of
+# query string: proxies commonly cap a request line near 8 KiB (a large intersects is over it).
+MAX_GET_QUERY = 6 * 1024
+
+
+def as_get_params(body: Mapping[str, Any], endpoint: str = ITEM_SEARCH) -> dict[str, str] | None:
+    """The GET parameters asking ``endpoint`` what the POST ``body`` asks (its page token
+    included), or None when GET cannot say it: a list member holding a comma, a sort or fields
+    name GET would read otherwise, a query string over MAX_GET_QUERY. For a body that parsed."""
+    params: dict[str, str] = {}
+    for parameter in taken_by(endpoint):
+        value = body.get(parameter.name)
+        if value is None or value == "":
+            continue  # absent, null or "": not given, as on GET
+        text = parameter.get_form(value)
+        if text is None:
+            return None
+        params[parameter.name] = text  # "" too: `fields=` (the default set) is not absent fields
+    return params if len(urlencode(params)) <= MAX_GET_QUERY else None
 
 
 def value_of(query: SearchQuery, parameter: Parameter) -> Any:

@@ -8,10 +8,25 @@ from typing import Any
 
 from server.errors import InvalidQueryParameter
 from server.query.model import SearchQuery
-from server.query.parameters import ITEM_SEARCH, ParseContext, taken_by
+from server.query.parameters import ITEM_SEARCH, PARAMETERS, Parameter, ParseContext, taken_by
 from server.settings import RequestLimits
 
 DEFAULT_LIMITS = RequestLimits()
+
+
+# Per endpoint: the table it was made from, the parameters the endpoint takes, their names
+_TAKEN: dict[str, tuple[tuple[Parameter, ...], tuple[Parameter, ...], frozenset[str]]] = {}
+
+
+def _taken(endpoint: str) -> tuple[tuple[Parameter, ...], frozenset[str]]:
+    """The parameters ``endpoint`` takes, and their names: made once per endpoint, and again
+    when the table changed (a parameter added to PARAMETERS is taken at once)."""
+    table = tuple(PARAMETERS)
+    made = _TAKEN.get(endpoint)
+    if made is None or made[0] != table:
+        parameters = tuple(taken_by(endpoint))
+        made = _TAKEN[endpoint] = (table, parameters, frozenset(p.name for p in parameters))
+    return made[1], made[2]
 
 
 def parse_search(
@@ -22,13 +37,13 @@ def parse_search(
     sortby, fields, query and intersects must be JSON, not GET's strings; ids and collections
     may be either (clients, stac-api-validator among them, send comma lists). Parameters the
     endpoint does not take are ignored."""
-    parameters = taken_by(endpoint)
+    parameters, taken = _taken(endpoint)
     if body:
         for parameter in parameters:
             if parameter.body_kind and isinstance(params.get(parameter.name), str):
                 raise InvalidQueryParameter(
                     f"Invalid {parameter.name}: expected {parameter.body_kind} in a POST body, got a string")
-    context = ParseContext(params, frozenset(p.name for p in parameters), body, default_limit, max_limit, limits)
+    context = ParseContext(params, taken, body, default_limit, max_limit, limits)
     query = SearchQuery()
     for parameter in parameters:
         if parameter.parse is None:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 
+from server import metrics
 from server.api.app import http_app
 from server.catalog.configured import load_index
 from server.catalog.sources import RemoteCache
@@ -32,6 +33,8 @@ def create_app(
         reloader: Reloader = app.state.reloader
         if app.state.index is None:
             reloader._tasks.append(asyncio.create_task(reloader.reload("initial load")))
+        else:  # in the serving process (a forked worker's own, after the fork)
+            metrics.set_process_index_version(app.state.index.version)
         reloader.start(settings.reload_interval, settings.watch_interval)
         yield
         reloader.stop()

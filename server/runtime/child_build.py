@@ -7,6 +7,10 @@ interpreter (``python -m server.runtime.child_build JOB``) loads the catalogs an
 server maps that snapshot (seconds at 1M items, the big buffers stay in the page cache) and
 the child's memory goes back to the OS when it exits.
 
+What the child counts for the metrics (its remote fetches) comes back in a file and is added to
+this process's counters (server.metrics): the child never writes to the server's multiprocess
+metrics folder, where every reload would leave files of its own.
+
 The remote documents cache (ETags) goes to the child and comes back, so conditional
 requests work across reloads as in a thread.
 """
@@ -26,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from server import metrics
 from server.catalog.configured import load_index, roots_of
 from server.catalog.sources import RemoteCache
 from server.index import Index
@@ -70,11 +75,15 @@ class ChildBuilder:
         with self._lock:
             if self._killed:
                 raise ChildBuildError("the server is stopping")
+            env = {k: v for k, v in os.environ.items() if k != metrics.MULTIPROCESS_ENV}
             self._child = subprocess.Popen([sys.executable, "-m", "server.runtime.child_build", str(workdir)],
-                                           stdin=subprocess.DEVNULL)
+                                           stdin=subprocess.DEVNULL, env=env)
         code = self._child.wait()
         with self._lock:
             self._child = None
+        counted = workdir / "metrics.json"
+        if counted.exists():  # not when it was killed or crashed: what it counted is lost
+            metrics.add_counter_values(orjson.loads(counted.read_bytes()))
         if code != 0:
             reason = (workdir / "error").read_text() if (workdir / "error").exists() else ""
             raise ChildBuildError(reason or f"the build process exited with status {code}")
@@ -110,6 +119,8 @@ def child_main(workdir: str) -> int:
     except Exception as exc:  # the parent reports it and keeps serving the old index
         (folder / "error").write_text(f"{type(exc).__name__}: {exc}")
         return 1
+    finally:
+        (folder / "metrics.json").write_bytes(orjson.dumps(metrics.counter_values()))
     write_snapshot(str(folder / "index.snapshot"), index, roots_of(settings))
     (folder / "cache.pickle").write_bytes(pickle.dumps(cache, protocol=5))
     if job.get("fingerprint") and index.fingerprint is not None:

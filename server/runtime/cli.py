@@ -2,8 +2,9 @@
 `index ROOT... -o SNAPSHOT`; `export ROOT... -o FILE.parquet|FILE.ndjson` (runtime/export.py).
 
 The loading and serving modules are imported inside the commands, not at the top: `serve`
-must cap malloc's arenas (limit_malloc_arenas) before numpy's import starts OpenBLAS's threads,
-and `--help` answers without loading numpy, shapely and the index."""
+must cap malloc's arenas (limit_malloc_arenas) before numpy's import starts OpenBLAS's threads
+and choose the metrics' mode before prometheus_client's import (metrics_mode), and `--help`
+answers without loading numpy, shapely and the index."""
 
 from __future__ import annotations
 
@@ -11,9 +12,14 @@ import argparse
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
+import time
 from typing import Any
+
+from pydantic import ValidationError
 
 from server import __version__
 from server.api.http_protocol import JsonErrorsProtocol
@@ -34,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--base-url", help="public URL of the API, for the links it writes")
     serve.add_argument("--allow-host", action="append", dest="allow_hosts",
                        help="extra host the loader may fetch from (repeatable)")
+    _add_href_arguments(serve, serve_assets=True)
     serve.add_argument("--log-level", help="debug, info, warning, error")
     serve.add_argument("--index", dest="index_file", metavar="FILE",
                        help="start from this index snapshot (see `index`); with ROOTs, a stale one is rebuilt")
@@ -48,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("-o", "--output", required=True, metavar="FILE", help="snapshot file to write")
     index.add_argument("--allow-host", action="append", dest="allow_hosts",
                        help="extra host the loader may fetch from (repeatable)")
+    _add_href_arguments(index, serve_assets=True)
     index.add_argument("--log-level", help="debug, info, warning, error")
     export = commands.add_parser("export", help="load catalogs and write their items as stac-geoparquet or ndjson")
     export.add_argument("roots", nargs="*", metavar="ROOT", help="as for serve")
@@ -57,8 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the output's format when its name does not say it")
     export.add_argument("--allow-host", action="append", dest="allow_hosts",
                         help="extra host the loader may fetch from (repeatable)")
+    _add_href_arguments(export, serve_assets=False)
     export.add_argument("--log-level", help="debug, info, warning, error")
     return parser
+
+
+def _add_href_arguments(command: argparse.ArgumentParser, serve_assets: bool) -> None:
+    command.add_argument("--public-href", action="append", dest="public_hrefs", metavar="SRC=DST",
+                         help="serve hrefs starting with SRC (URL prefix, s3://bucket/prefix/ or local folder) "
+                              "starting with DST, the public URL of the same place (repeatable; the longest SRC wins)")
+    if serve_assets:
+        command.add_argument("--serve-assets", action="store_true", default=None,
+                             help="serve the files inside the local roots' folders at /_assets/{root}/{path} "
+                                  "(HTTP ranges) and point local hrefs there")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -69,10 +88,33 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def _setting_error(error: Any) -> str:
+    """One of pydantic's errors on a setting: its name, the reason, and the value when short."""
+    reason = str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
+    if isinstance(value, (str, int, float)) and len(str(value)) <= 200 and str(value) not in reason:
+        reason += f" (given {value!r})"
+    return f"{'.'.join(map(str, error['loc']))}: {reason}"
+
+
 def _load(settings: Settings, index_file: str | None, remote_cache: Any = None) -> Any:
+    """The index to serve, its load counted in the metrics."""
+    from server import metrics
+
+    started = time.monotonic()
+    try:
+        index = _load_index(settings, index_file, remote_cache)
+    except Exception:
+        metrics.observe_load(False, time.monotonic() - started)
+        raise
+    metrics.observe_load(True, time.monotonic() - started)
+    return index
+
+
+def _load_index(settings: Settings, index_file: str | None, remote_cache: Any = None) -> Any:
     """The index to serve: from the snapshot when it is usable, else from the roots."""
     from server.catalog.configured import load_options, roots_of
-    from server.catalog.loader import load_catalogs
+    from server.catalog.loader import LoadOptions, hrefs_config, load_catalogs
     from server.runtime.snapshot import SnapshotError, read_snapshot, write_snapshot
 
     if index_file:
@@ -82,6 +124,10 @@ def _load(settings: Settings, index_file: str | None, remote_cache: Any = None) 
                 settings.roots = header["roots"]  # reloads re-read the snapshot's sources
             elif _root_keys(settings.roots) != _root_keys(header["roots"]):
                 raise SnapshotError(f"{index_file} was built from {header['roots']}, not from the roots given")
+            wanted = hrefs_config(load_options(settings))
+            if (index.hrefs_config or hrefs_config(LoadOptions())) != wanted:
+                raise SnapshotError(f"{index_file} was built with other hrefs settings ({index.hrefs_config}), "
+                                    f"not {wanted}")
             print(f"stac-static-api: {index.size} items from snapshot {index_file}", file=sys.stderr)
             return index
         except SnapshotError as exc:
@@ -114,10 +160,36 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
         pass
 
 
-def serve(settings: Settings, index_file: str | None = None, workers: int = 1) -> int:
-    import uvicorn
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # server.metrics.MULTIPROCESS_ENV, named before it is imported
 
+
+def metrics_mode(workers: int, enabled: bool) -> str | None:
+    """Before prometheus_client is imported: under --workers (with metrics on), the library's
+    multiprocess mode, in a private folder made here (returned: the caller removes it), whose
+    files every worker writes and any worker's scrape reads; otherwise values in the process,
+    whatever PROMETHEUS_MULTIPROC_DIR the environment had (its stale files would be summed)."""
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before the metrics' mode was chosen")
+    os.environ.pop(MULTIPROCESS_ENV, None)
+    if workers <= 1 or not enabled:
+        return None
+    folder = tempfile.mkdtemp(prefix="stac-static-api-metrics-")
+    os.environ[MULTIPROCESS_ENV] = folder
+    return folder
+
+
+def serve(settings: Settings, index_file: str | None = None, workers: int = 1) -> int:
     limit_malloc_arenas()  # before any thread exists
+    folder = metrics_mode(workers, settings.metrics)
+    try:
+        return _serve(settings, index_file, workers)
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _serve(settings: Settings, index_file: str | None, workers: int) -> int:
+    import uvicorn
 
     from server.catalog.loader import LoadError
     from server.catalog.sources import RemoteCache
@@ -195,7 +267,8 @@ def export_items(settings: Settings, output: str, fmt: str | None = None) -> int
         print(f"stac-static-api: export needs the parquet extra (pip install 'stac-static-api[parquet]'): {exc}",
               file=sys.stderr)
         return 1
-    loaded = _load_roots(settings)
+    # A file read elsewhere has no API to serve its assets: their hrefs stay relative (or mapped).
+    loaded = _load_roots(settings.model_copy(update={"serve_assets": False}))
     if loaded is None:
         return 1
     try:
@@ -208,8 +281,12 @@ def export_items(settings: Settings, output: str, fmt: str | None = None) -> int
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    settings = settings_from_args(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as exc:  # a flag or STAC_STATIC_* variable: its reason, not a traceback
+        parser.exit(2, f"{parser.prog}: invalid setting: {'; '.join(map(_setting_error, exc.errors()))}\n")
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         return serve(settings, args.index_file, args.workers)

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 
+from server import metrics
 from server.catalog.loader import release_free_memory
 from server.index import Index
 from server.runtime.child_build import failure_text, read_published
@@ -71,14 +72,19 @@ class Reloader:
         return await self.reload(reason)
 
     async def reload(self, reason: str) -> ReloadStatus:
-        """Build a new index in a thread and swap it in; one reload at a time."""
+        """Build a new index in a thread and swap it in; one reload at a time. The metrics
+        count the loads this process builds (a forked worker maps what the supervisor built
+        and counted)."""
         async with self._lock:
             started = time.time()
+            builds = self.supervisor_pid is None
             try:
                 index = await asyncio.to_thread(self.build)
             except Exception as exc:  # any failure keeps the old index serving
                 self.status = ReloadStatus(False, reason, failure_text(exc), started,
                                            time.time() - started, self.status.reloads)
+                if builds:
+                    metrics.observe_load(False, self.status.seconds or 0.0)
                 log.error("reload (%s) failed, still serving the previous index: %s", reason, exc)
                 return self.status
             previous = self.app.state.index
@@ -91,6 +97,9 @@ class Reloader:
             if matches is not None:
                 matches.clear()  # its entries are the previous index's
             self.status = ReloadStatus(True, reason, None, started, time.time() - started, self.status.reloads + 1)
+            if builds:
+                metrics.observe_load(True, self.status.seconds or 0.0)
+            metrics.set_process_index_version(index.version)
             log.info("reload (%s): %d items in %.2f s", reason, index.size, self.status.seconds)
             del previous
             await asyncio.to_thread(release_free_memory)  # the old index's pages go back to the OS

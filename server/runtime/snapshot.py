@@ -30,8 +30,10 @@ log = logging.getLogger("stac_static_api.snapshot")
 MAGIC = b"stac-static-api index snapshot\n"
 # 3: the box index holds time slabs (server/index/spatial.py); 4: the fingerprint is the
 # index's own (paths in one mapped buffer), no longer beside a second copy in its SourceLog;
-# 5: the fingerprint's class moved to server.catalog.fingerprint (pickles name it)
-FORMAT_VERSION = 5
+# 5: the fingerprint's class moved to server.catalog.fingerprint (pickles name it); 6: public
+# hrefs (no server paths), collections made for items of none, the index's hrefs_config; 7: the
+# index carries the catalogs' own tree (server.index.tree)
+FORMAT_VERSION = 7
 
 
 class SnapshotError(Exception):

@@ -36,6 +36,7 @@ from typing import Any, NoReturn
 import orjson
 import uvicorn
 
+from server import metrics
 from server.catalog.fingerprint import Fingerprint
 from server.catalog.loader import release_free_memory
 from server.catalog.sources import RemoteCache
@@ -148,7 +149,9 @@ class Supervisor:
             log.error("reload (%s) failed, still serving the previous index: %s", reason, exc)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        doc.update(reason=reason, started_at=started, seconds=time.time() - started)
+        seconds = time.time() - started
+        doc.update(reason=reason, started_at=started, seconds=seconds)
+        metrics.observe_load(published is not None, seconds)  # built once, here: the workers only map it
         previous = self.serving
         with self.lock:
             if published is not None:
@@ -293,6 +296,7 @@ class WorkerPool:
             if not done:
                 continue
             pid, slot.pid = slot.pid, None
+            metrics.process_gone(pid)
             with self.supervisor.lock:
                 self.supervisor.workers.remove(pid)
             if self.stopping is not None:

@@ -20,6 +20,7 @@ def expected_items(
     records: list[Record],
     *,
     bbox: list[float] | None = None,
+    intersects: dict[str, Any] | None = None,
     datetime: str | None = None,
     collections: list[str] | None = None,
     ids: list[str] | None = None,
@@ -29,8 +30,8 @@ def expected_items(
     sortby: list[tuple[str, bool]] | None = None,
 ) -> list[Any]:
     """Keys of the items a search selects, in the order the server must return them."""
-    base = {k: v for k, v in {"bbox": bbox, "datetime": datetime, "collections": collections, "ids": ids}.items()
-            if v is not None}
+    base = {k: v for k, v in {"bbox": bbox, "intersects": intersects, "datetime": datetime,
+                              "collections": collections, "ids": ids}.items() if v is not None}
     keep = oracle.evaluate(base)
     chosen = [r for r in records if r.key in keep]
     if filter is not None:

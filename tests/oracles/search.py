@@ -7,6 +7,10 @@ index (STRtree, numpy arrays, sort keys, page tokens) must give exactly the same
 
 Rules, from STAC API - Item Search §Query Parameters and the server's documented catalog walk:
 - an item's collection is its ``collection`` field, else the nearest collection above it;
+  an item with neither belongs to the collection made for its nearest plain catalog (or, for
+  an item file given as a root, for that file): the catalog's id (the file's name without its
+  extension), -2, -3 ... when taken, in the order the walk meets them; its extent is the box
+  around its items' footprints (the world when none has one) and their first start to last end;
 - duplicates: the first (collection, id) met in a breadth-first walk is kept;
 - bbox: 4 or 6 numbers; minx > maxx crosses the antimeridian (two boxes); a bbox or an
   ``intersects`` geometry matches an item whose geometry intersects it (touching counts);
@@ -24,7 +28,7 @@ import os
 import re
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import shapely
@@ -130,6 +134,49 @@ def _read(path: str) -> list[dict[str, Any]]:
     return [d for d in docs if isinstance(d, dict)]
 
 
+def _home_ids(homes: dict[str, dict[str, Any] | None], taken: set[str]) -> dict[str, str]:
+    """Each home's collection id: its catalog's id, or its file's name without the extension;
+    -2, -3 ... when taken."""
+    ids = {}
+    for path, catalog in homes.items():
+        name = os.path.basename(path)
+        base = catalog["id"] if catalog else (name.rsplit(".", 1)[0] if "." in name[1:] else name)
+        cid, n = base, 1
+        while cid in taken:
+            n += 1
+            cid = f"{base}-{n}"
+        taken.add(cid)
+        ids[path] = cid
+    return ids
+
+
+def _made_collection(cid: str, catalog: dict[str, Any] | None, path: str) -> dict[str, Any]:
+    """The documented made collection: title, description (the catalog's, then the note), license."""
+    name = str(catalog.get("title") or catalog["id"]) if catalog else os.path.basename(path)
+    note = (f"Made by stac-static-api for the items of {'the catalog' if catalog else 'the file'} {name!r}, "
+            f"which belong to no collection; its extent is computed from them.")
+    description = (catalog or {}).get("description")
+    return {"type": "Collection", "stac_version": "1.0.0",
+            "id": cid, "title": name, "license": "other", "links": [],
+            "description": f"{description}\n\n{note}" if description else note}
+
+
+def _iso(micros: float) -> str:
+    return (_EPOCH + timedelta(microseconds=int(micros))).isoformat().replace("+00:00", "Z")
+
+
+def _extent(items: list[OracleItem]) -> dict[str, Any]:
+    boxes = [it.geometry.bounds for it in items if it.geometry is not None and not it.geometry.is_empty]
+    bbox = ([min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
+            if boxes else [-180.0, -90.0, 180.0, 90.0])
+    timed = [it for it in items if it.start is not None]
+    interval_: list[str | None] = [None, None]
+    if timed:
+        first, last = min(it.start for it in timed), max(it.end for it in timed)
+        interval_ = [None if first == NEG_INF else _iso(first), None if last == POS_INF else _iso(last)]
+    return {"spatial": {"bbox": [bbox]}, "temporal": {"interval": [interval_]}}
+
+
 class Oracle:
     def __init__(self) -> None:
         self.items: list[OracleItem] = []
@@ -153,29 +200,35 @@ class Oracle:
         """
         oracle = cls()
         seen: set[str] = set()
-        queue: deque[tuple[str, str | None]] = deque()
-        item_refs: list[tuple[dict[str, Any], str | None]] = []
+        queue: deque[tuple[str, str | None, str | None]] = deque()  # path, collection above, catalog above
+        item_refs: list[tuple[dict[str, Any], str | None, str]] = []  # item, collection above, home
+        homes: dict[str, None] = {}  # where items of no collection live (catalogs, root files), in walk order
+        catalog_docs: dict[str, dict[str, Any]] = {}
         for root in roots:
             real = os.path.realpath(root)
             if real not in seen:
                 seen.add(real)
-                queue.append((real, None))
+                queue.append((real, None, None))
         while queue:
-            path, parent_collection = queue.popleft()
+            path, parent_collection, parent_catalog = queue.popleft()
             for doc in _read(path):
                 kind = doc.get("type")
+                if kind in ("Feature", "FeatureCollection") and parent_collection is None:
+                    homes.setdefault(parent_catalog or path, None)
                 if kind == "Feature":
-                    item_refs.append((doc, parent_collection))
+                    item_refs.append((doc, parent_collection, parent_catalog or path))
                     continue
                 if kind == "FeatureCollection":
-                    item_refs += [(f, parent_collection) for f in doc.get("features", [])]
+                    item_refs += [(f, parent_collection, parent_catalog or path) for f in doc.get("features", [])]
                     continue
-                current = parent_collection
+                current, catalog_path = parent_collection, parent_catalog
                 if kind == "Collection" or (kind is None and "extent" in doc):
                     oracle.collections.setdefault(doc["id"], doc)
                     current = doc["id"]
                 else:
                     oracle.catalogs.append(doc)
+                    catalog_path = path
+                    catalog_docs[path] = doc
                 for ln in doc.get("links", []):
                     href = ln.get("href", "")
                     if ln.get("rel") not in ("child", "item") or "://" in href:
@@ -185,15 +238,26 @@ class Oracle:
                         continue
                     seen.add(target)
                     if ln["rel"] == "child":
-                        queue.append((target, current))
+                        queue.append((target, current, catalog_path))
                     else:
-                        item_refs += [(d, current) for d in _read(target)]
+                        if current is None:
+                            homes.setdefault(path, None)
+                        item_refs += [(d, current, catalog_path or target) for d in _read(target)]
+        home_ids = _home_ids({home: catalog_docs.get(home) for home in homes}, set(oracle.collections))
         keys: set[Key] = set()
-        for doc, parent_collection in item_refs:
+        loaded = set(oracle.collections)
+        made: dict[str, dict[str, Any]] = {}
+        for doc, parent_collection, home in item_refs:
             collection = doc.get("collection") or parent_collection
-            if only_loaded_collections and collection not in oracle.collections:
+            if only_loaded_collections and collection not in loaded:
                 collection = parent_collection
+            if collection is None:
+                collection = home_ids[home]
+                made.setdefault(collection, _made_collection(collection, catalog_docs.get(home), home))
             oracle._add(doc, collection, keys)
+        for cid, doc in made.items():
+            doc["extent"] = _extent([it for it in oracle.items if it.collection == cid])
+            oracle.collections[cid] = doc
         return oracle
 
     def _add(self, doc: dict[str, Any], collection: str | None, keys: set[Key]) -> None:
@@ -206,6 +270,10 @@ class Oracle:
         self.items.append(entry)
 
     # -- answering ------------------------------------------------------------------------------
+
+    def made_collections(self) -> set[str]:
+        """The collections made for items of no collection (their docs say so)."""
+        return {cid for cid, doc in self.collections.items() if "Made by stac-static-api" in doc.get("description", "")}
 
     def keys(self) -> set[Key]:
         return {it.key for it in self.items}

@@ -1,6 +1,7 @@
 // The map of a page: its footprints or extents (a GeoJSON FeatureCollection the server wrote
 // into #map-data), over the tiles the operator set (data-tiles; none: no basemap).
-// Catalog text never goes in as HTML: tooltips are given DOM text nodes.
+// Catalog text never goes in as HTML: tooltips are given DOM text nodes. Longitudes may exceed
+// 180: what crosses the antimeridian comes shifted by 360 to draw in one piece (server/api/mapdata.py).
 (function () {
   "use strict";
   var el = document.getElementById("map");
@@ -37,4 +38,5 @@
     map.setView([20, 0], 1);
   }
   el.setAttribute("data-footprints", String(data.features.length));
+  el.setAttribute("data-view", map.getBounds().toBBoxString());  // west,south,east,north shown (for tests)
 })();
