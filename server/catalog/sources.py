@@ -24,6 +24,7 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any, Protocol
 
@@ -640,7 +641,7 @@ class S3Source(Source):
         if size != (obj.get("ContentLength") or size):
             raise FetchError(f"object ended after {size} of its {obj['ContentLength']} bytes")
         modified = obj.get("LastModified")
-        return Download(True, obj.get("ETag"), format_datetime(modified, usegmt=True) if modified else None, size)
+        return Download(True, obj.get("ETag"), _http_date(modified), size)
 
     def upload(self, path: str, url: str) -> None:
         """boto3's managed upload: multipart for a large file, parts in parallel; the object
@@ -671,6 +672,11 @@ class S3Source(Source):
         if len(body) > limit:
             raise FetchError(f"object over the {limit} byte limit")
         return body
+
+
+def _http_date(moment: datetime | None) -> str | None:
+    """An S3 LastModified (botocore's aware datetime) as an HTTP date, for If-Modified-Since."""
+    return format_datetime(moment.astimezone(UTC), usegmt=True) if moment is not None else None
 
 
 def _count_s3_attempts(response: Any) -> None:

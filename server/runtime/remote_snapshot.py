@@ -15,7 +15,9 @@ the previous copy keeps its mapping of it (a rename does not change mapped pages
 
 Several replicas on one machine may share the folder: each download has its own temporary
 name, and the copy's validators (in a JSON file beside it) name the header checksum of the
-copy they describe, so a stale pair is never taken for current.
+copy they describe, so a stale pair is never taken for current. Whether a reload has something
+new to serve is decided by that checksum against the one of the snapshot this process serves,
+not by the 304 alone: another process may have brought the shared copy up to date meanwhile.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class RemoteSnapshot:
     def __init__(self, url: str, settings: Settings) -> None:
         self.url = url
         self.settings = settings
+        self.copy_sha256: str | None = None  # header checksum of the copy, as of the last fetch
+        self.serving_sha256: str | None = None  # of the snapshot this process last read to serve
         self.folder = Path(settings.index_cache_folder())
         name = re.sub(r"[^A-Za-z0-9._-]", "_", url.rstrip("/").rsplit("/", 1)[-1])[-64:] or "snapshot"
         key = hashlib.sha256(url.encode()).hexdigest()[:16]
@@ -83,10 +87,10 @@ class RemoteSnapshot:
             return None
         return meta
 
-    def fetch(self) -> Path | None:
-        """Bring the copy up to date: the copy's path when a new snapshot was downloaded,
-        None when the copy is current (304). SnapshotError with the reason otherwise (the
-        previous copy, if any, stays as it was)."""
+    def fetch(self) -> bool:
+        """Bring the copy up to date: True when a new snapshot was downloaded, False when the
+        copy is current (304). SnapshotError with the reason otherwise (the previous copy, if
+        any, stays as it was)."""
         meta = self.cached()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -101,7 +105,8 @@ class RemoteSnapshot:
                 check = SnapshotCheck(self.url, f)
                 got = fetcher.download(self.url, check, *((meta["etag"], meta["last_modified"]) if meta else ()))
                 if not got.modified:
-                    return None
+                    self.copy_sha256 = meta["header_sha256"] if meta else None
+                    return False
                 header = check.finish()
                 f.flush()
                 os.fsync(f.fileno())
@@ -115,11 +120,12 @@ class RemoteSnapshot:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+        self.copy_sha256 = header["header_sha256"]
         self._write_meta({"url": self.url, "etag": got.etag, "last_modified": got.last_modified,
                           "header_sha256": header["header_sha256"], "bytes": got.size, "fetched": time.time()})
         log.info("downloaded %s (%d bytes, %d items) in %.1f s", self.url, got.size, header.get("items", 0),
                  time.monotonic() - started)
-        return self.path
+        return True
 
     def _write_meta(self, meta: dict[str, Any]) -> None:
         tmp = self.meta_path.with_name(f".{self.meta_path.name}.{os.getpid()}")
@@ -134,31 +140,35 @@ class RemoteSnapshot:
 
     def load(self) -> Index:
         """At the start: the index of the copy, brought up to date first."""
-        fetched = self.fetch()
-        index = self._read(self.path)
-        how = "downloaded" if fetched is not None else "unchanged since the cached copy (304)"
+        how = "downloaded" if self.fetch() else "unchanged since the cached copy (304)"
+        index = self._read()
         print(f"stac-static-api: {index.size} items from snapshot {self.url} ({how})", file=sys.stderr)
         return index
 
-    def _read(self, path: Path) -> Index:
+    def _read(self) -> Index:
         # its fingerprint names the builder's files, not this machine's: neither verified here
         # nor watched (--watch-interval) later
-        index, _ = read_snapshot(str(path), verify=False)
+        index, header = read_snapshot(str(self.path), verify=False)
         check_hrefs(index, self.settings, self.url)
         index.fingerprint = None
+        self.serving_sha256 = header["header_sha256"]
         return index
 
+    def _changed(self) -> bool:
+        """Whether the copy, once up to date, is another snapshot than the one served."""
+        self.fetch()
+        return self.copy_sha256 is None or self.copy_sha256 != self.serving_sha256
+
     def __call__(self) -> Index | None:
-        """A reload: the new snapshot's index, or None when it did not change."""
-        fetched = self.fetch()
-        return None if fetched is None else self._read(fetched)
+        """A reload: the new snapshot's index, or None when it is the one served."""
+        return self._read() if self._changed() else None
 
     def build_snapshot(self, workdir: Path, fingerprint: bool = False) -> Path | None:
         """For forked workers' supervisor: the copy to publish, None when unchanged."""
-        fetched = self.fetch()
-        if fetched is not None:
-            self._read(fetched)  # the checks of a start, before the workers map it
-        return fetched
+        if not self._changed():
+            return None
+        self._read()  # the checks of a start, before the workers map it
+        return self.path
 
     def kill(self) -> None:
         pass  # a download in a thread ends with its timeout; the server does not wait for it
