@@ -136,8 +136,8 @@ class Settings(BaseSettings):
     index_cache_dir: str | None = Field(
         None, description="Folder of the local copies of index snapshots served from a URL (`serve --index "
         "http(s)://... or s3://...`), each checked before it replaces the previous copy and revalidated with a "
-        "conditional request at each start and reload. Unset: stac-static-api/ in $XDG_CACHE_HOME, else in "
-        "~/.cache.",
+        "conditional request at each start and reload. Unset: stac-static-api/indexes in $XDG_CACHE_HOME, "
+        "else in ~/.cache (the container image: /tmp/stac-static-api).",
     )
     admin_token: str | None = Field(None, description="Bearer token for POST /_mgmt/reload; unset disables it.")
     metrics: bool = Field(True, description="Serve Prometheus metrics at GET /_mgmt/metrics (requests, latency, "
@@ -183,7 +183,7 @@ class Settings(BaseSettings):
         if self.index_cache_dir:
             return os.path.abspath(os.path.expanduser(self.index_cache_dir))
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        return os.path.join(base, "stac-static-api")
+        return os.path.join(base, "stac-static-api", "indexes")
 
     def public_href_pairs(self) -> list[tuple[str, str]]:
         """The public_hrefs as (SRC, DST), local SRC folders absolute."""
