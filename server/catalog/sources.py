@@ -539,7 +539,8 @@ class HttpSource(Source):
                         sink.write(chunk)
                         size += len(chunk)
                     declared = response.headers.get("content-length", "")
-                    if declared.isdigit() and int(declared) != size:
+                    encoded = response.headers.get("content-encoding", "identity") != "identity"
+                    if declared.isdigit() and int(declared) != size and not encoded:  # gzip: decoded here
                         raise FetchError(f"response ended after {size} of its {declared} bytes")
                     return Download(True, response.headers.get("etag"), response.headers.get("last-modified"), size)
                 if (response.status != 429 and response.status < 500) or last:
