@@ -22,7 +22,7 @@ import pytest
 
 from server.catalog.sources import Fetcher
 from server.runtime.remote_snapshot import RemoteSnapshot
-from server.runtime.snapshot import FORMAT_VERSION, MAGIC, SnapshotError, seal_header
+from server.runtime.snapshot import FORMAT_VERSION, MAGIC, SnapshotError, body_start, seal_header
 from server.sample import SAMPLE_ROOT
 from server.settings import Settings
 from tests.helpers import in_thread, run_cli, run_server
@@ -211,6 +211,7 @@ def test_damaged_truncated_and_foreign_downloads_are_refused_and_the_copy_kept(
         assert replica.path.read_bytes() == good, case
         assert replica.cached() is not None, case
         assert not [p for p in replica.folder.iterdir() if p.name.endswith(".part")], case
+    assert not [t for t in threading.enumerate() if t.name == "snapshot-check"]  # each check's hasher ended
     # a server that cannot start from a bad download says why and exits, with no copy to serve
     files.put("/x.idx", flipped(good, len(good) // 2))
     done = run_cli(["serve", "--index", f"{url}/x.idx", "--port", "1"],
@@ -220,6 +221,24 @@ def test_damaged_truncated_and_foreign_downloads_are_refused_and_the_copy_kept(
     assert not (tmp_path / "other-cache").exists() or not [
         p for p in (tmp_path / "other-cache").iterdir() if not p.name.startswith(".")
     ]
+
+
+def test_a_cached_copy_damaged_on_disk_is_downloaded_again(
+    published: tuple[Published, str], sample_copy: Path, tmp_path: Path,
+) -> None:
+    files, url = published
+    good = build(sample_copy, tmp_path / "built.idx")
+    files.put("/x.idx", good)
+    settings = Settings(index_cache_dir=str(tmp_path / "cache"))
+    assert RemoteSnapshot(f"{url}/x.idx", settings).load().size == 68
+    replica = RemoteSnapshot(f"{url}/x.idx", settings)
+    start = body_start(good.index(b"\n", len(MAGIC)) + 1)
+    with open(replica.path, "r+b") as f:  # the header and the length still check; the pickle does not
+        f.seek(start)
+        f.write(b"\xff" * 16)
+    assert replica.load().size == 68
+    assert [status for _, _, status in files.requests] == [200, 304, 200]
+    assert replica.path.read_bytes() == good
 
 
 def test_a_snapshot_of_another_format_is_refused_before_its_body_is_read(

@@ -100,6 +100,7 @@ class RemoteSnapshot:
                                 "set STAC_STATIC_INDEX_CACHE_DIR") from None
         kept = "; the cached copy is kept" if meta else ""
         started = time.monotonic()
+        check: SnapshotCheck | None = None
         try:
             with os.fdopen(fd, "wb") as f, self._fetcher() as fetcher:
                 check = SnapshotCheck(self.url, f)
@@ -118,6 +119,8 @@ class RemoteSnapshot:
         except OSError as exc:
             raise SnapshotError(f"cannot write {self.path}: {exc.strerror or exc}{kept}") from None
         finally:
+            if check is not None:
+                check.close()
             if os.path.exists(tmp):
                 os.unlink(tmp)
         self.copy_sha256 = header["header_sha256"]
@@ -139,16 +142,30 @@ class RemoteSnapshot:
     # -- serving it ------------------------------------------------------------------------------
 
     def load(self) -> Index:
-        """At the start: the index of the copy, brought up to date first."""
+        """At the start: the index of the copy, brought up to date first. A copy that answers
+        304 but cannot be read (damaged on this disk after it was checked, e.g. by a crash of
+        the machine) is dropped and downloaded again."""
         how = "downloaded" if self.fetch() else "unchanged since the cached copy (304)"
-        index = self._read()
+        try:
+            index, header = read_snapshot(str(self.path), verify=False)
+        except SnapshotError as exc:
+            if how == "downloaded":
+                raise
+            log.warning("the cached copy of %s is unreadable (%s): downloading it again", self.url, exc)
+            self.meta_path.unlink(missing_ok=True)
+            self.fetch()
+            how = "downloaded again"
+            index, header = read_snapshot(str(self.path), verify=False)
+        self._serve(index, header)
         print(f"stac-static-api: {index.size} items from snapshot {self.url} ({how})", file=sys.stderr)
         return index
 
     def _read(self) -> Index:
-        # its fingerprint names the builder's files, not this machine's: neither verified here
-        # nor watched (--watch-interval) later
-        index, header = read_snapshot(str(self.path), verify=False)
+        return self._serve(*read_snapshot(str(self.path), verify=False))
+
+    def _serve(self, index: Index, header: dict[str, Any]) -> Index:
+        """The index of a snapshot read, checked for serving here. Its fingerprint names the
+        builder's files, not this machine's: neither verified here nor watched (--watch-interval)."""
         check_hrefs(index, self.settings, self.url)
         index.fingerprint = None
         self.serving_sha256 = header["header_sha256"]

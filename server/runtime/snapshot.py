@@ -23,6 +23,8 @@ import logging
 import mmap
 import os
 import pickle
+import queue
+import threading
 import time
 from typing import Any
 
@@ -166,7 +168,9 @@ class SnapshotCheck:
     """Checks a snapshot's bytes as they arrive (a download), passing them on to ``sink``:
     magic, format and the header's checksum as soon as the header is in (a snapshot of
     another format is refused before its body is transferred), then the body's length and
-    SHA-256 at ``finish()``. Raises SnapshotError with the reason."""
+    SHA-256 at ``finish()``. Raises SnapshotError with the reason. The body is hashed in a
+    thread, overlapping the transfer: a chunk written must not change afterwards (bytes), and
+    ``close()`` ends that thread when the download is given up before ``finish()``."""
 
     def __init__(self, name: str, sink: Any) -> None:
         self.name = name
@@ -177,6 +181,10 @@ class SnapshotCheck:
         self._left = 0
         self._digest = hashlib.sha256()
         self.received = 0
+        # The body is hashed in a thread of its own (hashlib lets go of the GIL on large
+        # updates), overlapping the transfer and the writes: a bounded queue of chunks.
+        self._chunks: queue.Queue[memoryview | None] = queue.Queue(maxsize=16)
+        self._hasher: threading.Thread | None = None
 
     def write(self, data: bytes | memoryview) -> None:
         self.sink.write(data)
@@ -208,12 +216,27 @@ class SnapshotCheck:
         if len(data) > self._left:
             raise SnapshotError(f"{self.name} is longer than its header says: damaged")
         self._left -= len(data)
-        self._digest.update(data)
+        if self._hasher is None:
+            self._hasher = threading.Thread(target=self._hash, name="snapshot-check", daemon=True)
+            self._hasher.start()
+        self._chunks.put(data)
+
+    def _hash(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            self._digest.update(chunk)
+
+    def close(self) -> None:
+        """Stop the hashing thread (finish() does; call it when giving up on the download)."""
+        if self._hasher is not None:
+            self._chunks.put(None)
+            self._hasher.join()
+            self._hasher = None
 
     def finish(self) -> dict[str, Any]:
         """The header, once every byte is in and checked."""
         if self.header is None:
             raise SnapshotError(f"{self.name} is truncated ({self.received} bytes, no complete header)")
+        self.close()
         if self._left or self._skip:
             raise SnapshotError(f"{self.name} is truncated: {self._left + self._skip} bytes missing")
         if self._digest.hexdigest() != self.header.get("body_sha256"):
