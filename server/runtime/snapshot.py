@@ -18,6 +18,7 @@ than the write itself costs; a local file is not hashed on every start (the fast
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import mmap
@@ -86,9 +87,10 @@ def write_snapshot(path: str, index: Index, roots: list[str]) -> dict[str, Any]:
         "buffers": layout,  # offsets from the start of the pickle
     }
     line = orjson.dumps(header) + b"\n"
-    digest = hashlib.sha256()
+    # hashed while written: at 1M (2.6 GB, loaded machine) +2.2 s on a 10.6 s write; in line it was +6.5 s on 8.2
+    digest = BackgroundHash()
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
+    with open(tmp, "wb") as f, contextlib.closing(digest):
         f.write(MAGIC)
         f.write(line)
         start = f.tell()
@@ -164,6 +166,39 @@ def body_start(header_end: int) -> int:
     return header_end + (-header_end % ALIGN)
 
 
+class BackgroundHash:
+    """SHA-256 of the chunks given to ``update``, computed in a thread of its own while the
+    caller goes on writing them (hashlib lets go of the GIL on large updates): at 1M items
+    on 2 loaded cores, a download checked in line took 8.9 s, in the thread 6.5 s (3.4 s
+    unchecked). A chunk must not change once given (bytes, or a view of an immutable buffer);
+    ``hexdigest`` waits for the last one, ``close`` gives up."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._chunks: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=16)
+        self._thread: threading.Thread | None = None
+
+    def update(self, data: bytes | memoryview) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="snapshot-check", daemon=True)
+            self._thread.start()
+        self._chunks.put(data)
+
+    def _run(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            self._digest.update(chunk)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._chunks.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def hexdigest(self) -> str:
+        self.close()
+        return self._digest.hexdigest()
+
+
 class SnapshotCheck:
     """Checks a snapshot's bytes as they arrive (a download), passing them on to ``sink``:
     magic, format and the header's checksum as soon as the header is in (a snapshot of
@@ -179,12 +214,8 @@ class SnapshotCheck:
         self._head = bytearray()
         self._skip = 0
         self._left = 0
-        self._digest = hashlib.sha256()
+        self._digest = BackgroundHash()
         self.received = 0
-        # The body is hashed in a thread of its own (hashlib lets go of the GIL on large
-        # updates), overlapping the transfer and the writes: a bounded queue of chunks.
-        self._chunks: queue.Queue[memoryview | None] = queue.Queue(maxsize=16)
-        self._hasher: threading.Thread | None = None
 
     def write(self, data: bytes | memoryview) -> None:
         self.sink.write(data)
@@ -216,28 +247,18 @@ class SnapshotCheck:
         if len(data) > self._left:
             raise SnapshotError(f"{self.name} is longer than its header says: damaged")
         self._left -= len(data)
-        if self._hasher is None:
-            self._hasher = threading.Thread(target=self._hash, name="snapshot-check", daemon=True)
-            self._hasher.start()
-        self._chunks.put(data)
-
-    def _hash(self) -> None:
-        while (chunk := self._chunks.get()) is not None:
-            self._digest.update(chunk)
+        self._digest.update(data)
 
     def close(self) -> None:
         """Stop the hashing thread (finish() does; call it when giving up on the download)."""
-        if self._hasher is not None:
-            self._chunks.put(None)
-            self._hasher.join()
-            self._hasher = None
+        self._digest.close()
 
     def finish(self) -> dict[str, Any]:
         """The header, once every byte is in and checked."""
         if self.header is None:
             raise SnapshotError(f"{self.name} is truncated ({self.received} bytes, no complete header)")
-        self.close()
         if self._left or self._skip:
+            self.close()
             raise SnapshotError(f"{self.name} is truncated: {self._left + self._skip} bytes missing")
         if self._digest.hexdigest() != self.header.get("body_sha256"):
             raise SnapshotError(f"{self.name} is damaged: the checksum of its body does not match its header's")
