@@ -67,22 +67,17 @@ class Published:
                 with published.lock:
                     body = published.files.get(self.path)
                 asked = self.headers.get("If-None-Match")
-                if body is None:
-                    status = 404
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                else:
-                    etag = f'"{hashlib.sha256(body).hexdigest()[:20]}"'
-                    status = 304 if asked == etag else 200
-                    self.send_response(status)
-                    self.send_header("ETag", etag)
-                    self.send_header("Content-Length", "0" if status == 304 else str(len(body)))
-                    self.end_headers()
-                    if status == 200:
-                        self.wfile.write(body)
-                with published.lock:
+                etag = f'"{hashlib.sha256(body).hexdigest()[:20]}"' if body is not None else None
+                status = 404 if body is None else 304 if asked == etag else 200
+                with published.lock:  # before the answer: a client that has it finds it recorded
                     published.requests.append((self.path, asked, status))
+                self.send_response(status)
+                if etag is not None:
+                    self.send_header("ETag", etag)
+                self.send_header("Content-Length", str(len(body)) if body is not None and status == 200 else "0")
+                self.end_headers()
+                if body is not None and status == 200:
+                    self.wfile.write(body)
 
             def log_message(self, *args: Any) -> None:
                 pass
