@@ -84,8 +84,9 @@ def _count_worker(read: Callable[[int], bytes]) -> None:
 class CurlPool:
     """Idle CurlSessions, so that each batch reuses the connections the last one opened."""
 
-    def __init__(self, concurrency: int, timeout: float, retries: int, worker_min_batch: int | None = None) -> None:
-        self._args = (concurrency, timeout, retries)
+    def __init__(self, concurrency: int, timeout: float, retries: int, worker_min_batch: int | None = None,
+                 most: int | None = None) -> None:
+        self._args = (concurrency, timeout, retries, concurrency if most is None else max(concurrency, most))
         self._idle: list[CurlSession] = []
         self._lock = threading.Lock()
         self._auto = worker_min_batch is None  # then also only with a core to spare
@@ -103,8 +104,9 @@ class CurlPool:
                          cache: RemoteCache | None, fetch_other: Callable[[str], Result]) -> Iterator[Result]:
         """The batch fetched by a child process (fetch_worker.py), read back in order; what it
         did not answer (it died, or could not start) is fetched here."""
-        concurrency, timeout, retries = self._args
-        options = {"concurrency": concurrency, "timeout": timeout, "retries": retries, "cache": cache is not None}
+        concurrency, timeout, retries, most = self._args
+        options = {"concurrency": concurrency, "most": most, "timeout": timeout, "retries": retries,
+                   "cache": cache is not None}
         answered = 0
         proc = None
         try:

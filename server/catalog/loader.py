@@ -185,6 +185,7 @@ class LoadOptions:
     max_documents: int = 5_000_000
     max_depth: int = 64
     fetch_concurrency: int = 32
+    fetch_max_concurrency: int = 256  # libcurl grows from fetch_concurrency up to this while it pays
     fetch_timeout: float = 20.0
     fetch_retries: int = 3
     allow_hosts: tuple[str, ...] = ()
@@ -416,6 +417,7 @@ class Loader:
             roots=tuple(self.roots),
             root_max_bytes=max(ROOT_MAX_BYTES, self._structure_limit),
             concurrency=self.options.fetch_concurrency,
+            max_concurrency=self.options.fetch_max_concurrency,
         ) as fetcher, ThreadPoolExecutor(self.options.fetch_concurrency) as pool:
             self._fetcher = fetcher
             self._pool = pool

@@ -180,7 +180,7 @@ class Fetcher:
         self, *, max_bytes: int, timeout: float = 20.0, retries: int = 3, remote_cache: RemoteCache | None = None,
         real_path_check: Callable[[str, str], str | None] | None = None,
         roots: tuple[str, ...] = (), root_max_bytes: int = 8 * 1024**3, concurrency: int = 32,
-        use_curl: bool | None = None, worker_min_batch: int | None = None,
+        max_concurrency: int | None = None, use_curl: bool | None = None, worker_min_batch: int | None = None,
     ) -> None:
         self.roots = set(roots)
         self.root_max_bytes = max(root_max_bytes, max_bytes)
@@ -191,6 +191,9 @@ class Fetcher:
         self.retries = retries
         self.timeout = timeout
         self.concurrency = concurrency
+        # libcurl grows from `concurrency` up to this while it pays (curl.Concurrency); the
+        # urllib3 and S3 paths keep `concurrency` threads
+        self.max_concurrency = concurrency if max_concurrency is None else max(concurrency, max_concurrency)
         if use_curl is None:
             use_curl = CurlPool is not None
         if use_curl and CurlPool is None:
@@ -362,8 +365,8 @@ class HttpSource(Source):
     def __init__(self, fetcher: Fetcher) -> None:
         super().__init__(fetcher)
         self.batches = fetcher.use_curl
-        self._curl = (CurlPool(fetcher.concurrency, fetcher.timeout, fetcher.retries, fetcher.worker_min_batch)
-                      if fetcher.use_curl else None)
+        self._curl = (CurlPool(fetcher.concurrency, fetcher.timeout, fetcher.retries, fetcher.worker_min_batch,
+                               most=fetcher.max_concurrency) if fetcher.use_curl else None)
         self._client: urllib3.PoolManager | None = None
 
     def fetch(self, location: str, limit: int) -> bytes:

@@ -1,0 +1,244 @@
+"""A static file server on 127.0.0.1 that waits a fixed time before each answer (a bucket's
+time to first byte), fast enough that the client, not the server, is what a run measures.
+
+    python bench/ttfb_server.py FOLDER --latency-ms 20 [--port 0] [--port-file F]
+        [--busy-seconds S] [--capacity N] [--close-after N] [--tls CERT KEY]
+
+Why not http.server: 32 threads sleeping 10 ms cap it near 1,800 requests/s, and a thread per
+request past that; here one asyncio loop (uvloop when installed) answers each request from a
+timer, so thousands wait at once for no CPU. HTTP/1.1 with keep-alive (no pipelining: libcurl
+sends one request at a time per connection); with --tls, HTTP/2 as well when the `h2` package
+is installed (ALPN), as S3 and most CDNs offer.
+
+Also the misbehaving servers the loader's tests need (tests/test_remote_concurrency.py):
+`--busy-seconds S` answers 503 to every request in the first S seconds after the first one,
+`--capacity N` answers 503 to a request that arrives while N are already waiting (a bucket's
+SlowDown), `--status 429` makes those 429s instead, `--close-after N` closes a keep-alive
+connection after N answers without saying so (no `Connection: close`, as a server's idle
+timeout does). GET `/_stats` answers JSON: requests, the most answers waiting at once
+(`most_in_flight`), the most connections open at once, 503/429s sent, connections opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import ssl
+import sys
+import time
+from pathlib import Path
+from urllib.parse import unquote
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - plain asyncio is slower but works
+    uvloop = None
+
+try:
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.settings
+except ImportError:
+    h2 = None
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.requests = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.connections = 0
+        self.open = 0
+        self.most_open = 0
+        self.refused = 0
+        self.first = 0.0
+        self.in_flight_seen: list[int] = []  # the in-flight count at each request's arrival
+
+    def as_json(self) -> bytes:
+        return json.dumps({
+            "requests": self.requests, "most_in_flight": self.most_in_flight, "connections": self.connections,
+            "most_open": self.most_open, "refused": self.refused, "in_flight_seen": self.in_flight_seen,
+        }).encode()
+
+
+class Server:
+    def __init__(self, folder: Path, latency: float, busy: float, capacity: int, status: int, close_after: int) -> None:
+        self.folder = str(folder.resolve())
+        self.latency = latency
+        self.busy = busy
+        self.capacity = capacity
+        self.status = status
+        self.close_after = close_after
+        self.stats = Stats()
+
+    def answer(self, path: bytes) -> tuple[int, bytes, bytes]:
+        """(status, content type, body) of a GET; 503/429 when busy. Counted as arriving now."""
+        stats = self.stats
+        now = time.monotonic()
+        if not stats.first:
+            stats.first = now
+        if path == b"/_stats":
+            return 200, b"application/json", stats.as_json()
+        stats.requests += 1
+        stats.in_flight_seen.append(stats.in_flight)
+        if (self.busy and now - stats.first < self.busy) or (self.capacity and stats.in_flight >= self.capacity):
+            stats.refused += 1
+            return self.status, b"text/plain", b"slow down"
+        name = unquote(path.split(b"?", 1)[0].decode("latin-1"))
+        full = os.path.normpath(os.path.join(self.folder, name.lstrip("/")))
+        if not full.startswith(self.folder):
+            return 404, b"text/plain", b"not found"
+        try:
+            with open(full, "rb") as f:
+                return 200, b"application/json", f.read()
+        except OSError:
+            return 404, b"text/plain", b"not found"
+
+    def begin(self) -> None:
+        stats = self.stats
+        stats.in_flight += 1
+        stats.most_in_flight = max(stats.most_in_flight, stats.in_flight)
+
+    def end(self) -> None:
+        self.stats.in_flight -= 1
+
+    def opened(self) -> None:
+        stats = self.stats
+        stats.connections += 1
+        stats.open += 1
+        stats.most_open = max(stats.most_open, stats.open)
+
+    def closed(self) -> None:
+        self.stats.open -= 1
+
+
+REASONS = {200: b"OK", 404: b"Not Found", 429: b"Too Many Requests", 503: b"Service Unavailable"}
+
+
+class Http1(asyncio.Protocol):
+    """HTTP/1.1, keep-alive, one request at a time per connection (what libcurl sends)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.buffer = b""
+        self.answered = 0
+        self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.server.opened()
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+            Http2(self.server, transport, self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.closed()
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        if getattr(self, "h2", None) is not None:
+            self.h2.data_received(data)
+            return
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head, self.buffer = self.buffer[:end], self.buffer[end + 4:]
+            method, path, _ = head.split(b"\r\n", 1)[0].split(b" ", 2)
+            status, media_type, body = self.server.answer(path)
+            self.server.begin()
+            self.loop.call_later(self.server.latency, self.respond, status, media_type, body)
+
+    def respond(self, status: int, media_type: bytes, body: bytes) -> None:
+        self.server.end()
+        if self.transport is None:
+            return
+        self.answered += 1
+        self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
+            status, REASONS.get(status, b"?"), media_type, len(body),
+            b"Retry-After: 0\r\n" if status in (429, 503) else b"") + body)
+        if self.server.close_after and self.answered >= self.server.close_after:
+            self.transport.close()  # unannounced, as an idle timeout would
+
+
+class Http2:
+    """HTTP/2 on a TLS connection that chose it (ALPN), with the `h2` package: many streams
+    on one connection, each answered after the latency."""
+
+    def __init__(self, server: Server, transport: asyncio.Transport, owner: Http1) -> None:
+        self.server = server
+        self.transport = transport
+        self.loop = asyncio.get_running_loop()
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
+        self.conn.initiate_connection()
+        self.conn.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1000})
+        transport.write(self.conn.data_to_send())
+        owner.h2 = self
+
+    def data_received(self, data: bytes) -> None:
+        for event in self.conn.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                path = dict(event.headers)[b":path"]
+                status, media_type, body = self.server.answer(path)
+                self.server.begin()
+                self.loop.call_later(self.server.latency, self.respond, event.stream_id, status, media_type, body)
+        self.transport.write(self.conn.data_to_send())
+
+    def respond(self, stream: int, status: int, media_type: bytes, body: bytes) -> None:
+        self.server.end()
+        if self.transport.is_closing():
+            return
+        self.conn.send_headers(stream, [(b":status", str(status).encode()), (b"content-type", media_type),
+                                        (b"content-length", str(len(body)).encode())])
+        self.conn.send_data(stream, body, end_stream=True)  # bodies here fit the default window
+        self.transport.write(self.conn.data_to_send())
+
+
+async def run(args: argparse.Namespace) -> None:
+    server = Server(args.folder, args.latency_ms / 1000, args.busy_seconds, args.capacity, args.status,
+                    args.close_after)
+    context = None
+    if args.tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*args.tls)
+        context.set_alpn_protocols(["h2", "http/1.1"] if h2 is not None and not args.http1 else ["http/1.1"])
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(lambda: Http1(server), "127.0.0.1", args.port, ssl=context, backlog=4096)
+    port = listener.sockets[0].getsockname()[1]
+    if args.port_file:
+        tmp = Path(str(args.port_file) + ".tmp")
+        tmp.write_text(str(port))
+        tmp.rename(args.port_file)
+    else:
+        print(f"serving {args.folder} on 127.0.0.1:{port}", flush=True)
+    await listener.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-file", type=Path)
+    parser.add_argument("--busy-seconds", type=float, default=0.0)
+    parser.add_argument("--capacity", type=int, default=0)
+    parser.add_argument("--status", type=int, default=503, choices=(429, 503))
+    parser.add_argument("--close-after", type=int, default=0)
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    parser.add_argument("--http1", action="store_true", help="with --tls: offer HTTP/1.1 only")
+    args = parser.parse_args()
+    if uvloop is not None:
+        uvloop.install()
+    try:
+        asyncio.run(run(args))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
