@@ -2,7 +2,8 @@
 time to first byte), fast enough that the client, not the server, is what a run measures.
 
     python bench/ttfb_server.py FOLDER --latency-ms 20 [--port 0] [--port-file F]
-        [--busy-seconds S] [--capacity N] [--close-after N] [--tls CERT KEY]
+        [--busy-seconds S [--busy-from N]] [--capacity N] [--status 429] [--close-after N]
+        [--tls CERT KEY [--http1]]
 
 Why not http.server: 32 threads sleeping 10 ms cap it near 1,800 requests/s, and a thread per
 request past that; here one asyncio loop (uvloop when installed) answers each request from a
@@ -11,12 +12,14 @@ sends one request at a time per connection); with --tls, HTTP/2 as well when the
 is installed (ALPN), as S3 and most CDNs offer.
 
 Also the misbehaving servers the loader's tests need (tests/test_remote_concurrency.py):
-`--busy-seconds S` answers 503 to every request in the first S seconds after the first one,
+`--busy-seconds S` answers 503 to every request in the S seconds from the first one (or
+the `--busy-from N`th; `/_stats` is not counted),
 `--capacity N` answers 503 to a request that arrives while N are already waiting (a bucket's
 SlowDown), `--status 429` makes those 429s instead, `--close-after N` closes a keep-alive
 connection after N answers without saying so (no `Connection: close`, as a server's idle
 timeout does). GET `/_stats` answers JSON: requests, the most answers waiting at once
-(`most_in_flight`), the most connections open at once, 503/429s sent, connections opened.
+(`most_in_flight`), the most connections open at once, 503/429s sent, connections opened,
+and per request the answers waiting when it came and its status (`arrivals`).
 """
 
 from __future__ import annotations
@@ -55,20 +58,22 @@ class Stats:
         self.most_open = 0
         self.refused = 0
         self.first = 0.0
-        self.in_flight_seen: list[int] = []  # the in-flight count at each request's arrival
+        self.arrivals: list[tuple[int, int]] = []  # per request: answers waiting when it came, its status
 
     def as_json(self) -> bytes:
         return json.dumps({
             "requests": self.requests, "most_in_flight": self.most_in_flight, "connections": self.connections,
-            "most_open": self.most_open, "refused": self.refused, "in_flight_seen": self.in_flight_seen,
+            "most_open": self.most_open, "refused": self.refused, "arrivals": self.arrivals,
         }).encode()
 
 
 class Server:
-    def __init__(self, folder: Path, latency: float, busy: float, capacity: int, status: int, close_after: int) -> None:
+    def __init__(self, folder: Path, latency: float, busy: float, busy_from: int, capacity: int, status: int,
+                 close_after: int) -> None:
         self.folder = str(folder.resolve())
         self.latency = latency
         self.busy = busy
+        self.busy_from = busy_from
         self.capacity = capacity
         self.status = status
         self.close_after = close_after
@@ -77,16 +82,17 @@ class Server:
     def answer(self, path: bytes) -> tuple[int, bytes, bytes]:
         """(status, content type, body) of a GET; 503/429 when busy. Counted as arriving now."""
         stats = self.stats
-        now = time.monotonic()
-        if not stats.first:
-            stats.first = now
         if path == b"/_stats":
             return 200, b"application/json", stats.as_json()
+        now = time.monotonic()
         stats.requests += 1
-        stats.in_flight_seen.append(stats.in_flight)
-        if (self.busy and now - stats.first < self.busy) or (self.capacity and stats.in_flight >= self.capacity):
+        if stats.requests == self.busy_from:
+            stats.first = now
+        if (self.busy and stats.first and now - stats.first < self.busy) or (self.capacity and stats.in_flight >= self.capacity):
             stats.refused += 1
+            stats.arrivals.append((stats.in_flight, self.status))
             return self.status, b"text/plain", b"slow down"
+        stats.arrivals.append((stats.in_flight, 200))
         name = unquote(path.split(b"?", 1)[0].decode("latin-1"))
         full = os.path.normpath(os.path.join(self.folder, name.lstrip("/")))
         if not full.startswith(self.folder):
@@ -200,8 +206,8 @@ class Http2:
 
 
 async def run(args: argparse.Namespace) -> None:
-    server = Server(args.folder, args.latency_ms / 1000, args.busy_seconds, args.capacity, args.status,
-                    args.close_after)
+    server = Server(args.folder, args.latency_ms / 1000, args.busy_seconds, args.busy_from, args.capacity,
+                    args.status, args.close_after)
     context = None
     if args.tls:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -226,6 +232,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", type=Path)
     parser.add_argument("--busy-seconds", type=float, default=0.0)
+    parser.add_argument("--busy-from", type=int, default=1, help="the busy seconds start at this request")
     parser.add_argument("--capacity", type=int, default=0)
     parser.add_argument("--status", type=int, default=503, choices=(429, 503))
     parser.add_argument("--close-after", type=int, default=0)

@@ -176,6 +176,19 @@ class CurlPool:
             with self._lock:
                 self._idle.append(session)
 
+    def fetch_fresh(self, locations: Sequence[str], limit_of: Callable[[str], int], cache: RemoteCache | None,
+                    fetch_other: Callable[[str], Result], counts: dict[str, int]) -> Iterator[Result]:
+        """A batch through a session of its own, closed after it; its counts added to
+        ``counts`` (a forked child's: its connections are not the pooled ones, which belong
+        to the process that forked it, and its metrics go back to that process)."""
+        session = CurlSession(*self._args)
+        try:
+            yield from session.fetch_many(locations, limit_of, cache, fetch_other)
+        finally:
+            for name, value in session.counts.take().items():
+                counts[name] = counts.get(name, 0) + value
+            session.close()
+
     def close(self) -> None:
         with self._lock:
             sessions, self._idle = self._idle, []

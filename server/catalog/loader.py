@@ -632,7 +632,7 @@ class Loader:
         # libcurl's batches stream in order with bounded memory: all items in one (no pause
         # between chunks, and large enough for a fetch process); a thread pool's map holds
         # every result of its batch, so chunks there
-        if forked_reader.usable(len(pending)) and self._fetcher.all_local([loc for loc, _ in pending]):
+        if forked_reader.usable(len(pending)) and self._fetcher.forkable([loc for loc, _ in pending]):
             done = self._load_items_forked(pending)
             del pending[:done]  # what a child that died did not send is read here
         size = ITEM_CHUNK
@@ -660,11 +660,10 @@ class Loader:
             self.skip(location, str(exc), INVALID_JSON)
 
     def _load_items_forked(self, pending: list[tuple[str, Context]]) -> int:
-        """Local items read and made servable by a forked child (forked_reader), indexed
+        """Items read and made servable by a forked child (forked_reader), indexed
         here as they arrive; how many of ``pending`` were handled."""
         done = 0
-        fetched = forked_reader.read_forked([loc for loc, _ in pending], self._fetcher.fetch_result,
-                                            self._fetcher.sources, self.hrefs)
+        fetched = forked_reader.read_forked([loc for loc, _ in pending], self._fetcher, self.hrefs)
         for position, kind, payload in fetched:
             location, ctx = pending[position]
             if kind == b"n":
