@@ -184,6 +184,7 @@ class Http2:
         self.conn.initiate_connection()
         self.conn.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1000})
         transport.write(self.conn.data_to_send())
+        self.unsent: dict[int, memoryview] = {}  # bodies waiting for flow-control window
         owner.h2 = self
 
     def data_received(self, data: bytes) -> None:
@@ -193,6 +194,11 @@ class Http2:
                 status, media_type, body = self.server.answer(path)
                 self.server.begin()
                 self.loop.call_later(self.server.latency, self.respond, event.stream_id, status, media_type, body)
+            elif isinstance(event, h2.events.WindowUpdated):
+                for stream in list(self.unsent):
+                    self.send(stream)
+            elif isinstance(event, h2.events.StreamReset):
+                self.unsent.pop(event.stream_id, None)
         self.transport.write(self.conn.data_to_send())
 
     def respond(self, stream: int, status: int, media_type: bytes, body: bytes) -> None:
@@ -201,8 +207,24 @@ class Http2:
             return
         self.conn.send_headers(stream, [(b":status", str(status).encode()), (b"content-type", media_type),
                                         (b"content-length", str(len(body)).encode())])
-        self.conn.send_data(stream, body, end_stream=True)  # bodies here fit the default window
+        self.unsent[stream] = memoryview(body)
+        self.send(stream)
         self.transport.write(self.conn.data_to_send())
+
+    def send(self, stream: int) -> None:
+        """As much of the stream's body as the flow-control window and frame size allow."""
+        body = self.unsent[stream]
+        while True:
+            size = min(len(body), self.conn.local_flow_control_window(stream), self.conn.max_outbound_frame_size)
+            if size <= 0 and body:
+                self.unsent[stream] = body
+                return
+            last = size == len(body)
+            self.conn.send_data(stream, bytes(body[:size]), end_stream=last)
+            if last:
+                del self.unsent[stream]
+                return
+            body = body[size:]
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -8,6 +8,8 @@ answers waiting at once and the connections open)."""
 from __future__ import annotations
 
 import contextlib
+import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -205,3 +207,27 @@ def test_no_item_lost_or_duplicated_at_high_concurrency(
     check_against_the_source(index, root)
     assert seen["requests"] == 4000 + 4  # each document once: nothing fetched twice
     assert seen["most_in_flight"] > 32
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+@pytest.mark.parametrize("reader", ["here", "forked-reader"])
+def test_https_with_http2_multiplexes_on_few_connections(
+    items_1500: Path, reader: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that offers HTTP/2 (ALPN): the transfers in flight share a few connections
+    instead of one each."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    use_reader(reader, monkeypatch)
+    with ttfb_server(items_1500.parent, "--latency-ms", "20", "--tls", str(cert), str(key)) as base:
+        base = base.replace("http://", "https://")
+        index, report = load_catalogs([f"{base}/catalog.json"], LoadOptions(
+            progress=False, fetch_concurrency=32, fetch_max_concurrency=64))
+        seen = httpx.get(f"{base}/_stats", verify=ssl.create_default_context(cafile=str(cert)), timeout=10).json()
+    assert report.skipped == 0, report.skips
+    check_against_the_source(index, items_1500)
+    assert seen["most_in_flight"] > 16
+    assert seen["most_open"] <= 4 and seen["connections"] <= 6  # HTTP/1.1 would need one per transfer
