@@ -19,7 +19,8 @@ SlowDown), `--status 429` makes those 429s instead, `--close-after N` closes a k
 connection after N answers without saying so (no `Connection: close`, as a server's idle
 timeout does). GET `/_stats` answers JSON: requests, the most answers waiting at once
 (`most_in_flight`), the most connections open at once, 503/429s sent, connections opened,
-and per request the answers waiting when it came and its status (`arrivals`).
+304s sent, and per request the answers waiting when it came and its status (`arrivals`).
+Each file has an ETag (its mtime and size); `If-None-Match` with it answers 304.
 """
 
 from __future__ import annotations
@@ -57,13 +58,14 @@ class Stats:
         self.open = 0
         self.most_open = 0
         self.refused = 0
+        self.not_modified = 0
         self.first = 0.0
         self.arrivals: list[tuple[int, int]] = []  # per request: answers waiting when it came, its status
 
     def as_json(self) -> bytes:
         return json.dumps({
             "requests": self.requests, "most_in_flight": self.most_in_flight, "connections": self.connections,
-            "most_open": self.most_open, "refused": self.refused, "arrivals": self.arrivals,
+            "most_open": self.most_open, "refused": self.refused, "not_modified": self.not_modified, "arrivals": self.arrivals,
         }).encode()
 
 
@@ -79,11 +81,13 @@ class Server:
         self.close_after = close_after
         self.stats = Stats()
 
-    def answer(self, path: bytes) -> tuple[int, bytes, bytes]:
-        """(status, content type, body) of a GET; 503/429 when busy. Counted as arriving now."""
+    def answer(self, path: bytes, if_none_match: bytes | None = None) -> tuple[int, bytes, bytes, bytes | None]:
+        """(status, content type, body, ETag) of a GET; 503/429 when busy; 304 when the ETag
+        (size and mtime, as a bucket's changes when the object does) is `if_none_match`.
+        Counted as arriving now."""
         stats = self.stats
         if path == b"/_stats":
-            return 200, b"application/json", stats.as_json()
+            return 200, b"application/json", stats.as_json(), None
         now = time.monotonic()
         stats.requests += 1
         if stats.requests == self.busy_from:
@@ -91,17 +95,22 @@ class Server:
         if (self.busy and stats.first and now - stats.first < self.busy) or (self.capacity and stats.in_flight >= self.capacity):
             stats.refused += 1
             stats.arrivals.append((stats.in_flight, self.status))
-            return self.status, b"text/plain", b"slow down"
+            return self.status, b"text/plain", b"slow down", None
         stats.arrivals.append((stats.in_flight, 200))
         name = unquote(path.split(b"?", 1)[0].decode("latin-1"))
         full = os.path.normpath(os.path.join(self.folder, name.lstrip("/")))
         if not full.startswith(self.folder):
-            return 404, b"text/plain", b"not found"
+            return 404, b"text/plain", b"not found", None
         try:
             with open(full, "rb") as f:
-                return 200, b"application/json", f.read()
+                info = os.fstat(f.fileno())
+                etag = b'"%x-%x"' % (info.st_mtime_ns, info.st_size)
+                if etag == if_none_match:
+                    self.stats.not_modified += 1
+                    return 304, b"application/json", b"", etag
+                return 200, b"application/json", f.read(), etag
         except OSError:
-            return 404, b"text/plain", b"not found"
+            return 404, b"text/plain", b"not found", None
 
     def begin(self) -> None:
         stats = self.stats
@@ -121,7 +130,7 @@ class Server:
         self.stats.open -= 1
 
 
-REASONS = {200: b"OK", 404: b"Not Found", 429: b"Too Many Requests", 503: b"Service Unavailable"}
+REASONS = {200: b"OK", 304: b"Not Modified", 404: b"Not Found", 429: b"Too Many Requests", 503: b"Service Unavailable"}
 
 
 class Http1(asyncio.Protocol):
@@ -155,19 +164,28 @@ class Http1(asyncio.Protocol):
             if end < 0:
                 return
             head, self.buffer = self.buffer[:end], self.buffer[end + 4:]
-            method, path, _ = head.split(b"\r\n", 1)[0].split(b" ", 2)
-            status, media_type, body = self.server.answer(path)
+            request_line, _, headers = head.partition(b"\r\n")
+            method, path, _ = request_line.split(b" ", 2)
+            condition = None
+            at = headers.lower().find(b"if-none-match:")
+            if at >= 0:
+                condition = headers[at + 14:].split(b"\r\n", 1)[0].strip()
+            answer = self.server.answer(path, condition)
             self.server.begin()
-            self.loop.call_later(self.server.latency, self.respond, status, media_type, body)
+            self.loop.call_later(self.server.latency, self.respond, *answer)
 
-    def respond(self, status: int, media_type: bytes, body: bytes) -> None:
+    def respond(self, status: int, media_type: bytes, body: bytes, etag: bytes | None) -> None:
         self.server.end()
         if self.transport is None:
             return
         self.answered += 1
-        self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
-            status, REASONS.get(status, b"?"), media_type, len(body),
-            b"Retry-After: 0\r\n" if status in (429, 503) else b"") + body)
+        extra = b"Retry-After: 0\r\n" if status in (429, 503) else b""
+        if etag is not None:
+            extra += b"ETag: %s\r\n" % etag
+        if status != 304:
+            extra += b"Content-Length: %d\r\n" % len(body)
+        self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s\r\n" % (
+            status, REASONS.get(status, b"?"), media_type, extra) + body)
         if self.server.close_after and self.answered >= self.server.close_after:
             self.transport.close()  # unannounced, as an idle timeout would
 
@@ -190,10 +208,10 @@ class Http2:
     def data_received(self, data: bytes) -> None:
         for event in self.conn.receive_data(data):
             if isinstance(event, h2.events.RequestReceived):
-                path = dict(event.headers)[b":path"]
-                status, media_type, body = self.server.answer(path)
+                headers = dict(event.headers)
+                answer = self.server.answer(headers[b":path"], headers.get(b"if-none-match"))
                 self.server.begin()
-                self.loop.call_later(self.server.latency, self.respond, event.stream_id, status, media_type, body)
+                self.loop.call_later(self.server.latency, self.respond, event.stream_id, *answer)
             elif isinstance(event, h2.events.WindowUpdated):
                 for stream in list(self.unsent):
                     self.send(stream)
@@ -201,12 +219,18 @@ class Http2:
                 self.unsent.pop(event.stream_id, None)
         self.transport.write(self.conn.data_to_send())
 
-    def respond(self, stream: int, status: int, media_type: bytes, body: bytes) -> None:
+    def respond(self, stream: int, status: int, media_type: bytes, body: bytes, etag: bytes | None) -> None:
         self.server.end()
         if self.transport.is_closing():
             return
-        self.conn.send_headers(stream, [(b":status", str(status).encode()), (b"content-type", media_type),
-                                        (b"content-length", str(len(body)).encode())])
+        headers = [(b":status", str(status).encode()), (b"content-type", media_type)]
+        if etag is not None:
+            headers.append((b"etag", etag))
+        if status == 304:
+            self.conn.send_headers(stream, headers, end_stream=True)
+            self.transport.write(self.conn.data_to_send())
+            return
+        self.conn.send_headers(stream, [*headers, (b"content-length", str(len(body)).encode())])
         self.unsent[stream] = memoryview(body)
         self.send(stream)
         self.transport.write(self.conn.data_to_send())

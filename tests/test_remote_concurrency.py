@@ -231,3 +231,25 @@ def test_https_with_http2_multiplexes_on_few_connections(
     check_against_the_source(index, items_1500)
     assert seen["most_in_flight"] > 16
     assert seen["most_open"] <= 4 and seen["connections"] <= 6  # HTTP/1.1 would need one per transfer
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_a_reload_with_the_remote_cache_revalidates_every_item(
+    items_1500: Path, reader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first load keeps each document with its ETag (sent back by a forked reader or
+    fetch process to this process's cache); the second asks "changed since?" and every item
+    answered 304 is the cached body: the same index, no item body transferred again."""
+    use_reader(reader, monkeypatch)
+    cache = sources.RemoteCache()
+    with ttfb_server(items_1500.parent, "--latency-ms", "2") as base:
+        options = LoadOptions(progress=False, fetch_concurrency=8, fetch_max_concurrency=64, remote_cache=cache)
+        first, _ = load_catalogs([f"{base}/catalog.json"], options)
+        before = stats(base)["not_modified"]
+        second, report = load_catalogs([f"{base}/catalog.json"], options)
+        not_modified = stats(base)["not_modified"] - before
+    assert before == 0 and report.skipped == 0
+    check_against_the_source(second, items_1500)
+    assert [second.json[p] for p in range(second.size)] == [first.json[p] for p in range(first.size)]
+    assert not_modified >= 1500
+    assert cache.revalidated >= 1500
