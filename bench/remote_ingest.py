@@ -15,7 +15,8 @@ thousands wait at once; the http.server of earlier rows capped near 1,800 reques
 `--tree NAME=PATH` (repeatable) loads it with each checkout's own `server` package in a fresh
 process, the checkouts taking turns in each of `--repeat` rounds (medians), so that a shared
 machine weighs on each alike. `--latency-ms 10,20,50` makes one row per latency, each with a
-fresh server. `--https` serves TLS (HTTP/2 when the `h2` package is installed; `--http1` to
+fresh server; `--floor` adds, in each round, a load of the same folder from local files by the
+last checkout (the loader's own cost, no network). `--https` serves TLS (HTTP/2 when the `h2` package is installed; `--http1` to
 refuse it) with a throwaway certificate made by the openssl command.
 
     python bench/remote_ingest.py /tmp/rf-bench/files-100k --latency-ms 10,20,50 --repeat 3 \
@@ -200,7 +201,13 @@ def compare_trees(args: argparse.Namespace) -> None:
                         print(f"  {latency:g} ms, {name}: {result['items'] / result['seconds']:8.0f} items/s "
                               f"({result['seconds']:.2f} s, CPU {result['cpu']:.1f} s + child {result['child_cpu']:.1f} s,"
                               f" load average {os.getloadavg()[0]:.1f})", flush=True)
-            for name, _ in trees:
+                    if args.floor:  # the same catalog from local files: what the loader costs without a network
+                        name, tree = trees[-1]
+                        result = load_in(tree, str(args.folder.resolve() / "catalog.json"), {}, env)
+                        runs.setdefault(f"{name}, local files", []).append(result)
+                        print(f"  local files, {name}: {result['items'] / result['seconds']:8.0f} items/s "
+                              f"({result['seconds']:.2f} s, load average {os.getloadavg()[0]:.1f})", flush=True)
+            for name in runs:
                 got = runs[name]
                 assert all(r["items"] == got[0]["items"] and not r["skipped"] for r in got), got
                 seconds = statistics.median(r["seconds"] for r in got)
@@ -269,6 +276,8 @@ def main() -> None:
     parser.add_argument("--https", action="store_true", help="serve TLS (HTTP/2 if the h2 package is installed)")
     parser.add_argument("--http1", action="store_true", help="with --https: HTTP/1.1 only")
     parser.add_argument("--no-pystac", action="store_true")
+    parser.add_argument("--floor", action="store_true",
+                        help="with --tree: each round also loads the folder from local files with the last tree")
     args = parser.parse_args()
     if args.tree:
         compare_trees(args)
