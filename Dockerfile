@@ -42,9 +42,12 @@ RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-de
 # STAC_STATIC_PORT / STAC_STATIC_HOST given to `docker run -e` or compose's `environment`
 # apply. A container listens on all its interfaces by default (the port is published or not
 # by whoever runs it); set STAC_STATIC_HOST=127.0.0.1 to keep it to the container itself.
+# The user has no home folder: a replica's snapshot copy (`--index URL`) goes under /tmp, or
+# a volume given as STAC_STATIC_INDEX_CACHE_DIR (kept across restarts: a 304 instead of a download).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    STAC_STATIC_HOST=0.0.0.0
+    STAC_STATIC_HOST=0.0.0.0 \
+    STAC_STATIC_INDEX_CACHE_DIR=/tmp/stac-static-api
 # The code and the virtualenv belong to root: the server, run as `stac`, cannot change them.
 USER stac
 EXPOSE 8000

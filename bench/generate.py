@@ -1,7 +1,8 @@
 """Generate a large, realistic, deterministic static STAC catalog for the benchmarks.
 
     python bench/generate.py OUT_DIR --items N [--collections K] [--seed S]
-                                     [--layout files|ndjson] [--workers W] [--indent 0|2] [--force]
+                                     [--layout files|ndjson|parquet] [--workers W] [--indent 0|2] [--force]
+    python bench/generate.py OUT_DIR --sizes N1,N2,... [...]      # N1 items in the first collection, ...
 
 What it writes (STAC 1.0.0, all values invented; asset hrefs point at a fictional host)::
 
@@ -11,6 +12,10 @@ What it writes (STAC 1.0.0, all values invented; asset hrefs point at a fictiona
     OUT_DIR/<collection>/<id>/<id>.json          one Item per file, linked from collection.json
     --layout ndjson (for peers such as rustac that read item collections):
     OUT_DIR/<collection>/items.ndjson            one Item per line (collection.json has no item links)
+    --layout parquet (stac-geoparquet, as published beside collections):
+    OUT_DIR/<collection>/items.parquet           the items of the ndjson layout, written by the server's
+                                                 `export` writer (stac-geoparquet); collection.json has
+                                                 no item links and a `geoparquet-items` asset for it
     OUT_DIR/bench-manifest.json                  what was generated, with the compact JSON size
 
 Items look like optical EO scenes over Europe (lon -10..30, lat 36..70): polygon footprints
@@ -351,11 +356,12 @@ def run_chunk(job: Job) -> ChunkResult:
     return ChunkResult(job.c, job.count, compact, written, nulls, [x0, y0, x1, y1], tmin, tmax, payload)
 
 
-def jobs(out: str, n: int, k: int, seed: int, layout: str, indent: int) -> Iterator[Job]:
+def jobs(out: str, n: int, k: int, seed: int, layout: str, indent: int,
+         sizes: list[int] | None = None) -> Iterator[Job]:
     """All chunks, taking the collections in turn: workers running at the same time then mostly
     create entries in different directories (mkdir in one directory serializes on its lock)."""
     colls = collection_ids(k)
-    totals = [items_in_collection(n, k, c) for c in range(k)]
+    totals = sizes or [items_in_collection(n, k, c) for c in range(k)]
     for chunk in range(-(-max(totals, default=0) // CHUNK)):
         first = chunk * CHUNK
         for c, (cid, _) in enumerate(colls):
@@ -427,6 +433,27 @@ def write_collection(path: str, doc: dict[str, Any], item_links: str | None, ind
         f.write(b"]}\n")
 
 
+def _ndjson_to_parquet(path: str) -> int:
+    """One collection's items.ndjson -> items.parquet beside it (the ndjson is removed); its size."""
+    import orjson as json_lib  # only this layout needs the server (its `parquet` extra)
+
+    from server.runtime.export import write_parquet
+
+    target = os.path.join(os.path.dirname(path), "items.parquet")
+    with open(path, "rb") as f:
+        write_parquet((json_lib.loads(line) for line in f), target, workdir=os.path.dirname(path))
+    os.unlink(path)
+    return os.path.getsize(target)
+
+
+def to_parquet(paths: list[str], workers: int) -> int:
+    """The ndjson files as stac-geoparquet, in parallel; the bytes written."""
+    if workers > 1 and len(paths) > 1:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(paths))) as pool:
+            return sum(pool.map(_ndjson_to_parquet, paths, chunksize=1))
+    return sum(map(_ndjson_to_parquet, paths))
+
+
 def root_doc(k: int, n: int) -> dict[str, Any]:
     links = [{"rel": "root", "href": "./catalog.json", "type": JSON_TYPE}]
     for cid, t in collection_ids(k):
@@ -452,6 +479,7 @@ class Summary:
     written_bytes: int
     null_datetime_items: int
     seconds: float
+    sizes: list[int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -463,14 +491,17 @@ class Summary:
             "compact_json_bytes": self.compact_json_bytes,
             "written_bytes": self.written_bytes,
             "null_datetime_items": self.null_datetime_items,
-        }
+        } | ({"sizes": self.sizes} if self.sizes else {})
 
 
 def generate(out: str, n: int, k: int = 4, seed: int = 42, layout: str = "files", indent: int = 0,
-             workers: int | None = None, force: bool = False, progress: bool = False) -> Summary:
+             workers: int | None = None, force: bool = False, progress: bool = False,
+             sizes: list[int] | None = None) -> Summary:
+    if sizes:  # items per collection, as given: the issue's catalog of 4 large and 8 small ones
+        n, k = sum(sizes), len(sizes)
     if n < 0 or k < 1:
         raise ValueError("need items >= 0 and collections >= 1")
-    if layout not in ("files", "ndjson"):
+    if layout not in ("files", "ndjson", "parquet"):
         raise ValueError(f"unknown layout {layout!r}")
     out = os.path.abspath(out)
     if os.path.exists(out) and os.listdir(out):
@@ -496,7 +527,7 @@ def generate(out: str, n: int, k: int = 4, seed: int = 42, layout: str = "files"
             sinks[c] = open(path, "wb")
         return sinks[c]
 
-    all_jobs = jobs(out, n, k, seed, layout, indent)
+    all_jobs = jobs(out, n, k, seed, layout, indent, sizes)
     pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
     try:
         results = pool.imap(run_chunk, all_jobs, chunksize=1) if pool else map(run_chunk, all_jobs)
@@ -531,17 +562,24 @@ def generate(out: str, n: int, k: int = 4, seed: int = 42, layout: str = "files"
             pool.join()
         for f in sinks.values():
             f.close()
+    if layout == "parquet":
+        written = to_parquet([os.path.join(out, cid, "items.ndjson") for c, (cid, _) in enumerate(colls) if c in sinks],
+                             workers)
     for c, (cid, t) in enumerate(colls):
         count, bbox, tmin, tmax = per_coll.get(c, [0, [LON_RANGE[0], LAT_RANGE[0], LON_RANGE[1], LAT_RANGE[1]],
                                                    _iso(TIME_START), _iso(TIME_START)])
         doc = collection_doc(cid, t, count, bbox, tmin, tmax)
+        if layout == "parquet" and c in sinks:
+            doc["assets"] = {"geoparquet-items": {
+                "href": "./items.parquet", "type": "application/vnd.apache.parquet", "roles": ["stac-items"],
+                "title": "The collection's items (stac-geoparquet)"}}
         links = os.path.join(side.name, f"{c}.links") if layout == "files" and c in sinks else None
         write_collection(os.path.join(out, cid, "collection.json"), doc, links, indent)
     side.cleanup()
     with open(os.path.join(out, "catalog.json"), "wb") as f:
         root = root_doc(k, n)
         f.write((dumps_indented(root) if indent else dumps(root)) + b"\n")
-    summary = Summary(out, layout, n, k, seed, compact, written, nulls, time.perf_counter() - started)
+    summary = Summary(out, layout, n, k, seed, compact, written, nulls, time.perf_counter() - started, sizes)
     with open(os.path.join(out, "bench-manifest.json"), "wb") as f:
         f.write(dumps_indented(summary.as_dict()) + b"\n")
     return summary
@@ -551,19 +589,25 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", metavar="OUT_DIR")
-    ap.add_argument("--items", type=int, required=True, help="number of items (N)")
+    ap.add_argument("--items", type=int, help="number of items (N)")
     ap.add_argument("--collections", type=int, default=4, help="number of collections (K, default 4)")
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--layout", choices=["files", "ndjson"], default="files")
+    ap.add_argument("--layout", choices=["files", "ndjson", "parquet"], default="files")
     ap.add_argument("--indent", type=int, choices=[0, 2], default=0,
                     help="2: pretty-print documents as pystac does (default 0: compact)")
     ap.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     ap.add_argument("--force", action="store_true", help="replace OUT_DIR if it is not empty")
+    ap.add_argument("--sizes", help="items per collection, comma-separated (instead of --items and "
+                    "--collections): 249950,249950,249950,249950,25,25,25,25,25,25,25,25 is 1M items in 4 "
+                    "collections of ~250k item links and 8 of 25")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
+    sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else None
+    if args.items is None and not sizes:
+        ap.error("give --items (or --sizes)")
     try:
-        s = generate(args.out, args.items, args.collections, args.seed, args.layout, args.indent,
-                     args.workers, args.force, progress=not args.quiet and sys.stderr.isatty())
+        s = generate(args.out, args.items or 0, args.collections, args.seed, args.layout, args.indent,
+                     args.workers, args.force, progress=not args.quiet and sys.stderr.isatty(), sizes=sizes)
     except (FileExistsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -6,10 +6,12 @@
     python bench/parquet_read.py --parquet /tmp/pq-100k/all.parquet --ndjson /tmp/pq-100k/all.ndjson \
                                  [--files /tmp/bench-data/files-100k] [--loader]
 
-Each reader runs in a fresh process: items/s from first byte to the last item dict, and the
-process's peak RSS (VmHWM). ndjson and files are parsed with orjson, as the loader does; the
-parquet reader is called directly. --loader also times server.catalog.loader.load_catalogs
-(reading + indexing: the whole ingest) over the ndjson and over the parquet file.
+Each reader runs in a fresh process with the garbage collector paused (as the loader pauses
+it): items/s from first byte to the last item dict, CPU seconds, and the process's peak RSS
+(VmHWM). ndjson and files are parsed with orjson, as the loader does; the parquet reader is
+called directly. --loader also times server.catalog.loader.load_catalogs (reading + indexing:
+the whole ingest) over the ndjson and over the parquet file; bench/ingest_formats.py compares
+whole ingests of generated catalogs in each layout.
 """
 
 from __future__ import annotations
@@ -29,21 +31,23 @@ READERS = {
 }
 
 RUN = """
-import time
+import gc, time
+gc.disable()
 PATH = {path!r}
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 {code}
-took = time.perf_counter() - t
+took, cpu = time.perf_counter() - t, time.process_time() - c
 peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]
-print(n, took, int(peak) // 1024)
+print(n, took, int(peak) // 1024, cpu)
 """
 
 
 def run(kind: str, path: str) -> None:
     out = subprocess.run([sys.executable, "-c", RUN.format(path=path, code=READERS[kind])],
                          capture_output=True, text=True, check=True).stdout.split()
-    n, took, peak = int(out[0]), float(out[1]), int(out[2])
-    print(f"{kind:14} {n:>8,} items {took:7.2f} s {n / took:>10,.0f} items/s  peak RSS {peak:,} MiB")
+    n, took, peak, cpu = int(out[0]), float(out[1]), int(out[2]), float(out[3])
+    print(f"{kind:14} {n:>8,} items {took:7.2f} s {n / took:>10,.0f} items/s  CPU {cpu:6.2f} s "
+          f"({1e6 * cpu / n:5.1f} us/item)  peak RSS {peak:,} MiB")
 
 
 def main() -> None:

@@ -1,13 +1,20 @@
 """The same query mix against the peer STAC servers and against us (issue 4, target 7).
 
-    python bench/peers.py --items 10000 [--peers ours,rustac,pgstac,static,floor] [--runs 30]
-                          [--budget 20] [--json OUT]
+    python bench/peers.py --items 10000 [--peers ours,rustac,pgstac,static,floor,ours-parquet,rustac-parquet]
+                          [--runs 30] [--budget 20] [--json OUT]
 
 See bench/peers/README.md for how each peer is installed (each in its own virtualenv under
 /tmp/peers) and what had to be worked around. Data: the catalog is generated with
 bench/generate.py (same seed) in the layout each server needs, under /tmp/peers/data:
 
 * ours and rustac: ``--layout ndjson`` (collection.json files + items.ndjson);
+* ours-parquet and rustac-parquet: the same collection.json files and the same items as one
+  stac-geoparquet file, ``all-items.parquet``, written by our ``export`` (stac-geoparquet's
+  writer). rustac serves it with its memory backend (``--use-duckdb false``): its DuckDB
+  backend installs DuckDB's spatial, icu and httpfs extensions from extensions.duckdb.org at
+  start, which cannot be reached here (PyPI's duckdb-extension-* wheels stop at 1.5.5, rustac
+  0.9.18 bundles DuckDB 1.5.6, and an extension of another DuckDB version is refused), so
+  every request answered 500 "Timed out in bb8" after 30 s;
 * stac-fastapi-static: ``--layout files`` (a real static catalog), served from a copy of the
   root catalog without its ``self`` link;
 * stac-fastapi-pgstac: the ndjson items and the collections loaded with ``pypgstac load``
@@ -50,7 +57,7 @@ from serverproc import free_port, spawn, start_server, stop, wait_ready  # noqa:
 
 PEERS = "/tmp/peers"
 DATA = os.path.join(PEERS, "data")
-OURS_PY = "/tmp/venv/bin/python"
+OURS_PY = os.environ.get("OURS_PY", "/tmp/venv/bin/python")  # the server's interpreter (its venv)
 PG = {"host": "127.0.0.1", "port": "55432", "user": "postgres", "db": "stac"}
 LIMIT = 10
 
@@ -118,6 +125,10 @@ def generate(items: int) -> dict[str, str]:
     doc["links"] = [link for link in doc["links"] if link["rel"] != "self"]
     with open(os.path.join(out["files"], "catalog-noself.json"), "w") as w:
         json.dump(doc, w)
+    parquet = os.path.join(nd, "all-items.parquet")
+    if not os.path.exists(parquet):  # the same items as stac-geoparquet, for the -parquet peers
+        roots = sorted(glob.glob(os.path.join(nd, "*", "collection.json"))) + [all_items]
+        subprocess.run([OURS_PY, "-m", "server", "export", *roots, "-o", parquet], check=True, capture_output=True)
     return out
 
 
@@ -136,9 +147,14 @@ def start(name: str, data: dict[str, str], port: int, logdir: str) -> subprocess
         env = clean_env({"STAC_STATIC_RESPONSE_CACHE_BYTES": "0", "STAC_STATIC_MATCH_CACHE_BYTES": "0",
                          "STAC_STATIC_MAX_DOCUMENT_BYTES": str(4 << 30)})
         return start_server(roots, port, env=env, log=os.path.join(logdir, f"{name}.log"), python=OURS_PY)
-    elif name == "rustac":
+    elif name == "ours-parquet":
+        roots = sorted(glob.glob(os.path.join(nd, "*", "collection.json"))) + [os.path.join(nd, "all-items.parquet")]
+        env = clean_env({"STAC_STATIC_RESPONSE_CACHE_BYTES": "0", "STAC_STATIC_MATCH_CACHE_BYTES": "0"})
+        return start_server(roots, port, env=env, log=os.path.join(logdir, f"{name}.log"), python=OURS_PY)
+    elif name in ("rustac", "rustac-parquet"):
         cols = sorted(glob.glob(os.path.join(nd, "*", "collection.json")))
-        cmd = [f"{PEERS}/rustac/bin/rustac", "serve", *cols, os.path.join(nd, "all-items.ndjson"),
+        items = ["all-items.ndjson"] if name == "rustac" else ["all-items.parquet", "--use-duckdb", "false"]
+        cmd = [f"{PEERS}/rustac/bin/rustac", "serve", *cols, os.path.join(nd, items[0]), *items[1:],
                "-a", f"127.0.0.1:{port}"]
         env, cwd = clean_env({}), PEERS
     elif name == "static":

@@ -90,7 +90,8 @@ class Settings(BaseSettings):
     max_structure_bytes: int | None = Field(
         None, ge=1, description="Larger catalogs, collections and bulk item files (roots and child links) are "
         "not read, an error (/_mgmt/ready: degraded). Unset: an eighth of physical memory, 256 MiB to 8 GiB "
-        "(a link list takes ~4x its size once parsed). A configured root may always be 8 GiB.",
+        "(a link list takes ~4x its size once parsed); never below max_document_bytes. A configured root may "
+        "always be 8 GiB.",
     )
     max_documents: int = Field(5_000_000, description="Stop loading after this many documents.")
     max_depth: int = Field(64, description="Deepest catalog nesting followed.")
@@ -137,6 +138,12 @@ class Settings(BaseSettings):
     max_ids: int = Field(RequestLimits.max_ids, ge=1, description="Most ids in one search.")
     max_collections: int = Field(RequestLimits.max_collections, ge=1, description="Most collections in one search.")
     max_vertices: int = Field(RequestLimits.max_vertices, ge=4, description="Most vertices in an intersects geometry.")
+    index_cache_dir: str | None = Field(
+        None, description="Folder of the local copies of index snapshots served from a URL (`serve --index "
+        "http(s)://... or s3://...`), each checked before it replaces the previous copy and revalidated with a "
+        "conditional request at each start and reload. Unset: stac-static-api/indexes in $XDG_CACHE_HOME, "
+        "else in ~/.cache (the container image: /tmp/stac-static-api).",
+    )
     admin_token: str | None = Field(None, description="Bearer token for POST /_mgmt/reload; unset disables it.")
     metrics: bool = Field(True, description="Serve Prometheus metrics at GET /_mgmt/metrics (requests, latency, "
                           "the response cache, the index, loads, remote fetches); false: a 404 there, and no "
@@ -175,6 +182,13 @@ class Settings(BaseSettings):
             # and a snapshot's check see does not depend on the working directory
             return ["=".join(public_href_pair(pair)) for pair in value]
         return value
+
+    def index_cache_folder(self) -> str:
+        """index_cache_dir, or its default under the user's cache folder (XDG base directories)."""
+        if self.index_cache_dir:
+            return os.path.abspath(os.path.expanduser(self.index_cache_dir))
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return os.path.join(base, "stac-static-api", "indexes")
 
     def public_href_pairs(self) -> list[tuple[str, str]]:
         """The public_hrefs as (SRC, DST), local SRC folders absolute."""

@@ -94,3 +94,12 @@ def test_load_and_throughput(catalog: Path) -> None:
 def test_starvation(catalog: Path) -> None:
     out = run("starvation.py", str(catalog / "catalog.json"), "--seconds", "1")
     assert "cheap request during heavy" in out
+
+
+def test_replica_start(tmp_path: Path) -> None:
+    snapshot = tmp_path / "sample.idx"
+    subprocess.run([sys.executable, "-m", "server", "index", "-o", str(snapshot)], cwd=REPO, env=server_env(),
+                   check=True, capture_output=True, timeout=120)
+    out = run("replica_start.py", str(snapshot), "--rounds", "1", "--timeout", "60")
+    assert "url, cold  ready in" in out and "answered [200]" in out and "answered [304]" in out
+    assert re.search(r"url, 304\s+ready\s+[0-9.]+ s", out)

@@ -6,17 +6,20 @@ index (and, where it matters, what the API serves from it).
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from server.catalog import forked_reader
-from server.catalog.loader import LoadError, LoadOptions, LoadReport, load_catalogs
-from server.index import Index
+from server.catalog.loader import Loader, LoadError, LoadOptions, LoadReport, load_catalogs
+from server.index import Index, IndexBuilder
+from server.runtime.export import write_parquet
 from tests.helpers import (
     SHARED,
     CatalogDir,
@@ -38,6 +41,9 @@ def item_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     starts for thousands of items on its own)."""
     if request.param == "forked-reader":
         monkeypatch.setattr(forked_reader, "usable", lambda count: count > 0)
+        monkeypatch.setattr(forked_reader, "MIN_BULK_BYTES", 0)
+    else:
+        monkeypatch.setattr(forked_reader, "usable_bulk", lambda paths: False)
     return request.param
 
 
@@ -483,6 +489,114 @@ def test_bulk_items_without_collection_field(catalog_dir: CatalogDir) -> None:
     assert index.collections["items"]["extent"]["spatial"]["bbox"] == [[0.0, 0.0, 2.5, 0.5]]
 
 
+def test_bulk_items_naming_a_collection_read_later_wait_for_it(catalog_dir: CatalogDir) -> None:
+    """Bulk items are indexed as they are read, unless the collection they name is not loaded
+    yet (a later root holds it): then they wait for the end of the walk. One rejected while
+    the walk goes on is an item's skip, not the bulk file's."""
+    names = ["bulk-0", "bulk-1", "bulk-0", "late-2", "late-3", "bulk-4", "bulk-5"]
+    lines = [item(name, collection="late" if name.startswith("late") else None) for name in names]
+    catalog_dir.write_text("items.ndjson", "".join(json.dumps(i) + "\n" for i in lines))
+    catalog_dir.write("late/collection.json", collection("late"))
+    index, report = load(catalog_dir.path("items.ndjson"), catalog_dir.path("late/collection.json"))
+    assert report.skipped == 1 and report.structure_skipped == 0
+    assert keys_of(index) == {("items", "bulk-0"), ("items", "bulk-1"), ("late", "late-2"), ("late", "late-3"),
+                              ("items", "bulk-4"), ("items", "bulk-5")}  # "items": made for the file's items of none
+
+
+def test_the_collector_is_paused_while_loading(catalog_dir: CatalogDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    catalog_dir.write("items.geojson", {"type": "FeatureCollection", "features": _bulk_items(3, None)})
+    during: list[bool] = []
+    real = IndexBuilder.add_item
+    monkeypatch.setattr(IndexBuilder, "add_item", lambda self, *a: during.append(gc.isenabled()) or real(self, *a))
+    load(catalog_dir.path("items.geojson"))
+    assert during == [False] * 3 and gc.isenabled()
+    gc.disable()
+    try:  # off before: left off
+        load(catalog_dir.path("items.geojson"))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def _parquet_layout(catalog_dir: CatalogDir) -> list[Path]:
+    """A collection whose items are a parquet asset, a parquet root of more items of it (one
+    a duplicate), a file named .parquet that is not one, and an asset that is missing."""
+    catalog_dir.write("catalog.json", catalog("root", [link("child", f"./{c}/collection.json") for c in "cd"]))
+    asset = {"href": "./items.parquet", "type": "application/vnd.apache.parquet", "roles": ["stac-items"]}
+    catalog_dir.write("c/collection.json", collection("c") | {"assets": {"geoparquet-items": asset}})
+    catalog_dir.write("d/collection.json", collection("d") | {"assets": {"geoparquet-items": asset}})  # no such file
+    write_parquet(iter(_bulk_items(12, "c")), str(catalog_dir.path("c/items.parquet")))
+    more = [item(f"more-{i}", bbox=(i, 1, i + 1, 2), collection="c", properties={"n": i}) for i in range(9)]
+    write_parquet(iter(more + _bulk_items(1, "c")), str(catalog_dir.path("more.parquet")))
+    catalog_dir.write_text("broken.parquet", "PAR1 but not parquet")
+    return [catalog_dir.path(name) for name in ("catalog.json", "more.parquet", "broken.parquet")]
+
+
+def _loaded_in_process(roots: list[Path], monkeypatch: pytest.MonkeyPatch) -> tuple[Index, LoadReport]:
+    monkeypatch.setattr(forked_reader, "usable_bulk", lambda paths: False)
+    expected = load(*roots)
+    monkeypatch.setattr(forked_reader, "usable_bulk", lambda paths: True)
+    return expected
+
+
+def _same_load(got: tuple[Index, LoadReport], expected: tuple[Index, LoadReport]) -> None:
+    (index, report), (want, want_report) = got, expected
+    assert [index.json[p] for p in range(index.size)] == [want.json[p] for p in range(want.size)]
+    assert sorted(report.skips) == sorted(want_report.skips)
+    assert report.structure_skips == want_report.structure_skips
+    assert sorted(report.sources.paths) == sorted(want_report.sources.paths)
+
+
+def test_parquet_files_read_by_a_forked_child_build_the_same_index(
+    catalog_dir: CatalogDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    roots = _parquet_layout(catalog_dir)
+    expected = _loaded_in_process(roots, monkeypatch)
+    index, report = expected
+    assert index.size == 12 + 9 and report.skipped == 3 and report.structure_skipped == 2
+    assert any("duplicate id 'bulk-0'" in reason for _, reason in report.skips)
+    calls: list[int] = []
+    real = forked_reader.read_bulk_forked
+    monkeypatch.setattr(forked_reader, "read_bulk_forked",
+                        lambda locations, *a: calls.append(len(locations)) or real(locations, *a))
+    _same_load(load(*roots), expected)
+    assert calls == [4]  # more, broken (roots), then the two assets
+
+
+def test_items_of_a_bulk_file_a_dead_child_did_not_send_are_read_here(
+    catalog_dir: CatalogDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    roots = _parquet_layout(catalog_dir)
+    expected = _loaded_in_process(roots, monkeypatch)
+    real_send = forked_reader._send
+
+    def send_now(out: Any, kind: bytes, position: int, payload: bytes) -> None:
+        real_send(out, kind, position, payload)
+        out.flush()  # what the child sent before it died reaches this process
+
+    parent = os.getpid()
+    real_values = Loader._bulk_values
+    sent: list[int] = []
+
+    def dies_in_the_fourth_item(self: Loader, location: str, data: bytes, skip: Any) -> Iterator[Any]:
+        for n, value in enumerate(real_values(self, location, data, skip)):
+            if os.getpid() != parent and location.endswith("more.parquet") and n == 3:
+                os._exit(3)
+            yield value
+
+    def received(*args: Any) -> Iterator[tuple[int, bytes, bytes]]:
+        for record in real_read(*args):
+            sent.append(record[0])
+            yield record
+
+    real_read = forked_reader.read_bulk_forked
+    monkeypatch.setattr(forked_reader, "_send", send_now)
+    monkeypatch.setattr(Loader, "_bulk_values", dies_in_the_fourth_item)
+    monkeypatch.setattr(forked_reader, "read_bulk_forked", received)
+    _same_load(load(*roots), expected)
+    assert sent == [0, 0, 0]  # three items of the first file, then the child was gone
+
+
 def test_single_item_root(catalog_dir: CatalogDir) -> None:
     catalog_dir.write("one.json", item("one", geometry=None, bbox=None))
     index, _ = load(catalog_dir.path("one.json"))
@@ -810,10 +924,10 @@ def test_items_a_dead_forked_reader_did_not_send_are_read_here(
 ) -> None:
     root, expected, _ = _layout_with_bad_items(catalog_dir, monkeypatch)
 
-    def dies_after_five(write_fd: int, locations: list[str], *args: Any) -> None:
-        with os.fdopen(write_fd, "wb") as out:  # five records, then the end of the stream
-            for i in range(5):
-                out.write(forked_reader.HEADER.pack(b"e", i, 4) + b"lost")
+    def dies_after_five(out: Any, locations: list[str], *args: Any) -> None:
+        for i in range(5):  # five records, then the end of the stream
+            out.write(forked_reader.HEADER.pack(b"e", i, 4) + b"lost")
+        out.flush()
         os._exit(3)
 
     monkeypatch.setattr(forked_reader, "_child", dies_after_five)

@@ -16,6 +16,7 @@ from server.catalog.configured import load_options
 from server.catalog.loader import load_catalogs
 from server.catalog.parquet import is_parquet, read_batches, read_items
 from server.runtime.cli import main
+from server.runtime.export import write_parquet
 from server.sample import SAMPLE_ROOT
 from server.settings import Settings
 
@@ -34,7 +35,8 @@ def autosi(value: str) -> str:
 
 
 def normalised(item: dict[str, Any]) -> dict[str, Any]:
-    """The JSON item as parquet can give it back: nulls are absent keys, times in one form."""
+    """The JSON item as parquet can give it back: nulls are absent keys (but datetime and
+    geometry), times in one form."""
     def drop_nulls(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: drop_nulls(v) for k, v in value.items() if v is not None}
@@ -47,6 +49,7 @@ def normalised(item: dict[str, Any]) -> dict[str, Any]:
     datetime = props.get("datetime")
     out = drop_nulls(out)
     out["properties"]["datetime"] = datetime
+    out["geometry"] = item["geometry"]  # a GeoJSON member, null or not
     for key in TIME_KEYS:
         if out["properties"].get(key) is not None:
             out["properties"][key] = autosi(out["properties"][key])
@@ -136,24 +139,39 @@ def test_export_parquet_round_trip_and_duckdb(tmp_path: Any) -> None:
     out = str(tmp_path / "sample.parquet")
     assert main(["export", str(SAMPLE_ROOT), "-o", out]) == 0
     index = sample_index()
-    expected = [index.item(pos) for pos in range(index.size)]
-    expected = [normalised(i) for i in expected if i["geometry"] is not None]  # the writer's limit
+    expected = [normalised(index.item(pos)) for pos in range(index.size)]
+    without = [i["id"] for i in expected if i["geometry"] is None]
+    assert without  # the sample has items without a geometry: they are written too
     got = list(read_items(out))
     assert got == expected
     assert pq.ParquetFile(out).metadata.metadata[b"geo"]  # GeoParquet metadata for other engines
-    rows = duckdb.sql(f"select id, datetime from read_parquet('{out}')").fetchall()
+    rows = duckdb.sql(f"select id, datetime, geometry is null from read_parquet('{out}')").fetchall()
     assert [r[0] for r in rows] == [i["id"] for i in expected]
-    for (_, when), it in zip(rows, expected):
+    assert [r[0] for r in rows if r[2]] == without
+    for (_, when, _), it in zip(rows, expected):
         text = it["properties"]["datetime"]
         assert (when is None) == (text is None)
         if when is not None:
             assert when.astimezone(dt.UTC) == dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def test_export_keeps_the_order_and_null_geometries_across_chunks(tmp_path: Any) -> None:
+    """More chunks than one digit (stac-geoparquet's own chunk files came back as 0, 1, 10, 11,
+    2, ...), and a chunk whose only item has no geometry nor bbox."""
+    items = [copy.deepcopy(VARIED[n % 3]) | {"id": f"item-{n}"} for n in range(23)]
+    items[21] = {**items[21], "geometry": None}
+    items[21].pop("bbox")
+    path = str(tmp_path / "out.parquet")
+    assert write_parquet(iter(copy.deepcopy(items)), path, chunk=2) == 23
+    got = list(read_items(path))
+    assert [g["id"] for g in got] == [i["id"] for i in items]
+    assert got == [normalised(i) for i in items]
+    assert got[21]["geometry"] is None and "bbox" not in got[21]
+
+
 def test_export_ndjson_is_pgstacs_format(tmp_path: Any) -> None:
-    """pypgstac's `load items` reads a file line by line, one item JSON per line (load.read_json),
-    then needs a database; its format is checked here, pypgstac is not run (it pins an old
-    cachetools, and loading needs Postgres)."""
+    """pypgstac's `load items` reads a file line by line, one item JSON per line (load.read_json);
+    tests/test_pgstac_export.py runs it into a database where PostgreSQL and PostGIS are here."""
     out = str(tmp_path / "sample.ndjson")
     assert main(["export", str(SAMPLE_ROOT), "-o", out]) == 0
     index = sample_index()

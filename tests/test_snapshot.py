@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -14,7 +15,9 @@ from server.runtime.snapshot import (
     FORMAT_VERSION,
     MAGIC,
     SnapshotError,
+    body_start,
     read_snapshot,
+    seal_header,
     write_snapshot,
 )
 from server.sample import SAMPLE_ROOT
@@ -101,11 +104,33 @@ def test_other_format_versions_and_garbage_are_refused(tmp_path: Path) -> None:
     garbage.write_bytes(b"hello")
     with pytest.raises(SnapshotError, match="not a stac-static-api index snapshot"):
         read_snapshot(str(garbage))
+    header = seal_header(b'{"format":%d,"header_sha256":"%s","body_sha256":"%s","body_bytes":100,"roots":[],'
+                         b'"pickle_bytes":100,"buffers":[]}\n' % (FORMAT_VERSION, b"0" * 64, b"0" * 64), "0" * 64)
+    start = body_start(len(MAGIC + header))
     truncated = tmp_path / "truncated.idx"
-    header = b'{"format": %d, "roots": [], "pickle_bytes": 100, "buffers": []}\n' % FORMAT_VERSION
-    truncated.write_bytes(MAGIC + header + b"\x80\x05junk")
-    with pytest.raises(SnapshotError, match="damaged"):
+    truncated.write_bytes(MAGIC + header + b" " * (start - len(MAGIC + header)) + b"\x80\x05junk")
+    with pytest.raises(SnapshotError, match="truncated or damaged: not the length its header gives"):
         read_snapshot(str(truncated))
+    junk = tmp_path / "junk.idx"
+    junk.write_bytes(MAGIC + header + b" " * (start - len(MAGIC + header)) + b"\x80\x05junk".ljust(100, b"\0"))
+    with pytest.raises(SnapshotError, match="damaged or from an incompatible version"):
+        read_snapshot(str(junk))
+    unsealed = tmp_path / "unsealed.idx"  # a damaged byte in the header: its checksum says so
+    unsealed.write_bytes(MAGIC + header.replace(b'"body_bytes":100', b'"body_bytes":900'))
+    with pytest.raises(SnapshotError, match="damaged snapshot header"):
+        read_snapshot(str(unsealed))
+
+
+def test_a_snapshot_carries_the_checksums_of_its_header_and_body(tmp_path: Path) -> None:
+    index, _ = load_catalogs([str(SAMPLE_ROOT)])
+    path = tmp_path / "x.idx"
+    header = write_snapshot(str(path), index, [str(SAMPLE_ROOT)])
+    data = path.read_bytes()
+    header_end = data.index(b"\n", len(MAGIC)) + 1
+    start = body_start(header_end)
+    assert len(data) == start + header["body_bytes"]
+    assert hashlib.sha256(data[start:]).hexdigest() == header["body_sha256"]
+    assert read_snapshot(str(path))[1]["header_sha256"] == header["header_sha256"]
 
 
 def test_workers_share_one_load_and_stop_together(sample_copy: Path) -> None:

@@ -17,6 +17,12 @@ loader's process was the bound (libcurl, parsing, normalizing and indexing: ~100
 per item); the child now fetches, parses and normalizes, and sends back what the parent's
 RemoteCache and metrics need (the validators and raw body of each new document, its fetch
 counts at the end).
+
+Bulk files of items (stac-geoparquet: formats.Reader.items_only) go the same way one level up
+(read_bulk_forked): the child reads each file through its format's reader and sends every
+item servable, one record each, then a "done" record per file; the parent indexes them. At
+100k items from one parquet file the reading (decoding, Arrow columns to dicts) and making
+servable cost about as much as parsing the JSON again and indexing (bench/parquet_read.py).
 """
 
 from __future__ import annotations
@@ -26,21 +32,26 @@ import os
 import pickle
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, BinaryIO
 
 import orjson
 
+from server.catalog.formats import FormatError, Skip
 from server.catalog.normalize import servable
 from server.catalog.public import PublicHrefs
 from server.catalog.sources import Fetcher
 from server.catalog.versions import needs_migration
 
-# One record: kind (b"n" servable item JSON, b"r" raw bytes, b"e" error text, b"v" the
+# One record: kind (b"n" servable item JSON, b"r" raw bytes, b"e" error text, b"m" the
 # validators (JSON [etag, last-modified]), a NUL and the raw body of a remote document, before
 # its own record; b"s" the pickled files read, count of hrefs not made public and remote fetch
-# counts, b"z" the end), the position in the input list, the payload length.
+# counts, b"z" the end; for bulk files also b"v" a value for the loader's usual path as JSON,
+# b"x" a value skipped "label\0reason", b"k" a skipped part of the file (not a value), b"f"
+# refused by policy, b"d" the file done), the position in the input list, the payload length.
 HEADER = struct.Struct("<cII")
 MIN_ITEMS = 2000  # below this, starting a process costs more than it saves
+MIN_BULK_BYTES = 1 << 20  # the same for bulk files: ~3,000 items of stac-geoparquet
 
 
 def usable(count: int) -> bool:
@@ -50,17 +61,30 @@ def usable(count: int) -> bool:
             and threading.active_count() == 1)
 
 
-def _child(write_fd: int, locations: list[str], fetcher: Fetcher, hrefs: PublicHrefs) -> None:
-    sources = fetcher.sources
-    already = len(sources.paths)
-    not_public = hrefs.not_public
-    out = os.fdopen(write_fd, "wb", buffering=1 << 16)
+def usable_bulk(paths: list[str]) -> bool:
+    """The same for bulk files, by their size."""
+    try:
+        size = sum(os.stat(path).st_size for path in paths)
+    except OSError:
+        return False  # the loader's own path reports it
+    return size >= MIN_BULK_BYTES and usable(MIN_ITEMS)
+
+
+Read = Callable[[str], tuple[str, bytes | None, str | None]]
+
+
+def _send(out: BinaryIO, kind: bytes, position: int, payload: bytes) -> None:
+    out.write(HEADER.pack(kind, position, len(payload)))
+    out.write(payload)
+
+
+def _child(out: BinaryIO, locations: list[str], fetcher: Fetcher, hrefs: PublicHrefs) -> None:
     for i, (location, data, error) in enumerate(fetcher.read_in_child(locations)):
         if data is not None:
             validators = fetcher.child_validators(location)
             if validators is not None:
                 head = orjson.dumps(validators) + b"\0"
-                out.write(HEADER.pack(b"v", i, len(head) + len(data)))
+                out.write(HEADER.pack(b"m", i, len(head) + len(data)))
                 out.write(head)
                 out.write(data)
         if data is None:
@@ -76,15 +100,41 @@ def _child(write_fd: int, locations: list[str], fetcher: Fetcher, hrefs: PublicH
                     kind, payload = b"n", orjson.dumps(servable(doc, location, hrefs))
                 except (TypeError, orjson.JSONEncodeError):
                     pass  # the loader's path reports it
-        out.write(HEADER.pack(kind, i, len(payload)))
-        out.write(payload)
-    read_here = (sources.paths[already:], sources.sizes[already:], sources.mtimes[already:],
-                 hrefs.not_public - not_public, fetcher.child_tally())
-    payload = pickle.dumps(read_here, protocol=5)
-    out.write(HEADER.pack(b"s", 0, len(payload)))
-    out.write(payload)
-    out.write(HEADER.pack(b"z", 0, 0))
-    out.flush()
+        _send(out, kind, i, payload)
+
+
+def _bulk_child(out: BinaryIO, locations: list[str], read: Read,
+                values: Callable[[str, bytes, Skip], Iterable[Any]], refused: Callable[[str], bool],
+                hrefs: PublicHrefs) -> None:
+    for i, location in enumerate(locations):
+        _, data, error = read(location)
+        if data is None:
+            _send(out, b"f" if refused(location) else b"e", i, (error or "unreadable").encode())
+            _send(out, b"d", i, b"")
+            continue
+
+        def skip(label: str, reason: str, i: int = i) -> None:
+            _send(out, b"k", i, f"{label}\0{reason}".encode())
+
+        try:
+            for value in values(location, data, skip):
+                kind = b"v"
+                if isinstance(value, dict) and value.get("type") == "Feature" and not needs_migration(value):
+                    try:
+                        payload = orjson.dumps(servable(value, location, hrefs))
+                        kind = b"n"
+                    except (TypeError, orjson.JSONEncodeError):
+                        pass
+                if kind == b"v":
+                    try:
+                        payload = orjson.dumps(value)
+                    except (TypeError, orjson.JSONEncodeError) as exc:
+                        name = value.get("id") if isinstance(value, dict) else None
+                        kind, payload = b"x", f"{location}\0item {name!r}: cannot serialize: {exc}".encode()
+                _send(out, kind, i, payload)
+        except FormatError as exc:
+            _send(out, b"e", i, str(exc).encode())
+        _send(out, b"d", i, b"")
 
 
 def read_forked(locations: list[str], fetcher: Fetcher, hrefs: PublicHrefs) -> Iterator[tuple[int, bytes, bytes]]:
@@ -92,6 +142,22 @@ def read_forked(locations: list[str], fetcher: Fetcher, hrefs: PublicHrefs) -> I
     ``fetcher``. Stops early (the caller reads the rest itself) if the child dies; the files
     the child read are added to the fetcher's ``sources`` at the end, the hrefs it could not
     make public to ``hrefs``, remote validators to its RemoteCache as they come."""
+    return _forked(lambda out: _child(out, locations, fetcher, hrefs), locations, fetcher, hrefs)
+
+
+def read_bulk_forked(locations: list[str], read: Read, values: Callable[[str, bytes, Skip], Iterable[Any]],
+                     refused: Callable[[str], bool], fetcher: Fetcher,
+                     hrefs: PublicHrefs) -> Iterator[tuple[int, bytes, bytes]]:
+    """(position, kind, payload) of every item of the bulk files at the locations, in order,
+    read by a forked child: ``read`` fetches a file, ``values`` yields its JSON values
+    (formats.read), ``refused`` says whether a failed read was the scope's refusal. Each file
+    ends with a b"d" record; a file the child could not finish has none (the caller reads it
+    again, without the items it already had)."""
+    return _forked(lambda out: _bulk_child(out, locations, read, values, refused, hrefs), locations, fetcher, hrefs)
+
+
+def _forked(work: Callable[[BinaryIO], None], locations: list[str], fetcher: Fetcher,
+            hrefs: PublicHrefs) -> Iterator[tuple[int, bytes, bytes]]:
     read_fd, write_fd = os.pipe()
     try:  # a larger pipe: fewer hand-offs between the two processes (Linux)
         fcntl.fcntl(write_fd, 1031, 1 << 20)  # F_SETPIPE_SZ
@@ -102,7 +168,16 @@ def read_forked(locations: list[str], fetcher: Fetcher, hrefs: PublicHrefs) -> I
         status = 1
         try:
             os.close(read_fd)
-            _child(write_fd, locations, fetcher, hrefs)
+            sources = fetcher.sources
+            already = len(sources.paths)
+            not_public = hrefs.not_public
+            out = os.fdopen(write_fd, "wb", buffering=1 << 16)
+            work(out)
+            read_here = (sources.paths[already:], sources.sizes[already:], sources.mtimes[already:],
+                         hrefs.not_public - not_public, fetcher.child_tally())
+            _send(out, b"s", 0, pickle.dumps(read_here, protocol=5))
+            _send(out, b"z", 0, b"")
+            out.flush()
             status = 0
         finally:
             os._exit(status)
@@ -119,7 +194,7 @@ def read_forked(locations: list[str], fetcher: Fetcher, hrefs: PublicHrefs) -> I
                     return
                 if kind == b"z":
                     return
-                if kind == b"v":
+                if kind == b"m":
                     head, _, body = payload.partition(b"\0")
                     etag, modified = orjson.loads(head)
                     fetcher.keep_validators(locations[position], etag, modified, body)

@@ -45,6 +45,9 @@ class Reader:
     name: ClassVar[str] = ""
     extensions: ClassVar[tuple[str, ...]] = ()  # lower case, without the dot
     media_types: ClassVar[tuple[str, ...]] = ()  # lower case, without parameters
+    # Its documents hold items and nothing else: the loader reads them after the walk (a
+    # forked child may read them while this process indexes), not during it.
+    items_only: ClassVar[bool] = False
 
     def sniff(self, head: bytes) -> bool:
         """Whether a document starting with ``head`` (up to HEAD_BYTES) is in this format."""
@@ -264,6 +267,7 @@ class GeoParquet(Reader):
     name = "stac-geoparquet"
     extensions = ("parquet", "geoparquet")
     media_types = ("application/vnd.apache.parquet", "application/x-parquet")
+    items_only = True  # one item per row (the stac-geoparquet spec)
 
     def sniff(self, head: bytes) -> bool:
         return head[:4] == b"PAR1"

@@ -2,7 +2,11 @@
 
 Two phases: first the structure (catalogs and collections, level by level), so that every
 collection is known before any item is indexed; then all items, fetched concurrently in
-chunks. Anything unreadable is skipped with a reason; nothing stops the load.
+chunks. Items met during the walk (in an ndjson or FeatureCollection file) are indexed as they
+are read when the collection they go to is already known, else after the walk. Files that hold
+items only (stac-geoparquet, formats.Reader.items_only) are not read during the walk but after
+it, local ones by a forked child while this process indexes (forked_reader). Anything
+unreadable is skipped with a reason; nothing stops the load.
 
 Where a document comes from is its Source (sources.py, by URL scheme), how its bytes are read
 is its Reader (formats.py, by name, media type or content). How large it may be depends on how
@@ -18,6 +22,7 @@ loss, and stay ordinary skips.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import glob
@@ -77,6 +82,8 @@ def failure_reason(error: str) -> str:
     if OVER_LIMIT in error:
         return TOO_LARGE
     return UNREADABLE
+
+
 ROOT_MAX_BYTES = 8 * 1024**3  # a configured root (the operator named it) may be this large at least
 
 
@@ -207,6 +214,24 @@ def release_free_memory() -> None:
         pass
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector off while a load runs. A load makes millions of dicts and
+    lists (the parsed items) that reference counting frees, none of them in cycles; the
+    collector, triggered by every 700 allocations, walked the young ones again and again, and
+    the growing old generation now and then: 30-50% of a load's CPU time at 100k items
+    (bench/parquet_read.py --loader). Turned back on (if it was on) when the load ends;
+    release_free_memory() then collects once. Process-wide: in a server that loads in a thread,
+    requests' cyclic garbage waits for the end of the load."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 class LoadError(Exception):
     """Nothing at all could be loaded."""
 
@@ -310,8 +335,10 @@ class Loader:
         self._documents = 0
         self._pending_items: list[tuple[str, Context]] = []
         # items found among the structure (bulk files, item documents as roots): linked by no
-        # `item` link, so without a place in the tree
+        # `item` link, so without a place in the tree; kept here only while they wait for the
+        # collection they go to (_inline_item)
         self._inline_items: list[tuple[dict[str, Any], str, Context, bool]] = []
+        self._bulk_items: list[tuple[str, Context]] = []  # files of items only, read after the walk
         self._structural: set[str] = set()  # roots and children admitted: a skip of one is a loss
         self._refused: set[str] = set()  # refused by policy once opened (a symlink): not a loss
         self._walking = True
@@ -329,6 +356,11 @@ class Loader:
         if self._walking and location in self._structural and location not in self._refused:
             self.skip_structure(location, reason, kind)
             return
+        self.skip_item(location, reason, kind)
+
+    def skip_item(self, location: str, reason: str, kind: str) -> None:
+        """One item (or one part of a document) not used: an ordinary skip, even when the
+        item came from a bulk file that is itself structural."""
         self.report.skipped += 1
         self.report.skipped_by_reason[kind] += 1
         if len(self.report.skips) < MAX_SKIPS_KEPT:
@@ -347,12 +379,14 @@ class Loader:
         log.error("not read: %s: %s; everything under it is missing", location, reason)
 
     def _invalid_item(self, location: str, reason: str) -> None:
-        """What the index builder drops after add_item (a geometry GEOS cannot read, too large)."""
-        self.skip(location, reason, INVALID_ITEM)
+        """What the index builder drops after add_item (a geometry GEOS cannot read, too large):
+        an item's skip, even one from a bulk file indexed during the walk."""
+        self.skip_item(location, reason, INVALID_ITEM)
 
     def _invalid_json(self, location: str, reason: str) -> None:
-        """What a format reader skips inside a document (a line of an ndjson file)."""
-        self.skip(location, reason, INVALID_JSON)
+        """What a format reader skips inside a document (a line of an ndjson file): an item's
+        skip, not the document's."""
+        self.skip_item(location, reason, INVALID_JSON)
 
     def _admit(self, location: str, ctx: Context, structural: bool = False) -> bool:
         """Whether a linked document should be read (in scope, new, within limits)."""
@@ -408,7 +442,7 @@ class Loader:
 
     def load(self) -> tuple[Index, LoadReport]:
         started = time.perf_counter()
-        with Fetcher(
+        with paused_gc(), Fetcher(
             max_bytes=self.options.max_document_bytes,
             timeout=self.options.fetch_timeout,
             retries=self.options.fetch_retries,
@@ -454,7 +488,16 @@ class Loader:
     def _walk_level(self, frontier: list[tuple[str, Context]], limit: int) -> list[tuple[str, Context]]:
         contexts = dict(frontier)
         following: list[tuple[str, Context]] = []
-        for location, docs in self._read_documents([loc for loc, _ in frontier], limit):
+        now = []
+        for location, ctx in frontier:
+            reader = formats.by_name(location, self._media_types.get(location))
+            if reader is not None and reader.items_only:
+                self._bulk_items.append((location, ctx))  # holds no catalog or collection
+                if ctx.collection is None:  # its items may belong to none: a home, in walk order
+                    self._add_home(ctx.catalog or location)
+            else:
+                now.append(location)
+        for location, docs in self._read_documents(now, limit):
             whole = formats.whole_document(docs)
             try:
                 for doc in docs:
@@ -503,7 +546,7 @@ class Loader:
         if kind in ("Feature", "FeatureCollection") and ctx.collection is None:
             self._add_home(ctx.catalog or location)
         if kind == "Feature":
-            self._inline_items.append((doc, location, ctx, whole))
+            self._inline_item(doc, location, ctx, whole)
             return []
         if kind == "FeatureCollection":  # one inside a bulk file (a file that is one, its reader reads)
             try:
@@ -512,7 +555,7 @@ class Loader:
                 self.skip(location, str(exc), INVALID_JSON)
                 return []
             for feature in features:
-                self._inline_items.append((feature, location, ctx, False))
+                self._inline_item(feature, location, ctx, False)
             return []
         if kind not in ("Catalog", "Collection"):
             self.skip(location, "not a STAC catalog, collection or item", NOT_STAC)
@@ -624,10 +667,34 @@ class Loader:
 
     # -- items -----------------------------------------------------------------------------
 
+    def _inline_item(self, item: Any, location: str, ctx: Context, whole: bool) -> None:
+        """An item met during the walk (in a bulk file: ndjson, a FeatureCollection; or a root
+        that is one). Indexed at once when the collection it goes to is already decided, so a
+        bulk file of a million items is never a million dicts at once; kept until the walk is
+        over otherwise: it names a collection not loaded (yet: a later document may hold it),
+        or it goes to a collection made for items of none, whose id is given once every loaded
+        collection's is known (_name_homes). Once one waits, those after it wait too: items
+        are indexed in the order they were read (of two with one id, the first is kept)."""
+        if not self._inline_items and self._decided(item, ctx):
+            self._add_item(item, location, ctx, whole, linked=False)
+            self._progress()
+        else:
+            self._inline_items.append((item, location, ctx, whole))
+
+    def _decided(self, item: Any, ctx: Context) -> bool:
+        """Whether the collection an item goes to is known already (_collection_for)."""
+        if not isinstance(item, dict):
+            return True  # skipped in any case
+        declared = item.get("collection")
+        if declared is None:
+            return ctx.collection is not None
+        return not isinstance(declared, str) or (declared in self.builder.collections and declared not in self._made)
+
     def _load_items(self) -> None:
         for item, location, ctx, whole in self._inline_items:
             self._add_item(item, location, ctx, whole, linked=False)
         self._inline_items.clear()
+        self._load_bulk()
         pending = self._pending_items
         # libcurl's batches stream in order with bounded memory: all items in one (no pause
         # between chunks, and large enough for a fetch process); a thread pool's map holds
@@ -676,18 +743,85 @@ class Loader:
             self._progress()
         return done
 
+    def _bulk_limit(self, location: str) -> int:
+        return self._fetcher.root_max_bytes if location in self._fetcher.roots else self._structure_limit
+
+    def _read_bulk(self, location: str) -> tuple[str, bytes | None, str | None]:
+        return self._fetcher.fetch_result(location, self._bulk_limit(location))
+
+    def _bulk_values(self, location: str, data: bytes, skip: formats.Skip) -> Iterable[Any]:
+        return formats.read(location, data, skip, self._media_types.get(location))
+
+    def _bulk_failed(self, location: str, reason: str, kind: str) -> None:
+        """A bulk file not read (or not to the end): a structural loss, unless the scope
+        refused it (a symlink out of the roots), which is policy."""
+        (self.skip_item if location in self._refused else self.skip_structure)(location, reason, kind)
+
+    def _load_bulk(self) -> None:
+        """The files of items only (stac-geoparquet) met during the walk: local ones read by a
+        forked child while this process indexes (forked_reader.read_bulk_forked) where that
+        can pay, the rest here, one file at a time."""
+        bulk, self._bulk_items = self._bulk_items, []
+        done, had = 0, 0
+        locations = [loc for loc, _ in bulk]
+        if bulk and self._fetcher.all_local(locations) and forked_reader.usable_bulk(locations):
+            done, had = self._load_bulk_forked(bulk)
+        for location, ctx in bulk[done:]:
+            skip_first, had = had, 0
+            _, data, error = self._read_bulk(location)
+            if data is None:
+                self._bulk_failed(location, error or "unreadable", failure_reason(error or ""))
+                continue
+            try:
+                for doc in self._bulk_values(location, data, self._invalid_json):
+                    if skip_first:  # the forked child sent these before it died
+                        skip_first -= 1
+                        continue
+                    self._add_item(doc, location, ctx, linked=False)
+                    self._progress()
+            except FormatError as exc:
+                self._bulk_failed(location, str(exc), INVALID_JSON)
+
+    def _load_bulk_forked(self, bulk: list[tuple[str, Context]]) -> tuple[int, int]:
+        """Bulk files read by a forked child; (files finished, items already had of the next
+        one, if the child died part way through it)."""
+        done, had = 0, 0
+        records = forked_reader.read_bulk_forked(
+            [loc for loc, _ in bulk], self._read_bulk, self._bulk_values,
+            lambda location: location in self._refused, self._fetcher, self.hrefs)
+        for position, kind, payload in records:
+            location, ctx = bulk[position]
+            if kind == b"n":
+                self._index_item(orjson.loads(payload), location, ctx, linked=False)
+            elif kind == b"v":
+                self._add_item(orjson.loads(payload), location, ctx, linked=False)
+            elif kind in (b"k", b"x"):
+                label, _, reason = payload.decode().partition("\0")
+                self.skip_item(label, reason, INVALID_JSON)
+            elif kind == b"e":
+                reason = payload.decode()
+                self.skip_structure(location, reason, failure_reason(reason))
+            elif kind == b"f":
+                self.skip_item(location, payload.decode(), OUT_OF_SCOPE)
+            if kind == b"d":
+                done, had = position + 1, 0
+            elif kind in (b"n", b"v", b"x"):  # one value of the file
+                had += 1
+                self._progress()
+        return done, had
+
     def _add_item(self, item: Any, location: str, ctx: Context, whole: bool = False, linked: bool = True) -> None:
         if not isinstance(item, dict):
-            self.skip(location, "item is not a JSON object", NOT_STAC)
+            self.skip_item(location, "item is not a JSON object", NOT_STAC)
             return
         if needs_migration(item):
             try:
                 item = migrate(item)
             except UnsupportedVersion as exc:
-                self.skip(location, str(exc), NOT_STAC)
+                self.skip_item(location, str(exc), NOT_STAC)
                 return
         if _kind(item) != "Feature":
-            self.skip(location, "expected an item (GeoJSON Feature)", NOT_STAC)
+            self.skip_item(location, "expected an item (GeoJSON Feature)", NOT_STAC)
             return
         self._index_item(servable(item, location, self.hrefs), location, ctx, whole, linked)
 
@@ -707,7 +841,7 @@ class Loader:
         try:
             self.builder.add_item(item, location, ctx.node if linked else NO_NODE)
         except ItemRejected as exc:
-            self.skip(location, f"item {item.get('id')!r}: {exc}", DUPLICATE if exc.duplicate else INVALID_ITEM)
+            self.skip_item(location, f"item {item.get('id')!r}: {exc}", DUPLICATE if exc.duplicate else INVALID_ITEM)
 
     def _collection_for(self, item: dict[str, Any], location: str, ctx: Context) -> str | None:
         """The item's own `collection` if that collection is loaded, else the nearest above,

@@ -27,12 +27,19 @@ def public_links(doc: dict[str, Any], base: str, hrefs: PublicHrefs) -> list[dic
 
 
 def public_assets(assets: Any, base: str, hrefs: PublicHrefs) -> Any:
+    """The assets with the hrefs to serve; an asset whose href is served as written is kept as
+    it is (not copied: most items' assets point at absolute URLs, and a copy per asset was a
+    tenth of a load)."""
     if not isinstance(assets, dict):
         return assets
     out = {}
     for key, asset in assets.items():
-        if isinstance(asset, dict) and isinstance(asset.get("href"), str):
-            asset = {**asset, "href": hrefs.href(base, asset["href"])}
+        if isinstance(asset, dict):
+            href = asset.get("href")
+            if isinstance(href, str):
+                public = hrefs.href(base, href)
+                if public is not href:
+                    asset = {**asset, "href": public}
         out[key] = asset
     return out
 

@@ -7,18 +7,25 @@ folder of them (hive-partitioned or not), in file order, one record batch at a t
 
 pyarrow reads and decodes the file (the `parquet` extra); the Arrow columns become dicts here,
 column by column rather than row by row: each leaf column turns into a Python list in one call,
-structs are zipped from their children's lists, lists are cut from their values' list by
-offsets, absent assets (null structs in a union schema) are dropped before they are converted,
-and geometries go WKB -> shapely (vectorised) -> coordinate lists cut by the ragged offsets.
-stac-geoparquet's own `stac_table_to_items` and rustac's reader measured 4,300 and 3,900-4,500
-items/s on 100k items (row by row as_py(), and serde through a whole-file ItemCollection),
-this module 13,700 in the same conditions (still ~6x slower than orjson over ndjson: every
-value becomes a Python object here, in C there): see bench/parquet_read.py, bench/README.md.
+structs are zipped from their children's lists (or converted by pyarrow's to_pylist when they
+hold no null and only JSON types), lists are cut from their values' list by offsets, absent
+assets (null structs in a union schema) are dropped before they are converted, and geometries
+go WKB -> shapely (vectorised) -> coordinate lists cut by the ragged offsets.
+
+Measured (bench/parquet_read.py, bench/README.md): stac-geoparquet's own `stac_table_to_items`
+and rustac's reader did 4,300 and 3,900-4,500 items/s on 100k items (row by row as_py(), and
+serde through a whole-file ItemCollection; `rustac translate` to ndjson 5,900), this module
+~45,000 with the garbage collector paused as the loader pauses it (~21 us of CPU per item,
+~3x orjson's per ndjson line: every value becomes a Python object here, in C there). Building
+each item's JSON text with Arrow compute kernels instead (to parse it with orjson) measured
+slower still (~50 us per item: string concatenation kernels). The loader reads local parquet
+files in a forked child while it indexes (forked_reader.read_bulk_forked).
 
 The items are those the JSON gave, with the normalisations a columnar file cannot avoid:
 - a null is an absent key (parquet has one schema per file: a key one item lacks is a null
-  column value for it), except ``properties.datetime``, which STAC requires and which stays,
-  null or not; ``links`` and ``assets`` are ``[]``/``{}`` when null;
+  column value for it), except ``properties.datetime``, which STAC requires, and ``geometry``,
+  which GeoJSON requires: they stay, null or not; ``links`` and ``assets`` are ``[]``/``{}``
+  when null;
 - timestamps (stac-geoparquet stores datetime, start/end_datetime, created, updated... as
   timestamp[us, UTC]) come back as RFC 3339 UTC with a ``Z`` and 0, 3, 6 or 9 fraction digits,
   the fewest that keep the value (rustac's AutoSi form): ``2021-03-13T16:51:53.205Z``,
@@ -221,6 +228,8 @@ def _structs(array: pa.StructArray, name: str) -> list[Any]:
         array = array.take(pa.array(valid))
     if name == "bbox" and array.type.num_fields in (4, 6):
         rows: list[Any] = np.column_stack([child.to_numpy(zero_copy_only=False) for child in array.flatten()]).tolist()
+    elif _plain(array):  # pyarrow's own conversion, when it gives what the code below would
+        rows = array.to_pylist()
     else:
         fields = [(array.type.field(i).name, _values(child, array.type.field(i).name))
                   for i, child in enumerate(array.flatten())]
@@ -231,6 +240,22 @@ def _structs(array: pa.StructArray, name: str) -> list[Any]:
     for i, row in zip(valid.tolist(), rows):
         out[i] = row
     return out
+
+
+def _plain(array: pa.Array) -> bool:
+    """Whether ``to_pylist()`` gives the JSON values themselves: only strings, numbers,
+    booleans, lists and structs, and no null anywhere inside (a null is an absent key here,
+    a None there)."""
+    if array.null_count:
+        return False
+    kind = array.type
+    if pa.types.is_struct(kind):
+        return all(_plain(child) for child in array.flatten())
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        offsets = array.offsets
+        return _plain(array.values.slice(offsets[0].as_py(), offsets[-1].as_py() - offsets[0].as_py()))
+    return (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_boolean(kind)
+            or pa.types.is_integer(kind) or pa.types.is_floating(kind))
 
 
 def _object_array(values: list[Any]) -> np.ndarray:

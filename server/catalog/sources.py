@@ -2,6 +2,10 @@
 Source class per URL scheme (LocalFiles, HttpSource, S3Source), registered by scheme; the
 Fetcher hands each location to its Source and a batch of them to their common Source.
 
+A Source also downloads one large file (a published index snapshot) to a writer as its bytes
+arrive, conditionally (ETag / Last-Modified of the copy held), and S3 uploads one (the
+builder's `index -o s3://...`).
+
 Remote documents: with pycurl installed, batches through libcurl's multi interface
 (curl.py; large ones in a child process, fetch_worker.py): measured against nginx on
 loopback, ~50,000 documents/s from one thread. Without it, one urllib3 PoolManager
@@ -19,7 +23,10 @@ import time
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any, Protocol
 
 import urllib3
 from cachetools import LRUCache
@@ -123,6 +130,24 @@ class RemoteCache:
                 self._entries[url] = (etag, modified, body)
 
 
+class Writer(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+@dataclass(frozen=True)
+class Download:
+    """What a download found: a new body (written to the writer, ``size`` bytes, with its
+    validators) or, for a conditional request, that the copy held is current."""
+
+    modified: bool
+    etag: str | None = None
+    last_modified: str | None = None
+    size: int = 0
+
+
+DOWNLOAD_CHUNK = 1 << 20
+
+
 Result = tuple[str, "bytes | None", "str | None"]  # (location, body, None) or (location, None, reason)
 
 
@@ -178,6 +203,16 @@ class Source:
                 return location, None, str(exc)
 
         return map(read, locations) if pool is None else pool.map(read, locations)
+
+    def download(self, location: str, sink: Writer, etag: str | None = None,
+                 last_modified: str | None = None) -> Download:
+        """The whole body of ``location`` written to ``sink`` as it arrives, whatever its size
+        (each read within the timeout); with a validator of the copy held, only if changed."""
+        raise FetchError(f"cannot download {location}: not a remote URL (http, https, s3)")
+
+    def upload(self, path: str, location: str) -> None:
+        raise FetchError(f"cannot upload to {location}: only s3:// destinations are written "
+                         "(for http, upload the file with your own tool)")
 
     def close(self) -> None:
         pass
@@ -365,6 +400,13 @@ class Fetcher:
         assert isinstance(source, HttpSource)
         return source.curl_many(locations, self._limit)
 
+    def download(self, location: str, sink: Writer, etag: str | None = None,
+                 last_modified: str | None = None) -> Download:
+        return self.source(location).download(location, sink, etag, last_modified)
+
+    def upload(self, path: str, location: str) -> None:
+        self.source(location).upload(path, location)
+
     def fetch(self, location: str, limit: int | None = None) -> bytes:
         # A configured root (a bulk ndjson or FeatureCollection file may be gigabytes) has its
         # own, larger limit; every document it leads to has the one the caller gives, by
@@ -545,6 +587,55 @@ class HttpSource(Source):
                 response.close()
         response.release_conn()
 
+    def download(self, location: str, sink: Writer, etag: str | None = None,
+                 last_modified: str | None = None) -> Download:
+        """Through urllib3 (one large body streamed to the sink: nothing for libcurl's batches
+        to gain), with the same retries as a document until the body starts; a failure
+        within the body is not retried (the sink has part of it)."""
+        try:
+            return self._download(location, sink, etag, last_modified)
+        except FetchError:
+            metrics.count_remote("http", errors=1)
+            raise
+
+    def _download(self, url: str, sink: Writer, etag: str | None, last_modified: str | None) -> Download:
+        headers = validator_headers(etag, last_modified)
+        delay = 0.2
+        for attempt in range(self.fetcher.retries + 1):
+            last = attempt == self.fetcher.retries
+            metrics.count_remote("http", requests=1, retries=1 if attempt else 0)
+            try:
+                response = self.client().request("GET", url, headers=headers, preload_content=False, redirect=False)
+            except urllib3.exceptions.HTTPError as exc:
+                if last or not isinstance(exc, (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError)):
+                    raise FetchError(f"{type(exc).__name__}: {exc}") from None
+                time.sleep(delay)
+                delay *= 2
+                continue
+            try:
+                if response.status == 304 and headers:
+                    metrics.count_remote("http", not_modified=1)
+                    return Download(False, etag, last_modified)
+                if response.status == 200:
+                    size = 0
+                    for chunk in response.stream(DOWNLOAD_CHUNK):
+                        sink.write(chunk)
+                        size += len(chunk)
+                    declared = response.headers.get("content-length", "")
+                    encoded = response.headers.get("content-encoding", "identity") != "identity"
+                    if declared.isdigit() and int(declared) != size and not encoded:  # gzip: decoded here
+                        raise FetchError(f"response ended after {size} of its {declared} bytes")
+                    return Download(True, response.headers.get("etag"), response.headers.get("last-modified"), size)
+                if (response.status != 429 and response.status < 500) or last:
+                    raise FetchError(f"HTTP {response.status}")
+            except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError) as exc:
+                raise FetchError(f"{type(exc).__name__}: {exc}") from None
+            finally:
+                self._finish(response)
+            time.sleep(delay)
+            delay *= 2
+        raise FetchError("gave up")  # pragma: no cover - the loop always returns or raises
+
     def _read_limited(self, response: urllib3.BaseHTTPResponse, limit: int) -> bytes:
         """The body, within the size limit and an overall deadline (a server trickling
         bytes forever never trips a per-read timeout)."""
@@ -586,6 +677,69 @@ class S3Source(Source):
             metrics.count_remote("s3", errors=1)
             raise
 
+    def _client(self) -> Any:
+        if self.client is None:
+            self.client = s3_client(self.fetcher.timeout, self.fetcher.retries)
+        return self.client
+
+    def download(self, url: str, sink: Writer, etag: str | None = None,
+                 last_modified: str | None = None) -> Download:
+        """GetObject, conditional on the copy's ETag / Last-Modified (S3 answers 304), its
+        body streamed to the sink."""
+        bucket, _, key = url[len("s3://"):].partition("/")
+        conditions: dict[str, Any] = {}
+        if etag:
+            conditions["IfNoneMatch"] = etag
+        if last_modified:
+            try:
+                conditions["IfModifiedSince"] = parsedate_to_datetime(last_modified)
+            except (TypeError, ValueError):
+                pass
+        try:
+            obj = self._client().get_object(Bucket=bucket, Key=key, **conditions)
+        except Exception as exc:  # botocore's ClientError (304 among them), EndpointConnectionError, ...
+            response = getattr(exc, "response", None)
+            _count_s3_attempts(response)
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(response, dict) else None
+            if status == 304 and conditions:
+                metrics.count_remote("s3", not_modified=1)
+                return Download(False, etag, last_modified)
+            metrics.count_remote("s3", errors=1)
+            raise FetchError(f"S3 {type(exc).__name__}: {exc}") from None
+        _count_s3_attempts(obj)
+        size = 0
+        chunks = obj["Body"].iter_chunks(DOWNLOAD_CHUNK)
+        try:
+            while True:
+                try:
+                    chunk = next(chunks, None)
+                except Exception as exc:  # botocore's ReadTimeoutError, ResponseStreamingError, ...
+                    metrics.count_remote("s3", errors=1)
+                    raise FetchError(f"S3 {type(exc).__name__}: {exc}") from None
+                if chunk is None:
+                    break
+                sink.write(chunk)  # its own errors (a damaged snapshot) go to the caller as they are
+                size += len(chunk)
+        finally:
+            obj["Body"].close()
+        if size != (obj.get("ContentLength") or size):
+            raise FetchError(f"object ended after {size} of its {obj['ContentLength']} bytes")
+        modified = obj.get("LastModified")
+        return Download(True, obj.get("ETag"), _http_date(modified), size)
+
+    def upload(self, path: str, url: str) -> None:
+        """boto3's managed upload: multipart for a large file, parts in parallel; the object
+        appears whole when it completes (readers see the old one until then)."""
+        bucket, _, key = url[len("s3://"):].partition("/")
+        if not bucket or not key:
+            raise FetchError(f"{url}: an s3:// destination is s3://BUCKET/KEY")
+        try:
+            self._client().upload_file(path, bucket, key)
+        except Exception as exc:  # boto3's S3UploadFailedError, ClientError, ...
+            metrics.count_remote("s3", errors=1)
+            raise FetchError(f"S3 {type(exc).__name__}: {exc}") from None
+        metrics.count_remote("s3", requests=1)
+
     def _get(self, url: str, limit: int) -> bytes:
         bucket, _, key = url[len("s3://"):].partition("/")
         try:
@@ -602,6 +756,11 @@ class S3Source(Source):
         if len(body) > limit:
             raise FetchError(f"object over the {limit} byte limit")
         return body
+
+
+def _http_date(moment: datetime | None) -> str | None:
+    """An S3 LastModified (botocore's aware datetime) as an HTTP date, for If-Modified-Since."""
+    return format_datetime(moment.astimezone(UTC), usegmt=True) if moment is not None else None
 
 
 def _count_s3_attempts(response: Any) -> None:

@@ -18,14 +18,17 @@ from server.catalog.sources import RemoteCache
 from server.index import Index
 from server.runtime.child_build import ChildBuilder
 from server.runtime.reloader import Reloader
+from server.runtime.remote_snapshot import RemoteSnapshot
 from server.settings import Settings
 
 
 def create_app(
-    settings: Settings | None = None, index: Index | None = None, remote_cache: RemoteCache | None = None
+    settings: Settings | None = None, index: Index | None = None, remote_cache: RemoteCache | None = None,
+    replica: RemoteSnapshot | None = None,
 ) -> Starlette:
     """The API over ``index``; without one, the index is loaded in the background and
-    every endpoint answers 503 until it is ready."""
+    every endpoint answers 503 until it is ready. A ``replica`` serves a published snapshot:
+    its reloads fetch that snapshot again (when it changed) instead of reading catalogs."""
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
@@ -42,8 +45,12 @@ def create_app(
     app = http_app(settings, lifespan)
     app.state.index = index
     app.state.remote_cache = remote_cache or RemoteCache()
-    if settings.reload_in_child:
-        build: Callable[[], Index] = ChildBuilder(settings, app.state.remote_cache)
+    app.state.replica = replica
+    build: Callable[[], Index | None]
+    if replica is not None:
+        build = replica  # a download and a mapping: nothing for a child process to spare the server
+    elif settings.reload_in_child:
+        build = ChildBuilder(settings, app.state.remote_cache)
     else:
         build = functools.partial(load_index, settings, app.state.remote_cache)
     app.state.reloader = Reloader(app, build)

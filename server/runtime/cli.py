@@ -42,8 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="extra host the loader may fetch from (repeatable)")
     _add_href_arguments(serve, serve_assets=True)
     serve.add_argument("--log-level", help="debug, info, warning, error")
-    serve.add_argument("--index", dest="index_file", metavar="FILE",
-                       help="start from this index snapshot (see `index`); with ROOTs, a stale one is rebuilt")
+    serve.add_argument("--index", dest="index_file", metavar="FILE|URL",
+                       help="start from this index snapshot (see `index`); with ROOTs, a stale one is rebuilt; "
+                            "an http(s):// or s3:// URL is downloaded once to a local cache and revalidated at "
+                            "each start and reload (no ROOTs then: a replica serves what the builder published)")
     serve.add_argument("--workers", type=int, default=1,
                        help="worker processes sharing one loaded index (forked after the load)")
     serve.add_argument("--watch-interval", type=float,
@@ -52,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="reload the catalogs every N seconds (SIGHUP and POST /_mgmt/reload also reload)")
     index = commands.add_parser("index", help="load catalogs and write an index snapshot for fast starts")
     index.add_argument("roots", nargs="*", metavar="ROOT", help="as for serve")
-    index.add_argument("-o", "--output", required=True, metavar="FILE", help="snapshot file to write")
+    index.add_argument("-o", "--output", required=True, metavar="FILE|s3://BUCKET/KEY",
+                       help="snapshot file to write, or an s3:// object to upload it to (for replicas: "
+                            "serve --index URL)")
     index.add_argument("--allow-host", action="append", dest="allow_hosts",
                        help="extra host the loader may fetch from (repeatable)")
     _add_href_arguments(index, serve_assets=True)
@@ -97,13 +101,14 @@ def _setting_error(error: Any) -> str:
     return f"{'.'.join(map(str, error['loc']))}: {reason}"
 
 
-def _load(settings: Settings, index_file: str | None, remote_cache: Any = None) -> Any:
-    """The index to serve, its load counted in the metrics."""
+def _load(settings: Settings, index_file: str | None, remote_cache: Any = None, replica: Any = None) -> Any:
+    """The index to serve (from ``replica``, a RemoteSnapshot, when given), its load counted in
+    the metrics."""
     from server import metrics
 
     started = time.monotonic()
     try:
-        index = _load_index(settings, index_file, remote_cache)
+        index = replica.load() if replica is not None else _load_index(settings, index_file, remote_cache)
     except Exception:
         metrics.observe_load(False, time.monotonic() - started)
         raise
@@ -114,7 +119,8 @@ def _load(settings: Settings, index_file: str | None, remote_cache: Any = None) 
 def _load_index(settings: Settings, index_file: str | None, remote_cache: Any = None) -> Any:
     """The index to serve: from the snapshot when it is usable, else from the roots."""
     from server.catalog.configured import load_options, roots_of
-    from server.catalog.loader import LoadOptions, hrefs_config, load_catalogs
+    from server.catalog.loader import load_catalogs
+    from server.runtime.remote_snapshot import check_hrefs
     from server.runtime.snapshot import SnapshotError, read_snapshot, write_snapshot
 
     if index_file:
@@ -124,10 +130,7 @@ def _load_index(settings: Settings, index_file: str | None, remote_cache: Any = 
                 settings.roots = header["roots"]  # reloads re-read the snapshot's sources
             elif _root_keys(settings.roots) != _root_keys(header["roots"]):
                 raise SnapshotError(f"{index_file} was built from {header['roots']}, not from the roots given")
-            wanted = hrefs_config(load_options(settings))
-            if (index.hrefs_config or hrefs_config(LoadOptions())) != wanted:
-                raise SnapshotError(f"{index_file} was built with other hrefs settings ({index.hrefs_config}), "
-                                    f"not {wanted}")
+            check_hrefs(index, settings, index_file)
             print(f"stac-static-api: {index.size} items from snapshot {index_file}", file=sys.stderr)
             return index
         except SnapshotError as exc:
@@ -194,15 +197,23 @@ def _serve(settings: Settings, index_file: str | None, workers: int) -> int:
     from server.catalog.loader import LoadError
     from server.catalog.sources import RemoteCache
     from server.runtime.app import create_app
+    from server.runtime.remote_snapshot import RemoteSnapshot, is_remote
     from server.runtime.snapshot import SnapshotError
 
     remote_cache = RemoteCache()
+    replica = None
+    if index_file and is_remote(index_file):
+        if settings.roots:
+            print(f"stac-static-api: --index {index_file} serves what its builder published: give the ROOTs to "
+                  "the builder (`stac-static-api index ROOT... -o URL`), not to a replica", file=sys.stderr)
+            return 2
+        replica = RemoteSnapshot(index_file, settings)
     try:
-        index = _load(settings, index_file, remote_cache)
+        index = _load(settings, index_file, remote_cache, replica)
     except (LoadError, SnapshotError) as exc:
         print(f"stac-static-api: {exc}", file=sys.stderr)
         return 1
-    app = create_app(settings, index=index, remote_cache=remote_cache)
+    app = create_app(settings, index=index, remote_cache=remote_cache, replica=replica)
     del index  # the app holds it; a reference here would keep it alive after a reload swaps it
     config = dict(
         http=JsonErrorsProtocol,
@@ -238,6 +249,39 @@ def _load_roots(settings: Settings) -> tuple[Any, Any] | None:
 
 
 def build_index(settings: Settings, output: str) -> int:
+    from server.runtime.remote_snapshot import is_remote
+
+    if not is_remote(output):
+        return _build_index(settings, output)
+    if not output.startswith("s3://"):
+        print(f"stac-static-api: cannot upload to {output}: write a file (-o FILE) and upload it with your own "
+              "tool, or give an s3:// URL", file=sys.stderr)
+        return 2
+    folder = tempfile.mkdtemp(prefix="stac-static-api-index-")
+    try:
+        local = os.path.join(folder, "index.snapshot")
+        code = _build_index(settings, local)
+        return code if code else _upload(local, output)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _upload(path: str, url: str) -> int:
+    from server.catalog.sources import Fetcher, FetchError
+
+    started = time.monotonic()
+    try:
+        with Fetcher(max_bytes=0) as fetcher:
+            fetcher.upload(path, url)
+    except FetchError as exc:
+        print(f"stac-static-api: the snapshot was not published: {exc}", file=sys.stderr)
+        return 1
+    print(f"stac-static-api: uploaded it to {url} ({os.path.getsize(path)} bytes in {time.monotonic() - started:.1f} s)",
+          file=sys.stderr)
+    return 0
+
+
+def _build_index(settings: Settings, output: str) -> int:
     from server.catalog.configured import roots_of
     from server.runtime.snapshot import write_snapshot
 

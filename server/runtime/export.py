@@ -5,25 +5,35 @@ The items are the index's, in its order, as the server stores them (the JSON a c
 /collections/{c}/items/{id}, links as the loader made them absolute). They are taken from the
 index a chunk at a time (CHUNK items as dicts in memory, not all of them):
 - ndjson: one compact item per line (orjson), written as each chunk is made;
-- parquet: stac-geoparquet's writer with its "ChunksToDisk" schema, which converts each chunk to
-  Arrow and writes it to a temporary parquet file beside the output, unifies the chunks' schemas
-  (a property that only later items have becomes a column of the whole file), then streams the
-  chunk files into the output. Peak memory is about one chunk in Arrow and as dicts; the disk
-  needs about twice the output's size while it runs.
+- parquet: stac-geoparquet's conversion, one chunk at a time (what its "ChunksToDisk" schema
+  does, done here so that the order and null geometries survive): each chunk becomes Arrow and a
+  temporary parquet file beside the output, the chunks' schemas are unified (a property that
+  only later items have becomes a column of the whole file), then the chunk files, in order,
+  are streamed into the output by stac-geoparquet's writer (GeoParquet metadata). Peak memory is
+  about one chunk in Arrow and as dicts; the disk needs about twice the output's size while it
+  runs. stac-geoparquet converts no null geometry: such an item goes in with a placeholder
+  point that is then set to null in its chunk, so the file has a null in the geometry column
+  (GeoParquet allows it; DuckDB reads it as NULL, and the server reads the item back with
+  "geometry": null).
 
 Which format: the output's suffix (.parquet/.geoparquet, .ndjson/.jsonl/.geojsonl), or --format.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+import numpy as np
 import orjson
-from stac_geoparquet.arrow import parse_stac_items_to_parquet  # the `parquet` extra
+import pyarrow as pa  # the `parquet` extra
+import pyarrow.compute as pc
+import pyarrow.dataset
+from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
 
 from server.index import Index
 
@@ -63,7 +73,6 @@ def export(index: Index, output: str, fmt: str | None = None, chunk: int = CHUNK
     """Write the index's items to output; the number written. The file appears whole or not
     at all (written beside it, then renamed)."""
     kind = format_of(output, fmt)
-    without = [0]
     if index.size == 0:
         raise ExportError("no items to export")
     folder = os.path.dirname(os.path.abspath(output))
@@ -75,29 +84,57 @@ def export(index: Index, output: str, fmt: str | None = None, chunk: int = CHUNK
                 for items in item_chunks(index, chunk):
                     f.write(b"".join(orjson.dumps(item) + b"\n" for item in items))
         elif kind == "parquet":
-            def located() -> Iterator[dict[str, Any]]:
-                for item in items_of(index, chunk):
-                    if item.get("geometry") is None:  # stac-geoparquet's writer takes no null geometry
-                        without[0] += 1
-                        continue
-                    yield item
-
-            write_parquet(located(), partial, chunk, folder)
-            if without[0]:
-                log.warning("%d items without geometry left out: stac-geoparquet's writer cannot write them", without[0])
+            write_parquet(items_of(index, chunk), partial, chunk, folder)
         else:
             raise ExportError(f"unknown format {kind!r}: parquet or ndjson")
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(partial, 0o666 & ~umask)  # mkstemp made it private
         os.replace(partial, output)
-        return index.size - without[0] if kind == "parquet" else index.size
+        return index.size
     finally:
         if os.path.exists(partial):
             os.unlink(partial)
 
 
-def write_parquet(items: Iterator[dict[str, Any]], output: str, chunk: int = CHUNK, workdir: str | None = None) -> None:
+# Stand in for a null geometry (and the bbox it lacks) while stac-geoparquet converts the item
+# (it converts every geometry with shapely.geometry.shape); the row's are then set to null.
+PLACEHOLDER = {"type": "Point", "coordinates": [0.0, 0.0]}
+PLACEHOLDER_BBOX = [0.0, 0.0, 0.0, 0.0]
+
+
+def write_parquet(items: Iterable[dict[str, Any]], output: str, chunk: int = CHUNK, workdir: str | None = None) -> int:
+    """The items as one stac-geoparquet file, in order; how many were written."""
     logging.getLogger("stac_geoparquet").setLevel(logging.WARNING)  # its INFO lines speak of PgSTAC
+    written = 0
     with tempfile.TemporaryDirectory(prefix=".export-chunks-", dir=workdir) as chunks:
-        parse_stac_items_to_parquet(items, output_path=output, chunk_size=chunk, schema="ChunksToDisk", tmpdir=chunks)
+        files: list[str] = []
+        schema: pa.Schema | None = None
+        source = iter(items)
+        while batch_items := list(itertools.islice(source, chunk)):
+            batch = _arrow_chunk(batch_items)
+            schema = batch.schema if schema is None else pa.unify_schemas([schema, batch.schema],
+                                                                           promote_options="permissive")
+            files.append(os.path.join(chunks, f"{len(files):09d}.parquet"))
+            to_parquet(pa.RecordBatchReader.from_batches(batch.schema, [batch]), output_path=files[-1])
+            written += batch.num_rows
+        if schema is None:
+            raise ExportError("no items to export")
+        batches = pyarrow.dataset.dataset(files, schema=schema, format="parquet").to_batches(batch_size=chunk)
+        to_parquet(pa.RecordBatchReader.from_batches(schema, batches), output_path=output)
+    return written
+
+
+def _arrow_chunk(items: list[dict[str, Any]]) -> pa.RecordBatch:
+    """One chunk as stac-geoparquet's Arrow; null geometries stay null."""
+    without = [i for i, item in enumerate(items) if item.get("geometry") is None]
+    for i in without:  # (a bbox too: a chunk of items without any bbox is another error there)
+        items[i] = {**items[i], "geometry": PLACEHOLDER, "bbox": PLACEHOLDER_BBOX}
+    batch = pa.Table.from_batches(list(parse_stac_items_to_arrow(items, schema="FullFile"))).combine_chunks().to_batches()[0]
+    if without:
+        null = pa.array(np.isin(np.arange(batch.num_rows), without))
+        for name in ("geometry", "bbox"):
+            where = batch.schema.get_field_index(name)
+            column = pc.if_else(null, pa.scalar(None, batch.column(where).type), batch.column(where))
+            batch = batch.set_column(where, batch.schema.field(where), column)
+    return batch

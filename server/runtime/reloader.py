@@ -36,10 +36,11 @@ class ReloadStatus:
     started_at: float | None = None
     seconds: float | None = None
     reloads: int = 0
+    changed: bool | None = None  # False: nothing new to swap in (a replica's snapshot unchanged)
 
 
 class Reloader:
-    def __init__(self, app: Starlette, build: Callable[[], Index]) -> None:
+    def __init__(self, app: Starlette, build: Callable[[], Index | None]) -> None:
         self.app = app
         self.build = build
         self.status = ReloadStatus()
@@ -74,7 +75,8 @@ class Reloader:
     async def reload(self, reason: str) -> ReloadStatus:
         """Build a new index in a thread and swap it in; one reload at a time. The metrics
         count the loads this process builds (a forked worker maps what the supervisor built
-        and counted)."""
+        and counted). A build that returns None found nothing new (a replica's snapshot
+        answered 304): a success, and the index serving stays."""
         async with self._lock:
             started = time.time()
             builds = self.supervisor_pid is None
@@ -87,6 +89,13 @@ class Reloader:
                     metrics.observe_load(False, self.status.seconds or 0.0)
                 log.error("reload (%s) failed, still serving the previous index: %s", reason, exc)
                 return self.status
+            if index is None:
+                self.status = ReloadStatus(True, reason, None, started, time.time() - started,
+                                           self.status.reloads + 1, changed=False)
+                if builds:
+                    metrics.observe_load(True, self.status.seconds or 0.0)
+                log.info("reload (%s): unchanged, in %.2f s", reason, self.status.seconds)
+                return self.status
             previous = self.app.state.index
             if self.supervisor_pid is None:  # a worker takes the supervisor's count, the same in every worker
                 index.version = (previous.version + 1) if previous is not None else index.version
@@ -96,7 +105,8 @@ class Reloader:
             matches = getattr(self.app.state, "match_cache", None)
             if matches is not None:
                 matches.clear()  # its entries are the previous index's
-            self.status = ReloadStatus(True, reason, None, started, time.time() - started, self.status.reloads + 1)
+            self.status = ReloadStatus(True, reason, None, started, time.time() - started, self.status.reloads + 1,
+                                       changed=True)
             if builds:
                 metrics.observe_load(True, self.status.seconds or 0.0)
             metrics.set_process_index_version(index.version)

@@ -42,6 +42,7 @@ from server.catalog.loader import release_free_memory
 from server.catalog.sources import RemoteCache
 from server.runtime.child_build import ChildBuilder, failure_text
 from server.runtime.reloader import ReloadStatus
+from server.runtime.remote_snapshot import RemoteSnapshot
 from server.runtime.snapshot import read_snapshot
 from server.runtime.stopping import stop_requested
 from server.settings import Settings
@@ -90,9 +91,11 @@ class Supervisor:
     Reload requests (SIGHUP, a worker's POST /_mgmt/reload), the interval and the file watch
     all end up here."""
 
-    def __init__(self, settings: Settings, remote_cache: RemoteCache, fingerprint: Fingerprint | None) -> None:
+    def __init__(self, settings: Settings, remote_cache: RemoteCache, fingerprint: Fingerprint | None,
+                 replica: RemoteSnapshot | None = None) -> None:
         self.settings = settings
-        self.builder = ChildBuilder(settings, remote_cache)
+        # a replica's reload downloads the published snapshot (when it changed) instead of a build
+        self.builder: ChildBuilder | RemoteSnapshot = replica or ChildBuilder(settings, remote_cache)
         self.fingerprint = fingerprint
         self.workdir = Path(tempfile.mkdtemp(prefix="stac-static-api-workers-"))
         self.publication = self.workdir / "published.json"
@@ -138,8 +141,14 @@ class Supervisor:
         published: Published | None = None
         try:
             built = self.builder.build_snapshot(folder, fingerprint=self.settings.watch_interval > 0)
-            snapshot = self.workdir / f"index-{self._builds}.snapshot"
-            os.replace(built, snapshot)
+            if built is None:  # a replica's snapshot, unchanged: nothing to publish
+                metrics.observe_load(True, time.time() - started)
+                log.info("reload (%s): unchanged", reason)
+                return
+            snapshot = built
+            if built.parent == folder:  # a build's own file; a replica's copy stays in its cache
+                snapshot = self.workdir / f"index-{self._builds}.snapshot"
+                os.replace(built, snapshot)
             if (folder / "fingerprint.pickle").exists():
                 self.fingerprint = pickle.loads((folder / "fingerprint.pickle").read_bytes())
             published = Published(os.open(snapshot, os.O_RDONLY), snapshot, self._version + 1)
@@ -165,9 +174,10 @@ class Supervisor:
                     os.kill(worker, signal.SIGUSR1)
         if published is not None and previous is not None:
             # Mapped by the workers at the last reload, and by any worker forked since through
-            # its own copy of the descriptor: unlinking is safe.
+            # its own copy of the descriptor: unlinking is safe (a file of ours: not a replica's cached copy).
             os.close(previous.fd)
-            previous.path.unlink(missing_ok=True)
+            if previous.path.parent == self.workdir:
+                previous.path.unlink(missing_ok=True)
 
     def close(self) -> None:
         self.builder.kill()
@@ -421,7 +431,7 @@ def run_forked(app: Any, config_kwargs: dict[str, Any], host: str, port: int, wo
     sock = listening_socket(host, port)
     settings: Settings = app.state.settings
     fingerprint = app.state.index.fingerprint if settings.watch_interval > 0 else None
-    supervisor = Supervisor(settings, app.state.remote_cache, fingerprint)
+    supervisor = Supervisor(settings, app.state.remote_cache, fingerprint, app.state.replica)
 
     def request_reload(signum: int, frame: Any) -> None:
         supervisor.pending = "SIGHUP"
