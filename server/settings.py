@@ -95,7 +95,11 @@ class Settings(BaseSettings):
     )
     max_documents: int = Field(5_000_000, description="Stop loading after this many documents.")
     max_depth: int = Field(64, description="Deepest catalog nesting followed.")
-    fetch_concurrency: int = Field(32, ge=1, description="Documents fetched at once while loading.")
+    fetch_concurrency: int = Field(32, ge=1, description="Documents fetched at once while loading (at the start, "
+                                   "with libcurl; the urllib3 and S3 paths keep this many).")
+    fetch_max_concurrency: int = Field(256, ge=1, description="With libcurl, remote documents in flight grow from "
+                                       "fetch_concurrency up to this while documents/s grows, and halve on "
+                                       "429/502-504/timeouts/dropped connections.")
     fetch_timeout: float = Field(20.0, description="Seconds per remote request.")
     fetch_retries: int = Field(3, ge=0, description="Retries of a remote request on timeout/429/5xx.")
     forwarded_allow_ips: str = Field(

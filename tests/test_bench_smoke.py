@@ -75,6 +75,14 @@ def test_remote_ingest(catalog: Path) -> None:
     assert f"remote catalog of {ITEMS} items" in out and "ratio" in out
 
 
+def test_remote_ingest_checkouts_at_a_latency(catalog: Path) -> None:
+    """Issue 18's table: this checkout (twice, as two names) behind ttfb_server.py's 5 ms, and the local floor."""
+    out = run("remote_ingest.py", str(catalog), "--latency-ms", "5", "--repeat", "1", "--tree", f"a={REPO}",
+              "--tree", f"b={REPO}", "--floor", "--max-concurrency", "64")
+    for name in ("a", "b", "b, local files"):
+        assert re.search(rf"\| 5 ms \| {re.escape(name)} \| {ITEMS:,} \| [0-9.]+ \| [0-9,]+ \|", out), out
+
+
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (bench dependency: apt-get install wrk)")
 def test_load_and_throughput(catalog: Path) -> None:
     out = run("load.py", str(catalog / "catalog.json"), "--duration", "4", "--warmup", "1", "--connections", "4")

@@ -21,6 +21,7 @@ def load_options(settings: Settings, remote_cache: RemoteCache | None = None) ->
         max_documents=settings.max_documents,
         max_depth=settings.max_depth,
         fetch_concurrency=settings.fetch_concurrency,
+        fetch_max_concurrency=settings.fetch_max_concurrency,
         fetch_timeout=settings.fetch_timeout,
         fetch_retries=settings.fetch_retries,
         allow_hosts=tuple(settings.allow_hosts),

@@ -6,12 +6,21 @@ with nginx on loopback). libcurl does the requests in C from one thread, with ke
 many transfers in flight, for ~20 us of Python per document; the loader parses the bodies as
 they arrive while the server works on the next ones.
 
-Same rules as the urllib3 path in sources.py: at most `concurrency` requests in flight, a
+Same rules as the urllib3 path in sources.py: a bounded number of requests in flight, a
 connect timeout and a read timeout (no byte for `timeout` seconds) per request plus an overall
 deadline, retries with backoff on timeouts, dropped connections, 429 and 5xx, the body size
 limit (aborted mid-transfer), conditional requests with the RemoteCache (a 304 reuses the
 cached body), redirects not followed (so never out of scope: a 3xx is an error), http and
 https only, and no proxy from the environment.
+
+How many in flight (Concurrency): against a bucket, each document waits ~10-50 ms for its
+first byte, so documents/s is about transfers in flight / latency (32 at 20 ms: 1,600/s).
+A session starts at `concurrency` and grows by half while each growth raised the documents
+per second (the server, the network and this process's parsing all keep up), up to `most`;
+it halves on a sign of an overloaded server (429, 502-504, a timeout, a refused or dropped
+connection), once per round of transfers, and probes upwards again later. Keep-alive
+connections are reused across transfers and batches; over https, HTTP/2 where the server
+offers it (ALPN), its streams multiplexed on few connections (PIPEWAIT).
 """
 
 from __future__ import annotations
@@ -49,6 +58,9 @@ RETRYABLE = frozenset({
     pycurl.E_GOT_NOTHING, pycurl.E_SEND_ERROR, pycurl.E_RECV_ERROR, pycurl.E_PARTIAL_FILE,
 })
 OVER_LIMIT = frozenset({pycurl.E_FILESIZE_EXCEEDED, pycurl.E_WRITE_ERROR})
+# A server (or the path to it) that has more than it can take: fewer in flight.
+OVERLOADED_STATUS = frozenset({429, 502, 503, 504})
+OVERLOADED_ERRORS = RETRYABLE - {pycurl.E_COULDNT_RESOLVE_HOST}
 
 _UNSAFE = re.compile(r"[^\x21-\x7e]|[\"<>\\^`{|}]")
 
@@ -77,6 +89,73 @@ class FetchCounts:
                   "not_modified": self.not_modified}
         self.requests = self.retries = self.errors = self.not_modified = 0
         return counts
+
+
+class Concurrency:
+    """How many transfers a session keeps in flight: grown while that pays, halved on trouble.
+
+    Time is cut into rounds of at least ``4 * limit`` finished transfers (and 50 ms). After a
+    round in which the limit held transfers back (more were ready to go, and the caller was
+    keeping up), the limit grows by half; if the next round's documents/s did not grow by a
+    sixth, the growth did not pay (the server, the network or the caller is the bound) and
+    the limit goes back, to probe again 8 rounds later. Trouble (``overloaded``) halves it,
+    once for the transfers in flight then (those started before a cut do not cut again),
+    and growth waits two clean rounds."""
+
+    GROWTH = 1.5
+    PAYS = 1 + (GROWTH - 1) / 3
+    MIN_ROUND_SECONDS = 0.05
+    PROBE_EVERY = 8
+
+    __slots__ = ("limit", "most", "peak", "cuts", "bound", "held", "trouble", "_round_start", "_done",
+                 "_before", "_rate_before", "_quiet", "_last_cut")
+
+    def __init__(self, start: int, most: int) -> None:
+        self.most = max(1, most)
+        self.limit = min(max(1, start), self.most)
+        self.peak = self.limit
+        self.cuts = 0
+        self.bound = False  # this round, a transfer waited for the limit
+        self.held = False  # this round, the caller was behind (bodies waiting): not the limit's doing
+        self.trouble = False
+        self._round_start = time.monotonic()
+        self._done = 0
+        self._before = 0  # the limit before a growth being tried (0: none)
+        self._rate_before = 0.0
+        self._quiet = 0  # rounds before the next growth may be tried
+        self._last_cut = 0.0
+
+    def finished(self, now: float, count: int) -> None:
+        self._done += count
+        elapsed = now - self._round_start
+        if self._done < 4 * self.limit or elapsed < self.MIN_ROUND_SECONDS:
+            return
+        rate = self._done / elapsed
+        if self._before:  # the round after a growth: keep it only if it paid
+            if rate < self._rate_before * self.PAYS or self.trouble:
+                self.limit = self._before
+                self._quiet = self.PROBE_EVERY
+            self._before = 0
+        elif self._quiet:
+            self._quiet -= 1
+        elif self.bound and not self.held and not self.trouble and self.limit < self.most:
+            self._before, self._rate_before = self.limit, rate
+            self.limit = min(self.most, math.ceil(self.limit * self.GROWTH))
+            self.peak = max(self.peak, self.limit)
+        self._round_start, self._done = now, 0
+        self.bound = self.held = self.trouble = False
+
+    def overloaded(self, started: float, now: float) -> None:
+        """A transfer started at ``started`` met an overloaded server."""
+        self.trouble = True
+        if started < self._last_cut:
+            return  # in flight when the limit was last cut: that cut answered it
+        self._last_cut = now
+        self.cuts += 1
+        self.limit = max(1, (self._before or self.limit) // 2)
+        self._before = 0
+        self._quiet = 2
+        self._round_start, self._done = now, 0
 
 
 class _Body:
@@ -127,14 +206,16 @@ class CurlSession:
     """One multi handle with its easy handles (and libcurl's pool of open connections).
     Used by one thread at a time; the Fetcher keeps idle sessions for the next batch."""
 
-    def __init__(self, concurrency: int, timeout: float, retries: int) -> None:
-        self.concurrency = max(1, concurrency)
+    def __init__(self, concurrency: int, timeout: float, retries: int, most: int | None = None) -> None:
+        self.in_flight = Concurrency(concurrency, concurrency if most is None else max(concurrency, most))
         self.timeout = timeout
         self.retries = retries
         self.deadline = 4 * timeout  # connect + first byte + a body that trickles
         self.multi = pycurl.CurlMulti()
-        self.multi.setopt(pycurl.M_MAXCONNECTS, self.concurrency * 2)
-        self.idle: list[pycurl.Curl] = [self._handle() for _ in range(self.concurrency)]
+        # idle keep-alive connections kept: as many as may be in flight, and some
+        self.multi.setopt(pycurl.M_MAXCONNECTS, self.in_flight.most + 16)
+        self.multi.setopt(pycurl.M_PIPELINING, pycurl.PIPE_MULTIPLEX)  # HTTP/2 streams share a connection
+        self.idle: list[pycurl.Curl] = []  # made as the limit first needs them
         self.counts = FetchCounts()
 
     def _handle(self) -> pycurl.Curl:
@@ -148,6 +229,9 @@ class CurlSession:
         handle.setopt(pycurl.LOW_SPEED_LIMIT, 1)  # the read timeout: under a byte a second ...
         handle.setopt(pycurl.LOW_SPEED_TIME, max(1, math.ceil(self.timeout)))  # ... for `timeout` s
         handle.setopt(pycurl.TIMEOUT_MS, max(1, int(self.deadline * 1000)))
+        # HTTP/2 where offered over TLS (libcurl's default), and a new transfer waits for a
+        # connection that may multiplex it rather than opening its own
+        handle.setopt(pycurl.PIPEWAIT, 1)
         _tls_options(handle)
         return handle
 
@@ -169,7 +253,7 @@ class CurlSession:
         done: dict[int, Result] = {}
         active: dict[pycurl.Curl, _Transfer] = {}
         waiting: list[tuple[float, int, _Transfer]] = []  # retries, by when they may start
-        window = max(64, 8 * self.concurrency)  # finished bodies not yet handed on, at most
+        in_flight = self.in_flight
         submitted = 0
         yielded = 0
         try:
@@ -181,17 +265,23 @@ class CurlSession:
                 # Keep the server busy while the caller parses: new requests go out before
                 # the next finished body is handed on, not only when none is left.
                 started = False
-                if self.idle:
+                limit = in_flight.limit
+                if len(active) < limit:
                     now = time.monotonic()
-                    while self.idle and waiting and waiting[0][0] <= now:
+                    while waiting and waiting[0][0] <= now and len(active) < limit:
                         self._start(heapq.heappop(waiting)[2], cache, active, now)
                         started = True
-                    while self.idle and submitted < count and submitted < yielded + window:
+                    window = yielded + max(64, 8 * limit)  # finished bodies not yet handed on, at most
+                    while submitted < count and submitted < window and len(active) < limit:
                         if remote[submitted]:
                             url = locations[submitted]
                             self._start(_Transfer(submitted, url, limit_of(url)), cache, active, now)
                             started = True
                         submitted += 1
+                    if submitted < count and submitted >= window:
+                        in_flight.held = True  # the caller is behind: more in flight would not help
+                if len(active) >= limit and (submitted < count or waiting):
+                    in_flight.bound = True
                 result = done.pop(yielded, None)
                 if result is not None and not started:
                     yield result
@@ -223,7 +313,7 @@ class CurlSession:
 
     def _start(self, transfer: _Transfer, cache: RemoteCache | None, active: dict[pycurl.Curl, _Transfer],
                now: float) -> None:
-        handle = self.idle.pop()
+        handle = self.idle.pop() if self.idle else self._handle()
         transfer.body = body = _Body(transfer.limit)
         transfer.started = now
         handle.setopt(pycurl.URL, curl_url(transfer.url))
@@ -266,6 +356,8 @@ class CurlSession:
                 finished += 1
                 self._failed(transfer, errno, message, elapsed, done, waiting)
             if not queued:
+                if finished:
+                    self.in_flight.finished(time.monotonic(), finished)
                 return finished
 
     def _release(self, handle: pycurl.Curl) -> None:
@@ -295,6 +387,8 @@ class CurlSession:
             transfer.conditional = False  # evicted meanwhile: ask for the whole document
             heapq.heappush(waiting, (0.0, transfer.position, transfer))
             return
+        if status in OVERLOADED_STATUS:
+            self.in_flight.overloaded(transfer.started, time.monotonic())
         if (status == 429 or status >= 500) and transfer.attempt < self.retries:
             self._retry(transfer, waiting)
             return
@@ -304,6 +398,8 @@ class CurlSession:
     def _failed(self, transfer: _Transfer, errno: int, message: str, elapsed: float, done: dict[int, Result],
                 waiting: list[tuple[float, int, _Transfer]]) -> None:
         transfer.body = None
+        if errno in OVERLOADED_ERRORS:
+            self.in_flight.overloaded(transfer.started, time.monotonic())
         if errno in OVER_LIMIT:
             reason = f"response over the {transfer.limit} byte limit"
         elif errno == pycurl.E_OPERATION_TIMEDOUT and elapsed >= self.deadline * 0.99:

@@ -84,8 +84,9 @@ def _count_worker(read: Callable[[int], bytes]) -> None:
 class CurlPool:
     """Idle CurlSessions, so that each batch reuses the connections the last one opened."""
 
-    def __init__(self, concurrency: int, timeout: float, retries: int, worker_min_batch: int | None = None) -> None:
-        self._args = (concurrency, timeout, retries)
+    def __init__(self, concurrency: int, timeout: float, retries: int, worker_min_batch: int | None = None,
+                 most: int | None = None) -> None:
+        self._args = (concurrency, timeout, retries, concurrency if most is None else max(concurrency, most))
         self._idle: list[CurlSession] = []
         self._lock = threading.Lock()
         self._auto = worker_min_batch is None  # then also only with a core to spare
@@ -103,8 +104,9 @@ class CurlPool:
                          cache: RemoteCache | None, fetch_other: Callable[[str], Result]) -> Iterator[Result]:
         """The batch fetched by a child process (fetch_worker.py), read back in order; what it
         did not answer (it died, or could not start) is fetched here."""
-        concurrency, timeout, retries = self._args
-        options = {"concurrency": concurrency, "timeout": timeout, "retries": retries, "cache": cache is not None}
+        concurrency, timeout, retries, most = self._args
+        options = {"concurrency": concurrency, "most": most, "timeout": timeout, "retries": retries,
+                   "cache": cache is not None}
         answered = 0
         proc = None
         try:
@@ -173,6 +175,19 @@ class CurlPool:
             metrics.count_remote("http", **session.counts.take())
             with self._lock:
                 self._idle.append(session)
+
+    def fetch_fresh(self, locations: Sequence[str], limit_of: Callable[[str], int], cache: RemoteCache | None,
+                    fetch_other: Callable[[str], Result], counts: dict[str, int]) -> Iterator[Result]:
+        """A batch through a session of its own, closed after it; its counts added to
+        ``counts`` (a forked child's: its connections are not the pooled ones, which belong
+        to the process that forked it, and its metrics go back to that process)."""
+        session = CurlSession(*self._args)
+        try:
+            yield from session.fetch_many(locations, limit_of, cache, fetch_other)
+        finally:
+            for name, value in session.counts.take().items():
+                counts[name] = counts.get(name, 0) + value
+            session.close()
 
     def close(self) -> None:
         with self._lock:

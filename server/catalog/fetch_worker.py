@@ -69,7 +69,8 @@ def main() -> None:
             sent[url] = (etag, modified)
     del lines
     cache = _Validators(sent) if options["cache"] else None
-    session = CurlSession(options["concurrency"], options["timeout"], options["retries"])
+    session = CurlSession(options["concurrency"], options["timeout"], options["retries"],
+                          options.get("most"))
     out = sys.stdout.fileno()
     pending: list[bytes] = []
     pending_size = 0

@@ -192,6 +192,7 @@ class LoadOptions:
     max_documents: int = 5_000_000
     max_depth: int = 64
     fetch_concurrency: int = 32
+    fetch_max_concurrency: int = 256  # libcurl grows from fetch_concurrency up to this while it pays
     fetch_timeout: float = 20.0
     fetch_retries: int = 3
     allow_hosts: tuple[str, ...] = ()
@@ -450,6 +451,7 @@ class Loader:
             roots=tuple(self.roots),
             root_max_bytes=max(ROOT_MAX_BYTES, self._structure_limit),
             concurrency=self.options.fetch_concurrency,
+            max_concurrency=self.options.fetch_max_concurrency,
         ) as fetcher, ThreadPoolExecutor(self.options.fetch_concurrency) as pool:
             self._fetcher = fetcher
             self._pool = pool
@@ -697,7 +699,7 @@ class Loader:
         # libcurl's batches stream in order with bounded memory: all items in one (no pause
         # between chunks, and large enough for a fetch process); a thread pool's map holds
         # every result of its batch, so chunks there
-        if forked_reader.usable(len(pending)) and self._fetcher.all_local([loc for loc, _ in pending]):
+        if forked_reader.usable(len(pending)) and self._fetcher.forkable([loc for loc, _ in pending]):
             done = self._load_items_forked(pending)
             del pending[:done]  # what a child that died did not send is read here
         size = ITEM_CHUNK
@@ -725,11 +727,10 @@ class Loader:
             self.skip(location, str(exc), INVALID_JSON)
 
     def _load_items_forked(self, pending: list[tuple[str, Context]]) -> int:
-        """Local items read and made servable by a forked child (forked_reader), indexed
+        """Items read and made servable by a forked child (forked_reader), indexed
         here as they arrive; how many of ``pending`` were handled."""
         done = 0
-        fetched = forked_reader.read_forked([loc for loc, _ in pending], self._fetcher.fetch_result,
-                                            self._fetcher.sources, self.hrefs)
+        fetched = forked_reader.read_forked([loc for loc, _ in pending], self._fetcher, self.hrefs)
         for position, kind, payload in fetched:
             location, ctx = pending[position]
             if kind == b"n":
@@ -787,7 +788,7 @@ class Loader:
         done, had = 0, 0
         records = forked_reader.read_bulk_forked(
             [loc for loc, _ in bulk], self._read_bulk, self._bulk_values,
-            lambda location: location in self._refused, self._fetcher.sources, self.hrefs)
+            lambda location: location in self._refused, self._fetcher, self.hrefs)
         for position, kind, payload in records:
             location, ctx = bulk[position]
             if kind == b"n":

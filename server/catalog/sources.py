@@ -151,6 +151,30 @@ DOWNLOAD_CHUNK = 1 << 20
 Result = tuple[str, "bytes | None", "str | None"]  # (location, body, None) or (location, None, reason)
 
 
+class _RecordingCache:
+    """A forked reader's view of the RemoteCache (its copy, from the fork): validators to
+    send and bodies a 304 stands for as usual, but new validators are recorded for the
+    parent (``received``), whose cache is the one that lasts, and so are the 304s answered."""
+
+    def __init__(self, cache: RemoteCache) -> None:
+        self.cache = cache
+        self.received: dict[str, tuple[str | None, str | None]] = {}
+        self.revalidated = 0
+
+    def conditional_headers(self, url: str) -> dict[str, str]:
+        return self.cache.conditional_headers(url)
+
+    def cached_body(self, url: str) -> bytes | None:
+        body = self.cache.cached_body(url)
+        if body is not None:
+            self.revalidated += 1
+        return body
+
+    def store_validators(self, url: str, etag: str | None, modified: str | None, body: bytes) -> None:
+        if etag or modified:
+            self.received[url] = (etag, modified)
+
+
 class Source:
     """How documents of some URL schemes are read: ``fetch`` one within a byte limit, or
     ``fetch_many`` in order (concurrently where the scheme gains from it: from the loader's
@@ -162,6 +186,7 @@ class Source:
     schemes: tuple[str, ...] = ()
     local = False  # files on this machine: a forked reader may read them (forked_reader.py)
     batches = False  # fetch_many reads concurrently by itself: one batch may hold them all
+    forkable = False  # a forked reader may read them (files; or libcurl's own session there)
 
     def __init__(self, fetcher: Fetcher) -> None:
         self.fetcher = fetcher
@@ -215,7 +240,7 @@ class Fetcher:
         self, *, max_bytes: int, timeout: float = 20.0, retries: int = 3, remote_cache: RemoteCache | None = None,
         real_path_check: Callable[[str, str], str | None] | None = None,
         roots: tuple[str, ...] = (), root_max_bytes: int = 8 * 1024**3, concurrency: int = 32,
-        use_curl: bool | None = None, worker_min_batch: int | None = None,
+        max_concurrency: int | None = None, use_curl: bool | None = None, worker_min_batch: int | None = None,
     ) -> None:
         self.roots = set(roots)
         self.root_max_bytes = max(root_max_bytes, max_bytes)
@@ -226,12 +251,17 @@ class Fetcher:
         self.retries = retries
         self.timeout = timeout
         self.concurrency = concurrency
+        # libcurl grows from `concurrency` up to this while it pays (curl.Concurrency); the
+        # urllib3 and S3 paths keep `concurrency` threads
+        self.max_concurrency = concurrency if max_concurrency is None else max(concurrency, max_concurrency)
         if use_curl is None:
             use_curl = CurlPool is not None
         if use_curl and CurlPool is None:
             raise FetchError("pycurl is not installed")
         self.use_curl = use_curl
         self.worker_min_batch = worker_min_batch
+        self._child_cache: _RecordingCache | None = None
+        self._child_counts: dict[str, int] = {}
         self._sources: dict[type[Source], Source] = {}
         self._sources_lock = threading.Lock()
 
@@ -272,6 +302,50 @@ class Fetcher:
         """Whether all are files on this machine (which a forked reader may read)."""
         source = self._one_source(locations)
         return source is not None and source.local
+
+    def forkable(self, locations: Sequence[str]) -> bool:
+        """Whether a forked reader (forked_reader.py) may read all of them: files on this
+        machine, or http(s) through libcurl (a session of the child's own, read_in_child)."""
+        source = self._one_source(locations)
+        return source is not None and source.forkable
+
+    # -- in a forked reader (forked_reader.py) ---------------------------------------------------
+
+    def read_in_child(self, locations: Sequence[str]) -> Iterator[Result]:
+        """(In a forked child) each location's result, in order: http(s) through a libcurl
+        session of its own, many in flight (the inherited sessions' connections are the
+        parent's), new validators kept for ``child_validators``; files one by one."""
+        source = self._one_source(locations)
+        if isinstance(source, HttpSource) and source.forkable:
+            self._child_cache = _RecordingCache(self.remote_cache) if self.remote_cache is not None else None
+            return source.curl_fresh(locations, self._limit, self._child_cache)
+        return map(self.fetch_result, locations)
+
+    def child_validators(self, location: str) -> tuple[str | None, str | None] | None:
+        """(In the child) the ETag / Last-Modified that came with ``location``'s body, if any."""
+        cache = self._child_cache
+        return None if cache is None else cache.received.pop(location, None)
+
+    def child_tally(self) -> dict[str, int]:
+        """(In the child) what its fetches took, for ``add_child_tally`` in the parent."""
+        tally = dict(self._child_counts)
+        if self._child_cache is not None:
+            tally["revalidated"] = self._child_cache.revalidated
+        return tally
+
+    def keep_validators(self, location: str, etag: str | None, modified: str | None, body: bytes) -> None:
+        """(In the parent) validators the child received, into the RemoteCache."""
+        if self.remote_cache is not None:
+            self.remote_cache.store_validators(location, etag, modified, body)
+
+    def add_child_tally(self, tally: dict[str, int]) -> None:
+        """(In the parent) the child's fetch counts, into the metrics and the RemoteCache."""
+        revalidated = tally.pop("revalidated", 0)
+        if revalidated and self.remote_cache is not None:
+            with self.remote_cache._lock:
+                self.remote_cache.revalidated += revalidated
+        if tally:
+            metrics.count_remote("http", **tally)
 
     def __enter__(self) -> Fetcher:
         return self
@@ -347,6 +421,7 @@ class LocalFiles(Source):
 
     schemes = ("",)
     local = True
+    forkable = True
 
     def fetch(self, path: str, limit: int) -> bytes:
         """One open, one fstat, one read: cheaper than the io stack, and only regular
@@ -403,9 +478,9 @@ class HttpSource(Source):
 
     def __init__(self, fetcher: Fetcher) -> None:
         super().__init__(fetcher)
-        self.batches = fetcher.use_curl
-        self._curl = (CurlPool(fetcher.concurrency, fetcher.timeout, fetcher.retries, fetcher.worker_min_batch)
-                      if fetcher.use_curl else None)
+        self.batches = self.forkable = fetcher.use_curl
+        self._curl = (CurlPool(fetcher.concurrency, fetcher.timeout, fetcher.retries, fetcher.worker_min_batch,
+                               most=fetcher.max_concurrency) if fetcher.use_curl else None)
         self._client: urllib3.PoolManager | None = None
 
     def fetch(self, location: str, limit: int) -> bytes:
@@ -423,6 +498,14 @@ class HttpSource(Source):
     def curl_many(self, locations: Sequence[str], limit_of: Callable[[str], int]) -> Iterator[Result]:
         assert self._curl is not None
         return self._curl.fetch_many(locations, limit_of, self.fetcher.remote_cache, self.fetcher.fetch_result)
+
+    def curl_fresh(self, locations: Sequence[str], limit_of: Callable[[str], int],
+                   cache: _RecordingCache | None) -> Iterator[Result]:
+        """A batch through a libcurl session made for it (a forked reader's), its counts
+        left in the fetcher's ``_child_counts``."""
+        assert self._curl is not None
+        return self._curl.fetch_fresh(locations, limit_of, cache, self.fetcher.fetch_result,
+                                      self.fetcher._child_counts)
 
     def fetch_many(self, locations: Sequence[str], limit: int, pool: Executor | None) -> Iterator[Result]:
         if self._curl is not None:  # many in flight from this thread, parsed as they arrive

@@ -1,0 +1,297 @@
+"""A static file server on 127.0.0.1 that waits a fixed time before each answer (a bucket's
+time to first byte), fast enough that the client, not the server, is what a run measures.
+
+    python bench/ttfb_server.py FOLDER --latency-ms 20 [--port 0] [--port-file F]
+        [--busy-seconds S [--busy-from N]] [--capacity N] [--status 429] [--close-after N]
+        [--tls CERT KEY [--http1]]
+
+Why not http.server: 32 threads sleeping 10 ms cap it near 1,800 requests/s, and a thread per
+request past that; here one asyncio loop (uvloop when installed) answers each request from a
+timer, so thousands wait at once for no CPU. HTTP/1.1 with keep-alive (no pipelining: libcurl
+sends one request at a time per connection); with --tls, HTTP/2 as well when the `h2` package
+is installed (ALPN), as S3 and most CDNs offer.
+
+Also the misbehaving servers the loader's tests need (tests/test_remote_concurrency.py):
+`--busy-seconds S` answers 503 to every request in the S seconds from the first one (or
+the `--busy-from N`th; `/_stats` is not counted),
+`--capacity N` answers 503 to a request that arrives while N are already waiting (a bucket's
+SlowDown), `--status 429` makes those 429s instead, `--close-after N` closes a keep-alive
+connection after N answers without saying so (no `Connection: close`, as a server's idle
+timeout does). GET `/_stats` answers JSON: requests, the most answers waiting at once
+(`most_in_flight`), the most connections open at once, 503/429s sent, connections opened,
+304s sent, and per request the answers waiting when it came and its status (`arrivals`).
+Each file has an ETag (its mtime and size); `If-None-Match` with it answers 304.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import ssl
+import sys
+import time
+from pathlib import Path
+from urllib.parse import unquote
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - plain asyncio is slower but works
+    uvloop = None
+
+try:
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.settings
+except ImportError:
+    h2 = None
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.requests = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.connections = 0
+        self.open = 0
+        self.most_open = 0
+        self.refused = 0
+        self.not_modified = 0
+        self.first = 0.0
+        self.arrivals: list[tuple[int, int]] = []  # per request: answers waiting when it came, its status
+
+    def as_json(self) -> bytes:
+        return json.dumps({
+            "requests": self.requests, "most_in_flight": self.most_in_flight, "connections": self.connections,
+            "most_open": self.most_open, "refused": self.refused, "not_modified": self.not_modified, "arrivals": self.arrivals,
+        }).encode()
+
+
+class Server:
+    def __init__(self, folder: Path, latency: float, busy: float, busy_from: int, capacity: int, status: int,
+                 close_after: int) -> None:
+        self.folder = str(folder.resolve())
+        self.latency = latency
+        self.busy = busy
+        self.busy_from = busy_from
+        self.capacity = capacity
+        self.status = status
+        self.close_after = close_after
+        self.stats = Stats()
+
+    def answer(self, path: bytes, if_none_match: bytes | None = None) -> tuple[int, bytes, bytes, bytes | None]:
+        """(status, content type, body, ETag) of a GET; 503/429 when busy; 304 when the ETag
+        (size and mtime, as a bucket's changes when the object does) is `if_none_match`.
+        Counted as arriving now."""
+        stats = self.stats
+        if path == b"/_stats":
+            return 200, b"application/json", stats.as_json(), None
+        now = time.monotonic()
+        stats.requests += 1
+        if stats.requests == self.busy_from:
+            stats.first = now
+        if (self.busy and stats.first and now - stats.first < self.busy) or (self.capacity and stats.in_flight >= self.capacity):
+            stats.refused += 1
+            stats.arrivals.append((stats.in_flight, self.status))
+            return self.status, b"text/plain", b"slow down", None
+        stats.arrivals.append((stats.in_flight, 200))
+        name = unquote(path.split(b"?", 1)[0].decode("latin-1"))
+        full = os.path.normpath(os.path.join(self.folder, name.lstrip("/")))
+        if not full.startswith(self.folder):
+            return 404, b"text/plain", b"not found", None
+        try:
+            with open(full, "rb") as f:
+                info = os.fstat(f.fileno())
+                etag = b'"%x-%x"' % (info.st_mtime_ns, info.st_size)
+                if etag == if_none_match:
+                    self.stats.not_modified += 1
+                    return 304, b"application/json", b"", etag
+                return 200, b"application/json", f.read(), etag
+        except OSError:
+            return 404, b"text/plain", b"not found", None
+
+    def begin(self) -> None:
+        stats = self.stats
+        stats.in_flight += 1
+        stats.most_in_flight = max(stats.most_in_flight, stats.in_flight)
+
+    def end(self) -> None:
+        self.stats.in_flight -= 1
+
+    def opened(self) -> None:
+        stats = self.stats
+        stats.connections += 1
+        stats.open += 1
+        stats.most_open = max(stats.most_open, stats.open)
+
+    def closed(self) -> None:
+        self.stats.open -= 1
+
+
+REASONS = {200: b"OK", 304: b"Not Modified", 404: b"Not Found", 429: b"Too Many Requests", 503: b"Service Unavailable"}
+
+
+class Http1(asyncio.Protocol):
+    """HTTP/1.1, keep-alive, one request at a time per connection (what libcurl sends)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.buffer = b""
+        self.answered = 0
+        self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.server.opened()
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+            Http2(self.server, transport, self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.closed()
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        if getattr(self, "h2", None) is not None:
+            self.h2.data_received(data)
+            return
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head, self.buffer = self.buffer[:end], self.buffer[end + 4:]
+            request_line, _, headers = head.partition(b"\r\n")
+            method, path, _ = request_line.split(b" ", 2)
+            condition = None
+            at = headers.lower().find(b"if-none-match:")
+            if at >= 0:
+                condition = headers[at + 14:].split(b"\r\n", 1)[0].strip()
+            answer = self.server.answer(path, condition)
+            self.server.begin()
+            self.loop.call_later(self.server.latency, self.respond, *answer)
+
+    def respond(self, status: int, media_type: bytes, body: bytes, etag: bytes | None) -> None:
+        self.server.end()
+        if self.transport is None:
+            return
+        self.answered += 1
+        extra = b"Retry-After: 0\r\n" if status in (429, 503) else b""
+        if etag is not None:
+            extra += b"ETag: %s\r\n" % etag
+        if status != 304:
+            extra += b"Content-Length: %d\r\n" % len(body)
+        self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s\r\n" % (
+            status, REASONS.get(status, b"?"), media_type, extra) + body)
+        if self.server.close_after and self.answered >= self.server.close_after:
+            self.transport.close()  # unannounced, as an idle timeout would
+
+
+class Http2:
+    """HTTP/2 on a TLS connection that chose it (ALPN), with the `h2` package: many streams
+    on one connection, each answered after the latency."""
+
+    def __init__(self, server: Server, transport: asyncio.Transport, owner: Http1) -> None:
+        self.server = server
+        self.transport = transport
+        self.loop = asyncio.get_running_loop()
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
+        self.conn.initiate_connection()
+        self.conn.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1000})
+        transport.write(self.conn.data_to_send())
+        self.unsent: dict[int, memoryview] = {}  # bodies waiting for flow-control window
+        owner.h2 = self
+
+    def data_received(self, data: bytes) -> None:
+        for event in self.conn.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                headers = dict(event.headers)
+                answer = self.server.answer(headers[b":path"], headers.get(b"if-none-match"))
+                self.server.begin()
+                self.loop.call_later(self.server.latency, self.respond, event.stream_id, *answer)
+            elif isinstance(event, h2.events.WindowUpdated):
+                for stream in list(self.unsent):
+                    self.send(stream)
+            elif isinstance(event, h2.events.StreamReset):
+                self.unsent.pop(event.stream_id, None)
+        self.transport.write(self.conn.data_to_send())
+
+    def respond(self, stream: int, status: int, media_type: bytes, body: bytes, etag: bytes | None) -> None:
+        self.server.end()
+        if self.transport.is_closing():
+            return
+        headers = [(b":status", str(status).encode()), (b"content-type", media_type)]
+        if etag is not None:
+            headers.append((b"etag", etag))
+        if status == 304:
+            self.conn.send_headers(stream, headers, end_stream=True)
+            self.transport.write(self.conn.data_to_send())
+            return
+        self.conn.send_headers(stream, [*headers, (b"content-length", str(len(body)).encode())])
+        self.unsent[stream] = memoryview(body)
+        self.send(stream)
+        self.transport.write(self.conn.data_to_send())
+
+    def send(self, stream: int) -> None:
+        """As much of the stream's body as the flow-control window and frame size allow."""
+        body = self.unsent[stream]
+        while True:
+            size = min(len(body), self.conn.local_flow_control_window(stream), self.conn.max_outbound_frame_size)
+            if size <= 0 and body:
+                self.unsent[stream] = body
+                return
+            last = size == len(body)
+            self.conn.send_data(stream, bytes(body[:size]), end_stream=last)
+            if last:
+                del self.unsent[stream]
+                return
+            body = body[size:]
+
+
+async def run(args: argparse.Namespace) -> None:
+    server = Server(args.folder, args.latency_ms / 1000, args.busy_seconds, args.busy_from, args.capacity,
+                    args.status, args.close_after)
+    context = None
+    if args.tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*args.tls)
+        context.set_alpn_protocols(["h2", "http/1.1"] if h2 is not None and not args.http1 else ["http/1.1"])
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(lambda: Http1(server), "127.0.0.1", args.port, ssl=context, backlog=4096)
+    port = listener.sockets[0].getsockname()[1]
+    if args.port_file:
+        tmp = Path(str(args.port_file) + ".tmp")
+        tmp.write_text(str(port))
+        tmp.rename(args.port_file)
+    else:
+        print(f"serving {args.folder} on 127.0.0.1:{port}", flush=True)
+    await listener.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-file", type=Path)
+    parser.add_argument("--busy-seconds", type=float, default=0.0)
+    parser.add_argument("--busy-from", type=int, default=1, help="the busy seconds start at this request")
+    parser.add_argument("--capacity", type=int, default=0)
+    parser.add_argument("--status", type=int, default=503, choices=(429, 503))
+    parser.add_argument("--close-after", type=int, default=0)
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    parser.add_argument("--http1", action="store_true", help="with --tls: offer HTTP/1.1 only")
+    args = parser.parse_args()
+    if uvloop is not None:
+        uvloop.install()
+    try:
+        asyncio.run(run(args))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
