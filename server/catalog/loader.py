@@ -377,10 +377,11 @@ class Loader:
             self.report.structure_skips.append(StructureSkip(location, reason, items))
         log.error("not read: %s: %s; everything under it is missing", location, reason)
 
-    def _invalid_item(self, location: str, reason: str) -> None:
-        """What the index builder drops after add_item (a geometry GEOS cannot read, too large):
-        an item's skip, even one from a bulk file indexed during the walk."""
-        self.skip_item(location, reason, INVALID_ITEM)
+    def _invalid_item(self, location: str, reason: str, duplicate: bool = False) -> None:
+        """What the index builder drops after add_item (a geometry GEOS cannot read, too large;
+        a duplicate, found when the index is built): an item's skip, even one from a bulk file
+        indexed during the walk."""
+        self.skip_item(location, reason, DUPLICATE if duplicate else INVALID_ITEM)
 
     def _invalid_json(self, location: str, reason: str) -> None:
         """What a format reader skips inside a document (a line of an ndjson file): an item's
