@@ -101,11 +101,20 @@ def test_other_format_versions_and_garbage_are_refused(tmp_path: Path) -> None:
     garbage.write_bytes(b"hello")
     with pytest.raises(SnapshotError, match="not a stac-static-api index snapshot"):
         read_snapshot(str(garbage))
-    truncated = tmp_path / "truncated.idx"
-    header = b'{"format": %d, "roots": [], "pickle_bytes": 100, "buffers": []}\n' % FORMAT_VERSION
-    truncated.write_bytes(MAGIC + header + b"\x80\x05junk")
+    damaged = tmp_path / "damaged.idx"
+    header = b'{"format": %d, "roots": [], "pickle": [52, 6], "buffers": []}\n' % FORMAT_VERSION
+    damaged.write_bytes(MAGIC + b"%020d\n" % 58 + b"\x80\x05junk" + header)
     with pytest.raises(SnapshotError, match="damaged"):
-        read_snapshot(str(truncated))
+        read_snapshot(str(damaged))
+    cut = tmp_path / "cut.idx"  # the header says more than the file holds
+    header = b'{"format": %d, "roots": [], "pickle": [52, 600], "buffers": []}\n' % FORMAT_VERSION
+    cut.write_bytes(MAGIC + b"%020d\n" % 58 + b"\x80\x05junk" + header)
+    with pytest.raises(SnapshotError, match="truncated"):
+        read_snapshot(str(cut))
+    older = tmp_path / "older.idx"  # format 7 and before: the header on the second line
+    older.write_bytes(MAGIC + b'{"format": 7, "roots": [], "pickle_bytes": 100, "buffers": []}\n')
+    with pytest.raises(SnapshotError, match="format 7, this server reads format"):
+        read_snapshot(str(older))
 
 
 def test_workers_share_one_load_and_stop_together(sample_copy: Path) -> None:

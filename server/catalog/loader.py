@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 import orjson
@@ -201,6 +201,9 @@ class LoadOptions:
     parquet_assets: bool = True  # a collection's stac-geoparquet asset holds its items
     public_hrefs: tuple[tuple[str, str], ...] = ()  # (SRC, DST): Settings.public_href_pairs
     serve_assets: bool = False  # local hrefs inside the roots' folders point at /_assets/ (public.py)
+    # an open file the items' bytes are written to as they are read (the snapshot `index`
+    # is writing: server.runtime.snapshot.SnapshotWriter) instead of being held in memory
+    item_spool: BinaryIO | None = None
 
 
 def release_free_memory() -> None:
@@ -329,7 +332,7 @@ class Loader:
         self._homes: dict[str, dict[str, Any]] = {}
         self._home_ids: dict[str, str] = {}
         self._made: set[str] = set()
-        self.builder = IndexBuilder(on_reject=self._invalid_item)
+        self.builder = IndexBuilder(on_reject=self._invalid_item, spool=self.options.item_spool)
         self._seen: set[str] = set()
         self._documents = 0
         self._pending_items: list[tuple[str, Context]] = []
