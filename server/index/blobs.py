@@ -62,7 +62,7 @@ class FileBlobWriter(BlobWriter):
         else:
             data = b""
         column = BlobColumn(data, *_offsets(self.ends, order))
-        column.placed = (self.file.fileno(), self.offset)
+        column.placed = (self.file, self.offset)  # the file object: it stays open while the column lives
         return column
 
 
@@ -81,10 +81,10 @@ class BlobColumn:
         self.data = memoryview(data)
         self.starts = starts
         self.ends = ends
-        # (file descriptor, offset) when the bytes are already in a file (FileBlobWriter): a
+        # (open file, offset) when the bytes are already in a file (FileBlobWriter): a
         # snapshot writer copies them from there, or finds them in place, instead of writing
         # them out of memory. Never pickled.
-        self.placed: tuple[int, int] | None = None
+        self.placed: tuple[BinaryIO, int] | None = None
 
     def __reduce__(self) -> tuple[object, ...]:
         # The buffer goes into the pickle as is (protocol 5), without a copy to bytes first.

@@ -138,7 +138,8 @@ def _address(buffer: memoryview) -> int:
 def _placed_buffers(index: Index) -> dict[int, tuple[int, int]]:
     """The index's buffers already in a file (server.index.blobs.FileBlobWriter), by address."""
     columns = (index.json, index.wkb, index.ids.blobs)
-    return {_address(c.data): c.placed for c in columns if c.placed is not None and c.data.nbytes}
+    return {_address(c.data): (c.placed[0].fileno(), c.placed[1]) for c in columns
+            if c.placed is not None and c.data.nbytes}
 
 
 def _copy_range(fd: int, offset: int, size: int, f: Any) -> None:
