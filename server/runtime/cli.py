@@ -244,6 +244,8 @@ def build_index(settings: Settings, output: str) -> int:
     from server.runtime.snapshot import SnapshotWriter
 
     # The items' bytes go into the snapshot as they are read: the build holds none of them.
+    # A build stopped (SIGTERM, Ctrl-C) removes its half-written file: it may be most of a disk.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     writer = SnapshotWriter(output)
     try:
         loaded = _load_roots(settings, writer.spool)
