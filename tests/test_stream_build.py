@@ -13,7 +13,7 @@ import pytest
 
 from server.catalog.loader import load_catalogs
 from server.index import Index
-from server.index.ids import IdColumn
+from server.index.ids import IdColumn, bytes_hash, bytes_hashes
 from server.runtime.snapshot import read_snapshot
 from server.sample import SAMPLE_ROOT
 from tests.helpers import CatalogDir, catalog, collection, item, link, run_cli, run_server, shared_roots
@@ -150,5 +150,7 @@ def test_ids_are_found_by_their_bytes() -> None:
         assert column.positions([value]).tolist() == [i for i, v in enumerate(ids) if v == value]
     assert column.positions(["nope", "a" * 39]).tolist() == []
     assert column.positions(["ab", "é", "ab"]).tolist() == [2, 3]
+    assert column.hash_sorted.tolist() == sorted(bytes_hash(i.encode()) for i in ids)  # lookups hash as the build
+    assert len(set(bytes_hashes(column.blobs).tolist())) == len(set(ids))
     vocab, codes = column.vocab()
     assert vocab == sorted(set(ids)) and [vocab[c] for c in codes] == ids
