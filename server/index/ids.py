@@ -18,6 +18,7 @@ import numpy as np
 
 from server.index.blobs import BlobColumn, BlobWriter
 
+
 def bytes_hash(value: bytes | memoryview) -> int:
     """A 64-bit hash of an id's bytes, the same in every process (unlike ``hash``): BLAKE2b
     from hashlib, ~1 us (the per-id Python loop of a hand-written one cost 2-4x that; a
