@@ -94,13 +94,17 @@ def sample_items(root: str, n: int = 40, seed: int = 4) -> list[tuple[str, str]]
     rng = random.Random(seed)
     out: list[tuple[str, str]] = []
     ndjsons = sorted(glob.glob(os.path.join(root, "*", "items.ndjson")))
+    if len(ndjsons) > n:  # bench/replicate.py's copies: a few of them, spread
+        ndjsons = ndjsons[:: len(ndjsons) // 4][:4]
     if ndjsons:
         for path in ndjsons:
             with open(path, "rb") as f:
                 lines = [next(f) for _ in range(400)]
+            with open(os.path.join(os.path.dirname(path), "collection.json")) as f:
+                served_under = json.load(f)["id"]  # a copy's items name the original collection
             for line in rng.sample(lines, n // len(ndjsons)):
                 doc = json.loads(line)
-                out.append((doc["collection"], doc["id"]))
+                out.append((served_under, doc["id"]))
         return out
     for coll in sorted(glob.glob(os.path.join(root, "*", "collection.json"))):
         with open(coll) as f:

@@ -22,7 +22,7 @@ import pytest
 
 from server.catalog.sources import Fetcher
 from server.runtime.remote_snapshot import RemoteSnapshot
-from server.runtime.snapshot import FORMAT_VERSION, MAGIC, SnapshotError, body_start, seal_header
+from server.runtime.snapshot import BODY_START, FORMAT_VERSION, MAGIC, SnapshotError, seal_header
 from server.sample import SAMPLE_ROOT
 from server.settings import Settings
 from tests.helpers import in_thread, run_cli, run_server
@@ -187,13 +187,16 @@ def test_damaged_truncated_and_foreign_downloads_are_refused_and_the_copy_kept(
     replica = RemoteSnapshot(f"{url}/x.idx", Settings(index_cache_dir=str(tmp_path / "cache")))
     assert replica.fetch() is True and replica.path.read_bytes() == good
     assert replica.fetch() is False  # 304
-    header_end = good.index(b"\n", len(MAGIC)) + 1
-    foreign = good.replace(b'"format":%d' % FORMAT_VERSION, b'"format":%d' % (FORMAT_VERSION - 1), 1)
+    header_at = int(good[len(MAGIC) : BODY_START])  # the header ends the file
+    foreign = good[:header_at] + good[header_at:].replace(b'"format":%d' % FORMAT_VERSION,
+                                                          b'"format":%d' % (FORMAT_VERSION - 1), 1)
     cases = {
         "a byte of the body": (flipped(good, len(good) // 2), "the checksum of its body does not match"),
-        "a byte of the header": (flipped(good, len(MAGIC) + 30), "damaged snapshot header"),
-        "the end cut off": (good[:-1000], "truncated: 1000 bytes missing"),
-        "cut in the header": (good[: header_end - 10], "truncated"),
+        "a byte of the header": (flipped(good, header_at + 30), "damaged snapshot header"),
+        "the end cut off": (good[: header_at - 1000], "truncated (its header, which ends it, is not complete): "
+                                                      "1000 bytes of its body missing"),
+        "cut in the header": (good[:-10], "truncated"),
+        "cut in the header's place": (good[: BODY_START - 10], "truncated"),
         "bytes added": (good + b"\0" * 10, "longer than its header says"),
         "another format": (foreign, f"format {FORMAT_VERSION - 1}, this server reads format {FORMAT_VERSION}"),
         "a web page": (b"<html>Not here</html>", "not a stac-static-api index snapshot"),
@@ -227,9 +230,10 @@ def test_a_cached_copy_damaged_on_disk_is_downloaded_again(
     settings = Settings(index_cache_dir=str(tmp_path / "cache"))
     assert RemoteSnapshot(f"{url}/x.idx", settings).load().size == 68
     replica = RemoteSnapshot(f"{url}/x.idx", settings)
-    start = body_start(good.index(b"\n", len(MAGIC)) + 1)
+    header_at = int(good[len(MAGIC) : BODY_START])
+    pickle_at = json.loads(good[header_at:])["pickle"][0]
     with open(replica.path, "r+b") as f:  # the header and the length still check; the pickle does not
-        f.seek(start)
+        f.seek(pickle_at)
         f.write(b"\xff" * 16)
     assert replica.load().size == 68
     assert [status for _, _, status in files.requests] == [200, 304, 200]

@@ -12,10 +12,11 @@ import pytest
 
 from server.catalog.loader import load_catalogs
 from server.runtime.snapshot import (
+    BODY_START,
     FORMAT_VERSION,
     MAGIC,
+    POINTER,
     SnapshotError,
-    body_start,
     read_snapshot,
     seal_header,
     write_snapshot,
@@ -104,21 +105,39 @@ def test_other_format_versions_and_garbage_are_refused(tmp_path: Path) -> None:
     garbage.write_bytes(b"hello")
     with pytest.raises(SnapshotError, match="not a stac-static-api index snapshot"):
         read_snapshot(str(garbage))
-    header = seal_header(b'{"format":%d,"header_sha256":"%s","body_sha256":"%s","body_bytes":100,"roots":[],'
-                         b'"pickle_bytes":100,"buffers":[]}\n' % (FORMAT_VERSION, b"0" * 64, b"0" * 64), "0" * 64)
-    start = body_start(len(MAGIC + header))
-    truncated = tmp_path / "truncated.idx"
-    truncated.write_bytes(MAGIC + header + b" " * (start - len(MAGIC + header)) + b"\x80\x05junk")
-    with pytest.raises(SnapshotError, match="truncated or damaged: not the length its header gives"):
-        read_snapshot(str(truncated))
-    junk = tmp_path / "junk.idx"
-    junk.write_bytes(MAGIC + header + b" " * (start - len(MAGIC + header)) + b"\x80\x05junk".ljust(100, b"\0"))
+    damaged = tmp_path / "damaged.idx"
+    damaged.write_bytes(forged(b"\x80\x05junk", pickle=[BODY_START, 6]))
     with pytest.raises(SnapshotError, match="damaged or from an incompatible version"):
-        read_snapshot(str(junk))
+        read_snapshot(str(damaged))
+    cut = tmp_path / "cut.idx"  # the header says more than the file holds
+    cut.write_bytes(forged(b"\x80\x05junk", pickle=[BODY_START, 600]))
+    with pytest.raises(SnapshotError, match="truncated"):
+        read_snapshot(str(cut))
+    truncated = tmp_path / "truncated.idx"  # the end, with the header, cut off
+    truncated.write_bytes(forged(b"\x80\x05junk" * 10, pickle=[BODY_START, 60])[: BODY_START + 20])
+    with pytest.raises(SnapshotError, match="truncated or damaged: no header where it says"):
+        read_snapshot(str(truncated))
+    longer = tmp_path / "longer.idx"  # bytes after the header
+    longer.write_bytes(forged(b"\x80\x05junk", pickle=[BODY_START, 6]) + b"\0" * 10)
+    with pytest.raises(SnapshotError, match="not the length its header gives"):
+        read_snapshot(str(longer))
     unsealed = tmp_path / "unsealed.idx"  # a damaged byte in the header: its checksum says so
-    unsealed.write_bytes(MAGIC + header.replace(b'"body_bytes":100', b'"body_bytes":900'))
+    unsealed.write_bytes(forged(b"\x80\x05junk", pickle=[BODY_START, 6]).replace(b'"body_bytes":6', b'"body_bytes":9'))
     with pytest.raises(SnapshotError, match="damaged snapshot header"):
         read_snapshot(str(unsealed))
+    older = tmp_path / "older.idx"  # format 7 and before: the header on the second line
+    older.write_bytes(MAGIC + b'{"format": 7, "roots": [], "pickle_bytes": 100, "buffers": []}\n')
+    with pytest.raises(SnapshotError, match="format 7, this server reads format"):
+        read_snapshot(str(older))
+
+
+def forged(body: bytes, **fields: object) -> bytes:
+    """A snapshot file holding ``body``, with a header of ``fields`` sealed as the writer seals
+    it (its checksums right)."""
+    header = {"format": FORMAT_VERSION, "header_sha256": "0" * 64, "body_sha256": "0" * 64,
+              "body_bytes": len(body), "roots": [], "buffers": [], **fields}
+    line = json.dumps(header, separators=(",", ":")).encode() + b"\n"
+    return MAGIC + POINTER % (BODY_START + len(body)) + body + seal_header(line, hashlib.sha256(body).hexdigest())
 
 
 def test_a_snapshot_carries_the_checksums_of_its_header_and_body(tmp_path: Path) -> None:
@@ -126,10 +145,10 @@ def test_a_snapshot_carries_the_checksums_of_its_header_and_body(tmp_path: Path)
     path = tmp_path / "x.idx"
     header = write_snapshot(str(path), index, [str(SAMPLE_ROOT)])
     data = path.read_bytes()
-    header_end = data.index(b"\n", len(MAGIC)) + 1
-    start = body_start(header_end)
-    assert len(data) == start + header["body_bytes"]
-    assert hashlib.sha256(data[start:]).hexdigest() == header["body_sha256"]
+    header_at = int(data[len(MAGIC) : BODY_START])
+    assert header["body_bytes"] == header_at - BODY_START
+    assert hashlib.sha256(data[BODY_START:header_at]).hexdigest() == header["body_sha256"]
+    assert data[header_at:].count(b"\n") == 1 and data.endswith(b"\n")  # the header ends the file
     assert read_snapshot(str(path))[1]["header_sha256"] == header["header_sha256"]
 
 

@@ -4,6 +4,7 @@ options, and a load of them."""
 from __future__ import annotations
 
 import logging
+from typing import BinaryIO
 
 from server.catalog.loader import LoadOptions, load_catalogs
 from server.catalog.sources import RemoteCache
@@ -40,7 +41,10 @@ def roots_of(settings: Settings) -> list[str]:
     return list(settings.roots) if settings.roots else [str(SAMPLE_ROOT)]
 
 
-def load_index(settings: Settings, remote_cache: RemoteCache | None = None) -> Index:
-    index, report = load_catalogs(roots_of(settings), load_options(settings, remote_cache))
+def load_index(settings: Settings, remote_cache: RemoteCache | None = None, spool: BinaryIO | None = None) -> Index:
+    """``spool``: the file the items' bytes go to as they are read (LoadOptions.item_spool)."""
+    options = load_options(settings, remote_cache)
+    options.item_spool = spool
+    index, report = load_catalogs(roots_of(settings), options)
     (log.error if report.degraded else log.info)(report.summary())
     return index

@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 import orjson
@@ -202,6 +202,9 @@ class LoadOptions:
     parquet_assets: bool = True  # a collection's stac-geoparquet asset holds its items
     public_hrefs: tuple[tuple[str, str], ...] = ()  # (SRC, DST): Settings.public_href_pairs
     serve_assets: bool = False  # local hrefs inside the roots' folders point at /_assets/ (public.py)
+    # an open file the items' bytes are written to as they are read (the snapshot `index`
+    # is writing: server.runtime.snapshot.SnapshotWriter) instead of being held in memory
+    item_spool: BinaryIO | None = None
 
 
 def release_free_memory() -> None:
@@ -330,7 +333,7 @@ class Loader:
         self._homes: dict[str, dict[str, Any]] = {}
         self._home_ids: dict[str, str] = {}
         self._made: set[str] = set()
-        self.builder = IndexBuilder(on_reject=self._invalid_item)
+        self.builder = IndexBuilder(on_reject=self._invalid_item, spool=self.options.item_spool)
         self._seen: set[str] = set()
         self._documents = 0
         self._pending_items: list[tuple[str, Context]] = []
@@ -378,10 +381,11 @@ class Loader:
             self.report.structure_skips.append(StructureSkip(location, reason, items))
         log.error("not read: %s: %s; everything under it is missing", location, reason)
 
-    def _invalid_item(self, location: str, reason: str) -> None:
-        """What the index builder drops after add_item (a geometry GEOS cannot read, too large):
-        an item's skip, even one from a bulk file indexed during the walk."""
-        self.skip_item(location, reason, INVALID_ITEM)
+    def _invalid_item(self, location: str, reason: str, duplicate: bool = False) -> None:
+        """What the index builder drops after add_item (a geometry GEOS cannot read, too large;
+        a duplicate, found when the index is built): an item's skip, even one from a bulk file
+        indexed during the walk."""
+        self.skip_item(location, reason, DUPLICATE if duplicate else INVALID_ITEM)
 
     def _invalid_json(self, location: str, reason: str) -> None:
         """What a format reader skips inside a document (a line of an ndjson file): an item's

@@ -8,8 +8,11 @@ offset arrays, without copying the buffer.
 
 from __future__ import annotations
 
+import mmap
+import os
 import pickle
 from array import array
+from typing import BinaryIO
 
 import numpy as np
 
@@ -30,20 +33,58 @@ class BlobWriter:
 
     def freeze(self, order: np.ndarray | None = None) -> BlobColumn:
         """The blobs, position i holding blob ``order[i]`` when an order is given."""
-        ends = np.frombuffer(self.ends, dtype=np.int64).copy() if len(self.ends) else np.zeros(0, np.int64)
-        starts = np.concatenate(([0], ends[:-1])).astype(np.int64) if len(ends) else ends.copy()
-        if order is not None:
-            starts, ends = starts[order], ends[order]
-        return BlobColumn(self.data, starts, ends)
+        return BlobColumn(self.data, *_offsets(self.ends, order))
+
+
+class FileBlobWriter(BlobWriter):
+    """Appends blobs to an open file instead of memory, from its current position (rounded up
+    to a page, so the blobs can be mapped): an index build whose items would not fit in memory
+    writes their bytes straight into the snapshot being made (server/runtime/snapshot.py), and
+    freezing maps them back. The file's own buffering batches the writes."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        super().__init__()
+        self.file = file
+        at = file.seek(0, os.SEEK_END)
+        self.offset = at + -at % mmap.ALLOCATIONGRANULARITY
+        file.write(b"\0" * (self.offset - at))
+        self.size = 0
+
+    def append(self, blob: bytes) -> None:
+        self.file.write(blob)
+        self.size += len(blob)
+        self.ends.append(self.size)
+
+    def freeze(self, order: np.ndarray | None = None) -> BlobColumn:
+        self.file.flush()
+        if self.size:
+            data: bytes | mmap.mmap = mmap.mmap(self.file.fileno(), self.size, access=mmap.ACCESS_READ, offset=self.offset)
+        else:
+            data = b""
+        column = BlobColumn(data, *_offsets(self.ends, order))
+        column.placed = (self.file, self.offset)  # the file object: it stays open while the column lives
+        return column
+
+
+def _offsets(ends_array: array, order: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    ends = np.frombuffer(ends_array, dtype=np.int64).copy() if len(ends_array) else np.zeros(0, np.int64)
+    starts = np.concatenate(([0], ends[:-1])).astype(np.int64) if len(ends) else ends.copy()
+    if order is not None:
+        starts, ends = starts[order], ends[order]
+    return starts, ends
 
 
 class BlobColumn:
-    __slots__ = ("data", "starts", "ends")
+    __slots__ = ("data", "starts", "ends", "placed")
 
-    def __init__(self, data: bytes | bytearray, starts: np.ndarray, ends: np.ndarray) -> None:
+    def __init__(self, data: bytes | bytearray | mmap.mmap, starts: np.ndarray, ends: np.ndarray) -> None:
         self.data = memoryview(data)
         self.starts = starts
         self.ends = ends
+        # (open file, offset) when the bytes are already in a file (FileBlobWriter): a
+        # snapshot writer copies them from there, or finds them in place, instead of writing
+        # them out of memory. Never pickled.
+        self.placed: tuple[BinaryIO, int] | None = None
 
     def __reduce__(self) -> tuple[object, ...]:
         # The buffer goes into the pickle as is (protocol 5), without a copy to bytes first.

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from array import array
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import orjson
 import shapely
 
-from server.index.blobs import BlobWriter
+from server.index.blobs import BlobColumn, BlobWriter, FileBlobWriter
 from server.index.columns import ColumnsBuilder
+from server.index.ids import IdColumn
 from server.index.index import Index
 from server.index.space_time import ItemRejected, item_geometry, item_interval, items_extent
 from server.index.spatial import extreme_fractions
@@ -29,16 +32,23 @@ class IndexBuilder:
     """Collects items (in any order), then freezes them into an Index.
 
     Items are keyed by (collection, id): the first one loaded wins, later ones are
-    reported as duplicates and dropped, never merged.
+    reported as duplicates (through ``on_reject``, when the index is built) and dropped,
+    never merged.
+
+    ``spool``: an open file the items' bytes are written to as they come (a snapshot being
+    made, server/runtime/snapshot.py) instead of being held in memory; the index maps them.
     """
 
-    def __init__(self, on_reject: Callable[[str, str], None] | None = None) -> None:
-        self._report = on_reject or (lambda label, reason: None)
+    def __init__(self, on_reject: Callable[..., None] | None = None, spool: BinaryIO | None = None) -> None:
+        self._report: Callable[..., None] = on_reject or (lambda label, reason, duplicate=False: None)
         # Per-item state lives in flat buffers and arrays, not in per-item Python objects:
         # millions of small long-lived objects would pin the allocator's arenas between
         # the parsed documents freed around them.
-        self._json = BlobWriter()
-        self._wkb = BlobWriter()
+        self._json = FileBlobWriter(spool) if spool is not None else BlobWriter()
+        # the footprints too (~10% of the items' bytes): in an unnamed file beside it, which
+        # the snapshot writer copies in
+        self._wkb = FileBlobWriter(tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(spool.name)))) \
+            if spool is not None else BlobWriter()
         self._bounds: list[np.ndarray] = []
         self._extremes: list[np.ndarray] = []  # for the box index: read while the geometries are decoded
         self._geoms: list[tuple[int, bytes | None, str]] = []
@@ -46,10 +56,14 @@ class IndexBuilder:
         self._start = array("q")
         self._end = array("q")
         self._sort_time = array("q")
-        self._ids: list[str] = []
+        # ids as UTF-8 bytes, and per row a hash of (collection, id) and where the item came
+        # from: duplicates are found when the index is built, by sorting the hashes (a set of
+        # ten million ids would cost ~1 GB), and reported with their label then
+        self._ids = BlobWriter()
+        self._id_hashes = array("q")
+        self._labels: list[str] = []
         self._collection_code = array("i")
         self._collection_codes: dict[str | None, int] = {}
-        self._ids_by_collection: dict[str | None, set[str]] = {}
         self._columns = ColumnsBuilder()
         self._text = TextIndexBuilder()
         self.collections: dict[str, dict[str, Any]] = {}
@@ -91,9 +105,6 @@ class IndexBuilder:
         collection = item.get("collection")
         if collection is not None and not isinstance(collection, str):
             raise ItemRejected("collection is not a string")
-        known_ids = self._ids_by_collection.setdefault(collection, set())
-        if item_id in known_ids:
-            raise ItemRejected(f"duplicate id {item_id!r} in collection {collection!r}; kept the first", duplicate=True)
         times = item_interval(props)
         geometry = item["geometry"]
         if geometry is not None and not isinstance(geometry, dict):
@@ -111,10 +122,12 @@ class IndexBuilder:
         except (TypeError, orjson.JSONEncodeError) as exc:
             raise ItemRejected(f"cannot serialize: {exc}") from None
         row = len(self._ids)
-        known_ids.add(item_id)
-        self._ids.append(item_id)
+        code = self._collection_codes.setdefault(collection, len(self._collection_codes))
+        self._ids.append(item_id.encode())
+        self._id_hashes.append(hash((code, item_id)))
+        self._labels.append(label)
         self.tree.row_nodes.append(node)
-        self._collection_code.append(self._collection_codes.setdefault(collection, len(self._collection_codes)))
+        self._collection_code.append(code)
         self._start.append(times[0])
         self._end.append(times[1])
         self._sort_time.append(times[2])
@@ -156,47 +169,108 @@ class IndexBuilder:
             self._wkb.append(b"" if wkb is None else wkb)
         self._geoms = []
 
+    def _reject_duplicates(self, ids: BlobColumn) -> None:
+        """Drop every item whose (collection, id) an earlier one had, reporting it: rows of
+        equal hashes are compared exactly (rare but for real duplicates), the first kept. One
+        already dropped for its geometry is not reported twice."""
+        hashes = np.frombuffer(self._id_hashes, dtype=np.int64) if len(self._id_hashes) else np.zeros(0, np.int64)
+        by_hash = np.argsort(hashes, kind="stable")
+        same = np.flatnonzero(hashes[by_hash][1:] == hashes[by_hash][:-1])
+        if not len(same):
+            return
+        load_codes = np.frombuffer(self._collection_code, dtype=np.int32)
+        names = {code: name for name, code in self._collection_codes.items()}
+        first: dict[tuple[int, bytes], int] = {}
+        for row in sorted(by_hash[np.union1d(same, same + 1)].tolist()):
+            key = (int(load_codes[row]), ids[row])
+            if key not in first:
+                first[key] = row
+            elif row not in self._rejected:
+                self._rejected[row] = "duplicate"
+                item_id = key[1].decode()
+                self._report(self._labels[row], f"item {item_id!r}: duplicate id {item_id!r} in collection "
+                             f"{names[key[0]]!r}; kept the first", duplicate=True)
+
     def build(self) -> Index:
+        """The Index of the items added. Once: the builder's state is handed over or released
+        part by part as the index takes shape, so the build's peak is not the builder's state
+        and the index's side by side (10M items: ~8.5 GB before this, bench/README.md)."""
         self._flush_geometries()
         n = len(self._ids)
 
-        def as_array(values: array) -> np.ndarray:
-            return np.frombuffer(values, dtype=np.int64).copy() if n else np.zeros(0, np.int64)
+        def by_row(values: array) -> np.ndarray:
+            return np.frombuffer(values, dtype=np.int64) if n else np.zeros(0, np.int64)
 
-        start, end, sort_time = as_array(self._start), as_array(self._end), as_array(self._sort_time)
-        bounds = np.concatenate(self._bounds) if self._bounds else np.zeros((0, 4))
-        extremes = np.concatenate(self._extremes) if self._extremes else np.zeros((0, 4), np.uint8)
         coll_names = sorted({c for c in self._collection_codes if c is not None} | set(self.collections))
         final_code = {name: code for code, name in enumerate(coll_names)}
         remap = np.full(max(len(self._collection_codes), 1), -1, dtype=np.int32)
         for name, load_code in self._collection_codes.items():
             remap[load_code] = final_code.get(name, -1) if name is not None else -1
         codes = remap[np.frombuffer(self._collection_code, dtype=np.int32)] if n else np.zeros(0, np.int32)
-        # Default order: newest first, then collection, then id, so pages are stable.
-        ids_arr = np.array(self._ids, dtype=object)
-        order = np.lexsort((ids_arr, codes, -sort_time)) if n else np.zeros(0, dtype=np.int64)
+        ids = self._ids.freeze()
+        self._reject_duplicates(ids)
+        self._id_hashes, self._labels = array("q"), []
+        order = _default_order(ids, codes, by_row(self._sort_time))
+        del ids
         if self._rejected:
             order = order[~np.isin(order, np.fromiter(self._rejected, dtype=np.int64))]
         new_position = np.full(n, -1, dtype=np.int64)
         new_position[order] = np.arange(len(order), dtype=np.int64)
+        bounds = np.concatenate(self._bounds) if self._bounds else np.zeros((0, 4))
+        self._bounds = []
         for cid in sorted(self._extents_from_items):
             rows = order[codes[order] == final_code[cid]]
-            self.collections[cid]["extent"] = items_extent(bounds[rows], start[rows], end[rows])
+            self.collections[cid]["extent"] = items_extent(bounds[rows], by_row(self._start)[rows], by_row(self._end)[rows])
+        bounds = bounds[order]
+        extremes = np.concatenate(self._extremes)[order] if self._extremes else np.zeros((0, 4), np.uint8)
+        self._extremes = []
+        start, end, sort_time = (by_row(values)[order] for values in (self._start, self._end, self._sort_time))
+        self._start, self._end, self._sort_time = array("q"), array("q"), array("q")
+        id_column = IdColumn(self._ids.freeze(order))
+        self._ids = BlobWriter()
+        json, wkb = self._json.freeze(order), self._wkb.freeze(order)
+        columns = self._columns.freeze(new_position)  # each key's builder released once frozen
+        text = self._text.freeze(new_position)
+        tree = self.tree.freeze(new_position, len(order))
+        del new_position
         return Index(
-            ids=[self._ids[i] for i in order],
+            ids=id_column,
             codes=codes[order],
             collection_names=coll_names,
-            start=start[order],
-            end=end[order],
-            sort_time=sort_time[order],
-            bounds=bounds[order],
-            extremes=extremes[order],
-            json=self._json.freeze(order),
-            wkb=self._wkb.freeze(order),
-            columns=self._columns.freeze(new_position),
-            text=self._text.freeze(new_position),
+            start=start,
+            end=end,
+            sort_time=sort_time,
+            bounds=bounds,
+            extremes=extremes,
+            json=json,
+            wkb=wkb,
+            columns=columns,
+            text=text,
             collections=self.collections,
             root=self.root,
             links_last=True,
-            tree=self.tree.freeze(new_position, len(order)),
+            tree=tree,
         )
+
+
+def _default_order(ids: BlobColumn, codes: np.ndarray, sort_time: np.ndarray) -> np.ndarray:
+    """Rows in the default order: newest first, then collection, then id, so pages are stable.
+    Sorted on the numbers first; only rows tied on both are then ordered by their ids' bytes
+    (UTF-8 byte order is code point order, as Python compares strings), without a Python
+    string per row."""
+    n = len(ids)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((codes, -sort_time))
+    t, c = sort_time[order], codes[order]
+    tie = (t[1:] == t[:-1]) & (c[1:] == c[:-1])
+    if tie.any():
+        in_run = np.zeros(n, dtype=bool)
+        in_run[:-1] |= tie
+        in_run[1:] |= tie
+        where = np.flatnonzero(in_run)
+        run = np.cumsum(np.concatenate(([True], ~tie)))[where]
+        rows = order[where]
+        keys = np.array(ids.many(rows), dtype=object)
+        order[where] = rows[np.lexsort((keys, run))]
+    return order

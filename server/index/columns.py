@@ -119,14 +119,16 @@ class _KeyBuilder:
                  "obj_rows", "obj_blobs")
 
     def __init__(self) -> None:
-        self.num_rows = array("q")
+        # rows and codes as int32 (4 bytes a value less, ~0.4 GB at ten million items of ten
+        # properties; up to 2**31 items)
+        self.num_rows = array("i")
         self.num_vals = array("d")
-        self.str_rows = array("q")
-        self.str_codes = array("q")
+        self.str_rows = array("i")
+        self.str_codes = array("i")
         self.vocab: dict[str, int] = {}
-        self.bool_rows = array("q")
+        self.bool_rows = array("i")
         self.bool_vals = array("b")
-        self.obj_rows = array("q")
+        self.obj_rows = array("i")
         self.obj_blobs = BlobWriter()
 
     def add(self, row: int, value: Any) -> None:
@@ -164,7 +166,7 @@ class _KeyBuilder:
         def placed(rows: array) -> tuple[np.ndarray, np.ndarray]:
             """Final positions of the rows, sorted, and the order that sorts them; rows
             dropped from the index (position -1) are left out."""
-            positions = new_position[np.frombuffer(rows, dtype=np.int64)] if len(rows) else np.zeros(0, np.int64)
+            positions = new_position[np.frombuffer(rows, dtype=np.int32)] if len(rows) else np.zeros(0, np.int64)
             order = np.argsort(positions, kind="stable")
             order = order[positions[order] >= 0]
             return positions[order], order
@@ -178,7 +180,7 @@ class _KeyBuilder:
             remap = np.empty(len(vocab), dtype=np.int32)
             for new_code, text in enumerate(vocab):
                 remap[self.vocab[text]] = new_code
-            codes = remap[np.frombuffer(self.str_codes, dtype=np.int64)[order]]
+            codes = remap[np.frombuffer(self.str_codes, dtype=np.int32)[order]]
             col.string = StringPart(rows, codes, vocab)
             if key in TIME_KEYS or _all_date_times(vocab):
                 col.time = _time_part(col.string)
@@ -227,4 +229,5 @@ class ColumnsBuilder:
             builder.add(row, value)
 
     def freeze(self, new_position: np.ndarray) -> dict[str, Column]:
-        return {key: b.freeze(key, new_position) for key, b in sorted(self.keys.items())}
+        """The columns; each key's builder is dropped once its column is made (once only)."""
+        return {key: self.keys.pop(key).freeze(key, new_position) for key in sorted(self.keys)}

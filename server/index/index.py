@@ -7,7 +7,6 @@ needs to name the key it pages from (the last returned, or the first, going back
 
 from __future__ import annotations
 
-import bisect
 import time
 from typing import Any
 
@@ -19,6 +18,7 @@ from server.index import aggregation
 from server.index.blobs import BlobColumn
 from server.index.collections import CollectionTable
 from server.index.columns import Column, StringPart
+from server.index.ids import IdColumn
 from server.index.match_cache import MatchCache
 from server.index.spatial import CellGrid, wkb_exterior_vertices, wkb_vertex_in_boxes
 from server.index.table import SearchResult, Table
@@ -41,7 +41,7 @@ class Index(Table):
     def __init__(
         self,
         *,
-        ids: list[str],
+        ids: IdColumn | list[str],
         codes: np.ndarray,
         collection_names: list[str],
         start: np.ndarray,
@@ -62,7 +62,7 @@ class Index(Table):
         (else they are read from the WKB). ``links_last``: every stored item ends with its
         "links" array, so links can be appended to the bytes without parsing them. ``tree``:
         the catalogs' own arrangement (server.index.tree; none known: only the landing page)."""
-        self.ids = ids
+        self.ids = ids if isinstance(ids, IdColumn) else IdColumn.of(ids)
         self.codes = codes
         self.collection_names = collection_names
         self.start = start
@@ -86,14 +86,6 @@ class Index(Table):
         # under another collection); /_mgmt/ready shows it. Set by the loader; None when unknown.
         self.load_report: dict[str, Any] | None = None
         self.size = len(ids)
-        # id → positions without a dict entry (and int objects) per item: a sorted vocabulary
-        # of ids, each position's code in it, and the positions grouped by code.
-        self._id_vocab = sorted(set(ids))
-        rank = {v: i for i, v in enumerate(self._id_vocab)}
-        self._id_codes = np.fromiter((rank[i] for i in ids), dtype=np.int64, count=len(ids))
-        del rank
-        self._id_order = np.argsort(self._id_codes, kind="stable")
-        self._id_sorted = self._id_codes[self._id_order]
         self._by_collection = {
             name: np.flatnonzero(codes == code) for code, name in enumerate(collection_names)
         }
@@ -129,29 +121,12 @@ class Index(Table):
         return [-int(self.sort_time[pos]), self.collection_of(pos) or "", self.ids[pos]]
 
     def _positions_of_id(self, item_id: str) -> list[int]:
-        code = bisect.bisect_left(self._id_vocab, item_id)
-        if code == len(self._id_vocab) or self._id_vocab[code] != item_id:
-            return []
-        lo = int(np.searchsorted(self._id_sorted, code, "left"))
-        hi = int(np.searchsorted(self._id_sorted, code, "right"))
-        return [int(p) for p in self._id_order[lo:hi]]
+        return self.ids.positions([item_id]).tolist()
 
     def _positions_of_ids(self, item_ids: list[str]) -> np.ndarray:
         """Sorted positions of the records with any of ``item_ids``: one vectorized lookup
         for all of them (an id may be in several collections)."""
-        vocab, found = self._id_vocab, []
-        for item_id in set(item_ids):
-            code = bisect.bisect_left(vocab, item_id)
-            if code < len(vocab) and vocab[code] == item_id:
-                found.append(code)
-        if not found:
-            return np.zeros(0, dtype=np.int64)
-        codes = np.array(found, dtype=np.int64)
-        lo = np.searchsorted(self._id_sorted, codes, "left")
-        hi = np.searchsorted(self._id_sorted, codes, "right")
-        if bool((hi - lo == 1).all()):
-            return np.sort(self._id_order[lo])
-        return np.sort(np.concatenate([self._id_order[a:b] for a, b in zip(lo, hi)]))
+        return self.ids.positions(item_ids)
 
     # -- what the shared Table machinery needs ------------------------------------------------
 
@@ -180,7 +155,8 @@ class Index(Table):
 
     def _id_column(self) -> Column:
         rows = np.arange(self.size, dtype=np.int64)
-        return Column("id", string=StringPart(rows, self._id_codes, self._id_vocab))
+        vocab, codes = self.ids.vocab()
+        return Column("id", string=StringPart(rows, codes, vocab))
 
     def _collection_column(self) -> Column:
         rows = np.flatnonzero(self.codes >= 0)

@@ -54,12 +54,12 @@ class TextIndexBuilder:
         for word in seen:
             postings = self._postings.get(word)
             if postings is None:
-                postings = self._postings[word] = array("q")
+                postings = self._postings[word] = array("i")  # rows: int32, as the columns' (columns.py)
             postings.append(row)
 
     def freeze(self, new_position: np.ndarray) -> TextIndex:
-        vocab = sorted(self._postings)
-        postings = [np.sort(new_position[np.frombuffer(self._postings[w], dtype=np.int64)]) for w in vocab]
+        vocab = sorted(self._postings)  # each word's rows dropped once placed (once only)
+        postings = [np.sort(new_position[np.frombuffer(self._postings.pop(w), dtype=np.int32)]) for w in vocab]
         postings = [p[p >= 0] for p in postings]  # rows dropped from the index are -1
         return TextIndex(vocab, postings)
 

@@ -34,7 +34,7 @@ from server import metrics
 from server.catalog.configured import load_index, roots_of
 from server.catalog.sources import RemoteCache
 from server.index import Index
-from server.runtime.snapshot import read_snapshot, write_snapshot
+from server.runtime.snapshot import SnapshotWriter, read_snapshot
 from server.settings import Settings
 
 
@@ -114,14 +114,17 @@ def child_main(workdir: str) -> int:
     settings = Settings(**job["settings"])
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     cache: RemoteCache = job["cache"]
+    # the items' bytes go into the snapshot as they are read, as `index` does (snapshot.py)
+    writer = SnapshotWriter(str(folder / "index.snapshot"))
     try:
-        index = load_index(settings, cache)
+        index = load_index(settings, cache, writer.spool)
     except Exception as exc:  # the parent reports it and keeps serving the old index
+        writer.abort()
         (folder / "error").write_text(f"{type(exc).__name__}: {exc}")
         return 1
     finally:
         (folder / "metrics.json").write_bytes(orjson.dumps(metrics.counter_values()))
-    write_snapshot(str(folder / "index.snapshot"), index, roots_of(settings))
+    writer.finish(index, roots_of(settings))
     (folder / "cache.pickle").write_bytes(pickle.dumps(cache, protocol=5))
     if job.get("fingerprint") and index.fingerprint is not None:
         (folder / "fingerprint.pickle").write_bytes(pickle.dumps(index.fingerprint, protocol=5))

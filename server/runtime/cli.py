@@ -233,14 +233,16 @@ def _serve(settings: Settings, index_file: str | None, workers: int) -> int:
     return 0
 
 
-def _load_roots(settings: Settings) -> tuple[Any, Any] | None:
+def _load_roots(settings: Settings, spool: Any = None) -> tuple[Any, Any] | None:
     """The settings' catalogs loaded, with the summary said; None (and the reason said) when
-    nothing could be loaded."""
+    nothing could be loaded. ``spool``: the file the items' bytes go to as they are read."""
     from server.catalog.configured import load_options, roots_of
     from server.catalog.loader import LoadError, load_catalogs
 
+    options = load_options(settings)
+    options.item_spool = spool
     try:
-        index, report = load_catalogs(roots_of(settings), load_options(settings))
+        index, report = load_catalogs(roots_of(settings), options)
     except LoadError as exc:
         print(f"stac-static-api: {exc}", file=sys.stderr)
         return None
@@ -283,9 +285,21 @@ def _upload(path: str, url: str) -> int:
 
 def _build_index(settings: Settings, output: str) -> int:
     from server.catalog.configured import roots_of
-    from server.runtime.snapshot import write_snapshot
+    from server.runtime.snapshot import SnapshotWriter
 
-    loaded = _load_roots(settings)
+    # The items' bytes go into the snapshot as they are read: the build holds none of them.
+    # A build stopped (SIGTERM, Ctrl-C) removes its half-written file: it may be most of a disk.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    writer = SnapshotWriter(output)
+    try:
+        loaded = _load_roots(settings, writer.spool)
+        if loaded is None or loaded[1].degraded:
+            writer.abort()
+        else:
+            header = writer.finish(loaded[0], roots_of(settings))
+    except BaseException:
+        writer.abort()
+        raise
     if loaded is None:
         return 1
     index, report = loaded
@@ -298,7 +312,6 @@ def _build_index(settings: Settings, output: str) -> int:
             print(f"stac-static-api: {role}{skipped.location} not loaded{held}: {skipped.reason}", file=sys.stderr)
         print("stac-static-api: no snapshot written", file=sys.stderr)
         return 1
-    header = write_snapshot(output, index, roots_of(settings))
     print(f"stac-static-api: wrote {output} ({header['items']} items, {header['local_files']} local files)",
           file=sys.stderr)
     return 0

@@ -38,7 +38,7 @@ from server.catalog.configured import load_options
 from server.catalog.loader import LoadOptions, hrefs_config
 from server.catalog.sources import Fetcher, FetchError, scheme
 from server.index import Index
-from server.runtime.snapshot import SnapshotCheck, SnapshotError, body_start, read_header, read_snapshot
+from server.runtime.snapshot import SnapshotCheck, SnapshotError, read_header, read_snapshot
 from server.settings import Settings
 
 log = logging.getLogger("stac_static_api.snapshot")
@@ -79,11 +79,10 @@ class RemoteSnapshot:
         try:
             meta = orjson.loads(self.meta_path.read_bytes())
             with open(self.path, "rb") as f:
-                header = read_header(f, str(self.path))
-                complete = os.fstat(f.fileno()).st_size == body_start(f.tell()) + header["body_bytes"]
+                header = read_header(f, str(self.path))  # and complete: the header ends it
         except (OSError, orjson.JSONDecodeError, SnapshotError, KeyError, TypeError):
             return None
-        if not complete or not isinstance(meta, dict) or meta.get("header_sha256") != header["header_sha256"]:
+        if not isinstance(meta, dict) or meta.get("header_sha256") != header["header_sha256"]:
             return None
         return meta
 

@@ -1,19 +1,25 @@
 """Index snapshots: `stac-static-api index ROOT... -o FILE` writes one, `serve --index FILE`
 starts from it in seconds instead of re-reading every catalog file.
 
-File: a magic line, a JSON header (format and package version, checksums, roots, counts,
-when, buffer layout), then the body: a pickle (protocol 5) of the Index, which carries the
-fingerprint of its local sources (every file read, with its size and mtime), then the large
-buffers raw, which reading maps. A snapshot from another format version is refused; one whose
-local files changed is reported stale (serve then rebuilds from the roots). Remote sources
-cannot be checked without re-reading them: such a snapshot is served with a warning, and a
-reload re-reads the source.
+File: a magic line, a line giving where the header is, then the body: the large buffers raw at
+aligned offsets (item JSON, WKB, ids, numpy arrays), which reading maps, and a pickle (protocol
+5) of the Index, which carries the fingerprint of its local sources (every file read, with its
+size and mtime); last the JSON header (format and package version, checksums, roots, counts,
+when, where the pickle and each buffer are). The header comes last because `index` writes the
+items' bytes into the file as it reads them (SnapshotWriter.spool), before anything else is
+known: the build never holds them in memory. A snapshot from another format version is
+refused; one whose local files changed is reported stale (serve then rebuilds from the roots).
+Remote sources cannot be checked without re-reading them: such a snapshot is served with a
+warning, and a reload re-reads the source.
 
 The header carries the SHA-256 of itself and of the body (and the body's length): every read
-checks the header's (and the file's length), a download (runtime/remote_snapshot.py) checks
-the body's as the bytes arrive (SnapshotCheck), so a truncated or corrupted copy is refused
-before it replaces a good one. SHA-256 with the CPU's SHA extensions: ~1.6 GB/s here, less
-than the write itself costs; a local file is not hashed on every start (the fast start).
+checks the header's (and that the header ends the file), a download (runtime/remote_snapshot.py)
+hashes the body as the bytes arrive and checks it against the header at the end (SnapshotCheck),
+so a truncated or corrupted copy is refused before it replaces a good one; a snapshot of format
+7 or before (its header on the second line) is refused as soon as that line is in. The writer
+hashes the body once it is written, reading it back (the items' bytes went to the file during
+the build, some buffers are copied by the kernel): SHA-256 with the CPU's SHA extensions, ~1.6
+GB/s here. A local file is not hashed on every start (the fast start).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import threading
 import time
 from typing import Any
 
+import numpy as np
 import orjson
 
 from server import __version__
@@ -43,8 +50,9 @@ MAGIC = b"stac-static-api index snapshot\n"
 # index's own (paths in one mapped buffer), no longer beside a second copy in its SourceLog;
 # 5: the fingerprint's class moved to server.catalog.fingerprint (pickles name it); 6: public
 # hrefs (no server paths), collections made for items of none, the index's hrefs_config; 7: the
-# index carries the catalogs' own tree (server.index.tree);
-# 8: the header holds header_sha256, body_sha256 and body_bytes (SnapshotCheck)
+# index carries the catalogs' own tree (server.index.tree); 8: the header last (the items are
+# written as they are read), absolute offsets, ids as a blob column (server.index.ids); the
+# header holds header_sha256, body_sha256 and body_bytes (SnapshotCheck)
 FORMAT_VERSION = 8
 
 
@@ -54,63 +62,77 @@ class SnapshotError(Exception):
 
 ALIGN = 64
 HOLE = "0" * 64  # a checksum's place in the header while it is computed
-MAX_HEADER_BYTES = 64 * 1024 * 1024  # a longer first two lines is not a snapshot
+MAX_HEADER_BYTES = 64 * 1024 * 1024  # a longer header is not a snapshot's
+POINTER = b"%020d\n"  # the second line: the header's offset in the file
+BODY_START = len(MAGIC) + len(POINTER % 0)  # the body: from here to the header
+HASH_CHUNK = 16 * 1024 * 1024
 
 
-def write_snapshot(path: str, index: Index, roots: list[str]) -> dict[str, Any]:
-    """Header line, then a pickle of the Python objects, then every large buffer (item JSON,
-    WKB, numpy arrays) raw at an aligned offset, so that reading maps them instead of
-    copying them (pickle protocol 5, out-of-band buffers). The body is hashed as it is
-    written, and its checksum (then the header's) written into the header's places for them."""
-    buffers: list[pickle.PickleBuffer] = []
-    if index.fingerprint is None:
-        index.fingerprint = Fingerprint.of(SourceLog())
-    payload = pickle.dumps(index, protocol=5, buffer_callback=buffers.append)
-    raws = [b.raw() for b in buffers]
-    layout, offset = [], len(payload)
-    for raw in raws:
-        offset += -offset % ALIGN
-        layout.append([offset, raw.nbytes])
-        offset += raw.nbytes
-    header: dict[str, Any] = {
-        "format": FORMAT_VERSION,
-        "header_sha256": HOLE,  # first: nothing before them in the line can look like them
-        "body_sha256": HOLE,
-        "body_bytes": offset,  # from the start of the pickle to the end of the file
-        "package_version": __version__,
-        "roots": roots,
-        "created": time.time(),
-        "items": index.size,
-        "collections": len(index.collections),
-        "local_files": len(index.fingerprint.sizes),
-        "pickle_bytes": len(payload),
-        "buffers": layout,  # offsets from the start of the pickle
-    }
-    line = orjson.dumps(header) + b"\n"
-    # hashed while written: at 1M (2.6 GB, loaded machine) +2.2 s on a 10.6 s write; in line it was +6.5 s on 8.2
-    digest = BackgroundHash()
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f, contextlib.closing(digest):
-        f.write(MAGIC)
-        f.write(line)
-        start = f.tell()
-        pad = -start % ALIGN  # so buffer offsets relative to the pickle stay aligned in the file
-        f.write(b" " * pad)
-        digest.update(payload)
+class SnapshotWriter:
+    """A snapshot being written under a temporary name beside ``path``: a build may write the
+    items' bytes into ``spool`` as it reads them (server.index.IndexBuilder), then ``finish``
+    adds the rest and puts the file in place; ``abort`` removes it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.tmp = f"{path}.tmp-{os.getpid()}"
+        self.spool = open(self.tmp, "w+b")  # noqa: SIM115 (closed by finish or abort)
+        self.spool.write(MAGIC + POINTER % 0)
+
+    def finish(self, index: Index, roots: list[str]) -> dict[str, Any]:
+        """Write every large buffer raw at an aligned offset (those already in this file stay
+        where they are; those in another file are copied by the kernel), the pickle of the
+        Python objects (pickle protocol 5, out-of-band buffers), then the header."""
+        buffers: list[pickle.PickleBuffer] = []
+        if index.fingerprint is None:
+            index.fingerprint = Fingerprint.of(SourceLog())
+        payload = pickle.dumps(index, protocol=5, buffer_callback=buffers.append)
+        f = self.spool
+        placed = _placed_buffers(index)
+        layout = []
+        for buffer in buffers:
+            raw = buffer.raw()
+            where = placed.get(_address(raw)) if raw.nbytes else None
+            if where is not None and where[0] == f.fileno():
+                layout.append([where[1], raw.nbytes])
+                continue
+            at = _align(f)
+            if where is not None:
+                _copy_range(where[0], where[1], raw.nbytes, f)
+            else:
+                f.write(raw)
+            layout.append([at, raw.nbytes])
+        pickle_at = _align(f)
         f.write(payload)
-        for (at, _), raw in zip(layout, raws):
-            gap = b"\0" * (start + pad + at - f.tell())
-            digest.update(gap)
-            f.write(gap)
-            digest.update(raw)
-            f.write(raw)
-        header["body_sha256"] = body_sha256 = digest.hexdigest()
-        sealed = seal_header(line, body_sha256)
-        header["header_sha256"] = orjson.loads(sealed)["header_sha256"]
+        header_at = f.tell()
+        header: dict[str, Any] = {
+            "format": FORMAT_VERSION,
+            "header_sha256": HOLE,  # first: nothing before them in the line can look like them
+            "body_sha256": HOLE,
+            "body_bytes": header_at - BODY_START,
+            "package_version": __version__,
+            "roots": roots,
+            "created": time.time(),
+            "items": index.size,
+            "collections": len(index.collections),
+            "local_files": len(index.fingerprint.sizes),
+            "pickle": [pickle_at, len(payload)],
+            "buffers": layout,  # [offset in the file, size] of each out-of-band buffer, in pickle order
+        }
+        f.flush()
+        sealed = seal_header(orjson.dumps(header) + b"\n", _body_sha256(f.fileno(), header_at))
+        header.update(orjson.loads(sealed))
+        f.write(sealed)
         f.seek(len(MAGIC))
-        f.write(sealed)  # the same length: the checksums took the places of their holes
-    os.replace(tmp, path)  # never a half-written snapshot under the real name
-    return header
+        f.write(POINTER % header_at)
+        f.close()
+        os.replace(self.tmp, self.path)  # never a half-written snapshot under the real name
+        return header
+
+    def abort(self) -> None:
+        self.spool.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
 
 
 def _hole(line: bytes, key: str) -> int:
@@ -132,16 +154,17 @@ def seal_header(line: bytes, body_sha256: str) -> bytes:
 
 
 def parse_header(magic: bytes, line: bytes, name: str) -> dict[str, Any]:
-    """The header of a snapshot from its first two lines, checked: magic, format version, and
-    the header's own checksum (so a damaged byte in the layout never maps the wrong bytes)."""
+    """The header of a snapshot (its header line; of format 7 and before, its second line),
+    checked: magic, format version, and the header's own checksum (so a damaged byte in the
+    layout never maps the wrong bytes)."""
     if magic != MAGIC:
         raise SnapshotError(f"{name} is not a stac-static-api index snapshot")
     try:
         header = orjson.loads(line)
     except orjson.JSONDecodeError:
-        raise SnapshotError(f"{name}: unreadable snapshot header") from None
+        raise SnapshotError(f"{name}: damaged snapshot header (unreadable)") from None
     if not isinstance(header, dict):
-        raise SnapshotError(f"{name}: unreadable snapshot header")
+        raise SnapshotError(f"{name}: damaged snapshot header (unreadable)")
     if header.get("format") != FORMAT_VERSION:
         raise SnapshotError(
             f"{name} has snapshot format {header.get('format')}, this server reads format {FORMAT_VERSION}: "
@@ -157,13 +180,81 @@ def parse_header(magic: bytes, line: bytes, name: str) -> dict[str, Any]:
     return header
 
 
+def _body_sha256(fd: int, end: int) -> str:
+    """SHA-256 of the file's body (BODY_START to ``end``), read back in chunks."""
+    digest = hashlib.sha256()
+    chunk = bytearray(HASH_CHUNK)
+    at = BODY_START
+    while at < end:
+        got = os.preadv(fd, [memoryview(chunk)[: min(HASH_CHUNK, end - at)]], at)
+        if got <= 0:
+            raise OSError(f"reading back the snapshot at {at} failed")
+        digest.update(memoryview(chunk)[:got])
+        at += got
+    return digest.hexdigest()
+
+
+def write_snapshot(path: str, index: Index, roots: list[str]) -> dict[str, Any]:
+    """Write ``index`` (built in memory) as a snapshot at ``path``."""
+    writer = SnapshotWriter(path)
+    try:
+        return writer.finish(index, roots)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _align(f: Any) -> int:
+    at = f.seek(0, os.SEEK_END)
+    pad = -at % ALIGN
+    f.write(b"\0" * pad)
+    return at + pad
+
+
+def _address(buffer: memoryview) -> int:
+    return int(np.frombuffer(buffer, dtype=np.uint8).ctypes.data)
+
+
+def _placed_buffers(index: Index) -> dict[int, tuple[int, int]]:
+    """The index's buffers already in a file (server.index.blobs.FileBlobWriter), by address."""
+    columns = (index.json, index.wkb, index.ids.blobs)
+    return {_address(c.data): (c.placed[0].fileno(), c.placed[1]) for c in columns
+            if c.placed is not None and c.data.nbytes}
+
+
+def _copy_range(fd: int, offset: int, size: int, f: Any) -> None:
+    """``size`` bytes of the file ``fd`` from ``offset`` to the end of ``f``, copied by the
+    kernel (no pass through this process's memory)."""
+    f.flush()
+    out = f.fileno()
+    while size:
+        done = os.copy_file_range(fd, out, size, offset)
+        if done <= 0:
+            raise OSError(f"copying {size} bytes of a spooled buffer failed")
+        offset += done
+        size -= done
+    f.seek(0, os.SEEK_END)
+
+
 def read_header(f: Any, path: str) -> dict[str, Any]:
-    return parse_header(f.readline(len(MAGIC)), f.readline(MAX_HEADER_BYTES), path)
-
-
-def body_start(header_end: int) -> int:
-    """Where the body starts in the file, the header's two lines ending at ``header_end``."""
-    return header_end + (-header_end % ALIGN)
+    """The header of the snapshot open as ``f``, checked (parse_header), and the file complete:
+    the header ends it and the body is the length it gives. Leaves ``f`` at the end."""
+    magic = f.readline(len(MAGIC))
+    line = f.readline(MAX_HEADER_BYTES)
+    if magic != MAGIC or line.startswith(b"{"):  # not a snapshot, or format 7 and before
+        return parse_header(magic, line, path)
+    try:
+        header_at = int(line)
+    except ValueError:
+        raise SnapshotError(f"{path}: damaged snapshot header (unreadable)") from None
+    size = os.fstat(f.fileno()).st_size
+    if not BODY_START <= header_at < size:
+        raise SnapshotError(f"{path} is truncated or damaged: no header where it says")
+    f.seek(header_at)
+    header = parse_header(magic, f.readline(MAX_HEADER_BYTES), path)
+    if f.tell() != size or header.get("body_bytes") != header_at - BODY_START:
+        raise SnapshotError(f"{path} is truncated or damaged: not the length its header gives")
+    return header
 
 
 class BackgroundHash:
@@ -200,10 +291,11 @@ class BackgroundHash:
 
 
 class SnapshotCheck:
-    """Checks a snapshot's bytes as they arrive (a download), passing them on to ``sink``:
-    magic, format and the header's checksum as soon as the header is in (a snapshot of
-    another format is refused before its body is transferred), then the body's length and
-    SHA-256 at ``finish()``. Raises SnapshotError with the reason. The body is hashed in a
+    """Checks a snapshot's bytes as they arrive (a download), passing them on to ``sink``: the
+    magic line and the header's place as soon as they are in (a snapshot of format 7 or before,
+    whose header is its second line, is refused then, before its body is transferred), the body
+    hashed as it arrives, then at ``finish()`` the header that ends the file: its own checksum,
+    the body's length and SHA-256. Raises SnapshotError with the reason. The body is hashed in a
     thread, overlapping the transfer: a chunk written must not change afterwards (bytes), and
     ``close()`` ends that thread when the download is given up before ``finish()``."""
 
@@ -212,42 +304,50 @@ class SnapshotCheck:
         self.sink = sink
         self.header: dict[str, Any] | None = None
         self._head = bytearray()
-        self._skip = 0
-        self._left = 0
+        self._header_at: int | None = None  # once the second line is in
+        self._tail = bytearray()  # the header, after the body
         self._digest = BackgroundHash()
         self.received = 0
 
     def write(self, data: bytes | memoryview) -> None:
         self.sink.write(data)
+        at = self.received
         self.received += len(data)
-        if self.header is not None:
-            self._body(memoryview(data))
+        if self._header_at is not None:
+            self._body(memoryview(data), at)
             return
         self._head += data
         if not MAGIC.startswith(bytes(self._head[: len(MAGIC)])):
             raise SnapshotError(f"{self.name} is not a stac-static-api index snapshot")
-        end = self._head.find(b"\n", len(MAGIC))
-        if end < 0:
-            if len(self._head) > MAX_HEADER_BYTES:
-                raise SnapshotError(f"{self.name}: no snapshot header in its first {MAX_HEADER_BYTES} bytes")
+        if self._head[len(MAGIC) : len(MAGIC) + 1] == b"{":  # format 7 and before: the header here
+            end = self._head.find(b"\n", len(MAGIC))
+            if end < 0 and len(self._head) <= MAX_HEADER_BYTES:
+                return
+            parse_header(MAGIC, bytes(self._head[len(MAGIC) : end + 1 if end >= 0 else None]), self.name)
+            raise SnapshotError(f"{self.name}: damaged snapshot header")  # a JSON second line of this format
+        if len(self._head) < BODY_START:
             return
-        header_end = end + 1
-        self.header = parse_header(bytes(self._head[: len(MAGIC)]), bytes(self._head[len(MAGIC) : header_end]),
-                                   self.name)
-        self._skip = body_start(header_end) - header_end
-        self._left = int(self.header.get("body_bytes", 0))
-        rest, self._head = memoryview(bytes(self._head[header_end:])), bytearray()
-        self._body(rest)
+        pointer = bytes(self._head[len(MAGIC) : BODY_START])
+        if not pointer[:-1].isdigit() or not pointer.endswith(b"\n") or int(pointer) < BODY_START:
+            raise SnapshotError(f"{self.name}: damaged snapshot header (unreadable)")
+        self._header_at = int(pointer)
+        rest, self._head = memoryview(bytes(self._head[BODY_START:])), bytearray()
+        self._body(rest, BODY_START)
 
-    def _body(self, data: memoryview) -> None:
-        if self._skip:
-            skipped = min(self._skip, len(data))
-            self._skip -= skipped
-            data = data[skipped:]
-        if len(data) > self._left:
-            raise SnapshotError(f"{self.name} is longer than its header says: damaged")
-        self._left -= len(data)
-        self._digest.update(data)
+    def _body(self, data: memoryview, at: int) -> None:
+        """``data``, starting at offset ``at`` of the file: body bytes are hashed, the rest is
+        the header."""
+        assert self._header_at is not None
+        body = max(0, min(len(data), self._header_at - at))
+        if body:
+            self._digest.update(data[:body])
+        if body < len(data):
+            self._tail += data[body:]
+            newline = self._tail.find(b"\n")
+            if 0 <= newline < len(self._tail) - 1:
+                raise SnapshotError(f"{self.name} is longer than its header says: damaged")
+            if len(self._tail) > MAX_HEADER_BYTES:
+                raise SnapshotError(f"{self.name}: no snapshot header in the last {MAX_HEADER_BYTES} bytes")
 
     def close(self) -> None:
         """Stop the hashing thread (finish() does; call it when giving up on the download)."""
@@ -255,15 +355,20 @@ class SnapshotCheck:
 
     def finish(self) -> dict[str, Any]:
         """The header, once every byte is in and checked."""
-        if self.header is None:
+        if self._header_at is None:
             raise SnapshotError(f"{self.name} is truncated ({self.received} bytes, no complete header)")
-        if self._left or self._skip:
+        if self.received <= self._header_at or not self._tail.endswith(b"\n"):
             self.close()
-            raise SnapshotError(f"{self.name} is truncated: {self._left + self._skip} bytes missing")
-        if self._digest.hexdigest() != self.header.get("body_sha256"):
+            missing = f": {self._header_at - self.received} bytes of its body missing" if self.received < self._header_at else ""
+            raise SnapshotError(f"{self.name} is truncated (its header, which ends it, is not complete){missing}")
+        header = parse_header(MAGIC, bytes(self._tail), self.name)
+        if header.get("body_bytes") != self._header_at - BODY_START:
+            self.close()
+            raise SnapshotError(f"{self.name} is damaged: its body is not the length its header gives")
+        if self._digest.hexdigest() != header.get("body_sha256"):
             raise SnapshotError(f"{self.name} is damaged: the checksum of its body does not match its header's")
-        return self.header
-
+        self.header = header
+        return header
 
 def read_snapshot(path: str, verify: bool = True) -> tuple[Index, dict[str, Any]]:
     """The index in the snapshot, its large buffers mapped from the file (read-only, shared
@@ -271,16 +376,14 @@ def read_snapshot(path: str, verify: bool = True) -> tuple[Index, dict[str, Any]
     try:
         with open(path, "rb") as f:
             header = read_header(f, path)
-            start = body_start(f.tell())
-            if os.fstat(f.fileno()).st_size != start + header.get("body_bytes", -1):
-                raise SnapshotError(f"{path} is truncated or damaged: not the length its header gives")
             mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         view = memoryview(mapped)
-        body = view[start:]
-        buffers = [body[at : at + size] for at, size in header["buffers"]]
-        if any(len(b) != size for b, (_, size) in zip(buffers, header["buffers"])):
+        buffers = [view[at : at + size] for at, size in header["buffers"]]
+        pickle_at, pickle_size = header["pickle"]
+        if any(len(b) != size for b, (_, size) in zip(buffers, header["buffers"])) or \
+                len(view) < pickle_at + pickle_size:
             raise SnapshotError(f"{path} is truncated")
-        index = pickle.loads(body[: header["pickle_bytes"]], buffers=buffers)
+        index = pickle.loads(view[pickle_at : pickle_at + pickle_size], buffers=buffers)
         fingerprint: Fingerprint = index.fingerprint
     except OSError as exc:
         raise SnapshotError(f"cannot read {path}: {exc.strerror or exc}") from None

@@ -1,0 +1,156 @@
+"""The streaming build (`index -o FILE` writes the items' bytes into the snapshot as it reads
+them) gives the same index as a load held in memory, record for record; ids found by hash."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from server.catalog.loader import load_catalogs
+from server.index import Index
+from server.index.ids import IdColumn, bytes_hash, bytes_hashes
+from server.runtime.snapshot import read_snapshot
+from server.sample import SAMPLE_ROOT
+from tests.helpers import CatalogDir, catalog, collection, item, link, run_cli, run_server, shared_roots
+
+
+def same_index(a: Index, b: Index) -> None:
+    """Every record, column, text posting and tree node of ``a`` is ``b``'s."""
+    assert a.size == b.size
+    assert list(a.ids) == list(b.ids)
+    assert a.collection_names == b.collection_names
+    for name in ("codes", "start", "end", "sort_time", "extremes" if hasattr(a, "extremes") else "codes"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert np.array_equal(a.bounds, b.bounds, equal_nan=True)
+    assert [a.json[p] for p in range(a.size)] == [b.json[p] for p in range(b.size)]
+    assert [a.wkb[p] for p in range(a.size)] == [b.wkb[p] for p in range(b.size)]
+    assert sorted(a.columns) == sorted(b.columns)
+    for key, col in a.columns.items():
+        other = b.columns[key]
+        for part in ("number", "string", "boolean", "objects", "time"):
+            mine, theirs = getattr(col, part), getattr(other, part)
+            assert (mine is None) == (theirs is None), (key, part)
+            if mine is None:
+                continue
+            assert np.array_equal(mine.rows, theirs.rows), (key, part)
+            if part == "objects":
+                assert [mine.value(i) for i in range(len(mine.rows))] == [theirs.value(i) for i in range(len(theirs.rows))]
+            elif part == "string":
+                assert mine.vocab == theirs.vocab and np.array_equal(mine.codes, theirs.codes), key
+            else:
+                assert np.array_equal(mine.values, theirs.values), (key, part)
+    assert a.text.vocab == b.text.vocab
+    assert all(np.array_equal(x, y) for x, y in zip(a.text.postings, b.text.postings))
+    assert [(n.kind, n.id, n.segments, n.children, n.document) for n in a.tree.nodes] == \
+           [(n.kind, n.id, n.segments, n.children, n.document) for n in b.tree.nodes]
+    assert np.array_equal(a.tree.items, b.tree.items) and a.tree.complete == b.tree.complete
+    assert a.collections == b.collections and a.root == b.root
+    assert {**(a.load_report or {}), "seconds": 0} == {**(b.load_report or {}), "seconds": 0}
+
+
+def streamed(roots: list[str], tmp_path: Path) -> Index:
+    snapshot = tmp_path / "streamed.idx"
+    result = run_cli(["index", *roots, "-o", str(snapshot)], timeout=120)
+    assert result.returncode == 0, result.stderr
+    return read_snapshot(str(snapshot))[0]
+
+
+def odd_catalog(cat: CatalogDir) -> list[str]:
+    """Duplicates (first kept), an invalid geometry, items tied on time (ordered by id: unicode,
+    a prefix of another), items of no collection (one is made), an id in two collections."""
+    bad_ring = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}  # GEOS cannot read it
+    items = {
+        "a/é.json": item("é", collection="c1"),
+        "a/e.json": item("e", collection="c1"),
+        "a/ee.json": item("ee", collection="c1"),
+        "a/dup.json": item("e", collection="c1", bbox=(5, 5, 6, 6)),  # a duplicate: dropped
+        "a/bad.json": item("bad", collection="c1", geometry=bad_ring),
+        "a/bad2.json": item("bad", collection="c1"),  # the id of a rejected item: a duplicate still
+        "a/x.json": item("x", collection="c1", datetime="2021-05-01T00:00:00Z"),
+        "b/e.json": item("e", collection="c2"),  # the same id in another collection: kept
+        "loose/l1.json": item("l1"),
+        "loose/l2.json": item("l2", datetime="2019-01-01T00:00:00Z"),
+    }
+    for rel, doc in items.items():
+        cat.write(rel, doc)
+    cat.write("c1/collection.json", collection("c1", [link("item", f"../{r}") for r in items if r.startswith("a/")]))
+    cat.write("c2/collection.json", collection("c2", [link("item", "../b/e.json")]))
+    cat.write("loose/catalog.json", catalog("loose", [link("item", "./l1.json"), link("item", "./l2.json")]))
+    cat.write("catalog.json", catalog("root", [link("child", "./c1/collection.json"), link("child", "./c2/collection.json"),
+                                               link("child", "./loose/catalog.json")]))
+    return [str(cat.path("catalog.json"))]
+
+
+def test_odd_catalog_streams_to_the_same_index(catalog_dir: CatalogDir, tmp_path: Path) -> None:
+    roots = odd_catalog(catalog_dir)
+    in_memory, report = load_catalogs(roots)
+    assert report.skipped_by_reason["duplicate"] == 2 and report.skipped_by_reason["invalid_item"] == 1
+    assert sorted(in_memory.ids) == ["e", "e", "ee", "l1", "l2", "x", "é"]
+    assert in_memory.item(in_memory.find("c1", "e"))["bbox"] == [0, 0, 1, 1]  # the first kept
+    same_index(streamed(roots, tmp_path), in_memory)
+
+
+@pytest.mark.parametrize("roots", [[str(SAMPLE_ROOT)], *shared_roots()], ids=lambda r: Path(r[0]).parent.name)
+def test_catalogs_stream_to_the_same_index(roots: list[str], tmp_path: Path) -> None:
+    in_memory, report = load_catalogs(roots)
+    if not report.degraded:
+        same_index(streamed(roots, tmp_path), in_memory)
+        return
+    # a structural document not read: no snapshot, and nothing half-written left behind
+    result = run_cli(["index", *roots, "-o", str(tmp_path / "x.idx")], timeout=120)
+    assert result.returncode == 1 and "no snapshot written" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bulk_files_stream_to_the_same_index(catalog_dir: CatalogDir, tmp_path: Path) -> None:
+    """ndjson read as a root, with a duplicate line and one of no collection (a made one)."""
+    catalog_dir.write("c/collection.json", collection("c"))
+    lines = [item(f"i{n}", collection="c", datetime=f"2020-01-{1 + n % 3:02d}T00:00:00Z") for n in range(40)]
+    lines.append(item("i7", collection="c"))
+    lines.append(item("free"))
+    catalog_dir.write_text("items.ndjson", "\n".join(json.dumps(doc) for doc in lines) + "\n")
+    roots = [str(catalog_dir.path("c/collection.json")), str(catalog_dir.path("items.ndjson"))]
+    in_memory, report = load_catalogs(roots)
+    assert in_memory.size == 41 and report.skipped_by_reason["duplicate"] == 1
+    same_index(streamed(roots, tmp_path), in_memory)
+
+
+def test_streamed_snapshot_serves_with_workers(catalog_dir: CatalogDir, tmp_path: Path) -> None:
+    roots = odd_catalog(catalog_dir)
+    snapshot = tmp_path / "odd.idx"
+    assert run_cli(["index", *roots, "-o", str(snapshot)]).returncode == 0
+    queries: list[dict[str, Any]] = [{"limit": 2}, {"ids": "e,é,nope"}, {"filter": "id LIKE 'e%'"}, {"sortby": "id"},
+                                     {"collections": "c1", "limit": 1}]
+
+    def answers(base: str) -> list[list[str]]:
+        out = []
+        for query in queries:
+            page = httpx.get(base + "/search", params=query).json()
+            out.append([f"{f['collection']}/{f['id']}" for f in page["features"]] + [page["numberMatched"]])
+        out.append([httpx.get(base + "/collections/c1/items/é").json()["id"]])
+        return out
+
+    with run_server(roots) as direct:
+        expected = answers(direct)
+    with run_server(extra_args=["--index", str(snapshot), "--workers", "2"]) as base:
+        assert answers(base) == answers(base) == expected
+    assert expected[1][:-1] == ["c1/e", "c2/e", "c1/é"] or sorted(expected[1][:-1]) == ["c1/e", "c1/é", "c2/e"]
+
+
+def test_ids_are_found_by_their_bytes() -> None:
+    ids = ["a", "a\x00", "ab", "é", "", "a" * 40, "a" * 41, "x/y z%", "a"]
+    column = IdColumn.of(ids)
+    assert list(column) == ids and column == ids and column[3] == "é"
+    for value in set(ids):
+        assert column.positions([value]).tolist() == [i for i, v in enumerate(ids) if v == value]
+    assert column.positions(["nope", "a" * 39]).tolist() == []
+    assert column.positions(["ab", "é", "ab"]).tolist() == [2, 3]
+    assert column.hash_sorted.tolist() == sorted(bytes_hash(i.encode()) for i in ids)  # lookups hash as the build
+    assert len(set(bytes_hashes(column.blobs).tolist())) == len(set(ids))
+    vocab, codes = column.vocab()
+    assert vocab == sorted(set(ids)) and [vocab[c] for c in codes] == ids
