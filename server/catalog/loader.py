@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import numpy as np
 import orjson
 
 from server.catalog import forked_reader, formats
@@ -45,15 +46,19 @@ from server.catalog.formats import FormatError
 from server.catalog.locations import OUTSIDE_ROOTS, Scope, is_url
 from server.catalog.normalize import resolve_href, servable
 from server.catalog.public import PublicHrefs
+from server.catalog.reuse import ReusePlan, digest
 from server.catalog.sources import OVER_LIMIT, Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.index import Index, IndexBuilder
 from server.index.builder import ItemRejected
+from server.index.origins import UNKNOWN, OriginsBuilder
+from server.index.reuse import ReusingBuilder
 from server.index.tree import CATALOG, COLLECTION, LANDING, NO_NODE
 
 log = logging.getLogger("stac_static_api.loader")
 
 ITEM_CHUNK = 512
+REUSE_CHUNK = 65_536  # item links planned at once by a reload reusing rows: bounded fetched documents
 MAX_SKIPS_KEPT = 1000
 
 # Why a document was skipped, in words that stay the same: the report counts each
@@ -115,6 +120,7 @@ class LoadReport:
     # collections made for items of no collection: id -> the catalog (or root file) they came from
     made_collections: dict[str, str] = field(default_factory=dict)
     hrefs_not_public: int = 0  # local hrefs neither mapped (--public-href) nor served (--serve-assets)
+    reused: int = 0  # items taken from the previous index, their documents unchanged (a reload)
 
     @property
     def degraded(self) -> bool:
@@ -140,6 +146,8 @@ class LoadReport:
             made = sorted(self.made_collections.items())
             text += (f"; made {len(made)} collections for items of no collection: "
                      + ", ".join(f"{cid!r} (from {source})" for cid, source in made[:5]) + (" ..." if len(made) > 5 else ""))
+        if self.reused:
+            text += f"; {self.reused} items of unchanged documents reused"
         if self.hrefs_not_public:
             text += (f"; {self.hrefs_not_public} local hrefs could not be made public (served as the catalogs wrote "
                      f"them: map their folder with --public-href, or --serve-assets)")
@@ -159,6 +167,7 @@ class LoadReport:
                            for (declared, parent), n in sorted(self.reassigned.items())],
             "made_collections": [{"collection": cid, "from": source} for cid, source in sorted(self.made_collections.items())],
             "hrefs_not_public": self.hrefs_not_public,
+            "reused": self.reused,
         }
 
 
@@ -201,6 +210,8 @@ class LoadOptions:
     parquet_assets: bool = True  # a collection's stac-geoparquet asset holds its items
     public_hrefs: tuple[tuple[str, str], ...] = ()  # (SRC, DST): Settings.public_href_pairs
     serve_assets: bool = False  # local hrefs inside the roots' folders point at /_assets/ (public.py)
+    # the index this load replaces: items whose documents did not change are taken from it (reuse.py)
+    previous: Index | None = None
 
 
 def release_free_memory() -> None:
@@ -329,7 +340,11 @@ class Loader:
         self._homes: dict[str, dict[str, Any]] = {}
         self._home_ids: dict[str, str] = {}
         self._made: set[str] = set()
-        self.builder = IndexBuilder(on_reject=self._invalid_item)
+        self._reuse = self._reuse_plan()
+        self.builder: IndexBuilder = (ReusingBuilder(self._reuse.previous, on_reject=self._invalid_item)
+                                      if self._reuse is not None else IndexBuilder(on_reject=self._invalid_item))
+        self._origins = OriginsBuilder()  # where each item read from a document of its own came from
+        self._digests: dict[str, bytes] = {}  # remote item documents' MD5, for the next reload
         self._seen: set[str] = set()
         self._documents = 0
         self._pending_items: list[tuple[str, Context]] = []
@@ -348,6 +363,16 @@ class Loader:
         self._show_progress = sys.stderr.isatty() if show is None else show
 
     # -- bookkeeping -----------------------------------------------------------------------
+
+    def _reuse_plan(self) -> ReusePlan | None:
+        """What the previous index can give this load: nothing when it holds no origins, or
+        other hrefs than this load would write."""
+        previous = self.options.previous
+        if previous is None or previous.origins is None or not len(previous.origins):
+            return None
+        if (previous.hrefs_config or hrefs_config(LoadOptions())) != hrefs_config(self.options):
+            return None
+        return ReusePlan(previous, previous.origins)
 
     def skip(self, location: str, reason: str, kind: str) -> None:
         """``location`` not read or not used, with why (``kind``: one of SKIP_REASONS). During
@@ -465,6 +490,10 @@ class Loader:
             index = self.builder.build()
             self.report.sources = fetcher.sources
             index.fingerprint = Fingerprint.of(fetcher.sources)
+            index.origins = self._origins.freeze(self.builder.positions, self._local_stats(fetcher.sources),
+                                                 self._digests)
+            if isinstance(self.builder, ReusingBuilder):
+                self.report.reused = self.builder.reused
         self._forget_walk()
         release_free_memory()
         self.report.items = index.size
@@ -475,6 +504,10 @@ class Loader:
         index.asset_roots = tuple(self.hrefs.asset_roots)
         index.hrefs_config = hrefs_config(self.options)
         return index, self.report
+
+    def _local_stats(self, sources: SourceLog) -> dict[str, tuple[int, int]]:
+        """(size, mtime) of each local file read, by path (for the origins)."""
+        return dict(zip(sources.paths, zip(sources.sizes.tolist(), sources.mtimes.tolist())))
 
     def _forget_walk(self) -> None:
         """Drop what only the walk needed (visited paths, resolved folders) before the
@@ -517,6 +550,8 @@ class Loader:
             if data is None:
                 self.skip(location, error or "unreadable", failure_reason(error or ""))
                 continue
+            if not self._walking and "://" in location:  # an item document: its MD5 for the next reload
+                self._digests[location] = digest(data)
             try:
                 docs = formats.read(location, data, self._invalid_json, media_types.get(location) if media_types else None)
             except FormatError as exc:
@@ -694,6 +729,10 @@ class Loader:
         self._inline_items.clear()
         self._load_bulk()
         pending = self._pending_items
+        if self._reuse is not None:
+            self._load_items_reusing(pending)
+            pending.clear()
+            return
         # libcurl's batches stream in order with bounded memory: all items in one (no pause
         # between chunks, and large enough for a fetch process); a thread pool's map holds
         # every result of its batch, so chunks there
@@ -714,6 +753,86 @@ class Loader:
                 self._progress()
         pending.clear()
 
+    def _load_items_reusing(self, pending: list[tuple[str, Context]]) -> None:
+        """The items of a reload with a previous index: an unchanged document's row is taken
+        from it (ReusingBuilder.add_reused), the others are read, all in the order of their links
+        (which of two items with one id is kept, and the tree's order, are as in a full load)."""
+        plan = self._reuse
+        assert plan is not None
+        limit = self.options.max_document_bytes
+        plan.check([loc for loc, _ in pending], limit, self.options.fetch_timeout, self.options.fetch_retries)
+        unchanged = plan.unchanged
+        by_location = plan.by_location
+        for start in range(0, len(pending), REUSE_CHUNK):
+            chunk = pending[start : start + REUSE_CHUNK]
+            taken = [by_location.get(loc, -1) for loc, _ in chunk]
+            taken = [o if o >= 0 and unchanged[o] else -1 for o in taken]
+            fetched = self._fetcher.fetch_all([loc for (loc, _), o in zip(chunk, taken) if o < 0], limit, self._pool)
+            run: list[tuple[int, str, Context]] = []
+            for (location, ctx), o in zip(chunk, taken):
+                if o >= 0 and self._reusable(o, location, ctx):
+                    run.append((o, location, ctx))
+                    continue
+                if o >= 0:  # unchanged, but served under another collection now: read again
+                    fetched_one = self._fetcher.fetch_result(location, limit)
+                else:
+                    fetched_one = next(fetched)
+                remote_same = plan.same_bytes(location, fetched_one[1]) if fetched_one[1] is not None and "://" in location else -1
+                if remote_same >= 0 and self._reusable(remote_same, location, ctx):
+                    run.append((remote_same, location, ctx))
+                    continue
+                self._add_reused(run)
+                run = []
+                for _, docs in self._parse_documents([fetched_one]):
+                    self._add_items(docs, location, ctx)
+                self._progress()
+            self._add_reused(run)
+            self._progress()
+
+    def _reusable(self, o: int, location: str, ctx: Context) -> bool:
+        """Whether origin ``o``'s row is the one reading its (unchanged) document would make
+        here: served under the same collection, made for items of none or not, as before."""
+        plan = self._reuse
+        assert plan is not None
+        if plan.not_public[o] == UNKNOWN:
+            return False
+        declared = plan.declared[o]
+        served = plan.served_under[o]
+        if declared is not None and declared == served and declared in self.builder.collections and declared not in self._made:
+            return served not in plan.made  # the common case: its own collection, loaded
+        reassigned = dict(self.report.reassigned)
+        now = self._collection_for({"collection": declared} if declared is not None else {}, location, ctx)
+        if now != served or (now in self._made) != (served in plan.made):
+            self.report.reassigned = reassigned  # counted when it is read
+            return False
+        return True
+
+    def _add_reused(self, run: list[tuple[int, str, Context]]) -> None:
+        """Rows of the previous index into the builder, as their documents would have been."""
+        if not run:
+            return
+        plan = self._reuse
+        assert plan is not None
+        positions = np.array([plan.positions[o] for o, _, _ in run], dtype=np.int64)
+        first = self.builder.rows
+        refused = self.builder.add_reused(positions, np.array([ctx.node for _, _, ctx in run], dtype=np.int32))  # type: ignore[attr-defined]
+        refused_at = {i for i, _ in refused}
+        for i, reason in refused:
+            o, location, _ = run[i]
+            self.skip_item(location, f"item {plan.previous.ids[plan.positions[o]]!r}: {reason}", DUPLICATE)
+        sources = self._fetcher.sources
+        row = first
+        for i, (o, location, _) in enumerate(run):
+            self.hrefs.not_public += plan.not_public[o]
+            if plan.sizes[o] >= 0:
+                sources.add(location, plan.sizes[o], plan.mtimes[o])
+            elif "://" in location:
+                self._digests[location] = plan.origins.digests[o].tobytes()
+            if i in refused_at:
+                continue
+            self._origins.add(row, location, plan.declared[o], plan.not_public[o])
+            row += 1
+
     def _add_items(self, docs: Any, location: str, ctx: Context) -> None:
         """Index the item documents read from one location; a bulk file that goes wrong part way
         is skipped from there, with its reason."""
@@ -728,6 +847,7 @@ class Loader:
         """Local items read and made servable by a forked child (forked_reader), indexed
         here as they arrive; how many of ``pending`` were handled."""
         done = 0
+        not_public, first_origin = self.hrefs.not_public, len(self._origins.rows)
         fetched = forked_reader.read_forked([loc for loc, _ in pending], self._fetcher.fetch_result,
                                             self._fetcher.sources, self.hrefs)
         for position, kind, payload in fetched:
@@ -740,6 +860,9 @@ class Loader:
                     self._add_items(docs, location, ctx)
             done = position + 1
             self._progress()
+        if self.hrefs.not_public == not_public:  # the child counted no local href for any item: each has none
+            for i in range(first_origin, len(self._origins.rows)):
+                self._origins.not_public[i] = max(0, self._origins.not_public[i])
         return done
 
     def _bulk_limit(self, location: str) -> int:
@@ -822,13 +945,17 @@ class Loader:
         if _kind(item) != "Feature":
             self.skip_item(location, "expected an item (GeoJSON Feature)", NOT_STAC)
             return
-        self._index_item(servable(item, location, self.hrefs), location, ctx, whole, linked)
+        not_public = self.hrefs.not_public
+        item = servable(item, location, self.hrefs)
+        self._index_item(item, location, ctx, whole, linked, self.hrefs.not_public - not_public)
 
     def _index_item(self, item: dict[str, Any], location: str, ctx: Context, whole: bool = False,
-                    linked: bool = True) -> None:
+                    linked: bool = True, not_public: int = UNKNOWN) -> None:
         """A servable item into the index, under the collection it resolves to (``whole``: it
         is the whole document at ``location``; ``linked``: an `item` link of the tree node
-        ``ctx.node`` led to it, its place in the tree)."""
+        ``ctx.node`` led to it, its place in the tree; ``not_public``: its local hrefs left as
+        written, UNKNOWN when counted with others)."""
+        declared = item.get("collection")
         collection = item["collection"] = self._collection_for(item, location, ctx)
         if collection is None:
             del item["collection"]
@@ -837,8 +964,11 @@ class Loader:
             if source is not None and isinstance(item.get("links"), list):
                 item["links"].append({"rel": "alternate", "href": source, "type": "application/geo+json",
                                       "title": "The item's source document"})
+        row = self.builder.rows
         try:
             self.builder.add_item(item, location, ctx.node if linked else NO_NODE)
+            if whole and linked and (declared is None or isinstance(declared, str)):
+                self._origins.add(row, location, declared, not_public)
         except ItemRejected as exc:
             self.skip_item(location, f"item {item.get('id')!r}: {exc}", DUPLICATE if exc.duplicate else INVALID_ITEM)
 
