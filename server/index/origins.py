@@ -55,6 +55,16 @@ class OriginsBuilder:
         self.declared.append(NO_COLLECTION if declared is None else self._names.setdefault(declared, len(self._names)))
         self.not_public.append(not_public)
 
+    def extend(self, first_row: int, locations: list[str], declared: np.ndarray, names: list[str],
+               not_public: np.ndarray) -> None:
+        """Consecutive rows from ``first_row``, ``declared`` as codes into ``names``."""
+        renumber = np.array([self._names.setdefault(name, len(self._names)) for name in names] + [NO_COLLECTION],
+                            dtype=np.int32)  # a code of -1 (none) reads the last entry
+        self.rows.frombytes(np.arange(first_row, first_row + len(locations), dtype=np.int64).tobytes())
+        self.locations.extend(locations)
+        self.declared.frombytes(renumber[declared].astype(np.int32).tobytes())
+        self.not_public.frombytes(np.asarray(not_public, dtype=np.int32).tobytes())
+
     def freeze(self, row_positions: np.ndarray, stats: dict[str, tuple[int, int]],
                digests: dict[str, bytes]) -> Origins:
         """The origins of the rows that made it into the index (``row_positions``: builder row ->
