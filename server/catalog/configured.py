@@ -39,7 +39,11 @@ def roots_of(settings: Settings) -> list[str]:
     return list(settings.roots) if settings.roots else [str(SAMPLE_ROOT)]
 
 
-def load_index(settings: Settings, remote_cache: RemoteCache | None = None) -> Index:
-    index, report = load_catalogs(roots_of(settings), load_options(settings, remote_cache))
+def load_index(settings: Settings, remote_cache: RemoteCache | None = None, previous: Index | None = None) -> Index:
+    """The settings' catalogs loaded; ``previous``: the index this one replaces, whose items
+    of unchanged documents are taken as they are (a reload)."""
+    options = load_options(settings, remote_cache)
+    options.previous = previous
+    index, report = load_catalogs(roots_of(settings), options)
     (log.error if report.degraded else log.info)(report.summary())
     return index

@@ -787,7 +787,8 @@ class Loader:
                     fetched_one = self._fetcher.fetch_result(location, limit)
                 else:
                     fetched_one = next(fetched)
-                remote_same = plan.same_bytes(location, fetched_one[1]) if fetched_one[1] is not None and "://" in location else -1
+                data = fetched_one[1]
+                remote_same = plan.same_bytes(location, data) if data is not None and "://" in location else -1
                 if remote_same >= 0 and self._reusable(remote_same, location, ctx):
                     run.append((remote_same, location, ctx))
                     continue
