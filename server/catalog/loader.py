@@ -29,6 +29,7 @@ import glob
 import logging
 import os
 import posixpath
+import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
+import numpy as np
 import orjson
 
 from server.catalog import forked_reader, formats
@@ -45,15 +47,19 @@ from server.catalog.formats import FormatError
 from server.catalog.locations import OUTSIDE_ROOTS, Scope, is_url
 from server.catalog.normalize import resolve_href, servable
 from server.catalog.public import PublicHrefs
+from server.catalog.reuse import ReusePlan, digest
 from server.catalog.sources import OVER_LIMIT, Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.index import Index, IndexBuilder
 from server.index.builder import ItemRejected
+from server.index.origins import UNKNOWN, OriginsBuilder
+from server.index.reuse import ReusingBuilder
 from server.index.tree import CATALOG, COLLECTION, LANDING, NO_NODE
 
 log = logging.getLogger("stac_static_api.loader")
 
 ITEM_CHUNK = 512
+REUSE_CHUNK = 65_536  # item links planned at once by a reload reusing rows: bounded fetched documents
 MAX_SKIPS_KEPT = 1000
 
 # Why a document was skipped, in words that stay the same: the report counts each
@@ -115,6 +121,7 @@ class LoadReport:
     # collections made for items of no collection: id -> the catalog (or root file) they came from
     made_collections: dict[str, str] = field(default_factory=dict)
     hrefs_not_public: int = 0  # local hrefs neither mapped (--public-href) nor served (--serve-assets)
+    reused: int = 0  # items taken from the previous index, their documents unchanged (a reload)
 
     @property
     def degraded(self) -> bool:
@@ -140,6 +147,8 @@ class LoadReport:
             made = sorted(self.made_collections.items())
             text += (f"; made {len(made)} collections for items of no collection: "
                      + ", ".join(f"{cid!r} (from {source})" for cid, source in made[:5]) + (" ..." if len(made) > 5 else ""))
+        if self.reused:
+            text += f"; {self.reused} items of unchanged documents reused"
         if self.hrefs_not_public:
             text += (f"; {self.hrefs_not_public} local hrefs could not be made public (served as the catalogs wrote "
                      f"them: map their folder with --public-href, or --serve-assets)")
@@ -159,6 +168,7 @@ class LoadReport:
                            for (declared, parent), n in sorted(self.reassigned.items())],
             "made_collections": [{"collection": cid, "from": source} for cid, source in sorted(self.made_collections.items())],
             "hrefs_not_public": self.hrefs_not_public,
+            "reused": self.reused,
         }
 
 
@@ -204,6 +214,8 @@ class LoadOptions:
     # an open file the items' bytes are written to as they are read (the snapshot `index`
     # is writing: server.runtime.snapshot.SnapshotWriter) instead of being held in memory
     item_spool: BinaryIO | None = None
+    # the index this load replaces: items whose documents did not change are taken from it (reuse.py)
+    previous: Index | None = None
 
 
 def release_free_memory() -> None:
@@ -293,6 +305,9 @@ def _kind(doc: dict[str, Any]) -> str:
 
 
 _PLAIN_JSON = frozenset({"application/json", "application/geo+json"})
+# A relative href that normpath, unquote and the scope's checks leave as it is below its
+# document's folder: segments without "%", "\\", ":", "?", "#", none empty or starting with ".".
+_PLAIN_RELATIVE = re.compile(r"(?:\./)?[^/%\\:?#.][^/%\\:?#]*(?:/[^/%\\:?#.][^/%\\:?#]*)*")
 
 
 def _links(doc: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
@@ -332,7 +347,13 @@ class Loader:
         self._homes: dict[str, dict[str, Any]] = {}
         self._home_ids: dict[str, str] = {}
         self._made: set[str] = set()
-        self.builder = IndexBuilder(on_reject=self._invalid_item, spool=self.options.item_spool)
+        self._reuse = self._reuse_plan()
+        spool = self.options.item_spool
+        self.builder: IndexBuilder = (
+            ReusingBuilder(self._reuse.previous, on_reject=self._invalid_item, spool=spool)
+            if self._reuse is not None else IndexBuilder(on_reject=self._invalid_item, spool=spool))
+        self._origins = OriginsBuilder()  # where each item read from a document of its own came from
+        self._digests: dict[str, bytes] = {}  # remote item documents' MD5, for the next reload
         self._seen: set[str] = set()
         self._documents = 0
         self._pending_items: list[tuple[str, Context]] = []
@@ -351,6 +372,16 @@ class Loader:
         self._show_progress = sys.stderr.isatty() if show is None else show
 
     # -- bookkeeping -----------------------------------------------------------------------
+
+    def _reuse_plan(self) -> ReusePlan | None:
+        """What the previous index can give this load: nothing when it holds no origins, or
+        other hrefs than this load would write."""
+        previous = self.options.previous
+        if previous is None or previous.origins is None or not len(previous.origins):
+            return None
+        if (previous.hrefs_config or hrefs_config(LoadOptions())) != hrefs_config(self.options):
+            return None
+        return ReusePlan(previous, previous.origins)
 
     def skip(self, location: str, reason: str, kind: str) -> None:
         """``location`` not read or not used, with why (``kind``: one of SKIP_REASONS). During
@@ -391,12 +422,13 @@ class Loader:
         skip, not the document's."""
         self.skip_item(location, reason, INVALID_JSON)
 
-    def _admit(self, location: str, ctx: Context, structural: bool = False) -> bool:
-        """Whether a linked document should be read (in scope, new, within limits)."""
+    def _admit(self, location: str, ctx: Context, structural: bool = False, inside: bool = False) -> bool:
+        """Whether a linked document should be read (in scope, new, within limits); ``inside``:
+        it is known to be in scope (a plain relative path below an admitted local document)."""
         key = location
         if key in self._seen:
             return False
-        refusal = self.scope.refusal(location)
+        refusal = None if inside else self.scope.refusal(location)
         if refusal is not None:  # the scope rules: policy, not a loss
             self.skip(location, refusal, OUT_OF_SCOPE)
             return False
@@ -469,6 +501,10 @@ class Loader:
             index = self.builder.build()
             self.report.sources = fetcher.sources
             index.fingerprint = Fingerprint.of(fetcher.sources)
+            index.origins = self._origins.freeze(self.builder.positions, self._local_stats(fetcher.sources),
+                                                 self._digests)
+            if isinstance(self.builder, ReusingBuilder):
+                self.report.reused = self.builder.reused
         self._forget_walk()
         release_free_memory()
         self.report.items = index.size
@@ -479,6 +515,10 @@ class Loader:
         index.asset_roots = tuple(self.hrefs.asset_roots)
         index.hrefs_config = hrefs_config(self.options)
         return index, self.report
+
+    def _local_stats(self, sources: SourceLog) -> dict[str, tuple[int, int]]:
+        """(size, mtime) of each local file read, by path (for the origins)."""
+        return dict(zip(sources.paths, zip(sources.sizes.tolist(), sources.mtimes.tolist())))
 
     def _forget_walk(self) -> None:
         """Drop what only the walk needed (visited paths, resolved folders) before the
@@ -521,6 +561,8 @@ class Loader:
             if data is None:
                 self.skip(location, error or "unreadable", failure_reason(error or ""))
                 continue
+            if not self._walking and "://" in location:  # an item document: its MD5 for the next reload
+                self._digests[location] = digest(data)
             try:
                 docs = formats.read(location, data, self._invalid_json, media_types.get(location) if media_types else None)
             except FormatError as exc:
@@ -592,14 +634,19 @@ class Loader:
                 self._media_types[target] = formats.GeoParquet.media_types[0]
                 if admit(target, child_ctx, True):
                     children.append((target, child_ctx))
+        folder = None if is_url(location) else os.path.join(os.path.dirname(location), "")
+        plain = _PLAIN_RELATIVE.fullmatch
         for rel, href, media_type in _links(doc):  # one pass, no list of hrefs (a collection may link 250k items)
-            target = resolve_href(location, href)
+            # a plain relative path below a local document: resolved and in scope as it is
+            # (resolve_href and the scope's check cost ~5 us a link, seconds for a million)
+            inside = folder is not None and plain(href) is not None
+            target = folder + (href[2:] if href.startswith("./") else href) if inside else resolve_href(location, href)  # type: ignore[operator]
             if media_type and isinstance(media_type, str) and media_type not in _PLAIN_JSON:
                 self._media_types[target] = media_type  # a format the name may not say (formats.py)
             if rel == "child":
                 if admit(target, child_ctx, True):
                     children.append((target, child_ctx))
-            elif admit(target, child_ctx):
+            elif admit(target, child_ctx, False, inside):
                 pending.append((target, child_ctx))
                 if homeless:
                     self._add_home(location)
@@ -698,6 +745,10 @@ class Loader:
         self._inline_items.clear()
         self._load_bulk()
         pending = self._pending_items
+        if self._reuse is not None:
+            self._load_items_reusing(pending)
+            pending.clear()
+            return
         # libcurl's batches stream in order with bounded memory: all items in one (no pause
         # between chunks, and large enough for a fetch process); a thread pool's map holds
         # every result of its batch, so chunks there
@@ -718,6 +769,90 @@ class Loader:
                 self._progress()
         pending.clear()
 
+    def _load_items_reusing(self, pending: list[tuple[str, Context]]) -> None:
+        """The items of a reload with a previous index: an unchanged document's row is taken
+        from it (ReusingBuilder.add_reused), the others are read, all in the order of their links
+        (which of two items with one id is kept, and the tree's order, are as in a full load)."""
+        plan = self._reuse
+        assert plan is not None
+        limit = self.options.max_document_bytes
+        plan.check([loc for loc, _ in pending], limit, self.options.fetch_timeout, self.options.fetch_retries)
+        unchanged = plan.unchanged
+        by_location = plan.by_location
+        for start in range(0, len(pending), REUSE_CHUNK):
+            chunk = pending[start : start + REUSE_CHUNK]
+            taken = [by_location.get(loc, -1) for loc, _ in chunk]
+            taken = [o if o >= 0 and unchanged[o] else -1 for o in taken]
+            fetched = self._fetcher.fetch_all([loc for (loc, _), o in zip(chunk, taken) if o < 0], limit, self._pool)
+            run: list[tuple[int, str, Context]] = []
+            for (location, ctx), o in zip(chunk, taken):
+                if o >= 0 and self._reusable(o, location, ctx):
+                    run.append((o, location, ctx))
+                    continue
+                if o >= 0:  # unchanged, but served under another collection now: read again
+                    fetched_one = self._fetcher.fetch_result(location, limit)
+                else:
+                    fetched_one = next(fetched)
+                data = fetched_one[1]
+                remote_same = plan.same_bytes(location, data) if data is not None and "://" in location else -1
+                if remote_same >= 0 and self._reusable(remote_same, location, ctx):
+                    run.append((remote_same, location, ctx))
+                    continue
+                self._add_reused(run)
+                run = []
+                for _, docs in self._parse_documents([fetched_one]):
+                    self._add_items(docs, location, ctx)
+                self._progress()
+            self._add_reused(run)
+            self._progress()
+
+    def _reusable(self, o: int, location: str, ctx: Context) -> bool:
+        """Whether origin ``o``'s row is the one reading its (unchanged) document would make
+        here: served under the same collection, made for items of none or not, as before."""
+        plan = self._reuse
+        assert plan is not None
+        if plan.not_public[o] == UNKNOWN:
+            return False
+        declared = plan.declared[o]
+        served = plan.served_under[o]
+        if declared is not None and declared == served and declared in self.builder.collections and declared not in self._made:
+            return served not in plan.made  # the common case: its own collection, loaded
+        reassigned = dict(self.report.reassigned)
+        now = self._collection_for({"collection": declared} if declared is not None else {}, location, ctx)
+        if now != served or (now in self._made) != (served in plan.made):
+            self.report.reassigned = reassigned  # counted when it is read
+            return False
+        return True
+
+    def _add_reused(self, run: list[tuple[int, str, Context]]) -> None:
+        """Rows of the previous index into the builder, as their documents would have been
+        (what they count in the report, the files in the fingerprint, their origins)."""
+        if not run:
+            return
+        plan = self._reuse
+        assert plan is not None and isinstance(self.builder, ReusingBuilder)
+        origins = plan.origins
+        taken = np.array([o for o, _, _ in run], dtype=np.int64)
+        first = self.builder.rows
+        locations = [location for _, location, _ in run]
+        # a duplicate among them is found, and reported by its location, when the index is built
+        self.builder.add_reused(origins.positions[taken], np.array([ctx.node for _, _, ctx in run], dtype=np.int32),
+                                locations)
+        self.hrefs.not_public += int(origins.not_public[taken].sum())
+        sizes = origins.sizes[taken]
+        local = sizes >= 0
+        sources = self._fetcher.sources
+        if local.all():
+            sources.paths.extend(locations)
+        else:
+            sources.paths.extend(loc for loc, is_local in zip(locations, local.tolist()) if is_local)
+            for o, location, _ in run:
+                if "://" in location:
+                    self._digests[location] = origins.digests[o].tobytes()
+        sources.sizes.frombytes(sizes[local].tobytes())
+        sources.mtimes.frombytes(origins.mtimes[taken][local].tobytes())
+        self._origins.extend(first, locations, origins.declared[taken], origins.names, origins.not_public[taken])
+
     def _add_items(self, docs: Any, location: str, ctx: Context) -> None:
         """Index the item documents read from one location; a bulk file that goes wrong part way
         is skipped from there, with its reason."""
@@ -732,6 +867,7 @@ class Loader:
         """Local items read and made servable by a forked child (forked_reader), indexed
         here as they arrive; how many of ``pending`` were handled."""
         done = 0
+        not_public, first_origin = self.hrefs.not_public, len(self._origins.rows)
         fetched = forked_reader.read_forked([loc for loc, _ in pending], self._fetcher.fetch_result,
                                             self._fetcher.sources, self.hrefs)
         for position, kind, payload in fetched:
@@ -744,6 +880,9 @@ class Loader:
                     self._add_items(docs, location, ctx)
             done = position + 1
             self._progress()
+        if self.hrefs.not_public == not_public:  # the child counted no local href for any item: each has none
+            for i in range(first_origin, len(self._origins.rows)):
+                self._origins.not_public[i] = max(0, self._origins.not_public[i])
         return done
 
     def _bulk_limit(self, location: str) -> int:
@@ -826,13 +965,17 @@ class Loader:
         if _kind(item) != "Feature":
             self.skip_item(location, "expected an item (GeoJSON Feature)", NOT_STAC)
             return
-        self._index_item(servable(item, location, self.hrefs), location, ctx, whole, linked)
+        not_public = self.hrefs.not_public
+        item = servable(item, location, self.hrefs)
+        self._index_item(item, location, ctx, whole, linked, self.hrefs.not_public - not_public)
 
     def _index_item(self, item: dict[str, Any], location: str, ctx: Context, whole: bool = False,
-                    linked: bool = True) -> None:
+                    linked: bool = True, not_public: int = UNKNOWN) -> None:
         """A servable item into the index, under the collection it resolves to (``whole``: it
         is the whole document at ``location``; ``linked``: an `item` link of the tree node
-        ``ctx.node`` led to it, its place in the tree)."""
+        ``ctx.node`` led to it, its place in the tree; ``not_public``: its local hrefs left as
+        written, UNKNOWN when counted with others)."""
+        declared = item.get("collection")
         collection = item["collection"] = self._collection_for(item, location, ctx)
         if collection is None:
             del item["collection"]
@@ -841,8 +984,11 @@ class Loader:
             if source is not None and isinstance(item.get("links"), list):
                 item["links"].append({"rel": "alternate", "href": source, "type": "application/geo+json",
                                       "title": "The item's source document"})
+        row = self.builder.rows
         try:
             self.builder.add_item(item, location, ctx.node if linked else NO_NODE)
+            if whole and linked and (declared is None or isinstance(declared, str)):
+                self._origins.add(row, location, declared, not_public)
         except ItemRejected as exc:
             self.skip_item(location, f"item {item.get('id')!r}: {exc}", DUPLICATE if exc.duplicate else INVALID_ITEM)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
@@ -22,10 +21,12 @@ from server.settings import Settings
 
 
 def create_app(
-    settings: Settings | None = None, index: Index | None = None, remote_cache: RemoteCache | None = None
+    settings: Settings | None = None, index: Index | None = None, remote_cache: RemoteCache | None = None,
+    index_file: str | None = None,
 ) -> Starlette:
     """The API over ``index``; without one, the index is loaded in the background and
-    every endpoint answers 503 until it is ready."""
+    every endpoint answers 503 until it is ready. ``index_file``: a snapshot of ``index``, whose
+    unchanged items the first reload reuses."""
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
@@ -42,9 +43,12 @@ def create_app(
     app = http_app(settings, lifespan)
     app.state.index = index
     app.state.remote_cache = remote_cache or RemoteCache()
+    app.state.index_file = index_file
     if settings.reload_in_child:
-        build: Callable[[], Index] = ChildBuilder(settings, app.state.remote_cache)
-    else:
-        build = functools.partial(load_index, settings, app.state.remote_cache)
+        build: Callable[[], Index] = ChildBuilder(settings, app.state.remote_cache, index_file,
+                                                  lambda: app.state.index)
+    else:  # the serving index is the previous one: its unchanged items are reused
+        def build() -> Index:
+            return load_index(settings, app.state.remote_cache, previous=app.state.index)
     app.state.reloader = Reloader(app, build)
     return app

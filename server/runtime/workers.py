@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -40,6 +41,7 @@ from server import metrics
 from server.catalog.fingerprint import Fingerprint
 from server.catalog.loader import release_free_memory
 from server.catalog.sources import RemoteCache
+from server.index import Index
 from server.runtime.child_build import ChildBuilder, failure_text
 from server.runtime.reloader import ReloadStatus
 from server.runtime.snapshot import read_snapshot
@@ -90,9 +92,12 @@ class Supervisor:
     Reload requests (SIGHUP, a worker's POST /_mgmt/reload), the interval and the file watch
     all end up here."""
 
-    def __init__(self, settings: Settings, remote_cache: RemoteCache, fingerprint: Fingerprint | None) -> None:
+    def __init__(self, settings: Settings, remote_cache: RemoteCache, fingerprint: Fingerprint | None,
+                 index_file: str | None = None, current: Callable[[], Index | None] | None = None) -> None:
+        """``index_file``, ``current``: a snapshot of the index loaded before the fork, that
+        index (ChildBuilder: the first build reuses its unchanged items)."""
         self.settings = settings
-        self.builder = ChildBuilder(settings, remote_cache)
+        self.builder = ChildBuilder(settings, remote_cache, index_file, current)
         self.fingerprint = fingerprint
         self.workdir = Path(tempfile.mkdtemp(prefix="stac-static-api-workers-"))
         self.publication = self.workdir / "published.json"
@@ -143,6 +148,7 @@ class Supervisor:
             if (folder / "fingerprint.pickle").exists():
                 self.fingerprint = pickle.loads((folder / "fingerprint.pickle").read_bytes())
             published = Published(os.open(snapshot, os.O_RDONLY), snapshot, self._version + 1)
+            self.builder.previous = str(snapshot)  # the next build reuses its unchanged items
             doc = {"ok": True, "snapshot": str(snapshot), "version": published.version}
         except Exception as exc:  # the workers keep serving and report it
             doc = {"ok": False, "error": failure_text(exc)}
@@ -421,7 +427,8 @@ def run_forked(app: Any, config_kwargs: dict[str, Any], host: str, port: int, wo
     sock = listening_socket(host, port)
     settings: Settings = app.state.settings
     fingerprint = app.state.index.fingerprint if settings.watch_interval > 0 else None
-    supervisor = Supervisor(settings, app.state.remote_cache, fingerprint)
+    supervisor = Supervisor(settings, app.state.remote_cache, fingerprint, getattr(app.state, "index_file", None),
+                            lambda: app.state.index)
 
     def request_reload(signum: int, frame: Any) -> None:
         supervisor.pending = "SIGHUP"
