@@ -357,7 +357,7 @@ QUERIES: list[dict[str, Any]] = [
 def _all_pages(client: httpx.Client, base: str, params: dict[str, Any]) -> list[Any]:
     pages, url, query = [], f"{base}/search", dict(params)
     while url:
-        page = client.get(url, params=query).json()
+        page = client.get(url, params=query or None).json()  # params={} would drop the next link's query (httpx 0.29)
         pages.append([(f["collection"], f["id"], f) for f in page["features"]] + [page.get("numberMatched")])
         url = next((link["href"] for link in page["links"] if link["rel"] == "next"), None)
         query = {}
