@@ -199,15 +199,15 @@ class IndexBuilder:
                              f"{names[key[0]]!r}; kept the first", duplicate=True)
 
     def build(self) -> Index:
+        """The Index of the items added. Once: the builder's state is handed over or released
+        part by part as the index takes shape, so the build's peak is not the builder's state
+        and the index's side by side (10M items: ~8.5 GB before this, bench/README.md)."""
         self._flush_geometries()
         n = len(self._ids)
 
-        def as_array(values: array) -> np.ndarray:
-            return np.frombuffer(values, dtype=np.int64).copy() if n else np.zeros(0, np.int64)
+        def by_row(values: array) -> np.ndarray:
+            return np.frombuffer(values, dtype=np.int64) if n else np.zeros(0, np.int64)
 
-        start, end, sort_time = as_array(self._start), as_array(self._end), as_array(self._sort_time)
-        bounds = np.concatenate(self._bounds) if self._bounds else np.zeros((0, 4))
-        extremes = np.concatenate(self._extremes) if self._extremes else np.zeros((0, 4), np.uint8)
         coll_names = sorted({c for c in self._collection_codes if c is not None} | set(self.collections))
         final_code = {name: code for code, name in enumerate(coll_names)}
         remap = np.full(max(len(self._collection_codes), 1), -1, dtype=np.int32)
@@ -216,32 +216,48 @@ class IndexBuilder:
         codes = remap[np.frombuffer(self._collection_code, dtype=np.int32)] if n else np.zeros(0, np.int32)
         ids = self._ids.freeze()
         self._reject_duplicates(ids)
-        order = _default_order(ids, codes, sort_time)
+        self._id_hashes, self._labels = array("q"), []
+        order = _default_order(ids, codes, by_row(self._sort_time))
+        del ids
         if self._rejected:
             order = order[~np.isin(order, np.fromiter(self._rejected, dtype=np.int64))]
         new_position = np.full(n, -1, dtype=np.int64)
         new_position[order] = np.arange(len(order), dtype=np.int64)
         self.positions = new_position
+        bounds = np.concatenate(self._bounds) if self._bounds else np.zeros((0, 4))
+        self._bounds = []
         for cid in sorted(self._extents_from_items):
             rows = order[codes[order] == final_code[cid]]
-            self.collections[cid]["extent"] = items_extent(bounds[rows], start[rows], end[rows])
+            self.collections[cid]["extent"] = items_extent(bounds[rows], by_row(self._start)[rows], by_row(self._end)[rows])
+        bounds = bounds[order]
+        extremes = np.concatenate(self._extremes)[order] if self._extremes else np.zeros((0, 4), np.uint8)
+        self._extremes = []
+        start, end, sort_time = (by_row(values)[order] for values in (self._start, self._end, self._sort_time))
+        self._start, self._end, self._sort_time = array("q"), array("q"), array("q")
+        id_column = IdColumn(self._ids.freeze(order))
+        self._ids = BlobWriter()
+        json, wkb = self._json.freeze(order), self._wkb.freeze(order)
+        columns = self._columns.freeze(new_position)  # each key's builder released once frozen
+        text = self._text.freeze(new_position)
+        tree = self.tree.freeze(new_position, len(order))
+        del new_position
         return Index(
-            ids=IdColumn(self._ids.freeze(order)),
+            ids=id_column,
             codes=codes[order],
             collection_names=coll_names,
-            start=start[order],
-            end=end[order],
-            sort_time=sort_time[order],
-            bounds=bounds[order],
-            extremes=extremes[order],
-            json=self._json.freeze(order),
-            wkb=self._wkb.freeze(order),
-            columns=self._columns.freeze(new_position),
-            text=self._text.freeze(new_position),
+            start=start,
+            end=end,
+            sort_time=sort_time,
+            bounds=bounds,
+            extremes=extremes,
+            json=json,
+            wkb=wkb,
+            columns=columns,
+            text=text,
             collections=self.collections,
             root=self.root,
             links_last=True,
-            tree=self.tree.freeze(new_position, len(order)),
+            tree=tree,
         )
 
 

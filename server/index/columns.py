@@ -233,4 +233,5 @@ class ColumnsBuilder:
             builder.add(row, value)
 
     def freeze(self, new_position: np.ndarray) -> dict[str, Column]:
-        return {key: b.freeze(key, new_position) for key, b in sorted(self.keys.items())}
+        """The columns; each key's builder is dropped once its column is made (once only)."""
+        return {key: self.keys.pop(key).freeze(key, new_position) for key in sorted(self.keys)}

@@ -61,7 +61,8 @@ class IdColumn:
         return len(self.blobs)
 
     def __getitem__(self, pos: int) -> str:
-        return self.blobs.view(pos).tobytes().decode()
+        blobs = self.blobs  # decoded straight from the buffer: no bytes copy (an item GET's id)
+        return str(blobs.data[blobs.starts[pos] : blobs.ends[pos]], "utf-8")
 
     def __iter__(self) -> Iterator[str]:
         data = self.blobs.data

@@ -58,8 +58,8 @@ class TextIndexBuilder:
             postings.append(row)
 
     def freeze(self, new_position: np.ndarray) -> TextIndex:
-        vocab = sorted(self._postings)
-        postings = [np.sort(new_position[np.frombuffer(self._postings[w], dtype=np.int32)]) for w in vocab]
+        vocab = sorted(self._postings)  # each word's rows dropped once placed (once only)
+        postings = [np.sort(new_position[np.frombuffer(self._postings.pop(w), dtype=np.int32)]) for w in vocab]
         postings = [p[p >= 0] for p in postings]  # rows dropped from the index are -1
         if any(not len(p) for p in postings):  # words only dropped rows had are gone
             kept = [i for i, p in enumerate(postings) if len(p)]
