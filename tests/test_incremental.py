@@ -170,6 +170,7 @@ def differences(a: Index, b: Index) -> list[str]:
 
     for name in ("ids", "codes", "collection_names", "start", "end", "sort_time", "bounds", "root"):
         check(name, getattr(a, name), getattr(b, name))
+    check("id lookup", (a._id_vocab, a._id_codes.tolist()), (b._id_vocab, b._id_codes.tolist()))
     check("json", _blobs(a.json), _blobs(b.json))
     check("wkb", _blobs(a.wkb), _blobs(b.wkb))
     check("column keys", sorted(a.columns), sorted(b.columns))

@@ -61,11 +61,14 @@ class Index(Table):
         extremes: np.ndarray | None = None,
         links_last: bool = False,
         tree: Tree | None = None,
+        id_lookup: tuple[list[str], np.ndarray] | None = None,
     ) -> None:
         """``extremes``: each record's spatial.extreme_fractions, when the caller has them
         (else they are read from the WKB). ``links_last``: every stored item ends with its
         "links" array, so links can be appended to the bytes without parsing them. ``tree``:
-        the catalogs' own arrangement (server.index.tree; none known: only the landing page)."""
+        the catalogs' own arrangement (server.index.tree; none known: only the landing page).
+        ``id_lookup``: the sorted vocabulary of ``ids`` and each position's code in it, when
+        the caller has them (a merge of indexes, server.index.reuse); else made here."""
         self.ids = ids
         self.codes = codes
         self.collection_names = collection_names
@@ -92,10 +95,13 @@ class Index(Table):
         self.size = len(ids)
         # id → positions without a dict entry (and int objects) per item: a sorted vocabulary
         # of ids, each position's code in it, and the positions grouped by code.
-        self._id_vocab = sorted(set(ids))
-        rank = {v: i for i, v in enumerate(self._id_vocab)}
-        self._id_codes = np.fromiter((rank[i] for i in ids), dtype=np.int64, count=len(ids))
-        del rank
+        if id_lookup is not None:
+            self._id_vocab, self._id_codes = id_lookup
+        else:
+            self._id_vocab = sorted(set(ids))
+            rank = {v: i for i, v in enumerate(self._id_vocab)}
+            self._id_codes = np.fromiter((rank[i] for i in ids), dtype=np.int64, count=len(ids))
+            del rank
         self._id_order = np.argsort(self._id_codes, kind="stable")
         self._id_sorted = self._id_codes[self._id_order]
         self._by_collection = {

@@ -132,11 +132,12 @@ class ReusingBuilder(IndexBuilder):
         bounds = _gather(old.bounds, old_at, new_bounds, ordinal, from_old)
         extremes = _gather(old_extremes, old_at, new_extremes, ordinal, from_old)
         final_start, final_end, final_codes = start[order], end[order], codes[order]
+        ids = [self._ids[i] for i in order.tolist()]
         for cid in sorted(self._extents_from_items):
             rows = np.flatnonzero(final_codes == final_code[cid])
             self.collections[cid]["extent"] = items_extent(bounds[rows], final_start[rows], final_end[rows])
         return Index(
-            ids=[self._ids[i] for i in order.tolist()],
+            ids=ids,
             codes=final_codes,
             collection_names=coll_names,
             start=final_start,
@@ -152,7 +153,25 @@ class ReusingBuilder(IndexBuilder):
             root=self.root,
             links_last=True,
             tree=self.tree.freeze(new_position, len(order)),
+            id_lookup=self._id_lookup(ids, old_at, ordinal, from_old),
         )
+
+    def _id_lookup(self, ids: list[str], old_at: np.ndarray, ordinal: np.ndarray,
+                   from_old: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """The id vocabulary and codes (Index.__init__) from the previous index's: sorting a
+        million ids again is seconds."""
+        old = self.previous
+        old_codes = old._id_codes[old_at]
+        used = np.flatnonzero(np.bincount(old_codes, minlength=len(old._id_vocab))) if len(old_codes) else old_codes
+        old_used = old._id_vocab if len(used) == len(old._id_vocab) else [old._id_vocab[c] for c in used.tolist()]
+        added = [ids[p] for p in np.flatnonzero(~from_old).tolist()]
+        vocab, landed = _merge_vocab(old_used, sorted(set(added)))
+        renumber = np.full(len(old._id_vocab), -1, dtype=np.int64)
+        renumber[used] = landed
+        codes = np.empty(len(ids), dtype=np.int64)
+        codes[from_old] = renumber[old_codes]
+        codes[~from_old] = _codes_in(vocab, added)
+        return (vocab if vocab is not old._id_vocab else list(vocab)), codes
 
     def _merged_order(self, reused_rows: np.ndarray, reused_from: np.ndarray, is_new: np.ndarray,
                       codes: np.ndarray, sort_time: np.ndarray) -> np.ndarray:
