@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import glob
 import logging
@@ -495,7 +496,7 @@ class Loader:
             index = self.builder.build()
             self.report.sources = fetcher.sources
             index.fingerprint = Fingerprint.of(fetcher.sources)
-            index.origins = self._origins.freeze(self.builder.positions, self._local_stats(fetcher.sources),
+            index.origins = self._origins.freeze(self.builder.positions, functools.partial(_read_stats, fetcher.sources),
                                                  self._digests)
             if isinstance(self.builder, ReusingBuilder):
                 self.report.reused = self.builder.reused
@@ -510,15 +511,12 @@ class Loader:
         index.hrefs_config = hrefs_config(self.options)
         return index, self.report
 
-    def _local_stats(self, sources: SourceLog) -> dict[str, tuple[int, int]]:
-        """(size, mtime) of each local file read, by path (for the origins)."""
-        return dict(zip(sources.paths, zip(sources.sizes.tolist(), sources.mtimes.tolist())))
-
     def _forget_walk(self) -> None:
         """Drop what only the walk needed (visited paths, resolved folders) before the
         memory is handed back."""
         self._seen = set()
         self._structural = set()
+        self._reuse = None  # its map of a million locations
         self.builder = IndexBuilder(on_reject=self._invalid_item)
 
     def _walk_level(self, frontier: list[tuple[str, Context]], limit: int) -> list[tuple[str, Context]]:
@@ -867,9 +865,6 @@ class Loader:
             sources.paths.extend(locations)
         else:
             sources.paths.extend(loc for loc, is_local in zip(locations, local.tolist()) if is_local)
-            for o, location, _ in run:
-                if "://" in location:
-                    self._digests[location] = origins.digests[o].tobytes()
         sources.sizes.frombytes(sizes[local].tobytes())
         sources.mtimes.frombytes(origins.mtimes[taken][local].tobytes())
         if refused:
@@ -877,7 +872,8 @@ class Loader:
             kept[[i for i, _ in refused]] = False
             taken = taken[kept]
             locations = [loc for loc, keep in zip(locations, kept.tolist()) if keep]
-        self._origins.extend(first, locations, origins.declared[taken], origins.names, origins.not_public[taken])
+        self._origins.extend(first, locations, origins.declared[taken], origins.names, origins.not_public[taken],
+                             origins.sizes[taken], origins.mtimes[taken], origins.digests[taken])
 
     def _add_items(self, docs: Any, location: str, ctx: Context) -> None:
         """Index the item documents read from one location; a bulk file that goes wrong part way
@@ -1036,6 +1032,12 @@ class Loader:
             key = (declared, served_under)
             self.report.reassigned[key] = self.report.reassigned.get(key, 0) + 1
         return served_under
+
+
+def _read_stats(sources: SourceLog, paths: set[str]) -> dict[str, tuple[int, int]]:
+    """(size, mtime) of the local files among ``paths`` as they were read (for the origins)."""
+    found = [i for i, path in enumerate(sources.paths) if path in paths]
+    return {sources.paths[i]: (sources.sizes[i], sources.mtimes[i]) for i in found}
 
 
 def _file_name(location: str) -> str:
