@@ -180,6 +180,8 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="a checkout of today's main (its full rebuild)")
     parser.add_argument("--baseline-python", default=None, help="its Python (default: BASELINE/.venv/bin/python)")
     parser.add_argument("--phases", action="store_true")
+    parser.add_argument("--snapshot", type=Path, help="this tree's snapshot of ROOT, already written (skips its `index`)")
+    parser.add_argument("--baseline-runs", type=int, help="reload the baseline in the first N runs only (default: all)")
     args = parser.parse_args()
     catalog = Catalog(args.root)
     workdir = Path(tempfile.mkdtemp(prefix="bench-reload-"))
@@ -194,13 +196,18 @@ def main() -> None:
         pid_of: dict[int, int] = {}
         for name, (cwd, python) in sides.items():
             snapshot = workdir / f"{name.replace(' ', '-')}.snapshot"
-            print(f"{name}: index {roots[0]}: {index_snapshot(cwd, python, roots, snapshot):.1f} s", flush=True)
+            if name == "this tree" and args.snapshot:
+                shutil.copyfile(args.snapshot, snapshot)
+            else:
+                print(f"{name}: index {roots[0]}: {index_snapshot(cwd, python, roots, snapshot):.1f} s", flush=True)
             port, pid = stack.enter_context(server(name.replace(" ", "-"), cwd, python, roots, str(snapshot), workdir))
             ports[name], pid_of[port] = port, pid
         for run in range(args.runs):
             catalog.change(args.changed, args.added, args.deleted)
             order = list(sides) if run % 2 == 0 else list(reversed(sides))
             for name in order:
+                if name == "baseline" and args.baseline_runs is not None and run >= args.baseline_runs:
+                    continue
                 seconds = reload_seconds(ports[name], pid_of)
                 times[name].append(seconds)
                 print(f"run {run + 1}: {name}: reload {seconds:.2f} s", flush=True)
