@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 import pytest
 
-from server.catalog import formats
+from server.catalog import formats, reuse
 from server.catalog.loader import LoadOptions, load_catalogs
 from server.index import Index
 from tests.helpers import run_cli, run_server, serve_folder
@@ -333,7 +333,19 @@ def _upload(client: Any, folder: Path) -> None:
         client.put_object(Bucket="stac", Key=key, Body=path.read_bytes())
 
 
-def test_a_reload_from_s3_lists_the_prefix_instead_of_reading_unchanged_items(catalog: Path, bucket: Any) -> None:
+@pytest.mark.parametrize("part_keys", [5_000, 5])
+def test_a_reload_from_s3_lists_the_prefix_instead_of_reading_unchanged_items(
+        catalog: Path, bucket: Any, part_keys: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One listing, or (5 keys a part) a dozen parts listed at once from after each other's keys."""
+    monkeypatch.setattr(reuse, "LIST_PART_KEYS", part_keys)
+    listings: list[tuple[list[str], dict[str, Any]]] = []
+    listing = reuse.list_objects
+
+    def spy(client: Any, bucket: str, prefix: str, keys: list[str]) -> dict[str, Any]:
+        listings.append((keys, listing(client, bucket, prefix, keys)))
+        return listings[-1][1]
+
+    monkeypatch.setattr(reuse, "list_objects", spy)
     _upload(bucket, catalog)
     roots = ["s3://stac/cat/catalog.json"]
     previous, _ = load_catalogs(roots)
@@ -343,6 +355,9 @@ def test_a_reload_from_s3_lists_the_prefix_instead_of_reading_unchanged_items(ca
     assert differences(incremental, full) == []
     assert report.skips == full_report.skips
     assert 0 < report.reused < incremental.size
+    [(keys, listed)] = listings
+    present = {k for k in keys if (Path(catalog) / k.removeprefix("cat/")).exists()}
+    assert present and present <= set(listed)  # every part found its keys
 
 
 # -- the running server: SIGHUP / POST /_mgmt/reload, in a child process, and a stale snapshot ---------

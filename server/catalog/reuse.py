@@ -21,7 +21,7 @@ import multiprocessing
 import os
 import posixpath
 import stat
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,8 @@ from server.index.origins import UNKNOWN, Origins
 log = logging.getLogger("stac_static_api.loader")
 
 FORK_CHECK_AT = 50_000  # files checked in forked processes past this many
+LIST_PARTS = 32  # an S3 listing of many keys: parts listed at once
+LIST_PART_KEYS = 5_000  # keys a part lists at least
 
 
 def digest(data: bytes) -> bytes:
@@ -112,7 +114,7 @@ class ReusePlan:
             keys = [self.locations[o][len("s3://") + len(bucket) + 1:] for o in origins]
             prefix = posixpath.commonprefix(keys)
             prefix = prefix[: prefix.rfind("/") + 1]
-            listed = list_objects(client, bucket, prefix)
+            listed = list_objects(client, bucket, prefix, sorted(keys))
             digests = self.origins.digests
             for o, key in zip(origins, keys):
                 found = listed.get(key)
@@ -130,16 +132,32 @@ class ReusePlan:
         return o if self.origins.digests[o].tobytes() == digest(data) else -1
 
 
-def list_objects(client: Any, bucket: str, prefix: str) -> dict[str, tuple[str, int]]:
-    """key -> (ETag without quotes, size) of every object under ``prefix``."""
-    listed: dict[str, tuple[str, int]] = {}
-    try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+def list_objects(client: Any, bucket: str, prefix: str, keys: list[str]) -> dict[str, tuple[str, int]]:
+    """key -> (ETag without quotes, size) of the objects under ``prefix``, at least those of
+    ``keys`` (sorted). A listing is 1,000 keys a request, one after the other: a million keys in
+    one would be a thousand round trips, so the range of ``keys`` is cut in parts listed at
+    once, each from after the last key of the part before (StartAfter) to its own last key."""
+    parts = max(1, min(LIST_PARTS, len(keys) // LIST_PART_KEYS))
+    cuts = [len(keys) * i // parts for i in range(parts + 1)]
+
+    def part(i: int) -> list[tuple[str, tuple[str, int]]]:
+        found = []
+        options = {"Bucket": bucket, "Prefix": prefix}
+        if i > 0:
+            options["StartAfter"] = keys[cuts[i] - 1]
+        last = keys[cuts[i + 1] - 1] if i + 1 < parts else None
+        for page in client.get_paginator("list_objects_v2").paginate(**options):
             for entry in page.get("Contents", ()):
-                listed[entry["Key"]] = (str(entry.get("ETag", "")).strip('"'), int(entry.get("Size", 0)))
+                found.append((entry["Key"], (str(entry.get("ETag", "")).strip('"'), int(entry.get("Size", 0)))))
+            if last is not None and found and found[-1][0] >= last:
+                break
+        return found
+
+    try:
+        with ThreadPoolExecutor(min(parts, 16)) as pool:
+            return {key: value for found in pool.map(part, range(parts)) for key, value in found}
     except Exception as exc:  # botocore's ClientError, EndpointConnectionError, ...
         raise FetchError(f"S3 {type(exc).__name__}: {exc}") from None
-    return listed
 
 
 _PENDING: tuple[list[str], list[int], list[int], int] | None = None  # what forked checkers inherit
