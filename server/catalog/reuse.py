@@ -58,7 +58,13 @@ class ReusePlan:
         self.not_public = origins.not_public.tolist()
         self.declared = [origins.names[c] if c >= 0 else None for c in origins.declared.tolist()]
         names = previous.collection_names
-        self.served_under = [names[c] if c >= 0 else None for c in previous.codes[origins.positions].tolist()]
+        served = previous.codes[origins.positions]
+        self.served_under = [names[c] if c >= 0 else None for c in served.tolist()]
+        # each row's serving collection as a code into origins.names (-2: none of them)
+        code_of = {name: i for i, name in enumerate(origins.names)}
+        by_code = np.array([code_of.get(name, -2) for name in names] + [-2], dtype=np.int32)
+        self.served_codes = by_code[served]  # a code of -1 (no collection) reads the last entry
+        self.not_public_codes = origins.not_public
         self.made = {m["collection"] for m in (previous.load_report or {}).get("made_collections", [])}
         self.checked = {"local": 0, "s3": 0}
 
