@@ -181,6 +181,7 @@ def main() -> None:
     parser.add_argument("--baseline-python", default=None, help="its Python (default: BASELINE/.venv/bin/python)")
     parser.add_argument("--phases", action="store_true")
     parser.add_argument("--snapshot", type=Path, help="this tree's snapshot of ROOT, already written (skips its `index`)")
+    parser.add_argument("--baseline-snapshot", type=Path, help="the baseline's snapshot of ROOT, already written")
     parser.add_argument("--baseline-runs", type=int, help="reload the baseline in the first N runs only (default: all)")
     args = parser.parse_args()
     catalog = Catalog(args.root)
@@ -194,11 +195,12 @@ def main() -> None:
         roots = [f"{base}/catalog.json"] if base else [str(args.root / "catalog.json")]
         ports: dict[str, int] = {}
         pid_of: dict[int, int] = {}
+        snapshots: dict[str, Path] = {}
         for name, (cwd, python) in sides.items():
-            snapshot = workdir / f"{name.replace(' ', '-')}.snapshot"
-            if name == "this tree" and args.snapshot:
-                shutil.copyfile(args.snapshot, snapshot)
-            else:
+            given = args.snapshot if name == "this tree" else args.baseline_snapshot
+            snapshot = given or workdir / f"{name.replace(' ', '-')}.snapshot"
+            snapshots[name] = snapshot
+            if not given:
                 print(f"{name}: index {roots[0]}: {index_snapshot(cwd, python, roots, snapshot):.1f} s", flush=True)
             port, pid = stack.enter_context(server(name.replace(" ", "-"), cwd, python, roots, str(snapshot), workdir))
             ports[name], pid_of[port] = port, pid
@@ -212,7 +214,7 @@ def main() -> None:
                 times[name].append(seconds)
                 print(f"run {run + 1}: {name}: reload {seconds:.2f} s", flush=True)
         if args.phases:  # from the snapshot the server started from: the runs' changes since then
-            for label, value in phases(roots, str(workdir / "this-tree.snapshot")).items():
+            for label, value in phases(roots, str(snapshots["this tree"])).items():
                 print(f"phase: {label}: {value:.2f}" + ("" if label == "items reused" else " s"), flush=True)
     for name, values in times.items():
         print(f"median reload, {name}: {statistics.median(values):.2f} s ({', '.join(f'{v:.2f}' for v in values)})")
