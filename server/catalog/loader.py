@@ -823,14 +823,13 @@ class Loader:
                 o = int(taken[i])
                 if unchanged[i] and self._reusable(o, location, ctx):
                     continue  # taken with the run it is in
-                self._add_reused(taken[run_from:i], locations[run_from:i], nodes[run_from:i])
-                run_from = i + 1
                 fetched_one = next(fetched) if not unchanged[i] else self._fetcher.fetch_result(location, limit)
                 data = fetched_one[1]
                 same = plan.same_bytes(location, data) if data is not None and "://" in location else -1
                 if same >= 0 and self._reusable(same, location, ctx):
-                    self._add_reused(np.array([same]), [location], nodes[i : i + 1])
-                    continue
+                    continue  # the same bytes as before (same is o): taken with the run it is in
+                self._add_reused(taken[run_from:i], locations[run_from:i], nodes[run_from:i])
+                run_from = i + 1
                 for _, docs in self._parse_documents([fetched_one]):
                     self._add_items(docs, location, ctx)
                 self._progress()
