@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import glob
 import logging
@@ -310,9 +311,9 @@ _PLAIN_JSON = frozenset({"application/json", "application/geo+json"})
 _PLAIN_RELATIVE = re.compile(r"(?:\./)?[^/%\\:?#.][^/%\\:?#]*(?:/[^/%\\:?#.][^/%\\:?#]*)*")
 
 
-def _links(doc: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
+def _links(doc: dict[str, Any], lean: bool = True) -> Iterator[tuple[str, str, Any]]:
     """(rel, href, media type) of the document's child and item links, whether its links are
-    dicts or, for a large document, item hrefs kept bare (formats.LeanLinks)."""
+    dicts or, for a large document, item hrefs kept bare (formats.LeanLinks; ``lean``: those too)."""
     links = doc.get("links")
     if links is None:
         return
@@ -321,7 +322,7 @@ def _links(doc: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
             rel, href = link.get("rel"), link.get("href")
             if isinstance(href, str) and (rel == "item" or rel == "child"):
                 yield rel, href, link.get("type")
-    if isinstance(links, formats.LeanLinks):
+    if lean and isinstance(links, formats.LeanLinks):
         types = links.item_types
         for position, href in enumerate(links.item_hrefs):
             yield "item", href, types.get(position) if types else None
@@ -501,7 +502,7 @@ class Loader:
             index = self.builder.build()
             self.report.sources = fetcher.sources
             index.fingerprint = Fingerprint.of(fetcher.sources)
-            index.origins = self._origins.freeze(self.builder.positions, self._local_stats(fetcher.sources),
+            index.origins = self._origins.freeze(self.builder.positions, functools.partial(_read_stats, fetcher.sources),
                                                  self._digests)
             if isinstance(self.builder, ReusingBuilder):
                 self.report.reused = self.builder.reused
@@ -516,15 +517,12 @@ class Loader:
         index.hrefs_config = hrefs_config(self.options)
         return index, self.report
 
-    def _local_stats(self, sources: SourceLog) -> dict[str, tuple[int, int]]:
-        """(size, mtime) of each local file read, by path (for the origins)."""
-        return dict(zip(sources.paths, zip(sources.sizes.tolist(), sources.mtimes.tolist())))
-
     def _forget_walk(self) -> None:
         """Drop what only the walk needed (visited paths, resolved folders) before the
         memory is handed back."""
         self._seen = set()
         self._structural = set()
+        self._reuse = None  # its map of a million locations
         self.builder = IndexBuilder(on_reject=self._invalid_item)
 
     def _walk_level(self, frontier: list[tuple[str, Context]], limit: int) -> list[tuple[str, Context]]:
@@ -636,7 +634,11 @@ class Loader:
                     children.append((target, child_ctx))
         folder = None if is_url(location) else os.path.join(os.path.dirname(location), "")
         plain = _PLAIN_RELATIVE.fullmatch
-        for rel, href, media_type in _links(doc):  # one pass, no list of hrefs (a collection may link 250k items)
+        links = doc.get("links")
+        bulk = (folder is not None and isinstance(links, formats.LeanLinks) and not links.item_types
+                and child_ctx.depth <= self.options.max_depth
+                and self._documents + len(links.item_hrefs) < self.options.max_documents)
+        for rel, href, media_type in _links(doc, lean=not bulk):  # one pass, no list of hrefs (a collection may link 250k items)
             # a plain relative path below a local document: resolved and in scope as it is
             # (resolve_href and the scope's check cost ~5 us a link, seconds for a million)
             inside = folder is not None and plain(href) is not None
@@ -651,7 +653,29 @@ class Loader:
                 if homeless:
                     self._add_home(location)
                     homeless = False
+        if bulk and self._admit_items(location, links.item_hrefs, child_ctx, folder) and homeless:  # type: ignore[arg-type]
+            self._add_home(location)
         return children
+
+    def _admit_items(self, location: str, hrefs: list[str], ctx: Context, folder: str) -> bool:
+        """A large local document's item links (hrefs kept bare) admitted as _admit would, within
+        the limits (the caller checked them), the plain relative ones without a call each: a
+        million links took seconds. Whether any was admitted."""
+        seen, pending, plain = self._seen, self._pending_items, _PLAIN_RELATIVE.fullmatch
+        before, admitted = len(pending), 0
+        for href in hrefs:
+            if plain(href) is not None:
+                target = folder + (href[2:] if href.startswith("./") else href)
+                if target not in seen:
+                    seen.add(target)
+                    pending.append((target, ctx))
+                    admitted += 1
+            else:
+                target = resolve_href(location, href)
+                if self._admit(target, ctx):
+                    pending.append((target, ctx))
+        self._documents += admitted
+        return len(pending) > before
 
     # -- homes for items of no collection ------------------------------------------------------
 
@@ -772,51 +796,62 @@ class Loader:
     def _load_items_reusing(self, pending: list[tuple[str, Context]]) -> None:
         """The items of a reload with a previous index: an unchanged document's row is taken
         from it (ReusingBuilder.add_reused), the others are read, all in the order of their links
-        (which of two items with one id is kept, and the tree's order, are as in a full load)."""
+        (which of two items with one id is kept, and the tree's order, are as in a full load).
+        Rows are told apart with arrays, runs of reusable ones taken at once: a million item
+        links are no million calls."""
         plan = self._reuse
         assert plan is not None
         limit = self.options.max_document_bytes
         plan.check([loc for loc, _ in pending], limit, self.options.fetch_timeout, self.options.fetch_retries)
-        unchanged = plan.unchanged
+        # the rows whose item names the collection that served it, a loaded one (not made):
+        # served under it again, nothing to decide per row
+        homes = set(self._home_ids.values())
+        name_ok = np.array([name in self.builder.collections and name not in homes and name not in plan.made
+                            for name in plan.origins.names] + [False], dtype=bool)
+        declared = plan.origins.declared
+        settled = plan.unchanged & (plan.not_public_codes >= 0) & name_ok[declared] & (declared == plan.served_codes)
         by_location = plan.by_location
         for start in range(0, len(pending), REUSE_CHUNK):
             chunk = pending[start : start + REUSE_CHUNK]
-            taken = [by_location.get(loc, -1) for loc, _ in chunk]
-            taken = [o if o >= 0 and unchanged[o] else -1 for o in taken]
-            fetched = self._fetcher.fetch_all([loc for (loc, _), o in zip(chunk, taken) if o < 0], limit, self._pool)
-            run: list[tuple[int, str, Context]] = []
-            for (location, ctx), o in zip(chunk, taken):
-                if o >= 0 and self._reusable(o, location, ctx):
-                    run.append((o, location, ctx))
-                    continue
-                if o >= 0:  # unchanged, but served under another collection now: read again
-                    fetched_one = self._fetcher.fetch_result(location, limit)
-                else:
-                    fetched_one = next(fetched)
+            locations = [loc for loc, _ in chunk]
+            taken = np.fromiter((by_location.get(loc, -1) for loc in locations), dtype=np.int64, count=len(chunk))
+            known = taken >= 0
+            fast = np.zeros(len(chunk), dtype=bool)
+            fast[known] = settled[taken[known]]
+            unchanged = np.zeros(len(chunk), dtype=bool)
+            unchanged[known] = plan.unchanged[taken[known]]
+            nodes = np.fromiter((ctx.node for _, ctx in chunk), dtype=np.int32, count=len(chunk))
+            fetched = self._fetcher.fetch_all([loc for loc, same in zip(locations, unchanged.tolist()) if not same],
+                                              limit, self._pool)
+            run_from = 0
+            for i in np.flatnonzero(~fast).tolist():
+                location, ctx = chunk[i]
+                o = int(taken[i])
+                if unchanged[i] and self._reusable(o, location, ctx):
+                    continue  # taken with the run it is in
+                fetched_one = next(fetched) if not unchanged[i] else self._fetcher.fetch_result(location, limit)
                 data = fetched_one[1]
-                remote_same = plan.same_bytes(location, data) if data is not None and "://" in location else -1
-                if remote_same >= 0 and self._reusable(remote_same, location, ctx):
-                    run.append((remote_same, location, ctx))
-                    continue
-                self._add_reused(run)
-                run = []
+                same = plan.same_bytes(location, data) if data is not None and "://" in location else -1
+                if same >= 0 and self._reusable(same, location, ctx):
+                    continue  # the same bytes as before (same is o): taken with the run it is in
+                self._add_reused(taken[run_from:i], locations[run_from:i], nodes[run_from:i])
+                run_from = i + 1
                 for _, docs in self._parse_documents([fetched_one]):
                     self._add_items(docs, location, ctx)
                 self._progress()
-            self._add_reused(run)
+            self._add_reused(taken[run_from:], locations[run_from:], nodes[run_from:])
             self._progress()
 
     def _reusable(self, o: int, location: str, ctx: Context) -> bool:
         """Whether origin ``o``'s row is the one reading its (unchanged) document would make
-        here: served under the same collection, made for items of none or not, as before."""
+        here: served under the same collection, made for items of none or not, as before. Counts
+        what reading it would count (an item served under another collection than it names)."""
         plan = self._reuse
         assert plan is not None
         if plan.not_public[o] == UNKNOWN:
             return False
         declared = plan.declared[o]
         served = plan.served_under[o]
-        if declared is not None and declared == served and declared in self.builder.collections and declared not in self._made:
-            return served not in plan.made  # the common case: its own collection, loaded
         reassigned = dict(self.report.reassigned)
         now = self._collection_for({"collection": declared} if declared is not None else {}, location, ctx)
         if now != served or (now in self._made) != (served in plan.made):
@@ -824,20 +859,18 @@ class Loader:
             return False
         return True
 
-    def _add_reused(self, run: list[tuple[int, str, Context]]) -> None:
-        """Rows of the previous index into the builder, as their documents would have been
-        (what they count in the report, the files in the fingerprint, their origins)."""
-        if not run:
+    def _add_reused(self, taken: np.ndarray, locations: list[str], nodes: np.ndarray) -> None:
+        """Rows of the previous index (origins ``taken``, at ``locations``, linked by the tree
+        nodes ``nodes``) into the builder, as their documents would have been: what they count
+        in the report, the files in the fingerprint, their origins."""
+        if not len(taken):
             return
         plan = self._reuse
         assert plan is not None and isinstance(self.builder, ReusingBuilder)
         origins = plan.origins
-        taken = np.array([o for o, _, _ in run], dtype=np.int64)
         first = self.builder.rows
-        locations = [location for _, location, _ in run]
         # a duplicate among them is found, and reported by its location, when the index is built
-        self.builder.add_reused(origins.positions[taken], np.array([ctx.node for _, _, ctx in run], dtype=np.int32),
-                                locations)
+        self.builder.add_reused(origins.positions[taken], nodes, locations)
         self.hrefs.not_public += int(origins.not_public[taken].sum())
         sizes = origins.sizes[taken]
         local = sizes >= 0
@@ -846,12 +879,10 @@ class Loader:
             sources.paths.extend(locations)
         else:
             sources.paths.extend(loc for loc, is_local in zip(locations, local.tolist()) if is_local)
-            for o, location, _ in run:
-                if "://" in location:
-                    self._digests[location] = origins.digests[o].tobytes()
         sources.sizes.frombytes(sizes[local].tobytes())
         sources.mtimes.frombytes(origins.mtimes[taken][local].tobytes())
-        self._origins.extend(first, locations, origins.declared[taken], origins.names, origins.not_public[taken])
+        self._origins.extend(first, locations, origins.declared[taken], origins.names, origins.not_public[taken],
+                             origins.sizes[taken], origins.mtimes[taken], origins.digests[taken])
 
     def _add_items(self, docs: Any, location: str, ctx: Context) -> None:
         """Index the item documents read from one location; a bulk file that goes wrong part way
@@ -1010,6 +1041,12 @@ class Loader:
             key = (declared, served_under)
             self.report.reassigned[key] = self.report.reassigned.get(key, 0) + 1
         return served_under
+
+
+def _read_stats(sources: SourceLog, paths: set[str]) -> dict[str, tuple[int, int]]:
+    """(size, mtime) of the local files among ``paths`` as they were read (for the origins)."""
+    found = [i for i, path in enumerate(sources.paths) if path in paths]
+    return {sources.paths[i]: (sources.sizes[i], sources.mtimes[i]) for i in found}
 
 
 def _file_name(location: str) -> str:

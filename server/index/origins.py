@@ -12,12 +12,14 @@ origin: a reload re-reads them.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 NO_COLLECTION = -1  # the item named no collection
 UNKNOWN = -1  # not_public not known (a forked read counted its file's hrefs together): not reused
+TO_FIND = -2  # a size not known yet (OriginsBuilder)
 
 
 @dataclass
@@ -48,39 +50,50 @@ class OriginsBuilder:
         self.declared = array("i")
         self._names: dict[str, int] = {}
         self.not_public = array("i")
+        self.sizes = array("q")  # TO_FIND: looked up when frozen (a document read by this load)
+        self.mtimes = array("q")
+        self.digests = bytearray()  # 16 bytes a row
 
     def add(self, row: int, location: str, declared: str | None, not_public: int) -> None:
         self.rows.append(row)
         self.locations.append(location)
         self.declared.append(NO_COLLECTION if declared is None else self._names.setdefault(declared, len(self._names)))
         self.not_public.append(not_public)
+        self.sizes.append(TO_FIND)
+        self.mtimes.append(0)
+        self.digests += bytes(16)
 
     def extend(self, first_row: int, locations: list[str], declared: np.ndarray, names: list[str],
-               not_public: np.ndarray) -> None:
-        """Consecutive rows from ``first_row``, ``declared`` as codes into ``names``."""
+               not_public: np.ndarray, sizes: np.ndarray, mtimes: np.ndarray, digests: np.ndarray) -> None:
+        """Consecutive rows from ``first_row`` whose origins are known (taken from a previous
+        index's), ``declared`` as codes into ``names``."""
         renumber = np.array([self._names.setdefault(name, len(self._names)) for name in names] + [NO_COLLECTION],
                             dtype=np.int32)  # a code of -1 (none) reads the last entry
         self.rows.frombytes(np.arange(first_row, first_row + len(locations), dtype=np.int64).tobytes())
         self.locations.extend(locations)
         self.declared.frombytes(renumber[declared].astype(np.int32).tobytes())
         self.not_public.frombytes(np.asarray(not_public, dtype=np.int32).tobytes())
+        self.sizes.frombytes(np.asarray(sizes, dtype=np.int64).tobytes())
+        self.mtimes.frombytes(np.asarray(mtimes, dtype=np.int64).tobytes())
+        self.digests += np.ascontiguousarray(digests, dtype=np.uint8).tobytes()
 
-    def freeze(self, row_positions: np.ndarray, stats: dict[str, tuple[int, int]],
+    def freeze(self, row_positions: np.ndarray, read: Callable[[set[str]], dict[str, tuple[int, int]]],
                digests: dict[str, bytes]) -> Origins:
         """The origins of the rows that made it into the index (``row_positions``: builder row ->
-        index position, -1 dropped); ``stats``: a local file's (size, mtime_ns) as read;
-        ``digests``: a remote document's MD5."""
+        index position, -1 dropped); ``read(paths)``: the (size, mtime_ns) those local files had
+        when read; ``digests``: a remote document's MD5."""
         rows = np.frombuffer(self.rows, dtype=np.int64) if len(self.rows) else np.zeros(0, np.int64)
         positions = row_positions[rows] if len(rows) else rows
         keep = np.flatnonzero(positions >= 0)
         locations = [self.locations[i] for i in keep.tolist()]
-        sizes = np.full(len(keep), -1, dtype=np.int64)
-        mtimes = np.zeros(len(keep), dtype=np.int64)
-        found = np.zeros((len(keep), 16), dtype=np.uint8)
-        for i, location in enumerate(locations):
-            stat = stats.get(location)
-            if stat is not None:
-                sizes[i], mtimes[i] = stat
+        sizes = np.frombuffer(self.sizes, dtype=np.int64)[keep] if len(keep) else np.zeros(0, np.int64)
+        mtimes = np.frombuffer(self.mtimes, dtype=np.int64)[keep] if len(keep) else np.zeros(0, np.int64)
+        found = np.frombuffer(bytes(self.digests), dtype=np.uint8).reshape(-1, 16)[keep]
+        todo = np.flatnonzero(sizes == TO_FIND).tolist()
+        stats = read({locations[i] for i in todo}) if todo else {}
+        for i in todo:
+            location = locations[i]
+            sizes[i], mtimes[i] = stats.get(location, (-1, 0))
             digest = digests.get(location)
             if digest is not None:
                 found[i] = np.frombuffer(digest, dtype=np.uint8)
@@ -91,8 +104,8 @@ class OriginsBuilder:
             positions=positions[keep].astype(np.int64),
             declared=declared.copy(),
             names=list(self._names),
-            sizes=sizes,
-            mtimes=mtimes,
-            digests=found,
+            sizes=sizes.copy(),
+            mtimes=mtimes.copy(),
+            digests=found.copy(),
             not_public=not_public.copy(),
         )
