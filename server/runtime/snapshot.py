@@ -105,6 +105,11 @@ class SnapshotWriter:
         f.seek(len(MAGIC))
         f.write(POINTER % header_at)
         f.close()
+        for column in (index.json, index.wkb, index.ids.blobs):  # the spooled files: their mappings stay
+            if column.placed is not None:
+                if column.placed[0] is not f:
+                    column.placed[0].close()  # the footprints' unnamed file, copied in above
+                column.placed = None  # closed: a later snapshot of this index writes from the mapping
         os.replace(self.tmp, self.path)  # never a half-written snapshot under the real name
         return header
 
