@@ -77,11 +77,12 @@ class OriginsBuilder:
         self.mtimes.frombytes(np.asarray(mtimes, dtype=np.int64).tobytes())
         self.digests += np.ascontiguousarray(digests, dtype=np.uint8).tobytes()
 
-    def freeze(self, row_positions: np.ndarray, read: Callable[[set[str]], dict[str, tuple[int, int]]],
+    def freeze(self, row_positions: np.ndarray, read: Callable[[list[str]], list[tuple[int, int]]],
                digests: dict[str, bytes]) -> Origins:
         """The origins of the rows that made it into the index (``row_positions``: builder row ->
-        index position, -1 dropped); ``read(paths)``: the (size, mtime_ns) those local files had
-        when read; ``digests``: a remote document's MD5."""
+        index position, -1 dropped); ``read(paths)``: the (size, mtime_ns) each of those local
+        files had when read, (-1, 0) for one not read from the disk; ``digests``: a remote
+        document's MD5."""
         rows = np.frombuffer(self.rows, dtype=np.int64) if len(self.rows) else np.zeros(0, np.int64)
         positions = row_positions[rows] if len(rows) else rows
         keep = np.flatnonzero(positions >= 0)
@@ -90,10 +91,10 @@ class OriginsBuilder:
         mtimes = np.frombuffer(self.mtimes, dtype=np.int64)[keep] if len(keep) else np.zeros(0, np.int64)
         found = np.frombuffer(bytes(self.digests), dtype=np.uint8).reshape(-1, 16)[keep]
         todo = np.flatnonzero(sizes == TO_FIND).tolist()
-        stats = read({locations[i] for i in todo}) if todo else {}
-        for i in todo:
+        stats = read([locations[i] for i in todo]) if todo else []
+        for i, stat in zip(todo, stats):
             location = locations[i]
-            sizes[i], mtimes[i] = stats.get(location, (-1, 0))
+            sizes[i], mtimes[i] = stat
             digest = digests.get(location)
             if digest is not None:
                 found[i] = np.frombuffer(digest, dtype=np.uint8)
