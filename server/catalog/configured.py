@@ -41,9 +41,13 @@ def roots_of(settings: Settings) -> list[str]:
     return list(settings.roots) if settings.roots else [str(SAMPLE_ROOT)]
 
 
-def load_index(settings: Settings, remote_cache: RemoteCache | None = None, spool: BinaryIO | None = None) -> Index:
-    """``spool``: the file the items' bytes go to as they are read (LoadOptions.item_spool)."""
+def load_index(settings: Settings, remote_cache: RemoteCache | None = None, *, previous: Index | None = None,
+               spool: BinaryIO | None = None) -> Index:
+    """The settings' catalogs loaded; ``previous``: the index this one replaces, whose items
+    of unchanged documents are taken as they are (a reload); ``spool``: the file the items'
+    bytes go to as they are read (LoadOptions.item_spool)."""
     options = load_options(settings, remote_cache)
+    options.previous = previous
     options.item_spool = spool
     index, report = load_catalogs(roots_of(settings), options)
     (log.error if report.degraded else log.info)(report.summary())

@@ -70,9 +70,16 @@ class IndexBuilder:
         self._extents_from_items: set[str] = set()
         self.root: dict[str, Any] = {}
         self.tree = TreeBuilder()  # the catalogs' own arrangement (server.index.tree)
+        self.positions = np.zeros(0, dtype=np.int64)  # after build(): each row's index position (-1: dropped)
 
     def __len__(self) -> int:
         return len(self._ids) - len(self._rejected)
+
+    @property
+    def rows(self) -> int:
+        """Rows added so far (items a later geometry batch rejects included): the next
+        item's row number; after build(), ``positions[row]`` is its index position (-1: dropped)."""
+        return len(self._ids)
 
     def add_collection(self, collection: dict[str, Any], extent_from_items: bool = False) -> bool:
         """Add a collection unless its id is taken; ``extent_from_items``: its extent is
@@ -216,6 +223,7 @@ class IndexBuilder:
             order = order[~np.isin(order, np.fromiter(self._rejected, dtype=np.int64))]
         new_position = np.full(n, -1, dtype=np.int64)
         new_position[order] = np.arange(len(order), dtype=np.int64)
+        self.positions = new_position
         bounds = np.concatenate(self._bounds) if self._bounds else np.zeros((0, 4))
         self._bounds = []
         for cid in sorted(self._extents_from_items):

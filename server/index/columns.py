@@ -181,6 +181,10 @@ class _KeyBuilder:
             for new_code, text in enumerate(vocab):
                 remap[self.vocab[text]] = new_code
             codes = remap[np.frombuffer(self.str_codes, dtype=np.int32)[order]]
+            used = np.flatnonzero(np.bincount(codes, minlength=len(vocab))) if len(codes) else codes
+            if len(used) < len(vocab):  # values only dropped rows had (duplicates, bad geometries) are not offered
+                vocab = [vocab[c] for c in used.tolist()]
+                codes = np.searchsorted(used, codes).astype(np.int32)
             col.string = StringPart(rows, codes, vocab)
             if key in TIME_KEYS or _all_date_times(vocab):
                 col.time = _time_part(col.string)

@@ -38,9 +38,11 @@ class IdColumn:
 
     __slots__ = ("blobs", "hash_sorted", "hash_order", "_vocab")
 
-    def __init__(self, blobs: BlobColumn) -> None:
+    def __init__(self, blobs: BlobColumn, hashes: np.ndarray | None = None) -> None:
+        """``hashes``: ``bytes_hashes(blobs)`` when the caller has them (an index merged from a
+        previous one's rows, server.index.reuse: hashing a million ids again is seconds)."""
         self.blobs = blobs
-        hashes = bytes_hashes(blobs)
+        hashes = bytes_hashes(blobs) if hashes is None else hashes
         self.hash_order = np.argsort(hashes, kind="stable")
         self.hash_sorted = hashes[self.hash_order]
         self._vocab: tuple[list[str], np.ndarray] | None = None
@@ -99,6 +101,12 @@ class IdColumn:
             vocab, codes = np.unique(ids, return_inverse=True)
             self._vocab = (vocab.tolist(), codes.astype(np.int64))
         return self._vocab
+
+    def hashes(self) -> np.ndarray:
+        """``bytes_hash`` of each position's id (uint64), from the sorted ones."""
+        out = np.empty(len(self.hash_order), dtype=np.uint64)
+        out[self.hash_order] = self.hash_sorted
+        return out
 
 
 def _restore(blobs: BlobColumn, hash_sorted: np.ndarray, hash_order: np.ndarray) -> IdColumn:

@@ -20,6 +20,7 @@ from server.index.collections import CollectionTable
 from server.index.columns import Column, StringPart
 from server.index.ids import IdColumn
 from server.index.match_cache import MatchCache
+from server.index.origins import Origins
 from server.index.spatial import CellGrid, wkb_exterior_vertices, wkb_vertex_in_boxes
 from server.index.table import SearchResult, Table
 from server.index.text import TextIndex, document_text
@@ -37,6 +38,9 @@ class Index(Table):
     # The href settings the load applied ({"public_hrefs": [...], "serve_assets": bool}): a
     # snapshot made with others is not served as is (server/runtime/cli.py).
     hrefs_config: dict[str, Any] | None = None
+    # Where the items read from documents of their own came from (server.index.origins), for a
+    # reload that re-reads only what changed; None: unknown (nothing is reused).
+    origins: Origins | None = None
 
     def __init__(
         self,

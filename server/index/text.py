@@ -61,6 +61,9 @@ class TextIndexBuilder:
         vocab = sorted(self._postings)  # each word's rows dropped once placed (once only)
         postings = [np.sort(new_position[np.frombuffer(self._postings.pop(w), dtype=np.int32)]) for w in vocab]
         postings = [p[p >= 0] for p in postings]  # rows dropped from the index are -1
+        if any(not len(p) for p in postings):  # words only dropped rows had are gone
+            kept = [i for i, p in enumerate(postings) if len(p)]
+            vocab, postings = [vocab[i] for i in kept], [postings[i] for i in kept]
         return TextIndex(vocab, postings)
 
 

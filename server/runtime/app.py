@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
@@ -24,11 +23,12 @@ from server.settings import Settings
 
 def create_app(
     settings: Settings | None = None, index: Index | None = None, remote_cache: RemoteCache | None = None,
-    replica: RemoteSnapshot | None = None,
+    replica: RemoteSnapshot | None = None, index_file: str | None = None,
 ) -> Starlette:
     """The API over ``index``; without one, the index is loaded in the background and
     every endpoint answers 503 until it is ready. A ``replica`` serves a published snapshot:
-    its reloads fetch that snapshot again (when it changed) instead of reading catalogs."""
+    its reloads fetch that snapshot again (when it changed) instead of reading catalogs.
+    ``index_file``: a snapshot of ``index``, whose unchanged items the first reload reuses."""
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
@@ -46,12 +46,14 @@ def create_app(
     app.state.index = index
     app.state.remote_cache = remote_cache or RemoteCache()
     app.state.replica = replica
+    app.state.index_file = index_file
     build: Callable[[], Index | None]
     if replica is not None:
         build = replica  # a download and a mapping: nothing for a child process to spare the server
     elif settings.reload_in_child:
-        build = ChildBuilder(settings, app.state.remote_cache)
-    else:
-        build = functools.partial(load_index, settings, app.state.remote_cache)
+        build = ChildBuilder(settings, app.state.remote_cache, index_file, lambda: app.state.index)
+    else:  # the serving index is the previous one: its unchanged items are reused
+        def build() -> Index:
+            return load_index(settings, app.state.remote_cache, previous=app.state.index)
     app.state.reloader = Reloader(app, build)
     return app

@@ -12,7 +12,10 @@ this process's counters (server.metrics): the child never writes to the server's
 metrics folder, where every reload would leave files of its own.
 
 The remote documents cache (ETags) goes to the child and comes back, so conditional
-requests work across reloads as in a thread.
+requests work across reloads as in a thread. So does the index being replaced: the child maps
+the snapshot it was served from (the one the last build wrote, kept until the next one; the
+``--index`` file; or, at the first reload of an index loaded from the roots, a snapshot written
+of it then) and takes from it the items of documents that did not change (server.index.reuse).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +38,7 @@ from server import metrics
 from server.catalog.configured import load_index, roots_of
 from server.catalog.sources import RemoteCache
 from server.index import Index
-from server.runtime.snapshot import SnapshotWriter, read_snapshot
+from server.runtime.snapshot import SnapshotError, SnapshotWriter, read_snapshot, write_snapshot
 from server.settings import Settings
 
 
@@ -51,9 +55,16 @@ def failure_text(exc: Exception) -> str:
 class ChildBuilder:
     """Callable building an Index in a child process; ``kill()`` stops a running build."""
 
-    def __init__(self, settings: Settings, remote_cache: RemoteCache) -> None:
+    def __init__(self, settings: Settings, remote_cache: RemoteCache, previous: str | None = None,
+                 current: Callable[[], Index | None] | None = None) -> None:
+        """``previous``: a snapshot of the index being served (its items are reused where their
+        documents did not change); ``current``: the serving index, written to a snapshot for
+        that at the first reload when there is none."""
         self.settings = settings
         self.remote_cache = remote_cache
+        self.previous = previous
+        self.current = current
+        self._kept: Path | None = None  # the last build's snapshot, kept as the next one's previous
         self._child: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._killed = False
@@ -61,17 +72,45 @@ class ChildBuilder:
     def __call__(self) -> Index:
         workdir = Path(tempfile.mkdtemp(prefix="stac-static-api-reload-"))
         try:
-            index, _ = read_snapshot(str(self.build_snapshot(workdir)), verify=False)
+            snapshot = self.build_snapshot(workdir)
+            index, _ = read_snapshot(str(snapshot), verify=False)
+            self.keep(snapshot)
             return index
         finally:
             shutil.rmtree(workdir, ignore_errors=True)  # the mapping keeps the snapshot's pages alive
+
+    def keep(self, snapshot: Path) -> None:
+        """``snapshot`` (now served) becomes the next build's previous index; the one kept
+        before goes (a mapping of it keeps its pages while a request still reads them)."""
+        kept = Path(tempfile.mkdtemp(prefix="stac-static-api-previous-")) / "index.snapshot"
+        os.replace(snapshot, kept)
+        self.close()
+        self._kept = kept
+        self.previous = str(kept)
+
+    def close(self) -> None:
+        """Remove the snapshot kept for the next build."""
+        if self._kept is not None:
+            shutil.rmtree(self._kept.parent, ignore_errors=True)
+            self._kept = None
+
+    def _previous_snapshot(self, workdir: Path) -> str | None:
+        if self.previous is not None and os.path.exists(self.previous):
+            return self.previous
+        index = self.current() if self.current is not None else None
+        if index is None or index.origins is None or not len(index.origins):
+            return None
+        path = workdir / "previous.snapshot"
+        write_snapshot(str(path), index, roots_of(self.settings))
+        return str(path)
 
     def build_snapshot(self, workdir: Path, fingerprint: bool = False) -> Path:
         """Run the child in ``workdir``; the snapshot it wrote (and, with ``fingerprint``, the
         fingerprint of the local files it read, in ``fingerprint.pickle``)."""
         job = workdir / "job.pickle"
         job.write_bytes(pickle.dumps({"settings": self.settings.model_dump(), "cache": self.remote_cache,
-                                      "fingerprint": fingerprint}, protocol=5))
+                                      "fingerprint": fingerprint, "previous": self._previous_snapshot(workdir)},
+                                     protocol=5))
         with self._lock:
             if self._killed:
                 raise ChildBuildError("the server is stopping")
@@ -114,10 +153,17 @@ def child_main(workdir: str) -> int:
     settings = Settings(**job["settings"])
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     cache: RemoteCache = job["cache"]
-    # the items' bytes go into the snapshot as they are read, as `index` does (snapshot.py)
+    previous = None
+    if job.get("previous"):
+        try:
+            previous, _ = read_snapshot(job["previous"], verify=False)
+        except SnapshotError as exc:  # everything is read again
+            logging.getLogger("stac_static_api.reload").warning("not reusing the previous index: %s", exc)
+    # the items' bytes go into the snapshot as they are read, as `index` does (snapshot.py);
+    # those reused from the previous one are copied in: the new snapshot stands alone
     writer = SnapshotWriter(str(folder / "index.snapshot"))
     try:
-        index = load_index(settings, cache, writer.spool)
+        index = load_index(settings, cache, previous=previous, spool=writer.spool)
     except Exception as exc:  # the parent reports it and keeps serving the old index
         writer.abort()
         (folder / "error").write_text(f"{type(exc).__name__}: {exc}")

@@ -121,11 +121,17 @@ def _load_index(settings: Settings, index_file: str | None, remote_cache: Any = 
     from server.catalog.configured import load_options, roots_of
     from server.catalog.loader import load_catalogs
     from server.runtime.remote_snapshot import check_hrefs
-    from server.runtime.snapshot import SnapshotError, read_snapshot, write_snapshot
+    from server.runtime.snapshot import SnapshotError, read_snapshot, stale_reason, write_snapshot
 
+    previous = None
     if index_file:
         try:
-            index, header = read_snapshot(index_file)
+            index, header = read_snapshot(index_file, verify=False)
+            stale = stale_reason(index, header, index_file)
+            if stale is not None:
+                if settings.roots and _root_keys(settings.roots) == _root_keys(header["roots"]):
+                    previous = index  # rebuilt below, reusing the items of unchanged files
+                raise SnapshotError(stale)
             if not settings.roots:
                 settings.roots = header["roots"]  # reloads re-read the snapshot's sources
             elif _root_keys(settings.roots) != _root_keys(header["roots"]):
@@ -137,7 +143,10 @@ def _load_index(settings: Settings, index_file: str | None, remote_cache: Any = 
             if not settings.roots:
                 raise
             print(f"stac-static-api: {exc}; rebuilding it from the roots", file=sys.stderr)
-    index, report = load_catalogs(roots_of(settings), load_options(settings, remote_cache))
+    options = load_options(settings, remote_cache)
+    options.previous = previous
+    index, report = load_catalogs(roots_of(settings), options)
+    del previous, options  # its mapping goes with it
     print(f"stac-static-api: {report.summary()}", file=sys.stderr)
     if index_file:
         write_snapshot(index_file, index, roots_of(settings))
@@ -213,7 +222,7 @@ def _serve(settings: Settings, index_file: str | None, workers: int) -> int:
     except (LoadError, SnapshotError) as exc:
         print(f"stac-static-api: {exc}", file=sys.stderr)
         return 1
-    app = create_app(settings, index=index, remote_cache=remote_cache, replica=replica)
+    app = create_app(settings, index=index, remote_cache=remote_cache, replica=replica, index_file=index_file)
     del index  # the app holds it; a reference here would keep it alive after a reload swaps it
     config = dict(
         http=JsonErrorsProtocol,

@@ -161,6 +161,9 @@ class Reloader:
         kill = getattr(self.build, "kill", None)
         if kill is not None:  # a build in a child process would otherwise outlive the server
             kill()
+        close = getattr(self.build, "close", None)
+        if close is not None:  # the snapshot a child build kept for the next one
+            close()
         try:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)

@@ -126,6 +126,11 @@ class SnapshotWriter:
         f.seek(len(MAGIC))
         f.write(POINTER % header_at)
         f.close()
+        for column in (index.json, index.wkb, index.ids.blobs):  # the spooled files: their mappings stay
+            if column.placed is not None:
+                if column.placed[0] is not f:
+                    column.placed[0].close()  # the footprints' unnamed file, copied in above
+                column.placed = None  # closed: a later snapshot of this index writes from the mapping
         os.replace(self.tmp, self.path)  # never a half-written snapshot under the real name
         return header
 
@@ -384,17 +389,27 @@ def read_snapshot(path: str, verify: bool = True) -> tuple[Index, dict[str, Any]
                 len(view) < pickle_at + pickle_size:
             raise SnapshotError(f"{path} is truncated")
         index = pickle.loads(view[pickle_at : pickle_at + pickle_size], buffers=buffers)
-        fingerprint: Fingerprint = index.fingerprint
+        if not isinstance(index.fingerprint, Fingerprint):
+            raise SnapshotError(f"{path} has no fingerprint of its files")
     except OSError as exc:
         raise SnapshotError(f"cannot read {path}: {exc.strerror or exc}") from None
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, KeyError, ValueError) as exc:
         raise SnapshotError(f"{path} is damaged or from an incompatible version: {exc}") from None
     if verify:
-        changed = fingerprint.changed(processes=min(4, os.cpu_count() or 1))
-        if changed:
-            raise SnapshotError(f"{path} is stale: its source files changed since it was written, e.g. {', '.join(changed)}")
-        if any("://" in root for root in header["roots"]):
-            log.warning("%s includes remote roots, which a snapshot cannot verify: serving them as of %s",
-                        path, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(header["created"])))
+        stale = stale_reason(index, header, path)
+        if stale is not None:
+            raise SnapshotError(stale)
     index.loaded_at = time.time()
     return index, header
+
+
+def stale_reason(index: Index, header: dict[str, Any], path: str) -> str | None:
+    """Why the snapshot at ``path`` (read as ``index``, ``header``) is stale (a local file
+    it was read from changed), or None; remote roots cannot be checked: a warning says so."""
+    changed = index.fingerprint.changed(processes=min(4, os.cpu_count() or 1))
+    if changed:
+        return f"{path} is stale: its source files changed since it was written, e.g. {', '.join(changed)}"
+    if any("://" in root for root in header["roots"]):
+        log.warning("%s includes remote roots, which a snapshot cannot verify: serving them as of %s",
+                    path, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(header["created"])))
+    return None

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -40,6 +41,7 @@ from server import metrics
 from server.catalog.fingerprint import Fingerprint
 from server.catalog.loader import release_free_memory
 from server.catalog.sources import RemoteCache
+from server.index import Index
 from server.runtime.child_build import ChildBuilder, failure_text
 from server.runtime.reloader import ReloadStatus
 from server.runtime.remote_snapshot import RemoteSnapshot
@@ -92,10 +94,13 @@ class Supervisor:
     all end up here."""
 
     def __init__(self, settings: Settings, remote_cache: RemoteCache, fingerprint: Fingerprint | None,
-                 replica: RemoteSnapshot | None = None) -> None:
+                 replica: RemoteSnapshot | None = None, index_file: str | None = None,
+                 current: Callable[[], Index | None] | None = None) -> None:
+        """``replica``: a replica's reload downloads the published snapshot (when it changed)
+        instead of a build; ``index_file``, ``current``: a snapshot of the index loaded before
+        the fork, that index (ChildBuilder: the first build reuses its unchanged items)."""
         self.settings = settings
-        # a replica's reload downloads the published snapshot (when it changed) instead of a build
-        self.builder: ChildBuilder | RemoteSnapshot = replica or ChildBuilder(settings, remote_cache)
+        self.builder: ChildBuilder | RemoteSnapshot = replica or ChildBuilder(settings, remote_cache, index_file, current)
         self.fingerprint = fingerprint
         self.workdir = Path(tempfile.mkdtemp(prefix="stac-static-api-workers-"))
         self.publication = self.workdir / "published.json"
@@ -152,6 +157,8 @@ class Supervisor:
             if (folder / "fingerprint.pickle").exists():
                 self.fingerprint = pickle.loads((folder / "fingerprint.pickle").read_bytes())
             published = Published(os.open(snapshot, os.O_RDONLY), snapshot, self._version + 1)
+            if isinstance(self.builder, ChildBuilder):
+                self.builder.previous = str(snapshot)  # the next build reuses its unchanged items
             doc = {"ok": True, "snapshot": str(snapshot), "version": published.version}
         except Exception as exc:  # the workers keep serving and report it
             doc = {"ok": False, "error": failure_text(exc)}
@@ -431,7 +438,8 @@ def run_forked(app: Any, config_kwargs: dict[str, Any], host: str, port: int, wo
     sock = listening_socket(host, port)
     settings: Settings = app.state.settings
     fingerprint = app.state.index.fingerprint if settings.watch_interval > 0 else None
-    supervisor = Supervisor(settings, app.state.remote_cache, fingerprint, app.state.replica)
+    supervisor = Supervisor(settings, app.state.remote_cache, fingerprint, app.state.replica,
+                            getattr(app.state, "index_file", None), lambda: app.state.index)
 
     def request_reload(signum: int, frame: Any) -> None:
         supervisor.pending = "SIGHUP"

@@ -1,0 +1,226 @@
+"""Issue 18, target 3: a reload after a few item files of a large catalog changed.
+
+    python bench/reload.py ROOT_FOLDER [--runs 3] [--changed 100 --added 10 --deleted 10]
+                           [--http] [--baseline /work/main [--baseline-python PY]] [--phases]
+
+ROOT_FOLDER comes from `python bench/generate.py OUT --items N --layout files` (it is changed in
+place: generate it into /tmp and remove it after). Both servers are the real CLI, `serve ROOT
+--index SNAPSHOT` (each from a snapshot its own code wrote with `index`), reloading in a child
+process (the default); each run changes --changed item files (a property), adds --added (files
+and links in their collection.json) and deletes --deleted (files and links), then sends SIGHUP to
+one server and the other (in turn, first one first) and reads the reload's seconds from
+/_mgmt/ready (`last_reload.seconds`: from the signal to the new index swapped in). Prints each
+run and the medians. --http: the roots are URLs of the folder served on 127.0.0.1 by nginx when
+installed (bench/remote_ingest.py), else Python's http.server. --phases: also where the time
+goes in this tree's reload, measured in this process (read the previous snapshot, the walk,
+checking the files, taking the rows, the merge, writing the snapshot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import serverproc  # noqa: E402
+from bench.remote_ingest import serve  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TOKEN = "bench-reload"
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def ready(port: int) -> dict[str, Any]:
+    with _OPENER.open(f"http://127.0.0.1:{port}/_mgmt/ready", timeout=30) as r:
+        return json.loads(r.read())
+
+
+class Catalog:
+    """The generated folder, changed in place: N item files edited, added, deleted per run."""
+
+    def __init__(self, folder: Path, seed: int = 18) -> None:
+        self.folder = folder
+        self.rnd = random.Random(seed)
+        self.collections = sorted(p.parent for p in folder.glob("*/collection.json"))
+        self.added = 0
+
+    def items_of(self, collection: Path) -> list[str]:
+        doc = json.loads((collection / "collection.json").read_bytes())
+        return [link["href"] for link in doc["links"] if link["rel"] == "item"]
+
+    def change(self, changed: int, added: int, deleted: int) -> None:
+        links = {c: self.items_of(c) for c in self.collections}
+        every = [(c, href) for c, hrefs in links.items() for href in hrefs]
+        picked = self.rnd.sample(every, changed + deleted)
+        for collection, href in picked[:changed]:
+            path = collection / href
+            doc = json.loads(path.read_bytes())
+            doc["properties"]["eo:cloud_cover"] = round(self.rnd.random() * 100, 2)
+            path.write_text(json.dumps(doc))
+        gone = {(c, h) for c, h in picked[changed:]}
+        for collection, href in gone:
+            (collection / href).unlink()
+        template_collection, template_href = picked[0]
+        template = json.loads((template_collection / template_href).read_bytes())
+        new: dict[Path, list[str]] = {}
+        for _ in range(added):
+            self.added += 1
+            collection = self.rnd.choice(self.collections)
+            item_id = f"bench-added-{self.added}"
+            template.update(id=item_id, collection=json.loads((collection / "collection.json").read_bytes())["id"])
+            (collection / item_id).mkdir(exist_ok=True)
+            (collection / item_id / f"{item_id}.json").write_text(json.dumps(template))
+            new.setdefault(collection, []).append(f"./{item_id}/{item_id}.json")
+        for collection in self.collections:
+            dropped = {h for c, h in gone if c == collection}
+            if not dropped and collection not in new:
+                continue
+            path = collection / "collection.json"
+            doc = json.loads(path.read_bytes())
+            doc["links"] = [link for link in doc["links"] if not (link["rel"] == "item" and link["href"] in dropped)]
+            doc["links"] += [{"rel": "item", "href": h, "type": "application/geo+json"} for h in new.get(collection, [])]
+            path.write_text(json.dumps(doc))
+
+
+@contextlib.contextmanager
+def server(name: str, cwd: Path, python: str, roots: list[str], snapshot: str, workdir: Path) -> Iterator[tuple[int, int]]:
+    port = serverproc.free_port()
+    env = serverproc.clean_env({"STAC_STATIC_ADMIN_TOKEN": TOKEN})
+    proc = serverproc.spawn([python, "-m", "server", "serve", *roots, "--index", snapshot, "--port", str(port),
+                             "--log-level", "warning"], cwd=str(cwd), env=env, log=str(workdir / f"{name}.log"))
+    try:
+        serverproc.wait_ready(port, proc, timeout=600, path="/_mgmt/ready")
+        yield port, proc.pid
+    finally:
+        serverproc.stop(proc)
+
+
+def reload_seconds(port: int, pid_of: dict[int, int]) -> float:
+    before = ready(port)["last_reload"]["reloads"]
+    os.kill(pid_of[port], signal.SIGHUP)
+    while True:
+        time.sleep(0.2)
+        status = ready(port)["last_reload"]
+        if status["reloads"] > before:
+            return float(status["seconds"])
+        if status["ok"] is False and status["started_at"] and status["error"]:
+            raise RuntimeError(f"reload failed: {status['error']}")
+
+
+def index_snapshot(cwd: Path, python: str, roots: list[str], output: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run([python, "-m", "server", "index", *roots, "-o", str(output)], cwd=str(cwd), check=True,
+                   env=serverproc.clean_env({}), stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def phases(roots: list[str], snapshot: str) -> dict[str, float]:
+    """This tree's reload, phase by phase, in this process (as the child build runs it)."""
+    from server.catalog import loader  # noqa: PLC0415 - this tree's code, only for --phases
+    from server.catalog.reuse import ReusePlan  # noqa: PLC0415
+    from server.index.reuse import ReusingBuilder  # noqa: PLC0415
+    from server.runtime.snapshot import read_snapshot, write_snapshot  # noqa: PLC0415
+
+    spent: dict[str, float] = {}
+
+    def timed(owner: Any, name: str, label: str) -> None:
+        inner = getattr(owner, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - started
+        setattr(owner, name, wrapper)
+
+    timed(loader.Loader, "_walk_level", "walk (catalogs, collections, item links)")
+    timed(ReusePlan, "__init__", "origins by location")
+    timed(ReusePlan, "check", "stat the item files / list the prefix")
+    timed(loader.Loader, "_add_reused", "take the unchanged rows")
+    timed(ReusingBuilder, "build", "merge into the new index")
+    started = time.perf_counter()
+    previous, _ = read_snapshot(snapshot, verify=False)
+    spent["read the previous snapshot"] = time.perf_counter() - started
+    started, cpu = time.perf_counter(), time.process_time()
+    options = loader.LoadOptions(previous=previous, progress=False)
+    index, report = loader.load_catalogs(roots, options)
+    spent["load in all"] = time.perf_counter() - started
+    spent["load in all, CPU of this process (forked stat checkers not included)"] = time.process_time() - cpu
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        write_snapshot(f"{tmp}/new.snapshot", index, roots)
+        spent["write the snapshot"] = time.perf_counter() - started
+    spent["items reused"] = report.reused
+    return spent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--changed", type=int, default=100)
+    parser.add_argument("--added", type=int, default=10)
+    parser.add_argument("--deleted", type=int, default=10)
+    parser.add_argument("--http", action="store_true")
+    parser.add_argument("--baseline", type=Path, help="a checkout of today's main (its full rebuild)")
+    parser.add_argument("--baseline-python", default=None, help="its Python (default: BASELINE/.venv/bin/python)")
+    parser.add_argument("--phases", action="store_true")
+    parser.add_argument("--snapshot", type=Path, help="this tree's snapshot of ROOT, already written (skips its `index`)")
+    parser.add_argument("--baseline-snapshot", type=Path, help="the baseline's snapshot of ROOT, already written")
+    parser.add_argument("--baseline-runs", type=int, help="reload the baseline in the first N runs only (default: all)")
+    args = parser.parse_args()
+    catalog = Catalog(args.root)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-reload-"))
+    sides = {"this tree": (REPO, sys.executable)}
+    if args.baseline:
+        sides["baseline"] = (args.baseline, args.baseline_python or str(args.baseline / ".venv" / "bin" / "python"))
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    with contextlib.ExitStack() as stack:
+        base = stack.enter_context(serve(args.root)) if args.http else None
+        roots = [f"{base}/catalog.json"] if base else [str(args.root / "catalog.json")]
+        ports: dict[str, int] = {}
+        pid_of: dict[int, int] = {}
+        snapshots: dict[str, Path] = {}
+        for name, (cwd, python) in sides.items():
+            given = args.snapshot if name == "this tree" else args.baseline_snapshot
+            snapshot = given or workdir / f"{name.replace(' ', '-')}.snapshot"
+            snapshots[name] = snapshot
+            if not given:
+                print(f"{name}: index {roots[0]}: {index_snapshot(cwd, python, roots, snapshot):.1f} s", flush=True)
+            port, pid = stack.enter_context(server(name.replace(" ", "-"), cwd, python, roots, str(snapshot), workdir))
+            ports[name], pid_of[port] = port, pid
+        for run in range(args.runs):
+            catalog.change(args.changed, args.added, args.deleted)
+            order = list(sides) if run % 2 == 0 else list(reversed(sides))
+            for name in order:
+                if name == "baseline" and args.baseline_runs is not None and run >= args.baseline_runs:
+                    continue
+                seconds = reload_seconds(ports[name], pid_of)
+                times[name].append(seconds)
+                print(f"run {run + 1}: {name}: reload {seconds:.2f} s", flush=True)
+        if args.phases:  # from the snapshot the server started from: the runs' changes since then
+            for label, value in phases(roots, str(snapshots["this tree"])).items():
+                print(f"phase: {label}: {value:.2f}" + ("" if label == "items reused" else " s"), flush=True)
+    for name, values in times.items():
+        print(f"median reload, {name}: {statistics.median(values):.2f} s ({', '.join(f'{v:.2f}' for v in values)})")
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,464 @@
+"""A reload re-reads only what changed (issue 18, target 3): the items of unchanged documents are
+taken from the previous index by position (server.index.reuse), and the result is the index a
+full load of the changed catalog makes: the same arrays, bytes, columns, words, tree and report,
+hence the same answers. Locally (size + mtime), over HTTP (the MD5 of what is fetched) and from
+S3 (a listing's ETags), in a thread, in a child process, and for a stale snapshot at start."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+
+from server.catalog import formats, reuse
+from server.catalog.loader import LoadOptions, load_catalogs
+from server.index import Index
+from tests.helpers import run_cli, run_server, serve_folder
+
+TOKEN = "incremental-token"
+
+
+# -- the catalog and its changes -------------------------------------------------------------------
+
+
+def _doc(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def _put(path: Path, doc: Any) -> None:
+    """Rewrite a file: another size or a later mtime, as an editor leaves it."""
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1))
+    if path.stat().st_mtime_ns == before:  # same size within the clock's tick: not seen as changed
+        os.utime(path, ns=(before + 1_000_000, before + 1_000_000))
+
+
+def _item_files(root: Path, collection: str) -> list[Path]:
+    return sorted(p for p in (root / collection).glob("*/*.json") if p.name != "collection.json"
+                  and p.parent.name != "tiles-extra")
+
+
+def _unlink_item(root: Path, collection: str, path: Path) -> None:
+    coll = root / collection / "collection.json"
+    doc = _doc(coll)
+    doc["links"] = [link for link in doc["links"] if not (link["rel"] == "item" and path.name in link["href"])]
+    _put(coll, doc)
+
+
+def _link_item(root: Path, collection: str, rel: str, at: int = 3) -> None:
+    coll = root / collection / "collection.json"
+    doc = _doc(coll)
+    doc["links"].insert(at, {"rel": "item", "href": rel, "type": "application/geo+json"})
+    _put(coll, doc)
+
+
+def prepare(root: Path) -> None:
+    """Before the first load: an item whose asset href is local and relative (counted among the
+    hrefs that cannot be made public, per item) and a second link to an item from another
+    collection's folder (a duplicate id: kept once, reported)."""
+    path = _item_files(root, "dem-alps")[0]
+    doc = _doc(path)
+    doc["id"] = "relative-asset"
+    doc["assets"] = {"data": {"href": "./data.tif", "type": "image/tiff"}}
+    _put(root / "dem-alps" / "relative-asset" / "relative-asset.json", doc)
+    _link_item(root, "dem-alps", "./relative-asset/relative-asset.json")
+
+
+def edit_items(root: Path) -> None:
+    """Properties, a datetime (the item moves in the default order), new words in a title."""
+    for n, path in enumerate(_item_files(root, "sentinel-2-l2a-nl")[:4]):
+        doc = _doc(path)
+        doc["properties"]["eo:cloud_cover"] = 99.5 + n
+        doc["properties"]["datetime"] = f"2031-0{n + 1}-01T00:00:00Z"
+        doc["properties"]["title"] = f"freshly edited scene {n}"
+        doc["properties"]["new:flag"] = n % 2 == 0
+        _put(path, doc)
+
+
+def add_and_delete(root: Path) -> None:
+    files = _item_files(root, "corine-land-cover")
+    for path in files[:2]:
+        _unlink_item(root, "corine-land-cover", path)
+        shutil.rmtree(path.parent)
+    template = _doc(files[-1])
+    for n in range(3):
+        template["id"] = f"added-{n}"
+        template["properties"]["datetime"] = f"2020-0{n + 1}-15T10:00:00Z"
+        _put(root / "corine-land-cover" / f"added-{n}" / f"added-{n}.json", template)
+        _link_item(root, "corine-land-cover", f"./added-{n}/added-{n}.json", at=2 + 2 * n)
+
+
+def break_items(root: Path) -> None:
+    """Invalid JSON, a file gone but still linked, an item that becomes a duplicate of an
+    unchanged one linked after it (the changed one, first in link order, is kept)."""
+    files = _item_files(root, "ndvi-europe-monthly")
+    files[0].write_text("{not json")
+    files[1].unlink()
+    later = _doc(files[-1])
+    doc = _doc(files[2])
+    doc["id"] = later["id"]
+    _put(files[2], doc)
+
+
+def move_item(root: Path) -> None:
+    """An item file moved into another collection's folder and links (its own collection field too)."""
+    path = _item_files(root, "sentinel-2-l2a-nl")[-1]
+    doc = _doc(path)
+    _unlink_item(root, "sentinel-2-l2a-nl", path)
+    doc["collection"] = "dem-alps"
+    shutil.rmtree(path.parent)
+    _put(root / "dem-alps" / path.parent.name / path.name, doc)
+    _link_item(root, "dem-alps", f"./{path.parent.name}/{path.name}")
+
+
+def delete_collection(root: Path) -> None:
+    """A collection gone from the catalog while an item of it stays linked from the misc catalog:
+    unchanged, that item is now served under the collection made for misc's items."""
+    path = _item_files(root, "corine-land-cover")[-1]
+    misc = root / "misc" / "catalog.json"
+    doc = _doc(misc)
+    doc["links"].append({"rel": "item", "href": f"../corine-land-cover/{path.parent.name}/{path.name}",
+                         "type": "application/geo+json"})
+    _put(misc, doc)
+    catalog = root / "catalog.json"
+    doc = _doc(catalog)
+    doc["links"] = [link for link in doc["links"] if "corine-land-cover" not in link["href"]]
+    _put(catalog, doc)
+
+
+CHANGES: dict[str, Callable[[Path], None]] = {
+    "edit": edit_items, "add-and-delete": add_and_delete, "broken": break_items, "move": move_item,
+    "delete-collection": delete_collection,
+}
+
+
+def change_all(root: Path) -> None:
+    for change in CHANGES.values():
+        change(root)
+
+
+# -- comparing indexes ---------------------------------------------------------------------------------
+
+
+def _blobs(column: Any) -> list[bytes]:
+    return [column[i] for i in range(len(column))]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        x, y = np.asarray(a), np.asarray(b)
+        return x.dtype.kind == y.dtype.kind and np.array_equal(x, y, equal_nan=x.dtype.kind == "f")
+    return bool(a == b)
+
+
+def differences(a: Index, b: Index) -> list[str]:
+    """What differs between two indexes, in everything a request can reach."""
+    out = []
+
+    def check(name: str, x: Any, y: Any) -> None:
+        if not _same(x, y):
+            out.append(name)
+
+    for name in ("ids", "codes", "collection_names", "start", "end", "sort_time", "bounds", "root"):
+        check(name, getattr(a, name), getattr(b, name))
+    check("id hashes", a.ids.hash_sorted, b.ids.hash_sorted)
+    check("id hash order", a.ids.hash_order, b.ids.hash_order)
+    check("json", _blobs(a.json), _blobs(b.json))
+    check("wkb", _blobs(a.wkb), _blobs(b.wkb))
+    check("column keys", sorted(a.columns), sorted(b.columns))
+    for key in set(a.columns) & set(b.columns):
+        for part in ("number", "string", "boolean", "objects", "time"):
+            x, y = getattr(a.columns[key], part), getattr(b.columns[key], part)
+            if (x is None) != (y is None):
+                out.append(f"{key}.{part}")
+            elif x is not None:
+                check(f"{key}.{part}.rows", x.rows, y.rows)
+                if part == "string":
+                    check(f"{key}.vocab", x.vocab, y.vocab)
+                    check(f"{key}.codes", x.codes, y.codes)
+                elif part == "objects":
+                    check(f"{key}.objects", _blobs(x.blobs), _blobs(y.blobs))
+                else:
+                    check(f"{key}.{part}.values", x.values, y.values)
+    check("words", a.text.vocab, b.text.vocab)
+    if a.text.vocab == b.text.vocab:
+        check("postings", [p.tolist() for p in a.text.postings], [p.tolist() for p in b.text.postings])
+    check("collections", orjson.dumps(a.collections), orjson.dumps(b.collections))
+    check("collection order", list(a.collections), list(b.collections))
+    check("tree", [(n.kind, n.id, n.parent, n.segments, n.children, n.document) for n in a.tree.nodes],
+          [(n.kind, n.id, n.parent, n.segments, n.children, n.document) for n in b.tree.nodes])
+    check("tree items", a.tree.items, b.tree.items)
+    check("tree starts", a.tree.item_starts, b.tree.item_starts)
+    check("tree complete", a.tree.complete, b.tree.complete)
+    check("boxes", a._boxes.positions, b._boxes.positions)
+    check("extremes", a._boxes.extremes, b._boxes.extremes)
+
+    def report(index: Index) -> dict[str, Any]:
+        return {k: v for k, v in (index.load_report or {}).items() if k not in ("seconds", "reused")}
+
+    check("load report", report(a), report(b))
+    assert a.origins is not None and b.origins is not None
+    check("origin locations", a.origins.location_list(), b.origins.location_list())
+    for name in ("positions", "not_public", "digests", "sizes"):
+        check(f"origin {name}", getattr(a.origins, name), getattr(b.origins, name))
+    return out
+
+
+def reload_and_full(roots: list[str], previous: Index) -> tuple[Index, Index, Any, Any]:
+    incremental, report = load_catalogs(roots, LoadOptions(previous=previous))
+    full, full_report = load_catalogs(roots)
+    return incremental, full, report, full_report
+
+
+# -- locally, by the loader ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def catalog(sample_copy: Path) -> Path:
+    prepare(sample_copy)
+    return sample_copy
+
+
+@pytest.mark.parametrize("name", [*CHANGES, "all", "all, lean"])
+def test_a_reload_of_changed_local_files_equals_a_full_load(catalog: Path, name: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    if name.endswith("lean"):  # collections parsed as large ones are (item hrefs kept bare, admitted in bulk)
+        monkeypatch.setattr(formats, "LEAN_BYTES", 0)
+    roots = [str(catalog / "catalog.json")]
+    previous, _ = load_catalogs(roots)
+    assert previous.load_report is not None and previous.load_report["hrefs_not_public"] == 1
+    (change_all if name.startswith("all") else CHANGES[name])(catalog)
+    incremental, full, report, full_report = reload_and_full(roots, previous)
+    assert differences(incremental, full) == []
+    assert report.skips == full_report.skips
+    assert report.skipped_by_reason == full_report.skipped_by_reason
+    assert report.reassigned == full_report.reassigned
+    assert 0 < report.reused < incremental.size  # reused the unchanged, read the rest
+    assert full_report.reused == 0
+
+
+def test_the_first_of_two_items_with_one_id_wins_whichever_was_reused(catalog: Path) -> None:
+    """An unchanged item (reused) before a changed one that takes its id: the reused one stays."""
+    roots = [str(catalog / "catalog.json")]
+    previous, _ = load_catalogs(roots)
+    files = _item_files(catalog, "ndvi-europe-monthly")
+    first = _doc(files[0])
+    doc = _doc(files[-1])
+    doc["id"] = first["id"]
+    doc["properties"]["title"] = "the second of two"
+    _put(files[-1], doc)
+    incremental, full, report, full_report = reload_and_full(roots, previous)
+    assert differences(incremental, full) == []
+    assert report.skipped_by_reason["duplicate"] == full_report.skipped_by_reason["duplicate"] == 1
+    assert report.skips == full_report.skips
+
+
+def test_reloads_chain_and_a_touched_but_equal_file_is_read_again(catalog: Path) -> None:
+    roots = [str(catalog / "catalog.json")]
+    index, _ = load_catalogs(roots)
+    for change in CHANGES.values():
+        change(catalog)
+        index, report = load_catalogs(roots, LoadOptions(previous=index))
+        full, _ = load_catalogs(roots)
+        assert differences(index, full) == []
+    path = _item_files(catalog, "dem-alps")[2]
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    again, report = load_catalogs(roots, LoadOptions(previous=index))
+    assert report.reused == again.size - 1  # the touched one is read again, not reused
+    assert differences(again, index) == []
+
+
+def test_other_href_settings_reuse_nothing(catalog: Path) -> None:
+    roots = [str(catalog / "catalog.json")]
+    previous, _ = load_catalogs(roots)
+    options = LoadOptions(previous=previous, public_hrefs=((str(catalog), "https://data.example.org/"),))
+    index, report = load_catalogs(roots, options)
+    assert report.reused == 0
+    assert differences(index, load_catalogs(roots, LoadOptions(public_hrefs=options.public_hrefs))[0]) == []
+
+
+# -- remote: over HTTP and from S3 --------------------------------------------------------------------
+
+
+def test_a_reload_over_http_reuses_documents_with_the_same_bytes(catalog: Path) -> None:
+    with serve_folder(catalog) as base:
+        roots = [f"{base}/catalog.json"]
+        previous, _ = load_catalogs(roots)
+        change_all(catalog)
+        incremental, full, report, full_report = reload_and_full(roots, previous)
+    assert differences(incremental, full) == []
+    assert report.skips == full_report.skips
+    assert 0 < report.reused < incremental.size
+
+
+boto3 = pytest.importorskip("boto3", reason="boto3 is the s3:// client; it comes with the test extra")
+moto_server = pytest.importorskip("moto.server", reason="moto[server] comes with the test extra")
+
+
+@pytest.fixture
+def bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    try:
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="stac")
+        yield client
+    finally:
+        server.stop()
+
+
+def _upload(client: Any, folder: Path) -> None:
+    """The folder as it is now: changed files put, removed ones deleted."""
+    keys = {f"cat/{p.relative_to(folder).as_posix()}": p for p in folder.rglob("*.json")}
+    listed = client.list_objects_v2(Bucket="stac", Prefix="cat/").get("Contents", [])
+    for entry in listed:
+        if entry["Key"] not in keys:
+            client.delete_object(Bucket="stac", Key=entry["Key"])
+    for key, path in keys.items():
+        client.put_object(Bucket="stac", Key=key, Body=path.read_bytes())
+
+
+@pytest.mark.parametrize("part_keys", [5_000, 5])
+def test_a_reload_from_s3_lists_the_prefix_instead_of_reading_unchanged_items(
+        catalog: Path, bucket: Any, part_keys: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One listing, or (5 keys a part) a dozen parts listed at once from after each other's keys."""
+    monkeypatch.setattr(reuse, "LIST_PART_KEYS", part_keys)
+    listings: list[tuple[list[str], dict[str, Any]]] = []
+    listing = reuse.list_objects
+
+    def spy(client: Any, bucket: str, prefix: str, keys: list[str]) -> dict[str, Any]:
+        listings.append((keys, listing(client, bucket, prefix, keys)))
+        return listings[-1][1]
+
+    monkeypatch.setattr(reuse, "list_objects", spy)
+    _upload(bucket, catalog)
+    roots = ["s3://stac/cat/catalog.json"]
+    previous, _ = load_catalogs(roots)
+    change_all(catalog)
+    _upload(bucket, catalog)
+    incremental, full, report, full_report = reload_and_full(roots, previous)
+    assert differences(incremental, full) == []
+    assert report.skips == full_report.skips
+    assert 0 < report.reused < incremental.size
+    [(keys, listed)] = listings
+    present = {k for k in keys if (Path(catalog) / k.removeprefix("cat/")).exists()}
+    assert present and present <= set(listed)  # every part found its keys
+
+
+# -- the running server: SIGHUP / POST /_mgmt/reload, in a child process, and a stale snapshot ---------
+
+
+QUERIES: list[dict[str, Any]] = [
+    {"limit": 7},
+    {"limit": 5, "bbox": "3,50,8,54"},
+    {"limit": 4, "datetime": "2020-01-01T00:00:00Z/.."},
+    {"limit": 6, "q": "scene"},
+    {"limit": 3, "collections": "dem-alps,sentinel-2-l2a-nl", "sortby": "-properties.eo:cloud_cover"},
+    {"limit": 5, "filter": "\"eo:cloud_cover\" > 50", "filter-lang": "cql2-text"},
+    {"limit": 10, "ids": "added-0,added-2,relative-asset"},
+]
+
+
+def _all_pages(client: httpx.Client, base: str, params: dict[str, Any]) -> list[Any]:
+    pages = []
+    page = client.get(f"{base}/search", params=params).json()
+    while True:
+        pages.append([(f["collection"], f["id"], f) for f in page["features"]] + [page.get("numberMatched")])
+        url = next((link["href"] for link in page["links"] if link["rel"] == "next"), None)
+        if url is None:
+            return pages
+        assert len(pages) < 100, "paging does not end"
+        page = client.get(url).json()
+
+
+def answers(base: str) -> dict[str, Any]:
+    """What a client sees: a query mix paged to the end, every item's bytes, the collections,
+    the catalogs' tree and the load's report."""
+    with httpx.Client(timeout=30) as client:
+        out: dict[str, Any] = {str(q): _all_pages(client, base, q) for q in QUERIES}
+        collections = client.get(f"{base}/collections").json()["collections"]
+        out["collections"] = collections
+        for c in collections:
+            items = client.get(f"{base}/collections/{c['id']}/items", params={"limit": 1000}).json()
+            out[f"items {c['id']}"] = items["features"]
+        out["children"] = client.get(f"{base}/children").json()
+        out["landing"] = client.get(f"{base}/").json()
+        load = client.get(f"{base}/_mgmt/ready").json()["load"]
+        out["load"] = {k: v for k, v in load.items() if k not in ("seconds", "reused")}
+    return json.loads(json.dumps(out).replace(base, "http://server"))  # two servers, two ports
+
+
+def _reload(base: str) -> dict[str, Any]:
+    response = httpx.post(f"{base}/_mgmt/reload", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
+    assert response.status_code == 200, response.text
+    return httpx.get(f"{base}/_mgmt/ready").json()
+
+
+@pytest.mark.parametrize("in_child", [True, False])
+def test_a_running_servers_reload_answers_as_a_fresh_server(catalog: Path, in_child: bool) -> None:
+    env = {"STAC_STATIC_ADMIN_TOKEN": TOKEN, "STAC_STATIC_RELOAD_IN_CHILD": str(in_child).lower()}
+    roots = [str(catalog / "catalog.json")]
+    with run_server(roots, env=env) as base:
+        first = httpx.get(f"{base}/search", params={"limit": 5}).json()
+        token_link = next(link["href"] for link in first["links"] if link["rel"] == "next")
+        change_all(catalog)
+        ready = _reload(base)
+        assert ready["load"]["reused"] > 0
+        change_all_again = _item_files(catalog, "dem-alps")[3]  # a second reload reuses the first one's index
+        doc = _doc(change_all_again)
+        doc["properties"]["title"] = "changed between two reloads"
+        _put(change_all_again, doc)
+        ready = _reload(base)
+        assert ready["load"]["reused"] > 0 and ready["last_reload"]["ok"]
+        assert httpx.get(token_link).status_code == 200  # a paging token from before still pages
+        reloaded = answers(base)
+    with run_server(roots, env=env) as fresh:
+        assert reloaded == answers(fresh)
+
+
+def test_a_failed_reload_keeps_serving_and_the_next_one_reuses(catalog: Path) -> None:
+    env = {"STAC_STATIC_ADMIN_TOKEN": TOKEN}
+    roots = [str(catalog / "catalog.json")]
+    with run_server(roots, env=env) as base:
+        before = answers(base)
+        (catalog / "catalog.json").rename(catalog / "gone.json")  # nothing loadable
+        response = httpx.post(f"{base}/_mgmt/reload", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
+        assert response.status_code >= 400
+        assert answers(base) == before
+        (catalog / "gone.json").rename(catalog / "catalog.json")
+        edit_items(catalog)
+        assert _reload(base)["load"]["reused"] > 0
+        reloaded = answers(base)
+    with run_server(roots, env=env) as fresh:
+        assert reloaded == answers(fresh)
+
+
+def test_a_stale_snapshot_at_start_is_rebuilt_reusing_its_unchanged_files(catalog: Path, tmp_path: Path) -> None:
+    snapshot = tmp_path / "index.snapshot"
+    roots = [str(catalog / "catalog.json")]
+    assert run_cli(["index", *roots, "-o", str(snapshot)]).returncode == 0
+    change_all(catalog)
+    time.sleep(0.01)
+    log = tmp_path / "serve.log"
+    with run_server(roots, ["--index", str(snapshot)], log_path=log) as base:
+        assert "is stale" in log.read_text()
+        assert "items of unchanged documents reused" in log.read_text()
+        rebuilt = answers(base)
+    with run_server(roots) as fresh:
+        assert rebuilt == answers(fresh)
