@@ -11,13 +11,13 @@ from starlette.routing import Route
 from server.api.responses import JSONResponse
 from server.api.routes import (
     INLINE_RECORDS,
-    _collection_or_404,
     _in_thread,
     _index,
     _input_size,
     _json_body,
     _parse,
     _query_params,
+    _requested_collection,
     _urls,
 )
 from server.errors import InvalidQueryParameter
@@ -80,8 +80,7 @@ async def aggregate(request: Request) -> Response:
 
 
 async def collection_aggregate(request: Request) -> Response:
-    collection_id = request.path_params["collection_id"]
-    _collection_or_404(_index(request), collection_id)
+    _, collection_id = _requested_collection(request)
     return await _answer(request, await _query(request, collection_id), collection_id)
 
 
@@ -93,9 +92,7 @@ async def aggregations(request: Request) -> Response:
 
 
 async def collection_aggregations(request: Request) -> Response:
-    index = _index(request)
-    collection_id = request.path_params["collection_id"]
-    _collection_or_404(index, collection_id)
+    index, collection_id = _requested_collection(request)
     urls = _urls(request)
     href = urls.collection(collection_id)
     links = [urls.link("root", urls.url()), urls.link("collection", href), urls.link("self", href + "/aggregations")]

@@ -16,7 +16,7 @@ from server.api.documents import Document
 from server.api.links import JSON
 from server.api.pagination import decode_page_token, paged_href, paging_links_get, query_string
 from server.api.render import rendered
-from server.api.routes import _collection_or_404, _in_thread, _index, _query_params, _settings, _urls
+from server.api.routes import _in_thread, _index, _query_params, _requested_collection, _settings, _urls
 from server.api.tree_documents import LARGE_LINKS, catalog_document, child_document, linked_items
 from server.errors import InvalidQueryParameter, NotFoundError
 from server.index.table import SearchResult
@@ -113,9 +113,7 @@ async def catalog_children(request: Request) -> Document:
 
 @rendered
 async def collection_children(request: Request) -> Document:
-    index = _index(request)
-    collection_id = request.path_params["collection_id"]
-    _collection_or_404(index, collection_id)
+    index, collection_id = _requested_collection(request)
     urls = _urls(request)
     href = urls.collection(collection_id)
     return await _children(request, index.tree.collection_node(collection_id), href + "/children", href)

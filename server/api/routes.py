@@ -233,9 +233,7 @@ async def queryables(request: Request) -> Document:
 
 @rendered
 async def collection_queryables(request: Request) -> Document:
-    index = _index(request)
-    collection_id = request.path_params["collection_id"]
-    _collection_or_404(index, collection_id)
+    index, collection_id = _requested_collection(request)
     return await _queryables(request, index, _urls(request).collection(collection_id) + "/queryables", collection_id)
 
 
@@ -244,6 +242,14 @@ def _collection_or_404(index: Index, collection_id: str) -> dict[str, Any]:
     if collection is None:
         raise NotFoundError(f"Collection {collection_id!r} not found")
     return collection
+
+
+def _requested_collection(request: Request) -> tuple[Index, str]:
+    """The index and the path's collection id; a 404 when no such collection is loaded."""
+    index = _index(request)
+    collection_id = request.path_params["collection_id"]
+    _collection_or_404(index, collection_id)
+    return index, collection_id
 
 
 @rendered
@@ -371,9 +377,7 @@ async def search(request: Request) -> Document:
 
 @rendered
 async def collection_items(request: Request) -> Document:
-    index = _index(request)
-    collection_id = request.path_params["collection_id"]
-    _collection_or_404(index, collection_id)
+    index, collection_id = _requested_collection(request)
     urls = _urls(request)
     params = _query_params(request)
     for name in NOT_FOR_ITEMS:
