@@ -240,6 +240,42 @@ def test_a_cached_copy_damaged_on_disk_is_downloaded_again(
     assert replica.path.read_bytes() == good
 
 
+def test_a_replica_restarting_while_the_url_fails_serves_its_cached_copy(
+    published: tuple[Published, str], sample_copy: Path, tmp_path: Path,
+) -> None:
+    files, url = published
+    good = build(sample_copy, tmp_path / "built.idx")
+    files.put("/x.idx", good)
+    env = {"STAC_STATIC_INDEX_CACHE_DIR": str(tmp_path / "cache"), "STAC_STATIC_ADMIN_TOKEN": TOKEN}
+    with run_server(extra_args=["--index", f"{url}/x.idx"], env=env) as base:
+        before = answers(base)
+    drop_an_item(sample_copy)
+    newer = build(sample_copy, tmp_path / "built.idx")
+    # a damaged snapshot is published: the replica restarts on the copy it checked, and says why
+    files.put("/x.idx", flipped(newer, len(newer) // 2))
+    log = tmp_path / "damaged.log"
+    with run_server(extra_args=["--index", f"{url}/x.idx"], env=env, log_path=log) as base:
+        assert answers(base) == before
+        assert httpx.get(base + "/_mgmt/ready").json()["items"] == 68
+        said = log.read_text()
+        assert "the cached copy fetched" in said and "the checksum of its body does not match" in said
+        # the publisher fixes it: the next reload takes the good one
+        files.put("/x.idx", newer)
+        swapped = reload(base)
+        assert swapped.status_code == 200 and swapped.json()["changed"] is True
+        assert httpx.get(base + "/_mgmt/ready").json()["items"] == 67
+    # the web server is gone: the replica starts on its (now newer) cached copy
+    log = tmp_path / "unreachable.log"
+    dead = "http://127.0.0.1:1/x.idx"
+    cache = RemoteSnapshot(f"{url}/x.idx", Settings(index_cache_dir=str(tmp_path / "cache")))
+    other = RemoteSnapshot(dead, Settings(index_cache_dir=str(tmp_path / "cache")))
+    shutil.copy(cache.path, other.path)
+    shutil.copy(cache.meta_path, other.meta_path)
+    with run_server(extra_args=["--index", dead], env=env, log_path=log) as base:
+        assert httpx.get(base + "/_mgmt/ready").json()["items"] == 67
+        assert "cannot download" in log.read_text() and "the cached copy fetched" in log.read_text()
+
+
 def test_a_snapshot_of_another_format_is_refused_before_its_body_is_read(
     published: tuple[Published, str], tmp_path: Path,
 ) -> None:

@@ -143,8 +143,20 @@ class RemoteSnapshot:
     def load(self) -> Index:
         """At the start: the index of the copy, brought up to date first. A copy that answers
         304 but cannot be read (damaged on this disk after it was checked, e.g. by a crash of
-        the machine) is dropped and downloaded again."""
-        how = "downloaded" if self.fetch() else "unchanged since the cached copy (304)"
+        the machine) is dropped and downloaded again. When the URL cannot give a good snapshot
+        (unreachable, or its download is refused) but a checked copy is cached, the copy is
+        served, with the reason logged: a replica restarting while the bucket is away or a
+        bad snapshot was published still serves; a reload tries the URL again."""
+        try:
+            how = "downloaded" if self.fetch() else "unchanged since the cached copy (304)"
+        except SnapshotError as exc:
+            meta = self.cached()
+            if meta is None:
+                raise
+            fetched = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(meta.get("fetched", 0)))
+            log.warning("serving the cached copy of %s fetched %s: %s", self.url, fetched, exc)
+            how = f"the cached copy fetched {fetched}, as the URL failed: {exc}"
+            self.copy_sha256 = meta["header_sha256"]
         try:
             index, header = read_snapshot(str(self.path), verify=False)
         except SnapshotError as exc:
