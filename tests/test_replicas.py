@@ -122,6 +122,11 @@ def flipped(body: bytes, at: int) -> bytes:
     return bytes(damaged)
 
 
+def replica_env(tmp_path: Path) -> dict[str, str]:
+    """A replica's settings: its snapshot cache under ``tmp_path`` and the admin token."""
+    return {"STAC_STATIC_INDEX_CACHE_DIR": str(tmp_path / "cache"), "STAC_STATIC_ADMIN_TOKEN": TOKEN}
+
+
 def reload(base: str) -> httpx.Response:
     return httpx.post(base + "/_mgmt/reload", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
 
@@ -155,7 +160,7 @@ def test_a_replica_reload_fetches_the_new_snapshot_and_keeps_serving_on_a_bad_on
 ) -> None:
     files, url = published
     files.put("/x.idx", build(sample_copy, tmp_path / "built.idx"))
-    env = {"STAC_STATIC_INDEX_CACHE_DIR": str(tmp_path / "cache"), "STAC_STATIC_ADMIN_TOKEN": TOKEN}
+    env = replica_env(tmp_path)
     with run_server(extra_args=["--index", f"{url}/x.idx"], env=env) as base:
         before = answers(base)
         unchanged = reload(base)
@@ -246,7 +251,7 @@ def test_a_replica_restarting_while_the_url_fails_serves_its_cached_copy(
     files, url = published
     good = build(sample_copy, tmp_path / "built.idx")
     files.put("/x.idx", good)
-    env = {"STAC_STATIC_INDEX_CACHE_DIR": str(tmp_path / "cache"), "STAC_STATIC_ADMIN_TOKEN": TOKEN}
+    env = replica_env(tmp_path)
     with run_server(extra_args=["--index", f"{url}/x.idx"], env=env) as base:
         before = answers(base)
     drop_an_item(sample_copy)
@@ -300,7 +305,7 @@ def test_forked_workers_of_a_replica_reload_the_new_snapshot(
 ) -> None:
     files, url = published
     files.put("/x.idx", build(sample_copy, tmp_path / "built.idx"))
-    env = {"STAC_STATIC_INDEX_CACHE_DIR": str(tmp_path / "cache"), "STAC_STATIC_ADMIN_TOKEN": TOKEN}
+    env = replica_env(tmp_path)
     with run_server(extra_args=["--index", f"{url}/x.idx", "--workers", "2"], env=env) as base:
         before = answers(base)
         drop_an_item(sample_copy)
@@ -347,7 +352,7 @@ def test_the_builder_publishes_to_s3_and_replicas_start_from_it(
     done = run_cli(["index", str(sample_copy / "catalog.json"), "-o", key], env=s3_env)
     assert done.returncode == 0, done.stderr
     assert f"uploaded it to {key}" in done.stderr
-    env = {**s3_env, "STAC_STATIC_INDEX_CACHE_DIR": str(tmp_path / "cache"), "STAC_STATIC_ADMIN_TOKEN": TOKEN}
+    env = {**s3_env, **replica_env(tmp_path)}
     with run_server(roots=[str(sample_copy / "catalog.json")]) as direct:
         expected = answers(direct)
     with run_server(extra_args=["--index", key], env=env, log_path=tmp_path / "a.log") as first:
