@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from tests.oracles.search import Oracle
 def bitmaps_at_any_size(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(table, "BITMAP_MIN_RECORDS", 0)
     monkeypatch.setattr(match_cache, "BITMAP_MIN_RECORDS", 0)
+    monkeypatch.setattr(filter_bits, "BUILD_IN_BACKGROUND", False)
 
 
 def parsed(params: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -184,3 +186,19 @@ def test_what_bits_cannot_say_goes_to_the_evaluator(sample_index: Index, bitmaps
     with pytest.raises(InvalidQueryParameter):
         sample_index.match_set(parsed({"filter": json.dumps({"op": "<", "args": [{"property": "gsd"}, 10**400]}),
                                        "filter-lang": "cql2-json"}))
+
+
+def test_number_bits_are_made_in_the_background_while_the_evaluator_answers(
+    sample_index: Index, bitmaps_at_any_size: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(filter_bits, "BUILD_IN_BACKGROUND", True)
+    monkeypatch.setattr(sample_index, "_filter_bits", None)
+    query = parsed({"filter": "eo:cloud_cover <= 30", "limit": "5"})
+    first = sample_index.match_set(query)
+    assert isinstance(first, Bitmap) and first.mask is not None  # not waiting for the bits
+    deadline = time.monotonic() + 30
+    while sample_index._filter_bits.building and time.monotonic() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.01)
+    later = sample_index.match_set(query)
+    assert isinstance(later, Bitmap) and later.bits is not None
+    assert later.positions().tolist() == first.positions().tolist() == sample_index.match(query).tolist()

@@ -7,7 +7,8 @@ masks (~25 ms). Here, ANDs and ORs (and BETWEEN, IN) of comparisons of a propert
 number (=, <>, <, <=, >, >=) or a string (=, <>) are answered in bits (np.packbits order,
 1.25 MB at 10M) from structures made on a column's first such use and kept:
 
-* numbers (NumberBits): the records in value order, cut into PREFIX_STEPS buckets of equal
+* numbers (NumberBits, made in a thread of their own on a column's first use, while
+  FilterEvaluator answers): the records in value order, cut into PREFIX_STEPS buckets of equal
   count, and the bits of every prefix of buckets; "value < v" is the prefix of the buckets
   wholly below v with the records of v's own bucket that qualify set in (or, nearer the next
   prefix, those that do not cleared from it): at most 1/(2 * PREFIX_STEPS) of the records
@@ -35,6 +36,7 @@ from server.query.extensions import COERCE
 PREFIX_STEPS = 64
 MAX_NUMBER_COLUMNS = 4  # the columns whose NumberBits are kept (the last used)
 MAX_VALUE_BITS = 64  # the (column, string value) bit sets kept (the last used)
+BUILD_IN_BACKGROUND = True  # NumberBits are made in a thread while the evaluator answers
 FLIPPED = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
 
 
@@ -126,21 +128,39 @@ class FilterBits:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.numbers: OrderedDict[str, NumberBits] = OrderedDict()
+        self.building: set[str] = set()  # the columns whose NumberBits are being made
         self.values: OrderedDict[tuple[str, str | None], np.ndarray] = OrderedDict()
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (FilterBits, ())
 
-    def number_bits(self, name: str, part: NumberPart, size: int) -> NumberBits:
-        with self.lock:  # one build per column, even when two searches ask at once
+    def number_bits(self, name: str, part: NumberPart, size: int) -> NumberBits | None:
+        """The column's NumberBits; None while they are being made (in a thread of their own
+        when BUILD_IN_BACKGROUND: ~1 s a 1,000,000 values, which no search should wait for)."""
+        with self.lock:
             found = self.numbers.get(name)
-            if found is None or found.size != size:
-                found = NumberBits(part, size)
-                self.numbers[name] = found
+            if found is not None and found.size == size:
+                self.numbers.move_to_end(name)
+                return found
+            if name in self.building:  # one build per column, even when two searches ask at once
+                return None
+            self.building.add(name)
+        if not BUILD_IN_BACKGROUND:
+            return self._build(name, part, size)
+        threading.Thread(target=self._build, args=(name, part, size), name=f"filter-bits {name}", daemon=True).start()
+        return None
+
+    def _build(self, name: str, part: NumberPart, size: int) -> NumberBits:
+        try:
+            made = NumberBits(part, size)
+            with self.lock:
+                self.numbers[name] = made
                 while len(self.numbers) > MAX_NUMBER_COLUMNS:
                     self.numbers.popitem(last=False)
-            self.numbers.move_to_end(name)
-            return found
+            return made
+        finally:
+            with self.lock:
+                self.building.discard(name)
 
     def value_bits(self, name: str, part: StringPart, value: str | None, size: int) -> np.ndarray:
         """Bits of the records holding string ``value`` (None: any string)."""
@@ -222,7 +242,7 @@ class BitsFilter:
             if col.number is None:
                 return None
             bits = self.store.number_bits(name, col.number, self.size)
-            return bits.compare(op, float(right)) if bits.usable else None
+            return bits.compare(op, float(right)) if bits is not None and bits.usable else None
         if isinstance(right, str) and op in ("=", "<>") and time_literal(right) is None:
             if col.string is None:
                 return None
