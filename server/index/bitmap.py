@@ -16,7 +16,7 @@ import numpy as np
 # A filter alone over a table of at least this many records is answered as its mask (a
 # Bitmap) instead of the list of its positions (Table.match_set), and the match cache keeps a
 # result this large as a packed Bitmap when it matches 1/64 of the records or more.
-BITMAP_MIN_RECORDS = 65_536
+BITMAP_MIN_RECORDS = 200_000  # (at 100,000 the sorted positions are as fast)
 MIN_CHUNK = 4096  # records read at once at least (a multiple of 8: whole bytes when packed)
 
 
@@ -34,14 +34,26 @@ class Bitmap:
         if count is None:
             count = int(np.count_nonzero(mask)) if mask is not None else _popcount(bits)  # type: ignore[arg-type]
         self.count = count
-        # The first and the last match (-1 when none): whether any match precedes or follows a
-        # page is then a comparison, never a scan over the empty end of the table.
-        self.first, self.last = 0, size - 1  # (no bound on the two scans that find them)
-        if count:
-            self.first = int(self.nearest(0, 1)[0])
-            self.last = int(self.nearest(size, 1, backward=True)[0])
-        else:
-            self.first, self.last = -1, -1
+        self._ends: tuple[int, int] | None = None
+
+    @property
+    def first(self) -> int:
+        """The first match (-1: none)."""
+        return self._first_last()[0]
+
+    @property
+    def last(self) -> int:
+        """The last match (-1: none): whether any match follows a page is then a comparison,
+        never a scan over the empty end of the table."""
+        return self._first_last()[1]
+
+    def _first_last(self) -> tuple[int, int]:
+        if self._ends is None:
+            self._ends = (-1, -1)
+            if self.count:
+                self._ends = (0, self.size - 1)  # (no bound on the two scans that find them)
+                self._ends = (int(self.nearest(0, 1)[0]), int(self.nearest(self.size, 1, backward=True)[0]))
+        return self._ends
 
     @classmethod
     def of_positions(cls, positions: np.ndarray, size: int) -> Bitmap:
@@ -59,7 +71,7 @@ class Bitmap:
             return self
         out = Bitmap.__new__(Bitmap)
         out.size, out.mask, out.bits = self.size, None, np.packbits(self.mask)  # type: ignore[arg-type]
-        out.count, out.first, out.last = self.count, self.first, self.last
+        out.count, out._ends = self.count, self._ends
         return out
 
     def positions(self) -> np.ndarray:
@@ -82,10 +94,8 @@ class Bitmap:
         """Up to ``need`` positions of the set nearest ``start``: from it on, or (``backward``)
         before it; ascending either way."""
         start = min(max(start, 0), self.size)
-        if self.count and backward:
-            start = min(start, self.last + 1)
-        elif self.count:
-            start = max(start, self.first)
+        if self._ends is not None and self.count:  # (never past the last match, nor before the first)
+            start = min(start, self._ends[1] + 1) if backward else max(start, self._ends[0])
         parts: list[np.ndarray] = []
         total = 0
         step = max(MIN_CHUNK, 2 * need * self.size // max(self.count, 1))

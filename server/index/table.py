@@ -424,7 +424,7 @@ class Table:
             return self._result(found[-limit:] if limit else found[:0], matches.count, query, has_prev, has_next)
         begin = int(self._token_target(after, [])[-1]) if after is not None else 0
         found = matches.nearest(begin, limit + 1)
-        has_prev = matches.count > 0 and matches.first < begin
+        has_prev = begin > 0 and matches.count > 0 and matches.first < begin
         return self._result(found[:limit], matches.count, query, has_prev, len(found) > limit)
 
     def _result(self, page: np.ndarray, matched: int, query: SearchQuery, has_prev: bool, has_next: bool) -> SearchResult:
