@@ -23,6 +23,8 @@ from server.index.bitmap import Bitmap
 from server.index.match_cache import MatchCache
 from server.index.table import SearchResult, Table
 from server.query.parse import parse_search
+from server.settings import Settings
+from tests.helpers import check_paging_back, follow, link_of
 from tests.oracles.random_inputs import Vocabulary, random_predicate
 from tests.oracles.records import item_records
 from tests.oracles.search import Oracle
@@ -202,3 +204,36 @@ def test_number_bits_are_made_in_the_background_while_the_evaluator_answers(
     later = sample_index.match_set(query)
     assert isinstance(later, Bitmap) and later.bits is not None
     assert later.positions().tolist() == first.positions().tolist() == sample_index.match(query).tolist()
+
+
+def _http_walk(make_client: Any, method: str, query: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Every page of a search through the app: by next links to the end, then back by prev."""
+    with make_client(Settings(response_cache_bytes=0)) as client:
+        response = client.get("/search", params=query) if method == "GET" else client.post("/search", json=query)
+        assert response.status_code == 200, response.text
+        pages = [response.json()]
+        while (link := link_of(pages[-1], "next")) is not None:
+            pages.append(follow(client, method, query, link))
+        check_paging_back(client, method, query, pages, str(query))
+    return [([f["id"] for f in p["features"]], p["numberMatched"], [ln["rel"] for ln in p["links"]]) for p in pages]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_http_pages_of_a_filter_are_the_same_from_the_bits(
+    make_client: Any, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    """Through the app (match cache on, as served): pages, numberMatched and links of filter
+    searches with the sorted-positions path (the sample's size is under the thresholds), then
+    with the Bitmap and bit-index paths."""
+    queries = [{"filter": "eo:cloud_cover < 40 AND platform <> 'x'", "limit": 4},
+               {"filter": "gsd >= 10 OR eo:cloud_cover BETWEEN 5 AND 20", "limit": 3},
+               {"filter": "NOT (eo:cloud_cover > 50)", "limit": 5}]
+    expected = [_http_walk(make_client, method, q) for q in queries]
+    read_from_bits: list[int] = []
+    real = Table._bitmap_page
+    monkeypatch.setattr(Table, "_bitmap_page", lambda *a: read_from_bits.append(1) or real(*a))
+    monkeypatch.setattr(table, "BITMAP_MIN_RECORDS", 0)
+    monkeypatch.setattr(match_cache, "BITMAP_MIN_RECORDS", 0)
+    monkeypatch.setattr(filter_bits, "BUILD_IN_BACKGROUND", False)
+    assert [_http_walk(make_client, method, q) for q in queries] == expected
+    assert len(read_from_bits) > 10 and all(len(pages) > 2 for pages in expected)
