@@ -100,10 +100,10 @@ def sample_items(root: str, n: int = 40, seed: int = 4) -> list[tuple[str, str]]
     if ndjsons:
         for path in ndjsons:
             with open(path, "rb") as f:
-                lines = [next(f) for _ in range(400)]
+                lines = [line for line, _ in zip(f, range(400))]  # (a small collection has fewer)
             with open(os.path.join(os.path.dirname(path), "collection.json")) as f:
                 served_under = json.load(f)["id"]  # a copy's items name the original collection
-            for line in rng.sample(lines, n // len(ndjsons)):
+            for line in rng.sample(lines, min(n // len(ndjsons), len(lines))):
                 doc = json.loads(line)
                 out.append((served_under, doc["id"]))
         return out
