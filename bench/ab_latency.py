@@ -78,6 +78,7 @@ def child(args: argparse.Namespace) -> None:
             for k in range(WARMUP):
                 status, body, _ = await latency.call(app, urls[k % len(urls)])
                 assert status == 200, (name, status, body[:200])
+            latency.settle()  # (a filter's bit indexes, made in the background on first use)
             times = []
             for k in range(args.runs):
                 _, _, dt = await latency.call(app, urls[k % len(urls)])

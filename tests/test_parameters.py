@@ -57,12 +57,12 @@ def test_an_added_parameter_is_documented(with_cloud: Parameter) -> None:
 
 
 class CountingIndex:
-    version, loaded_at = 1, 0.0
+    version, loaded_at, size = 1, 0.0, 3
 
     def __init__(self) -> None:
         self.calls = 0
 
-    def match(self, query: SearchQuery) -> np.ndarray:
+    def match_set(self, query: SearchQuery) -> np.ndarray:
         self.calls += 1
         return np.arange(3)
 

@@ -15,6 +15,7 @@ import orjson
 import shapely
 
 from server.index import aggregation
+from server.index.bitmap import Bitmap
 from server.index.blobs import BlobColumn
 from server.index.collections import CollectionTable
 from server.index.columns import Column, StringPart
@@ -175,8 +176,13 @@ class Index(Table):
         """One page of the query's results, after the key ``after`` or before ``before`` (see
         Table.page); its matches from ``matches`` when given (the other pages of a search,
         next or prev, find them there)."""
-        positions = matches.match(self, query) if matches is not None else self.match(query)
+        positions = matches.match(self, query) if matches is not None else self.match_set(query)
         return self.page(positions, query, after, before)
+
+    def match_set(self, query: SearchQuery) -> np.ndarray | Bitmap:
+        if query.ids is not None or query.collections is not None:
+            return self.match(query)
+        return super().match_set(query)
 
     def match(self, query: SearchQuery, candidates: np.ndarray | None = None) -> np.ndarray:
         if query.ids is not None:
@@ -198,4 +204,6 @@ class Index(Table):
     ) -> list[dict[str, Any]]:
         """The named aggregations (server.index.aggregation) of the query's matches."""
         positions = matches.match(self, query) if matches is not None else self.match(query)
+        if isinstance(positions, Bitmap):
+            positions = positions.positions()
         return aggregation.aggregate(self, query, names, options, positions)

@@ -19,7 +19,9 @@ import numpy as np
 import shapely
 
 from server.errors import InvalidQueryParameter
+from server.index.bitmap import BITMAP_MIN_RECORDS, Bitmap
 from server.index.columns import Column
+from server.index.filter_bits import BitsFilter, FilterBits
 from server.index.filtering import FilterEvaluator
 from server.index.spatial import (
     BoxIndex,
@@ -88,6 +90,7 @@ class Table:
     columns: dict[str, Column]
     text: TextIndex
     _sort_orders: SortOrders | None = None  # made on the first sorted search (see _sort_order)
+    _filter_bits: FilterBits | None = None  # made on the first filter (see match_set)
 
     def _init_spatial(self, extremes: np.ndarray | None = None) -> None:
         """The box index; ``extremes`` (per record, from spatial.extreme_fractions) are read
@@ -167,6 +170,24 @@ class Table:
         if candidates is None:
             return np.arange(self.size, dtype=np.int64)
         return candidates
+
+    def match_set(self, query: SearchQuery) -> np.ndarray | Bitmap:
+        """What ``match`` selects, for a page of it (``page``): for a CQL2 filter alone on a
+        large table, a Bitmap, never listed (counting it and reading a page off it costs a
+        fraction of np.flatnonzero: 1 ms against 14 at 10,000,000 records), from the column
+        bit indexes where they answer it (server.index.filter_bits), else from
+        FilterEvaluator's mask; otherwise the sorted positions."""
+        alone = query.bbox is None and query.intersects is None and query.datetime is None and query.q is None
+        if query.filter is not None and alone and self.size >= BITMAP_MIN_RECORDS:
+            if self._filter_bits is None:
+                self._filter_bits = FilterBits()
+            bits = BitsFilter(self.column, self.size, self._filter_bits).truth(query.filter)
+            if bits is not None:
+                return Bitmap(self.size, bits=bits)
+            truth, _ = FilterEvaluator(self, query).evaluate(query.filter)
+            check_deadline(query)
+            return Bitmap(self.size, mask=truth)
+        return self.match(query)
 
     def _intersect(self, candidates: np.ndarray | None, positions: np.ndarray) -> np.ndarray:
         if candidates is None:
@@ -364,14 +385,18 @@ class Table:
         return key + [self.default_key(pos)]
 
     def page(
-        self, positions: np.ndarray, query: SearchQuery, after: list[Any] | None = None,
+        self, positions: np.ndarray | Bitmap, query: SearchQuery, after: list[Any] | None = None,
         before: list[Any] | None = None,
     ) -> SearchResult:
         """One page of the ordered matches: the ``limit`` records right after the record with
         key ``after`` (a next token; from the start without one), or right before the record
         with key ``before`` (a prev token), in the same order. Either is a keyset: the cost
         does not depend on how deep the page is. In the default order positions are already
-        sorted: the token's place is a search."""
+        sorted: the token's place is a search (in a Bitmap: a scan from it, see _bitmap_page)."""
+        if isinstance(positions, Bitmap):
+            if not query.sortby:
+                return self._bitmap_page(positions, query, after, before)
+            positions = positions.positions()
         if query.sortby:
             return self._sorted_page(positions, query, after, before)
         limit = query.limit
@@ -384,6 +409,23 @@ class Table:
                 begin = int(np.searchsorted(positions, self._token_target(after, [])[-1]))
             end = begin + limit
         return self._result(positions[begin:end], len(positions), query, begin > 0, end < len(positions))
+
+    def _bitmap_page(
+        self, matches: Bitmap, query: SearchQuery, after: list[Any] | None, before: list[Any] | None
+    ) -> SearchResult:
+        """``page`` in the default order from a Bitmap: the same page, counts and tokens as from
+        the sorted positions it flags, read from the token's place on (before it, for a prev
+        token), whatever its depth."""
+        limit = query.limit
+        if before is not None:
+            end = int(self._token_target(before, [], backward=True)[-1])  # the page ends before it
+            found = matches.nearest(end, limit + 1, backward=True)  # one more: does a page precede?
+            has_prev, has_next = len(found) > limit, end <= matches.last
+            return self._result(found[-limit:] if limit else found[:0], matches.count, query, has_prev, has_next)
+        begin = int(self._token_target(after, [])[-1]) if after is not None else 0
+        found = matches.nearest(begin, limit + 1)
+        has_prev = begin > 0 and matches.count > 0 and matches.first < begin
+        return self._result(found[:limit], matches.count, query, has_prev, len(found) > limit)
 
     def _result(self, page: np.ndarray, matched: int, query: SearchQuery, has_prev: bool, has_next: bool) -> SearchResult:
         """A page and the keys its next and prev tokens name (its last and first records)."""

@@ -1,0 +1,128 @@
+"""Matches as a flag per record instead of a sorted array of their positions.
+
+A search that matches a good part of a large table (a CQL2 filter selecting 300,000 of
+10,000,000 records) has its answer as a boolean mask first; listing the positions
+(np.flatnonzero) costs more than the search (~14 ms at 10M) only to count them and read 10.
+A Bitmap counts the mask (np.count_nonzero, ~1 ms) and reads a page off it from a position
+on, in chunks growing from the expected distance between matches: the cost of a page does
+not depend on how deep it is. Packed (np.packbits, one bit a record: 1.25 MB at 10M whatever
+the count) it is what the match cache keeps of a dense result, so that every next page finds it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# A filter alone over a table of at least this many records is answered as its mask (a
+# Bitmap) instead of the list of its positions (Table.match_set), and the match cache keeps a
+# result this large as a packed Bitmap when it matches 1/64 of the records or more.
+BITMAP_MIN_RECORDS = 200_000  # (at 100,000 the sorted positions are as fast)
+MIN_CHUNK = 4096  # records read at once at least (a multiple of 8: whole bytes when packed)
+
+
+class Bitmap:
+    """The set of positions (< ``size``) whose flag is set: ``mask`` (bool, one byte a record)
+    or ``bits`` (np.packbits of such a mask, big-endian within a byte)."""
+
+    def __init__(self, size: int, *, mask: np.ndarray | None = None, bits: np.ndarray | None = None,
+                 count: int | None = None) -> None:
+        if (mask is None) == (bits is None):
+            raise ValueError("a Bitmap is made of a mask or of packed bits")
+        self.size = size
+        self.mask = mask
+        self.bits = bits
+        if count is None:
+            count = int(np.count_nonzero(mask)) if mask is not None else _popcount(bits)  # type: ignore[arg-type]
+        self.count = count
+        self._ends: tuple[int, int] | None = None
+
+    @property
+    def first(self) -> int:
+        """The first match (-1: none)."""
+        return self._first_last()[0]
+
+    @property
+    def last(self) -> int:
+        """The last match (-1: none): whether any match follows a page is then a comparison,
+        never a scan over the empty end of the table."""
+        return self._first_last()[1]
+
+    def _first_last(self) -> tuple[int, int]:
+        if self._ends is None:
+            self._ends = (-1, -1)
+            if self.count:
+                self._ends = (0, self.size - 1)  # (no bound on the two scans that find them)
+                self._ends = (int(self.nearest(0, 1)[0]), int(self.nearest(self.size, 1, backward=True)[0]))
+        return self._ends
+
+    @classmethod
+    def of_positions(cls, positions: np.ndarray, size: int) -> Bitmap:
+        mask = np.zeros(size, dtype=bool)
+        mask[positions] = True
+        return cls(size, bits=np.packbits(mask), count=len(positions))
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.mask.nbytes if self.mask is not None else self.bits.nbytes)  # type: ignore[union-attr]
+
+    def packed(self) -> Bitmap:
+        """The same set, one bit a record (for keeping)."""
+        if self.bits is not None:
+            return self
+        out = Bitmap.__new__(Bitmap)
+        out.size, out.mask, out.bits = self.size, None, np.packbits(self.mask)  # type: ignore[arg-type]
+        out.count, out._ends = self.count, self._ends
+        return out
+
+    def positions(self) -> np.ndarray:
+        """Every position in the set, ascending."""
+        if self.mask is not None:
+            return np.flatnonzero(self.mask)
+        return np.flatnonzero(np.unpackbits(self.bits, count=self.size))  # type: ignore[arg-type]
+
+    def _flags(self, lo: int, hi: int) -> np.ndarray:
+        """Positions in [lo, hi) of the set (lo a multiple of 8 when packed), ascending."""
+        if self.mask is not None:
+            return lo + np.flatnonzero(self.mask[lo:hi])
+        chunk = self.bits[lo // 8 : (hi + 7) // 8]  # type: ignore[index]
+        nonzero = np.flatnonzero(chunk)  # most bytes are 0 in a sparse set: unpack only the others
+        rows, bit = np.nonzero(np.unpackbits(chunk[nonzero]).reshape(-1, 8))
+        found = lo + (nonzero[rows] * 8 + bit)
+        return found[found < hi]
+
+    def nearest(self, start: int, need: int, backward: bool = False) -> np.ndarray:
+        """Up to ``need`` positions of the set nearest ``start``: from it on, or (``backward``)
+        before it; ascending either way."""
+        start = min(max(start, 0), self.size)
+        if self._ends is not None and self.count:  # (never past the last match, nor before the first)
+            start = min(start, self._ends[1] + 1) if backward else max(start, self._ends[0])
+        parts: list[np.ndarray] = []
+        total = 0
+        step = max(MIN_CHUNK, 2 * need * self.size // max(self.count, 1))
+        step = (step + 7) // 8 * 8
+        at = start
+        while total < need and (at > 0 if backward else at < self.size) and self.count:
+            if backward:
+                lo = max(0, (at - step) // 8 * 8)
+                found = self._flags(lo, at)
+                at = lo
+            else:
+                lo = at // 8 * 8
+                found = self._flags(lo, min(lo + step, self.size))
+                found = found[found >= at]
+                at = min(lo + step, self.size)
+            parts.append(found)
+            total += len(found)
+            step *= 2
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        if backward:
+            return np.concatenate(parts[::-1])[-need:].astype(np.int64)
+        return np.concatenate(parts)[:need].astype(np.int64)
+
+
+def _popcount(bits: np.ndarray) -> int:
+    """Set bits in packed ``bits``, counted 64 at a time."""
+    whole = len(bits) // 8 * 8
+    words = np.ascontiguousarray(bits[:whole]).view(np.uint64)
+    return int(np.bitwise_count(words).sum(dtype=np.int64)) + int(np.bitwise_count(bits[whole:]).sum(dtype=np.int64))
