@@ -642,6 +642,43 @@ def test_symlink_escaping_the_root_folder_is_refused(tmp_path: Path) -> None:
     assert report.skipped == 1
 
 
+def test_symlinks_met_after_many_plain_files_are_judged_as_the_first(tmp_path: Path) -> None:
+    """Plain files of one folder are opened below it by name (LocalFiles anchors it after two),
+    and so are folders of items (the files layout, ITEM/ITEM.json): a symlink met later, a file
+    or a folder, out of the root or an alias of a file read, is refused or read as before."""
+    root = CatalogDir(tmp_path / "root")
+    outside = CatalogDir(tmp_path / "outside")
+    outside.write("secret.json", item("secret"))
+    outside.write("folder/away.json", item("away"))
+    links = []
+    for i in range(6):  # flat: the catalog's own folder
+        root.write(f"flat{i}.json", item(f"flat{i}"))
+        links.append(link("item", f"./flat{i}.json"))
+    for i in range(6):  # the files layout: the folder above
+        root.write(f"nested{i}/nested{i}.json", item(f"nested{i}"))
+        links.append(link("item", f"./nested{i}/nested{i}.json"))
+    os.symlink(outside.path("secret.json"), root.path("secret.json"))  # a file out of the root
+    os.symlink(root.path("flat0.json"), root.path("again.json"))  # an alias of a file read
+    os.symlink(outside.path("folder"), root.path("away"))  # a folder out of the root
+    os.symlink(root.path("nested0"), root.path("alias"))  # a folder inside: the file read again
+    os.symlink(root.path("nested1"), root.path("other"))  # a folder inside, its file read once here
+    links += [link("item", "./secret.json"), link("item", "./again.json"), link("item", "./away/away.json"),
+              link("item", "./alias/nested0.json"), link("item", "./other/nested1.json"), link("item", "./flat5.json")]
+    root.write("catalog.json", catalog("root", links[:7] + links[12:] + links[7:12]))
+    index, report = load(root.path("catalog.json"))
+    assert keys_of(index) == {("root", f"flat{i}") for i in range(6)} | {("root", f"nested{i}") for i in range(6)}
+    reasons = {path: reason for path, reason in report.skips}
+    assert set(reasons) == {str(root.path(name)) for name in (
+        "secret.json", "again.json", "away/away.json", "alias/nested0.json", "other/nested1.json")}
+    assert "outside" in reasons[str(root.path("secret.json"))]
+    assert "outside" in reasons[str(root.path("away/away.json"))]
+    assert "symlink" in reasons[str(root.path("again.json"))]
+    assert "symlink" in reasons[str(root.path("alias/nested0.json"))]
+    # linked under its own name too, further on: that one is read, this one is the alias
+    assert "symlink" in reasons[str(root.path("other/nested1.json"))]
+    assert served(index, ("root", "nested1"))["id"] == "nested1"
+
+
 def test_remote_links_from_a_local_catalog_are_refused(catalog_dir: CatalogDir) -> None:
     catalog_dir.write("catalog.json", catalog("root", [
         link("child", "http://127.0.0.1:9/catalog.json"),

@@ -343,3 +343,28 @@ def test_the_bounds_over_http(catalog_dir: CatalogDir, monkeypatch: pytest.Monke
     assert index.ids == ["s"]
     assert [s.location for s in report.structure_skips] == [f"{base}/big/collection.json"]
     assert "byte limit" in report.structure_skips[0].reason
+
+
+@pytest.mark.parametrize("lean", [False, True])
+def test_remote_links_resolve_as_urljoin_whatever_the_documents_url(
+    catalog_dir: CatalogDir, monkeypatch: pytest.MonkeyPatch, lean: bool
+) -> None:
+    """A remote document's plain relative links are appended to its folder URL only where that
+    is what urljoin gives (the loader checks one), item links read lean or not; a query, an
+    empty or dot segment in the document's URL, or an href that is not plain (`..`, `%`) is
+    resolved one by one: the same items, nothing skipped, whatever the root's URL."""
+    from tests.helpers import serve_folder
+
+    hrefs = ["./i0.json", "i1.json", "sub/i2.json", "../c/i3.json", "%69%34.json"]
+    for name in ("i0", "i1", "sub/i2", "i3", "i4"):
+        catalog_dir.write(f"c/{name}.json", item(name.rsplit("/", 1)[-1], collection="c"))
+    catalog_dir.write("c/collection.json", collection("c", [link("item", href) for href in hrefs]))
+    catalog_dir.write("catalog.json", catalog("root", [link("child", "./c/collection.json")]))
+    if lean:
+        monkeypatch.setattr(formats, "LEAN_BYTES", 0)  # every JSON object read lean
+    with serve_folder(catalog_dir.root) as base:
+        for root in (f"{base}/catalog.json", f"{base}/c/collection.json", f"{base}/catalog.json?v=1",
+                     f"{base}/c/./collection.json", f"{base}/c//collection.json"):
+            index, report = load_catalogs([root])
+            assert sorted(index.ids) == ["i0", "i1", "i2", "i3", "i4"], root
+            assert report.skips == [], root

@@ -634,15 +634,16 @@ class Loader:
                 self._media_types[target] = formats.GeoParquet.media_types[0]
                 if admit(target, child_ctx, True):
                     children.append((target, child_ctx))
-        folder = None if is_url(location) else os.path.join(os.path.dirname(location), "")
+        folder = self._links_folder(location)
         plain = _PLAIN_RELATIVE.fullmatch
         links = doc.get("links")
         bulk = (folder is not None and isinstance(links, formats.LeanLinks) and not links.item_types
                 and child_ctx.depth <= self.options.max_depth
                 and self._documents + len(links.item_hrefs) < self.options.max_documents)
         for rel, href, media_type in _links(doc, lean=not bulk):  # one pass, no list of hrefs (a collection may link 250k items)
-            # a plain relative path below a local document: resolved and in scope as it is
-            # (resolve_href and the scope's check cost ~5 us a link, seconds for a million)
+            # a plain relative path below the document: resolved and in scope as it is
+            # (resolve_href and the scope's check cost ~5 us a link locally, ~12 remotely:
+            # seconds for a million)
             inside = folder is not None and plain(href) is not None
             target = folder + (href[2:] if href.startswith("./") else href) if inside else resolve_href(location, href)  # type: ignore[operator]
             if media_type and isinstance(media_type, str) and media_type not in _PLAIN_JSON:
@@ -659,8 +660,22 @@ class Loader:
             self._add_home(location)
         return children
 
+    def _links_folder(self, location: str) -> str | None:
+        """What a plain relative href (_PLAIN_RELATIVE) in the document at ``location`` is
+        appended to, to give what resolve_href gives, in scope as the document is: a local
+        document's folder; a remote one's location up to its last "/" when resolving there is
+        only that (no query, fragment, empty or dot segment in its path; checked on one href)
+        and the scope admits the document itself (a relative href keeps its origin). None:
+        every href is resolved and checked on its own."""
+        if not is_url(location):
+            return os.path.join(os.path.dirname(location), "")
+        folder = location[: location.rfind("/") + 1]
+        if resolve_href(location, "x.json") != folder + "x.json" or self.scope.refusal(location) is not None:
+            return None
+        return folder
+
     def _admit_items(self, location: str, hrefs: list[str], ctx: Context, folder: str) -> bool:
-        """A large local document's item links (hrefs kept bare) admitted as _admit would, within
+        """A large document's item links (hrefs kept bare) admitted as _admit would, within
         the limits (the caller checked them), the plain relative ones without a call each: a
         million links took seconds. Whether any was admitted."""
         seen, pending, plain = self._seen, self._pending_items, _PLAIN_RELATIVE.fullmatch
