@@ -42,6 +42,7 @@ from server import __version__
 from server.catalog.fingerprint import Fingerprint
 from server.catalog.sources import SourceLog
 from server.index import Index
+from server.index.blobs import SourceFile
 
 log = logging.getLogger("stac_static_api.snapshot")
 
@@ -382,6 +383,7 @@ def read_snapshot(path: str, verify: bool = True) -> tuple[Index, dict[str, Any]
         with open(path, "rb") as f:
             header = read_header(f, path)
             mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            source = SourceFile(os.dup(f.fileno()))  # the file mapped, even if renamed over since
         view = memoryview(mapped)
         buffers = [view[at : at + size] for at, size in header["buffers"]]
         pickle_at, pickle_size = header["pickle"]
@@ -391,6 +393,7 @@ def read_snapshot(path: str, verify: bool = True) -> tuple[Index, dict[str, Any]
         index = pickle.loads(view[pickle_at : pickle_at + pickle_size], buffers=buffers)
         if not isinstance(index.fingerprint, Fingerprint):
             raise SnapshotError(f"{path} has no fingerprint of its files")
+        _place_columns(index, view, source)
     except OSError as exc:
         raise SnapshotError(f"cannot read {path}: {exc.strerror or exc}") from None
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, KeyError, ValueError) as exc:
@@ -401,6 +404,17 @@ def read_snapshot(path: str, verify: bool = True) -> tuple[Index, dict[str, Any]
             raise SnapshotError(stale)
     index.loaded_at = time.time()
     return index, header
+
+
+def _place_columns(index: Index, view: memoryview, source: SourceFile) -> None:
+    """Tell the item bytes, footprints and ids where they are in the snapshot file (placed):
+    a reload that reuses them (server.index.reuse) or a snapshot written of this index copies
+    them from the file by the kernel instead of out of the mapping."""
+    base = _address(view)
+    for column in (c for c in (index.json, index.wkb, index.ids.blobs) if c.data.nbytes):
+        at = _address(column.data) - base
+        if 0 <= at and at + column.data.nbytes <= len(view):
+            column.placed = (source, at)
 
 
 def stale_reason(index: Index, header: dict[str, Any], path: str) -> str | None:
