@@ -71,7 +71,7 @@ class Catalog:
             path = collection / href
             doc = json.loads(path.read_bytes())
             doc["properties"]["eo:cloud_cover"] = round(self.rnd.random() * 100, 2)
-            path.write_text(json.dumps(doc))
+            replace(path, json.dumps(doc))
         gone = {(c, h) for c, h in picked[changed:]}
         for collection, href in gone:
             (collection / href).unlink()
@@ -84,7 +84,7 @@ class Catalog:
             item_id = f"bench-added-{self.added}"
             template.update(id=item_id, collection=json.loads((collection / "collection.json").read_bytes())["id"])
             (collection / item_id).mkdir(exist_ok=True)
-            (collection / item_id / f"{item_id}.json").write_text(json.dumps(template))
+            replace(collection / item_id / f"{item_id}.json", json.dumps(template))
             new.setdefault(collection, []).append(f"./{item_id}/{item_id}.json")
         for collection in self.collections:
             dropped = {h for c, h in gone if c == collection}
@@ -94,7 +94,15 @@ class Catalog:
             doc = json.loads(path.read_bytes())
             doc["links"] = [link for link in doc["links"] if not (link["rel"] == "item" and link["href"] in dropped)]
             doc["links"] += [{"rel": "item", "href": h, "type": "application/geo+json"} for h in new.get(collection, [])]
-            path.write_text(json.dumps(doc))
+            replace(path, json.dumps(doc))
+
+
+def replace(path: Path, text: str) -> None:
+    """Write ``path`` anew (a new file renamed over it): a tree of hard links to another
+    (`cp -al`) stays safe to change, its source untouched."""
+    tmp = path.with_name(path.name + ".bench-tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -130,11 +138,14 @@ def index_snapshot(cwd: Path, python: str, roots: list[str], output: Path) -> fl
 
 
 def phases(roots: list[str], snapshot: str) -> dict[str, float]:
-    """This tree's reload, phase by phase, in this process (as the child build runs it)."""
+    """This tree's reload, phase by phase, in this process (as the child build runs it): wall
+    seconds, and the CPU seconds of this process (all its threads) as "..., CPU"."""
     from server.catalog import loader  # noqa: PLC0415 - this tree's code, only for --phases
+    from server.catalog.fingerprint import Fingerprint  # noqa: PLC0415
     from server.catalog.reuse import ReusePlan  # noqa: PLC0415
+    from server.index.origins import OriginsBuilder  # noqa: PLC0415
     from server.index.reuse import ReusingBuilder  # noqa: PLC0415
-    from server.runtime.snapshot import read_snapshot, write_snapshot  # noqa: PLC0415
+    from server.runtime.snapshot import SnapshotWriter, read_snapshot  # noqa: PLC0415
 
     spent: dict[str, float] = {}
 
@@ -142,11 +153,12 @@ def phases(roots: list[str], snapshot: str) -> dict[str, float]:
         inner = getattr(owner, name)
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             try:
                 return inner(*args, **kwargs)
             finally:
                 spent[label] = spent.get(label, 0.0) + time.perf_counter() - started
+                spent[f"{label}, CPU"] = spent.get(f"{label}, CPU", 0.0) + time.process_time() - cpu
         setattr(owner, name, wrapper)
 
     timed(loader.Loader, "_walk_level", "walk (catalogs, collections, item links)")
@@ -154,18 +166,24 @@ def phases(roots: list[str], snapshot: str) -> dict[str, float]:
     timed(ReusePlan, "check", "stat the item files / list the prefix")
     timed(loader.Loader, "_add_reused", "take the unchanged rows")
     timed(ReusingBuilder, "build", "merge into the new index")
+    timed(loader.Loader, "_load_items_reusing", "items in all (check, take, read the changed)")
+    timed(loader, "release_free_memory", "free the walk's memory")
+    timed(OriginsBuilder, "freeze", "the new origins")
+    timed(Fingerprint, "of", "the new fingerprint")
     started = time.perf_counter()
     previous, _ = read_snapshot(snapshot, verify=False)
     spent["read the previous snapshot"] = time.perf_counter() - started
-    started, cpu = time.perf_counter(), time.process_time()
-    options = loader.LoadOptions(previous=previous, progress=False)
-    index, report = loader.load_catalogs(roots, options)
-    spent["load in all"] = time.perf_counter() - started
-    spent["load in all, CPU of this process (forked stat checkers not included)"] = time.process_time() - cpu
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        write_snapshot(f"{tmp}/new.snapshot", index, roots)
+    with tempfile.TemporaryDirectory() as tmp:  # as the child build does: items spooled into the new snapshot
+        writer = SnapshotWriter(f"{tmp}/new.snapshot")
+        started, cpu = time.perf_counter(), time.process_time()
+        options = loader.LoadOptions(previous=previous, progress=False, item_spool=writer.spool)
+        index, report = loader.load_catalogs(roots, options)
+        spent["load in all"] = time.perf_counter() - started
+        spent["load in all, CPU of this process"] = time.process_time() - cpu
+        started, cpu = time.perf_counter(), time.process_time()
+        writer.finish(index, roots)
         spent["write the snapshot"] = time.perf_counter() - started
+        spent["write the snapshot, CPU"] = time.process_time() - cpu
     spent["items reused"] = report.reused
     return spent
 
@@ -181,12 +199,24 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="a checkout of today's main (its full rebuild)")
     parser.add_argument("--baseline-python", default=None, help="its Python (default: BASELINE/.venv/bin/python)")
     parser.add_argument("--phases", action="store_true")
+    parser.add_argument("--phases-only", action="store_true",
+                        help="no servers: change the catalog once, then only --phases from --snapshot (written when not given)")
     parser.add_argument("--snapshot", type=Path, help="this tree's snapshot of ROOT, already written (skips its `index`)")
     parser.add_argument("--baseline-snapshot", type=Path, help="the baseline's snapshot of ROOT, already written")
     parser.add_argument("--baseline-runs", type=int, help="reload the baseline in the first N runs only (default: all)")
     args = parser.parse_args()
     catalog = Catalog(args.root)
     workdir = Path(tempfile.mkdtemp(prefix="bench-reload-"))
+    if args.phases_only:
+        roots = [str(args.root / "catalog.json")]
+        snapshot = args.snapshot or workdir / "this-tree.snapshot"
+        if not args.snapshot:
+            print(f"index {roots[0]}: {index_snapshot(REPO, sys.executable, roots, snapshot):.1f} s", flush=True)
+        catalog.change(args.changed, args.added, args.deleted)
+        for label, value in phases(roots, str(snapshot)).items():
+            print(f"phase: {label}: {value:.2f}" + ("" if label == "items reused" else " s"), flush=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+        return
     sides = {"this tree": (REPO, sys.executable)}
     if args.baseline:
         sides["baseline"] = (args.baseline, args.baseline_python or str(args.baseline / ".venv" / "bin" / "python"))

@@ -247,6 +247,57 @@ def test_a_reload_of_changed_local_files_equals_a_full_load(catalog: Path, name:
     assert full_report.reused == 0
 
 
+def test_item_files_are_checked_in_the_background_as_the_walk_links_them(catalog: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each document's item links go to the lstat threads as soon as it is walked (check_soon),
+    so the disk waits overlap the walk; the check after the walk only collects them."""
+    roots = [str(catalog / "catalog.json")]
+    previous, _ = load_catalogs(roots)
+    edit_items(catalog)
+    calls: list[tuple[str, int]] = []
+    soon, check = reuse.ReusePlan.check_soon, reuse.ReusePlan.check
+
+    def spy_soon(self: reuse.ReusePlan, locations: list[str], max_bytes: int) -> None:
+        calls.append(("soon", len(locations)))
+        soon(self, locations, max_bytes)
+
+    def spy_check(self: reuse.ReusePlan, locations: list[str], *args: Any) -> None:
+        calls.append(("check", len(locations)))
+        check(self, locations, *args)
+
+    monkeypatch.setattr(reuse.ReusePlan, "check_soon", spy_soon)
+    monkeypatch.setattr(reuse.ReusePlan, "check", spy_check)
+    monkeypatch.setattr(reuse, "STAT_CHUNK", 3)  # several tasks a document
+    incremental, full, report, _ = reload_and_full(roots, previous)
+    assert differences(incremental, full) == []
+    assert calls[-1] == ("check", 0)  # every link was given during the walk
+    assert len(calls) > 3  # document by document
+    assert sum(n for kind, n in calls if kind == "soon") >= report.reused > 0
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_the_lstat_threads_are_few_when_the_first_files_answer_from_the_cache(
+        catalog: Path, monkeypatch: pytest.MonkeyPatch, cached: bool) -> None:
+    """The first chunk of lstats is timed: answered from the kernel's cache, a few threads do
+    the rest (more would only contend for the GIL); waiting for the disk, many."""
+    roots = [str(catalog / "catalog.json")]
+    previous, _ = load_catalogs(roots)
+    edit_items(catalog)
+    sizes: list[int] = []
+
+    class Pool(reuse.ThreadPoolExecutor):
+        def __init__(self, max_workers: int, **kwargs: Any) -> None:
+            sizes.append(max_workers)
+            super().__init__(max_workers, **kwargs)
+
+    monkeypatch.setattr(reuse, "ThreadPoolExecutor", Pool)
+    monkeypatch.setattr(reuse, "STAT_CHUNK", 3)
+    monkeypatch.setattr(reuse, "CACHED_STAT_SECONDS", 1.0 if cached else 0.0)
+    incremental, full, _, _ = reload_and_full(roots, previous)
+    assert differences(incremental, full) == []
+    assert sizes == [reuse.STAT_THREADS_CACHED if cached else reuse.STAT_THREADS]
+
+
 def test_the_first_of_two_items_with_one_id_wins_whichever_was_reused(catalog: Path) -> None:
     """An unchanged item (reused) before a changed one that takes its id: the reused one stays."""
     roots = [str(catalog / "catalog.json")]

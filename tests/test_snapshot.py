@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from server.catalog.loader import load_catalogs
+from server.catalog.loader import LoadOptions, load_catalogs
+from server.runtime import snapshot
 from server.runtime.snapshot import (
     BODY_START,
     FORMAT_VERSION,
@@ -150,6 +153,37 @@ def test_a_snapshot_carries_the_checksums_of_its_header_and_body(tmp_path: Path)
     assert hashlib.sha256(data[BODY_START:header_at]).hexdigest() == header["body_sha256"]
     assert data[header_at:].count(b"\n") == 1 and data.endswith(b"\n")  # the header ends the file
     assert read_snapshot(str(path))[1]["header_sha256"] == header["header_sha256"]
+
+
+def test_a_spooled_snapshot_is_hashed_as_it_grows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The body of a snapshot whose items are spooled into it during the build is hashed by a
+    thread following the file (FollowingHash) before finish(), and the checksum is still the
+    body's: what finish() hashes is only what was left."""
+    monkeypatch.setattr(snapshot, "HASH_CHUNK", 4096)
+    monkeypatch.setattr(snapshot.FollowingHash, "POLL_SECONDS", 0.001)
+    hashed_ahead: list[int] = []
+    hash_to = snapshot.FollowingHash._hash_to
+
+    def spy(self: snapshot.FollowingHash, end: int) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            hashed_ahead.append(end)
+        hash_to(self, end)
+
+    monkeypatch.setattr(snapshot.FollowingHash, "_hash_to", spy)
+    path = tmp_path / "x.idx"
+    writer = snapshot.SnapshotWriter(str(path))
+    index, _ = load_catalogs([str(SAMPLE_ROOT)], LoadOptions(item_spool=writer.spool))
+    writer.spool.write(b"x" * 3 * 4096)  # more to hash, as the build would add; then aligned over
+    writer.spool.flush()
+    deadline = time.monotonic() + 30
+    while not hashed_ahead and time.monotonic() < deadline:
+        time.sleep(0.01)
+    header = writer.finish(index, [str(SAMPLE_ROOT)])
+    assert hashed_ahead  # before finish
+    data = path.read_bytes()
+    header_at = int(data[len(MAGIC) : BODY_START])
+    assert hashlib.sha256(data[BODY_START:header_at]).hexdigest() == header["body_sha256"]
+    assert read_snapshot(str(path))[0].size == index.size
 
 
 def test_workers_share_one_load_and_stop_together(sample_copy: Path) -> None:

@@ -6,12 +6,13 @@ rows, and over a chain of reloads each reusing the last one's snapshot."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from server.catalog.loader import LoadOptions, load_catalogs
-from server.index import Index, reuse
+from server.index import Index, blobs, reuse
 from server.runtime.snapshot import SnapshotWriter, read_snapshot, write_snapshot
 from tests.test_incremental import CHANGES, differences, edit_items, prepare
 
@@ -64,3 +65,36 @@ def test_an_unchanged_catalog_reloads_to_the_same_snapshot_contents(sample_copy:
     index, reused = spooled_reload(roots, tmp_path / "1.idx", tmp_path / "2.idx")
     assert 0 < reused < index.size
     assert differences(index, load_catalogs(roots)[0]) == []
+
+
+@pytest.mark.parametrize("compact_below", [0.0, 1.01], ids=["whole buffer", "live rows"])
+def test_the_reused_bytes_are_copied_from_the_previous_snapshot_file(sample_copy: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    compact_below: float) -> None:
+    """The previous snapshot's columns know where their bytes are in its file, and a spooled
+    reload copies the reused item bytes and footprints from there (the kernel's
+    copy_file_range), in one piece or in runs of consecutive live rows, not row by row."""
+    monkeypatch.setattr(reuse, "COMPACT_BELOW", compact_below)
+    prepare(sample_copy)
+    roots = [str(sample_copy / "catalog.json")]
+    write_snapshot(str(tmp_path / "0.idx"), load_catalogs(roots)[0], roots)
+    previous, _ = read_snapshot(str(tmp_path / "0.idx"), verify=False)
+    for column in (previous.json, previous.wkb, previous.ids.blobs):
+        assert column.placed is not None
+        source, at = column.placed
+        assert os.pread(source.fileno(), 64, at) == column.data[:64].tobytes()
+    del previous
+    copies: list[tuple[int, int]] = []
+    append_range = blobs.FileBlobWriter.append_range
+
+    def counted(self: blobs.FileBlobWriter, source: int, offset: int, size: int) -> None:
+        copies.append((offset, size))
+        append_range(self, source, offset, size)
+
+    monkeypatch.setattr(blobs.FileBlobWriter, "append_range", counted)
+    edit_items(sample_copy)
+    index, reused = spooled_reload(roots, tmp_path / "0.idx", tmp_path / "1.idx")
+    assert differences(index, load_catalogs(roots)[0]) == []
+    assert 2 <= len(copies) < reused  # item bytes and footprints, whole or in runs
+    if compact_below == 0.0:
+        assert len(copies) == 2

@@ -274,10 +274,17 @@ def test_the_structural_bound_setting() -> None:
     '{"links": [{"rel": "item", "href": "a"}, {"rel": "child", "href": "c"}, {"rel": "item", "href": "b", "type": "t"}]}',
     '{"a": 1, "a": 2}', '\n{\n  "links" : [ {"rel":"item","href":"x"} ] ,\n  "z" : "é"\n}\n',
 ])
-def test_a_lean_document_holds_what_orjson_reads(text: str) -> None:
+@pytest.mark.parametrize("whole", [True, False], ids=["parsed whole", "link by link"])
+def test_a_lean_document_holds_what_orjson_reads(text: str, whole: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     import orjson
 
+    one_by_one: list[int] = []
+    lean_links = formats._lean_links
+    monkeypatch.setattr(formats, "_lean_links", lambda text, at: (one_by_one.append(at), lean_links(text, at))[1])
+    if not whole:  # a document over ORJSON_LEAN_BYTES
+        monkeypatch.setattr(formats, "ORJSON_LEAN_BYTES", -1)
     lean = formats.lean_document(text.encode())
+    assert bool(one_by_one) == (not whole and '"links": [' in text.replace('" : [', '": ['))
     full = orjson.loads(text)
     assert lean is not None
     links = lean.get("links")
@@ -294,9 +301,12 @@ def test_a_lean_document_holds_what_orjson_reads(text: str) -> None:
     b'{"a": NaN}', b'{"a": Infinity}', b'{"a": 1} x', b'{"a": 1', b'{"a" 1}', b'{1: 2}', b'{"a": 1,}',
     b'{"links": [1, 2}', b'{"links": [1 2]}', b'{"a": "\xff"}', b'{"links": [{"rel": "item", "href": "a"},]}',
 ])
-def test_a_lean_document_refuses_what_orjson_refuses(data: bytes) -> None:
+@pytest.mark.parametrize("whole", [True, False], ids=["parsed whole", "link by link"])
+def test_a_lean_document_refuses_what_orjson_refuses(data: bytes, whole: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     import orjson
 
+    if not whole:
+        monkeypatch.setattr(formats, "ORJSON_LEAN_BYTES", -1)
     with pytest.raises(orjson.JSONDecodeError):
         orjson.loads(data)
     with pytest.raises(FormatError, match="invalid JSON"):

@@ -33,6 +33,7 @@ HEAD_BYTES = 4096  # how much of a document content sniffing looks at
 # A JSON document at least this large is parsed with its item links kept as bare hrefs
 # (lean_document): a collection listing 250,000 items is ~35 MB.
 LEAN_BYTES = 8 * 1024 * 1024
+ORJSON_LEAN_BYTES = 32 * 1024 * 1024  # a lean document up to this is parsed whole by orjson (lean_document)
 
 
 class FormatError(Exception):
@@ -176,7 +177,19 @@ def lean_document(data: bytes) -> dict[str, Any] | None:
     link kept as its href only (LeanLinks): a 35 MB collection of 250,000 item links takes
     ~40 MB of hrefs instead of ~120 MB of link dicts (the loader drops item links from what it
     stores anyway). The same values and errors as orjson (NaN and Infinity refused), or None
-    when it is not an object (orjson's path then reads it)."""
+    when it is not an object (orjson's path then reads it). Up to ORJSON_LEAN_BYTES, orjson
+    parses it whole and the item links are made bare after: ~2.5x faster (a 28 MB collection
+    of 250k links: 0.15 s instead of 0.37 s), for a passing ~5x its size in link dicts."""
+    if len(data) <= ORJSON_LEAN_BYTES:
+        try:
+            whole = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise FormatError(f"invalid JSON: {exc}") from None
+        if type(whole) is not dict:
+            return None
+        if type(whole.get("links")) is list:
+            whole["links"] = _bare_item_links(whole["links"])
+        return whole
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -216,6 +229,22 @@ def lean_document(data: bytes) -> dict[str, Any] | None:
     except (ValueError, IndexError) as exc:  # json.JSONDecodeError is a ValueError
         raise FormatError(f"invalid JSON: {exc or 'unexpected end of data'}") from None
     return doc
+
+
+def _bare_item_links(parsed: list[Any]) -> LeanLinks:
+    """``links`` parsed whole, as _lean_links keeps them."""
+    links = LeanLinks()
+    hrefs, types = links.item_hrefs, links.item_types
+    for link in parsed:
+        href = link.get("href") if type(link) is dict and link.get("rel") == "item" else None
+        if type(href) is str:
+            media_type = link.get("type")
+            if isinstance(media_type, str) and media_type not in _PLAIN_JSON:
+                types[len(hrefs)] = media_type
+            hrefs.append(href)
+        else:
+            links.append(link)
+    return links
 
 
 def _lean_links(text: str, at: int) -> tuple[LeanLinks, int]:

@@ -359,6 +359,7 @@ class Loader:
         self._seen: set[str] = set()
         self._documents = 0
         self._pending_items: list[tuple[str, Context]] = []
+        self._checked_from = 0  # a reload: _pending_items before this are being checked (_check_soon)
         # items found among the structure (bulk files, item documents as roots): linked by no
         # `item` link, so without a place in the tree; kept here only while they wait for the
         # collection they go to (_inline_item)
@@ -478,6 +479,13 @@ class Loader:
     # -- the walk ----------------------------------------------------------------------------
 
     def load(self) -> tuple[Index, LoadReport]:
+        try:
+            return self._load()
+        finally:
+            if self._reuse is not None:  # a load that failed: its background checks stop
+                self._reuse.close()
+
+    def _load(self) -> tuple[Index, LoadReport]:
         started = time.perf_counter()
         with paused_gc(), Fetcher(
             max_bytes=self.options.max_document_bytes,
@@ -546,8 +554,17 @@ class Loader:
                     following.extend(self._structure_document(location, doc, contexts[location], whole))
             except FormatError as exc:  # a bulk file that went wrong part way
                 self.skip(location, str(exc), INVALID_JSON)
+            self._check_soon()
             self._progress()
         return following
+
+    def _check_soon(self) -> None:
+        """A reload: the item files linked so far are checked in the background while the walk
+        goes on (ReusePlan.check_soon)."""
+        pending = self._pending_items
+        if self._reuse is not None and len(pending) > self._checked_from:
+            self._reuse.check_soon([loc for loc, _ in pending[self._checked_from:]], self.options.max_document_bytes)
+            self._checked_from = len(pending)
 
     def _read_documents(self, locations: list[str], limit: int) -> Iterator[tuple[str, Iterable[Any]]]:
         """The parsed document(s) at each location, each read within ``limit`` bytes; what
@@ -819,7 +836,8 @@ class Loader:
         plan = self._reuse
         assert plan is not None
         limit = self.options.max_document_bytes
-        plan.check([loc for loc, _ in pending], limit, self.options.fetch_timeout, self.options.fetch_retries)
+        plan.check([loc for loc, _ in pending[self._checked_from:]], limit, self.options.fetch_timeout,
+                   self.options.fetch_retries)  # those before were given to check_soon during the walk
         # the rows whose item names the collection that served it, a loaded one (not made):
         # served under it again, nothing to decide per row
         homes = set(self._home_ids.values())

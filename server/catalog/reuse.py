@@ -4,8 +4,9 @@
 - local files: unchanged when their size and mtime are those read (one lstat each, from
   STAT_THREADS threads: an inode not in the kernel's cache is a disk read, ~0.3 ms on this
   machine's disk, and a million one after the other took 100 s; 32 at once were 5x faster, and
-  faster with a warm cache too); a symlink is always read again (where it leads is checked at
-  each read);
+  faster with a warm cache too). The loader gives each document's item links as soon as it has
+  walked it (check_soon), so those waits overlap the walk of the next documents. A symlink is
+  always read again (where it leads is checked at each read);
 - s3://: unchanged when a ListObjectsV2 listing of their common prefix (1,000 keys a request)
   gives the ETag (the MD5 of a plain upload) and size of the bytes read;
 - http(s)://: no listing exists, so the document is fetched (a conditional request answers 304
@@ -17,13 +18,13 @@ An unchanged document's row is then reused when the collection serving it is the
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import os
 import posixpath
 import stat
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,11 @@ from server.index.origins import UNKNOWN, Origins
 log = logging.getLogger("stac_static_api.loader")
 
 STAT_THREADS = 32  # lstats in flight (they wait for the disk when the inode is not cached)
+# ... and when they are cached: more threads then only contend for the GIL (a million cached
+# lstats: 32 threads 8.0 CPU-s, 4 threads 3.7, as one thread; not cached, 26 CPU-s and 108 s
+# one after the other). The first chunk, timed, tells which: cached under ~50 us an lstat.
+STAT_THREADS_CACHED = 4
+CACHED_STAT_SECONDS = 50e-6
 STAT_CHUNK = 2_000  # files a thread checks at a time
 LIST_PARTS = 32  # an S3 listing of many keys: parts listed at once
 LIST_PART_KEYS = 5_000  # keys a part lists at least
@@ -70,42 +76,85 @@ class ReusePlan:
         self.not_public_codes = origins.not_public
         self.made = {m["collection"] for m in (previous.load_report or {}).get("made_collections", [])}
         self.checked = {"local": 0, "s3": 0}
+        self._pool: ThreadPoolExecutor | None = None  # lstats started by check_soon
+        self._started: list[tuple[np.ndarray, list[Future[list[int]]]]] = []
+        self._s3_later: list[int] = []  # S3 objects given to check_soon
+
+    def check_soon(self, locations: list[str], max_bytes: int) -> None:
+        """Start checking the local files among ``locations`` (items the load will read) in the
+        background: the walk goes on parsing the next documents while the lstats wait for the
+        disk. ``check`` then waits for them; ``close`` stops what is left of them."""
+        local, s3 = self._origins_of(locations)
+        self._s3_later.extend(s3)  # listed by check, all at once
+        if not local:
+            return
+        self._started.append(self._start_local(np.array(local, dtype=np.int64), max_bytes, True))
 
     def check(self, locations: list[str], max_bytes: int, timeout: float, retries: int) -> None:
-        """Find which of ``locations`` (the items a load is about to read) are unchanged."""
-        local, s3 = [], []
-        for location in locations:
-            o = self.by_location.get(location)
-            if o is None or self.not_public[o] == UNKNOWN:
-                continue
-            if location.startswith("s3://"):
-                s3.append(o)
-            elif "://" not in location and self.sizes[o] >= 0:
-                local.append(o)
+        """Find which of ``locations`` (the items a load is about to read, besides those given
+        to check_soon) and of those given to check_soon are unchanged."""
+        local, s3 = self._origins_of(locations)
+        s3, self._s3_later = self._s3_later + s3, []
         if local:
-            self._check_local(np.array(local, dtype=np.int64), max_bytes)
+            self._started.append(self._start_local(np.array(local, dtype=np.int64), max_bytes, len(local) > STAT_CHUNK))
+        for wanted, futures in self._started:
+            same = np.ones(len(wanted), dtype=bool)
+            for future in futures:
+                same[np.array(future.result(), dtype=np.int64)] = False
+            self.unchanged[wanted[same]] = True
+            self.checked["local"] += len(wanted)
+        self.close()
         if s3:
             try:
                 self._check_s3(s3, max_bytes, timeout, retries)
             except FetchError as exc:  # the items are read instead
                 log.warning("cannot list the S3 prefix of the items, reading them all: %s", exc)
 
-    def _check_local(self, wanted: np.ndarray, max_bytes: int) -> None:
+    def close(self) -> None:
+        """Stop the background checks (those not started are dropped)."""
+        self._started = []
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _origins_of(self, locations: list[str]) -> tuple[list[int], list[int]]:
+        """The origins of ``locations`` to check: local files, S3 objects."""
+        local, s3 = [], []
+        by_location, not_public, sizes = self.by_location, self.not_public, self.sizes
+        for location in locations:
+            o = by_location.get(location)
+            if o is None or not_public[o] == UNKNOWN:
+                continue
+            if location.startswith("s3://"):
+                s3.append(o)
+            elif "://" not in location and sizes[o] >= 0:
+                local.append(o)
+        return local, s3
+
+    def _start_local(self, wanted: np.ndarray, max_bytes: int, background: bool
+                     ) -> tuple[np.ndarray, list[Future[list[int]]]]:
+        """The lstats of the files of origins ``wanted``, STAT_CHUNK a task, in the pool's
+        threads (``background``) or here: futures of the indices into ``wanted`` of those
+        changed. The pool's first chunk is run here, timed, to size the pool."""
         order = wanted.tolist()
         pending = ([self.locations[o] for o in order], [self.sizes[o] for o in order],
                    [self.mtimes[o] for o in order], max_bytes)
         n = len(order)
         ranges = [(i, min(i + STAT_CHUNK, n)) for i in range(0, n, STAT_CHUNK)]
-        if len(ranges) > 1:
-            with ThreadPoolExecutor(STAT_THREADS) as pool:
-                results = list(pool.map(functools.partial(_changed_in_range, pending), ranges))
-        else:
-            results = [_changed_in_range(pending, r) for r in ranges]
-        same = np.ones(len(wanted), dtype=bool)
-        for changed in results:
-            same[np.array(changed, dtype=np.int64)] = False
-        self.unchanged[wanted[same]] = True
-        self.checked["local"] += len(wanted)
+        futures: list[Future[list[int]]] = []
+        for bounds in ranges:
+            if background and self._pool is not None:
+                futures.append(self._pool.submit(_changed_in_range, pending, bounds))
+                continue
+            started = time.perf_counter()
+            done: Future[list[int]] = Future()
+            done.set_result(_changed_in_range(pending, bounds))
+            futures.append(done)
+            if background:
+                cached = (time.perf_counter() - started) < CACHED_STAT_SECONDS * (bounds[1] - bounds[0])
+                self._pool = ThreadPoolExecutor(STAT_THREADS_CACHED if cached else STAT_THREADS,
+                                                thread_name_prefix="reuse-lstat")
+        return wanted, futures
 
     def _check_s3(self, wanted: list[int], max_bytes: int, timeout: float, retries: int) -> None:
         by_bucket: dict[str, list[int]] = {}

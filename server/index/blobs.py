@@ -55,6 +55,24 @@ class FileBlobWriter(BlobWriter):
         self.size += len(blob)
         self.ends.append(self.size)
 
+    def append_range(self, source: int, offset: int, size: int) -> None:
+        """One blob: ``size`` bytes of the open file ``source`` from ``offset``, copied by the
+        kernel (os.copy_file_range: they never pass through this process, nor fault in a
+        mapping of them page by page)."""
+        file = self.file
+        file.flush()
+        at = file.seek(0, os.SEEK_END)
+        out = file.fileno()
+        left = size
+        while left:
+            done = os.copy_file_range(source, out, left, offset, at)
+            if done <= 0:
+                raise OSError(f"copying {left} bytes at {offset} of a file into the spool failed")
+            offset, at, left = offset + done, at + done, left - done
+        file.seek(0, os.SEEK_END)
+        self.size += size
+        self.ends.append(self.size)
+
     def freeze(self, order: np.ndarray | None = None) -> BlobColumn:
         self.file.flush()
         if self.size:
@@ -74,6 +92,26 @@ def _offsets(ends_array: array, order: np.ndarray | None) -> tuple[np.ndarray, n
     return starts, ends
 
 
+class SourceFile:
+    """A file held open (read-only) for the columns mapped from it (a snapshot read), so that
+    their bytes can be copied from it by the kernel (BlobColumn.placed); closed when the last
+    column referring to it goes."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd  # its own: closed here
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self) -> None:
+        self.close()
+
+
 class BlobColumn:
     __slots__ = ("data", "starts", "ends", "placed")
 
@@ -81,10 +119,11 @@ class BlobColumn:
         self.data = memoryview(data)
         self.starts = starts
         self.ends = ends
-        # (open file, offset) when the bytes are already in a file (FileBlobWriter): a
-        # snapshot writer copies them from there, or finds them in place, instead of writing
-        # them out of memory. Never pickled.
-        self.placed: tuple[BinaryIO, int] | None = None
+        # (open file, offset) when the bytes are already in a file (FileBlobWriter, or the
+        # snapshot they are mapped from: SourceFile): a snapshot writer or a reload's merge
+        # copies them from there, or finds them in place, instead of writing them out of
+        # memory. Never pickled.
+        self.placed: tuple[BinaryIO | SourceFile, int] | None = None
 
     def __reduce__(self) -> tuple[object, ...]:
         # The buffer goes into the pickle as is (protocol 5), without a copy to bytes first.

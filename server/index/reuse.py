@@ -205,14 +205,26 @@ def _append_blobs(writer: BlobWriter, old: BlobColumn, old_at: np.ndarray, ordin
     base = writer.size if isinstance(writer, FileBlobWriter) else len(writer.data)
     lengths = old.ends[old_at] - old.starts[old_at]
     live = int(lengths.sum())
+    # from the previous snapshot's file to the spool by the kernel when both are files
+    # (FileBlobWriter.append_range), else through memory
+    spool = writer if isinstance(writer, FileBlobWriter) else None
+    placed = old.placed if spool is not None else None
     if live >= COMPACT_BELOW * len(old.data):
-        writer.append(old.data)  # type: ignore[arg-type]  # any buffer: written or joined as is
+        if spool is not None and placed is not None:
+            spool.append_range(placed[0].fileno(), placed[1], len(old.data))
+        else:
+            writer.append(old.data)  # type: ignore[arg-type]  # any buffer: written or joined as is
         old_starts, old_ends = old.starts[old_at] + base, old.ends[old_at] + base
-    else:
-        source = old.data
-        for s, e in zip(old.starts[old_at].tolist(), old.ends[old_at].tolist()):
-            writer.append(source[s:e])  # type: ignore[arg-type]
-        old_ends = base + np.cumsum(lengths)
+    else:  # the live rows only, in the buffer's order (the load's): neighbours there in one piece
+        starts = old.starts[old_at]
+        by_place = np.argsort(starts, kind="stable")
+        for s, e in _runs(starts[by_place], old.ends[old_at][by_place]):
+            if spool is not None and placed is not None:
+                spool.append_range(placed[0].fileno(), placed[1] + s, e - s)
+            else:
+                writer.append(old.data[s:e])  # type: ignore[arg-type]
+        old_ends = np.empty_like(lengths)
+        old_ends[by_place] = base + np.cumsum(lengths[by_place])
         old_starts = old_ends - lengths
     column = writer.freeze()
     starts = np.empty(len(from_old), dtype=np.int64)
@@ -221,6 +233,17 @@ def _append_blobs(writer: BlobWriter, old: BlobColumn, old_at: np.ndarray, ordin
     starts[~from_old], ends[~from_old] = new_starts[ordinal], new_ends[ordinal]
     column.starts, column.ends = starts, ends  # its placement kept: the snapshot writer finds the bytes in its file
     return column
+
+
+def _runs(starts: np.ndarray, ends: np.ndarray) -> list[tuple[int, int]]:
+    """The byte ranges [start, end) of blobs taken in this order, those that follow each other
+    in the buffer joined into one range."""
+    if not len(starts):
+        return []
+    breaks = np.flatnonzero(starts[1:] != ends[:-1]) + 1
+    firsts = np.concatenate(([0], breaks))
+    lasts = np.concatenate((breaks - 1, [len(starts) - 1]))
+    return list(zip(starts[firsts].tolist(), ends[lasts].tolist()))
 
 
 def _gather(old: np.ndarray, old_at: np.ndarray, new: np.ndarray, ordinal: np.ndarray, from_old: np.ndarray) -> np.ndarray:
