@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from server.catalog.loader import load_catalogs
+from server.catalog.loader import LoadOptions, load_catalogs
 from server.index import Index
 from server.index.ids import IdColumn, bytes_hash, bytes_hashes
 from server.runtime.snapshot import read_snapshot
@@ -118,6 +118,47 @@ def test_bulk_files_stream_to_the_same_index(catalog_dir: CatalogDir, tmp_path: 
     in_memory, report = load_catalogs(roots)
     assert in_memory.size == 41 and report.skipped_by_reason["duplicate"] == 1
     same_index(streamed(roots, tmp_path), in_memory)
+
+
+def test_ndjson_indexed_by_forked_processes_is_the_same_index(catalog_dir: CatalogDir, tmp_path: Path) -> None:
+    """A 2 MB ndjson file whose lines two forked processes index (STAC_STATIC_INDEX_PROCESSES):
+    the index, skips and report of one process. Among the lines: duplicates across chunks (the
+    first kept), invalid JSON, blank lines, a geometry GEOS cannot read, a bad datetime, words;
+    lines the children leave to the loader (an item needing migration, then more forked lines;
+    a catalog line; at the end an item of a collection not loaded and one of none)."""
+    catalog_dir.write("c/collection.json", collection("c"))
+    catalog_dir.write("d/collection.json", collection("d"))
+    words = ["alpha beta", "gamma", "Delta epsilon alpha"]
+    lines = [json.dumps(item(f"i{n}", collection="c" if n % 5 else "d", bbox=(n % 50, n % 40, n % 50 + 1, n % 40 + 2),
+                             datetime=f"2020-{1 + n % 12:02d}-{1 + n % 28:02d}T00:00:00Z",
+                             properties={"title": words[n % 3], "eo:cloud_cover": n % 101, "flag": n % 2 == 0,
+                                         "tags": ["x", str(n % 7)], "pad": "p" * 300}))
+             for n in range(4000)]
+    lines[10] = "{not json"
+    lines[11] = ""
+    lines[1500] = json.dumps(item("i3", collection="c"))  # a duplicate of an earlier chunk's
+    lines[3900] = json.dumps(item("i21", collection="c"))
+    lines[2000] = json.dumps(item("bad", collection="c", geometry={"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}))
+    lines[2100] = json.dumps(item("late", collection="c", datetime="yesterday"))
+    old = item("old", collection="c")
+    old["stac_version"] = "0.9.0"
+    lines[1200] = json.dumps(old)
+    lines[1300] = json.dumps(catalog("in-the-middle", []))
+    lines[3990] = json.dumps(item("elsewhere", collection="nope"))
+    lines[3995] = json.dumps(item("free"))
+    catalog_dir.write_text("items.ndjson", "\n".join(lines) + "\n")
+    roots = [str(catalog_dir.path("c/collection.json")), str(catalog_dir.path("d/collection.json")),
+             str(catalog_dir.path("items.ndjson"))]
+    one, report = load_catalogs(roots, LoadOptions(index_processes=1))
+    assert report.skipped_by_reason["duplicate"] == 2 and report.skipped_by_reason["invalid_json"] == 1
+    assert report.skipped_by_reason["invalid_item"] == 2 and report.catalogs == 1
+    assert one.size == 4000 - 7 and report.reassigned == {("nope", "items"): 1} and "items" in one.collections
+    result = run_cli(["index", *roots, "-o", str(tmp_path / "forked.idx"), "--log-level", "info"], timeout=120,
+                     env={"STAC_STATIC_INDEX_PROCESSES": "2"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("indexing its lines in 2 processes") >= 2, result.stderr  # forked again after "old"
+    forked = read_snapshot(str(tmp_path / "forked.idx"))[0]
+    same_index(forked, one)
 
 
 def test_streamed_snapshot_serves_with_workers(catalog_dir: CatalogDir, tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 import orjson
 
-from server.catalog import forked_reader, formats
+from server.catalog import forked_reader, formats, parallel
 from server.catalog.fingerprint import Fingerprint
 from server.catalog.formats import FormatError
 from server.catalog.locations import OUTSIDE_ROOTS, Scope, is_url
@@ -52,7 +52,7 @@ from server.catalog.reuse import ReusePlan, digest
 from server.catalog.sources import OVER_LIMIT, Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.index import Index, IndexBuilder
-from server.index.builder import ItemRejected
+from server.index.builder import Chunk, ItemRejected
 from server.index.origins import UNKNOWN, OriginsBuilder
 from server.index.reuse import ReusingBuilder
 from server.index.tree import CATALOG, COLLECTION, LANDING, NO_NODE
@@ -60,6 +60,15 @@ from server.index.tree import CATALOG, COLLECTION, LANDING, NO_NODE
 log = logging.getLogger("stac_static_api.loader")
 
 ITEM_CHUNK = 512
+# The lines of an ndjson file indexed by forked processes (Loader._index_lines_forked): files of
+# at least this many bytes, in chunks of at most LINES_CHUNK_BYTES (at least LINES_MIN_CHUNK_BYTES,
+# each child having ~4 of them); a file whose forked indexing stopped on a line this process
+# must handle (a catalog, an item of a collection not yet loaded ...) is forked again from the
+# next line at most LINES_MAX_FORKS times, then read here to its end.
+LINES_MIN_BYTES = 1 << 20
+LINES_CHUNK_BYTES = 8 << 20
+LINES_MIN_CHUNK_BYTES = 64 << 10
+LINES_MAX_FORKS = 8
 REUSE_CHUNK = 65_536  # item links planned at once by a reload reusing rows: bounded fetched documents
 MAX_SKIPS_KEPT = 1000
 
@@ -218,6 +227,8 @@ class LoadOptions:
     item_spool: BinaryIO | None = None
     # the index this load replaces: items whose documents did not change are taken from it (reuse.py)
     previous: Index | None = None
+    # processes indexing the lines of a large ndjson file (forked: parallel.py); 0: one per core, 1: this one only
+    index_processes: int = 0
 
 
 def release_free_memory() -> None:
@@ -541,6 +552,8 @@ class Loader:
                 now.append(location)
         for location, docs in self._read_documents(now, limit):
             whole = formats.whole_document(docs)
+            if isinstance(docs, formats.NdjsonValues):
+                docs = self._ndjson_values(docs, contexts[location])
             try:
                 for doc in docs:
                     following.extend(self._structure_document(location, doc, contexts[location], whole))
@@ -548,6 +561,109 @@ class Loader:
                 self.skip(location, str(exc), INVALID_JSON)
             self._progress()
         return following
+
+    # -- the lines of a large ndjson file, indexed by forked processes ---------------------------
+
+    def _ndjson_values(self, values: formats.NdjsonValues, ctx: Context) -> Iterator[Any]:
+        """The values of an ndjson file for the walk to handle (_structure_document), as it
+        would have them all; but while they need nothing of this process but indexing (the
+        common case: items of a loaded collection), their lines are indexed by forked
+        processes (_index_lines_forked) and not handed out. In the order of the lines."""
+        data, location = values.data, values.location
+        count = parallel.processes(self.options.index_processes)
+        at, number, forks = 0, 0, 0
+        while at < len(data):
+            if (count > 1 and forks < LINES_MAX_FORKS and len(data) - at >= LINES_MIN_BYTES
+                    and self._lines_ready(location, ctx) and parallel.forkable()):
+                forks += 1
+                at, number = self._index_lines_forked(values, at, number, ctx, count)
+                if at >= len(data):
+                    return
+            # one line here (the one the children stopped at, or while not ready), then again
+            spans = formats.line_spans(data, at, number)
+            span = next(spans, None)
+            if span is None:
+                return
+            line_number, line_start, line_end = span
+            yield from values.values_from(line_start, line_number - 1, line_end)
+            at, number = line_end + 1, line_number
+
+    def _lines_ready(self, location: str, ctx: Context) -> bool:
+        """Whether the next lines of a bulk file at ``location`` can be indexed elsewhere: no
+        item waits for its collection (_inline_item), and an item of no collection has its home."""
+        return not self._inline_items and (ctx.collection is not None or (ctx.catalog or location) in self._homes)
+
+    def _plain_item(self, doc: Any, location: str, ctx: Context) -> bool:
+        """Whether a value of a bulk file is an item whose indexing changes nothing but the
+        builder's rows and the skips (no home, no collection made, no item kept waiting, no
+        reassignment): one a forked process may index (_index_lines_forked)."""
+        if type(doc) is not dict or needs_migration(doc) or _kind(doc) != "Feature" or not self._lines_ready(location, ctx):
+            return False
+        declared = doc.get("collection")
+        if declared is None:
+            return ctx.collection is not None
+        return type(declared) is str and declared in self.builder.collections and declared not in self._made
+
+    def _index_lines_forked(self, values: formats.NdjsonValues, at: int, number: int, ctx: Context,
+                            count: int) -> tuple[int, int]:
+        """Index the lines of ``values`` from byte ``at`` (``number`` lines before it) in
+        ``count`` forked processes, chunk by chunk, each chunk's rows appended here in order
+        (IndexBuilder.add_chunk), its skips reported as they were met. Where the lines to
+        read here start: the end, or a line a child did not index (not _plain_item), or the
+        first chunk not received (a child died)."""
+        data = values.data
+        size = min(LINES_CHUNK_BYTES, max(LINES_MIN_CHUNK_BYTES, (len(data) - at) // (4 * count)))
+        tasks: list[tuple[int, int, int]] = []
+        start, lines = at, number
+        while start < len(data):
+            newline = data.find(b"\n", start + size)
+            end = len(data) if newline < 0 else newline + 1
+            tasks.append((start, end, lines))
+            lines += data.count(b"\n", start, end)
+            start = end
+        location = values.location
+        log.info("%s: indexing its lines in %d processes (%d chunks)", location, count, len(tasks))
+        done = 0
+        with contextlib.closing(parallel.forked_map(tasks, count, lambda task: self._index_lines(values, task, ctx))) as results:
+            for chunk, events, not_public, stop in results:
+                self.builder.add_chunk(chunk)
+                for structural, args in events:
+                    (self.skip_structure if structural else self.skip_item)(*args)
+                self.hrefs.not_public += not_public
+                self._progress()
+                if stop is not None:
+                    return stop
+                done += 1
+        return tasks[done][:3:2] if done < len(tasks) else (len(data), lines)
+
+    def _index_lines(self, values: formats.NdjsonValues, task: tuple[int, int, int], ctx: Context
+                     ) -> tuple[Chunk, list[tuple[bool, tuple[Any, ...]]], int, tuple[int, int] | None]:
+        """In a forked process: index the lines of one chunk as the walk would (their values
+        through _structure_document) into a builder of their own, until a value that is not
+        a _plain_item. (The chunk's rows, the skips met, hrefs not made public, where the
+        lines it left start: (byte, lines before) or None.)"""
+        start, end, number = task
+        events: list[tuple[bool, tuple[Any, ...]]] = []
+        self.skip_item = lambda *args: events.append((False, args))  # type: ignore[method-assign]
+        self.skip_structure = lambda *args, **kw: events.append((True, (*args, *kw.values())))  # type: ignore[method-assign]
+        self._show_progress = False
+        collections = self.builder.collections
+        self.builder = IndexBuilder(on_reject=self._invalid_item)
+        self.builder.collections = collections
+        not_public = self.hrefs.not_public
+        data, location, stop = values.data, values.location, None
+        view = memoryview(data)
+        for line_number, line_start, line_end in formats.line_spans(data, start, number, end):
+            try:
+                doc = orjson.loads(view[line_start:line_end])
+            except orjson.JSONDecodeError as exc:
+                self._invalid_json(f"{location} line {line_number}", f"invalid JSON: {exc}")
+                continue
+            if not self._plain_item(doc, location, ctx):
+                stop = (line_start, line_number - 1)
+                break
+            self._structure_document(location, doc, ctx, False)
+        return self.builder.chunk(), events, self.hrefs.not_public - not_public, stop
 
     def _read_documents(self, locations: list[str], limit: int) -> Iterator[tuple[str, Iterable[Any]]]:
         """The parsed document(s) at each location, each read within ``limit`` bytes; what
