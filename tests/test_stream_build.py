@@ -3,17 +3,21 @@ them) gives the same index as a load held in memory, record for record; ids foun
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from server.catalog.loader import LoadOptions, load_catalogs
 from server.index import Index
 from server.index.ids import IdColumn, bytes_hash, bytes_hashes
+from server.runtime.export import write_parquet
 from server.runtime.snapshot import read_snapshot
 from server.sample import SAMPLE_ROOT
 from tests.helpers import CatalogDir, catalog, collection, item, link, run_cli, run_server, shared_roots
@@ -159,6 +163,37 @@ def test_ndjson_indexed_by_forked_processes_is_the_same_index(catalog_dir: Catal
     assert result.stderr.count("indexing its lines in 2 processes") >= 2, result.stderr  # forked again after "old"
     forked = read_snapshot(str(tmp_path / "forked.idx"))[0]
     same_index(forked, one)
+
+
+def test_parquet_indexed_by_forked_processes_is_the_same_index(catalog_dir: CatalogDir, tmp_path: Path) -> None:
+    """A collection's stac-geoparquet asset of 8 row groups, indexed a row group at a time by
+    two forked processes: the index and report of one process. A duplicate across row groups
+    (the first kept); near the end an item of a collection not loaded, which the children
+    leave to the loader (it and the items after it are indexed there)."""
+    def pad(n: int) -> str:  # text parquet cannot compress away: the file is over 1 MiB
+        return "".join(hashlib.sha512(f"{n}-{k}".encode()).hexdigest() for k in range(3))
+
+    items = [item(f"i{n}", collection="c", bbox=(n % 50, n % 40, n % 50 + 1, n % 40 + 2),
+                  datetime=f"2020-{1 + n % 12:02d}-{1 + n % 28:02d}T00:00:00Z",
+                  properties={"title": ["alpha beta", "gamma"][n % 2], "eo:cloud_cover": n % 101, "pad": pad(n)})
+             for n in range(4000)]
+    items[2500] = item("i7", collection="c")
+    items[3900] = item("elsewhere", collection="nope")
+    asset = {"href": "./items.parquet", "type": "application/vnd.apache.parquet", "roles": ["stac-items"]}
+    catalog_dir.write("c/collection.json", {**collection("c"), "assets": {"geoparquet-items": asset}})
+    catalog_dir.write("catalog.json", catalog("root", [link("child", "./c/collection.json")]))
+    target = str(catalog_dir.path("c/items.parquet"))
+    write_parquet(iter(items), target)
+    pq.write_table(pq.read_table(target), target, row_group_size=500)  # 8 row groups
+    assert pq.ParquetFile(target).metadata.num_row_groups == 8 and os.path.getsize(target) > 1 << 20
+    roots = [str(catalog_dir.path("catalog.json"))]
+    one, report = load_catalogs(roots, LoadOptions(index_processes=1))
+    assert one.size == 3999 and report.skipped_by_reason["duplicate"] == 1 and report.reassigned
+    result = run_cli(["index", *roots, "-o", str(tmp_path / "forked.idx"), "--log-level", "info"], timeout=120,
+                     env={"STAC_STATIC_INDEX_PROCESSES": "2"})
+    assert result.returncode == 0, result.stderr
+    assert "indexing its items in 2 processes (8 row groups)" in result.stderr, result.stderr
+    same_index(read_snapshot(str(tmp_path / "forked.idx"))[0], one)
 
 
 def test_streamed_snapshot_serves_with_workers(catalog_dir: CatalogDir, tmp_path: Path) -> None:

@@ -313,10 +313,32 @@ class GeoParquet(Reader):
             raise FormatError("stac-geoparquet needs pyarrow: pip install 'stac-static-api[parquet]'") from None
         return self._items(parquet, data, location)
 
-    @staticmethod
-    def _items(parquet: Any, data: bytes, location: str) -> Iterator[Any]:
+    def row_groups(self, data: bytes, location: str) -> list[int]:
+        """The rows of each of the file's row groups (its unit of reading): for a reader of some
+        of them (``read_row_groups``); FormatError as ``read`` would raise it."""
+        parquet = self._module()
         try:
-            for batch in parquet.read_batches(data, location=location):
+            rows: list[int] = parquet.row_group_rows(data, location)
+        except parquet.ParquetError as exc:
+            raise FormatError(str(exc)) from None
+        return rows
+
+    def read_row_groups(self, data: bytes, location: str, row_groups: list[int]) -> Iterator[Any]:
+        """The items of these row groups, as ``read`` gives them."""
+        return self._items(self._module(), data, location, row_groups)
+
+    @staticmethod
+    def _module() -> Any:
+        try:
+            from server.catalog import parquet  # noqa: PLC0415
+        except ImportError:
+            raise FormatError("stac-geoparquet needs pyarrow: pip install 'stac-static-api[parquet]'") from None
+        return parquet
+
+    @staticmethod
+    def _items(parquet: Any, data: bytes, location: str, row_groups: list[int] | None = None) -> Iterator[Any]:
+        try:
+            for batch in parquet.read_batches(data, location=location, row_groups=row_groups):
                 yield from batch
         except parquet.ParquetError as exc:
             raise FormatError(str(exc)) from None

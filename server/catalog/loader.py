@@ -27,6 +27,7 @@ import ctypes
 import functools
 import gc
 import glob
+import itertools
 import logging
 import os
 import posixpath
@@ -643,13 +644,7 @@ class Loader:
         a _plain_item. (The chunk's rows, the skips met, hrefs not made public, where the
         lines it left start: (byte, lines before) or None.)"""
         start, end, number = task
-        events: list[tuple[bool, tuple[Any, ...]]] = []
-        self.skip_item = lambda *args: events.append((False, args))  # type: ignore[method-assign]
-        self.skip_structure = lambda *args, **kw: events.append((True, (*args, *kw.values())))  # type: ignore[method-assign]
-        self._show_progress = False
-        collections = self.builder.collections
-        self.builder = IndexBuilder(on_reject=self._invalid_item)
-        self.builder.collections = collections
+        events = self._forked_builder()
         not_public = self.hrefs.not_public
         data, location, stop = values.data, values.location, None
         view = memoryview(data)
@@ -1052,6 +1047,8 @@ class Loader:
         forked child while this process indexes (forked_reader.read_bulk_forked) where that
         can pay, the rest here, one file at a time."""
         bulk, self._bulk_items = self._bulk_items, []
+        while bulk and self._index_parquet_forked(*bulk[0]):
+            del bulk[0]
         done, had = 0, 0
         locations = [loc for loc, _ in bulk]
         if bulk and self._fetcher.all_local(locations) and forked_reader.usable_bulk(locations):
@@ -1071,6 +1068,85 @@ class Loader:
                     self._progress()
             except FormatError as exc:
                 self._bulk_failed(location, str(exc), INVALID_JSON)
+
+    def _index_parquet_forked(self, location: str, ctx: Context) -> bool:
+        """A local stac-geoparquet file's items indexed by forked processes, a row group each
+        in turn, appended here in order (as _index_lines_forked does for ndjson lines); the
+        items from one a child did not index (not _plain_item) on, indexed here. Whether the
+        file was handled (else the usual path reads it)."""
+        count = parallel.processes(self.options.index_processes)
+        reader = formats.by_name(location, self._media_types.get(location))
+        if (count < 2 or not isinstance(reader, formats.GeoParquet) or not self._fetcher.all_local([location])
+                or not self._lines_ready(location, ctx) or not parallel.forkable()):
+            return False
+        try:
+            if os.stat(location).st_size < LINES_MIN_BYTES:
+                return False
+        except OSError:
+            return False  # the usual path reports it
+        _, data, error = self._read_bulk(location)
+        if data is None:
+            self._bulk_failed(location, error or "unreadable", failure_reason(error or ""))
+            return True
+        try:
+            groups = reader.row_groups(data, location)
+        except FormatError:
+            return False  # the usual path reports it (the file was read once more)
+        log.info("%s: indexing its items in %d processes (%d row groups)", location, count, len(groups))
+        before = 0
+        with contextlib.closing(parallel.forked_map(range(len(groups)), count,
+                                                    lambda group: self._index_rows(reader, data, location, group, ctx))
+                                ) as results:
+            for group, (chunk, events, not_public, stop, failure) in enumerate(results):
+                self.builder.add_chunk(chunk)
+                for structural, args in events:
+                    (self.skip_structure if structural else self.skip_item)(*args)
+                self.hrefs.not_public += not_public
+                self._progress()
+                if failure is not None:
+                    self._bulk_failed(location, failure, INVALID_JSON)
+                    return True
+                if stop is not None:
+                    before += stop
+                    break
+                before += groups[group]
+        try:  # the rest here: from a value a child left, or the first row group not received
+            for doc in itertools.islice(self._bulk_values(location, data, self._invalid_json), before, None):
+                self._add_item(doc, location, ctx, linked=False)
+                self._progress()
+        except FormatError as exc:
+            self._bulk_failed(location, str(exc), INVALID_JSON)
+        return True
+
+    def _index_rows(self, reader: formats.GeoParquet, data: bytes, location: str, group: int, ctx: Context
+                    ) -> tuple[Chunk, list[tuple[bool, tuple[Any, ...]]], int, int | None, str | None]:
+        """In a forked process: index the items of one row group as _load_bulk would, into a
+        builder of its own, until one that is not a _plain_item. (The chunk's rows, the skips
+        met, hrefs not made public, the items indexed when it stopped early, why the file
+        could not be read further.)"""
+        events = self._forked_builder()
+        not_public, done, failure = self.hrefs.not_public, 0, None
+        try:
+            for doc in reader.read_row_groups(data, location, [group]):
+                if not self._plain_item(doc, location, ctx):
+                    return self.builder.chunk(), events, self.hrefs.not_public - not_public, done, None
+                self._add_item(doc, location, ctx, linked=False)
+                done += 1
+        except FormatError as exc:
+            failure = str(exc)
+        return self.builder.chunk(), events, self.hrefs.not_public - not_public, None, failure
+
+    def _forked_builder(self) -> list[tuple[bool, tuple[Any, ...]]]:
+        """In a forked process: a builder of its own (given the collections), skips recorded
+        (in the list returned) for this process's loader to report, no progress shown."""
+        events: list[tuple[bool, tuple[Any, ...]]] = []
+        self.skip_item = lambda *args: events.append((False, args))  # type: ignore[method-assign]
+        self.skip_structure = lambda *args, **kw: events.append((True, (*args, *kw.values())))  # type: ignore[method-assign]
+        self._show_progress = False
+        collections = self.builder.collections
+        self.builder = IndexBuilder(on_reject=self._invalid_item)
+        self.builder.collections = collections
+        return events
 
     def _load_bulk_forked(self, bulk: list[tuple[str, Context]]) -> tuple[int, int]:
         """Bulk files read by a forked child; (files finished, items already had of the next

@@ -40,6 +40,7 @@ def forkable() -> bool:
 def forked_map(tasks: Sequence[T], count: int, work: Callable[[T], Any]) -> Generator[Any, None, None]:
     """``work(task)`` of each task, in task order, computed by ``count`` forked children; ends
     early (fewer results than tasks) if a child dies."""
+    count = min(count, len(tasks))
     pids: list[int] = []
     streams: list[BinaryIO] = []
     try:
