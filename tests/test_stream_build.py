@@ -11,11 +11,14 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
+import shapely
 import pyarrow.parquet as pq
 import pytest
 
 from server.catalog.loader import LoadOptions, load_catalogs
 from server.index import Index
+from server.index.builder import _read_geometries, _simple_ring
 from server.index.ids import IdColumn, bytes_hash, bytes_hashes
 from server.runtime.export import write_parquet
 from server.runtime.snapshot import read_snapshot
@@ -216,6 +219,40 @@ def test_streamed_snapshot_serves_with_workers(catalog_dir: CatalogDir, tmp_path
     with run_server(extra_args=["--index", str(snapshot), "--workers", "2"]) as base:
         assert answers(base) == answers(base) == expected
     assert expected[1][:-1] == ["c1/e", "c2/e", "c1/é"] or sorted(expected[1][:-1]) == ["c1/e", "c1/é", "c2/e"]
+
+
+def test_footprints_are_read_as_geos_reads_their_geojson() -> None:
+    """Simple polygons are made from their coordinates (builder._read_geometries), not through
+    GEOS's GeoJSON reader: the same geometries (WKB), and None where that reader refuses one."""
+    ring = [[0.5, 0.25], [2, 0.25], [2.0, 1.75], [0.5, 1.75], [0.5, 0.25]]
+    cases: list[Any] = [
+        {"type": "Polygon", "coordinates": [ring]},
+        {"type": "Polygon", "coordinates": [[[int(x), int(y)] for x, y in ring]]},
+        {"type": "Polygon", "coordinates": [ring], "bbox": [0.5, 0.25, 2, 1.75]},
+        {"type": "Polygon", "coordinates": [ring[:-1]]},  # not closed
+        {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0]]]},  # too few positions
+        {"type": "Polygon", "coordinates": [ring, [[1, 0.5], [1.5, 0.5], [1.5, 1], [1, 0.5]]]},  # a hole
+        {"type": "Polygon", "coordinates": [[[*p, 7.0] for p in ring]]},  # 3D
+        {"type": "Polygon", "coordinates": [[[True, False], [1, 0], [1, 1], [True, False]]]},
+        {"type": "Polygon", "coordinates": [[["0", "0"], ["1", "0"], ["1", "1"], ["0", "0"]]]},
+        {"type": "Polygon", "coordinates": [[[2**60, 0], [2**60 + 1, 0], [2**60, 1], [2**60, 0]]]},
+        {"type": "Polygon", "coordinates": [[[0, 0], [2, 2], [2, 0], [0, 2], [0, 0]]]},  # a bow tie
+        {"type": "Polygon", "coordinates": []},
+        {"type": "Polygon", "coordinates": [[]]},
+        {"type": "Polygon"},
+        {"type": "MultiPolygon", "coordinates": [[ring]]},
+        {"type": "Point", "coordinates": [1, 2]},
+        {"type": "LineString", "coordinates": [[1, 2], [3, 4]]},
+        {"type": "Nope", "coordinates": [ring]},
+        None,
+    ]
+    read = _read_geometries(cases)
+    geos = [None if g is None else shapely.from_geojson(orjson.dumps(g), on_invalid="ignore") for g in cases]
+    assert sum(1 for g in cases if g is not None and _simple_ring(g) is not None) == 4  # the first three, the bow tie
+    for case, mine, theirs in zip(cases, read.tolist(), geos):
+        assert (mine is None) == (theirs is None), case
+        if mine is not None:
+            assert shapely.to_wkb(mine) == shapely.to_wkb(theirs), case
 
 
 def test_ids_are_found_by_their_bytes() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 from array import array
@@ -52,7 +53,7 @@ class IndexBuilder:
             if spool is not None else BlobWriter()
         self._bounds: list[np.ndarray] = []
         self._extremes: list[np.ndarray] = []  # for the box index: read while the geometries are decoded
-        self._geoms: list[tuple[int, bytes | None, str]] = []
+        self._geoms: list[tuple[int, dict[str, Any] | None, str]] = []
         self._rejected: dict[int, str] = {}
         self._start = array("q")
         self._end = array("q")
@@ -144,7 +145,7 @@ class IndexBuilder:
         self._json.append(blob)
         self._columns.add(row, props)
         self._text.add(row, document_text(props))
-        self._geoms.append((row, None if geometry is None else orjson.dumps(geometry), label))
+        self._geoms.append((row, geometry, label))
         if len(self._geoms) >= GEOMETRY_BATCH:
             self._flush_geometries()
 
@@ -198,9 +199,9 @@ class IndexBuilder:
         times faster vectorized. An item whose geometry GEOS cannot read is dropped."""
         if not self._geoms:
             return
-        texts = np.array([g for _, g, _ in self._geoms], dtype=object)
-        geoms = shapely.from_geojson(texts, on_invalid="ignore")
-        for i in np.flatnonzero(shapely.is_missing(geoms) & (texts != None)):  # noqa: E711
+        geoms = _read_geometries([g for _, g, _ in self._geoms])
+        given = np.array([g is not None for _, g, _ in self._geoms], dtype=bool)
+        for i in np.flatnonzero(shapely.is_missing(geoms) & given):
             row, _, label = self._geoms[int(i)]
             self._rejected[row] = "invalid geometry"
             self._report(label, "invalid geometry (GEOS cannot read it)")
@@ -330,6 +331,62 @@ class Chunk:
     rejected: dict[int, str]
     columns: ColumnsBuilder
     text: TextIndexBuilder
+
+
+MAX_SAFE_INT = 2**53
+
+
+def _simple_ring(geometry: dict[str, Any]) -> list[Any] | None:
+    """The ring of a GeoJSON Polygon without holes, when GEOS would read it as is: closed, at
+    least 4 positions, each [x, y] of floats (or integers a double holds exactly); else None."""
+    if geometry.get("type") != "Polygon":
+        return None
+    rings = geometry.get("coordinates")
+    if type(rings) is not list or len(rings) != 1:
+        return None
+    ring = rings[0]
+    if type(ring) is not list or len(ring) < 4:
+        return None
+    for position in ring:
+        if type(position) is not list or len(position) != 2:
+            return None
+        x, y = position
+        if type(x) is not float and not (type(x) is int and -MAX_SAFE_INT < x < MAX_SAFE_INT):
+            return None
+        if type(y) is not float and not (type(y) is int and -MAX_SAFE_INT < y < MAX_SAFE_INT):
+            return None
+    if ring[0] != ring[-1]:
+        return None
+    return ring
+
+
+def _read_geometries(geometries: list[dict[str, Any] | None]) -> np.ndarray:
+    """Shapely geometries of GeoJSON geometry objects (None: missing, or GEOS cannot read it).
+    Simple polygons (the common footprint: _simple_ring) are made from their coordinates at
+    once (shapely.linearrings, polygons); the rest through GEOS's GeoJSON reader, serialized
+    first (orjson): ~8-10 us a footprint that way, ~4 the simple way (8 vertices; issue 18)."""
+    out = np.full(len(geometries), None, dtype=object)
+    rings: list[list[Any]] = []
+    simple: list[int] = []
+    other: list[int] = []
+    for i, geometry in enumerate(geometries):
+        if geometry is None:
+            continue
+        ring = _simple_ring(geometry)
+        if ring is None:
+            other.append(i)
+        else:
+            simple.append(i)
+            rings.append(ring)
+    if rings:
+        flat = itertools.chain.from_iterable
+        coords = np.fromiter(flat(flat(rings)), dtype=np.float64).reshape(-1, 2)  # numbers checked: no conversion
+        which = np.repeat(np.arange(len(rings)), [len(ring) for ring in rings])
+        out[simple] = shapely.polygons(shapely.linearrings(coords, indices=which))
+    if other:
+        texts = np.array([orjson.dumps(geometries[i]) for i in other], dtype=object)
+        out[other] = shapely.from_geojson(texts, on_invalid="ignore")
+    return out
 
 
 def _default_order(ids: BlobColumn, codes: np.ndarray, sort_time: np.ndarray) -> np.ndarray:
