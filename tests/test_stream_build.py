@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import numpy as np
 import orjson
-import shapely
 import pyarrow.parquet as pq
 import pytest
+import shapely
 
 from server.catalog.loader import LoadOptions, load_catalogs
 from server.index import Index
