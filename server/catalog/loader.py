@@ -657,7 +657,9 @@ class Loader:
             if not self._plain_item(doc, location, ctx):
                 stop = (line_start, line_number - 1)
                 break
-            self._structure_document(location, doc, ctx, False)
+            # what _structure_document comes to for a plain item (its home is there already:
+            # _lines_ready; _inline_item indexes it at once: nothing waits, its collection is known)
+            self._add_item(doc, location, ctx, linked=False)
         return self.builder.chunk(), events, self.hrefs.not_public - not_public, stop
 
     def _read_documents(self, locations: list[str], limit: int) -> Iterator[tuple[str, Iterable[Any]]]:

@@ -257,7 +257,19 @@ class ColumnsBuilder:
             builder = keys.get(key)
             if builder is None:
                 builder = keys[key] = _KeyBuilder()
-            builder.add(row, value)
+            kind = type(value)
+            if kind is float:  # _KeyBuilder.add's two common cases, without a call per property
+                builder.num_rows.append(row)
+                builder.num_vals.append(value)
+            elif kind is str:
+                vocab = builder.vocab
+                code = vocab.get(value)
+                if code is None:
+                    code = vocab[value] = len(vocab)
+                builder.str_rows.append(row)
+                builder.str_codes.append(code)
+            else:
+                builder.add(row, value)
 
     def merge(self, other: ColumnsBuilder, offset: int) -> None:
         """Append another builder's rows (numbered from 0) as rows ``offset`` on."""
