@@ -324,7 +324,8 @@ class GeoParquet(Reader):
         return rows
 
     def read_row_groups(self, data: bytes, location: str, row_groups: list[int]) -> Iterator[Any]:
-        """The items of these row groups, as ``read`` gives them."""
+        """The items of these row groups, as ``read`` gives them, decoded in this thread (for a
+        process of several, each reading row groups)."""
         return self._items(self._module(), data, location, row_groups)
 
     @staticmethod
@@ -338,7 +339,8 @@ class GeoParquet(Reader):
     @staticmethod
     def _items(parquet: Any, data: bytes, location: str, row_groups: list[int] | None = None) -> Iterator[Any]:
         try:
-            for batch in parquet.read_batches(data, location=location, row_groups=row_groups):
+            for batch in parquet.read_batches(data, location=location, row_groups=row_groups,
+                                              threads=row_groups is None):
                 yield from batch
         except parquet.ParquetError as exc:
             raise FormatError(str(exc)) from None

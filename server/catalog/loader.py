@@ -1112,6 +1112,9 @@ class Loader:
                     before += stop
                     break
                 before += groups[group]
+            else:
+                if before == sum(groups):  # every row group received: nothing left to read
+                    return True
         try:  # the rest here: from a value a child left, or the first row group not received
             for doc in itertools.islice(self._bulk_values(location, data, self._invalid_json), before, None):
                 self._add_item(doc, location, ctx, linked=False)
