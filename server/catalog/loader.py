@@ -5,8 +5,11 @@ collection is known before any item is indexed; then all items, fetched concurre
 chunks. Items met during the walk (in an ndjson or FeatureCollection file) are indexed as they
 are read when the collection they go to is already known, else after the walk. Files that hold
 items only (stac-geoparquet, formats.Reader.items_only) are not read during the walk but after
-it, local ones by a forked child while this process indexes (forked_reader). Anything
-unreadable is skipped with a reason; nothing stops the load.
+it, local ones by a forked child while this process indexes (forked_reader). Large ndjson
+files and local stac-geoparquet files are indexed by several forked processes at once, a chunk
+of lines or a row group each, appended here in order (parallel.py, _index_lines_forked,
+_index_parquet_forked; LoadOptions.index_processes). Anything unreadable is skipped with a
+reason; nothing stops the load.
 
 Where a document comes from is its Source (sources.py, by URL scheme), how its bytes are read
 is its Reader (formats.py, by name, media type or content). How large it may be depends on how
@@ -228,7 +231,8 @@ class LoadOptions:
     item_spool: BinaryIO | None = None
     # the index this load replaces: items whose documents did not change are taken from it (reuse.py)
     previous: Index | None = None
-    # processes indexing the lines of a large ndjson file (forked: parallel.py); 0: one per core, 1: this one only
+    # processes indexing the lines of a large ndjson file or the row groups of a local parquet one
+    # (forked: parallel.py); 0: one per core, 1: this one only
     index_processes: int = 0
 
 
