@@ -576,22 +576,28 @@ class Loader:
         processes (_index_lines_forked) and not handed out. In the order of the lines."""
         data, location = values.data, values.location
         count = parallel.processes(self.options.index_processes)
+        if count < 2 or len(data) < LINES_MIN_BYTES or not parallel.forkable():
+            yield from values  # one generator: no check between lines
+            return
         at, number, forks = 0, 0, 0
+        view, skip = memoryview(data), values.skip
         while at < len(data):
-            if (count > 1 and forks < LINES_MAX_FORKS and len(data) - at >= LINES_MIN_BYTES
+            if (forks < LINES_MAX_FORKS and len(data) - at >= LINES_MIN_BYTES
                     and self._lines_ready(location, ctx) and parallel.forkable()):
                 forks += 1
                 at, number = self._index_lines_forked(values, at, number, ctx, count)
-                if at >= len(data):
-                    return
-            # one line here (the one the children stopped at, or while not ready), then again
-            spans = formats.line_spans(data, at, number)
-            span = next(spans, None)
-            if span is None:
+            # here, from the line the children stopped at (or while not ready), until forking can pay
+            for line_number, line_start, line_end in formats.line_spans(data, at, number):
+                try:
+                    yield orjson.loads(view[line_start:line_end])  # as NdjsonValues does
+                except orjson.JSONDecodeError as exc:
+                    skip(f"{location} line {line_number}", f"invalid JSON: {exc}")
+                at, number = line_end + 1, line_number
+                if (forks < LINES_MAX_FORKS and len(data) - at >= LINES_MIN_BYTES
+                        and self._lines_ready(location, ctx)):
+                    break
+            else:
                 return
-            line_number, line_start, line_end = span
-            yield from values.values_from(line_start, line_number - 1, line_end)
-            at, number = line_end + 1, line_number
 
     def _lines_ready(self, location: str, ctx: Context) -> bool:
         """Whether the next lines of a bulk file at ``location`` can be indexed elsewhere: no
