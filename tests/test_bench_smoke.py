@@ -42,6 +42,24 @@ def test_generator_is_deterministic_and_loadable(catalog: Path, tmp_path: Path) 
         assert (catalog / rel).read_bytes() == (again / rel).read_bytes()
 
 
+def test_same_index(catalog: Path, tmp_path: Path) -> None:
+    """Two builds of one catalog are the same index; a catalog with one item changed is not."""
+    for name in ("a", "b"):
+        result = subprocess.run([sys.executable, "-m", "server", "index", str(catalog / "catalog.json"), "-o",
+                                 str(tmp_path / f"{name}.idx")], cwd=REPO, env=server_env(), capture_output=True, timeout=240)
+        assert result.returncode == 0, result.stderr
+    assert "same index: 3000 items" in run("same_index.py", str(tmp_path / "a.idx"), str(tmp_path / "b.idx"))
+    changed = tmp_path / "changed"
+    shutil.copytree(catalog, changed)
+    first = sorted(changed.rglob("*.json"), key=lambda p: (len(p.parts), str(p)))[-1]  # an item file
+    first.write_text(first.read_text().replace('"datetime": "', '"datetime": "1', 1).replace('"datetime":"', '"datetime":"1', 1))
+    assert subprocess.run([sys.executable, "-m", "server", "index", str(changed / "catalog.json"), "-o",
+                           str(tmp_path / "c.idx")], cwd=REPO, env=server_env(), capture_output=True, timeout=240).returncode == 0
+    result = subprocess.run([sys.executable, "bench/same_index.py", str(tmp_path / "a.idx"), str(tmp_path / "c.idx")],
+                            cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=240)
+    assert result.returncode == 1 and "different:" in result.stdout, result.stdout + result.stderr
+
+
 def test_ingest(catalog: Path) -> None:
     out = run("ingest.py", str(catalog), "--repeat", "1", "--pystac-repeat", "1", "--no-warm", "--wait-idle", "0")
     assert "ingest ratio" in out and "RSS / compact JSON" in out

@@ -3,17 +3,24 @@ them) gives the same index as a load held in memory, record for record; ids foun
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+import orjson
+import pyarrow.parquet as pq
 import pytest
+import shapely
 
-from server.catalog.loader import load_catalogs
+from server.catalog.loader import LoadOptions, load_catalogs
 from server.index import Index
+from server.index.builder import _read_geometries, _simple_ring
 from server.index.ids import IdColumn, bytes_hash, bytes_hashes
+from server.runtime.export import write_parquet
 from server.runtime.snapshot import read_snapshot
 from server.sample import SAMPLE_ROOT
 from tests.helpers import CatalogDir, catalog, collection, item, link, run_cli, run_server, shared_roots
@@ -120,6 +127,78 @@ def test_bulk_files_stream_to_the_same_index(catalog_dir: CatalogDir, tmp_path: 
     same_index(streamed(roots, tmp_path), in_memory)
 
 
+def test_ndjson_indexed_by_forked_processes_is_the_same_index(catalog_dir: CatalogDir, tmp_path: Path) -> None:
+    """A 2 MB ndjson file whose lines two forked processes index (STAC_STATIC_INDEX_PROCESSES):
+    the index, skips and report of one process. Among the lines: duplicates across chunks (the
+    first kept), invalid JSON, blank lines, a geometry GEOS cannot read, a bad datetime, words;
+    lines the children leave to the loader (an item needing migration, then more forked lines;
+    a catalog line; at the end an item of a collection not loaded and one of none)."""
+    catalog_dir.write("c/collection.json", collection("c"))
+    catalog_dir.write("d/collection.json", collection("d"))
+    words = ["alpha beta", "gamma", "Delta epsilon alpha"]
+    lines = [json.dumps(item(f"i{n}", collection="c" if n % 5 else "d", bbox=(n % 50, n % 40, n % 50 + 1, n % 40 + 2),
+                             datetime=f"2020-{1 + n % 12:02d}-{1 + n % 28:02d}T00:00:00Z",
+                             properties={"title": words[n % 3], "eo:cloud_cover": n % 101, "flag": n % 2 == 0,
+                                         "tags": ["x", str(n % 7)], "pad": "p" * 300}))
+             for n in range(4000)]
+    lines[10] = "{not json"
+    lines[11] = ""
+    lines[1500] = json.dumps(item("i3", collection="c"))  # a duplicate of an earlier chunk's
+    lines[3900] = json.dumps(item("i21", collection="c"))
+    lines[2000] = json.dumps(item("bad", collection="c", geometry={"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}))
+    lines[2100] = json.dumps(item("late", collection="c", datetime="yesterday"))
+    old = item("old", collection="c")
+    old["stac_version"] = "0.9.0"
+    lines[1200] = json.dumps(old)
+    lines[1300] = json.dumps(catalog("in-the-middle", []))
+    lines[3990] = json.dumps(item("elsewhere", collection="nope"))
+    lines[3995] = json.dumps(item("free"))
+    catalog_dir.write_text("items.ndjson", "\n".join(lines) + "\n")
+    roots = [str(catalog_dir.path("c/collection.json")), str(catalog_dir.path("d/collection.json")),
+             str(catalog_dir.path("items.ndjson"))]
+    one, report = load_catalogs(roots, LoadOptions(index_processes=1))
+    assert report.skipped_by_reason["duplicate"] == 2 and report.skipped_by_reason["invalid_json"] == 1
+    assert report.skipped_by_reason["invalid_item"] == 2 and report.catalogs == 1
+    assert one.size == 4000 - 7 and report.reassigned == {("nope", "items"): 1} and "items" in one.collections
+    result = run_cli(["index", *roots, "-o", str(tmp_path / "forked.idx"), "--log-level", "info"], timeout=120,
+                     env={"STAC_STATIC_INDEX_PROCESSES": "2"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("indexing its lines in 2 processes") >= 2, result.stderr  # forked again after "old"
+    forked = read_snapshot(str(tmp_path / "forked.idx"))[0]
+    same_index(forked, one)
+
+
+def test_parquet_indexed_by_forked_processes_is_the_same_index(catalog_dir: CatalogDir, tmp_path: Path) -> None:
+    """A collection's stac-geoparquet asset of 8 row groups, indexed a row group at a time by
+    two forked processes: the index and report of one process. A duplicate across row groups
+    (the first kept); near the end an item of a collection not loaded, which the children
+    leave to the loader (it and the items after it are indexed there)."""
+    def pad(n: int) -> str:  # text parquet cannot compress away: the file is over 1 MiB
+        return "".join(hashlib.sha512(f"{n}-{k}".encode()).hexdigest() for k in range(3))
+
+    items = [item(f"i{n}", collection="c", bbox=(n % 50, n % 40, n % 50 + 1, n % 40 + 2),
+                  datetime=f"2020-{1 + n % 12:02d}-{1 + n % 28:02d}T00:00:00Z",
+                  properties={"title": ["alpha beta", "gamma"][n % 2], "eo:cloud_cover": n % 101, "pad": pad(n)})
+             for n in range(4000)]
+    items[2500] = item("i7", collection="c")
+    items[3900] = item("elsewhere", collection="nope")
+    asset = {"href": "./items.parquet", "type": "application/vnd.apache.parquet", "roles": ["stac-items"]}
+    catalog_dir.write("c/collection.json", {**collection("c"), "assets": {"geoparquet-items": asset}})
+    catalog_dir.write("catalog.json", catalog("root", [link("child", "./c/collection.json")]))
+    target = str(catalog_dir.path("c/items.parquet"))
+    write_parquet(iter(items), target)
+    pq.write_table(pq.read_table(target), target, row_group_size=500)  # 8 row groups
+    assert pq.ParquetFile(target).metadata.num_row_groups == 8 and os.path.getsize(target) > 1 << 20
+    roots = [str(catalog_dir.path("catalog.json"))]
+    one, report = load_catalogs(roots, LoadOptions(index_processes=1))
+    assert one.size == 3999 and report.skipped_by_reason["duplicate"] == 1 and report.reassigned
+    result = run_cli(["index", *roots, "-o", str(tmp_path / "forked.idx"), "--log-level", "info"], timeout=120,
+                     env={"STAC_STATIC_INDEX_PROCESSES": "2"})
+    assert result.returncode == 0, result.stderr
+    assert "indexing its items in 2 processes (8 row groups)" in result.stderr, result.stderr
+    same_index(read_snapshot(str(tmp_path / "forked.idx"))[0], one)
+
+
 def test_streamed_snapshot_serves_with_workers(catalog_dir: CatalogDir, tmp_path: Path) -> None:
     roots = odd_catalog(catalog_dir)
     snapshot = tmp_path / "odd.idx"
@@ -140,6 +219,40 @@ def test_streamed_snapshot_serves_with_workers(catalog_dir: CatalogDir, tmp_path
     with run_server(extra_args=["--index", str(snapshot), "--workers", "2"]) as base:
         assert answers(base) == answers(base) == expected
     assert expected[1][:-1] == ["c1/e", "c2/e", "c1/é"] or sorted(expected[1][:-1]) == ["c1/e", "c1/é", "c2/e"]
+
+
+def test_footprints_are_read_as_geos_reads_their_geojson() -> None:
+    """Simple polygons are made from their coordinates (builder._read_geometries), not through
+    GEOS's GeoJSON reader: the same geometries (WKB), and None where that reader refuses one."""
+    ring = [[0.5, 0.25], [2, 0.25], [2.0, 1.75], [0.5, 1.75], [0.5, 0.25]]
+    cases: list[Any] = [
+        {"type": "Polygon", "coordinates": [ring]},
+        {"type": "Polygon", "coordinates": [[[int(x), int(y)] for x, y in ring]]},
+        {"type": "Polygon", "coordinates": [ring], "bbox": [0.5, 0.25, 2, 1.75]},
+        {"type": "Polygon", "coordinates": [ring[:-1]]},  # not closed
+        {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0]]]},  # too few positions
+        {"type": "Polygon", "coordinates": [ring, [[1, 0.5], [1.5, 0.5], [1.5, 1], [1, 0.5]]]},  # a hole
+        {"type": "Polygon", "coordinates": [[[*p, 7.0] for p in ring]]},  # 3D
+        {"type": "Polygon", "coordinates": [[[True, False], [1, 0], [1, 1], [True, False]]]},
+        {"type": "Polygon", "coordinates": [[["0", "0"], ["1", "0"], ["1", "1"], ["0", "0"]]]},
+        {"type": "Polygon", "coordinates": [[[2**60, 0], [2**60 + 1, 0], [2**60, 1], [2**60, 0]]]},
+        {"type": "Polygon", "coordinates": [[[0, 0], [2, 2], [2, 0], [0, 2], [0, 0]]]},  # a bow tie
+        {"type": "Polygon", "coordinates": []},
+        {"type": "Polygon", "coordinates": [[]]},
+        {"type": "Polygon"},
+        {"type": "MultiPolygon", "coordinates": [[ring]]},
+        {"type": "Point", "coordinates": [1, 2]},
+        {"type": "LineString", "coordinates": [[1, 2], [3, 4]]},
+        {"type": "Nope", "coordinates": [ring]},
+        None,
+    ]
+    read = _read_geometries(cases)
+    geos = [None if g is None else shapely.from_geojson(orjson.dumps(g), on_invalid="ignore") for g in cases]
+    assert sum(1 for g in cases if g is not None and _simple_ring(g) is not None) == 4  # the first three, the bow tie
+    for case, mine, theirs in zip(cases, read.tolist(), geos):
+        assert (mine is None) == (theirs is None), case
+        if mine is not None:
+            assert shapely.to_wkb(mine) == shapely.to_wkb(theirs), case
 
 
 def test_ids_are_found_by_their_bytes() -> None:

@@ -30,6 +30,7 @@ def load_options(settings: Settings, remote_cache: RemoteCache | None = None) ->
         parquet_assets=settings.parquet_assets,
         public_hrefs=tuple(settings.public_href_pairs()),
         serve_assets=settings.serve_assets,
+        index_processes=settings.index_processes,
     )
     if settings.max_structure_bytes is not None:  # else the default bound (loader.default_structure_bytes)
         options.max_structure_bytes = settings.max_structure_bytes

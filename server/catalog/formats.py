@@ -134,12 +134,35 @@ class Ndjson(Reader):
             return JSON_DOCUMENT.read(data, location, skip)
         return self.values(data, location, skip)
 
-    def values(self, data: bytes, location: str, skip: Skip) -> Iterator[Any]:
-        for number, line in _lines(data):
+    def values(self, data: bytes, location: str, skip: Skip) -> NdjsonValues:
+        return NdjsonValues(data, location, skip)
+
+
+class NdjsonValues:
+    """The values of an ndjson document, parsed one line at a time as they are iterated; also
+    its bytes (``data``), for a reader of its own lines (the loader's parallel indexing:
+    server.catalog.parallel) that numbers and labels them as this does (``values_from``)."""
+
+    __slots__ = ("data", "location", "skip")
+
+    def __init__(self, data: bytes, location: str, skip: Skip) -> None:
+        self.data = data
+        self.location = location
+        self.skip = skip
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.values_from(0, 0)
+
+    def values_from(self, start: int, number: int, end: int | None = None, skip: Skip | None = None) -> Iterator[Any]:
+        """The values of the lines from byte ``start`` (a line's first byte; ``number`` lines
+        before it) to ``end``, an unreadable one reported to ``skip`` (default: the reader's)."""
+        data, location, skip = self.data, self.location, skip or self.skip
+        view = memoryview(data)
+        for line, line_start, line_end in line_spans(data, start, number, end):
             try:
-                yield orjson.loads(line)
+                yield orjson.loads(view[line_start:line_end])
             except orjson.JSONDecodeError as exc:
-                skip(f"{location} line {number}", f"invalid JSON: {exc}")
+                skip(f"{location} line {line}", f"invalid JSON: {exc}")
 
 
 class LeanLinks(list[Any]):
@@ -276,14 +299,24 @@ def _lean_links(text: str, at: int) -> tuple[LeanLinks, int]:
 def _lines(data: bytes) -> Iterator[tuple[int, memoryview]]:
     """(line number, line) of the non-blank lines, without copying the whole file."""
     view = memoryview(data)
-    start, number = 0, 0
-    while start < len(data):
-        end = data.find(b"\n", start)
-        end = len(data) if end < 0 else end
+    for number, start, end in line_spans(data):
+        yield number, view[start:end]
+
+
+def line_spans(data: bytes, start: int = 0, number: int = 0, end: int | None = None) -> Iterator[tuple[int, int, int]]:
+    """(line number, first byte, end) of the non-blank lines from byte ``start`` (the first
+    byte of a line, ``number`` lines before it) up to ``end`` (the end of a line, or of the
+    data), numbered from 1."""
+    size = len(data) if end is None else end
+    find = data.find
+    while start < size:
+        stop = find(b"\n", start, size)
+        stop = size if stop < 0 else stop
         number += 1
-        if data[start:end].strip():
-            yield number, view[start:end]
-        start = end + 1
+        # blank or not: the first byte tells, unless it is whitespace (no copy of the line)
+        if stop > start and (data[start] > 32 or data[start:stop].strip()):
+            yield number, start, stop
+        start = stop + 1
 
 
 # -- the registry ------------------------------------------------------------------------------
@@ -309,10 +342,34 @@ class GeoParquet(Reader):
             raise FormatError("stac-geoparquet needs pyarrow: pip install 'stac-static-api[parquet]'") from None
         return self._items(parquet, data, location)
 
-    @staticmethod
-    def _items(parquet: Any, data: bytes, location: str) -> Iterator[Any]:
+    def row_groups(self, data: bytes, location: str) -> list[int]:
+        """The rows of each of the file's row groups (its unit of reading): for a reader of some
+        of them (``read_row_groups``); FormatError as ``read`` would raise it."""
+        parquet = self._module()
         try:
-            for batch in parquet.read_batches(data, location=location):
+            rows: list[int] = parquet.row_group_rows(data, location)
+        except parquet.ParquetError as exc:
+            raise FormatError(str(exc)) from None
+        return rows
+
+    def read_row_groups(self, data: bytes, location: str, row_groups: list[int]) -> Iterator[Any]:
+        """The items of these row groups, as ``read`` gives them, decoded in this thread (for a
+        process of several, each reading row groups)."""
+        return self._items(self._module(), data, location, row_groups)
+
+    @staticmethod
+    def _module() -> Any:
+        try:
+            from server.catalog import parquet  # noqa: PLC0415
+        except ImportError:
+            raise FormatError("stac-geoparquet needs pyarrow: pip install 'stac-static-api[parquet]'") from None
+        return parquet
+
+    @staticmethod
+    def _items(parquet: Any, data: bytes, location: str, row_groups: list[int] | None = None) -> Iterator[Any]:
+        try:
+            for batch in parquet.read_batches(data, location=location, row_groups=row_groups,
+                                              threads=row_groups is None):
                 yield from batch
         except parquet.ParquetError as exc:
             raise FormatError(str(exc)) from None

@@ -5,8 +5,11 @@ collection is known before any item is indexed; then all items, fetched concurre
 chunks. Items met during the walk (in an ndjson or FeatureCollection file) are indexed as they
 are read when the collection they go to is already known, else after the walk. Files that hold
 items only (stac-geoparquet, formats.Reader.items_only) are not read during the walk but after
-it, local ones by a forked child while this process indexes (forked_reader). Anything
-unreadable is skipped with a reason; nothing stops the load.
+it, local ones by a forked child while this process indexes (forked_reader). Large ndjson
+files and local stac-geoparquet files are indexed by several forked processes at once, a chunk
+of lines or a row group each, appended here in order (parallel.py, _index_lines_forked,
+_index_parquet_forked; LoadOptions.index_processes). Anything unreadable is skipped with a
+reason; nothing stops the load.
 
 Where a document comes from is its Source (sources.py, by URL scheme), how its bytes are read
 is its Reader (formats.py, by name, media type or content). How large it may be depends on how
@@ -27,6 +30,7 @@ import ctypes
 import functools
 import gc
 import glob
+import itertools
 import logging
 import os
 import posixpath
@@ -42,7 +46,7 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 import orjson
 
-from server.catalog import forked_reader, formats
+from server.catalog import forked_reader, formats, parallel
 from server.catalog.fingerprint import Fingerprint
 from server.catalog.formats import FormatError
 from server.catalog.locations import OUTSIDE_ROOTS, Scope, is_url
@@ -52,7 +56,7 @@ from server.catalog.reuse import ReusePlan, digest
 from server.catalog.sources import OVER_LIMIT, Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.index import Index, IndexBuilder
-from server.index.builder import ItemRejected
+from server.index.builder import Chunk, ItemRejected
 from server.index.origins import UNKNOWN, OriginsBuilder
 from server.index.reuse import ReusingBuilder
 from server.index.tree import CATALOG, COLLECTION, LANDING, NO_NODE
@@ -60,6 +64,15 @@ from server.index.tree import CATALOG, COLLECTION, LANDING, NO_NODE
 log = logging.getLogger("stac_static_api.loader")
 
 ITEM_CHUNK = 512
+# The lines of an ndjson file indexed by forked processes (Loader._index_lines_forked): files of
+# at least this many bytes, in chunks of at most LINES_CHUNK_BYTES (at least LINES_MIN_CHUNK_BYTES,
+# each child having ~4 of them); a file whose forked indexing stopped on a line this process
+# must handle (a catalog, an item of a collection not yet loaded ...) is forked again from the
+# next line at most LINES_MAX_FORKS times, then read here to its end.
+LINES_MIN_BYTES = 1 << 20
+LINES_CHUNK_BYTES = 8 << 20
+LINES_MIN_CHUNK_BYTES = 64 << 10
+LINES_MAX_FORKS = 8
 REUSE_CHUNK = 65_536  # item links planned at once by a reload reusing rows: bounded fetched documents
 MAX_SKIPS_KEPT = 1000
 
@@ -218,6 +231,9 @@ class LoadOptions:
     item_spool: BinaryIO | None = None
     # the index this load replaces: items whose documents did not change are taken from it (reuse.py)
     previous: Index | None = None
+    # processes indexing the lines of a large ndjson file or the row groups of a local parquet one
+    # (forked: parallel.py); 0: one per core, 1: this one only
+    index_processes: int = 0
 
 
 def release_free_memory() -> None:
@@ -549,6 +565,8 @@ class Loader:
                 now.append(location)
         for location, docs in self._read_documents(now, limit):
             whole = formats.whole_document(docs)
+            if isinstance(docs, formats.NdjsonValues):
+                docs = self._ndjson_values(docs, contexts[location])
             try:
                 for doc in docs:
                     following.extend(self._structure_document(location, doc, contexts[location], whole))
@@ -565,6 +583,111 @@ class Loader:
         if self._reuse is not None and len(pending) > self._checked_from:
             self._reuse.check_soon([loc for loc, _ in pending[self._checked_from:]], self.options.max_document_bytes)
             self._checked_from = len(pending)
+
+    # -- the lines of a large ndjson file, indexed by forked processes ---------------------------
+
+    def _ndjson_values(self, values: formats.NdjsonValues, ctx: Context) -> Iterator[Any]:
+        """The values of an ndjson file for the walk to handle (_structure_document), as it
+        would have them all; but while they need nothing of this process but indexing (the
+        common case: items of a loaded collection), their lines are indexed by forked
+        processes (_index_lines_forked) and not handed out. In the order of the lines."""
+        data, location = values.data, values.location
+        count = parallel.processes(self.options.index_processes)
+        if count < 2 or len(data) < LINES_MIN_BYTES or not parallel.forkable():
+            yield from values  # one generator: no check between lines
+            return
+        at, number, forks = 0, 0, 0
+        view, skip = memoryview(data), values.skip
+        while at < len(data):
+            if (forks < LINES_MAX_FORKS and len(data) - at >= LINES_MIN_BYTES
+                    and self._lines_ready(location, ctx) and parallel.forkable()):
+                forks += 1
+                at, number = self._index_lines_forked(values, at, number, ctx, count)
+            # here, from the line the children stopped at (or while not ready), until forking can pay
+            for line_number, line_start, line_end in formats.line_spans(data, at, number):
+                try:
+                    yield orjson.loads(view[line_start:line_end])  # as NdjsonValues does
+                except orjson.JSONDecodeError as exc:
+                    skip(f"{location} line {line_number}", f"invalid JSON: {exc}")
+                at, number = line_end + 1, line_number
+                if (forks < LINES_MAX_FORKS and len(data) - at >= LINES_MIN_BYTES
+                        and self._lines_ready(location, ctx)):
+                    break
+            else:
+                return
+
+    def _lines_ready(self, location: str, ctx: Context) -> bool:
+        """Whether the next lines of a bulk file at ``location`` can be indexed elsewhere: no
+        item waits for its collection (_inline_item), and an item of no collection has its home."""
+        return not self._inline_items and (ctx.collection is not None or (ctx.catalog or location) in self._homes)
+
+    def _plain_item(self, doc: Any, location: str, ctx: Context) -> bool:
+        """Whether a value of a bulk file is an item whose indexing changes nothing but the
+        builder's rows and the skips (no home, no collection made, no item kept waiting, no
+        reassignment): one a forked process may index (_index_lines_forked)."""
+        if type(doc) is not dict or needs_migration(doc) or _kind(doc) != "Feature" or not self._lines_ready(location, ctx):
+            return False
+        declared = doc.get("collection")
+        if declared is None:
+            return ctx.collection is not None
+        return type(declared) is str and declared in self.builder.collections and declared not in self._made
+
+    def _index_lines_forked(self, values: formats.NdjsonValues, at: int, number: int, ctx: Context,
+                            count: int) -> tuple[int, int]:
+        """Index the lines of ``values`` from byte ``at`` (``number`` lines before it) in
+        ``count`` forked processes, chunk by chunk, each chunk's rows appended here in order
+        (IndexBuilder.add_chunk), its skips reported as they were met. Where the lines to
+        read here start: the end, or a line a child did not index (not _plain_item), or the
+        first chunk not received (a child died)."""
+        data = values.data
+        size = min(LINES_CHUNK_BYTES, max(LINES_MIN_CHUNK_BYTES, (len(data) - at) // (4 * count)))
+        tasks: list[tuple[int, int, int]] = []
+        start, lines = at, number
+        while start < len(data):
+            newline = data.find(b"\n", start + size)
+            end = len(data) if newline < 0 else newline + 1
+            tasks.append((start, end, lines))
+            lines += data.count(b"\n", start, end)
+            start = end
+        location = values.location
+        log.info("%s: indexing its lines in %d processes (%d chunks)", location, count, len(tasks))
+        done = 0
+        with contextlib.closing(parallel.forked_map(tasks, count, lambda task: self._index_lines(values, task, ctx))) as results:
+            for chunk, events, not_public, stop in results:
+                self.builder.add_chunk(chunk)
+                for structural, args in events:
+                    (self.skip_structure if structural else self.skip_item)(*args)
+                self.hrefs.not_public += not_public
+                self._progress()
+                if stop is not None:
+                    return stop
+                done += 1
+        return tasks[done][:3:2] if done < len(tasks) else (len(data), lines)
+
+    def _index_lines(self, values: formats.NdjsonValues, task: tuple[int, int, int], ctx: Context
+                     ) -> tuple[Chunk, list[tuple[bool, tuple[Any, ...]]], int, tuple[int, int] | None]:
+        """In a forked process: index the lines of one chunk as the walk would (their values
+        through _structure_document) into a builder of their own, until a value that is not
+        a _plain_item. (The chunk's rows, the skips met, hrefs not made public, where the
+        lines it left start: (byte, lines before) or None.)"""
+        start, end, number = task
+        events = self._forked_builder()
+        not_public = self.hrefs.not_public
+        data, location, stop = values.data, values.location, None
+        view = memoryview(data)
+        for line_number, line_start, line_end in formats.line_spans(data, start, number, end):
+            try:
+                doc = orjson.loads(view[line_start:line_end])
+            except orjson.JSONDecodeError as exc:
+                self._invalid_json(f"{location} line {line_number}", f"invalid JSON: {exc}")
+                continue
+            if not self._plain_item(doc, location, ctx):
+                stop = (line_start, line_number - 1)
+                break
+            # what _structure_document comes to for a plain item (its home is there already:
+            # _lines_ready; _inline_item indexes it at once: nothing waits, its collection is known)
+            self._add_item(doc, location, ctx, linked=False)
+        return self.builder.chunk(), events, self.hrefs.not_public - not_public, stop
 
     def _read_documents(self, locations: list[str], limit: int) -> Iterator[tuple[str, Iterable[Any]]]:
         """The parsed document(s) at each location, each read within ``limit`` bytes; what
@@ -969,6 +1092,8 @@ class Loader:
         forked child while this process indexes (forked_reader.read_bulk_forked) where that
         can pay, the rest here, one file at a time."""
         bulk, self._bulk_items = self._bulk_items, []
+        while bulk and self._index_parquet_forked(*bulk[0]):
+            del bulk[0]
         done, had = 0, 0
         locations = [loc for loc, _ in bulk]
         if bulk and self._fetcher.all_local(locations) and forked_reader.usable_bulk(locations):
@@ -988,6 +1113,88 @@ class Loader:
                     self._progress()
             except FormatError as exc:
                 self._bulk_failed(location, str(exc), INVALID_JSON)
+
+    def _index_parquet_forked(self, location: str, ctx: Context) -> bool:
+        """A local stac-geoparquet file's items indexed by forked processes, a row group each
+        in turn, appended here in order (as _index_lines_forked does for ndjson lines); the
+        items from one a child did not index (not _plain_item) on, indexed here. Whether the
+        file was handled (else the usual path reads it)."""
+        count = parallel.processes(self.options.index_processes)
+        reader = formats.by_name(location, self._media_types.get(location))
+        if (count < 2 or not isinstance(reader, formats.GeoParquet) or not self._fetcher.all_local([location])
+                or not self._lines_ready(location, ctx) or not parallel.forkable()):
+            return False
+        try:
+            if os.stat(location).st_size < LINES_MIN_BYTES:
+                return False
+        except OSError:
+            return False  # the usual path reports it
+        _, data, error = self._read_bulk(location)
+        if data is None:
+            self._bulk_failed(location, error or "unreadable", failure_reason(error or ""))
+            return True
+        try:
+            groups = reader.row_groups(data, location)
+        except FormatError:
+            return False  # the usual path reports it (the file was read once more)
+        log.info("%s: indexing its items in %d processes (%d row groups)", location, count, len(groups))
+        before = 0
+        with contextlib.closing(parallel.forked_map(range(len(groups)), count,
+                                                    lambda group: self._index_rows(reader, data, location, group, ctx))
+                                ) as results:
+            for group, (chunk, events, not_public, stop, failure) in enumerate(results):
+                self.builder.add_chunk(chunk)
+                for structural, args in events:
+                    (self.skip_structure if structural else self.skip_item)(*args)
+                self.hrefs.not_public += not_public
+                self._progress()
+                if failure is not None:
+                    self._bulk_failed(location, failure, INVALID_JSON)
+                    return True
+                if stop is not None:
+                    before += stop
+                    break
+                before += groups[group]
+            else:
+                if before == sum(groups):  # every row group received: nothing left to read
+                    return True
+        try:  # the rest here: from a value a child left, or the first row group not received
+            for doc in itertools.islice(self._bulk_values(location, data, self._invalid_json), before, None):
+                self._add_item(doc, location, ctx, linked=False)
+                self._progress()
+        except FormatError as exc:
+            self._bulk_failed(location, str(exc), INVALID_JSON)
+        return True
+
+    def _index_rows(self, reader: formats.GeoParquet, data: bytes, location: str, group: int, ctx: Context
+                    ) -> tuple[Chunk, list[tuple[bool, tuple[Any, ...]]], int, int | None, str | None]:
+        """In a forked process: index the items of one row group as _load_bulk would, into a
+        builder of its own, until one that is not a _plain_item. (The chunk's rows, the skips
+        met, hrefs not made public, the items indexed when it stopped early, why the file
+        could not be read further.)"""
+        events = self._forked_builder()
+        not_public, done, failure = self.hrefs.not_public, 0, None
+        try:
+            for doc in reader.read_row_groups(data, location, [group]):
+                if not self._plain_item(doc, location, ctx):
+                    return self.builder.chunk(), events, self.hrefs.not_public - not_public, done, None
+                self._add_item(doc, location, ctx, linked=False)
+                done += 1
+        except FormatError as exc:
+            failure = str(exc)
+        return self.builder.chunk(), events, self.hrefs.not_public - not_public, None, failure
+
+    def _forked_builder(self) -> list[tuple[bool, tuple[Any, ...]]]:
+        """In a forked process: a builder of its own (given the collections), skips recorded
+        (in the list returned) for this process's loader to report, no progress shown."""
+        events: list[tuple[bool, tuple[Any, ...]]] = []
+        self.skip_item = lambda *args: events.append((False, args))  # type: ignore[method-assign]
+        self.skip_structure = lambda *args, **kw: events.append((True, (*args, *kw.values())))  # type: ignore[method-assign]
+        self._show_progress = False
+        collections = self.builder.collections
+        self.builder = IndexBuilder(on_reject=self._invalid_item)
+        self.builder.collections = collections
+        return events
 
     def _load_bulk_forked(self, bulk: list[tuple[str, Context]]) -> tuple[int, int]:
         """Bulk files read by a forked child; (files finished, items already had of the next

@@ -31,6 +31,12 @@ class BlobWriter:
     def __len__(self) -> int:
         return len(self.ends)
 
+    def extend(self, data: bytes | bytearray, ends: array) -> None:
+        """Append another writer's blobs at once: its buffer and ends (``ends[i]``: where its
+        blob i ends in ``data``)."""
+        self.ends.frombytes((np.frombuffer(ends, dtype=np.int64) + len(self.data)).tobytes())
+        self.data += data
+
     def freeze(self, order: np.ndarray | None = None) -> BlobColumn:
         """The blobs, position i holding blob ``order[i]`` when an order is given."""
         return BlobColumn(self.data, *_offsets(self.ends, order))
@@ -72,6 +78,11 @@ class FileBlobWriter(BlobWriter):
         file.seek(0, os.SEEK_END)
         self.size += size
         self.ends.append(self.size)
+
+    def extend(self, data: bytes | bytearray, ends: array) -> None:
+        self.file.write(data)
+        self.ends.frombytes((np.frombuffer(ends, dtype=np.int64) + self.size).tobytes())
+        self.size += len(data)
 
     def freeze(self, order: np.ndarray | None = None) -> BlobColumn:
         self.file.flush()

@@ -160,6 +160,26 @@ class _KeyBuilder:
             self.obj_rows.append(row)
             self.obj_blobs.append(orjson.dumps(value))
 
+    def merge(self, other: _KeyBuilder, offset: int) -> None:
+        """Append ``other``'s values (its rows numbered from 0) as rows ``offset`` on: the same
+        state as had they been added here (string codes are in first-seen order either way; a
+        column's vocabulary is sorted when frozen)."""
+        if other.num_rows:
+            self.num_rows.extend(_shifted(other.num_rows, offset))
+            self.num_vals.extend(other.num_vals)
+        if other.str_rows:
+            vocab = self.vocab
+            remap = np.fromiter((vocab.setdefault(text, len(vocab)) for text in other.vocab), dtype=np.int32,
+                                count=len(other.vocab))  # other.vocab's codes are 0, 1, ... in its order
+            self.str_rows.extend(_shifted(other.str_rows, offset))
+            self.str_codes.frombytes(remap[np.frombuffer(other.str_codes, dtype=np.int32)].tobytes())
+        if other.bool_rows:
+            self.bool_rows.extend(_shifted(other.bool_rows, offset))
+            self.bool_vals.extend(other.bool_vals)
+        if other.obj_rows:
+            self.obj_rows.extend(_shifted(other.obj_rows, offset))
+            self.obj_blobs.extend(other.obj_blobs.data, other.obj_blobs.ends)
+
     def freeze(self, key: str, new_position: np.ndarray) -> Column:
         col = Column(key)
 
@@ -197,6 +217,13 @@ class _KeyBuilder:
         return col
 
 
+def _shifted(rows: array, offset: int) -> array:
+    """int32 rows plus ``offset``, as an array of the same type."""
+    out = array("i")
+    out.frombytes((np.frombuffer(rows, dtype=np.int32) + np.int32(offset)).tobytes())
+    return out
+
+
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
@@ -230,7 +257,28 @@ class ColumnsBuilder:
             builder = keys.get(key)
             if builder is None:
                 builder = keys[key] = _KeyBuilder()
-            builder.add(row, value)
+            kind = type(value)
+            if kind is float:  # _KeyBuilder.add's two common cases, without a call per property
+                builder.num_rows.append(row)
+                builder.num_vals.append(value)
+            elif kind is str:
+                vocab = builder.vocab
+                code = vocab.get(value)
+                if code is None:
+                    code = vocab[value] = len(vocab)
+                builder.str_rows.append(row)
+                builder.str_codes.append(code)
+            else:
+                builder.add(row, value)
+
+    def merge(self, other: ColumnsBuilder, offset: int) -> None:
+        """Append another builder's rows (numbered from 0) as rows ``offset`` on."""
+        keys = self.keys
+        for key, builder in other.keys.items():
+            mine = keys.get(key)
+            if mine is None:
+                mine = keys[key] = _KeyBuilder()
+            mine.merge(builder, offset)
 
     def freeze(self, new_position: np.ndarray) -> dict[str, Column]:
         """The columns; each key's builder is dropped once its column is made (once only)."""

@@ -57,6 +57,15 @@ class TextIndexBuilder:
                 postings = self._postings[word] = array("i")  # rows: int32, as the columns' (columns.py)
             postings.append(row)
 
+    def merge(self, other: TextIndexBuilder, offset: int) -> None:
+        """Append another builder's postings (its rows numbered from 0) as rows ``offset`` on."""
+        postings = self._postings
+        for word, rows in other._postings.items():
+            mine = postings.get(word)
+            if mine is None:
+                mine = postings[word] = array("i")
+            mine.frombytes((np.frombuffer(rows, dtype=np.int32) + np.int32(offset)).tobytes())
+
     def freeze(self, new_position: np.ndarray) -> TextIndex:
         vocab = sorted(self._postings)  # each word's rows dropped once placed (once only)
         postings = [np.sort(new_position[np.frombuffer(self._postings.pop(w), dtype=np.int32)]) for w in vocab]

@@ -41,6 +41,7 @@ import orjson
 
 from server import __version__
 from server.catalog.fingerprint import Fingerprint
+from server.catalog.parallel import fork_safe
 from server.catalog.sources import SourceLog
 from server.index import Index
 from server.index.blobs import SourceFile
@@ -209,7 +210,8 @@ class FollowingHash:
         self._chunk = bytearray(HASH_CHUNK)
         self._stop = threading.Event()
         self._error: OSError | None = None
-        self._thread: threading.Thread | None = threading.Thread(target=self._run, name="snapshot-hash", daemon=True)
+        # fork_safe: the loader may fork indexing children while it runs (it holds no lock they use)
+        self._thread: threading.Thread | None = fork_safe(threading.Thread(target=self._run, name="snapshot-hash", daemon=True))
         self._thread.start()
 
     def _run(self) -> None:
