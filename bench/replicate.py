@@ -15,6 +15,11 @@ parquet copies name it as their `geoparquet-items` asset, as generate.py does.
 thumbnail dropped (1.2 KB a generated item instead of 2.4: the 10M snapshot fits the disk; the
 properties, geometry and links, all that is indexed, are unchanged).
 
+``--as-roots`` (ndjson only): the layout of generate.py's ndjson instead, to be given as ROOTs
+(`index OUT/*/collection.json OUT/*/items.ndjson`): each copy gets a file of its own (K x the
+disk) whose items name the copy, and no `item` link; this is the layout the forked indexing
+of ndjson lines applies to (a file linked by an `item` link is read as item documents are).
+
 10M items for the issue-18 bench from the 1M layouts: 2.2 GB of ndjson or 0.3 GB of parquet
 on disk instead of 22 GB / 3 GB (the snapshot itself is ~22 GB).
 """
@@ -33,6 +38,8 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("--copies", type=int, default=10)
     parser.add_argument("--lean", action="store_true", help="ndjson: drop every asset but the thumbnail")
+    parser.add_argument("--as-roots", action="store_true",
+                        help="ndjson: a file per copy naming the copy, no item link (index */collection.json */items.ndjson)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     children = []
@@ -54,11 +61,15 @@ def main() -> None:
             cid = f"{doc['id']}-c{k}"
             target = os.path.join(args.out, cid)
             os.makedirs(target, exist_ok=True)
-            if not os.path.exists(os.path.join(target, items[0])):
+            as_roots = args.as_roots and items[0] == "items.ndjson"
+            if as_roots:
+                with open(source, "rb") as f, open(os.path.join(target, items[0]), "wb") as out:
+                    out.write(f.read().replace(b'"collection":"%s"' % doc["id"].encode(), b'"collection":"%s"' % cid.encode()))
+            elif not os.path.exists(os.path.join(target, items[0])):
                 os.link(source, os.path.join(target, items[0]))
             copy = {**doc, "id": cid, "title": f"{doc.get('title', cid)} (copy {k})"}
             copy["links"] = [link for link in doc.get("links", []) if link.get("rel") not in ("item", "self")]
-            if items[0] == "items.ndjson":
+            if items[0] == "items.ndjson" and not as_roots:
                 copy["links"].append({"rel": "item", "href": "./items.ndjson", "type": "application/x-ndjson"})
             with open(os.path.join(target, "collection.json"), "w") as f:
                 json.dump(copy, f)
