@@ -106,6 +106,15 @@ def build(root: Path, output: Path, env: dict[str, str] | None = None) -> bytes:
     return output.read_bytes()
 
 
+def publish(published: tuple[Published, str], root: Path, tmp_path: Path) -> tuple[Published, str, bytes]:
+    """The builder's snapshot of ``root`` put on the web server at /x.idx: the server, its
+    URL and the snapshot's bytes."""
+    files, url = published
+    snapshot = build(root, tmp_path / "built.idx")
+    files.put("/x.idx", snapshot)
+    return files, url, snapshot
+
+
 def drop_an_item(root: Path) -> str:
     """Remove one item link from the sample's Sentinel-2 collection; its id."""
     path = root / "sentinel-2-l2a-nl" / "collection.json"
@@ -134,8 +143,7 @@ def reload(base: str) -> httpx.Response:
 def test_two_replicas_start_from_one_published_snapshot_downloaded_once(
     published: tuple[Published, str], sample_copy: Path, tmp_path: Path,
 ) -> None:
-    files, url = published
-    files.put("/x.idx", build(sample_copy, tmp_path / "built.idx"))
+    files, url, _ = publish(published, sample_copy, tmp_path)
     cache = tmp_path / "cache"
     env = {"STAC_STATIC_INDEX_CACHE_DIR": str(cache)}
     with run_server(roots=[str(sample_copy / "catalog.json")]) as direct:
@@ -158,8 +166,7 @@ def test_two_replicas_start_from_one_published_snapshot_downloaded_once(
 def test_a_replica_reload_fetches_the_new_snapshot_and_keeps_serving_on_a_bad_one(
     published: tuple[Published, str], sample_copy: Path, tmp_path: Path,
 ) -> None:
-    files, url = published
-    files.put("/x.idx", build(sample_copy, tmp_path / "built.idx"))
+    files, url, _ = publish(published, sample_copy, tmp_path)
     env = replica_env(tmp_path)
     with run_server(extra_args=["--index", f"{url}/x.idx"], env=env) as base:
         before = answers(base)
@@ -186,9 +193,7 @@ def test_a_replica_reload_fetches_the_new_snapshot_and_keeps_serving_on_a_bad_on
 def test_damaged_truncated_and_foreign_downloads_are_refused_and_the_copy_kept(
     published: tuple[Published, str], sample_copy: Path, tmp_path: Path,
 ) -> None:
-    files, url = published
-    good = build(sample_copy, tmp_path / "built.idx")
-    files.put("/x.idx", good)
+    files, url, good = publish(published, sample_copy, tmp_path)
     replica = RemoteSnapshot(f"{url}/x.idx", Settings(index_cache_dir=str(tmp_path / "cache")))
     assert replica.fetch() is True and replica.path.read_bytes() == good
     assert replica.fetch() is False  # 304
@@ -229,9 +234,7 @@ def test_damaged_truncated_and_foreign_downloads_are_refused_and_the_copy_kept(
 def test_a_cached_copy_damaged_on_disk_is_downloaded_again(
     published: tuple[Published, str], sample_copy: Path, tmp_path: Path,
 ) -> None:
-    files, url = published
-    good = build(sample_copy, tmp_path / "built.idx")
-    files.put("/x.idx", good)
+    files, url, good = publish(published, sample_copy, tmp_path)
     settings = Settings(index_cache_dir=str(tmp_path / "cache"))
     assert RemoteSnapshot(f"{url}/x.idx", settings).load().size == 68
     replica = RemoteSnapshot(f"{url}/x.idx", settings)
@@ -248,9 +251,7 @@ def test_a_cached_copy_damaged_on_disk_is_downloaded_again(
 def test_a_replica_restarting_while_the_url_fails_serves_its_cached_copy(
     published: tuple[Published, str], sample_copy: Path, tmp_path: Path,
 ) -> None:
-    files, url = published
-    good = build(sample_copy, tmp_path / "built.idx")
-    files.put("/x.idx", good)
+    files, url, good = publish(published, sample_copy, tmp_path)
     env = replica_env(tmp_path)
     with run_server(extra_args=["--index", f"{url}/x.idx"], env=env) as base:
         before = answers(base)
@@ -303,8 +304,7 @@ def test_a_replica_takes_no_roots_and_http_is_not_an_upload_destination(tmp_path
 def test_forked_workers_of_a_replica_reload_the_new_snapshot(
     published: tuple[Published, str], sample_copy: Path, tmp_path: Path,
 ) -> None:
-    files, url = published
-    files.put("/x.idx", build(sample_copy, tmp_path / "built.idx"))
+    files, url, _ = publish(published, sample_copy, tmp_path)
     env = replica_env(tmp_path)
     with run_server(extra_args=["--index", f"{url}/x.idx", "--workers", "2"], env=env) as base:
         before = answers(base)
