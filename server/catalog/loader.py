@@ -654,11 +654,7 @@ class Loader:
         done = 0
         with contextlib.closing(parallel.forked_map(tasks, count, lambda task: self._index_lines(values, task, ctx))) as results:
             for chunk, events, not_public, stop in results:
-                self.builder.add_chunk(chunk)
-                for structural, args in events:
-                    (self.skip_structure if structural else self.skip_item)(*args)
-                self.hrefs.not_public += not_public
-                self._progress()
+                self._take_chunk(chunk, events, not_public)
                 if stop is not None:
                     return stop
                 done += 1
@@ -1143,11 +1139,7 @@ class Loader:
                                                     lambda group: self._index_rows(reader, data, location, group, ctx))
                                 ) as results:
             for group, (chunk, events, not_public, stop, failure) in enumerate(results):
-                self.builder.add_chunk(chunk)
-                for structural, args in events:
-                    (self.skip_structure if structural else self.skip_item)(*args)
-                self.hrefs.not_public += not_public
-                self._progress()
+                self._take_chunk(chunk, events, not_public)
                 if failure is not None:
                     self._bulk_failed(location, failure, INVALID_JSON)
                     return True
@@ -1195,6 +1187,15 @@ class Loader:
         self.builder = IndexBuilder(on_reject=self._invalid_item)
         self.builder.collections = collections
         return events
+
+    def _take_chunk(self, chunk: Chunk, events: list[tuple[bool, tuple[Any, ...]]], not_public: int) -> None:
+        """What a forked process indexed (its rows, the skips it met, the hrefs it did not make
+        public), appended here as if indexed here."""
+        self.builder.add_chunk(chunk)
+        for structural, args in events:
+            (self.skip_structure if structural else self.skip_item)(*args)
+        self.hrefs.not_public += not_public
+        self._progress()
 
     def _load_bulk_forked(self, bulk: list[tuple[str, Context]]) -> tuple[int, int]:
         """Bulk files read by a forked child; (files finished, items already had of the next
