@@ -602,21 +602,28 @@ class HttpSource(Source):
         if self._curl is not None:
             self._curl.close()
 
+    def _attempts(self) -> Iterator[bool]:
+        """The attempts at one request through urllib3, each counted (requests, retries) and
+        each retry after a growing pause (0.2 s, doubled each time); yields whether it is the
+        last one."""
+        delay = 0.2
+        for attempt in range(self.fetcher.retries + 1):
+            if attempt:
+                time.sleep(delay)
+                delay *= 2
+            metrics.count_remote("http", requests=1, retries=1 if attempt else 0)
+            yield attempt == self.fetcher.retries
+
     def _fetch_urllib3(self, url: str, limit: int) -> bytes:
         client = self.client()
         cache = self.fetcher.remote_cache
         headers = cache.conditional_headers(url) if cache is not None else {}
-        delay = 0.2
-        for attempt in range(self.fetcher.retries + 1):
-            last = attempt == self.fetcher.retries
-            metrics.count_remote("http", requests=1, retries=1 if attempt else 0)
+        for last in self._attempts():
             try:
                 response = client.request("GET", url, headers=headers, preload_content=False, redirect=False)
             except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError) as exc:
                 if last:
                     raise FetchError(f"{type(exc).__name__}: {exc}") from None
-                time.sleep(delay)
-                delay *= 2
                 continue
             except urllib3.exceptions.HTTPError as exc:
                 raise FetchError(f"{type(exc).__name__}: {exc}") from None
@@ -643,9 +650,7 @@ class HttpSource(Source):
                     raise FetchError(f"{type(exc).__name__}: {exc}") from None
             finally:
                 self._finish(response)
-            time.sleep(delay)
-            delay *= 2
-        raise FetchError("gave up")  # pragma: no cover - the loop always returns or raises
+        raise FetchError("gave up")  # a 304 whose cached body was evicted, on the last attempt
 
     @staticmethod
     def _finish(response: urllib3.BaseHTTPResponse) -> None:
@@ -673,17 +678,12 @@ class HttpSource(Source):
 
     def _download(self, url: str, sink: Writer, etag: str | None, last_modified: str | None) -> Download:
         headers = validator_headers(etag, last_modified)
-        delay = 0.2
-        for attempt in range(self.fetcher.retries + 1):
-            last = attempt == self.fetcher.retries
-            metrics.count_remote("http", requests=1, retries=1 if attempt else 0)
+        for last in self._attempts():
             try:
                 response = self.client().request("GET", url, headers=headers, preload_content=False, redirect=False)
             except urllib3.exceptions.HTTPError as exc:
                 if last or not isinstance(exc, (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError)):
                     raise FetchError(f"{type(exc).__name__}: {exc}") from None
-                time.sleep(delay)
-                delay *= 2
                 continue
             try:
                 if response.status == 304 and headers:
@@ -705,8 +705,6 @@ class HttpSource(Source):
                 raise FetchError(f"{type(exc).__name__}: {exc}") from None
             finally:
                 self._finish(response)
-            time.sleep(delay)
-            delay *= 2
         raise FetchError("gave up")  # pragma: no cover - the loop always returns or raises
 
     def _read_limited(self, response: urllib3.BaseHTTPResponse, limit: int) -> bytes:
