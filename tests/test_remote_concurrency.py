@@ -23,7 +23,7 @@ import orjson
 import pytest
 
 from server.catalog import curl_pool, forked_reader, sources
-from server.catalog.loader import LoadOptions, load_catalogs
+from server.catalog.loader import LoadOptions, LoadReport, load_catalogs
 from server.index import Index
 from tests.helpers import REPO, CatalogDir, catalog, collection, item, link
 from tests.oracles.search import Oracle
@@ -51,6 +51,14 @@ def ttfb_server(folder: Path, *options: str) -> Iterator[str]:
 
 def stats(base: str) -> dict[str, Any]:
     return httpx.get(f"{base}/_stats", timeout=10).json()
+
+
+def load_through(root: Path, *server: str, **options: Any) -> tuple[Index, LoadReport, dict[str, Any]]:
+    """The catalog at ``root`` loaded from bench/ttfb_server.py started with the options
+    ``server``, with LoadOptions(progress=False, **options); and the server's /_stats after."""
+    with ttfb_server(root.parent, *server) as base:
+        index, report = load_catalogs([f"{base}/catalog.json"], LoadOptions(progress=False, **options))
+        return index, report, stats(base)
 
 
 def write_catalog(root: Path, count: int, collections: int = 2) -> Path:
@@ -106,10 +114,7 @@ def test_in_flight_grows_from_the_start_within_the_bound(
     items_1500: Path, reader: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     use_reader(reader, monkeypatch)
-    with ttfb_server(items_1500.parent, "--latency-ms", "20") as base:
-        index, report = load_catalogs([f"{base}/catalog.json"], LoadOptions(
-            progress=False, fetch_concurrency=4, fetch_max_concurrency=24))
-        seen = stats(base)
+    index, report, seen = load_through(items_1500, "--latency-ms", "20", fetch_concurrency=4, fetch_max_concurrency=24)
     assert report.skipped == 0, report.skips
     check_against_the_source(index, items_1500)
     # grew past the start (20 ms per answer: documents/s grows with each step), never past the bound
@@ -125,10 +130,7 @@ def test_a_fixed_number_in_flight_without_a_larger_bound(
 ) -> None:
     """fetch_max_concurrency no larger than fetch_concurrency: as before this issue."""
     use_reader(reader, monkeypatch)
-    with ttfb_server(items_1500.parent, "--latency-ms", "5") as base:
-        index, _ = load_catalogs([f"{base}/catalog.json"], LoadOptions(
-            progress=False, fetch_concurrency=6, fetch_max_concurrency=1))
-        seen = stats(base)
+    index, _, seen = load_through(items_1500, "--latency-ms", "5", fetch_concurrency=6, fetch_max_concurrency=1)
     assert index.size == 1500
     assert seen["most_in_flight"] <= 6
 
@@ -142,10 +144,8 @@ def test_backs_off_while_the_server_is_over_capacity(
     at 32 in flight, halves on those answers, and settles near what the server takes; with 32
     fixed in flight most requests would be refused, and items lost after their retries."""
     use_reader(reader, monkeypatch)
-    with ttfb_server(items_1500.parent, "--latency-ms", "10", "--capacity", "6", "--status", status) as base:
-        index, report = load_catalogs([f"{base}/catalog.json"], LoadOptions(
-            progress=False, fetch_concurrency=32, fetch_max_concurrency=64))
-        seen = stats(base)
+    index, report, seen = load_through(items_1500, "--latency-ms", "10", "--capacity", "6", "--status", status,
+                                       fetch_concurrency=32, fetch_max_concurrency=64)
     assert report.skipped == 0, report.skips
     check_against_the_source(index, items_1500)
     arrivals = seen["arrivals"]
@@ -162,10 +162,8 @@ def test_a_busy_spell_cuts_the_limit_and_every_item_still_arrives(
     """503 to everything for 0.4 s once the items are asked for (retries as before: 0.2, 0.4,
     0.8 s apart); afterwards the transfers in flight start low again and grow back."""
     use_reader(reader, monkeypatch)
-    with ttfb_server(items_1500.parent, "--latency-ms", "10", "--busy-seconds", "0.4", "--busy-from", "4") as base:
-        index, report = load_catalogs([f"{base}/catalog.json"], LoadOptions(
-            progress=False, fetch_concurrency=32, fetch_max_concurrency=64))
-        seen = stats(base)
+    index, report, seen = load_through(items_1500, "--latency-ms", "10", "--busy-seconds", "0.4", "--busy-from", "4",
+                                       fetch_concurrency=32, fetch_max_concurrency=64)
     assert report.skipped == 0, report.skips
     check_against_the_source(index, items_1500)
     arrivals = seen["arrivals"]
@@ -184,10 +182,8 @@ def test_keep_alive_connections_closed_early_by_the_server_lose_nothing(
     """The server hangs up after every third answer without a `Connection: close`: libcurl
     finds the connection dead when it reuses it and asks again on a new one."""
     use_reader(reader, monkeypatch)
-    with ttfb_server(items_1500.parent, "--latency-ms", "2", "--close-after", "3") as base:
-        index, report = load_catalogs([f"{base}/catalog.json"], LoadOptions(
-            progress=False, fetch_concurrency=16, fetch_max_concurrency=64))
-        seen = stats(base)
+    index, report, seen = load_through(items_1500, "--latency-ms", "2", "--close-after", "3",
+                                       fetch_concurrency=16, fetch_max_concurrency=64)
     assert report.skipped == 0, report.skips
     check_against_the_source(index, items_1500)
     assert seen["connections"] >= 1502 // 3  # they really were closed
@@ -199,10 +195,7 @@ def test_no_item_lost_or_duplicated_at_high_concurrency(
 ) -> None:
     root = write_catalog(tmp_path / "cat", 4000, collections=3)
     use_reader(reader, monkeypatch)
-    with ttfb_server(root.parent, "--latency-ms", "3") as base:
-        index, report = load_catalogs([f"{base}/catalog.json"], LoadOptions(
-            progress=False, fetch_concurrency=256, fetch_max_concurrency=512))
-        seen = stats(base)
+    index, report, seen = load_through(root, "--latency-ms", "3", fetch_concurrency=256, fetch_max_concurrency=512)
     assert report.skipped == 0, report.skips
     check_against_the_source(index, root)
     assert seen["requests"] == 4000 + 4  # each document once: nothing fetched twice
