@@ -126,6 +126,23 @@ def serve_nginx(folder: Path, nginx: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def serving(command: list[str], port_file: Path, what: str, scheme: str = "http") -> Iterator[str]:
+    """``command`` in its own process until the block ends; its base URL once it has written
+    its port to ``port_file``."""
+    proc = subprocess.Popen(command)
+    try:
+        deadline = time.monotonic() + 30
+        while not port_file.exists() or not port_file.read_text():
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"{what} did not start")
+            time.sleep(0.05)
+        yield f"{scheme}://127.0.0.1:{port_file.read_text()}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
 def serve_ttfb(folder: Path, latency: float, tls: tuple[str, str] | None = None, http1: bool = False) -> Iterator[str]:
     """bench/ttfb_server.py in its own process: `latency` seconds before each answer."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,17 +151,8 @@ def serve_ttfb(folder: Path, latency: float, tls: tuple[str, str] | None = None,
                    "--latency-ms", str(latency * 1000), "--port-file", str(port_file)]
         if tls:
             command += ["--tls", *tls] + (["--http1"] if http1 else [])
-        proc = subprocess.Popen(command)
-        try:
-            deadline = time.monotonic() + 30
-            while not port_file.exists():
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("ttfb_server.py did not start")
-                time.sleep(0.05)
-            yield f"{'https' if tls else 'http'}://127.0.0.1:{port_file.read_text()}"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+        with serving(command, port_file, "ttfb_server.py", "https" if tls else "http") as base:
+            yield base
 
 
 def self_signed(folder: str) -> tuple[str, str]:
@@ -230,17 +238,9 @@ def serve(folder: Path, latency: float = 0.0) -> Iterator[str]:
         return
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
-        proc = subprocess.Popen([sys.executable, __file__, "--serve", str(folder), str(port_file), str(latency)])
-        try:
-            deadline = time.monotonic() + 30
-            while not port_file.exists() or not port_file.read_text():
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the static server did not start")
-                time.sleep(0.05)
-            yield f"http://127.0.0.1:{port_file.read_text()}"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+        with serving([sys.executable, __file__, "--serve", str(folder), str(port_file), str(latency)], port_file,
+                     "the static server") as base:
+            yield base
 
 
 def ours(url: str, concurrency: int) -> tuple[float, int]:
