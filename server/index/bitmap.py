@@ -20,6 +20,13 @@ BITMAP_MIN_RECORDS = 200_000  # (at 100,000 the sorted positions are as fast)
 MIN_CHUNK = 4096  # records read at once at least (a multiple of 8: whole bytes when packed)
 
 
+def pack(rows: np.ndarray, size: int) -> np.ndarray:
+    """The packed bits of ``rows`` among ``size`` records."""
+    mask = np.zeros(size, dtype=bool)
+    mask[rows] = True
+    return np.packbits(mask)
+
+
 class Bitmap:
     """The set of positions (< ``size``) whose flag is set: ``mask`` (bool, one byte a record)
     or ``bits`` (np.packbits of such a mask, big-endian within a byte)."""
@@ -57,9 +64,7 @@ class Bitmap:
 
     @classmethod
     def of_positions(cls, positions: np.ndarray, size: int) -> Bitmap:
-        mask = np.zeros(size, dtype=bool)
-        mask[positions] = True
-        return cls(size, bits=np.packbits(mask), count=len(positions))
+        return cls(size, bits=pack(positions, size), count=len(positions))
 
     @property
     def nbytes(self) -> int:
@@ -69,9 +74,8 @@ class Bitmap:
         """The same set, one bit a record (for keeping)."""
         if self.bits is not None:
             return self
-        out = Bitmap.__new__(Bitmap)
-        out.size, out.mask, out.bits = self.size, None, np.packbits(self.mask)  # type: ignore[arg-type]
-        out.count, out._ends = self.count, self._ends
+        out = Bitmap(self.size, bits=np.packbits(self.mask), count=self.count)  # type: ignore[arg-type]
+        out._ends = self._ends
         return out
 
     def positions(self) -> np.ndarray:

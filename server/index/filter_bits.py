@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from server.index.bitmap import pack
 from server.index.columns import Column, NumberPart, StringPart
 from server.index.cql2_terms import ARITY, COMPARISONS, is_expression, property_name, time_literal, unwrap_case
 from server.query.extensions import COERCE
@@ -38,13 +39,6 @@ MAX_NUMBER_COLUMNS = 4  # the columns whose NumberBits are kept (the last used)
 MAX_VALUE_BITS = 64  # the (column, string value) bit sets kept (the last used)
 BUILD_IN_BACKGROUND = True  # NumberBits are made in a thread while the evaluator answers
 FLIPPED = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
-
-
-def pack(rows: np.ndarray, size: int) -> np.ndarray:
-    """The bits of ``rows`` among ``size`` records."""
-    mask = np.zeros(size, dtype=bool)
-    mask[rows] = True
-    return np.packbits(mask)
 
 
 def _set_sorted(bits: np.ndarray, rows: np.ndarray, on: bool) -> None:
