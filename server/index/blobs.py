@@ -42,6 +42,21 @@ class BlobWriter:
         return BlobColumn(self.data, *_offsets(self.ends, order))
 
 
+def copy_to_end(source: int, offset: int, size: int, f: BinaryIO) -> None:
+    """``size`` bytes of the open file ``source`` from ``offset`` appended to the file object
+    ``f``, copied by the kernel (os.copy_file_range: they never pass through this process, nor
+    fault in a mapping of them page by page)."""
+    f.flush()
+    at = f.seek(0, os.SEEK_END)
+    out = f.fileno()
+    while size:
+        done = os.copy_file_range(source, out, size, offset, at)
+        if done <= 0:
+            raise OSError(f"copying {size} bytes at {offset} of a file failed")
+        offset, at, size = offset + done, at + done, size - done
+    f.seek(0, os.SEEK_END)
+
+
 class FileBlobWriter(BlobWriter):
     """Appends blobs to an open file instead of memory, from its current position (rounded up
     to a page, so the blobs can be mapped): an index build whose items would not fit in memory
@@ -62,20 +77,8 @@ class FileBlobWriter(BlobWriter):
         self.ends.append(self.size)
 
     def append_range(self, source: int, offset: int, size: int) -> None:
-        """One blob: ``size`` bytes of the open file ``source`` from ``offset``, copied by the
-        kernel (os.copy_file_range: they never pass through this process, nor fault in a
-        mapping of them page by page)."""
-        file = self.file
-        file.flush()
-        at = file.seek(0, os.SEEK_END)
-        out = file.fileno()
-        left = size
-        while left:
-            done = os.copy_file_range(source, out, left, offset, at)
-            if done <= 0:
-                raise OSError(f"copying {left} bytes at {offset} of a file into the spool failed")
-            offset, at, left = offset + done, at + done, left - done
-        file.seek(0, os.SEEK_END)
+        """One blob: ``size`` bytes of the open file ``source`` from ``offset`` (copy_to_end)."""
+        copy_to_end(source, offset, size, self.file)
         self.size += size
         self.ends.append(self.size)
 

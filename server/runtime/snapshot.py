@@ -44,7 +44,7 @@ from server.catalog.fingerprint import Fingerprint
 from server.catalog.parallel import fork_safe
 from server.catalog.sources import SourceLog
 from server.index import Index
-from server.index.blobs import SourceFile
+from server.index.blobs import SourceFile, copy_to_end
 
 log = logging.getLogger("stac_static_api.snapshot")
 
@@ -106,7 +106,7 @@ class SnapshotWriter:
                 continue
             at = _align(f)
             if where is not None:
-                _copy_range(where[0], where[1], raw.nbytes, f)
+                copy_to_end(where[0], where[1], raw.nbytes, f)
             else:
                 f.write(raw)
             layout.append([at, raw.nbytes])
@@ -277,20 +277,6 @@ def _placed_buffers(index: Index) -> dict[int, tuple[int, int]]:
     columns = (index.json, index.wkb, index.ids.blobs)
     return {_address(c.data): (c.placed[0].fileno(), c.placed[1]) for c in columns
             if c.placed is not None and c.data.nbytes}
-
-
-def _copy_range(fd: int, offset: int, size: int, f: Any) -> None:
-    """``size`` bytes of the file ``fd`` from ``offset`` to the end of ``f``, copied by the
-    kernel (no pass through this process's memory)."""
-    f.flush()
-    out = f.fileno()
-    while size:
-        done = os.copy_file_range(fd, out, size, offset)
-        if done <= 0:
-            raise OSError(f"copying {size} bytes of a spooled buffer failed")
-        offset += done
-        size -= done
-    f.seek(0, os.SEEK_END)
 
 
 def read_header(f: Any, path: str) -> dict[str, Any]:
