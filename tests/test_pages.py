@@ -12,7 +12,7 @@ import pytest
 from server.catalog.loader import load_catalogs
 from server.settings import Settings
 from tests.conftest import TestClient
-from tests.helpers import CatalogDir, collection, item
+from tests.helpers import CatalogDir, catalog, collection, item, link
 
 HOSTILE = '<script>alert(1)</script><img src=x onerror=alert(2)>"quoted"'
 PAGE = {"Accept": "text/html"}
@@ -168,3 +168,31 @@ def test_api_page_lists_every_operation(client: TestClient) -> None:
     assert listed == expected
     assert 'href="http://testserver/api.html">Try it (Swagger UI)</a>' in main
     assert '<a href="http://testserver/collections">/collections</a>' in main
+
+
+@pytest.mark.parametrize(("path", "wording"), [
+    ("/", ["<strong>1</strong> collection</li>", "<strong>1</strong> item</li>"]),
+    ("/collections", ["1 collection."]),
+])
+def test_one_of_a_kind_is_counted_in_the_singular(hostile: TestClient, path: str, wording: list[str]) -> None:
+    page = hostile.get(path, headers=PAGE).text
+    for words in wording:
+        assert words in page
+    assert not re.search(r"\b1</strong> (collections|items)\b|\b1 (collections|items|children)\b", page)
+
+
+def test_many_are_counted_in_the_plural(client: TestClient) -> None:
+    page = client.get("/", headers=PAGE).text
+    assert re.search(r"<strong>[\d,]+</strong> collections</li>", page)
+    assert re.search(r"<strong>[\d,]+</strong> items</li>", page)
+    assert "properties a search" in client.get("/queryables", headers=PAGE).text
+
+
+def test_a_catalog_of_one_item_says_so(catalog_dir: CatalogDir, make_client: Callable[..., TestClient]) -> None:
+    catalog_dir.write("catalog.json", catalog("one", links=[link("child", "./c/collection.json"), link("item", "./i.json")]))
+    catalog_dir.write("c/collection.json", collection("c"))
+    catalog_dir.write("i.json", item("lonely"))
+    index, _ = load_catalogs([str(catalog_dir.path("catalog.json"))])
+    page = make_client(index=index).get("/", headers=PAGE).text
+    assert "1 item." in page and "lonely" in page
+    assert "1 items" not in page

@@ -175,7 +175,12 @@ def _operations(openapi: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-for name, fn in (("safe_href", safe_href), ("markdown", markdown), ("show", show), ("excerpt", excerpt),
+def noun(count: int, one: str, many: str | None = None) -> str:
+    """The word for ``count`` things: "item" for one, "items" (or ``many``) otherwise."""
+    return one if count == 1 else many or one + "s"
+
+
+for name, fn in (("safe_href", safe_href), ("noun", noun), ("markdown", markdown), ("show", show), ("excerpt", excerpt),
                  ("schema_type", schema_type), ("schema_values", schema_values)):
     TEMPLATES.env.filters[name] = fn
 
