@@ -184,7 +184,7 @@ class Source:
     A new scheme is one subclass with its ``schemes`` and ``fetch``, and ``@register_source``."""
 
     schemes: tuple[str, ...] = ()
-    local = False  # files on this machine: a forked reader may read them (forked_reader.py)
+    local = False  # files on this machine: a forked process may open a bulk file by its path itself
     batches = False  # fetch_many reads concurrently by itself: one batch may hold them all
     forkable = False  # a forked reader may read them (files; or libcurl's own session there)
 
@@ -299,7 +299,8 @@ class Fetcher:
         return source is not None and source.batches
 
     def all_local(self, locations: Sequence[str]) -> bool:
-        """Whether all are files on this machine (which a forked reader may read)."""
+        """Whether all are files on this machine: a bulk file's forked reader or indexing
+        processes may open it by path (``forkable`` says which documents a forked reader reads)."""
         source = self._one_source(locations)
         return source is not None and source.local
 
