@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import struct
-import zlib
 from pathlib import Path
 
 from starlette.exceptions import HTTPException
@@ -20,6 +19,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from server.sample import SAMPLE_THUMBNAILS
+from server.sample.make_sample import png
 
 SWAGGER_UI_PATH = "/static/swagger-ui"
 FAVICON_PATH = "/favicon.ico"
@@ -76,16 +76,6 @@ async def sample_thumbnail(request: Request) -> Response:
 # -- the favicon: a 32 x 32 globe (a disc with a meridian and parallel grid), drawn once -------
 
 
-def _png(width: int, height: int, rgba: bytes) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    stride = width * 4
-    raw = b"".join(b"\x00" + rgba[y * stride:(y + 1) * stride] for y in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
-
-
 def _globe(size: int = 32, samples: int = 4) -> bytes:
     """RGBA pixels: a blue disc, white grid lines (3 meridians, the outer two elliptic arcs; 3 parallels),
     a dark rim; anti-aliased by averaging samples x samples points per pixel."""
@@ -123,14 +113,14 @@ def _globe(size: int = 32, samples: int = 4) -> bytes:
     return bytes(out)
 
 
-def _ico(png: bytes, size: int) -> bytes:
+def _ico(image: bytes, size: int) -> bytes:
     """An ICO file holding one PNG image (every current browser reads PNG-in-ICO)."""
     header = struct.pack("<HHH", 0, 1, 1)
-    entry = struct.pack("<BBBBHHII", size % 256, size % 256, 0, 0, 1, 32, len(png), 6 + 16)
-    return header + entry + png
+    entry = struct.pack("<BBBBHHII", size % 256, size % 256, 0, 0, 1, 32, len(image), 6 + 16)
+    return header + entry + image
 
 
-FAVICON = _ico(_png(32, 32, _globe(32)), 32)
+FAVICON = _ico(png(32, 32, _globe(32), channels=4), 32)
 
 
 async def favicon(request: Request) -> Response:

@@ -266,14 +266,15 @@ def proj_grid(geom: dict, epsg: int, res: float) -> dict:
 THUMBNAILS: dict[str, bytes] = {}  # file name -> PNG, written by main()
 
 
-def png(width: int, height: int, rgb: bytearray) -> bytes:
-    """An 8-bit RGB PNG (no filter, zlib level 9): deterministic bytes."""
+def png(width: int, height: int, pixels: bytes | bytearray, channels: int = 3) -> bytes:
+    """An 8-bit RGB (``channels`` 3) or RGBA (4) PNG (no filter, zlib level 9): deterministic
+    bytes. Also the server's favicon (static_files.py)."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    stride = width * 3
-    raw = b"".join(b"\x00" + bytes(rgb[y * stride:(y + 1) * stride]) for y in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    stride, color_type = width * channels, {3: 2, 4: 6}[channels]
+    raw = b"".join(b"\x00" + bytes(pixels[y * stride:(y + 1) * stride]) for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
 
 
