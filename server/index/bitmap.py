@@ -158,9 +158,12 @@ class Unsorted:
         """As Bitmap.nearest: up to ``need`` positions from ``start`` on, or (``backward``)
         before it; ascending either way."""
         v = self.values
-        found = v[v < start] if backward else v[v >= start]
         if need <= 0:
             return np.zeros(0, dtype=np.int64)
+        if backward:
+            found = v[v < start] if start < self.size else v
+        else:
+            found = v[v >= start] if start > 0 else v  # (the first page: no copy)
         if len(found) > need and backward:
             found = np.partition(found, len(found) - need)[len(found) - need :]
         elif len(found) > need:

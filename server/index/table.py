@@ -204,8 +204,18 @@ class Table:
         (BoxIndex.decided), never listed one by one in order nor classified record by record:
         at 10,000,000 records a 5-degree box over half a year (40,000 matches) is decided from
         ~1,200 leaves, ~4,000 groups and ~10,000 records of its own."""
-        geom = query.intersects if query.intersects is not None else bbox_geometry(query.bbox) if query.bbox else None
-        if geom is None or geom.is_empty or len(getattr(geom, "geoms", [geom])) != 1 or _spatial_kind(geom) != "boxes":
+        if query.intersects is not None:
+            geom = query.intersects
+            if not isinstance(geom, shapely.Polygon) or _spatial_kind(geom) != "boxes":
+                return None
+        elif query.bbox is not None:
+            geom = bbox_geometry(query.bbox)  # (a box: a Polygon, or two across the antimeridian)
+            if not isinstance(geom, shapely.Polygon):
+                return None
+        else:
+            return None
+        x0, y0, x1, y1 = geom.bounds if not geom.is_empty else (0.0, 0.0, 0.0, 0.0)
+        if not (x1 > x0 and y1 > y0):  # (empty, or a box of no width: a line, decided the other way)
             return None
         if self._groups is None:
             self._groups = Groups()
