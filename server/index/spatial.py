@@ -219,9 +219,12 @@ class BoxIndex:
         if window is not None:
             hit &= (times[:, 0] <= hi) & (times[:, 3] >= lo)
         fine = fine[hit]
-        sure = _groups_sure(boxes[hit], groups.spans[fine], times[hit], q, window)
+        times = times[hit]
+        sure = _groups_sure(boxes[hit], groups.spans[fine], times, q, window)
         whole.append(_expand(fine[sure], FINE, n))
         fine = fine[~sure]
+        if window is not None and ((times[~sure, 1] <= hi) & (times[~sure, 2] >= lo)).all():
+            window = None  # (every record of these groups meets it: no test of their own)
         # The records of the other groups, a block of FINE each (the last group may be short).
         full = n // FINE
         short = fine[fine >= full]
