@@ -129,6 +129,7 @@ def index(roots: list[str]) -> Index:
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(table, "COUNTED_MIN_RECORDS", 0)
+    monkeypatch.setattr(table, "COUNTED_MIN_REACH", 0)
     monkeypatch.setattr(spatial, "GROUPS_IN_BACKGROUND", False)
 
 
@@ -238,6 +239,17 @@ def test_boxes_it_does_not_count_keep_the_listed_path(index: Index, counted: Non
             assert found.tolist() == brute_force(index, query).tolist(), params
 
 
+def test_a_box_reaching_few_records_keeps_the_listed_path(index: Index, counted: None,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    query = parsed({"bbox": "0,40,3,43", "datetime": "2020-01-01T00:00:00Z/2020-03-01T00:00:00Z"})
+    reach = index._boxes.reach(query.bbox, query.datetime)
+    assert reach > 0
+    monkeypatch.setattr(table, "COUNTED_MIN_REACH", reach + 1)
+    assert isinstance(index.match_set(query), np.ndarray)
+    monkeypatch.setattr(table, "COUNTED_MIN_REACH", reach)
+    assert isinstance(index.match_set(query), Unsorted)
+
+
 def test_the_groups_are_made_in_the_background_while_classify_answers(roots: list[str], counted: None,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(spatial, "GROUPS_IN_BACKGROUND", True)
@@ -295,6 +307,7 @@ import functools
 import server.index.spatial as spatial
 import server.index.table as table
 table.COUNTED_MIN_RECORDS = 0
+table.COUNTED_MIN_REACH = 0
 spatial.GROUPS_IN_BACKGROUND = False
 table.BoxIndex = functools.partial(spatial.BoxIndex, slab={slab})
 _counted = table.Table._counted

@@ -183,6 +183,15 @@ class BoxIndex:
             keep &= (self.start[partial] <= hi) & (self.end[partial] >= lo)
         return whole, partial[keep]
 
+    def reach(self, q: tuple[float, float, float, float], window: Window | None = None) -> int:
+        """How many records lie under the nodes that box ``q`` and the window meet: what a
+        search of them reads at most, known at the cost of the node tests."""
+        hit = _hits(self.nodes, q)
+        if window is not None:
+            lo, hi = window
+            hit &= (self.node_times[:, 0] <= hi) & (self.node_times[:, 1] >= lo)
+        return int(np.count_nonzero(hit)) * LEAF * FANOUT
+
     def decided(
         self, q: tuple[float, float, float, float], window: Window | None, groups: LeafGroups
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -56,8 +56,12 @@ REFINE_CHUNK = 16_384
 # record each, SortOrders) on tables this large, when at least 1/PRESORT_DENSITY of it matches.
 PRESORT_MIN_RECORDS = 50_000
 PRESORT_DENSITY = 100
-# A search for one box (and a datetime) alone on a table this large is counted (Table._counted).
+# A search for one box (and a datetime) alone on a table this large is counted (Table._counted)
+# when the box index's nodes it meets hold this many records: below, its groups' extra levels
+# cost what they save (1,000,000 items: a 5-degree box over half a year reaches ~60,000 and is
+# as fast either way; at 10,000,000, ~450,000: 0.6x; a bbox alone at 1M, ~350,000: 0.75x).
 COUNTED_MIN_RECORDS = 200_000
+COUNTED_MIN_REACH = 131_072
 
 
 class SortOrders(dict):
@@ -217,12 +221,14 @@ class Table:
         x0, y0, x1, y1 = geom.bounds if not geom.is_empty else (0.0, 0.0, 0.0, 0.0)
         if not (x1 > x0 and y1 > y0):  # (empty, or a box of no width: a line, decided the other way)
             return None
+        q = geom.bounds
+        if self._boxes.reach(q, query.datetime) < COUNTED_MIN_REACH:  # (few records to read: listing is as fast)
+            return None
         if self._groups is None:
             self._groups = Groups()
         groups = self._groups.of(self._boxes)
         if groups is None:
             return None
-        q = geom.bounds
         sure, candidates, flags = self._boxes.decided(q, query.datetime, groups)
         rest = np.flatnonzero(~flags)
         rest = rest[np.argsort(candidates[rest])]  # (their geometries read in storage order: ~30% faster)
