@@ -259,10 +259,11 @@ def load_index(root: str, snapshot: str | None) -> tuple[Any, str, float]:
 
 def settle(timeout: float = 120.0) -> None:
     """Wait for what a server makes in the background on first use (threads named
-    ``filter-bits ...``: a filter's column bit indexes), so that the timed requests measure the
-    steady state. Nothing to wait for in checkouts without them."""
+    ``filter-bits ...``: a filter's column bit indexes; ``box-groups``: the groups a box search
+    is counted from), so that the timed requests measure the steady state. Nothing to wait
+    for in checkouts without them."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(t.name.startswith("filter-bits") for t in threading.enumerate()):
+    while time.monotonic() < deadline and any(t.name.startswith(("filter-bits", "box-groups")) for t in threading.enumerate()):
         time.sleep(0.05)
 
 

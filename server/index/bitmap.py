@@ -125,6 +125,52 @@ class Bitmap:
         return np.concatenate(parts)[:need].astype(np.int64)
 
 
+class Unsorted:
+    """A set of positions (< ``size``) held in no particular order: what a counted box search
+    finds (Table._counted), as a Bitmap serves it (count, first, last, nearest, positions).
+    Listing a result in order costs a sort of all of it (~0.5 ms a 40,000 positions); a page
+    needs only the ``need`` nearest a position: a selection (np.partition), whatever its depth."""
+
+    def __init__(self, size: int, values: np.ndarray) -> None:
+        self.size = size
+        self.values = values
+        self.count = len(values)
+
+    @property
+    def first(self) -> int:
+        return int(self.values.min()) if self.count else -1
+
+    @property
+    def last(self) -> int:
+        return int(self.values.max()) if self.count else -1
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.nbytes)
+
+    def packed(self) -> Bitmap:
+        return Bitmap.of_positions(self.values, self.size)
+
+    def positions(self) -> np.ndarray:
+        return np.sort(self.values)
+
+    def nearest(self, start: int, need: int, backward: bool = False) -> np.ndarray:
+        """As Bitmap.nearest: up to ``need`` positions from ``start`` on, or (``backward``)
+        before it; ascending either way."""
+        v = self.values
+        if need <= 0:
+            return np.zeros(0, dtype=np.int64)
+        if backward:
+            found = v[v < start] if start < self.size else v
+        else:
+            found = v[v >= start] if start > 0 else v  # (the first page: no copy)
+        if len(found) > need and backward:
+            found = np.partition(found, len(found) - need)[len(found) - need :]
+        elif len(found) > need:
+            found = np.partition(found, need - 1)[:need]
+        return np.sort(found).astype(np.int64)
+
+
 def _popcount(bits: np.ndarray) -> int:
     """Set bits in packed ``bits``, counted 64 at a time."""
     whole = len(bits) // 8 * 8

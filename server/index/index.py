@@ -15,7 +15,7 @@ import orjson
 import shapely
 
 from server.index import aggregation
-from server.index.bitmap import Bitmap
+from server.index.bitmap import Bitmap, Unsorted
 from server.index.blobs import BlobColumn
 from server.index.collections import CollectionTable
 from server.index.columns import Column, StringPart
@@ -179,7 +179,7 @@ class Index(Table):
         positions = matches.match(self, query) if matches is not None else self.match_set(query)
         return self.page(positions, query, after, before)
 
-    def match_set(self, query: SearchQuery) -> np.ndarray | Bitmap:
+    def match_set(self, query: SearchQuery) -> np.ndarray | Bitmap | Unsorted:
         if query.ids is not None or query.collections is not None:
             return self.match(query)
         return super().match_set(query)
@@ -204,6 +204,6 @@ class Index(Table):
     ) -> list[dict[str, Any]]:
         """The named aggregations (server.index.aggregation) of the query's matches."""
         positions = matches.match(self, query) if matches is not None else self.match(query)
-        if isinstance(positions, Bitmap):
+        if isinstance(positions, (Bitmap, Unsorted)):
             positions = positions.positions()
         return aggregation.aggregate(self, query, names, options, positions)

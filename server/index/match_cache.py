@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 from cachetools import LRUCache
 
-from server.index.bitmap import BITMAP_MIN_RECORDS, Bitmap
+from server.index.bitmap import BITMAP_MIN_RECORDS, Bitmap, Unsorted
 from server.query.model import SearchQuery
 from server.query.parameters import MatchCriteria
 
@@ -27,7 +27,7 @@ class Matcher(Protocol):
     loaded_at: float
     size: int
 
-    def match_set(self, query: SearchQuery) -> np.ndarray | Bitmap: ...
+    def match_set(self, query: SearchQuery) -> np.ndarray | Bitmap | Unsorted: ...
 
 ENTRY_OVERHEAD = 256  # bytes counted per entry beyond its positions (key, array header)
 
@@ -40,11 +40,11 @@ class MatchCache:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._entries: LRUCache[tuple[Any, ...], np.ndarray | Bitmap] = LRUCache(
+        self._entries: LRUCache[tuple[Any, ...], np.ndarray | Bitmap | Unsorted] = LRUCache(
             maxsize=max(max_bytes, 1), getsizeof=lambda matches: matches.nbytes + ENTRY_OVERHEAD
         )
 
-    def match(self, index: Matcher, query: SearchQuery) -> np.ndarray | Bitmap:
+    def match(self, index: Matcher, query: SearchQuery) -> np.ndarray | Bitmap | Unsorted:
         """``index.match_set(query)``, from the cache when this index answered the same query."""
         if self.max_bytes <= 0:
             return index.match_set(query)
@@ -67,14 +67,17 @@ class MatchCache:
             self._entries.clear()
 
 
-def _compact(found: np.ndarray | Bitmap, size: int) -> np.ndarray | Bitmap:
+def _compact(found: np.ndarray | Bitmap | Unsorted, size: int) -> np.ndarray | Bitmap | Unsorted:
     """The smaller form of a result, read-only: its positions (8 bytes a match), or when the
     matches are more than 1/64 of a table of ``size`` records, BITMAP_MIN_RECORDS or more, a
     packed Bitmap (1 bit a record): 1.25 MB at 10,000,000 records where 3,300,000 positions
     take 26 MB, so that the pages after the first of a large result find it."""
-    count = found.count if isinstance(found, Bitmap) else len(found)
+    count = found.count if isinstance(found, (Bitmap, Unsorted)) else len(found)
     if size >= BITMAP_MIN_RECORDS and count * 64 >= size:
-        return found.packed() if isinstance(found, Bitmap) else Bitmap.of_positions(found, size)
+        return found.packed() if isinstance(found, (Bitmap, Unsorted)) else Bitmap.of_positions(found, size)
+    if isinstance(found, Unsorted):  # kept unsorted: each page is a selection from it anyway
+        found.values.flags.writeable = False
+        return found
     positions = found.positions() if isinstance(found, Bitmap) else found
     positions.flags.writeable = False
     return positions

@@ -18,6 +18,9 @@ It holds ~60 bytes per record, where an STRtree holds a GEOS geometry (~300 byte
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import numpy as np
 import shapely
 
@@ -179,6 +182,224 @@ class BoxIndex:
         if window is not None:
             keep &= (self.start[partial] <= hi) & (self.end[partial] >= lo)
         return whole, partial[keep]
+
+    def reach(self, q: tuple[float, float, float, float], window: Window | None = None) -> int:
+        """How many records lie under the nodes that box ``q`` and the window meet: what a
+        search of them reads at most, known at the cost of the node tests."""
+        hit = _hits(self.nodes, q)
+        if window is not None:
+            lo, hi = window
+            hit &= (self.node_times[:, 0] <= hi) & (self.node_times[:, 1] >= lo)
+        return int(np.count_nonzero(hit)) * LEAF * FANOUT
+
+    def decided(
+        self, q: tuple[float, float, float, float], window: Window | None, groups: LeafGroups
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As classify, for counting: (the positions of the records that surely intersect box
+        ``q`` and meet the window, in no order; those of the other records whose box meets
+        ``q`` and whose interval meets the window; whether each of these surely intersects
+        ``q``). Whole leaves, and whole groups of FINE records within the others, are decided
+        by ``groups`` (made by LeafGroups for this index) without a test of their own records:
+        every box in the group lies in ``q``, or every record has the same extreme vertex in
+        it; so only the records of groups straddling the query's edges are tested one by one.
+        A leaf's groups, and a group's records, are read as blocks (one gather each)."""
+        n = len(self.positions)
+        if not n:
+            return self.positions, self.positions, np.zeros(0, dtype=bool)
+        node_hit = _hits(self.nodes, q)
+        if window is not None:
+            lo, hi = window
+            node_hit &= (self.node_times[:, 0] <= hi) & (self.node_times[:, 1] >= lo)
+        leaves = _expand(np.flatnonzero(node_hit), FANOUT, len(self.leaves))
+        per_leaf = LEAF // FINE
+        boxes = self.leaves[leaves]
+        hit = _hits(boxes, q)
+        if window is not None:
+            times = self.leaf_times[leaves]
+            hit &= (times[:, 0] <= hi) & (times[:, 3] >= lo)
+        leaves = leaves[hit]
+        sure = _groups_sure(boxes[hit], groups.leaf_spans[leaves], self.leaf_times[leaves], q, window)
+        whole = [_expand(leaves[sure], LEAF, n)]
+        leaves = leaves[~sure]
+        boxes = groups.boxes.reshape(-1, per_leaf, 4)[leaves].reshape(-1, 4)
+        times = groups.times.reshape(-1, per_leaf, 4)[leaves].reshape(-1, 4)
+        fine = (leaves[:, None] * per_leaf + np.arange(per_leaf)).ravel()  # every group of those leaves
+        hit = _hits(boxes, q)
+        if window is not None:
+            hit &= (times[:, 0] <= hi) & (times[:, 3] >= lo)
+        fine = fine[hit]
+        times = times[hit]
+        sure = _groups_sure(boxes[hit], groups.spans[fine], times, q, window)
+        whole.append(_expand(fine[sure], FINE, n))
+        fine = fine[~sure]
+        if window is not None and ((times[~sure, 1] <= hi) & (times[~sure, 2] >= lo)).all():
+            window = None  # (every record of these groups meets it: no test of their own)
+        # The records of the other groups, a block of FINE each (the last group may be short).
+        full = n // FINE
+        short = fine[fine >= full]
+        fine = fine[fine < full]
+        boxes = self.boxes[: full * FINE].reshape(-1, FINE, 4)[fine].reshape(-1, 4)
+        partial = _expand(fine, FINE, n)
+        keep = _hits(boxes, q)
+        if window is not None:
+            keep &= (self.start[: full * FINE].reshape(-1, FINE)[fine].ravel() <= hi)
+            keep &= (self.end[: full * FINE].reshape(-1, FINE)[fine].ravel() >= lo)
+        if len(short):
+            last = _expand(short, FINE, n)
+            boxes = np.concatenate((boxes, self.boxes[last]))
+            partial = np.concatenate((partial, last))
+            more = _hits(self.boxes[last], q)
+            if window is not None:
+                more &= (self.start[last] <= hi) & (self.end[last] >= lo)
+            keep = np.concatenate((keep, more))
+        partial, boxes = partial[keep], boxes[keep]
+        flags = _inside(boxes, q)
+        if self.extremes is not None:
+            rest = np.flatnonzero(~flags)
+            flags[rest] = _extreme_inside(boxes[rest], self.extremes[partial[rest]], q)
+        return self.positions[np.concatenate(whole)], self.positions[partial], flags
+
+
+FINE = 8  # records per LeafGroups group: a leaf is LEAF // FINE of them
+GROUP_CHUNK = 1 << 20  # records summarised at once by LeafGroups (a multiple of LEAF)
+GROUPS_IN_BACKGROUND = True  # LeafGroups are made in a thread while classify answers
+# A LeafGroups span row: for the left, right, bottom and top extreme vertex, the span (x low,
+# x high, y low, y high) that holds it.
+SPAN_COLUMNS = 16
+
+
+class LeafGroups:
+    """What BoxIndex.decided needs beyond the index, made from it: for each group of FINE
+    consecutive slots its box and times and (for each leaf too), for each of the four extreme
+    vertices (see extreme_fractions), the span that holds that vertex of every record of the
+    group as _extreme_inside bounds it (infinite when one is unknown). A group whose box lies
+    in a query box, or one of whose four vertex spans does, holds only records that surely
+    intersect it. With the groups' times (as _group_times):
+    192 bytes a group of FINE records (~240 MB at 10,000,000 records), made in chunks
+    (bounded temporaries). Every leaf has LEAF // FINE rows (the last leaf's padded with rows
+    that meet nothing)."""
+
+    def __init__(self, index: BoxIndex) -> None:
+        self.index = index
+        n = len(index.positions)
+        per_leaf = LEAF // FINE
+        count = len(index.leaves) * per_leaf
+        self.boxes = np.full((count, 4), np.nan)  # (NaN: never hit, never sure)
+        self.spans = np.full((count, SPAN_COLUMNS), np.nan)
+        self.times = np.zeros((count, 4), dtype=np.int64)
+        self.times[:, 0], self.times[:, 3] = np.iinfo(np.int64).max, np.iinfo(np.int64).min  # (meet no window)
+        for at in range(0, n, GROUP_CHUNK):
+            rows = slice(at // FINE, at // FINE + -(-min(GROUP_CHUNK, n - at) // FINE))
+            b = index.boxes[at : at + GROUP_CHUNK]
+            self.boxes[rows] = _group_bounds(b, FINE)
+            self.times[rows] = _group_times(index.start[at : at + GROUP_CHUNK], index.end[at : at + GROUP_CHUNK], FINE)
+            e = index.extremes[at : at + GROUP_CHUNK] if index.extremes is not None else None
+            self.spans[rows] = _vertex_spans(b, e, FINE)
+        self.leaf_spans = _merged(self.spans, per_leaf)
+
+
+class Groups:
+    """A table's LeafGroups, made on first use in a thread of their own (~1 s a 1,000,000
+    records, which no search should wait for: the searches meanwhile go the classify way);
+    never pickled into a snapshot (an empty one is), as the filter bit indexes."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.made: LeafGroups | None = None
+        self.building = False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Groups, ())
+
+    def of(self, index: BoxIndex) -> LeafGroups | None:
+        """``index``'s LeafGroups; None while they are being made."""
+        with self.lock:
+            if self.made is not None and self.made.index is index:
+                return self.made
+            if self.building:
+                return None
+            self.building = True
+        if not GROUPS_IN_BACKGROUND:
+            return self._build(index)
+        threading.Thread(target=self._build, args=(index,), name="box-groups", daemon=True).start()
+        return None
+
+    def _build(self, index: BoxIndex) -> LeafGroups:
+        try:
+            made = LeafGroups(index)
+            with self.lock:
+                self.made = made
+            return made
+        finally:
+            with self.lock:
+                self.building = False
+
+
+def _vertex_spans(boxes: np.ndarray, extremes: np.ndarray | None, size: int) -> np.ndarray:
+    """For each group of ``size`` consecutive records (16 columns): for the left, right,
+    bottom and top extreme vertex of each record, (x low, x high, y low, y high) of the span
+    _extreme_inside knows it lies in, computed as it does (the same operations, so the same
+    values), the spans of a group's records merged: a query box holds the group's span when
+    _extreme_inside says every record's vertex surely lies in it. (-inf, inf, -inf, inf) when
+    one is unknown."""
+    at = np.arange(0, len(boxes), size)
+    out = np.empty((len(at), 16))
+    if extremes is None:
+        out[:, 0::2], out[:, 1::2] = -np.inf, np.inf
+        return out
+    minx, miny, maxx, maxy = (np.ascontiguousarray(boxes[:, k]) for k in range(4))
+    sx = (maxx - minx) / 255.0
+    sy = (maxy - miny) / 255.0
+    mx = 1e-9 * (np.abs(minx) + np.abs(maxx))
+    my = 1e-9 * (np.abs(miny) + np.abs(maxy))
+    for k in range(4):
+        f = extremes[:, k].astype(np.float64)
+        unknown = extremes[:, k] == UNKNOWN
+        if k < 2:
+            side, low, step, margin = (minx if k == 0 else maxx), miny, sy, my
+        else:
+            side, low, step, margin = (miny if k == 2 else maxy), minx, sx, mx
+        a = low + f * step - margin  # (as _extreme_inside's along_y / along_x)
+        b = low + (f + 1.0) * step + margin
+        a[unknown], b[unknown] = -np.inf, np.inf
+        lo_side = np.where(unknown, -np.inf, side)
+        hi_side = np.where(unknown, np.inf, side)
+        c = 4 * k
+        across = (c + 2, c + 3) if k < 2 else (c, c + 1)  # where a, b go
+        along = (c, c + 1) if k < 2 else (c + 2, c + 3)  # where the side goes
+        out[:, along[0]] = np.minimum.reduceat(lo_side, at)
+        out[:, along[1]] = np.maximum.reduceat(hi_side, at)
+        out[:, across[0]] = np.minimum.reduceat(a, at)
+        out[:, across[1]] = np.maximum.reduceat(b, at)
+    return out
+
+
+def _merged(rows: np.ndarray, size: int) -> np.ndarray:
+    """LeafGroups span rows of consecutive groups of ``size`` rows merged into one each (the
+    NaN rows of padding left out)."""
+    at = np.arange(0, len(rows), size)
+    out = np.empty((len(at), SPAN_COLUMNS))
+    if len(at):
+        out[:, 0::2] = np.fmin.reduceat(rows[:, 0::2], at, axis=0)
+        out[:, 1::2] = np.fmax.reduceat(rows[:, 1::2], at, axis=0)
+    return out
+
+
+def _groups_sure(
+    boxes: np.ndarray, spans: np.ndarray, times: np.ndarray, q: tuple[float, float, float, float], window: Window | None
+) -> np.ndarray:
+    """Whether every record of each group (its box, its LeafGroups span row, its times as
+    _group_times) surely intersects box ``q`` and meets the window: every record's box lies
+    in ``q``, or every record's same extreme vertex does, and every interval lies in the
+    window."""
+    x0, y0, x1, y1 = q
+    sure = _inside(boxes, q)
+    for c in range(0, SPAN_COLUMNS, 4):
+        sure |= (spans[:, c] >= x0) & (spans[:, c + 1] <= x1) & (spans[:, c + 2] >= y0) & (spans[:, c + 3] <= y1)
+    if window is not None:
+        lo, hi = window
+        sure &= (times[:, 1] <= hi) & (times[:, 2] >= lo)
+    return sure
 
 
 def _inside(boxes: np.ndarray, q: tuple[float, float, float, float]) -> np.ndarray:

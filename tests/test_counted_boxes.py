@@ -1,0 +1,361 @@
+"""Box searches counted from whole leaves and groups (Table._counted, BoxIndex.decided,
+LeafGroups) against a brute-force reference: shapely per item.
+
+A bbox (or an intersects box), with or without a datetime, alone on a large table is answered
+as an unsorted set of its matches, whole groups of the box index decided at once. The size
+threshold is lowered (and the time slabs made small, so that a catalog of a few thousand items
+has many) so that the path runs on generated data: footprints of every kind (rotated and cut
+rectangles with collinear vertices, holes, multipolygons, points, lines, none), instants,
+ranges (open ones too) and no time at all. Every page, count and token must be those of
+Table.page over the positions shapely finds one item at a time, walked forward by next tokens
+and back by prev tokens; through the HTTP API of a real server too.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import pickle
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import shapely
+import shapely.geometry
+
+from server.catalog.loader import LoadOptions, load_catalogs
+from server.index import Index, match_cache, spatial, table
+from server.index.bitmap import Bitmap, Unsorted
+from server.index.match_cache import MatchCache
+from server.index.table import Table
+from server.query.parse import parse_search
+from tests.helpers import check_paging_back, follow, link_of, run_server
+
+ITEMS = 3_001  # (not a multiple of a group nor of a leaf: the last ones are short)
+SLAB = 300  # records per time slab of the box index here (the real one: 65,536)
+
+
+def _ring(rng: random.Random, cx: float, cy: float) -> list[list[float]]:
+    """A footprint like bench/generate.py's: a rectangle, maybe rotated, maybe with a cut
+    corner, with collinear vertices along its edges."""
+    hw, hh = rng.uniform(0.05, 2.0), rng.uniform(0.05, 1.2)
+    corners = [(-hw, -hh), (hw, -hh), (hw, hh), (-hw, hh)]
+    if rng.random() < 0.3:
+        cut = min(hw, hh) * 0.4
+        corners = [(-hw, -hh), (hw - cut, -hh), (hw, -hh + cut), (hw, hh), (-hw, hh)]
+    points: list[tuple[float, float]] = []
+    for (ax, ay), (bx, by) in zip(corners, corners[1:] + corners[:1]):
+        points.append((ax, ay))
+        if rng.random() < 0.5:
+            points.append(((ax + bx) / 2, (ay + by) / 2))
+    angle = rng.uniform(0, math.pi) if rng.random() < 0.35 else 0.0
+    c, s = math.cos(angle), math.sin(angle)
+    ring = [[cx + x * c - y * s, cy + x * s + y * c] for x, y in points]
+    return ring + [ring[0]]
+
+
+def _geometry(rng: random.Random) -> dict[str, Any] | None:
+    cx, cy = rng.uniform(-12, 32), rng.uniform(34, 72)
+    kind = rng.random()
+    if kind < 0.7:
+        return {"type": "Polygon", "coordinates": [_ring(rng, cx, cy)]}
+    if kind < 0.77:
+        outer = [[cx - 1, cy - 1], [cx + 1, cy - 1], [cx + 1, cy + 1], [cx - 1, cy + 1], [cx - 1, cy - 1]]
+        hole = [[cx - 0.6, cy - 0.6], [cx - 0.6, cy + 0.6], [cx + 0.6, cy + 0.6], [cx + 0.6, cy - 0.6], [cx - 0.6, cy - 0.6]]
+        return {"type": "Polygon", "coordinates": [outer, hole]}
+    if kind < 0.84:
+        return {"type": "MultiPolygon", "coordinates": [[_ring(rng, cx, cy)], [_ring(rng, cx + 3, cy + 2)]]}
+    if kind < 0.9:
+        return {"type": "Point", "coordinates": [cx, cy]}
+    if kind < 0.96:
+        return {"type": "LineString", "coordinates": [[cx, cy], [cx + rng.uniform(-2, 2), cy + rng.uniform(-2, 2)]]}
+    return None
+
+
+def _times(rng: random.Random) -> dict[str, Any]:
+    day = f"20{rng.randint(17, 24)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    at = f"{day}T{rng.choice(['00:00:00', '10:30:00'])}Z"  # (many ties)
+    kind = rng.random()
+    if kind < 0.75:
+        return {"datetime": at}
+    if kind < 0.85:
+        return {"datetime": None, "start_datetime": at, "end_datetime": f"20{rng.randint(25, 26)}-06-01T00:00:00Z"}
+    if kind < 0.92:
+        return {"datetime": None, "start_datetime": at}  # open-ended
+    return {"datetime": None}  # no time at all: in no window
+
+
+def _write_catalog(folder: Path) -> list[str]:
+    rng = random.Random("counted-boxes")
+    roots = []
+    for c, share in (("alpha", 0.7), ("beta", 0.3)):
+        sub = folder / c
+        sub.mkdir(parents=True)
+        (sub / "collection.json").write_text(json.dumps({
+            "type": "Collection", "id": c, "stac_version": "1.0.0", "description": c, "license": "CC-BY-4.0",
+            "links": [], "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]}, "temporal": {"interval": [[None, None]]}},
+        }))
+        with (sub / "items.ndjson").open("w") as f:
+            for i in range(round(ITEMS * share)):
+                geometry = _geometry(rng)
+                doc = {"type": "Feature", "stac_version": "1.0.0", "id": f"{c}-{i:05d}", "collection": c,
+                       "geometry": geometry, "properties": _times(rng), "links": [], "assets": {}}
+                if geometry is not None:
+                    doc["bbox"] = list(shapely.from_geojson(json.dumps(geometry)).bounds)
+                f.write(json.dumps(doc) + "\n")
+        roots += [str(sub / "collection.json"), str(sub / "items.ndjson")]
+    return roots
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    return _write_catalog(tmp_path_factory.mktemp("counted-boxes"))
+
+
+@pytest.fixture(scope="module")
+def index(roots: list[str]) -> Index:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(table, "BoxIndex", functools.partial(spatial.BoxIndex, slab=SLAB))
+        loaded, _ = load_catalogs(roots, LoadOptions(index_processes=1))
+    assert loaded.size == ITEMS and len(np.unique(loaded._boxes.start[::SLAB])) > 5  # many slabs
+    return loaded
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(table, "COUNTED_MIN_RECORDS", 0)
+    monkeypatch.setattr(table, "COUNTED_MIN_REACH", 0)
+    monkeypatch.setattr(spatial, "GROUPS_IN_BACKGROUND", False)
+
+
+def parsed(params: dict[str, str]):  # type: ignore[no-untyped-def]
+    return parse_search(params, default_limit=10, max_limit=1000)
+
+
+def brute_force(index: Index, query: Any) -> np.ndarray:
+    """Sorted positions of the items whose geometry intersects the query's (one shapely test
+    per item) and whose interval meets its datetime window."""
+    geom = query.intersects if query.intersects is not None else spatial.bbox_geometry(query.bbox)
+    everything = np.arange(index.size)
+    has = ~np.isnan(index.bounds[:, 0])
+    keep = np.zeros(index.size, dtype=bool)
+    keep[has] = [shapely.intersects(geom, g) for g in index.geometries(everything[has])]
+    if query.datetime is not None:
+        lo, hi = query.datetime
+        keep &= (index.start <= hi) & (index.end >= lo)
+    return np.flatnonzero(keep)
+
+
+def walk(search: Any) -> list[tuple[Any, ...]]:
+    """Every page from the first by next tokens, then back from the last by prev tokens."""
+    pages = [search(None, None)]
+    while pages[-1].next_key is not None and len(pages) < 40:
+        pages.append(search(pages[-1].next_key, None))
+    back = pages[-1]
+    while back.prev_key is not None and len(pages) < 80:
+        back = search(None, back.prev_key)
+        pages.append(back)
+    return [(p.positions.tolist(), p.matched, p.next_key, p.prev_key, p.has_prev) for p in pages]
+
+
+def _iso(rng: random.Random) -> str:
+    return f"20{rng.randint(16, 25)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.choice(['00:00:00', '10:30:00'])}Z"
+
+
+def random_query(rng: random.Random) -> dict[str, str]:
+    x, y = rng.uniform(-20, 35), rng.uniform(30, 75)
+    w, h = rng.choice([rng.uniform(0.01, 1), rng.uniform(1, 8), rng.uniform(8, 60)]), rng.uniform(0.01, 30)
+    box = [x, y, x + w, y + h]
+    params: dict[str, str] = {"limit": str(rng.choice([1, 3, 10, 50]))}
+    if rng.random() < 0.25:
+        params["intersects"] = json.dumps(shapely.geometry.mapping(shapely.box(*box)))
+    else:
+        params["bbox"] = ",".join(f"{v:.6f}" for v in box)
+    kind = rng.random()
+    if kind < 0.6:
+        a, b = sorted([_iso(rng), _iso(rng)])
+        params["datetime"] = f"{a}/{b}"
+    elif kind < 0.7:
+        params["datetime"] = rng.choice([f"../{_iso(rng)}", f"{_iso(rng)}/.."])
+    elif kind < 0.8:
+        params["datetime"] = _iso(rng)
+    return params
+
+
+def test_unsorted_finds_the_positions_nearest_any_place() -> None:
+    rng = np.random.default_rng(5)
+    for size in (0, 1, 9, 5_000):
+        for density in (0.0, 0.01, 0.5, 1.0):
+            positions = np.flatnonzero(rng.random(size) < density)
+            found = Unsorted(size, rng.permutation(positions))
+            assert found.count == len(positions) and found.positions().tolist() == positions.tolist()
+            assert (found.first, found.last) == ((positions[0], positions[-1]) if len(positions) else (-1, -1))
+            assert found.packed().positions().tolist() == positions.tolist()
+            for start in {0, size, *rng.integers(0, size + 1, 10).tolist()}:
+                need = int(rng.integers(1, 30))
+                assert found.nearest(start, need).tolist() == positions[positions >= start][:need].tolist()
+                assert found.nearest(start, need, backward=True).tolist() == positions[positions < start][-need:].tolist()
+
+
+def test_counted_box_searches_are_shapelys_per_item(index: Index, counted: None) -> None:
+    rng = random.Random("counted-box-queries")
+    checked = nonempty = decided_whole = one_by_one = 0
+    for _ in range(160):
+        params = random_query(rng)
+        query = parsed(params)
+        truth = brute_force(index, query)
+        found = index.match_set(query)
+        assert isinstance(found, Unsorted), params  # the counted path, not the listed one
+        assert found.positions().tolist() == truth.tolist(), params
+        assert index.match(query).tolist() == truth.tolist(), params  # (the path it replaces agrees)
+        expected = walk(lambda after, before, q=query, t=truth: Table.page(index, t, q, after, before))
+        assert walk(lambda after, before, q=query: index.search(q, after, before=before)) == expected, params
+        # Groups decided whole: some matches were never tested one by one.
+        groups = index._groups.of(index._boxes)  # type: ignore[union-attr]
+        q = shapely.box(*query.intersects.bounds) if query.intersects is not None else spatial.bbox_geometry(query.bbox)
+        if isinstance(q, shapely.Polygon) and not q.is_empty:
+            sure, candidates, _ = index._boxes.decided(q.bounds, query.datetime, groups)  # type: ignore[arg-type]
+            decided_whole += len(sure) > 0
+            one_by_one += len(candidates) > 0
+        checked += 1
+        nonempty += len(truth) > 0
+    assert nonempty > 80 and decided_whole > 15 and one_by_one > 80
+
+
+def test_boxes_it_does_not_count_keep_the_listed_path(index: Index, counted: None) -> None:
+    """Across the antimeridian (two boxes), of no width, beyond the world, or with a filter:
+    sorted positions as before, and still shapely's answer."""
+    for params in ({"bbox": "170,40,-170,60"}, {"bbox": "5,40,5,60"}, {"bbox": "181,91,182,92"},
+                   {"bbox": "0,40,20,60", "filter": "id <> 'x'"}, {"bbox": "0,40,20,60", "q": "alpha"}):
+        query = parsed(params)
+        found = index.match_set(query)
+        assert isinstance(found, np.ndarray), params
+        if "filter" not in params and "q" not in params:
+            assert found.tolist() == brute_force(index, query).tolist(), params
+
+
+def test_a_box_reaching_few_records_keeps_the_listed_path(index: Index, counted: None,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    query = parsed({"bbox": "0,40,3,43", "datetime": "2020-01-01T00:00:00Z/2020-03-01T00:00:00Z"})
+    reach = index._boxes.reach(query.bbox, query.datetime)
+    assert reach > 0
+    monkeypatch.setattr(table, "COUNTED_MIN_REACH", reach + 1)
+    assert isinstance(index.match_set(query), np.ndarray)
+    monkeypatch.setattr(table, "COUNTED_MIN_REACH", reach)
+    assert isinstance(index.match_set(query), Unsorted)
+
+
+def test_the_groups_are_made_in_the_background_while_classify_answers(roots: list[str], counted: None,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spatial, "GROUPS_IN_BACKGROUND", True)
+    fresh, _ = load_catalogs(roots, LoadOptions(index_processes=1))
+    query = parsed({"bbox": "0,40,12,52", "datetime": "2019-01-01T00:00:00Z/2022-12-31T00:00:00Z"})
+    first = fresh.match_set(query)
+    assert isinstance(first, np.ndarray)  # not waiting for the groups
+    groups = fresh._groups
+    assert groups is not None
+    deadline = time.monotonic() + 30
+    while groups.made is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    later = fresh.match_set(query)
+    assert isinstance(later, Unsorted) and later.positions().tolist() == first.tolist()
+    assert pickle_roundtrip_drops_groups(fresh)
+
+
+def pickle_roundtrip_drops_groups(index: Index) -> bool:
+    """The groups never go into a snapshot: an empty holder does."""
+    held = pickle.loads(pickle.dumps(index._groups))
+    return held.made is None and not held.building
+
+
+def test_the_cache_keeps_counted_results_and_pages_alike(index: Index, counted: None,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(match_cache, "BITMAP_MIN_RECORDS", 0)
+    rng = random.Random("counted-cache")
+    cache = MatchCache(1 << 22)
+    kinds = set()
+    for _ in range(40):
+        query = parsed(random_query(rng))
+        truth = brute_force(index, query)
+        expected = walk(lambda after, before, q=query, t=truth: Table.page(index, t, q, after, before))
+        cache.match(index, query)
+        assert walk(lambda after, before, q=query: index.search(q, after, cache, before)) == expected
+        kept = cache.match(index, query)
+        kinds.add(type(kept))
+        assert isinstance(kept, Bitmap) == (len(truth) * 64 >= index.size)
+    assert kinds == {Bitmap, Unsorted}
+
+
+def _http_walk(base: str, method: str, query: dict[str, Any]) -> list[tuple[Any, ...]]:
+    with httpx.Client(base_url=base, timeout=30) as client:
+        response = client.get("/search", params=query) if method == "GET" else client.post("/search", json=query)
+        assert response.status_code == 200, response.text
+        pages = [response.json()]
+        while (link := link_of(pages[-1], "next")) is not None:
+            pages.append(follow(client, method, query, link))
+        check_paging_back(client, method, query, pages, str(query))
+    return [([f["id"] for f in p["features"]], p["numberMatched"], [ln["rel"] for ln in p["links"]]) for p in pages]
+
+
+LOWERED = """\
+import functools
+import server.index.spatial as spatial
+import server.index.table as table
+table.COUNTED_MIN_RECORDS = 0
+table.COUNTED_MIN_REACH = 0
+spatial.GROUPS_IN_BACKGROUND = False
+table.BoxIndex = functools.partial(spatial.BoxIndex, slab={slab})
+_counted = table.Table._counted
+
+
+def counted_and_told(self, query):
+    found = _counted(self, query)
+    if found is not None:
+        with open({marker!r}, "a") as f:
+            f.write("counted\\n")
+    return found
+
+
+table.Table._counted = counted_and_told
+"""
+
+
+def test_http_pages_of_counted_boxes_are_shapelys(roots: list[str], index: Index, tmp_path: Path) -> None:
+    """A real server with the thresholds lowered (a sitecustomize on its path) against one as
+    shipped (whose sample is under them: the listed path), GET and POST, every page forward
+    and back, and numberMatched against shapely per item."""
+    marker = tmp_path / "counted.log"
+    (tmp_path / "sitecustomize.py").write_text(LOWERED.format(slab=SLAB, marker=str(marker)))
+    rng = random.Random("counted-http")
+    queries: list[dict[str, Any]] = []
+    while len(queries) < 8:
+        params = random_query(rng)
+        params["limit"] = str(rng.choice([7, 40]))
+        truth = brute_force(index, parsed(params))
+        if 0 < len(truth) <= 400:
+            queries.append(params)
+    posts = []
+    for params in queries:
+        body: dict[str, Any] = {"limit": int(params["limit"])}
+        if "bbox" in params:
+            body["bbox"] = [float(v) for v in params["bbox"].split(",")]
+        else:
+            body["intersects"] = json.loads(params["intersects"])
+        if "datetime" in params:
+            body["datetime"] = params["datetime"]
+        posts.append(body)
+    env = {"PYTHONPATH": f"{tmp_path}:{Path(__file__).resolve().parents[1]}"}
+    with run_server(roots, env=env) as lowered, run_server(roots) as shipped:
+        for params, body in zip(queries, posts):
+            truth = [index.ids[p] for p in brute_force(index, parsed(params))]  # in the default order
+            for method, query in (("GET", params), ("POST", body)):
+                got = _http_walk(lowered, method, query)
+                assert got == _http_walk(shipped, method, query), (method, query)
+                assert {matched for _, matched, _ in got} == {len(truth)}, (method, query)
+                assert [i for ids, _, _ in got for i in ids] == truth, (method, query)
+    assert marker.read_text().count("counted") >= len(queries)  # the lowered server took the counted path
