@@ -100,8 +100,9 @@ class Settings(BaseSettings):
     fetch_max_concurrency: int = Field(256, ge=1, description="With libcurl, remote documents in flight grow from "
                                        "fetch_concurrency up to this while documents/s grows, and halve on "
                                        "429/502-504/timeouts/dropped connections.")
-    index_processes: int = Field(0, ge=0, description="Processes that index the lines of a large ndjson file, "
-                                 "or the row groups of a local stac-geoparquet file (1 MiB or more), at once, "
+    index_processes: int = Field(0, ge=0, description="Processes that read and index local item files (2,000 "
+                                 "or more), the lines of a large ndjson file, or the row groups of a local "
+                                 "stac-geoparquet file (1 MiB or more), at once, "
                                  "forked by the loading one, which appends their results in order (the same "
                                  "index); 0: one per core, 1: the loading process only.")
     fetch_timeout: float = Field(20.0, description="Seconds per remote request.")

@@ -5,10 +5,11 @@ collection is known before any item is indexed; then all items, fetched concurre
 chunks. Items met during the walk (in an ndjson or FeatureCollection file) are indexed as they
 are read when the collection they go to is already known, else after the walk. Files that hold
 items only (stac-geoparquet, formats.Reader.items_only) are not read during the walk but after
-it, local ones by a forked child while this process indexes (forked_reader). Large ndjson
-files and local stac-geoparquet files are indexed by several forked processes at once, a chunk
-of lines or a row group each, appended here in order (parallel.py, _index_lines_forked,
-_index_parquet_forked; LoadOptions.index_processes). Anything unreadable is skipped with a
+it, local ones by a forked child while this process indexes (forked_reader). Local item
+files, large ndjson files and local stac-geoparquet files are indexed by several forked
+processes at once, a chunk of item links, of lines or a row group each, appended here in order
+(parallel.py, _load_files_forked, _index_lines_forked, _index_parquet_forked;
+LoadOptions.index_processes). Anything unreadable is skipped with a
 reason; nothing stops the load.
 
 Where a document comes from is its Source (sources.py, by URL scheme), how its bytes are read
@@ -73,6 +74,12 @@ LINES_MIN_BYTES = 1 << 20
 LINES_CHUNK_BYTES = 8 << 20
 LINES_MIN_CHUNK_BYTES = 64 << 10
 LINES_MAX_FORKS = 8
+# Item files read and indexed by forked processes (Loader._load_files_forked): at least
+# FILES_MIN_ITEMS of them, in chunks of at most FILES_CHUNK (at least FILES_MIN_CHUNK,
+# each child having ~4 of them).
+FILES_MIN_ITEMS = 2000
+FILES_CHUNK = 2048
+FILES_MIN_CHUNK = 256
 REUSE_CHUNK = 65_536  # item links planned at once by a reload reusing rows: bounded fetched documents
 MAX_SKIPS_KEPT = 1000
 
@@ -231,8 +238,8 @@ class LoadOptions:
     item_spool: BinaryIO | None = None
     # the index this load replaces: items whose documents did not change are taken from it (reuse.py)
     previous: Index | None = None
-    # processes indexing the lines of a large ndjson file or the row groups of a local parquet one
-    # (forked: parallel.py); 0: one per core, 1: this one only
+    # processes reading and indexing local item files, the lines of a large ndjson file or the row
+    # groups of a local parquet one (forked: parallel.py); 0: one per core, 1: this one only
     index_processes: int = 0
 
 
@@ -383,6 +390,9 @@ class Loader:
         self._bulk_items: list[tuple[str, Context]] = []  # files of items only, read after the walk
         self._structural: set[str] = set()  # roots and children admitted: a skip of one is a loss
         self._refused: set[str] = set()  # refused by policy once opened (a symlink): not a loss
+        # in a forked process indexing item files (_index_files): the real paths of those read
+        # through a symlink, added to _seen, for this process's loader to check and add
+        self._aliases: list[str] | None = None
         self._walking = True
         self._media_types: dict[str, str] = {}  # a link's type, when it is not plain JSON
         self._structure_limit = max(self.options.max_structure_bytes, self.options.max_document_bytes)
@@ -473,6 +483,8 @@ class Loader:
                 refusal = f"{ALREADY_READ} {real} (a symlink leads here again)"
             else:
                 self._seen.add(real)
+                if self._aliases is not None:
+                    self._aliases.append(real)
         if refusal is not None:
             self._refused.add(path)
         return refusal
@@ -929,22 +941,25 @@ class Loader:
         # libcurl's batches stream in order with bounded memory: all items in one (no pause
         # between chunks, and large enough for a fetch process); a thread pool's map holds
         # every result of its batch, so chunks there
+        del pending[: self._load_files_forked(pending)]  # what a child that died did not send is read below
         if forked_reader.usable(len(pending)) and self._fetcher.forkable([loc for loc, _ in pending]):
             done = self._load_items_forked(pending)
             del pending[:done]  # what a child that died did not send is read here
         size = ITEM_CHUNK
         if self._fetcher.batches_all([loc for loc, _ in pending]):
             size = max(1, len(pending))
-        limit = self.options.max_document_bytes
         for start in range(0, len(pending), size):
-            chunk = pending[start : start + size]
-            contexts = iter(chunk)
-            for location, docs in self._read_documents([loc for loc, _ in chunk], limit):
-                # in order; those skipped as unreadable are passed
-                ctx = next(ctx for known, ctx in contexts if known == location)
-                self._add_items(docs, location, ctx)
-                self._progress()
+            self._read_items(pending[start : start + size])
         pending.clear()
+
+    def _read_items(self, chunk: list[tuple[str, Context]]) -> None:
+        """Read the documents of these item links and index their items, in order."""
+        contexts = iter(chunk)
+        for location, docs in self._read_documents([loc for loc, _ in chunk], self.options.max_document_bytes):
+            # in order; those skipped as unreadable are passed
+            ctx = next(ctx for known, ctx in contexts if known == location)
+            self._add_items(docs, location, ctx)
+            self._progress()
 
     def _load_items_reusing(self, pending: list[tuple[str, Context]]) -> None:
         """The items of a reload with a previous index: an unchanged document's row is taken
@@ -1047,6 +1062,96 @@ class Loader:
                 self._add_item(doc, location, ctx, whole)
         except FormatError as exc:
             self.skip(location, str(exc), INVALID_JSON)
+
+    # -- item files read and indexed by forked processes ------------------------------------------
+
+    def _load_files_forked(self, pending: list[tuple[str, Context]]) -> int:
+        """Local item files read and indexed by forked processes, a chunk of links each in
+        turn (as _index_lines_forked does for ndjson lines), appended here in order
+        (_take_files): the index one process makes. A file a child cannot index alone (not a
+        _plain_item: needing migration, not one item, naming a collection not loaded ...) is
+        read here, in its place. How many of ``pending`` were handled (fewer if a child died)."""
+        count = parallel.processes(self.options.index_processes)
+        if (count < 2 or len(pending) < FILES_MIN_ITEMS or not parallel.forkable()
+                or not self._fetcher.all_local([loc for loc, _ in pending])):
+            return 0
+        size = min(FILES_CHUNK, max(FILES_MIN_CHUNK, len(pending) // (4 * count)))
+        tasks = [(start, min(start + size, len(pending))) for start in range(0, len(pending), size)]
+        log.info("indexing %d item files in %d processes (%d chunks)", len(pending), count, len(tasks))
+        done = 0
+        with contextlib.closing(parallel.forked_map(tasks, count, lambda task: self._index_files(pending, *task))
+                                ) as results:
+            for pieces in results:
+                for piece in pieces:
+                    if isinstance(piece, int):  # a file the child left
+                        self._read_items(pending[piece : piece + 1])
+                    elif not self._take_files(piece):
+                        self._read_items(pending[piece.start : piece.end])
+                done += 1
+        return tasks[done][0] if done < len(tasks) else len(pending)
+
+    def _index_files(self, pending: list[tuple[str, Context]], start: int, end: int) -> list[FilesPiece | int]:
+        """In a forked process: read and index the item files ``pending[start:end]`` as
+        _read_items would, into a builder of its own, leaving to this process's loader each
+        file whose item is not a _plain_item (read here, it counts for nothing: it is read
+        again there). The pieces in order: what was indexed (FilesPiece), the position of a
+        file left."""
+        fetcher, limit = self._fetcher, self.options.max_document_bytes
+        aliases = self._aliases = []
+        pieces: list[FilesPiece | int] = []
+        first = start
+        piece = self._files_piece(start)
+        for i in range(start, end):
+            location, ctx = pending[i]
+            sources = fetcher.sources
+            read, aliased = len(sources.paths), len(aliases)
+            for _, docs in self._parse_documents([fetcher.fetch_result(location, limit)]):
+                if formats.whole_document(docs) and self._plain_item(docs[0], location, ctx):  # type: ignore[index]
+                    self._add_items(docs, location, ctx)
+                    continue
+                del sources.paths[read:], sources.sizes[read:], sources.mtimes[read:], aliases[aliased:]
+                if i > first:
+                    pieces.append(self._finish_piece(piece, i, aliases))
+                pieces.append(i)
+                first = i + 1
+                piece = self._files_piece(first)
+        if end > first:
+            pieces.append(self._finish_piece(piece, end, aliases))
+        return pieces
+
+    def _files_piece(self, start: int) -> FilesPiece:
+        """In a forked process: a builder, origins and log of files read of its own, for the
+        item files from ``start``."""
+        events = self._forked_builder()
+        self._origins = OriginsBuilder()
+        self._fetcher.sources = SourceLog()
+        return FilesPiece(start, 0, events, self.hrefs.not_public)
+
+    def _finish_piece(self, piece: FilesPiece, end: int, aliases: list[str]) -> FilesPiece:
+        piece.end = end
+        piece.chunk = self.builder.chunk()
+        piece.not_public = self.hrefs.not_public - piece.not_public
+        piece.origins, piece.sources = self._origins, self._fetcher.sources
+        piece.aliases = aliases[:]
+        aliases.clear()
+        return piece
+
+    def _take_files(self, piece: FilesPiece) -> bool:
+        """What a forked process indexed of some item files, appended here as if read here;
+        False (nothing taken) when one of them was read through a symlink to a file an
+        earlier chunk read too (a duplicate the child could not see): read them here."""
+        if any(real in self._seen for real in piece.aliases):
+            return False
+        self._seen.update(piece.aliases)
+        first = self.builder.rows
+        assert piece.chunk is not None and piece.origins is not None and piece.sources is not None
+        self._take_chunk(piece.chunk, piece.events, piece.not_public)
+        self._origins.append(piece.origins, first)
+        sources = self._fetcher.sources
+        sources.paths.extend(piece.sources.paths)
+        sources.sizes.extend(piece.sources.sizes)
+        sources.mtimes.extend(piece.sources.mtimes)
+        return True
 
     def _load_items_forked(self, pending: list[tuple[str, Context]]) -> int:
         """Items read and made servable by a forked child (forked_reader), indexed
@@ -1283,6 +1388,23 @@ class Loader:
             key = (declared, served_under)
             self.report.reassigned[key] = self.report.reassigned.get(key, 0) + 1
         return served_under
+
+
+@dataclass
+class FilesPiece:
+    """Item files ``start`` to ``end`` (positions in the item links) read and indexed by a
+    forked process (Loader._index_files): its rows (Chunk), the skips met, hrefs not made
+    public, the items' origins and the files read, and the real paths of those read through a
+    symlink (for the duplicate check across chunks)."""
+
+    start: int
+    end: int
+    events: list[tuple[bool, tuple[Any, ...]]]
+    not_public: int
+    chunk: Chunk | None = None
+    origins: OriginsBuilder | None = None
+    sources: SourceLog | None = None
+    aliases: list[str] = field(default_factory=list)
 
 
 STATS_LOOKAHEAD = 64  # log entries _read_stats looks ahead before it looks a path up instead

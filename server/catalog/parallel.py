@@ -1,5 +1,6 @@
 """Work split across forked processes, results back in order: the loader indexes the lines of
-a large ndjson file this way (Loader._index_lines_forked).
+a large ndjson file (Loader._index_lines_forked), the row groups of a parquet file and chunks of
+item files (Loader._load_files_forked) this way.
 
 Indexing an item costs ~40 us of Python (parsing, making it servable, its columns, words and
 footprint); one process indexes ~25k items a second at best. Each child, forked with the

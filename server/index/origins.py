@@ -77,6 +77,22 @@ class OriginsBuilder:
         self.mtimes.frombytes(np.asarray(mtimes, dtype=np.int64).tobytes())
         self.digests += np.ascontiguousarray(digests, dtype=np.uint8).tobytes()
 
+    def append(self, other: OriginsBuilder, first_row: int) -> None:
+        """The origins ``other`` collected for rows numbered from 0, as rows from ``first_row``
+        here: item files indexed by a forked process into a builder of its own (the loader's
+        _index_files), appended after this one's rows."""
+        if not len(other.rows):
+            return
+        renumber = np.array([self._names.setdefault(name, len(self._names)) for name in other._names] + [NO_COLLECTION],
+                            dtype=np.int32)  # a code of -1 (none) reads the last entry
+        self.rows.frombytes((np.frombuffer(other.rows, dtype=np.int64) + first_row).tobytes())
+        self.locations.extend(other.locations)
+        self.declared.frombytes(renumber[np.frombuffer(other.declared, dtype=np.int32)].tobytes())
+        self.not_public.extend(other.not_public)
+        self.sizes.extend(other.sizes)
+        self.mtimes.extend(other.mtimes)
+        self.digests += other.digests
+
     def freeze(self, row_positions: np.ndarray, read: Callable[[list[str]], list[tuple[int, int]]],
                digests: dict[str, bytes]) -> Origins:
         """The origins of the rows that made it into the index (``row_positions``: builder row ->
