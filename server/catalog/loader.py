@@ -55,6 +55,7 @@ from server.catalog.public import PublicHrefs
 from server.catalog.reuse import ReusePlan, digest
 from server.catalog.sources import OVER_LIMIT, Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
+from server.catalog.waiting import WaitingItems
 from server.index import Index, IndexBuilder
 from server.index.builder import Chunk, ItemRejected
 from server.index.origins import UNKNOWN, OriginsBuilder
@@ -377,9 +378,11 @@ class Loader:
         self._pending_items: list[tuple[str, Context]] = []
         self._checked_from = 0  # a reload: _pending_items before this are being checked (_check_soon)
         # items found among the structure (bulk files, item documents as roots): linked by no
-        # `item` link, so without a place in the tree; kept here only while they wait for the
-        # collection they go to (_inline_item)
-        self._inline_items: list[tuple[dict[str, Any], str, Context, bool]] = []
+        # `item` link, so without a place in the tree; kept here (as bytes in a temporary file
+        # beside the snapshot being written) only while they wait for the collection they go
+        # to (_inline_item)
+        spool_folder = os.path.dirname(os.path.abspath(spool.name)) if spool is not None and isinstance(spool.name, str) else None
+        self._inline_items: WaitingItems[Context] = WaitingItems(spool_folder)
         self._bulk_items: list[tuple[str, Context]] = []  # files of items only, read after the walk
         self._structural: set[str] = set()  # roots and children admitted: a skip of one is a loss
         self._refused: set[str] = set()  # refused by policy once opened (a symlink): not a loss
@@ -498,6 +501,7 @@ class Loader:
         try:
             return self._load()
         finally:
+            self._inline_items.close()  # a load that failed: the items waiting are let go
             if self._reuse is not None:  # a load that failed: its background checks stop
                 self._reuse.close()
 
@@ -897,15 +901,16 @@ class Loader:
         """An item met during the walk (in a bulk file: ndjson, a FeatureCollection; or a root
         that is one). Indexed at once when the collection it goes to is already decided, so a
         bulk file of a million items is never a million dicts at once; kept until the walk is
-        over otherwise: it names a collection not loaded (yet: a later document may hold it),
-        or it goes to a collection made for items of none, whose id is given once every loaded
-        collection's is known (_name_homes). Once one waits, those after it wait too: items
-        are indexed in the order they were read (of two with one id, the first is kept)."""
+        over otherwise, as bytes in a temporary file (waiting.py): it names a collection not
+        loaded (yet: a later document may hold it), or it goes to a collection made for items
+        of none, whose id is given once every loaded collection's is known (_name_homes). Once
+        one waits, those after it wait too: items are indexed in the order they were read (of
+        two with one id, the first is kept)."""
         if not self._inline_items and self._decided(item, ctx):
             self._add_item(item, location, ctx, whole, linked=False)
             self._progress()
         else:
-            self._inline_items.append((item, location, ctx, whole))
+            self._inline_items.append(item, location, ctx, whole)
 
     def _decided(self, item: Any, ctx: Context) -> bool:
         """Whether the collection an item goes to is known already (_collection_for)."""
@@ -917,9 +922,9 @@ class Loader:
         return not isinstance(declared, str) or (declared in self.builder.collections and declared not in self._made)
 
     def _load_items(self) -> None:
-        for item, location, ctx, whole in self._inline_items:
+        for item, location, ctx, whole in self._inline_items.drain():
             self._add_item(item, location, ctx, whole, linked=False)
-        self._inline_items.clear()
+            self._progress()
         self._load_bulk()
         pending = self._pending_items
         if self._reuse is not None:
