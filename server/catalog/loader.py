@@ -625,11 +625,13 @@ class Loader:
         item waits for its collection (_inline_item), and an item of no collection has its home."""
         return not self._inline_items and (ctx.collection is not None or (ctx.catalog or location) in self._homes)
 
-    def _plain_item(self, doc: Any, location: str, ctx: Context) -> bool:
-        """Whether a value of a bulk file is an item whose indexing changes nothing but the
-        builder's rows and the skips (no home, no collection made, no item kept waiting, no
-        reassignment): one a forked process may index (_index_lines_forked)."""
-        if type(doc) is not dict or needs_migration(doc) or _kind(doc) != "Feature" or not self._lines_ready(location, ctx):
+    def _plain_item(self, doc: Any, ctx: Context) -> bool:
+        """Whether a value of a bulk file whose lines are ready (_lines_ready: the caller checks
+        it once, as indexing plain items does not change it) is an item whose indexing changes
+        nothing but the builder's rows and the skips (no home, no collection made, no item kept
+        waiting, no reassignment): one a forked process may index (_index_lines_forked) with
+        _index_plain."""
+        if type(doc) is not dict or needs_migration(doc) or _kind(doc) != "Feature":
             return False
         declared = doc.get("collection")
         if declared is None:
@@ -675,18 +677,19 @@ class Loader:
         not_public = self.hrefs.not_public
         data, location, stop = values.data, values.location, None
         view = memoryview(data)
+        ready, plain, index, loads = self._lines_ready(location, ctx), self._plain_item, self._index_plain, orjson.loads
         for line_number, line_start, line_end in formats.line_spans(data, start, number, end):
             try:
-                doc = orjson.loads(view[line_start:line_end])
+                doc = loads(view[line_start:line_end])
             except orjson.JSONDecodeError as exc:
                 self._invalid_json(f"{location} line {line_number}", f"invalid JSON: {exc}")
                 continue
-            if not self._plain_item(doc, location, ctx):
+            if not ready or not plain(doc, ctx):
                 stop = (line_start, line_number - 1)
                 break
             # what _structure_document comes to for a plain item (its home is there already:
             # _lines_ready; _inline_item indexes it at once: nothing waits, its collection is known)
-            self._add_item(doc, location, ctx, linked=False)
+            index(doc, location, ctx)
         return self.builder.chunk(), events, self.hrefs.not_public - not_public, stop
 
     def _read_documents(self, locations: list[str], limit: int) -> Iterator[tuple[str, Iterable[Any]]]:
@@ -1171,11 +1174,12 @@ class Loader:
         could not be read further.)"""
         events = self._forked_builder()
         not_public, done, failure = self.hrefs.not_public, 0, None
+        ready = self._lines_ready(location, ctx)
         try:
             for doc in reader.read_row_groups(data, location, [group]):
-                if not self._plain_item(doc, location, ctx):
+                if not ready or not self._plain_item(doc, ctx):
                     return self.builder.chunk(), events, self.hrefs.not_public - not_public, done, None
-                self._add_item(doc, location, ctx, linked=False)
+                self._index_plain(doc, location, ctx)
                 done += 1
         except FormatError as exc:
             failure = str(exc)
@@ -1246,6 +1250,10 @@ class Loader:
         not_public = self.hrefs.not_public
         item = servable(item, location, self.hrefs)
         self._index_item(item, location, ctx, whole, linked, self.hrefs.not_public - not_public)
+
+    def _index_plain(self, item: dict[str, Any], location: str, ctx: Context) -> None:
+        """What _add_item comes to for a _plain_item of a bulk file (checked already)."""
+        self._index_item(servable(item, location, self.hrefs), location, ctx, linked=False)
 
     def _index_item(self, item: dict[str, Any], location: str, ctx: Context, whole: bool = False,
                     linked: bool = True, not_public: int = UNKNOWN) -> None:
