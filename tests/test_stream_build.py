@@ -246,13 +246,18 @@ def test_footprints_are_read_as_geos_reads_their_geojson() -> None:
         {"type": "Nope", "coordinates": [ring]},
         None,
     ]
-    read = _read_geometries(cases)
     geos = [None if g is None else shapely.from_geojson(orjson.dumps(g), on_invalid="ignore") for g in cases]
     assert sum(1 for g in cases if g is not None and _simple_ring(g) is not None) == 4  # the first three, the bow tie
-    for case, mine, theirs in zip(cases, read.tolist(), geos):
-        assert (mine is None) == (theirs is None), case
-        if mine is not None:
-            assert shapely.to_wkb(mine) == shapely.to_wkb(theirs), case
+    # all in one batch (the simple ones told apart one by one), the simple ones alone (checked
+    # as one batch), and each simple one with each other case (the batch check refused or not)
+    batches = [list(range(len(cases))), [0, 1, 2, 10]] + [[s, k] for s in (0, 1, 10) for k in range(len(cases))]
+    for batch in batches:
+        read = _read_geometries([cases[k] for k in batch])
+        for k, mine in zip(batch, read.tolist()):
+            theirs = geos[k]
+            assert (mine is None) == (theirs is None), cases[k]
+            if mine is not None:
+                assert shapely.to_wkb(mine) == shapely.to_wkb(theirs), cases[k]
 
 
 def test_ids_are_found_by_their_bytes() -> None:
