@@ -82,14 +82,19 @@ def forked_map(tasks: Sequence[T], count: int, work: Callable[[T], Any]) -> Gene
             os.close(write_fd)
             pids.append(pid)
             streams.append(os.fdopen(read_fd, "rb", buffering=1 << 20))
+        # one buffer for every result, grown as needed: a new one per result (MBs) is memory
+        # the kernel hands out and zeroes page by page each time (unpickling copies out of it)
+        buffer = bytearray()
         for i in range(len(tasks)):
             stream = streams[i % count]
             head = stream.read(LENGTH.size)
             if len(head) < LENGTH.size:
                 return  # the child died
             (size,) = LENGTH.unpack(head)
-            payload = stream.read(size)
-            if len(payload) < size:
+            if len(buffer) < size:
+                buffer = bytearray(size + size // 4)
+            payload = memoryview(buffer)[:size]
+            if stream.readinto(payload) < size:
                 return
             yield pickle.loads(payload)
     finally:
