@@ -166,6 +166,7 @@ def test_ndjson_indexed_by_forked_processes_is_the_same_index(catalog_dir: Catal
     assert result.stderr.count("indexing its lines in 2 processes") >= 2, result.stderr  # forked again after "old"
     forked = read_snapshot(str(tmp_path / "forked.idx"))[0]
     same_index(forked, one)
+    assert not list(tmp_path.glob(".chunks-*"))  # the folder of the chunks' item files beside it is gone
 
 
 def test_parquet_indexed_by_forked_processes_is_the_same_index(catalog_dir: CatalogDir, tmp_path: Path) -> None:
@@ -197,6 +198,7 @@ def test_parquet_indexed_by_forked_processes_is_the_same_index(catalog_dir: Cata
     assert result.returncode == 0, result.stderr
     assert "indexing its items in 2 processes (8 row groups)" in result.stderr, result.stderr
     same_index(read_snapshot(str(tmp_path / "forked.idx"))[0], one)
+    assert not list(tmp_path.glob(".chunks-*"))
 
 
 def test_streamed_snapshot_serves_with_workers(catalog_dir: CatalogDir, tmp_path: Path) -> None:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import os
 import pickle
 import struct
 import threading
 import weakref
 from collections.abc import Callable, Generator, Sequence
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -57,7 +58,7 @@ def forked_map(tasks: Sequence[T], count: int, work: Callable[[T], Any]) -> Gene
     early (fewer results than tasks) if a child dies."""
     count = min(count, len(tasks))
     pids: list[int] = []
-    streams: list[BinaryIO] = []
+    streams: list[io.BufferedReader] = []
     try:
         for k in range(count):
             read_fd, write_fd = os.pipe()
@@ -81,7 +82,7 @@ def forked_map(tasks: Sequence[T], count: int, work: Callable[[T], Any]) -> Gene
                     os._exit(status)
             os.close(write_fd)
             pids.append(pid)
-            streams.append(os.fdopen(read_fd, "rb", buffering=1 << 20))
+            streams.append(io.BufferedReader(io.FileIO(read_fd, "rb"), buffer_size=1 << 20))
         # one buffer for every result, grown as needed: a new one per result (MBs) is memory
         # the kernel hands out and zeroes page by page each time (unpickling copies out of it)
         buffer = bytearray()
@@ -93,10 +94,10 @@ def forked_map(tasks: Sequence[T], count: int, work: Callable[[T], Any]) -> Gene
             (size,) = LENGTH.unpack(head)
             if len(buffer) < size:
                 buffer = bytearray(size + size // 4)
-            payload = memoryview(buffer)[:size]
-            if stream.readinto(payload) < size:
+            received = memoryview(buffer)[:size]
+            if stream.readinto(received) < size:
                 return
-            yield pickle.loads(payload)
+            yield pickle.loads(received)
     finally:
         for stream in streams:
             stream.close()

@@ -149,14 +149,22 @@ class IndexBuilder:
         if len(self._geoms) >= GEOMETRY_BATCH:
             self._flush_geometries()
 
-    def chunk(self) -> Chunk:
+    def chunk(self, json_path: str | None = None) -> Chunk:
         """What was added, as one picklable piece (this builder's rows 0..n-1) for another
         builder's ``add_chunk``: items indexed by a forked process (server.catalog.parallel).
-        Only for a builder that was given items only (no collections, no spool)."""
+        Only for a builder that was given items only (no collections, no spool). ``json_path``:
+        the items' bytes are written to a new file there instead of carried in the chunk (for a
+        builder that spools them: add_chunk has the kernel copy them, no pickling, no pipe)."""
         self._flush_geometries()
         names: list[str | None] = [None] * len(self._collection_codes)
         for name, code in self._collection_codes.items():
             names[code] = name
+        json_in = None
+        if json_path is not None:
+            with open(json_path, "wb") as out:
+                out.write(self._json.data)
+            json_in = (json_path, len(self._json.data))
+            self._json.data = bytearray()
         return Chunk(
             ids=(self._ids.data, self._ids.ends), id_hashes=self._id_hashes, labels=self._labels,
             row_nodes=self.tree.row_nodes, collections=names, codes=self._collection_code,
@@ -164,7 +172,7 @@ class IndexBuilder:
             json=(self._json.data, self._json.ends), wkb=(self._wkb.data, self._wkb.ends),
             bounds=np.concatenate(self._bounds) if self._bounds else np.zeros((0, 4)),
             extremes=np.concatenate(self._extremes) if self._extremes else np.zeros((0, 4), np.uint8),
-            rejected=self._rejected, columns=self._columns, text=self._text)
+            rejected=self._rejected, columns=self._columns, text=self._text, json_in=json_in)
 
     def add_chunk(self, chunk: Chunk) -> None:
         """Append the rows of ``chunk`` (another builder's ``chunk()``) after this one's, as if
@@ -185,7 +193,15 @@ class IndexBuilder:
         self._start.extend(chunk.start)
         self._end.extend(chunk.end)
         self._sort_time.extend(chunk.sort_time)
-        self._json.extend(*chunk.json)
+        if chunk.json_in is None:
+            self._json.extend(*chunk.json)
+        else:
+            path, size = chunk.json_in
+            source = os.open(path, os.O_RDONLY)
+            try:
+                self._json.extend_from(source, size, chunk.json[1])
+            finally:
+                os.close(source)
         self._wkb.extend(*chunk.wkb)
         self._bounds.append(chunk.bounds)
         self._extremes.append(chunk.extremes)
@@ -331,6 +347,7 @@ class Chunk:
     rejected: dict[int, str]
     columns: ColumnsBuilder
     text: TextIndexBuilder
+    json_in: tuple[str, int] | None = None  # the items' bytes are in this file (path, size), not in ``json``
 
 
 MAX_SAFE_INT = 2**53
