@@ -166,6 +166,7 @@ def test_ndjson_indexed_by_forked_processes_is_the_same_index(catalog_dir: Catal
     assert result.stderr.count("indexing its lines in 2 processes") >= 2, result.stderr  # forked again after "old"
     forked = read_snapshot(str(tmp_path / "forked.idx"))[0]
     same_index(forked, one)
+    assert not list(tmp_path.glob(".chunks-*"))  # the folder of the chunks' item files beside it is gone
 
 
 def test_parquet_indexed_by_forked_processes_is_the_same_index(catalog_dir: CatalogDir, tmp_path: Path) -> None:
@@ -197,6 +198,7 @@ def test_parquet_indexed_by_forked_processes_is_the_same_index(catalog_dir: Cata
     assert result.returncode == 0, result.stderr
     assert "indexing its items in 2 processes (8 row groups)" in result.stderr, result.stderr
     same_index(read_snapshot(str(tmp_path / "forked.idx"))[0], one)
+    assert not list(tmp_path.glob(".chunks-*"))
 
 
 def test_streamed_snapshot_serves_with_workers(catalog_dir: CatalogDir, tmp_path: Path) -> None:
@@ -246,13 +248,18 @@ def test_footprints_are_read_as_geos_reads_their_geojson() -> None:
         {"type": "Nope", "coordinates": [ring]},
         None,
     ]
-    read = _read_geometries(cases)
     geos = [None if g is None else shapely.from_geojson(orjson.dumps(g), on_invalid="ignore") for g in cases]
     assert sum(1 for g in cases if g is not None and _simple_ring(g) is not None) == 4  # the first three, the bow tie
-    for case, mine, theirs in zip(cases, read.tolist(), geos):
-        assert (mine is None) == (theirs is None), case
-        if mine is not None:
-            assert shapely.to_wkb(mine) == shapely.to_wkb(theirs), case
+    # all in one batch (the simple ones told apart one by one), the simple ones alone (checked
+    # as one batch), and each simple one with each other case (the batch check refused or not)
+    batches = [list(range(len(cases))), [0, 1, 2, 10]] + [[s, k] for s in (0, 1, 10) for k in range(len(cases))]
+    for batch in batches:
+        read = _read_geometries([cases[k] for k in batch])
+        for k, mine in zip(batch, read.tolist()):
+            theirs = geos[k]
+            assert (mine is None) == (theirs is None), cases[k]
+            if mine is not None:
+                assert shapely.to_wkb(mine) == shapely.to_wkb(theirs), cases[k]
 
 
 def test_ids_are_found_by_their_bytes() -> None:

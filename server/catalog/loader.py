@@ -36,7 +36,9 @@ import logging
 import os
 import posixpath
 import re
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +58,7 @@ from server.catalog.public import PublicHrefs
 from server.catalog.reuse import ReusePlan, digest
 from server.catalog.sources import OVER_LIMIT, Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
+from server.catalog.waiting import WaitingItems
 from server.index import Index, IndexBuilder
 from server.index.builder import Chunk, ItemRejected
 from server.index.origins import UNKNOWN, OriginsBuilder
@@ -384,9 +387,11 @@ class Loader:
         self._pending_items: list[tuple[str, Context]] = []
         self._checked_from = 0  # a reload: _pending_items before this are being checked (_check_soon)
         # items found among the structure (bulk files, item documents as roots): linked by no
-        # `item` link, so without a place in the tree; kept here only while they wait for the
-        # collection they go to (_inline_item)
-        self._inline_items: list[tuple[dict[str, Any], str, Context, bool]] = []
+        # `item` link, so without a place in the tree; kept here (as bytes in a temporary file
+        # beside the snapshot being written) only while they wait for the collection they go
+        # to (_inline_item)
+        spool_folder = os.path.dirname(os.path.abspath(spool.name)) if spool is not None and isinstance(spool.name, str) else None
+        self._inline_items: WaitingItems[Context] = WaitingItems(spool_folder)
         self._bulk_items: list[tuple[str, Context]] = []  # files of items only, read after the walk
         self._structural: set[str] = set()  # roots and children admitted: a skip of one is a loss
         self._refused: set[str] = set()  # refused by policy once opened (a symlink): not a loss
@@ -396,6 +401,7 @@ class Loader:
         self._walking = True
         self._media_types: dict[str, str] = {}  # a link's type, when it is not plain JSON
         self._structure_limit = max(self.options.max_structure_bytes, self.options.max_document_bytes)
+        self._chunk_folder: str | None = None  # while forked processes index: where chunks leave items' bytes
         self._last_progress = 0.0
         show = self.options.progress
         self._show_progress = sys.stderr.isatty() if show is None else show
@@ -510,6 +516,7 @@ class Loader:
         try:
             return self._load()
         finally:
+            self._inline_items.close()  # a load that failed: the items waiting are let go
             if self._reuse is not None:  # a load that failed: its background checks stop
                 self._reuse.close()
 
@@ -633,11 +640,13 @@ class Loader:
         item waits for its collection (_inline_item), and an item of no collection has its home."""
         return not self._inline_items and (ctx.collection is not None or (ctx.catalog or location) in self._homes)
 
-    def _plain_item(self, doc: Any, location: str, ctx: Context) -> bool:
-        """Whether a value of a bulk file is an item whose indexing changes nothing but the
-        builder's rows and the skips (no home, no collection made, no item kept waiting, no
-        reassignment): one a forked process may index (_index_lines_forked)."""
-        if type(doc) is not dict or needs_migration(doc) or _kind(doc) != "Feature" or not self._lines_ready(location, ctx):
+    def _plain_item(self, doc: Any, ctx: Context) -> bool:
+        """Whether a value of a bulk file whose lines are ready (_lines_ready: the caller checks
+        it once, as indexing plain items does not change it) is an item whose indexing changes
+        nothing but the builder's rows and the skips (no home, no collection made, no item kept
+        waiting, no reassignment): one a forked process may index (_index_lines_forked) with
+        _index_plain."""
+        if type(doc) is not dict or needs_migration(doc) or _kind(doc) != "Feature":
             return False
         declared = doc.get("collection")
         if declared is None:
@@ -664,7 +673,8 @@ class Loader:
         location = values.location
         log.info("%s: indexing its lines in %d processes (%d chunks)", location, count, len(tasks))
         done = 0
-        with contextlib.closing(parallel.forked_map(tasks, count, lambda task: self._index_lines(values, task, ctx))) as results:
+        with self._chunk_files(), contextlib.closing(
+                parallel.forked_map(tasks, count, lambda task: self._index_lines(values, task, ctx))) as results:
             for chunk, events, not_public, stop in results:
                 self._take_chunk(chunk, events, not_public)
                 if stop is not None:
@@ -683,19 +693,20 @@ class Loader:
         not_public = self.hrefs.not_public
         data, location, stop = values.data, values.location, None
         view = memoryview(data)
+        ready, plain, index, loads = self._lines_ready(location, ctx), self._plain_item, self._index_plain, orjson.loads
         for line_number, line_start, line_end in formats.line_spans(data, start, number, end):
             try:
-                doc = orjson.loads(view[line_start:line_end])
+                doc = loads(view[line_start:line_end])
             except orjson.JSONDecodeError as exc:
                 self._invalid_json(f"{location} line {line_number}", f"invalid JSON: {exc}")
                 continue
-            if not self._plain_item(doc, location, ctx):
+            if not ready or not plain(doc, ctx):
                 stop = (line_start, line_number - 1)
                 break
             # what _structure_document comes to for a plain item (its home is there already:
             # _lines_ready; _inline_item indexes it at once: nothing waits, its collection is known)
-            self._add_item(doc, location, ctx, linked=False)
-        return self.builder.chunk(), events, self.hrefs.not_public - not_public, stop
+            index(doc, location, ctx)
+        return self.builder.chunk(self._chunk_file(f"lines-{start}")), events, self.hrefs.not_public - not_public, stop
 
     def _read_documents(self, locations: list[str], limit: int) -> Iterator[tuple[str, Iterable[Any]]]:
         """The parsed document(s) at each location, each read within ``limit`` bytes; what
@@ -909,15 +920,16 @@ class Loader:
         """An item met during the walk (in a bulk file: ndjson, a FeatureCollection; or a root
         that is one). Indexed at once when the collection it goes to is already decided, so a
         bulk file of a million items is never a million dicts at once; kept until the walk is
-        over otherwise: it names a collection not loaded (yet: a later document may hold it),
-        or it goes to a collection made for items of none, whose id is given once every loaded
-        collection's is known (_name_homes). Once one waits, those after it wait too: items
-        are indexed in the order they were read (of two with one id, the first is kept)."""
+        over otherwise, as bytes in a temporary file (waiting.py): it names a collection not
+        loaded (yet: a later document may hold it), or it goes to a collection made for items
+        of none, whose id is given once every loaded collection's is known (_name_homes). Once
+        one waits, those after it wait too: items are indexed in the order they were read (of
+        two with one id, the first is kept)."""
         if not self._inline_items and self._decided(item, ctx):
             self._add_item(item, location, ctx, whole, linked=False)
             self._progress()
         else:
-            self._inline_items.append((item, location, ctx, whole))
+            self._inline_items.append(item, location, ctx, whole)
 
     def _decided(self, item: Any, ctx: Context) -> bool:
         """Whether the collection an item goes to is known already (_collection_for)."""
@@ -929,9 +941,9 @@ class Loader:
         return not isinstance(declared, str) or (declared in self.builder.collections and declared not in self._made)
 
     def _load_items(self) -> None:
-        for item, location, ctx, whole in self._inline_items:
+        for item, location, ctx, whole in self._inline_items.drain():
             self._add_item(item, location, ctx, whole, linked=False)
-        self._inline_items.clear()
+            self._progress()
         self._load_bulk()
         pending = self._pending_items
         if self._reuse is not None:
@@ -1240,9 +1252,8 @@ class Loader:
             return False  # the usual path reports it (the file was read once more)
         log.info("%s: indexing its items in %d processes (%d row groups)", location, count, len(groups))
         before = 0
-        with contextlib.closing(parallel.forked_map(range(len(groups)), count,
-                                                    lambda group: self._index_rows(reader, data, location, group, ctx))
-                                ) as results:
+        with self._chunk_files(), contextlib.closing(parallel.forked_map(
+                range(len(groups)), count, lambda group: self._index_rows(reader, data, location, group, ctx))) as results:
             for group, (chunk, events, not_public, stop, failure) in enumerate(results):
                 self._take_chunk(chunk, events, not_public)
                 if failure is not None:
@@ -1271,15 +1282,16 @@ class Loader:
         could not be read further.)"""
         events = self._forked_builder()
         not_public, done, failure = self.hrefs.not_public, 0, None
+        ready, path = self._lines_ready(location, ctx), self._chunk_file(f"group-{group}")
         try:
             for doc in reader.read_row_groups(data, location, [group]):
-                if not self._plain_item(doc, location, ctx):
-                    return self.builder.chunk(), events, self.hrefs.not_public - not_public, done, None
-                self._add_item(doc, location, ctx, linked=False)
+                if not ready or not self._plain_item(doc, ctx):
+                    return self.builder.chunk(path), events, self.hrefs.not_public - not_public, done, None
+                self._index_plain(doc, location, ctx)
                 done += 1
         except FormatError as exc:
             failure = str(exc)
-        return self.builder.chunk(), events, self.hrefs.not_public - not_public, None, failure
+        return self.builder.chunk(path), events, self.hrefs.not_public - not_public, None, failure
 
     def _forked_builder(self) -> list[tuple[bool, tuple[Any, ...]]]:
         """In a forked process: a builder of its own (given the collections), skips recorded
@@ -1293,10 +1305,35 @@ class Loader:
         self.builder.collections = collections
         return events
 
+    @contextlib.contextmanager
+    def _chunk_files(self) -> Iterator[None]:
+        """While forked processes index for a builder that spools the items' bytes (`index -o`):
+        a private folder beside the spool, where each chunk's item bytes are left (_chunk_file)
+        for _take_chunk to have the kernel copy into the spool, and removed. Through the pipe
+        they were pickled, read, unpickled and written again (~3 us an item of this process's
+        time, ~2 us of all: issue 18). Anything left (a child that died) goes with the folder."""
+        spool = self.options.item_spool
+        name = getattr(spool, "name", None)
+        if not isinstance(name, str):
+            yield
+            return
+        self._chunk_folder = tempfile.mkdtemp(prefix=".chunks-", dir=os.path.dirname(os.path.abspath(name)))
+        try:
+            yield
+        finally:
+            shutil.rmtree(self._chunk_folder, ignore_errors=True)
+            self._chunk_folder = None
+
+    def _chunk_file(self, name: str) -> str | None:
+        """In a forked process: where the chunk ``name`` leaves its items' bytes (_chunk_files), if anywhere."""
+        return None if self._chunk_folder is None else os.path.join(self._chunk_folder, name)
+
     def _take_chunk(self, chunk: Chunk, events: list[tuple[bool, tuple[Any, ...]]], not_public: int) -> None:
         """What a forked process indexed (its rows, the skips it met, the hrefs it did not make
         public), appended here as if indexed here."""
         self.builder.add_chunk(chunk)
+        if chunk.json_in is not None:
+            os.unlink(chunk.json_in[0])
         for structural, args in events:
             (self.skip_structure if structural else self.skip_item)(*args)
         self.hrefs.not_public += not_public
@@ -1346,6 +1383,10 @@ class Loader:
         not_public = self.hrefs.not_public
         item = servable(item, location, self.hrefs)
         self._index_item(item, location, ctx, whole, linked, self.hrefs.not_public - not_public)
+
+    def _index_plain(self, item: dict[str, Any], location: str, ctx: Context) -> None:
+        """What _add_item comes to for a _plain_item of a bulk file (checked already)."""
+        self._index_item(servable(item, location, self.hrefs), location, ctx, linked=False)
 
     def _index_item(self, item: dict[str, Any], location: str, ctx: Context, whole: bool = False,
                     linked: bool = True, not_public: int = UNKNOWN) -> None:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import os
 import pickle
 import struct
 import threading
 import weakref
 from collections.abc import Callable, Generator, Sequence
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -58,7 +59,7 @@ def forked_map(tasks: Sequence[T], count: int, work: Callable[[T], Any]) -> Gene
     early (fewer results than tasks) if a child dies."""
     count = min(count, len(tasks))
     pids: list[int] = []
-    streams: list[BinaryIO] = []
+    streams: list[io.BufferedReader] = []
     try:
         for k in range(count):
             read_fd, write_fd = os.pipe()
@@ -82,17 +83,22 @@ def forked_map(tasks: Sequence[T], count: int, work: Callable[[T], Any]) -> Gene
                     os._exit(status)
             os.close(write_fd)
             pids.append(pid)
-            streams.append(os.fdopen(read_fd, "rb", buffering=1 << 20))
+            streams.append(io.BufferedReader(io.FileIO(read_fd, "rb"), buffer_size=1 << 20))
+        # one buffer for every result, grown as needed: a new one per result (MBs) is memory
+        # the kernel hands out and zeroes page by page each time (unpickling copies out of it)
+        buffer = bytearray()
         for i in range(len(tasks)):
             stream = streams[i % count]
             head = stream.read(LENGTH.size)
             if len(head) < LENGTH.size:
                 return  # the child died
             (size,) = LENGTH.unpack(head)
-            payload = stream.read(size)
-            if len(payload) < size:
+            if len(buffer) < size:
+                buffer = bytearray(size + size // 4)
+            received = memoryview(buffer)[:size]
+            if stream.readinto(received) < size:
                 return
-            yield pickle.loads(payload)
+            yield pickle.loads(received)
     finally:
         for stream in streams:
             stream.close()

@@ -71,6 +71,9 @@ class PublicHrefs:
         self.asset_roots: list[str] = real_folders if serve else []  # the folders the API serves
         self._local_rules = bool(self._local_mappings or self._served)  # something may make a local href public
         self.not_public = 0  # local hrefs left as written: no mapping and not served
+        # starts of hrefs that href() returns as they are, at once: http(s) URLs when no
+        # --public-href maps URLs (startswith of an empty tuple is False)
+        self.as_written: tuple[str, ...] = () if self._url_mappings else _WEB
 
     def href(self, base: str, href: str) -> str:
         """The href to serve for ``href`` as written in the document at ``base``. Runs for

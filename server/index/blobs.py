@@ -37,6 +37,16 @@ class BlobWriter:
         self.ends.frombytes((np.frombuffer(ends, dtype=np.int64) + len(self.data)).tobytes())
         self.data += data
 
+    def extend_from(self, source: int, size: int, ends: array) -> None:
+        """``extend`` with the first ``size`` bytes of the open file ``source`` as the buffer."""
+        data = bytearray()
+        while len(data) < size:
+            part = os.pread(source, size - len(data), len(data))
+            if not part:
+                raise OSError(f"reading {size} bytes of a file found {len(data)}")
+            data += part
+        self.extend(data, ends)
+
     def freeze(self, order: np.ndarray | None = None) -> BlobColumn:
         """The blobs, position i holding blob ``order[i]`` when an order is given."""
         return BlobColumn(self.data, *_offsets(self.ends, order))
@@ -86,6 +96,12 @@ class FileBlobWriter(BlobWriter):
         self.file.write(data)
         self.ends.frombytes((np.frombuffer(ends, dtype=np.int64) + self.size).tobytes())
         self.size += len(data)
+
+    def extend_from(self, source: int, size: int, ends: array) -> None:
+        # copied by the kernel (copy_to_end): the bytes never pass through this process
+        copy_to_end(source, 0, size, self.file)
+        self.ends.frombytes((np.frombuffer(ends, dtype=np.int64) + self.size).tobytes())
+        self.size += size
 
     def freeze(self, order: np.ndarray | None = None) -> BlobColumn:
         self.file.flush()
