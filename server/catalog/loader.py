@@ -231,6 +231,9 @@ class LoadOptions:
     item_spool: BinaryIO | None = None
     # the index this load replaces: items whose documents did not change are taken from it (reuse.py)
     previous: Index | None = None
+    # a reload whose snapshot (item_spool) may refer to the previous one's file for the reused
+    # items' bytes instead of copying them (server.index.reuse, runtime.snapshot): the server's
+    refer_previous: bool = False
     # processes indexing the lines of a large ndjson file or the row groups of a local parquet one
     # (forked: parallel.py); 0: one per core, 1: this one only
     index_processes: int = 0
@@ -368,7 +371,8 @@ class Loader:
         self._reuse = self._reuse_plan()
         spool = self.options.item_spool
         self.builder: IndexBuilder = (
-            ReusingBuilder(self._reuse.previous, on_reject=self._invalid_item, spool=spool)
+            ReusingBuilder(self._reuse.previous, on_reject=self._invalid_item, spool=spool,
+                           refer=self.options.refer_previous)
             if self._reuse is not None else IndexBuilder(on_reject=self._invalid_item, spool=spool))
         self._origins = OriginsBuilder()  # where each item read from a document of its own came from
         self._digests: dict[str, bytes] = {}  # remote item documents' MD5, for the next reload
