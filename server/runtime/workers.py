@@ -209,6 +209,8 @@ class Supervisor:
         self.builder.kill()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if isinstance(self.builder, ChildBuilder):
+            self.builder.close()  # the snapshot of the first index it wrote for the builds to refer to
         if self.serving is not None:
             for fd in (self.serving.fd, self.serving.base_fd):
                 with contextlib.suppress(OSError):
