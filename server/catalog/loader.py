@@ -404,7 +404,9 @@ class Loader:
             return None
         if (previous.hrefs_config or hrefs_config(LoadOptions())) != hrefs_config(self.options):
             return None
-        return ReusePlan(previous, previous.origins)
+        plan = ReusePlan(previous, previous.origins)
+        plan.check_all_soon(self.options.max_document_bytes)
+        return plan
 
     def skip(self, location: str, reason: str, kind: str) -> None:
         """``location`` not read or not used, with why (``kind``: one of SKIP_REASONS). During
@@ -584,7 +586,7 @@ class Loader:
         """A reload: the item files linked so far are checked in the background while the walk
         goes on (ReusePlan.check_soon)."""
         pending = self._pending_items
-        if self._reuse is not None and len(pending) > self._checked_from:
+        if self._reuse is not None and not self._reuse.checking_all and len(pending) > self._checked_from:
             self._reuse.check_soon([loc for loc, _ in pending[self._checked_from:]], self.options.max_document_bytes)
             self._checked_from = len(pending)
 
