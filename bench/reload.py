@@ -42,6 +42,7 @@ from bench.remote_ingest import serve  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "bench-reload"
+UNITLESS = ("items reused", "snapshot bytes written (MB)", "refers to the previous snapshot")
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -176,14 +177,20 @@ def phases(roots: list[str], snapshot: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:  # as the child build does: items spooled into the new snapshot
         writer = SnapshotWriter(f"{tmp}/new.snapshot")
         started, cpu = time.perf_counter(), time.process_time()
-        options = loader.LoadOptions(previous=previous, progress=False, item_spool=writer.spool)
+        options = loader.LoadOptions(previous=previous, progress=False, item_spool=writer.spool, refer_previous=True)
         index, report = loader.load_catalogs(roots, options)
         spent["load in all"] = time.perf_counter() - started
         spent["load in all, CPU of this process"] = time.process_time() - cpu
         started, cpu = time.perf_counter(), time.process_time()
-        writer.finish(index, roots)
+        header = writer.finish(index, roots, refer=True)
         spent["write the snapshot"] = time.perf_counter() - started
         spent["write the snapshot, CPU"] = time.process_time() - cpu
+        spent["snapshot bytes written (MB)"] = os.path.getsize(f"{tmp}/new.snapshot") / 1e6
+        spent["refers to the previous snapshot"] = float("base" in header)
+        del index
+        started, cpu = time.perf_counter(), time.process_time()
+        read_snapshot(f"{tmp}/new.snapshot", verify=False)
+        spent["read the new snapshot (as the server does)"] = time.perf_counter() - started
     spent["items reused"] = report.reused
     return spent
 
@@ -214,7 +221,7 @@ def main() -> None:
             print(f"index {roots[0]}: {index_snapshot(REPO, sys.executable, roots, snapshot):.1f} s", flush=True)
         catalog.change(args.changed, args.added, args.deleted)
         for label, value in phases(roots, str(snapshot)).items():
-            print(f"phase: {label}: {value:.2f}" + ("" if label == "items reused" else " s"), flush=True)
+            print(f"phase: {label}: {value:.2f}" + ("" if label in UNITLESS else " s"), flush=True)
         shutil.rmtree(workdir, ignore_errors=True)
         return
     sides = {"this tree": (REPO, sys.executable)}
@@ -246,7 +253,7 @@ def main() -> None:
                 print(f"run {run + 1}: {name}: reload {seconds:.2f} s", flush=True)
         if args.phases:  # from the snapshot the server started from: the runs' changes since then
             for label, value in phases(roots, str(snapshots["this tree"])).items():
-                print(f"phase: {label}: {value:.2f}" + ("" if label == "items reused" else " s"), flush=True)
+                print(f"phase: {label}: {value:.2f}" + ("" if label in UNITLESS else " s"), flush=True)
     for name, values in times.items():
         print(f"median reload, {name}: {statistics.median(values):.2f} s ({', '.join(f'{v:.2f}' for v in values)})")
     shutil.rmtree(workdir, ignore_errors=True)

@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 import pytest
 
-from server.catalog import formats, reuse
+from server.catalog import formats, parallel, reuse
 from server.catalog.loader import LoadOptions, load_catalogs
 from server.index import Index
 from tests.helpers import run_cli, run_server, serve_folder
@@ -249,8 +249,10 @@ def test_a_reload_of_changed_local_files_equals_a_full_load(catalog: Path, name:
 
 def test_item_files_are_checked_in_the_background_as_the_walk_links_them(catalog: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each document's item links go to the lstat threads as soon as it is walked (check_soon),
-    so the disk waits overlap the walk; the check after the walk only collects them."""
+    """In a process that may not fork (threads of its own: a reload in the server's process),
+    each document's item links go to the lstat threads as soon as it is walked (check_soon), so
+    the disk waits overlap the walk; the check after the walk only collects them."""
+    monkeypatch.setattr(parallel, "forkable", lambda: False)
     roots = [str(catalog / "catalog.json")]
     previous, _ = load_catalogs(roots)
     edit_items(catalog)
@@ -290,12 +292,44 @@ def test_the_lstat_threads_are_few_when_the_first_files_answer_from_the_cache(
             sizes.append(max_workers)
             super().__init__(max_workers, **kwargs)
 
+    monkeypatch.setattr(parallel, "forkable", lambda: False)  # the pool in this process, where it can be seen
     monkeypatch.setattr(reuse, "ThreadPoolExecutor", Pool)
     monkeypatch.setattr(reuse, "STAT_CHUNK", 3)
     monkeypatch.setattr(reuse, "CACHED_STAT_SECONDS", 1.0 if cached else 0.0)
     incremental, full, _, _ = reload_and_full(roots, previous)
     assert differences(incremental, full) == []
     assert sizes == [reuse.STAT_THREADS_CACHED if cached else reuse.STAT_THREADS]
+
+
+@pytest.mark.parametrize("child", ["checks", "dies"])
+def test_every_item_file_is_checked_by_a_process_forked_as_the_reload_starts(
+        catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, child: str) -> None:
+    """Where it may fork, the reload lstats every file of the previous index in a process of its
+    own while it walks (none goes to check_soon); should that process die, the files are
+    checked after the walk in this one. Either way the index is a full load's."""
+    roots = [str(catalog / "catalog.json")]
+    previous, _ = load_catalogs(roots)
+    change_all(catalog)
+    checked_by = tmp_path / "checked-by"
+    changed_in_range = reuse._changed_in_range
+
+    def spy(pending: Any, bounds: tuple[int, int]) -> list[int]:
+        with open(checked_by, "a") as f:
+            f.write(f"{os.getpid()} {bounds[1] - bounds[0]}\n")
+        if child == "dies" and os.getpid() != parent:
+            os._exit(3)
+        return changed_in_range(pending, bounds)
+
+    parent = os.getpid()
+    monkeypatch.setattr(reuse, "_changed_in_range", spy)
+    monkeypatch.setattr(reuse.ReusePlan, "check_soon", lambda *a: pytest.fail("a file given to check_soon"))
+    incremental, full, report, _ = reload_and_full(roots, previous)
+    assert differences(incremental, full) == []
+    assert report.reused > 0
+    lines = [line.split() for line in checked_by.read_text().splitlines()]
+    assert lines[0][0] != str(parent)
+    here = sum(int(n) for pid, n in lines if pid == str(parent))
+    assert here == (len(previous.origins) if child == "dies" else 0)
 
 
 def test_the_first_of_two_items_with_one_id_wins_whichever_was_reused(catalog: Path) -> None:

@@ -6,15 +6,17 @@ rows, and over a chain of reloads each reusing the last one's snapshot."""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from server.catalog.loader import LoadOptions, load_catalogs
 from server.index import Index, blobs, reuse
-from server.runtime.snapshot import SnapshotWriter, read_snapshot, write_snapshot
-from tests.test_incremental import CHANGES, differences, edit_items, prepare
+from server.runtime.snapshot import SnapshotCheck, SnapshotError, SnapshotWriter, read_snapshot, write_snapshot
+from tests.test_incremental import CHANGES, add_and_delete, differences, edit_items, move_item, prepare
 
 
 def spooled_reload(roots: list[str], previous_path: Path, output: Path) -> tuple[Index, int]:
@@ -98,3 +100,105 @@ def test_the_reused_bytes_are_copied_from_the_previous_snapshot_file(sample_copy
     assert 2 <= len(copies) < reused  # item bytes and footprints, whole or in runs
     if compact_below == 0.0:
         assert len(copies) == 2
+
+
+# -- a reload's snapshot that refers to the previous one's file (the server's reloads) ------------
+
+
+def referring_reload(roots: list[str], previous_path: Path, output: Path) -> tuple[Index, dict[str, Any], int]:
+    """A reload as child_build runs it: the previous snapshot mapped, the new one spooled and
+    allowed to refer to the previous one's file; the new one read back as the server does."""
+    previous, _ = read_snapshot(str(previous_path), verify=False)
+    writer = SnapshotWriter(str(output))
+    index, report = load_catalogs(roots, LoadOptions(previous=previous, item_spool=writer.spool, refer_previous=True))
+    header = writer.finish(index, roots, refer=True)
+    del index, previous
+    return read_snapshot(str(output), verify=False)[0], header, report.reused
+
+
+def test_a_chain_of_reloads_refers_to_the_first_snapshot_and_equals_full_loads(sample_copy: Path, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each reload's snapshot holds the bytes of the items read again and refers to the snapshot
+    `index` wrote for all the others (the same one all along the chain: the reload before may
+    be deleted once replaced), and serves what a full load of the changed catalog serves."""
+    monkeypatch.setattr(reuse, "COMPACT_BELOW", 0.0)  # these changes leave a third of the sample's rows dead
+    prepare(sample_copy)
+    roots = [str(sample_copy / "catalog.json")]
+    base = tmp_path / "0.idx"
+    write_snapshot(str(base), load_catalogs(roots)[0], roots)
+    base_bytes = base.stat().st_size
+    for step, change in enumerate(CHANGES.values()):
+        change(sample_copy)
+        index, header, reused = referring_reload(roots, tmp_path / f"{step}.idx", tmp_path / f"{step + 1}.idx")
+        assert header["base"]["path"] == str(base), change.__name__
+        assert (tmp_path / f"{step + 1}.idx").stat().st_size < base_bytes
+        assert isinstance(index.json, blobs.SplitBlobColumn)
+        assert 0 < reused < index.size
+        assert differences(index, load_catalogs(roots)[0]) == [], change.__name__
+        if step:
+            (tmp_path / f"{step}.idx").unlink()  # a reload's previous one: nothing refers to it
+        del index
+
+
+@pytest.mark.parametrize("limit", ["dead rows", "bytes held beside"])
+def test_a_reload_compacts_when_the_referred_bytes_are_mostly_dead_or_too_few(
+        sample_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str) -> None:
+    """Past COMPACT_BELOW live bytes in the base, or MORE_AT_MOST (and MORE_AT_LEAST) of it held
+    beside, the reload writes a snapshot that stands alone again; the next one refers to it."""
+    prepare(sample_copy)
+    roots = [str(sample_copy / "catalog.json")]
+    write_snapshot(str(tmp_path / "0.idx"), load_catalogs(roots)[0], roots)
+    edit_items(sample_copy)
+    _, header, _ = referring_reload(roots, tmp_path / "0.idx", tmp_path / "1.idx")
+    assert "base" in header
+    if limit == "dead rows":
+        monkeypatch.setattr(reuse, "COMPACT_BELOW", 1.01)
+    else:
+        monkeypatch.setattr(reuse, "MORE_AT_MOST", 0.0)
+        monkeypatch.setattr(reuse, "MORE_AT_LEAST", 0)
+    add_and_delete(sample_copy)
+    index, header, _ = referring_reload(roots, tmp_path / "1.idx", tmp_path / "2.idx")
+    assert "base" not in header and not isinstance(index.json, blobs.SplitBlobColumn)
+    assert differences(index, load_catalogs(roots)[0]) == []
+    del index
+    (tmp_path / "0.idx").unlink()  # nothing refers to the first one any more
+    (tmp_path / "1.idx").unlink()
+    monkeypatch.undo()
+    move_item(sample_copy)
+    index, header, _ = referring_reload(roots, tmp_path / "2.idx", tmp_path / "3.idx")
+    assert header["base"]["path"] == str(tmp_path / "2.idx")
+    assert differences(index, load_catalogs(roots)[0]) == []
+
+
+def test_a_reload_snapshot_whose_base_is_gone_or_replaced_is_refused_with_the_reason(sample_copy: Path,
+                                                                                    tmp_path: Path) -> None:
+    prepare(sample_copy)
+    roots = [str(sample_copy / "catalog.json")]
+    write_snapshot(str(tmp_path / "0.idx"), load_catalogs(roots)[0], roots)
+    edit_items(sample_copy)
+    referring_reload(roots, tmp_path / "0.idx", tmp_path / "1.idx")
+    write_snapshot(str(tmp_path / "0.idx"), load_catalogs(roots)[0], roots)  # another file under its name
+    with pytest.raises(SnapshotError, match=r"1\.idx refers to the snapshot .*0\.idx for its items, which was replaced"):
+        read_snapshot(str(tmp_path / "1.idx"), verify=False)
+    (tmp_path / "0.idx").unlink()
+    with pytest.raises(SnapshotError, match=r"refers to the snapshot .*0\.idx for its items, which cannot be read"):
+        read_snapshot(str(tmp_path / "1.idx"), verify=False)
+
+
+def test_a_reload_snapshot_is_never_taken_as_a_download(sample_copy: Path, tmp_path: Path) -> None:
+    """It does not stand alone: a replica must be given one `index` wrote (SnapshotCheck)."""
+    prepare(sample_copy)
+    roots = [str(sample_copy / "catalog.json")]
+    write_snapshot(str(tmp_path / "0.idx"), load_catalogs(roots)[0], roots)
+    edit_items(sample_copy)
+    referring_reload(roots, tmp_path / "0.idx", tmp_path / "1.idx")
+    for name, refused in (("0.idx", False), ("1.idx", True)):
+        check = SnapshotCheck(name, io.BytesIO())
+        data = (tmp_path / name).read_bytes()
+        for at in range(0, len(data), 1 << 16):
+            check.write(data[at : at + (1 << 16)])
+        if refused:
+            with pytest.raises(SnapshotError, match="refers to another file for its items"):
+                check.finish()
+        else:
+            assert check.finish()["items"] > 0

@@ -43,13 +43,15 @@ def roots_of(settings: Settings) -> list[str]:
 
 
 def load_index(settings: Settings, remote_cache: RemoteCache | None = None, *, previous: Index | None = None,
-               spool: BinaryIO | None = None) -> Index:
+               spool: BinaryIO | None = None, refer_previous: bool = False) -> Index:
     """The settings' catalogs loaded; ``previous``: the index this one replaces, whose items
     of unchanged documents are taken as they are (a reload); ``spool``: the file the items'
-    bytes go to as they are read (LoadOptions.item_spool)."""
+    bytes go to as they are read (LoadOptions.item_spool); ``refer_previous``: that file may
+    refer to the previous snapshot's for the reused items' bytes (LoadOptions.refer_previous)."""
     options = load_options(settings, remote_cache)
     options.previous = previous
     options.item_spool = spool
+    options.refer_previous = refer_previous
     index, report = load_catalogs(roots_of(settings), options)
     (log.error if report.degraded else log.info)(report.summary())
     return index

@@ -241,6 +241,9 @@ class LoadOptions:
     item_spool: BinaryIO | None = None
     # the index this load replaces: items whose documents did not change are taken from it (reuse.py)
     previous: Index | None = None
+    # a reload whose snapshot (item_spool) may refer to the previous one's file for the reused
+    # items' bytes instead of copying them (server.index.reuse, runtime.snapshot): the server's
+    refer_previous: bool = False
     # processes reading and indexing local item files, the lines of a large ndjson file or the row
     # groups of a local parquet one (forked: parallel.py); 0: one per core, 1: this one only
     index_processes: int = 0
@@ -378,7 +381,8 @@ class Loader:
         self._reuse = self._reuse_plan()
         spool = self.options.item_spool
         self.builder: IndexBuilder = (
-            ReusingBuilder(self._reuse.previous, on_reject=self._invalid_item, spool=spool)
+            ReusingBuilder(self._reuse.previous, on_reject=self._invalid_item, spool=spool,
+                           refer=self.options.refer_previous)
             if self._reuse is not None else IndexBuilder(on_reject=self._invalid_item, spool=spool))
         self._origins = OriginsBuilder()  # where each item read from a document of its own came from
         self._digests: dict[str, bytes] = {}  # remote item documents' MD5, for the next reload
@@ -416,7 +420,9 @@ class Loader:
             return None
         if (previous.hrefs_config or hrefs_config(LoadOptions())) != hrefs_config(self.options):
             return None
-        return ReusePlan(previous, previous.origins)
+        plan = ReusePlan(previous, previous.origins)
+        plan.check_all_soon(self.options.max_document_bytes)
+        return plan
 
     def skip(self, location: str, reason: str, kind: str) -> None:
         """``location`` not read or not used, with why (``kind``: one of SKIP_REASONS). During
@@ -599,7 +605,7 @@ class Loader:
         """A reload: the item files linked so far are checked in the background while the walk
         goes on (ReusePlan.check_soon)."""
         pending = self._pending_items
-        if self._reuse is not None and len(pending) > self._checked_from:
+        if self._reuse is not None and not self._reuse.checking_all and len(pending) > self._checked_from:
             self._reuse.check_soon([loc for loc, _ in pending[self._checked_from:]], self.options.max_document_bytes)
             self._checked_from = len(pending)
 

@@ -21,8 +21,8 @@ import pickle
 import struct
 import threading
 import weakref
-from collections.abc import Callable, Generator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, BinaryIO, TypeVar
 
 T = TypeVar("T")
 
@@ -54,56 +54,78 @@ def forkable() -> bool:
     return all(t is me or t in _fork_safe for t in threading.enumerate())
 
 
-def forked_map(tasks: Sequence[T], count: int, work: Callable[[T], Any]) -> Generator[Any, None, None]:
-    """``work(task)`` of each task, in task order, computed by ``count`` forked children; ends
-    early (fewer results than tasks) if a child dies."""
-    count = min(count, len(tasks))
-    pids: list[int] = []
-    streams: list[io.BufferedReader] = []
-    try:
-        for k in range(count):
-            read_fd, write_fd = os.pipe()
-            with contextlib.suppress(OSError):  # a larger pipe: fewer hand-offs (Linux: F_SETPIPE_SZ)
-                fcntl.fcntl(write_fd, 1031, 1 << 20)
-            pid = os.fork()
-            if pid == 0:  # the child: its tasks, then leave without running the parent's cleanup
-                status = 1
-                try:
-                    os.close(read_fd)
-                    for stream in streams:
-                        stream.close()
-                    with os.fdopen(write_fd, "wb", buffering=1 << 16) as out:
-                        for task in tasks[k::count]:
-                            payload = pickle.dumps(work(task), protocol=5)
-                            out.write(LENGTH.pack(len(payload)))
-                            out.write(payload)
-                            out.flush()
-                    status = 0
-                finally:
-                    os._exit(status)
-            os.close(write_fd)
-            pids.append(pid)
-            streams.append(io.BufferedReader(io.FileIO(read_fd, "rb"), buffer_size=1 << 20))
+class forked_map(Iterator[Any]):  # noqa: N801 - used as the function it was: forked_map(...) then iterate
+    """``work(task)`` of each task, in task order, computed by ``count`` children forked at once
+    (the caller goes on meanwhile; iterating waits for each result); ends early (fewer results
+    than tasks) if a child dies. ``close()`` kills and reaps the children: call it (e.g. with
+    contextlib.closing) once done or given up."""
+
+    def __init__(self, tasks: Sequence[T], count: int, work: Callable[[T], Any]) -> None:
+        self.count = count = min(count, len(tasks))
+        self.tasks = len(tasks)
+        self.done = 0
+        self.ended = False  # a child died
+        self.pids: list[int] = []
+        self.streams: list[BinaryIO] = []
         # one buffer for every result, grown as needed: a new one per result (MBs) is memory
         # the kernel hands out and zeroes page by page each time (unpickling copies out of it)
-        buffer = bytearray()
-        for i in range(len(tasks)):
-            stream = streams[i % count]
-            head = stream.read(LENGTH.size)
-            if len(head) < LENGTH.size:
-                return  # the child died
-            (size,) = LENGTH.unpack(head)
-            if len(buffer) < size:
-                buffer = bytearray(size + size // 4)
-            received = memoryview(buffer)[:size]
-            if stream.readinto(received) < size:
-                return
-            yield pickle.loads(received)
-    finally:
-        for stream in streams:
+        self.buffer = bytearray()
+        try:
+            for k in range(count):
+                self._fork(tasks[k::count], work)
+        except BaseException:
+            self.close()
+            raise
+
+    def _fork(self, tasks: Sequence[T], work: Callable[[T], Any]) -> None:
+        read_fd, write_fd = os.pipe()
+        with contextlib.suppress(OSError):  # a larger pipe: fewer hand-offs (Linux: F_SETPIPE_SZ)
+            fcntl.fcntl(write_fd, 1031, 1 << 20)
+        pid = os.fork()
+        if pid == 0:  # the child: its tasks, then leave without running the parent's cleanup
+            status = 1
+            try:
+                os.close(read_fd)
+                for stream in self.streams:
+                    stream.close()
+                with os.fdopen(write_fd, "wb", buffering=1 << 16) as out:
+                    for task in tasks:
+                        payload = pickle.dumps(work(task), protocol=5)
+                        out.write(LENGTH.pack(len(payload)))
+                        out.write(payload)
+                        out.flush()
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_fd)
+        self.pids.append(pid)
+        self.streams.append(os.fdopen(read_fd, "rb", buffering=1 << 20))
+
+    def __next__(self) -> Any:
+        if self.done >= self.tasks or self.ended or not self.streams:
+            raise StopIteration
+        stream = self.streams[self.done % self.count]
+        head = stream.read(LENGTH.size)
+        if len(head) < LENGTH.size:
+            self.ended = True  # the child died: no more results
+            raise StopIteration
+        (size,) = LENGTH.unpack(head)
+        if len(self.buffer) < size:
+            self.buffer = bytearray(size + size // 4)
+        received = memoryview(self.buffer)[:size]
+        if stream.readinto(received) < size:
+            self.ended = True
+            raise StopIteration
+        self.done += 1
+        return pickle.loads(received)
+
+    def close(self) -> None:
+        for stream in self.streams:
             stream.close()
-        for pid in pids:
+        self.streams = []
+        for pid in self.pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)  # done or abandoned: either way it has nothing more to do
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
+        self.pids = []

@@ -18,6 +18,7 @@ An unchanged document's row is then reused when the collection serving it is the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from server.catalog import parallel
 from server.catalog.sources import FetchError, s3_client
 from server.index import Index
 from server.index.origins import UNKNOWN, Origins
@@ -79,6 +81,35 @@ class ReusePlan:
         self._pool: ThreadPoolExecutor | None = None  # lstats started by check_soon
         self._started: list[tuple[np.ndarray, list[Future[list[int]]]]] = []
         self._s3_later: list[int] = []  # S3 objects given to check_soon
+        # check_all_soon's process: the origins it checks, its result (their indices changed)
+        self._forked: tuple[np.ndarray, parallel.forked_map] | None = None
+        remote = np.flatnonzero(origins.sizes < 0).tolist()
+        self._any_s3 = any(locations[o].startswith("s3://") for o in remote)
+
+    def check_all_soon(self, max_bytes: int) -> bool:
+        """Start checking every local file of the previous index's rows in a process forked
+        now, while this one walks the catalogs: a million lstats are ~4 CPU-s of Python, which
+        in threads here slowed the walk as much again (the GIL), in another process take none
+        of its time (and nothing waits for the walk to link the files). False when this
+        process may not fork (threads of its own running): the caller gives the files to
+        check_soon as it links them instead."""
+        if not parallel.forkable() or not len(self.origins):
+            return False
+        wanted = np.flatnonzero((self.origins.sizes >= 0) & (self.origins.not_public != UNKNOWN))
+        self._forked = (wanted, parallel.forked_map([wanted], 1, lambda w: self._changed_of(w, max_bytes)))
+        return True
+
+    @property
+    def checking_all(self) -> bool:
+        return self._forked is not None
+
+    def _changed_of(self, wanted: np.ndarray, max_bytes: int) -> np.ndarray:
+        """(In the forked process) the indices into ``wanted`` of the files changed."""
+        _, futures = self._start_local(wanted, max_bytes, True)
+        try:
+            return np.array([i for future in futures for i in future.result()], dtype=np.int64)
+        finally:
+            self.close()
 
     def check_soon(self, locations: list[str], max_bytes: int) -> None:
         """Start checking the local files among ``locations`` (items the load will read) in the
@@ -92,8 +123,14 @@ class ReusePlan:
 
     def check(self, locations: list[str], max_bytes: int, timeout: float, retries: int) -> None:
         """Find which of ``locations`` (the items a load is about to read, besides those given
-        to check_soon) and of those given to check_soon are unchanged."""
-        local, s3 = self._origins_of(locations)
+        to check_soon) and of those given to check_soon (or checked by check_all_soon's
+        process) are unchanged."""
+        if self._forked is not None:
+            self._take_forked(max_bytes)
+            local: list[int] = []
+            s3 = self._origins_of(locations)[1] if self._any_s3 else []
+        else:
+            local, s3 = self._origins_of(locations)
         s3, self._s3_later = self._s3_later + s3, []
         if local:
             self._started.append(self._start_local(np.array(local, dtype=np.int64), max_bytes, len(local) > STAT_CHUNK))
@@ -110,8 +147,26 @@ class ReusePlan:
             except FetchError as exc:  # the items are read instead
                 log.warning("cannot list the S3 prefix of the items, reading them all: %s", exc)
 
+    def _take_forked(self, max_bytes: int) -> None:
+        """check_all_soon's result; should its process have died, the files are checked here."""
+        assert self._forked is not None
+        wanted, forked = self._forked
+        self._forked = None
+        with contextlib.closing(forked):
+            changed = next(forked, None)
+        if changed is None:
+            log.warning("the process checking the item files ended early: checking them here")
+            _, futures = self._start_local(wanted, max_bytes, True)
+            changed = np.array([i for future in futures for i in future.result()], dtype=np.int64)
+        self.unchanged[wanted] = True
+        self.unchanged[wanted[changed]] = False
+        self.checked["local"] += len(wanted)
+
     def close(self) -> None:
         """Stop the background checks (those not started are dropped)."""
+        if self._forked is not None:
+            self._forked[1].close()
+            self._forked = None
         self._started = []
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)

@@ -12,7 +12,7 @@ import mmap
 import os
 import pickle
 from array import array
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -125,10 +125,13 @@ def _offsets(ends_array: array, order: np.ndarray | None) -> tuple[np.ndarray, n
 class SourceFile:
     """A file held open (read-only) for the columns mapped from it (a snapshot read), so that
     their bytes can be copied from it by the kernel (BlobColumn.placed); closed when the last
-    column referring to it goes."""
+    column referring to it goes. ``base``: what a snapshot written later names to refer to
+    this file's bytes instead of copying them (server/runtime/snapshot.py: the path and
+    checksum of a snapshot that stands alone); None: not to be referred to."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, base: dict[str, Any] | None = None) -> None:
         self.fd = fd  # its own: closed here
+        self.base = base
 
     def fileno(self) -> int:
         return self.fd
@@ -183,3 +186,51 @@ class BlobColumn:
     @property
     def nbytes(self) -> int:
         return self.data.nbytes + self.starts.nbytes + self.ends.nbytes
+
+    def parts(self) -> list[tuple[memoryview, int, tuple[BinaryIO | SourceFile, int] | None]]:
+        """Its buffers, each with the offset its blobs' starts and ends count from and where
+        it is in a file: one here (SplitBlobColumn: two)."""
+        return [(self.data, 0, self.placed)]
+
+
+class SplitBlobColumn(BlobColumn):
+    """Blobs in two buffers: ``data`` (offsets below ``split``, its length) and ``more``
+    (offsets from ``split`` on, counted as if it followed ``data``). A reload's item bytes
+    (server.index.reuse): ``data`` stays the previous snapshot's buffer, mapped from that file
+    and never copied, ``more`` holds the items read since (a few); the snapshot written of it
+    refers to the first file instead of holding a copy of its gigabytes."""
+
+    __slots__ = ("more", "split", "more_placed")
+
+    def __init__(self, data: bytes | bytearray | mmap.mmap | memoryview, starts: np.ndarray, ends: np.ndarray,
+                 more: bytes | bytearray | mmap.mmap | memoryview) -> None:
+        super().__init__(data, starts, ends)  # type: ignore[arg-type]  # memoryview(memoryview) is fine
+        self.more = memoryview(more)
+        self.split = len(self.data)
+        self.more_placed: tuple[BinaryIO | SourceFile, int] | None = None  # as ``placed``, for ``more``
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (SplitBlobColumn, (pickle.PickleBuffer(self.data), self.starts, self.ends, pickle.PickleBuffer(self.more)))
+
+    def _slice(self, s: int, e: int) -> memoryview:
+        split = self.split
+        return self.data[s:e] if s < split else self.more[s - split : e - split]
+
+    def many(self, positions: np.ndarray) -> list[bytes]:
+        return [self._slice(s, e).tobytes() for s, e in zip(self.starts[positions].tolist(), self.ends[positions].tolist())]
+
+    def __getitem__(self, i: int) -> bytes:
+        return self._slice(int(self.starts[i]), int(self.ends[i])).tobytes()
+
+    def views(self, positions: np.ndarray) -> list[memoryview]:
+        return [self._slice(s, e) for s, e in zip(self.starts[positions].tolist(), self.ends[positions].tolist())]
+
+    def view(self, i: int) -> memoryview:
+        return self._slice(int(self.starts[i]), int(self.ends[i]))
+
+    @property
+    def nbytes(self) -> int:
+        return super().nbytes + self.more.nbytes
+
+    def parts(self) -> list[tuple[memoryview, int, tuple[BinaryIO | SourceFile, int] | None]]:
+        return [(self.data, 0, self.placed), (self.more, self.split, self.more_placed)]

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from server.index.blobs import BlobColumn, BlobWriter, FileBlobWriter
+from server.index.blobs import BlobColumn, BlobWriter, FileBlobWriter, SourceFile, SplitBlobColumn
 from server.index.builder import IndexBuilder
 from server.index.columns import TIME_KEYS, BoolPart, Column, NumberPart, ObjectPart, StringPart, _all_date_times, _time_part
 from server.index.ids import IdColumn, bytes_hash
@@ -34,6 +34,13 @@ __all__ = ["ReusingBuilder"]
 # Below this share of live bytes, the item bytes of the previous index are copied row by row
 # (compacted) instead of as one buffer with the dead rows in it.
 COMPACT_BELOW = 0.75
+# A reload's snapshot refers to the previous one's buffer of item bytes instead of copying it
+# (a SplitBlobColumn: 2.3 GB at a million items, ~5 s of copying) while that buffer holds at
+# least COMPACT_BELOW of live bytes and the bytes read since, held in the new snapshot, stay
+# within MORE_AT_MOST of its size (or MORE_AT_LEAST bytes: a small catalog's are cheap to hold
+# twice); past either, the reload writes all of them again (compacts).
+MORE_AT_MOST = 0.25
+MORE_AT_LEAST = 64 * 1024 * 1024
 
 
 class ReusingBuilder(IndexBuilder):
@@ -41,13 +48,17 @@ class ReusingBuilder(IndexBuilder):
 
     With a ``spool`` (a snapshot being written, IndexBuilder), the reused rows' item bytes and
     footprints are copied into the new file (in one piece, or only the live rows when most of
-    the previous buffer is dead) rather than referenced: the new snapshot stands alone (the
-    previous one is removed once it is replaced) and the build holds none of them in memory."""
+    the previous buffer is dead): the new snapshot stands alone and the build holds none of
+    them in memory. With ``refer`` too, the item bytes of the previous snapshot's file stay
+    there, the new one referring to it (_append_blobs), until that is due to be compacted."""
 
     def __init__(self, previous: Index, on_reject: Callable[..., None] | None = None,
-                 spool: BinaryIO | None = None) -> None:
+                 spool: BinaryIO | None = None, refer: bool = False) -> None:
+        """``refer``: the snapshot being spooled may refer to the previous one's file for the
+        reused items' bytes (_append_blobs) instead of holding a copy: a reload's, kept beside it."""
         super().__init__(on_reject, spool)
         self.previous = previous
+        self.refer = refer
         self._reused_rows = array("q")  # builder rows taken from the previous index
         self._reused_from = array("q")  # their positions there
 
@@ -151,7 +162,7 @@ class ReusingBuilder(IndexBuilder):
             sort_time=sort_time[order],
             bounds=bounds,
             extremes=extremes,
-            json=_append_blobs(self._json, old.json, old_at, ordinal, from_old),
+            json=_append_blobs(self._json, old.json, old_at, ordinal, from_old, self.refer),
             wkb=_append_blobs(self._wkb, old.wkb, old_at, ordinal, from_old),
             columns=_merge_columns(old.columns, old_to_final, self._columns.freeze(new_position)),
             text=_merge_text(old.text, old_to_final, self._text.freeze(new_position)),
@@ -195,44 +206,97 @@ def _take(column: BlobColumn, positions: np.ndarray) -> tuple[bytes, np.ndarray]
 
 
 def _append_blobs(writer: BlobWriter, old: BlobColumn, old_at: np.ndarray, ordinal: np.ndarray,
-                  from_old: np.ndarray) -> BlobColumn:
+                  from_old: np.ndarray, refer: bool = False) -> BlobColumn:
     """The blobs of the final positions: the new ones as ``writer`` holds them (``writer``'s
     ``ordinal[i]``-th blob for the i-th final position not ``from_old``), the previous rows'
-    appended to it (to its file, when it spools), the previous buffer in one piece or, when
-    most of it is dead, only its live rows."""
+    (at ``old_at``) appended to it (to its file, when it spools), the previous buffer in one
+    piece or, when most of it is dead, only its live rows. ``refer`` (a reload writing its
+    snapshot beside the previous one): the previous snapshot's buffer is not copied at all while
+    _referable allows, the column made is a SplitBlobColumn of that buffer and ``writer``'s."""
     new_ends = np.frombuffer(writer.ends, dtype=np.int64).copy() if len(writer.ends) else np.zeros(0, np.int64)
     new_starts = np.concatenate(([0], new_ends[:-1])).astype(np.int64) if len(new_ends) else new_ends
     base = writer.size if isinstance(writer, FileBlobWriter) else len(writer.data)
-    lengths = old.ends[old_at] - old.starts[old_at]
-    live = int(lengths.sum())
-    # from the previous snapshot's file to the spool by the kernel when both are files
-    # (FileBlobWriter.append_range), else through memory
-    spool = writer if isinstance(writer, FileBlobWriter) else None
-    placed = old.placed if spool is not None else None
-    if live >= COMPACT_BELOW * len(old.data):
-        if spool is not None and placed is not None:
-            spool.append_range(placed[0].fileno(), placed[1], len(old.data))
+    starts, ends = old.starts[old_at], old.ends[old_at]
+    kept = _referable(writer, old, starts, ends) if refer else None
+    if kept is not None:  # the previous base buffer's rows stay there; those of its ``more`` are copied
+        old_starts, old_ends = starts.copy(), ends.copy()
+        moved = ~kept
+        old_starts[moved], old_ends[moved] = _copy_rows(writer, old, starts[moved], ends[moved], base)
+        shift = len(old.data)
+        old_starts[moved] += shift
+        old_ends[moved] += shift
+        new_starts, new_ends = new_starts + shift, new_ends + shift
+        more = writer.freeze()
+        split = SplitBlobColumn(old.data, *_placed_rows(from_old, old_starts, old_ends, new_starts[ordinal],
+                                                        new_ends[ordinal]), more.data)
+        split.placed, split.more_placed = old.placed, more.placed
+        return split
+    live = int((ends - starts).sum())
+    if live >= COMPACT_BELOW * len(old.data) and not isinstance(old, SplitBlobColumn):
+        spool = writer if isinstance(writer, FileBlobWriter) else None
+        if spool is not None and old.placed is not None:
+            # from the previous snapshot's file to the spool by the kernel (FileBlobWriter.append_range)
+            spool.append_range(old.placed[0].fileno(), old.placed[1], len(old.data))
         else:
             writer.append(old.data)  # type: ignore[arg-type]  # any buffer: written or joined as is
-        old_starts, old_ends = old.starts[old_at] + base, old.ends[old_at] + base
+        old_starts, old_ends = starts + base, ends + base
     else:  # the live rows only, in the buffer's order (the load's): neighbours there in one piece
-        starts = old.starts[old_at]
-        by_place = np.argsort(starts, kind="stable")
-        for s, e in _runs(starts[by_place], old.ends[old_at][by_place]):
+        old_starts, old_ends = _copy_rows(writer, old, starts, ends, base)
+    column = writer.freeze()
+    column.starts, column.ends = _placed_rows(from_old, old_starts, old_ends, new_starts[ordinal], new_ends[ordinal])
+    return column  # its placement kept: the snapshot writer finds the bytes in its file
+
+
+def _referable(writer: BlobWriter, old: BlobColumn, starts: np.ndarray, ends: np.ndarray) -> np.ndarray | None:
+    """Which of the previous rows (``starts``, ``ends`` into ``old``) a reload's column can leave
+    where they are, in the previous snapshot's base buffer (``old.data``, in a file a snapshot
+    may refer to: SourceFile.base), the others to be copied; None when that buffer is not to be
+    referred to (not in such a file, or not spooling) or is due to be compacted: less than
+    COMPACT_BELOW of it still live, or what would be held beside it more than MORE_AT_MOST of it
+    (and MORE_AT_LEAST)."""
+    if not isinstance(writer, FileBlobWriter) or old.placed is None or not isinstance(old.placed[0], SourceFile):
+        return None
+    if old.placed[0].base is None or not len(old.data):
+        return None
+    kept = starts < len(old.data)
+    lengths = ends - starts
+    if int(lengths[kept].sum()) < COMPACT_BELOW * len(old.data):
+        return None
+    if writer.size + int(lengths[~kept].sum()) > max(MORE_AT_MOST * len(old.data), MORE_AT_LEAST):
+        return None
+    return kept
+
+
+def _copy_rows(writer: BlobWriter, old: BlobColumn, starts: np.ndarray, ends: np.ndarray, base: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Append the blobs of ``old`` at ``starts``..``ends`` to ``writer`` in the order they are
+    in its buffers (the load's: neighbours there are copied in one piece; by the kernel from a
+    file where both are files); their starts and ends in ``writer`` (its first byte at ``base``)."""
+    lengths = ends - starts
+    by_place = np.argsort(starts, kind="stable")
+    spool = writer if isinstance(writer, FileBlobWriter) else None
+    for buffer, offset, placed in old.parts():
+        s_part, e_part = starts[by_place], ends[by_place]
+        inside = (s_part >= offset) & (s_part < offset + len(buffer)) if len(buffer) else np.zeros(len(s_part), bool)
+        for s, e in _runs(s_part[inside] - offset, e_part[inside] - offset):
             if spool is not None and placed is not None:
                 spool.append_range(placed[0].fileno(), placed[1] + s, e - s)
             else:
-                writer.append(old.data[s:e])  # type: ignore[arg-type]
-        old_ends = np.empty_like(lengths)
-        old_ends[by_place] = base + np.cumsum(lengths[by_place])
-        old_starts = old_ends - lengths
-    column = writer.freeze()
+                writer.append(buffer[s:e])  # type: ignore[arg-type]
+    # an empty blob in no buffer (e.g. at the very end) takes no bytes: its place is its neighbour's end
+    new_ends = np.empty_like(lengths)
+    new_ends[by_place] = base + np.cumsum(lengths[by_place])
+    return new_ends - lengths, new_ends
+
+
+def _placed_rows(from_old: np.ndarray, old_starts: np.ndarray, old_ends: np.ndarray, new_starts: np.ndarray,
+                 new_ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The starts and ends of the final positions: the previous rows' where ``from_old``."""
     starts = np.empty(len(from_old), dtype=np.int64)
     ends = np.empty(len(from_old), dtype=np.int64)
     starts[from_old], ends[from_old] = old_starts, old_ends
-    starts[~from_old], ends[~from_old] = new_starts[ordinal], new_ends[ordinal]
-    column.starts, column.ends = starts, ends  # its placement kept: the snapshot writer finds the bytes in its file
-    return column
+    starts[~from_old], ends[~from_old] = new_starts, new_ends
+    return starts, ends
 
 
 def _runs(starts: np.ndarray, ends: np.ndarray) -> list[tuple[int, int]]:

@@ -64,7 +64,9 @@ class ChildBuilder:
         self.remote_cache = remote_cache
         self.previous = previous
         self.current = current
-        self._kept: Path | None = None  # the last build's snapshot, kept as the next one's previous
+        # snapshots written here and kept: the last build's (the next one's previous) and the one
+        # it refers to for most of its items (its base, see runtime/snapshot.py), by path
+        self._kept: set[str] = set()
         self._child: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._killed = False
@@ -73,35 +75,49 @@ class ChildBuilder:
         workdir = Path(tempfile.mkdtemp(prefix="stac-static-api-reload-"))
         try:
             snapshot = self.build_snapshot(workdir)
-            index, _ = read_snapshot(str(snapshot), verify=False)
-            self.keep(snapshot)
+            index, header = read_snapshot(str(snapshot), verify=False)
+            self.keep(snapshot, header.get("base", {}).get("path"))
             return index
         finally:
             shutil.rmtree(workdir, ignore_errors=True)  # the mapping keeps the snapshot's pages alive
 
-    def keep(self, snapshot: Path) -> None:
-        """``snapshot`` (now served) becomes the next build's previous index; the one kept
-        before goes (a mapping of it keeps its pages while a request still reads them)."""
-        kept = Path(tempfile.mkdtemp(prefix="stac-static-api-previous-")) / "index.snapshot"
+    def keep(self, snapshot: Path, base: str | None = None) -> None:
+        """``snapshot`` (now served) becomes the next build's previous index; the snapshots kept
+        before go, but for ``base``, the one it refers to (a mapping of them keeps their pages
+        while a request still reads them)."""
+        kept = self._kept_path()
         os.replace(snapshot, kept)
-        self.close()
-        self._kept = kept
         self.previous = str(kept)
+        self._forget(keep={str(kept), base})
+
+    def _kept_path(self) -> Path:
+        path = Path(tempfile.mkdtemp(prefix="stac-static-api-previous-")) / "index.snapshot"
+        self._kept.add(str(path))
+        return path
+
+    def _forget(self, keep: set[str | None]) -> None:
+        for path in self._kept - keep:
+            shutil.rmtree(Path(path).parent, ignore_errors=True)
+        self._kept &= keep
+
+    def forget_all_but(self, base: str | None) -> None:
+        """For a caller that keeps the builds' snapshots itself (workers.Supervisor): remove
+        the snapshots written here, but for ``base``, which the one it serves refers to."""
+        self._forget(keep={base})
 
     def close(self) -> None:
-        """Remove the snapshot kept for the next build."""
-        if self._kept is not None:
-            shutil.rmtree(self._kept.parent, ignore_errors=True)
-            self._kept = None
+        """Remove the snapshots kept for the next build."""
+        self._forget(keep=set())
 
-    def _previous_snapshot(self, workdir: Path) -> str | None:
+    def _previous_snapshot(self) -> str | None:
         if self.previous is not None and os.path.exists(self.previous):
             return self.previous
         index = self.current() if self.current is not None else None
         if index is None or index.origins is None or not len(index.origins):
             return None
-        path = workdir / "previous.snapshot"
+        path = self._kept_path()  # kept: the build's snapshot may refer to it
         write_snapshot(str(path), index, roots_of(self.settings))
+        self.previous = str(path)
         return str(path)
 
     def build_snapshot(self, workdir: Path, fingerprint: bool = False) -> Path:
@@ -109,7 +125,7 @@ class ChildBuilder:
         fingerprint of the local files it read, in ``fingerprint.pickle``)."""
         job = workdir / "job.pickle"
         job.write_bytes(pickle.dumps({"settings": self.settings.model_dump(), "cache": self.remote_cache,
-                                      "fingerprint": fingerprint, "previous": self._previous_snapshot(workdir)},
+                                      "fingerprint": fingerprint, "previous": self._previous_snapshot()},
                                      protocol=5))
         with self._lock:
             if self._killed:
@@ -160,17 +176,18 @@ def child_main(workdir: str) -> int:
         except SnapshotError as exc:  # everything is read again
             logging.getLogger("stac_static_api.reload").warning("not reusing the previous index: %s", exc)
     # the items' bytes go into the snapshot as they are read, as `index` does (snapshot.py);
-    # those reused from the previous one are copied in: the new snapshot stands alone
+    # those reused from the previous one stay in its file, which the new one refers to (until
+    # the reload compacts: server.index.reuse)
     writer = SnapshotWriter(str(folder / "index.snapshot"))
     try:
-        index = load_index(settings, cache, previous=previous, spool=writer.spool)
+        index = load_index(settings, cache, previous=previous, spool=writer.spool, refer_previous=True)
     except Exception as exc:  # the parent reports it and keeps serving the old index
         writer.abort()
         (folder / "error").write_text(f"{type(exc).__name__}: {exc}")
         return 1
     finally:
         (folder / "metrics.json").write_bytes(orjson.dumps(metrics.counter_values()))
-    writer.finish(index, roots_of(settings))
+    writer.finish(index, roots_of(settings), refer=True)
     (folder / "cache.pickle").write_bytes(pickle.dumps(cache, protocol=5))
     if job.get("fingerprint") and index.fingerprint is not None:
         (folder / "fingerprint.pickle").write_bytes(pickle.dumps(index.fingerprint, protocol=5))

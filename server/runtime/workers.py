@@ -45,7 +45,7 @@ from server.index import Index
 from server.runtime.child_build import ChildBuilder, failure_text
 from server.runtime.reloader import ReloadStatus
 from server.runtime.remote_snapshot import RemoteSnapshot
-from server.runtime.snapshot import read_snapshot
+from server.runtime.snapshot import read_snapshot, snapshot_base
 from server.runtime.stopping import stop_requested
 from server.settings import Settings
 
@@ -84,6 +84,10 @@ class Published:
     fd: int
     path: Path
     version: int
+    # the snapshot it refers to for most items' bytes (a reload's: runtime/snapshot.py), held
+    # open as it is, so that a worker forked later maps the same file; -1: none
+    base_fd: int = -1
+    base: Path | None = None
 
 
 class Supervisor:
@@ -156,7 +160,9 @@ class Supervisor:
                 os.replace(built, snapshot)
             if (folder / "fingerprint.pickle").exists():
                 self.fingerprint = pickle.loads((folder / "fingerprint.pickle").read_bytes())
-            published = Published(os.open(snapshot, os.O_RDONLY), snapshot, self._version + 1)
+            base = snapshot_base(str(snapshot))
+            published = Published(os.open(snapshot, os.O_RDONLY), snapshot, self._version + 1,
+                                  os.open(base, os.O_RDONLY) if base else -1, Path(base) if base else None)
             if isinstance(self.builder, ChildBuilder):
                 self.builder.previous = str(snapshot)  # the next build reuses its unchanged items
             doc = {"ok": True, "snapshot": str(snapshot), "version": published.version}
@@ -179,20 +185,37 @@ class Supervisor:
             for worker in self.workers:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(worker, signal.SIGUSR1)
-        if published is not None and previous is not None:
-            # Mapped by the workers at the last reload, and by any worker forked since through
-            # its own copy of the descriptor: unlinking is safe (a file of ours: not a replica's cached copy).
-            os.close(previous.fd)
-            if previous.path.parent == self.workdir:
-                previous.path.unlink(missing_ok=True)
+        if published is not None:
+            self._forget(previous, published)
+
+    def _forget(self, previous: Published | None, published: Published) -> None:
+        """The files of the publication before ``published``: mapped by the workers at the last
+        reload, and by any worker forked since through its own copy of the descriptors, so
+        unlinking them is safe (files of ours, not a replica's cached copy), but for the one
+        ``published`` refers to (its base). A base that a build of ours wrote from the index
+        loaded before the fork (ChildBuilder) goes when no publication refers to it any more."""
+        if isinstance(self.builder, ChildBuilder):
+            self.builder.forget_all_but(str(published.base) if published.base else None)
+        if previous is None:
+            return
+        os.close(previous.fd)
+        if previous.base_fd >= 0:
+            os.close(previous.base_fd)
+        for path in (previous.path, previous.base):
+            if path is not None and path.parent == self.workdir and path not in (published.path, published.base):
+                path.unlink(missing_ok=True)
 
     def close(self) -> None:
         self.builder.kill()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if isinstance(self.builder, ChildBuilder):
+            self.builder.close()  # the snapshot of the first index it wrote for the builds to refer to
         if self.serving is not None:
-            with contextlib.suppress(OSError):
-                os.close(self.serving.fd)
+            for fd in (self.serving.fd, self.serving.base_fd):
+                with contextlib.suppress(OSError):
+                    if fd >= 0:
+                        os.close(fd)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -413,10 +436,14 @@ class WorkerPool:
         """Serve the version the other workers serve: the snapshot last published, through the
         descriptor inherited from the parent (/proc/self/fd opens it anew even if unlinked)."""
         fd_path = f"/proc/self/fd/{served.fd}"
+        base_path = f"/proc/self/fd/{served.base_fd}"
         try:
-            index, _ = read_snapshot(fd_path if os.path.exists(fd_path) else str(served.path), verify=False)
+            index, _ = read_snapshot(fd_path if os.path.exists(fd_path) else str(served.path), verify=False,
+                                     base=base_path if served.base_fd >= 0 and os.path.exists(base_path) else None)
         finally:
             os.close(served.fd)  # the mapping keeps what it needs; this would keep the file after the next reload
+            if served.base_fd >= 0:
+                os.close(served.base_fd)
         index.version = served.version
         self.app.state.index = index
 
