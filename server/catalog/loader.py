@@ -1124,7 +1124,8 @@ class Loader:
             sources = fetcher.sources
             read, aliased = len(sources.paths), len(aliases)
             for _, docs in self._parse_documents([fetcher.fetch_result(location, limit)]):
-                if formats.whole_document(docs) and self._plain_item(docs[0], location, ctx):  # type: ignore[index]
+                if (formats.whole_document(docs) and self._lines_ready(location, ctx)
+                        and self._plain_item(docs[0], ctx)):  # type: ignore[index]
                     self._add_items(docs, location, ctx)
                     continue
                 del sources.paths[read:], sources.sizes[read:], sources.mtimes[read:], aliases[aliased:]

@@ -22,7 +22,7 @@ import struct
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -66,7 +66,7 @@ class forked_map(Iterator[Any]):  # noqa: N801 - used as the function it was: fo
         self.done = 0
         self.ended = False  # a child died
         self.pids: list[int] = []
-        self.streams: list[BinaryIO] = []
+        self.streams: list[io.BufferedReader] = []
         # one buffer for every result, grown as needed: a new one per result (MBs) is memory
         # the kernel hands out and zeroes page by page each time (unpickling copies out of it)
         self.buffer = bytearray()
@@ -99,7 +99,7 @@ class forked_map(Iterator[Any]):  # noqa: N801 - used as the function it was: fo
                 os._exit(status)
         os.close(write_fd)
         self.pids.append(pid)
-        self.streams.append(os.fdopen(read_fd, "rb", buffering=1 << 20))
+        self.streams.append(io.BufferedReader(io.FileIO(read_fd, "rb"), buffer_size=1 << 20))
 
     def __next__(self) -> Any:
         if self.done >= self.tasks or self.ended or not self.streams:
