@@ -323,6 +323,9 @@ def test_every_item_file_is_checked_by_a_process_forked_as_the_reload_starts(
     parent = os.getpid()
     monkeypatch.setattr(reuse, "_changed_in_range", spy)
     monkeypatch.setattr(reuse.ReusePlan, "check_soon", lambda *a: pytest.fail("a file given to check_soon"))
+    # Threads other tests leave for the session (the TestClient's idle anyio portal) would make
+    # parallel.forkable() say no in the whole suite; they hold no lock a forked lstat could want.
+    monkeypatch.setattr(parallel, "forkable", lambda: True)
     incremental, full, report, _ = reload_and_full(roots, previous)
     assert differences(incremental, full) == []
     assert report.reused > 0
