@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from server.query.parse import parse_search
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "catalogs"  # real public catalogs beside the repository (DESIGN.md)
 STAC_VERSION = "1.0.0"
@@ -433,3 +435,21 @@ def shared_roots() -> list[list[str]]:
         first = SHARED / parts[0]
         roots.append([str(first)] + [str(first.parent / p) for p in parts[1:]])
     return roots
+
+
+def parsed(params: dict[str, str]):  # type: ignore[no-untyped-def]
+    """A search's GET parameters as the server parses them (limit 10 unless given)."""
+    return parse_search(params, default_limit=10, max_limit=1000)
+
+
+def walk_pages(search: Any, most: int = 60) -> list[tuple[Any, ...]]:
+    """Every page of ``search(after, before)`` from the first by next tokens (at most ``most``),
+    then back from the last by prev tokens: each page's positions, numberMatched and tokens."""
+    pages = [search(None, None)]
+    while pages[-1].next_key is not None and len(pages) < most:
+        pages.append(search(pages[-1].next_key, None))
+    back = pages[-1]
+    while back.prev_key is not None and len(pages) < 2 * most:
+        back = search(None, back.prev_key)
+        pages.append(back)
+    return [(p.positions.tolist(), p.matched, p.next_key, p.prev_key, p.has_prev) for p in pages]

@@ -21,10 +21,9 @@ from server.errors import InvalidQueryParameter
 from server.index import Index, filter_bits, match_cache, table
 from server.index.bitmap import Bitmap
 from server.index.match_cache import MatchCache
-from server.index.table import SearchResult, Table
-from server.query.parse import parse_search
+from server.index.table import Table
 from server.settings import Settings
-from tests.helpers import check_paging_back, follow, link_of
+from tests.helpers import check_paging_back, follow, link_of, parsed, walk_pages
 from tests.oracles.random_inputs import Vocabulary, random_predicate
 from tests.oracles.records import item_records
 from tests.oracles.search import Oracle
@@ -37,29 +36,12 @@ def bitmaps_at_any_size(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(filter_bits, "BUILD_IN_BACKGROUND", False)
 
 
-def parsed(params: dict[str, str]):  # type: ignore[no-untyped-def]
-    return parse_search(params, default_limit=10, max_limit=1000)
 
-
-def summary(result: SearchResult) -> tuple[Any, ...]:
-    return result.positions.tolist(), result.matched, result.next_key, result.prev_key, result.has_prev
-
-
-def walk(search: Any) -> list[tuple[Any, ...]]:
-    """Every page from the first by next tokens, then back from the last by prev tokens."""
-    pages = [search(None, None)]
-    while pages[-1].next_key is not None and len(pages) < 60:
-        pages.append(search(pages[-1].next_key, None))
-    back = pages[-1]
-    while back.prev_key is not None and len(pages) < 120:
-        back = search(None, back.prev_key)
-        pages.append(back)
-    return [summary(p) for p in pages]
 
 
 def reference(index: Index, query: Any) -> list[tuple[Any, ...]]:
     positions = index.match(query)
-    return walk(lambda after, before: Table.page(index, positions, query, after, before))
+    return walk_pages(lambda after, before: Table.page(index, positions, query, after, before))
 
 
 @pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 100, 5_000, 70_001])
@@ -105,7 +87,7 @@ def test_filter_pages_from_the_mask_are_the_sorted_positions_pages(
                 sample_index.search(query)
             continue
         assert isinstance(sample_index.match_set(query), Bitmap)  # the mask, never listed
-        got = walk(lambda after, before, q=query: sample_index.search(q, after, before=before))
+        got = walk_pages(lambda after, before, q=query: sample_index.search(q, after, before=before))
         assert got == expected, params
         checked += 1
         nonempty += expected[0][1] > 0
@@ -124,7 +106,7 @@ def test_the_cache_keeps_large_results_as_bits_and_pages_alike(sample_index: Ind
         query = parsed(params)
         expected = reference(sample_index, query)
         cache.match(sample_index, query)  # (the first page: the result as found; then the kept one)
-        got = walk(lambda after, before, q=query: sample_index.search(q, after, cache, before))
+        got = walk_pages(lambda after, before, q=query: sample_index.search(q, after, cache, before))
         assert got == expected, params
         kept = cache.match(sample_index, query)
         dense = expected[0][1] * 64 >= sample_index.size

@@ -33,8 +33,7 @@ from server.index import Index, match_cache, spatial, table
 from server.index.bitmap import Bitmap, Unsorted
 from server.index.match_cache import MatchCache
 from server.index.table import Table
-from server.query.parse import parse_search
-from tests.helpers import check_paging_back, follow, link_of, run_server
+from tests.helpers import check_paging_back, follow, link_of, parsed, run_server, walk_pages
 
 ITEMS = 3_001  # (not a multiple of a group nor of a leaf: the last ones are short)
 SLAB = 300  # records per time slab of the box index here (the real one: 65,536)
@@ -133,9 +132,6 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(spatial, "GROUPS_IN_BACKGROUND", False)
 
 
-def parsed(params: dict[str, str]):  # type: ignore[no-untyped-def]
-    return parse_search(params, default_limit=10, max_limit=1000)
-
 
 def brute_force(index: Index, query: Any) -> np.ndarray:
     """Sorted positions of the items whose geometry intersects the query's (one shapely test
@@ -150,17 +146,6 @@ def brute_force(index: Index, query: Any) -> np.ndarray:
         keep &= (index.start <= hi) & (index.end >= lo)
     return np.flatnonzero(keep)
 
-
-def walk(search: Any) -> list[tuple[Any, ...]]:
-    """Every page from the first by next tokens, then back from the last by prev tokens."""
-    pages = [search(None, None)]
-    while pages[-1].next_key is not None and len(pages) < 40:
-        pages.append(search(pages[-1].next_key, None))
-    back = pages[-1]
-    while back.prev_key is not None and len(pages) < 80:
-        back = search(None, back.prev_key)
-        pages.append(back)
-    return [(p.positions.tolist(), p.matched, p.next_key, p.prev_key, p.has_prev) for p in pages]
 
 
 def _iso(rng: random.Random) -> str:
@@ -213,8 +198,8 @@ def test_counted_box_searches_are_shapelys_per_item(index: Index, counted: None)
         assert isinstance(found, Unsorted), params  # the counted path, not the listed one
         assert found.positions().tolist() == truth.tolist(), params
         assert index.match(query).tolist() == truth.tolist(), params  # (the path it replaces agrees)
-        expected = walk(lambda after, before, q=query, t=truth: Table.page(index, t, q, after, before))
-        assert walk(lambda after, before, q=query: index.search(q, after, before=before)) == expected, params
+        expected = walk_pages(lambda after, before, q=query, t=truth: Table.page(index, t, q, after, before), 40)
+        assert walk_pages(lambda after, before, q=query: index.search(q, after, before=before), 40) == expected, params
         # Groups decided whole: some matches were never tested one by one.
         groups = index._groups.of(index._boxes)  # type: ignore[union-attr]
         q = shapely.box(*query.intersects.bounds) if query.intersects is not None else spatial.bbox_geometry(query.bbox)
@@ -282,9 +267,9 @@ def test_the_cache_keeps_counted_results_and_pages_alike(index: Index, counted: 
     for _ in range(40):
         query = parsed(random_query(rng))
         truth = brute_force(index, query)
-        expected = walk(lambda after, before, q=query, t=truth: Table.page(index, t, q, after, before))
+        expected = walk_pages(lambda after, before, q=query, t=truth: Table.page(index, t, q, after, before), 40)
         cache.match(index, query)
-        assert walk(lambda after, before, q=query: index.search(q, after, cache, before)) == expected
+        assert walk_pages(lambda after, before, q=query: index.search(q, after, cache, before), 40) == expected
         kept = cache.match(index, query)
         kinds.add(type(kept))
         assert isinstance(kept, Bitmap) == (len(truth) * 64 >= index.size)

@@ -6,10 +6,12 @@ were deleted, and so do forked workers."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,19 @@ def ready_version(base: str, version: int, timeout: float = 60.0) -> dict[str, A
         time.sleep(0.1)
 
 
+@contextlib.contextmanager
+def reloaded_once(catalog: Path, tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, Any]]]:
+    """A server of ``catalog`` (its snapshots in a folder of their own, which it also gets
+    as TMPDIR) after one reload of edited items: its URL, that folder and its answers."""
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {"STAC_STATIC_ADMIN_TOKEN": TOKEN, "TMPDIR": str(work)}
+    with run_server([str(catalog / "catalog.json")], env=env) as base:
+        edit_items(catalog)
+        _reload(base)
+        yield base, work, answers(base)
+
+
 @pytest.fixture
 def catalog(sample_copy: Path) -> Path:
     prepare(sample_copy)
@@ -88,14 +103,8 @@ def test_a_chain_of_reloads_answers_as_a_fresh_server_and_keeps_two_snapshots(ca
 def test_a_reload_killed_half_way_keeps_serving_and_the_next_one_reuses(catalog: Path, tmp_path: Path) -> None:
     """The build process killed once it writes its snapshot: the reload fails, the index of
     before answers as before, its files stay usable, and the next reload refers to them."""
-    work = tmp_path / "work"
-    work.mkdir()
-    env = {"STAC_STATIC_ADMIN_TOKEN": TOKEN, "TMPDIR": str(work)}
     roots = [str(catalog / "catalog.json")]
-    with run_server(roots, env=env) as base:
-        edit_items(catalog)
-        _reload(base)
-        before = answers(base)
+    with reloaded_once(catalog, tmp_path) as (base, work, before):
         add_and_delete(catalog)
         outcome: list[httpx.Response] = []
         request = threading.Thread(target=lambda: outcome.append(httpx.post(
@@ -122,14 +131,8 @@ def test_deleted_snapshot_files_are_written_again_of_the_serving_index(catalog: 
     """Someone removed the snapshots the server keeps: it serves on (they are mapped), and the
     next reload reuses the serving index through a snapshot written of it then (as the first
     reload does), which the new one refers to."""
-    work = tmp_path / "work"
-    work.mkdir()
-    env = {"STAC_STATIC_ADMIN_TOKEN": TOKEN, "TMPDIR": str(work)}
     roots = [str(catalog / "catalog.json")]
-    with run_server(roots, env=env) as base:
-        edit_items(catalog)
-        _reload(base)
-        before = answers(base)
+    with reloaded_once(catalog, tmp_path) as (base, work, before):
         for path in snapshots(work):
             path.unlink()
         assert answers(base) == before
