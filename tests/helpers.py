@@ -453,3 +453,15 @@ def walk_pages(search: Any, most: int = 60) -> list[tuple[Any, ...]]:
         back = search(None, back.prev_key)
         pages.append(back)
     return [(p.positions.tolist(), p.matched, p.next_key, p.prev_key, p.has_prev) for p in pages]
+
+
+def http_pages(client: Any, method: str, query: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Every page of a /search through ``client`` (httpx, or the tests' TestClient) by next
+    links to the end, checked back by prev links: each page's ids, numberMatched and link rels."""
+    response = client.get("/search", params=query) if method == "GET" else client.post("/search", json=query)
+    assert response.status_code == 200, response.text
+    pages = [response.json()]
+    while (link := link_of(pages[-1], "next")) is not None:
+        pages.append(follow(client, method, query, link))
+    check_paging_back(client, method, query, pages, str(query))
+    return [([f["id"] for f in p["features"]], p["numberMatched"], [ln["rel"] for ln in p["links"]]) for p in pages]

@@ -23,7 +23,7 @@ from server.index.bitmap import Bitmap
 from server.index.match_cache import MatchCache
 from server.index.table import Table
 from server.settings import Settings
-from tests.helpers import check_paging_back, follow, link_of, parsed, walk_pages
+from tests.helpers import http_pages, parsed, walk_pages
 from tests.oracles.random_inputs import Vocabulary, random_predicate
 from tests.oracles.records import item_records
 from tests.oracles.search import Oracle
@@ -191,13 +191,7 @@ def test_number_bits_are_made_in_the_background_while_the_evaluator_answers(
 def _http_walk(make_client: Any, method: str, query: dict[str, Any]) -> list[tuple[Any, ...]]:
     """Every page of a search through the app: by next links to the end, then back by prev."""
     with make_client(Settings(response_cache_bytes=0)) as client:
-        response = client.get("/search", params=query) if method == "GET" else client.post("/search", json=query)
-        assert response.status_code == 200, response.text
-        pages = [response.json()]
-        while (link := link_of(pages[-1], "next")) is not None:
-            pages.append(follow(client, method, query, link))
-        check_paging_back(client, method, query, pages, str(query))
-    return [([f["id"] for f in p["features"]], p["numberMatched"], [ln["rel"] for ln in p["links"]]) for p in pages]
+        return http_pages(client, method, query)
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])

@@ -33,7 +33,7 @@ from server.index import Index, match_cache, spatial, table
 from server.index.bitmap import Bitmap, Unsorted
 from server.index.match_cache import MatchCache
 from server.index.table import Table
-from tests.helpers import check_paging_back, follow, link_of, parsed, run_server, walk_pages
+from tests.helpers import http_pages, parsed, run_server, walk_pages
 
 ITEMS = 3_001  # (not a multiple of a group nor of a leaf: the last ones are short)
 SLAB = 300  # records per time slab of the box index here (the real one: 65,536)
@@ -278,13 +278,7 @@ def test_the_cache_keeps_counted_results_and_pages_alike(index: Index, counted: 
 
 def _http_walk(base: str, method: str, query: dict[str, Any]) -> list[tuple[Any, ...]]:
     with httpx.Client(base_url=base, timeout=30) as client:
-        response = client.get("/search", params=query) if method == "GET" else client.post("/search", json=query)
-        assert response.status_code == 200, response.text
-        pages = [response.json()]
-        while (link := link_of(pages[-1], "next")) is not None:
-            pages.append(follow(client, method, query, link))
-        check_paging_back(client, method, query, pages, str(query))
-    return [([f["id"] for f in p["features"]], p["numberMatched"], [ln["rel"] for ln in p["links"]]) for p in pages]
+        return http_pages(client, method, query)
 
 
 LOWERED = """\
