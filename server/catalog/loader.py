@@ -1097,8 +1097,8 @@ class Loader:
         tasks = [(start, min(start + size, len(pending))) for start in range(0, len(pending), size)]
         log.info("indexing %d item files in %d processes (%d chunks)", len(pending), count, len(tasks))
         done = 0
-        with contextlib.closing(parallel.forked_map(tasks, count, lambda task: self._index_files(pending, *task))
-                                ) as results:
+        with self._chunk_files(), contextlib.closing(
+                parallel.forked_map(tasks, count, lambda task: self._index_files(pending, *task))) as results:
             for pieces in results:
                 for piece in pieces:
                     if isinstance(piece, int):  # a file the child left
@@ -1148,7 +1148,7 @@ class Loader:
 
     def _finish_piece(self, piece: FilesPiece, end: int, aliases: list[str]) -> FilesPiece:
         piece.end = end
-        piece.chunk = self.builder.chunk()
+        piece.chunk = self.builder.chunk(self._chunk_file(f"files-{piece.start}"))
         piece.not_public = self.hrefs.not_public - piece.not_public
         piece.origins, piece.sources = self._origins, self._fetcher.sources
         piece.aliases = aliases[:]
