@@ -103,13 +103,19 @@ def _is_operand(token: str) -> bool:
     )
 
 
+_GEOMETRY_TYPES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection"}
+
+
 def _modernize(node: Any) -> Any:
-    """Draft-era CQL2 JSON still sent by clients, in its 1.0 form: BETWEEN(x, [lo, hi])."""
+    """Draft-era CQL2 JSON still sent by clients, in its 1.0 form: BETWEEN(x, [lo, hi]); and
+    GeoJSON geometries without their optional "bbox" member, which cql2 reads as the BBOX
+    literal (the geometry then lost)."""
     if isinstance(node, list):
         return [_modernize(v) for v in node]
     if not isinstance(node, dict):
         return node
-    out = {k: _modernize(v) for k, v in node.items()}
+    geometry = node.get("type") in _GEOMETRY_TYPES and ("coordinates" in node or "geometries" in node)
+    out = {k: _modernize(v) for k, v in node.items() if not (geometry and k == "bbox")}
     args = out.get("args")
     if str(out.get("op", "")).lower() == "between" and isinstance(args, list) and len(args) == 2 \
             and isinstance(args[1], list) and len(args[1]) == 2:
