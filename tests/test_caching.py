@@ -99,3 +99,17 @@ def test_large_responses_are_gzipped_for_clients_that_accept_it(client: TestClie
     assert int(page.headers["content-length"]) * 4 < len(raw.content)  # httpx decoded it; it came smaller
     small = client.get("/conformance", headers={"Accept-Encoding": "gzip"})
     assert "content-encoding" not in small.headers  # under STAC_STATIC_GZIP_MIN_BYTES
+
+
+@pytest.mark.parametrize("accept", ["gzip;q=0", "gzip; q=0.0, identity", "identity, gzip;Q=0", "deflate, GZIP;q=0.000"])
+def test_gzip_refused_with_q_zero_is_not_sent(client: TestClient, accept: str) -> None:
+    """q=0 marks a coding "not acceptable" (RFC 9110 §12.5.3): such a client got gzip anyway."""
+    raw = client.get("/search", params={"limit": 50}, headers={"Accept-Encoding": accept})
+    assert "content-encoding" not in raw.headers, accept
+    assert raw.json()["numberReturned"] == 50
+
+
+@pytest.mark.parametrize("accept", ["gzip;q=0.5", "gzip; q=1, identity;q=0.1", "br;q=0, gzip"])
+def test_gzip_with_a_positive_q_is_sent(client: TestClient, accept: str) -> None:
+    page = client.get("/search", params={"limit": 50}, headers={"Accept-Encoding": accept})
+    assert page.headers.get("content-encoding") == "gzip", accept

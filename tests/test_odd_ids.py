@@ -92,6 +92,21 @@ def test_each_endpoint_names_every_collection_by_its_encoded_segment(http: httpx
             assert (got["collection"], got["id"]) == (cid, iid)
 
 
+def test_each_collection_aggregates_at_the_links_it_gives(http: httpx.Client) -> None:
+    """The aggregate and aggregations links of a collection whose id holds "/", "." or ".."
+    answer as any other collection's (they were routed on the decoded path: a 404)."""
+    for cid in COLLECTIONS:
+        links = {link["rel"]: link["href"] for link in get_json(http, f"/collections/{encode(cid)}")["links"]}
+        assert links["aggregate"].endswith(f"/collections/{encode(cid)}/aggregate"), cid
+        total = get_json(http, links["aggregate"] + "?aggregations=total_count,collection_frequency")["aggregations"]
+        assert total[0]["value"] == len(ITEMS), cid
+        assert total[1]["buckets"] == [{"key": cid, "data_type": "string", "frequency": len(ITEMS)}], cid
+        posted = http.post(links["aggregate"], json={"aggregations": ["total_count"]})
+        assert posted.status_code == 200 and posted.json()["aggregations"][0]["value"] == len(ITEMS), (cid, posted.text)
+        names = {entry["name"] for entry in get_json(http, links["aggregations"])["aggregations"]}
+        assert {"total_count", "n_frequency"} <= names, cid
+
+
 def test_raw_encodings_are_decoded_once_per_segment(http: httpx.Client) -> None:
     """Each escape by hand (lower-case hex too): the raw path, not the decoded one, is routed."""
     cases = {

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from server.api import paths
 from server.api.responses import JSONResponse
 from server.api.routes import (
     INLINE_RECORDS,
@@ -104,6 +105,9 @@ def aggregation_routes() -> list[Route]:
     return [
         Route("/aggregate", aggregate, methods=["GET", "POST"]),
         Route("/aggregations", aggregations, methods=["GET"]),
-        Route("/collections/{collection_id}/aggregate", collection_aggregate, methods=["GET", "POST"]),
-        Route("/collections/{collection_id}/aggregations", collection_aggregations, methods=["GET"]),
+        # Matched on the raw path, as every route below a collection (server.api.paths): its id
+        # may hold "/" or be "." or "..", which its links write encoded.
+        paths.RawPathRoute("/collections/{collection_id}/aggregate", collection_aggregate, paths.AGGREGATE,
+                           methods=("GET", "POST")),
+        paths.RawPathRoute("/collections/{collection_id}/aggregations", collection_aggregations, paths.AGGREGATIONS),
     ]

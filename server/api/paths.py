@@ -37,6 +37,7 @@ from server.index.tree import CHILDREN_SEGMENT
 
 COLLECTION, QUERYABLES, ITEMS, ITEM = "collection", "queryables", "items", "item"
 COLLECTION_CHILDREN = "collection-children"
+AGGREGATE, AGGREGATIONS = "aggregate", "aggregations"  # the Aggregation extension's, below a collection
 CATALOG, CATALOG_CHILDREN = "catalog", "catalog-children"
 CHILDREN = CHILDREN_SEGMENT  # the children endpoint's segment below a catalog or collection
 
@@ -100,6 +101,8 @@ def _endpoint(tail: list[str]) -> tuple[str, str | None] | None:
         return QUERYABLES, None
     if tail == [CHILDREN]:
         return COLLECTION_CHILDREN, None
+    if tail in ([AGGREGATE], [AGGREGATIONS]):
+        return tail[0], None
     return None
 
 

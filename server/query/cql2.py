@@ -6,6 +6,7 @@ evaluate its JSON form ourselves over the columnar index.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -78,11 +79,21 @@ def _check_text_shape(text: str) -> None:
             prefix += 1
         elif word in _BINARY or word == "not" or token in ("+", "-"):
             binary += 1
+        elif token[:1].isdigit() and not _finite_number(token):
+            # cql2 reads 1e999 as infinity, which JSON cannot hold: it became a null
+            raise InvalidQueryParameter(f"Invalid filter: {token[:40]} is beyond the range of a double")
         previous = word
     if deepest > MAX_DEPTH or prefix > MAX_PREFIX_OPERATORS:
         raise InvalidQueryParameter(f"Invalid filter: nested deeper than {MAX_DEPTH}")
     if binary > MAX_OPERATIONS:
         raise InvalidQueryParameter(f"Invalid filter: over {MAX_OPERATIONS} operators; use IN for lists of values")
+
+
+def _finite_number(token: str) -> bool:
+    try:
+        return math.isfinite(float(token))
+    except ValueError:  # not one number ("1.2.3"): the parser says what is wrong with it
+        return True
 
 
 def _is_operand(token: str) -> bool:
@@ -92,13 +103,19 @@ def _is_operand(token: str) -> bool:
     )
 
 
+_GEOMETRY_TYPES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection"}
+
+
 def _modernize(node: Any) -> Any:
-    """Draft-era CQL2 JSON still sent by clients, in its 1.0 form: BETWEEN(x, [lo, hi])."""
+    """Draft-era CQL2 JSON still sent by clients, in its 1.0 form: BETWEEN(x, [lo, hi]); and
+    GeoJSON geometries without their optional "bbox" member, which cql2 reads as the BBOX
+    literal (the geometry then lost)."""
     if isinstance(node, list):
         return [_modernize(v) for v in node]
     if not isinstance(node, dict):
         return node
-    out = {k: _modernize(v) for k, v in node.items()}
+    geometry = node.get("type") in _GEOMETRY_TYPES and ("coordinates" in node or "geometries" in node)
+    out = {k: _modernize(v) for k, v in node.items() if not (geometry and k == "bbox")}
     args = out.get("args")
     if str(out.get("op", "")).lower() == "between" and isinstance(args, list) and len(args) == 2 \
             and isinstance(args[1], list) and len(args[1]) == 2:
