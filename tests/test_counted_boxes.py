@@ -367,17 +367,19 @@ def _odd_footprints(rng: random.Random) -> list[shapely.Geometry]:
         out.append(shapely.MultiPoint(points).convex_hull)
     for _ in range(25):
         x, y, s = rng.uniform(-20, 40), rng.uniform(-60, 70), rng.uniform(0.05, 2)
-        out.append(shapely.Polygon([(x, y), (x + 2 * s, y), (x + 2 * s, y + s), (x + s, y + s), (x + s, y + 2 * s), (x, y + 2 * s)]))  # L
+        out.append(shapely.Polygon([(x, y), (x + 2 * s, y), (x + 2 * s, y + s), (x + s, y + s),
+                                    (x + s, y + 2 * s), (x, y + 2 * s)]))  # L
         out.append(shapely.Polygon([(x, y), (x + 3 * s, y), (x + 3 * s, y + 3 * s), (x + 2 * s, y + 3 * s), (x + 2 * s, y + s),
                                     (x + s, y + s), (x + s, y + 3 * s), (x, y + 3 * s)]))  # U: its centre in the notch
-        star = [(x + s * (1 + (0.3 if k % 2 else 1.0) * math.cos(k * math.pi / 5)), y + s * (1 + (0.3 if k % 2 else 1.0) * math.sin(k * math.pi / 5)))
-                for k in range(10)]
+        radii = [(1.0 if k % 2 == 0 else 0.3, k * math.pi / 5) for k in range(10)]
+        star = [(x + s * (1 + r * math.cos(a)), y + s * (1 + r * math.sin(a))) for r, a in radii]
         out.append(shapely.Polygon(star))
         out.append(shapely.Polygon([(x, y), (x + 4 * s, y), (x + 4 * s, y + s), (x + 3 * s, y + 0.2 * s), (x + 2 * s, y + s),
                                     (x + s, y + 0.2 * s), (x, y + s)]))  # comb
         out.append(shapely.box(x, y, x + s, y + s).difference(shapely.box(x + 0.3 * s, y + 0.3 * s, x + 0.7 * s, y + 0.7 * s)))
         out.append(shapely.box(x, y, x + s, y + s).difference(shapely.box(x + 0.01 * s, y + 0.6 * s, x + 0.4 * s, y + 0.99 * s)))
-        out.append(shapely.MultiPolygon([shapely.box(x, y, x + s, y + s), shapely.box(x + 2 * s, y + 2 * s, x + 3 * s, y + 3 * s)]))
+        out.append(shapely.MultiPolygon([shapely.box(x, y, x + s, y + s),
+                                         shapely.box(x + 2 * s, y + 2 * s, x + 3 * s, y + 3 * s)]))
         out.append(shapely.Polygon([(x, y), (x + 5 * s, y + 5 * s), (x + 5 * s + 1e-4, y + 5 * s), (x + 1e-4, y)]))  # sliver
         out.append(shapely.Polygon([(x, y), (x, y + s), (x, y + 2 * s), (x, y)]))  # no width
         out.append(shapely.Polygon([(x, y), (x + s, y), (x + 2 * s, y), (x, y)]))  # no height

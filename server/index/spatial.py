@@ -288,8 +288,8 @@ class LeafGroups:
     intersect it. With the groups' times (as _group_times):
     192 bytes a group of FINE records (~240 MB at 10,000,000 records), made in chunks
     (bounded temporaries); and, given ``legs``, each record's corner_legs (16 bytes a record,
-    ~160 MB at 10,000,000; read from every footprint: ~2 us a record). Every leaf has LEAF // FINE rows (the last leaf's padded with rows
-    that meet nothing)."""
+    ~160 MB at 10,000,000; read from every footprint: ~2 us a record). Every leaf has
+    LEAF // FINE rows (the last leaf's padded with rows that meet nothing)."""
 
     def __init__(self, index: BoxIndex, legs: Callable[[np.ndarray], np.ndarray | None] | None = None) -> None:
         self.index = index
