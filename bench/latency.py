@@ -257,10 +257,11 @@ def load_index(root: str, snapshot: str | None) -> tuple[Any, str, float]:
 # -- measuring ------------------------------------------------------------------------------------
 
 
-def settle(timeout: float = 120.0) -> None:
+def settle(timeout: float = 600.0) -> None:
     """Wait for what a server makes in the background on first use (threads named
     ``filter-bits ...``: a filter's column bit indexes; ``box-groups``: the groups a box search
-    is counted from), so that the timed requests measure the steady state. Nothing to wait
+    is counted from, ~20 CPU-seconds at 10,000,000 items: minutes on a loaded machine), so that
+    the timed requests measure the steady state. Nothing to wait
     for in checkouts without them."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(t.name.startswith(("filter-bits", "box-groups")) for t in threading.enumerate()):

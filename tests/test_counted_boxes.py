@@ -26,6 +26,7 @@ import httpx
 import numpy as np
 import pytest
 import shapely
+import shapely.affinity
 import shapely.geometry
 
 from server.catalog.loader import LoadOptions, load_catalogs
@@ -338,3 +339,144 @@ def test_http_pages_of_counted_boxes_are_shapelys(roots: list[str], index: Index
                 assert {matched for _, matched, _ in got} == {len(truth)}, (method, query)
                 assert [i for ids, _, _ in got for i in ids] == truth, (method, query)
     assert marker.read_text().count("counted") >= len(queries)  # the lowered server took the counted path
+
+
+# -- footprints decided by their corners (spatial.corner_legs, corners_decided) ------------------
+
+
+def _rounded(geom: shapely.Geometry) -> shapely.Geometry:
+    """As catalogs write them: coordinates to 6 decimals (collinear vertices off their line)."""
+    return shapely.transform(geom, lambda c: np.round(c, 6))
+
+
+def _odd_footprints(rng: random.Random) -> list[shapely.Geometry]:
+    """Footprints of every shape the corner rules must get right: rotated and cut rectangles
+    with collinear vertices (as bench/generate.py writes), triangles, convex hulls of random
+    points, concave ones (L, U, a star, a comb), holes (one near a corner), multipolygons,
+    slivers, and polygons of no width or height."""
+    out: list[shapely.Geometry] = []
+    for _ in range(60):
+        cx, cy = rng.uniform(-20, 40), rng.uniform(-60, 70)
+        ring = _ring(rng, cx, cy)
+        out.append(shapely.Polygon(ring))
+        angle = rng.choice([0.0, math.pi / 4, rng.uniform(0, math.pi)])
+        w, h = rng.uniform(0.01, 3), rng.uniform(0.01, 3)
+        out.append(shapely.affinity.rotate(shapely.box(cx - w, cy - h, cx + w, cy + h), angle, use_radians=True))
+        out.append(shapely.Polygon([(cx, cy), (cx + w, cy + rng.uniform(-h, h)), (cx + rng.uniform(-w, w), cy + h)]))
+        points = [(cx + rng.uniform(-w, w), cy + rng.uniform(-h, h)) for _ in range(rng.randint(3, 12))]
+        out.append(shapely.MultiPoint(points).convex_hull)
+    for _ in range(25):
+        x, y, s = rng.uniform(-20, 40), rng.uniform(-60, 70), rng.uniform(0.05, 2)
+        out.append(shapely.Polygon([(x, y), (x + 2 * s, y), (x + 2 * s, y + s), (x + s, y + s),
+                                    (x + s, y + 2 * s), (x, y + 2 * s)]))  # L
+        out.append(shapely.Polygon([(x, y), (x + 3 * s, y), (x + 3 * s, y + 3 * s), (x + 2 * s, y + 3 * s), (x + 2 * s, y + s),
+                                    (x + s, y + s), (x + s, y + 3 * s), (x, y + 3 * s)]))  # U: its centre in the notch
+        radii = [(1.0 if k % 2 == 0 else 0.3, k * math.pi / 5) for k in range(10)]
+        star = [(x + s * (1 + r * math.cos(a)), y + s * (1 + r * math.sin(a))) for r, a in radii]
+        out.append(shapely.Polygon(star))
+        out.append(shapely.Polygon([(x, y), (x + 4 * s, y), (x + 4 * s, y + s), (x + 3 * s, y + 0.2 * s), (x + 2 * s, y + s),
+                                    (x + s, y + 0.2 * s), (x, y + s)]))  # comb
+        out.append(shapely.box(x, y, x + s, y + s).difference(shapely.box(x + 0.3 * s, y + 0.3 * s, x + 0.7 * s, y + 0.7 * s)))
+        out.append(shapely.box(x, y, x + s, y + s).difference(shapely.box(x + 0.01 * s, y + 0.6 * s, x + 0.4 * s, y + 0.99 * s)))
+        out.append(shapely.MultiPolygon([shapely.box(x, y, x + s, y + s),
+                                         shapely.box(x + 2 * s, y + 2 * s, x + 3 * s, y + 3 * s)]))
+        out.append(shapely.Polygon([(x, y), (x + 5 * s, y + 5 * s), (x + 5 * s + 1e-4, y + 5 * s), (x + 1e-4, y)]))  # sliver
+        out.append(shapely.Polygon([(x, y), (x, y + s), (x, y + 2 * s), (x, y)]))  # no width
+        out.append(shapely.Polygon([(x, y), (x + s, y), (x + 2 * s, y), (x, y)]))  # no height
+    return [_rounded(g) for g in out]
+
+
+def _boxes_around(rng: random.Random, geom: shapely.Geometry) -> list[tuple[float, float, float, float]]:
+    """Query boxes meeting the footprint's box, most holding one of its box's corners or
+    none: random ones, and ones whose corner or edge is a vertex of it, a point on an edge of
+    it (rounded: on either side), or where the inner octagon's or an outer triangle's edge
+    would be."""
+    minx, miny, maxx, maxy = geom.bounds
+    w, h = maxx - minx, maxy - miny
+    coords = shapely.get_coordinates(geom)
+    out = []
+    for _ in range(30):
+        px, py = rng.uniform(minx - 0.1 * w, maxx + 0.1 * w), rng.uniform(miny - 0.1 * h, maxy + 0.1 * h)
+        if rng.random() < 0.3:
+            px, py = coords[rng.randrange(len(coords))]
+        elif rng.random() < 0.3:
+            a, b = coords[rng.randrange(len(coords))], coords[rng.randrange(len(coords))]
+            f = rng.random()
+            px, py = a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1])
+        far = rng.uniform(0.5, 3) * max(w, h, 1e-6)
+        dx, dy = rng.choice([-1, 1]), rng.choice([-1, 1])
+        x0, x1 = sorted((px, px + dx * far))
+        y0, y1 = sorted((py, py + dy * far))
+        if rng.random() < 0.2:  # a thin box across the footprint's box
+            y0, y1 = py, py + rng.choice([0.0, 1e-7, 0.01 * h])
+            x0, x1 = minx - w, maxx + w
+        out.append((float(x0), float(y0), float(x1), float(y1)))
+    return out
+
+
+def test_corner_rules_agree_with_shapely_on_odd_footprints() -> None:
+    rng = random.Random("corner-footprints")
+    geoms = _odd_footprints(rng)
+    blobs = [shapely.to_wkb(g, byte_order=1) for g in geoms]
+    ends = np.cumsum([len(b) for b in blobs])
+    starts = ends - [len(b) for b in blobs]
+    bounds = shapely.bounds(np.array(geoms))
+    legs = spatial.corner_legs(memoryview(b"".join(blobs)), starts, ends, bounds)
+    kinds = {"hit": 0, "miss": 0, "open": 0}
+    for geom, box, row in zip(geoms, bounds, legs):
+        if isinstance(geom, shapely.Polygon) and (len(geom.interiors) or box[0] == box[2] or box[1] == box[3]):
+            assert (row[:8] == spatial.CORNER_UNITS).all()  # no inner octagon: holes, no width or height
+        if not isinstance(geom, shapely.Polygon):
+            assert (row == spatial.NO_INNER).all()  # (only Polygons are read)
+        for q in _boxes_around(rng, geom):
+            if not (box[0] <= q[2] and box[2] >= q[0] and box[1] <= q[3] and box[3] >= q[1]):
+                continue
+            hit, miss = spatial.corners_decided(box[None, :], row[None, :], q)
+            truth = shapely.intersects(shapely.box(*q), geom)
+            assert not (hit[0] and not truth), (geom.wkt, q)
+            assert not (miss[0] and truth), (geom.wkt, q)
+            kinds["hit" if hit[0] else "miss" if miss[0] else "open"] += 1
+    assert kinds["hit"] > 2000 and kinds["miss"] > 200, kinds
+
+
+def test_a_ring_around_no_octagon_gives_none() -> None:
+    """A U whose box's centre lies in its notch, and a polygon whose ring dips into where its
+    octagon would be: no inner octagon (a query box in the notch would otherwise be a hit)."""
+    u_shape = shapely.Polygon([(0, 0), (3, 0), (3, 3), (2, 3), (2, 1), (1, 1), (1, 3), (0, 3)])
+    dipped = shapely.Polygon([(0, 0), (4, 0), (4, 4), (2.5, 4), (2, 1.5), (1.5, 4), (0, 4)])
+    blobs = [shapely.to_wkb(g, byte_order=1) for g in (u_shape, dipped)]
+    ends = np.cumsum([len(b) for b in blobs])
+    legs = spatial.corner_legs(memoryview(b"".join(blobs)), ends - [len(b) for b in blobs], ends,
+                               shapely.bounds(np.array([u_shape, dipped])))
+    assert (legs[:, :8] == spatial.CORNER_UNITS).all()
+    for geom, row, q in ((u_shape, legs[0], (1.2, 1.5, 1.8, 5.0)), (dipped, legs[1], (1.9, 2.5, 2.1, 5.0))):
+        hit, miss = spatial.corners_decided(np.array([geom.bounds]), row[None, :], q)
+        assert not hit[0] and not shapely.intersects(geom, shapely.box(*q))
+
+
+def test_corner_rules_decide_rotated_footprints_at_a_query_corner() -> None:
+    """A footprint rotated 30 degrees, and a query box with its corner just inside, on and
+    just outside each edge near each corner of the footprint's box: decided, and right."""
+    geom = shapely.affinity.rotate(shapely.box(0, 0, 4, 2), 30, origin=(0, 0))
+    blob = shapely.to_wkb(geom, byte_order=1)
+    row = spatial.corner_legs(memoryview(blob), np.array([0]), np.array([len(blob)]), np.array([geom.bounds]))[0]
+    assert (row[:8] < spatial.CORNER_UNITS).any() and (row[8:] > 0).any()
+    minx, miny, maxx, maxy = geom.bounds
+    ring = shapely.get_coordinates(geom.exterior)
+    decided = 0
+    for (ax, ay), (bx, by) in zip(ring[:-1], ring[1:]):
+        mx, my = (ax + bx) / 2, (ay + by) / 2
+        nx, ny = by - ay, ax - bx  # (outward for a counter-clockwise ring)
+        norm = math.hypot(nx, ny)
+        for off in (-0.05, -1e-6, 0.0, 1e-6, 0.05):
+            px, py = mx + off * nx / norm, my + off * ny / norm
+            # The query box reaches from the point away from the footprint's centre.
+            x0, x1 = sorted((px, px + (5 if nx > 0 else -5)))
+            y0, y1 = sorted((py, py + (5 if ny > 0 else -5)))
+            q = (x0, y0, x1, y1)
+            hit, miss = spatial.corners_decided(np.array([geom.bounds]), row[None, :], q)
+            truth = shapely.intersects(geom, shapely.box(*q))
+            assert truth == (off <= 0) or abs(off) < 1e-5
+            assert not (hit[0] and not truth) and not (miss[0] and truth), (off, q)
+            decided += abs(off) > 0.01 and (hit[0] or miss[0])
+    assert decided == 8  # every edge, 0.05 inside and outside

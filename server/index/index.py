@@ -22,7 +22,7 @@ from server.index.columns import Column, StringPart
 from server.index.ids import IdColumn
 from server.index.match_cache import MatchCache
 from server.index.origins import Origins
-from server.index.spatial import CellGrid, wkb_exterior_vertices, wkb_vertex_in_boxes
+from server.index.spatial import CORNER_CHUNK, CORNER_COLUMNS, CellGrid, corner_legs, wkb_exterior_vertices, wkb_vertex_in_boxes
 from server.index.table import SearchResult, Table
 from server.index.text import TextIndex, document_text
 from server.index.tree import Tree
@@ -140,6 +140,17 @@ class Index(Table):
 
     def vertex_in_boxes(self, positions: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> np.ndarray:
         return wkb_vertex_in_boxes(self.wkb.data, self.wkb.starts[positions], self.wkb.ends[positions], boxes)
+
+    def corner_legs(self, positions: np.ndarray) -> np.ndarray:
+        """Read in the footprints' storage order, a chunk at a time (bounded temporaries)."""
+        out = np.empty((len(positions), CORNER_COLUMNS), dtype=np.uint8)
+        starts, ends = self.wkb.starts, self.wkb.ends
+        order = np.argsort(starts[positions])
+        for at in range(0, len(order), CORNER_CHUNK):
+            part = order[at : at + CORNER_CHUNK]
+            chunk = positions[part]
+            out[part] = corner_legs(self.wkb.data, starts[chunk], ends[chunk], self.bounds[chunk])
+        return out
 
     def vertex_in_grid(self, positions: np.ndarray, grid: CellGrid) -> np.ndarray:
         out = np.zeros(len(positions), dtype=bool)

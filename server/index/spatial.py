@@ -19,6 +19,7 @@ It holds ~60 bytes per record, where an STRtree holds a GEOS geometry (~300 byte
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -199,9 +200,11 @@ class BoxIndex:
         ``q`` and meet the window, in no order; those of the other records whose box meets
         ``q`` and whose interval meets the window; whether each of these surely intersects
         ``q``). Whole leaves, and whole groups of FINE records within the others, are decided
-        by ``groups`` (made by LeafGroups for this index) without a test of their own records:
+        by the groups (made by LeafGroups for this index) without a test of their own records:
         every box in the group lies in ``q``, or every record has the same extreme vertex in
-        it; so only the records of groups straddling the query's edges are tested one by one.
+        it; so only the records of groups straddling the query's edges are tested one by one
+        (their box, times, extreme vertices and, with the groups' corner_legs, their corners:
+        those these say miss ``q`` are left out).
         A leaf's groups, and a group's records, are read as blocks (one gather each)."""
         n = len(self.positions)
         if not n:
@@ -257,6 +260,14 @@ class BoxIndex:
         if self.extremes is not None:
             rest = np.flatnonzero(~flags)
             flags[rest] = _extreme_inside(boxes[rest], self.extremes[partial[rest]], q)
+        if groups.corners is not None:  # the footprints straddling a corner of q, by theirs
+            rest = np.flatnonzero(~flags)
+            hit, miss = corners_decided(boxes[rest], groups.corners[partial[rest]], q)
+            flags[rest] = hit
+            if miss.any():
+                keep = np.ones(len(partial), dtype=bool)
+                keep[rest[miss]] = False
+                partial, flags = partial[keep], flags[keep]
         return self.positions[np.concatenate(whole)], self.positions[partial], flags
 
 
@@ -276,11 +287,14 @@ class LeafGroups:
     in a query box, or one of whose four vertex spans does, holds only records that surely
     intersect it. With the groups' times (as _group_times):
     192 bytes a group of FINE records (~240 MB at 10,000,000 records), made in chunks
-    (bounded temporaries). Every leaf has LEAF // FINE rows (the last leaf's padded with rows
-    that meet nothing)."""
+    (bounded temporaries); and, given ``legs``, each record's corner_legs (16 bytes a record,
+    ~160 MB at 10,000,000; read from every footprint: ~2 us a record). Every leaf has
+    LEAF // FINE rows (the last leaf's padded with rows that meet nothing)."""
 
-    def __init__(self, index: BoxIndex) -> None:
+    def __init__(self, index: BoxIndex, legs: Callable[[np.ndarray], np.ndarray | None] | None = None) -> None:
         self.index = index
+        # Per slot, its record's corner_legs (``legs(positions)`` gives them), if any.
+        self.corners = legs(index.positions) if legs is not None else None
         n = len(index.positions)
         per_leaf = LEAF // FINE
         count = len(index.leaves) * per_leaf
@@ -311,8 +325,8 @@ class Groups:
     def __reduce__(self) -> tuple[Any, ...]:
         return (Groups, ())
 
-    def of(self, index: BoxIndex) -> LeafGroups | None:
-        """``index``'s LeafGroups; None while they are being made."""
+    def of(self, index: BoxIndex, legs: Callable[[np.ndarray], np.ndarray | None] | None = None) -> LeafGroups | None:
+        """``index``'s LeafGroups (with ``legs``, see LeafGroups); None while they are being made."""
         with self.lock:
             if self.made is not None and self.made.index is index:
                 return self.made
@@ -320,13 +334,13 @@ class Groups:
                 return None
             self.building = True
         if not GROUPS_IN_BACKGROUND:
-            return self._build(index)
-        threading.Thread(target=self._build, args=(index,), name="box-groups", daemon=True).start()
+            return self._build(index, legs)
+        threading.Thread(target=self._build, args=(index, legs), name="box-groups", daemon=True).start()
         return None
 
-    def _build(self, index: BoxIndex) -> LeafGroups:
+    def _build(self, index: BoxIndex, legs: Callable[[np.ndarray], np.ndarray | None] | None) -> LeafGroups:
         try:
-            made = LeafGroups(index)
+            made = LeafGroups(index, legs)
             with self.lock:
                 self.made = made
             return made
@@ -498,26 +512,35 @@ def wkb_exterior_vertices(
 
     This reads the coordinates straight out of the blob buffer, vectorized, where decoding the
     geometries (shapely.from_wkb) costs ~0.5 us each."""
+    rows, first, x, y, _ = _wkb_exterior_rings(data, starts, ends)
+    return rows, first, x, y
+
+
+def _wkb_exterior_rings(
+    data: memoryview, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """wkb_exterior_vertices, and each polygon's ring count (1: no holes)."""
     none = np.zeros(0, dtype=np.int64)
     if not len(starts):
-        return none, none, np.zeros(0), np.zeros(0)
+        return none, none, np.zeros(0), np.zeros(0), none
     buf = np.frombuffer(data, dtype=np.uint8)
     rows = np.flatnonzero(ends - starts >= _WKB_POLYGON_HEADER + 16)
     if not len(rows):
-        return none, none, np.zeros(0), np.zeros(0)
+        return none, none, np.zeros(0), np.zeros(0), none
     head = buf[starts[rows, None] + np.arange(_WKB_POLYGON_HEADER)]
     words = np.ascontiguousarray(head[:, 1:]).view("<u4")  # type, ring count, point count
     npts = words[:, 2].astype(np.int64)
-    ok = (head[:, 0] == 1) & (words[:, 0] == 3) & (words[:, 1] >= 1) & (npts >= 1)
+    rings = words[:, 1]
+    ok = (head[:, 0] == 1) & (words[:, 0] == 3) & (rings >= 1) & (npts >= 1)
     ok &= starts[rows] + _WKB_POLYGON_HEADER + 16 * npts <= ends[rows]
-    rows, npts = rows[ok], npts[ok]
+    rows, npts, rings = rows[ok], npts[ok], rings[ok]
     if not len(rows):
-        return none, none, np.zeros(0), np.zeros(0)
+        return none, none, np.zeros(0), np.zeros(0), none
     # The coordinates are float64 pairs at any byte offset: gather them through the one of
     # eight float64 views of the buffer (shifted by 0..7 bytes) in which they are aligned.
     offsets = starts[rows] + _WKB_POLYGON_HEADER
     order = np.argsort(offsets & 7, kind="stable")
-    rows, npts, offsets = rows[order], npts[order], offsets[order]
+    rows, npts, offsets, rings = rows[order], npts[order], offsets[order], rings[order]
     counts = 2 * npts
     first = np.cumsum(counts) - counts
     total = int(first[-1] + counts[-1])
@@ -532,7 +555,163 @@ def wkb_exterior_vertices(
         lo, hi = first[a], first[b - 1] + counts[b - 1]
         view = np.frombuffer(data, dtype="<f8", offset=k, count=(len(buf) - k) // 8)
         values[lo:hi] = view[flat[lo:hi]]
-    return rows, first // 2, values[0::2], values[1::2]
+    return rows, first // 2, values[0::2], values[1::2], rings
+
+
+# -- corners of footprints: box queries decided without reading their WKB ------------------------
+#
+# A footprint whose box straddles two edges of a query box (holds one of its corners) has no
+# extreme vertex in it, as a rule, and needed its WKB read (and GEOS, for some). Per footprint,
+# four corner triangles say instead where, in its box, it is and is not: for each corner K of
+# the box, the triangle between K and the chord joining the nearest ends of the two sides
+# meeting at K (where the footprint touches them). A polygon's box less the four triangles
+# (a convex octagon, "inner") lies in the polygon whenever its ring keeps out of that octagon
+# (checked per edge and by the ray-crossing parity of its centre, not assumed), and a copy of
+# each triangle shrunk until no vertex lies in it ("outer") holds no point of the geometry (a
+# linear function's minimum over a polygon is at a vertex). A query box holding a point of the
+# inner octagon surely intersects the footprint; one lying in an outer triangle surely misses.
+# Legs are kept in 255ths of the box's width and height (rounded outward for the inner octagon,
+# inward for the outer triangles, beyond any rounding of the few operations either side does).
+
+CORNER_UNITS = 255
+CORNER_COLUMNS = 16  # inner legs along x for the corners BL, BR, TR, TL; along y; outer ones likewise
+CORNER_CHUNK = 8192  # footprints read at once by Index.corner_legs (~2 us each)
+CORNER_MARGIN = 1e-9  # relative: far beyond the rounding of the tests' few operations
+INNER_SLACK = 1e-4  # inner legs' allowance for dents (a footprint's collinear vertices, rounded)
+NO_INNER = np.array([CORNER_UNITS] * 8 + [0] * 8, dtype=np.uint8)  # legs of 1 cut everything; no outer
+
+
+def corner_legs(data: memoryview, starts: np.ndarray, ends: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """(n, CORNER_COLUMNS) uint8: the inner and outer corner triangles (see above) of the WKB
+    blobs ``data[starts[i]:ends[i]]`` whose boxes are ``bounds[i]``. Only little-endian 2D
+    Polygons are read (their exterior rings; the inner octagon only for those without holes);
+    the others, and boxes of no width or height or not the ring's, say nothing (NO_INNER).
+    Vertices on the box's sides need no arithmetic: only those of edges leaving a side are
+    looked at one by one (none in an upright rectangle, all in a rotated one)."""
+    n = len(starts)
+    out = np.tile(NO_INNER, (n, 1))
+    rows, first, x, y, rings = _wkb_exterior_rings(data, starts, ends)
+    m, count = len(rows), len(x)
+    if not m:
+        return out
+    units = float(CORNER_UNITS)
+    sizes = np.diff(np.append(first, count))
+    b = bounds[rows]
+    minx, miny, maxx, maxy = (np.ascontiguousarray(b[:, k]) for k in range(4))
+    ok = (maxx > minx) & (maxy > miny)
+    ok &= (np.minimum.reduceat(x, first) == minx) & (np.maximum.reduceat(x, first) == maxx)
+    ok &= (np.minimum.reduceat(y, first) == miny) & (np.maximum.reduceat(y, first) == maxy)
+    w, h = np.where(ok, maxx - minx, 1.0), np.where(ok, maxy - miny, 1.0)
+    which = np.repeat(np.arange(m), sizes)  # the record of each vertex
+    on = [x == minx[which], x == maxx[which], y == miny[which], y == maxy[which]]
+    side = on[0].view(np.uint8) | (on[1].view(np.uint8) << 1) | (on[2].view(np.uint8) << 2) | (on[3].view(np.uint8) << 3)
+    edge = np.ones(count - 1, dtype=bool)  # vertex i to i + 1 is an edge of one ring
+    edge[first[1:] - 1] = False
+
+    def fraction(at: np.ndarray, rec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (x[at] - minx[rec]) / w[rec], (y[at] - miny[rec]) / h[rec]
+
+    # The ends of each side (its vertices' lowest and highest place along it), as fractions.
+    span = np.full((m, 8), np.nan)  # left low, high; right low, high (along y); bottom, top (along x)
+    for k in range(4):
+        at = np.flatnonzero(on[k])
+        if not len(at):
+            continue
+        rec = which[at]
+        where = np.searchsorted(at, first)
+        has = np.diff(np.append(where, len(at))) > 0
+        along = fraction(at, rec)[1 if k < 2 else 0]
+        span[has, 2 * k] = np.minimum.reduceat(along, where[has])
+        span[has, 2 * k + 1] = np.maximum.reduceat(along, where[has])
+    ok &= ~np.isnan(span).any(axis=1)
+    # The legs of the triangle at each corner (BL, BR, TR, TL): along x, to the nearest end of
+    # the bottom or top side; along y, of the left or right side.
+    along_x = np.column_stack([span[:, 4], 1 - span[:, 5], 1 - span[:, 7], span[:, 6]])
+    along_y = np.column_stack([span[:, 0], span[:, 2], 1 - span[:, 3], 1 - span[:, 1]])
+    present = ok[:, None] & (along_x > 0) & (along_y > 0)  # (none: the corner is a vertex)
+    along_x, along_y = np.where(present, along_x, 1.0), np.where(present, along_y, 1.0)
+    ix = np.where(present, np.minimum(units, np.floor(units * along_x * (1 + INNER_SLACK) + 0.01) + 1), 0)
+    iy = np.where(present, np.minimum(units, np.floor(units * along_y * (1 + INNER_SLACK) + 0.01) + 1), 0)
+    with np.errstate(divide="ignore"):
+        rx, ry = np.where(ix > 0, units / ix, np.inf), np.where(iy > 0, units / iy, np.inf)
+
+    # The edges leaving a side (not along one) and their ends: every vertex off the sides is one.
+    leaving = np.flatnonzero(edge & ((side[:-1] & side[1:]) == 0))
+    marked = np.zeros(count, dtype=bool)
+    marked[leaving] = True
+    marked[leaving + 1] = True
+    at = np.flatnonzero(marked)
+    rec = which[at]
+    u, v = fraction(at, rec)
+    local = ((u, v), (1 - u, v), (1 - u, 1 - v), (u, 1 - v))  # each seen from each corner
+    where = np.searchsorted(at, first)
+    has = np.diff(np.append(where, len(at))) > 0
+    code = np.zeros(count, dtype=np.uint8)
+    outer = np.zeros((m, 8))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for k, (s_, t_) in enumerate(local):
+            # Outer: the chord's triangle shrunk by the least f = s/a + t/b of the vertices
+            # (those on the sides have f >= 1).
+            scale = np.ones(m)
+            if len(at):
+                f = s_ / along_x[rec, k] + t_ / along_y[rec, k]
+                scale[has] = np.minimum(np.minimum.reduceat(f, where[has]), 1.0)
+            scale *= 1 - CORNER_MARGIN
+            ox = np.floor(units * along_x[:, k] * scale - 1e-6)
+            oy = np.floor(units * along_y[:, k] * scale - 1e-6)
+            keep = present[:, k] & (ox >= 1) & (oy >= 1)
+            outer[:, k], outer[:, 4 + k] = np.where(keep, ox, 0), np.where(keep, oy, 0)
+            # Inner: which vertices lie strictly inside the (rounded up) triangle.
+            inside = s_ * rx[rec, k] + t_ * ry[rec, k] <= 1 - CORNER_MARGIN  # (NaN, inf: no triangle)
+            code[at] |= inside.view(np.uint8) << k
+    # The octagon lies in the polygon when every edge leaving a side lies in one triangle (both
+    # ends strictly inside it; the others lie on a side), so that none meets its inside, and
+    # the ring winds around its centre, well inside it (its inside has the centre's parity).
+    bad = np.zeros(m, dtype=bool)
+    bad[which[leaving[(code[leaving] & code[leaving + 1]) == 0]]] = True
+    xm, ym = (minx + maxx) / 2, (miny + maxy) / 2
+    high = y > ym[which]
+    crossing = np.flatnonzero(edge & (high[:-1] != high[1:]))
+    rec = which[crossing]
+    xi, yi, xj, yj = x[crossing], y[crossing], x[crossing + 1], y[crossing + 1]
+    beyond = xi + (ym[rec] - yi) * (xj - xi) / (yj - yi) > xm[rec]
+    odd = np.bincount(rec[beyond], minlength=m) % 2 == 1
+    centre = np.where(ix > 0, 0.5 * rx + 0.5 * ry, np.inf)
+    inner = ok & (rings == 1) & ~bad & odd & (centre >= 1 + 1e-3).all(axis=1)
+    legs = np.where(inner[:, None], np.column_stack([ix, iy]), units)
+    out[rows] = np.column_stack([legs, outer]).astype(np.uint8)
+    return out
+
+
+def corners_decided(boxes: np.ndarray, legs: np.ndarray, q: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """For records whose box (``boxes``) meets box ``q``, with their corner_legs: (surely
+    intersects q, surely misses q). A corner of the part of q in the record's box that lies in
+    its inner octagon is a point of both; that part lying in an outer triangle, none."""
+    x0, y0, x1, y1 = q
+    minx, miny, maxx, maxy = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    w, h = maxx - minx, maxy - miny
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # The part of q in the box, as fractions of the box (corners exact; fractions to ~1e-16).
+        u0, u1 = (np.maximum(x0, minx) - minx) / w, (np.minimum(x1, maxx) - minx) / w
+        v0, v1 = (np.maximum(y0, miny) - miny) / h, (np.minimum(y1, maxy) - miny) / h
+        one_u0, one_v0 = 1 - u0, 1 - v0
+        legs = legs / float(CORNER_UNITS)
+        # Its corner farthest from each box corner, seen from that corner: all of it lies in a
+        # triangle there when that one does.
+        hit = np.zeros(len(boxes), dtype=bool)
+        miss = np.zeros(len(boxes), dtype=bool)
+        for k, (s_, t_) in enumerate(((u1, v1), (one_u0, v1), (one_u0, one_v0), (u1, one_v0))):
+            a, b = legs[:, 8 + k], legs[:, 12 + k]
+            miss |= (a > 0) & (s_ * b + t_ * a < (1 - CORNER_MARGIN) * (a * b))
+        ix, iy = legs[:, 0:4], legs[:, 4:8]
+        for s0, t0 in ((u0, v0), (u1, v0), (u0, v1), (u1, v1)):
+            one_s, one_t = 1 - s0, 1 - t0
+            point = np.ones(len(boxes), dtype=bool)
+            for k, (s_, t_) in enumerate(((s0, t0), (one_s, t0), (one_s, one_t), (s0, one_t))):
+                a, b = ix[:, k], iy[:, k]
+                point &= (a == 0) | (s_ * b + t_ * a >= (1 + CORNER_MARGIN) * (a * b))
+            hit |= point
+    return hit, miss & ~hit
 
 
 # -- exact answers for a polygon query without decoding geometries ------------------------------

@@ -134,6 +134,10 @@ class Table:
         geometry lies in it; False where that needs the exact test (the default: always)."""
         return np.zeros(len(positions), dtype=bool)
 
+    def corner_legs(self, positions: np.ndarray) -> np.ndarray | None:
+        """spatial.corner_legs of the records at ``positions`` (None: not known)."""
+        return None
+
     def default_key(self, pos: int) -> list[Any]:
         raise NotImplementedError
 
@@ -227,7 +231,7 @@ class Table:
             return None
         if self._groups is None:
             self._groups = Groups()
-        groups = self._groups.of(self._boxes)
+        groups = self._groups.of(self._boxes, self.corner_legs)
         if groups is None:
             return None
         sure, candidates, flags = self._boxes.decided(q, query.datetime, groups)
