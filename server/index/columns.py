@@ -21,6 +21,9 @@ from server.index.blobs import BlobColumn, BlobWriter
 from server.query.datetime import parse_document_datetime
 
 TIME_KEYS = {"datetime", "start_datetime", "end_datetime", "created", "updated"}
+# a key present in at least 1/SCATTER_FRACTION of the records is placed by a scatter over all
+# records rather than an argsort of its rows (_KeyBuilder.freeze)
+SCATTER_FRACTION = 8
 
 
 @dataclass
@@ -180,26 +183,42 @@ class _KeyBuilder:
             self.obj_rows.extend(_shifted(other.obj_rows, offset))
             self.obj_blobs.extend(other.obj_blobs.data, other.obj_blobs.ends)
 
-    def freeze(self, key: str, new_position: np.ndarray) -> Column:
+    def freeze(self, key: str, new_position: np.ndarray, size: int) -> Column:
+        """The column of the key; ``new_position``: each row's index position (-1: dropped),
+        ``size``: the index's records."""
         col = Column(key)
 
         def placed(rows: array) -> tuple[np.ndarray, np.ndarray]:
             """Final positions of the rows, sorted, and the order that sorts them; rows
             dropped from the index (position -1) are left out."""
             positions = new_position[np.frombuffer(rows, dtype=np.int32)] if len(rows) else np.zeros(0, np.int64)
-            order = np.argsort(positions, kind="stable")
-            order = order[positions[order] >= 0]
-            return positions[order], order
+            if len(positions) * SCATTER_FRACTION < size:  # a sparse key: sorting its few rows is cheaper
+                order = np.argsort(positions, kind="stable")
+                order = order[positions[order] >= 0]
+                return positions[order], order
+            # positions are distinct (one per row kept): each row's index put at its position,
+            # then read in position order, is the sort in one pass (argsort: ~5x the time)
+            kept = np.flatnonzero(positions >= 0)
+            slot = np.full(size, -1, dtype=np.int32 if len(positions) < 2**31 else np.int64)
+            slot[positions[kept]] = kept
+            del kept
+            sorted_positions = np.flatnonzero(slot >= 0)
+            return sorted_positions, slot[sorted_positions].astype(np.int64)
 
         if self.num_rows:
             rows, order = placed(self.num_rows)
             col.number = NumberPart(rows, np.frombuffer(self.num_vals, dtype=np.float64)[order])
         if self.str_rows:
             rows, order = placed(self.str_rows)
-            vocab = sorted(self.vocab)
+            # codes are given in first-seen order (add, merge): the texts in code order, sorted
+            # as indexes (a numpy store per text cost ~1 s per million texts)
+            texts = list(self.vocab)
+            by_text = sorted(range(len(texts)), key=texts.__getitem__)
+            vocab = [texts[code] for code in by_text]
+            del texts
             remap = np.empty(len(vocab), dtype=np.int32)
-            for new_code, text in enumerate(vocab):
-                remap[self.vocab[text]] = new_code
+            remap[np.array(by_text, dtype=np.int64)] = np.arange(len(vocab), dtype=np.int32)
+            del by_text
             codes = remap[np.frombuffer(self.str_codes, dtype=np.int32)[order]]
             used = np.flatnonzero(np.bincount(codes, minlength=len(vocab))) if len(codes) else codes
             if len(used) < len(vocab):  # values only dropped rows had (duplicates, bad geometries) are not offered
@@ -282,4 +301,5 @@ class ColumnsBuilder:
 
     def freeze(self, new_position: np.ndarray) -> dict[str, Column]:
         """The columns; each key's builder is dropped once its column is made (once only)."""
-        return {key: self.keys.pop(key).freeze(key, new_position) for key in sorted(self.keys)}
+        size = int(new_position.max()) + 1 if len(new_position) else 0
+        return {key: self.keys.pop(key).freeze(key, new_position, size) for key in sorted(self.keys)}
