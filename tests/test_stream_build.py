@@ -143,6 +143,7 @@ def test_ndjson_indexed_by_forked_processes_is_the_same_index(catalog_dir: Catal
              for n in range(4000)]
     lines[10] = "{not json"
     lines[11] = ""
+    lines[2600] = lines[3333] = "[1,"  # in later chunks: named by their line in the file
     lines[1500] = json.dumps(item("i3", collection="c"))  # a duplicate of an earlier chunk's
     lines[3900] = json.dumps(item("i21", collection="c"))
     lines[2000] = json.dumps(item("bad", collection="c", geometry={"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}))
@@ -157,13 +158,17 @@ def test_ndjson_indexed_by_forked_processes_is_the_same_index(catalog_dir: Catal
     roots = [str(catalog_dir.path("c/collection.json")), str(catalog_dir.path("d/collection.json")),
              str(catalog_dir.path("items.ndjson"))]
     one, report = load_catalogs(roots, LoadOptions(index_processes=1))
-    assert report.skipped_by_reason["duplicate"] == 2 and report.skipped_by_reason["invalid_json"] == 1
+    assert report.skipped_by_reason["duplicate"] == 2 and report.skipped_by_reason["invalid_json"] == 3
     assert report.skipped_by_reason["invalid_item"] == 2 and report.catalogs == 1
-    assert one.size == 4000 - 7 and report.reassigned == {("nope", "items"): 1} and "items" in one.collections
+    assert one.size == 4000 - 9 and report.reassigned == {("nope", "items"): 1} and "items" in one.collections
     result = run_cli(["index", *roots, "-o", str(tmp_path / "forked.idx"), "--log-level", "info"], timeout=120,
                      env={"STAC_STATIC_INDEX_PROCESSES": "2"})
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("indexing its lines in 2 processes") >= 2, result.stderr  # forked again after "old"
+    invalid = [location for location, reason in report.skips if reason.startswith("invalid JSON")]
+    assert [location.rpartition(" ")[2] for location in invalid] == ["11", "2601", "3334"]
+    for location in invalid:  # each named by its line in the file, as one process names it
+        assert f"skipped {location}: invalid JSON" in result.stderr, result.stderr
     forked = read_snapshot(str(tmp_path / "forked.idx"))[0]
     same_index(forked, one)
     assert not list(tmp_path.glob(".chunks-*"))  # the folder of the chunks' item files beside it is gone

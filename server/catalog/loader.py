@@ -668,46 +668,60 @@ class Loader:
         first chunk not received (a child died)."""
         data = values.data
         size = min(LINES_CHUNK_BYTES, max(LINES_MIN_CHUNK_BYTES, (len(data) - at) // (4 * count)))
-        tasks: list[tuple[int, int, int]] = []
-        start, lines = at, number
+        # the chunks' bounds only: their lines are counted here as each chunk comes back (while
+        # the children index the next ones), not all before forking (~0.25 s per 600 MB file
+        # with both cores idle, issue 18); a child counts up to a chunk only when it must
+        # name a line (_index_lines)
+        tasks: list[tuple[int, int]] = []
+        start = at
         while start < len(data):
             newline = data.find(b"\n", start + size)
             end = len(data) if newline < 0 else newline + 1
-            tasks.append((start, end, lines))
-            lines += data.count(b"\n", start, end)
+            tasks.append((start, end))
             start = end
         location = values.location
         log.info("%s: indexing its lines in %d processes (%d chunks)", location, count, len(tasks))
-        done = 0
-        with self._chunk_files(), contextlib.closing(
-                parallel.forked_map(tasks, count, lambda task: self._index_lines(values, task, ctx))) as results:
-            for chunk, events, not_public, stop in results:
+        done, lines = 0, number
+        counted = [at, number]  # (a byte where a line starts, the lines before it): each child's own
+        with self._chunk_files(), contextlib.closing(parallel.forked_map(
+                tasks, count, lambda task: self._index_lines(values, task, counted, ctx))) as results:
+            for (chunk, events, not_public, stop), (start, end) in zip(results, tasks):
                 self._take_chunk(chunk, events, not_public)
                 if stop is not None:
                     return stop
+                lines += data.count(b"\n", start, end)
                 done += 1
-        return tasks[done][:3:2] if done < len(tasks) else (len(data), lines)
+        return (tasks[done][0], lines) if done < len(tasks) else (len(data), lines)
 
-    def _index_lines(self, values: formats.NdjsonValues, task: tuple[int, int, int], ctx: Context
+    def _index_lines(self, values: formats.NdjsonValues, task: tuple[int, int], counted: list[int], ctx: Context
                      ) -> tuple[Chunk, list[tuple[bool, tuple[Any, ...]]], int, tuple[int, int] | None]:
         """In a forked process: index the lines of one chunk as the walk would (their values
         through _structure_document) into a builder of their own, until a value that is not
         a _plain_item. (The chunk's rows, the skips met, hrefs not made public, where the
-        lines it left start: (byte, lines before) or None.)"""
-        start, end, number = task
+        lines it left start: (byte, lines before) or None.) ``counted``: this process's
+        [byte, lines before it], before the chunk, moved up to it when a line must be named."""
+        start, end = task
         events = self._forked_builder()
         not_public = self.hrefs.not_public
         data, location, stop = values.data, values.location, None
         view = memoryview(data)
+
+        def line(in_chunk: int) -> int:
+            """The number in the file of the chunk's line ``in_chunk`` (from 1)."""
+            if counted[0] != start:
+                counted[1] += data.count(b"\n", counted[0], start)
+                counted[0] = start
+            return counted[1] + in_chunk
+
         ready, plain, index, loads = self._lines_ready(location, ctx), self._plain_item, self._index_plain, orjson.loads
-        for line_number, line_start, line_end in formats.line_spans(data, start, number, end):
+        for line_number, line_start, line_end in formats.line_spans(data, start, 0, end):
             try:
                 doc = loads(view[line_start:line_end])
             except orjson.JSONDecodeError as exc:
-                self._invalid_json(f"{location} line {line_number}", f"invalid JSON: {exc}")
+                self._invalid_json(f"{location} line {line(line_number)}", f"invalid JSON: {exc}")
                 continue
             if not ready or not plain(doc, ctx):
-                stop = (line_start, line_number - 1)
+                stop = (line_start, line(line_number) - 1)
                 break
             # what _structure_document comes to for a plain item (its home is there already:
             # _lines_ready; _inline_item indexes it at once: nothing waits, its collection is known)

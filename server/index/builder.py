@@ -16,7 +16,7 @@ import shapely
 
 from server.index.blobs import BlobColumn, BlobWriter, FileBlobWriter
 from server.index.columns import ColumnsBuilder
-from server.index.ids import IdColumn
+from server.index.ids import IdColumn, bytes_hash
 from server.index.index import Index
 from server.index.space_time import ItemRejected, item_geometry, item_interval, items_extent
 from server.index.spatial import extreme_fractions
@@ -26,6 +26,7 @@ from server.index.tree import LANDING, NO_NODE, TreeBuilder
 __all__ = ["Chunk", "IndexBuilder", "ItemRejected"]
 
 GEOMETRY_BATCH = 4096
+COLLECTION_MIX = np.uint64(0x9E3779B97F4A7C15)  # (collection load code, id hash) -> one hash (as server.index.reuse)
 # Footprints past this are rejected: repairing or testing them could take minutes.
 MAX_ITEM_VERTICES = 100_000
 
@@ -58,11 +59,13 @@ class IndexBuilder:
         self._start = array("q")
         self._end = array("q")
         self._sort_time = array("q")
-        # ids as UTF-8 bytes, and per row a hash of (collection, id) and where the item came
-        # from: duplicates are found when the index is built, by sorting the hashes (a set of
-        # ten million ids would cost ~1 GB), and reported with their label then
+        # ids as UTF-8 bytes, and per row the id's hash (ids.bytes_hash: the IdColumn's, made
+        # as items are added, so a forked process's chunk brings them and the build does not
+        # hash a million ids in one process) and where the item came from: duplicates are found
+        # when the index is built, by sorting the hashes mixed with the collection (a set of ten
+        # million ids would cost ~1 GB), and reported with their label then
         self._ids = BlobWriter()
-        self._id_hashes = array("q")
+        self._id_hashes = array("Q")
         self._labels: list[str] = []
         self._collection_code = array("i")
         self._collection_codes: dict[str | None, int] = {}
@@ -132,10 +135,9 @@ class IndexBuilder:
             raise ItemRejected(f"cannot serialize: {exc}") from None
         row = len(self._ids)
         code = self._collection_codes.setdefault(collection, len(self._collection_codes))
-        self._ids.append(item_id.encode())
-        # by the collection's name, not its code: a chunk built in a forked process (Chunk) hashes
-        # alike (a forked child has this process's hash seed)
-        self._id_hashes.append(hash((collection, item_id)))
+        encoded = item_id.encode()
+        self._ids.append(encoded)
+        self._id_hashes.append(bytes_hash(encoded))
         self._labels.append(label)
         self.tree.row_nodes.append(node)
         self._collection_code.append(code)
@@ -280,8 +282,15 @@ class IndexBuilder:
             remap[load_code] = final_code.get(name, -1) if name is not None else -1
         codes = remap[np.frombuffer(self._collection_code, dtype=np.int32)] if n else np.zeros(0, np.int32)
         ids = self._ids.freeze()
+        id_hashes = np.frombuffer(self._id_hashes, dtype=np.uint64) if n else np.zeros(0, np.uint64)
+        # (collection, id) for the duplicates: the collection mixed in in place, and out again
+        # after (XOR), so no second array of a hash per row is made
+        mix = np.frombuffer(self._collection_code, dtype=np.int32).astype(np.uint64) * COLLECTION_MIX if n else 0
+        id_hashes ^= mix
         self._reject_duplicates(ids)
-        self._id_hashes, self._labels = array("q"), []
+        id_hashes ^= mix
+        del mix
+        self._labels = []
         order = _default_order(ids, codes, by_row(self._sort_time))
         del ids
         if self._rejected:
@@ -299,7 +308,11 @@ class IndexBuilder:
         self._extremes = []
         start, end, sort_time = (by_row(values)[order] for values in (self._start, self._end, self._sort_time))
         self._start, self._end, self._sort_time = array("q"), array("q"), array("q")
-        id_column = IdColumn(self._ids.freeze(order))
+        hashes = id_hashes[order]
+        del id_hashes
+        self._id_hashes = array("Q")
+        id_column = IdColumn(self._ids.freeze(order), hashes)
+        del hashes
         self._ids = BlobWriter()
         json, wkb = self._json.freeze(order), self._wkb.freeze(order)
         columns = self._columns.freeze(new_position)  # each key's builder released once frozen

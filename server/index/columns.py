@@ -21,6 +21,9 @@ from server.index.blobs import BlobColumn, BlobWriter
 from server.query.datetime import parse_document_datetime
 
 TIME_KEYS = {"datetime", "start_datetime", "end_datetime", "created", "updated"}
+# a key present in at least 1/SCATTER_FRACTION of the records is placed by a scatter over all
+# records rather than an argsort of its rows (_KeyBuilder.freeze)
+SCATTER_FRACTION = 8
 
 
 @dataclass
@@ -180,26 +183,42 @@ class _KeyBuilder:
             self.obj_rows.extend(_shifted(other.obj_rows, offset))
             self.obj_blobs.extend(other.obj_blobs.data, other.obj_blobs.ends)
 
-    def freeze(self, key: str, new_position: np.ndarray) -> Column:
+    def freeze(self, key: str, new_position: np.ndarray, size: int) -> Column:
+        """The column of the key; ``new_position``: each row's index position (-1: dropped),
+        ``size``: the index's records."""
         col = Column(key)
 
         def placed(rows: array) -> tuple[np.ndarray, np.ndarray]:
             """Final positions of the rows, sorted, and the order that sorts them; rows
             dropped from the index (position -1) are left out."""
             positions = new_position[np.frombuffer(rows, dtype=np.int32)] if len(rows) else np.zeros(0, np.int64)
-            order = np.argsort(positions, kind="stable")
-            order = order[positions[order] >= 0]
-            return positions[order], order
+            if len(positions) * SCATTER_FRACTION < size:  # a sparse key: sorting its few rows is cheaper
+                order = np.argsort(positions, kind="stable")
+                order = order[positions[order] >= 0]
+                return positions[order], order
+            # positions are distinct (one per row kept): each row's index put at its position,
+            # then read in position order, is the sort in one pass (argsort: ~5x the time)
+            kept = np.flatnonzero(positions >= 0)
+            slot: np.ndarray = np.full(size, -1, dtype=np.int32 if len(positions) < 2**31 else np.int64)
+            slot[positions[kept]] = kept
+            del kept
+            sorted_positions = np.flatnonzero(slot >= 0)
+            return sorted_positions, slot[sorted_positions].astype(np.int64)
 
         if self.num_rows:
             rows, order = placed(self.num_rows)
             col.number = NumberPart(rows, np.frombuffer(self.num_vals, dtype=np.float64)[order])
         if self.str_rows:
             rows, order = placed(self.str_rows)
-            vocab = sorted(self.vocab)
+            # codes are given in first-seen order (add, merge): the texts in code order, sorted
+            # as indexes (a numpy store per text cost ~1 s per million texts)
+            texts = list(self.vocab)
+            by_text = sorted(range(len(texts)), key=texts.__getitem__)
+            vocab = [texts[code] for code in by_text]
+            del texts
             remap = np.empty(len(vocab), dtype=np.int32)
-            for new_code, text in enumerate(vocab):
-                remap[self.vocab[text]] = new_code
+            remap[np.array(by_text, dtype=np.int64)] = np.arange(len(vocab), dtype=np.int32)
+            del by_text
             codes = remap[np.frombuffer(self.str_codes, dtype=np.int32)[order]]
             used = np.flatnonzero(np.bincount(codes, minlength=len(vocab))) if len(codes) else codes
             if len(used) < len(vocab):  # values only dropped rows had (duplicates, bad geometries) are not offered
@@ -234,13 +253,7 @@ def _all_date_times(vocab: list[str]) -> bool:
 
 
 def _time_part(strings: StringPart) -> NumberPart | None:
-    parsed = np.empty(len(strings.vocab), dtype=np.int64)
-    ok = np.ones(len(strings.vocab), dtype=bool)
-    for i, text in enumerate(strings.vocab):
-        try:
-            parsed[i] = parse_document_datetime(text)
-        except (ValueError, OverflowError):
-            ok[i] = False
+    parsed, ok = _parse_date_times(strings.vocab)
     keep = ok[strings.codes]
     if not keep.any():
         return None
@@ -282,4 +295,81 @@ class ColumnsBuilder:
 
     def freeze(self, new_position: np.ndarray) -> dict[str, Column]:
         """The columns; each key's builder is dropped once its column is made (once only)."""
-        return {key: self.keys.pop(key).freeze(key, new_position) for key in sorted(self.keys)}
+        size = int(new_position.max()) + 1 if len(new_position) else 0
+        return {key: self.keys.pop(key).freeze(key, new_position, size) for key in sorted(self.keys)}
+
+
+# The common spellings of a date-time in catalogs, read by numpy a block of texts at a time
+# (_parse_date_times): YYYY-MM-DDTHH:MM:SS, then Z, .fffZ or .ffffffZ (told by the length)
+_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+_SEPARATORS = {4: "-", 7: "-", 10: "T", 13: ":", 16: ":"}
+_FRACTIONS = {20: 0, 24: 3, 27: 6}  # length -> fraction digits (then the Z)
+_VECTOR_MIN = 256  # fewer texts: one at a time
+_VECTOR_BLOCK = 1 << 16  # texts read at once (a few MB of arrays)
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+def _parse_date_times(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each text's instant in microseconds (parse_document_datetime) and whether it is one. The
+    common spellings (_FRACTIONS) are read by numpy from their ASCII bytes, one length at a
+    time (one at a time was ~0.5 s per million texts of the build's serial tail: `datetime` is
+    one text per item); the rest, and any such text that is no real date-time (a month 13,
+    February 30, a second 60), one at a time."""
+    n = len(texts)
+    parsed = np.zeros(n, dtype=np.int64)
+    ok = np.zeros(n, dtype=bool)
+    done = np.zeros(n, dtype=bool)
+    if n >= _VECTOR_MIN:
+        lengths = np.fromiter(map(len, texts), dtype=np.int32, count=n)
+        lengths[~np.fromiter(map(str.isascii, texts), dtype=bool, count=n)] = 0  # a character past a byte: one at a time
+        for size, digits in _FRACTIONS.items():
+            of_size = np.flatnonzero(lengths == size)
+            for first in range(0, len(of_size), _VECTOR_BLOCK):
+                where = of_size[first:first + _VECTOR_BLOCK]
+                joined = "".join([texts[i] for i in where.tolist()]).encode("ascii")
+                chars = np.frombuffer(joined, dtype=np.uint8).reshape(-1, size)
+                micros, good = _common_date_times(chars, digits)
+                taken = where[good]
+                parsed[taken] = micros[good]
+                ok[taken] = done[taken] = True
+    for i in np.flatnonzero(~done).tolist():
+        try:
+            parsed[i] = parse_document_datetime(texts[i])
+            ok[i] = True
+        except (ValueError, OverflowError):
+            pass
+    return parsed, ok
+
+
+def _common_date_times(chars: np.ndarray, digits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(microseconds, whether read) of ASCII texts of one length of _FRACTIONS (a row of
+    ``chars`` each; ``digits`` of fraction), as parse_document_datetime reads them."""
+    count, size = chars.shape
+    digit = (chars >= ord("0")) & (chars <= ord("9"))
+
+    def number_at(*positions: int) -> np.ndarray:
+        out = np.zeros(count, dtype=np.int64)
+        for at in positions:
+            out = out * 10 + (chars[:, at].astype(np.int64) - ord("0"))
+        return out
+
+    good = digit[:, _DIGITS].all(axis=1) & (chars[:, size - 1] == ord("Z"))
+    for at, char in _SEPARATORS.items():
+        good &= chars[:, at] == ord(char)
+    fraction = np.zeros(count, dtype=np.int64)
+    if digits:
+        good &= (chars[:, 19] == ord(".")) & digit[:, 20:20 + digits].all(axis=1)
+        fraction = number_at(*range(20, 20 + digits)) * 10 ** (6 - digits)
+    year, month, day = number_at(0, 1, 2, 3), number_at(5, 6), number_at(8, 9)
+    hour, minute, second = number_at(11, 12), number_at(14, 15), number_at(17, 18)
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    month_days = _MONTH_DAYS[np.clip(month, 0, 12)] + ((month == 2) & leap)
+    good &= (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
+    good &= (hour <= 23) & (minute <= 59) & (second <= 59)
+    # days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil)
+    y = year - (month <= 2)
+    era = y // 400
+    of_era = y - era * 400
+    of_year = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
+    days = era * 146097 + of_era * 365 + of_era // 4 - of_era // 100 + of_year - 719468
+    return (days * 86400 + hour * 3600 + minute * 60 + second) * 1_000_000 + fraction, good
