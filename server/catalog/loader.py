@@ -40,6 +40,7 @@ import shutil
 import sys
 import tempfile
 import time
+from array import array
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -552,9 +553,10 @@ class Loader:
             self._progress(force=True)
             index = self.builder.build()
             self.report.sources = fetcher.sources
-            index.fingerprint = Fingerprint.of(fetcher.sources)
+            within = _FingerprintTail(fetcher.sources)
             index.origins = self._origins.freeze(self.builder.positions, functools.partial(_read_stats, fetcher.sources),
-                                                 self._digests)
+                                                 self._digests, within)
+            index.fingerprint = within.fingerprint or Fingerprint.of(fetcher.sources)
             if isinstance(self.builder, ReusingBuilder):
                 self.report.reused = self.builder.reused
         self._forget_walk()
@@ -1492,6 +1494,49 @@ def _read_stats(sources: SourceLog, paths: list[str]) -> list[tuple[int, int]]:
                 continue
         out.append((sizes[i], mtimes[i]))
     return out
+
+
+class _FingerprintTail:
+    """The fingerprint of the files read, made as the origins are frozen so that their
+    locations are a view of its paths (server.index.origins, written once in a snapshot) when
+    the log's last paths are those locations: as when every item was read from a local file of
+    its own, but for the files read out of the items' order (a reload reads its changed files
+    ahead of the reused rows around them), put in the items' order here (the log's order
+    means nothing else)."""
+
+    REORDER_AT_MOST = 65_536  # files read by the load, at most, for that
+
+    def __init__(self, sources: SourceLog) -> None:
+        self.sources = sources
+        self.fingerprint: Fingerprint | None = None
+
+    def __call__(self, locations: list[str], sizes: np.ndarray, mtimes: np.ndarray, read: list[int]) -> np.ndarray | None:
+        sources = self.sources
+        skip = len(sources.paths) - len(locations)
+        if skip < 0 or not self._in_order(skip, locations, sizes, mtimes, read):
+            return None
+        self.fingerprint = Fingerprint.of(sources)
+        head = len("\n".join(sources.paths[:skip]).encode("utf-8", "surrogateescape")) + 1 if skip else 0
+        return self.fingerprint.paths[head:]
+
+    def _in_order(self, skip: int, locations: list[str], sizes: np.ndarray, mtimes: np.ndarray, read: list[int]) -> bool:
+        """Whether the log's paths from ``skip`` are ``locations``, once those ``read`` (by
+        this load, the others' logged in order as reused) are put in their place."""
+        tail = self.sources.paths[skip:]
+        if tail == locations:
+            return True
+        if len(read) > self.REORDER_AT_MOST:
+            return False
+        moved = {locations[i] for i in read}
+        others = np.ones(len(locations), dtype=bool)
+        others[read] = False
+        if list(itertools.filterfalse(moved.__contains__, tail)) != list(itertools.compress(locations, others.tolist())) \
+                or sorted(filter(moved.__contains__, tail)) != sorted(locations[i] for i in read):
+            return False
+        self.sources.paths[skip:] = locations  # the same files, each with its stats (those read: as logged)
+        self.sources.sizes[skip:] = array("q", sizes.tobytes())
+        self.sources.mtimes[skip:] = array("q", mtimes.tobytes())
+        return True
 
 
 def _file_name(location: str) -> str:
