@@ -33,6 +33,7 @@ import gc
 import glob
 import itertools
 import logging
+import operator
 import os
 import posixpath
 import re
@@ -84,6 +85,7 @@ LINES_MAX_FORKS = 8
 FILES_MIN_ITEMS = 2000
 FILES_CHUNK = 2048
 FILES_MIN_CHUNK = 256
+_CONTEXT, _NODE = operator.itemgetter(1), operator.attrgetter("node")  # an item link's context, its tree node
 REUSE_CHUNK = 65_536  # item links planned at once by a reload reusing rows: bounded fetched documents
 MAX_SKIPS_KEPT = 1000
 
@@ -1003,13 +1005,13 @@ class Loader:
         for start in range(0, len(pending), REUSE_CHUNK):
             chunk = pending[start : start + REUSE_CHUNK]
             locations = [loc for loc, _ in chunk]
-            taken = np.fromiter((by_location.get(loc, -1) for loc in locations), dtype=np.int64, count=len(chunk))
+            taken = by_location.find(locations)
             known = taken >= 0
             fast = np.zeros(len(chunk), dtype=bool)
             fast[known] = settled[taken[known]]
             unchanged = np.zeros(len(chunk), dtype=bool)
             unchanged[known] = plan.unchanged[taken[known]]
-            nodes = np.fromiter((ctx.node for _, ctx in chunk), dtype=np.int32, count=len(chunk))
+            nodes = np.fromiter(map(_NODE, map(_CONTEXT, chunk)), dtype=np.int32, count=len(chunk))
             fetched = self._fetcher.fetch_all([loc for loc, same in zip(locations, unchanged.tolist()) if not same],
                                               limit, self._pool)
             run_from = 0
