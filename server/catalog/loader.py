@@ -992,6 +992,7 @@ class Loader:
         plan = self._reuse
         assert plan is not None
         limit = self.options.max_document_bytes
+        by_location = plan.by_location  # made while the lstat processes may still run
         plan.check([loc for loc, _ in pending[self._checked_from:]], limit, self.options.fetch_timeout,
                    self.options.fetch_retries)  # those before were given to check_soon during the walk
         # the rows whose item names the collection that served it, a loaded one (not made):
@@ -1001,7 +1002,6 @@ class Loader:
                             for name in plan.origins.names] + [False], dtype=bool)
         declared = plan.origins.declared
         settled = plan.unchanged & (plan.not_public_codes >= 0) & name_ok[declared] & (declared == plan.served_codes)
-        by_location = plan.by_location
         for start in range(0, len(pending), REUSE_CHUNK):
             chunk = pending[start : start + REUSE_CHUNK]
             locations = [loc for loc, _ in chunk]

@@ -19,6 +19,7 @@ An unchanged document's row is then reused when the collection serving it is the
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -37,6 +38,7 @@ from server.index.origins import UNKNOWN, Origins
 
 log = logging.getLogger("stac_static_api.loader")
 
+LSTAT_PROCESSES = 2  # processes check_all_soon forks, each lstat'ing a part of the files
 STAT_THREADS = 32  # lstats in flight (they wait for the disk when the inode is not cached)
 # ... and when they are cached: more threads then only contend for the GIL (a million cached
 # lstats: 32 threads 8.0 CPU-s, 4 threads 3.7, as one thread; not cached, 26 CPU-s and 108 s
@@ -61,7 +63,6 @@ class ReusePlan:
         self.origins = origins
         locations = origins.location_list()
         self.locations = locations
-        self.by_location = Locations(locations)
         self.unchanged = np.zeros(len(locations), dtype=bool)
         self.positions = origins.positions.tolist()
         self.sizes = origins.sizes.tolist()
@@ -81,10 +82,15 @@ class ReusePlan:
         self._pool: ThreadPoolExecutor | None = None  # lstats started by check_soon
         self._started: list[tuple[np.ndarray, list[Future[list[int]]]]] = []
         self._s3_later: list[int] = []  # S3 objects given to check_soon
-        # check_all_soon's process: the origins it checks, its result (their indices changed)
-        self._forked: tuple[np.ndarray, parallel.forked_map] | None = None
+        # check_all_soon's processes: the origins each checks, their results (indices changed)
+        self._forked: tuple[list[np.ndarray], parallel.forked_map] | None = None
         remote = np.flatnonzero(origins.sizes < 0).tolist()
         self._any_s3 = any(locations[o].startswith("s3://") for o in remote)
+
+    @functools.cached_property
+    def by_location(self) -> Locations:
+        """Each location's origin (made when first needed: after check_all_soon's fork)."""
+        return Locations(self.locations)
 
     def check_all_soon(self, max_bytes: int) -> bool:
         """Start checking every local file of the previous index's rows in a process forked
@@ -92,11 +98,14 @@ class ReusePlan:
         in threads here slowed the walk as much again (the GIL), in another process take none
         of its time (and nothing waits for the walk to link the files). False when this
         process may not fork (threads of its own running): the caller gives the files to
-        check_soon as it links them instead."""
+        check_soon as it links them instead. LSTAT_PROCESSES of them, each a part of the
+        files: they are the reload's longest task when the inodes are not in the kernel's
+        cache (20-28 CPU-s at 1M, ~4 when they are), the walk ~2."""
         if not parallel.forkable() or not len(self.origins):
             return False
         wanted = np.flatnonzero((self.origins.sizes >= 0) & (self.origins.not_public != UNKNOWN))
-        self._forked = (wanted, parallel.forked_map([wanted], 1, lambda w: self._changed_of(w, max_bytes)))
+        parts = np.array_split(wanted, max(1, min(LSTAT_PROCESSES, len(wanted) // STAT_CHUNK)))
+        self._forked = (parts, parallel.forked_map(parts, len(parts), lambda w: self._changed_of(w, max_bytes)))
         return True
 
     @property
@@ -150,17 +159,19 @@ class ReusePlan:
     def _take_forked(self, max_bytes: int) -> None:
         """check_all_soon's result; should its process have died, the files are checked here."""
         assert self._forked is not None
-        wanted, forked = self._forked
+        parts, forked = self._forked
         self._forked = None
         with contextlib.closing(forked):
-            changed = next(forked, None)
-        if changed is None:
-            log.warning("the process checking the item files ended early: checking them here")
-            _, futures = self._start_local(wanted, max_bytes, True)
-            changed = np.array([i for future in futures for i in future.result()], dtype=np.int64)
-        self.unchanged[wanted] = True
-        self.unchanged[wanted[changed]] = False
-        self.checked["local"] += len(wanted)
+            results = list(forked)
+        for i, wanted in enumerate(parts):
+            changed = results[i] if i < len(results) else None
+            if changed is None:
+                log.warning("a process checking the item files ended early: checking its files here")
+                _, futures = self._start_local(wanted, max_bytes, True)
+                changed = np.array([i for future in futures for i in future.result()], dtype=np.int64)
+            self.unchanged[wanted] = True
+            self.unchanged[wanted[changed]] = False
+            self.checked["local"] += len(wanted)
 
     def close(self) -> None:
         """Stop the background checks (those not started are dropped)."""
