@@ -423,7 +423,7 @@ def test_reloads_chain_and_a_touched_but_equal_file_is_read_again(catalog: Path)
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
     again, report = load_catalogs(roots, LoadOptions(previous=index))
     assert report.reused == again.size - 1  # the touched one is read again, not reused
-    assert differences(again, index) == []
+    assert [d for d in differences(again, index) if d != "fingerprint"] == []  # (the touched file's mtime is new)
 
 
 def test_other_href_settings_reuse_nothing(catalog: Path) -> None:

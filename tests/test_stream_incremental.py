@@ -135,7 +135,8 @@ def test_a_chain_of_reloads_refers_to_the_first_snapshot_and_equals_full_loads(s
         assert isinstance(index.json, blobs.SplitBlobColumn)
         assert 0 < reused < index.size
         assert differences(index, load_catalogs(roots)[0]) == [], change.__name__
-        assert _written_once(index.origins.locations, index.fingerprint.paths, header)
+        if change in (edit_items, add_and_delete):  # every file read is an item's (a broken one is not)
+            assert _written_once(index.origins.locations, index.fingerprint.paths, header), change.__name__
         if step:
             (tmp_path / f"{step}.idx").unlink()  # a reload's previous one: nothing refers to it
         del index
