@@ -1022,7 +1022,7 @@ class Loader:
                     continue  # taken with the run it is in
                 fetched_one = next(fetched) if not unchanged[i] else self._fetcher.fetch_result(location, limit)
                 data = fetched_one[1]
-                same = plan.same_bytes(location, data) if data is not None and "://" in location else -1
+                same = plan.same_bytes(o, data) if data is not None and "://" in location else -1
                 if same >= 0 and self._reusable(same, location, ctx):
                     continue  # the same bytes as before (same is o): taken with the run it is in
                 self._add_reused(taken[run_from:i], locations[run_from:i], nodes[run_from:i])

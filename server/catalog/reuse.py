@@ -241,9 +241,9 @@ class ReusePlan:
                     self.unchanged[o] = True
             self.checked["s3"] += len(origins)
 
-    def same_bytes(self, location: str, data: bytes) -> int:
-        """The origin of a fetched remote document whose bytes are those read before, else -1."""
-        o = self.by_location.get(location)
+    def same_bytes(self, o: int, data: bytes) -> int:
+        """``o`` when it is the origin (found by by_location) of a fetched remote document
+        whose bytes are those read before, else -1."""
         if o < 0 or self.not_public[o] == UNKNOWN:
             return -1
         return o if self.origins.digests[o].tobytes() == digest(data) else -1
@@ -257,7 +257,7 @@ class Locations:
     with the run that follows the last one found (a slice compare, in C) and looks up only the
     runs that differ, by the sorted hashes of the locations."""
 
-    RUN = 256  # links compared at once
+    RUN = 64  # links compared at once
 
     def __init__(self, locations: list[str]) -> None:
         self.locations = locations
@@ -275,14 +275,27 @@ class Locations:
 
     def get(self, location: str, default: int = -1) -> int:
         """The index of ``location`` (the last when it is there more than once), else ``default``."""
-        h = hash(location)
-        at = int(np.searchsorted(self._hashes, h, side="right")) - 1
-        while at >= 0 and self._hashes[at] == h:
-            o = int(self._order[at])
-            if self.locations[o] == location:
-                return o
-            at -= 1
-        return default
+        found = self._looked_up([location])[0]
+        return found if found >= 0 else default
+
+    def _looked_up(self, links: list[str]) -> list[int]:
+        """The index of each of ``links`` by its hash (-1: none), the hashes searched at once."""
+        if not links:
+            return []
+        wanted = np.fromiter(map(hash, links), dtype=np.int64, count=len(links))
+        ats = (np.searchsorted(self._hashes, wanted, side="right") - 1).tolist()
+        hashes, order, locations = self._hashes, self._order, self.locations
+        out = []
+        for link, h, at in zip(links, wanted.tolist(), ats):
+            found = -1
+            while at >= 0 and hashes[at] == h:
+                o = int(order[at])
+                if locations[o] == link:
+                    found = o
+                    break
+                at -= 1
+            out.append(found)
+        return out
 
     def find(self, links: list[str]) -> np.ndarray:
         """``get`` of each of ``links`` (-1: none), int64."""
@@ -296,10 +309,11 @@ class Locations:
                 out[at:end] = np.arange(k, k + end - at)
                 self._next = k + end - at
             else:
-                for i in range(at, end):
-                    o = out[i] = self.get(links[i])
-                    if o >= 0:
-                        self._next = o + 1
+                found = self._looked_up(links[at:end])
+                out[at:end] = found
+                last = next((o for o in reversed(found) if o >= 0), -1)
+                if last >= 0:
+                    self._next = last + 1
             at = end
         return out
 
