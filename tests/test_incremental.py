@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +21,8 @@ import orjson
 import pytest
 
 from server.catalog import formats, parallel, reuse
-from server.catalog.loader import LoadOptions, load_catalogs
+from server.catalog.loader import STATS_LOOKAHEAD, LoadOptions, _read_stats, load_catalogs
+from server.catalog.sources import SourceLog
 from server.index import Index
 from tests.helpers import run_cli, run_server, serve_folder
 
@@ -209,9 +211,17 @@ def differences(a: Index, b: Index) -> list[str]:
     check("load report", report(a), report(b))
     assert a.origins is not None and b.origins is not None
     check("origin locations", a.origins.location_list(), b.origins.location_list())
+    # the files read, with their sizes and mtimes (their order is the reading's: a reload puts
+    # the few files it read among its reused rows in the items' order, server.catalog.loader)
+    check("fingerprint", _fingerprint(a), _fingerprint(b))
     for name in ("positions", "not_public", "digests", "sizes"):
         check(f"origin {name}", getattr(a.origins, name), getattr(b.origins, name))
     return out
+
+
+def _fingerprint(index: Index) -> list[tuple[str, int, int]]:
+    paths = index.fingerprint.paths.tobytes().decode("utf-8", "surrogateescape").split("\n")
+    return sorted(zip(paths, index.fingerprint.sizes.tolist(), index.fingerprint.mtimes.tolist()))
 
 
 def reload_and_full(roots: list[str], previous: Index) -> tuple[Index, Index, Any, Any]:
@@ -302,11 +312,14 @@ def test_the_lstat_threads_are_few_when_the_first_files_answer_from_the_cache(
 
 
 @pytest.mark.parametrize("child", ["checks", "dies"])
+@pytest.mark.parametrize("processes", [1, 2])
 def test_every_item_file_is_checked_by_a_process_forked_as_the_reload_starts(
-        catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, child: str) -> None:
-    """Where it may fork, the reload lstats every file of the previous index in a process of its
-    own while it walks (none goes to check_soon); should that process die, the files are
-    checked after the walk in this one. Either way the index is a full load's."""
+        catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, child: str, processes: int) -> None:
+    """Where it may fork, the reload lstats every file of the previous index in processes of
+    its own (LSTAT_PROCESSES, each a part of the files) while it walks (none goes to
+    check_soon); should they die, their files are checked after the walk in this one. Either
+    way the index is a full load's."""
+    monkeypatch.setattr(reuse, "STAT_CHUNK", 2 if processes == 2 else 10**6)  # parts of at least STAT_CHUNK files
     roots = [str(catalog / "catalog.json")]
     previous, _ = load_catalogs(roots)
     change_all(catalog)
@@ -333,6 +346,52 @@ def test_every_item_file_is_checked_by_a_process_forked_as_the_reload_starts(
     assert lines[0][0] != str(parent)
     here = sum(int(n) for pid, n in lines if pid == str(parent))
     assert here == (len(previous.origins) if child == "dies" else 0)
+    if child == "checks":  # (one that dies may end the other before it starts: all are checked here then)
+        assert len({pid for pid, _ in lines if pid != str(parent)}) == processes
+
+
+@pytest.mark.parametrize("run", [1, 3, 256])
+def test_the_previous_origins_are_found_by_order_as_a_map_finds_them(monkeypatch: pytest.MonkeyPatch, run: int) -> None:
+    """reuse.Locations (the links compared in runs with the previous load's order, the runs
+    that differ looked up by hash) gives what a dict of the locations gives, the last of two
+    equal ones included, whatever was added, deleted or moved between the loads."""
+    monkeypatch.setattr(reuse.Locations, "RUN", run)
+    rnd = random.Random(run)
+    for attempt in range(300):
+        spread = 10**9 if attempt % 3 else 400  # every third: locations met twice
+        previous = [f"/c/{rnd.randrange(spread)}/item.json" for _ in range(rnd.randrange(0, 600))]
+        found = reuse.Locations(previous)
+        by_dict = {location: i for i, location in enumerate(previous)}
+        links = list(previous)
+        for _ in range(rnd.randrange(0, 20)):
+            change = rnd.random()
+            if change < 0.3 and links:
+                del links[rnd.randrange(len(links))]
+            elif change < 0.6:
+                links.insert(rnd.randint(0, len(links)), f"/new/{rnd.random()}.json")
+            elif links:
+                i, j = rnd.randrange(len(links)), rnd.randrange(len(links))
+                links[i], links[j] = links[j], links[i]
+        for at in range(0, len(links), 250):  # chunk by chunk, as the loader asks
+            chunk = links[at : at + 250]
+            assert found.find(chunk).tolist() == [by_dict.get(link, -1) for link in chunk]
+        assert [found.get(link) for link in links[:20] + ["/not/there.json"]] == \
+            [by_dict.get(link, -1) for link in links[:20] + ["/not/there.json"]]
+
+
+def test_the_files_read_are_found_in_the_log_ahead_of_the_reused_ones() -> None:
+    """loader._read_stats: a reload's few files read among many reused ones (further on in the
+    log than its lookahead) get the stats they were read with, as out-of-order, remote and
+    unlogged paths do."""
+    log = SourceLog()
+    paths = [f"/c/{i}.json" for i in range(STATS_LOOKAHEAD * 20)]
+    for i, path in enumerate(paths):
+        log.add(path, i, i * 10)
+    asked = [paths[5], paths[STATS_LOOKAHEAD * 3], paths[STATS_LOOKAHEAD * 9], "https://x/y.json", paths[7],
+             "/not/read.json", paths[-1]]
+    assert _read_stats(log, asked) == [(5, 50), (STATS_LOOKAHEAD * 3, STATS_LOOKAHEAD * 30),
+                                       (STATS_LOOKAHEAD * 9, STATS_LOOKAHEAD * 90), (-1, 0), (7, 70), (-1, 0),
+                                       (len(paths) - 1, (len(paths) - 1) * 10)]
 
 
 def test_the_first_of_two_items_with_one_id_wins_whichever_was_reused(catalog: Path) -> None:
@@ -364,7 +423,7 @@ def test_reloads_chain_and_a_touched_but_equal_file_is_read_again(catalog: Path)
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
     again, report = load_catalogs(roots, LoadOptions(previous=index))
     assert report.reused == again.size - 1  # the touched one is read again, not reused
-    assert differences(again, index) == []
+    assert [d for d in differences(again, index) if d != "fingerprint"] == []  # (the touched file's mtime is new)
 
 
 def test_other_href_settings_reuse_nothing(catalog: Path) -> None:

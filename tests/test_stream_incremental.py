@@ -135,9 +135,22 @@ def test_a_chain_of_reloads_refers_to_the_first_snapshot_and_equals_full_loads(s
         assert isinstance(index.json, blobs.SplitBlobColumn)
         assert 0 < reused < index.size
         assert differences(index, load_catalogs(roots)[0]) == [], change.__name__
+        if change in (edit_items, add_and_delete):  # every file read is an item's (a broken one is not)
+            assert _written_once(index.origins.locations, index.fingerprint.paths, header), change.__name__
         if step:
             (tmp_path / f"{step}.idx").unlink()  # a reload's previous one: nothing refers to it
         del index
+
+
+def _written_once(view: Any, whole: Any, header: dict[str, Any]) -> bool:
+    """Whether ``view``'s bytes (the origins' locations) lie inside ``whole``'s (the
+    fingerprint's paths) as mapped, and the snapshot's layout holds them once: a buffer inside
+    another, not a copy of them of its own."""
+    start, end = whole.ctypes.data, whole.ctypes.data + whole.nbytes
+    inside = start <= view.ctypes.data and view.ctypes.data + view.nbytes <= end
+    spans = [(at, at + size) for at, size, *_ in header["buffers"]]
+    return inside and any(a <= c and d <= b and (a, b) != (c, d) and d - c == view.nbytes
+                          for a, b in spans for c, d in spans)
 
 
 @pytest.mark.parametrize("limit", ["dead rows", "bytes held beside"])

@@ -33,6 +33,7 @@ import gc
 import glob
 import itertools
 import logging
+import operator
 import os
 import posixpath
 import re
@@ -40,6 +41,7 @@ import shutil
 import sys
 import tempfile
 import time
+from array import array
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -83,6 +85,7 @@ LINES_MAX_FORKS = 8
 FILES_MIN_ITEMS = 2000
 FILES_CHUNK = 2048
 FILES_MIN_CHUNK = 256
+_CONTEXT, _NODE = operator.itemgetter(1), operator.attrgetter("node")  # an item link's context, its tree node
 REUSE_CHUNK = 65_536  # item links planned at once by a reload reusing rows: bounded fetched documents
 MAX_SKIPS_KEPT = 1000
 
@@ -552,9 +555,10 @@ class Loader:
             self._progress(force=True)
             index = self.builder.build()
             self.report.sources = fetcher.sources
-            index.fingerprint = Fingerprint.of(fetcher.sources)
+            within = _FingerprintTail(fetcher.sources)
             index.origins = self._origins.freeze(self.builder.positions, functools.partial(_read_stats, fetcher.sources),
-                                                 self._digests)
+                                                 self._digests, within)
+            index.fingerprint = within.fingerprint or Fingerprint.of(fetcher.sources)
             if isinstance(self.builder, ReusingBuilder):
                 self.report.reused = self.builder.reused
         self._forget_walk()
@@ -1002,6 +1006,7 @@ class Loader:
         plan = self._reuse
         assert plan is not None
         limit = self.options.max_document_bytes
+        by_location = plan.by_location  # made while the lstat processes may still run
         plan.check([loc for loc, _ in pending[self._checked_from:]], limit, self.options.fetch_timeout,
                    self.options.fetch_retries)  # those before were given to check_soon during the walk
         # the rows whose item names the collection that served it, a loaded one (not made):
@@ -1011,17 +1016,16 @@ class Loader:
                             for name in plan.origins.names] + [False], dtype=bool)
         declared = plan.origins.declared
         settled = plan.unchanged & (plan.not_public_codes >= 0) & name_ok[declared] & (declared == plan.served_codes)
-        by_location = plan.by_location
         for start in range(0, len(pending), REUSE_CHUNK):
             chunk = pending[start : start + REUSE_CHUNK]
             locations = [loc for loc, _ in chunk]
-            taken = np.fromiter((by_location.get(loc, -1) for loc in locations), dtype=np.int64, count=len(chunk))
+            taken = by_location.find(locations)
             known = taken >= 0
             fast = np.zeros(len(chunk), dtype=bool)
             fast[known] = settled[taken[known]]
             unchanged = np.zeros(len(chunk), dtype=bool)
             unchanged[known] = plan.unchanged[taken[known]]
-            nodes = np.fromiter((ctx.node for _, ctx in chunk), dtype=np.int32, count=len(chunk))
+            nodes = np.fromiter(map(_NODE, map(_CONTEXT, chunk)), dtype=np.int32, count=len(chunk))
             fetched = self._fetcher.fetch_all([loc for loc, same in zip(locations, unchanged.tolist()) if not same],
                                               limit, self._pool)
             run_from = 0
@@ -1032,7 +1036,7 @@ class Loader:
                     continue  # taken with the run it is in
                 fetched_one = next(fetched) if not unchanged[i] else self._fetcher.fetch_result(location, limit)
                 data = fetched_one[1]
-                same = plan.same_bytes(location, data) if data is not None and "://" in location else -1
+                same = plan.same_bytes(o, data) if data is not None and "://" in location else -1
                 if same >= 0 and self._reusable(same, location, ctx):
                     continue  # the same bytes as before (same is o): taken with the run it is in
                 self._add_reused(taken[run_from:i], locations[run_from:i], nodes[run_from:i])
@@ -1475,9 +1479,11 @@ STATS_LOOKAHEAD = 64  # log entries _read_stats looks ahead before it looks a pa
 def _read_stats(sources: SourceLog, paths: list[str]) -> list[tuple[int, int]]:
     """(size, mtime) of each of ``paths`` as it was read, (-1, 0) for one not in the log of local
     files read (for the origins). The items' files were logged in the order their origins come
-    in, so one forward pass over the log finds them; only a path out of that order (or not
-    local) is looked up in a map of the log, made then (a set and a dict of every path read
-    cost ~200 MB at a million files, the rest of `index`'s peak being ~1 GB)."""
+    in, so one forward pass over the log finds them (one further on than the next few entries
+    by a scan in C: a reload's few files read among a million reused, where a map of them all
+    took 0.3 s); only a path out of that order (or not local) is looked up in a map of the
+    log, made then (a set and a dict of every path read cost ~200 MB at a million files, the
+    rest of `index`'s peak being ~1 GB)."""
     logged, sizes, mtimes = sources.paths, sources.sizes, sources.mtimes
     n, at = len(logged), 0
     where: dict[str, int] | None = None
@@ -1487,6 +1493,12 @@ def _read_stats(sources: SourceLog, paths: list[str]) -> list[tuple[int, int]]:
         i = at
         while i < end and logged[i] != path:
             i += 1
+        if i == end and where is None and "://" not in path:
+            try:  # further on: found by a scan in C (a reload: a few files read among a million reused)
+                i = logged.index(path, end)
+                end = i + 1
+            except ValueError:  # not after ``at``: looked up in the map from here on
+                pass
         if i < end:
             at = i + 1
         else:
@@ -1498,6 +1510,49 @@ def _read_stats(sources: SourceLog, paths: list[str]) -> list[tuple[int, int]]:
                 continue
         out.append((sizes[i], mtimes[i]))
     return out
+
+
+class _FingerprintTail:
+    """The fingerprint of the files read, made as the origins are frozen so that their
+    locations are a view of its paths (server.index.origins, written once in a snapshot) when
+    the log's last paths are those locations: as when every item was read from a local file of
+    its own, but for the files read out of the items' order (a reload reads its changed files
+    ahead of the reused rows around them), put in the items' order here (the log's order
+    means nothing else)."""
+
+    REORDER_AT_MOST = 65_536  # files read by the load, at most, for that
+
+    def __init__(self, sources: SourceLog) -> None:
+        self.sources = sources
+        self.fingerprint: Fingerprint | None = None
+
+    def __call__(self, locations: list[str], sizes: np.ndarray, mtimes: np.ndarray, read: list[int]) -> np.ndarray | None:
+        sources = self.sources
+        skip = len(sources.paths) - len(locations)
+        if skip < 0 or not self._in_order(skip, locations, sizes, mtimes, read):
+            return None
+        self.fingerprint = Fingerprint.of(sources)
+        head = len("\n".join(sources.paths[:skip]).encode("utf-8", "surrogateescape")) + 1 if skip else 0
+        return self.fingerprint.paths[head:]
+
+    def _in_order(self, skip: int, locations: list[str], sizes: np.ndarray, mtimes: np.ndarray, read: list[int]) -> bool:
+        """Whether the log's paths from ``skip`` are ``locations``, once those ``read`` (by
+        this load, the others' logged in order as reused) are put in their place."""
+        tail = self.sources.paths[skip:]
+        if tail == locations:
+            return True
+        if len(read) > self.REORDER_AT_MOST:
+            return False
+        moved = {locations[i] for i in read}
+        others = np.ones(len(locations), dtype=bool)
+        others[read] = False
+        if list(itertools.filterfalse(moved.__contains__, tail)) != list(itertools.compress(locations, others.tolist())) \
+                or sorted(filter(moved.__contains__, tail)) != sorted(locations[i] for i in read):
+            return False
+        self.sources.paths[skip:] = locations  # the same files, each with its stats (those read: as logged)
+        self.sources.sizes[skip:] = array("q", sizes.tobytes())
+        self.sources.mtimes[skip:] = array("q", mtimes.tobytes())
+        return True
 
 
 def _file_name(location: str) -> str:

@@ -19,6 +19,7 @@ An unchanged document's row is then reused when the collection serving it is the
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -37,6 +38,7 @@ from server.index.origins import UNKNOWN, Origins
 
 log = logging.getLogger("stac_static_api.loader")
 
+LSTAT_PROCESSES = 2  # processes check_all_soon forks, each lstat'ing a part of the files
 STAT_THREADS = 32  # lstats in flight (they wait for the disk when the inode is not cached)
 # ... and when they are cached: more threads then only contend for the GIL (a million cached
 # lstats: 32 threads 8.0 CPU-s, 4 threads 3.7, as one thread; not cached, 26 CPU-s and 108 s
@@ -61,7 +63,6 @@ class ReusePlan:
         self.origins = origins
         locations = origins.location_list()
         self.locations = locations
-        self.by_location = {loc: i for i, loc in enumerate(locations)}
         self.unchanged = np.zeros(len(locations), dtype=bool)
         self.positions = origins.positions.tolist()
         self.sizes = origins.sizes.tolist()
@@ -81,10 +82,15 @@ class ReusePlan:
         self._pool: ThreadPoolExecutor | None = None  # lstats started by check_soon
         self._started: list[tuple[np.ndarray, list[Future[list[int]]]]] = []
         self._s3_later: list[int] = []  # S3 objects given to check_soon
-        # check_all_soon's process: the origins it checks, its result (their indices changed)
-        self._forked: tuple[np.ndarray, parallel.forked_map] | None = None
+        # check_all_soon's processes: the origins each checks, their results (indices changed)
+        self._forked: tuple[list[np.ndarray], parallel.forked_map] | None = None
         remote = np.flatnonzero(origins.sizes < 0).tolist()
         self._any_s3 = any(locations[o].startswith("s3://") for o in remote)
+
+    @functools.cached_property
+    def by_location(self) -> Locations:
+        """Each location's origin (made when first needed: after check_all_soon's fork)."""
+        return Locations(self.locations)
 
     def check_all_soon(self, max_bytes: int) -> bool:
         """Start checking every local file of the previous index's rows in a process forked
@@ -92,11 +98,14 @@ class ReusePlan:
         in threads here slowed the walk as much again (the GIL), in another process take none
         of its time (and nothing waits for the walk to link the files). False when this
         process may not fork (threads of its own running): the caller gives the files to
-        check_soon as it links them instead."""
+        check_soon as it links them instead. LSTAT_PROCESSES of them, each a part of the
+        files: they are the reload's longest task when the inodes are not in the kernel's
+        cache (20-28 CPU-s at 1M, ~4 when they are), the walk ~2."""
         if not parallel.forkable() or not len(self.origins):
             return False
         wanted = np.flatnonzero((self.origins.sizes >= 0) & (self.origins.not_public != UNKNOWN))
-        self._forked = (wanted, parallel.forked_map([wanted], 1, lambda w: self._changed_of(w, max_bytes)))
+        parts = np.array_split(wanted, max(1, min(LSTAT_PROCESSES, len(wanted) // STAT_CHUNK)))
+        self._forked = (parts, parallel.forked_map(parts, len(parts), lambda w: self._changed_of(w, max_bytes)))
         return True
 
     @property
@@ -150,17 +159,19 @@ class ReusePlan:
     def _take_forked(self, max_bytes: int) -> None:
         """check_all_soon's result; should its process have died, the files are checked here."""
         assert self._forked is not None
-        wanted, forked = self._forked
+        parts, forked = self._forked
         self._forked = None
         with contextlib.closing(forked):
-            changed = next(forked, None)
-        if changed is None:
-            log.warning("the process checking the item files ended early: checking them here")
-            _, futures = self._start_local(wanted, max_bytes, True)
-            changed = np.array([i for future in futures for i in future.result()], dtype=np.int64)
-        self.unchanged[wanted] = True
-        self.unchanged[wanted[changed]] = False
-        self.checked["local"] += len(wanted)
+            results = list(forked)
+        for i, wanted in enumerate(parts):
+            changed = results[i] if i < len(results) else None
+            if changed is None:
+                log.warning("a process checking the item files ended early: checking its files here")
+                _, futures = self._start_local(wanted, max_bytes, True)
+                changed = np.array([i for future in futures for i in future.result()], dtype=np.int64)
+            self.unchanged[wanted] = True
+            self.unchanged[wanted[changed]] = False
+            self.checked["local"] += len(wanted)
 
     def close(self) -> None:
         """Stop the background checks (those not started are dropped)."""
@@ -175,10 +186,9 @@ class ReusePlan:
     def _origins_of(self, locations: list[str]) -> tuple[list[int], list[int]]:
         """The origins of ``locations`` to check: local files, S3 objects."""
         local, s3 = [], []
-        by_location, not_public, sizes = self.by_location, self.not_public, self.sizes
-        for location in locations:
-            o = by_location.get(location)
-            if o is None or not_public[o] == UNKNOWN:
+        not_public, sizes = self.not_public, self.sizes
+        for location, o in zip(locations, self.by_location.find(locations).tolist()):
+            if o < 0 or not_public[o] == UNKNOWN:
                 continue
             if location.startswith("s3://"):
                 s3.append(o)
@@ -231,12 +241,81 @@ class ReusePlan:
                     self.unchanged[o] = True
             self.checked["s3"] += len(origins)
 
-    def same_bytes(self, location: str, data: bytes) -> int:
-        """The origin of a fetched remote document whose bytes are those read before, else -1."""
-        o = self.by_location.get(location)
-        if o is None or self.not_public[o] == UNKNOWN:
+    def same_bytes(self, o: int, data: bytes) -> int:
+        """``o`` when it is the origin (found by by_location) of a fetched remote document
+        whose bytes are those read before, else -1."""
+        if o < 0 or self.not_public[o] == UNKNOWN:
             return -1
         return o if self.origins.digests[o].tobytes() == digest(data) else -1
+
+
+class Locations:
+    """The origin of each location (its index in ``locations``), as a dict of them gives it
+    (the last of equal ones), without a dict of a million strings (0.4 s to make, ~0.4 s of
+    lookups at a million items): a reload's item links come in the order of the previous
+    load's origins but for the few added, deleted or moved, so ``find`` compares runs of links
+    with the run that follows the last one found (a slice compare, in C) and looks up only the
+    runs that differ, by the sorted hashes of the locations."""
+
+    RUN = 64  # links compared at once
+
+    def __init__(self, locations: list[str]) -> None:
+        self.locations = locations
+        hashes = np.fromiter(map(hash, locations), dtype=np.int64, count=len(locations))
+        self._order = np.argsort(hashes, kind="stable")
+        self._hashes = hashes[self._order]
+        self._next = 0  # where the next run of links is expected
+        # two equal locations: the dict's answer (the last) is not always the one in order
+        same = np.flatnonzero(self._hashes[1:] == self._hashes[:-1]).tolist()
+        order = self._order.tolist() if same else []
+        self._unique = not any(locations[order[i]] == locations[order[i + 1]] for i in same)
+
+    def __len__(self) -> int:
+        return len(self.locations)
+
+    def get(self, location: str, default: int = -1) -> int:
+        """The index of ``location`` (the last when it is there more than once), else ``default``."""
+        found = self._looked_up([location])[0]
+        return found if found >= 0 else default
+
+    def _looked_up(self, links: list[str]) -> list[int]:
+        """The index of each of ``links`` by its hash (-1: none), the hashes searched at once."""
+        if not links:
+            return []
+        wanted = np.fromiter(map(hash, links), dtype=np.int64, count=len(links))
+        ats = (np.searchsorted(self._hashes, wanted, side="right") - 1).tolist()
+        hashes, order, locations = self._hashes, self._order, self.locations
+        out = []
+        for link, h, at in zip(links, wanted.tolist(), ats):
+            found = -1
+            while at >= 0 and hashes[at] == h:
+                o = int(order[at])
+                if locations[o] == link:
+                    found = o
+                    break
+                at -= 1
+            out.append(found)
+        return out
+
+    def find(self, links: list[str]) -> np.ndarray:
+        """``get`` of each of ``links`` (-1: none), int64."""
+        out = np.empty(len(links), dtype=np.int64)
+        locations, n, run = self.locations, len(self.locations), self.RUN
+        at = 0
+        while at < len(links):
+            end = min(at + run, len(links))
+            k = self._next
+            if self._unique and k + end - at <= n and locations[k : k + end - at] == links[at:end]:
+                out[at:end] = np.arange(k, k + end - at)
+                self._next = k + end - at
+            else:
+                found = self._looked_up(links[at:end])
+                out[at:end] = found
+                last = next((o for o in reversed(found) if o >= 0), -1)
+                if last >= 0:
+                    self._next = last + 1
+            at = end
+        return out
 
 
 def list_objects(client: Any, bucket: str, prefix: str, keys: list[str]) -> dict[str, tuple[str, int]]:

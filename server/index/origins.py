@@ -22,6 +22,10 @@ UNKNOWN = -1  # not_public not known (a forked read counted its file's hrefs tog
 TO_FIND = -2  # a size not known yet (OriginsBuilder)
 
 
+# (locations, sizes, mtimes, indices of those read by this load) -> locations joined, or None
+Within = Callable[[list[str], np.ndarray, np.ndarray, list[int]], "np.ndarray | None"]
+
+
 @dataclass
 class Origins:
     # the locations newline-joined as UTF-8 bytes in an array: one mapped buffer, not a million strings
@@ -94,11 +98,14 @@ class OriginsBuilder:
         self.digests += other.digests
 
     def freeze(self, row_positions: np.ndarray, read: Callable[[list[str]], list[tuple[int, int]]],
-               digests: dict[str, bytes]) -> Origins:
+               digests: dict[str, bytes], within: Within | None = None) -> Origins:
         """The origins of the rows that made it into the index (``row_positions``: builder row ->
         index position, -1 dropped); ``read(paths)``: the (size, mtime_ns) each of those local
         files had when read, (-1, 0) for one not read from the disk; ``digests``: a remote
-        document's MD5."""
+        document's MD5. ``within(locations, sizes, mtimes, read)``: the locations newline-joined as
+        UTF-8 bytes when a buffer holding them exists (a view of the Fingerprint's paths: a
+        snapshot writes those bytes once, ~100 MB at a million items), else None (``read``:
+        the indices of those whose stats ``read`` gave: read by this load)."""
         rows = np.frombuffer(self.rows, dtype=np.int64) if len(self.rows) else np.zeros(0, np.int64)
         positions = row_positions[rows] if len(rows) else rows
         keep = np.flatnonzero(positions >= 0)
@@ -117,7 +124,7 @@ class OriginsBuilder:
         declared = np.frombuffer(self.declared, dtype=np.int32)[keep] if len(keep) else np.zeros(0, np.int32)
         not_public = np.frombuffer(self.not_public, dtype=np.int32)[keep] if len(keep) else np.zeros(0, np.int32)
         return Origins(
-            locations=np.frombuffer("\n".join(locations).encode("utf-8", "surrogateescape"), dtype=np.uint8),
+            locations=_joined(locations, within(locations, sizes, mtimes, todo) if within is not None and locations else None),
             positions=positions[keep].astype(np.int64),
             declared=declared.copy(),
             names=list(self._names),
@@ -126,3 +133,10 @@ class OriginsBuilder:
             digests=found.copy(),
             not_public=not_public.copy(),
         )
+
+
+def _joined(locations: list[str], joined: np.ndarray | None) -> np.ndarray:
+    """``locations`` newline-joined as UTF-8 bytes (``joined`` when given)."""
+    if joined is not None:
+        return joined
+    return np.frombuffer("\n".join(locations).encode("utf-8", "surrogateescape"), dtype=np.uint8)

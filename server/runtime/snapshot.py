@@ -101,7 +101,8 @@ class SnapshotWriter:
 
     def finish(self, index: Index, roots: list[str], refer: bool = False) -> dict[str, Any]:
         """Write every large buffer raw at an aligned offset (those already in this file stay
-        where they are; those in another file are copied by the kernel), the pickle of the
+        where they are; those in another file are copied by the kernel; one that is a view of
+        a buffer written before is not written again), the pickle of the
         Python objects (pickle protocol 5, out-of-band buffers), then the header. ``refer``:
         a buffer in a snapshot that stands alone (SourceFile.base: a reload's previous one) is
         not copied but referred to, that snapshot named in the header as this one's "base"."""
@@ -113,11 +114,18 @@ class SnapshotWriter:
         placed = _placed_buffers(index)
         layout: list[list[int]] = []
         base: dict[str, Any] | None = None
+        written: list[tuple[int, int, int]] = []  # (address, size, offset in the file) of the buffers written
         for buffer in buffers:
             raw = buffer.raw()
-            where = placed.get(_address(raw)) if raw.nbytes else None
+            address = _address(raw) if raw.nbytes else 0
+            where = placed.get(address) if raw.nbytes else None
             if where is not None and where[0] is f:
                 layout.append([where[1], raw.nbytes])
+                continue
+            inside = next((at + address - start for start, size, at in written
+                           if start <= address and address + raw.nbytes <= start + size), None) if raw.nbytes else None
+            if inside is not None:  # a view of a buffer written above (origins' locations, of the fingerprint's paths)
+                layout.append([inside, raw.nbytes])
                 continue
             if refer and where is not None and isinstance(where[0], SourceFile) and where[0].base is not None \
                     and base in (None, where[0].base):
@@ -129,6 +137,7 @@ class SnapshotWriter:
                 copy_to_end(where[0].fileno(), where[1], raw.nbytes, f)
             else:
                 f.write(raw)
+                written.append((address, raw.nbytes, at))
             layout.append([at, raw.nbytes])
         pickle_at = _align(f)
         f.write(payload)
