@@ -131,3 +131,19 @@ def test_links_conformance_and_openapi(sample_env: Env) -> None:
     assert {"get", "post"} <= set(paths["/aggregate"]) and "/collections/{collectionId}/aggregations" in paths
     listed = [p["$ref"].rsplit("/", 1)[1] for p in paths["/aggregate"]["get"]["parameters"]]
     assert "aggregations" in listed and "centroid_geohex_grid_frequency_precision" in listed and "limit" not in listed
+
+
+def test_an_unknown_f_is_a_400_and_the_answers_are_json(sample_env: Env) -> None:
+    """As on every other route, an f the API does not have is a 400; there is no page of
+    aggregations, so f=html (or a browser's Accept) still answers the JSON document."""
+    c = sample_env.client
+    cid = sorted(sample_env.oracle.collections)[0]
+    for path in ("/aggregate", "/aggregations", f"/collections/{cid}/aggregate", f"/collections/{cid}/aggregations"):
+        r = c.get(path, params={"f": "bogus"})
+        assert r.status_code == 400, (path, r.text)
+        assert set(r.json()) >= {"code", "description"} and "f" in r.json()["description"]
+        for params, headers in (({"f": "json"}, {}), ({"f": "html"}, {}), ({}, {"Accept": "text/html"})):
+            r = c.get(path, params=params, headers=headers)
+            assert r.status_code == 200 and r.json()["type"] == "AggregationCollection", (path, params, r.text)
+    r = c.post("/aggregate?f=bogus", json={"aggregations": ["total_count"]})
+    assert r.status_code == 400, r.text

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.api import paths
+from server.api.render import check_format
 from server.api.responses import JSONResponse
 from server.api.routes import (
     INLINE_RECORDS,
@@ -75,17 +76,26 @@ async def _query(request: Request, collection_id: str | None) -> SearchQuery:
     return await _parse(request, params, size=_input_size(request), endpoint=AGGREGATE)
 
 
+def _json_only(request: Request) -> None:
+    """A 400 for an f the API does not have, as on every route; the answers are JSON whatever
+    f says (there is no page of aggregations)."""
+    check_format(request.scope.get("query_string", b""))
+
+
 async def aggregate(request: Request) -> Response:
+    _json_only(request)
     _index(request)
     return await _answer(request, await _query(request, None), None)
 
 
 async def collection_aggregate(request: Request) -> Response:
+    _json_only(request)
     _, collection_id = _requested_collection(request)
     return await _answer(request, await _query(request, collection_id), collection_id)
 
 
 async def aggregations(request: Request) -> Response:
+    _json_only(request)
     index = _index(request)
     urls = _urls(request)
     links = [urls.link("root", urls.url()), urls.link("self", urls.url("aggregations"))]
@@ -93,6 +103,7 @@ async def aggregations(request: Request) -> Response:
 
 
 async def collection_aggregations(request: Request) -> Response:
+    _json_only(request)
     index, collection_id = _requested_collection(request)
     urls = _urls(request)
     href = urls.collection(collection_id)
