@@ -375,7 +375,7 @@ def test_the_previous_origins_are_found_by_order_as_a_map_finds_them(monkeypatch
         for at in range(0, len(links), 250):  # chunk by chunk, as the loader asks
             chunk = links[at : at + 250]
             assert found.find(chunk).tolist() == [by_dict.get(link, -1) for link in chunk]
-        assert [found.get(link) for link in links[:20] + ["/not/there.json"]] == \
+        assert [int(found.find([link])[0]) for link in links[:20] + ["/not/there.json"]] == \
             [by_dict.get(link, -1) for link in links[:20] + ["/not/there.json"]]
 
 

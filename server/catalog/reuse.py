@@ -270,14 +270,6 @@ class Locations:
         order = self._order.tolist() if same else []
         self._unique = not any(locations[order[i]] == locations[order[i + 1]] for i in same)
 
-    def __len__(self) -> int:
-        return len(self.locations)
-
-    def get(self, location: str, default: int = -1) -> int:
-        """The index of ``location`` (the last when it is there more than once), else ``default``."""
-        found = self._looked_up([location])[0]
-        return found if found >= 0 else default
-
     def _looked_up(self, links: list[str]) -> list[int]:
         """The index of each of ``links`` by its hash (-1: none), the hashes searched at once."""
         if not links:
@@ -298,7 +290,7 @@ class Locations:
         return out
 
     def find(self, links: list[str]) -> np.ndarray:
-        """``get`` of each of ``links`` (-1: none), int64."""
+        """The index of each of ``links`` (the last when it is there more than once; -1: none), int64."""
         out = np.empty(len(links), dtype=np.int64)
         locations, n, run = self.locations, len(self.locations), self.RUN
         at = 0
