@@ -30,7 +30,7 @@ import shapely.affinity
 import shapely.geometry
 
 from server.catalog.loader import LoadOptions, load_catalogs
-from server.index import Index, match_cache, spatial, table
+from server.index import Index, bitmap, match_cache, spatial, table
 from server.index.bitmap import Bitmap, Unsorted
 from server.index.match_cache import MatchCache
 from server.index.table import Table
@@ -188,6 +188,34 @@ def test_unsorted_finds_the_positions_nearest_any_place() -> None:
                 assert found.nearest(start, need, backward=True).tolist() == positions[positions < start][-need:].tolist()
 
 
+def test_unsorted_blocks_give_the_first_page_without_listing_them() -> None:
+    """Matches held as runs of a permuted array (whole leaves and groups) with their least
+    entry: the first page read from the few runs that can hold it is the sorted set's, and
+    every other page too, forward and back (the runs listed then)."""
+    rng = np.random.default_rng(11)
+    for size in (1, 70, 3_000):
+        for width in (1, 8, 64):
+            held = rng.permutation(size)
+            starts = np.arange(0, size, width)
+            for share in (0.0, 0.05, 0.5, 1.0):
+                chosen = starts[rng.random(len(starts)) < share]
+                blocks = bitmap.Blocks(held, chosen, width, np.array([held[s : s + width].min() for s in chosen], dtype=np.int64))
+                in_runs = blocks.members()
+                rest = np.setdiff1d(np.arange(size), in_runs)
+                loose = rng.permutation(rest[rng.random(len(rest)) < 0.2])
+                truth = np.sort(np.concatenate((in_runs, loose)))
+                for need in (1, 2, 11, 51):
+                    found = Unsorted(size, loose.copy(), (blocks,))
+                    assert found.count == len(truth)
+                    assert found.first == (truth[0] if len(truth) else -1)
+                    assert found.nearest(0, need).tolist() == truth[:need].tolist(), (size, width, share, need)
+                    assert found._all is None or not len(chosen) or len(loose) + len(chosen) <= need  # (nothing listed)
+                    start = int(truth[len(truth) // 2]) if len(truth) else 0
+                    assert found.nearest(start, need).tolist() == truth[truth >= start][:need].tolist()
+                    assert found.nearest(start, need, backward=True).tolist() == truth[truth < start][-need:].tolist()
+                    assert found.positions().tolist() == truth.tolist() and found.last == (truth[-1] if len(truth) else -1)
+
+
 def test_counted_box_searches_are_shapelys_per_item(index: Index, counted: None) -> None:
     rng = random.Random("counted-box-queries")
     checked = nonempty = decided_whole = one_by_one = 0
@@ -205,8 +233,8 @@ def test_counted_box_searches_are_shapelys_per_item(index: Index, counted: None)
         groups = index._groups.of(index._boxes)  # type: ignore[union-attr]
         q = shapely.box(*query.intersects.bounds) if query.intersects is not None else spatial.bbox_geometry(query.bbox)
         if isinstance(q, shapely.Polygon) and not q.is_empty:
-            sure, candidates, _ = index._boxes.decided(q.bounds, query.datetime, groups)  # type: ignore[arg-type]
-            decided_whole += len(sure) > 0
+            blocks, candidates, _ = index._boxes.decided(q.bounds, query.datetime, groups)  # type: ignore[arg-type]
+            decided_whole += sum(b.count() for b in blocks) > 0
             one_by_one += len(candidates) > 0
         checked += 1
         nonempty += len(truth) > 0

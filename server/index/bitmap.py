@@ -125,20 +125,65 @@ class Bitmap:
         return np.concatenate(parts)[:need].astype(np.int64)
 
 
+class Blocks:
+    """Runs of ``width`` consecutive entries of ``held`` (the last run of ``held`` may be
+    short) beginning at ``starts``, with the least entry of each run (``least``): whole
+    leaves or groups of a box index that a counted search takes without listing them."""
+
+    def __init__(self, held: np.ndarray, starts: np.ndarray, width: int, least: np.ndarray) -> None:
+        self.held = held
+        self.starts = starts
+        self.width = width
+        self.least = least
+
+    def count(self) -> int:
+        return int((np.minimum(self.starts + self.width, len(self.held)) - self.starts).sum())
+
+    def members(self, which: np.ndarray | None = None) -> np.ndarray:
+        """The entries of every run (of the runs ``which`` selects)."""
+        starts = self.starts if which is None else self.starts[which]
+        at = (starts[:, None] + np.arange(self.width)).ravel()
+        return self.held[at[at < len(self.held)]]
+
+
 class Unsorted:
     """A set of positions (< ``size``) held in no particular order: what a counted box search
     finds (Table._counted), as a Bitmap serves it (count, first, last, nearest, positions).
     Listing a result in order costs a sort of all of it (~0.5 ms a 40,000 positions); a page
-    needs only the ``need`` nearest a position: a selection (np.partition), whatever its depth."""
+    needs only the ``need`` nearest a position: a selection (np.partition), whatever its depth.
+    Most of a counted search's matches come as ``blocks`` (whole leaves and groups, with
+    their least position each), listed only when a page needs them: the first page needs
+    only the runs whose least position can be on it (see _first)."""
 
-    def __init__(self, size: int, values: np.ndarray) -> None:
+    def __init__(self, size: int, values: np.ndarray, blocks: tuple[Blocks, ...] = ()) -> None:
         self.size = size
-        self.values = values
-        self.count = len(values)
+        self._values = values
+        self.blocks = tuple(b for b in blocks if len(b.starts))
+        self.count = len(values) + sum(b.count() for b in self.blocks)
+        self._all: np.ndarray | None = None if self.blocks else values
+
+    @property
+    def values(self) -> np.ndarray:
+        """Every position in the set, in no order (the blocks listed once, on first need)."""
+        if self._all is None:
+            listed = np.concatenate([self._values, *(b.members() for b in self.blocks)])
+            listed.flags.writeable = self._values.flags.writeable
+            self._all = listed
+        return self._all
+
+    def read_only(self) -> None:
+        """Make what it holds read-only (as the match cache keeps it), listing nothing."""
+        self._values.flags.writeable = False
+        if self._all is not None:
+            self._all.flags.writeable = False
 
     @property
     def first(self) -> int:
-        return int(self.values.min()) if self.count else -1
+        if not self.count:
+            return -1
+        if self._all is not None:
+            return int(self._all.min())
+        return int(min([*(int(b.least.min()) for b in self.blocks), *([self._values.min()] if len(self._values) else [])]))
 
     @property
     def last(self) -> int:
@@ -146,7 +191,7 @@ class Unsorted:
 
     @property
     def nbytes(self) -> int:
-        return int(self.values.nbytes)
+        return 8 * self.count  # (what it takes once listed)
 
     def packed(self) -> Bitmap:
         return Bitmap.of_positions(self.values, self.size)
@@ -157,9 +202,11 @@ class Unsorted:
     def nearest(self, start: int, need: int, backward: bool = False) -> np.ndarray:
         """As Bitmap.nearest: up to ``need`` positions from ``start`` on, or (``backward``)
         before it; ascending either way."""
-        v = self.values
         if need <= 0:
             return np.zeros(0, dtype=np.int64)
+        if not backward and self._all is None and (start <= 0 or start <= self.first):
+            return self._first(need)
+        v = self.values
         if backward:
             found = v[v < start] if start < self.size else v
         else:
@@ -167,6 +214,22 @@ class Unsorted:
         if len(found) > need and backward:
             found = np.partition(found, len(found) - need)[len(found) - need :]
         elif len(found) > need:
+            found = np.partition(found, need - 1)[:need]
+        return np.sort(found).astype(np.int64)
+
+    def _first(self, need: int) -> np.ndarray:
+        """The ``need`` least positions without listing every block: each run's least and
+        each loose value is a distinct member, so the ``need``-th least of them (t) bounds
+        the answer (``need`` members are <= t); only the runs whose least is <= t can hold
+        members <= t."""
+        pool = np.concatenate([self._values, *(b.least for b in self.blocks)])
+        if len(pool) <= need:
+            found = self.values
+        else:
+            t = np.partition(pool, need - 1)[need - 1]
+            found = np.concatenate([self._values[self._values <= t], *(b.members(b.least <= t) for b in self.blocks)])
+            found = found[found <= t]
+        if len(found) > need:
             found = np.partition(found, need - 1)[:need]
         return np.sort(found).astype(np.int64)
 

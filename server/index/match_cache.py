@@ -76,7 +76,7 @@ def _compact(found: np.ndarray | Bitmap | Unsorted, size: int) -> np.ndarray | B
     if size >= BITMAP_MIN_RECORDS and count * 64 >= size:
         return found.packed() if isinstance(found, (Bitmap, Unsorted)) else Bitmap.of_positions(found, size)
     if isinstance(found, Unsorted):  # kept unsorted: each page is a selection from it anyway
-        found.values.flags.writeable = False
+        found.read_only()
         return found
     positions = found.positions() if isinstance(found, Bitmap) else found
     positions.flags.writeable = False

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import shapely
 
+from server.index.bitmap import Blocks
+
 LEAF = 64
 FANOUT = 64
 SLAB = 65_536  # records per time slab: fewer, larger slabs favour queries without a window
@@ -195,9 +197,10 @@ class BoxIndex:
 
     def decided(
         self, q: tuple[float, float, float, float], window: Window | None, groups: LeafGroups
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[tuple[Blocks, Blocks], np.ndarray, np.ndarray]:
         """As classify, for counting: (the positions of the records that surely intersect box
-        ``q`` and meet the window, in no order; those of the other records whose box meets
+        ``q`` and meet the window, as the whole leaves and the whole groups they fill, each
+        with its least position (listed only as a page needs them); those of the other records whose box meets
         ``q`` and whose interval meets the window; whether each of these surely intersects
         ``q``). Whole leaves, and whole groups of FINE records within the others, are decided
         by the groups (made by LeafGroups for this index) without a test of their own records:
@@ -208,7 +211,8 @@ class BoxIndex:
         A leaf's groups, and a group's records, are read as blocks (one gather each)."""
         n = len(self.positions)
         if not n:
-            return self.positions, self.positions, np.zeros(0, dtype=bool)
+            none = Blocks(self.positions, np.zeros(0, dtype=np.int64), LEAF, self.positions)
+            return (none, none), self.positions, np.zeros(0, dtype=bool)
         node_hit = _hits(self.nodes, q)
         if window is not None:
             lo, hi = window
@@ -222,7 +226,8 @@ class BoxIndex:
             hit &= (times[:, 0] <= hi) & (times[:, 3] >= lo)
         leaves = leaves[hit]
         sure = _groups_sure(boxes[hit], groups.leaf_spans[leaves], self.leaf_times[leaves], q, window)
-        whole = [_expand(leaves[sure], LEAF, n)]
+        whole = leaves[sure]
+        leaf_blocks = Blocks(self.positions, whole * LEAF, LEAF, groups.leaf_least[whole])
         leaves = leaves[~sure]
         boxes = groups.boxes.reshape(-1, per_leaf, 4)[leaves].reshape(-1, 4)
         times = groups.times.reshape(-1, per_leaf, 4)[leaves].reshape(-1, 4)
@@ -233,7 +238,8 @@ class BoxIndex:
         fine = fine[hit]
         times = times[hit]
         sure = _groups_sure(boxes[hit], groups.spans[fine], times, q, window)
-        whole.append(_expand(fine[sure], FINE, n))
+        whole = fine[sure]
+        fine_blocks = Blocks(self.positions, whole * FINE, FINE, groups.least[whole])
         fine = fine[~sure]
         if window is not None and ((times[~sure, 1] <= hi) & (times[~sure, 2] >= lo)).all():
             window = None  # (every record of these groups meets it: no test of their own)
@@ -268,7 +274,7 @@ class BoxIndex:
                 keep = np.ones(len(partial), dtype=bool)
                 keep[rest[miss]] = False
                 partial, flags = partial[keep], flags[keep]
-        return self.positions[np.concatenate(whole)], self.positions[partial], flags
+        return (leaf_blocks, fine_blocks), self.positions[partial], flags
 
 
 FINE = 8  # records per LeafGroups group: a leaf is LEAF // FINE of them
@@ -287,7 +293,7 @@ class LeafGroups:
     in a query box, or one of whose four vertex spans does, holds only records that surely
     intersect it. With the groups' times (as _group_times):
     192 bytes a group of FINE records (~240 MB at 10,000,000 records), made in chunks
-    (bounded temporaries); and, given ``legs``, each record's corner_legs (16 bytes a record,
+    (bounded temporaries), and each group's and leaf's least position (8 bytes a group); and, given ``legs``, each record's corner_legs (16 bytes a record,
     ~160 MB at 10,000,000; read from every footprint: ~2 us a record). Every leaf has
     LEAF // FINE rows (the last leaf's padded with rows that meet nothing)."""
 
@@ -310,6 +316,11 @@ class LeafGroups:
             e = index.extremes[at : at + GROUP_CHUNK] if index.extremes is not None else None
             self.spans[rows] = _vertex_spans(b, e, FINE)
         self.leaf_spans = _merged(self.spans, per_leaf)
+        # Each group's and each leaf's least position (for a first page without listing them).
+        self.least = np.full(count, np.iinfo(np.int64).max, dtype=np.int64)
+        if n:
+            self.least[: -(-n // FINE)] = np.minimum.reduceat(index.positions, np.arange(0, n, FINE))
+        self.leaf_least = self.least.reshape(-1, per_leaf).min(axis=1)
 
 
 class Groups:

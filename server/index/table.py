@@ -234,7 +234,7 @@ class Table:
         groups = self._groups.of(self._boxes, self.corner_legs)
         if groups is None:
             return None
-        sure, candidates, flags = self._boxes.decided(q, query.datetime, groups)
+        blocks, candidates, flags = self._boxes.decided(q, query.datetime, groups)
         rest = np.flatnonzero(~flags)
         rest = rest[np.argsort(candidates[rest])]  # (their geometries read in storage order: ~30% faster)
         flags[rest] = self.vertex_in_boxes(candidates[rest], [q])
@@ -246,7 +246,7 @@ class Table:
             chunk = unsure[start : start + REFINE_CHUNK]
             exact[start : start + len(chunk)] = shapely.intersects(geom, self.geometries(chunk))
             check_deadline(query)
-        return Unsorted(self.size, np.concatenate((sure, candidates[flags], unsure[exact])))
+        return Unsorted(self.size, np.concatenate((candidates[flags], unsure[exact])), blocks)
 
     def _intersect(self, candidates: np.ndarray | None, positions: np.ndarray) -> np.ndarray:
         if candidates is None:
