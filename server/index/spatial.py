@@ -219,25 +219,28 @@ class BoxIndex:
             node_hit &= (self.node_times[:, 0] <= hi) & (self.node_times[:, 1] >= lo)
         leaves = _expand(np.flatnonzero(node_hit), FANOUT, len(self.leaves))
         per_leaf = LEAF // FINE
-        boxes = self.leaves[leaves]
+        # (Rows gathered with take and compress: several times faster than fancy indexing.)
+        boxes = self.leaves.take(leaves, axis=0)
         hit = _hits(boxes, q)
         if window is not None:
-            times = self.leaf_times[leaves]
+            times = self.leaf_times.take(leaves, axis=0)
             hit &= (times[:, 0] <= hi) & (times[:, 3] >= lo)
         leaves = leaves[hit]
-        sure = _groups_sure(boxes[hit], groups.leaf_spans[leaves], self.leaf_times[leaves], q, window)
+        sure = _groups_sure(
+            boxes.compress(hit, axis=0), groups.leaf_spans.take(leaves, axis=0), self.leaf_times.take(leaves, axis=0), q, window
+        )
         whole = leaves[sure]
         leaf_blocks = Blocks(self.positions, whole * LEAF, LEAF, groups.leaf_least[whole])
         leaves = leaves[~sure]
-        boxes = groups.boxes.reshape(-1, per_leaf, 4)[leaves].reshape(-1, 4)
-        times = groups.times.reshape(-1, per_leaf, 4)[leaves].reshape(-1, 4)
+        boxes = groups.boxes.reshape(-1, per_leaf, 4).take(leaves, axis=0).reshape(-1, 4)
+        times = groups.times.reshape(-1, per_leaf, 4).take(leaves, axis=0).reshape(-1, 4)
         fine = (leaves[:, None] * per_leaf + np.arange(per_leaf)).ravel()  # every group of those leaves
         hit = _hits(boxes, q)
         if window is not None:
             hit &= (times[:, 0] <= hi) & (times[:, 3] >= lo)
         fine = fine[hit]
-        times = times[hit]
-        sure = _groups_sure(boxes[hit], groups.spans[fine], times, q, window)
+        times = times.compress(hit, axis=0)
+        sure = _groups_sure(boxes.compress(hit, axis=0), groups.spans.take(fine, axis=0), times, q, window)
         whole = fine[sure]
         fine_blocks = Blocks(self.positions, whole * FINE, FINE, groups.least[whole])
         fine = fine[~sure]
@@ -247,12 +250,12 @@ class BoxIndex:
         full = n // FINE
         short = fine[fine >= full]
         fine = fine[fine < full]
-        boxes = self.boxes[: full * FINE].reshape(-1, FINE, 4)[fine].reshape(-1, 4)
+        boxes = self.boxes[: full * FINE].reshape(-1, FINE, 4).take(fine, axis=0).reshape(-1, 4)
         partial = _expand(fine, FINE, n)
         keep = _hits(boxes, q)
         if window is not None:
-            keep &= (self.start[: full * FINE].reshape(-1, FINE)[fine].ravel() <= hi)
-            keep &= (self.end[: full * FINE].reshape(-1, FINE)[fine].ravel() >= lo)
+            keep &= self.start[: full * FINE].reshape(-1, FINE).take(fine, axis=0).ravel() <= hi
+            keep &= self.end[: full * FINE].reshape(-1, FINE).take(fine, axis=0).ravel() >= lo
         if len(short):
             last = _expand(short, FINE, n)
             boxes = np.concatenate((boxes, self.boxes[last]))
@@ -261,14 +264,14 @@ class BoxIndex:
             if window is not None:
                 more &= (self.start[last] <= hi) & (self.end[last] >= lo)
             keep = np.concatenate((keep, more))
-        partial, boxes = partial[keep], boxes[keep]
+        partial, boxes = partial[keep], boxes.compress(keep, axis=0)
         flags = _inside(boxes, q)
         if self.extremes is not None:
             rest = np.flatnonzero(~flags)
-            flags[rest] = _extreme_inside(boxes[rest], self.extremes[partial[rest]], q)
+            flags[rest] = _extreme_inside(boxes.take(rest, axis=0), self.extremes.take(partial[rest], axis=0), q)
         if groups.corners is not None:  # the footprints straddling a corner of q, by theirs
             rest = np.flatnonzero(~flags)
-            hit, miss = corners_decided(boxes[rest], groups.corners[partial[rest]], q)
+            hit, miss = corners_decided(boxes.take(rest, axis=0), groups.corners.take(partial[rest], axis=0), q)
             flags[rest] = hit
             if miss.any():
                 keep = np.ones(len(partial), dtype=bool)
@@ -293,7 +296,8 @@ class LeafGroups:
     in a query box, or one of whose four vertex spans does, holds only records that surely
     intersect it. With the groups' times (as _group_times):
     192 bytes a group of FINE records (~240 MB at 10,000,000 records), made in chunks
-    (bounded temporaries), and each group's and leaf's least position (8 bytes a group); and, given ``legs``, each record's corner_legs (16 bytes a record,
+    (bounded temporaries), and each group's and leaf's least position (8 bytes a group,
+    ~10 MB); and, given ``legs``, each record's corner_legs (16 bytes a record,
     ~160 MB at 10,000,000; read from every footprint: ~2 us a record). Every leaf has
     LEAF // FINE rows (the last leaf's padded with rows that meet nothing)."""
 
