@@ -751,9 +751,10 @@ class Loader:
         return self._parse_documents(self._fetch_mapping(locations, limit))
 
     def _mappable(self, location: str) -> bool:
-        """Whether a document is an ndjson file by its name: one the forked indexing reads
-        by its lines (_ndjson_values), so it may be mapped (LoadOptions.map_bulk)."""
-        return formats.by_name(location, self._media_types.get(location)) is formats.NDJSON
+        """Whether a document is a local ndjson file by its name: one the forked indexing reads
+        by its lines (_ndjson_values), so it may be mapped (LoadOptions.map_bulk). Remote ones
+        are fetched as before (concurrently, from the pool)."""
+        return not is_url(location) and formats.by_name(location, self._media_types.get(location)) is formats.NDJSON
 
     def _fetch_mapping(self, locations: list[str], limit: int) -> Iterator[tuple[str, Any, str | None]]:
         """fetch_all's results, in order, with the large local ndjson files mapped (issue 18:
