@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 import shapely
 
-from server.catalog.loader import LoadOptions, load_catalogs
+from server.catalog.loader import LINES_MIN_BYTES, LoadOptions, load_catalogs
+from server.catalog.sources import Fetcher
 from server.index import Index
 from server.index.builder import _read_geometries, _simple_ring
 from server.index.ids import IdColumn, bytes_hash, bytes_hashes
@@ -172,6 +174,71 @@ def test_ndjson_indexed_by_forked_processes_is_the_same_index(catalog_dir: Catal
     forked = read_snapshot(str(tmp_path / "forked.idx"))[0]
     same_index(forked, one)
     assert not list(tmp_path.glob(".chunks-*"))  # the folder of the chunks' item files beside it is gone
+
+
+def test_large_ndjson_is_mapped_by_index_only(tmp_path: Path) -> None:
+    """`index` maps a local ndjson file of LINES_MIN_BYTES or more (LoadOptions.map_bulk), within the
+    same checks as a read: the size limit, regular files only; a smaller one, or a load without
+    map_bulk (a server's), reads it into bytes."""
+    big, small = tmp_path / "big.ndjson", tmp_path / "small.ndjson"
+    big.write_bytes(b"{}\n" * (LINES_MIN_BYTES // 3 + 1))
+    small.write_bytes(b"{}\n")
+    with Fetcher(max_bytes=1 << 30) as fetcher:
+        location, data, error = fetcher.map_result(str(big), 1 << 30, LINES_MIN_BYTES)
+        assert isinstance(data, mmap.mmap) and error is None and data[:3] == b"{}\n" and len(data) == big.stat().st_size
+        data.close()
+        assert fetcher.map_result(str(small), 1 << 30, LINES_MIN_BYTES)[1] == b"{}\n"
+        assert "over the 1000 byte limit" in str(fetcher.map_result(str(big), 1000, LINES_MIN_BYTES)[2])
+        assert fetcher.map_result(str(tmp_path), 1 << 30, LINES_MIN_BYTES)[2] == "not a regular file"
+        assert fetcher.map_result(str(tmp_path / "none.ndjson"), 1 << 30, LINES_MIN_BYTES)[1] is None
+        assert fetcher.fetch_result(str(big), 1 << 30)[1] == big.read_bytes()
+
+
+def test_mapped_ndjson_that_is_one_json_document(catalog_dir: CatalogDir, tmp_path: Path) -> None:
+    """A large .ndjson file whose first line is not a JSON object (a pretty-printed
+    FeatureCollection) is read as one JSON document by `index` (mapped, then copied), as by a
+    load that reads it."""
+    catalog_dir.write("c/collection.json", collection("c"))
+    features = [item(f"f{n}", collection="c", properties={"pad": "p" * 500}) for n in range(3000)]
+    text = json.dumps({"type": "FeatureCollection", "features": features}, indent=2)
+    assert len(text) > LINES_MIN_BYTES
+    catalog_dir.write_text("items.ndjson", text)
+    roots = [str(catalog_dir.path("c/collection.json")), str(catalog_dir.path("items.ndjson"))]
+    read, _ = load_catalogs(roots, LoadOptions(index_processes=1))
+    assert read.size == 3000
+    same_index(streamed(roots, tmp_path), read)
+
+
+def test_ndjson_linked_as_an_item_is_indexed_by_forked_processes(catalog_dir: CatalogDir, tmp_path: Path) -> None:
+    """An ndjson file a collection links with an `item` link (bench/replicate.py's layout): its
+    lines indexed by forked processes, the items placed under the collection's tree node as
+    one process places them; invalid JSON named by its line, an item needing migration and
+    one of another collection handled by the loader, then forking again."""
+    catalog_dir.write("d/collection.json", collection("d"))
+    lines = [json.dumps(item(f"i{n}", collection="c", bbox=(n % 50, n % 40, n % 50 + 1, n % 40 + 2),
+                             properties={"title": f"t{n % 7}", "pad": "p" * 400}))
+             for n in range(4000)]
+    lines[5] = "{not json"
+    lines[2500] = "[1,"
+    old = item("old", collection="c")
+    old["stac_version"] = "0.9.0"
+    lines[1200] = json.dumps(old)
+    lines[1300] = json.dumps(item("other", collection="d"))
+    lines[1400] = json.dumps(item("i7", collection="c"))  # a duplicate of the first chunk's
+    catalog_dir.write_text("c/items.ndjson", "\n".join(lines) + "\n")
+    catalog_dir.write("c/collection.json", collection("c", [link("item", "./items.ndjson", "application/x-ndjson")]))
+    catalog_dir.write("catalog.json", catalog("root", [link("child", "./c/collection.json"),
+                                                       link("child", "./d/collection.json")]))
+    roots = [str(catalog_dir.path("catalog.json"))]
+    one, report = load_catalogs(roots, LoadOptions(index_processes=1))
+    assert one.size == 4000 - 3 and report.skipped_by_reason["invalid_json"] == 2
+    assert report.skipped_by_reason["duplicate"] == 1
+    result = run_cli(["index", *roots, "-o", str(tmp_path / "forked.idx"), "--log-level", "info"], timeout=120,
+                     env={"STAC_STATIC_INDEX_PROCESSES": "2"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("items.ndjson: indexing its lines in 2 processes") >= 2, result.stderr
+    assert "items.ndjson line 2501: invalid JSON" in result.stderr, result.stderr
+    same_index(read_snapshot(str(tmp_path / "forked.idx"))[0], one)
 
 
 def test_parquet_indexed_by_forked_processes_is_the_same_index(catalog_dir: CatalogDir, tmp_path: Path) -> None:

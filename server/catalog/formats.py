@@ -303,6 +303,14 @@ def _lines(data: bytes) -> Iterator[tuple[int, memoryview]]:
         yield number, view[start:end]
 
 
+def newlines(data: bytes, start: int, end: int) -> int:
+    """The newlines in ``data[start:end]``: counted in place in bytes, a MiB at a time in a
+    mapped file (an mmap has no count: server.catalog.sources.LocalFiles.map)."""
+    if isinstance(data, bytes):
+        return data.count(b"\n", start, end)
+    return sum(data[at:min(end, at + (1 << 20))].count(b"\n") for at in range(start, end, 1 << 20))
+
+
 def line_spans(data: bytes, start: int = 0, number: int = 0, end: int | None = None) -> Iterator[tuple[int, int, int]]:
     """(line number, first byte, end) of the non-blank lines from byte ``start`` (the first
     byte of a line, ``number`` lines before it) up to ``end`` (the end of a line, or of the

@@ -250,6 +250,10 @@ class LoadOptions:
     # processes reading and indexing local item files, the lines of a large ndjson file or the row
     # groups of a local parquet one (forked: parallel.py); 0: one per core, 1: this one only
     index_processes: int = 0
+    # large local ndjson files read during the walk mapped instead of read into this process's
+    # memory (sources.LocalFiles.map): the `index` command's load only, as a file truncated
+    # while mapped kills the process (SIGBUS), which a serving process must not risk
+    map_bulk: bool = False
 
 
 def release_free_memory() -> None:
@@ -615,11 +619,12 @@ class Loader:
 
     # -- the lines of a large ndjson file, indexed by forked processes ---------------------------
 
-    def _ndjson_values(self, values: formats.NdjsonValues, ctx: Context) -> Iterator[Any]:
-        """The values of an ndjson file for the walk to handle (_structure_document), as it
-        would have them all; but while they need nothing of this process but indexing (the
-        common case: items of a loaded collection), their lines are indexed by forked
-        processes (_index_lines_forked) and not handed out. In the order of the lines."""
+    def _ndjson_values(self, values: formats.NdjsonValues, ctx: Context, linked: bool = False) -> Iterator[Any]:
+        """The values of an ndjson file for the walk to handle (_structure_document), or of
+        one an `item` link led to (``linked``: for _add_item), as it would have them all; but
+        while they need nothing of this process but indexing (the common case: items of a
+        loaded collection), their lines are indexed by forked processes (_index_lines_forked)
+        and not handed out. In the order of the lines."""
         data, location = values.data, values.location
         count = parallel.processes(self.options.index_processes)
         if count < 2 or len(data) < LINES_MIN_BYTES or not parallel.forkable():
@@ -631,7 +636,7 @@ class Loader:
             if (forks < LINES_MAX_FORKS and len(data) - at >= LINES_MIN_BYTES
                     and self._lines_ready(location, ctx) and parallel.forkable()):
                 forks += 1
-                at, number = self._index_lines_forked(values, at, number, ctx, count)
+                at, number = self._index_lines_forked(values, at, number, ctx, count, linked)
             # here, from the line the children stopped at (or while not ready), until forking can pay
             for line_number, line_start, line_end in formats.line_spans(data, at, number):
                 try:
@@ -664,7 +669,7 @@ class Loader:
         return type(declared) is str and declared in self.builder.collections and declared not in self._made
 
     def _index_lines_forked(self, values: formats.NdjsonValues, at: int, number: int, ctx: Context,
-                            count: int) -> tuple[int, int]:
+                            count: int, linked: bool = False) -> tuple[int, int]:
         """Index the lines of ``values`` from byte ``at`` (``number`` lines before it) in
         ``count`` forked processes, chunk by chunk, each chunk's rows appended here in order
         (IndexBuilder.add_chunk), its skips reported as they were met. Where the lines to
@@ -672,10 +677,11 @@ class Loader:
         first chunk not received (a child died)."""
         data = values.data
         size = min(LINES_CHUNK_BYTES, max(LINES_MIN_CHUNK_BYTES, (len(data) - at) // (4 * count)))
-        # the chunks' bounds only: their lines are counted here as each chunk comes back (while
-        # the children index the next ones), not all before forking (~0.25 s per 600 MB file
-        # with both cores idle, issue 18); a child counts up to a chunk only when it must
-        # name a line (_index_lines)
+        # the chunks' bounds only: their lines are counted by the children, each chunk's with
+        # its result (not all here before forking: ~0.25 s per 600 MB file with both cores
+        # idle, issue 18; nor here as each comes back: a mapped file's pages would be read into
+        # this process too); a child counts up to a chunk only when it must name a line
+        # (_index_lines)
         tasks: list[tuple[int, int]] = []
         start = at
         while start < len(data):
@@ -688,22 +694,24 @@ class Loader:
         done, lines = 0, number
         counted = [at, number]  # (a byte where a line starts, the lines before it): each child's own
         with self._chunk_files(), contextlib.closing(parallel.forked_map(
-                tasks, count, lambda task: self._index_lines(values, task, counted, ctx))) as results:
-            for (chunk, events, not_public, stop), (start, end) in zip(results, tasks):
+                tasks, count, lambda task: self._index_lines(values, task, counted, ctx, linked))) as results:
+            for chunk, events, not_public, stop, newlines in results:
                 self._take_chunk(chunk, events, not_public)
                 if stop is not None:
                     return stop
-                lines += data.count(b"\n", start, end)
+                lines += newlines
                 done += 1
         return (tasks[done][0], lines) if done < len(tasks) else (len(data), lines)
 
-    def _index_lines(self, values: formats.NdjsonValues, task: tuple[int, int], counted: list[int], ctx: Context
-                     ) -> tuple[Chunk, list[tuple[bool, tuple[Any, ...]]], int, tuple[int, int] | None]:
+    def _index_lines(self, values: formats.NdjsonValues, task: tuple[int, int], counted: list[int], ctx: Context,
+                     linked: bool = False) -> tuple[Chunk, list[tuple[bool, tuple[Any, ...]]], int, tuple[int, int] | None, int]:
         """In a forked process: index the lines of one chunk as the walk would (their values
         through _structure_document) into a builder of their own, until a value that is not
         a _plain_item. (The chunk's rows, the skips met, hrefs not made public, where the
-        lines it left start: (byte, lines before) or None.) ``counted``: this process's
-        [byte, lines before it], before the chunk, moved up to it when a line must be named."""
+        lines it left start: (byte, lines before) or None, the chunk's newlines.) ``counted``:
+        this process's [byte, lines before it], before the chunk, moved up to it when a line
+        must be named. ``linked``: the file is an item document (_add_items), its items
+        placed under the tree node that linked it, as _add_item places them."""
         start, end = task
         events = self._forked_builder()
         not_public = self.hrefs.not_public
@@ -713,11 +721,12 @@ class Loader:
         def line(in_chunk: int) -> int:
             """The number in the file of the chunk's line ``in_chunk`` (from 1)."""
             if counted[0] != start:
-                counted[1] += data.count(b"\n", counted[0], start)
+                counted[1] += formats.newlines(data, counted[0], start)
                 counted[0] = start
             return counted[1] + in_chunk
 
-        ready, plain, index, loads = self._lines_ready(location, ctx), self._plain_item, self._index_plain, orjson.loads
+        ready, plain, loads = self._lines_ready(location, ctx), self._plain_item, orjson.loads
+        index = self._index_linked if linked else self._index_plain
         for line_number, line_start, line_end in formats.line_spans(data, start, 0, end):
             try:
                 doc = loads(view[line_start:line_end])
@@ -730,12 +739,38 @@ class Loader:
             # what _structure_document comes to for a plain item (its home is there already:
             # _lines_ready; _inline_item indexes it at once: nothing waits, its collection is known)
             index(doc, location, ctx)
-        return self.builder.chunk(self._chunk_file(f"lines-{start}")), events, self.hrefs.not_public - not_public, stop
+        newlines = formats.newlines(data, start, end) if stop is None else 0
+        return (self.builder.chunk(self._chunk_file(f"lines-{start}")), events, self.hrefs.not_public - not_public, stop,
+                newlines)
 
     def _read_documents(self, locations: list[str], limit: int) -> Iterator[tuple[str, Iterable[Any]]]:
         """The parsed document(s) at each location, each read within ``limit`` bytes; what
         cannot be read or parsed is skipped."""
-        return self._parse_documents(self._fetcher.fetch_all(locations, limit, self._pool))
+        if not self.options.map_bulk or not any(self._mappable(loc) for loc in locations):
+            return self._parse_documents(self._fetcher.fetch_all(locations, limit, self._pool))
+        return self._parse_documents(self._fetch_mapping(locations, limit))
+
+    def _mappable(self, location: str) -> bool:
+        """Whether a document is a local ndjson file by its name: one the forked indexing reads
+        by its lines (_ndjson_values), so it may be mapped (LoadOptions.map_bulk). Remote ones
+        are fetched as before (concurrently, from the pool)."""
+        return not is_url(location) and formats.by_name(location, self._media_types.get(location)) is formats.NDJSON
+
+    def _fetch_mapping(self, locations: list[str], limit: int) -> Iterator[tuple[str, Any, str | None]]:
+        """fetch_all's results, in order, with the large local ndjson files mapped (issue 18:
+        no read into fresh memory while the other cores wait; the forked children read the
+        pages from the page cache). One whose first line is not a JSON object (read as one
+        JSON document) is copied into bytes."""
+        fetcher = self._fetcher
+        for mapped, group in itertools.groupby(locations, self._mappable):
+            if not mapped:
+                yield from fetcher.fetch_all(list(group), limit, self._pool)
+                continue
+            for location in group:
+                location, data, error = fetcher.map_result(location, limit, LINES_MIN_BYTES)
+                if data is not None and not isinstance(data, bytes) and not formats.NDJSON.first_is_object(data):  # type: ignore[arg-type]
+                    data = data[:]
+                yield location, data, error
 
     def _parse_documents(self, fetched: Iterable[tuple[str, bytes | None, str | None]]
                          ) -> Iterator[tuple[str, Iterable[Any]]]:
@@ -1093,6 +1128,8 @@ class Loader:
         """Index the item documents read from one location; a bulk file that goes wrong part way
         is skipped from there, with its reason."""
         whole = formats.whole_document(docs)
+        if isinstance(docs, formats.NdjsonValues):  # its lines indexed by forked processes where they can be
+            docs = self._ndjson_values(docs, ctx, linked=True)
         try:
             for doc in docs:
                 self._add_item(doc, location, ctx, whole)
@@ -1412,6 +1449,10 @@ class Loader:
     def _index_plain(self, item: dict[str, Any], location: str, ctx: Context) -> None:
         """What _add_item comes to for a _plain_item of a bulk file (checked already)."""
         self._index_item(servable(item, location, self.hrefs), location, ctx, linked=False)
+
+    def _index_linked(self, item: dict[str, Any], location: str, ctx: Context) -> None:
+        """What _add_item comes to for a _plain_item of an ndjson file an `item` link led to."""
+        self._index_item(servable(item, location, self.hrefs), location, ctx)
 
     def _index_item(self, item: dict[str, Any], location: str, ctx: Context, whole: bool = False,
                     linked: bool = True, not_public: int = UNKNOWN) -> None:

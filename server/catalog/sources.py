@@ -16,6 +16,7 @@ redirects, conditional requests with the RemoteCache).
 
 from __future__ import annotations
 
+import mmap
 import os
 import stat
 import threading
@@ -408,6 +409,16 @@ class Fetcher:
     def upload(self, path: str, location: str) -> None:
         self.source(location).upload(path, location)
 
+    def map_result(self, location: str, limit: int, min_bytes: int) -> tuple[str, bytes | mmap.mmap | None, str | None]:
+        """As fetch_result, but a local file of ``min_bytes`` or more mapped (LocalFiles.map)."""
+        try:
+            source = self.source(location)
+            if isinstance(source, LocalFiles):
+                return location, source.map(location, limit, min_bytes), None
+        except FetchError as exc:
+            return location, None, str(exc)
+        return self.fetch_result(location, limit)
+
     def fetch(self, location: str, limit: int | None = None) -> bytes:
         # A configured root (a bulk ndjson or FeatureCollection file may be gigabytes) has its
         # own, larger limit; every document it leads to has the one the caller gives, by
@@ -440,6 +451,19 @@ class LocalFiles(Source):
     def fetch(self, path: str, limit: int) -> bytes:
         """One open, one fstat, one read: cheaper than the io stack, and only regular
         files (a FIFO or device would never end)."""
+        data = self._fetch(path, limit, None)
+        assert isinstance(data, bytes)
+        return data
+
+    def map(self, path: str, limit: int, min_bytes: int) -> bytes | mmap.mmap:
+        """As fetch, but a file of ``min_bytes`` or more mapped (read-only, shared) instead of
+        read: no copy into fresh memory in this process (~0.5 s per 600 MB file, with the other
+        cores idle: issue 18), and processes forked from it read the pages from the page cache.
+        Only for a process that may die of it: a mapped file truncated while in use kills the
+        process reading it (SIGBUS) instead of failing the read (the `index` command's load)."""
+        return self._fetch(path, limit, min_bytes)
+
+    def _fetch(self, path: str, limit: int, map_bytes: int | None) -> bytes | mmap.mmap:
         anchored = self._open_anchored(path) if self.fetcher.real_path_check is not None else None
         if anchored is not None:
             fd, real = anchored
@@ -456,6 +480,8 @@ class LocalFiles(Source):
             if info.st_size > limit:
                 raise FetchError(f"file is {info.st_size} bytes, over the {limit} byte limit")
             self.fetcher.sources.add(path, info.st_size, info.st_mtime_ns)
+            if map_bytes is not None and info.st_size >= max(map_bytes, 1):
+                return mmap.mmap(fd, info.st_size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
             chunks = [os.read(fd, info.st_size + 1)]
             total = len(chunks[0])
             while chunks[-1] and total <= limit and total > info.st_size:

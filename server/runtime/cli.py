@@ -250,6 +250,8 @@ def _load_roots(settings: Settings, spool: Any = None) -> tuple[Any, Any] | None
 
     options = load_options(settings)
     options.item_spool = spool
+    # a one-shot build may map its large ndjson files (a file truncated meanwhile kills it: SIGBUS)
+    options.map_bulk = spool is not None
     try:
         index, report = load_catalogs(roots_of(settings), options)
     except LoadError as exc:
