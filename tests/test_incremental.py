@@ -453,13 +453,17 @@ def _requests(base: str) -> int:
     return int(httpx.get(f"{base}/_stats", timeout=10).json()["requests"])
 
 
-@pytest.mark.parametrize("part_keys", [5_000, 5])
+@pytest.mark.parametrize(("part_keys", "forks"), [(5_000, True), (5, True), (5_000, False)])
 def test_a_reload_from_a_bucket_endpoint_lists_it_instead_of_requesting_unchanged_items(
-        catalog: Path, part_keys: int, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        catalog: Path, part_keys: int, forks: bool, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
     """An http(s) root under a bucket endpoint named in bucket_listings (bench/ttfb_server.py
     --bucket: MD5 ETags, ListObjectsV2): one listing (or, 5 keys a part, a dozen parts listed at
-    once) instead of a request per item document; only the changed and added ones are fetched."""
+    once) instead of a request per item document; only the changed and added ones are fetched.
+    Also where the loader may not fork (a reload in a server thread: the documents are given to
+    the listing as the walk finds them)."""
     monkeypatch.setattr(listing, "LIST_PART_KEYS", part_keys)
+    monkeypatch.setattr(parallel, "forkable", lambda: forks)
     with ttfb_server(catalog, "--latency-ms", "0", "--bucket") as base:
         roots = [f"{base}/catalog.json"]
         previous, _ = load_catalogs(roots)

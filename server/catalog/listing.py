@@ -30,6 +30,10 @@ MAX_PAGES = 100_000  # pages one part follows at most (a server that never ends 
 Page = Callable[[dict[str, str]], bytes]  # the query parameters of one ListObjectsV2 request -> its XML
 Listed = dict[str, tuple[str, int]]  # key -> (ETag without quotes, size)
 
+# an entry as S3 writes it (Key, LastModified, ETag, checksums, Size, ... in that order): one
+# findall over the page; a page where it does not match every entry is read entry by entry
+_FAST = re.compile(rb"<Contents>\s*<Key>([^<]*)</Key>\s*(?:<LastModified>[^<]*</LastModified>\s*)?"
+                   rb"(?:<ETag>([^<]*)</ETag>\s*)?(?:<Checksum\w*>[^<]*</Checksum\w*>\s*)*<Size>(\d+)</Size>")
 _ENTRY = re.compile(rb"<Contents>(.*?)</Contents>", re.S)
 _KEY = re.compile(rb"<Key>([^<]*)</Key>")
 _ETAG = re.compile(rb"<ETag>([^<]*)</ETag>")
@@ -44,24 +48,29 @@ def parse_page(body: bytes) -> tuple[list[tuple[str, tuple[str, int]]], str | No
     head = body[:512]
     if b"<ListBucketResult" not in head:
         raise FetchError(f"not a ListObjectsV2 answer: {head[:80]!r}")
+    found = _FAST.findall(body)
+    if len(found) != body.count(b"<Contents>"):
+        found = []
+        for block in _ENTRY.findall(body):
+            key, etag, size = _KEY.search(block), _ETAG.search(block), _SIZE.search(block)
+            if key is None or size is None:
+                raise FetchError("a listing entry without its Key or Size")
+            found.append((key.group(1), etag.group(1) if etag is not None else b"", size.group(1)))
     entries = []
-    for block in _ENTRY.findall(body):
-        key, etag, size = _KEY.search(block), _ETAG.search(block), _SIZE.search(block)
-        if key is None or size is None:
-            raise FetchError("a listing entry without its Key or Size")
-        name = key.group(1).decode("utf-8", "surrogateescape")
-        tag = etag.group(1).decode("ascii", "replace") if etag is not None else ""
+    for key, etag, size in found:
+        name = key.decode("utf-8", "surrogateescape")
+        tag = etag.decode("ascii", "replace")
         if "&" in name:
             name = html.unescape(name)
         if "&" in tag:
             tag = html.unescape(tag)
-        entries.append((name, (tag.strip('"'), int(size.group(1)))))
+        entries.append((name, (tag.strip('"'), int(size))))
     token = None
     if _TRUNCATED.search(body):
-        found = _TOKEN.search(body)
-        if found is None:
+        next_token = _TOKEN.search(body)
+        if next_token is None:
             raise FetchError("a truncated listing without a NextContinuationToken")
-        token = html.unescape(found.group(1).decode("utf-8", "replace"))
+        token = html.unescape(next_token.group(1).decode("utf-8", "replace"))
     return entries, token
 
 
@@ -122,17 +131,19 @@ def bucket_of(location: str, bases: tuple[str, ...]) -> str | None:
 
 
 def http_listing(base: str, locations: list[str], timeout: float, retries: int) -> Listed:
-    """The listing of the objects of the bucket endpoint ``base`` (path-style
-    ``https://HOST/BUCKET/`` or virtual-host ``https://BUCKET.HOST/``) under the common prefix of
-    ``locations`` (URLs under it), by their URL; FetchError when the endpoint does not answer one."""
-    keys = sorted(unquote(urlsplit(location).path)[len(unquote(urlsplit(base).path)):] for location in locations)
-    prefix = _folder_prefix(keys)
+    """The (ETag, size) of each of ``locations`` (URLs under the bucket endpoint ``base``:
+    path-style ``https://HOST/BUCKET/`` or virtual-host ``https://BUCKET.HOST/``) that the
+    endpoint's listing of their common prefix holds, by location; FetchError when the endpoint
+    does not answer a listing."""
+    folder = len(unquote(urlsplit(base).path))
+    keyed = [(unquote(urlsplit(location).path)[folder:], location) for location in locations]
+    keys = sorted(key for key, _ in keyed)
     pages = HttpPages(timeout, retries)
     try:
-        listed = list_keys(lambda params: pages.get(base + "?" + _query(params)), prefix, keys)
+        listed = list_keys(lambda params: pages.get(base + "?" + _query(params)), _folder_prefix(keys), keys)
     finally:
         pages.close()
-    return {base + quote(key, safe="/~!$&'()*+,;=:@"): value for key, value in listed.items()}
+    return {location: listed[key] for key, location in keyed if key in listed}
 
 
 def s3_listing(client: Any, bucket: str, keys: list[str], timeout: float, retries: int) -> Listed:
