@@ -39,6 +39,7 @@ import json
 import os
 import ssl
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, unquote
@@ -55,6 +56,9 @@ try:
     import h2.settings
 except ImportError:
     h2 = None
+
+
+KEYS_SECONDS = 10.0  # --bucket: a listing walks the folder again when its keys are older
 
 
 class Stats:
@@ -90,7 +94,9 @@ class Server:
         self.stats = Stats()
         self.bucket = False  # --bucket: MD5 ETags and ListObjectsV2 at /
         self._md5: dict[str, tuple[int, int, bytes]] = {}  # path -> (mtime_ns, size, ETag)
-        self._listed: dict[str, tuple[list[tuple[str, int]], list[bytes], list[tuple[int, bytes]]]] = {}
+        self._keys: list[bytes] | None = None  # --bucket: every file's key, sorted (keys())
+        self._keys_at = 0.0
+        self._walking = False
 
     def etag(self, full: str, info: os.stat_result, data: bytes | None = None) -> bytes:
         """A file's ETag: its mtime and size, or (--bucket) the MD5 of its bytes, kept while they stay."""
@@ -106,22 +112,28 @@ class Server:
         self._md5[full] = (info.st_mtime_ns, info.st_size, tag)
         return tag
 
-    def keys_under(self, folder: str) -> tuple[list[bytes], list[tuple[int, bytes]]]:
-        """The keys of the files below ``folder`` (relative to the bucket), sorted as UTF-8 bytes,
-        and each one's (size, ETag); walked again when a folder's mtime changed."""
-        cached = self._listed.get(folder)
-        if cached is not None:
-            try:
-                if all(os.stat(d).st_mtime_ns == m for d, m in cached[0]):
-                    return cached[1], cached[2]
-            except OSError:
-                pass
-        dirs, entries = [], []
-        stack = [os.path.join(self.folder, folder)]
+    def keys(self) -> list[bytes]:
+        """Every file's key (its path in the folder), sorted as UTF-8 bytes: walked when first
+        asked, walked again in a thread when older than KEYS_SECONDS (the old list served
+        meanwhile: a file added since may be missing from a listing, as after a real bucket's
+        listing lag; a page checks each of its files as it writes it, so no gone or changed file
+        is listed as it was)."""
+        now = time.monotonic()
+        if self._keys is None:
+            self._walk()
+        elif now - self._keys_at > KEYS_SECONDS and not self._walking:
+            self._walking = True
+            threading.Thread(target=self._walk, daemon=True).start()
+        assert self._keys is not None
+        return self._keys
+
+    def _walk(self) -> None:
+        started = time.monotonic()
+        keys = []
+        stack = [self.folder]
         while stack:
             at = stack.pop()
             try:
-                dirs.append((at, os.stat(at).st_mtime_ns))
                 listing = list(os.scandir(at))
             except OSError:
                 continue
@@ -129,32 +141,33 @@ class Server:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
                 elif entry.is_file(follow_symlinks=False):
-                    info = entry.stat(follow_symlinks=False)
-                    key = os.path.relpath(entry.path, self.folder).encode("utf-8", "surrogateescape")
-                    entries.append((key, info.st_size, self.etag(entry.path, info)))
-        entries.sort()
-        keys = [k for k, _, _ in entries]
-        values = [(size, tag) for _, size, tag in entries]
-        self._listed[folder] = (dirs, keys, values)
-        return keys, values
+                    keys.append(entry.path[len(self.folder) + 1:].encode("utf-8", "surrogateescape"))
+        keys.sort()
+        self._keys, self._keys_at, self._walking = keys, started, False
 
     def list_objects(self, query: str) -> bytes:
         """One ListObjectsV2 page (1,000 keys) of the folder as a bucket."""
         params = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
         prefix = params.get("prefix", "").encode()
-        keys, values = self.keys_under(prefix.decode()[: prefix.decode().rfind("/") + 1])
+        keys = self.keys()
         after = bytes.fromhex(params["continuation-token"]) if "continuation-token" in params else \
             params.get("start-after", "").encode()
         at = max(bisect.bisect_left(keys, prefix), bisect.bisect_right(keys, after) if after else 0)
         out = []
         last = b""
         while at < len(keys) and len(out) < 1000 and keys[at].startswith(prefix):
-            size, tag = values[at]
             last = keys[at]
+            at += 1
+            full = os.path.join(self.folder, last.decode("utf-8", "surrogateescape"))
+            try:
+                info = os.stat(full)
+                tag = self.etag(full, info)
+            except OSError:  # gone since the walk
+                continue
+            size = info.st_size
             out.append(b"<Contents><Key>%s</Key><ETag>%s</ETag><Size>%d</Size><StorageClass>STANDARD</StorageClass>"
                        b"</Contents>" % (html.escape(last.decode(), quote=False).encode(),
                                          html.escape(tag.decode()).encode(), size))
-            at += 1
         more = at < len(keys) and keys[at].startswith(prefix)
         token = b"<NextContinuationToken>%s</NextContinuationToken>" % last.hex().encode() if more else b""
         return (b'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'

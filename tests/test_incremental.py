@@ -6,6 +6,7 @@ S3 (a listing's ETags), in a thread, in a child process, and for a stale snapsho
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -612,10 +613,22 @@ def _reload(base: str) -> dict[str, Any]:
     return httpx.get(f"{base}/_mgmt/ready").json()
 
 
-@pytest.mark.parametrize("in_child", [True, False])
-def test_a_running_servers_reload_answers_as_a_fresh_server(catalog: Path, in_child: bool) -> None:
+@pytest.mark.parametrize(("in_child", "bucket"), [(True, False), (False, False), (True, True), (False, True)])
+def test_a_running_servers_reload_answers_as_a_fresh_server(catalog: Path, in_child: bool, bucket: bool) -> None:
+    """Local files, or (bucket) a bucket endpoint the server lists (bucket_listings) served by
+    bench/ttfb_server.py --bucket: the same answers, paging tokens from before still page."""
     env = {"STAC_STATIC_ADMIN_TOKEN": TOKEN, "STAC_STATIC_RELOAD_IN_CHILD": str(in_child).lower()}
-    roots = [str(catalog / "catalog.json")]
+    with contextlib.ExitStack() as stack:
+        if bucket:
+            endpoint = stack.enter_context(ttfb_server(catalog, "--latency-ms", "0", "--bucket"))
+            env["STAC_STATIC_BUCKET_LISTINGS"] = json.dumps([f"{endpoint}/"])
+            roots = [f"{endpoint}/catalog.json"]
+        else:
+            roots = [str(catalog / "catalog.json")]
+        _reload_and_compare(roots, env, catalog)
+
+
+def _reload_and_compare(roots: list[str], env: dict[str, str], catalog: Path) -> None:
     with run_server(roots, env=env) as base:
         first = httpx.get(f"{base}/search", params={"limit": 5}).json()
         token_link = next(link["href"] for link in first["links"] if link["rel"] == "next")
