@@ -143,7 +143,7 @@ def index_snapshot(cwd: Path, python: str, roots: list[str], output: Path) -> fl
     return time.perf_counter() - started
 
 
-def phases(roots: list[str], snapshot: str) -> dict[str, float]:
+def phases(roots: list[str], snapshot: str, listings: tuple[str, ...] = ()) -> dict[str, float]:
     """This tree's reload, phase by phase, in this process (as the child build runs it): wall
     seconds, and the CPU seconds of this process (all its threads) as "..., CPU"."""
     from server.catalog import loader  # noqa: PLC0415 - this tree's code, only for --phases
@@ -182,7 +182,8 @@ def phases(roots: list[str], snapshot: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:  # as the child build does: items spooled into the new snapshot
         writer = SnapshotWriter(f"{tmp}/new.snapshot")
         started, cpu = time.perf_counter(), time.process_time()
-        options = loader.LoadOptions(previous=previous, progress=False, item_spool=writer.spool, refer_previous=True)
+        options = loader.LoadOptions(previous=previous, progress=False, item_spool=writer.spool, refer_previous=True,
+                                     bucket_listings=listings)
         index, report = loader.load_catalogs(roots, options)
         spent["load in all"] = time.perf_counter() - started
         spent["load in all, CPU of this process"] = time.process_time() - cpu
@@ -218,6 +219,8 @@ def main() -> None:
                         help="no servers: change the catalog once, then only --phases from --snapshot (written when not given)")
     parser.add_argument("--snapshot", type=Path, help="this tree's snapshot of ROOT, already written (skips its `index`)")
     parser.add_argument("--baseline-snapshot", type=Path, help="the baseline's snapshot of ROOT, already written")
+    parser.add_argument("--shared-snapshot", action="store_true",
+                        help="the baseline starts from this tree's snapshot too (same format): one `index` fewer")
     parser.add_argument("--baseline-runs", type=int, help="reload the baseline in the first N runs only (default: all)")
     args = parser.parse_args()
     catalog = Catalog(args.root)
@@ -248,6 +251,8 @@ def main() -> None:
         snapshots: dict[str, Path] = {}
         for name, (cwd, python) in sides.items():
             given = args.snapshot if name == "this tree" else args.baseline_snapshot
+            if name == "baseline" and args.shared_snapshot:
+                given = snapshots["this tree"]
             snapshot = given or workdir / f"{name.replace(' ', '-')}.snapshot"
             snapshots[name] = snapshot
             if not given:
@@ -265,7 +270,8 @@ def main() -> None:
                 times[name].append(seconds)
                 print(f"run {run + 1}: {name}: reload {seconds:.2f} s", flush=True)
         if args.phases:  # from the snapshot the server started from: the runs' changes since then
-            for label, value in phases(roots, str(snapshots["this tree"])).items():
+            listings = tuple(json.loads(listing_env["STAC_STATIC_BUCKET_LISTINGS"])) if listing_env else ()
+            for label, value in phases(roots, str(snapshots["this tree"]), listings).items():
                 print(f"phase: {label}: {value:.2f}" + ("" if label in UNITLESS else " s"), flush=True)
     for name, values in times.items():
         print(f"median reload, {name}: {statistics.median(values):.2f} s ({', '.join(f'{v:.2f}' for v in values)})")

@@ -96,6 +96,8 @@ class Server:
         self._md5: dict[str, tuple[int, int, bytes]] = {}  # path -> (mtime_ns, size, ETag)
         self._keys: list[bytes] | None = None  # --bucket: every file's key, sorted (keys())
         self._keys_at = 0.0
+        self._paths: list[str] = []  # each key's file
+        self._entries: dict[str, tuple[int, int, bytes]] = {}  # file -> (mtime_ns, size, its <Contents>)
         self._walking = False
 
     def etag(self, full: str, info: os.stat_result, data: bytes | None = None) -> bytes:
@@ -141,9 +143,10 @@ class Server:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
                 elif entry.is_file(follow_symlinks=False):
-                    keys.append(entry.path[len(self.folder) + 1:].encode("utf-8", "surrogateescape"))
+                    keys.append((entry.path[len(self.folder) + 1:].encode("utf-8", "surrogateescape"), entry.path))
         keys.sort()
-        self._keys, self._keys_at, self._walking = keys, started, False
+        self._paths = [path for _, path in keys]
+        self._keys, self._keys_at, self._walking = [key for key, _ in keys], started, False
 
     def list_objects(self, query: str) -> bytes:
         """One ListObjectsV2 page (1,000 keys) of the folder as a bucket."""
@@ -155,19 +158,25 @@ class Server:
         at = max(bisect.bisect_left(keys, prefix), bisect.bisect_right(keys, after) if after else 0)
         out = []
         last = b""
+        paths, entries, stat = self._paths, self._entries, os.stat
         while at < len(keys) and len(out) < 1000 and keys[at].startswith(prefix):
-            last = keys[at]
+            last, full = keys[at], paths[at]
             at += 1
-            full = os.path.join(self.folder, last.decode("utf-8", "surrogateescape"))
             try:
-                info = os.stat(full)
-                tag = self.etag(full, info)
+                info = stat(full)
             except OSError:  # gone since the walk
                 continue
-            size = info.st_size
-            out.append(b"<Contents><Key>%s</Key><ETag>%s</ETag><Size>%d</Size><StorageClass>STANDARD</StorageClass>"
-                       b"</Contents>" % (html.escape(last.decode(), quote=False).encode(),
-                                         html.escape(tag.decode()).encode(), size))
+            known = entries.get(full)
+            if known is None or known[0] != info.st_mtime_ns or known[1] != info.st_size:
+                try:
+                    tag = self.etag(full, info)
+                except OSError:
+                    continue
+                known = entries[full] = (info.st_mtime_ns, info.st_size, (
+                    b"<Contents><Key>%s</Key><ETag>%s</ETag><Size>%d</Size><StorageClass>STANDARD</StorageClass>"
+                    b"</Contents>" % (html.escape(last.decode(), quote=False).encode(),
+                                      html.escape(tag.decode()).encode(), info.st_size)))
+            out.append(known[2])
         more = at < len(keys) and keys[at].startswith(prefix)
         token = b"<NextContinuationToken>%s</NextContinuationToken>" % last.hex().encode() if more else b""
         return (b'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
