@@ -136,7 +136,9 @@ def http_listing(base: str, locations: list[str], timeout: float, retries: int) 
     endpoint's listing of their common prefix holds, by location; FetchError when the endpoint
     does not answer a listing."""
     folder = len(unquote(urlsplit(base).path))
-    keyed = [(unquote(urlsplit(location).path)[folder:], location) for location in locations]
+    plain, n = "?#%", len(base)  # a URL with none of these: its key is what follows the base
+    keyed = [(location[n:] if not any(c in location for c in plain) else unquote(urlsplit(location).path)[folder:],
+              location) for location in locations]
     keys = sorted(key for key, _ in keyed)
     pages = HttpPages(timeout, retries)
     try:

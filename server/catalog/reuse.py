@@ -271,17 +271,26 @@ class ReusePlan:
     def _take_listed(self, origins: list[int], names: list[str], listed: dict[str, tuple[str, int]],
                      max_bytes: int) -> int:
         """Mark unchanged the origins whose listed ETag (``listed`` by ``names``) is the MD5 of the
-        bytes read before; how many."""
-        digests = self.origins.digests
-        same = 0
-        for o, name in zip(origins, names):
-            found = listed.get(name)
-            if found is None or found[1] > max_bytes:
-                continue  # not listed (other prefix, listing lag): fetched as usual
-            if found[0] == digests[o].tobytes().hex():
-                self.unchanged[o] = True
-                same += 1
-        return same
+        bytes read before; how many. The digests are compared in one array operation (a
+        million rows one by one were ~2 s)."""
+        wanted = np.array(origins, dtype=np.int64)
+        found = bytearray(16 * len(origins))
+        ok = np.zeros(len(origins), dtype=bool)
+        get, fromhex = listed.get, bytes.fromhex
+        for i, name in enumerate(names):
+            entry = get(name)
+            if entry is None or entry[1] > max_bytes or len(entry[0]) != 32:
+                continue  # not listed (other prefix, listing lag), too large, or not an MD5 (multipart)
+            try:
+                found[16 * i : 16 * i + 16] = fromhex(entry[0])
+            except ValueError:
+                continue
+            ok[i] = True
+        if not len(wanted):
+            return 0
+        same = ok & (self.origins.digests[wanted] == np.frombuffer(bytes(found), dtype=np.uint8).reshape(-1, 16)).all(axis=1)
+        self.unchanged[wanted[same]] = True
+        return int(same.sum())
 
     def same_bytes(self, o: int, data: bytes) -> int:
         """``o`` when it is the origin (found by by_location) of a fetched remote document
