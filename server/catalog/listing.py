@@ -4,15 +4,17 @@ unchanged without requesting it (server.catalog.reuse).
 
 A page is fetched as a plain GET (an s3:// bucket's through a URL boto3 presigns: no request
 is sent for that; a bucket endpoint over http(s), `BASE?list-type=2&prefix=...`) and its XML
-read by one regular expression: botocore's parser took 52 ms of CPU a page on this machine
-(52 s for a million keys), the expression 0.7 ms. The range of the keys wanted (sorted) is cut
+read by one regular expression: botocore's parser took 52-68 ms of CPU a page on this (loaded)
+machine, a minute for a million keys; parse_page 2.2 ms (bench/listing_parse.py). The range of the keys wanted (sorted) is cut
 in parts listed at once, each from after the last key of the part before (`start-after`) to
-its own last key, each part's pages following their continuation tokens.
+its own last key, each part's pages following their continuation tokens. An s3:// listing the
+presigned URLs cannot read (a bucket in another region answers 301) is read through boto3 instead.
 """
 
 from __future__ import annotations
 
 import html
+import logging
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +24,8 @@ from urllib.parse import quote, unquote, urlsplit
 import urllib3
 
 from server.catalog.sources import FetchError
+
+log = logging.getLogger("stac_static_api.loader")
 
 LIST_PARTS = 32  # parts of a listing of many keys listed at once
 LIST_PART_KEYS = 5_000  # keys a part lists at least
@@ -168,8 +172,18 @@ def s3_listing(client: Any, bucket: str, keys: list[str], timeout: float, retrie
 
     try:
         return list_keys(page, prefix, keys)
+    except FetchError as exc:  # e.g. a 301 for a bucket of another region, which boto3 follows
+        log.info("S3 listing of s3://%s through presigned URLs failed (%s): listing through boto3", bucket, exc)
     finally:
         pages.close()
+    try:
+        out: Listed = {}
+        for found in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for entry in found.get("Contents", ()):
+                out[entry["Key"]] = (str(entry.get("ETag", "")).strip('"'), int(entry.get("Size", 0)))
+        return out
+    except Exception as exc:  # botocore's ClientError, EndpointConnectionError, ...
+        raise FetchError(f"S3 {type(exc).__name__}: {exc}") from None
 
 
 def _folder_prefix(keys: list[str]) -> str:
