@@ -1,7 +1,8 @@
 """Issue 18, target 3: a reload after a few item files of a large catalog changed.
 
     python bench/reload.py ROOT_FOLDER [--runs 3] [--changed 100 --added 10 --deleted 10]
-                           [--http] [--baseline /work/main [--baseline-python PY]] [--phases]
+                           [--http [--listing] [--latency-ms MS]]
+                           [--baseline /work/main [--baseline-python PY]] [--phases]
 
 ROOT_FOLDER comes from `python bench/generate.py OUT --items N --layout files` (it is changed in
 place: generate it into /tmp and remove it after). Both servers are the real CLI, `serve ROOT
@@ -11,7 +12,10 @@ and links in their collection.json) and deletes --deleted (files and links), the
 one server and the other (in turn, first one first) and reads the reload's seconds from
 /_mgmt/ready (`last_reload.seconds`: from the signal to the new index swapped in). Prints each
 run and the medians. --http: the roots are URLs of the folder served on 127.0.0.1 by nginx when
-installed (bench/remote_ingest.py), else Python's http.server. --phases: also where the time
+installed (bench/remote_ingest.py), else Python's http.server; with --listing or --latency-ms, by
+bench/ttfb_server.py (--latency-ms before each answer; --listing: as an S3-style bucket endpoint,
+MD5 ETags and ListObjectsV2, named to this tree's server in STAC_STATIC_BUCKET_LISTINGS, while the
+baseline reloads with its conditional requests as before). --phases: also where the time
 goes in this tree's reload, measured in this process (read the previous snapshot, the walk,
 checking the files, taking the rows, the merge, writing the snapshot).
 """
@@ -38,7 +42,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import serverproc  # noqa: E402
-from bench.remote_ingest import serve  # noqa: E402
+from bench.remote_ingest import serve, serve_ttfb  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "bench-reload"
@@ -107,9 +111,10 @@ def replace(path: Path, text: str) -> None:
 
 
 @contextlib.contextmanager
-def server(name: str, cwd: Path, python: str, roots: list[str], snapshot: str, workdir: Path) -> Iterator[tuple[int, int]]:
+def server(name: str, cwd: Path, python: str, roots: list[str], snapshot: str, workdir: Path,
+           extra_env: dict[str, str] | None = None) -> Iterator[tuple[int, int]]:
     port = serverproc.free_port()
-    env = serverproc.clean_env({"STAC_STATIC_ADMIN_TOKEN": TOKEN})
+    env = serverproc.clean_env({"STAC_STATIC_ADMIN_TOKEN": TOKEN, **(extra_env or {})})
     proc = serverproc.spawn([python, "-m", "server", "serve", *roots, "--index", snapshot, "--port", str(port),
                              "--log-level", "warning"], cwd=str(cwd), env=env, log=str(workdir / f"{name}.log"))
     try:
@@ -138,7 +143,7 @@ def index_snapshot(cwd: Path, python: str, roots: list[str], output: Path) -> fl
     return time.perf_counter() - started
 
 
-def phases(roots: list[str], snapshot: str) -> dict[str, float]:
+def phases(roots: list[str], snapshot: str, listings: tuple[str, ...] = ()) -> dict[str, float]:
     """This tree's reload, phase by phase, in this process (as the child build runs it): wall
     seconds, and the CPU seconds of this process (all its threads) as "..., CPU"."""
     from server.catalog import loader  # noqa: PLC0415 - this tree's code, only for --phases
@@ -177,7 +182,8 @@ def phases(roots: list[str], snapshot: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:  # as the child build does: items spooled into the new snapshot
         writer = SnapshotWriter(f"{tmp}/new.snapshot")
         started, cpu = time.perf_counter(), time.process_time()
-        options = loader.LoadOptions(previous=previous, progress=False, item_spool=writer.spool, refer_previous=True)
+        options = loader.LoadOptions(previous=previous, progress=False, item_spool=writer.spool, refer_previous=True,
+                                     bucket_listings=listings)
         index, report = loader.load_catalogs(roots, options)
         spent["load in all"] = time.perf_counter() - started
         spent["load in all, CPU of this process"] = time.process_time() - cpu
@@ -203,6 +209,9 @@ def main() -> None:
     parser.add_argument("--added", type=int, default=10)
     parser.add_argument("--deleted", type=int, default=10)
     parser.add_argument("--http", action="store_true")
+    parser.add_argument("--listing", action="store_true",
+                        help="with --http: the folder is an S3-style bucket endpoint this tree's server lists")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="with --http: time to first byte per request")
     parser.add_argument("--baseline", type=Path, help="a checkout of today's main (its full rebuild)")
     parser.add_argument("--baseline-python", default=None, help="its Python (default: BASELINE/.venv/bin/python)")
     parser.add_argument("--phases", action="store_true")
@@ -210,6 +219,8 @@ def main() -> None:
                         help="no servers: change the catalog once, then only --phases from --snapshot (written when not given)")
     parser.add_argument("--snapshot", type=Path, help="this tree's snapshot of ROOT, already written (skips its `index`)")
     parser.add_argument("--baseline-snapshot", type=Path, help="the baseline's snapshot of ROOT, already written")
+    parser.add_argument("--shared-snapshot", action="store_true",
+                        help="the baseline starts from this tree's snapshot too (same format): one `index` fewer")
     parser.add_argument("--baseline-runs", type=int, help="reload the baseline in the first N runs only (default: all)")
     args = parser.parse_args()
     catalog = Catalog(args.root)
@@ -229,18 +240,25 @@ def main() -> None:
         sides["baseline"] = (args.baseline, args.baseline_python or str(args.baseline / ".venv" / "bin" / "python"))
     times: dict[str, list[float]] = {name: [] for name in sides}
     with contextlib.ExitStack() as stack:
-        base = stack.enter_context(serve(args.root)) if args.http else None
+        if args.http and (args.listing or args.latency_ms):
+            base = stack.enter_context(serve_ttfb(args.root, args.latency_ms / 1000, bucket=args.listing))
+        else:
+            base = stack.enter_context(serve(args.root)) if args.http else None
+        listing_env = {"STAC_STATIC_BUCKET_LISTINGS": json.dumps([f"{base}/"])} if args.listing else {}
         roots = [f"{base}/catalog.json"] if base else [str(args.root / "catalog.json")]
         ports: dict[str, int] = {}
         pid_of: dict[int, int] = {}
         snapshots: dict[str, Path] = {}
         for name, (cwd, python) in sides.items():
             given = args.snapshot if name == "this tree" else args.baseline_snapshot
+            if name == "baseline" and args.shared_snapshot:
+                given = snapshots["this tree"]
             snapshot = given or workdir / f"{name.replace(' ', '-')}.snapshot"
             snapshots[name] = snapshot
             if not given:
                 print(f"{name}: index {roots[0]}: {index_snapshot(cwd, python, roots, snapshot):.1f} s", flush=True)
-            port, pid = stack.enter_context(server(name.replace(" ", "-"), cwd, python, roots, str(snapshot), workdir))
+            port, pid = stack.enter_context(server(name.replace(" ", "-"), cwd, python, roots, str(snapshot), workdir,
+                                                   listing_env if name == "this tree" else None))
             ports[name], pid_of[port] = port, pid
         for run in range(args.runs):
             catalog.change(args.changed, args.added, args.deleted)
@@ -252,7 +270,8 @@ def main() -> None:
                 times[name].append(seconds)
                 print(f"run {run + 1}: {name}: reload {seconds:.2f} s", flush=True)
         if args.phases:  # from the snapshot the server started from: the runs' changes since then
-            for label, value in phases(roots, str(snapshots["this tree"])).items():
+            listings = tuple(json.loads(listing_env["STAC_STATIC_BUCKET_LISTINGS"])) if listing_env else ()
+            for label, value in phases(roots, str(snapshots["this tree"]), listings).items():
                 print(f"phase: {label}: {value:.2f}" + ("" if label in UNITLESS else " s"), flush=True)
     for name, values in times.items():
         print(f"median reload, {name}: {statistics.median(values):.2f} s ({', '.join(f'{v:.2f}' for v in values)})")

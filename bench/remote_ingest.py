@@ -143,14 +143,18 @@ def serving(command: list[str], port_file: Path, what: str, scheme: str = "http"
 
 
 @contextlib.contextmanager
-def serve_ttfb(folder: Path, latency: float, tls: tuple[str, str] | None = None, http1: bool = False) -> Iterator[str]:
-    """bench/ttfb_server.py in its own process: `latency` seconds before each answer."""
+def serve_ttfb(folder: Path, latency: float, tls: tuple[str, str] | None = None, http1: bool = False,
+               bucket: bool = False) -> Iterator[str]:
+    """bench/ttfb_server.py in its own process: `latency` seconds before each answer (``bucket``:
+    as an S3-style bucket endpoint, MD5 ETags and ListObjectsV2 at /)."""
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
         command = [sys.executable, str(Path(__file__).with_name("ttfb_server.py")), str(folder),
                    "--latency-ms", str(latency * 1000), "--port-file", str(port_file)]
         if tls:
             command += ["--tls", *tls] + (["--http1"] if http1 else [])
+        if bucket:
+            command.append("--bucket")
         with serving(command, port_file, "ttfb_server.py", "https" if tls else "http") as base:
             yield base
 

@@ -3,7 +3,7 @@ time to first byte), fast enough that the client, not the server, is what a run 
 
     python bench/ttfb_server.py FOLDER --latency-ms 20 [--port 0] [--port-file F]
         [--busy-seconds S [--busy-from N]] [--capacity N] [--status 429] [--close-after N]
-        [--tls CERT KEY [--http1]]
+        [--tls CERT KEY [--http1]] [--bucket]
 
 Why not http.server: 32 threads sleeping 10 ms cap it near 1,800 requests/s, and a thread per
 request past that; here one asyncio loop (uvloop when installed) answers each request from a
@@ -21,19 +21,28 @@ timeout does). GET `/_stats` answers JSON: requests, the most answers waiting at
 (`most_in_flight`), the most connections open at once, 503/429s sent, connections opened,
 304s sent, and per request the answers waiting when it came and its status (`arrivals`).
 Each file has an ETag (its mtime and size); `If-None-Match` with it answers 304.
+`--bucket` makes the folder an S3-style bucket endpoint at `/`: each file's ETag is the MD5 of its
+bytes (as a plain S3 upload's; kept by path while its size and mtime stay), and
+`GET /?list-type=2&prefix=P[&start-after=K][&continuation-token=T]` answers ListObjectsV2 XML
+(1,000 keys a page, in UTF-8 byte order, with those ETags and sizes; the sorted keys are kept
+until one of the folders' mtimes changes).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
+import hashlib
+import html
 import json
 import os
 import ssl
 import sys
+import threading
 import time
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 try:
     import uvloop
@@ -47,6 +56,9 @@ try:
     import h2.settings
 except ImportError:
     h2 = None
+
+
+KEYS_SECONDS = 10.0  # --bucket: a listing walks the folder again when its keys are older
 
 
 class Stats:
@@ -80,6 +92,98 @@ class Server:
         self.status = status
         self.close_after = close_after
         self.stats = Stats()
+        self.bucket = False  # --bucket: MD5 ETags and ListObjectsV2 at /
+        self._md5: dict[str, tuple[int, int, bytes]] = {}  # path -> (mtime_ns, size, ETag)
+        self._keys: list[bytes] | None = None  # --bucket: every file's key, sorted (keys())
+        self._keys_at = 0.0
+        self._paths: list[str] = []  # each key's file
+        self._entries: dict[str, tuple[int, int, bytes]] = {}  # file -> (mtime_ns, size, its <Contents>)
+        self._walking = False
+
+    def etag(self, full: str, info: os.stat_result, data: bytes | None = None) -> bytes:
+        """A file's ETag: its mtime and size, or (--bucket) the MD5 of its bytes, kept while they stay."""
+        if not self.bucket:
+            return b'"%x-%x"' % (info.st_mtime_ns, info.st_size)
+        known = self._md5.get(full)
+        if known is not None and known[0] == info.st_mtime_ns and known[1] == info.st_size:
+            return known[2]
+        if data is None:
+            with open(full, "rb") as f:
+                data = f.read()
+        tag = b'"%s"' % hashlib.md5(data).hexdigest().encode()
+        self._md5[full] = (info.st_mtime_ns, info.st_size, tag)
+        return tag
+
+    def keys(self) -> list[bytes]:
+        """Every file's key (its path in the folder), sorted as UTF-8 bytes: walked when first
+        asked, walked again in a thread when older than KEYS_SECONDS (the old list served
+        meanwhile: a file added since may be missing from a listing, as after a real bucket's
+        listing lag; a page checks each of its files as it writes it, so no gone or changed file
+        is listed as it was)."""
+        now = time.monotonic()
+        if self._keys is None:
+            self._walk()
+        elif now - self._keys_at > KEYS_SECONDS and not self._walking:
+            self._walking = True
+            threading.Thread(target=self._walk, daemon=True).start()
+        assert self._keys is not None
+        return self._keys
+
+    def _walk(self) -> None:
+        started = time.monotonic()
+        keys = []
+        stack = [self.folder]
+        while stack:
+            at = stack.pop()
+            try:
+                listing = list(os.scandir(at))
+            except OSError:
+                continue
+            for entry in listing:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    keys.append((entry.path[len(self.folder) + 1:].encode("utf-8", "surrogateescape"), entry.path))
+        keys.sort()
+        self._paths = [path for _, path in keys]
+        self._keys, self._keys_at, self._walking = [key for key, _ in keys], started, False
+
+    def list_objects(self, query: str) -> bytes:
+        """One ListObjectsV2 page (1,000 keys) of the folder as a bucket."""
+        params = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        prefix = params.get("prefix", "").encode()
+        keys = self.keys()
+        after = bytes.fromhex(params["continuation-token"]) if "continuation-token" in params else \
+            params.get("start-after", "").encode()
+        at = max(bisect.bisect_left(keys, prefix), bisect.bisect_right(keys, after) if after else 0)
+        out = []
+        last = b""
+        paths, entries, stat = self._paths, self._entries, os.stat
+        while at < len(keys) and len(out) < 1000 and keys[at].startswith(prefix):
+            last, full = keys[at], paths[at]
+            at += 1
+            try:
+                info = stat(full)
+            except OSError:  # gone since the walk
+                continue
+            known = entries.get(full)
+            if known is None or known[0] != info.st_mtime_ns or known[1] != info.st_size:
+                try:
+                    tag = self.etag(full, info)
+                except OSError:
+                    continue
+                known = entries[full] = (info.st_mtime_ns, info.st_size, (
+                    b"<Contents><Key>%s</Key><ETag>%s</ETag><Size>%d</Size><StorageClass>STANDARD</StorageClass>"
+                    b"</Contents>" % (html.escape(last.decode(), quote=False).encode(),
+                                      html.escape(tag.decode()).encode(), info.st_size)))
+            out.append(known[2])
+        more = at < len(keys) and keys[at].startswith(prefix)
+        token = b"<NextContinuationToken>%s</NextContinuationToken>" % last.hex().encode() if more else b""
+        return (b'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+                b"<Name>bucket</Name><Prefix>%s</Prefix><KeyCount>%d</KeyCount><MaxKeys>1000</MaxKeys>"
+                b"<IsTruncated>%s</IsTruncated>%s%s</ListBucketResult>" % (
+                    html.escape(prefix.decode(), quote=False).encode(), len(out), b"true" if more else b"false",
+                    token, b"".join(out)))
 
     def answer(self, path: bytes, if_none_match: bytes | None = None) -> tuple[int, bytes, bytes, bytes | None]:
         """(status, content type, body, ETag) of a GET; 503/429 when busy; 304 when the ETag
@@ -97,6 +201,9 @@ class Server:
             stats.arrivals.append((stats.in_flight, self.status))
             return self.status, b"text/plain", b"slow down", None
         stats.arrivals.append((stats.in_flight, 200))
+        target, _, query = path.decode("latin-1").partition("?")
+        if self.bucket and target == "/" and "list-type=2" in query:
+            return 200, b"application/xml", self.list_objects(query), None
         name = unquote(path.split(b"?", 1)[0].decode("latin-1"))
         full = os.path.normpath(os.path.join(self.folder, name.lstrip("/")))
         if not full.startswith(self.folder):
@@ -104,11 +211,12 @@ class Server:
         try:
             with open(full, "rb") as f:
                 info = os.fstat(f.fileno())
-                etag = b'"%x-%x"' % (info.st_mtime_ns, info.st_size)
+                data = f.read() if self.bucket else None
+                etag = self.etag(full, info, data)
                 if etag == if_none_match:
                     self.stats.not_modified += 1
                     return 304, b"application/json", b"", etag
-                return 200, b"application/json", f.read(), etag
+                return 200, b"application/json", data if data is not None else f.read(), etag
         except OSError:
             return 404, b"text/plain", b"not found", None
 
@@ -254,6 +362,7 @@ class Http2:
 async def run(args: argparse.Namespace) -> None:
     server = Server(args.folder, args.latency_ms / 1000, args.busy_seconds, args.busy_from, args.capacity,
                     args.status, args.close_after)
+    server.bucket = args.bucket
     context = None
     if args.tls:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -284,6 +393,7 @@ def main() -> None:
     parser.add_argument("--close-after", type=int, default=0)
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     parser.add_argument("--http1", action="store_true", help="with --tls: offer HTTP/1.1 only")
+    parser.add_argument("--bucket", action="store_true", help="an S3-style bucket: MD5 ETags, ListObjectsV2 at /")
     args = parser.parse_args()
     if uvloop is not None:
         uvloop.install()

@@ -81,6 +81,14 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Extra hosts the loader may fetch from, beyond the roots' own origins.",
     )
+    bucket_listings: list[str] = Field(
+        default_factory=list,
+        description="URLs of S3-style bucket endpoints (path-style https://HOST/BUCKET/ or virtual-host "
+        "https://BUCKET.HOST/) whose item documents a reload checks with one ListObjectsV2 listing "
+        "(GET URL?list-type=2&prefix=..., 1,000 keys a request) instead of a conditional request each: "
+        "a document whose listed ETag is the MD5 of the bytes read before is unchanged. An endpoint "
+        "that answers no listing (403, 404, not XML) is logged and its documents fetched as usual.",
+    )
     allow_outside_root: bool = Field(
         False, description="Let local catalogs follow links outside the root's folder."
     )
@@ -187,6 +195,17 @@ class Settings(BaseSettings):
             # and a snapshot's check see does not depend on the working directory
             return ["=".join(public_href_pair(pair)) for pair in value]
         return value
+
+    @field_validator("bucket_listings")
+    @classmethod
+    def _bucket_endpoints(cls, value: list[str]) -> list[str]:
+        """Each an http(s) URL, ending in / (what the item URLs under it start with)."""
+        out = []
+        for url in value:
+            if not url.lower().startswith(("http://", "https://")):
+                raise ValueError(f"{url!r}: a bucket endpoint is an http(s) URL")
+            out.append(url if url.endswith("/") else url + "/")
+        return out
 
     def index_cache_folder(self) -> str:
         """index_cache_dir, or its default under the user's cache folder (XDG base directories)."""

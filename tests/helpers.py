@@ -465,3 +465,22 @@ def http_pages(client: Any, method: str, query: dict[str, Any]) -> list[tuple[An
         pages.append(follow(client, method, query, link))
     check_paging_back(client, method, query, pages, str(query))
     return [([f["id"] for f in p["features"]], p["numberMatched"], [ln["rel"] for ln in p["links"]]) for p in pages]
+
+
+@contextlib.contextmanager
+def ttfb_server(folder: Path, *options: str) -> Iterator[str]:
+    """bench/ttfb_server.py serving `folder` (``options``: its flags: --latency-ms, --bucket, ...);
+    yields its base URL (no trailing slash)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        port_file = Path(tmp) / "port"
+        proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "ttfb_server.py"), str(folder),
+                                 "--port-file", str(port_file), *options])
+        try:
+            deadline = time.monotonic() + 30
+            while not port_file.exists():
+                assert proc.poll() is None and time.monotonic() < deadline, "ttfb_server.py did not start"
+                time.sleep(0.02)
+            yield f"http://127.0.0.1:{port_file.read_text()}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)

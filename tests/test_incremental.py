@@ -6,6 +6,7 @@ S3 (a listing's ETags), in a thread, in a child process, and for a stale snapsho
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -20,11 +21,11 @@ import numpy as np
 import orjson
 import pytest
 
-from server.catalog import formats, parallel, reuse
+from server.catalog import formats, listing, parallel, reuse
 from server.catalog.loader import STATS_LOOKAHEAD, LoadOptions, _read_stats, load_catalogs
 from server.catalog.sources import SourceLog
 from server.index import Index
-from tests.helpers import run_cli, run_server, serve_folder
+from tests.helpers import run_cli, run_server, serve_folder, ttfb_server
 
 TOKEN = "incremental-token"
 
@@ -449,6 +450,61 @@ def test_a_reload_over_http_reuses_documents_with_the_same_bytes(catalog: Path) 
     assert 0 < report.reused < incremental.size
 
 
+def _requests(base: str) -> int:
+    return int(httpx.get(f"{base}/_stats", timeout=10).json()["requests"])
+
+
+@pytest.mark.parametrize(("part_keys", "forks"), [(5_000, True), (5, True), (5_000, False)])
+def test_a_reload_from_a_bucket_endpoint_lists_it_instead_of_requesting_unchanged_items(
+        catalog: Path, part_keys: int, forks: bool, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An http(s) root under a bucket endpoint named in bucket_listings (bench/ttfb_server.py
+    --bucket: MD5 ETags, ListObjectsV2): one listing (or, 5 keys a part, a dozen parts listed at
+    once) instead of a request per item document; only the changed and added ones are fetched.
+    Also where the loader may not fork (a reload in a server thread: the documents are given to
+    the listing as the walk finds them)."""
+    monkeypatch.setattr(listing, "LIST_PART_KEYS", part_keys)
+    monkeypatch.setattr(parallel, "forkable", lambda: forks)
+    with ttfb_server(catalog, "--latency-ms", "0", "--bucket") as base:
+        roots = [f"{base}/catalog.json"]
+        previous, _ = load_catalogs(roots)
+        change_all(catalog)
+        before = _requests(base)
+        with caplog.at_level("INFO", logger="stac_static_api.loader"):
+            incremental, report = load_catalogs(roots, LoadOptions(previous=previous, bucket_listings=(f"{base}/",)))
+        during = _requests(base) - before - 1  # (the /_stats answer counts itself)
+        full, full_report = load_catalogs(roots)
+    assert differences(incremental, full) == []
+    assert report.skips == full_report.skips
+    assert 0 < report.reused < incremental.size
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("bucket listing of")]
+    unchanged, _, documents = line.rpartition(" item documents")[0].split(", ")[-1].split()[:3]
+    assert report.reused <= int(unchanged) < int(documents)
+    # the listing's pages, the catalogs and collections, and the few changed or added items: not all
+    assert during < incremental.size // 2
+
+
+@pytest.mark.parametrize("answer", ["html", 403])
+def test_a_bucket_endpoint_that_answers_no_listing_falls_back_to_requests(
+        catalog: Path, answer: str | int, caplog: pytest.LogCaptureFixture) -> None:
+    """http.server answers the listing's URL with its HTML folder page, or (here) 403: logged,
+    and the item documents are fetched as without a listing; the result is still a full load's."""
+    fail = {} if answer == "html" else {"/?list-type=2&prefix=": int(answer)}
+    with serve_folder(catalog, fail=fail) as base:
+        roots = [f"{base}/catalog.json"]
+        previous, _ = load_catalogs(roots)
+        change_all(catalog)
+        with caplog.at_level("WARNING", logger="stac_static_api.loader"):
+            incremental, report = load_catalogs(roots, LoadOptions(previous=previous, bucket_listings=(f"{base}/",)))
+        full, full_report = load_catalogs(roots)
+    assert differences(incremental, full) == []
+    assert report.skips == full_report.skips
+    assert 0 < report.reused < incremental.size  # the same bytes fetched again: reused by their MD5
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("bucket listing of")]
+    expected = "not a ListObjectsV2 answer" if answer == "html" else "HTTP 403"
+    assert expected in line and "conditional requests instead" in line
+
+
 boto3 = pytest.importorskip("boto3", reason="boto3 is the s3:// client; it comes with the test extra")
 moto_server = pytest.importorskip("moto.server", reason="moto[server] comes with the test extra")
 
@@ -485,15 +541,15 @@ def _upload(client: Any, folder: Path) -> None:
 def test_a_reload_from_s3_lists_the_prefix_instead_of_reading_unchanged_items(
         catalog: Path, bucket: Any, part_keys: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """One listing, or (5 keys a part) a dozen parts listed at once from after each other's keys."""
-    monkeypatch.setattr(reuse, "LIST_PART_KEYS", part_keys)
+    monkeypatch.setattr(listing, "LIST_PART_KEYS", part_keys)
     listings: list[tuple[list[str], dict[str, Any]]] = []
-    listing = reuse.list_objects
+    s3_listing = reuse.s3_listing
 
-    def spy(client: Any, bucket: str, prefix: str, keys: list[str]) -> dict[str, Any]:
-        listings.append((keys, listing(client, bucket, prefix, keys)))
+    def spy(client: Any, bucket: str, keys: list[str], timeout: float, retries: int) -> dict[str, Any]:
+        listings.append((keys, s3_listing(client, bucket, keys, timeout, retries)))
         return listings[-1][1]
 
-    monkeypatch.setattr(reuse, "list_objects", spy)
+    monkeypatch.setattr(reuse, "s3_listing", spy)
     _upload(bucket, catalog)
     roots = ["s3://stac/cat/catalog.json"]
     previous, _ = load_catalogs(roots)
@@ -557,10 +613,22 @@ def _reload(base: str) -> dict[str, Any]:
     return httpx.get(f"{base}/_mgmt/ready").json()
 
 
-@pytest.mark.parametrize("in_child", [True, False])
-def test_a_running_servers_reload_answers_as_a_fresh_server(catalog: Path, in_child: bool) -> None:
+@pytest.mark.parametrize(("in_child", "bucket"), [(True, False), (False, False), (True, True), (False, True)])
+def test_a_running_servers_reload_answers_as_a_fresh_server(catalog: Path, in_child: bool, bucket: bool) -> None:
+    """Local files, or (bucket) a bucket endpoint the server lists (bucket_listings) served by
+    bench/ttfb_server.py --bucket: the same answers, paging tokens from before still page."""
     env = {"STAC_STATIC_ADMIN_TOKEN": TOKEN, "STAC_STATIC_RELOAD_IN_CHILD": str(in_child).lower()}
-    roots = [str(catalog / "catalog.json")]
+    with contextlib.ExitStack() as stack:
+        if bucket:
+            endpoint = stack.enter_context(ttfb_server(catalog, "--latency-ms", "0", "--bucket"))
+            env["STAC_STATIC_BUCKET_LISTINGS"] = json.dumps([f"{endpoint}/"])
+            roots = [f"{endpoint}/catalog.json"]
+        else:
+            roots = [str(catalog / "catalog.json")]
+        _reload_and_compare(roots, env, catalog)
+
+
+def _reload_and_compare(roots: list[str], env: dict[str, str], catalog: Path) -> None:
     with run_server(roots, env=env) as base:
         first = httpx.get(f"{base}/search", params={"limit": 5}).json()
         token_link = next(link["href"] for link in first["links"] if link["rel"] == "next")

@@ -7,14 +7,9 @@ answers waiting at once and the connections open)."""
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import ssl
 import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,28 +20,10 @@ import pytest
 from server.catalog import curl_pool, forked_reader, sources
 from server.catalog.loader import LoadOptions, LoadReport, load_catalogs
 from server.index import Index
-from tests.helpers import REPO, CatalogDir, catalog, collection, item, link
+from tests.helpers import CatalogDir, catalog, collection, item, link, ttfb_server
 from tests.oracles.search import Oracle
 
 pytestmark = pytest.mark.skipif(sources.CurlPool is None, reason="pycurl is not installed")
-
-
-@contextlib.contextmanager
-def ttfb_server(folder: Path, *options: str) -> Iterator[str]:
-    """bench/ttfb_server.py serving `folder`; yields its base URL."""
-    with tempfile.TemporaryDirectory() as tmp:
-        port_file = Path(tmp) / "port"
-        proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "ttfb_server.py"), str(folder),
-                                 "--port-file", str(port_file), *options])
-        try:
-            deadline = time.monotonic() + 30
-            while not port_file.exists():
-                assert proc.poll() is None and time.monotonic() < deadline, "ttfb_server.py did not start"
-                time.sleep(0.02)
-            yield f"http://127.0.0.1:{port_file.read_text()}"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
 
 
 def stats(base: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ def load_options(settings: Settings, remote_cache: RemoteCache | None = None) ->
         fetch_timeout=settings.fetch_timeout,
         fetch_retries=settings.fetch_retries,
         allow_hosts=tuple(settings.allow_hosts),
+        bucket_listings=tuple(settings.bucket_listings),
         allow_outside_root=settings.allow_outside_root,
         parquet_assets=settings.parquet_assets,
         public_hrefs=tuple(settings.public_href_pairs()),

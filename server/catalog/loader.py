@@ -233,6 +233,9 @@ class LoadOptions:
     fetch_timeout: float = 20.0
     fetch_retries: int = 3
     allow_hosts: tuple[str, ...] = ()
+    # http(s) bucket endpoints (URLs ending in /) a reload lists (ListObjectsV2) to tell unchanged
+    # item documents under them without requesting each (reuse.py; Settings.bucket_listings)
+    bucket_listings: tuple[str, ...] = ()
     allow_outside_root: bool = False
     progress: bool | None = None  # None: when stderr is a terminal
     remote_cache: RemoteCache | None = None  # kept across reloads for conditional requests
@@ -427,7 +430,7 @@ class Loader:
             return None
         if (previous.hrefs_config or hrefs_config(LoadOptions())) != hrefs_config(self.options):
             return None
-        plan = ReusePlan(previous, previous.origins)
+        plan = ReusePlan(previous, previous.origins, self.options.bucket_listings)
         plan.check_all_soon(self.options.max_document_bytes)
         return plan
 

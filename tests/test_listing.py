@@ -1,0 +1,68 @@
+"""ListObjectsV2 listings read fast (server.catalog.listing): pages as S3 writes them, their
+entities, an entry in another order, what is not a listing; and whole listings of more than a
+page from bench/ttfb_server.py --bucket, in parts and by continuation token, equal to the folder."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from server.catalog import listing
+from server.catalog.listing import http_listing, parse_page
+from server.catalog.sources import FetchError
+from tests.helpers import ttfb_server
+
+S3_PAGE = b"""<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix>p/</Prefix>
+<KeyCount>2</KeyCount><MaxKeys>2</MaxKeys><IsTruncated>true</IsTruncated>
+<Contents><Key>p/a&amp;b &lt;1&gt;.json</Key><LastModified>2026-12-06T20:00:00.000Z</LastModified>
+<ETag>&quot;0123456789abcdef0123456789abcdef&quot;</ETag><ChecksumAlgorithm>CRC32</ChecksumAlgorithm>
+<Size>12</Size><Owner><ID>x</ID></Owner><StorageClass>STANDARD</StorageClass></Contents>
+<Contents><Key>p/\xc3\xa9t\xc3\xa9.json</Key><LastModified>2026-12-06T20:00:00.000Z</LastModified>
+<ETag>"abc-2"</ETag><Size>7</Size><StorageClass>STANDARD</StorageClass></Contents>
+<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken></ListBucketResult>"""
+
+
+def test_a_page_as_s3_writes_it() -> None:
+    entries, token = parse_page(S3_PAGE)
+    assert entries == [("p/a&b <1>.json", ("0123456789abcdef0123456789abcdef", 12)), ("p/été.json", ("abc-2", 7))]
+    assert token == "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM="
+
+
+def test_entries_in_another_order_are_read_one_by_one() -> None:
+    page = (b"<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>k1</Key><Size>1</Size></Contents>"
+            b"<Contents><Size>2</Size><ETag>&quot;e&quot;</ETag><Key>k2</Key></Contents></ListBucketResult>")
+    assert parse_page(page) == ([("k1", ("", 1)), ("k2", ("e", 2))], None)
+
+
+@pytest.mark.parametrize("body", [b"<html><body>Index of /</body></html>", b"",
+                                  b"<?xml version='1.0'?><Error><Code>AccessDenied</Code></Error>",
+                                  b"<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>",
+                                  b"<ListBucketResult><Contents><ETag>x</ETag></Contents></ListBucketResult>"])
+def test_what_is_not_a_whole_listing_is_refused(body: bytes) -> None:
+    with pytest.raises(FetchError):
+        parse_page(body)
+
+
+@pytest.mark.parametrize("part_keys", [100_000, 300])
+def test_a_listing_of_several_pages_from_a_bucket_endpoint(tmp_path: Path, part_keys: int,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """2,600 objects in two folders (and one outside the prefix): every page followed, in one part
+    or in parts from after each other's keys; each ETag the MD5 of the bytes, as S3's; a URL
+    the listing lacks is not in the answer."""
+    monkeypatch.setattr(listing, "LIST_PART_KEYS", part_keys)
+    expected = {}
+    for i in range(2_600):
+        path = tmp_path / "cat" / f"c{i % 2}" / f"item {i:05d}+é.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = b"{}" + b" " * (i % 7)
+        path.write_bytes(data)
+        expected[path.relative_to(tmp_path).as_posix()] = (hashlib.md5(data).hexdigest(), len(data))
+    (tmp_path / "other.json").write_text("{}")
+    with ttfb_server(tmp_path, "--latency-ms", "0", "--bucket") as base:
+        wanted = {f"{base}/{quote(key)}": key for key in sorted(expected)[::-1]}
+        listed = http_listing(f"{base}/", [*wanted, f"{base}/cat/c0/not-there.json"], 10, 1)
+    assert listed == {url: expected[key] for url, key in wanted.items()}
