@@ -104,7 +104,20 @@ def row_group_rows(source: bytes | bytearray | memoryview, location: str = "<byt
         metadata = pq.ParquetFile(pa.BufferReader(source)).metadata
     except (pa.ArrowException, OSError) as exc:
         raise ParquetError(f"{location}: not a readable parquet file: {exc}") from exc
+    _import_pandas_here()
     return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+
+
+def _import_pandas_here() -> None:
+    """Have pyarrow import pandas (when it is installed) in this process, now. pyarrow's
+    pandas shim imports it the first time an array is converted to numpy (to_numpy,
+    np.asarray: every batch here does), whether or not pandas is used; row_group_rows runs
+    in the process that then forks the readers of a file's row groups (loader
+    _index_parquet_forked), and without this each forked child imported pandas on its own:
+    ~0.3 CPU-s each on a quiet machine, 20% of the children's samples at 100k under load
+    (issue 18). After the first call this is a few microseconds. A process that reads a
+    parquet file itself imports it anyway (the small files of a catalog are read there)."""
+    pa.array([0], pa.int8()).to_numpy()
 
 
 def hive_partition(location: str) -> dict[str, str | None]:
