@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import os
+import subprocess
+import sys
 from typing import Any
 
 import orjson
@@ -112,6 +114,22 @@ def test_bytes_batches_and_magic(tmp_path: Any) -> None:
     assert list(read_items(data)) == list(read_items(path))
     batches = list(read_batches(data, batch_size=4))
     assert [len(b) for b in batches] == [4, 2]
+
+
+def test_row_group_rows_leaves_pandas_imported_for_the_forked_readers(tmp_path: Any) -> None:
+    """pyarrow imports pandas (stac-geoparquet brings it) on its first conversion to numpy;
+    row_group_rows runs in the process that forks a file's row-group readers, so it has that
+    import done there once, and each forked reader does not do it again (issue 18)."""
+    write(copy.deepcopy(VARIED), str(tmp_path / "items.parquet"))
+    script = (
+        "import sys\n"
+        "from server.catalog import parquet\n"
+        "before = 'pandas' in sys.modules\n"
+        f"rows = parquet.row_group_rows(open({str(tmp_path / 'items.parquet')!r}, 'rb').read())\n"
+        "print(before, 'pandas' in sys.modules, sum(rows))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["False", "True", str(len(VARIED))]
 
 
 def test_hive_partitioned_folder(tmp_path: Any) -> None:
