@@ -49,6 +49,8 @@ import pyarrow.parquet as pq
 import shapely
 import shapely.geometry
 
+from server.index.builder import ReadGeometry
+
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 MAGIC = b"PAR1"
 DEFAULT_BATCH_SIZE = 8192
@@ -231,7 +233,7 @@ def _values(array: pa.Array | pa.ChunkedArray, name: str = "") -> list[Any]:
         array = array.storage
     kind = array.type
     if name in ("geometry", "proj:geometry") and (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)):
-        return _geojson(array)
+        return _geojson(array, keep_shapes=name == "geometry")
     if pa.types.is_dictionary(kind):
         return _values(array.dictionary_decode(), name)
     if pa.types.is_struct(kind):
@@ -339,8 +341,10 @@ def _timestamps(array: pa.TimestampArray) -> list[Any]:
     return values
 
 
-def _geojson(array: pa.Array) -> list[Any]:
-    """WKB to GeoJSON geometry dicts, vectorised per geometry type (and dimension)."""
+def _geojson(array: pa.Array, keep_shapes: bool = False) -> list[Any]:
+    """WKB to GeoJSON geometry dicts, vectorised per geometry type (and dimension);
+    ``keep_shapes``: each a ReadGeometry holding its shapely geometry, for the index builder
+    (an item's footprint, not read back from the coordinates there)."""
     geoms = shapely.from_wkb(array.to_numpy(zero_copy_only=False))
     out = np.full(len(geoms), None, dtype=object)
     kinds = shapely.get_type_id(geoms)
@@ -353,16 +357,16 @@ def _geojson(array: pa.Array) -> list[Any]:
             if len(pick) == 0:
                 continue
             if kind in _RAGGED_TYPES:
-                out[pick] = _object_array(_ragged(geoms[pick], z))
+                out[pick] = _object_array(_ragged(geoms[pick], z, keep_shapes))
             else:  # GeometryCollection, LinearRing: rare, one at a time
-                out[pick] = _object_array([_mapping(g) for g in geoms[pick]])
+                out[pick] = _object_array([_mapping(g, keep_shapes) for g in geoms[pick]])
     return out.tolist()
 
 
 _RAGGED_TYPES = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint", 5: "MultiLineString", 6: "MultiPolygon"}
 
 
-def _ragged(geoms: np.ndarray, z: bool) -> list[dict[str, Any]]:
+def _ragged(geoms: np.ndarray, z: bool, keep_shapes: bool = False) -> list[dict[str, Any]]:
     """Geometries of one type as GeoJSON: coordinates cut out of one list by the offsets."""
     kind, coords, offsets = shapely.to_ragged_array(geoms, include_z=z)
     name = _RAGGED_TYPES[int(shapely.get_type_id(geoms[0]))]
@@ -370,11 +374,23 @@ def _ragged(geoms: np.ndarray, z: bool) -> list[dict[str, Any]]:
     for level in offsets:
         bounds = level.tolist()
         nested = [nested[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-    return [{"type": name, "coordinates": c} for c in nested]
+    if not keep_shapes:
+        return [{"type": name, "coordinates": c} for c in nested]
+    out: list[dict[str, Any]] = []
+    for c, shape in zip(nested, geoms.tolist()):
+        geometry = ReadGeometry(type=name, coordinates=c)
+        geometry.shape = shape
+        out.append(geometry)
+    return out
 
 
-def _mapping(geom: Any) -> dict[str, Any]:
-    return _lists_of(shapely.geometry.mapping(geom))
+def _mapping(geom: Any, keep_shapes: bool = False) -> dict[str, Any]:
+    mapping = _lists_of(shapely.geometry.mapping(geom))
+    if not keep_shapes:
+        return mapping  # type: ignore[no-any-return]
+    geometry = ReadGeometry(mapping)
+    geometry.shape = geom
+    return geometry
 
 
 def _lists_of(value: Any) -> Any:
