@@ -10,13 +10,15 @@ import subprocess
 import sys
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow.parquet as pq
 from stac_geoparquet.arrow import parse_stac_items_to_parquet
 
 from server.catalog.configured import load_options
-from server.catalog.loader import load_catalogs
+from server.catalog.loader import LoadOptions, load_catalogs
 from server.catalog.parquet import is_parquet, read_batches, read_items
+from server.index.builder import ReadGeometry
 from server.runtime.cli import main
 from server.runtime.export import write_parquet
 from server.sample import SAMPLE_ROOT
@@ -130,6 +132,51 @@ def test_row_group_rows_leaves_pandas_imported_for_the_forked_readers(tmp_path: 
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.split() == ["False", "True", str(len(VARIED))]
+
+
+def test_footprints_read_from_the_wkb_index_as_from_the_json(tmp_path: Any) -> None:
+    """The parquet reader hands the builder each item's footprint as read from the column's
+    WKB (a ReadGeometry: the GeoJSON dict and its shapely geometry), not read back from the
+    coordinates there (issue 18): the index stores the same footprints, bounds and items as
+    from the same items as JSON, for every geometry type, with Z, a hole, a self-intersecting
+    ring (searched as repaired) and none."""
+    items = copy.deepcopy(VARIED) + [
+        item(6, geometry={"type": "Polygon", "coordinates": [[[0.0, 0.0], [2.0, 2.0], [2.0, 0.0], [0.0, 2.0], [0.0, 0.0]]]},
+             bbox=[0.0, 0.0, 2.0, 2.0]),
+        item(7, geometry={"type": "Polygon", "coordinates": [[[0.0, 0.0, 1.0], [3.0, 0.0, 1.0], [3.0, 3.0, 2.0], [0.0, 0.0, 1.0]]]},
+             bbox=[0.0, 0.0, 3.0, 3.0]),
+        item(8, geometry={"type": "Polygon", "coordinates": [[[0.0, 0.0], [9.0, 0.0], [9.0, 9.0], [0.0, 9.0], [0.0, 0.0]],
+                                                             [[1.0, 1.0], [2.0, 1.0], [2.0, 2.0], [1.0, 1.0]]]},
+             bbox=[0.0, 0.0, 9.0, 9.0]),
+        item(9, geometry=None),
+    ]
+    items[9].pop("bbox")
+    collection = {"type": "Collection", "stac_version": "1.0.0", "id": "c1", "description": "c1", "license": "proprietary",
+                  "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]}, "temporal": {"interval": [[None, None]]}},
+                  "links": []}
+    roots = {}
+    for kind in ("json", "parquet"):
+        folder = tmp_path / kind
+        folder.mkdir()
+        (folder / "collection.json").write_bytes(orjson.dumps(collection))
+        if kind == "json":
+            (folder / "items.ndjson").write_bytes(b"".join(orjson.dumps(normalised(i)) + b"\n" for i in items))
+        else:
+            write_parquet(iter(copy.deepcopy(items)), str(folder / "items.parquet"))
+        roots[kind] = [str(folder / "collection.json"), str(folder / ("items.ndjson" if kind == "json" else "items.parquet"))]
+    read = list(read_items(str(tmp_path / "parquet" / "items.parquet")))
+    assert {type(i["geometry"]) for i in read} == {ReadGeometry, type(None)}
+    indexes = {}
+    for kind, paths in roots.items():
+        index, report = load_catalogs(paths, LoadOptions(progress=False))
+        assert not report.skips, report.skips
+        indexes[kind] = index
+    got, expected = indexes["parquet"], indexes["json"]
+    assert got.size == expected.size == len(items)
+    assert list(got.ids) == list(expected.ids)
+    for pos in range(got.size):
+        assert got.wkb.many(np.array([pos])) == expected.wkb.many(np.array([pos])), got.ids[pos]
+        assert got.item(pos) == expected.item(pos)
 
 
 def test_hive_partitioned_folder(tmp_path: Any) -> None:
