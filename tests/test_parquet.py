@@ -143,7 +143,8 @@ def test_footprints_read_from_the_wkb_index_as_from_the_json(tmp_path: Any) -> N
     items = copy.deepcopy(VARIED) + [
         item(6, geometry={"type": "Polygon", "coordinates": [[[0.0, 0.0], [2.0, 2.0], [2.0, 0.0], [0.0, 2.0], [0.0, 0.0]]]},
              bbox=[0.0, 0.0, 2.0, 2.0]),
-        item(7, geometry={"type": "Polygon", "coordinates": [[[0.0, 0.0, 1.0], [3.0, 0.0, 1.0], [3.0, 3.0, 2.0], [0.0, 0.0, 1.0]]]},
+        item(7, geometry={"type": "Polygon",
+                          "coordinates": [[[0.0, 0.0, 1.0], [3.0, 0.0, 1.0], [3.0, 3.0, 2.0], [0.0, 0.0, 1.0]]]},
              bbox=[0.0, 0.0, 3.0, 3.0]),
         item(8, geometry={"type": "Polygon", "coordinates": [[[0.0, 0.0], [9.0, 0.0], [9.0, 9.0], [0.0, 9.0], [0.0, 0.0]],
                                                              [[1.0, 1.0], [2.0, 1.0], [2.0, 2.0], [1.0, 1.0]]]},

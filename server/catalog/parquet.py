@@ -387,7 +387,7 @@ def _ragged(geoms: np.ndarray, z: bool, keep_shapes: bool = False) -> list[dict[
 def _mapping(geom: Any, keep_shapes: bool = False) -> dict[str, Any]:
     mapping = _lists_of(shapely.geometry.mapping(geom))
     if not keep_shapes:
-        return mapping  # type: ignore[no-any-return]
+        return mapping
     geometry = ReadGeometry(mapping)
     geometry.shape = geom
     return geometry

@@ -31,7 +31,7 @@ COLLECTION_MIX = np.uint64(0x9E3779B97F4A7C15)  # (collection load code, id hash
 MAX_ITEM_VERTICES = 100_000
 
 
-class ReadGeometry(dict):  # type: ignore[type-arg]
+class ReadGeometry(dict[str, Any]):
     """A GeoJSON geometry object (served as such: orjson writes a dict subclass as the dict)
     that carries its shapely geometry, already read by whoever decoded it (the parquet reader
     from the column's WKB, vectorised over a row group): the builder takes ``shape`` instead of
