@@ -180,6 +180,45 @@ def test_footprints_read_from_the_wkb_index_as_from_the_json(tmp_path: Any) -> N
         assert got.item(pos) == expected.item(pos)
 
 
+def asset_items(**changes: Any) -> list[dict[str, Any]]:
+    """Items whose assets differ only by href (some lack one, one asset no item... has)."""
+    items = []
+    for n in range(12):
+        assets: dict[str, Any] = {
+            "data": {"href": f"https://example.com/{n}/data.tif", "type": "image/tiff", "roles": ["data"], "gsd": 10.0,
+                     "eo:bands": [{"name": "B1", "center_wavelength": 0.665}, {"name": "B2", "common_name": "red"}]},
+            "thumb": {"href": f"http://example.com/{n}/t.png", "title": "Thumb \"q\" \u00e9"},
+        }
+        if n % 3:
+            assets["extra"] = {"href": f"https://example.com/{n}/x.json?a=\"b\"&c=\u00e9", "roles": ["metadata"]}
+        items.append(item(n, assets=assets, **changes))
+    return items
+
+
+def test_assets_as_json_text_are_the_bytes_of_the_dicts(tmp_path: Any) -> None:
+    """read_batches(assets_json=True) (the forked row-group readers, hrefs served as written)
+    gives each item's assets as its JSON text when every asset is the same but for its
+    http(s) href: the bytes the dicts serialize to, keys in the same order (assets every item
+    has first); otherwise the dicts (issue 18)."""
+    cases = {
+        "same but the href": (asset_items(), True),
+        "a relative href": ([i | {"assets": {**i["assets"], "thumb": {"href": "t.png"}}} for i in asset_items()], False),
+        "an asset that differs": ([i | {"assets": {**i["assets"], "thumb": {"href": "https://x/t.png", "title": str(n)}}}
+                                   for n, i in enumerate(asset_items())], False),
+        "a -0.0": ([i | {"assets": {"a": {"href": "https://x/a", "v": -0.0 if n else 0.0}}}
+                    for n, i in enumerate(asset_items())], False),
+        "no assets": ([i | {"assets": {}} for i in asset_items()], False),
+    }
+    for name, (items, as_text) in cases.items():
+        path = str(tmp_path / "items.parquet")
+        write_parquet(iter(copy.deepcopy(items)), path)
+        dicts = [orjson.dumps(i) for i in read_items(path)]
+        read = [i for batch in read_batches(path, batch_size=5, assets_json=True) for i in batch]
+        assert [orjson.dumps(i) for i in read] == dicts, name
+        assert {type(i["assets"]) is orjson.Fragment for i in read} == {as_text}, name
+        assert [orjson.loads(d)["assets"] for d in dicts] == [normalised(i)["assets"] for i in items], name
+
+
 def test_hive_partitioned_folder(tmp_path: Any) -> None:
     for collection in ("b", "a"):
         items = [item(i, id=f"{collection}-{i}") for i in range(3)]

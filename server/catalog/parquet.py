@@ -101,9 +101,9 @@ def read_batches(source: Source, batch_size: int = DEFAULT_BATCH_SIZE,
     path = Path(source)
     if path.is_dir():
         for file, partition in _folder_files(path):
-            yield from _file_batches(str(file), partition, batch_size, str(file))
+            yield from _file_batches(str(file), partition, batch_size, str(file), assets_json=assets_json)
     else:
-        yield from _file_batches(str(path), {}, batch_size, str(path))
+        yield from _file_batches(str(path), {}, batch_size, str(path), assets_json=assets_json)
 
 
 def row_group_rows(source: bytes | bytearray | memoryview, location: str = "<bytes>") -> list[int]:
