@@ -6,15 +6,19 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import os
+import subprocess
+import sys
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow.parquet as pq
 from stac_geoparquet.arrow import parse_stac_items_to_parquet
 
 from server.catalog.configured import load_options
-from server.catalog.loader import load_catalogs
+from server.catalog.loader import LoadOptions, load_catalogs
 from server.catalog.parquet import is_parquet, read_batches, read_items
+from server.index.builder import ReadGeometry
 from server.runtime.cli import main
 from server.runtime.export import write_parquet
 from server.sample import SAMPLE_ROOT
@@ -112,6 +116,107 @@ def test_bytes_batches_and_magic(tmp_path: Any) -> None:
     assert list(read_items(data)) == list(read_items(path))
     batches = list(read_batches(data, batch_size=4))
     assert [len(b) for b in batches] == [4, 2]
+
+
+def test_row_group_rows_leaves_pandas_imported_for_the_forked_readers(tmp_path: Any) -> None:
+    """pyarrow imports pandas (stac-geoparquet brings it) on its first conversion to numpy;
+    row_group_rows runs in the process that forks a file's row-group readers, so it has that
+    import done there once, and each forked reader does not do it again (issue 18)."""
+    write(copy.deepcopy(VARIED), str(tmp_path / "items.parquet"))
+    script = (
+        "import sys\n"
+        "from server.catalog import parquet\n"
+        "before = 'pandas' in sys.modules\n"
+        f"rows = parquet.row_group_rows(open({str(tmp_path / 'items.parquet')!r}, 'rb').read())\n"
+        "print(before, 'pandas' in sys.modules, sum(rows))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["False", "True", str(len(VARIED))]
+
+
+def test_footprints_read_from_the_wkb_index_as_from_the_json(tmp_path: Any) -> None:
+    """The parquet reader hands the builder each item's footprint as read from the column's
+    WKB (a ReadGeometry: the GeoJSON dict and its shapely geometry), not read back from the
+    coordinates there (issue 18): the index stores the same footprints, bounds and items as
+    from the same items as JSON, for every geometry type, with Z, a hole, a self-intersecting
+    ring (searched as repaired) and none."""
+    items = copy.deepcopy(VARIED) + [
+        item(6, geometry={"type": "Polygon", "coordinates": [[[0.0, 0.0], [2.0, 2.0], [2.0, 0.0], [0.0, 2.0], [0.0, 0.0]]]},
+             bbox=[0.0, 0.0, 2.0, 2.0]),
+        item(7, geometry={"type": "Polygon",
+                          "coordinates": [[[0.0, 0.0, 1.0], [3.0, 0.0, 1.0], [3.0, 3.0, 2.0], [0.0, 0.0, 1.0]]]},
+             bbox=[0.0, 0.0, 3.0, 3.0]),
+        item(8, geometry={"type": "Polygon", "coordinates": [[[0.0, 0.0], [9.0, 0.0], [9.0, 9.0], [0.0, 9.0], [0.0, 0.0]],
+                                                             [[1.0, 1.0], [2.0, 1.0], [2.0, 2.0], [1.0, 1.0]]]},
+             bbox=[0.0, 0.0, 9.0, 9.0]),
+        item(9, geometry=None),
+    ]
+    items[9].pop("bbox")
+    collection = {"type": "Collection", "stac_version": "1.0.0", "id": "c1", "description": "c1", "license": "proprietary",
+                  "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]}, "temporal": {"interval": [[None, None]]}},
+                  "links": []}
+    roots = {}
+    for kind in ("json", "parquet"):
+        folder = tmp_path / kind
+        folder.mkdir()
+        (folder / "collection.json").write_bytes(orjson.dumps(collection))
+        if kind == "json":
+            (folder / "items.ndjson").write_bytes(b"".join(orjson.dumps(normalised(i)) + b"\n" for i in items))
+        else:
+            write_parquet(iter(copy.deepcopy(items)), str(folder / "items.parquet"))
+        roots[kind] = [str(folder / "collection.json"), str(folder / ("items.ndjson" if kind == "json" else "items.parquet"))]
+    read = list(read_items(str(tmp_path / "parquet" / "items.parquet")))
+    assert {type(i["geometry"]) for i in read} == {ReadGeometry, type(None)}
+    indexes = {}
+    for kind, paths in roots.items():
+        index, report = load_catalogs(paths, LoadOptions(progress=False))
+        assert not report.skips, report.skips
+        indexes[kind] = index
+    got, expected = indexes["parquet"], indexes["json"]
+    assert got.size == expected.size == len(items)
+    assert list(got.ids) == list(expected.ids)
+    for pos in range(got.size):
+        assert got.wkb.many(np.array([pos])) == expected.wkb.many(np.array([pos])), got.ids[pos]
+        assert got.item(pos) == expected.item(pos)
+
+
+def asset_items(**changes: Any) -> list[dict[str, Any]]:
+    """Items whose assets differ only by href (some lack one, one asset no item... has)."""
+    items = []
+    for n in range(12):
+        assets: dict[str, Any] = {
+            "data": {"href": f"https://example.com/{n}/data.tif", "type": "image/tiff", "roles": ["data"], "gsd": 10.0,
+                     "eo:bands": [{"name": "B1", "center_wavelength": 0.665}, {"name": "B2", "common_name": "red"}]},
+            "thumb": {"href": f"http://example.com/{n}/t.png", "title": "Thumb \"q\" \u00e9"},
+        }
+        if n % 3:
+            assets["extra"] = {"href": f"https://example.com/{n}/x.json?a=\"b\"&c=\u00e9", "roles": ["metadata"]}
+        items.append(item(n, assets=assets, **changes))
+    return items
+
+
+def test_assets_as_json_text_are_the_bytes_of_the_dicts(tmp_path: Any) -> None:
+    """read_batches(assets_json=True) (the forked row-group readers, hrefs served as written)
+    gives each item's assets as its JSON text when every asset is the same but for its
+    http(s) href: the bytes the dicts serialize to, keys in the same order (assets every item
+    has first); otherwise the dicts (issue 18)."""
+    cases = {
+        "same but the href": (asset_items(), True),
+        "a relative href": ([i | {"assets": {**i["assets"], "thumb": {"href": "t.png"}}} for i in asset_items()], False),
+        "an asset that differs": ([i | {"assets": {**i["assets"], "thumb": {"href": "https://x/t.png", "title": str(n)}}}
+                                   for n, i in enumerate(asset_items())], False),
+        "a -0.0": ([i | {"assets": {"a": {"href": "https://x/a", "v": -0.0 if n else 0.0}}}
+                    for n, i in enumerate(asset_items())], False),
+        "no assets": ([i | {"assets": {}} for i in asset_items()], False),
+    }
+    for name, (items, as_text) in cases.items():
+        path = str(tmp_path / "items.parquet")
+        write_parquet(iter(copy.deepcopy(items)), path)
+        dicts = [orjson.dumps(i) for i in read_items(path)]
+        read = [i for batch in read_batches(path, batch_size=5, assets_json=True) for i in batch]
+        assert [orjson.dumps(i) for i in read] == dicts, name
+        assert {type(i["assets"]) is orjson.Fragment for i in read} == {as_text}, name
+        assert [orjson.loads(d)["assets"] for d in dicts] == [normalised(i)["assets"] for i in items], name
 
 
 def test_hive_partitioned_folder(tmp_path: Any) -> None:

@@ -241,17 +241,22 @@ def test_ndjson_linked_as_an_item_is_indexed_by_forked_processes(catalog_dir: Ca
     same_index(read_snapshot(str(tmp_path / "forked.idx"))[0], one)
 
 
-def test_parquet_indexed_by_forked_processes_is_the_same_index(catalog_dir: CatalogDir, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mapped", [False, True], ids=["hrefs-as-written", "public-href-mapping"])
+def test_parquet_indexed_by_forked_processes_is_the_same_index(catalog_dir: CatalogDir, tmp_path: Path,
+                                                               mapped: bool) -> None:
     """A collection's stac-geoparquet asset of 8 row groups, indexed a row group at a time by
     two forked processes: the index and report of one process. A duplicate across row groups
     (the first kept); near the end an item of a collection not loaded, which the children
-    leave to the loader (it and the items after it are indexed there)."""
+    leave to the loader (it and the items after it are indexed there). The children read
+    the assets (the same but their https hrefs) as JSON text when hrefs are served as
+    written; with a --public-href mapping they are rewritten as one process does."""
     def pad(n: int) -> str:  # text parquet cannot compress away: the file is over 1 MiB
         return "".join(hashlib.sha512(f"{n}-{k}".encode()).hexdigest() for k in range(3))
 
     items = [item(f"i{n}", collection="c", bbox=(n % 50, n % 40, n % 50 + 1, n % 40 + 2),
                   datetime=f"2020-{1 + n % 12:02d}-{1 + n % 28:02d}T00:00:00Z",
-                  properties={"title": ["alpha beta", "gamma"][n % 2], "eo:cloud_cover": n % 101, "pad": pad(n)})
+                  properties={"title": ["alpha beta", "gamma"][n % 2], "eo:cloud_cover": n % 101, "pad": pad(n)},
+                  assets={"data": {"href": f"https://bucket.example/{n}.tif", "roles": ["data"], "gsd": 10.0}})
              for n in range(4000)]
     items[2500] = item("i7", collection="c")
     items[3900] = item("elsewhere", collection="nope")
@@ -263,10 +268,14 @@ def test_parquet_indexed_by_forked_processes_is_the_same_index(catalog_dir: Cata
     pq.write_table(pq.read_table(target), target, row_group_size=500)  # 8 row groups
     assert pq.ParquetFile(target).metadata.num_row_groups == 8 and os.path.getsize(target) > 1 << 20
     roots = [str(catalog_dir.path("catalog.json"))]
-    one, report = load_catalogs(roots, LoadOptions(index_processes=1))
+    mapping = (("https://bucket.example/", "https://data.example.org/"),) if mapped else ()
+    one, report = load_catalogs(roots, LoadOptions(index_processes=1, public_hrefs=mapping))
     assert one.size == 3999 and report.skipped_by_reason["duplicate"] == 1 and report.reassigned
+    hrefs = {one.item(pos)["assets"]["data"]["href"].rsplit("/", 1)[0] for pos in range(one.size) if one.item(pos)["assets"]}
+    assert hrefs == {"https://data.example.org" if mapped else "https://bucket.example"}
+    env = {"STAC_STATIC_INDEX_PROCESSES": "2"} | ({"STAC_STATIC_PUBLIC_HREFS": "=".join(mapping[0])} if mapped else {})
     result = run_cli(["index", *roots, "-o", str(tmp_path / "forked.idx"), "--log-level", "info"], timeout=120,
-                     env={"STAC_STATIC_INDEX_PROCESSES": "2"})
+                     env=env)
     assert result.returncode == 0, result.stderr
     assert "indexing its items in 2 processes (8 row groups)" in result.stderr, result.stderr
     same_index(read_snapshot(str(tmp_path / "forked.idx"))[0], one)

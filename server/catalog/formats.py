@@ -360,10 +360,11 @@ class GeoParquet(Reader):
             raise FormatError(str(exc)) from None
         return rows
 
-    def read_row_groups(self, data: bytes, location: str, row_groups: list[int]) -> Iterator[Any]:
+    def read_row_groups(self, data: bytes, location: str, row_groups: list[int], assets_json: bool = False
+                        ) -> Iterator[Any]:
         """The items of these row groups, as ``read`` gives them, decoded in this thread (for a
-        process of several, each reading row groups)."""
-        return self._items(self._module(), data, location, row_groups)
+        process of several, each reading row groups); ``assets_json``: parquet.read_batches'."""
+        return self._items(self._module(), data, location, row_groups, assets_json)
 
     @staticmethod
     def _module() -> Any:
@@ -374,10 +375,11 @@ class GeoParquet(Reader):
         return parquet
 
     @staticmethod
-    def _items(parquet: Any, data: bytes, location: str, row_groups: list[int] | None = None) -> Iterator[Any]:
+    def _items(parquet: Any, data: bytes, location: str, row_groups: list[int] | None = None,
+               assets_json: bool = False) -> Iterator[Any]:
         try:
             for batch in parquet.read_batches(data, location=location, row_groups=row_groups,
-                                              threads=row_groups is None):
+                                              threads=row_groups is None, assets_json=assets_json):
                 yield from batch
         except parquet.ParquetError as exc:
             raise FormatError(str(exc)) from None

@@ -1349,7 +1349,8 @@ class Loader:
         not_public, done, failure = self.hrefs.not_public, 0, None
         ready, path = self._lines_ready(location, ctx), self._chunk_file(f"group-{group}")
         try:
-            for doc in reader.read_row_groups(data, location, [group]):
+            # assets as JSON text when their http(s) hrefs are served as written (servable keeps them)
+            for doc in reader.read_row_groups(data, location, [group], assets_json=bool(self.hrefs.as_written)):
                 if not ready or not self._plain_item(doc, ctx):
                     return self.builder.chunk(path), events, self.hrefs.not_public - not_public, done, None
                 self._index_plain(doc, location, ctx)

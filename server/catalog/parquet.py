@@ -10,7 +10,11 @@ column by column rather than row by row: each leaf column turns into a Python li
 structs are zipped from their children's lists (or converted by pyarrow's to_pylist when they
 hold no null and only JSON types), lists are cut from their values' list by offsets, absent
 assets (null structs in a union schema) are dropped before they are converted, and geometries
-go WKB -> shapely (vectorised) -> coordinate lists cut by the ragged offsets.
+go WKB -> shapely (vectorised) -> coordinate lists cut by the ragged offsets; an item's
+``geometry`` is a ReadGeometry, which also carries its shapely geometry for the index builder
+(which would otherwise read the coordinates back into shapely: ~3 us an item, issue 18); with
+``assets_json`` (the loader's forked row-group readers), assets that are the same in every item
+but for an http(s) href come as each item's JSON text (_assets_json), not as dicts.
 
 Measured (bench/parquet_read.py, bench/README.md): stac-geoparquet's own `stac_table_to_items`
 and rustac's reader did 4,300 and 3,900-4,500 items/s on 100k items (row by row as_py(), and
@@ -44,10 +48,13 @@ from typing import Any
 from urllib.parse import unquote
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
 import shapely.geometry
+
+from server.index.builder import ReadGeometry
 
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 MAGIC = b"PAR1"
@@ -78,24 +85,26 @@ def read_items(source: Source, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator
 
 def read_batches(source: Source, batch_size: int = DEFAULT_BATCH_SIZE,
                  location: str | None = None, row_groups: list[int] | None = None,
-                 threads: bool = True) -> Iterator[list[dict[str, Any]]]:
+                 threads: bool = True, assets_json: bool = False) -> Iterator[list[dict[str, Any]]]:
     """The items of each record batch, a list at a time: at most batch_size items in memory
     as dicts (plus the file's decoded row group, pyarrow's unit of reading). For bytes,
     `location` is where they came from: its `key=value` folders are hive partition values;
     ``row_groups``: only these row groups of them (row_group_rows); ``threads``: pyarrow may
     decode with its threads (not in a process of several that each decode row groups: under
-    load they cost ~20% more CPU and several times the wall clock, issue 18)."""
+    load they cost ~20% more CPU and several times the wall clock, issue 18); ``assets_json``:
+    items' ``assets`` may be their JSON text (an orjson.Fragment, see _assets_json) when every
+    asset href is an http(s) URL, for a caller that serves such hrefs as written."""
     if isinstance(source, bytes | bytearray | memoryview):
         partition = hive_partition(location) if location else {}
         yield from _file_batches(pa.BufferReader(source), partition, batch_size, location or "<bytes>", row_groups,
-                                 threads)
+                                 threads, assets_json)
         return
     path = Path(source)
     if path.is_dir():
         for file, partition in _folder_files(path):
-            yield from _file_batches(str(file), partition, batch_size, str(file))
+            yield from _file_batches(str(file), partition, batch_size, str(file), assets_json=assets_json)
     else:
-        yield from _file_batches(str(path), {}, batch_size, str(path))
+        yield from _file_batches(str(path), {}, batch_size, str(path), assets_json=assets_json)
 
 
 def row_group_rows(source: bytes | bytearray | memoryview, location: str = "<bytes>") -> list[int]:
@@ -104,7 +113,20 @@ def row_group_rows(source: bytes | bytearray | memoryview, location: str = "<byt
         metadata = pq.ParquetFile(pa.BufferReader(source)).metadata
     except (pa.ArrowException, OSError) as exc:
         raise ParquetError(f"{location}: not a readable parquet file: {exc}") from exc
+    _import_pandas_here()
     return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+
+
+def _import_pandas_here() -> None:
+    """Have pyarrow import pandas (when it is installed) in this process, now. pyarrow's
+    pandas shim imports it the first time an array is converted to numpy (to_numpy,
+    np.asarray: every batch here does), whether or not pandas is used; row_group_rows runs
+    in the process that then forks the readers of a file's row groups (loader
+    _index_parquet_forked), and without this each forked child imported pandas on its own:
+    ~0.3 CPU-s each on a quiet machine, 20% of the children's samples at 100k under load
+    (issue 18). After the first call this is a few microseconds. A process that reads a
+    parquet file itself imports it anyway (the small files of a catalog are read there)."""
+    pa.array([0], pa.int8()).to_numpy()
 
 
 def hive_partition(location: str) -> dict[str, str | None]:
@@ -145,7 +167,8 @@ def _folder_files(folder: Path) -> list[tuple[Path, dict[str, str | None]]]:
 
 
 def _file_batches(where: Any, partition: dict[str, str | None], batch_size: int,
-                  name: str, row_groups: list[int] | None = None, threads: bool = True) -> Iterator[list[dict[str, Any]]]:
+                  name: str, row_groups: list[int] | None = None, threads: bool = True,
+                  assets_json: bool = False) -> Iterator[list[dict[str, Any]]]:
     try:
         file = pq.ParquetFile(where)
     except (pa.ArrowException, OSError) as exc:
@@ -158,13 +181,13 @@ def _file_batches(where: Any, partition: dict[str, str | None], batch_size: int,
         for batch in file.iter_batches(batch_size=batch_size, row_groups=row_groups, use_threads=threads):
             for key, value in extra.items():
                 batch = batch.append_column(key, pa.array([value] * batch.num_rows, pa.string()))
-            yield batch_items(batch)
+            yield batch_items(batch, assets_json)
     except pa.ArrowException as exc:
         raise ParquetError(f"{name}: {exc}") from exc
 
 
-def batch_items(batch: pa.RecordBatch) -> list[dict[str, Any]]:
-    """One record batch of stac-geoparquet as STAC item dicts."""
+def batch_items(batch: pa.RecordBatch, assets_json: bool = False) -> list[dict[str, Any]]:
+    """One record batch of stac-geoparquet as STAC item dicts (``assets_json``: read_batches)."""
     n = batch.num_rows
     columns = dict(zip(batch.schema.names, batch.columns))
     props = [(name, _values(column, name)) for name, column in columns.items() if name not in TOP_LEVEL]
@@ -178,7 +201,7 @@ def batch_items(batch: pa.RecordBatch) -> list[dict[str, Any]]:
 
     geometry = top("geometry") or [None] * n
     links = top("links") or [None] * n
-    assets = top("assets") or [None] * n
+    assets = (assets_json and "assets" in columns and _assets_json(columns["assets"])) or top("assets") or [None] * n
     items: list[dict[str, Any]] = [
         {"type": "Feature", "geometry": g, "properties": p, "links": lk if lk is not None else [],
          "assets": a if a is not None else {}}
@@ -218,7 +241,7 @@ def _values(array: pa.Array | pa.ChunkedArray, name: str = "") -> list[Any]:
         array = array.storage
     kind = array.type
     if name in ("geometry", "proj:geometry") and (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)):
-        return _geojson(array)
+        return _geojson(array, keep_shapes=name == "geometry")
     if pa.types.is_dictionary(kind):
         return _values(array.dictionary_decode(), name)
     if pa.types.is_struct(kind):
@@ -254,6 +277,82 @@ def _structs(array: pa.StructArray, name: str) -> list[Any]:
     for i, row in zip(valid.tolist(), rows):
         out[i] = row
     return out
+
+
+# hrefs served as written unless URL mappings are set (public.PublicHrefs.as_written); checked in
+# Python, not with pyarrow.compute: importing that costs every reader ~8 MiB of RSS
+_WEB = ("https://", "http://")
+
+
+def _assets_json(array: pa.Array | pa.ChunkedArray) -> list[Any] | None:
+    """Each item's ``assets`` as its JSON text (an orjson.Fragment: the bytes main's dicts
+    serialize to), or None when this does not apply. Applies when each asset (a struct with a
+    string ``href``) is, in every item that has it, the same but for its href, which is an
+    http(s) URL: the asset's JSON is then a template around the href, made from one item's
+    asset converted as every item's would be (_values), its keys in the order _rows gives
+    (assets every item has first). ~100 Python objects an item fewer: the assets of the 1M
+    bench's s2 file took ~30 us an item as dicts under load, ~5 this way (issue 18). Not
+    applied when a float in them is -0.0 (Arrow compares it equal to 0.0; JSON does not)."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if not pa.types.is_struct(array.type) or array.null_count:
+        return None
+    n = len(array)
+    dense: list[list[bytes]] = []
+    sparse: list[list[bytes | None]] = []
+    for i, column in enumerate(array.flatten()):
+        key, kind = array.type.field(i).name, column.type
+        if not pa.types.is_struct(kind) or kind.get_field_index("href") < 0:
+            return None
+        if column.null_count == n:
+            continue  # no item has it
+        valid = np.flatnonzero(column.is_valid().to_numpy(zero_copy_only=False)) if column.null_count else None
+        present = column if valid is None else column.take(pa.array(valid))
+        fields = present.flatten()
+        at = kind.get_field_index("href")
+        href = fields[at]
+        if not pa.types.is_string(href.type) or href.null_count:
+            return None
+        hrefs: list[str] = href.to_pylist()
+        if not all(h.startswith(_WEB) for h in hrefs):
+            return None
+        others = [field for j, field in enumerate(fields) if j != at]
+        if others:
+            rest = pa.StructArray.from_arrays(others, names=[kind.field(j).name for j in range(kind.num_fields) if j != at])
+            if not rest.equals(rest.take(pa.array(np.zeros(len(rest), np.int64)))) or _negative_zero(rest):
+                return None
+        first = _values(present.slice(0, 1), key)[0]
+        first["href"] = "\x00"
+        around = orjson.dumps(first).split(b'"\\u0000"')
+        if len(around) != 2:
+            return None
+        before, after = orjson.dumps(key) + b":" + around[0], around[1]
+        texts = [before + orjson.dumps(h) + after for h in hrefs]
+        if valid is None:
+            dense.append(texts)
+        else:
+            spread: list[bytes | None] = [None] * n
+            for row, text in zip(valid.tolist(), texts):
+                spread[row] = text
+            sparse.append(spread)
+    if not sparse:
+        return [orjson.Fragment(b"{" + b",".join(row) + b"}") for row in zip(*dense)] if dense else \
+            [orjson.Fragment(b"{}")] * n
+    rows = zip(*dense, *sparse) if dense else zip(*sparse)
+    return [orjson.Fragment(b"{" + b",".join(part for part in row if part is not None) + b"}") for row in rows]
+
+
+def _negative_zero(array: pa.Array) -> bool:
+    """Whether a float anywhere in the array is -0.0."""
+    kind = array.type
+    if pa.types.is_struct(kind):
+        return any(_negative_zero(child) for child in array.flatten())
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        return _negative_zero(array.flatten())
+    if pa.types.is_floating(kind):
+        values = array.to_numpy(zero_copy_only=False)
+        return bool(np.any((values == 0) & np.signbit(values)))
+    return False
 
 
 def _plain(array: pa.Array) -> bool:
@@ -326,8 +425,10 @@ def _timestamps(array: pa.TimestampArray) -> list[Any]:
     return values
 
 
-def _geojson(array: pa.Array) -> list[Any]:
-    """WKB to GeoJSON geometry dicts, vectorised per geometry type (and dimension)."""
+def _geojson(array: pa.Array, keep_shapes: bool = False) -> list[Any]:
+    """WKB to GeoJSON geometry dicts, vectorised per geometry type (and dimension);
+    ``keep_shapes``: each a ReadGeometry holding its shapely geometry, for the index builder
+    (an item's footprint, not read back from the coordinates there)."""
     geoms = shapely.from_wkb(array.to_numpy(zero_copy_only=False))
     out = np.full(len(geoms), None, dtype=object)
     kinds = shapely.get_type_id(geoms)
@@ -340,16 +441,16 @@ def _geojson(array: pa.Array) -> list[Any]:
             if len(pick) == 0:
                 continue
             if kind in _RAGGED_TYPES:
-                out[pick] = _object_array(_ragged(geoms[pick], z))
+                out[pick] = _object_array(_ragged(geoms[pick], z, keep_shapes))
             else:  # GeometryCollection, LinearRing: rare, one at a time
-                out[pick] = _object_array([_mapping(g) for g in geoms[pick]])
+                out[pick] = _object_array([_mapping(g, keep_shapes) for g in geoms[pick]])
     return out.tolist()
 
 
 _RAGGED_TYPES = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint", 5: "MultiLineString", 6: "MultiPolygon"}
 
 
-def _ragged(geoms: np.ndarray, z: bool) -> list[dict[str, Any]]:
+def _ragged(geoms: np.ndarray, z: bool, keep_shapes: bool = False) -> list[dict[str, Any]]:
     """Geometries of one type as GeoJSON: coordinates cut out of one list by the offsets."""
     kind, coords, offsets = shapely.to_ragged_array(geoms, include_z=z)
     name = _RAGGED_TYPES[int(shapely.get_type_id(geoms[0]))]
@@ -357,11 +458,23 @@ def _ragged(geoms: np.ndarray, z: bool) -> list[dict[str, Any]]:
     for level in offsets:
         bounds = level.tolist()
         nested = [nested[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-    return [{"type": name, "coordinates": c} for c in nested]
+    if not keep_shapes:
+        return [{"type": name, "coordinates": c} for c in nested]
+    out: list[dict[str, Any]] = []
+    for c, shape in zip(nested, geoms.tolist()):
+        geometry = ReadGeometry(type=name, coordinates=c)
+        geometry.shape = shape
+        out.append(geometry)
+    return out
 
 
-def _mapping(geom: Any) -> dict[str, Any]:
-    return _lists_of(shapely.geometry.mapping(geom))
+def _mapping(geom: Any, keep_shapes: bool = False) -> dict[str, Any]:
+    mapping = _lists_of(shapely.geometry.mapping(geom))
+    if not keep_shapes:
+        return mapping
+    geometry = ReadGeometry(mapping)
+    geometry.shape = geom
+    return geometry
 
 
 def _lists_of(value: Any) -> Any:
