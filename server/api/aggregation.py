@@ -64,8 +64,8 @@ async def _answer(request: Request, query: SearchQuery, collection_id: str | Non
                  urls.link("collection", urls.collection(collection_id))]
     else:
         links = [urls.link("self", urls.url("aggregate")), urls.link("root", urls.url())]
-    return await _respond(request, AGGREGATE_DOCUMENT, {"type": "AggregationCollection", "aggregations": aggregations,
-                                               "links": links})
+    return await _respond(request, AGGREGATE_DOCUMENT,
+                          {"type": "AggregationCollection", "aggregations": aggregations, "links": links})
 
 
 async def _respond(request: Request, kind: str, body: dict[str, Any]) -> Response:
