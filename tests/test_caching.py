@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import http.client
 import json
 import shutil
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -107,6 +110,24 @@ def test_gzip_refused_with_q_zero_is_not_sent(client: TestClient, accept: str) -
     raw = client.get("/search", params={"limit": 50}, headers={"Accept-Encoding": accept})
     assert "content-encoding" not in raw.headers, accept
     assert raw.json()["numberReturned"] == 50
+
+
+@pytest.mark.parametrize("accept", ["GZIP", "Gzip, deflate", "br, GZip;q=0.5", "deflate;q=0.5, X-GZIP"])
+def test_gzip_named_in_any_case_is_sent(live_server: str, accept: str) -> None:
+    """Content codings are case-insensitive (RFC 9110 §8.4.1): "GZIP" got an uncompressed body
+    (the pre-check and Starlette's own test both looked for lowercase "gzip"). Raw HTTP to the
+    real server, so nothing decodes or rewrites the header on the way."""
+    url = urlsplit(live_server)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        conn.request("GET", "/search?limit=50", headers={"Accept-Encoding": accept})
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    assert response.status == 200 and response.getheader("content-encoding") == "gzip", accept
+    assert "accept-encoding" in (response.getheader("vary") or "").lower()
+    assert json.loads(gzip.decompress(body))["numberReturned"] == 50
 
 
 @pytest.mark.parametrize("accept", ["gzip;q=0.5", "gzip; q=1, identity;q=0.1", "br;q=0, gzip"])

@@ -133,17 +133,40 @@ def test_links_conformance_and_openapi(sample_env: Env) -> None:
     assert "aggregations" in listed and "centroid_geohex_grid_frequency_precision" in listed and "limit" not in listed
 
 
-def test_an_unknown_f_is_a_400_and_the_answers_are_json(sample_env: Env) -> None:
-    """As on every other route, an f the API does not have is a 400; there is no page of
-    aggregations, so f=html (or a browser's Accept) still answers the JSON document."""
+def test_an_unknown_f_is_a_400_json_for_json_and_a_page_for_html(sample_env: Env) -> None:
+    """As on every other route, an f the API does not have is a 400; f=json, no f or a JSON
+    client's Accept get the JSON document (without a link added), f=html or a browser's Accept
+    a page (tests/test_pages_browser.py looks at it)."""
     c = sample_env.client
     cid = sorted(sample_env.oracle.collections)[0]
     for path in ("/aggregate", "/aggregations", f"/collections/{cid}/aggregate", f"/collections/{cid}/aggregations"):
         r = c.get(path, params={"f": "bogus"})
         assert r.status_code == 400, (path, r.text)
         assert set(r.json()) >= {"code", "description"} and "f" in r.json()["description"]
-        for params, headers in (({"f": "json"}, {}), ({"f": "html"}, {}), ({}, {"Accept": "text/html"})):
+        answers = [c.get(path, params=params, headers=headers) for params, headers in
+                   (({"f": "json"}, {}), ({}, {}), ({}, {"Accept": "application/json"}))]
+        for r in answers:
+            assert r.status_code == 200 and r.json()["type"] == "AggregationCollection", (path, r.text)
+            assert "alternate" not in [link["rel"] for link in r.json()["links"]]
+        assert answers[1].content == answers[2].content
+        for params, headers in (({"f": "html"}, {}), ({}, {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})):
             r = c.get(path, params=params, headers=headers)
-            assert r.status_code == 200 and r.json()["type"] == "AggregationCollection", (path, params, r.text)
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), (path, params)
+            assert "<h1>Aggregations" in r.text and 'type="application/json"' in r.text
     r = c.post("/aggregate?f=bogus", json={"aggregations": ["total_count"]})
     assert r.status_code == 400, r.text
+
+
+def test_a_posted_aggregate_asked_by_a_browser_is_a_page_of_its_parameters(sample_env: Env) -> None:
+    """A POST's page lists the body's parameters (escaped) and its counts; its JSON stays JSON."""
+    c = sample_env.client
+    body = {"aggregations": ["total_count", "collection_frequency"], "filter": "'<b>x</b>' = '<b>x</b>'",
+            "filter-lang": "cql2-text"}
+    as_json = c.post("/aggregate", json=body).json()
+    page = c.post("/aggregate", json=body, headers={"Accept": "text/html"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "&#39;&lt;b&gt;x&lt;/b&gt;&#39; = &#39;&lt;b&gt;x&lt;/b&gt;&#39;" in page.text and "<b>x</b>" not in page.text
+    total = next(a["value"] for a in as_json["aggregations"] if a["name"] == "total_count")
+    assert f"<td>{total:,}</td>" in page.text
+    for bucket in next(a for a in as_json["aggregations"] if a["name"] == "collection_frequency")["buckets"]:
+        assert f"<td>{bucket['key']}</td>" in page.text

@@ -107,12 +107,13 @@ def test_every_kind_of_document_has_a_real_page(client: TestClient) -> None:
 
     kinds = {documents.LANDING, documents.CONFORMANCE, documents.COLLECTIONS, documents.COLLECTION,
              documents.ITEMS, documents.ITEM, documents.QUERYABLES, documents.API, documents.CATALOG,
-             documents.CHILDREN}
+             documents.CHILDREN, documents.AGGREGATE, documents.AGGREGATIONS}
     assert set(pages.PAGES) == kinds
     for template in pages.PAGES.values():
         assert (Path(pages.HERE) / "templates" / template).is_file()
     for path in ("/", "/conformance", "/api", "/collections", "/collections/dem-alps", "/queryables",
-                 "/collections/dem-alps/queryables", "/collections/dem-alps/items", "/search", "/children"):
+                 "/collections/dem-alps/queryables", "/collections/dem-alps/items", "/search", "/children",
+                 "/aggregate", "/aggregations", "/collections/dem-alps/aggregate", "/collections/dem-alps/aggregations"):
         html = client.get(path, headers=PAGE).text
         assert "<pre" not in html, path
 

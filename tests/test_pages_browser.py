@@ -262,3 +262,64 @@ def test_a_hostile_title_stays_text(server: str, browser: Any, shots: Path) -> N
     assert not browser.find_elements(By.CSS_SELECTOR, "a[href^='javascript']")
     _open(browser, f"{server}/collections", shots, "collections-hostile")
     assert HOSTILE in browser.find_element(By.TAG_NAME, "main").text
+
+
+def test_aggregations_are_pages_of_tables(server: str, browser: Any, shots: Path) -> None:
+    """/aggregations and /aggregate (and per collection) as a person sees them: the list of
+    aggregations, each a link to its page; the summary values, each distribution a table in
+    the answer's order (datetime buckets by year, in time order; a grid's cells with the box
+    they cover), the parameters used, the JSON one link away and a hostile key as text. JSON
+    clients get the JSON as before."""
+    from selenium.webdriver.common.by import By
+
+    def cells(selector: str) -> list[list[str]]:
+        return [[td.text for td in row.find_elements(By.TAG_NAME, "td")]
+                for row in browser.find_elements(By.CSS_SELECTOR, selector)]
+
+    available = httpx.get(f"{server}/aggregations").json()["aggregations"]
+    _open(browser, f"{server}/aggregations", shots, "aggregations", footprints=False)
+    assert [row[0] for row in cells("#aggregations tbody tr")] == [a["name"] for a in available]
+    link = browser.find_element(By.LINK_TEXT, "centroid_geohash_grid_frequency").get_attribute("href")
+    assert link == f"{server}/aggregate?aggregations=centroid_geohash_grid_frequency"
+
+    query = ("aggregations=total_count,datetime_max,datetime_frequency,collection_frequency,"
+             "centroid_geohash_grid_frequency,cloud_cover_frequency&datetime_frequency_interval=year"
+             "&bbox=3,50,8,54")
+    answer = {a["name"]: a for a in httpx.get(f"{server}/aggregate?{query}").json()["aggregations"]}
+    _open(browser, f"{server}/aggregate?{query}", shots, "aggregate", footprints=False)
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Aggregations"
+    assert ["bbox", "3,50,8,54"] == next(
+        [th.text, td.text] for th, td in zip(browser.find_elements(By.CSS_SELECTOR, "#parameters th"),
+                                             browser.find_elements(By.CSS_SELECTOR, "#parameters td"))
+        if th.text == "bbox")
+    summary = browser.find_element(By.ID, "values").text
+    assert f"Items matched total_count {answer['total_count']['value']:,}" in summary
+    assert answer["datetime_max"]["value"] in summary
+    years = cells("#datetime_frequency tbody tr")
+    assert [(row[0], int(row[1].replace(",", ""))) for row in years] == \
+        [(b["key"][:4], b["frequency"]) for b in answer["datetime_frequency"]["buckets"]]
+    assert [row[0] for row in years] == sorted(row[0] for row in years) and len(years) > 1
+    assert [(row[0], int(row[1].replace(",", ""))) for row in cells("#collection_frequency tbody tr")] == \
+        [(b["key"], b["frequency"]) for b in answer["collection_frequency"]["buckets"]]
+    grid = cells("#centroid_geohash_grid_frequency tbody tr")
+    assert [(row[0], int(row[2])) for row in grid] == \
+        [(b["key"], b["frequency"]) for b in answer["centroid_geohash_grid_frequency"]["buckets"]]
+    assert ["u", "0, 45, 45, 90"] == grid[0][:2]  # geohash u: the box its items' centres are in
+    assert [row[0] for row in cells("#cloud_cover_frequency tbody tr")][:2] == ["< 5", "≥ 5 and < 15"]
+    alternate = browser.find_element(By.CSS_SELECTOR, "link[rel=alternate][type='application/json']")
+    assert httpx.get(alternate.get_attribute("href")).json()["aggregations"] == list(answer.values())
+
+    # per collection, with the hostile collection's titles as the keys: text, never markup
+    _open(browser, f"{server}/collections/hostile/aggregate?aggregations=title_frequency", shots,
+          "aggregate-hostile", footprints=False)
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Aggregations of hostile"
+    assert [row[0] for row in cells("#title_frequency tbody tr")] == [HOSTILE]
+    assert browser.find_elements(By.CSS_SELECTOR, "main b, main img, main script") == []
+    _open(browser, f"{server}/collections/hostile/aggregations", shots, "aggregations-hostile", footprints=False)
+    assert "title_frequency" in [row[0] for row in cells("#aggregations tbody tr")]
+
+    # JSON clients: as before, no page and no link added
+    plain = httpx.get(f"{server}/aggregate?{query}")
+    assert plain.headers["content-type"].startswith("application/json")
+    assert [link["rel"] for link in plain.json()["links"]] == ["self", "root"]
+    assert httpx.get(f"{server}/aggregate?{query}&f=html").headers["content-type"].startswith("text/html")

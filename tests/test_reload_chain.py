@@ -143,3 +143,33 @@ def test_deleted_snapshot_files_are_written_again_of_the_serving_index(catalog: 
         reloaded = answers(base)
     with run_server(roots) as fresh:
         assert reloaded == answers(fresh)
+
+
+def test_under_workers_deleted_snapshot_files_are_written_again_of_the_served_index(catalog: Path,
+                                                                                   tmp_path: Path) -> None:
+    """The same with `serve --workers 2`: after a reload the supervisor had let the pre-fork
+    index go, so with the kept snapshots deleted the next build found no previous index and read
+    everything again (reused 0). It maps the published snapshot through the descriptors it holds
+    and writes a snapshot of it to reuse from, as README says."""
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {"STAC_STATIC_ADMIN_TOKEN": TOKEN, "TMPDIR": str(work)}
+    roots = [str(catalog / "catalog.json")]
+    with run_server(roots, ["--workers", "2"], env=env) as base:
+        edit_items(catalog)
+        httpx.post(f"{base}/_mgmt/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert ready_version(base, 2)["load"]["reused"] > 0
+        before = answers(base)
+        assert len(snapshots(work)) == 2, snapshots(work)
+        for path in snapshots(work):
+            path.unlink()
+        assert answers(base) == before
+        move_item(catalog)
+        httpx.post(f"{base}/_mgmt/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+        ready = ready_version(base, 3)
+        assert ready["last_reload"]["ok"] is True and ready["load"]["reused"] > 0, ready
+        assert len(snapshots(work)) == 2, snapshots(work)  # the new one and the one written to refer to
+        reloaded = answers(base)
+    assert snapshots(work) == []
+    with run_server(roots) as fresh:
+        assert reloaded == answers(fresh)

@@ -4,12 +4,16 @@ endpoint), the computation in server.index.aggregation."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from server.api import paths
-from server.api.render import check_format
+from server.api.documents import AGGREGATE as AGGREGATE_DOCUMENT
+from server.api.documents import AGGREGATIONS, Document
+from server.api.render import HTML, check_format, render, request_representation
 from server.api.responses import JSONResponse
 from server.api.routes import (
     INLINE_RECORDS,
@@ -60,7 +64,16 @@ async def _answer(request: Request, query: SearchQuery, collection_id: str | Non
                  urls.link("collection", urls.collection(collection_id))]
     else:
         links = [urls.link("self", urls.url("aggregate")), urls.link("root", urls.url())]
-    return JSONResponse({"type": "AggregationCollection", "aggregations": aggregations, "links": links})
+    return await _respond(request, AGGREGATE_DOCUMENT,
+                          {"type": "AggregationCollection", "aggregations": aggregations, "links": links})
+
+
+async def _respond(request: Request, kind: str, body: dict[str, Any]) -> Response:
+    """A page for a browser or f=html (the one renderer: server.api.pages); for everyone else
+    the JSON as it always was (no alternate link added: the answers stay byte for byte)."""
+    if request_representation(request) == HTML:
+        return await render(request, Document(kind, body))
+    return JSONResponse(body)
 
 
 async def _query(request: Request, collection_id: str | None) -> SearchQuery:
@@ -68,6 +81,7 @@ async def _query(request: Request, collection_id: str | None) -> SearchQuery:
         body, size = await _json_body(request)
         if collection_id is not None:
             body = {k: v for k, v in body.items() if k not in NOT_FOR_A_COLLECTION}
+        request.state.posted = body  # the parameters its page (if a browser asked) says it used
         return await _parse(request, body, body=True, size=size, endpoint=AGGREGATE)
     params = _query_params(request)
     if collection_id is not None:
@@ -76,40 +90,40 @@ async def _query(request: Request, collection_id: str | None) -> SearchQuery:
     return await _parse(request, params, size=_input_size(request), endpoint=AGGREGATE)
 
 
-def _json_only(request: Request) -> None:
-    """A 400 for an f the API does not have, as on every route; the answers are JSON whatever
-    f says (there is no page of aggregations)."""
+def _check_format(request: Request) -> None:
+    """A 400 for an f the API does not have, as on every route."""
     check_format(request.scope.get("query_string", b""))
 
 
 async def aggregate(request: Request) -> Response:
-    _json_only(request)
+    _check_format(request)
     _index(request)
     return await _answer(request, await _query(request, None), None)
 
 
 async def collection_aggregate(request: Request) -> Response:
-    _json_only(request)
+    _check_format(request)
     _, collection_id = _requested_collection(request)
     return await _answer(request, await _query(request, collection_id), collection_id)
 
 
 async def aggregations(request: Request) -> Response:
-    _json_only(request)
+    _check_format(request)
     index = _index(request)
     urls = _urls(request)
     links = [urls.link("root", urls.url()), urls.link("self", urls.url("aggregations"))]
-    return JSONResponse({"type": "AggregationCollection", "aggregations": index.aggregations(), "links": links})
+    return await _respond(request, AGGREGATIONS,
+                          {"type": "AggregationCollection", "aggregations": index.aggregations(), "links": links})
 
 
 async def collection_aggregations(request: Request) -> Response:
-    _json_only(request)
+    _check_format(request)
     index, collection_id = _requested_collection(request)
     urls = _urls(request)
     href = urls.collection(collection_id)
     links = [urls.link("root", urls.url()), urls.link("collection", href), urls.link("self", href + "/aggregations")]
-    return JSONResponse({"type": "AggregationCollection", "aggregations": index.aggregations(collection_id),
-                         "links": links})
+    return await _respond(request, AGGREGATIONS, {"type": "AggregationCollection",
+                                                  "aggregations": index.aggregations(collection_id), "links": links})
 
 
 def aggregation_routes() -> list[Route]:

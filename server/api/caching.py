@@ -124,10 +124,10 @@ _ASSETS = ASSETS_PATH + "/"
 
 def _gzip_not_refused(value: bytes) -> bool:
     """Whether an Accept-Encoding value with parameters gives gzip a q above 0: q=0 marks it
-    "not acceptable" (RFC 9110 §12.5.3)."""
+    "not acceptable" (RFC 9110 §12.5.3). "x-gzip" is gzip (§8.4.1.3)."""
     for part in value.lower().split(b","):
         coding, _, params = part.partition(b";")
-        if coding.strip() != b"gzip":
+        if coding.strip() not in (b"gzip", b"x-gzip"):
             continue
         for param in params.split(b";"):
             name, _, q = param.partition(b"=")
@@ -152,9 +152,26 @@ class GzipWhenAccepted:
         self.gzip = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] == "http" and any(k == b"accept-encoding" and b"gzip" in v and (b"=" not in v or _gzip_not_refused(v))
-                                            for k, v in scope["headers"])
-                and not scope["path"].startswith(_ASSETS)):
-            await self.gzip(scope, receive, send)
+        gzip_scope = _gzip_scope(scope) if scope["type"] == "http" and not scope["path"].startswith(_ASSETS) else None
+        if gzip_scope is not None:
+            await self.gzip(gzip_scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+def _gzip_scope(scope: Scope) -> Scope | None:
+    """The scope to hand to GZipMiddleware when the request accepts gzip, else None. Content
+    codings are case-insensitive (RFC 9110 §8.4.1) but Starlette's own check is not: a value
+    that names gzip in another case ("GZIP", "Gzip") is handed on with its accept-encoding
+    values lowercased, or Starlette would answer it uncompressed. The common lowercase value
+    costs no copy."""
+    for k, v in scope["headers"]:
+        if k != b"accept-encoding":
+            continue
+        if b"gzip" in v:
+            if b"=" not in v or _gzip_not_refused(v):
+                return scope
+        elif b"gzip" in v.lower() and (b"=" not in v or _gzip_not_refused(v)):
+            return {**scope, "headers": [(n, value.lower() if n == b"accept-encoding" else value)
+                                         for n, value in scope["headers"]]}
+    return None

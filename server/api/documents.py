@@ -21,6 +21,7 @@ from server.query.model import FieldsSpec
 LANDING, CONFORMANCE, COLLECTIONS, COLLECTION, ITEMS, ITEM, QUERYABLES, API = (
     "landing", "conformance", "collections", "collection", "items", "item", "queryables", "api")
 CATALOG, CHILDREN = "catalog", "children"  # a sub-catalog of the tree, and a node's children
+AGGREGATE, AGGREGATIONS = "aggregate", "aggregations"  # an AggregationCollection computed, and the one listing them
 
 
 def item_bytes(urls: UrlBuilder, index: Index, pos: int) -> bytes | None:

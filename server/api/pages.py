@@ -26,6 +26,8 @@ from starlette.templating import Jinja2Templates
 
 from server.api import mapdata, paths
 from server.api.documents import (
+    AGGREGATE,
+    AGGREGATIONS,
     API,
     CATALOG,
     CHILDREN,
@@ -43,6 +45,7 @@ from server.api.pagination import next_link_get, query_string
 from server.api.static_files import STATIC_PREFIXES
 from server.api.tree_documents import item_links, node_title
 from server.index import Index
+from server.index.aggregation import GRIDS, cell_bounds
 from server.index.tree import COLLECTION as COLLECTION_NODE
 from server.index.tree import LANDING as LANDING_NODE
 from server.settings import Settings
@@ -53,7 +56,8 @@ _MARKDOWN = MarkdownIt("commonmark", {"html": False})  # raw HTML in a descripti
 # The page of each kind of document (every kind has one)
 PAGES = {LANDING: "landing.html", COLLECTIONS: "collections.html", COLLECTION: "collection.html",
          ITEMS: "items.html", ITEM: "item.html", CONFORMANCE: "conformance.html", QUERYABLES: "queryables.html",
-         API: "openapi.html", CATALOG: "catalog.html", CHILDREN: "children.html"}
+         API: "openapi.html", CATALOG: "catalog.html", CHILDREN: "children.html",
+         AGGREGATE: "aggregate.html", AGGREGATIONS: "aggregations.html"}
 # Conformance classes grouped by the standard they come from (URI prefix, heading)
 CONFORMANCE_GROUPS = (
     ("https://api.stacspec.org/", "STAC API"),
@@ -175,6 +179,87 @@ def _operations(openapi: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+# How an aggregation's page names it (the JSON name is shown beside), and a datetime bucket's
+# start by the interval it spans
+AGGREGATION_TITLES = {"total_count": "Items matched", "datetime_min": "Earliest datetime",
+                      "datetime_max": "Latest datetime", "datetime_frequency": "Items by datetime",
+                      "collection_frequency": "Items by collection", "cloud_cover_frequency": "Items by cloud cover"}
+_GRID_TITLES = {"centroid": "Items by the {kind} cell of their centre",
+                "geometry": "Items by the {kind} cells their bounding box reaches"}
+_INTERVAL_LABEL = {"year": 4, "quarter": 7, "month": 7, "week": 10, "day": 10, "hour": 13, "minute": 16, "second": 19}
+
+
+def aggregation_title(name: str) -> str:
+    if name in AGGREGATION_TITLES:
+        return AGGREGATION_TITLES[name]
+    if name in GRIDS:
+        source, kind = name.split("_")[:2]
+        return _GRID_TITLES[source].format(kind={"geohex": "H3"}.get(kind, kind))
+    return f"Items by {name.removesuffix('_frequency')}" if name.endswith("_frequency") else name
+
+
+def _time_label(key: Any, interval: str) -> str:
+    """A datetime bucket's start as a person reads it at its interval: 2021, 2021 Q2, 2021-04,
+    2021-04-05, 2021-04-05 13:00."""
+    text = show(key)
+    if len(text) < 19 or text[4:5] != "-":
+        return text
+    if interval == "quarter":
+        return f"{text[:4]} Q{(int(text[5:7]) - 1) // 3 + 1}" if text[5:7].isdigit() else text
+    label = text[:_INTERVAL_LABEL.get(interval, 19)].replace("T", " ")
+    return label + ":00" if interval == "hour" else label
+
+
+def _number(value: Any) -> str:
+    """A range's end as written: 5, 12.5 ("" for none)."""
+    if value is None:
+        return ""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else show(value)
+
+
+def _degrees(box: tuple[float, float, float, float]) -> str:
+    return ", ".join(f"{v:.6g}" for v in box)
+
+
+def _aggregations(body: dict[str, Any], params: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """An AggregationCollection for its page: the single values (name, title, value), and a
+    table per frequency distribution: its buckets in the answer's order (datetime in time
+    order, terms most frequent first), each with its count and share of the largest, a grid's
+    cells with the box they cover."""
+    values, tables = [], []
+    interval = str(params.get("datetime_frequency_interval") or "month").lower()
+    for entry in body.get("aggregations") or []:
+        if not isinstance(entry, dict):
+            continue
+        name = show(entry.get("name", ""))
+        if not isinstance(entry.get("buckets"), list):
+            values.append({"name": name, "title": aggregation_title(name), "value": show(entry.get("value", ""))})
+            continue
+        buckets = [b for b in entry["buckets"] if isinstance(b, dict)]
+        counts: list[int] = [b["frequency"] if isinstance(b.get("frequency"), int) else 0 for b in buckets]
+        top = max(counts, default=0)
+        grid = name in GRIDS
+        rows = []
+        for bucket, count in zip(buckets, counts):
+            key = bucket.get("key")
+            if bucket.get("data_type") == "datetime":
+                label = _time_label(key, interval)
+            elif "from" in bucket or "to" in bucket:
+                low, high = _number(bucket.get("from")), _number(bucket.get("to"))
+                label = f"≥ {low} and < {high}" if low and high else f"< {high}" if high else f"≥ {low}"
+            else:
+                label = show(key)
+            box = cell_bounds(name, key) if grid else None
+            rows.append({"key": label, "count": count, "share": round(100 * count / top, 1) if top else 0,
+                         "cell": _degrees(box) if box else ""})
+        heading = "Cell" if grid else "From" if any(b.get("data_type") == "datetime" for b in buckets) else (
+            "Range" if any("from" in b or "to" in b for b in buckets) else "Value")
+        overflow = entry.get("overflow") if isinstance(entry.get("overflow"), int) else 0
+        tables.append({"name": name, "title": aggregation_title(name), "rows": rows, "heading": heading,
+                       "grid": grid, "overflow": overflow, "total": sum(counts)})
+    return values, tables
+
+
 def noun(count: int, one: str, many: str | None = None) -> str:
     """The word for ``count`` things: "item" for one, "items" (or ``many``) otherwise."""
     return one if count == 1 else many or one + "s"
@@ -272,6 +357,23 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
         ctx["has_description"] = any(row["description"] for row in rows)
     elif doc.kind == API:
         ctx["operations"] = _operations(body)
+    elif doc.kind in (AGGREGATE, AGGREGATIONS):
+        ctx["collection_id"] = collection_id = request.path_params.get("collection_id")
+        ctx["aggregate_href"] = urls.collection(collection_id) + "/aggregate" if collection_id else urls.url("aggregate")
+        ctx["aggregations_href"] = (urls.collection(collection_id) + "/aggregations" if collection_id
+                                    else urls.url("aggregations"))
+        if doc.kind == AGGREGATE:
+            used = getattr(request.state, "posted", None) if request.method == "POST" else params
+            ctx["used"] = [(k, ", ".join(v.split(",")) if k == "aggregations" and isinstance(v, str) else show(v))
+                           for k, v in (used or {}).items() if k != "f" and v not in ("", None)]
+            ctx["values"], ctx["tables"] = _aggregations(body, dict(used or {}))
+            if request.method == "POST":
+                ctx["json_href"] = None  # a POST's answer has no URL of its own
+        else:
+            ctx["available"] = [{"name": show(e.get("name", "")), "title": aggregation_title(show(e.get("name", ""))),
+                                 "type": f"buckets of {show(e.get('frequency_distribution_data_type', ''))}"
+                                 if e.get("data_type") == "frequency_distribution" else show(e.get("data_type", ""))}
+                                for e in body.get("aggregations") or [] if isinstance(e, dict)]
     return ctx
 
 

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from server.api import pages
-from server.api.documents import ITEM, ITEMS, Document, Features, item_bytes
+from server.api.documents import AGGREGATE, ITEM, ITEMS, Document, Features, item_bytes
 from server.api.links import JSON
 from server.api.responses import JSONResponse
 from server.api.threads import in_thread
@@ -150,6 +150,8 @@ async def render(request: Request, doc: Document) -> Response:
     if scope_representation(request.scope) == HTML:
         large = doc.kind == ITEMS and len(doc.body["features"]) > LARGE_PAGE  # a 10,000-row page: ~1 s
         large = large or (isinstance(doc.body, dict) and len(doc.body.get("links") or ()) > LARGE_PAGE)  # a catalog's items
+        large = large or doc.kind == AGGREGATE and sum(  # up to 10,000 cells or 65,536 datetime buckets a table
+            len(a.get("buckets") or ()) for a in doc.body["aggregations"]) > LARGE_PAGE
         return await in_thread(request, pages.page, request, doc) if large else pages.page(request, doc)
     return await json_response(request, doc)
 

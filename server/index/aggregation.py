@@ -448,3 +448,39 @@ def _top(name: str, codes: np.ndarray, counts: np.ndarray, text: Any) -> dict[st
     entries = sorted((-int(counts[i]), text(codes[i])) for i in kept.tolist())
     buckets = [_bucket(key, "string", -count) for count, key in entries]
     return _frequency(name, buckets, int(counts[rest].sum()))
+
+
+def cell_bounds(name: str, key: Any) -> tuple[float, float, float, float] | None:
+    """The (west, south, east, north) in degrees of a grid aggregation's bucket key (a
+    geohash, a geotile "z/x/y", an H3 cell), for a page to say where the cell is; None for
+    another aggregation or a key that is not such a cell."""
+    if name not in GRIDS or not isinstance(key, str):
+        return None
+    kind = name.split("_")[1]
+    try:
+        if kind == "geohash":
+            west, south, east, north = -180.0, -90.0, 180.0, 90.0
+            bit = 0
+            for char in key:
+                code = GEOHASH_ALPHABET.index(char)
+                for shift in range(4, -1, -1):
+                    half = (code >> shift) & 1
+                    if bit % 2 == 0:
+                        mid = (west + east) / 2
+                        west, east = (mid, east) if half else (west, mid)
+                    else:
+                        mid = (south + north) / 2
+                        south, north = (mid, north) if half else (south, mid)
+                    bit += 1
+            return west, south, east, north
+        if kind == "geotile":
+            zoom, x, y = (int(part) for part in key.split("/"))
+            n = 1 << zoom
+            def lat(row: int) -> float:
+                return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * row / n))))
+            return x / n * 360.0 - 180.0, lat(y + 1), (x + 1) / n * 360.0 - 180.0, lat(y)
+        ring = h3.cell_to_boundary(h3.str_to_int(key))
+        lats, lngs = [p[0] for p in ring], [p[1] for p in ring]
+        return min(lngs), min(lats), max(lngs), max(lats)
+    except (ValueError, TypeError):
+        return None

@@ -16,6 +16,7 @@ import shapely
 from server.errors import InvalidQueryParameter
 from server.index.spatial import bbox_geometry
 from server.query.datetime import MAX_TIME, MIN_TIME, parse_rfc3339
+from server.query.values import checked_geometry, geojson_geometry
 
 COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     "=": operator.eq, "<>": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
@@ -181,11 +182,7 @@ def geometry_literal(arg: Any) -> shapely.Geometry | None:
             b = [b[0], b[1], b[3], b[4]]
         return bbox_geometry(tuple(float(v) for v in b))  # type: ignore[arg-type]
     if isinstance(arg, dict) and "type" in arg and ("coordinates" in arg or "geometries" in arg):
-        try:
-            geom = shapely.from_geojson(orjson.dumps(arg))
-        except Exception as exc:  # GEOS errors
-            raise InvalidQueryParameter(f"Invalid filter geometry: {exc}") from None
-        return geom if geom.is_valid else shapely.make_valid(geom)
+        return checked_geometry(geojson_geometry(arg, "filter"), "filter")  # (parse_filter checked it already)
     return None
 
 

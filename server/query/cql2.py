@@ -14,6 +14,7 @@ import cql2
 import orjson
 
 from server.errors import InvalidQueryParameter
+from server.query.values import checked_geometry, geojson_geometry
 
 # Not EPSG:4326: its axis order is latitude first, and filter geometries are read as lon/lat.
 CRS84 = {
@@ -170,4 +171,20 @@ def parse_filter(value: Any, lang: Any, crs: Any) -> Any:
         raise InvalidQueryParameter(f"Invalid filter: nested deeper than {MAX_DEPTH}")
     if _operations(parsed) > MAX_OPERATIONS:
         raise InvalidQueryParameter(f"Invalid filter: over {MAX_OPERATIONS} operators; use IN for lists of values")
+    _check_geometries(parsed)
     return parsed
+
+
+def _check_geometries(node: Any) -> None:
+    """Every geometry literal of a parsed filter held to the rule ``intersects`` is held to
+    (values.checked_geometry): a bowtie in S_INTERSECTS is a 400, as it is in intersects,
+    whichever language and method it came in and whatever else the filter says."""
+    if isinstance(node, list):
+        for v in node:
+            _check_geometries(v)
+    elif isinstance(node, dict):
+        if node.get("type") in _GEOMETRY_TYPES and ("coordinates" in node or "geometries" in node):
+            checked_geometry(geojson_geometry(node, "filter"), "filter")
+        else:
+            for v in node.values():
+                _check_geometries(v)

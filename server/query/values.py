@@ -79,19 +79,33 @@ def parse_geometry(value: Any, max_vertices: int = RequestLimits.max_vertices) -
         raise InvalidQueryParameter(
             f"Invalid intersects: expected a GeoJSON geometry, one of {sorted(GEOMETRY_TYPES)}"
         )
-    try:
-        geom = shapely.from_geojson(orjson.dumps(value))
-    except Exception as exc:  # GEOS reports its own error types
-        raise InvalidQueryParameter(f"Invalid intersects geometry: {exc}") from None
+    geom = geojson_geometry(value, "intersects")
     if geom is None or geom.is_empty:
         raise InvalidQueryParameter("Invalid intersects: empty geometry")
     vertices = shapely.get_num_coordinates(geom)
     if vertices > max_vertices:
         raise InvalidQueryParameter(f"Invalid intersects: {vertices} vertices, over the limit of {max_vertices}")
-    if not all(math.isfinite(c) for c in geom.bounds):
-        raise InvalidQueryParameter("Invalid intersects: non-finite coordinates")
+    return checked_geometry(geom, "intersects")
+
+
+def geojson_geometry(value: dict[str, Any], what: str) -> shapely.Geometry:
+    """A GeoJSON geometry object read by GEOS; what it cannot read is a 400."""
+    try:
+        return shapely.from_geojson(orjson.dumps(value))
+    except Exception as exc:  # GEOS reports its own error types
+        raise InvalidQueryParameter(f"Invalid {what} geometry: {exc}") from None
+
+
+def checked_geometry(geom: shapely.Geometry, what: str) -> shapely.Geometry:
+    """The one rule for a geometry a request sends (``intersects``, and every geometry literal
+    of a CQL2 filter): finite coordinates and valid as OGC Simple Features define it (GEOS
+    is_valid: no self-intersecting ring such as a bowtie, no overlapping MultiPolygon parts),
+    else a 400 that says why. Spatial predicates on an invalid geometry have no defined
+    answer, so it is refused rather than repaired."""
+    if not geom.is_empty and not all(math.isfinite(c) for c in geom.bounds):
+        raise InvalidQueryParameter(f"Invalid {what}: non-finite coordinates")
     if not geom.is_valid:
-        raise InvalidQueryParameter(f"Invalid intersects geometry: {shapely.is_valid_reason(geom)}")
+        raise InvalidQueryParameter(f"Invalid {what} geometry: {shapely.is_valid_reason(geom)}")
     return geom
 
 

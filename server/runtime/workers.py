@@ -104,7 +104,9 @@ class Supervisor:
         instead of a build; ``index_file``, ``current``: a snapshot of the index loaded before
         the fork, that index (ChildBuilder: the first build reuses its unchanged items)."""
         self.settings = settings
-        self.builder: ChildBuilder | RemoteSnapshot = replica or ChildBuilder(settings, remote_cache, index_file, current)
+        self._loaded = current
+        self.builder: ChildBuilder | RemoteSnapshot = replica or ChildBuilder(settings, remote_cache, index_file,
+                                                                              self._serving_index)
         self.fingerprint = fingerprint
         self.workdir = Path(tempfile.mkdtemp(prefix="stac-static-api-workers-"))
         self.publication = self.workdir / "published.json"
@@ -120,6 +122,19 @@ class Supervisor:
         now = time.monotonic()
         self._next_interval = now + settings.reload_interval
         self._next_watch = now + settings.watch_interval
+
+    def _serving_index(self) -> Index | None:
+        """The index the workers serve, for a build whose previous snapshot is gone from the
+        disk (someone deleted it): ChildBuilder writes a snapshot of it to reuse from. Before
+        the first publication that is the index loaded before the fork; after it, the workers'
+        pre-fork copy is released, so it is the published snapshot, mapped here through the
+        descriptors held open (its files may be unlinked) for as long as that write takes."""
+        served = self.serving
+        if served is None:
+            return self._loaded() if self._loaded is not None else None
+        base = f"/proc/self/fd/{served.base_fd}" if served.base_fd >= 0 else None
+        index, _ = read_snapshot(f"/proc/self/fd/{served.fd}", verify=False, base=base)
+        return index
 
     def poll(self) -> None:
         """Start a build when one is asked for or due and none is running."""
