@@ -66,3 +66,36 @@ def test_a_listing_of_several_pages_from_a_bucket_endpoint(tmp_path: Path, part_
         wanted = {f"{base}/{quote(key)}": key for key in sorted(expected)[::-1]}
         listed = http_listing(f"{base}/", [*wanted, f"{base}/cat/c0/not-there.json"], 10, 1)
     assert listed == {url: expected[key] for url, key in wanted.items()}
+
+
+def test_the_bucket_endpoint_never_lists_an_edited_or_deleted_file_as_it_was(tmp_path: Path) -> None:
+    """bench/ttfb_server.py --bucket keeps its sorted keys and each key's <Contents> between
+    listings: a file edited (in place, or by rename as bench/reload.py does) is listed with its
+    new MD5 and size, a deleted one not at all, one added in a new item folder is listed."""
+    def write(key: str, data: bytes) -> None:
+        path = tmp_path / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    keys = [f"cat/c{i % 3}/item{i:04d}/item{i:04d}.json" for i in range(1_500)]
+    for i, key in enumerate(keys):
+        write(key, b"{}" + b" " * (i % 5))
+    with ttfb_server(tmp_path, "--latency-ms", "0", "--bucket") as base:
+        urls = [f"{base}/{key}" for key in keys]
+        first = http_listing(f"{base}/", urls, 10, 1)
+        assert first == {url: (hashlib.md5(b"{}" + b" " * (i % 5)).hexdigest(), 2 + i % 5) for i, url in enumerate(urls)}
+        write(keys[7], b'{"edited": 1}')
+        tmp = tmp_path / "renamed.tmp"
+        tmp.write_bytes(b'{"renamed": true}')
+        tmp.rename(tmp_path / keys[900])
+        (tmp_path / keys[1_400]).unlink()
+        (tmp_path / keys[1_400]).parent.rmdir()
+        added = "cat/c1/new/new.json"
+        write(added, b'{"new": 1}')
+        second = http_listing(f"{base}/", [*urls, f"{base}/{added}"], 10, 1)
+    expected = dict(first)
+    expected[urls[7]] = (hashlib.md5(b'{"edited": 1}').hexdigest(), 13)
+    expected[urls[900]] = (hashlib.md5(b'{"renamed": true}').hexdigest(), 17)
+    del expected[urls[1_400]]
+    expected[f"{base}/{added}"] = (hashlib.md5(b'{"new": 1}').hexdigest(), 10)
+    assert second == expected
