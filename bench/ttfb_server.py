@@ -25,10 +25,10 @@ Each file has an ETag (its mtime and size); `If-None-Match` with it answers 304.
 bytes (as a plain S3 upload's; kept by path while its size and mtime stay), and
 `GET /?list-type=2&prefix=P[&start-after=K][&continuation-token=T]` answers ListObjectsV2 XML
 (1,000 keys a page, in UTF-8 byte order, with those ETags and sizes). The keys are walked and
-sorted once; later only the busy folders whose mtime changed (a catalog's, its collections') are
-read again for new files; each page stats its files and joins the <Contents> kept for each while
-its size and mtime stay, so an edited or deleted file is never listed stale (a 1,000-key page
-costs ~4 ms, where walking a million item folders is ~11 s).
+sorted once, in a thread from the server's start; later only the busy folders whose mtime
+changed (a catalog's, its collections') are read again for new files; each page stats its
+files and joins the <Contents> kept for each while its size and mtime stay, so an edited or
+deleted file is never listed stale.
 """
 
 from __future__ import annotations
@@ -36,12 +36,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import hashlib
 import html
 import json
 import os
 import ssl
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, unquote
@@ -98,6 +100,13 @@ class Server:
         self._fragments: list[tuple[int, int, bytes] | None] = []  # each key's (mtime_ns, size, its <Contents>)
         self._watched: dict[str, int] = {}  # folder -> mtime_ns, of those read again when it changes
         self._known: set[str] = set()  # the folders read
+        self._walker: threading.Thread | None = None
+
+    def walk_soon(self) -> None:
+        """Walk the folder in a thread now (--bucket): a million item folders take ~10-30 s, longer
+        than a client waits for the first listing page (the loader's read timeout is 20 s)."""
+        self._walker = threading.Thread(target=self._walk, daemon=True)
+        self._walker.start()
 
     def etag(self, full: str, info: os.stat_result, data: bytes | None = None) -> bytes:
         """A file's ETag: its mtime and size, or (--bucket) the MD5 of its bytes, kept while they stay."""
@@ -121,7 +130,10 @@ class Server:
         folder may be missing from a listing, as after a real bucket's listing lag; a page stats
         each of its files as it writes it, so no gone or changed file is listed as it was."""
         if self._keys is None:
-            self._walk()
+            if self._walker is not None:
+                self._walker.join()  # the walk started with the server
+            else:
+                self._walk()
         elif self._dirs_changed():
             self._rescan()
         assert self._keys is not None
@@ -137,7 +149,6 @@ class Server:
             at = stack.pop()
             try:
                 listing = list(os.scandir(at))
-                mtime = os.stat(at).st_mtime_ns
             except OSError:
                 continue
             known.add(at)
@@ -149,8 +160,9 @@ class Server:
                         stack.append(entry.path)
                 elif entry.is_file(follow_symlinks=False):
                     found.append((entry.path[cut:].encode("utf-8", "surrogateescape"), entry.path))
-            if dirs or len(listing) > 1:
-                self._watched[at] = mtime
+            if dirs or len(listing) > 1:  # its mtime after its read: a file added between, missed (lag)
+                with contextlib.suppress(OSError):
+                    self._watched[at] = os.stat(at).st_mtime_ns
         return found
 
     def _walk(self) -> None:
@@ -420,6 +432,8 @@ async def run(args: argparse.Namespace) -> None:
     server = Server(args.folder, args.latency_ms / 1000, args.busy_seconds, args.busy_from, args.capacity,
                     args.status, args.close_after)
     server.bucket = args.bucket
+    if args.bucket:
+        server.walk_soon()
     context = None
     if args.tls:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
