@@ -2,9 +2,13 @@
 botocore's parser (what boto3's list_objects_v2 and its paginator run) against
 server.catalog.listing.parse_page (one regular expression), on a page shaped as S3 writes it.
 
-    python bench/listing_parse.py [--pages 20]
+    python bench/listing_parse.py [--pages 20] [--keys 1000000]
 
-A million keys are 1,000 pages: the CPU-seconds for them are the ms a page printed.
+A million keys are 1,000 pages: the CPU-seconds for them are the ms a page printed. --keys N:
+also the loader's whole client-side cost of listing N keys without HTTP (the pages, made
+beforehand, handed to listing.list_keys by a function): the locations' keys, the parts' pages
+parsed, the Listing built and each location found in it, as server.catalog.listing.http_listing
+does but for its GETs.
 """
 
 from __future__ import annotations
@@ -17,7 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server.catalog.listing import parse_page  # noqa: E402
+import bisect  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from server.catalog import listing  # noqa: E402
+from server.catalog.listing import parse_columns, parse_page  # noqa: E402
 
 
 def page(keys: int = 1000) -> bytes:
@@ -32,6 +41,33 @@ def page(keys: int = 1000) -> bytes:
             "</ListBucketResult>").encode()
 
 
+def whole(n: int) -> None:
+    """The client's CPU for a listing of ``n`` keys (12 folders, as bench/generate.py's), each
+    page joined from entries made beforehand."""
+    base = "http://127.0.0.1:9/"
+    keys = sorted(f"bench-c{i % 12:02d}/ITEM_{i:08d}/ITEM_{i:08d}.json".encode() for i in range(n))
+    entries = [b"<Contents><Key>%s</Key><ETag>&quot;%s&quot;</ETag><Size>%d</Size><StorageClass>STANDARD</StorageClass>"
+               b"</Contents>" % (k, hashlib.md5(k).hexdigest().encode(), 5000 + i % 999) for i, k in enumerate(keys)]
+
+    def page(params: dict[str, str]) -> bytes:  # made from cached entries: ~0.05 s of the CPU a million
+        after = bytes.fromhex(params["continuation-token"]) if "continuation-token" in params else \
+            params.get("start-after", "").encode()
+        at = bisect.bisect_right(keys, after) if after else 0
+        more = at + 1000 < n
+        token = b"<NextContinuationToken>%s</NextContinuationToken>" % keys[at + 999].hex().encode() if more else b""
+        return (b'<?xml version="1.0"?><ListBucketResult xmlns="x"><Name>b</Name><IsTruncated>%s</IsTruncated>%s%s'
+                b"</ListBucketResult>" % (b"true" if more else b"false", token, b"".join(entries[at:at + 1000])))
+
+    locations = [base + key.decode() for key in keys[::-1]]
+    started, wall = time.process_time(), time.perf_counter()
+    wanted = listing.location_keys(base, locations)
+    ordered = np.sort(wanted)
+    found, _, _ = listing.list_keys(page, listing._folder_prefix(ordered), ordered).find(wanted)
+    cpu = time.process_time() - started
+    assert int(found.sum()) == n
+    print(f"a whole listing of {n:,} keys, no HTTP: {cpu:.2f} CPU-s ({time.perf_counter() - wall:.2f} s wall)")
+
+
 def cpu_ms(work: object, runs: int) -> float:
     started = time.process_time()
     for _ in range(runs):
@@ -42,12 +78,16 @@ def cpu_ms(work: object, runs: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages", type=int, default=20)
+    parser.add_argument("--keys", type=int, default=0, help="also a whole listing of this many keys, without HTTP")
     args = parser.parse_args()
     body = page()
     entries, token = parse_page(body)
     assert len(entries) == 1000 and token == "abc"
     print(f"one page: {len(body):,} bytes, 1,000 keys")
     print(f"listing.parse_page: {cpu_ms(lambda: parse_page(body), args.pages * 10):.2f} ms CPU a page")
+    print(f"listing.parse_columns: {cpu_ms(lambda: parse_columns(body), args.pages * 10):.2f} ms CPU a page")
+    if args.keys:
+        whole(args.keys)
     try:
         import botocore.session
         from botocore import parsers

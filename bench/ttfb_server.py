@@ -24,8 +24,11 @@ Each file has an ETag (its mtime and size); `If-None-Match` with it answers 304.
 `--bucket` makes the folder an S3-style bucket endpoint at `/`: each file's ETag is the MD5 of its
 bytes (as a plain S3 upload's; kept by path while its size and mtime stay), and
 `GET /?list-type=2&prefix=P[&start-after=K][&continuation-token=T]` answers ListObjectsV2 XML
-(1,000 keys a page, in UTF-8 byte order, with those ETags and sizes; the sorted keys are kept
-until one of the folders' mtimes changes).
+(1,000 keys a page, in UTF-8 byte order, with those ETags and sizes). The keys are walked and
+sorted once, in a thread from the server's start; later only the busy folders whose mtime
+changed (a catalog's, its collections') are read again for new files; each page stats its
+files and joins the <Contents> kept for each while its size and mtime stay, so an edited or
+deleted file is never listed stale.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import hashlib
 import html
 import json
@@ -56,9 +60,6 @@ try:
     import h2.settings
 except ImportError:
     h2 = None
-
-
-KEYS_SECONDS = 10.0  # --bucket: a listing walks the folder again when its keys are older
 
 
 class Stats:
@@ -95,10 +96,17 @@ class Server:
         self.bucket = False  # --bucket: MD5 ETags and ListObjectsV2 at /
         self._md5: dict[str, tuple[int, int, bytes]] = {}  # path -> (mtime_ns, size, ETag)
         self._keys: list[bytes] | None = None  # --bucket: every file's key, sorted (keys())
-        self._keys_at = 0.0
         self._paths: list[str] = []  # each key's file
-        self._entries: dict[str, tuple[int, int, bytes]] = {}  # file -> (mtime_ns, size, its <Contents>)
-        self._walking = False
+        self._fragments: list[tuple[int, int, bytes] | None] = []  # each key's (mtime_ns, size, its <Contents>)
+        self._watched: dict[str, int] = {}  # folder -> mtime_ns, of those read again when it changes
+        self._known: set[str] = set()  # the folders read
+        self._walker: threading.Thread | None = None
+
+    def walk_soon(self) -> None:
+        """Walk the folder in a thread now (--bucket): a million item folders take ~10-30 s, longer
+        than a client waits for the first listing page (the loader's read timeout is 20 s)."""
+        self._walker = threading.Thread(target=self._walk, daemon=True)
+        self._walker.start()
 
     def etag(self, full: str, info: os.stat_result, data: bytes | None = None) -> bytes:
         """A file's ETag: its mtime and size, or (--bucket) the MD5 of its bytes, kept while they stay."""
@@ -115,41 +123,91 @@ class Server:
         return tag
 
     def keys(self) -> list[bytes]:
-        """Every file's key (its path in the folder), sorted as UTF-8 bytes: walked when first
-        asked, walked again in a thread when older than KEYS_SECONDS (the old list served
-        meanwhile: a file added since may be missing from a listing, as after a real bucket's
-        listing lag; a page checks each of its files as it writes it, so no gone or changed file
-        is listed as it was)."""
-        now = time.monotonic()
+        """Every file's key (its path in the folder), sorted as UTF-8 bytes: walked and sorted
+        once, when first asked; later, only the folders whose mtime changed since (those that held
+        subfolders or more than one file: a catalog's and collections' folders, not the million
+        item folders) are read again and their new files merged in. A file added into an untracked
+        folder may be missing from a listing, as after a real bucket's listing lag; a page stats
+        each of its files as it writes it, so no gone or changed file is listed as it was."""
         if self._keys is None:
-            self._walk()
-        elif now - self._keys_at > KEYS_SECONDS and not self._walking:
-            self._walking = True
-            threading.Thread(target=self._walk, daemon=True).start()
+            if self._walker is not None:
+                self._walker.join()  # the walk started with the server
+            else:
+                self._walk()
+        elif self._dirs_changed():
+            self._rescan()
         assert self._keys is not None
         return self._keys
 
-    def _walk(self) -> None:
-        started = time.monotonic()
-        keys = []
-        stack = [self.folder]
+    def _scan(self, top: str, known: set[str]) -> list[tuple[bytes, str]]:
+        """The (key, path) of the files under ``top``, not descending into folders in ``known``;
+        the folders read are added to ``known`` and the busy ones' mtimes to ``self._watched``."""
+        found = []
+        stack = [top]
+        cut = len(self.folder) + 1
         while stack:
             at = stack.pop()
             try:
                 listing = list(os.scandir(at))
             except OSError:
                 continue
+            known.add(at)
+            dirs = 0
             for entry in listing:
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
+                    dirs += 1
+                    if entry.path not in known:
+                        stack.append(entry.path)
                 elif entry.is_file(follow_symlinks=False):
-                    keys.append((entry.path[len(self.folder) + 1:].encode("utf-8", "surrogateescape"), entry.path))
-        keys.sort()
-        self._paths = [path for _, path in keys]
-        self._keys, self._keys_at, self._walking = [key for key, _ in keys], started, False
+                    found.append((entry.path[cut:].encode("utf-8", "surrogateescape"), entry.path))
+            if dirs or len(listing) > 1:  # its mtime after its read: a file added between, missed (lag)
+                with contextlib.suppress(OSError):
+                    self._watched[at] = os.stat(at).st_mtime_ns
+        return found
+
+    def _walk(self) -> None:
+        self._watched, self._known = {}, set()
+        found = self._scan(self.folder, self._known)
+        found.sort()
+        self._set(found)
+
+    def _set(self, found: list[tuple[bytes, str]]) -> None:
+        self._keys = [key for key, _ in found]
+        self._paths = [path for _, path in found]
+        self._fragments = [None] * len(found)
+
+    def _dirs_changed(self) -> list[str]:
+        changed = []
+        for at, mtime in self._watched.items():
+            try:
+                if os.stat(at).st_mtime_ns != mtime:
+                    changed.append(at)
+            except OSError:
+                changed.append(at)
+        return changed
+
+    def _rescan(self) -> None:
+        """Read again the watched folders whose mtime changed; merge the files found in folders
+        not read before (a file gone is left: a page's stat skips it)."""
+        assert self._keys is not None
+        added = []
+        for at in self._dirs_changed():
+            self._known.discard(at)
+            self._watched.pop(at, None)
+            added += self._scan(at, self._known)
+        have = set(self._paths) if added else set()
+        added = [entry for entry in added if entry[1] not in have]
+        if not added:
+            return
+        old = list(zip(self._keys, self._paths, self._fragments))
+        merged = sorted([*old, *((key, path, None) for key, path in added)], key=lambda e: e[0])
+        self._keys = [e[0] for e in merged]
+        self._paths = [e[1] for e in merged]
+        self._fragments = [e[2] for e in merged]
 
     def list_objects(self, query: str) -> bytes:
-        """One ListObjectsV2 page (1,000 keys) of the folder as a bucket."""
+        """One ListObjectsV2 page (1,000 keys) of the folder as a bucket: each key's <Contents>
+        kept with the size and mtime it was written for, the page a join of them."""
         params = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
         prefix = params.get("prefix", "").encode()
         keys = self.keys()
@@ -158,26 +216,29 @@ class Server:
         at = max(bisect.bisect_left(keys, prefix), bisect.bisect_right(keys, after) if after else 0)
         out = []
         last = b""
-        paths, entries, stat = self._paths, self._entries, os.stat
-        while at < len(keys) and len(out) < 1000 and keys[at].startswith(prefix):
-            last, full = keys[at], paths[at]
-            at += 1
-            try:
-                info = stat(full)
-            except OSError:  # gone since the walk
-                continue
-            known = entries.get(full)
-            if known is None or known[0] != info.st_mtime_ns or known[1] != info.st_size:
+        paths, fragments, stat = self._paths, self._fragments, os.stat
+        end = _prefix_end(keys, prefix)
+        while at < end and len(out) < 1000:
+            stop = min(end, at + 1000 - len(out))
+            for i in range(at, stop):
+                full = paths[i]
                 try:
-                    tag = self.etag(full, info)
-                except OSError:
+                    info = stat(full)
+                except OSError:  # gone since the walk
                     continue
-                known = entries[full] = (info.st_mtime_ns, info.st_size, (
-                    b"<Contents><Key>%s</Key><ETag>%s</ETag><Size>%d</Size><StorageClass>STANDARD</StorageClass>"
-                    b"</Contents>" % (html.escape(last.decode(), quote=False).encode(),
-                                      html.escape(tag.decode()).encode(), info.st_size)))
-            out.append(known[2])
-        more = at < len(keys) and keys[at].startswith(prefix)
+                known = fragments[i]
+                if known is None or known[0] != info.st_mtime_ns or known[1] != info.st_size:
+                    try:
+                        tag = self.etag(full, info)
+                    except OSError:
+                        continue
+                    known = fragments[i] = (info.st_mtime_ns, info.st_size, (
+                        b"<Contents><Key>%s</Key><ETag>%s</ETag><Size>%d</Size><StorageClass>STANDARD</StorageClass>"
+                        b"</Contents>" % (html.escape(keys[i].decode("utf-8", "surrogateescape"), quote=False).encode(
+                            "utf-8", "surrogateescape"), html.escape(tag.decode()).encode(), info.st_size)))
+                out.append(known[2])
+            last, at = keys[stop - 1], stop
+        more = at < end
         token = b"<NextContinuationToken>%s</NextContinuationToken>" % last.hex().encode() if more else b""
         return (b'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
                 b"<Name>bucket</Name><Prefix>%s</Prefix><KeyCount>%d</KeyCount><MaxKeys>1000</MaxKeys>"
@@ -236,6 +297,14 @@ class Server:
 
     def closed(self) -> None:
         self.stats.open -= 1
+
+
+def _prefix_end(keys: list[bytes], prefix: bytes) -> int:
+    """The end of the run of the sorted ``keys`` that start with ``prefix``."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return len(keys)
+    return bisect.bisect_left(keys, stripped[:-1] + bytes([stripped[-1] + 1]))
 
 
 REASONS = {200: b"OK", 304: b"Not Modified", 404: b"Not Found", 429: b"Too Many Requests", 503: b"Service Unavailable"}
@@ -363,6 +432,8 @@ async def run(args: argparse.Namespace) -> None:
     server = Server(args.folder, args.latency_ms / 1000, args.busy_seconds, args.busy_from, args.capacity,
                     args.status, args.close_after)
     server.bucket = args.bucket
+    if args.bucket:
+        server.walk_soon()
     context = None
     if args.tls:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -542,10 +542,10 @@ def test_a_reload_from_s3_lists_the_prefix_instead_of_reading_unchanged_items(
         catalog: Path, bucket: Any, part_keys: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """One listing, or (5 keys a part) a dozen parts listed at once from after each other's keys."""
     monkeypatch.setattr(listing, "LIST_PART_KEYS", part_keys)
-    listings: list[tuple[list[str], dict[str, Any]]] = []
+    listings: list[tuple[list[str], listing.Listing]] = []
     s3_listing = reuse.s3_listing
 
-    def spy(client: Any, bucket: str, keys: list[str], timeout: float, retries: int) -> dict[str, Any]:
+    def spy(client: Any, bucket: str, keys: list[str], timeout: float, retries: int) -> listing.Listing:
         listings.append((keys, s3_listing(client, bucket, keys, timeout, retries)))
         return listings[-1][1]
 
@@ -561,7 +561,7 @@ def test_a_reload_from_s3_lists_the_prefix_instead_of_reading_unchanged_items(
     assert 0 < report.reused < incremental.size
     [(keys, listed)] = listings
     present = {k for k in keys if (Path(catalog) / k.removeprefix("cat/")).exists()}
-    assert present and present <= set(listed)  # every part found its keys
+    assert present and present <= set(listed.as_dict())  # every part found its keys
 
 
 # -- the running server: SIGHUP / POST /_mgmt/reload, in a child process, and a stale snapshot ---------

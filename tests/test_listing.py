@@ -8,12 +8,19 @@ import hashlib
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
 import pytest
 
 from server.catalog import listing
 from server.catalog.listing import http_listing, parse_page
 from server.catalog.sources import FetchError
 from tests.helpers import ttfb_server
+
+
+def listed_as_dict(base: str, urls: list[str]) -> dict[str, tuple[str, int]]:
+    """http_listing's answer for ``urls``, as url -> (MD5 hex, size) of those listed."""
+    found, digests, sizes = http_listing(f"{base}/", urls, 10, 1)
+    return {url: (digests[i].tobytes().hex(), int(sizes[i])) for i, url in enumerate(urls) if found[i]}
 
 S3_PAGE = b"""<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix>p/</Prefix>
@@ -64,5 +71,61 @@ def test_a_listing_of_several_pages_from_a_bucket_endpoint(tmp_path: Path, part_
     (tmp_path / "other.json").write_text("{}")
     with ttfb_server(tmp_path, "--latency-ms", "0", "--bucket") as base:
         wanted = {f"{base}/{quote(key)}": key for key in sorted(expected)[::-1]}
-        listed = http_listing(f"{base}/", [*wanted, f"{base}/cat/c0/not-there.json"], 10, 1)
+        listed = listed_as_dict(base, [*wanted, f"{base}/cat/c0/not-there.json"])
     assert listed == {url: expected[key] for url, key in wanted.items()}
+
+
+def test_the_bucket_endpoint_never_lists_an_edited_or_deleted_file_as_it_was(tmp_path: Path) -> None:
+    """bench/ttfb_server.py --bucket keeps its sorted keys and each key's <Contents> between
+    listings: a file edited (in place, or by rename as bench/reload.py does) is listed with its
+    new MD5 and size, a deleted one not at all, one added in a new item folder is listed."""
+    def write(key: str, data: bytes) -> None:
+        path = tmp_path / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    keys = [f"cat/c{i % 3}/item{i:04d}/item{i:04d}.json" for i in range(1_500)]
+    for i, key in enumerate(keys):
+        write(key, b"{}" + b" " * (i % 5))
+    with ttfb_server(tmp_path, "--latency-ms", "0", "--bucket") as base:
+        urls = [f"{base}/{key}" for key in keys]
+        first = listed_as_dict(base, urls)
+        assert first == {url: (hashlib.md5(b"{}" + b" " * (i % 5)).hexdigest(), 2 + i % 5) for i, url in enumerate(urls)}
+        write(keys[7], b'{"edited": 1}')
+        tmp = tmp_path / "renamed.tmp"
+        tmp.write_bytes(b'{"renamed": true}')
+        tmp.rename(tmp_path / keys[900])
+        (tmp_path / keys[1_400]).unlink()
+        (tmp_path / keys[1_400]).parent.rmdir()
+        added = "cat/c1/new/new.json"
+        write(added, b'{"new": 1}')
+        second = listed_as_dict(base, [*urls, f"{base}/{added}"])
+    expected = dict(first)
+    expected[urls[7]] = (hashlib.md5(b'{"edited": 1}').hexdigest(), 13)
+    expected[urls[900]] = (hashlib.md5(b'{"renamed": true}').hexdigest(), 17)
+    del expected[urls[1_400]]
+    expected[f"{base}/{added}"] = (hashlib.md5(b'{"new": 1}').hexdigest(), 10)
+    assert second == expected
+
+
+def test_a_listing_finds_keys_by_their_bytes_and_marks_etags_that_are_not_an_md5() -> None:
+    """Listing.find: the MD5 bytes and size of each key listed; a multipart ETag, one of another
+    length or not hex is no MD5 (the document is read again); keys out of order or listed twice
+    (parts that overlap) are sorted and kept once; a key not listed is not found."""
+    md5 = hashlib.md5(b"x").hexdigest()
+    page = (b"<ListBucketResult><IsTruncated>false</IsTruncated>"
+            + b"".join(b"<Contents><Key>%s</Key><ETag>&quot;%s&quot;</ETag><Size>%d</Size></Contents>" % (k, e, n)
+                       for k, e, n in [(b"p/b", md5.encode(), 3), (b"p/a&amp;c", md5.upper().encode(), 4),
+                                       (b"p/c", b"0123456789abcdef0123456789abcdef-2", 5),
+                                       (b"p/d", md5[:31].encode() + b"g", 6), (b"p/e", md5[:30].encode(), 7),
+                                       (b"p/b", md5.encode(), 3)])
+            + b"</ListBucketResult>")
+    (keys, etags, sizes), token = listing.parse_columns(page)
+    assert token is None and keys[1] == b"p/a&c"
+    listed = listing.Listing(keys, etags, sizes)
+    assert len(listed) == 5
+    wanted = [b"p/e", b"p/a&c", b"p/zz", b"p/c", b"p/b", b"p/d", b"p/"]
+    found, digests, sizes_found = listed.find(np.array(wanted, dtype=bytes))
+    assert found.tolist() == [False, True, False, False, True, False, False]
+    assert digests[1].tobytes() == digests[4].tobytes() == hashlib.md5(b"x").digest()
+    assert sizes_found[1] == 4 and sizes_found[4] == 3

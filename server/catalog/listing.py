@@ -5,15 +5,21 @@ unchanged without requesting it (server.catalog.reuse).
 A page is fetched as a plain GET (an s3:// bucket's through a URL boto3 presigns: no request
 is sent for that; a bucket endpoint over http(s), `BASE?list-type=2&prefix=...`) and its XML
 read by one regular expression: botocore's parser took 52-68 ms of CPU a page on this (loaded)
-machine, a minute for a million keys; parse_page 2.2 ms (bench/listing_parse.py). The range of the keys wanted (sorted) is cut
-in parts listed at once, each from after the last key of the part before (`start-after`) to
+machine, a minute for a million keys; parse_columns ~0.9 ms (bench/listing_parse.py). A page
+is split into flat columns of bytes (key, ETag, size), never a Python object an entry beyond
+those; the keys found become one sorted numpy array and the ETags 16-byte MD5s in one pass, and
+the locations' keys are looked up in it by one searchsorted (Listing): a million keys cost the
+loader ~2.7 CPU-s besides the GETs, where str keys, tuples and dicts cost 7.8. The range of
+the keys wanted (sorted) is cut in parts listed at once, each from after the last key of the part before (`start-after`) to
 its own last key, each part's pages following their continuation tokens. An s3:// listing the
 presigned URLs cannot read (a bucket in another region answers 301) is read through boto3 instead.
 """
 
 from __future__ import annotations
 
+import bisect
 import html
+import itertools
 import logging
 import re
 from collections.abc import Callable
@@ -21,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+import numpy as np
 import urllib3
 
 from server.catalog.sources import FetchError
@@ -32,74 +39,151 @@ LIST_PART_KEYS = 5_000  # keys a part lists at least
 MAX_PAGES = 100_000  # pages one part follows at most (a server that never ends its listing)
 
 Page = Callable[[dict[str, str]], bytes]  # the query parameters of one ListObjectsV2 request -> its XML
-Listed = dict[str, tuple[str, int]]  # key -> (ETag without quotes, size)
+Columns = tuple[list[bytes], list[bytes], list[bytes]]  # a page's keys, ETags (unquoted) and sizes, as listed
 
 # an entry as S3 writes it (Key, LastModified, ETag, checksums, Size, ... in that order): one
-# findall over the page; a page where it does not match every entry is read entry by entry
+# findall over the page, the ETag without its quotes; a page where it does not match every entry
+# is read entry by entry
+_QUOTE = rb"(?:&quot;|&#34;|\")?"
 _FAST = re.compile(rb"<Contents>\s*<Key>([^<]*)</Key>\s*(?:<LastModified>[^<]*</LastModified>\s*)?"
-                   rb"(?:<ETag>([^<]*)</ETag>\s*)?(?:<Checksum\w*>[^<]*</Checksum\w*>\s*)*<Size>(\d+)</Size>")
+                   rb"(?:<ETag>" + _QUOTE + rb"([^<&\"]*)" + _QUOTE + rb"</ETag>\s*)?"
+                   rb"(?:<Checksum\w*>[^<]*</Checksum\w*>\s*)*<Size>(\d+)</Size>")
 _ENTRY = re.compile(rb"<Contents>(.*?)</Contents>", re.S)
 _KEY = re.compile(rb"<Key>([^<]*)</Key>")
 _ETAG = re.compile(rb"<ETag>([^<]*)</ETag>")
 _SIZE = re.compile(rb"<Size>(\d+)</Size>")
+_ENTITY_IN_KEY = re.compile(rb"<Key>[^<]*&")
+_ALL_HEX = re.compile(rb"[0-9a-fA-F]*")
 _TRUNCATED = re.compile(rb"<IsTruncated>\s*true\s*</IsTruncated>")
 _TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
+_HEX = np.full(256, 255, dtype=np.uint8)  # a hex digit's value; 255: not one
+_HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
+_HEX[np.frombuffer(b"ABCDEF", dtype=np.uint8)] = np.arange(10, 16, dtype=np.uint8)
 
 
-def parse_page(body: bytes) -> tuple[list[tuple[str, tuple[str, int]]], str | None]:
-    """The entries of one ListObjectsV2 answer and its continuation token (None: the last
-    page); FetchError when it is not a listing (an error page, HTML, a ListObjects v1 answer)."""
+def parse_columns(body: bytes) -> tuple[Columns, str | None]:
+    """The keys (UTF-8), ETags (their quotes removed) and sizes (decimal) of the entries of one
+    ListObjectsV2 answer, as bytes, and its continuation token (None: the last page); FetchError
+    when it is not a listing (an error page, HTML, a ListObjects v1 answer). No object a key but
+    the findall's: a million keys are a thousand of these."""
     head = body[:512]
     if b"<ListBucketResult" not in head:
         raise FetchError(f"not a ListObjectsV2 answer: {head[:80]!r}")
-    found = _FAST.findall(body)
-    if len(found) != body.count(b"<Contents>"):
-        found = []
+    # split, not findall: a flat list of bytes (text between, key, ETag, size, ...), where
+    # findall's million tuples had the cyclic GC run over them (half of the parse's CPU)
+    split = _FAST.split(body)
+    keys, etags, sizes = split[1::4], split[2::4], split[3::4]
+    if len(keys) != body.count(b"<Contents>"):
+        keys, etags, sizes = [], [], []
         for block in _ENTRY.findall(body):
             key, etag, size = _KEY.search(block), _ETAG.search(block), _SIZE.search(block)
             if key is None or size is None:
                 raise FetchError("a listing entry without its Key or Size")
-            found.append((key.group(1), etag.group(1) if etag is not None else b"", size.group(1)))
-    entries = []
-    for key, etag, size in found:
-        name = key.decode("utf-8", "surrogateescape")
-        tag = etag.decode("ascii", "replace")
-        if "&" in name:
-            name = html.unescape(name)
-        if "&" in tag:
-            tag = html.unescape(tag)
-        entries.append((name, (tag.strip('"'), int(size))))
+            keys.append(key.group(1))
+            etags.append(html.unescape(etag.group(1).decode("ascii", "replace")).strip('"').encode() if etag else b"")
+            sizes.append(size.group(1))
+    elif None in etags:  # entries without an ETag
+        etags = [b"" if etag is None else etag for etag in etags]
+    if _ENTITY_IN_KEY.search(body):
+        keys = [html.unescape(key.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+                if b"&" in key else key for key in keys]
     token = None
     if _TRUNCATED.search(body):
         next_token = _TOKEN.search(body)
         if next_token is None:
             raise FetchError("a truncated listing without a NextContinuationToken")
         token = html.unescape(next_token.group(1).decode("utf-8", "replace"))
-    return entries, token
+    return (keys, etags, sizes), token
 
 
-def list_keys(page: Page, prefix: str, keys: list[str], threads: int = 16) -> Listed:
-    """key -> (ETag, size) of the objects under ``prefix``, at least those of ``keys`` (sorted)
-    that exist; ``page`` fetches one ListObjectsV2 answer."""
+def parse_page(body: bytes) -> tuple[list[tuple[str, tuple[str, int]]], str | None]:
+    """The entries of one ListObjectsV2 answer as (key, (ETag, size)) and its continuation token."""
+    (keys, etags, sizes), token = parse_columns(body)
+    return [(key.decode("utf-8", "surrogateescape"), (etag.decode("ascii", "replace"), int(size)))
+            for key, etag, size in zip(keys, etags, sizes)], token
+
+
+class Listing:
+    """The objects a listing found, as arrays: the keys (UTF-8, sorted, numpy bytes), each one's
+    ETag as the 16 bytes of an MD5 (``md5`` False when it is not one: a multipart upload's) and
+    its size. ``find`` looks up a million keys in one searchsorted."""
+
+    def __init__(self, keys: list[bytes], etags: list[bytes], sizes: list[bytes]) -> None:
+        n = len(keys)
+        self.digests: np.ndarray
+        self.keys = np.array(keys, dtype=bytes) if n else np.zeros(0, dtype="S1")
+        self.sizes = np.array(sizes, dtype=bytes).astype(np.int64) if n else np.zeros(0, dtype=np.int64)
+        joined = b"".join(etags)
+        if len(joined) == 32 * n and _ALL_HEX.fullmatch(joined):  # all plain MD5s, the common case
+            self.md5 = np.ones(n, dtype=bool)
+            self.digests = np.frombuffer(bytes.fromhex(joined.decode("ascii")), dtype=np.uint8).reshape(n, 16)
+            self._sort_once()
+            return
+        tags = np.array(etags, dtype=bytes) if n else np.zeros(0, dtype="S32")
+        width = tags.dtype.itemsize
+        if width < 32:
+            self.md5 = np.zeros(n, dtype=bool)
+            self.digests = np.zeros((n, 16), dtype=np.uint8)
+        else:
+            digits = tags.view(np.uint8).reshape(n, width)
+            values = _HEX[digits[:, :32]]
+            self.md5 = (values != 255).all(axis=1)
+            if width > 32:
+                self.md5 &= digits[:, 32] == 0
+            self.digests = ((values[:, 0::2] << 4) | values[:, 1::2]).astype(np.uint8)
+        self._sort_once()
+
+    def _sort_once(self) -> None:
+        if len(self.keys) > 1 and not (self.keys[1:] > self.keys[:-1]).all():  # parts that overlap, a server out of order
+            keys_sorted, first = np.unique(self.keys, return_index=True)
+            self.keys, self.sizes, self.md5, self.digests = keys_sorted, self.sizes[first], self.md5[first], self.digests[first]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each of ``keys`` (numpy bytes, UTF-8): listed with an MD5 ETag; that MD5 (16 bytes); its size."""
+        if not len(self.keys) or not len(keys):
+            return np.zeros(len(keys), dtype=bool), np.zeros((len(keys), 16), dtype=np.uint8), np.zeros(len(keys), dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        found = (self.keys[at] == keys) & self.md5[at]
+        return found, self.digests[at], self.sizes[at]
+
+    def as_dict(self) -> dict[str, tuple[str, int]]:
+        """key -> (ETag as hex, '' when not an MD5; size): for tests and logs."""
+        return {key.decode("utf-8", "surrogateescape"): (digest.tobytes().hex() if md5 else "", int(size))
+                for key, digest, md5, size in zip(self.keys.tolist(), self.digests, self.md5.tolist(), self.sizes.tolist())}
+
+
+def list_keys(page: Page, prefix: str, keys: np.ndarray, threads: int = 16) -> Listing:
+    """The objects under ``prefix``, at least those of ``keys`` (UTF-8, sorted, numpy bytes) that
+    exist; ``page`` fetches one ListObjectsV2 answer. Each part keeps the keys up to its last
+    one (the next part lists from after it), so the parts joined are in order."""
     parts = max(1, min(LIST_PARTS, len(keys) // LIST_PART_KEYS))
     cuts = [len(keys) * i // parts for i in range(parts + 1)]
 
-    def part(i: int) -> list[tuple[str, tuple[str, int]]]:
-        found: list[tuple[str, tuple[str, int]]] = []
+    def part(i: int) -> Columns:
+        found: Columns = ([], [], [])
         params = {"list-type": "2", "prefix": prefix}
         if i > 0:
-            params["start-after"] = keys[cuts[i] - 1]
+            params["start-after"] = keys[cuts[i] - 1].decode("utf-8", "surrogateescape")
         last = keys[cuts[i + 1] - 1] if i + 1 < parts else None
         for _ in range(MAX_PAGES):
-            entries, token = parse_page(page(params))
-            found.extend(entries)
-            if token is None or (last is not None and found and found[-1][0] >= last):
+            (names, etags, sizes), token = parse_columns(page(params))
+            if last is not None and names and names[-1] >= last:
+                end = bisect.bisect_right(names, last)
+                names, etags, sizes, token = names[:end], etags[:end], sizes[:end], None
+            found[0].extend(names)
+            found[1].extend(etags)
+            found[2].extend(sizes)
+            if token is None:
                 return found
             params = {"list-type": "2", "prefix": prefix, "continuation-token": token}
         raise FetchError(f"a listing of more than {MAX_PAGES} pages")
 
     with ThreadPoolExecutor(min(parts, threads)) as pool:
-        return {key: value for found in pool.map(part, range(parts)) for key, value in found}
+        columns = list(pool.map(part, range(parts)))
+    return Listing(*(list(itertools.chain.from_iterable(c[j] for c in columns)) for j in range(3)))
 
 
 class HttpPages:
@@ -134,28 +218,40 @@ def bucket_of(location: str, bases: tuple[str, ...]) -> str | None:
     return None
 
 
-def http_listing(base: str, locations: list[str], timeout: float, retries: int) -> Listed:
-    """The (ETag, size) of each of ``locations`` (URLs under the bucket endpoint ``base``:
-    path-style ``https://HOST/BUCKET/`` or virtual-host ``https://BUCKET.HOST/``) that the
-    endpoint's listing of their common prefix holds, by location; FetchError when the endpoint
-    does not answer a listing."""
-    folder = len(unquote(urlsplit(base).path))
-    plain, n = "?#%", len(base)  # a URL with none of these: its key is what follows the base
-    keyed = [(location[n:] if not any(c in location for c in plain) else unquote(urlsplit(location).path)[folder:],
-              location) for location in locations]
-    keys = sorted(key for key, _ in keyed)
+def location_keys(base: str, locations: list[str]) -> np.ndarray:
+    """The bucket key (UTF-8, numpy bytes) of each of ``locations`` (URLs under the bucket endpoint
+    ``base``): what follows the base, when no location holds ?, # or % (one join and split, no
+    object a location but the key); else each URL's path, unquoted, after the base's."""
+    joined = "\n".join(locations)
+    if joined.count("\n") == len(locations) - 1 and not any(c in joined for c in "?#%"):
+        keys = joined.replace("\n" + base, "\n")[len(base):].encode("utf-8", "surrogateescape").split(b"\n")
+    else:
+        folder = len(unquote(urlsplit(base).path))
+        keys = [unquote(urlsplit(location).path)[folder:].encode("utf-8", "surrogateescape") for location in locations]
+    return np.array(keys, dtype=bytes) if keys else np.zeros(0, dtype="S1")
+
+
+def http_listing(base: str, locations: list[str], timeout: float, retries: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each of ``locations`` (URLs under the bucket endpoint ``base``: path-style
+    ``https://HOST/BUCKET/`` or virtual-host ``https://BUCKET.HOST/``), from the endpoint's listing
+    of their common prefix: listed with an MD5 ETag; that MD5; its size (Listing.find);
+    FetchError when the endpoint does not answer a listing."""
+    keys = location_keys(base, locations)
+    ordered = np.sort(keys)
     pages = HttpPages(timeout, retries)
     try:
-        listed = list_keys(lambda params: pages.get(base + "?" + _query(params)), _folder_prefix(keys), keys)
+        listed = list_keys(lambda params: pages.get(base + "?" + _query(params)), _folder_prefix(ordered), ordered)
     finally:
         pages.close()
-    return {location: listed[key] for key, location in keyed if key in listed}
+    return listed.find(keys)
 
 
-def s3_listing(client: Any, bucket: str, keys: list[str], timeout: float, retries: int) -> Listed:
-    """key -> (ETag, size) of the objects of ``bucket`` under the common prefix of ``keys``
-    (sorted), each page fetched through a URL ``client`` (boto3's) presigns."""
-    prefix = _folder_prefix(keys)
+def s3_listing(client: Any, bucket: str, keys: list[str], timeout: float, retries: int) -> Listing:
+    """The objects of ``bucket`` under the common prefix of ``keys`` (sorted), each page fetched
+    through a URL ``client`` (boto3's) presigns."""
+    wanted = np.array([key.encode("utf-8", "surrogateescape") for key in keys], dtype=bytes) if keys else np.zeros(0, dtype="S1")
+    prefix = _folder_prefix(wanted)
     pages = HttpPages(timeout, retries)
 
     def page(params: dict[str, str]) -> bytes:
@@ -171,26 +267,28 @@ def s3_listing(client: Any, bucket: str, keys: list[str], timeout: float, retrie
         return pages.get(url)
 
     try:
-        return list_keys(page, prefix, keys)
+        return list_keys(page, prefix, wanted)
     except FetchError as exc:  # e.g. a 301 for a bucket of another region, which boto3 follows
         log.info("S3 listing of s3://%s through presigned URLs failed (%s): listing through boto3", bucket, exc)
     finally:
         pages.close()
     try:
-        out: Listed = {}
+        columns: Columns = ([], [], [])
         for found in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for entry in found.get("Contents", ()):
-                out[entry["Key"]] = (str(entry.get("ETag", "")).strip('"'), int(entry.get("Size", 0)))
-        return out
+                columns[0].append(entry["Key"].encode("utf-8", "surrogateescape"))
+                columns[1].append(str(entry.get("ETag", "")).strip('"').encode("ascii", "replace"))
+                columns[2].append(str(int(entry.get("Size", 0))).encode())
+        return Listing(*columns)
     except Exception as exc:  # botocore's ClientError, EndpointConnectionError, ...
         raise FetchError(f"S3 {type(exc).__name__}: {exc}") from None
 
 
-def _folder_prefix(keys: list[str]) -> str:
-    """The longest folder (ending in /) all ``keys`` (sorted) are in."""
-    if not keys:
+def _folder_prefix(keys: np.ndarray) -> str:
+    """The longest folder (ending in /) all ``keys`` (UTF-8, sorted, numpy bytes) are in."""
+    if not len(keys):
         return ""
-    first, last = keys[0], keys[-1]
+    first, last = keys[0].decode("utf-8", "surrogateescape"), keys[-1].decode("utf-8", "surrogateescape")
     n = 0
     while n < min(len(first), len(last)) and first[n] == last[n]:
         n += 1
