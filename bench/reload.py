@@ -236,6 +236,8 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
         return
     sides = {"this tree": (REPO, sys.executable)}
+    if args.baseline_runs == 0:  # (no baseline reloads: do not index one nor start its server)
+        args.baseline = None
     if args.baseline:
         sides["baseline"] = (args.baseline, args.baseline_python or str(args.baseline / ".venv" / "bin" / "python"))
     times: dict[str, list[float]] = {name: [] for name in sides}
@@ -274,6 +276,8 @@ def main() -> None:
             for label, value in phases(roots, str(snapshots["this tree"]), listings).items():
                 print(f"phase: {label}: {value:.2f}" + ("" if label in UNITLESS else " s"), flush=True)
     for name, values in times.items():
+        if not values:
+            continue
         print(f"median reload, {name}: {statistics.median(values):.2f} s ({', '.join(f'{v:.2f}' for v in values)})")
     shutil.rmtree(workdir, ignore_errors=True)
 
