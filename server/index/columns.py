@@ -136,8 +136,8 @@ class _KeyBuilder:
         self.obj_blobs = BlobWriter()
         # a time key's texts parsed ahead (parse_times: by a forked indexing process, off the
         # build's serial tail), by code: int64 microseconds, int8 whether one; appended to as
-        # merges add texts; good only while as long as ``vocab`` (_parsed_times: an add of a
-        # new text in this process leaves them short, and freeze parses as before)
+        # merges add texts; good while they are a prefix of ``vocab`` (texts added in this
+        # process since are parsed at the next merge or freeze); None: freeze parses them all
         self.times: array | None = None
         self.times_ok: array | None = None
 
@@ -253,6 +253,8 @@ class _KeyBuilder:
             del by_text
             remap = np.empty(len(vocab), dtype=np.int32)
             remap[by_text_codes] = np.arange(len(vocab), dtype=np.int32)
+            if key in TIME_KEYS and self.times is not None:
+                self.parse_times()  # texts added in this process since the last merge, if any (few)
             times = (np.frombuffer(self.times, dtype=np.int64)[by_text_codes],
                      np.frombuffer(self.times_ok, dtype=np.bool_)[by_text_codes]) \
                 if key in TIME_KEYS and self._parsed_times() and self.times is not None and self.times_ok is not None else None
