@@ -146,9 +146,13 @@ class _KeyBuilder:
         need not; merge carries them along. Only the texts not parsed yet (those added since)."""
         if self.times is None or self.times_ok is None:
             self.times, self.times_ok = array("q"), array("b")
-        done = len(self.times)
-        if done < len(self.vocab):
-            parsed, ok = _parse_date_times(list(itertools.islice(self.vocab, done, None)))
+        missing = len(self.vocab) - len(self.times)
+        if missing > 0:
+            # the newest texts, read from the end (codes are in insertion order): the cost is
+            # theirs, not the vocabulary's, however often a merge catches up
+            texts = list(itertools.islice(reversed(self.vocab), missing))
+            texts.reverse()
+            parsed, ok = _parse_date_times(texts)
             self.times.frombytes(parsed.tobytes())
             self.times_ok.frombytes(ok.view(np.int8).tobytes())
 
@@ -194,7 +198,9 @@ class _KeyBuilder:
         if other.str_rows:
             vocab = self.vocab
             had = len(vocab)
-            carried = other._parsed_times()  # a time key's, parsed where the chunk was made
+            # a time key's, parsed where the chunk was made; once a merge came without them
+            # (None here), freeze parses them all (not a catch-up at every merge)
+            carried = other._parsed_times() and (had == 0 or self.times is not None)
             if carried:
                 self.parse_times()  # texts added here, if any: parsed to catch up (few)
             remap = np.fromiter((vocab.setdefault(text, len(vocab)) for text in other.vocab), dtype=np.int32,
