@@ -90,7 +90,9 @@ def test_time_keys_parsed_by_the_chunks_freeze_as_parsed_at_freeze() -> None:
     for row, properties in enumerate(rows):
         whole.add(row, properties)
     merged = ColumnsBuilder()
-    at = 0
+    for at, properties in enumerate(rows[:3]):  # rows added by the merging builder before any chunk
+        merged.add(at, properties)
+    at = 3
     for size in (5, 300, 1, 400):  # chunks, then a few rows added by the merging builder itself
         chunk = ColumnsBuilder()
         for row, properties in enumerate(rows[at:at + size]):

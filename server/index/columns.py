@@ -120,7 +120,7 @@ class Column:
 
 class _KeyBuilder:
     __slots__ = ("num_rows", "num_vals", "str_rows", "str_codes", "vocab", "bool_rows", "bool_vals",
-                 "obj_rows", "obj_blobs", "times", "times_ok")
+                 "obj_rows", "obj_blobs", "times", "times_ok", "times_lost")
 
     def __init__(self) -> None:
         # rows and codes as int32 (4 bytes a value less, ~0.4 GB at ten million items of ten
@@ -140,6 +140,7 @@ class _KeyBuilder:
         # process since are parsed at the next merge or freeze); None: freeze parses them all
         self.times: array | None = None
         self.times_ok: array | None = None
+        self.times_lost = False  # a merge came without them: freeze parses (no catch-up at each merge)
 
     def parse_times(self) -> None:
         """Parse the vocabulary's texts as date-times now (a time key's, TIME_KEYS), so freeze
@@ -198,9 +199,7 @@ class _KeyBuilder:
         if other.str_rows:
             vocab = self.vocab
             had = len(vocab)
-            # a time key's, parsed where the chunk was made; once a merge came without them
-            # (None here), freeze parses them all (not a catch-up at every merge)
-            carried = other._parsed_times() and (had == 0 or self.times is not None)
+            carried = other._parsed_times() and not self.times_lost  # a time key's, parsed where the chunk was made
             if carried:
                 self.parse_times()  # texts added here, if any: parsed to catch up (few)
             remap = np.fromiter((vocab.setdefault(text, len(vocab)) for text in other.vocab), dtype=np.int32,
@@ -215,6 +214,7 @@ class _KeyBuilder:
                 self.times_ok.frombytes(np.frombuffer(other.times_ok, dtype=np.int8)[new].tobytes())
             else:
                 self.times = self.times_ok = None
+                self.times_lost = True
         if other.bool_rows:
             self.bool_rows.extend(_shifted(other.bool_rows, offset))
             self.bool_vals.extend(other.bool_vals)
