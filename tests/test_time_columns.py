@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
+from server.index.columns import ColumnsBuilder
 from server.query.datetime import from_micros, parse_document_datetime
 from tests.helpers import CatalogDir, collection, item, run_server
 
@@ -76,3 +78,45 @@ def test_time_comparisons_agree_with_the_one_at_a_time_parser(served: tuple[str,
             expected = {iid for iid, value in instants.items() if value is not None and keep(value)}
             got = _matching(url, {"op": op, "args": [{"property": "created"}, {"timestamp": stamp}]})
             assert got == expected, (op, stamp)
+
+
+def test_time_keys_parsed_by_the_chunks_freeze_as_parsed_at_freeze() -> None:
+    """A time key's texts parsed where each chunk is made (ColumnsBuilder.parse_times, in the
+    forked indexing processes) and carried through merges, with texts added in between by the
+    merging builder itself, freeze to the same time column as texts parsed all at freeze."""
+    texts = _texts()
+    rows = [{"created": text, "title": text} for text in texts[::3] + texts]  # repeats: codes reused across chunks
+    whole = ColumnsBuilder()
+    for row, properties in enumerate(rows):
+        whole.add(row, properties)
+    merged = ColumnsBuilder()
+    for at, properties in enumerate(rows[:3]):  # rows added by the merging builder before any chunk
+        merged.add(at, properties)
+    at = 3
+    for size in (5, 300, 1, 400):  # chunks, then a few rows added by the merging builder itself
+        chunk = ColumnsBuilder()
+        for row, properties in enumerate(rows[at:at + size]):
+            chunk.add(row, properties)
+        chunk.parse_times()
+        merged.merge(chunk, at)
+        at += size
+        for properties in rows[at:at + 3]:
+            merged.add(at, properties)
+            at += 1
+    for properties in rows[at:]:
+        merged.add(at, properties)
+        at += 1
+    builder = merged.keys["created"]
+    assert builder.times is not None and 0 < len(builder.times) < len(builder.vocab)  # carried; the last adds not yet
+    assert merged.keys["title"].times is None  # not a time key: not parsed ahead
+    positions = np.arange(len(rows), dtype=np.int64)[::-1].copy()  # an order other than the rows'
+    expected, got = whole.freeze(positions), merged.freeze(positions)
+    for key in ("created", "title"):
+        a, b = expected[key], got[key]
+        assert a.string is not None and b.string is not None
+        assert a.string.vocab == b.string.vocab
+        assert np.array_equal(a.string.rows, b.string.rows) and np.array_equal(a.string.codes, b.string.codes)
+        assert (a.time is None) == (b.time is None)
+        if a.time is not None and b.time is not None:
+            assert np.array_equal(a.time.rows, b.time.rows) and np.array_equal(a.time.values, b.time.values)
+    assert got["created"].time is not None and len(got["created"].time.rows) > len(rows) // 4

@@ -169,6 +169,7 @@ class IndexBuilder:
         the items' bytes are written to a new file there instead of carried in the chunk (for a
         builder that spools them: add_chunk has the kernel copy them, no pickling, no pipe)."""
         self._flush_geometries()
+        self._columns.parse_times()  # here, in the forked process, not in the build's serial tail
         names: list[str | None] = [None] * len(self._collection_codes)
         for name, code in self._collection_codes.items():
             names[code] = name
