@@ -59,6 +59,8 @@ def child(args: argparse.Namespace) -> None:
     sys.path.insert(0, HERE)
     import latency  # noqa: PLC0415 (this checkout's query mix and ASGI driver)
 
+    if args.accept_encoding:
+        latency.EXTRA_HEADERS.append((b"accept-encoding", args.accept_encoding.encode()))
     create_app, Settings, read_snapshot = _import_tree(args.child_tree)
     index, _ = read_snapshot(args.child_snapshot, verify=not args.stale_ok)
     app = create_app(Settings(response_cache_bytes=0, match_cache_bytes=0), index=index)
@@ -93,7 +95,8 @@ def child(args: argparse.Namespace) -> None:
 
 def child_cmd(args: argparse.Namespace, tree: str, snapshot: str, runs: int, queries: str) -> list[str]:
     return [sys.executable, os.path.abspath(__file__), args.root, "--child-tree", tree, "--child-snapshot", snapshot,
-            "--runs", str(runs), "--queries", queries, *(["--stale-ok"] if args.stale_ok else [])]
+            "--runs", str(runs), "--queries", queries, *(["--stale-ok"] if args.stale_ok else []),
+            *(["--accept-encoding", args.accept_encoding] if args.accept_encoding else [])]
 
 
 def instructions(cmd: list[str]) -> int:
@@ -117,6 +120,8 @@ def main() -> None:
     parser.add_argument("--queries", default="item GET,bbox+datetime")
     parser.add_argument("--callgrind", type=int, metavar="N", help="count instructions of N requests instead")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--accept-encoding", metavar="VALUE",
+                        help='send this Accept-Encoding with every request (e.g. "gzip, deflate, br")')
     parser.add_argument("--stale-ok", action="store_true",
                         help="read the snapshots even when ROOT's files changed since (e.g. truncated for disk: "
                              "the query mix reads only the first lines of each items file)")

@@ -123,20 +123,24 @@ _ASSETS = ASSETS_PATH + "/"
 
 
 def _gzip_not_refused(value: bytes) -> bool:
-    """Whether an Accept-Encoding value with parameters gives gzip a q above 0: q=0 marks it
-    "not acceptable" (RFC 9110 §12.5.3). "x-gzip" is gzip (§8.4.1.3)."""
+    """Whether an Accept-Encoding value with parameters gives gzip a q above 0 under one of
+    its names: q=0 marks a coding "not acceptable" (RFC 9110 §12.5.3); "x-gzip" is gzip
+    (§8.4.1.3), so "x-gzip;q=0, gzip" still accepts it."""
     for part in value.lower().split(b","):
         coding, _, params = part.partition(b";")
         if coding.strip() not in (b"gzip", b"x-gzip"):
             continue
+        q = b"1"
         for param in params.split(b";"):
-            name, _, q = param.partition(b"=")
+            name, _, text = param.partition(b"=")
             if name.strip() == b"q":
-                try:
-                    return float(q) > 0
-                except ValueError:
-                    return False
-        return True
+                q = text
+                break
+        try:
+            if float(q) > 0:
+                return True
+        except ValueError:
+            pass
     return False
 
 
@@ -168,10 +172,11 @@ def _gzip_scope(scope: Scope) -> Scope | None:
     for k, v in scope["headers"]:
         if k != b"accept-encoding":
             continue
-        if b"gzip" in v:
-            if b"=" not in v or _gzip_not_refused(v):
-                return scope
-        elif b"gzip" in v.lower() and (b"=" not in v or _gzip_not_refused(v)):
-            return {**scope, "headers": [(n, value.lower() if n == b"accept-encoding" else value)
-                                         for n, value in scope["headers"]]}
+        named = v if b"gzip" in v else v.lower()  # (the common lowercase value: no copy)
+        if b"gzip" not in named or (b"=" in v and not _gzip_not_refused(v)):
+            continue
+        if named is v:
+            return scope
+        return {**scope, "headers": [(n, value.lower() if n == b"accept-encoding" else value)
+                                     for n, value in scope["headers"]]}
     return None
