@@ -43,6 +43,7 @@ import asyncio
 import gc
 import glob
 import json
+import math
 import os
 import random
 import statistics
@@ -92,6 +93,18 @@ def polygon(ring: list[list[float]]) -> dict[str, Any]:
     return {"type": "Polygon", "coordinates": [ring]}
 
 
+def polygon_filter(ring: list[list[float]]) -> str:
+    """A CQL2 text filter with a polygon literal (the geometry a map client draws) and a property."""
+    wkt = ", ".join(f"{x:g} {y:g}" for x, y in ring)
+    return f"S_INTERSECTS(geometry, POLYGON(({wkt}))) AND eo:cloud_cover < 30"
+
+
+def circle(x: float, y: float, r: float, n: int = 64) -> list[list[float]]:
+    ring = [[round(x + r * math.cos(2 * math.pi * k / n), 5), round(y + r * math.sin(2 * math.pi * k / n), 5)]
+            for k in range(n)]
+    return [*ring, ring[0]]
+
+
 def sample_items(root: str, n: int = 40, seed: int = 4) -> list[tuple[str, str]]:
     """(collection, id) of a few items, read from the catalog files (so peers can use them too)."""
     rng = random.Random(seed)
@@ -136,6 +149,8 @@ def query_mix(root: str) -> dict[str, list[tuple[str, dict[str, str]]]]:
         "ids (10)": [("/search", {"ids": ",".join(ids[k : k + 10]), "limit": str(LIMIT)}) for k in range(0, 40, 10)],
         "item GET": [(f"/collections/{c}/items/{i}", {}) for c, i in items[:5]],
         "filter (cql2-text)": [("/search", {"filter": FILTER, "filter-lang": "cql2-text", "limit": str(LIMIT)})],
+        "filter (polygon)": [("/search", {"filter": polygon_filter(r), "filter-lang": "cql2-text", "limit": str(LIMIT)})
+                             for r in [*POLYGONS, circle(10.0, 50.0, 3.0)]],
         "sortby": [("/search", {"sortby": "-properties.eo:cloud_cover", "limit": str(LIMIT)})],
         "q": [("/search", {"q": "sentinel", "limit": str(LIMIT)})],
         "paging p1": [("/search", {"bbox": bbox_str(PAGING_BBOX), "limit": str(LIMIT)})],

@@ -457,3 +457,37 @@ def test_an_invalid_geometry_literal_is_a_400_as_in_intersects(client, geometry:
     repaired = shapely.make_valid(shapely.geometry.shape(geometry))  # what was evaluated before: valid, so served
     fine = client.get("/search", params={"filter": f"S_INTERSECTS(geometry, {repaired.wkt})", "limit": 100})
     assert fine.status_code == 200 and fine.json()["features"], fine.text
+
+
+def test_a_geometry_literal_is_read_by_geos_once(client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The literal checked at parse time (values.checked_geometry) is the one evaluated: GEOS
+    read it again for the evaluation, once more per literal per request. Same answer as the
+    geometry sent as ``intersects`` (read once there too), in text and JSON, GET and POST."""
+    ring = [[5.0, 44.0], [12.0, 44.0], [12.0, 48.5], [5.0, 48.5], [5.0, 44.0]]
+    geometry = {"type": "Polygon", "coordinates": [ring]}
+    reads: list[bytes] = []
+    real = shapely.from_geojson
+
+    def counted(value: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(value)
+        return real(value, *args, **kwargs)
+
+    monkeypatch.setattr(shapely, "from_geojson", counted)
+    expected = client.post("/search", json={"intersects": geometry, "limit": 100}).json()
+    assert len(reads) == 1 and expected["features"]
+    want = sorted(f["id"] for f in expected["features"])
+    node = {"op": "s_intersects", "args": [{"property": "geometry"}, geometry]}
+    twice = {"op": "and", "args": [node, {"op": "not", "args": [{"op": "s_disjoint", "args": [geometry, {"property": "geometry"}]}]}]}
+    requests = [  # (a distinct limit each: no answer from the response cache)
+        (lambda: client.get("/search", params={"filter": f"S_INTERSECTS(geometry, {wkt(geometry)})", "limit": 99}), 1),
+        (lambda: client.post("/search", json={"filter": node, "limit": 98}), 1),
+        (lambda: client.post("/search", json={"filter": twice, "limit": 97}), 2),
+        (lambda: client.get("/collections/dem-alps/items", params={"filter": json.dumps(twice), "filter-lang": "cql2-json"}), 2),
+    ]
+    for request, literals in requests:
+        reads.clear()
+        response = request()
+        assert response.status_code == 200, response.text
+        assert len(reads) == literals, reads
+        if "/search" in str(response.url):
+            assert sorted(f["id"] for f in response.json()["features"]) == want

@@ -16,7 +16,7 @@ import shapely
 from server.errors import InvalidQueryParameter
 from server.index.spatial import bbox_geometry
 from server.query.datetime import MAX_TIME, MIN_TIME, parse_rfc3339
-from server.query.values import checked_geometry, geojson_geometry
+from server.query.values import GeometryLiteral, checked_geometry, geojson_geometry
 
 COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     "=": operator.eq, "<>": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
@@ -181,8 +181,10 @@ def geometry_literal(arg: Any) -> shapely.Geometry | None:
         if len(b) == 6:
             b = [b[0], b[1], b[3], b[4]]
         return bbox_geometry(tuple(float(v) for v in b))  # type: ignore[arg-type]
+    if isinstance(arg, GeometryLiteral):
+        return arg.geometry  # read and checked once, by parse_filter
     if isinstance(arg, dict) and "type" in arg and ("coordinates" in arg or "geometries" in arg):
-        return checked_geometry(geojson_geometry(arg, "filter"), "filter")  # (parse_filter checked it already)
+        return checked_geometry(geojson_geometry(arg, "filter"), "filter")
     return None
 
 

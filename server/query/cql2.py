@@ -14,7 +14,7 @@ import cql2
 import orjson
 
 from server.errors import InvalidQueryParameter
-from server.query.values import checked_geometry, geojson_geometry
+from server.query.values import GeometryLiteral, checked_geometry, geojson_geometry
 
 # Not EPSG:4326: its axis order is latitude first, and filter geometries are read as lon/lat.
 CRS84 = {
@@ -171,20 +171,23 @@ def parse_filter(value: Any, lang: Any, crs: Any) -> Any:
         raise InvalidQueryParameter(f"Invalid filter: nested deeper than {MAX_DEPTH}")
     if _operations(parsed) > MAX_OPERATIONS:
         raise InvalidQueryParameter(f"Invalid filter: over {MAX_OPERATIONS} operators; use IN for lists of values")
-    _check_geometries(parsed)
-    return parsed
+    return _checked_geometries(parsed)
 
 
-def _check_geometries(node: Any) -> None:
+def _checked_geometries(node: Any) -> Any:
     """Every geometry literal of a parsed filter held to the rule ``intersects`` is held to
     (values.checked_geometry): a bowtie in S_INTERSECTS is a 400, as it is in intersects,
-    whichever language and method it came in and whatever else the filter says."""
+    whichever language and method it came in and whatever else the filter says. Each literal
+    is replaced, in place, by a GeometryLiteral carrying the geometry read and checked here,
+    which the evaluation uses (GEOS read every literal twice)."""
+    if isinstance(node, dict) and node.get("type") in _GEOMETRY_TYPES and ("coordinates" in node or "geometries" in node):
+        return GeometryLiteral(node, checked_geometry(geojson_geometry(node, "filter"), "filter"))
     if isinstance(node, list):
-        for v in node:
-            _check_geometries(v)
+        for i, v in enumerate(node):
+            if isinstance(v, (dict, list)):
+                node[i] = _checked_geometries(v)
     elif isinstance(node, dict):
-        if node.get("type") in _GEOMETRY_TYPES and ("coordinates" in node or "geometries" in node):
-            checked_geometry(geojson_geometry(node, "filter"), "filter")
-        else:
-            for v in node.values():
-                _check_geometries(v)
+        for k, v in node.items():
+            if isinstance(v, (dict, list)):
+                node[k] = _checked_geometries(v)
+    return node

@@ -96,6 +96,18 @@ def geojson_geometry(value: dict[str, Any], what: str) -> shapely.Geometry:
         raise InvalidQueryParameter(f"Invalid {what} geometry: {exc}") from None
 
 
+class GeometryLiteral(dict[str, Any]):
+    """A geometry literal of a parsed CQL2 filter: the GeoJSON object as parsed (it serializes
+    as the plain dict it is) carrying the geometry GEOS read and ``checked_geometry`` passed, so
+    evaluating the filter does not read and check the literal again."""
+
+    __slots__ = ("geometry",)
+
+    def __init__(self, value: dict[str, Any], geometry: shapely.Geometry) -> None:
+        super().__init__(value)
+        self.geometry = geometry
+
+
 def checked_geometry(geom: shapely.Geometry, what: str) -> shapely.Geometry:
     """The one rule for a geometry a request sends (``intersects``, and every geometry literal
     of a CQL2 filter): finite coordinates and valid as OGC Simple Features define it (GEOS
