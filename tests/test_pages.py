@@ -7,12 +7,14 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import h3.api.basic_int as h3
+import httpx
 import pytest
 
 from server.catalog.loader import load_catalogs
 from server.settings import Settings
 from tests.conftest import TestClient
-from tests.helpers import CatalogDir, catalog, collection, item, link
+from tests.helpers import CatalogDir, catalog, collection, item, link, run_server
 
 HOSTILE = '<script>alert(1)</script><img src=x onerror=alert(2)>"quoted"'
 PAGE = {"Accept": "text/html"}
@@ -197,3 +199,38 @@ def test_a_catalog_of_one_item_says_so(catalog_dir: CatalogDir, make_client: Cal
     page = make_client(index=index).get("/", headers=PAGE).text
     assert "1 item." in page and "lonely" in page
     assert "1 items" not in page
+
+
+def test_an_h3_cell_across_the_antimeridian_or_round_a_pole_has_its_own_box(tmp_path: Path) -> None:
+    """The aggregate page gives each grid cell the box it covers: an H3 cell crossing 180°
+    showed one around the whole globe (min and max of its vertices' longitudes, -175.8 and
+    175.5) and a cell near a pole left out the part of it its geodesic edges bulge into. Now
+    STAC's rule: west > east across the antimeridian, every longitude round a pole. Each box
+    must hold the centres of the items counted in its cell and be no wider than the cell."""
+    places = {"fiji": (179.9, -17.0), "samoa": (-179.95, -16.9), "alps": (11.0, 47.5), "south": (10.0, -89.9),
+              "north": (-45.0, 89.95)}
+    cat = CatalogDir(tmp_path / "cat")
+    cat.write("catalog.json", catalog("root", links=[link("child", "./c/collection.json")]))
+    cat.write("c/collection.json", collection("c", links=[link("item", f"./{k}.json") for k in places]))
+    for k, (x, y) in places.items():
+        cat.write(f"c/{k}.json", item(k, bbox=(x - 0.01, y - 0.01, x + 0.01, y + 0.01), collection="c"))
+    with run_server([str(cat.path("catalog.json"))]) as base:
+        for precision in (0, 1, 2, 4):
+            params = {"aggregations": "centroid_geohex_grid_frequency",
+                      "centroid_geohex_grid_frequency_precision": str(precision)}
+            answer = httpx.get(f"{base}/aggregate", params=params).json()
+            keys = [b["key"] for b in answer["aggregations"][0]["buckets"]]
+            page = httpx.get(f"{base}/aggregate", params={**params, "f": "html"}).text
+            rows = re.findall(r"<tr>\s*<td><code>([0-9a-f]+)</code></td>.*?<td class=\"cell\">([^<]*)</td>", page, re.S)
+            assert [key for key, _ in rows] == keys, page
+            for key, cell in rows:
+                west, south, east, north = (float(v) for v in cell.split(", "))
+                width = east - west if west <= east else east + 360 - west
+                members = [(x, y) for x, y in places.values()
+                           if h3.int_to_str(h3.latlng_to_cell(y, x, precision)) == key]
+                assert members, key
+                round_a_pole = (west, east) == (-180, 180) and (north == 90 or south == -90)
+                assert round_a_pole or width < 180, (precision, key, cell)  # (a cell beside a pole: ~180°)
+                for x, y in members:
+                    assert south <= y <= north, (precision, key, cell, y)
+                    assert (west <= x <= east) if west <= east else (x >= west or x <= east), (precision, key, cell, x)

@@ -479,8 +479,59 @@ def cell_bounds(name: str, key: Any) -> tuple[float, float, float, float] | None
             def lat(row: int) -> float:
                 return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * row / n))))
             return x / n * 360.0 - 180.0, lat(y + 1), (x + 1) / n * 360.0 - 180.0, lat(y)
-        ring = h3.cell_to_boundary(h3.str_to_int(key))
-        lats, lngs = [p[0] for p in ring], [p[1] for p in ring]
-        return min(lngs), min(lats), max(lngs), max(lats)
+        return _h3_bounds(h3.str_to_int(key))
     except (ValueError, TypeError):
         return None
+
+
+def _unit(lat: float, lng: float) -> tuple[float, float, float]:
+    phi, lam = math.radians(lat), math.radians(lng)
+    return math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi)
+
+
+def _cross(u: tuple[float, float, float], v: tuple[float, float, float]) -> tuple[float, float, float]:
+    return u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]
+
+
+def _arc_extreme_latitudes(a: tuple[float, float], b: tuple[float, float]) -> list[float]:
+    """The latitudes, in degrees, of the points of the great-circle arc from a to b (lat, lng)
+    farthest north and south of its ends (an H3 edge is such an arc: near a pole it bulges
+    poleward of both its vertices); none when the extremes are the ends."""
+    u, v = _unit(*a), _unit(*b)
+    n = _cross(u, v)
+    size = math.sqrt(n[0] ** 2 + n[1] ** 2 + n[2] ** 2)
+    if size < 1e-15:
+        return []
+    nx, ny, nz = n[0] / size, n[1] / size, n[2] / size
+    top = (-nz * nx, -nz * ny, 1.0 - nz * nz)  # the circle's northernmost point (unnormalised)
+    if top[2] < 1e-15:
+        return []  # the equator or close to it: the ends are the extremes
+    out = []
+    for p in (top, (-top[0], -top[1], -top[2])):
+        on_arc = sum(x * y for x, y in zip(_cross(u, p), n)) >= 0 and sum(x * y for x, y in zip(_cross(p, v), n)) >= 0
+        if on_arc:
+            out.append(math.degrees(math.asin(p[2] / math.sqrt(top[0] ** 2 + top[1] ** 2 + top[2] ** 2))))
+    return out
+
+
+def _h3_bounds(cell: int) -> tuple[float, float, float, float]:
+    """An H3 cell's box as STAC writes one (RFC 7946 §5.2): west > east for a cell crossing
+    the antimeridian, every longitude for a cell holding a pole (min/max of the vertices'
+    longitudes made a box around the globe of both). The ring's longitudes are followed edge
+    by edge (each step the shorter way round), so the box is the longitudes the ring passes;
+    its latitudes include the edges' own extremes (a geodesic bulges towards the pole)."""
+    ring = h3.cell_to_boundary(cell)
+    lats = [lat for lat, _ in ring]
+    for a, b in zip(ring, [*ring[1:], ring[0]]):
+        lats.extend(_arc_extreme_latitudes(a, b))
+    x = west = east = ring[0][1]
+    for (_, a), (_, b) in zip(ring, [*ring[1:], ring[0]]):
+        x += (b - a + 180.0) % 360.0 - 180.0
+        west, east = min(west, x), max(east, x)
+    if abs(x - ring[0][1]) > 180.0:  # the ring went once round: it holds a pole
+        return (-180.0, min(lats), 180.0, 90.0) if sum(lats) > 0 else (-180.0, -90.0, 180.0, max(lats))
+    if west < -180.0:
+        west += 360.0
+    if east > 180.0:
+        east -= 360.0
+    return west, min(lats), east, max(lats)
