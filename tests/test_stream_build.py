@@ -17,11 +17,13 @@ import pyarrow.parquet as pq
 import pytest
 import shapely
 
-from server.catalog.loader import LINES_MIN_BYTES, LoadOptions, load_catalogs
+from server.catalog import parallel
+from server.catalog.loader import LINES_MIN_BYTES, Loader, LoadOptions, load_catalogs
 from server.catalog.sources import Fetcher
 from server.index import Index
 from server.index.builder import _read_geometries, _simple_ring
 from server.index.ids import IdColumn, bytes_hash, bytes_hashes
+from server.runtime.cli import main as cli_main
 from server.runtime.export import write_parquet
 from server.runtime.snapshot import read_snapshot
 from server.sample import SAMPLE_ROOT
@@ -355,3 +357,63 @@ def test_ids_are_found_by_their_bytes() -> None:
     assert len(set(bytes_hashes(column.blobs).tolist())) == len(set(ids))
     vocab, codes = column.vocab()
     assert vocab == sorted(set(ids)) and [vocab[c] for c in codes] == ids
+
+
+@pytest.mark.parametrize("layout", ["root", "linked"])
+@pytest.mark.parametrize("dies", ["first", "later"])
+def test_ndjson_lines_a_dead_child_left_are_indexed_here_to_the_same_index(
+    catalog_dir: CatalogDir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dies: str, layout: str
+) -> None:
+    """`index` (the CLI's own main, here, so a child can be made to die): when a forked child
+    dies, the loader indexes the chunks it did not receive itself, walking their lines. That
+    fallback must give the forked build's snapshot: same records, WKB, columns, report (a
+    session saw different WKB bytes from it once, with every child dying)."""
+    catalog_dir.write("c/collection.json", collection("c", [link("item", "./items.ndjson")] if layout == "linked" else []))
+    bulk = "c/items.ndjson" if layout == "linked" else "items.ndjson"
+    lines = [json.dumps(item(f"i{n}", collection="c", bbox=(n % 170 - 85.5, n % 80 - 40.25, n % 170 - 84.5, n % 80 - 39),
+                             datetime=f"2020-{1 + n % 12:02d}-{1 + n % 28:02d}T{n % 24:02d}:00:00.5Z",
+                             geometry={"type": "Polygon", "coordinates": [[[n % 170 - 85.5, n % 80 - 40.25],
+                                       [n % 170 - 84.5, n % 80 - 40.25], [n % 170 - 84.75, n % 80 - 39],
+                                       [n % 170 - 85.5, n % 80 - 40.25]]]} if n % 3 else None,
+                             properties={"title": f"t{n % 9}", "eo:cloud_cover": n % 101 / 3, "pad": "p" * 300}))
+             for n in range(4000)]
+    lines[2700] = json.dumps(item("i5", collection="c"))  # a duplicate of the first chunk's
+    odd = [  # every way of reading a geometry the builder has: simple rings at once, the rest through GEOS
+        {"type": "Point", "coordinates": [1, 2, 3]},
+        {"type": "Polygon", "coordinates": [[[0, 0], [4, 0], [4, 4], [0, 4], [0, 0]], [[1, 1], [2, 1], [2, 2], [1, 1]]]},
+        {"type": "MultiPolygon", "coordinates": [[[[0, 0], [1, 0], [1, 1], [0, 0]]], [[[5, 5], [6, 5], [6, 6], [5, 5]]]]},
+        {"type": "Polygon", "coordinates": [[[0, 0], [2, 2], [2, 0], [0, 2], [0, 0]]]},  # a bowtie: repaired
+        {"type": "Polygon", "coordinates": [[[0.1, -0.0], [1e-9, 3], [-2.5, 1.0, 7.0], [0.1, -0.0]]]},
+        {"type": "LineString", "coordinates": [[-179.5, 10], [179.5, 11]]},
+        {"type": "Polygon", "coordinates": []},
+        {"type": "GeometryCollection", "geometries": [{"type": "Point", "coordinates": [3, 4]}]},
+    ]
+    for n in range(7, 4000, 97):
+        doc = json.loads(lines[n])
+        doc["geometry"] = odd[n % len(odd)]
+        lines[n] = json.dumps(doc)
+    catalog_dir.write_text(bulk, "\n".join(lines) + "\n")
+    roots = [str(catalog_dir.path("c/collection.json"))] + ([str(catalog_dir.path(bulk))] if layout == "root" else [])
+    result = run_cli(["index", *roots, "-o", str(tmp_path / "forked.idx"), "--log-level", "info"], timeout=120,
+                     env={"STAC_STATIC_INDEX_PROCESSES": "2"})
+    assert "indexing its lines in 2 processes" in result.stderr, result.stderr
+    assert result.returncode == 0, result.stderr
+    forked = read_snapshot(str(tmp_path / "forked.idx"))[0]
+
+    parent, real = os.getpid(), Loader._index_lines
+    started: list[int] = []
+
+    def dying(self: Loader, values: Any, task: tuple[int, int], *args: Any) -> Any:
+        if os.getpid() != parent and (dies == "first" or task[0] > 0):
+            os._exit(3)
+        return real(self, values, task, *args)
+
+    monkeypatch.setattr(Loader, "_index_lines", dying)
+    monkeypatch.setattr(parallel, "forkable", lambda: True)  # (a forked child takes no lock of this process)
+    monkeypatch.setenv("STAC_STATIC_INDEX_PROCESSES", "2")
+    fallback = "_structure_document" if layout == "root" else "_add_item"
+    real_fallback = getattr(Loader, fallback)
+    monkeypatch.setattr(Loader, fallback, lambda self, *a, **k: started.append(1) or real_fallback(self, *a, **k))
+    assert cli_main(["index", *roots, "-o", str(tmp_path / "fallback.idx")]) in (0, None)
+    assert len(started) > 1000  # the lines went through the walk here
+    same_index(read_snapshot(str(tmp_path / "fallback.idx"))[0], forked)
