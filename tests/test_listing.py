@@ -5,6 +5,7 @@ page from bench/ttfb_server.py --bucket, in parts and by continuation token, equ
 from __future__ import annotations
 
 import hashlib
+import http.server
 from pathlib import Path
 from urllib.parse import quote
 
@@ -14,7 +15,7 @@ import pytest
 from server.catalog import listing
 from server.catalog.listing import http_listing, parse_page
 from server.catalog.sources import FetchError
-from tests.helpers import ttfb_server
+from tests.helpers import in_thread, ttfb_server
 
 
 def listed_as_dict(base: str, urls: list[str]) -> dict[str, tuple[str, int]]:
@@ -129,3 +130,57 @@ def test_a_listing_finds_keys_by_their_bytes_and_marks_etags_that_are_not_an_md5
     assert found.tolist() == [False, True, False, False, True, False, False]
     assert digests[1].tobytes() == digests[4].tobytes() == hashlib.md5(b"x").digest()
     assert sizes_found[1] == 4 and sizes_found[4] == 3
+
+
+def _page(keys: list[str], token: str | None) -> bytes:
+    entries = "".join(f"<Contents><Key>{k}</Key><ETag>&quot;{'0' * 32}&quot;</ETag><Size>2</Size></Contents>" for k in keys)
+    more = f"<IsTruncated>true</IsTruncated><NextContinuationToken>{token}</NextContinuationToken>" if token else \
+        "<IsTruncated>false</IsTruncated>"
+    return f"<ListBucketResult>{more}{entries}</ListBucketResult>".encode()
+
+
+@pytest.mark.parametrize("hostile", ["same token", "keys go back", "empty pages", "huge page"])
+def test_a_listing_that_never_ends_or_is_too_large_is_refused_soon(hostile: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bucket endpoint that truncates its listing forever (the same token again, pages of
+    keys it listed already, empty pages with new tokens) or answers a page of gigabytes: a
+    FetchError after a few requests and at most MAX_PAGE_BYTES read (the reload then fetches
+    conditionally), not 100,000 pages per part nor the whole body in memory."""
+    monkeypatch.setattr(listing, "MAX_PAGE_BYTES", 1 << 20)
+    requests: list[str] = []
+
+    class Hostile(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            n = len(requests)
+            requests.append(self.path)
+            if hostile == "same token":
+                body = _page([f"cat/k{n:06d}.json"], "again")
+            elif hostile == "keys go back":
+                body = _page(["cat/a.json", "cat/b.json"], f"t{n}")
+            elif hostile == "empty pages":
+                body = _page([], f"t{n}")
+            else:
+                self.send_response(200)
+                self.send_header("Content-Length", str(1 << 30))
+                self.end_headers()
+                head = _page(["cat/a.json"], None)[:-len(b"</ListBucketResult>")]
+                try:
+                    self.wfile.write(head)
+                    for _ in range(1 << 10):
+                        self.wfile.write(b" " * (1 << 20))
+                except OSError:
+                    pass  # the reader stopped: as it should
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    with in_thread(httpd) as base:
+        with pytest.raises(FetchError) as raised:
+            http_listing(f"{base}/", [f"{base}/cat/a.json", f"{base}/cat/z.json"], 10, 0)
+    assert len(requests) <= listing.MAX_EMPTY_PAGES + 2, (hostile, len(requests))
+    assert ("bytes" in str(raised.value)) == (hostile == "huge page"), raised.value

@@ -37,6 +37,8 @@ log = logging.getLogger("stac_static_api.loader")
 LIST_PARTS = 32  # parts of a listing of many keys listed at once
 LIST_PART_KEYS = 5_000  # keys a part lists at least
 MAX_PAGES = 100_000  # pages one part follows at most (a server that never ends its listing)
+MAX_EMPTY_PAGES = 100  # truncated pages without an entry in a row, at most (one that never ends with new tokens)
+MAX_PAGE_BYTES = 64 << 20  # one ListObjectsV2 page read at most (S3's: 1,000 keys, ~0.5 MB)
 
 Page = Callable[[dict[str, str]], bytes]  # the query parameters of one ListObjectsV2 request -> its XML
 Columns = tuple[list[bytes], list[bytes], list[bytes]]  # a page's keys, ETags (unquoted) and sizes, as listed
@@ -168,8 +170,19 @@ def list_keys(page: Page, prefix: str, keys: np.ndarray, threads: int = 16) -> L
         if i > 0:
             params["start-after"] = keys[cuts[i] - 1].decode("utf-8", "surrogateescape")
         last = keys[cuts[i + 1] - 1] if i + 1 < parts else None
+        previous: tuple[str | None, bytes | None] = (None, None)  # the last token and key
+        empty = 0
         for _ in range(MAX_PAGES):
             (names, etags, sizes), token = parse_columns(page(params))
+            # a listing goes forward: keys after the last page's, a new token, not endlessly empty
+            if token is not None and token == previous[0]:
+                raise FetchError("a listing that gives the same continuation token again")
+            if names and previous[1] is not None and names[0] <= previous[1]:
+                raise FetchError("a listing page whose keys do not follow the previous page's")
+            empty = 0 if names else empty + 1
+            if empty > MAX_EMPTY_PAGES:
+                raise FetchError(f"a listing of more than {MAX_EMPTY_PAGES} empty pages in a row")
+            previous = (token, names[-1] if names else previous[1])
             if last is not None and names and names[-1] >= last:
                 end = bisect.bisect_right(names, last)
                 names, etags, sizes, token = names[:end], etags[:end], sizes[:end], None
@@ -199,12 +212,16 @@ class HttpPages:
     def get(self, url: str) -> bytes:
         self.requests += 1
         try:
-            response = self.http.request("GET", url, redirect=False)
+            response = self.http.request("GET", url, redirect=False, preload_content=False)
+            data = response.read(MAX_PAGE_BYTES + 1) if response.status == 200 else b""
         except urllib3.exceptions.HTTPError as exc:
             raise FetchError(f"{type(exc).__name__}: {exc}") from None
-        if response.status != 200:
-            raise FetchError(f"HTTP {response.status}")
-        return response.data
+        if response.status != 200 or len(data) > MAX_PAGE_BYTES:
+            response.close()  # (not read to its end: the connection is not reused)
+            raise FetchError(f"HTTP {response.status}" if response.status != 200 else
+                             f"a listing page over {MAX_PAGE_BYTES} bytes")
+        response.release_conn()
+        return data
 
     def close(self) -> None:
         self.http.clear()
