@@ -477,7 +477,8 @@ def test_a_geometry_literal_is_read_by_geos_once(client, monkeypatch: pytest.Mon
     assert len(reads) == 1 and expected["features"]
     want = sorted(f["id"] for f in expected["features"])
     node = {"op": "s_intersects", "args": [{"property": "geometry"}, geometry]}
-    twice = {"op": "and", "args": [node, {"op": "not", "args": [{"op": "s_disjoint", "args": [geometry, {"property": "geometry"}]}]}]}
+    disjoint = {"op": "s_disjoint", "args": [geometry, {"property": "geometry"}]}
+    twice = {"op": "and", "args": [node, {"op": "not", "args": [disjoint]}]}
     requests = [  # (a distinct limit each: no answer from the response cache)
         (lambda: client.get("/search", params={"filter": f"S_INTERSECTS(geometry, {wkt(geometry)})", "limit": 99}), 1),
         (lambda: client.post("/search", json={"filter": node, "limit": 98}), 1),
