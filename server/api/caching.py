@@ -172,10 +172,12 @@ def _gzip_scope(scope: Scope) -> Scope | None:
     for k, v in scope["headers"]:
         if k != b"accept-encoding":
             continue
-        named = v if b"gzip" in v else v.lower()  # (the common lowercase value: no copy)
-        if b"gzip" not in named or (b"=" in v and not _gzip_not_refused(v)):
+        lowercase = b"gzip" in v  # the common value: no copy, and handed on as it is
+        if not lowercase and b"gzip" not in v.lower():
             continue
-        if named is v:
+        if b"=" in v and not _gzip_not_refused(v):
+            continue
+        if lowercase:
             return scope
         return {**scope, "headers": [(n, value.lower() if n == b"accept-encoding" else value)
                                      for n, value in scope["headers"]]}
