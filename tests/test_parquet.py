@@ -189,7 +189,7 @@ def asset_items(**changes: Any) -> list[dict[str, Any]]:
         assets: dict[str, Any] = {
             "data": {"href": f"https://example.com/{n}/data.tif", "type": "image/tiff", "roles": ["data"], "gsd": 10.0,
                      "eo:bands": [{"name": "B1", "center_wavelength": 0.665}, {"name": "B2", "common_name": "red"}]},
-            "thumb": {"href": f"http://example.com/{n}/t.png", "title": "Thumb \"q\" \u00e9"},
+            "thumb": {"href": f"http://example.com/{n}/t%20.png", "title": "Thumb \"q\" \u00e9 100%s %%"},
         }
         if n % 3:
             assets["extra"] = {"href": f"https://example.com/{n}/x.json?a=\"b\"&c=\u00e9", "roles": ["metadata"]}
@@ -204,6 +204,8 @@ def test_assets_as_json_text_are_the_bytes_of_the_dicts(tmp_path: Any) -> None:
     has first); otherwise the dicts (issue 18)."""
     cases = {
         "same but the href": (asset_items(), True),
+        "same but the href, every item each asset": ([i | {"assets": {k: v for k, v in i["assets"].items() if k != "extra"}}
+                                                      for i in asset_items()], True),
         "a relative href": ([i | {"assets": {**i["assets"], "thumb": {"href": "t.png"}}} for i in asset_items()], False),
         "an asset that differs": ([i | {"assets": {**i["assets"], "thumb": {"href": "https://x/t.png", "title": str(n)}}}
                                    for n, i in enumerate(asset_items())], False),

@@ -240,8 +240,8 @@ def batch_items(batch: pa.RecordBatch, assets_json: bool = False, json_only: boo
 
 
 def _constant(array: pa.Array | pa.ChunkedArray, name: str, n: int) -> list[Any] | None:
-    """``[value] * n`` when a string, list or struct column holds the same value in each of
-    its n rows (a batch's collection, stac_extensions, platform, instruments...): converted
+    """``[value] * n`` when a string, list, struct or timestamp column holds the same value in
+    each of its n rows (a batch's collection, stac_extensions, platform, created...): converted
     once, the one Python value shared by every item, for a caller that only serializes them
     (batch_items' json_only: nothing changes a value in place there). None otherwise, or for
     a null, or a -0.0 inside (Arrow's equality takes it for 0.0; JSON does not)."""
@@ -251,10 +251,14 @@ def _constant(array: pa.Array | pa.ChunkedArray, name: str, n: int) -> list[Any]
         array = array.combine_chunks()
     kind = array.type
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_list(kind)
-            or pa.types.is_large_list(kind) or pa.types.is_struct(kind)) or array.null_count:
+            or pa.types.is_large_list(kind) or pa.types.is_struct(kind) or pa.types.is_timestamp(kind)) \
+            or array.null_count:
         return None
     first = array.slice(0, 1)
-    if not array.equals(first.take(pa.array(np.zeros(n, np.int64)))) or _negative_zero(array):
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_timestamp(kind):
+        if len(array.unique()) != 1:  # a hash pass, no copy of the column
+            return None
+    elif not array.equals(first.take(pa.array(np.zeros(n, np.int64)))) or _negative_zero(array):
         return None
     return _values(first, name) * n
 
@@ -302,6 +306,8 @@ def _values(array: pa.Array | pa.ChunkedArray, name: str = "", as_text: bool = F
         array = array.combine_chunks()
     if isinstance(array, pa.ExtensionArray):
         array = array.storage
+    if array.null_count == len(array):  # e.g. a batch's start_datetime when its items have a datetime
+        return [None] * len(array)
     kind = array.type
     if name in ("geometry", "proj:geometry") and (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)):
         return _geojson(array, keep_shapes=name == "geometry", as_text=as_text and name == "geometry")
@@ -361,7 +367,9 @@ def _assets_json(array: pa.Array | pa.ChunkedArray) -> list[Any] | None:
     if not pa.types.is_struct(array.type) or array.null_count:
         return None
     n = len(array)
-    dense: list[list[bytes]] = []
+    dense: list[list[bytes]] = []  # each asset every item has: its hrefs' JSON texts, unquoted
+    arounds: list[tuple[bytes, bytes]] = []  # and its JSON text before and after them
+    templates: list[bytes] = []  # the same for bytes formatting (%s)
     sparse: list[list[bytes | None]] = []
     for i, column in enumerate(array.flatten()):
         key, kind = array.type.field(i).name, column.type
@@ -389,18 +397,23 @@ def _assets_json(array: pa.Array | pa.ChunkedArray) -> list[Any] | None:
         around = orjson.dumps(first).split(b'"\\u0000"')
         if len(around) != 2:
             return None
-        before, after = orjson.dumps(key) + b":" + around[0], around[1]
-        texts = [before + orjson.dumps(h) + after for h in hrefs]
+        before, after = orjson.dumps(key) + b":" + around[0] + b'"', b'"' + around[1]
+        # every href's JSON text from one orjson call: a string's own quotes are escaped in
+        # it, so '","' is only ever where one ends and the next starts
+        texts = orjson.dumps(hrefs)[2:-2].split(b'","')
         if valid is None:
             dense.append(texts)
+            arounds.append((before, after))
+            templates.append(before.replace(b"%", b"%%") + b"%s" + after.replace(b"%", b"%%"))
         else:
             spread: list[bytes | None] = [None] * n
             for row, text in zip(valid.tolist(), texts):
-                spread[row] = text
+                spread[row] = before + text + after
             sparse.append(spread)
-    if not sparse:
-        return [orjson.Fragment(b"{" + b",".join(row) + b"}") for row in zip(*dense)] if dense else \
-            [orjson.Fragment(b"{}")] * n
+    if not sparse:  # each item's text one bytes formatting of the hrefs into the assets' template
+        template = b"{" + b",".join(templates) + b"}"
+        return [orjson.Fragment(template % row) for row in zip(*dense)] if dense else [orjson.Fragment(b"{}")] * n
+    dense = [[before + text + after for text in texts] for texts, (before, after) in zip(dense, arounds)]
     rows = zip(*dense, *sparse) if dense else zip(*sparse)
     return [orjson.Fragment(b"{" + b",".join(part for part in row if part is not None) + b"}") for row in rows]
 
@@ -477,9 +490,8 @@ def _timestamps(array: pa.TimestampArray) -> list[Any]:
             break
         scale = per_second // step
         pick = todo & (remainder % scale == 0)
-        if pick.any():
-            text = np.datetime_as_string(stamps[pick], unit=digits_unit)  # type: ignore[call-overload]
-            out[pick] = np.char.add(text, "Z")
+        if pick.any():  # numpy writes the Z (not np.char.add: a pass over numpy's unicode arrays)
+            out[pick] = np.datetime_as_string(stamps[pick], unit=digits_unit, timezone="UTC")  # type: ignore[call-overload]
             todo &= ~pick
     values: list[Any] = out.tolist()
     if array.null_count:
