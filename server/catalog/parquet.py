@@ -14,7 +14,10 @@ go WKB -> shapely (vectorised) -> coordinate lists cut by the ragged offsets; an
 ``geometry`` is a ReadGeometry, which also carries its shapely geometry for the index builder
 (which would otherwise read the coordinates back into shapely: ~3 us an item, issue 18); with
 ``assets_json`` (the loader's forked row-group readers), assets that are the same in every item
-but for an http(s) href come as each item's JSON text (_assets_json), not as dicts.
+but for an http(s) href come as each item's JSON text (_assets_json), not as dicts; with
+``json_only`` (the same readers: items only made servable and serialized) geometries'
+coordinates come as JSON text, links servable would drop all are not converted, and a value
+the same in every row of a batch is converted once (batch_items).
 
 Measured (bench/parquet_read.py, bench/README.md): stac-geoparquet's own `stac_table_to_items`
 and rustac's reader did 4,300 and 3,900-4,500 items/s on 100k items (row by row as_py(), and
