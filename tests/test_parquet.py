@@ -17,7 +17,9 @@ from stac_geoparquet.arrow import parse_stac_items_to_parquet
 
 from server.catalog.configured import load_options
 from server.catalog.loader import LoadOptions, load_catalogs
+from server.catalog.normalize import servable
 from server.catalog.parquet import is_parquet, read_batches, read_items
+from server.catalog.public import PublicHrefs
 from server.index.builder import ReadGeometry
 from server.runtime.cli import main
 from server.runtime.export import write_parquet
@@ -187,7 +189,7 @@ def asset_items(**changes: Any) -> list[dict[str, Any]]:
         assets: dict[str, Any] = {
             "data": {"href": f"https://example.com/{n}/data.tif", "type": "image/tiff", "roles": ["data"], "gsd": 10.0,
                      "eo:bands": [{"name": "B1", "center_wavelength": 0.665}, {"name": "B2", "common_name": "red"}]},
-            "thumb": {"href": f"http://example.com/{n}/t.png", "title": "Thumb \"q\" \u00e9"},
+            "thumb": {"href": f"http://example.com/{n}/t%20.png", "title": "Thumb \"q\" \u00e9 100%s %%"},
         }
         if n % 3:
             assets["extra"] = {"href": f"https://example.com/{n}/x.json?a=\"b\"&c=\u00e9", "roles": ["metadata"]}
@@ -202,6 +204,8 @@ def test_assets_as_json_text_are_the_bytes_of_the_dicts(tmp_path: Any) -> None:
     has first); otherwise the dicts (issue 18)."""
     cases = {
         "same but the href": (asset_items(), True),
+        "same but the href, every item each asset": ([i | {"assets": {k: v for k, v in i["assets"].items() if k != "extra"}}
+                                                      for i in asset_items()], True),
         "a relative href": ([i | {"assets": {**i["assets"], "thumb": {"href": "t.png"}}} for i in asset_items()], False),
         "an asset that differs": ([i | {"assets": {**i["assets"], "thumb": {"href": "https://x/t.png", "title": str(n)}}}
                                    for n, i in enumerate(asset_items())], False),
@@ -217,6 +221,70 @@ def test_assets_as_json_text_are_the_bytes_of_the_dicts(tmp_path: Any) -> None:
         assert [orjson.dumps(i) for i in read] == dicts, name
         assert {type(i["assets"]) is orjson.Fragment for i in read} == {as_text}, name
         assert [orjson.loads(d)["assets"] for d in dicts] == [normalised(i)["assets"] for i in items], name
+
+
+def json_only_cases() -> dict[str, list[dict[str, Any]]]:
+    """Row groups for read_batches(json_only=True): each fast path, and what makes it fall back."""
+    structural = [{"rel": "root", "href": "../catalog.json", "type": "application/json"},
+                  {"rel": "parent", "href": "./collection.json"}, {"rel": "collection", "href": "./collection.json"}]
+    empty = {"type": "Polygon", "coordinates": []}
+    return {
+        "every geometry type, nulls, nested, non-UTC": [
+            *copy.deepcopy(VARIED),
+            item(6, geometry={"type": "MultiPoint", "coordinates": [[1.0, 2.0], [-0.0, 1e-07]]}, bbox=[-0.0, 1e-07, 1.0, 2.0],
+                 properties={"datetime": "2021-03-13T18:51:53.205+02:00", "nested": {"a": None, "b": [[1.5, None]]}}),
+            item(7, geometry={"type": "MultiLineString", "coordinates": [[[0.0, 0.0], [1.0, 1.0]], [[2.0, 2.0], [3.0, 3.5]]]},
+                 bbox=[0.0, 0.0, 3.0, 3.5]),
+            item(8, geometry={"type": "Polygon", "coordinates": [[[0.0, 0.0], [9.0, 0.0], [9.0, 9.0], [0.0, 0.0]],
+                                                                 [[1.0, 1.0], [2.0, 1.0], [2.0, 2.0], [1.0, 1.0]]]},
+                 bbox=[0.0, 0.0, 9.0, 9.0]),
+            item(9, geometry=None),
+            item(10, geometry={"type": "Point", "coordinates": [1e300, -123456789.123456789]},
+                 bbox=[1e300, -1.2e8, 1e300, -1.2e8]),
+        ],
+        "constant columns, structural links": [
+            item(n, links=copy.deepcopy(structural), stac_extensions=["https://x/eo.json"],
+                 properties={"datetime": "2021-01-01T00:00:00Z", "platform": "p1", "instruments": ["msi"],
+                             "nested": {"a": {"b": [1, 2]}, "z": -0.0}, "n": 1.0}) for n in range(6)],
+        "a -0.0 in a constant-looking column, links kept": [
+            item(n, links=[*copy.deepcopy(structural), {"rel": "license", "href": "../LICENSE"}],
+                 properties={"datetime": "2021-01-01T00:00:00Z", "v": [-0.0 if n % 2 else 0.0], "s": "x" if n < 5 else "y"})
+            for n in range(6)],
+        "links without a rel, empty polygons": [
+            item(n, links=[{"href": f"./{n}.json"}] if n % 2 else [], geometry=empty if n % 3 == 0 else item(n)["geometry"])
+            for n in range(6)],
+    }
+
+
+def test_json_only_items_serialize_to_the_bytes_of_the_dicts(tmp_path: Any) -> None:
+    """read_batches(json_only=True) (the forked row-group readers: items only made servable and
+    serialized) gives each geometry's coordinates as JSON text, no links where servable would
+    drop them all, and a value the same in every row once, shared: servable() then orjson
+    give the bytes of the items read without it, for every geometry type (Z, holes, empty,
+    none), nulls, nested properties, -0.0, non-UTC times, relative and rel-less links,
+    with and without public-href mappings (issue 18)."""
+    for name, items in json_only_cases().items():
+        path = str(tmp_path / "items.parquet")
+        write_parquet(iter(copy.deepcopy(items)), path)
+        for hrefs in (PublicHrefs(), PublicHrefs([("https://example.com/", "https://public.example/")])):
+            base = f"{tmp_path}/c/items.parquet"
+            plain = [orjson.dumps(servable(i, base, hrefs)) for batch in read_batches(path, batch_size=6) for i in batch]
+            fast = [i for batch in read_batches(path, batch_size=6, json_only=True) for i in batch]
+            assert [orjson.dumps(servable(i, base, hrefs)) for i in fast] == plain, name
+        kinds = {type(i["geometry"]["coordinates"]) for i in fast if i["geometry"] and "coordinates" in i["geometry"]}
+        assert kinds == {orjson.Fragment}, name
+    fast = [i for batch in read_batches(path, batch_size=6, json_only=True) for i in batch]
+    assert [bool(i["links"]) for i in fast] == [n % 2 == 1 for n in range(6)]  # no rel: kept
+    path = str(tmp_path / "constant.parquet")
+    write_parquet(iter(json_only_cases()["constant columns, structural links"]), path)
+    fast = [i for batch in read_batches(path, batch_size=6, json_only=True) for i in batch]
+    assert all(i["links"] == [] for i in fast)  # all structural: not converted
+    assert len({id(i["stac_extensions"]) for i in fast}) == len({id(i["properties"]["instruments"]) for i in fast}) == 1
+    assert len({id(i["properties"]["nested"]) for i in fast}) == 6  # a -0.0 inside: each its own
+    path = str(tmp_path / "kept.parquet")
+    write_parquet(iter(json_only_cases()["a -0.0 in a constant-looking column, links kept"]), path)
+    fast = [i for batch in read_batches(path, batch_size=6, json_only=True) for i in batch]
+    assert all(i["links"] and len({id(i["properties"]["v"]) for i in fast}) == 6 for i in fast)
 
 
 def test_hive_partitioned_folder(tmp_path: Any) -> None:

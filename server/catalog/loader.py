@@ -1349,8 +1349,10 @@ class Loader:
         not_public, done, failure = self.hrefs.not_public, 0, None
         ready, path = self._lines_ready(location, ctx), self._chunk_file(f"group-{group}")
         try:
-            # assets as JSON text when their http(s) hrefs are served as written (servable keeps them)
-            for doc in reader.read_row_groups(data, location, [group], assets_json=bool(self.hrefs.as_written)):
+            # assets as JSON text when their http(s) hrefs are served as written (servable keeps
+            # them); json_only: the items are only made servable and serialized here
+            for doc in reader.read_row_groups(data, location, [group], assets_json=bool(self.hrefs.as_written),
+                                              json_only=True):
                 if not ready or not self._plain_item(doc, ctx):
                     return self.builder.chunk(path), events, self.hrefs.not_public - not_public, done, None
                 self._index_plain(doc, location, ctx)

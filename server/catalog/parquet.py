@@ -14,7 +14,10 @@ go WKB -> shapely (vectorised) -> coordinate lists cut by the ragged offsets; an
 ``geometry`` is a ReadGeometry, which also carries its shapely geometry for the index builder
 (which would otherwise read the coordinates back into shapely: ~3 us an item, issue 18); with
 ``assets_json`` (the loader's forked row-group readers), assets that are the same in every item
-but for an http(s) href come as each item's JSON text (_assets_json), not as dicts.
+but for an http(s) href come as each item's JSON text (_assets_json), not as dicts; with
+``json_only`` (the same readers: items only made servable and serialized) geometries'
+coordinates come as JSON text, links servable would drop all are not converted, and a value
+the same in every row of a batch is converted once (batch_items).
 
 Measured (bench/parquet_read.py, bench/README.md): stac-geoparquet's own `stac_table_to_items`
 and rustac's reader did 4,300 and 3,900-4,500 items/s on 100k items (row by row as_py(), and
@@ -54,6 +57,7 @@ import pyarrow.parquet as pq
 import shapely
 import shapely.geometry
 
+from server.catalog.normalize import STRUCTURAL_RELS
 from server.index.builder import ReadGeometry
 
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
@@ -85,7 +89,8 @@ def read_items(source: Source, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator
 
 def read_batches(source: Source, batch_size: int = DEFAULT_BATCH_SIZE,
                  location: str | None = None, row_groups: list[int] | None = None,
-                 threads: bool = True, assets_json: bool = False) -> Iterator[list[dict[str, Any]]]:
+                 threads: bool = True, assets_json: bool = False,
+                 json_only: bool = False) -> Iterator[list[dict[str, Any]]]:
     """The items of each record batch, a list at a time: at most batch_size items in memory
     as dicts (plus the file's decoded row group, pyarrow's unit of reading). For bytes,
     `location` is where they came from: its `key=value` folders are hive partition values;
@@ -93,18 +98,21 @@ def read_batches(source: Source, batch_size: int = DEFAULT_BATCH_SIZE,
     decode with its threads (not in a process of several that each decode row groups: under
     load they cost ~20% more CPU and several times the wall clock, issue 18); ``assets_json``:
     items' ``assets`` may be their JSON text (an orjson.Fragment, see _assets_json) when every
-    asset href is an http(s) URL, for a caller that serves such hrefs as written."""
+    asset href is an http(s) URL, for a caller that serves such hrefs as written;
+    ``json_only``: the items are only made servable (normalize.servable) and serialized, as
+    the index builder does (see batch_items)."""
     if isinstance(source, bytes | bytearray | memoryview):
         partition = hive_partition(location) if location else {}
         yield from _file_batches(pa.BufferReader(source), partition, batch_size, location or "<bytes>", row_groups,
-                                 threads, assets_json)
+                                 threads, assets_json, json_only)
         return
     path = Path(source)
     if path.is_dir():
         for file, partition in _folder_files(path):
-            yield from _file_batches(str(file), partition, batch_size, str(file), assets_json=assets_json)
+            yield from _file_batches(str(file), partition, batch_size, str(file), assets_json=assets_json,
+                                     json_only=json_only)
     else:
-        yield from _file_batches(str(path), {}, batch_size, str(path), assets_json=assets_json)
+        yield from _file_batches(str(path), {}, batch_size, str(path), assets_json=assets_json, json_only=json_only)
 
 
 def row_group_rows(source: bytes | bytearray | memoryview, location: str = "<bytes>") -> list[int]:
@@ -168,7 +176,7 @@ def _folder_files(folder: Path) -> list[tuple[Path, dict[str, str | None]]]:
 
 def _file_batches(where: Any, partition: dict[str, str | None], batch_size: int,
                   name: str, row_groups: list[int] | None = None, threads: bool = True,
-                  assets_json: bool = False) -> Iterator[list[dict[str, Any]]]:
+                  assets_json: bool = False, json_only: bool = False) -> Iterator[list[dict[str, Any]]]:
     try:
         file = pq.ParquetFile(where)
     except (pa.ArrowException, OSError) as exc:
@@ -181,23 +189,40 @@ def _file_batches(where: Any, partition: dict[str, str | None], batch_size: int,
         for batch in file.iter_batches(batch_size=batch_size, row_groups=row_groups, use_threads=threads):
             for key, value in extra.items():
                 batch = batch.append_column(key, pa.array([value] * batch.num_rows, pa.string()))
-            yield batch_items(batch, assets_json)
+            yield batch_items(batch, assets_json, json_only)
     except pa.ArrowException as exc:
         raise ParquetError(f"{name}: {exc}") from exc
 
 
-def batch_items(batch: pa.RecordBatch, assets_json: bool = False) -> list[dict[str, Any]]:
-    """One record batch of stac-geoparquet as STAC item dicts (``assets_json``: read_batches)."""
+def batch_items(batch: pa.RecordBatch, assets_json: bool = False, json_only: bool = False) -> list[dict[str, Any]]:
+    """One record batch of stac-geoparquet as STAC item dicts (``assets_json``: read_batches).
+    ``json_only`` (read_batches): for a caller that only makes the items servable
+    (normalize.servable) and serializes them, as the index builder does (the loader's forked
+    row-group readers): each geometry's ``coordinates`` is its JSON text (an orjson.Fragment,
+    _coordinates_text), not lists of floats; ``links`` is absent in a batch where every link
+    has a rel servable drops (_links_dropped); a string, list or struct column whose value is
+    the same in every row is converted once and that value shared by the items (_constant).
+    The serialized items are the same bytes (tests/test_parquet.py)."""
     n = batch.num_rows
     columns = dict(zip(batch.schema.names, batch.columns))
-    props = [(name, _values(column, name)) for name, column in columns.items() if name not in TOP_LEVEL]
+
+    def convert(name: str, column: pa.Array | pa.ChunkedArray) -> list[Any]:
+        if json_only:
+            shared = _constant(column, name, n)
+            if shared is not None:
+                return shared
+        return _values(column, name, as_text=json_only)
+
+    props = [(name, convert(name, column)) for name, column in columns.items() if name not in TOP_LEVEL]
     if "datetime" not in columns:
         props.append(("datetime", [None] * n))
     properties = _rows(n, props, keep=("datetime",))
 
     def top(name: str) -> list[Any] | None:
         column = columns.get(name)
-        return None if column is None else _values(column, name)
+        if column is None or (json_only and name == "links" and _links_dropped(column)):
+            return None
+        return convert(name, column)
 
     geometry = top("geometry") or [None] * n
     links = top("links") or [None] * n
@@ -217,6 +242,50 @@ def batch_items(batch: pa.RecordBatch, assets_json: bool = False) -> list[dict[s
     return items
 
 
+def _constant(array: pa.Array | pa.ChunkedArray, name: str, n: int) -> list[Any] | None:
+    """``[value] * n`` when a string, list, struct or timestamp column holds the same value in
+    each of its n rows (a batch's collection, stac_extensions, platform, created...): converted
+    once, the one Python value shared by every item, for a caller that only serializes them
+    (batch_items' json_only: nothing changes a value in place there). None otherwise, or for
+    a null, or a -0.0 inside (Arrow's equality takes it for 0.0; JSON does not)."""
+    if n < 2:
+        return None
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    kind = array.type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_list(kind)
+            or pa.types.is_large_list(kind) or pa.types.is_struct(kind) or pa.types.is_timestamp(kind)) \
+            or array.null_count:
+        return None
+    first = array.slice(0, 1)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_timestamp(kind):
+        if len(array.unique()) != 1:  # a hash pass, no copy of the column
+            return None
+    elif not array.equals(first.take(pa.array(np.zeros(n, np.int64)))) or _negative_zero(array):
+        return None
+    return _values(first, name) * n
+
+
+def _links_dropped(array: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether every link in a ``links`` column has a rel that normalize.servable drops (a
+    static root, parent, collection...: STRUCTURAL_RELS), so that no item keeps one: then
+    they need not become dicts (~1 us an item; the generated catalogs' and stac-geoparquet's
+    usual links)."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    kind = array.type
+    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)) or not pa.types.is_struct(kind.value_type):
+        return False
+    links = array.flatten()  # the links of the rows (a null row's: none)
+    at = links.type.get_field_index("rel")
+    if at < 0:
+        return len(links) == 0
+    rel = links.field(at)
+    if links.null_count or rel.null_count or not (pa.types.is_string(rel.type) or pa.types.is_large_string(rel.type)):
+        return False
+    return set(rel.unique().to_pylist()) <= STRUCTURAL_RELS
+
+
 def _rows(n: int, fields: list[tuple[str, list[Any]]], keep: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Dicts zipped from columns of values; a None is an absent key unless the name is in keep."""
     dense = [(name, values) for name, values in fields if name in keep or None not in values]
@@ -233,15 +302,18 @@ def _rows(n: int, fields: list[tuple[str, list[Any]]], keep: tuple[str, ...] = (
     return rows
 
 
-def _values(array: pa.Array | pa.ChunkedArray, name: str = "") -> list[Any]:
-    """An Arrow array as a list of JSON values (None for nulls)."""
+def _values(array: pa.Array | pa.ChunkedArray, name: str = "", as_text: bool = False) -> list[Any]:
+    """An Arrow array as a list of JSON values (None for nulls); ``as_text``: a ``geometry``
+    column's coordinates as JSON text (batch_items' json_only)."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     if isinstance(array, pa.ExtensionArray):
         array = array.storage
+    if array.null_count == len(array):  # e.g. a batch's start_datetime when its items have a datetime
+        return [None] * len(array)
     kind = array.type
     if name in ("geometry", "proj:geometry") and (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)):
-        return _geojson(array, keep_shapes=name == "geometry")
+        return _geojson(array, keep_shapes=name == "geometry", as_text=as_text and name == "geometry")
     if pa.types.is_dictionary(kind):
         return _values(array.dictionary_decode(), name)
     if pa.types.is_struct(kind):
@@ -298,7 +370,9 @@ def _assets_json(array: pa.Array | pa.ChunkedArray) -> list[Any] | None:
     if not pa.types.is_struct(array.type) or array.null_count:
         return None
     n = len(array)
-    dense: list[list[bytes]] = []
+    dense: list[list[bytes]] = []  # each asset every item has: its hrefs' JSON texts, unquoted
+    arounds: list[tuple[bytes, bytes]] = []  # and its JSON text before and after them
+    templates: list[bytes] = []  # the same for bytes formatting (%s)
     sparse: list[list[bytes | None]] = []
     for i, column in enumerate(array.flatten()):
         key, kind = array.type.field(i).name, column.type
@@ -326,18 +400,23 @@ def _assets_json(array: pa.Array | pa.ChunkedArray) -> list[Any] | None:
         around = orjson.dumps(first).split(b'"\\u0000"')
         if len(around) != 2:
             return None
-        before, after = orjson.dumps(key) + b":" + around[0], around[1]
-        texts = [before + orjson.dumps(h) + after for h in hrefs]
+        before, after = orjson.dumps(key) + b":" + around[0] + b'"', b'"' + around[1]
+        # every href's JSON text from one orjson call: a string's own quotes are escaped in
+        # it, so '","' is only ever where one ends and the next starts
+        texts = orjson.dumps(hrefs)[2:-2].split(b'","')
         if valid is None:
             dense.append(texts)
+            arounds.append((before, after))
+            templates.append(before.replace(b"%", b"%%") + b"%s" + after.replace(b"%", b"%%"))
         else:
             spread: list[bytes | None] = [None] * n
             for row, text in zip(valid.tolist(), texts):
-                spread[row] = text
+                spread[row] = before + text + after
             sparse.append(spread)
-    if not sparse:
-        return [orjson.Fragment(b"{" + b",".join(row) + b"}") for row in zip(*dense)] if dense else \
-            [orjson.Fragment(b"{}")] * n
+    if not sparse:  # each item's text one bytes formatting of the hrefs into the assets' template
+        template = b"{" + b",".join(templates) + b"}"
+        return [orjson.Fragment(template % row) for row in zip(*dense)] if dense else [orjson.Fragment(b"{}")] * n
+    dense = [[before + text + after for text in texts] for texts, (before, after) in zip(dense, arounds)]
     rows = zip(*dense, *sparse) if dense else zip(*sparse)
     return [orjson.Fragment(b"{" + b",".join(part for part in row if part is not None) + b"}") for row in rows]
 
@@ -414,9 +493,8 @@ def _timestamps(array: pa.TimestampArray) -> list[Any]:
             break
         scale = per_second // step
         pick = todo & (remainder % scale == 0)
-        if pick.any():
-            text = np.datetime_as_string(stamps[pick], unit=digits_unit)  # type: ignore[call-overload]
-            out[pick] = np.char.add(text, "Z")
+        if pick.any():  # numpy writes the Z (not np.char.add: a pass over numpy's unicode arrays)
+            out[pick] = np.datetime_as_string(stamps[pick], unit=digits_unit, timezone="UTC")  # type: ignore[call-overload]
             todo &= ~pick
     values: list[Any] = out.tolist()
     if array.null_count:
@@ -425,10 +503,11 @@ def _timestamps(array: pa.TimestampArray) -> list[Any]:
     return values
 
 
-def _geojson(array: pa.Array, keep_shapes: bool = False) -> list[Any]:
+def _geojson(array: pa.Array, keep_shapes: bool = False, as_text: bool = False) -> list[Any]:
     """WKB to GeoJSON geometry dicts, vectorised per geometry type (and dimension);
     ``keep_shapes``: each a ReadGeometry holding its shapely geometry, for the index builder
-    (an item's footprint, not read back from the coordinates there)."""
+    (an item's footprint, not read back from the coordinates there); ``as_text``: with the
+    coordinates as JSON text (_coordinates_text)."""
     geoms = shapely.from_wkb(array.to_numpy(zero_copy_only=False))
     out = np.full(len(geoms), None, dtype=object)
     kinds = shapely.get_type_id(geoms)
@@ -441,7 +520,7 @@ def _geojson(array: pa.Array, keep_shapes: bool = False) -> list[Any]:
             if len(pick) == 0:
                 continue
             if kind in _RAGGED_TYPES:
-                out[pick] = _object_array(_ragged(geoms[pick], z, keep_shapes))
+                out[pick] = _object_array(_ragged(geoms[pick], z, keep_shapes, as_text))
             else:  # GeometryCollection, LinearRing: rare, one at a time
                 out[pick] = _object_array([_mapping(g, keep_shapes) for g in geoms[pick]])
     return out.tolist()
@@ -450,14 +529,19 @@ def _geojson(array: pa.Array, keep_shapes: bool = False) -> list[Any]:
 _RAGGED_TYPES = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint", 5: "MultiLineString", 6: "MultiPolygon"}
 
 
-def _ragged(geoms: np.ndarray, z: bool, keep_shapes: bool = False) -> list[dict[str, Any]]:
-    """Geometries of one type as GeoJSON: coordinates cut out of one list by the offsets."""
+def _ragged(geoms: np.ndarray, z: bool, keep_shapes: bool = False, as_text: bool = False) -> list[dict[str, Any]]:
+    """Geometries of one type as GeoJSON: coordinates cut out of one list by the offsets
+    (``as_text``: out of their JSON text, _coordinates_text)."""
     kind, coords, offsets = shapely.to_ragged_array(geoms, include_z=z)
     name = _RAGGED_TYPES[int(shapely.get_type_id(geoms[0]))]
-    nested: list[Any] = coords.tolist()
-    for level in offsets:
-        bounds = level.tolist()
-        nested = [nested[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    nested: list[Any]
+    if as_text:
+        nested = _coordinates_text(coords, offsets)
+    else:
+        nested = coords.tolist()
+        for level in offsets:
+            bounds = level.tolist()
+            nested = [nested[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     if not keep_shapes:
         return [{"type": name, "coordinates": c} for c in nested]
     out: list[dict[str, Any]] = []
@@ -466,6 +550,27 @@ def _ragged(geoms: np.ndarray, z: bool, keep_shapes: bool = False) -> list[dict[
         geometry.shape = shape
         out.append(geometry)
     return out
+
+
+def _coordinates_text(coords: np.ndarray, offsets: tuple[np.ndarray, ...]) -> list[orjson.Fragment]:
+    """Each geometry's ``coordinates`` as JSON text (what orjson writes for the lists _ragged
+    makes: orjson writes a float64 array's numbers as it writes Python floats, NaN as null),
+    without a Python float or list per position (~2 us an item for a footprint of 8 vertices,
+    issue 18): all positions written by orjson at once, each position's text found by its
+    brackets (numbers have none), a ring's positions one slice of that text, the levels
+    above joined by the offsets."""
+    text = orjson.dumps(np.ascontiguousarray(coords, dtype=np.float64), option=orjson.OPT_SERIALIZE_NUMPY)
+    raw = np.frombuffer(text, dtype=np.uint8)
+    starts = np.flatnonzero(raw == ord("["))[1:].tolist()  # each position's "[" (not the whole array's)
+    ends = (np.flatnonzero(raw == ord("]"))[:-1] + 1).tolist()  # just past each position's "]"
+    if not offsets:  # points: a position each
+        return [orjson.Fragment(text[a:b]) for a, b in zip(starts, ends)]
+    bounds = offsets[0].tolist()
+    parts = [b"[" + text[starts[a]:ends[b - 1]] + b"]" if b > a else b"[]" for a, b in zip(bounds[:-1], bounds[1:])]
+    for level in offsets[1:]:
+        bounds = level.tolist()
+        parts = [b"[" + b",".join(parts[a:b]) + b"]" for a, b in zip(bounds[:-1], bounds[1:])]
+    return [orjson.Fragment(part) for part in parts]
 
 
 def _mapping(geom: Any, keep_shapes: bool = False) -> dict[str, Any]:
