@@ -210,6 +210,29 @@ def test_the_buffers_written_beside_the_pickle_are_where_the_header_says(tmp_pat
     assert read_snapshot(str(path))[0].size == index.size
 
 
+def test_a_buffer_write_that_fails_fails_the_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write of the buffers' thread that fails (a full disk) is raised by finish: no snapshot,
+    no half-written file left."""
+
+    class FullDisk:
+        def __init__(self, f: object) -> None:
+            self.f = f
+
+        def write(self, data: object) -> int:
+            raise OSError(28, "No space left on device")
+
+    init = snapshot._BufferWriter.__init__
+
+    def failing(self: snapshot._BufferWriter, f: object) -> None:
+        init(self, FullDisk(f))
+
+    monkeypatch.setattr(snapshot._BufferWriter, "__init__", failing)
+    index, _ = load_catalogs([str(SAMPLE_ROOT)])
+    with pytest.raises(OSError, match="No space left"):
+        write_snapshot(str(tmp_path / "x.idx"), index, [str(SAMPLE_ROOT)])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_index_replaces_its_output_and_the_old_file_goes(sample_copy: Path, tmp_path: Path) -> None:
     """`index -o F` over an existing F: the new snapshot is in place when it returns; the old
     file, kept under a second name over the replace, is removed by a process of its own. An
