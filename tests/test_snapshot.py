@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import shutil
 import threading
 import time
@@ -184,6 +185,76 @@ def test_a_spooled_snapshot_is_hashed_as_it_grows(tmp_path: Path, monkeypatch: p
     header_at = int(data[len(MAGIC) : BODY_START])
     assert hashlib.sha256(data[BODY_START:header_at]).hexdigest() == header["body_sha256"]
     assert read_snapshot(str(path))[0].size == index.size
+
+
+def test_the_buffers_written_beside_the_pickle_are_where_the_header_says(tmp_path: Path) -> None:
+    """finish() writes the out-of-band buffers in a thread of its own while the pickle runs: each
+    buffer's bytes are at the offset the header gives, aligned, in pickle order."""
+    index, _ = load_catalogs([str(SAMPLE_ROOT)])
+    path = tmp_path / "x.idx"
+    header = write_snapshot(str(path), index, [str(SAMPLE_ROOT)])
+    buffers: list[pickle.PickleBuffer] = []
+    pickle.dumps(index, protocol=5, buffer_callback=buffers.append)
+    data = path.read_bytes()
+    assert len(buffers) == len(header["buffers"]) > 10
+    spans: list[tuple[int, int]] = []
+    for buffer, (at, size) in zip(buffers, header["buffers"], strict=True):
+        raw = buffer.raw()
+        assert size == raw.nbytes
+        assert data[at : at + size] == raw.tobytes()
+        # aligned, unless a view of a buffer written before it (not written again)
+        assert at % snapshot.ALIGN == 0 or size == 0 or any(s <= at and at + size <= e for s, e in spans)
+        spans.append((at, at + size))
+    pickle_at, pickle_bytes = header["pickle"]
+    assert pickle_at + pickle_bytes == int(data[len(MAGIC) : BODY_START])  # the header follows the pickle
+    assert read_snapshot(str(path))[0].size == index.size
+
+
+def test_a_buffer_write_that_fails_fails_the_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write of the buffers' thread that fails (a full disk) is raised by finish: no snapshot,
+    no half-written file left."""
+
+    class FullDisk:
+        def __init__(self, f: object) -> None:
+            self.f = f
+
+        def write(self, data: object) -> int:
+            raise OSError(28, "No space left on device")
+
+    init = snapshot._BufferWriter.__init__
+
+    def failing(self: snapshot._BufferWriter, f: object) -> None:
+        init(self, FullDisk(f))
+
+    monkeypatch.setattr(snapshot._BufferWriter, "__init__", failing)
+    index, _ = load_catalogs([str(SAMPLE_ROOT)])
+    with pytest.raises(OSError, match="No space left"):
+        write_snapshot(str(tmp_path / "x.idx"), index, [str(SAMPLE_ROOT)])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_index_replaces_its_output_and_the_old_file_goes(sample_copy: Path, tmp_path: Path) -> None:
+    """`index -o F` over an existing F: the new snapshot is in place when it returns; the old
+    file, kept under a second name over the replace, is removed by a process of its own. An
+    output with another hard link is replaced as before (its blocks are not freed anyway)."""
+    out = tmp_path / "out.idx"
+    out.write_bytes(b"old" * 1000)
+    result = run_cli(["index", str(sample_copy / "catalog.json"), "-o", str(out)])
+    assert result.returncode == 0, result.stderr
+    assert read_snapshot(str(out))[0].size == 68
+    deadline = time.monotonic() + 30
+    while list(tmp_path.glob("out.idx.*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not list(tmp_path.glob("out.idx.*"))
+    linked = tmp_path / "linked.idx"
+    linked.write_bytes(b"older" * 1000)
+    keep = tmp_path / "keep"
+    keep.hardlink_to(linked)
+    result = run_cli(["index", str(sample_copy / "catalog.json"), "-o", str(linked)])
+    assert result.returncode == 0, result.stderr
+    assert read_snapshot(str(linked))[0].size == 68
+    assert keep.read_bytes() == b"older" * 1000
+    assert not list(tmp_path.glob("linked.idx.*"))
 
 
 def test_workers_share_one_load_and_stop_together(sample_copy: Path) -> None:

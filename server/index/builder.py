@@ -260,6 +260,10 @@ class IndexBuilder:
         equal hashes are compared exactly (rare but for real duplicates), the first kept. One
         already dropped for its geometry is not reported twice."""
         hashes = np.frombuffer(self._id_hashes, dtype=np.int64) if len(self._id_hashes) else np.zeros(0, np.int64)
+        ordered = np.sort(hashes)  # no two equal (the common case): no argsort (1M: ~0.06 s of ~0.12)
+        if not (ordered[1:] == ordered[:-1]).any():
+            return
+        del ordered
         by_hash = np.argsort(hashes, kind="stable")
         same = np.flatnonzero(hashes[by_hash][1:] == hashes[by_hash][:-1])
         if not len(same):
