@@ -301,7 +301,7 @@ def _build_index(settings: Settings, output: str) -> int:
     # The items' bytes go into the snapshot as they are read: the build holds none of them.
     # A build stopped (SIGTERM, Ctrl-C) removes its half-written file: it may be most of a disk.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    writer = SnapshotWriter(output, free_old_later=True)
+    writer = SnapshotWriter(output)
     try:
         loaded = _load_roots(settings, writer.spool)
         if loaded is None or loaded[1].degraded:

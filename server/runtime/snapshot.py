@@ -41,8 +41,6 @@ import mmap
 import os
 import pickle
 import queue
-import stat
-import subprocess
 import threading
 import time
 from typing import Any
@@ -91,11 +89,8 @@ class SnapshotWriter:
     items' bytes into ``spool`` as it reads them (server.index.IndexBuilder), then ``finish``
     adds the rest and puts the file in place; ``abort`` removes it."""
 
-    def __init__(self, path: str, free_old_later: bool = False) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
-        # `index`: an output file it replaces is freed by a process of its own after the new
-        # one is in place (the kernel frees a 1.6 GB file's blocks in ~1 s, in os.replace)
-        self.free_old_later = free_old_later
         self.tmp = f"{path}.tmp-{os.getpid()}"
         # a large buffer: the items' bytes come ~2 KB at a time, one write call per few items
         # with the default 8 KB was ~3 us an item of the loading process
@@ -197,27 +192,8 @@ class SnapshotWriter:
                 if where[0] is not f:
                     where[0].close()  # the footprints' unnamed file, copied in above
                 setattr(column, attribute, None)  # closed: a later snapshot of this index writes from the mapping
-        old = self._keep_old() if self.free_old_later else None
         os.replace(self.tmp, self.path)  # never a half-written snapshot under the real name
-        if old is not None:
-            _remove_later(old)
         return header
-
-    def _keep_old(self) -> str | None:
-        """A second name for the file at ``path`` when replacing it would free its blocks (a
-        regular file of one link), so that os.replace does not wait for that; None otherwise."""
-        try:
-            st = os.lstat(self.path)
-        except OSError:
-            return None
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
-            return None
-        old = f"{self.path}.old-{os.getpid()}"
-        try:
-            os.link(self.path, old, follow_symlinks=False)
-        except OSError:  # no hard links here (or a leftover of that name): replace it as before
-            return None
-        return old
 
     def abort(self) -> None:
         self._hash.close()
@@ -266,18 +242,6 @@ class _BufferWriter:
         self._thread.join()
         if self._error is not None:
             raise self._error
-
-
-def _remove_later(path: str) -> None:
-    """Remove ``path`` in a process of its own (its own session: a Ctrl-C of the build does not
-    stop it half-way), not waited for: `index` returns while the kernel frees the replaced
-    snapshot's blocks. If it cannot be started, removed here."""
-    try:
-        subprocess.run(["/bin/sh", "-c", 'rm -f -- "$1" </dev/null >/dev/null 2>&1 &', "sh", path],
-                       start_new_session=True, check=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        with contextlib.suppress(OSError):
-            os.unlink(path)
 
 
 def _hole(line: bytes, key: str) -> int:
