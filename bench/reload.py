@@ -15,7 +15,8 @@ run and the medians. --http: the roots are URLs of the folder served on 127.0.0.
 installed (bench/remote_ingest.py), else Python's http.server; with --listing or --latency-ms, by
 bench/ttfb_server.py (--latency-ms before each answer; --listing: as an S3-style bucket endpoint,
 MD5 ETags and ListObjectsV2, named to this tree's server in STAC_STATIC_BUCKET_LISTINGS, while the
-baseline reloads with its conditional requests as before). --phases: also where the time
+baseline reloads with its conditional requests as before; each run's changes are then PUT and
+DELETE requests to it, as a bucket's client makes them). --phases: also where the time
 goes in this tree's reload, measured in this process (read the previous snapshot, the walk,
 checking the files, taking the rows, the merge, writing the snapshot).
 """
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +62,7 @@ class Catalog:
 
     def __init__(self, folder: Path, seed: int = 18) -> None:
         self.folder = folder
+        self.bucket: str | None = None  # an S3-style endpoint serving the folder: changes go through it
         self.rnd = random.Random(seed)
         self.collections = sorted(p.parent for p in folder.glob("*/collection.json"))
         self.added = 0
@@ -76,10 +79,10 @@ class Catalog:
             path = collection / href
             doc = json.loads(path.read_bytes())
             doc["properties"]["eo:cloud_cover"] = round(self.rnd.random() * 100, 2)
-            replace(path, json.dumps(doc))
+            self.write(path, json.dumps(doc))
         gone = {(c, h) for c, h in picked[changed:]}
         for collection, href in gone:
-            (collection / href).unlink()
+            self.unlink(collection / href)
         template_collection, template_href = picked[0]
         template = json.loads((template_collection / template_href).read_bytes())
         new: dict[Path, list[str]] = {}
@@ -88,8 +91,7 @@ class Catalog:
             collection = self.rnd.choice(self.collections)
             item_id = f"bench-added-{self.added}"
             template.update(id=item_id, collection=json.loads((collection / "collection.json").read_bytes())["id"])
-            (collection / item_id).mkdir(exist_ok=True)
-            replace(collection / item_id / f"{item_id}.json", json.dumps(template))
+            self.write(collection / item_id / f"{item_id}.json", json.dumps(template))
             new.setdefault(collection, []).append(f"./{item_id}/{item_id}.json")
         for collection in self.collections:
             dropped = {h for c, h in gone if c == collection}
@@ -99,7 +101,27 @@ class Catalog:
             doc = json.loads(path.read_bytes())
             doc["links"] = [link for link in doc["links"] if not (link["rel"] == "item" and link["href"] in dropped)]
             doc["links"] += [{"rel": "item", "href": h, "type": "application/geo+json"} for h in new.get(collection, [])]
-            replace(path, json.dumps(doc))
+            self.write(path, json.dumps(doc))
+
+    def _url(self, path: Path) -> str:
+        return f"{self.bucket}/{urllib.parse.quote(path.relative_to(self.folder).as_posix())}"
+
+    def write(self, path: Path, text: str) -> None:
+        """The file written anew: a PUT to the bucket endpoint (as a client uploads), or locally."""
+        if self.bucket is None:
+            path.parent.mkdir(exist_ok=True)
+            replace(path, text)
+            return
+        request = urllib.request.Request(self._url(path), data=text.encode(), method="PUT")
+        with _OPENER.open(request, timeout=60) as r:
+            r.read()
+
+    def unlink(self, path: Path) -> None:
+        if self.bucket is None:
+            path.unlink()
+            return
+        with _OPENER.open(urllib.request.Request(self._url(path), method="DELETE"), timeout=60) as r:
+            r.read()
 
 
 def replace(path: Path, text: str) -> None:
@@ -244,6 +266,8 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         if args.http and (args.listing or args.latency_ms):
             base = stack.enter_context(serve_ttfb(args.root, args.latency_ms / 1000, bucket=args.listing))
+            if args.listing:
+                catalog.bucket = base  # changes are uploaded through it, as to a bucket
         else:
             base = stack.enter_context(serve(args.root)) if args.http else None
         listing_env = {"STAC_STATIC_BUCKET_LISTINGS": json.dumps([f"{base}/"])} if args.listing else {}
