@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import json
 import os
 import random
@@ -165,9 +166,11 @@ def index_snapshot(cwd: Path, python: str, roots: list[str], output: Path) -> fl
     return time.perf_counter() - started
 
 
-def phases(roots: list[str], snapshot: str, listings: tuple[str, ...] = ()) -> dict[str, float]:
+def phases(roots: list[str], snapshot: str, listings: tuple[str, ...] = (), profile: Path | None = None
+           ) -> dict[str, float]:
     """This tree's reload, phase by phase, in this process (as the child build runs it): wall
-    seconds, and the CPU seconds of this process (all its threads) as "..., CPU"."""
+    seconds, and the CPU seconds of this process (all its threads) as "..., CPU"; ``profile``:
+    the load and the write under cProfile (its main thread), the stats dumped there."""
     from server.catalog import loader  # noqa: PLC0415 - this tree's code, only for --phases
     from server.catalog.fingerprint import Fingerprint  # noqa: PLC0415
     from server.catalog.reuse import ReusePlan  # noqa: PLC0415
@@ -206,11 +209,17 @@ def phases(roots: list[str], snapshot: str, listings: tuple[str, ...] = ()) -> d
         started, cpu = time.perf_counter(), time.process_time()
         options = loader.LoadOptions(previous=previous, progress=False, item_spool=writer.spool, refer_previous=True,
                                      bucket_listings=listings)
+        profiler = cProfile.Profile() if profile else None
+        if profiler is not None:
+            profiler.enable()
         index, report = loader.load_catalogs(roots, options)
         spent["load in all"] = time.perf_counter() - started
         spent["load in all, CPU of this process"] = time.process_time() - cpu
         started, cpu = time.perf_counter(), time.process_time()
         header = writer.finish(index, roots, refer=True)
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(str(profile))
         spent["write the snapshot"] = time.perf_counter() - started
         spent["write the snapshot, CPU"] = time.process_time() - cpu
         spent["snapshot bytes written (MB)"] = os.path.getsize(f"{tmp}/new.snapshot") / 1e6
@@ -237,6 +246,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="a checkout of today's main (its full rebuild)")
     parser.add_argument("--baseline-python", default=None, help="its Python (default: BASELINE/.venv/bin/python)")
     parser.add_argument("--phases", action="store_true")
+    parser.add_argument("--profile", type=Path, help="with --phases: cProfile of that reload's load and write, to this file")
     parser.add_argument("--phases-only", action="store_true",
                         help="no servers: change the catalog once, then only --phases from --snapshot (written when not given)")
     parser.add_argument("--snapshot", type=Path, help="this tree's snapshot of ROOT, already written (skips its `index`)")
@@ -253,7 +263,7 @@ def main() -> None:
         if not args.snapshot:
             print(f"index {roots[0]}: {index_snapshot(REPO, sys.executable, roots, snapshot):.1f} s", flush=True)
         catalog.change(args.changed, args.added, args.deleted)
-        for label, value in phases(roots, str(snapshot)).items():
+        for label, value in phases(roots, str(snapshot), profile=args.profile).items():
             print(f"phase: {label}: {value:.2f}" + ("" if label in UNITLESS else " s"), flush=True)
         shutil.rmtree(workdir, ignore_errors=True)
         return
@@ -297,7 +307,7 @@ def main() -> None:
                 print(f"run {run + 1}: {name}: reload {seconds:.2f} s", flush=True)
         if args.phases:  # from the snapshot the server started from: the runs' changes since then
             listings = tuple(json.loads(listing_env["STAC_STATIC_BUCKET_LISTINGS"])) if listing_env else ()
-            for label, value in phases(roots, str(snapshots["this tree"]), listings).items():
+            for label, value in phases(roots, str(snapshots["this tree"]), listings, args.profile).items():
                 print(f"phase: {label}: {value:.2f}" + ("" if label in UNITLESS else " s"), flush=True)
     for name, values in times.items():
         if not values:

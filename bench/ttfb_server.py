@@ -252,8 +252,8 @@ class Server:
         full = os.path.normpath(os.path.join(self.folder, name.lstrip("/")))
         if not full.startswith(self.folder + os.sep):
             return 404, b"text/plain", b"not found", None
-        if method != b"GET":
-            if not self.bucket or method not in (b"PUT", b"DELETE"):
+        if method in (b"PUT", b"DELETE"):
+            if not self.bucket:
                 return 405, b"text/plain", b"method not allowed", None
             if method == b"DELETE":
                 self.delete(full)
