@@ -141,3 +141,8 @@ def test_a_listing_finds_keys_by_their_bytes_and_marks_etags_that_are_not_an_md5
     assert found.tolist() == [False, True, False, False, True, False, False]
     assert digests[1].tobytes() == digests[4].tobytes() == hashlib.md5(b"x").digest()
     assert sizes_found[1] == 4 and sizes_found[4] == 3
+    # found in sorted order whatever the keys' order (and when already sorted): the same answers
+    in_order = sorted(wanted)
+    again = listed.find(np.array(in_order, dtype=bytes))
+    by_key = {k: (f, d.tobytes(), s) for k, f, d, s in zip(in_order, again[0].tolist(), again[1], again[2].tolist())}
+    assert [by_key[k] for k in wanted] == list(zip(found.tolist(), (d.tobytes() for d in digests), sizes_found.tolist()))
