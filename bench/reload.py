@@ -15,7 +15,8 @@ run and the medians. --http: the roots are URLs of the folder served on 127.0.0.
 installed (bench/remote_ingest.py), else Python's http.server; with --listing or --latency-ms, by
 bench/ttfb_server.py (--latency-ms before each answer; --listing: as an S3-style bucket endpoint,
 MD5 ETags and ListObjectsV2, named to this tree's server in STAC_STATIC_BUCKET_LISTINGS, while the
-baseline reloads with its conditional requests as before). --phases: also where the time
+baseline reloads with its conditional requests as before; each run's changes are then PUT and
+DELETE requests to it, as a bucket's client makes them). --phases: also where the time
 goes in this tree's reload, measured in this process (read the previous snapshot, the walk,
 checking the files, taking the rows, the merge, writing the snapshot).
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import json
 import os
 import random
@@ -34,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +63,7 @@ class Catalog:
 
     def __init__(self, folder: Path, seed: int = 18) -> None:
         self.folder = folder
+        self.bucket: str | None = None  # an S3-style endpoint serving the folder: changes go through it
         self.rnd = random.Random(seed)
         self.collections = sorted(p.parent for p in folder.glob("*/collection.json"))
         self.added = 0
@@ -76,10 +80,10 @@ class Catalog:
             path = collection / href
             doc = json.loads(path.read_bytes())
             doc["properties"]["eo:cloud_cover"] = round(self.rnd.random() * 100, 2)
-            replace(path, json.dumps(doc))
+            self.write(path, json.dumps(doc))
         gone = {(c, h) for c, h in picked[changed:]}
         for collection, href in gone:
-            (collection / href).unlink()
+            self.unlink(collection / href)
         template_collection, template_href = picked[0]
         template = json.loads((template_collection / template_href).read_bytes())
         new: dict[Path, list[str]] = {}
@@ -88,8 +92,7 @@ class Catalog:
             collection = self.rnd.choice(self.collections)
             item_id = f"bench-added-{self.added}"
             template.update(id=item_id, collection=json.loads((collection / "collection.json").read_bytes())["id"])
-            (collection / item_id).mkdir(exist_ok=True)
-            replace(collection / item_id / f"{item_id}.json", json.dumps(template))
+            self.write(collection / item_id / f"{item_id}.json", json.dumps(template))
             new.setdefault(collection, []).append(f"./{item_id}/{item_id}.json")
         for collection in self.collections:
             dropped = {h for c, h in gone if c == collection}
@@ -99,7 +102,27 @@ class Catalog:
             doc = json.loads(path.read_bytes())
             doc["links"] = [link for link in doc["links"] if not (link["rel"] == "item" and link["href"] in dropped)]
             doc["links"] += [{"rel": "item", "href": h, "type": "application/geo+json"} for h in new.get(collection, [])]
-            replace(path, json.dumps(doc))
+            self.write(path, json.dumps(doc))
+
+    def _url(self, path: Path) -> str:
+        return f"{self.bucket}/{urllib.parse.quote(path.relative_to(self.folder).as_posix())}"
+
+    def write(self, path: Path, text: str) -> None:
+        """The file written anew: a PUT to the bucket endpoint (as a client uploads), or locally."""
+        if self.bucket is None:
+            path.parent.mkdir(exist_ok=True)
+            replace(path, text)
+            return
+        request = urllib.request.Request(self._url(path), data=text.encode(), method="PUT")
+        with _OPENER.open(request, timeout=60) as r:
+            r.read()
+
+    def unlink(self, path: Path) -> None:
+        if self.bucket is None:
+            path.unlink()
+            return
+        with _OPENER.open(urllib.request.Request(self._url(path), method="DELETE"), timeout=60) as r:
+            r.read()
 
 
 def replace(path: Path, text: str) -> None:
@@ -143,9 +166,11 @@ def index_snapshot(cwd: Path, python: str, roots: list[str], output: Path) -> fl
     return time.perf_counter() - started
 
 
-def phases(roots: list[str], snapshot: str, listings: tuple[str, ...] = ()) -> dict[str, float]:
+def phases(roots: list[str], snapshot: str, listings: tuple[str, ...] = (), profile: Path | None = None
+           ) -> dict[str, float]:
     """This tree's reload, phase by phase, in this process (as the child build runs it): wall
-    seconds, and the CPU seconds of this process (all its threads) as "..., CPU"."""
+    seconds, and the CPU seconds of this process (all its threads) as "..., CPU"; ``profile``:
+    the load and the write under cProfile (its main thread), the stats dumped there."""
     from server.catalog import loader  # noqa: PLC0415 - this tree's code, only for --phases
     from server.catalog.fingerprint import Fingerprint  # noqa: PLC0415
     from server.catalog.reuse import ReusePlan  # noqa: PLC0415
@@ -184,11 +209,17 @@ def phases(roots: list[str], snapshot: str, listings: tuple[str, ...] = ()) -> d
         started, cpu = time.perf_counter(), time.process_time()
         options = loader.LoadOptions(previous=previous, progress=False, item_spool=writer.spool, refer_previous=True,
                                      bucket_listings=listings)
+        profiler = cProfile.Profile() if profile else None
+        if profiler is not None:
+            profiler.enable()
         index, report = loader.load_catalogs(roots, options)
         spent["load in all"] = time.perf_counter() - started
         spent["load in all, CPU of this process"] = time.process_time() - cpu
         started, cpu = time.perf_counter(), time.process_time()
         header = writer.finish(index, roots, refer=True)
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(str(profile))
         spent["write the snapshot"] = time.perf_counter() - started
         spent["write the snapshot, CPU"] = time.process_time() - cpu
         spent["snapshot bytes written (MB)"] = os.path.getsize(f"{tmp}/new.snapshot") / 1e6
@@ -215,6 +246,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="a checkout of today's main (its full rebuild)")
     parser.add_argument("--baseline-python", default=None, help="its Python (default: BASELINE/.venv/bin/python)")
     parser.add_argument("--phases", action="store_true")
+    parser.add_argument("--profile", type=Path, help="with --phases: cProfile of that reload's load and write, to this file")
     parser.add_argument("--phases-only", action="store_true",
                         help="no servers: change the catalog once, then only --phases from --snapshot (written when not given)")
     parser.add_argument("--snapshot", type=Path, help="this tree's snapshot of ROOT, already written (skips its `index`)")
@@ -231,7 +263,7 @@ def main() -> None:
         if not args.snapshot:
             print(f"index {roots[0]}: {index_snapshot(REPO, sys.executable, roots, snapshot):.1f} s", flush=True)
         catalog.change(args.changed, args.added, args.deleted)
-        for label, value in phases(roots, str(snapshot)).items():
+        for label, value in phases(roots, str(snapshot), profile=args.profile).items():
             print(f"phase: {label}: {value:.2f}" + ("" if label in UNITLESS else " s"), flush=True)
         shutil.rmtree(workdir, ignore_errors=True)
         return
@@ -244,6 +276,8 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         if args.http and (args.listing or args.latency_ms):
             base = stack.enter_context(serve_ttfb(args.root, args.latency_ms / 1000, bucket=args.listing))
+            if args.listing:
+                catalog.bucket = base  # changes are uploaded through it, as to a bucket
         else:
             base = stack.enter_context(serve(args.root)) if args.http else None
         listing_env = {"STAC_STATIC_BUCKET_LISTINGS": json.dumps([f"{base}/"])} if args.listing else {}
@@ -273,7 +307,7 @@ def main() -> None:
                 print(f"run {run + 1}: {name}: reload {seconds:.2f} s", flush=True)
         if args.phases:  # from the snapshot the server started from: the runs' changes since then
             listings = tuple(json.loads(listing_env["STAC_STATIC_BUCKET_LISTINGS"])) if listing_env else ()
-            for label, value in phases(roots, str(snapshots["this tree"]), listings).items():
+            for label, value in phases(roots, str(snapshots["this tree"]), listings, args.profile).items():
                 print(f"phase: {label}: {value:.2f}" + ("" if label in UNITLESS else " s"), flush=True)
     for name, values in times.items():
         if not values:

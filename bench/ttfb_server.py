@@ -24,11 +24,14 @@ Each file has an ETag (its mtime and size); `If-None-Match` with it answers 304.
 `--bucket` makes the folder an S3-style bucket endpoint at `/`: each file's ETag is the MD5 of its
 bytes (as a plain S3 upload's; kept by path while its size and mtime stay), and
 `GET /?list-type=2&prefix=P[&start-after=K][&continuation-token=T]` answers ListObjectsV2 XML
-(1,000 keys a page, in UTF-8 byte order, with those ETags and sizes). The keys are walked and
-sorted once, in a thread from the server's start; later only the busy folders whose mtime
-changed (a catalog's, its collections') are read again for new files; each page stats its
-files and joins the <Contents> kept for each while its size and mtime stay, so an edited or
-deleted file is never listed stale.
+(1,000 keys a page, in UTF-8 byte order, with those ETags and sizes), and `PUT /KEY` (body: the
+object) and `DELETE /KEY` write and remove objects as a bucket's client does. As a bucket, it
+keeps its listing in memory: the keys are walked and sorted once, in a thread from the server's
+start, each key's <Contents> made once (when first listed, read or written); after that a page
+is a join of them, no stat a key, and the listing changes only by PUT and DELETE through the
+server, which update it at once (never listed stale). A file changed on disk behind its back is
+served as it is by GET but listed as it was, as a bucket's listing would not see it either: change
+the folder through the server (bench/reload.py --listing does).
 """
 
 from __future__ import annotations
@@ -95,11 +98,9 @@ class Server:
         self.stats = Stats()
         self.bucket = False  # --bucket: MD5 ETags and ListObjectsV2 at /
         self._md5: dict[str, tuple[int, int, bytes]] = {}  # path -> (mtime_ns, size, ETag)
-        self._keys: list[bytes] | None = None  # --bucket: every file's key, sorted (keys())
+        self._keys: list[bytes] | None = None  # --bucket: every object's key, sorted (keys())
         self._paths: list[str] = []  # each key's file
-        self._fragments: list[tuple[int, int, bytes] | None] = []  # each key's (mtime_ns, size, its <Contents>)
-        self._watched: dict[str, int] = {}  # folder -> mtime_ns, of those read again when it changes
-        self._known: set[str] = set()  # the folders read
+        self._fragments: list[bytes | None] = []  # each key's <Contents>, None until first listed or read
         self._walker: threading.Thread | None = None
 
     def walk_soon(self) -> None:
@@ -123,133 +124,115 @@ class Server:
         return tag
 
     def keys(self) -> list[bytes]:
-        """Every file's key (its path in the folder), sorted as UTF-8 bytes: walked and sorted
-        once, when first asked; later, only the folders whose mtime changed since (those that held
-        subfolders or more than one file: a catalog's and collections' folders, not the million
-        item folders) are read again and their new files merged in. A file added into an untracked
-        folder may be missing from a listing, as after a real bucket's listing lag; a page stats
-        each of its files as it writes it, so no gone or changed file is listed as it was."""
+        """Every object's key (its path in the folder), sorted as UTF-8 bytes: walked and sorted
+        once, from the server's start; after that the listing changes only by PUT and DELETE
+        through this server, as a bucket's does (put_object, delete_object)."""
         if self._keys is None:
             if self._walker is not None:
                 self._walker.join()  # the walk started with the server
             else:
                 self._walk()
-        elif self._dirs_changed():
-            self._rescan()
         assert self._keys is not None
         return self._keys
 
-    def _scan(self, top: str, known: set[str]) -> list[tuple[bytes, str]]:
-        """The (key, path) of the files under ``top``, not descending into folders in ``known``;
-        the folders read are added to ``known`` and the busy ones' mtimes to ``self._watched``."""
-        found = []
-        stack = [top]
-        cut = len(self.folder) + 1
-        while stack:
-            at = stack.pop()
-            try:
-                listing = list(os.scandir(at))
-            except OSError:
-                continue
-            known.add(at)
-            dirs = 0
-            for entry in listing:
-                if entry.is_dir(follow_symlinks=False):
-                    dirs += 1
-                    if entry.path not in known:
-                        stack.append(entry.path)
-                elif entry.is_file(follow_symlinks=False):
-                    found.append((entry.path[cut:].encode("utf-8", "surrogateescape"), entry.path))
-            if dirs or len(listing) > 1:  # its mtime after its read: a file added between, missed (lag)
-                with contextlib.suppress(OSError):
-                    self._watched[at] = os.stat(at).st_mtime_ns
-        return found
-
     def _walk(self) -> None:
-        self._watched, self._known = {}, set()
-        found = self._scan(self.folder, self._known)
+        found = []
+        cut = len(self.folder) + 1
+        for at, _, files in os.walk(self.folder):
+            found += [((at + "/" + name)[cut:].encode("utf-8", "surrogateescape"), at + "/" + name) for name in files]
         found.sort()
-        self._set(found)
-
-    def _set(self, found: list[tuple[bytes, str]]) -> None:
         self._keys = [key for key, _ in found]
         self._paths = [path for _, path in found]
         self._fragments = [None] * len(found)
 
-    def _dirs_changed(self) -> list[str]:
-        changed = []
-        for at, mtime in self._watched.items():
-            try:
-                if os.stat(at).st_mtime_ns != mtime:
-                    changed.append(at)
-            except OSError:
-                changed.append(at)
-        return changed
+    def _contents(self, key: bytes, tag: bytes, size: int) -> bytes:
+        return (b"<Contents><Key>%s</Key><ETag>%s</ETag><Size>%d</Size><StorageClass>STANDARD</StorageClass>"
+                b"</Contents>" % (html.escape(key.decode("utf-8", "surrogateescape"), quote=False).encode(
+                    "utf-8", "surrogateescape"), html.escape(tag.decode()).encode(), size))
 
-    def _rescan(self) -> None:
-        """Read again the watched folders whose mtime changed; merge the files found in folders
-        not read before (a file gone is left: a page's stat skips it)."""
-        assert self._keys is not None
-        added = []
-        for at in self._dirs_changed():
-            self._known.discard(at)
-            self._watched.pop(at, None)
-            added += self._scan(at, self._known)
-        have = set(self._paths) if added else set()
-        added = [entry for entry in added if entry[1] not in have]
-        if not added:
-            return
-        old = list(zip(self._keys, self._paths, self._fragments))
-        merged = sorted([*old, *((key, path, None) for key, path in added)], key=lambda e: e[0])
-        self._keys = [e[0] for e in merged]
-        self._paths = [e[1] for e in merged]
-        self._fragments = [e[2] for e in merged]
+    def _at(self, full: str) -> tuple[bytes, int]:
+        """The key of the file ``full`` and where it is (or would be) in the sorted keys."""
+        key = full[len(self.folder) + 1:].encode("utf-8", "surrogateescape")
+        return key, bisect.bisect_left(self.keys(), key)
+
+    def _seen(self, full: str, tag: bytes, size: int, add: bool = True) -> None:
+        """The file ``full`` was read or (``add``) written with this ETag and size: its <Contents>
+        from now on (a file read that is not listed stays unlisted)."""
+        key, i = self._at(full)
+        keys = self.keys()
+        if i < len(keys) and keys[i] == key:
+            self._fragments[i] = self._contents(key, tag, size)
+        elif add:
+            keys.insert(i, key)
+            self._paths.insert(i, full)
+            self._fragments.insert(i, self._contents(key, tag, size))
+
+    def put(self, full: str, data: bytes) -> bytes:
+        """PUT: the object written (a new file renamed over the old: hard-linked trees stay safe)
+        and listed at once with its MD5; its ETag."""
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        tmp = f"{full}.put-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, full)
+        tag = b'"%s"' % hashlib.md5(data).hexdigest().encode()
+        info = os.stat(full)
+        self._md5[full] = (info.st_mtime_ns, info.st_size, tag)
+        self._seen(full, tag, len(data))
+        return tag
+
+    def delete(self, full: str) -> None:
+        """DELETE: the file removed and no longer listed (S3 answers 204 for a missing key too)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(full)
+        self._md5.pop(full, None)
+        key, i = self._at(full)
+        keys = self.keys()
+        if i < len(keys) and keys[i] == key:
+            del keys[i], self._paths[i], self._fragments[i]
 
     def list_objects(self, query: str) -> bytes:
-        """One ListObjectsV2 page (1,000 keys) of the folder as a bucket: each key's <Contents>
-        kept with the size and mtime it was written for, the page a join of them."""
+        """One ListObjectsV2 page (1,000 keys) of the folder as a bucket: a join of the <Contents>
+        kept for each key (made when the key is first listed, read or written), no stat a key."""
         params = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
         prefix = params.get("prefix", "").encode()
         keys = self.keys()
         after = bytes.fromhex(params["continuation-token"]) if "continuation-token" in params else \
             params.get("start-after", "").encode()
         at = max(bisect.bisect_left(keys, prefix), bisect.bisect_right(keys, after) if after else 0)
-        out = []
+        out: list[bytes] = []
         last = b""
-        paths, fragments, stat = self._paths, self._fragments, os.stat
+        fragments = self._fragments
         end = _prefix_end(keys, prefix)
         while at < end and len(out) < 1000:
             stop = min(end, at + 1000 - len(out))
-            for i in range(at, stop):
-                full = paths[i]
-                try:
-                    info = stat(full)
-                except OSError:  # gone since the walk
-                    continue
-                known = fragments[i]
-                if known is None or known[0] != info.st_mtime_ns or known[1] != info.st_size:
-                    try:
-                        tag = self.etag(full, info)
-                    except OSError:
-                        continue
-                    known = fragments[i] = (info.st_mtime_ns, info.st_size, (
-                        b"<Contents><Key>%s</Key><ETag>%s</ETag><Size>%d</Size><StorageClass>STANDARD</StorageClass>"
-                        b"</Contents>" % (html.escape(keys[i].decode("utf-8", "surrogateescape"), quote=False).encode(
-                            "utf-8", "surrogateescape"), html.escape(tag.decode()).encode(), info.st_size)))
-                out.append(known[2])
+            page = fragments[at:stop]
+            if None in page:  # never listed nor read since the walk: made once from the file
+                for i in range(at, stop):
+                    if fragments[i] is None:
+                        full = self._paths[i]
+                        try:
+                            info = os.stat(full)
+                            fragments[i] = self._contents(keys[i], self.etag(full, info), info.st_size)
+                        except OSError:  # gone behind the server's back since the walk
+                            fragments[i] = b""
+                page = fragments[at:stop]
+            out += page
             last, at = keys[stop - 1], stop
         more = at < end
         token = b"<NextContinuationToken>%s</NextContinuationToken>" % last.hex().encode() if more else b""
+        body = b"".join(out)  # type: ignore[arg-type]
         return (b'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
                 b"<Name>bucket</Name><Prefix>%s</Prefix><KeyCount>%d</KeyCount><MaxKeys>1000</MaxKeys>"
                 b"<IsTruncated>%s</IsTruncated>%s%s</ListBucketResult>" % (
-                    html.escape(prefix.decode(), quote=False).encode(), len(out), b"true" if more else b"false",
-                    token, b"".join(out)))
+                    html.escape(prefix.decode(), quote=False).encode(), body.count(b"<Contents>"),
+                    b"true" if more else b"false", token, body))
 
-    def answer(self, path: bytes, if_none_match: bytes | None = None) -> tuple[int, bytes, bytes, bytes | None]:
+    def answer(self, path: bytes, if_none_match: bytes | None = None, method: bytes = b"GET",
+               body: bytes = b"") -> tuple[int, bytes, bytes, bytes | None]:
         """(status, content type, body, ETag) of a GET; 503/429 when busy; 304 when the ETag
         (size and mtime, as a bucket's changes when the object does) is `if_none_match`.
-        Counted as arriving now."""
+        With --bucket, PUT writes an object and DELETE removes one. Counted as arriving now."""
         stats = self.stats
         if path == b"/_stats":
             return 200, b"application/json", stats.as_json(), None
@@ -267,13 +250,22 @@ class Server:
             return 200, b"application/xml", self.list_objects(query), None
         name = unquote(path.split(b"?", 1)[0].decode("latin-1"))
         full = os.path.normpath(os.path.join(self.folder, name.lstrip("/")))
-        if not full.startswith(self.folder):
+        if not full.startswith(self.folder + os.sep):
             return 404, b"text/plain", b"not found", None
+        if method in (b"PUT", b"DELETE"):
+            if not self.bucket:
+                return 405, b"text/plain", b"method not allowed", None
+            if method == b"DELETE":
+                self.delete(full)
+                return 204, b"text/plain", b"", None
+            return 200, b"text/plain", b"", self.put(full, body)
         try:
             with open(full, "rb") as f:
                 info = os.fstat(f.fileno())
                 data = f.read() if self.bucket else None
                 etag = self.etag(full, info, data)
+                if data is not None:
+                    self._seen(full, etag, info.st_size, add=False)
                 if etag == if_none_match:
                     self.stats.not_modified += 1
                     return 304, b"application/json", b"", etag
@@ -307,7 +299,8 @@ def _prefix_end(keys: list[bytes], prefix: bytes) -> int:
     return bisect.bisect_left(keys, stripped[:-1] + bytes([stripped[-1] + 1]))
 
 
-REASONS = {200: b"OK", 304: b"Not Modified", 404: b"Not Found", 429: b"Too Many Requests", 503: b"Service Unavailable"}
+REASONS = {200: b"OK", 204: b"No Content", 304: b"Not Modified", 404: b"Not Found", 405: b"Method Not Allowed",
+           429: b"Too Many Requests", 503: b"Service Unavailable"}
 
 
 class Http1(asyncio.Protocol):
@@ -343,11 +336,18 @@ class Http1(asyncio.Protocol):
             head, self.buffer = self.buffer[:end], self.buffer[end + 4:]
             request_line, _, headers = head.partition(b"\r\n")
             method, path, _ = request_line.split(b" ", 2)
+            lowered = headers.lower()
             condition = None
-            at = headers.lower().find(b"if-none-match:")
+            at = lowered.find(b"if-none-match:")
             if at >= 0:
                 condition = headers[at + 14:].split(b"\r\n", 1)[0].strip()
-            answer = self.server.answer(path, condition)
+            at = lowered.find(b"content-length:")
+            size = int(headers[at + 15:].split(b"\r\n", 1)[0]) if at >= 0 else 0
+            if len(self.buffer) < size:  # the body not all here yet: wait for it
+                self.buffer = head + b"\r\n\r\n" + self.buffer
+                return
+            body, self.buffer = self.buffer[:size], self.buffer[size:]
+            answer = self.server.answer(path, condition, method, body)
             self.server.begin()
             self.loop.call_later(self.server.latency, self.respond, *answer)
 
@@ -359,7 +359,7 @@ class Http1(asyncio.Protocol):
         extra = b"Retry-After: 0\r\n" if status in (429, 503) else b""
         if etag is not None:
             extra += b"ETag: %s\r\n" % etag
-        if status != 304:
+        if status not in (204, 304):
             extra += b"Content-Length: %d\r\n" % len(body)
         self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s\r\n" % (
             status, REASONS.get(status, b"?"), media_type, extra) + body)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -484,3 +485,24 @@ def ttfb_server(folder: Path, *options: str) -> Iterator[str]:
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def _files(folder: Path) -> dict[str, tuple[int, int]]:
+    return {p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in folder.rglob("*") if p.is_file()}
+
+
+@contextlib.contextmanager
+def uploaded(base: str, folder: Path) -> Iterator[None]:
+    """The files changed, added or deleted in ``folder`` in the block are then PUT to and DELETEd
+    from the bucket endpoint ``base`` (bench/ttfb_server.py --bucket serving ``folder``), as
+    `aws s3 sync` would: its listing changes through its API only, as a bucket's does."""
+    before = _files(folder)
+    yield
+    after = _files(folder)
+    for key, stamp in after.items():
+        if before.get(key) != stamp:
+            response = httpx.put(f"{base}/{quote(key)}", content=(folder / key).read_bytes())
+            assert response.status_code == 200, response.text
+    for key in before.keys() - after.keys():
+        assert httpx.delete(f"{base}/{quote(key)}").status_code == 204

@@ -121,3 +121,15 @@ def test_replica_start(tmp_path: Path) -> None:
     out = run("replica_start.py", str(snapshot), "--rounds", "1", "--timeout", "60")
     assert "url, cold  ready in" in out and "answered [200]" in out and "answered [304]" in out
     assert re.search(r"url, 304\s+ready\s+[0-9.]+ s", out)
+
+
+def test_reload_from_a_bucket_endpoint(catalog: Path, tmp_path: Path) -> None:
+    """bench/reload.py --http --listing: each run's changes are PUT to and DELETEd from
+    ttfb_server.py --bucket as a bucket's client uploads them, and its listing shows them at
+    once: the phases' reload (from the first snapshot) reuses every item but the 5 changed and
+    the 2 deleted (a listing that missed an upload would reuse a changed one)."""
+    folder = shutil.copytree(catalog, tmp_path / "files")
+    out = run("reload.py", str(folder), "--http", "--listing", "--runs", "1", "--baseline-runs", "0",
+              "--changed", "5", "--added", "2", "--deleted", "2", "--phases", timeout=600)
+    assert re.search(r"median reload, this tree: [0-9.]+ s", out), out
+    assert float(re.search(r"phase: items reused: ([0-9.]+)", out)[1]) == ITEMS - 5 - 2, out  # type: ignore[index]

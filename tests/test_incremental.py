@@ -7,6 +7,7 @@ S3 (a listing's ETags), in a thread, in a child process, and for a stale snapsho
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import random
@@ -25,7 +26,7 @@ from server.catalog import formats, listing, parallel, reuse
 from server.catalog.loader import STATS_LOOKAHEAD, LoadOptions, _read_stats, load_catalogs
 from server.catalog.sources import SourceLog
 from server.index import Index
-from tests.helpers import run_cli, run_server, serve_folder, ttfb_server
+from tests.helpers import run_cli, run_server, serve_folder, ttfb_server, uploaded
 
 TOKEN = "incremental-token"
 
@@ -468,7 +469,8 @@ def test_a_reload_from_a_bucket_endpoint_lists_it_instead_of_requesting_unchange
     with ttfb_server(catalog, "--latency-ms", "0", "--bucket") as base:
         roots = [f"{base}/catalog.json"]
         previous, _ = load_catalogs(roots)
-        change_all(catalog)
+        with uploaded(base, catalog):
+            change_all(catalog)
         before = _requests(base)
         with caplog.at_level("INFO", logger="stac_static_api.loader"):
             incremental, report = load_catalogs(roots, LoadOptions(previous=previous, bucket_listings=(f"{base}/",)))
@@ -619,26 +621,31 @@ def test_a_running_servers_reload_answers_as_a_fresh_server(catalog: Path, in_ch
     bench/ttfb_server.py --bucket: the same answers, paging tokens from before still page."""
     env = {"STAC_STATIC_ADMIN_TOKEN": TOKEN, "STAC_STATIC_RELOAD_IN_CHILD": str(in_child).lower()}
     with contextlib.ExitStack() as stack:
-        if bucket:
+        if bucket:  # (the changes uploaded to it: its listing changes through its API only)
             endpoint = stack.enter_context(ttfb_server(catalog, "--latency-ms", "0", "--bucket"))
             env["STAC_STATIC_BUCKET_LISTINGS"] = json.dumps([f"{endpoint}/"])
             roots = [f"{endpoint}/catalog.json"]
+            changing = functools.partial(uploaded, endpoint, catalog)
         else:
             roots = [str(catalog / "catalog.json")]
-        _reload_and_compare(roots, env, catalog)
+            changing = contextlib.nullcontext
+        _reload_and_compare(roots, env, catalog, changing)
 
 
-def _reload_and_compare(roots: list[str], env: dict[str, str], catalog: Path) -> None:
+def _reload_and_compare(roots: list[str], env: dict[str, str], catalog: Path,
+                        changing: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext) -> None:
     with run_server(roots, env=env) as base:
         first = httpx.get(f"{base}/search", params={"limit": 5}).json()
         token_link = next(link["href"] for link in first["links"] if link["rel"] == "next")
-        change_all(catalog)
+        with changing():
+            change_all(catalog)
         ready = _reload(base)
         assert ready["load"]["reused"] > 0
         change_all_again = _item_files(catalog, "dem-alps")[3]  # a second reload reuses the first one's index
         doc = _doc(change_all_again)
         doc["properties"]["title"] = "changed between two reloads"
-        _put(change_all_again, doc)
+        with changing():
+            _put(change_all_again, doc)
         ready = _reload(base)
         assert ready["load"]["reused"] > 0 and ready["last_reload"]["ok"]
         assert httpx.get(token_link).status_code == 200  # a paging token from before still pages

@@ -9,6 +9,7 @@ import http.server
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import numpy as np
 import pytest
 
@@ -76,37 +77,48 @@ def test_a_listing_of_several_pages_from_a_bucket_endpoint(tmp_path: Path, part_
     assert listed == {url: expected[key] for url, key in wanted.items()}
 
 
-def test_the_bucket_endpoint_never_lists_an_edited_or_deleted_file_as_it_was(tmp_path: Path) -> None:
-    """bench/ttfb_server.py --bucket keeps its sorted keys and each key's <Contents> between
-    listings: a file edited (in place, or by rename as bench/reload.py does) is listed with its
-    new MD5 and size, a deleted one not at all, one added in a new item folder is listed."""
-    def write(key: str, data: bytes) -> None:
-        path = tmp_path / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
+def test_the_bucket_endpoint_lists_what_was_put_and_deleted_through_it(tmp_path: Path) -> None:
+    """bench/ttfb_server.py --bucket keeps its sorted keys and each key's <Contents> in memory
+    between listings (no stat a key, as S3): an object PUT (over another, or new in a new folder)
+    is listed at once with its new MD5 and size and read back by GET, a DELETEd one is listed no
+    more and its file is gone; a file changed on disk behind its back is not seen by the listing
+    (as a bucket's disks are not), only by GET, and a PUT of it is listed again."""
     keys = [f"cat/c{i % 3}/item{i:04d}/item{i:04d}.json" for i in range(1_500)]
     for i, key in enumerate(keys):
-        write(key, b"{}" + b" " * (i % 5))
+        (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / key).write_bytes(b"{}" + b" " * (i % 5))
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.json"
     with ttfb_server(tmp_path, "--latency-ms", "0", "--bucket") as base:
         urls = [f"{base}/{key}" for key in keys]
         first = listed_as_dict(base, urls)
         assert first == {url: (hashlib.md5(b"{}" + b" " * (i % 5)).hexdigest(), 2 + i % 5) for i, url in enumerate(urls)}
-        write(keys[7], b'{"edited": 1}')
-        tmp = tmp_path / "renamed.tmp"
-        tmp.write_bytes(b'{"renamed": true}')
-        tmp.rename(tmp_path / keys[900])
-        (tmp_path / keys[1_400]).unlink()
-        (tmp_path / keys[1_400]).parent.rmdir()
-        added = "cat/c1/new/new.json"
-        write(added, b'{"new": 1}')
-        second = listed_as_dict(base, [*urls, f"{base}/{added}"])
+        added = "cat/c1/new é/new.json"
+        put = {keys[7]: b'{"edited": 1}', keys[900]: b'{"renamed": true}', added: b'{"new": 1}'}
+        for key, data in put.items():
+            response = httpx.put(f"{base}/{quote(key)}", content=data)
+            assert response.status_code == 200 and response.headers["etag"] == f'"{hashlib.md5(data).hexdigest()}"'
+        assert httpx.delete(f"{base}/{keys[1_400]}").status_code == 204
+        assert httpx.delete(f"{base}/cat/never-there.json").status_code == 204
+        assert httpx.put(f"{base}/%2E%2E/{outside.name}", content=b"{}").status_code == 404  # not out of the folder
+        behind = tmp_path / keys[3]
+        behind.write_bytes(b'{"behind its back": 1}')
+        added_url = f"{base}/{quote(added)}"
+        second = listed_as_dict(base, [*urls, added_url])
+        assert httpx.get(f"{base}/{keys[3]}").content == b'{"behind its back": 1}'
+        assert [httpx.get(f"{base}/{quote(key)}").content for key in put] == list(put.values())
+        assert httpx.get(f"{base}/{keys[1_400]}").status_code == 404
+        assert httpx.put(f"{base}/{keys[3]}", content=behind.read_bytes()).status_code == 200
+        third = listed_as_dict(base, [*urls, added_url])
+    assert not outside.exists() and not (tmp_path / keys[1_400]).exists()
+    assert (tmp_path / added).read_bytes() == b'{"new": 1}'
     expected = dict(first)
     expected[urls[7]] = (hashlib.md5(b'{"edited": 1}').hexdigest(), 13)
     expected[urls[900]] = (hashlib.md5(b'{"renamed": true}').hexdigest(), 17)
     del expected[urls[1_400]]
-    expected[f"{base}/{added}"] = (hashlib.md5(b'{"new": 1}').hexdigest(), 10)
-    assert second == expected
+    expected[added_url] = (hashlib.md5(b'{"new": 1}').hexdigest(), 10)
+    assert second == expected  # keys[3] as it was: changed behind the endpoint's back
+    expected[urls[3]] = (hashlib.md5(b'{"behind its back": 1}').hexdigest(), 22)
+    assert third == expected
 
 
 def test_a_listing_finds_keys_by_their_bytes_and_marks_etags_that_are_not_an_md5() -> None:
@@ -130,6 +142,11 @@ def test_a_listing_finds_keys_by_their_bytes_and_marks_etags_that_are_not_an_md5
     assert found.tolist() == [False, True, False, False, True, False, False]
     assert digests[1].tobytes() == digests[4].tobytes() == hashlib.md5(b"x").digest()
     assert sizes_found[1] == 4 and sizes_found[4] == 3
+    # found in sorted order whatever the keys' order (and when already sorted): the same answers
+    in_order = sorted(wanted)
+    again = listed.find(np.array(in_order, dtype=bytes))
+    by_key = {k: (f, d.tobytes(), s) for k, f, d, s in zip(in_order, again[0].tolist(), again[1], again[2].tolist())}
+    assert [by_key[k] for k in wanted] == list(zip(found.tolist(), (d.tobytes() for d in digests), sizes_found.tolist()))
 
 
 def _page(keys: list[str], token: str | None) -> bytes:

@@ -144,7 +144,12 @@ class Listing:
         return len(self.keys)
 
     def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For each of ``keys`` (numpy bytes, UTF-8): listed with an MD5 ETag; that MD5 (16 bytes); its size."""
+        """For each of ``keys`` (numpy bytes, UTF-8): listed with an MD5 ETag; that MD5 (16 bytes); its
+        size. Searched in sorted order (keys in a random order, as a catalog's links to tiles are:
+        1.6 CPU-s of searchsorted for a million, 0.09 s sorted; sorting them costs ~0.8)."""
+        if len(keys) > 1 and not (keys[1:] >= keys[:-1]).all():
+            order = np.argsort(keys, kind="stable")
+            return _in_order(self.find(keys[order]), order)
         if not len(self.keys) or not len(keys):
             return np.zeros(len(keys), dtype=bool), np.zeros((len(keys), 16), dtype=np.uint8), np.zeros(len(keys), dtype=np.int64)
         at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
@@ -255,13 +260,23 @@ def http_listing(base: str, locations: list[str], timeout: float, retries: int
     of their common prefix: listed with an MD5 ETag; that MD5; its size (Listing.find);
     FetchError when the endpoint does not answer a listing."""
     keys = location_keys(base, locations)
-    ordered = np.sort(keys)
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
     pages = HttpPages(timeout, retries)
     try:
         listed = list_keys(lambda params: pages.get(base + "?" + _query(params)), _folder_prefix(ordered), ordered)
     finally:
         pages.close()
-    return listed.find(keys)
+    return _in_order(listed.find(ordered), order)
+
+
+def _in_order(found: tuple[np.ndarray, np.ndarray, np.ndarray], order: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Listing.find's answer for keys[order] given back for keys."""
+    out = tuple(np.empty_like(column) for column in found)
+    for column, placed in zip(out, found):
+        column[order] = placed
+    return out  # type: ignore[return-value]
 
 
 def s3_listing(client: Any, bucket: str, keys: list[str], timeout: float, retries: int) -> Listing:

@@ -251,7 +251,9 @@ class ReusePlan:
         listing of their common prefix; one that answers none leaves its documents to be
         fetched (conditionally, as without a listing), the reason logged."""
         by_base: dict[str, list[int]] = {}
-        for o in wanted:
+        if len(self.bucket_listings) == 1:  # (each under it, as _origins_of chose them: no call a document)
+            by_base[self.bucket_listings[0]] = wanted
+        for o in wanted if not by_base else ():
             base = bucket_of(self.locations[o], self.bucket_listings)
             assert base is not None
             by_base.setdefault(base, []).append(o)
