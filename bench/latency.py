@@ -4,7 +4,8 @@
 
 ROOT is a generated catalog (``bench/generate.py``), either layout: for ``--layout ndjson`` the
 roots handed to the loader are every ``*/collection.json`` plus every ``*/items.ndjson``; for
-``--layout files`` it is the folder itself. With ``--snapshot FILE`` the index is read from that
+``--layout files`` and ``--layout parquet`` it is the folder itself (the sample ids of a parquet
+layout are read from a few of its ``items.parquet``). With ``--snapshot FILE`` the index is read from that
 snapshot when it exists (and written there after a load when it does not), which is how the
 1,000,000-item run starts in seconds instead of minutes.
 
@@ -121,6 +122,18 @@ def sample_items(root: str, n: int = 40, seed: int = 4) -> list[tuple[str, str]]
             for line in rng.sample(lines, min(n // len(ndjsons), len(lines))):
                 doc = json.loads(line)
                 out.append((served_under, doc["id"]))
+        return out
+    parquets = sorted(glob.glob(os.path.join(root, "*", "items.parquet")))
+    if parquets:  # stac-geoparquet beside each collection (generate.py --layout parquet, replicate.py)
+        import pyarrow.parquet as pq
+
+        parquets = [p for p in parquets if pq.ParquetFile(p).metadata.num_rows >= 400]  # the large ones
+        parquets = parquets[:: max(1, len(parquets) // 4)][:4]
+        for path in parquets:
+            ids = pq.ParquetFile(path).read_row_group(0, columns=["id"]).column("id").to_pylist()[:400]
+            with open(os.path.join(os.path.dirname(path), "collection.json")) as f:
+                served_under = json.load(f)["id"]
+            out.extend((served_under, i) for i in rng.sample(ids, n // len(parquets)))
         return out
     for coll in sorted(glob.glob(os.path.join(root, "*", "collection.json"))):
         with open(coll) as f:
@@ -516,7 +529,7 @@ def print_table(result: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("root", help="generated catalog folder (files or ndjson layout)")
+    parser.add_argument("root", help="generated catalog folder (files, ndjson or parquet layout)")
     parser.add_argument("--snapshot", help="read the index from this snapshot (written after a load if missing)")
     parser.add_argument("--runs", type=int, default=300, help="timed runs per query type (default 300)")
     parser.add_argument("--max-seconds", type=float, default=30.0, help="stop a query type after this long")

@@ -133,3 +133,39 @@ def test_reload_from_a_bucket_endpoint(catalog: Path, tmp_path: Path) -> None:
               "--changed", "5", "--added", "2", "--deleted", "2", "--phases", timeout=600)
     assert re.search(r"median reload, this tree: [0-9.]+ s", out), out
     assert float(re.search(r"phase: items reused: ([0-9.]+)", out)[1]) == ITEMS - 5 - 2, out  # type: ignore[index]
+
+
+def test_replicate_lean_parquet_and_latency_on_it(tmp_path: Path) -> None:
+    """replicate.py --lean on a parquet layout: a file per copy, every item's assets cut to the
+    thumbnail, its collection the copy, its id its own; the copies load as N x the items, and
+    latency.py samples its ids from the parquet files."""
+    import pyarrow.parquet as pq
+
+    src, out = tmp_path / "pq", tmp_path / "rep"
+    run("generate.py", str(src), "--items", str(ITEMS), "--collections", "2", "--layout", "parquet", "-q", "--workers", "1")
+    run("replicate.py", str(src), str(out), "--copies", "2", "--lean")
+    originals = {}
+    for path in sorted(src.glob("*/items.parquet")):
+        for row in pq.read_table(path, columns=["id", "collection"]).to_pylist():
+            originals[row["id"]] = row["collection"]
+    copies = sorted(out.glob("*/items.parquet"))
+    assert len(copies) == 4 and all(not p.is_symlink() and p.stat().st_nlink == 1 for p in copies)
+    index, report = load_catalogs([str(out / "catalog.json")])
+    assert index.size == 2 * ITEMS and report.skipped == 0
+    for path in copies:
+        copy = path.parent.name  # <original>-c<k>
+        original, k = copy.rsplit("-c", 1)
+        table = pq.read_table(path)
+        assert table.schema.metadata and b"geo" in table.schema.metadata
+        rows = table.select(["id", "collection"]).to_pylist()
+        assert {r["collection"] for r in rows} == {copy}
+        assert all(r["id"].endswith(f"-c{k}") and originals[r["id"][: -len(f"-c{k}")]] == original for r in rows)
+        for row in rows[:: max(1, len(rows) // 5)]:
+            pos = index.find(copy, row["id"])
+            assert pos is not None
+            item = index.item(pos)
+            assert item["id"] == row["id"] and item["collection"] == copy and set(item["assets"]) == {"thumbnail"}
+    ids = {r for p in copies for r in pq.read_table(p, columns=["id"]).column("id").to_pylist()}
+    assert len(ids) == 2 * ITEMS
+    result = run("latency.py", str(out), "--runs", "2", "--max-seconds", "2")
+    assert "item GET" in result and "ids (10)" in result
