@@ -654,6 +654,33 @@ def _reload_and_compare(roots: list[str], env: dict[str, str], catalog: Path,
         assert reloaded == answers(fresh)
 
 
+@pytest.mark.parametrize("in_child", [True, False], ids=["child-process", "thread"])
+def test_a_reload_that_finds_every_document_unchanged_says_so(catalog: Path, in_child: bool) -> None:
+    """From a bucket endpoint the server lists: a reload with nothing changed answers
+    "changed": false (every item reused; the version still goes up: a reload's index is a new
+    version, as ETags say), a reload after one item changed "changed": true."""
+    env = {"STAC_STATIC_ADMIN_TOKEN": TOKEN, "STAC_STATIC_RELOAD_IN_CHILD": str(in_child).lower()}
+    with ttfb_server(catalog, "--latency-ms", "0", "--bucket") as endpoint:
+        env["STAC_STATIC_BUCKET_LISTINGS"] = json.dumps([f"{endpoint}/"])
+        with run_server([f"{endpoint}/catalog.json"], env=env) as base:
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            for _ in range(2):  # (the first reload of an index loaded from the roots writes a snapshot first)
+                answer = httpx.post(f"{base}/_mgmt/reload", headers=headers, timeout=120).json()
+                ready = httpx.get(f"{base}/_mgmt/ready").json()
+                assert answer["ok"] is True and answer["changed"] is False, answer
+                assert ready["last_reload"]["changed"] is False and ready["load"]["reused"] == ready["items"]
+            assert ready["version"] == 3
+            path = _item_files(catalog, "dem-alps")[1]
+            with uploaded(endpoint, catalog):
+                doc = _doc(path)
+                doc["properties"]["title"] = "changed in the bucket"
+                _put(path, doc)
+            answer = httpx.post(f"{base}/_mgmt/reload", headers=headers, timeout=120).json()
+            assert answer["ok"] is True and answer["changed"] is True, answer
+            answer = httpx.post(f"{base}/_mgmt/reload", headers=headers, timeout=120).json()
+            assert answer["changed"] is False, answer  # unchanged since that one
+
+
 def test_a_failed_reload_keeps_serving_and_the_next_one_reuses(catalog: Path) -> None:
     env = {"STAC_STATIC_ADMIN_TOKEN": TOKEN}
     roots = [str(catalog / "catalog.json")]
