@@ -31,7 +31,7 @@ from urllib.parse import quote, unquote, urlsplit
 import numpy as np
 import urllib3
 
-from server.catalog.sources import FetchError
+from server.catalog.sources import FetchError, read_within
 
 log = logging.getLogger("stac_static_api.loader")
 
@@ -40,7 +40,6 @@ LIST_PART_KEYS = 5_000  # keys a part lists at least
 MAX_PAGES = 100_000  # pages one part follows at most (a server that never ends its listing)
 MAX_EMPTY_PAGES = 100  # truncated pages without an entry in a row, at most (one that never ends with new tokens)
 MAX_PAGE_BYTES = 64 << 20  # one ListObjectsV2 page read at most (S3's: 1,000 keys, ~0.5 MB)
-READ_BYTES = 1 << 16  # a page's body is read this much at a time at most, the deadline checked between
 
 Page = Callable[[dict[str, str]], bytes]  # the query parameters of one ListObjectsV2 request -> its XML
 Columns = tuple[list[bytes], list[bytes], list[bytes]]  # a page's keys, ETags (unquoted) and sizes, as listed
@@ -225,41 +224,33 @@ class HttpPages:
         self.limit = limit  # the seconds the deadline allowed, for its message
         self.requests = 0
 
-    def _left(self) -> float:
-        """The seconds a read may wait: the timeout, or less as the deadline nears."""
-        if self.deadline is None:
-            return self.timeout
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise ListingTimeout(f"not done within {self.limit:g} s (STAC_STATIC_LISTING_TIMEOUT)")
-        return min(self.timeout, left)
+    def _late(self) -> ListingTimeout:
+        return ListingTimeout(f"not done within {self.limit:g} s (STAC_STATIC_LISTING_TIMEOUT)")
 
     def get(self, url: str) -> bytes:
         self.requests += 1
-        wait = self._left()
+        deadline = float("inf") if self.deadline is None else self.deadline
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise self._late()
+        wait = min(self.timeout, left)  # no read waits past the deadline
         try:
             response = self.http.request("GET", url, redirect=False, preload_content=False,
                                          timeout=urllib3.Timeout(connect=wait, read=wait))
-            chunks: list[bytes] = []
-            size = 0
-            while response.status == 200 and size <= MAX_PAGE_BYTES:
-                self._left()
-                chunk = response.read1(READ_BYTES)  # what one read gives: a server dripping bytes meets the deadline
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
         except urllib3.exceptions.HTTPError as exc:
             raise FetchError(f"{type(exc).__name__}: {exc}") from None
-        except ListingTimeout:
+        try:
+            if response.status != 200:
+                raise FetchError(f"HTTP {response.status}")
+            data = read_within(response, MAX_PAGE_BYTES, deadline, self._late)
+        except urllib3.exceptions.HTTPError as exc:
             response.close()
-            raise
-        if response.status != 200 or size > MAX_PAGE_BYTES:
+            raise FetchError(f"{type(exc).__name__}: {exc}") from None
+        except FetchError:
             response.close()  # (not read to its end: the connection is not reused)
-            raise FetchError(f"HTTP {response.status}" if response.status != 200 else
-                             f"a listing page over {MAX_PAGE_BYTES} bytes")
+            raise
         response.release_conn()
-        return b"".join(chunks)
+        return data
 
     def close(self) -> None:
         self.http.clear()
