@@ -150,20 +150,22 @@ class Server:
                 b"</Contents>" % (html.escape(key.decode("utf-8", "surrogateescape"), quote=False).encode(
                     "utf-8", "surrogateescape"), html.escape(tag.decode()).encode(), size))
 
-    def _at(self, full: str) -> tuple[bytes, int]:
-        """The key of the file ``full`` and where it is (or would be) in the sorted keys."""
+    def _at(self, full: str) -> tuple[bytes, int, bool]:
+        """The key of the file ``full``, where it is (or would be) in the sorted keys, and
+        whether it is listed."""
         key = full[len(self.folder) + 1:].encode("utf-8", "surrogateescape")
-        return key, bisect.bisect_left(self.keys(), key)
+        keys = self.keys()
+        i = bisect.bisect_left(keys, key)
+        return key, i, i < len(keys) and keys[i] == key
 
     def _seen(self, full: str, tag: bytes, size: int, add: bool = True) -> None:
         """The file ``full`` was read or (``add``) written with this ETag and size: its <Contents>
         from now on (a file read that is not listed stays unlisted)."""
-        key, i = self._at(full)
-        keys = self.keys()
-        if i < len(keys) and keys[i] == key:
+        key, i, listed = self._at(full)
+        if listed:
             self._fragments[i] = self._contents(key, tag, size)
         elif add:
-            keys.insert(i, key)
+            self.keys().insert(i, key)
             self._paths.insert(i, full)
             self._fragments.insert(i, self._contents(key, tag, size))
 
@@ -186,10 +188,9 @@ class Server:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(full)
         self._md5.pop(full, None)
-        key, i = self._at(full)
-        keys = self.keys()
-        if i < len(keys) and keys[i] == key:
-            del keys[i], self._paths[i], self._fragments[i]
+        _, i, listed = self._at(full)
+        if listed:
+            del self.keys()[i], self._paths[i], self._fragments[i]
 
     def list_objects(self, query: str) -> bytes:
         """One ListObjectsV2 page (1,000 keys) of the folder as a bucket: a join of the <Contents>

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
         "a document whose listed ETag is the MD5 of the bytes read before is unchanged. An endpoint "
         "that answers no listing (403, 404, not XML) is logged and its documents fetched as usual.",
     )
+    listing_timeout: float = Field(300.0, gt=0, description="Seconds one bucket listing of a reload (an "
+                                   "endpoint's, an S3 prefix's) may take in all, however slowly its pages "
+                                   "arrive (fetch_timeout bounds each read); past it, logged, its documents are "
+                                   "fetched as without a listing.")
     allow_outside_root: bool = Field(
         False, description="Let local catalogs follow links outside the root's folder."
     )

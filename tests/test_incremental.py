@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import http.server
 import json
 import os
 import random
@@ -26,7 +27,7 @@ from server.catalog import formats, listing, parallel, reuse
 from server.catalog.loader import STATS_LOOKAHEAD, LoadOptions, _read_stats, load_catalogs
 from server.catalog.sources import SourceLog
 from server.index import Index
-from tests.helpers import run_cli, run_server, serve_folder, ttfb_server, uploaded
+from tests.helpers import in_thread, run_cli, run_server, serve_folder, ttfb_server, uploaded
 
 TOKEN = "incremental-token"
 
@@ -507,6 +508,49 @@ def test_a_bucket_endpoint_that_answers_no_listing_falls_back_to_requests(
     assert expected in line and "conditional requests instead" in line
 
 
+class _DrippingListing(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; its ListObjectsV2 answer (an empty listing, valid) comes a byte every
+    10 ms: each read well within the fetch timeout, the whole answer ~3 s."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if not self.path.startswith("/?list-type=2"):
+            super().do_GET()
+            return
+        body = (b'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult><Name>b</Name><Prefix></Prefix>'
+                b"<KeyCount>0</KeyCount><IsTruncated>false</IsTruncated></ListBucketResult>").ljust(300)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        with contextlib.suppress(OSError):  # the client gave up
+            for i in range(len(body)):
+                self.wfile.write(body[i:i + 1])
+                self.wfile.flush()
+                time.sleep(0.01)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_bucket_listing_past_its_deadline_falls_back_to_requests(catalog: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A listing endpoint that sends its answer slowly, never slower than the per-read timeout:
+    given up at listing_timeout (STAC_STATIC_LISTING_TIMEOUT), logged, and the documents fetched
+    as without a listing; the result is still a full load's."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_DrippingListing, directory=str(catalog)))
+    with in_thread(server) as base:
+        roots = [f"{base}/catalog.json"]
+        previous, _ = load_catalogs(roots)
+        change_all(catalog)
+        with caplog.at_level("WARNING", logger="stac_static_api.loader"):
+            incremental, report = load_catalogs(roots, LoadOptions(previous=previous, bucket_listings=(f"{base}/",),
+                                                                   listing_timeout=0.5))
+        full, full_report = load_catalogs(roots)
+    assert differences(incremental, full) == []
+    assert 0 < report.reused < incremental.size  # the same bytes fetched again: reused by their MD5
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("bucket listing of")]
+    assert "not done within 0.5 s" in line and "conditional requests instead" in line, line
+
+
 boto3 = pytest.importorskip("boto3", reason="boto3 is the s3:// client; it comes with the test extra")
 moto_server = pytest.importorskip("moto.server", reason="moto[server] comes with the test extra")
 
@@ -547,8 +591,8 @@ def test_a_reload_from_s3_lists_the_prefix_instead_of_reading_unchanged_items(
     listings: list[tuple[list[str], listing.Listing]] = []
     s3_listing = reuse.s3_listing
 
-    def spy(client: Any, bucket: str, keys: list[str], timeout: float, retries: int) -> listing.Listing:
-        listings.append((keys, s3_listing(client, bucket, keys, timeout, retries)))
+    def spy(client: Any, bucket: str, keys: list[str], timeout: float, retries: int, **more: Any) -> listing.Listing:
+        listings.append((keys, s3_listing(client, bucket, keys, timeout, retries, **more)))
         return listings[-1][1]
 
     monkeypatch.setattr(reuse, "s3_listing", spy)
@@ -652,6 +696,33 @@ def _reload_and_compare(roots: list[str], env: dict[str, str], catalog: Path,
         reloaded = answers(base)
     with run_server(roots, env=env) as fresh:
         assert reloaded == answers(fresh)
+
+
+@pytest.mark.parametrize("in_child", [True, False], ids=["child-process", "thread"])
+def test_a_reload_that_finds_every_document_unchanged_says_so(catalog: Path, in_child: bool) -> None:
+    """From a bucket endpoint the server lists: a reload with nothing changed answers
+    "changed": false (every item reused; the version still goes up: a reload's index is a new
+    version, as ETags say), a reload after one item changed "changed": true."""
+    env = {"STAC_STATIC_ADMIN_TOKEN": TOKEN, "STAC_STATIC_RELOAD_IN_CHILD": str(in_child).lower()}
+    with ttfb_server(catalog, "--latency-ms", "0", "--bucket") as endpoint:
+        env["STAC_STATIC_BUCKET_LISTINGS"] = json.dumps([f"{endpoint}/"])
+        with run_server([f"{endpoint}/catalog.json"], env=env) as base:
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            for _ in range(2):  # (the first reload of an index loaded from the roots writes a snapshot first)
+                answer = httpx.post(f"{base}/_mgmt/reload", headers=headers, timeout=120).json()
+                ready = httpx.get(f"{base}/_mgmt/ready").json()
+                assert answer["ok"] is True and answer["changed"] is False, answer
+                assert ready["last_reload"]["changed"] is False and ready["load"]["reused"] == ready["items"]
+            assert ready["version"] == 3
+            path = _item_files(catalog, "dem-alps")[1]
+            with uploaded(endpoint, catalog):
+                doc = _doc(path)
+                doc["properties"]["title"] = "changed in the bucket"
+                _put(path, doc)
+            answer = httpx.post(f"{base}/_mgmt/reload", headers=headers, timeout=120).json()
+            assert answer["ok"] is True and answer["changed"] is True, answer
+            answer = httpx.post(f"{base}/_mgmt/reload", headers=headers, timeout=120).json()
+            assert answer["changed"] is False, answer  # unchanged since that one
 
 
 def test_a_failed_reload_keeps_serving_and_the_next_one_reuses(catalog: Path) -> None:

@@ -27,6 +27,7 @@ def load_options(settings: Settings, remote_cache: RemoteCache | None = None) ->
         fetch_retries=settings.fetch_retries,
         allow_hosts=tuple(settings.allow_hosts),
         bucket_listings=tuple(settings.bucket_listings),
+        listing_timeout=settings.listing_timeout,
         allow_outside_root=settings.allow_outside_root,
         parquet_assets=settings.parquet_assets,
         public_hrefs=tuple(settings.public_href_pairs()),

@@ -22,6 +22,7 @@ import html
 import itertools
 import logging
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -30,7 +31,7 @@ from urllib.parse import quote, unquote, urlsplit
 import numpy as np
 import urllib3
 
-from server.catalog.sources import FetchError
+from server.catalog.sources import FetchError, read_within
 
 log = logging.getLogger("stac_static_api.loader")
 
@@ -204,27 +205,50 @@ def list_keys(page: Page, prefix: str, keys: np.ndarray, threads: int = 16) -> L
     return Listing(*(list(itertools.chain.from_iterable(c[j] for c in columns)) for j in range(3)))
 
 
-class HttpPages:
-    """ListObjectsV2 pages over plain GETs (urllib3, retried on 429/5xx and dropped connections)."""
+class ListingTimeout(FetchError):
+    """A listing not done by its deadline (settings.listing_timeout)."""
 
-    def __init__(self, timeout: float, retries: int) -> None:
+
+class HttpPages:
+    """ListObjectsV2 pages over plain GETs (urllib3, retried on 429/5xx and dropped connections).
+    ``deadline`` (time.monotonic()): when the whole listing must be done, however slowly a
+    server sends its bytes (the timeout is per read); past it, ListingTimeout."""
+
+    def __init__(self, timeout: float, retries: int, deadline: float | None = None, limit: float | None = None) -> None:
         self.http = urllib3.PoolManager(
             maxsize=32, block=False, timeout=urllib3.Timeout(connect=timeout, read=timeout),
             retries=urllib3.Retry(total=retries, backoff_factor=0.2, status_forcelist=(429, 500, 502, 503, 504),
                                   redirect=False, raise_on_status=False))
+        self.timeout = timeout
+        self.deadline = deadline
+        self.limit = limit  # the seconds the deadline allowed, for its message
         self.requests = 0
+
+    def _late(self) -> ListingTimeout:
+        return ListingTimeout(f"not done within {self.limit:g} s (STAC_STATIC_LISTING_TIMEOUT)")
 
     def get(self, url: str) -> bytes:
         self.requests += 1
+        deadline = float("inf") if self.deadline is None else self.deadline
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise self._late()
+        wait = min(self.timeout, left)  # no read waits past the deadline
         try:
-            response = self.http.request("GET", url, redirect=False, preload_content=False)
-            data = response.read(MAX_PAGE_BYTES + 1) if response.status == 200 else b""
+            response = self.http.request("GET", url, redirect=False, preload_content=False,
+                                         timeout=urllib3.Timeout(connect=wait, read=wait))
         except urllib3.exceptions.HTTPError as exc:
             raise FetchError(f"{type(exc).__name__}: {exc}") from None
-        if response.status != 200 or len(data) > MAX_PAGE_BYTES:
+        try:
+            if response.status != 200:
+                raise FetchError(f"HTTP {response.status}")
+            data = read_within(response, MAX_PAGE_BYTES, deadline, self._late)
+        except urllib3.exceptions.HTTPError as exc:
+            response.close()
+            raise FetchError(f"{type(exc).__name__}: {exc}") from None
+        except FetchError:
             response.close()  # (not read to its end: the connection is not reused)
-            raise FetchError(f"HTTP {response.status}" if response.status != 200 else
-                             f"a listing page over {MAX_PAGE_BYTES} bytes")
+            raise
         response.release_conn()
         return data
 
@@ -253,16 +277,17 @@ def location_keys(base: str, locations: list[str]) -> np.ndarray:
     return np.array(keys, dtype=bytes) if keys else np.zeros(0, dtype="S1")
 
 
-def http_listing(base: str, locations: list[str], timeout: float, retries: int
+def http_listing(base: str, locations: list[str], timeout: float, retries: int, limit: float | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each of ``locations`` (URLs under the bucket endpoint ``base``: path-style
     ``https://HOST/BUCKET/`` or virtual-host ``https://BUCKET.HOST/``), from the endpoint's listing
     of their common prefix: listed with an MD5 ETag; that MD5; its size (Listing.find);
-    FetchError when the endpoint does not answer a listing."""
+    FetchError when the endpoint does not answer a listing (ListingTimeout: not within
+    ``limit`` seconds)."""
     keys = location_keys(base, locations)
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
-    pages = HttpPages(timeout, retries)
+    pages = _pages(timeout, retries, limit)
     try:
         listed = list_keys(lambda params: pages.get(base + "?" + _query(params)), _folder_prefix(ordered), ordered)
     finally:
@@ -279,12 +304,17 @@ def _in_order(found: tuple[np.ndarray, np.ndarray, np.ndarray], order: np.ndarra
     return out  # type: ignore[return-value]
 
 
-def s3_listing(client: Any, bucket: str, keys: list[str], timeout: float, retries: int) -> Listing:
+def _pages(timeout: float, retries: int, limit: float | None) -> HttpPages:
+    return HttpPages(timeout, retries, None if limit is None else time.monotonic() + limit, limit)
+
+
+def s3_listing(client: Any, bucket: str, keys: list[str], timeout: float, retries: int,
+               limit: float | None = None) -> Listing:
     """The objects of ``bucket`` under the common prefix of ``keys`` (sorted), each page fetched
-    through a URL ``client`` (boto3's) presigns."""
+    through a URL ``client`` (boto3's) presigns; ListingTimeout when not done within ``limit`` s."""
     wanted = np.array([key.encode("utf-8", "surrogateescape") for key in keys], dtype=bytes) if keys else np.zeros(0, dtype="S1")
     prefix = _folder_prefix(wanted)
-    pages = HttpPages(timeout, retries)
+    pages = _pages(timeout, retries, limit)
 
     def page(params: dict[str, str]) -> bytes:
         args = {"Bucket": bucket, "Prefix": params["prefix"]}
@@ -300,6 +330,8 @@ def s3_listing(client: Any, bucket: str, keys: list[str], timeout: float, retrie
 
     try:
         return list_keys(page, prefix, wanted)
+    except ListingTimeout:  # (not tried again through boto3)
+        raise
     except FetchError as exc:  # e.g. a 301 for a bucket of another region, which boto3 follows
         log.info("S3 listing of s3://%s through presigned URLs failed (%s): listing through boto3", bucket, exc)
     finally:

@@ -236,6 +236,7 @@ class LoadOptions:
     # http(s) bucket endpoints (URLs ending in /) a reload lists (ListObjectsV2) to tell unchanged
     # item documents under them without requesting each (reuse.py; Settings.bucket_listings)
     bucket_listings: tuple[str, ...] = ()
+    listing_timeout: float = 300.0  # seconds one listing (an endpoint's, an S3 prefix's) may take in all
     allow_outside_root: bool = False
     progress: bool | None = None  # None: when stderr is a terminal
     remote_cache: RemoteCache | None = None  # kept across reloads for conditional requests
@@ -430,7 +431,7 @@ class Loader:
             return None
         if (previous.hrefs_config or hrefs_config(LoadOptions())) != hrefs_config(self.options):
             return None
-        plan = ReusePlan(previous, previous.origins, self.options.bucket_listings)
+        plan = ReusePlan(previous, previous.origins, self.options.bucket_listings, self.options.listing_timeout)
         plan.check_all_soon(self.options.max_document_bytes)
         return plan
 

@@ -242,6 +242,11 @@ def batch_items(batch: pa.RecordBatch, assets_json: bool = False, json_only: boo
     return items
 
 
+def _one_chunk(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column's chunks as one array (a row group's column may come in several)."""
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
 def _constant(array: pa.Array | pa.ChunkedArray, name: str, n: int) -> list[Any] | None:
     """``[value] * n`` when a string, list, struct or timestamp column holds the same value in
     each of its n rows (a batch's collection, stac_extensions, platform, created...): converted
@@ -250,8 +255,7 @@ def _constant(array: pa.Array | pa.ChunkedArray, name: str, n: int) -> list[Any]
     a null, or a -0.0 inside (Arrow's equality takes it for 0.0; JSON does not)."""
     if n < 2:
         return None
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+    array = _one_chunk(array)
     kind = array.type
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_list(kind)
             or pa.types.is_large_list(kind) or pa.types.is_struct(kind) or pa.types.is_timestamp(kind)) \
@@ -271,8 +275,7 @@ def _links_dropped(array: pa.Array | pa.ChunkedArray) -> bool:
     static root, parent, collection...: STRUCTURAL_RELS), so that no item keeps one: then
     they need not become dicts (~1 us an item; the generated catalogs' and stac-geoparquet's
     usual links)."""
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+    array = _one_chunk(array)
     kind = array.type
     if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)) or not pa.types.is_struct(kind.value_type):
         return False
@@ -305,8 +308,7 @@ def _rows(n: int, fields: list[tuple[str, list[Any]]], keep: tuple[str, ...] = (
 def _values(array: pa.Array | pa.ChunkedArray, name: str = "", as_text: bool = False) -> list[Any]:
     """An Arrow array as a list of JSON values (None for nulls); ``as_text``: a ``geometry``
     column's coordinates as JSON text (batch_items' json_only)."""
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+    array = _one_chunk(array)
     if isinstance(array, pa.ExtensionArray):
         array = array.storage
     if array.null_count == len(array):  # e.g. a batch's start_datetime when its items have a datetime
@@ -365,8 +367,7 @@ def _assets_json(array: pa.Array | pa.ChunkedArray) -> list[Any] | None:
     (assets every item has first). ~100 Python objects an item fewer: the assets of the 1M
     bench's s2 file took ~30 us an item as dicts under load, ~5 this way (issue 18). Not
     applied when a float in them is -0.0 (Arrow compares it equal to 0.0; JSON does not)."""
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+    array = _one_chunk(array)
     if not pa.types.is_struct(array.type) or array.null_count:
         return None
     n = len(array)

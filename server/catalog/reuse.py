@@ -60,9 +60,11 @@ def digest(data: bytes) -> bytes:
 class ReusePlan:
     """The previous index's origins, by location, with what is known unchanged."""
 
-    def __init__(self, previous: Index, origins: Origins, bucket_listings: tuple[str, ...] = ()) -> None:
+    def __init__(self, previous: Index, origins: Origins, bucket_listings: tuple[str, ...] = (),
+                 listing_timeout: float | None = None) -> None:
         self.previous = previous
         self.bucket_listings = bucket_listings  # http(s) bucket endpoints listed (settings.bucket_listings)
+        self.listing_timeout = listing_timeout  # seconds a listing may take in all (settings.listing_timeout)
         self.origins = origins
         locations = origins.location_list()
         self.locations = locations
@@ -239,7 +241,7 @@ class ReusePlan:
         for bucket, origins in by_bucket.items():
             keys = [self.locations[o][len("s3://") + len(bucket) + 1:] for o in origins]
             started = time.perf_counter()
-            listed = s3_listing(client, bucket, sorted(keys), timeout, retries)
+            listed = s3_listing(client, bucket, sorted(keys), timeout, retries, limit=self.listing_timeout)
             same = self._take_listed(origins, listed.find(np.array([k.encode("utf-8", "surrogateescape") for k in keys],
                                                                     dtype=bytes)), max_bytes)
             log.info("S3 listing of s3://%s: %d objects listed in %.1f s, %d of %d item documents unchanged",
@@ -261,7 +263,7 @@ class ReusePlan:
             locations = [self.locations[o] for o in origins]
             started = time.perf_counter()
             try:
-                found = http_listing(base, locations, timeout, retries)
+                found = http_listing(base, locations, timeout, retries, limit=self.listing_timeout)
             except FetchError as exc:
                 log.warning("bucket listing of %s failed (%s): fetching its %d item documents with conditional "
                             "requests instead", base, exc, len(origins))

@@ -46,6 +46,31 @@ class FetchError(Exception):
 
 
 OVER_LIMIT = "byte limit"  # what every size limit's message says (the loader's skip reason too_large)
+READ_BYTES = 1 << 16  # a body is read this much at a time at most, its deadline checked between
+
+
+def read_within(response: urllib3.BaseHTTPResponse, limit: int, deadline: float,
+                late: Callable[[], FetchError]) -> bytes:
+    """The body of ``response``: FetchError past ``limit`` bytes, ``late()`` raised once
+    time.monotonic() passes ``deadline``. Read a read1() at a time (what one read of the
+    socket gives, READ_BYTES at most), so that a server sending its bytes slowly, each within
+    the per-read timeout, meets the deadline between reads: stream() and read(n) wait to fill
+    their n bytes (a 40-byte body a byte every 0.1 s: one chunk after 4 s). Given up, the
+    response is closed: draining the rest to reuse the connection would wait for it all."""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        if time.monotonic() > deadline:
+            response.close()
+            raise late()
+        chunk = response.read1(READ_BYTES)
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > limit:
+            response.close()
+            raise FetchError(f"response over the {limit} {OVER_LIMIT}")
+        chunks.append(chunk)
 
 
 class SourceLog:
@@ -740,17 +765,9 @@ class HttpSource(Source):
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise FetchError(f"response of {declared} bytes, over the {limit} byte limit")
-        deadline = time.monotonic() + 3 * self.fetcher.timeout
-        chunks: list[bytes] = []
-        total = 0
-        for chunk in response.stream(1 << 16):
-            total += len(chunk)
-            if total > limit:
-                raise FetchError(f"response over the {limit} byte limit")
-            if time.monotonic() > deadline:
-                raise FetchError(f"response not complete after {3 * self.fetcher.timeout:.0f} s")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        seconds = 3 * self.fetcher.timeout
+        return read_within(response, limit, time.monotonic() + seconds,
+                           lambda: FetchError(f"response not complete after {seconds:.0f} s"))
 
 
 @register_source

@@ -98,6 +98,30 @@ class Index(Table):
         self._init_spatial(extremes)
         self.collection_table = CollectionTable(collections)
 
+    def serves_as(self, previous: Index) -> bool:
+        """Whether this index (a reload's) serves what ``previous`` served: every item reused
+        from it (its document unchanged: the same bytes, hence the same columns) and in the same
+        places, the same collections, catalogs and load report. Cheap, as it is asked only once
+        every item was reused; a reload that read any item again (an ndjson or parquet file's
+        items always are) is taken as changed, whatever it read."""
+        report, before = self.load_report or {}, previous.load_report or {}
+        if report.get("reused") != self.size or previous.size != self.size:
+            return False
+        same = ("skipped", "skipped_by_reason", "structure_skips", "reassigned", "made_collections", "hrefs_not_public")
+        if any(report.get(key) != before.get(key) for key in same):
+            return False
+        nodes = [(n.kind, n.id, n.parent, n.segments, n.children, n.document) for n in self.tree.nodes]
+        return (np.array_equal(self.codes, previous.codes) and self.collection_names == previous.collection_names
+                and np.array_equal(self.ids.hash_sorted, previous.ids.hash_sorted)
+                and np.array_equal(self.ids.hash_order, previous.ids.hash_order)
+                and orjson.dumps(self.collections) == orjson.dumps(previous.collections)
+                and list(self.collections) == list(previous.collections)
+                and orjson.dumps(self.root) == orjson.dumps(previous.root)
+                and nodes == [(n.kind, n.id, n.parent, n.segments, n.children, n.document) for n in previous.tree.nodes]
+                and np.array_equal(self.tree.items, previous.tree.items)
+                and np.array_equal(self.tree.item_starts, previous.tree.item_starts)
+                and self.tree.complete == previous.tree.complete)
+
     # -- lookups -------------------------------------------------------------------------
 
     def item(self, pos: int) -> dict[str, Any]:
