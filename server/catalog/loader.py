@@ -27,7 +27,6 @@ loss, and stay ordinary skips.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import gc
 import glob
@@ -61,7 +60,7 @@ from server.catalog.reuse import ReusePlan, digest
 from server.catalog.sources import OVER_LIMIT, Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.catalog.waiting import WaitingItems
-from server.index import Index, IndexBuilder
+from server.index import Index, IndexBuilder, heap
 from server.index.builder import Chunk, ItemRejected
 from server.index.origins import UNKNOWN, OriginsBuilder
 from server.index.reuse import ReusingBuilder
@@ -263,10 +262,7 @@ def release_free_memory() -> None:
     """Collect what the load left behind and hand freed heap pages back to the OS, so the
     resident size reflects the index rather than the load's transient documents."""
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+    heap.trim()
 
 
 @contextlib.contextmanager
