@@ -284,6 +284,44 @@ def test_parquet_indexed_by_forked_processes_is_the_same_index(catalog_dir: Cata
     assert not list(tmp_path.glob(".chunks-*"))
 
 
+def test_small_parquet_first_does_not_stop_forking_the_large_ones(catalog_dir: CatalogDir, tmp_path: Path) -> None:
+    """A catalog listing a collection of a small stac-geoparquet file (under LINES_MIN_BYTES)
+    before one of a large file: `index -o` still indexes the large one's row groups in forked
+    processes (each file judged on its own, not only a leading run of large ones), and the
+    snapshot is the one-process index of the same catalog, record for record; so is that of
+    the catalog listing them the other way round (the order that forked before)."""
+    def pad(n: int) -> str:  # text parquet cannot compress away: the large file is over 1 MiB
+        return "".join(hashlib.sha512(f"{n}-{k}".encode()).hexdigest() for k in range(3))
+
+    def items(cid: str, count: int, padded: bool) -> list[dict[str, Any]]:
+        return [item(f"{cid}{n}", collection=cid, bbox=(n % 50, n % 40, n % 50 + 1, n % 40 + 2),
+                     datetime=f"2020-{1 + n % 12:02d}-{1 + n % 28:02d}T00:00:00Z",
+                     properties={"eo:cloud_cover": n % 101, **({"pad": pad(n)} if padded else {})})
+                for n in range(count)]
+
+    asset = {"href": "./items.parquet", "type": "application/vnd.apache.parquet", "roles": ["stac-items"]}
+    for cid, count, padded in (("small", 30, False), ("large", 3000, True)):
+        catalog_dir.write(f"{cid}/collection.json", {**collection(cid), "assets": {"geoparquet-items": asset}})
+        target = str(catalog_dir.path(f"{cid}/items.parquet"))
+        write_parquet(iter(items(cid, count, padded)), target)
+        pq.write_table(pq.read_table(target), target, row_group_size=500)
+    assert os.path.getsize(catalog_dir.path("small/items.parquet")) < LINES_MIN_BYTES
+    assert os.path.getsize(catalog_dir.path("large/items.parquet")) > LINES_MIN_BYTES
+    env = {"STAC_STATIC_INDEX_PROCESSES": "2"}
+    for name, order in (("small-first", ["small", "large"]), ("large-first", ["large", "small"])):
+        catalog_dir.write(f"{name}.json", catalog(name, [link("child", f"./{cid}/collection.json") for cid in order]))
+        roots = [str(catalog_dir.path(f"{name}.json"))]
+        one, _ = load_catalogs(roots, LoadOptions(index_processes=1))
+        assert one.size == 3030
+        snapshot = tmp_path / f"{name}.idx"
+        result = run_cli(["index", *roots, "-o", str(snapshot), "--log-level", "info"], timeout=120, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "large/items.parquet: indexing its items in 2 processes (6 row groups)" in result.stderr, result.stderr
+        assert "small/items.parquet: indexing" not in result.stderr, result.stderr
+        same_index(read_snapshot(str(snapshot))[0], one)
+        snapshot.unlink()
+
+
 def test_streamed_snapshot_serves_with_workers(catalog_dir: CatalogDir, tmp_path: Path) -> None:
     roots = odd_catalog(catalog_dir)
     snapshot = tmp_path / "odd.idx"

@@ -27,7 +27,6 @@ loss, and stay ordinary skips.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import gc
 import glob
@@ -61,7 +60,7 @@ from server.catalog.reuse import ReusePlan, digest
 from server.catalog.sources import OVER_LIMIT, Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.catalog.waiting import WaitingItems
-from server.index import Index, IndexBuilder
+from server.index import Index, IndexBuilder, heap
 from server.index.builder import Chunk, ItemRejected
 from server.index.origins import UNKNOWN, OriginsBuilder
 from server.index.reuse import ReusingBuilder
@@ -264,10 +263,7 @@ def release_free_memory() -> None:
     """Collect what the load left behind and hand freed heap pages back to the OS, so the
     resident size reflects the index rather than the load's transient documents."""
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+    heap.trim()
 
 
 @contextlib.contextmanager
@@ -1267,12 +1263,25 @@ class Loader:
         (self.skip_item if location in self._refused else self.skip_structure)(location, reason, kind)
 
     def _load_bulk(self) -> None:
-        """The files of items only (stac-geoparquet) met during the walk: local ones read by a
-        forked child while this process indexes (forked_reader.read_bulk_forked) where that
-        can pay, the rest here, one file at a time."""
+        """The files of items only (stac-geoparquet) met during the walk, in order: each local
+        one large enough indexed by forked processes (_index_parquet_forked), each run of the
+        others between them read by a forked child while this process indexes
+        (forked_reader.read_bulk_forked) where that can pay, else here, one file at a time.
+        Each file is judged on its own: a small one does not stop the forking of those after it."""
         bulk, self._bulk_items = self._bulk_items, []
-        while bulk and self._index_parquet_forked(*bulk[0]):
-            del bulk[0]
+        run: list[tuple[str, Context]] = []
+        for location, ctx in bulk:
+            if self._parquet_forkable(location, ctx):
+                self._load_bulk_run(run)  # the files before it first: items stay in file order
+                run = []
+                if self._index_parquet_forked(location, ctx):
+                    continue
+            run.append((location, ctx))
+        self._load_bulk_run(run)
+
+    def _load_bulk_run(self, bulk: list[tuple[str, Context]]) -> None:
+        """Bulk files not indexed by forked processes: read by a forked child where that can
+        pay, the rest (or what a child that died did not send) here."""
         done, had = 0, 0
         locations = [loc for loc, _ in bulk]
         if bulk and self._fetcher.all_local(locations) and forked_reader.usable_bulk(locations):
@@ -1293,21 +1302,30 @@ class Loader:
             except FormatError as exc:
                 self._bulk_failed(location, str(exc), INVALID_JSON)
 
-    def _index_parquet_forked(self, location: str, ctx: Context) -> bool:
-        """A local stac-geoparquet file's items indexed by forked processes, a row group each
-        in turn, appended here in order (as _index_lines_forked does for ndjson lines); the
-        items from one a child did not index (not _plain_item) on, indexed here. Whether the
-        file was handled (else the usual path reads it)."""
-        count = parallel.processes(self.options.index_processes)
-        reader = formats.by_name(location, self._media_types.get(location))
-        if (count < 2 or not isinstance(reader, formats.GeoParquet) or not self._fetcher.all_local([location])
-                or not self._lines_ready(location, ctx) or not parallel.forkable()):
+    def _parquet_forkable(self, location: str, ctx: Context) -> bool:
+        """Whether the bulk file at ``location`` is one _index_parquet_forked indexes in forked
+        processes: a local stac-geoparquet file of LINES_MIN_BYTES or more whose items can be
+        indexed elsewhere, with processes to fork."""
+        if (parallel.processes(self.options.index_processes) < 2
+                or not isinstance(formats.by_name(location, self._media_types.get(location)), formats.GeoParquet)
+                or not self._fetcher.all_local([location]) or not self._lines_ready(location, ctx)
+                or not parallel.forkable()):
             return False
         try:
-            if os.stat(location).st_size < LINES_MIN_BYTES:
-                return False
+            return os.stat(location).st_size >= LINES_MIN_BYTES
         except OSError:
             return False  # the usual path reports it
+
+    def _index_parquet_forked(self, location: str, ctx: Context) -> bool:
+        """A local stac-geoparquet file's items (the caller checked _parquet_forkable) indexed by
+        forked processes, a row group each in turn, appended here in order (as
+        _index_lines_forked does for ndjson lines); the items from one a child did not index
+        (not _plain_item) on, indexed here. Whether the file was handled (else the usual path
+        reads it)."""
+        count = parallel.processes(self.options.index_processes)
+        reader = formats.by_name(location, self._media_types.get(location))
+        if not isinstance(reader, formats.GeoParquet):  # the caller checked (_parquet_forkable)
+            return False
         _, data, error = self._read_bulk(location)
         if data is None:
             self._bulk_failed(location, error or "unreadable", failure_reason(error or ""))

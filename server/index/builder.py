@@ -14,6 +14,7 @@ import numpy as np
 import orjson
 import shapely
 
+from server.index import heap
 from server.index.blobs import BlobColumn, BlobWriter, FileBlobWriter
 from server.index.columns import ColumnsBuilder
 from server.index.ids import IdColumn, bytes_hash
@@ -284,7 +285,8 @@ class IndexBuilder:
     def build(self) -> Index:
         """The Index of the items added. Once: the builder's state is handed over or released
         part by part as the index takes shape, so the build's peak is not the builder's state
-        and the index's side by side (10M items: ~8.5 GB before this, bench/README.md)."""
+        and the index's side by side (10M items: ~8.5 GB before this, bench/README.md); the
+        heap trimmed after each part (heap.trim), or what a part freed stays in RSS to the end."""
         self._flush_geometries()
         n = len(self._ids)
 
@@ -309,6 +311,7 @@ class IndexBuilder:
         self._labels = []
         order = _default_order(ids, codes, by_row(self._sort_time))
         del ids
+        heap.trim()
         if self._rejected:
             order = order[~np.isin(order, np.fromiter(self._rejected, dtype=np.int64))]
         new_position = np.full(n, -1, dtype=np.int64)
@@ -327,14 +330,19 @@ class IndexBuilder:
         hashes = id_hashes[order]
         del id_hashes
         self._id_hashes = array("Q")
+        heap.trim()
         id_column = IdColumn(self._ids.freeze(order), hashes)
         del hashes
         self._ids = BlobWriter()
+        heap.trim()
         json, wkb = self._json.freeze(order), self._wkb.freeze(order)
-        columns = self._columns.freeze(new_position)  # each key's builder released once frozen
+        heap.trim()
+        columns = self._columns.freeze(new_position)  # each key's builder released once frozen (and the heap trimmed)
         text = self._text.freeze(new_position)
+        heap.trim()
         tree = self.tree.freeze(new_position, len(order))
         del new_position
+        heap.trim()
         return Index(
             ids=id_column,
             codes=codes[order],

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from server.index import heap
 from server.index.blobs import BlobColumn, BlobWriter
 from server.query.datetime import parse_document_datetime
 
@@ -351,9 +352,14 @@ class ColumnsBuilder:
             self.keys[key].parse_times()
 
     def freeze(self, new_position: np.ndarray) -> dict[str, Column]:
-        """The columns; each key's builder is dropped once its column is made (once only)."""
+        """The columns; each key's builder is dropped once its column is made (once only), and
+        the heap trimmed (heap.trim: what it freed no longer counts in the build's peak)."""
         size = int(new_position.max()) + 1 if len(new_position) else 0
-        return {key: self.keys.pop(key).freeze(key, new_position, size) for key in sorted(self.keys)}
+        frozen = {}
+        for key in sorted(self.keys):
+            frozen[key] = self.keys.pop(key).freeze(key, new_position, size)
+            heap.trim()
+        return frozen
 
 
 # The common spellings of a date-time in catalogs, read by numpy a block of texts at a time
