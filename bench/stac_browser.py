@@ -679,7 +679,10 @@ class Run:
             for card in self._cards_to(segment)[:1]:
                 try:
                     self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", card)
-                    card.click()
+                    # clicked on the element itself, not at its place on the screen: cards still
+                    # loading below shift the layout, and a click at the old place opened a
+                    # sibling (CI: kam's card clicked, acc's page opened)
+                    self.driver.execute_script("arguments[0].click();", card)
                     return True
                 except StaleElementReferenceException:
                     pass
