@@ -284,3 +284,41 @@ def test_resolve_splits_the_raw_path_below_the_root_path_then_decodes_each_segme
     for raw in (b"/collections/%FF", b"/collections/", b"/collections//items", b"/collections/a/items/", b"/collectionsx/a",
                 b"/collections/a/b", b"/search"):
         assert resolve(scope_of(raw)) is None, raw
+
+
+# -- the pages' own links --------------------------------------------------------------------------
+
+
+def test_each_page_links_its_json_and_its_form_at_its_encoded_url(http: httpx.Client, base: str) -> None:
+    """A page's JSON link (header, footer, <link rel=alternate>) and its search form's action are
+    the URL the page was asked at, encoded as the API's links are, and on the public host. They
+    were the decoded path on the server's own host: "c%d"'s JSON link named "c" + 0xd, "p%41"'s
+    the collection "pA" (a 404), "h#x"'s ended at "#", and behind a proxy they led to 127.0.0.1."""
+    import re
+    from html import unescape
+
+    html = {"accept": "text/html"}
+    for cid in COLLECTIONS:
+        path = f"/collections/{encode(cid)}"
+        for tail, key, want in (("", "id", cid), ("/items?limit=2", "type", "FeatureCollection"),
+                                (f"/items/{encode(ITEMS[1])}", "id", ITEMS[1]), ("/queryables", "type", "object"),
+                                ("/aggregate?aggregations=total_count", "type", "AggregationCollection")):
+            page = http.get(path + tail, headers=html)
+            assert page.status_code == 200, (cid, tail)
+            hrefs = {unescape(h) for h in re.findall(r'<link rel="alternate" type="application/json" href="([^"]*)"', page.text)}
+            assert len(hrefs) == 1, (cid, tail, hrefs)
+            href = hrefs.pop()
+            assert href.startswith(base + path), (cid, tail, href)
+            assert get_json(http, href)[key] == want, (cid, tail, href)
+        form = http.get(path + "/items", headers=html).text
+        assert f'action="{base}{path}/items"' in form, cid
+        missing = http.get(path + "/items/nope%2F1", headers=html)
+        assert missing.status_code == 404
+        json_link = unescape(re.findall(r'<link rel="alternate" type="application/json" href="([^"]*)"', missing.text)[0])
+        assert json_link == f"{base}{path}/items/nope%2F1?f=json"
+    # behind a proxy: the public host, as in the JSON's links
+    proxied = http.get(f"/collections/{encode(SLASHED)}/items", headers={**html, "x-forwarded-host": "stac.example.org",
+                                                                          "x-forwarded-proto": "https"}).text
+    assert '<link rel="alternate" type="application/json" href="https://stac.example.org/collections/' \
+        f'{encode(SLASHED)}/items?f=json">' in proxied
+    assert f'action="https://stac.example.org/collections/{encode(SLASHED)}/items"' in proxied

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_from_bytes, urlencode, urlsplit, urlunsplit
 
 import orjson
 import xstatic.pkg.leaflet
@@ -40,7 +40,7 @@ from server.api.documents import (
     QUERYABLES,
     Document,
 )
-from server.api.links import GEOJSON, HTML, UrlBuilder, public_base_url, url_builder
+from server.api.links import GEOJSON, HTML, UrlBuilder, public_base_url, quote_segment, url_builder
 from server.api.pagination import next_link_get, query_string
 from server.api.static_files import STATIC_PREFIXES
 from server.api.tree_documents import item_links, node_title
@@ -290,6 +290,27 @@ def _as_get(ctx: dict[str, Any], body: dict[str, Any]) -> None:
     ]
 
 
+# What a query string may hold as it is in an href (RFC 3986 query characters, "%" for its escapes)
+_QUERY_SAFE = "!$&'()*+,;=:@/?%~-._"
+
+
+def page_href(request: Request, urls: UrlBuilder, query: bool = True) -> str:
+    """The URL this request asked for, as the API's own links write it: on the public base URL
+    (not the host the server was reached at behind a proxy), each path segment decoded once and
+    encoded again (Starlette's ``request.url`` is the decoded path: "%2541" became "%41", which
+    names another id, and "%23" a "#" that ends the URL), the query string as it came."""
+    segments = paths.decoded_segments(request.scope)
+    if segments is not None:
+        path = "/".join(quote_segment(segment) for segment in segments)
+    else:  # a path that is no UTF-8: the bytes as they came, escaped where they must be
+        raw: bytes = request.scope.get("raw_path") or b""
+        root = request.scope.get("root_path", "").encode("utf-8")
+        path = quote_from_bytes(raw[len(root):] if root and raw.startswith(root + b"/") else raw, safe="/%")[1:]
+    href = urls.url(path)
+    raw_query = request.scope.get("query_string", b"")
+    return f"{href}?{quote(raw_query.decode('latin-1'), safe=_QUERY_SAFE)}" if query and raw_query else href
+
+
 def _site_title(request: Request, settings: Settings) -> str:
     index = paths.pinned_index(request.scope)
     return str((index.root.get("title") if index is not None else None) or settings.title)
@@ -322,7 +343,7 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
     ctx: dict[str, Any] = {
         "doc": body, "kind": doc.kind, "params": params, "urls": urls, "settings": settings,
         "site_title": _site_title(request, settings),
-        "json_href": with_format(str(request.url), "json"), "map": None,
+        "json_href": with_format(page_href(request, urls), "json"), "map": None,
         "table_properties": TABLE_PROPERTIES,
     }
     if doc.kind == LANDING and index is not None:
@@ -345,7 +366,7 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
         ctx["columns"] = [p for p in TABLE_PROPERTIES
                           if any(p in (f.get("properties") or {}) for f in body["features"])]
         ctx["collection_id"] = request.path_params.get("collection_id")
-        ctx["action"] = str(request.url.replace(query=""))
+        ctx["action"] = page_href(request, urls, query=False)
     elif doc.kind == ITEM:
         ctx["map"] = mapdata.footprints([body])
     elif doc.kind == CONFORMANCE:
@@ -383,7 +404,8 @@ def page(request: Request, doc: Document) -> Response:
 
 def error_page(request: Request, status: int, code: str, description: str) -> Response:
     settings: Settings = request.app.state.settings
-    context = {"status": status, "code": code, "description": description, "settings": settings,
-               "urls": url_builder(public_base_url(request, settings.base_url)), "map": None,
-               "site_title": _site_title(request, settings), "kind": "error", "json_href": with_format(str(request.url), "json")}
+    urls = url_builder(public_base_url(request, settings.base_url))
+    context = {"status": status, "code": code, "description": description, "settings": settings, "urls": urls,
+               "map": None, "site_title": _site_title(request, settings), "kind": "error",
+               "json_href": with_format(page_href(request, urls), "json")}
     return TEMPLATES.TemplateResponse(request, "error.html", context, status_code=status)
