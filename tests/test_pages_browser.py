@@ -53,7 +53,19 @@ def _hostile_roots(folder: CatalogDir, files: str) -> list[str]:
         "h1", bbox=(5.0, 51.0, 6.0, 52.0), collection="hostile", properties={"title": HOSTILE, HOSTILE: 1},
         assets={"thumb": {"href": f"{files}/thumb.png", "type": "image/png", "roles": ["thumbnail"], "title": HOSTILE},
                 "evil": {"href": "javascript:window.pwned=3", "title": "evil"}}))
-    return [str(SAMPLE_ROOT), str(folder.path("collection.json")), _dateline_root(folder)]
+    return [str(SAMPLE_ROOT), str(folder.path("collection.json")), _dateline_root(folder), _long_root(folder)]
+
+
+# One word of 300 characters as a collection's id and title, and an item's id and property: what
+# a page must wrap rather than widen itself for.
+LONG = "L" * 300
+
+
+def _long_root(folder: CatalogDir) -> str:
+    folder.write("long/collection.json", collection(LONG, title=LONG, links=[{"rel": "item", "href": "./long.json"}]))
+    folder.write("long/long.json", item(LONG, collection=LONG, properties={LONG: LONG, "platform": "sentinel-2a",
+                                                                       "constellation": "sentinel-2", "gsd": 10}))
+    return str(folder.path("long/collection.json"))
 
 
 # Astride the antimeridian: a collection extent with minx > maxx, a footprint whose ring jumps
@@ -323,3 +335,37 @@ def test_aggregations_are_pages_of_tables(server: str, browser: Any, shots: Path
     assert plain.headers["content-type"].startswith("application/json")
     assert [link["rel"] for link in plain.json()["links"]] == ["self", "root"]
     assert httpx.get(f"{server}/aggregate?{query}&f=html").headers["content-type"].startswith("text/html")
+
+
+def test_no_page_is_wider_than_a_desktop_or_a_phone(server: str, browser: Any, shots: Path) -> None:
+    """Every page type, at 1280 px and at a phone's 375 px, is as wide as the window: long words
+    wrap, wide tables scroll inside the page. Before: a 300-character id made the landing page
+    3,306 px wide on a desktop; on a phone the conformance classes, a collection's links and the
+    API page's paths (436, 438 and 475 px) made the whole page scroll sideways, and the property
+    tables gave their values a third of the screen."""
+    from urllib.parse import quote
+
+    from selenium.webdriver.common.by import By
+
+    item_id = httpx.get(f"{server}/collections/sentinel-2-l2a-nl/items", params={"limit": 1}).json()["features"][0]["id"]
+    paths = ["/", "/collections", "/collections/sentinel-2-l2a-nl", "/collections/sentinel-2-l2a-nl/items",
+             f"/collections/sentinel-2-l2a-nl/items/{item_id}", "/search?bbox=3,50,8,54", "/conformance", "/queryables",
+             "/api", "/aggregate?aggregations=total_count,datetime_frequency,cloud_cover_frequency",
+             f"/collections/{LONG}", f"/collections/{LONG}/items", f"/collections/{LONG}/items/{quote(LONG)}",
+             f"/collections/{LONG}/queryables", "/children"]
+    try:
+        for width, label in ((1280, "desktop"), (375, "phone")):
+            browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                    {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600})
+            for path in paths:
+                _open(browser, f"{server}{path}", shots, f"width-{label}-{paths.index(path)}", footprints=False)
+                page, window = browser.execute_script(
+                    "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+                assert page <= window, (label, path, page, window)
+            if width == 375:  # a property's value has more room than its name
+                _open(browser, f"{server}/collections/sentinel-2-l2a-nl/items/{item_id}", shots, "phone-item", footprints=False)
+                row = browser.find_element(By.CSS_SELECTOR, "table.props tr")
+                name, value = (row.find_element(By.TAG_NAME, tag).rect["width"] for tag in ("th", "td"))
+                assert value > 1.5 * name, (name, value)
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

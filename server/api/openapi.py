@@ -289,6 +289,7 @@ def swagger_html(openapi_url: str, base_url: str) -> str:
     api, ui, icon = (escape(u, quote=True) for u in (openapi_url, base_url + SWAGGER_UI_PATH, base_url + FAVICON_PATH))
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>stac-static-api</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="{icon}">
 <link rel="stylesheet" href="{ui}/swagger-ui.css"></head>
 <body><div id="ui"><p>API description: <a href="{api}">{api}</a></p></div>
