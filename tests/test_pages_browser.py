@@ -62,7 +62,9 @@ LONG = "L" * 300
 
 
 def _long_root(folder: CatalogDir) -> str:
-    folder.write("long/collection.json", collection(LONG, title=LONG, links=[{"rel": "item", "href": "./long.json"}]))
+    folder.write("long/collection.json", collection(LONG, title=LONG, links=[{"rel": "item", "href": "./long.json"},
+                                                                             {"rel": "item", "href": "./null.json"}]))
+    folder.write("long/null.json", item("no-geometry", bbox=None, collection=LONG))
     folder.write("long/long.json", item(LONG, collection=LONG, properties={LONG: LONG, "platform": "sentinel-2a",
                                                                        "constellation": "sentinel-2", "gsd": 10}))
     return str(folder.path("long/collection.json"))
@@ -369,3 +371,15 @@ def test_no_page_is_wider_than_a_desktop_or_a_phone(server: str, browser: Any, s
                 assert value > 1.5 * name, (name, value)
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_an_item_without_geometry_says_so_instead_of_a_blank_map(server: str, browser: Any, shots: Path) -> None:
+    """An item whose geometry is null (the spec allows it; shared catalog loose-items has one) had
+    an empty grey map box with zoom buttons, as if its footprint had failed to load."""
+    from selenium.webdriver.common.by import By
+
+    _open(browser, f"{server}/collections/{LONG}/items/no-geometry", shots, "item-no-geometry", footprints=False)
+    assert browser.find_elements(By.ID, "map") == []
+    assert "no geometry" in browser.find_element(By.ID, "no-footprint").text
+    # an item with one keeps its map
+    assert _open(browser, f"{server}/collections/{LONG}/items/{LONG}", shots, "item-long") == 1

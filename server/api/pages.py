@@ -368,7 +368,8 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
         ctx["collection_id"] = request.path_params.get("collection_id")
         ctx["action"] = page_href(request, urls, query=False)
     elif doc.kind == ITEM:
-        ctx["map"] = mapdata.footprints([body])
+        # no geometry (null, or left out by fields): a note, not an empty map (nor Leaflet loaded for it)
+        ctx["map"] = mapdata.footprints([body]) or None
     elif doc.kind == CONFORMANCE:
         ctx["groups"] = conformance_groups(body.get("conformsTo") or [])
     elif doc.kind == QUERYABLES:
