@@ -383,3 +383,23 @@ def test_an_item_without_geometry_says_so_instead_of_a_blank_map(server: str, br
     assert "no geometry" in browser.find_element(By.ID, "no-footprint").text
     # an item with one keeps its map
     assert _open(browser, f"{server}/collections/{LONG}/items/{LONG}", shots, "item-long") == 1
+
+
+def test_a_desktop_items_table_breaks_no_heading_nor_usual_id(server: str, browser: Any, shots: Path) -> None:
+    """On a desktop, 50 results with a 300-character id and time ranges among them: the headings
+    stay whole words, a datetime and a usual id (the sample's, up to 33 characters) one line
+    each. Before, the long values took the room: headings in letters ("plat/for/m", "g/s/d"),
+    datetimes in three lines ("2023-12-/12T10:34:0/7Z")."""
+    from selenium.webdriver.common.by import By
+
+    lines = """const range = document.createRange(); range.selectNodeContents(arguments[0]);
+               return Math.round(range.getBoundingClientRect().height / parseFloat(getComputedStyle(arguments[0]).lineHeight));"""
+    _open(browser, f"{server}/search?limit=50", shots, "search-50", footprints=True)
+    assert LONG in [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#items tbody td:first-child a")]
+    headings = browser.find_elements(By.CSS_SELECTOR, "#items thead th")
+    assert [th.text for th in headings if browser.execute_script(lines, th) != 1] == []
+    times = browser.find_elements(By.CSS_SELECTOR, "#items tbody td:nth-child(2)")
+    assert any(" –" in td.text for td in times)
+    assert [td.text for td in times if browser.execute_script(lines, td) != (2 if " –" in td.text else 1)] == []
+    ids = [a for a in browser.find_elements(By.CSS_SELECTOR, "#items tbody td:first-child a") if len(a.text) <= 33]
+    assert ids and [a.text for a in ids if browser.execute_script(lines, a) != 1] == []
