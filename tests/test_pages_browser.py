@@ -403,3 +403,29 @@ def test_a_desktop_items_table_breaks_no_heading_nor_usual_id(server: str, brows
     assert [td.text for td in times if browser.execute_script(lines, td) != (2 if " –" in td.text else 1)] == []
     ids = [a for a in browser.find_elements(By.CSS_SELECTOR, "#items tbody td:first-child a") if len(a.text) <= 33]
     assert ids and [a.text for a in ids if browser.execute_script(lines, a) != 1] == []
+
+
+def test_a_search_gone_wrong_comes_back_as_its_form_to_correct(server: str, browser: Any, shots: Path) -> None:
+    """A filter cut short, typed in the search form: the 400 page says why and shows the form
+    again as it was sent, so the person corrects it there (before: the message, and Back)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    for url, name in ((f"{server}/search?bbox=3,50,8,54&filter=eo:cloud_cover%20%3C&limit=4", "search-bad-filter"),
+                      (f"{server}/collections/sentinel-2-l2a-nl/items?bbox=3,50,8,54&filter=eo:cloud_cover%20%3C&limit=4",
+                       "items-bad-filter")):
+        _open(browser, url, shots, name, footprints=False, error_page=True)
+        assert "Invalid filter" in browser.find_element(By.CSS_SELECTOR, ".error").text
+        assert browser.find_element(By.NAME, "bbox").get_attribute("value") == "3,50,8,54"
+        field = browser.find_element(By.NAME, "filter")
+        assert field.get_attribute("value") == "eo:cloud_cover <"
+        field.send_keys(" 50")
+        browser.find_element(By.CSS_SELECTOR, "form.search button[type=submit]").click()
+        WebDriverWait(browser, 20).until(lambda d: "50" in d.current_url and "%3C+50" in d.current_url)
+        _open(browser, browser.current_url, shots, name + "-corrected")
+        shown = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#items tbody td:first-child a")]
+        api = httpx.get(url.replace("%3C", "%3C%2050")).json()
+        assert shown == [f["id"] for f in api["features"]] and shown
+    # a 400 elsewhere (not a search) has no form
+    _open(browser, f"{server}/collections?limit=x", shots, "collections-bad-limit", footprints=False, error_page=True)
+    assert browser.find_elements(By.CSS_SELECTOR, "form.search") == []
