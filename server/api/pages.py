@@ -221,6 +221,12 @@ def _degrees(box: tuple[float, float, float, float]) -> str:
     return ", ".join(f"{v:.6g}" for v in box)
 
 
+# The buckets a distribution's table shows: datetime_frequency by hour over the 100k benchmark is
+# 61,368 buckets, a page of 8.7 MB built in 4.7 s (the JSON: 4.4 MB, 1.5 s) that no person reads
+# down; its JSON link has them all.
+PAGE_BUCKETS = 1_000
+
+
 def _aggregations(body: dict[str, Any], params: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """An AggregationCollection for its page: the single values (name, title, value), and a
     table per frequency distribution: its buckets in the answer's order (datetime in time
@@ -240,7 +246,7 @@ def _aggregations(body: dict[str, Any], params: dict[str, Any]) -> tuple[list[di
         top = max(counts, default=0)
         grid = name in GRIDS
         rows = []
-        for bucket, count in zip(buckets, counts):
+        for bucket, count in zip(buckets[:PAGE_BUCKETS], counts):
             key = bucket.get("key")
             if bucket.get("data_type") == "datetime":
                 label = _time_label(key, interval)
@@ -256,7 +262,7 @@ def _aggregations(body: dict[str, Any], params: dict[str, Any]) -> tuple[list[di
             "Range" if any("from" in b or "to" in b for b in buckets) else "Value")
         overflow = entry.get("overflow") if isinstance(entry.get("overflow"), int) else 0
         tables.append({"name": name, "title": aggregation_title(name), "rows": rows, "heading": heading,
-                       "grid": grid, "overflow": overflow, "total": sum(counts)})
+                       "grid": grid, "overflow": overflow, "total": sum(counts), "buckets": len(buckets)})
     return values, tables
 
 
