@@ -56,6 +56,11 @@ def _hostile_roots(folder: CatalogDir, files: str) -> list[str]:
     return [str(SAMPLE_ROOT), str(folder.path("collection.json")), _dateline_root(folder), _long_root(folder)]
 
 
+# The lines of text an element's content takes (a script for execute_script)
+LINES = """const range = document.createRange(); range.selectNodeContents(arguments[0]);
+           return Math.round(range.getBoundingClientRect().height
+                             / parseFloat(getComputedStyle(arguments[0]).lineHeight));"""
+
 # One word of 300 characters as a collection's id and title, and an item's id and property: what
 # a page must wrap rather than widen itself for.
 LONG = "L" * 300
@@ -366,10 +371,8 @@ def test_no_page_is_wider_than_a_desktop_or_a_phone(server: str, browser: Any, s
                 assert page <= window, (label, path, page, window)
             if width == 375:  # the landing page's counts are words, not letters ("16 collectio/ns")
                 _open(browser, f"{server}/", shots, "phone-landing", footprints=False)
-                lines = """const range = document.createRange(); range.selectNodeContents(arguments[0]);
-                    return Math.round(range.getBoundingClientRect().height / parseFloat(getComputedStyle(arguments[0]).lineHeight));"""
                 counts = browser.find_elements(By.CSS_SELECTOR, ".counts li")
-                assert counts and [li.text for li in counts if browser.execute_script(lines, li) != 1] == []
+                assert counts and [li.text for li in counts if browser.execute_script(LINES, li) != 1] == []
             if width == 375:  # a property's value has more room than its name
                 _open(browser, f"{server}/collections/sentinel-2-l2a-nl/items/{item_id}", shots, "phone-item", footprints=False)
                 row = browser.find_element(By.CSS_SELECTOR, "table.props tr")
@@ -398,8 +401,7 @@ def test_a_desktop_items_table_breaks_no_heading_nor_usual_id(server: str, brows
     datetimes in three lines ("2023-12-/12T10:34:0/7Z")."""
     from selenium.webdriver.common.by import By
 
-    lines = """const range = document.createRange(); range.selectNodeContents(arguments[0]);
-               return Math.round(range.getBoundingClientRect().height / parseFloat(getComputedStyle(arguments[0]).lineHeight));"""
+    lines = LINES
     _open(browser, f"{server}/search?limit=50", shots, "search-50", footprints=True)
     assert LONG in [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#items tbody td:first-child a")]
     headings = browser.find_elements(By.CSS_SELECTOR, "#items thead th")
