@@ -434,6 +434,11 @@ def test_a_search_gone_wrong_comes_back_as_its_form_to_correct(server: str, brow
         shown = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#items tbody td:first-child a")]
         api = httpx.get(url.replace("%3C", "%3C%2050")).json()
         assert shown == [f["id"] for f in api["features"]] and shown
-    # a 400 elsewhere (not a search) has no form
-    _open(browser, f"{server}/collections?limit=x", shots, "collections-bad-limit", footprints=False, error_page=True)
+    # the collection search's form too
+    _open(browser, f"{server}/collections?q=sentinel&bbox=3,50,8", shots, "collections-bad-bbox", footprints=False,
+          error_page=True)
+    assert "bbox" in browser.find_element(By.CSS_SELECTOR, ".error").text
+    assert [browser.find_element(By.NAME, n).get_attribute("value") for n in ("q", "bbox")] == ["sentinel", "3,50,8"]
+    # a 400 elsewhere (no search) has no form
+    _open(browser, f"{server}/conformance?f=xml", shots, "conformance-bad-f", footprints=False, error_page=True)
     assert browser.find_elements(By.CSS_SELECTOR, "form.search") == []

@@ -418,10 +418,12 @@ def error_page(request: Request, status: int, code: str, description: str) -> Re
     if status == 400 and request.method == "GET":
         # a search a person typed into a page's form and got wrong (a filter cut short, a month
         # 13): the form again, filled in as sent, instead of only the message and Back
-        found = paths.resolve(request.scope)
-        if found is not None and found[0] == paths.ITEMS or paths.decoded_segments(request.scope) == ["search"]:
-            context["params"] = dict(parse_qsl(request.scope.get("query_string", b"").decode("latin-1"),
-                                               keep_blank_values=True))
+        found, segments = paths.resolve(request.scope), paths.decoded_segments(request.scope)
+        params = dict(parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+        if found is not None and found[0] == paths.ITEMS or segments == ["search"]:
+            context["params"] = params
             context["collection_id"] = found[1]["collection_id"] if found is not None else None
             context["action"] = page_href(request, urls, query=False)
+        elif segments == ["collections"]:
+            context["params"], context["collections_form"] = params, True
     return TEMPLATES.TemplateResponse(request, "error.html", context, status_code=status)
