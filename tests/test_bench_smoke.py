@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from server.catalog.loader import load_catalogs
@@ -40,6 +41,15 @@ def test_generator_is_deterministic_and_loadable(catalog: Path, tmp_path: Path) 
     assert first == sorted(p.relative_to(again) for p in again.rglob("*.json"))
     for rel in first[:: max(1, len(first) // 20)]:
         assert (catalog / rel).read_bytes() == (again / rel).read_bytes()
+
+
+def test_child_items(catalog: Path, tmp_path: Path) -> None:
+    """The forked ndjson child's per-item path timed in process, on lines made of item files."""
+    items = [p for p in sorted(catalog.rglob("*.json")) if '"Feature"' in p.read_text()][:300]
+    lines = tmp_path / "items.ndjson"
+    lines.write_bytes(b"".join(orjson.dumps(orjson.loads(p.read_bytes())) + b"\n" for p in items))
+    out = run("child_items.py", str(lines), "--lines", "250", "--reps", "1", "--chunk", "100")
+    assert "250 items: " in out and " us an item (parse and free " in out, out
 
 
 def test_same_index(catalog: Path, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import mmap
 import os
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from server.catalog import parallel
 from server.catalog.loader import LINES_MIN_BYTES, Loader, LoadOptions, load_catalogs
 from server.catalog.sources import Fetcher
 from server.index import Index
-from server.index.builder import _read_geometries, _simple_ring
+from server.index.builder import _read_geometries, _simple_ring, _taken_geometry
 from server.index.ids import IdColumn, bytes_hash, bytes_hashes
 from server.runtime.cli import main as cli_main
 from server.runtime.export import write_parquet
@@ -381,6 +382,16 @@ def test_footprints_are_read_as_geos_reads_their_geojson() -> None:
             assert (mine is None) == (theirs is None), cases[k]
             if mine is not None:
                 assert shapely.to_wkb(mine) == shapely.to_wkb(theirs), cases[k]
+        # as IndexBuilder.add_item takes them (_taken_geometry: a simple polygon's numbers
+        # copied as the item comes, the rest kept for the flush), the same geometries
+        xy = array("d")
+        taken = [_taken_geometry(cases[k], xy) for k in batch]
+        assert [type(t) is int for t in taken] == [cases[k] is not None and _simple_ring(cases[k]) is not None
+                                                  for k in batch]
+        for k, mine in zip(batch, _read_geometries(taken, xy).tolist()):
+            assert (mine is None) == (geos[k] is None), cases[k]
+            if mine is not None:
+                assert shapely.to_wkb(mine) == shapely.to_wkb(geos[k]), cases[k]
 
 
 def test_ids_are_found_by_their_bytes() -> None:

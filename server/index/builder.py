@@ -66,7 +66,10 @@ class IndexBuilder:
             if spool is not None else BlobWriter()
         self._bounds: list[np.ndarray] = []
         self._extremes: list[np.ndarray] = []  # for the box index: read while the geometries are decoded
-        self._geoms: list[tuple[int, dict[str, Any] | None, str]] = []
+        # a batch's footprints: (row, what _taken_geometry kept, label), the simple polygons'
+        # numbers in _ring_xy
+        self._geoms: list[tuple[int, Any, str]] = []
+        self._ring_xy = array("d")
         self._rejected: dict[int, str] = {}
         self._start = array("q")
         self._end = array("q")
@@ -159,7 +162,7 @@ class IndexBuilder:
         self._json.append(blob)
         self._columns.add(row, props)
         self._text.add(row, document_text(props))
-        self._geoms.append((row, geometry, label))
+        self._geoms.append((row, _taken_geometry(geometry, self._ring_xy), label))
         if len(self._geoms) >= GEOMETRY_BATCH:
             self._flush_geometries()
 
@@ -230,7 +233,7 @@ class IndexBuilder:
         times faster vectorized. An item whose geometry GEOS cannot read is dropped."""
         if not self._geoms:
             return
-        geoms = _read_geometries([g for _, g, _ in self._geoms])
+        geoms = _read_geometries([g for _, g, _ in self._geoms], self._ring_xy)
         given = np.array([g is not None for _, g, _ in self._geoms], dtype=bool)
         for i in np.flatnonzero(shapely.is_missing(geoms) & given):
             row, _, label = self._geoms[int(i)]
@@ -255,6 +258,7 @@ class IndexBuilder:
         for wkb in shapely.to_wkb(geoms):
             self._wkb.append(b"" if wkb is None else wkb)
         self._geoms = []
+        self._ring_xy = array("d")
 
     def _reject_duplicates(self, ids: BlobColumn) -> None:
         """Drop every item whose (collection, id) an earlier one had, reporting it: rows of
@@ -408,15 +412,40 @@ def _plain_positions(rings: list[list[Any]]) -> bool:
     """Whether every position of ``rings`` is [x, y] of floats or integers a double holds
     exactly (as _simple_ring checks them), by maps over the whole batch (C loops: ~1 us an
     item less than a Python loop over its positions, issue 18)."""
-    flat = itertools.chain.from_iterable
-    positions = list(flat(rings))
+    return _plain_numbers(list(itertools.chain.from_iterable(rings))) is not None
+
+
+def _plain_numbers(positions: list[Any]) -> list[Any] | None:
+    """The numbers of ``positions`` in order (x, y, x, y, ...) when each is [x, y] of floats or
+    integers a double holds exactly; else None."""
     if set(map(type, positions)) != {list} or set(map(len, positions)) != {2}:
-        return False
-    numbers = list(flat(positions))
+        return None
+    numbers = list(itertools.chain.from_iterable(positions))
     kinds = set(map(type, numbers))
     if kinds == {float}:
-        return True
-    return kinds <= {float, int} and all(-MAX_SAFE_INT < v < MAX_SAFE_INT for v in numbers if type(v) is int)
+        return numbers
+    if kinds <= {float, int} and all(-MAX_SAFE_INT < v < MAX_SAFE_INT for v in numbers if type(v) is int):
+        return numbers
+    return None
+
+
+def _taken_geometry(geometry: dict[str, Any] | None, xy: array) -> Any:
+    """What IndexBuilder.add_item keeps of an item's geometry for its batch (_read_geometries):
+    a simple polygon's (_simple_ring) position count, its numbers appended to ``xy`` now, while
+    the item's objects are still in the cache (checked and copied at the batch's flush, 4,096
+    items later, they were read from memory again: ~4.8 us an item against ~2 here, issue 18),
+    and nothing of the dict held until then; else the geometry itself (None, a ReadGeometry,
+    any other GeoJSON object: read at the flush as before)."""
+    if geometry is None or type(geometry) is ReadGeometry:
+        return geometry
+    ring = _closed_ring(geometry)
+    if ring is None:
+        return geometry
+    numbers = _plain_numbers(ring)
+    if numbers is None:
+        return geometry
+    xy.extend(numbers)  # floats, or integers a double holds exactly: the same doubles as np.fromiter's
+    return len(ring)
 
 
 def _simple_ring(geometry: dict[str, Any]) -> list[Any] | None:
@@ -426,18 +455,24 @@ def _simple_ring(geometry: dict[str, Any]) -> list[Any] | None:
     return ring if ring is not None and _plain_positions([ring]) else None
 
 
-def _read_geometries(geometries: list[dict[str, Any] | None]) -> np.ndarray:
+def _read_geometries(geometries: list[Any], xy: array | None = None) -> np.ndarray:
     """Shapely geometries of GeoJSON geometry objects (None: missing, or GEOS cannot read it).
     Simple polygons (the common footprint: _simple_ring, checked as _closed_ring and
     _plain_positions) are made from their coordinates at
     once (shapely.linearrings, polygons); the rest through GEOS's GeoJSON reader, serialized
-    first (orjson): ~8-10 us a footprint that way, ~4 the simple way (8 vertices; issue 18)."""
+    first (orjson): ~8-10 us a footprint that way, ~4 the simple way (8 vertices; issue 18).
+    An int in ``geometries`` is a simple polygon taken already (_taken_geometry): that many
+    positions, the next of ``xy``'s (in order)."""
     out = np.full(len(geometries), None, dtype=object)
     rings: list[list[Any]] = []
     simple: list[int] = []
     other: list[int] = []
+    taken: list[int] = []
     for i, geometry in enumerate(geometries):
         if geometry is None:
+            continue
+        if type(geometry) is int:
+            taken.append(i)
             continue
         if type(geometry) is ReadGeometry:
             out[i] = geometry.shape
@@ -453,6 +488,11 @@ def _read_geometries(geometries: list[dict[str, Any] | None]) -> np.ndarray:
         kept = [(i, ring) for i, ring in zip(simple, rings) if _plain_positions([ring])]
         other = sorted(other + sorted(set(simple) - {i for i, _ in kept}))
         simple, rings = [i for i, _ in kept], [ring for _, ring in kept]  # _simple_ring's
+    if taken and xy is not None:
+        sizes = [geometries[i] for i in taken]
+        coords = np.frombuffer(xy, dtype=np.float64).reshape(-1, 2)
+        which = np.repeat(np.arange(len(taken)), sizes)
+        out[taken] = shapely.polygons(shapely.linearrings(coords, indices=which))
     if rings:
         coords = np.fromiter(flat(flat(rings)), dtype=np.float64).reshape(-1, 2)  # numbers checked: no conversion
         which = np.repeat(np.arange(len(rings)), [len(ring) for ring in rings])
