@@ -147,6 +147,29 @@ def test_a_listing_finds_keys_by_their_bytes_and_marks_etags_that_are_not_an_md5
     again = listed.find(np.array(in_order, dtype=bytes))
     by_key = {k: (f, d.tobytes(), s) for k, f, d, s in zip(in_order, again[0].tolist(), again[1], again[2].tolist())}
     assert [by_key[k] for k in wanted] == list(zip(found.tolist(), (d.tobytes() for d in digests), sizes_found.tolist()))
+    # find_keys (by the keys' hashes, a list in any order): the same answers, listed twice or not
+    for n in (5, 6):  # without the second p/b (by the hashes), with it (listed twice: find, sorted)
+        assert listing.Listing(keys[:n], etags[:n], sizes[:n]).find_keys(wanted)[0].tolist() == found.tolist()
+    answer = listing.Listing(keys, etags, sizes).find_keys(wanted)
+    assert [(f, d.tobytes(), s) for f, d, s in zip(answer[0].tolist(), answer[1], answer[2].tolist()) if f] == \
+        [(f, d.tobytes(), s) for f, d, s in zip(found.tolist(), digests, sizes_found.tolist()) if f]
+    assert listing.Listing([], [], []).find_keys(wanted)[0].tolist() == [False] * len(wanted)
+
+
+def test_a_hash_equal_by_chance_is_no_match(monkeypatch: pytest.MonkeyPatch) -> None:
+    """find_keys compares each key found by its hash with the one listed: a key not listed whose
+    hash is a listed key's is not found."""
+    md5 = hashlib.md5(b"x").hexdigest().encode()
+    listed = listing.Listing([b"p/a", b"p/b"], [md5, md5], [b"1", b"2"])
+    hashes = {b"p/a": 1, b"p/b": 2, b"p/gone": 2}
+
+    class Key(bytes):
+        def __hash__(self) -> int:
+            return hashes[bytes(self)]
+
+    listed._listed = [Key(b"p/a"), Key(b"p/b")]
+    found, _, sizes = listed.find_keys([Key(b"p/gone"), Key(b"p/b"), Key(b"p/a")])
+    assert found.tolist() == [False, True, True] and sizes.tolist()[1:] == [2, 1]
 
 
 def _page(keys: list[str], token: str | None) -> bytes:
