@@ -224,3 +224,52 @@ def test_a_listing_that_never_ends_or_is_too_large_is_refused_soon(hostile: str,
             http_listing(f"{base}/", [f"{base}/cat/a.json", f"{base}/cat/z.json"], 10, 0)
     assert len(requests) <= listing.MAX_EMPTY_PAGES + 2, (hostile, len(requests))
     assert (OVER_LIMIT in str(raised.value)) == (hostile == "huge page"), raised.value
+
+
+def test_the_bucket_endpoint_keeps_its_md5s_and_keys_across_a_restart(tmp_path: Path) -> None:
+    """ttfb_server.py --bucket --md5-cache: written on SIGTERM, read at the start; the restarted
+    server lists what was listed before (a PUT and a DELETE included), without walking the folder
+    (a file put there behind its back is not listed)."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from bench import serverproc
+
+    folder = tmp_path / "b"
+    (folder / "a").mkdir(parents=True)
+    (folder / "a" / "1.json").write_bytes(b'{"x": 1}')
+    (folder / "a" / "2.json").write_bytes(b'{"y": 2}')
+    cache = tmp_path / "md5s"
+    port = serverproc.free_port()
+    script = Path(__file__).resolve().parents[1] / "bench" / "ttfb_server.py"
+
+    def request(path: str, method: str = "GET", data: bytes | None = None) -> bytes:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                                                   data=data), timeout=10) as r:
+                    return r.read()
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("the bench bucket did not answer")
+
+    def listed(change: bool) -> bytes:
+        proc = subprocess.Popen([sys.executable, str(script), str(folder), "--bucket", "--latency-ms", "0",
+                                 "--port", str(port), "--md5-cache", str(cache)], stdout=subprocess.DEVNULL)
+        try:
+            if change:
+                request("/a/1.json")
+                request("/a/2.json")
+                request("/c/3.json", "PUT", b'{"z": 3}')
+                request("/a/2.json", "DELETE")
+            return request("/?list-type=2&prefix=")
+        finally:
+            proc.terminate()
+            assert proc.wait(timeout=60) == 0
+
+    first = listed(True)
+    assert cache.exists() and first.count(b"<Key>") == 2 and b"<Key>c/3.json</Key>" in first
+    (folder / "behind.json").write_bytes(b"{}")
+    assert listed(False) == first
