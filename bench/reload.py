@@ -58,7 +58,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import serverproc  # noqa: E402
-from bench.remote_ingest import serve, serve_ttfb  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "bench-reload"
@@ -310,10 +309,8 @@ def main() -> None:
                         "(`ttfb_server.py ROOT --bucket --latency-ms 0 --port P`): phases of several checkouts in turns")
     parser.add_argument("--code", type=Path, help="with --phases-only: the checkout whose `server` is measured (A/B)")
     args = parser.parse_args()
-    if args.code:  # that checkout's `server` from now on (bench.remote_ingest imported this tree's)
+    if args.code:  # that checkout's `server` (nothing imported it yet)
         sys.path.insert(0, str(args.code.resolve()))
-        for name in [name for name in sys.modules if name == "server" or name.startswith("server.")]:
-            del sys.modules[name]
     catalog = Catalog(args.root)
     workdir = Path(tempfile.mkdtemp(prefix="bench-reload-"))
     keep = args.keep_snapshot and args.snapshot is not None and not args.snapshot.exists()
@@ -335,6 +332,8 @@ def main() -> None:
                 print(f"phase: {label}: {value:.2f}" + ("" if label in UNITLESS else " s"), flush=True)
         shutil.rmtree(workdir, ignore_errors=True)
         return
+    from bench.remote_ingest import serve, serve_ttfb  # noqa: PLC0415 - (imports `server`: after --code)
+
     sides = {"this tree": (REPO, sys.executable)}
     if args.baseline_runs == 0:  # (no baseline reloads: do not index one nor start its server)
         args.baseline = None
