@@ -19,6 +19,19 @@ baseline reloads with its conditional requests as before; each run's changes are
 DELETE requests to it, as a bucket's client makes them). --phases: also where the time
 goes in this tree's reload, measured in this process (read the previous snapshot, the walk,
 checking the files, taking the rows, the merge, writing the snapshot).
+
+A 1M bucket's `index` takes 6-17 min, so it is made once and reused (session 13):
+
+    python bench/reload.py ROOT --http --listing --phases-only --snapshot S --keep-snapshot \
+        --bucket-port 18765 --md5-cache M        # S written by `index` through the bucket when not there
+    python bench/ttfb_server.py ROOT --bucket --latency-ms 0 --port 18765 --md5-cache M &
+    python bench/reload.py ROOT --http --listing --phases-only --snapshot S --bucket-url http://127.0.0.1:18765 \
+        --changed 0 --added 0 --deleted 0 --code CHECKOUT   # each checkout in turn, one bucket
+
+--bucket-port: the bucket on a fixed port (the snapshot's locations are its URLs); --md5-cache:
+the bucket's MD5s kept between its runs (no 5.9 GB read and hashed again at its first listing);
+--bucket-url: a bucket already serving ROOT (its changes PUT to it); --code: the `server` of
+another checkout measured by --phases-only (an A/B from one snapshot and one bucket).
 """
 
 from __future__ import annotations
@@ -45,7 +58,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import serverproc  # noqa: E402
-from bench.remote_ingest import serve, serve_ttfb  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "bench-reload"
@@ -166,6 +178,39 @@ def index_snapshot(cwd: Path, python: str, roots: list[str], output: Path) -> fl
     return time.perf_counter() - started
 
 
+@contextlib.contextmanager
+def bucket(folder: Path, latency: float, port: int, md5_cache: Path | None) -> Iterator[str]:
+    """bench/ttfb_server.py --bucket on ``port`` (0: any), its MD5s kept in ``md5_cache``: a snapshot
+    indexed through it (whose locations are its URLs, port included) is reused by later runs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        port_file = Path(tmp) / "port"
+        command = [sys.executable, str(REPO / "bench" / "ttfb_server.py"), str(folder), "--latency-ms",
+                   str(latency * 1000), "--port-file", str(port_file), "--port", str(port), "--bucket"]
+        if md5_cache:
+            command += ["--md5-cache", str(md5_cache)]
+        proc = subprocess.Popen(command)
+        try:
+            deadline = time.monotonic() + 60
+            while not port_file.exists() or not port_file.read_text():
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("ttfb_server.py did not start")
+                time.sleep(0.05)
+            base = f"http://127.0.0.1:{port_file.read_text()}"
+            # its walk of the folder done (a listing waits for it) before any client's 20 s read
+            # timeout starts: a million item folders took minutes at load 11, and `index`'s first
+            # request failed (curl error 28)
+            with _OPENER.open(f"{base}/?list-type=2&prefix=bench-not-a-key/", timeout=3600) as r:
+                r.read()
+            yield base
+        finally:
+            proc.terminate()  # (it writes its MD5s on SIGTERM: a million take seconds under load)
+            try:
+                proc.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def phases(roots: list[str], snapshot: str, listings: tuple[str, ...] = (), profile: Path | None = None
            ) -> dict[str, float]:
     """This tree's reload, phase by phase, in this process (as the child build runs it): wall
@@ -254,19 +299,41 @@ def main() -> None:
     parser.add_argument("--shared-snapshot", action="store_true",
                         help="the baseline starts from this tree's snapshot too (same format): one `index` fewer")
     parser.add_argument("--baseline-runs", type=int, help="reload the baseline in the first N runs only (default: all)")
+    parser.add_argument("--keep-snapshot", action="store_true",
+                        help="with --snapshot: written there by `index` when not there yet, and kept (reused by later runs)")
+    parser.add_argument("--bucket-port", type=int, default=0,
+                        help="with --listing: the bucket endpoint's port (fixed, so a kept snapshot's URLs stay valid)")
+    parser.add_argument("--md5-cache", type=Path,
+                        help="with --listing: the bucket endpoint's MD5s kept there between runs (no 5.9 GB hashed again)")
+    parser.add_argument("--bucket-url", help="with --phases-only --listing: a bench bucket of ROOT already serving "
+                        "(`ttfb_server.py ROOT --bucket --latency-ms 0 --port P`): phases of several checkouts in turns")
+    parser.add_argument("--code", type=Path, help="with --phases-only: the checkout whose `server` is measured (A/B)")
     args = parser.parse_args()
+    if args.code:  # that checkout's `server` (nothing imported it yet)
+        sys.path.insert(0, str(args.code.resolve()))
     catalog = Catalog(args.root)
     workdir = Path(tempfile.mkdtemp(prefix="bench-reload-"))
+    keep = args.keep_snapshot and args.snapshot is not None and not args.snapshot.exists()
     if args.phases_only:
-        roots = [str(args.root / "catalog.json")]
-        snapshot = args.snapshot or workdir / "this-tree.snapshot"
-        if not args.snapshot:
-            print(f"index {roots[0]}: {index_snapshot(REPO, sys.executable, roots, snapshot):.1f} s", flush=True)
-        catalog.change(args.changed, args.added, args.deleted)
-        for label, value in phases(roots, str(snapshot), profile=args.profile).items():
-            print(f"phase: {label}: {value:.2f}" + ("" if label in UNITLESS else " s"), flush=True)
+        with contextlib.ExitStack() as stack:
+            listings: tuple[str, ...] = ()
+            roots = [str(args.root / "catalog.json")]
+            if args.http and args.listing:  # through the bench bucket, the changes uploaded to it
+                base = args.bucket_url or stack.enter_context(
+                    bucket(args.root, args.latency_ms / 1000, args.bucket_port, args.md5_cache))
+                catalog.bucket, roots, listings = base, [f"{base}/catalog.json"], (f"{base}/",)
+            snapshot = args.snapshot or workdir / "this-tree.snapshot"
+            if not args.snapshot or keep:
+                print(f"index {roots[0]}: {index_snapshot(args.code or REPO, sys.executable, roots, snapshot):.1f} s",
+                      flush=True)
+            if args.changed or args.added or args.deleted:
+                catalog.change(args.changed, args.added, args.deleted)
+            for label, value in phases(roots, str(snapshot), listings, profile=args.profile).items():
+                print(f"phase: {label}: {value:.2f}" + ("" if label in UNITLESS else " s"), flush=True)
         shutil.rmtree(workdir, ignore_errors=True)
         return
+    from bench.remote_ingest import serve, serve_ttfb  # noqa: PLC0415 - (imports `server`: after --code)
+
     sides = {"this tree": (REPO, sys.executable)}
     if args.baseline_runs == 0:  # (no baseline reloads: do not index one nor start its server)
         args.baseline = None
@@ -275,7 +342,8 @@ def main() -> None:
     times: dict[str, list[float]] = {name: [] for name in sides}
     with contextlib.ExitStack() as stack:
         if args.http and (args.listing or args.latency_ms):
-            base = stack.enter_context(serve_ttfb(args.root, args.latency_ms / 1000, bucket=args.listing))
+            base = stack.enter_context(bucket(args.root, args.latency_ms / 1000, args.bucket_port, args.md5_cache)
+                                       if args.listing else serve_ttfb(args.root, args.latency_ms / 1000))
             if args.listing:
                 catalog.bucket = base  # changes are uploaded through it, as to a bucket
         else:
@@ -291,7 +359,7 @@ def main() -> None:
                 given = snapshots["this tree"]
             snapshot = given or workdir / f"{name.replace(' ', '-')}.snapshot"
             snapshots[name] = snapshot
-            if not given:
+            if not given or (keep and name == "this tree"):
                 print(f"{name}: index {roots[0]}: {index_snapshot(cwd, python, roots, snapshot):.1f} s", flush=True)
             port, pid = stack.enter_context(server(name.replace(" ", "-"), cwd, python, roots, str(snapshot), workdir,
                                                    listing_env if name == "this tree" else None))

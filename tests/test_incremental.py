@@ -755,3 +755,16 @@ def test_a_stale_snapshot_at_start_is_rebuilt_reusing_its_unchanged_files(catalo
         rebuilt = answers(base)
     with run_server(roots) as fresh:
         assert rebuilt == answers(fresh)
+
+
+def test_documents_all_under_one_bucket_endpoint_are_told_at_once() -> None:
+    """reuse._all_under (a reload's documents taken as listed at once): every location starts
+    with the endpoint, a newline in one is no separator."""
+    from server.catalog.reuse import _all_under
+
+    base = "http://b/k/"
+    assert _all_under(base, [f"{base}a.json", f"{base}c/d.json"])
+    assert not _all_under(base, [f"{base}a.json", "http://b/other/d.json"])
+    assert not _all_under(base, [f"{base}a\n{base}b", "http://x/y"])
+    assert not _all_under(base, ["http://x/y\n" + base, f"{base}a"])
+    assert not _all_under(base, [])

@@ -147,6 +147,29 @@ def test_a_listing_finds_keys_by_their_bytes_and_marks_etags_that_are_not_an_md5
     again = listed.find(np.array(in_order, dtype=bytes))
     by_key = {k: (f, d.tobytes(), s) for k, f, d, s in zip(in_order, again[0].tolist(), again[1], again[2].tolist())}
     assert [by_key[k] for k in wanted] == list(zip(found.tolist(), (d.tobytes() for d in digests), sizes_found.tolist()))
+    # find_keys (by the keys' hashes, a list in any order): the same answers, listed twice or not
+    for n in (5, 6):  # without the second p/b (by the hashes), with it (listed twice: find, sorted)
+        assert listing.Listing(keys[:n], etags[:n], sizes[:n]).find_keys(wanted)[0].tolist() == found.tolist()
+    answer = listing.Listing(keys, etags, sizes).find_keys(wanted)
+    assert [(f, d.tobytes(), s) for f, d, s in zip(answer[0].tolist(), answer[1], answer[2].tolist()) if f] == \
+        [(f, d.tobytes(), s) for f, d, s in zip(found.tolist(), digests, sizes_found.tolist()) if f]
+    assert listing.Listing([], [], []).find_keys(wanted)[0].tolist() == [False] * len(wanted)
+
+
+def test_a_hash_equal_by_chance_is_no_match(monkeypatch: pytest.MonkeyPatch) -> None:
+    """find_keys compares each key found by its hash with the one listed: a key not listed whose
+    hash is a listed key's is not found."""
+    md5 = hashlib.md5(b"x").hexdigest().encode()
+    listed = listing.Listing([b"p/a", b"p/b"], [md5, md5], [b"1", b"2"])
+    hashes = {b"p/a": 1, b"p/b": 2, b"p/gone": 2}
+
+    class Key(bytes):
+        def __hash__(self) -> int:
+            return hashes[bytes(self)]
+
+    listed._listed = [Key(b"p/a"), Key(b"p/b")]
+    found, _, sizes = listed.find_keys([Key(b"p/gone"), Key(b"p/b"), Key(b"p/a")])
+    assert found.tolist() == [False, True, True] and sizes.tolist()[1:] == [2, 1]
 
 
 def _page(keys: list[str], token: str | None) -> bytes:
@@ -201,3 +224,52 @@ def test_a_listing_that_never_ends_or_is_too_large_is_refused_soon(hostile: str,
             http_listing(f"{base}/", [f"{base}/cat/a.json", f"{base}/cat/z.json"], 10, 0)
     assert len(requests) <= listing.MAX_EMPTY_PAGES + 2, (hostile, len(requests))
     assert (OVER_LIMIT in str(raised.value)) == (hostile == "huge page"), raised.value
+
+
+def test_the_bucket_endpoint_keeps_its_md5s_and_keys_across_a_restart(tmp_path: Path) -> None:
+    """ttfb_server.py --bucket --md5-cache: written on SIGTERM, read at the start; the restarted
+    server lists what was listed before (a PUT and a DELETE included), without walking the folder
+    (a file put there behind its back is not listed)."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from bench import serverproc
+
+    folder = tmp_path / "b"
+    (folder / "a").mkdir(parents=True)
+    (folder / "a" / "1.json").write_bytes(b'{"x": 1}')
+    (folder / "a" / "2.json").write_bytes(b'{"y": 2}')
+    cache = tmp_path / "md5s"
+    port = serverproc.free_port()
+    script = Path(__file__).resolve().parents[1] / "bench" / "ttfb_server.py"
+
+    def request(path: str, method: str = "GET", data: bytes | None = None) -> bytes:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                                                   data=data), timeout=10) as r:
+                    return r.read()
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("the bench bucket did not answer")
+
+    def listed(change: bool) -> bytes:
+        proc = subprocess.Popen([sys.executable, str(script), str(folder), "--bucket", "--latency-ms", "0",
+                                 "--port", str(port), "--md5-cache", str(cache)], stdout=subprocess.DEVNULL)
+        try:
+            if change:
+                request("/a/1.json")
+                request("/a/2.json")
+                request("/c/3.json", "PUT", b'{"z": 3}')
+                request("/a/2.json", "DELETE")
+            return request("/?list-type=2&prefix=")
+        finally:
+            proc.terminate()
+            assert proc.wait(timeout=60) == 0
+
+    first = listed(True)
+    assert cache.exists() and first.count(b"<Key>") == 2 and b"<Key>c/3.json</Key>" in first
+    (folder / "behind.json").write_bytes(b"{}")
+    assert listed(False) == first

@@ -378,3 +378,19 @@ def test_remote_links_resolve_as_urljoin_whatever_the_documents_url(
             index, report = load_catalogs([root])
             assert sorted(index.ids) == ["i0", "i1", "i2", "i3", "i4"], root
             assert report.skips == [], root
+
+
+@pytest.mark.parametrize("hrefs", [["./a/b.json", "c/d.json", "é f/ü.json"], ["./a/./b.json"], ["a//b"], ["/abs"], ["a/"],
+                                   ["./"], [""], ["././x"], ["a/.hidden"], [".x"], ["a?b"], ["a#b"], ["a%20b"], ["a:b"],
+                                   ["a\\b"], ["x", "./y", ".."], ["a/..", "b"], ["a\nb"], []])
+def test_item_links_admitted_at_once_are_those_admitted_one_by_one(hrefs: list[str]) -> None:
+    """loader._plain_targets (a large collection's item links admitted at once): what the
+    per-link path makes of them when every href is plain relative (_PLAIN_RELATIVE), else None
+    (an href with a newline too: read one by one)."""
+    from server.catalog import loader
+
+    targets = loader._plain_targets("/f/", hrefs)
+    plain = bool(hrefs) and all(loader._PLAIN_RELATIVE.fullmatch(h) for h in hrefs) and not any("\n" in h for h in hrefs)
+    assert (targets is not None) == plain
+    if targets is not None:
+        assert targets == ["/f/" + (h[2:] if h.startswith("./") else h) for h in hrefs]

@@ -51,11 +51,12 @@ _QUOTE = rb"(?:&quot;|&#34;|\")?"
 _FAST = re.compile(rb"<Contents>\s*<Key>([^<]*)</Key>\s*(?:<LastModified>[^<]*</LastModified>\s*)?"
                    rb"(?:<ETag>" + _QUOTE + rb"([^<&\"]*)" + _QUOTE + rb"</ETag>\s*)?"
                    rb"(?:<Checksum\w*>[^<]*</Checksum\w*>\s*)*<Size>(\d+)</Size>")
+_PLAIN_ETAGS = [re.compile(rb"<ETag>" + quote + rb"([^<&\"]*)" + quote + rb"</ETag>")
+                for quote in (rb"&quot;", rb"\"", rb"&#34;", rb"")]
 _ENTRY = re.compile(rb"<Contents>(.*?)</Contents>", re.S)
 _KEY = re.compile(rb"<Key>([^<]*)</Key>")
 _ETAG = re.compile(rb"<ETag>([^<]*)</ETag>")
 _SIZE = re.compile(rb"<Size>(\d+)</Size>")
-_ENTITY_IN_KEY = re.compile(rb"<Key>[^<]*&")
 _ALL_HEX = re.compile(rb"[0-9a-fA-F]*")
 _TRUNCATED = re.compile(rb"<IsTruncated>\s*true\s*</IsTruncated>")
 _TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
@@ -72,11 +73,21 @@ def parse_columns(body: bytes) -> tuple[Columns, str | None]:
     head = body[:512]
     if b"<ListBucketResult" not in head:
         raise FetchError(f"not a ListObjectsV2 answer: {head[:80]!r}")
-    # split, not findall: a flat list of bytes (text between, key, ETag, size, ...), where
-    # findall's million tuples had the cyclic GC run over them (half of the parse's CPU)
-    split = _FAST.split(body)
-    keys, etags, sizes = split[1::4], split[2::4], split[3::4]
-    if len(keys) != body.count(b"<Contents>"):
+    # three plain findalls (lists of bytes, no tuple an entry: findall's million tuples had the
+    # cyclic GC run over them), each entry's Key, ETag and Size when every entry has one of each:
+    # 0.6 ms a page, where one split by the pattern of a whole entry took 1.5 (bench/listing_parse.py)
+    n = body.count(b"<Contents>")
+    keys, sizes = _KEY.findall(body), _SIZE.findall(body)
+    etags: list[Any] = []
+    if len(keys) == n and len(sizes) == n:
+        for plain in _PLAIN_ETAGS:  # as S3 quotes them (&quot;), others (", &#34;, none)
+            etags = plain.findall(body)
+            if len(etags) == n:
+                break
+    if len(etags) != n or len(keys) != n or len(sizes) != n:  # an ETag missing or with an entity: each entry's pattern
+        split = _FAST.split(body)
+        keys, etags, sizes = split[1::4], split[2::4], split[3::4]
+    if len(keys) != n:
         keys, etags, sizes = [], [], []
         for block in _ENTRY.findall(body):
             key, etag, size = _KEY.search(block), _ETAG.search(block), _SIZE.search(block)
@@ -87,7 +98,7 @@ def parse_columns(body: bytes) -> tuple[Columns, str | None]:
             sizes.append(size.group(1))
     elif None in etags:  # entries without an ETag
         etags = [b"" if etag is None else etag for etag in etags]
-    if _ENTITY_IN_KEY.search(body):
+    if b"&" in b"".join(keys):
         keys = [html.unescape(key.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
                 if b"&" in key else key for key in keys]
     token = None
@@ -114,13 +125,15 @@ class Listing:
     def __init__(self, keys: list[bytes], etags: list[bytes], sizes: list[bytes]) -> None:
         n = len(keys)
         self.digests: np.ndarray
-        self.keys = np.array(keys, dtype=bytes) if n else np.zeros(0, dtype="S1")
-        self.sizes = np.array(sizes, dtype=bytes).astype(np.int64) if n else np.zeros(0, dtype=np.int64)
+        self._listed = keys  # as listed (find_keys looks them up by their hashes)
+        self._keys: np.ndarray | None = None  # the keys as one sorted numpy array: made when first used
+        self._by_hash: tuple[np.ndarray, np.ndarray] | None = None  # find_keys': hashes sorted, their rows
+        # int() a size: 0.1 CPU-s a million, where np.array(bytes).astype(int64) took 0.9
+        self.sizes = np.fromiter(map(int, sizes), dtype=np.int64, count=n) if n else np.zeros(0, dtype=np.int64)
         joined = b"".join(etags)
         if len(joined) == 32 * n and _ALL_HEX.fullmatch(joined):  # all plain MD5s, the common case
             self.md5 = np.ones(n, dtype=bool)
             self.digests = np.frombuffer(bytes.fromhex(joined.decode("ascii")), dtype=np.uint8).reshape(n, 16)
-            self._sort_once()
             return
         tags = np.array(etags, dtype=bytes) if n else np.zeros(0, dtype="S32")
         width = tags.dtype.itemsize
@@ -134,15 +147,55 @@ class Listing:
             if width > 32:
                 self.md5 &= digits[:, 32] == 0
             self.digests = ((values[:, 0::2] << 4) | values[:, 1::2]).astype(np.uint8)
-        self._sort_once()
+
+    @property
+    def keys(self) -> np.ndarray:
+        """The keys (UTF-8, sorted, each once: numpy bytes); the other columns in their order from then on."""
+        if self._keys is None:
+            n = len(self._listed)
+            self._keys = np.array(self._listed, dtype=bytes) if n else np.zeros(0, dtype="S1")
+            self._sort_once()
+        return self._keys
 
     def _sort_once(self) -> None:
-        if len(self.keys) > 1 and not (self.keys[1:] > self.keys[:-1]).all():  # parts that overlap, a server out of order
-            keys_sorted, first = np.unique(self.keys, return_index=True)
-            self.keys, self.sizes, self.md5, self.digests = keys_sorted, self.sizes[first], self.md5[first], self.digests[first]
+        keys = self._keys
+        assert keys is not None
+        if len(keys) > 1 and not (keys[1:] > keys[:-1]).all():  # parts that overlap, a server out of order
+            keys_sorted, first = np.unique(keys, return_index=True)
+            self._keys, self.sizes, self.md5, self.digests = keys_sorted, self.sizes[first], self.md5[first], self.digests[first]
+            self._listed, self._by_hash = keys_sorted.tolist(), None
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    def find_keys(self, keys: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Listing.find for ``keys`` as a list of bytes in any order, looked up by their hashes:
+        no sort of a million 70-byte keys (argsort 1.8 CPU-s, numpy arrays of them 1.4), but a
+        hash a key (~0.1 s a million), one int64 argsort and searchsorted, and each key found
+        compared with the listed one (a hash equal by chance is no match). Keys listed twice or
+        two hashes equal: find, on the sorted keys."""
+        if self._keys is None and self._by_hash is None:
+            n = len(self._listed)
+            hashes = np.fromiter(map(hash, self._listed), dtype=np.int64, count=n)
+            rows = np.argsort(hashes, kind="stable")
+            hashes = hashes[rows]
+            if n < 2 or not (hashes[1:] == hashes[:-1]).any():
+                self._by_hash = (hashes, rows)
+        if self._by_hash is None:
+            return self.find(np.array(keys, dtype=bytes) if keys else np.zeros(0, dtype="S1"))
+        hashes, rows = self._by_hash
+        n, m = len(hashes), len(keys)
+        if not n or not m:
+            return np.zeros(m, dtype=bool), np.zeros((m, 16), dtype=np.uint8), np.zeros(m, dtype=np.int64)
+        wanted = np.fromiter(map(hash, keys), dtype=np.int64, count=m)
+        order = np.argsort(wanted)  # searched in order: 0.16 CPU-s a million, 0.41 in a random order
+        at = np.empty(m, dtype=np.int64)
+        at[order] = np.minimum(np.searchsorted(hashes, wanted[order]), n - 1)
+        row = rows[at]
+        listed = self._listed
+        same = np.fromiter(map(bytes.__eq__, keys, map(listed.__getitem__, row.tolist())), dtype=bool, count=m)
+        found = (hashes[at] == wanted) & same & self.md5[row]
+        return found, self.digests[row], self.sizes[row]
 
     def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For each of ``keys`` (numpy bytes, UTF-8): listed with an MD5 ETag; that MD5 (16 bytes); its
@@ -168,14 +221,21 @@ def list_keys(page: Page, prefix: str, keys: np.ndarray, threads: int = 16) -> L
     exist; ``page`` fetches one ListObjectsV2 answer. Each part keeps the keys up to its last
     one (the next part lists from after it), so the parts joined are in order."""
     parts = max(1, min(LIST_PARTS, len(keys) // LIST_PART_KEYS))
-    cuts = [len(keys) * i // parts for i in range(parts + 1)]
+    return _list_parts(page, prefix, [keys[len(keys) * i // parts - 1] for i in range(1, parts)], threads)
+
+
+def _list_parts(page: Page, prefix: str, cuts: list[bytes], threads: int = 16) -> Listing:
+    """The objects under ``prefix`` in len(cuts) + 1 parts listed at once: part i from after
+    cuts[i - 1] (the first from the prefix's first key) to cuts[i] (the last to the end);
+    ``cuts`` sorted, each once."""
+    parts = len(cuts) + 1
 
     def part(i: int) -> Columns:
         found: Columns = ([], [], [])
         params = {"list-type": "2", "prefix": prefix}
         if i > 0:
-            params["start-after"] = keys[cuts[i] - 1].decode("utf-8", "surrogateescape")
-        last = keys[cuts[i + 1] - 1] if i + 1 < parts else None
+            params["start-after"] = cuts[i - 1].decode("utf-8", "surrogateescape")
+        last = cuts[i] if i + 1 < parts else None
         previous: tuple[str | None, bytes | None] = (None, None)  # the last token and key
         empty = 0
         for _ in range(MAX_PAGES):
@@ -266,15 +326,23 @@ def bucket_of(location: str, bases: tuple[str, ...]) -> str | None:
 
 def location_keys(base: str, locations: list[str]) -> np.ndarray:
     """The bucket key (UTF-8, numpy bytes) of each of ``locations`` (URLs under the bucket endpoint
-    ``base``): what follows the base, when no location holds ?, # or % (one join and split, no
-    object a location but the key); else each URL's path, unquoted, after the base's."""
-    joined = "\n".join(locations)
-    if joined.count("\n") == len(locations) - 1 and not any(c in joined for c in "?#%"):
-        keys = joined.replace("\n" + base, "\n")[len(base):].encode("utf-8", "surrogateescape").split(b"\n")
-    else:
-        folder = len(unquote(urlsplit(base).path))
-        keys = [unquote(urlsplit(location).path)[folder:].encode("utf-8", "surrogateescape") for location in locations]
+    ``base``): location_key_list's, as one array."""
+    keys = location_key_list(base, locations)
     return np.array(keys, dtype=bytes) if keys else np.zeros(0, dtype="S1")
+
+
+def location_key_list(base: str, locations: list[str]) -> list[bytes]:
+    """The bucket key (UTF-8) of each of ``locations`` (URLs under the bucket endpoint ``base``):
+    what follows the base, when no location holds ?, # or % (one join, encode and split, no
+    object a location but the key: ~0.3 CPU-s a million); else each URL's path, unquoted,
+    after the base's."""
+    joined = "\n".join(locations).encode("utf-8", "surrogateescape")
+    prefix = base.encode("utf-8", "surrogateescape")
+    if (joined.count(b"\n") == len(locations) - 1 and b"?" not in joined and b"#" not in joined
+            and b"%" not in joined and joined.count(b"\n" + prefix) == len(locations) - 1 and joined.startswith(prefix)):
+        return joined.replace(b"\n" + prefix, b"\n")[len(prefix):].split(b"\n") if locations else []
+    folder = len(unquote(urlsplit(base).path))
+    return [unquote(urlsplit(location).path)[folder:].encode("utf-8", "surrogateescape") for location in locations]
 
 
 def http_listing(base: str, locations: list[str], timeout: float, retries: int, limit: float | None = None
@@ -284,15 +352,31 @@ def http_listing(base: str, locations: list[str], timeout: float, retries: int, 
     of their common prefix: listed with an MD5 ETag; that MD5; its size (Listing.find);
     FetchError when the endpoint does not answer a listing (ListingTimeout: not within
     ``limit`` seconds)."""
-    keys = location_keys(base, locations)
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
+    keys = location_key_list(base, locations)
     pages = _pages(timeout, retries, limit)
     try:
-        listed = list_keys(lambda params: pages.get(base + "?" + _query(params)), _folder_prefix(ordered), ordered)
+        listed = _list_parts(lambda params: pages.get(base + "?" + _query(params)), _common_folder(keys), _cuts(keys))
     finally:
         pages.close()
-    return _in_order(listed.find(ordered), order)
+    return listed.find_keys(keys)
+
+
+def _cuts(keys: list[bytes]) -> list[bytes]:
+    """Where to cut the listing of ``keys`` (in any order) in parts of about as many keys each:
+    keys of an evenly spaced sample, sorted, each once (a million keys are not sorted for this:
+    a numpy argsort of them cost 1.8 CPU-s)."""
+    parts = max(1, min(LIST_PARTS, len(keys) // LIST_PART_KEYS))
+    if parts == 1:
+        return []
+    sample = sorted(set(keys[:: max(1, len(keys) // (parts * 64))]))
+    return sorted({sample[len(sample) * i // parts] for i in range(1, parts)})
+
+
+def _common_folder(keys: list[bytes]) -> str:
+    """The longest folder (ending in /) all ``keys`` (any order) are in."""
+    if not keys:
+        return ""
+    return _folder_prefix(np.array([min(keys), max(keys)], dtype=bytes))
 
 
 def _in_order(found: tuple[np.ndarray, np.ndarray, np.ndarray], order: np.ndarray

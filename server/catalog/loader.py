@@ -348,6 +348,22 @@ _PLAIN_JSON = frozenset({"application/json", "application/geo+json"})
 _PLAIN_RELATIVE = re.compile(r"(?:\./)?[^/%\\:?#.][^/%\\:?#]*(?:/[^/%\\:?#.][^/%\\:?#]*)*")
 
 
+_NOT_PLAIN = ("%", "\\", ":", "?", "#", "/.", "\n.", "//", "\n/", "/\n", "\n\n")  # in hrefs joined, without their ./
+
+
+def _plain_targets(folder: str, hrefs: list[str]) -> list[str] | None:
+    """What _admit_items makes of each of ``hrefs`` when every one is plain relative
+    (_PLAIN_RELATIVE: no %, \\, :, ?, #, no empty segment nor one that starts with a dot, after
+    an optional ./): ``folder`` + the href without its ./, from the hrefs joined by a few
+    substring searches, a replace and a split (no call a link; a regular expression over them
+    joined cost as much as one a link: 0.19 CPU-s for 250k); else None."""
+    lines = ("\n" + "\n".join(hrefs)).replace("\n./", "\n")
+    if (not hrefs or "\n" in folder or lines.count("\n") != len(hrefs) or lines.endswith(("/", "\n"))
+            or any(mark in lines for mark in _NOT_PLAIN)):
+        return None
+    return lines.replace("\n", "\n" + folder)[1:].split("\n")
+
+
 def _links(doc: dict[str, Any], lean: bool = True) -> Iterator[tuple[str, str, Any]]:
     """(rel, href, media type) of the document's child and item links, whether its links are
     dicts or, for a large document, item hrefs kept bare (formats.LeanLinks; ``lean``: those too)."""
@@ -898,6 +914,12 @@ class Loader:
         million links took seconds. Whether any was admitted."""
         seen, pending, plain = self._seen, self._pending_items, _PLAIN_RELATIVE.fullmatch
         before, admitted = len(pending), 0
+        targets = _plain_targets(folder, hrefs)
+        if targets is not None and seen.isdisjoint(targets) and len(set(targets)) == len(targets):
+            seen.update(targets)  # each new and plain: admitted at once (a 250k-link collection: 0.3 CPU-s -> 0.1)
+            pending.extend(zip(targets, itertools.repeat(ctx)))
+            self._documents += len(targets)
+            return len(targets) > 0
         for href in hrefs:
             if plain(href) is not None:
                 target = folder + (href[2:] if href.startswith("./") else href)

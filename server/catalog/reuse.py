@@ -198,7 +198,11 @@ class ReusePlan:
         listed bucket endpoint)."""
         local, s3 = [], []
         not_public, sizes, bases = self.not_public, self.sizes, self.bucket_listings
-        for location, o in zip(locations, self.by_location.find(locations).tolist()):
+        found = self.by_location.find(locations)
+        if len(bases) == 1 and _all_under(bases[0], locations):  # one bucket endpoint, every item under it:
+            known = found[found >= 0]  # no call a document (a million: ~0.5 CPU-s)
+            return [], known[self.not_public_codes[known] != UNKNOWN].tolist()
+        for location, o in zip(locations, found.tolist()):
             if o < 0 or not_public[o] == UNKNOWN:
                 continue
             if location.startswith("s3://") or (bases and bucket_of(location, bases) is not None):
@@ -353,6 +357,13 @@ class Locations:
                     self._next = last + 1
             at = end
         return out
+
+
+def _all_under(base: str, locations: list[str]) -> bool:
+    """Whether every one of ``locations`` (not none) starts with ``base``: one join and counts."""
+    joined = "\n".join(locations)
+    n = len(locations)
+    return n > 0 and joined.startswith(base) and joined.count("\n") == n - 1 and joined.count("\n" + base) == n - 1
 
 
 def _changed_in_range(pending: tuple[list[str], list[int], list[int], int], bounds: tuple[int, int]) -> list[int]:
