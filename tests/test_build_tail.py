@@ -114,3 +114,28 @@ def test_slab_z_order_is_lexsort() -> None:
     slabs = rng.integers(0, 2**40, 1000)  # too many bits to pack with the record numbers: lexsort
     z = rng.integers(0, 2**32, 1000).astype(np.uint64)
     assert np.array_equal(_slab_z_order(slabs, z), np.lexsort((z, slabs)))
+
+
+def test_large_vocabularies_go_out_of_band_and_come_back(tmp_path: Any) -> None:
+    """A snapshot of an index with several large vocabularies (UTF-8, one with a NUL in a
+    text, which stays a pickled list): read back, every column the same, and the pickle
+    itself no longer holds the texts (they are buffers beside it)."""
+    from server.index.builder import IndexBuilder
+    from server.runtime.snapshot import read_snapshot, write_snapshot
+
+    builder = IndexBuilder()
+    for row in range(1500):
+        builder.add_item({"type": "Feature", "stac_version": "1.0.0", "id": f"i{row}", "collection": "c",
+                          "geometry": {"type": "Point", "coordinates": [row % 90, row % 45]},
+                          "bbox": [row % 90, row % 45, row % 90, row % 45], "assets": {}, "links": [],
+                          "properties": {"datetime": f"2020-01-01T00:{row // 60 % 60:02d}:{row % 60:02d}Z",
+                                         "name": f"nom-é-{row * 7919 % 1500}", "tile": f"T{row % 700:04d}",
+                                         "odd": f"x\0{row}" if row % 2 else f"y{row}"}})
+    index = builder.build()
+    header = write_snapshot(str(tmp_path / "v.idx"), index, ["x"])
+    assert header["pickle"][1] < 30_000  # "odd"'s ~1,500 texts in band; the others not
+    read, _ = read_snapshot(str(tmp_path / "v.idx"), verify=False)
+    for key in ("datetime", "name", "tile", "odd"):
+        a, b = index.columns[key].string, read.columns[key].string
+        assert a is not None and b is not None and len(a.vocab) >= 700
+        assert a.vocab == b.vocab and np.array_equal(a.codes, b.codes) and np.array_equal(a.rows, b.rows)
