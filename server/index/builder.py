@@ -511,7 +511,14 @@ def _default_order(ids: BlobColumn, codes: np.ndarray, sort_time: np.ndarray) ->
     n = len(ids)
     if not n:
         return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((codes, -sort_time))
+    # np.lexsort((codes, -sort_time)) as two stable sorts: by the codes as int16 (a radix sort),
+    # then by time (1M: ~0.11 s vs ~0.17, the build's serial tail, issue 18)
+    order = np.argsort(codes.astype(np.int16) if len(codes) and -2**15 <= codes.min() and codes.max() < 2**15 else codes,
+                       kind="stable")
+    times = sort_time[order]
+    np.negative(times, out=times)
+    order = order[np.argsort(times, kind="stable")]
+    del times
     t, c = sort_time[order], codes[order]
     tie = (t[1:] == t[:-1]) & (c[1:] == c[:-1])
     if tie.any():

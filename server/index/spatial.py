@@ -73,6 +73,24 @@ def _group_times(start: np.ndarray, end: np.ndarray, size: int) -> np.ndarray:
     )
 
 
+def _slab_z_order(slabs: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """``np.lexsort((z, slabs))``: the records by slab, then Z-order (32-bit ``z``), ties in
+    record order. Slab, z and the record's number packed into one uint64 when they fit (up
+    to ~16M records at SLAB) and those values sorted: ~1/4 of lexsort's time (1M: 0.06 s vs
+    0.23 s, the build's serial tail, issue 18)."""
+    n = len(z)
+    row_bits = max(n - 1, 1).bit_length()
+    slab_bits = max(int(slabs.max()), 1).bit_length() if n else 1
+    if slab_bits + 32 + row_bits > 64:
+        return np.lexsort((z, slabs))
+    key = slabs.astype(np.uint64) << np.uint64(32 + row_bits)
+    key |= z << np.uint64(row_bits)
+    key |= np.arange(n, dtype=np.uint64)
+    key.sort()
+    key &= np.uint64((1 << row_bits) - 1)
+    return key.view(np.int64)  # (below 2**63: the same numbers)
+
+
 def _hits(boxes: np.ndarray, q: tuple[float, float, float, float]) -> np.ndarray:
     return (boxes[:, 0] <= q[2]) & (boxes[:, 2] >= q[0]) & (boxes[:, 1] <= q[3]) & (boxes[:, 3] >= q[1])
 
@@ -105,16 +123,17 @@ class BoxIndex:
             del qx, qy
             # Slabs of ~``slab`` records by start time; records starting at the same time share
             # one (a catalog of one date keeps purely spatial leaves).
-            edges = np.sort(start)[slab::slab]
+            at = np.arange(slab, n, slab)
+            edges = np.partition(start, at)[at] if len(at) else start[:0]  # np.sort(start)[slab::slab], ~1/2 the time
             # (not np.unique: it imports numpy.ma, ~0.7 MiB resident, which nothing else loads)
             edges = edges[np.concatenate(([True], edges[1:] != edges[:-1]))] if len(edges) else edges
             slabs = np.searchsorted(edges, start, side="right")
-            order = np.lexsort((z, slabs))
+            order = _slab_z_order(slabs, z)
             del z, slabs
         else:
             order = np.zeros(0, dtype=np.int64)
         self.positions = positions[order]
-        self.boxes = np.ascontiguousarray(bounds[order])
+        self.boxes = np.take(bounds, order, axis=0)  # (a 2-d fancy index: ~3x the time, issue 18)
         self.start = np.ascontiguousarray(start[order])
         self.end = np.ascontiguousarray(end[order])
         self.extremes = None if extremes is None else np.ascontiguousarray(extremes[order])

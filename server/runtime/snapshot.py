@@ -114,6 +114,10 @@ class SnapshotWriter:
         layout: list[list[int]] = []
         base: dict[str, Any] | None = None
         written: list[tuple[int, int, int]] = []  # (address, size, offset in the file) of the buffers written
+        # and the buffers themselves, held to the end: a buffer made only for the pickle (a
+        # vocabulary's joined bytes, columns.StringPart) freed once written could have its
+        # address taken by a later one, which would then pass for a view of it
+        owners: list[pickle.PickleBuffer] = []
         # The buffers are written by a thread of their own as the pickle names them (the writes
         # release the GIL and often wait on the disk; the pickle holds it): ~1 s of a 1M build's
         # serial tail overlapped. Only that thread touches the file until it is joined; this one
@@ -146,6 +150,7 @@ class SnapshotWriter:
             else:
                 writer.write(buffer, raw)
                 written.append((address, raw.nbytes, at))
+                owners.append(buffer)
             layout.append([at, raw.nbytes])
             end = at + raw.nbytes
 
