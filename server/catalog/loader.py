@@ -557,6 +557,9 @@ class Loader:
             self._name_homes()
             self._load_items()
             self._progress(force=True)
+            # every document is read: the set of those seen goes before build() (its peak), not
+            # after: a table of 16 B a slot, 2**24 slots (256 MiB) at 10M item files
+            self._seen = set()
             index = self.builder.build()
             self.report.sources = fetcher.sources
             within = _FingerprintTail(fetcher.sources)
