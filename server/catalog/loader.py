@@ -1544,13 +1544,13 @@ class FilesPiece:
 
 
 def _share_locations(piece: FilesPiece, own: list[str]) -> None:
-    """The locations and paths a forked process sent (unpickled: new strings) replaced by
-    this process's own strings of the same value (the item links, also held by the walk's
-    set of documents seen), so that each location is held once, not twice: ~145 bytes an
-    item file (1.4 GB at 10M). A piece's files are its links in order, all of them unless a
-    file was skipped or left: compared as lists first (in C), else looked up one by one."""
-    assert piece.origins is not None and piece.sources is not None
-    for holder in (piece.origins.locations, piece.sources.paths):
+    """The locations, paths and rows' labels a forked process sent (unpickled: new strings)
+    replaced by this process's own strings of the same value (the item links, also held by
+    the walk's set of documents seen), so that each location is held once, not twice: ~145
+    bytes an item file (1.4 GB at 10M). A piece's files are its links in order, all of them
+    unless a file was skipped or left: compared as lists first (in C), else looked up one by one."""
+    assert piece.origins is not None and piece.sources is not None and piece.chunk is not None
+    for holder in (piece.origins.locations, piece.sources.paths, piece.chunk.labels):
         if holder == own:
             holder[:] = own
         elif holder:
