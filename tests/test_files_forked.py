@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -160,3 +161,30 @@ def test_a_root_named_through_a_symlink_is_indexed_by_forked_processes_alike(
     assert "in 2 processes" in log, log
     assert differences(forked, one) == []
     assert report.skipped_by_reason["duplicate"] == 3
+
+
+def test_the_locations_a_child_sends_are_held_as_the_loaders_own_strings() -> None:
+    """A piece's unpickled locations and paths (new strings) are replaced by the loader's item
+    links of the same value, all of them or (a file skipped) those that match, so a location is
+    held once at 10M files, not twice (~1.4 GB); the rows' labels (their locations) alike."""
+    from server.catalog.loader import FilesPiece, _share_locations  # noqa: PLC0415
+    from server.catalog.sources import SourceLog  # noqa: PLC0415
+    from server.index.origins import OriginsBuilder  # noqa: PLC0415
+
+    own = [f"/cat/c/i{n}/i{n}.json" for n in range(5)]
+
+    def copied(values: list[str]) -> list[str]:
+        return [("x" + v)[1:] for v in values]  # equal, not the same objects
+
+    whole, gapped = FilesPiece(0, 5, [], 0), FilesPiece(0, 5, [], 0)
+    for piece, kept in ((whole, own), (gapped, [own[0], own[2], own[4]])):
+        piece.origins, piece.sources = OriginsBuilder(), SourceLog()
+        piece.chunk = SimpleNamespace(labels=copied(kept))  # type: ignore[assignment]
+        piece.origins.locations = copied(kept)
+        piece.sources.paths = copied(kept) + ["/cat/c/elsewhere.json"]
+        assert not any(a is b for a, b in zip(piece.origins.locations, kept))
+        _share_locations(piece, own)
+        assert piece.origins.locations == kept and all(a is b for a, b in zip(piece.origins.locations, kept))
+        assert piece.sources.paths[:-1] == kept and all(a is b for a, b in zip(piece.sources.paths, kept))
+        assert piece.sources.paths[-1] == "/cat/c/elsewhere.json"
+        assert all(a is b for a, b in zip(piece.chunk.labels, kept)) and len(piece.chunk.labels) == len(kept)
