@@ -41,11 +41,34 @@ class ReloadStatus:
     changed: bool | None = None
 
 
+@dataclass
+class StartCheck:
+    """A snapshot served before its source files were checked (more of them than
+    Settings.start_check_files): they are stat()ed in a thread once the server serves, and a
+    stale snapshot is reloaded from its roots (the reload reuses its unchanged items).
+    /_mgmt/ready's ``last_reload.start_check`` shows it: ``checking``, then ``unchanged``,
+    ``stale`` (while its reload runs, or after that reload failed: ``last_reload`` says why),
+    ``reloaded``, or ``failed`` (the check itself: the snapshot stays served, unchecked)."""
+
+    path: str
+    files: int
+    check: Callable[[], str | None] | None  # why it is stale, or None; dropped once run (it maps the snapshot)
+    version: int  # the served index's: a reload meanwhile makes the outcome moot
+    state: str = "pending"
+    started_at: float | None = None
+    seconds: float | None = None
+    detail: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k not in ("check", "version")}
+
+
 class Reloader:
     def __init__(self, app: Starlette, build: Callable[[], Index | None]) -> None:
         self.app = app
         self.build = build
         self.status = ReloadStatus()
+        self.start_check: StartCheck | None = None
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
         self.supervisor_pid: int | None = None
@@ -135,6 +158,8 @@ class Reloader:
             if self._missed_publication():
                 published()
             return
+        if self.start_check is not None and self.start_check.check is not None:
+            self._tasks.append(loop.create_task(self._check_start(self.start_check)))
         if interval > 0:
             self._tasks.append(loop.create_task(self._every(interval)))
         if watch_interval > 0:
@@ -143,6 +168,38 @@ class Reloader:
             loop.add_signal_handler(signal.SIGHUP, lambda: self._tasks.append(loop.create_task(self.reload("SIGHUP"))))
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
             log.debug("SIGHUP reload not available in this process")
+
+    async def _check_start(self, check: StartCheck) -> None:
+        """Stat the served snapshot's source files in a thread (one: forking checkers beside a
+        serving event loop is not safe); reload from the roots when one changed."""
+        assert check.check is not None
+        run, check.check = check.check, None
+        check.state, check.started_at = "checking", time.time()
+        log.info("checking the %d source files of %s in the background", check.files, check.path)
+        try:
+            stale = await asyncio.to_thread(run)
+        except Exception as exc:  # the snapshot stays served, and says it was not checked
+            check.state, check.seconds, check.detail = "failed", time.time() - check.started_at, failure_text(exc)
+            log.error("checking the source files of %s failed, serving it unchecked: %s", check.path, exc)
+            return
+        finally:
+            del run
+        check.seconds = time.time() - check.started_at
+        if stale is None:
+            check.state = "unchanged"
+            log.info("%s: its %d source files are unchanged (checked in %.1f s)", check.path, check.files,
+                     check.seconds)
+            return
+        check.state, check.detail = "stale", stale
+        index = self.app.state.index
+        if index is not None and index.version != check.version:
+            log.warning("%s (found in %.1f s); a reload has replaced it already", stale, check.seconds)
+            check.state = "reloaded"
+            return
+        log.warning("%s (found in %.1f s): served until a reload from its roots replaces it", stale, check.seconds)
+        status = await self.reload("start check: stale snapshot")
+        if status.ok:
+            check.state = "reloaded"
 
     async def _every(self, interval: float) -> None:
         while True:
@@ -176,4 +233,7 @@ class Reloader:
             pass
 
     def describe(self) -> dict[str, Any]:
-        return asdict(self.status)
+        out = asdict(self.status)
+        if self.start_check is not None:
+            out["start_check"] = self.start_check.describe()
+        return out

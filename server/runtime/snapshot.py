@@ -570,7 +570,7 @@ def read_snapshot(path: str, verify: bool = True, base: str | None = None) -> tu
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, KeyError, ValueError) as exc:
         raise SnapshotError(f"{path} is damaged or from an incompatible version: {exc}") from None
     if verify:
-        stale = stale_reason(index, header, path)
+        stale = stale_reason(index.fingerprint, header, path)
         if stale is not None:
             raise SnapshotError(stale)
     index.loaded_at = time.time()
@@ -592,10 +592,11 @@ def _place_columns(index: Index, views: list[tuple[memoryview, SourceFile]]) -> 
                     break
 
 
-def stale_reason(index: Index, header: dict[str, Any], path: str) -> str | None:
-    """Why the snapshot at ``path`` (read as ``index``, ``header``) is stale (a local file
-    it was read from changed), or None; remote roots cannot be checked: a warning says so."""
-    changed = index.fingerprint.changed(processes=min(4, os.cpu_count() or 1))
+def stale_reason(fingerprint: Fingerprint, header: dict[str, Any], path: str, processes: int = 0) -> str | None:
+    """Why the snapshot at ``path`` (its index's ``fingerprint``, its ``header``) is stale (a
+    local file it was read from changed), or None; remote roots cannot be checked: a warning
+    says so. ``processes``: forked checkers (0: up to 4, one per core; only before serving)."""
+    changed = fingerprint.changed(processes=processes or min(4, os.cpu_count() or 1))
     if changed:
         return f"{path} is stale: its source files changed since it was written, e.g. {', '.join(changed)}"
     if any("://" in root for root in header["roots"]):
