@@ -392,9 +392,12 @@ def test_the_files_read_are_found_in_the_log_ahead_of_the_reused_ones() -> None:
         log.add(path, i, i * 10)
     asked = [paths[5], paths[STATS_LOOKAHEAD * 3], paths[STATS_LOOKAHEAD * 9], "https://x/y.json", paths[7],
              "/not/read.json", paths[-1]]
-    assert _read_stats(log, asked) == [(5, 50), (STATS_LOOKAHEAD * 3, STATS_LOOKAHEAD * 30),
+    assert list(zip(*(a.tolist() for a in _read_stats(log, asked)))) == [(5, 50), (STATS_LOOKAHEAD * 3, STATS_LOOKAHEAD * 30),
                                        (STATS_LOOKAHEAD * 9, STATS_LOOKAHEAD * 90), (-1, 0), (7, 70), (-1, 0),
                                        (len(paths) - 1, (len(paths) - 1) * 10)]
+    tail = paths[-3:]  # the log's last files, in order (a first load's item files): its arrays' tail
+    assert [a.tolist() for a in _read_stats(log, tail)] == [[len(paths) - 3, len(paths) - 2, len(paths) - 1],
+                                                          [10 * (len(paths) - 3), 10 * (len(paths) - 2), 10 * (len(paths) - 1)]]
 
 
 def test_the_first_of_two_items_with_one_id_wins_whichever_was_reused(catalog: Path) -> None:

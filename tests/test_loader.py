@@ -604,7 +604,7 @@ def _same_load(got: tuple[Index, LoadReport], expected: tuple[Index, LoadReport]
     assert [index.json[p] for p in range(index.size)] == [want.json[p] for p in range(want.size)]
     assert sorted(report.skips) == sorted(want_report.skips)
     assert report.structure_skips == want_report.structure_skips
-    assert sorted(report.sources.paths) == sorted(want_report.sources.paths)
+    assert sorted(report.sources.path_list()) == sorted(want_report.sources.path_list())
 
 
 def test_parquet_files_read_by_a_forked_child_build_the_same_index(
@@ -1013,7 +1013,7 @@ def test_the_forked_reader_is_used_and_builds_the_same_index(
     assert calls == [32]
     assert [index.json[p] for p in range(index.size)] == [expected.json[p] for p in range(expected.size)]
     assert sorted(report.skips) == sorted(expected_report.skips)
-    assert sorted(report.sources.paths) == sorted(expected_report.sources.paths)
+    assert sorted(report.sources.path_list()) == sorted(expected_report.sources.path_list())
 
 
 def test_items_a_dead_forked_reader_did_not_send_are_read_here(

@@ -30,7 +30,7 @@ class Fingerprint:
     @classmethod
     def of(cls, sources: SourceLog) -> Fingerprint:
         return cls(
-            np.frombuffer("\n".join(sources.paths).encode("utf-8", "surrogateescape"), dtype=np.uint8),
+            np.frombuffer(sources.joined_paths(), dtype=np.uint8),
             np.frombuffer(sources.sizes, dtype=np.int64).copy(),
             np.frombuffer(sources.mtimes, dtype=np.int64).copy(),
         )

@@ -210,6 +210,9 @@ class Context:
     node: int = LANDING
 
 
+_TAKEN = ("", Context(None, 0))  # in the item links: one a forked process indexed and this one took
+
+
 def default_structure_bytes() -> int:
     """The default structural bound: an eighth of physical memory (a link list parses to ~4x
     its size in Python objects, bench/big_collection.py, so a document at the bound still fits
@@ -576,12 +579,18 @@ class Loader:
             # every document is read: the set of those seen goes before build() (its peak), not
             # after: a table of 16 B a slot, 2**24 slots (256 MiB) at 10M item files
             self._seen = set()
+            # the origins and the fingerprint made before build() (its peak), not after: their
+            # locations then one buffer, the strings of the item files' paths (~150 B a file,
+            # held by the origins and the log of files read) let go before it
+            within = _FingerprintTail(fetcher.sources)
+            origins = self._origins.settle(functools.partial(_read_stats, fetcher.sources), self._digests, within)
+            fingerprint = within.fingerprint or Fingerprint.of(fetcher.sources)
+            self._origins = OriginsBuilder()
+            fetcher.sources.compact(fingerprint.paths)
             index = self.builder.build()
             self.report.sources = fetcher.sources
-            within = _FingerprintTail(fetcher.sources)
-            index.origins = self._origins.freeze(self.builder.positions, functools.partial(_read_stats, fetcher.sources),
-                                                 self._digests, within)
-            index.fingerprint = within.fingerprint or Fingerprint.of(fetcher.sources)
+            index.origins = origins.placed(self.builder.positions)
+            index.fingerprint = fingerprint
             if isinstance(self.builder, ReusingBuilder):
                 self.report.reused = self.builder.reused
         self._forget_walk()
@@ -1185,6 +1194,10 @@ class Loader:
                         self._read_items(pending[piece : piece + 1])
                     elif not self._take_files(piece, pending):
                         self._read_items(pending[piece.start : piece.end])
+                # the task's links let go as it is taken, not at the end: a tuple each (56 B,
+                # 0.56 GB at 10M item files); their locations are the origins' and the log's now
+                start, end = tasks[done]
+                pending[start:end] = itertools.repeat(_TAKEN, end - start)
                 done += 1
         return tasks[done][0] if done < len(tasks) else len(pending)
 
@@ -1583,7 +1596,7 @@ def _share_locations(piece: FilesPiece, own: list[str]) -> None:
 STATS_LOOKAHEAD = 64  # log entries _read_stats looks ahead before it looks a path up instead
 
 
-def _read_stats(sources: SourceLog, paths: list[str]) -> list[tuple[int, int]]:
+def _read_stats(sources: SourceLog, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(size, mtime) of each of ``paths`` as it was read, (-1, 0) for one not in the log of local
     files read (for the origins). The items' files were logged in the order their origins come
     in, so one forward pass over the log finds them (one further on than the next few entries
@@ -1593,8 +1606,11 @@ def _read_stats(sources: SourceLog, paths: list[str]) -> list[tuple[int, int]]:
     rest of `index`'s peak being ~1 GB)."""
     logged, sizes, mtimes = sources.paths, sources.sizes, sources.mtimes
     n, at = len(logged), 0
+    if paths and len(paths) <= n and logged[n - len(paths):] == paths:  # the log's tail (compared in C): every file in order
+        return (np.frombuffer(sizes, dtype=np.int64)[n - len(paths):].copy(),
+                np.frombuffer(mtimes, dtype=np.int64)[n - len(paths):].copy())
     where: dict[str, int] | None = None
-    out = []
+    out = array("q")  # size, mtime: in pairs
     for path in paths:
         end = min(n, at + STATS_LOOKAHEAD)
         i = at
@@ -1613,10 +1629,11 @@ def _read_stats(sources: SourceLog, paths: list[str]) -> list[tuple[int, int]]:
                 where = {p: j for j, p in enumerate(logged)}
             i = where.get(path, -1)
             if i < 0:
-                out.append((-1, 0))
+                out.extend((-1, 0))
                 continue
-        out.append((sizes[i], mtimes[i]))
-    return out
+        out.extend((sizes[i], mtimes[i]))
+    pairs = np.frombuffer(out, dtype=np.int64).reshape(-1, 2) if out else np.zeros((0, 2), np.int64)
+    return pairs[:, 0].copy(), pairs[:, 1].copy()
 
 
 class _FingerprintTail:
@@ -1633,7 +1650,7 @@ class _FingerprintTail:
         self.sources = sources
         self.fingerprint: Fingerprint | None = None
 
-    def __call__(self, locations: list[str], sizes: np.ndarray, mtimes: np.ndarray, read: list[int]) -> np.ndarray | None:
+    def __call__(self, locations: list[str], sizes: np.ndarray, mtimes: np.ndarray, read: np.ndarray) -> np.ndarray | None:
         sources = self.sources
         skip = len(sources.paths) - len(locations)
         if skip < 0 or not self._in_order(skip, locations, sizes, mtimes, read):
@@ -1642,7 +1659,7 @@ class _FingerprintTail:
         head = len("\n".join(sources.paths[:skip]).encode("utf-8", "surrogateescape")) + 1 if skip else 0
         return self.fingerprint.paths[head:]
 
-    def _in_order(self, skip: int, locations: list[str], sizes: np.ndarray, mtimes: np.ndarray, read: list[int]) -> bool:
+    def _in_order(self, skip: int, locations: list[str], sizes: np.ndarray, mtimes: np.ndarray, read: np.ndarray) -> bool:
         """Whether the log's paths from ``skip`` are ``locations``, once those ``read`` (by
         this load, the others' logged in order as reused) are put in their place."""
         tail = self.sources.paths[skip:]
@@ -1650,11 +1667,12 @@ class _FingerprintTail:
             return True
         if len(read) > self.REORDER_AT_MOST:
             return False
-        moved = {locations[i] for i in read}
+        picked = read.tolist()
+        moved = {locations[i] for i in picked}
         others = np.ones(len(locations), dtype=bool)
         others[read] = False
         if list(itertools.filterfalse(moved.__contains__, tail)) != list(itertools.compress(locations, others.tolist())) \
-                or sorted(filter(moved.__contains__, tail)) != sorted(locations[i] for i in read):
+                or sorted(filter(moved.__contains__, tail)) != sorted(locations[i] for i in picked):
             return False
         self.sources.paths[skip:] = locations  # the same files, each with its stats (those read: as logged)
         self.sources.sizes[skip:] = array("q", sizes.tobytes())

@@ -23,7 +23,9 @@ TO_FIND = -2  # a size not known yet (OriginsBuilder)
 
 
 # (locations, sizes, mtimes, indices of those read by this load) -> locations joined, or None
-Within = Callable[[list[str], np.ndarray, np.ndarray, list[int]], "np.ndarray | None"]
+Within = Callable[[list[str], np.ndarray, np.ndarray, np.ndarray], "np.ndarray | None"]
+# paths -> the size and mtime_ns each had when read (-1 and 0: not read from the disk)
+Read = Callable[[list[str]], "tuple[np.ndarray, np.ndarray]"]
 
 
 @dataclass
@@ -44,6 +46,27 @@ class Origins:
     def location_list(self) -> list[str]:
         return self.locations.tobytes().decode("utf-8", "surrogateescape").split("\n") if len(self.positions) else []
 
+    def placed(self, row_positions: np.ndarray) -> Origins:
+        """These origins (``positions``: builder rows, OriginsBuilder.settle) of the rows that
+        made it into the index, at their index positions (``row_positions``: builder row ->
+        index position, -1 dropped). The locations stay the buffer they are when no row was
+        dropped (the common case), else the kept ones are cut out of it (no strings)."""
+        positions = row_positions[self.positions] if len(self.positions) else self.positions
+        keep = positions >= 0
+        if keep.all():
+            self.positions = positions.astype(np.int64)
+            return self
+        return Origins(
+            locations=_kept_lines(self.locations, len(self.positions), keep),
+            positions=positions[keep].astype(np.int64),
+            declared=self.declared[keep],
+            names=self.names,
+            sizes=self.sizes[keep],
+            mtimes=self.mtimes[keep],
+            digests=self.digests[keep],
+            not_public=self.not_public[keep],
+        )
+
 
 class OriginsBuilder:
     """Collects the origins of builder rows as the loader indexes them."""
@@ -56,7 +79,9 @@ class OriginsBuilder:
         self.not_public = array("i")
         self.sizes = array("q")  # TO_FIND: looked up when frozen (a document read by this load)
         self.mtimes = array("q")
-        self.digests = bytearray()  # 16 bytes a row
+        # the rows' MD5s known when added (a previous index's remote documents), by row: the
+        # others' are zeros or found when settled (16 B a row as a bytearray: 160 MB at 10M files)
+        self.digests: dict[int, bytes] = {}
 
     def add(self, row: int, location: str, declared: str | None, not_public: int) -> None:
         self.rows.append(row)
@@ -65,7 +90,6 @@ class OriginsBuilder:
         self.not_public.append(not_public)
         self.sizes.append(TO_FIND)
         self.mtimes.append(0)
-        self.digests += bytes(16)
 
     def extend(self, first_row: int, locations: list[str], declared: np.ndarray, names: list[str],
                not_public: np.ndarray, sizes: np.ndarray, mtimes: np.ndarray, digests: np.ndarray) -> None:
@@ -73,13 +97,16 @@ class OriginsBuilder:
         index's), ``declared`` as codes into ``names``."""
         renumber = np.array([self._names.setdefault(name, len(self._names)) for name in names] + [NO_COLLECTION],
                             dtype=np.int32)  # a code of -1 (none) reads the last entry
+        first = len(self.rows)
+        digests = np.ascontiguousarray(digests, dtype=np.uint8).reshape(-1, 16)
+        for i in np.flatnonzero(digests.any(axis=1)).tolist():
+            self.digests[first + i] = digests[i].tobytes()
         self.rows.frombytes(np.arange(first_row, first_row + len(locations), dtype=np.int64).tobytes())
         self.locations.extend(locations)
         self.declared.frombytes(renumber[declared].astype(np.int32).tobytes())
         self.not_public.frombytes(np.asarray(not_public, dtype=np.int32).tobytes())
         self.sizes.frombytes(np.asarray(sizes, dtype=np.int64).tobytes())
         self.mtimes.frombytes(np.asarray(mtimes, dtype=np.int64).tobytes())
-        self.digests += np.ascontiguousarray(digests, dtype=np.uint8).tobytes()
 
     def append(self, other: OriginsBuilder, first_row: int) -> None:
         """The origins ``other`` collected for rows numbered from 0, as rows from ``first_row``
@@ -89,49 +116,57 @@ class OriginsBuilder:
             return
         renumber = np.array([self._names.setdefault(name, len(self._names)) for name in other._names] + [NO_COLLECTION],
                             dtype=np.int32)  # a code of -1 (none) reads the last entry
+        first = len(self.rows)
+        self.digests.update((first + i, digest) for i, digest in other.digests.items())
         self.rows.frombytes((np.frombuffer(other.rows, dtype=np.int64) + first_row).tobytes())
         self.locations.extend(other.locations)
         self.declared.frombytes(renumber[np.frombuffer(other.declared, dtype=np.int32)].tobytes())
         self.not_public.extend(other.not_public)
         self.sizes.extend(other.sizes)
         self.mtimes.extend(other.mtimes)
-        self.digests += other.digests
 
-    def freeze(self, row_positions: np.ndarray, read: Callable[[list[str]], list[tuple[int, int]]],
+    def freeze(self, row_positions: np.ndarray, read: Read,
                digests: dict[str, bytes], within: Within | None = None) -> Origins:
         """The origins of the rows that made it into the index (``row_positions``: builder row ->
-        index position, -1 dropped); ``read(paths)``: the (size, mtime_ns) each of those local
-        files had when read, (-1, 0) for one not read from the disk; ``digests``: a remote
-        document's MD5. ``within(locations, sizes, mtimes, read)``: the locations newline-joined as
-        UTF-8 bytes when a buffer holding them exists (a view of the Fingerprint's paths: a
-        snapshot writes those bytes once, ~100 MB at a million items), else None (``read``:
-        the indices of those whose stats ``read`` gave: read by this load)."""
-        rows = np.frombuffer(self.rows, dtype=np.int64) if len(self.rows) else np.zeros(0, np.int64)
-        positions = row_positions[rows] if len(rows) else rows
-        keep = np.flatnonzero(positions >= 0)
-        locations = [self.locations[i] for i in keep.tolist()]
-        sizes = np.frombuffer(self.sizes, dtype=np.int64)[keep] if len(keep) else np.zeros(0, np.int64)
-        mtimes = np.frombuffer(self.mtimes, dtype=np.int64)[keep] if len(keep) else np.zeros(0, np.int64)
-        found = np.frombuffer(bytes(self.digests), dtype=np.uint8).reshape(-1, 16)[keep]
-        todo = np.flatnonzero(sizes == TO_FIND).tolist()
-        stats = read([locations[i] for i in todo]) if todo else []
-        for i, stat in zip(todo, stats):
-            location = locations[i]
-            sizes[i], mtimes[i] = stat
-            digest = digests.get(location)
+        index position, -1 dropped): ``settle`` then ``Origins.placed``."""
+        return self.settle(read, digests, within).placed(row_positions)
+
+    def settle(self, read: Read, digests: dict[str, bytes],
+               within: Within | None = None) -> Origins:
+        """Every row's origin, its ``positions`` the builder's rows (``Origins.placed`` makes
+        them index positions once the index is built), the locations as one buffer: made before
+        the build so that the locations' strings (~150 B an item file) are not held through
+        its peak. ``read(paths)``: the sizes and mtime_ns those local files had when read
+        (arrays; -1 and 0 for one not read from the disk); ``digests``: a remote document's MD5.
+        ``within(locations, sizes, mtimes, read)``: the locations newline-joined as UTF-8 bytes
+        when a buffer holding them exists (a view of the Fingerprint's paths: a snapshot writes
+        those bytes once, ~100 MB at a million items), else None (``read``: the indices of those
+        whose stats ``read`` gave: read by this load)."""
+        rows = np.frombuffer(self.rows, dtype=np.int64).copy() if len(self.rows) else np.zeros(0, np.int64)
+        locations = self.locations
+        sizes = np.frombuffer(self.sizes, dtype=np.int64).copy() if len(rows) else np.zeros(0, np.int64)
+        mtimes = np.frombuffer(self.mtimes, dtype=np.int64).copy() if len(rows) else np.zeros(0, np.int64)
+        found = np.zeros((len(rows), 16), dtype=np.uint8)  # calloc: pages untouched (local files) cost no memory
+        for i, known in self.digests.items():
+            found[i] = np.frombuffer(known, dtype=np.uint8)
+        todo = np.flatnonzero(sizes == TO_FIND)
+        if len(todo):  # arrays, not a tuple of ints a file: 1M files read made ~120 MB of them at once
+            sizes[todo], mtimes[todo] = read(locations if len(todo) == len(locations) else [locations[i] for i in todo.tolist()])
+        for i in todo.tolist() if digests else ():
+            digest = digests.get(locations[i])
             if digest is not None:
                 found[i] = np.frombuffer(digest, dtype=np.uint8)
-        declared = np.frombuffer(self.declared, dtype=np.int32)[keep] if len(keep) else np.zeros(0, np.int32)
-        not_public = np.frombuffer(self.not_public, dtype=np.int32)[keep] if len(keep) else np.zeros(0, np.int32)
+        declared = np.frombuffer(self.declared, dtype=np.int32).copy() if len(rows) else np.zeros(0, np.int32)
+        not_public = np.frombuffer(self.not_public, dtype=np.int32).copy() if len(rows) else np.zeros(0, np.int32)
         return Origins(
             locations=_joined(locations, within(locations, sizes, mtimes, todo) if within is not None and locations else None),
-            positions=positions[keep].astype(np.int64),
-            declared=declared.copy(),
+            positions=rows,
+            declared=declared,
             names=list(self._names),
-            sizes=sizes.copy(),
-            mtimes=mtimes.copy(),
-            digests=found.copy(),
-            not_public=not_public.copy(),
+            sizes=sizes,
+            mtimes=mtimes,
+            digests=found,
+            not_public=not_public,
         )
 
 
@@ -140,3 +175,22 @@ def _joined(locations: list[str], joined: np.ndarray | None) -> np.ndarray:
     if joined is not None:
         return joined
     return np.frombuffer("\n".join(locations).encode("utf-8", "surrogateescape"), dtype=np.uint8)
+
+
+def _kept_lines(joined: np.ndarray, count: int, keep: np.ndarray) -> np.ndarray:
+    """The lines of ``joined`` (``count`` newline-separated UTF-8 lines) where ``keep``,
+    newline-joined again: one mask over the bytes, no string made."""
+    ends = np.append(np.flatnonzero(joined == 10), len(joined))  # each line's end (its newline's place)
+    if len(ends) != count:  # a location holding a newline (a file name may): by the lines as split, as location_list does
+        lines = joined.tobytes().split(b"\n")
+        return np.frombuffer(b"\n".join(lines[i] for i in np.flatnonzero(keep).tolist() if i < len(lines)), dtype=np.uint8)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    kept = np.flatnonzero(keep)
+    if not len(kept):
+        return np.zeros(0, np.uint8)
+    # +1 where a kept line starts, -1 past its newline: the running sum marks the kept bytes
+    size = len(joined) + 2
+    marks = np.bincount(starts[kept], minlength=size) - np.bincount(ends[kept] + 1, minlength=size)
+    mask = np.cumsum(marks[: len(joined) + 1]) > 0
+    out = np.append(joined, np.uint8(10))[mask]
+    return out[:-1].copy()  # the last kept line's newline
