@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from server.catalog import parallel
-from server.catalog.loader import LINES_MIN_CHUNK_BYTES, _group_tasks, _line_chunks
+from server.catalog.loader import _group_tasks
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="forked processes only where fork is")
 
@@ -61,28 +61,6 @@ def test_closing_early_ends_children_whose_results_wait() -> None:
     for pid in pids:
         with pytest.raises(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-
-
-@pytest.mark.parametrize("count", [2, 3])
-def test_an_ndjson_files_chunks_end_together(count: int) -> None:
-    """Loader._index_lines_forked's chunks: whole lines, every byte once, in order; rounds of
-    ``count`` chunks of one size (to LINES_MIN_CHUNK_BYTES), smaller to the end, so each process
-    gets nearly the same bytes and the last chunks are small."""
-    lines = [b"x" * (200 + (i * 7919) % 1800) + b"\n" for i in range(60_000)]
-    data = b"".join(lines)
-    at = len(lines[0]) + len(lines[1])
-    size = 4 << 20
-    chunks = _line_chunks(data, at, size, count)
-    assert chunks[0][0] == at and chunks[-1][1] == len(data)
-    assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:]))
-    assert all(data[end - 1 : end] == b"\n" for _, end in chunks)
-    sizes = [end - start for start, end in chunks]
-    assert max(sizes) <= size + 2000
-    assert max(sizes[-count:]) <= LINES_MIN_CHUNK_BYTES + 2000  # the last round: the smallest
-    shares = [sum(sizes[k::count]) for k in range(count)]
-    assert max(shares) - min(shares) <= LINES_MIN_CHUNK_BYTES + 2000
-    # no trailing newline: the last chunk runs to the end
-    assert _line_chunks(data[:-1], 0, size, count)[-1][1] == len(data) - 1
 
 
 @pytest.mark.parametrize("count", [2, 3])

@@ -381,27 +381,6 @@ def _links(doc: dict[str, Any], lean: bool = True) -> Iterator[tuple[str, str, A
             yield "item", href, types.get(position) if types else None
 
 
-def _line_chunks(data: Any, at: int, size: int, count: int) -> list[tuple[int, int]]:
-    """The chunks (start, end: after a newline, or the end) of ``data`` from ``at`` for ``count``
-    forked processes (task i to process i % count): ``size`` bytes each, in rounds of ``count``
-    chunks of one size, the last rounds smaller (a quarter of what is left, per process, down to
-    LINES_MIN_CHUNK_BYTES), so the processes end together: with 8 MB chunks to the end, one
-    ended up to a chunk (~0.12 s of a core, 2 of them at 1M: an odd number of chunks) before
-    the other, at each of the 1M build's four files (issue 18)."""
-    tasks: list[tuple[int, int]] = []
-    start, length = at, len(data)
-    while start < length:
-        step = min(size, max(LINES_MIN_CHUNK_BYTES, (length - start) // (2 * count)))
-        for _ in range(count):
-            if start >= length:
-                break
-            newline = data.find(b"\n", start + step)
-            end = length if newline < 0 else newline + 1
-            tasks.append((start, end))
-            start = end
-    return tasks
-
-
 def _group_tasks(groups: list[int], count: int) -> list[tuple[int, int, int]]:
     """The tasks of a parquet file's row groups (their rows: ``groups``) for ``count`` forked
     processes (task i to process i % count): (group, first row, end of its rows), a row group
@@ -741,7 +720,13 @@ class Loader:
         # idle, issue 18; nor here as each comes back: a mapped file's pages would be read into
         # this process too); a child counts up to a chunk only when it must name a line
         # (_index_lines)
-        tasks = _line_chunks(data, at, size, count)
+        tasks: list[tuple[int, int]] = []
+        start = at
+        while start < len(data):
+            newline = data.find(b"\n", start + size)
+            end = len(data) if newline < 0 else newline + 1
+            tasks.append((start, end))
+            start = end
         location = values.location
         log.info("%s: indexing its lines in %d processes (%d chunks)", location, count, len(tasks))
         done, lines = 0, number
