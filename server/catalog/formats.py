@@ -361,11 +361,11 @@ class GeoParquet(Reader):
         return rows
 
     def read_row_groups(self, data: bytes, location: str, row_groups: list[int], assets_json: bool = False,
-                        json_only: bool = False) -> Iterator[Any]:
+                        json_only: bool = False, rows: tuple[int, int] | None = None) -> Iterator[Any]:
         """The items of these row groups, as ``read`` gives them, decoded in this thread (for a
-        process of several, each reading row groups); ``assets_json``, ``json_only``:
+        process of several, each reading row groups); ``assets_json``, ``json_only``, ``rows``:
         parquet.read_batches'."""
-        return self._items(self._module(), data, location, row_groups, assets_json, json_only)
+        return self._items(self._module(), data, location, row_groups, assets_json, json_only, rows)
 
     @staticmethod
     def _module() -> Any:
@@ -377,11 +377,12 @@ class GeoParquet(Reader):
 
     @staticmethod
     def _items(parquet: Any, data: bytes, location: str, row_groups: list[int] | None = None,
-               assets_json: bool = False, json_only: bool = False) -> Iterator[Any]:
+               assets_json: bool = False, json_only: bool = False, rows: tuple[int, int] | None = None
+               ) -> Iterator[Any]:
         try:
             for batch in parquet.read_batches(data, location=location, row_groups=row_groups,
                                               threads=row_groups is None, assets_json=assets_json,
-                                              json_only=json_only):
+                                              json_only=json_only, rows=rows):
                 yield from batch
         except parquet.ParquetError as exc:
             raise FormatError(str(exc)) from None

@@ -90,7 +90,7 @@ def read_items(source: Source, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator
 def read_batches(source: Source, batch_size: int = DEFAULT_BATCH_SIZE,
                  location: str | None = None, row_groups: list[int] | None = None,
                  threads: bool = True, assets_json: bool = False,
-                 json_only: bool = False) -> Iterator[list[dict[str, Any]]]:
+                 json_only: bool = False, rows: tuple[int, int] | None = None) -> Iterator[list[dict[str, Any]]]:
     """The items of each record batch, a list at a time: at most batch_size items in memory
     as dicts (plus the file's decoded row group, pyarrow's unit of reading). For bytes,
     `location` is where they came from: its `key=value` folders are hive partition values;
@@ -100,11 +100,12 @@ def read_batches(source: Source, batch_size: int = DEFAULT_BATCH_SIZE,
     items' ``assets`` may be their JSON text (an orjson.Fragment, see _assets_json) when every
     asset href is an http(s) URL, for a caller that serves such hrefs as written;
     ``json_only``: the items are only made servable (normalize.servable) and serialized, as
-    the index builder does (see batch_items)."""
+    the index builder does (see batch_items); ``rows``: (first, end) of the rows read (bytes
+    only), the others decoded and dropped: a row group shared by forked processes."""
     if isinstance(source, bytes | bytearray | memoryview):
         partition = hive_partition(location) if location else {}
         yield from _file_batches(pa.BufferReader(source), partition, batch_size, location or "<bytes>", row_groups,
-                                 threads, assets_json, json_only)
+                                 threads, assets_json, json_only, rows)
         return
     path = Path(source)
     if path.is_dir():
@@ -176,7 +177,8 @@ def _folder_files(folder: Path) -> list[tuple[Path, dict[str, str | None]]]:
 
 def _file_batches(where: Any, partition: dict[str, str | None], batch_size: int,
                   name: str, row_groups: list[int] | None = None, threads: bool = True,
-                  assets_json: bool = False, json_only: bool = False) -> Iterator[list[dict[str, Any]]]:
+                  assets_json: bool = False, json_only: bool = False,
+                  rows: tuple[int, int] | None = None) -> Iterator[list[dict[str, Any]]]:
     try:
         file = pq.ParquetFile(where)
     except (pa.ArrowException, OSError) as exc:
@@ -185,8 +187,17 @@ def _file_batches(where: Any, partition: dict[str, str | None], batch_size: int,
     if "id" not in names:
         raise ParquetError(f"{name}: no `id` column: not stac-geoparquet")
     extra = {key: value for key, value in partition.items() if key not in names}
+    first, end = rows if rows is not None else (0, 0)
+    seen = 0  # rows of the batches before this one
     try:
         for batch in file.iter_batches(batch_size=batch_size, row_groups=row_groups, use_threads=threads):
+            if rows is not None:
+                at, seen = seen, seen + batch.num_rows
+                if seen <= first:
+                    continue
+                if at >= end:
+                    break
+                batch = batch.slice(max(first - at, 0), min(end, seen) - max(first, at))
             for key, value in extra.items():
                 batch = batch.append_column(key, pa.array([value] * batch.num_rows, pa.string()))
             yield batch_items(batch, assets_json, json_only)

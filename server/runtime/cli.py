@@ -22,7 +22,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from server import __version__
-from server.api.http_protocol import JsonErrorsProtocol
 from server.runtime.stopping import SHUTDOWN_GRACE_SECONDS, stop_requested
 from server.settings import Settings
 
@@ -221,6 +220,9 @@ def serve(settings: Settings, index_file: str | None = None, workers: int = 1) -
 def _serve(settings: Settings, index_file: str | None, workers: int) -> int:
     import uvicorn
 
+    # here, not at the top: `index` needs no HTTP server (uvicorn's import was ~0.11 of the
+    # 0.30 CPU-s `index` spent importing before it could read a catalog, issue 18)
+    from server.api.http_protocol import JsonErrorsProtocol
     from server.catalog.loader import LoadError
     from server.catalog.sources import RemoteCache
     from server.runtime.app import create_app
