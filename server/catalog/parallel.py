@@ -18,7 +18,6 @@ import fcntl
 import io
 import os
 import pickle
-import queue
 import struct
 import threading
 import weakref
@@ -53,50 +52,6 @@ def forkable() -> bool:
         return False
     me = threading.current_thread()
     return all(t is me or t in _fork_safe for t in threading.enumerate())
-
-
-# Results a child may have made and not yet sent (_Sender): a 1M ndjson build's chunk results are
-# ~1.5 MB, over a pipe's 1 MB, so with none held a child waited, each chunk, for this process to
-# read the other child's result of the chunk before (results are taken in task order): the two
-# children ran in step, the faster one idle (1.4-2.4 s of a child's 48 s wall blocked at load 10,
-# issue 18). Eight: ~1 s of one child ahead of the other, ~12 MB held at most.
-AHEAD = 8
-
-
-class _Sender:
-    """In a forked child: results written to the pipe by a thread of its own, up to AHEAD of them
-    queued, so the child goes on with its next task while this process has not read them yet."""
-
-    def __init__(self, out: Any) -> None:
-        self._out = out
-        self._queue: queue.Queue[bytes | None] = queue.Queue(AHEAD)
-        self._error: OSError | None = None
-        self._thread = threading.Thread(target=self._run, name="forked-results", daemon=True)
-        self._thread.start()
-
-    def send(self, payload: bytes) -> None:
-        if self._error is not None:  # this process stopped reading: nothing more to do
-            raise self._error
-        self._queue.put(payload)
-
-    def _run(self) -> None:
-        out = self._out
-        while (payload := self._queue.get()) is not None:
-            if self._error is not None:
-                continue  # taken and dropped: send never waits on a queue no one empties
-            try:
-                out.write(LENGTH.pack(len(payload)))
-                out.write(payload)
-                out.flush()
-            except OSError as exc:
-                self._error = exc
-
-    def close(self) -> None:
-        """Wait for every result to be written; raises if they could not be."""
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
 
 
 class forked_map(Iterator[Any]):  # noqa: N801 - used as the function it was: forked_map(...) then iterate
@@ -134,10 +89,11 @@ class forked_map(Iterator[Any]):  # noqa: N801 - used as the function it was: fo
                 for stream in self.streams:
                     stream.close()
                 with os.fdopen(write_fd, "wb", buffering=1 << 16) as out:
-                    sender = _Sender(out)
                     for task in tasks:
-                        sender.send(pickle.dumps(work(task), protocol=5))
-                    sender.close()
+                        payload = pickle.dumps(work(task), protocol=5)
+                        out.write(LENGTH.pack(len(payload)))
+                        out.write(payload)
+                        out.flush()
                 status = 0
             finally:
                 os._exit(status)
