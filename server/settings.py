@@ -144,6 +144,11 @@ class Settings(BaseSettings):
         "checked (each file's size and mtime) before serving; a larger one is served at once and checked in the "
         "background, and reloaded from its roots when a file changed (1M files: 3.8 CPU-s, 6-12 s under load; "
         "4.05M: 71-117 s; 0: always in the background).")
+    start_check_retry_seconds: float = Field(
+        30.0, gt=0, description="A reload started by the background start check that fails is retried after "
+        "this many seconds, then twice as long each time (the stale snapshot stays served meanwhile).")
+    start_check_retries: int = Field(5, ge=0, description="How many times that reload is retried before the "
+                                     "server gives up (logged; /_mgmt/ready keeps reporting the snapshot stale).")
     query_time_budget: float = Field(10.0, gt=0, description="Seconds a search may run before it stops with "
                                      "a 400 asking to narrow it.")
     max_request_bytes: int = Field(1024 * 1024, ge=1024, description="Largest POST body; larger ones get a 413.")

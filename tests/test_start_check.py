@@ -34,7 +34,8 @@ def checked(base: str, timeout: float = 60.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         ready = httpx.get(base + "/_mgmt/ready").json()
-        if ready["last_reload"]["start_check"]["state"] in ("unchanged", "reloaded", "failed"):
+        check = ready["last_reload"]["start_check"]
+        if check["state"] in ("unchanged", "reloaded", "failed") and check.get("index_file") != "writing":
             return ready
         assert time.monotonic() < deadline, ready
         time.sleep(0.1)
@@ -47,15 +48,12 @@ def snapshot_of(root: Path, path: Path) -> None:
 
 def test_a_stale_snapshot_is_served_then_replaced_by_its_rebuilt_index(sample_copy: Path, tmp_path: Path) -> None:
     root = sample_copy / "catalog.json"
-    snapshot = tmp_path / "sample.idx"
-    snapshot_of(root, snapshot)
-    doc = json.loads(root.read_text())
-    doc["links"] = [link for link in doc["links"] if "misc" not in link["href"]]
-    root.write_text(json.dumps(doc, indent=1))
-
+    original = root.read_text()
     # with its ROOTs, and without (its own roots are reloaded): the stale snapshot's index
     # (version 1) is served, then replaced by the reload of the changed catalog (version 2)
     for roots in ([str(root)], []):
+        root.write_text(original)
+        _, snapshot = stale_sample(sample_copy, tmp_path)  # (the first start rewrote it)
         log = tmp_path / f"server-{len(roots)}.log"
         with run_server(roots, extra_args=["--index", str(snapshot)], env=BACKGROUND, log_path=log) as base:
             ready = checked(base)
@@ -104,3 +102,99 @@ def test_a_check_that_fails_leaves_the_snapshot_served_and_says_so(sample_copy: 
         assert ready["status"] == "ready" and ready["items"] == 68 and ready["last_reload"]["reloads"] == 0
         assert httpx.get(base + "/search", params={"limit": 1}).status_code == 200
     assert "serving it unchecked" in log.read_text()
+
+
+# -- session 14: workers, the --index file rewritten, retries, staleness in /_mgmt/ready ---------
+
+
+def stale_sample(sample_copy: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A snapshot of the sample, then its catalog changed (one child link less: 67 items)."""
+    root = sample_copy / "catalog.json"
+    snapshot = tmp_path / "sample.idx"
+    snapshot_of(root, snapshot)
+    doc = json.loads(root.read_text())
+    doc["links"] = [link for link in doc["links"] if "misc" not in link["href"]]
+    root.write_text(json.dumps(doc, indent=1))
+    return root, snapshot
+
+
+def header_sha(snapshot: Path) -> str:
+    from server.runtime.snapshot import read_header
+
+    with open(snapshot, "rb") as f:
+        return str(read_header(f, str(snapshot))["header_sha256"])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_reloaded_snapshot_is_written_to_the_index_file(sample_copy: Path, tmp_path: Path, workers: int) -> None:
+    root, snapshot = stale_sample(sample_copy, tmp_path)
+    before = header_sha(snapshot)
+    log = tmp_path / "server.log"
+    # with --workers N too, the snapshot is served at once: the supervisor checks it once the
+    # workers serve, and every worker maps the reload it publishes
+    with run_server([str(root)], extra_args=["--index", str(snapshot), "--workers", str(workers)], env=BACKGROUND,
+                    log_path=log) as base:
+        ready = checked(base)
+        check = ready["last_reload"]["start_check"]
+        assert check["state"] == "reloaded", ready
+        assert check["index_file"] == "rewritten", ready
+        assert ready["stale"] is False
+        for _ in range(8):  # whichever worker answers
+            ready = httpx.get(base + "/_mgmt/ready").json()
+            assert ready["items"] == 67 and ready["version"] == 2, ready
+            assert ready["last_reload"]["start_check"]["state"] == "reloaded"
+    output = log.read_text()
+    assert "served while its" in output and "checked in the background" in output
+    assert header_sha(snapshot) != before
+    assert not list(tmp_path.glob("sample.idx.tmp*"))
+    # the next start finds the rewritten file unchanged: no second reload
+    with run_server([str(root)], extra_args=["--index", str(snapshot)], env=BACKGROUND) as base:
+        ready = checked(base)
+        assert ready["last_reload"]["start_check"]["state"] == "unchanged", ready
+        assert ready["items"] == 67 and ready["version"] == 1 and ready["stale"] is False
+
+
+def test_a_failed_reload_is_retried_and_the_staleness_is_reported(sample_copy: Path, tmp_path: Path) -> None:
+    root, snapshot = stale_sample(sample_copy, tmp_path)
+    good = root.read_text()
+    root.write_text("{ not json")  # the reload cannot read its root
+    log = tmp_path / "server.log"
+    env = {**BACKGROUND, "STAC_STATIC_START_CHECK_RETRY_SECONDS": "0.2", "STAC_STATIC_START_CHECK_RETRIES": "50"}
+    with run_server([str(root)], extra_args=["--index", str(snapshot)], env=env, log_path=log) as base:
+        deadline = time.monotonic() + 60
+        while True:
+            ready = httpx.get(base + "/_mgmt/ready").json()
+            check = ready["last_reload"]["start_check"]
+            if check["attempts"] >= 2:
+                break
+            assert time.monotonic() < deadline, ready
+            time.sleep(0.1)
+        # serving the stale snapshot is intended: ready stays ready, and says it is stale
+        assert ready["status"] == "ready" and ready["items"] == 68 and ready["version"] == 1
+        assert check["state"] == "stale" and ready["stale"] is True, ready
+        assert "is stale" in ready["stale_reason"]
+        assert ready["last_reload"]["ok"] is False
+        root.write_text(good)  # the next retry reads it
+        ready = checked(base)
+        assert ready["last_reload"]["start_check"]["state"] == "reloaded", ready
+        assert ready["stale"] is False and "stale_reason" not in ready and ready["items"] == 67
+    output = log.read_text()
+    assert "retrying in" in output
+
+
+def test_retries_are_bounded(sample_copy: Path, tmp_path: Path) -> None:
+    root, snapshot = stale_sample(sample_copy, tmp_path)
+    root.write_text("{ not json")
+    log = tmp_path / "server.log"
+    env = {**BACKGROUND, "STAC_STATIC_START_CHECK_RETRY_SECONDS": "0.1", "STAC_STATIC_START_CHECK_RETRIES": "2"}
+    with run_server([str(root)], extra_args=["--index", str(snapshot)], env=env, log_path=log) as base:
+        deadline = time.monotonic() + 60
+        while "giving up" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        time.sleep(0.5)
+        ready = httpx.get(base + "/_mgmt/ready").json()
+        check = ready["last_reload"]["start_check"]
+        assert check["attempts"] == 3 and check["state"] == "stale" and check["retry_at"] is None, ready
+        assert ready["stale"] is True and ready["status"] == "ready"
+        assert ready["last_reload"]["reloads"] == 0

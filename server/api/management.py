@@ -51,6 +51,9 @@ async def ready(request: Request) -> Response:
             "items": index.size,
             "load": load,
             "last_reload": reload_status,
+            # a snapshot served while found stale (its reload pending, retried or given up):
+            # serving it is intended, so the status stays; a monitor reads this
+            **request.app.state.reloader.staleness(),
         }
     )
 

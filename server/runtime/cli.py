@@ -125,14 +125,15 @@ def _load_index(settings: Settings, index_file: str | None, remote_cache: Any = 
     server serves is appended): stat()ing them took 71-117 s at 4.05M files."""
     from server.catalog.configured import load_options, roots_of
     from server.catalog.loader import load_catalogs
-    from server.runtime.reloader import StartCheck
     from server.runtime.remote_snapshot import check_hrefs
     from server.runtime.snapshot import SnapshotError, read_snapshot, stale_reason, write_snapshot
+    from server.runtime.start_check import StartCheck
 
     previous = None
     if index_file:
         try:
             index, header = read_snapshot(index_file, verify=False)
+            index.version = 1  # a start's, whatever it was when written (a start check's reload rewrites it)
             files = len(index.fingerprint)
             background = later is not None and files > settings.start_check_files
             stale = None if background else stale_reason(index.fingerprint, header, index_file)
@@ -237,16 +238,16 @@ def _serve(settings: Settings, index_file: str | None, workers: int) -> int:
                   "the builder (`stac-static-api index ROOT... -o URL`), not to a replica", file=sys.stderr)
             return 2
         replica = RemoteSnapshot(index_file, settings)
-    # One process checks a large snapshot's files once it serves; forked workers' reloads are
-    # the supervisor's (server.runtime.workers), which checks before the fork, as before.
-    later: list[Any] | None = [] if workers <= 1 else None
+    # A large snapshot's files are checked once it serves: by the one process, or with forked
+    # workers by their supervisor (server.runtime.workers), which builds their reloads.
+    later: list[Any] = []
     try:
         index = _load(settings, index_file, remote_cache, replica, later)
     except (LoadError, SnapshotError) as exc:
         print(f"stac-static-api: {exc}", file=sys.stderr)
         return 1
     app = create_app(settings, index=index, remote_cache=remote_cache, replica=replica, index_file=index_file)
-    if later:
+    if later and workers <= 1:
         app.state.reloader.start_check = later[0]
     del index  # the app holds it; a reference here would keep it alive after a reload swaps it
     config = dict(
@@ -259,7 +260,7 @@ def _serve(settings: Settings, index_file: str | None, workers: int) -> int:
     if workers > 1:
         from server.runtime.workers import run_forked
 
-        return run_forked(app, config, settings.host, settings.port, workers)
+        return run_forked(app, config, settings.host, settings.port, workers, later[0] if later else None)
     # One process, no supervisor of ours: whatever started it restarts it (README, Operations).
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop_requested)

@@ -8,9 +8,11 @@ serving and records why; /_mgmt/ready reports it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -21,9 +23,15 @@ import orjson
 from starlette.applications import Starlette
 
 from server import metrics
+from server.catalog.configured import roots_of
 from server.catalog.loader import release_free_memory
 from server.index import Index
-from server.runtime.child_build import failure_text, read_published
+from server.runtime import start_check
+from server.runtime.child_build import ChildBuilder, failure_text, read_published
+from server.runtime.snapshot import write_snapshot
+from server.runtime.start_check import StartCheck
+
+START_CHECK_FILE = "start_check.json"  # beside a supervisor's publication (server.runtime.workers)
 
 log = logging.getLogger("stac_static_api.reload")
 
@@ -39,28 +47,6 @@ class ReloadStatus:
     # False: a replica's snapshot unchanged (nothing swapped in), or a reload that found every
     # document as the serving index read it (swapped in, with the next version, serving the same)
     changed: bool | None = None
-
-
-@dataclass
-class StartCheck:
-    """A snapshot served before its source files were checked (more of them than
-    Settings.start_check_files): they are stat()ed in a thread once the server serves, and a
-    stale snapshot is reloaded from its roots (the reload reuses its unchanged items).
-    /_mgmt/ready's ``last_reload.start_check`` shows it: ``checking``, then ``unchanged``,
-    ``stale`` (while its reload runs, or after that reload failed: ``last_reload`` says why),
-    ``reloaded``, or ``failed`` (the check itself: the snapshot stays served, unchecked)."""
-
-    path: str
-    files: int
-    check: Callable[[], str | None] | None  # why it is stale, or None; dropped once run (it maps the snapshot)
-    version: int  # the served index's: a reload meanwhile makes the outcome moot
-    state: str = "pending"
-    started_at: float | None = None
-    seconds: float | None = None
-    detail: str | None = None
-
-    def describe(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in ("check", "version")}
 
 
 class Reloader:
@@ -159,7 +145,7 @@ class Reloader:
                 published()
             return
         if self.start_check is not None and self.start_check.check is not None:
-            self._tasks.append(loop.create_task(self._check_start(self.start_check)))
+            self._check_start(self.start_check, loop)
         if interval > 0:
             self._tasks.append(loop.create_task(self._every(interval)))
         if watch_interval > 0:
@@ -169,37 +155,32 @@ class Reloader:
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
             log.debug("SIGHUP reload not available in this process")
 
-    async def _check_start(self, check: StartCheck) -> None:
-        """Stat the served snapshot's source files in a thread (one: forking checkers beside a
-        serving event loop is not safe); reload from the roots when one changed."""
-        assert check.check is not None
-        run, check.check = check.check, None
-        check.state, check.started_at = "checking", time.time()
-        log.info("checking the %d source files of %s in the background", check.files, check.path)
-        try:
-            stale = await asyncio.to_thread(run)
-        except Exception as exc:  # the snapshot stays served, and says it was not checked
-            check.state, check.seconds, check.detail = "failed", time.time() - check.started_at, failure_text(exc)
-            log.error("checking the source files of %s failed, serving it unchecked: %s", check.path, exc)
-            return
-        finally:
-            del run
-        check.seconds = time.time() - check.started_at
-        if stale is None:
-            check.state = "unchanged"
-            log.info("%s: its %d source files are unchanged (checked in %.1f s)", check.path, check.files,
-                     check.seconds)
-            return
-        check.state, check.detail = "stale", stale
-        index = self.app.state.index
-        if index is not None and index.version != check.version:
-            log.warning("%s (found in %.1f s); a reload has replaced it already", stale, check.seconds)
-            check.state = "reloaded"
-            return
-        log.warning("%s (found in %.1f s): served until a reload from its roots replaces it", stale, check.seconds)
-        status = await self.reload("start check: stale snapshot")
-        if status.ok:
-            check.state = "reloaded"
+    def _check_start(self, check: StartCheck, loop: asyncio.AbstractEventLoop) -> None:
+        """Start checking the served snapshot's source files in a thread of its own (one: forking
+        checkers beside a serving event loop is not safe); a stale one is reloaded by this loop,
+        retried when that fails, and written over the --index file (server.runtime.start_check)."""
+
+        def reload(reason: str) -> bool:
+            try:
+                return bool(asyncio.run_coroutine_threadsafe(self.reload(reason), loop).result().ok)
+            except (RuntimeError, concurrent.futures.CancelledError):  # the loop stopped: the server is stopping
+                check.stop.set()
+                return False
+
+        def replaced() -> bool:
+            index = self.app.state.index
+            return index is not None and index.version != check.version
+
+        def rewrite() -> None:
+            write_snapshot(check.path, self.app.state.index, roots_of(self.app.state.settings))
+            if isinstance(self.build, ChildBuilder):  # the next reload reuses the items of the file rewritten
+                self.build.previous = check.path
+
+        settings = self.app.state.settings
+        thread = threading.Thread(target=start_check.run, name="start-check", daemon=True,
+                                  args=(check, reload, replaced, rewrite, settings.start_check_retry_seconds,
+                                        settings.start_check_retries))
+        thread.start()
 
     async def _every(self, interval: float) -> None:
         while True:
@@ -218,6 +199,8 @@ class Reloader:
                 await self.reload(f"file change: {changed[0]}")
 
     def stop(self) -> None:
+        if self.start_check is not None:
+            self.start_check.stop.set()
         for task in self._tasks:
             task.cancel()
         kill = getattr(self.build, "kill", None)
@@ -234,6 +217,21 @@ class Reloader:
 
     def describe(self) -> dict[str, Any]:
         out = asdict(self.status)
-        if self.start_check is not None:
-            out["start_check"] = self.start_check.describe()
+        check = self.checked()
+        if check is not None:
+            out["start_check"] = {k: v for k, v in check.items() if k != "version"}
         return out
+
+    def checked(self) -> dict[str, Any] | None:
+        """The start check's state, with the index version it is about: this process's, or
+        (a forked worker) the one the supervisor publishes."""
+        if self.start_check is not None:
+            return {**self.start_check.describe(), "version": self.start_check.version}
+        if self.publication is not None:
+            return start_check.read_published(self.publication.parent / START_CHECK_FILE)
+        return None
+
+    def staleness(self) -> dict[str, Any]:
+        """/_mgmt/ready's ``stale`` (and ``stale_reason``): see start_check.staleness."""
+        index = self.app.state.index
+        return start_check.staleness(self.checked(), index.version if index is not None else None)

@@ -38,14 +38,17 @@ import orjson
 import uvicorn
 
 from server import metrics
+from server.catalog.configured import roots_of
 from server.catalog.fingerprint import Fingerprint
 from server.catalog.loader import release_free_memory
 from server.catalog.sources import RemoteCache
 from server.index import Index
+from server.runtime import start_check
 from server.runtime.child_build import ChildBuilder, failure_text
-from server.runtime.reloader import ReloadStatus
+from server.runtime.reloader import START_CHECK_FILE, ReloadStatus
 from server.runtime.remote_snapshot import RemoteSnapshot
-from server.runtime.snapshot import read_snapshot, snapshot_base
+from server.runtime.snapshot import read_snapshot, snapshot_base, write_snapshot
+from server.runtime.start_check import StartCheck
 from server.runtime.stopping import stop_requested
 from server.settings import Settings
 
@@ -99,10 +102,12 @@ class Supervisor:
 
     def __init__(self, settings: Settings, remote_cache: RemoteCache, fingerprint: Fingerprint | None,
                  replica: RemoteSnapshot | None = None, index_file: str | None = None,
-                 current: Callable[[], Index | None] | None = None) -> None:
+                 current: Callable[[], Index | None] | None = None, check: StartCheck | None = None) -> None:
         """``replica``: a replica's reload downloads the published snapshot (when it changed)
         instead of a build; ``index_file``, ``current``: a snapshot of the index loaded before
-        the fork, that index (ChildBuilder: the first build reuses its unchanged items)."""
+        the fork, that index (ChildBuilder: the first build reuses its unchanged items);
+        ``check``: the start check of that snapshot, run here once the workers serve
+        (start_checking), its state published for them beside the publication."""
         self.settings = settings
         self._loaded = current
         self.builder: ChildBuilder | RemoteSnapshot = replica or ChildBuilder(settings, remote_cache, index_file,
@@ -119,6 +124,12 @@ class Supervisor:
         self._thread: threading.Thread | None = None
         self._builds = 0
         self._version = 1  # the index loaded before the fork
+        # builds that ended, by number: succeeded or not (build_and_wait)
+        self._done = threading.Condition()
+        self._results: dict[int, bool] = {}
+        self.check = check
+        if check is not None:
+            check.publish(self.workdir / START_CHECK_FILE)  # before the fork: every worker reads it
         now = time.monotonic()
         self._next_interval = now + settings.reload_interval
         self._next_watch = now + settings.watch_interval
@@ -158,9 +169,21 @@ class Supervisor:
         return None
 
     def _build(self, reason: str) -> None:
-        self._builds += 1
+        with self._done:
+            self._builds += 1
+            number = self._builds
+        try:
+            self._build_number(reason, number)
+        finally:
+            with self._done:
+                self._results.setdefault(number, False)
+                for old in [n for n in self._results if n < number - 16]:  # a waiter wants a recent one
+                    del self._results[old]
+                self._done.notify_all()
+
+    def _build_number(self, reason: str, number: int) -> None:
         started = time.time()
-        folder = self.workdir / f"build-{self._builds}"
+        folder = self.workdir / f"build-{number}"
         folder.mkdir()
         published: Published | None = None
         try:
@@ -171,7 +194,7 @@ class Supervisor:
                 return
             snapshot = built
             if built.parent == folder:  # a build's own file; a replica's copy stays in its cache
-                snapshot = self.workdir / f"index-{self._builds}.snapshot"
+                snapshot = self.workdir / f"index-{number}.snapshot"
                 os.replace(built, snapshot)
             if (folder / "fingerprint.pickle").exists():
                 self.fingerprint = pickle.loads((folder / "fingerprint.pickle").read_bytes())
@@ -202,6 +225,45 @@ class Supervisor:
                     os.kill(worker, signal.SIGUSR1)
         if published is not None:
             self._forget(previous, published)
+            with self._done:
+                self._results[number] = True
+
+    def build_and_wait(self, reason: str, stop: threading.Event) -> bool:
+        """Ask for a build (the main thread's poll starts it) and wait for one started since to
+        end: whether it was published. False when ``stop`` is set first."""
+        with self._done:
+            before = self._builds
+            self.pending = reason
+            while not stop.is_set():
+                ended = [n for n in self._results if n > before]
+                if ended:
+                    return self._results[min(ended)]
+                self._done.wait(0.2)
+        return False
+
+    def start_checking(self) -> None:
+        """The start check (server.runtime.start_check) in a thread of the supervisor, once the
+        workers serve the snapshot: a stale one is rebuilt and published as any reload, and
+        written over the --index file."""
+        check = self.check
+        if check is None or check.check is None:
+            return
+        state_file = self.workdir / START_CHECK_FILE
+
+        def rewrite() -> None:
+            served = self.serving
+            assert served is not None
+            base = f"/proc/self/fd/{served.base_fd}" if served.base_fd >= 0 else None
+            index, _ = read_snapshot(f"/proc/self/fd/{served.fd}", verify=False, base=base)
+            write_snapshot(check.path, index, roots_of(self.settings))
+            del index
+            if isinstance(self.builder, ChildBuilder):  # the next build reuses the items of the file rewritten
+                self.builder.previous = check.path
+
+        threading.Thread(target=start_check.run, name="start-check", daemon=True,
+                         args=(check, lambda reason: self.build_and_wait(reason, check.stop),
+                               lambda: self._version != check.version, rewrite, self.settings.start_check_retry_seconds,
+                               self.settings.start_check_retries, lambda: check.publish(state_file))).start()
 
     def _forget(self, previous: Published | None, published: Published) -> None:
         """The files of the publication before ``published``: mapped by the workers at the last
@@ -221,6 +283,8 @@ class Supervisor:
                 path.unlink(missing_ok=True)
 
     def close(self) -> None:
+        if self.check is not None:
+            self.check.stop.set()
         self.builder.kill()
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -300,6 +364,7 @@ class WorkerPool:
         gc.collect()
         for slot in self.slots:  # before the first fork: a worker answering is no guarantee the parent is past its forks
             self.spawn(slot)
+        self.supervisor.start_checking()  # after the first forks: no worker inherits its thread
         while True:
             time.sleep(POLL_SECONDS)
             self.reap()
@@ -475,13 +540,15 @@ class WorkerPool:
                                                       now, 0.0, index.version - 1 if index is not None else 0)
 
 
-def run_forked(app: Any, config_kwargs: dict[str, Any], host: str, port: int, workers: int) -> int:
-    """Serve with ``workers`` forked workers until SIGTERM/SIGINT (0), or until none stays up (1)."""
+def run_forked(app: Any, config_kwargs: dict[str, Any], host: str, port: int, workers: int,
+               check: StartCheck | None = None) -> int:
+    """Serve with ``workers`` forked workers until SIGTERM/SIGINT (0), or until none stays up (1);
+    ``check``: a snapshot's start check, run by the supervisor once they serve."""
     sock = listening_socket(host, port)
     settings: Settings = app.state.settings
     fingerprint = app.state.index.fingerprint if settings.watch_interval > 0 else None
     supervisor = Supervisor(settings, app.state.remote_cache, fingerprint, app.state.replica,
-                            getattr(app.state, "index_file", None), lambda: app.state.index)
+                            getattr(app.state, "index_file", None), lambda: app.state.index, check)
 
     def request_reload(signum: int, frame: Any) -> None:
         supervisor.pending = "SIGHUP"
