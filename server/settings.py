@@ -175,6 +175,9 @@ class Settings(BaseSettings):
     metrics: bool = Field(True, description="Serve Prometheus metrics at GET /_mgmt/metrics (requests, latency, "
                           "the response cache, the index, loads, remote fetches); false: a 404 there, and no "
                           "request is measured.")
+    html_page_items: int = Field(
+        1000, ge=1, description="Items on one page of search results for a browser (HTML): a larger limit shows "
+        "this many and links the next page (limit=10000 was a 7.6 MB page); JSON answers give the limit asked for.")
     html_tiles: str = Field(
         "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
         description="Background tiles of the pages' maps, a URL template ({z}/{x}/{y}) the browser fetches; "

@@ -442,3 +442,115 @@ def test_a_search_gone_wrong_comes_back_as_its_form_to_correct(server: str, brow
     # a 400 elsewhere (no search) has no form
     _open(browser, f"{server}/conformance?f=xml", shots, "conformance-bad-f", footprints=False, error_page=True)
     assert browser.find_elements(By.CSS_SELECTOR, "form.search") == []
+
+
+# -- session 14: page gaps ---------------------------------------------------------------------
+
+
+def test_an_item_without_assets_says_so_instead_of_an_empty_table(server: str, browser: Any, shots: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    _open(browser, f"{server}/collections/{LONG}/items/no-geometry", shots, "item-no-assets", footprints=False)
+    assert "no assets" in browser.find_element(By.ID, "no-assets").text
+    assert browser.find_elements(By.XPATH, "//h2[text()='Assets']/following-sibling::*[1][self::table]") == []
+    # an item with assets keeps its table
+    _open(browser, f"{server}/collections/hostile/items/h1", shots, "item-assets")
+    assert browser.find_elements(By.ID, "no-assets") == []
+    assert len(browser.find_elements(By.XPATH, "//h2[text()='Assets']/following-sibling::table[1]//tr")) == 3
+
+
+def test_the_landing_page_of_several_roots_names_them(server: str, browser: Any, shots: Path) -> None:
+    """Four roots: the page's title was the first root's (the sample's), its description too."""
+    from selenium.webdriver.common.by import By
+
+    _open(browser, f"{server}/", shots, "landing-roots", footprints=False)
+    title = browser.find_element(By.TAG_NAME, "h1").text
+    assert "stac-static-api sample catalog" in title and "3 more" in title, title
+    description = browser.find_element(By.CSS_SELECTOR, ".description").text
+    assert "4 roots" in description and "Astride the antimeridian" in description, description
+    assert "<script>" in description  # the hostile title, as text
+    assert "A small made-up STAC catalog" not in description
+    assert "3 more" in browser.title
+    # the JSON landing page is unchanged: the first root's
+    assert httpx.get(f"{server}/").json()["title"] == "stac-static-api sample catalog"
+
+
+def test_a_configured_title_names_a_landing_page_of_several_roots(tmp_path: Path, browser: Any, shots: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    folder = CatalogDir(tmp_path / "two")
+    roots = [str(folder.write(f"{c}/collection.json", collection(c, title=f"Title {c}"))) for c in ("a", "b")]
+    env = {"STAC_STATIC_HTML_TILES": "", "STAC_STATIC_TITLE": "Our <b>data</b>"}
+    with run_server(roots, env=env) as base:
+        _open(browser, f"{base}/", shots, "landing-configured", footprints=False)
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Our <b>data</b>"
+        assert "Title a" in browser.find_element(By.CSS_SELECTOR, ".description").text
+
+
+def _described(folder: CatalogDir, name: str, description: str) -> Path:
+    folder.path(f"{name}/img").mkdir(parents=True, exist_ok=True)
+    folder.path(f"{name}/img/pic.png").write_bytes(base64.b64decode(PIXEL))
+    return folder.write(f"{name}/collection.json", collection(name, title=name, description=description))
+
+
+def test_relative_images_and_links_in_descriptions(tmp_path: Path, browser: Any, shots: Path) -> None:
+    """Relative hrefs in a description resolved against the document they were written in: a
+    remote one's URL, a local one's file when --serve-assets serves it; one that leads out of
+    the roots (or nowhere served) is dropped, its alt text kept. Before, they resolved against
+    the page's URL: 404s (a console error each)."""
+    from selenium.webdriver.common.by import By
+
+    folder = CatalogDir(tmp_path / "desc")
+    text = "![Pic {name}](img/pic.png) [doc {name}](img/pic.png) ![Out {name}](../../outside.png) [top](#top)"
+    folder.path("outside.png").write_bytes(base64.b64decode(PIXEL))
+    _described(folder, "remote", text.format(name="remote"))
+    local = _described(folder, "local", text.format(name="local"))
+    with serve_folder(folder.root) as files, \
+            run_server([f"{files}/remote/collection.json", str(local)], extra_args=["--serve-assets"],
+                       env={"STAC_STATIC_HTML_TILES": ""}) as base:
+        for name, expected in (("remote", f"{files}/remote/img/pic.png"), ("local", f"{base}/_assets/0/img/pic.png")):
+            _open(browser, f"{base}/collections/{name}", shots, f"description-{name}")
+            description = browser.find_element(By.CSS_SELECTOR, ".description")
+            image = description.find_element(By.CSS_SELECTOR, "img")
+            assert image.get_attribute("src") == expected and image.get_attribute("alt") == f"Pic {name}"
+            assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image) == 1
+            assert description.find_element(By.LINK_TEXT, f"doc {name}").get_attribute("href") == expected
+            images = description.find_elements(By.CSS_SELECTOR, "img")
+            if name == "remote":  # a URL: the remote site's file beside the root's folder
+                assert [i.get_attribute("src") for i in images] == [expected, f"{files}/outside.png"]
+            else:  # out of the served root: no image, its alt text as text
+                assert len(images) == 1 and f"Out {name}" in description.text
+            assert description.find_element(By.LINK_TEXT, "top").get_attribute("href").endswith("#top")
+    # a local root not served: the relative image is dropped (nothing to load it from)
+    with run_server([str(local)], env={"STAC_STATIC_HTML_TILES": ""}) as base:
+        _open(browser, f"{base}/collections/local", shots, "description-unserved")
+        description = browser.find_element(By.CSS_SELECTOR, ".description")
+        assert description.find_elements(By.CSS_SELECTOR, "img") == []
+        assert "Pic local" in description.text and "doc local" in description.text
+        assert description.find_elements(By.LINK_TEXT, "doc local") == []
+
+
+def test_a_search_page_of_a_huge_limit_is_capped(tmp_path: Path, browser: Any, shots: Path) -> None:
+    """limit=10000 as a page was 7.6 MB (10,000 rows and footprints); the page shows
+    STAC_STATIC_HTML_PAGE_ITEMS (here 20) and links the next; JSON answers as before."""
+    from selenium.webdriver.common.by import By
+
+    with run_server(env={"STAC_STATIC_HTML_TILES": "", "STAC_STATIC_HTML_PAGE_ITEMS": "20"}) as base:
+        as_json = httpx.get(f"{base}/search", params={"limit": 10000}).json()
+        assert as_json["numberReturned"] == 68 and len(as_json["features"]) == 68
+        assert not any(link["rel"] == "next" for link in as_json["links"])
+        _open(browser, f"{base}/search?limit=10000", shots, "search-capped")
+        rows = browser.find_elements(By.CSS_SELECTOR, "#items tbody tr")
+        assert len(rows) == 20
+        note = browser.find_element(By.ID, "capped").text
+        assert "20" in note and "10,000" in note, note
+        seen = [row.find_element(By.CSS_SELECTOR, "td").text for row in rows]
+        browser.find_element(By.CSS_SELECTOR, "a[rel=next]").click()
+        rows = browser.find_elements(By.CSS_SELECTOR, "#items tbody tr")
+        assert len(rows) == 20
+        seen += [row.find_element(By.CSS_SELECTOR, "td").text for row in rows]
+        ids = [f["id"] for f in as_json["features"]]
+        assert seen == ids[:40]
+        # the JSON link of the capped page asks for the limit as given: the API's answer
+        href = browser.find_element(By.CSS_SELECTOR, "a.json").get_attribute("href")
+        assert len(httpx.get(href).json()["features"]) == 68 - 20

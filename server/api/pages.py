@@ -10,13 +10,15 @@ served by us (xstatic-leaflet, under /static/leaflet/) over the tiles the operat
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, quote_from_bytes, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_from_bytes, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 import orjson
 import xstatic.pkg.leaflet
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
@@ -46,6 +48,7 @@ from server.api.static_files import STATIC_PREFIXES
 from server.api.tree_documents import item_links, node_title
 from server.index import Index
 from server.index.aggregation import GRIDS, cell_bounds
+from server.index.served import ASSETS_PATH, MARKER
 from server.index.tree import COLLECTION as COLLECTION_NODE
 from server.index.tree import LANDING as LANDING_NODE
 from server.settings import Settings
@@ -90,8 +93,68 @@ def safe_href(href: Any) -> str | None:
     return href if urlsplit(href.strip()).scheme.lower() in ("http", "https") else None
 
 
-def markdown(text: Any) -> Markup:
-    return Markup(_MARKDOWN.render(str(text or "")))
+def description_base(urls: UrlBuilder, source: str | None) -> tuple[str, str | None] | None:
+    """What relative hrefs in a description resolve against: the public href of the document
+    it was written in (Node.source) as a URL, and, for a local file this API serves (a stored
+    served href, server.index.served), the URL of its root's folder, which they must stay in;
+    None: a local document not served (nothing to resolve against)."""
+    if source is None:
+        return None
+    if source.startswith(MARKER):
+        url = urls.url(source[len(MARKER):])
+        root = re.match(r".*?" + re.escape(ASSETS_PATH) + r"/\d+/", url)
+        return url, root.group(0) if root else urls.url(ASSETS_PATH) + "/"
+    return source, None
+
+
+def resolve_description_href(href: str, base: tuple[str, str | None] | None) -> str | None:
+    """Where an href in a description leads (see description_base): a relative one resolved
+    against the document's URL, inside its root when we serve it; None when it cannot be: the
+    page drops it rather than let the browser resolve it against the page's URL (a 404).
+    Absolute URLs (markdown-it has already refused javascript: and the like) and fragments stay."""
+    if href.startswith(("#", "//")) or urlsplit(href).scheme:
+        return href
+    if base is None:
+        return None
+    url, root = base
+    target = urljoin(url, href)
+    if root is not None and (not target.startswith(root) or ".." in unquote(target[len(root):])):
+        return None  # out of the served root (the route refuses it too): never followed
+    return target
+
+
+_AS_WRITTEN: Any = object()
+
+
+def markdown(text: Any, base: Any = _AS_WRITTEN) -> Markup:
+    """A description rendered (raw HTML off); ``base``: description_base's, hrefs resolved by
+    resolve_description_href (none given: left as written, as for the operator's description).
+    A link that cannot be resolved becomes its text, an image its alt text."""
+    if base is _AS_WRITTEN:
+        return Markup(_MARKDOWN.render(str(text or "")))
+    tokens = _MARKDOWN.parse(str(text or ""))
+    for token in tokens:
+        if token.type != "inline" or not token.children:
+            continue
+        kept, dropped_links = [], []
+        for child in token.children:
+            if child.type == "image":
+                src = resolve_description_href(str(child.attrGet("src") or ""), base)
+                if src is None:
+                    child = Token("text", "", 0, content=child.content)  # its alt text
+                else:
+                    child.attrSet("src", src)
+            elif child.type == "link_open":
+                href = resolve_description_href(str(child.attrGet("href") or ""), base)
+                dropped_links.append(href is None)
+                if href is None:
+                    continue
+                child.attrSet("href", href)
+            elif child.type == "link_close" and dropped_links.pop():
+                continue
+            kept.append(child)
+        token.children = kept
+    return Markup(_MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {}))
 
 
 def show(value: Any) -> str:
@@ -317,8 +380,40 @@ def page_href(request: Request, urls: UrlBuilder, query: bool = True) -> str:
     return f"{href}?{quote(raw_query.decode('latin-1'), safe=_QUERY_SAFE)}" if query and raw_query else href
 
 
+def _roots(index: Index | None) -> list[str]:
+    """The titles of the landing page's roots when there are several (catalogs or collections
+    given as ROOTs, none hoisted into the landing page: server.index.tree); else []."""
+    if index is None:
+        return []
+    landing = index.tree.nodes[LANDING_NODE]
+    if landing.document is not None or len(landing.children) < 2:
+        return []
+    return [node_title(index, index.tree.nodes[child]) for child in landing.children]
+
+
+def _roots_title(titles: list[str]) -> str:
+    """"A and B", "A, B and C", "A and 3 more": a landing page of several roots, by their titles."""
+    if len(titles) <= 3:
+        return " and ".join([", ".join(titles[:-1]), titles[-1]])
+    return f"{titles[0]} and {len(titles) - 1} more"
+
+
+# The roots a landing page's description names; the tree list below it has them all.
+ROOTS_NAMED = 12
+
+
+def _roots_description(titles: list[str]) -> str:
+    named = ", ".join(titles[:ROOTS_NAMED]) + (f" and {len(titles) - ROOTS_NAMED} more" if len(titles) > ROOTS_NAMED else "")
+    return f"This API serves {len(titles)} roots: {named}."
+
+
 def _site_title(request: Request, settings: Settings) -> str:
+    """The title of the site, in every page's header: the root catalog's; of several roots, the
+    configured title (STAC_STATIC_TITLE) or one naming them (not the first root's alone)."""
     index = paths.pinned_index(request.scope)
+    titles = _roots(index)
+    if titles:
+        return settings.title if "title" in settings.model_fields_set else _roots_title(titles)
     return str((index.root.get("title") if index is not None else None) or settings.title)
 
 
@@ -337,7 +432,8 @@ def _tree_context(urls: UrlBuilder, index: Index, number: int, items: bool) -> d
     found = []
     if items:
         found = [{"id": link["title"], "href": link["href"]} for link in item_links(urls, index, tree.node_items(number))]
-    return {"tree_children": children, "tree_items": found, "crumbs": crumbs}
+    return {"tree_children": children, "tree_items": found, "crumbs": crumbs,
+            "description_base": description_base(urls, tree.source(number))}
 
 
 def _context(request: Request, doc: Document) -> dict[str, Any]:
@@ -351,8 +447,14 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
         "site_title": _site_title(request, settings),
         "json_href": with_format(page_href(request, urls), "json"), "map": None,
         "table_properties": TABLE_PROPERTIES,
+        "description_base": None,  # the document's own (its tree node's), when known
     }
     if doc.kind == LANDING and index is not None:
+        titles = _roots(index)
+        if titles:  # the JSON's title and description are the first root's: the page names them all
+            ctx["page_title"] = ctx["site_title"]
+            ctx["page_description"] = settings.description if "description" in settings.model_fields_set else None
+            ctx["roots_description"] = _roots_description(titles)
         ctx["counts"] = {"collections": len(index.collections), "items": index.size,
                          "loaded": dt.datetime.fromtimestamp(index.loaded_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")}
         ctx.update(_tree_context(urls, index, LANDING_NODE, items=True))
@@ -373,6 +475,7 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
                           if any(p in (f.get("properties") or {}) for f in body["features"])]
         ctx["collection_id"] = request.path_params.get("collection_id")
         ctx["action"] = page_href(request, urls, query=False)
+        ctx["capped"] = getattr(request.state, "page_capped", None)  # the limit asked for, when over the page's
     elif doc.kind == ITEM:
         # no geometry (null, or left out by fields): a note, not an empty map (nor Leaflet loaded for it)
         ctx["map"] = mapdata.footprints([body]) or None

@@ -37,7 +37,8 @@ from server.api.pagination import (
     query_string,
 )
 from server.api.queryables import queryables_document
-from server.api.render import rendered
+from server.api.render import HTML as HTML_FORMAT
+from server.api.render import rendered, request_representation
 from server.api.static_files import static_routes
 from server.api.threads import in_thread as _in_thread
 from server.api.tree_documents import LARGE_LINKS, collection_document, linked_items, root_catalog_links, tree_links
@@ -344,6 +345,12 @@ async def _parse(request: Request, params: dict[str, Any], body: bool = False, s
     parse = functools.partial(parse_search, default_limit=settings.default_limit, max_limit=settings.max_limit,
                               body=body, limits=limits, endpoint=endpoint)
     query = await _in_thread(request, parse, params) if size > LARGE_INPUT else parse(params)
+    if query.limit > settings.html_page_items and request_representation(request) == HTML_FORMAT:
+        # a page for a person: its rows and footprints cost ~760 bytes an item (limit=10000:
+        # 7.6 MB); the page links the next one, from where this one ends (the limit asked for stays
+        # in its links, and its JSON link answers it)
+        request.state.page_capped = query.limit
+        query.limit = settings.html_page_items
     query.deadline = time.monotonic() + settings.query_time_budget
     return query
 

@@ -881,11 +881,11 @@ class Loader:
                                     items=sum(1 for rel, _, _ in _links(doc) if rel == "item"))
                 return []
             collection_ctx = doc["id"]
-            node = self.builder.add_node(COLLECTION, doc["id"], ctx.node)
+            node = self.builder.add_node(COLLECTION, doc["id"], ctx.node, source=self.hrefs.location(location))
         else:
             self.report.catalogs += 1
             self._catalogs[location] = {k: doc[k] for k in ("id", "title", "description") if k in doc}
-            node = self.builder.add_node(CATALOG, doc["id"], ctx.node, servable_doc)
+            node = self.builder.add_node(CATALOG, doc["id"], ctx.node, servable_doc, self.hrefs.location(location))
         if not self.builder.root:
             self.builder.root = {k: doc.get(k) for k in ("id", "title", "description") if doc.get(k)}
         child_ctx = Context(collection_ctx, ctx.depth + 1, location if kind == "Catalog" else ctx.catalog, node)

@@ -112,10 +112,12 @@ class IndexBuilder:
             self._extents_from_items.add(cid)
         return True
 
-    def add_node(self, kind: str, node_id: str, parent: int = LANDING, document: dict[str, Any] | None = None) -> int:
+    def add_node(self, kind: str, node_id: str, parent: int = LANDING, document: dict[str, Any] | None = None,
+                 source: str | None = None) -> int:
         """A catalog's or collection's node in the tree (server.index.tree), under the node
-        ``parent``; ``document``: a catalog's own (servable) document."""
-        return self.tree.add(kind, node_id, parent, document)
+        ``parent``; ``document``: a catalog's own (servable) document; ``source``: the public
+        href of the file it was read from (Node.source)."""
+        return self.tree.add(kind, node_id, parent, document, source)
 
     def add_item(self, item: dict[str, Any], label: str = "", node: int = NO_NODE) -> None:
         """Index one normalized item; ``node``: the tree node whose item link led to it (none:

@@ -61,6 +61,15 @@ class Tree:
         self.complete = complete  # every item of the index has a place: the API is browseable
         self.by_path = {n.segments: i for i, n in enumerate(nodes) if n.kind == CATALOG}
         self.by_collection = {n.id: i for i, n in enumerate(nodes) if n.kind == COLLECTION}
+        # per node: the public href of the document it was read from (a URL, or a served file's
+        # stored href: server.index.served), None for a local file not served; what relative
+        # hrefs in its description resolve against (server.api.pages). Not in Node: a snapshot
+        # written before it (no attribute here) still reads; source() answers None for it.
+        self.sources: list[str | None] = []
+
+    def source(self, number: int) -> str | None:
+        sources = getattr(self, "sources", None) or ()
+        return sources[number] if number < len(sources) else None
 
     @classmethod
     def empty(cls, size: int = 0) -> Tree:
@@ -90,11 +99,14 @@ class TreeBuilder:
     def __init__(self) -> None:
         self.nodes: list[Node] = [Node(LANDING_KIND, "", NO_NODE)]
         self.row_nodes = array("i")  # per item row of the IndexBuilder: the node linking it, or NO_NODE
+        self.sources: list[str | None] = [None]  # per node: Tree.sources
 
-    def add(self, kind: str, node_id: str, parent: int, document: dict[str, Any] | None = None) -> int:
+    def add(self, kind: str, node_id: str, parent: int, document: dict[str, Any] | None = None,
+            source: str | None = None) -> int:
         if not 0 <= parent < len(self.nodes):
             parent = LANDING
         self.nodes.append(Node(kind, node_id, parent, document=document))
+        self.sources.append(source)
         number = len(self.nodes) - 1
         self.nodes[parent].children.append(number)
         return number
@@ -109,6 +121,7 @@ class TreeBuilder:
         if len(landing.children) == 1 and nodes[landing.children[0]].kind == CATALOG:  # one root catalog
             root = landing.children[0]
             landing.children, landing.document = nodes[root].children, nodes[root].document
+            self.sources[LANDING] = self.sources[root]
             for child in landing.children:
                 nodes[child].parent = LANDING
             row_nodes[row_nodes == root] = LANDING
@@ -130,7 +143,9 @@ class TreeBuilder:
         grouping = np.argsort(owner, kind="stable")
         items = positions[grouping].astype(np.int64)
         starts = np.searchsorted(owner[grouping], np.arange(len(final) + 1)).astype(np.int64)
-        return Tree(final, starts, items, complete=len(items) == size)
+        tree = Tree(final, starts, items, complete=len(items) == size)
+        tree.sources = [self.sources[old] for old in order]
+        return tree
 
     def _depth_first(self) -> list[int]:
         order, stack = [], [LANDING]
