@@ -6,6 +6,8 @@ import hashlib
 import json
 import pickle
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -26,7 +28,7 @@ from server.runtime.snapshot import (
     write_snapshot,
 )
 from server.sample import SAMPLE_ROOT
-from tests.helpers import run_cli, run_server
+from tests.helpers import REPO, run_cli, run_server
 
 
 @pytest.fixture
@@ -261,3 +263,33 @@ def test_workers_share_one_load_and_stop_together(sample_copy: Path) -> None:
                 response = client.get("/search", params={"limit": 3})
                 assert response.status_code == 200
                 assert response.json()["numberMatched"] == 68
+
+
+def test_a_failed_write_collected_later_does_not_crash(tmp_path: Path) -> None:
+    """A write_snapshot that failed (a full disk), its error and the index then dropped: the next
+    gc.collect() segfaulted (memoryview tp_clear with an export: the traceback's frames held the
+    pickle's buffers). In a child process, as a crash would end pytest."""
+    script = f"""
+import gc
+from server.runtime import snapshot
+from server.catalog.loader import load_catalogs
+from server.sample import SAMPLE_ROOT
+
+class FullDisk:
+    def __init__(self, f): self.f = f
+    def write(self, data): raise OSError(28, "No space left on device")
+
+init = snapshot._BufferWriter.__init__
+snapshot._BufferWriter.__init__ = lambda self, f: init(self, FullDisk(f))
+index, _ = load_catalogs([str(SAMPLE_ROOT)])
+try:
+    snapshot.write_snapshot({str(tmp_path / "x.idx")!r}, index, [str(SAMPLE_ROOT)])
+except OSError as exc:
+    kept = exc
+del index, kept
+gc.collect()
+print("collected")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0 and "collected" in result.stdout, result.stderr[-2000:]
+    assert "exported buffer" not in result.stderr

@@ -356,9 +356,13 @@ def write_snapshot(path: str, index: Index, roots: list[str]) -> dict[str, Any]:
     writer = SnapshotWriter(path)
     try:
         return writer.finish(index, roots)
-    except BaseException:
+    except BaseException as exc:
         writer.abort()
-        raise
+        # Without the traceback: its frames hold finish()'s pickle buffers and views of them,
+        # and collecting those as one cycle later (the error dropped, as a server does after a
+        # failed write) crashed the interpreter in gc.collect (memoryview tp_clear: "has 1
+        # exported buffer", then SIGSEGV; tests/test_snapshot.py, session 14).
+        raise exc.with_traceback(None) from None
 
 
 def _address(buffer: memoryview) -> int:
