@@ -760,7 +760,8 @@ class Loader:
         must be named. ``linked``: the file is an item document (_add_items), its items
         placed under the tree node that linked it, as _add_item places them."""
         start, end = task
-        events = self._forked_builder()
+        path = self._chunk_file(f"lines-{start}")
+        events = self._forked_builder(path)
         not_public = self.hrefs.not_public
         data, location, stop = values.data, values.location, None
         view = memoryview(data)
@@ -774,6 +775,7 @@ class Loader:
 
         ready, plain, loads = self._lines_ready(location, ctx), self._plain_item, orjson.loads
         index = self._index_linked if linked else self._index_plain
+        line_number, line_end = 0, start
         for line_number, line_start, line_end in formats.line_spans(data, start, 0, end):
             try:
                 doc = loads(view[line_start:line_end])
@@ -786,8 +788,8 @@ class Loader:
             # what _structure_document comes to for a plain item (its home is there already:
             # _lines_ready; _inline_item indexes it at once: nothing waits, its collection is known)
             index(doc, location, ctx)
-        newlines = formats.newlines(data, start, end) if stop is None else 0
-        return (self.builder.chunk(self._chunk_file(f"lines-{start}")), events, self.hrefs.not_public - not_public, stop,
+        newlines = 0 if stop is not None else _chunk_newlines(data, start, end, line_number, line_end)
+        return (self.builder.chunk(path), events, self.hrefs.not_public - not_public, stop,
                 newlines)
 
     def _read_documents(self, locations: list[str], limit: int) -> Iterator[tuple[str, Iterable[Any]]]:
@@ -1253,7 +1255,7 @@ class Loader:
     def _files_piece(self, start: int) -> FilesPiece:
         """In a forked process: a builder, origins and log of files read of its own, for the
         item files from ``start``."""
-        events = self._forked_builder()
+        events = self._forked_builder(self._chunk_file(f"files-{start}"))
         self._origins = OriginsBuilder()
         self._fetcher.sources = SourceLog()
         return FilesPiece(start, 0, events, self.hrefs.not_public)
@@ -1425,9 +1427,10 @@ class Loader:
         not made public, the items indexed when it stopped early, why the file could not be
         read further.)"""
         group, first, end = task
-        events = self._forked_builder()
+        path = self._chunk_file(f"group-{group}-{first}")
+        events = self._forked_builder(path)
         not_public, done, failure = self.hrefs.not_public, 0, None
-        ready, path = self._lines_ready(location, ctx), self._chunk_file(f"group-{group}-{first}")
+        ready = self._lines_ready(location, ctx)
         try:
             # assets as JSON text when their http(s) hrefs are served as written (servable keeps
             # them); json_only: the items are only made servable and serialized here
@@ -1441,15 +1444,17 @@ class Loader:
             failure = str(exc)
         return self.builder.chunk(path), events, self.hrefs.not_public - not_public, None, failure
 
-    def _forked_builder(self) -> list[tuple[bool, tuple[Any, ...]]]:
+    def _forked_builder(self, json_path: str | None = None) -> list[tuple[bool, tuple[Any, ...]]]:
         """In a forked process: a builder of its own (given the collections), skips recorded
-        (in the list returned) for this process's loader to report, no progress shown."""
+        (in the list returned) for this process's loader to report, no progress shown;
+        ``json_path``: where its chunk() leaves the items' bytes (_chunk_file), written there
+        as they come."""
         events: list[tuple[bool, tuple[Any, ...]]] = []
         self.skip_item = lambda *args: events.append((False, args))  # type: ignore[method-assign]
         self.skip_structure = lambda *args, **kw: events.append((True, (*args, *kw.values())))  # type: ignore[method-assign]
         self._show_progress = False
         collections = self.builder.collections
-        self.builder = IndexBuilder(on_reject=self._invalid_item)
+        self.builder = IndexBuilder(on_reject=self._invalid_item, json_path=json_path)
         self.builder.collections = collections
         return events
 
@@ -1613,6 +1618,19 @@ def _share_locations(piece: FilesPiece, own: list[str]) -> None:
         elif holder:
             same = {loc: loc for loc in own}
             holder[:] = [same.get(loc, loc) for loc in holder]
+
+
+def _chunk_newlines(data: bytes, start: int, end: int, last: int, last_end: int) -> int:
+    """The newlines in ``data[start:end]``, a chunk whose last non-blank line (line_spans from
+    ``start``) was its line ``last`` (0: none), ending at ``last_end``: that line's number
+    counts the newlines before it, only the bytes after it are counted. Counting the whole
+    chunk again (formats.newlines: a mapped file copied a MiB at a time) was ~5% of a forked
+    child's CPU at 100k ndjson (py-spy, issue 18)."""
+    if not last:
+        return formats.newlines(data, start, end)
+    if last_end >= end:  # the data's last line, without a newline
+        return last - 1
+    return last + formats.newlines(data, last_end + 1, end)
 
 
 STATS_LOOKAHEAD = 64  # log entries _read_stats looks ahead before it looks a path up instead

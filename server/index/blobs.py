@@ -26,6 +26,13 @@ class BlobWriter:
         self.data = bytearray()
         self.ends = array("q")
 
+    @classmethod
+    def of(cls, data: bytearray | bytes, ends: array) -> BlobWriter:
+        """A writer holding the blobs ``data`` and ``ends`` already."""
+        writer = cls()
+        writer.data, writer.ends = bytearray(data), ends
+        return writer
+
     def append(self, blob: bytes) -> None:
         self.data += blob
         self.ends.append(len(self.data))

@@ -54,12 +54,20 @@ class IndexBuilder:
     made, server/runtime/snapshot.py) instead of being held in memory; the index maps them.
     """
 
-    def __init__(self, on_reject: Callable[..., None] | None = None, spool: BinaryIO | None = None) -> None:
+    def __init__(self, on_reject: Callable[..., None] | None = None, spool: BinaryIO | None = None,
+                 json_path: str | None = None) -> None:
         self._report: Callable[..., None] = on_reject or (lambda label, reason, duplicate=False: None)
         # Per-item state lives in flat buffers and arrays, not in per-item Python objects:
         # millions of small long-lived objects would pin the allocator's arenas between
         # the parsed documents freed around them.
         self._json = FileBlobWriter(spool) if spool is not None else BlobWriter()
+        # json_path: a forked process's builder whose chunk() leaves the items' bytes in that
+        # new file (chunk(json_path)): written there as they come, through the file's buffer,
+        # not gathered in a growing bytearray (~8 MB a chunk: fresh pages faulted in, then
+        # read again to be written; issue 18)
+        self._json_path = json_path
+        if json_path is not None:
+            self._json = FileBlobWriter(open(json_path, "wb", buffering=1 << 16))  # noqa: SIM115 (closed by chunk())
         # the footprints too (~10% of the items' bytes): in an unnamed file beside it, which
         # the snapshot writer copies in
         self._wkb = FileBlobWriter(tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(spool.name)))) \
@@ -180,7 +188,18 @@ class IndexBuilder:
         for name, code in self._collection_codes.items():
             names[code] = name
         json_in = None
-        if json_path is not None:
+        if self._json_path is not None and isinstance(self._json, FileBlobWriter):
+            self._json.file.close()  # its bytes are in its file already
+            if json_path is None:  # carried in the chunk after all
+                with open(self._json_path, "rb") as f:
+                    self._json = BlobWriter.of(f.read(), self._json.ends)
+                os.unlink(self._json_path)
+            else:
+                if json_path != self._json_path:
+                    os.replace(self._json_path, json_path)
+                json_in = (json_path, self._json.size)
+            self._json_path = None
+        elif json_path is not None:
             with open(json_path, "wb") as out:
                 out.write(self._json.data)
             json_in = (json_path, len(self._json.data))
@@ -257,8 +276,9 @@ class IndexBuilder:
         bounds[~np.isfinite(bounds).all(axis=1)] = np.nan
         self._bounds.append(bounds)
         self._extremes.append(extreme_fractions(geoms, bounds))
-        for wkb in shapely.to_wkb(geoms):
-            self._wkb.append(b"" if wkb is None else wkb)
+        # the batch's WKB at once, not an append each (~0.3 us an item: issue 18)
+        blobs = [b"" if wkb is None else wkb for wkb in shapely.to_wkb(geoms).tolist()]
+        self._wkb.extend(b"".join(blobs), array("q", itertools.accumulate(map(len, blobs))))
         self._geoms = []
         self._ring_xy = array("d")
 
