@@ -68,3 +68,17 @@ def test_negative_hashes() -> None:
     links.extend_new(["x", "yy", "zzz"], None)
     links.append("wwww", None)
     assert all(t in links for t in ("x", "yy", "zzz", "wwww")) and "v" * 5 not in links
+
+
+def test_members_forgotten_links_still_read() -> None:
+    links: ItemLinks[int] = ItemLinks()
+    links.extend_new([f"/r/{i}.json" for i in range(5000)], 0, "/r/")
+    before = links.nbytes()
+    links.forget_members()
+    assert links.nbytes() < before - 5000 * 8  # the hashes at least
+    assert "/r/1.json" not in links and links.disjoint(["/r/1.json"])
+    assert links[4999] == ("/r/4999.json", 0) and links.resolve([3, "x"]) == ["/r/3.json", "x"]
+    with pytest.raises(RuntimeError):
+        links.append("/r/new.json", 0)
+    with pytest.raises(RuntimeError):
+        links.extend_new(["/r/new.json"], 0)

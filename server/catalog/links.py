@@ -47,6 +47,7 @@ class ItemLinks(Generic[C]):
         self._hashes = array("q")  # per link
         self._table = np.full(FIRST_SLOTS, EMPTY, dtype=np.int32)
         self._first = 0  # links before it let go (del links[:k]): still members
+        self._members = True  # False after forget_members: nothing more can be appended
 
     # -- the sequence ---------------------------------------------------------------------------
 
@@ -102,6 +103,13 @@ class ItemLinks(Generic[C]):
         groups, contexts = self._groups, self._contexts
         return (contexts[groups[at]] for at in range(self._first, len(self._ends)))
 
+    def forget_members(self) -> None:
+        """The hashes and their table let go (16-24 B a link) once no more is asked whether a
+        location was admitted: the links stay readable; none is a member any more."""
+        self._hashes = array("q")
+        self._table = np.full(FIRST_SLOTS, EMPTY, dtype=np.int32)
+        self._members = False
+
     def clear(self) -> None:
         """Every link let go, and the memory of them: no longer members."""
         self.__init__(self._hash)  # type: ignore[misc]
@@ -120,6 +128,8 @@ class ItemLinks(Generic[C]):
     def append(self, location: str, ctx: C, prefix: str = "") -> None:
         """One link (not checked: ``location in links`` first); ``prefix``: a start of
         ``location`` shared by many links (kept once)."""
+        if not self._members:
+            raise RuntimeError("links cannot be added once their members are forgotten")
         if not location.startswith(prefix):
             prefix = ""
         at = len(self._ends)
@@ -138,6 +148,8 @@ class ItemLinks(Generic[C]):
         and a set of them), all starting with ``prefix``: added at once."""
         if not locations:
             return
+        if not self._members:
+            raise RuntimeError("links cannot be added once their members are forgotten")
         cut = len(prefix)
         if cut and not all(loc.startswith(prefix) for loc in locations):
             prefix, cut = "", 0
@@ -161,7 +173,7 @@ class ItemLinks(Generic[C]):
         return self._location(at) == location
 
     def __contains__(self, location: object) -> bool:
-        if not isinstance(location, str) or not len(self._ends):
+        if not isinstance(location, str) or not len(self._hashes):
             return False
         h = self._hash(location)
         table, hashes = self._table, self._hashes
@@ -177,7 +189,7 @@ class ItemLinks(Generic[C]):
 
     def disjoint(self, locations: list[str]) -> bool:
         """Whether none of ``locations`` is a member (vectorized: a collection's 250k links)."""
-        if not locations or not len(self._ends):
+        if not locations or not len(self._hashes):
             return True
         hashes = np.fromiter(map(self._hash, locations), dtype=np.int64, count=len(locations))
         table, stored = self._table, np.frombuffer(self._hashes, dtype=np.int64)

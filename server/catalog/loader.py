@@ -603,6 +603,7 @@ class Loader:
             # every document is read: the set of those seen goes before build() (its peak), not
             # after: a table of 16 B a slot, 2**24 slots (256 MiB) at 10M item files
             self._seen = set()
+            self._pending_items.forget_members()  # its hashes and table (16 MiB at 1M item files)
             # the origins and the fingerprint made before build() (its peak), not after: their
             # locations then one buffer, the strings of the item files' paths (~150 B a file,
             # held by the origins and the log of files read) let go before it

@@ -91,7 +91,7 @@ class SourceLog:
         self.sizes.append(size)
         self.mtimes.append(mtime_ns)
 
-    def joined_paths(self, part: int = 65_536) -> bytearray:
+    def joined_paths(self, part: int = 8192) -> bytearray:
         """The paths newline-joined as UTF-8 bytes, made a part at a time: "\n".join(paths)
         then .encode() held the text twice at once (~100 MB each at 1M item files)."""
         out = bytearray()

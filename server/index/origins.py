@@ -186,10 +186,10 @@ def _joined(locations: list[Any], joined: np.ndarray | None,
     if resolve is None:
         return np.frombuffer("\n".join(locations).encode("utf-8", "surrogateescape"), dtype=np.uint8)
     out = bytearray()
-    for start in range(0, len(locations), 65_536):
+    for start in range(0, len(locations), 8192):
         if start:
             out += b"\n"
-        out += "\n".join(resolve(locations[start : start + 65_536])).encode("utf-8", "surrogateescape")
+        out += "\n".join(resolve(locations[start : start + 8192])).encode("utf-8", "surrogateescape")
     return np.frombuffer(out, dtype=np.uint8)
 
 
