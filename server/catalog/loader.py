@@ -212,8 +212,6 @@ class Context:
     node: int = LANDING
 
 
-
-
 def default_structure_bytes() -> int:
     """The default structural bound: an eighth of physical memory (a link list parses to ~4x
     its size in Python objects, bench/big_collection.py, so a document at the bound still fits
