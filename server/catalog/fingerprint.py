@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,12 +29,15 @@ class Fingerprint:
     mtimes: np.ndarray
 
     @classmethod
-    def of(cls, sources: SourceLog) -> Fingerprint:
-        return cls(
-            np.frombuffer(sources.joined_paths(), dtype=np.uint8),
-            np.frombuffer(sources.sizes, dtype=np.int64).copy(),
-            np.frombuffer(sources.mtimes, dtype=np.int64).copy(),
-        )
+    def of(cls, sources: SourceLog, share: bool = False) -> Fingerprint:
+        """``share``: the sizes and mtimes are views of the log's arrays (which can then no
+        longer grow: no file is read after), not copies held beside them through the build
+        (16 B a file, 160 MB at 10M item files)."""
+        def values(logged: Any) -> np.ndarray:
+            view = np.frombuffer(logged, dtype=np.int64) if len(logged) else np.zeros(0, np.int64)
+            return view if share else view.copy()
+
+        return cls(np.frombuffer(sources.joined_paths(), dtype=np.uint8), values(sources.sizes), values(sources.mtimes))
 
     def __len__(self) -> int:
         return len(self.sizes)

@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from array import array
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ import orjson
 from server.catalog import forked_reader, formats, parallel
 from server.catalog.fingerprint import Fingerprint
 from server.catalog.formats import FormatError
+from server.catalog.links import ItemLinks
 from server.catalog.locations import OUTSIDE_ROOTS, Scope, is_url
 from server.catalog.normalize import resolve_href, servable
 from server.catalog.public import PublicHrefs
@@ -62,7 +64,7 @@ from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.catalog.waiting import WaitingItems
 from server.index import Index, IndexBuilder, heap
 from server.index.builder import Chunk, ItemRejected
-from server.index.origins import UNKNOWN, OriginsBuilder
+from server.index.origins import UNKNOWN, Origins, OriginsBuilder
 from server.index.reuse import ReusingBuilder
 from server.index.tree import CATALOG, COLLECTION, LANDING, NO_NODE
 
@@ -208,9 +210,6 @@ class Context:
     # the nearest plain catalog above: the home of items that belong to no collection
     catalog: str | None = None
     node: int = LANDING
-
-
-_TAKEN = ("", Context(None, 0))  # in the item links: one a forked process indexed and this one took
 
 
 def default_structure_bytes() -> int:
@@ -431,9 +430,11 @@ class Loader:
             if self._reuse is not None else IndexBuilder(on_reject=self._invalid_item, spool=spool))
         self._origins = OriginsBuilder()  # where each item read from a document of its own came from
         self._digests: dict[str, bytes] = {}  # remote item documents' MD5, for the next reload
+        # the documents admitted: item links in _pending_items (ItemLinks: one block of bytes,
+        # no string a link), the others (roots, children, real paths of symlinks) here
         self._seen: set[str] = set()
         self._documents = 0
-        self._pending_items: list[tuple[str, Context]] = []
+        self._pending_items: ItemLinks[Context] = ItemLinks()
         self._checked_from = 0  # a reload: _pending_items before this are being checked (_check_soon)
         # items found among the structure (bulk files, item documents as roots): linked by no
         # `item` link, so without a place in the tree; kept here (as bytes in a temporary file
@@ -511,8 +512,7 @@ class Loader:
     def _admit(self, location: str, ctx: Context, structural: bool = False, inside: bool = False) -> bool:
         """Whether a linked document should be read (in scope, new, within limits); ``inside``:
         it is known to be in scope (a plain relative path below an admitted local document)."""
-        key = location
-        if key in self._seen:
+        if location in self._seen or location in self._pending_items:
             return False
         refusal = None if inside else self.scope.refusal(location)
         if refusal is not None:  # the scope rules: policy, not a loss
@@ -525,9 +525,9 @@ class Loader:
         if refusal is not None:  # a limit cut the catalog short
             (self.skip_structure if structural else self.skip)(location, refusal, LIMIT)
             return False
-        self._seen.add(key)
         self._documents += 1
-        if structural:
+        if structural:  # an item link is the caller's to append to _pending_items: a member then
+            self._seen.add(location)
             self._structural.add(location)
         return True
 
@@ -536,7 +536,7 @@ class Loader:
         the roots, or one already read under its own name (a symlink alias)."""
         refusal = self.scope.real_refusal(real)
         if refusal is None and real != path:
-            if real in self._seen:
+            if real in self._seen or real in self._pending_items:
                 refusal = f"{ALREADY_READ} {real} (a symlink leads here again)"
             else:
                 self._seen.add(real)
@@ -586,6 +586,9 @@ class Loader:
         ) as fetcher, ThreadPoolExecutor(self.options.fetch_concurrency) as pool:
             self._fetcher = fetcher
             self._pool = pool
+            # the item files a forked process indexed are logged (and their origins and rows'
+            # labels kept) as their link's position, the location made from it when needed
+            fetcher.sources.resolve = self._origins.resolve = self._pending_items.resolve
             frontier = [(root, Context(None, 0)) for root in self.roots if self._admit(root, Context(None, 0), True)]
             limit = fetcher.root_max_bytes
             while frontier:
@@ -598,14 +601,17 @@ class Loader:
             # every document is read: the set of those seen goes before build() (its peak), not
             # after: a table of 16 B a slot, 2**24 slots (256 MiB) at 10M item files
             self._seen = set()
+            self._pending_items.forget_members()  # its hashes and table (16 MiB at 1M item files)
             # the origins and the fingerprint made before build() (its peak), not after: their
             # locations then one buffer, the strings of the item files' paths (~150 B a file,
             # held by the origins and the log of files read) let go before it
             within = _FingerprintTail(fetcher.sources)
             origins = self._origins.settle(functools.partial(_read_stats, fetcher.sources), self._digests, within)
-            fingerprint = within.fingerprint or Fingerprint.of(fetcher.sources)
+            fingerprint = within.fingerprint or Fingerprint.of(fetcher.sources, share=True)
             self._origins = OriginsBuilder()
             fetcher.sources.compact(fingerprint.paths)
+            self._pending_items.clear()  # the item links' block: no location refers to it now
+            self.builder.label_of = functools.partial(_row_location, origins, {})
             index = self.builder.build()
             self.report.sources = fetcher.sources
             index.origins = origins.placed(self.builder.positions)
@@ -661,7 +667,7 @@ class Loader:
         goes on (ReusePlan.check_soon)."""
         pending = self._pending_items
         if self._reuse is not None and not self._reuse.checking_all and len(pending) > self._checked_from:
-            self._reuse.check_soon([loc for loc, _ in pending[self._checked_from:]], self.options.max_document_bytes)
+            self._reuse.check_soon(list(pending.locations(self._checked_from)), self.options.max_document_bytes)
             self._checked_from = len(pending)
 
     # -- the lines of a large ndjson file, indexed by forked processes ---------------------------
@@ -919,7 +925,7 @@ class Loader:
                 if admit(target, child_ctx, True):
                     children.append((target, child_ctx))
             elif admit(target, child_ctx, False, inside):
-                pending.append((target, child_ctx))
+                pending.append(target, child_ctx, folder or "")
                 if homeless:
                     self._add_home(location)
                     homeless = False
@@ -948,22 +954,22 @@ class Loader:
         seen, pending, plain = self._seen, self._pending_items, _PLAIN_RELATIVE.fullmatch
         before, admitted = len(pending), 0
         targets = _plain_targets(folder, hrefs)
-        if targets is not None and seen.isdisjoint(targets) and len(set(targets)) == len(targets):
-            seen.update(targets)  # each new and plain: admitted at once (a 250k-link collection: 0.3 CPU-s -> 0.1)
-            pending.extend(zip(targets, itertools.repeat(ctx)))
+        if (targets is not None and seen.isdisjoint(targets) and pending.disjoint(targets)
+                and len(set(targets)) == len(targets)):
+            # each new and plain: admitted at once (a 250k-link collection: 0.3 CPU-s -> 0.1)
+            pending.extend_new(targets, ctx, folder)
             self._documents += len(targets)
             return len(targets) > 0
         for href in hrefs:
             if plain(href) is not None:
                 target = folder + (href[2:] if href.startswith("./") else href)
-                if target not in seen:
-                    seen.add(target)
-                    pending.append((target, ctx))
+                if target not in seen and target not in pending:
+                    pending.append(target, ctx, folder)
                     admitted += 1
             else:
                 target = resolve_href(location, href)
                 if self._admit(target, ctx):
-                    pending.append((target, ctx))
+                    pending.append(target, ctx)
         self._documents += admitted
         return len(pending) > before
 
@@ -1062,21 +1068,21 @@ class Loader:
         pending = self._pending_items
         if self._reuse is not None:
             self._load_items_reusing(pending)
-            pending.clear()
+            del pending[:]  # let go; the block stays until the origins are settled (_load)
             return
         # libcurl's batches stream in order with bounded memory: all items in one (no pause
         # between chunks, and large enough for a fetch process); a thread pool's map holds
         # every result of its batch, so chunks there
         del pending[: self._load_files_forked(pending)]  # what a child that died did not send is read below
-        if forked_reader.usable(len(pending)) and self._fetcher.forkable([loc for loc, _ in pending]):
+        if forked_reader.usable(len(pending)) and self._fetcher.forkable(pending.locations()):
             done = self._load_items_forked(pending)
             del pending[:done]  # what a child that died did not send is read here
         size = ITEM_CHUNK
-        if self._fetcher.batches_all([loc for loc, _ in pending]):
+        if self._fetcher.batches_all(pending.locations()):
             size = max(1, len(pending))
         for start in range(0, len(pending), size):
             self._read_items(pending[start : start + size])
-        pending.clear()
+        del pending[:]
 
     def _read_items(self, chunk: list[tuple[str, Context]]) -> None:
         """Read the documents of these item links and index their items, in order."""
@@ -1087,7 +1093,7 @@ class Loader:
             self._add_items(docs, location, ctx)
             self._progress()
 
-    def _load_items_reusing(self, pending: list[tuple[str, Context]]) -> None:
+    def _load_items_reusing(self, pending: ItemLinks[Context]) -> None:
         """The items of a reload with a previous index: an unchanged document's row is taken
         from it (ReusingBuilder.add_reused), the others are read, all in the order of their links
         (which of two items with one id is kept, and the tree's order, are as in a full load).
@@ -1097,7 +1103,7 @@ class Loader:
         assert plan is not None
         limit = self.options.max_document_bytes
         by_location = plan.by_location  # made while the lstat processes may still run
-        plan.check([loc for loc, _ in pending[self._checked_from:]], limit, self.options.fetch_timeout,
+        plan.check(list(pending.locations(self._checked_from)), limit, self.options.fetch_timeout,
                    self.options.fetch_retries)  # those before were given to check_soon during the walk
         # the rows whose item names the collection that served it, a loaded one (not made):
         # served under it again, nothing to decide per row
@@ -1193,7 +1199,7 @@ class Loader:
 
     # -- item files read and indexed by forked processes ------------------------------------------
 
-    def _load_files_forked(self, pending: list[tuple[str, Context]]) -> int:
+    def _load_files_forked(self, pending: ItemLinks[Context]) -> int:
         """Local item files read and indexed by forked processes, a chunk of links each in
         turn (as _index_lines_forked does for ndjson lines), appended here in order
         (_take_files): the index one process makes. A file a child cannot index alone (not a
@@ -1201,7 +1207,7 @@ class Loader:
         read here, in its place. How many of ``pending`` were handled (fewer if a child died)."""
         count = parallel.processes(self.options.index_processes)
         if (count < 2 or len(pending) < FILES_MIN_ITEMS or not parallel.forkable()
-                or not self._fetcher.all_local([loc for loc, _ in pending])):
+                or not self._fetcher.all_local(pending.locations())):
             return 0
         size = min(FILES_CHUNK, max(FILES_MIN_CHUNK, len(pending) // (4 * count)))
         tasks = [(start, min(start + size, len(pending))) for start in range(0, len(pending), size)]
@@ -1213,16 +1219,12 @@ class Loader:
                 for piece in pieces:
                     if isinstance(piece, int):  # a file the child left
                         self._read_items(pending[piece : piece + 1])
-                    elif not self._take_files(piece, pending):
+                    elif not self._take_files(piece):
                         self._read_items(pending[piece.start : piece.end])
-                # the task's links let go as it is taken, not at the end: a tuple each (56 B,
-                # 0.56 GB at 10M item files); their locations are the origins' and the log's now
-                start, end = tasks[done]
-                pending[start:end] = itertools.repeat(_TAKEN, end - start)
                 done += 1
         return tasks[done][0] if done < len(tasks) else len(pending)
 
-    def _index_files(self, pending: list[tuple[str, Context]], start: int, end: int) -> list[FilesPiece | int]:
+    def _index_files(self, pending: ItemLinks[Context], start: int, end: int) -> list[FilesPiece | int]:
         """In a forked process: read and index the item files ``pending[start:end]`` as
         _read_items would, into a builder of its own, leaving to this process's loader each
         file whose item is not a _plain_item (read here, it counts for nothing: it is read
@@ -1269,16 +1271,17 @@ class Loader:
         aliases.clear()
         return piece
 
-    def _take_files(self, piece: FilesPiece, pending: list[tuple[str, Context]]) -> bool:
+    def _take_files(self, piece: FilesPiece) -> bool:
         """What a forked process indexed of some item files, appended here as if read here;
         False (nothing taken) when one of them was read through a symlink to a file an
         earlier chunk read too (a duplicate the child could not see): read them here."""
-        if any(real in self._seen for real in piece.aliases):
+        if any(real in self._seen or real in self._pending_items for real in piece.aliases):
             return False
         self._seen.update(piece.aliases)
         first = self.builder.rows
         assert piece.chunk is not None and piece.origins is not None and piece.sources is not None
-        _share_locations(piece, [loc for loc, _ in pending[piece.start : piece.end]])
+        _share_locations(piece)
+        self._as_positions(piece)
         self._take_chunk(piece.chunk, piece.events, piece.not_public)
         self._origins.append(piece.origins, first)
         sources = self._fetcher.sources
@@ -1287,12 +1290,29 @@ class Loader:
         sources.mtimes.extend(piece.sources.mtimes)
         return True
 
-    def _load_items_forked(self, pending: list[tuple[str, Context]]) -> int:
+    def _as_positions(self, piece: FilesPiece) -> None:
+        """A piece whose files are its links, each read once in order (the common case): its
+        origins, log of files read and rows' labels hold its links' positions (small ints)
+        instead of the locations' strings (~150 B an item file, 1.5 GB at 10M, held to the
+        end of the load); ItemLinks.resolve gives them back."""
+        assert piece.origins is not None and piece.sources is not None and piece.chunk is not None
+        own = piece.origins.locations
+        links = self._pending_items
+        if (not own or piece.sources.paths != own or len(own) != piece.end - piece.start
+                or own != links.locations(piece.start, piece.end)[:]):
+            return
+        positions = list(range(links.position(piece.start), links.position(piece.end)))
+        piece.origins.locations = positions
+        piece.sources.paths = positions
+        if piece.chunk.labels == own:
+            piece.chunk.labels = positions
+
+    def _load_items_forked(self, pending: ItemLinks[Context]) -> int:
         """Items read and made servable by a forked child (forked_reader), indexed
         here as they arrive; how many of ``pending`` were handled."""
         done = 0
         not_public, first_origin = self.hrefs.not_public, len(self._origins.rows)
-        fetched = forked_reader.read_forked([loc for loc, _ in pending], self._fetcher, self.hrefs)
+        fetched = forked_reader.read_forked(list(pending.locations()), self._fetcher, self.hrefs)
         for position, kind, payload in fetched:
             location, ctx = pending[position]
             if kind == b"n":
@@ -1605,18 +1625,21 @@ class FilesPiece:
     aliases: list[str] = field(default_factory=list)
 
 
-def _share_locations(piece: FilesPiece, own: list[str]) -> None:
-    """The locations, paths and rows' labels a forked process sent (unpickled: new strings)
-    replaced by this process's own strings of the same value (the item links, also held by
-    the walk's set of documents seen), so that each location is held once, not twice: ~145
-    bytes an item file (1.4 GB at 10M). A piece's files are its links in order, all of them
-    unless a file was skipped or left: compared as lists first (in C), else looked up one by one."""
+def _share_locations(piece: FilesPiece) -> None:
+    """The paths and rows' labels a forked process sent replaced by its origins' strings of the
+    same value where they are other strings (pickle shares only the objects that were one in the
+    child), so that each location is held once until the origins are settled: ~145 bytes an item
+    file (1.4 GB at 10M). Compared as lists first (in C: the same objects, or equal), else
+    looked up one by one."""
     assert piece.origins is not None and piece.sources is not None and piece.chunk is not None
-    for holder in (piece.origins.locations, piece.sources.paths, piece.chunk.labels):
+    own = piece.origins.locations
+    same: dict[str, str] | None = None
+    for holder in (piece.sources.paths, piece.chunk.labels):
         if holder == own:
             holder[:] = own
         elif holder:
-            same = {loc: loc for loc in own}
+            if same is None:
+                same = {loc: loc for loc in own}
             holder[:] = [same.get(loc, loc) for loc in holder]
 
 
@@ -1656,7 +1679,7 @@ def _read_stats(sources: SourceLog, paths: list[str]) -> tuple[np.ndarray, np.nd
         i = at
         while i < end and logged[i] != path:
             i += 1
-        if i == end and where is None and "://" not in path:
+        if i == end and where is None and not (isinstance(path, str) and "://" in path):
             try:  # further on: found by a scan in C (a reload: a few files read among a million reused)
                 i = logged.index(path, end)
                 end = i + 1
@@ -1695,8 +1718,8 @@ class _FingerprintTail:
         skip = len(sources.paths) - len(locations)
         if skip < 0 or not self._in_order(skip, locations, sizes, mtimes, read):
             return None
-        self.fingerprint = Fingerprint.of(sources)
-        head = len("\n".join(sources.paths[:skip]).encode("utf-8", "surrogateescape")) + 1 if skip else 0
+        self.fingerprint = Fingerprint.of(sources, share=True)
+        head = len("\n".join(sources.strings(sources.paths[:skip])).encode("utf-8", "surrogateescape")) + 1 if skip else 0
         return self.fingerprint.paths[head:]
 
     def _in_order(self, skip: int, locations: list[str], sizes: np.ndarray, mtimes: np.ndarray, read: np.ndarray) -> bool:
@@ -1712,12 +1735,22 @@ class _FingerprintTail:
         others = np.ones(len(locations), dtype=bool)
         others[read] = False
         if list(itertools.filterfalse(moved.__contains__, tail)) != list(itertools.compress(locations, others.tolist())) \
-                or sorted(filter(moved.__contains__, tail)) != sorted(locations[i] for i in picked):
+                or Counter(filter(moved.__contains__, tail)) != Counter(locations[i] for i in picked):
             return False
         self.sources.paths[skip:] = locations  # the same files, each with its stats (those read: as logged)
         self.sources.sizes[skip:] = array("q", sizes.tobytes())
         self.sources.mtimes[skip:] = array("q", mtimes.tobytes())
         return True
+
+
+def _row_location(origins: Origins, cache: dict[str, Any], row: int) -> str:
+    """The location of builder row ``row`` from the settled origins (their positions are the
+    builder's rows, ascending): a duplicate's label when its row kept an item link's position."""
+    if "lines" not in cache:
+        cache["lines"] = origins.location_list()
+    k = int(np.searchsorted(origins.positions, row))
+    lines: list[str] = cache["lines"]
+    return lines[k] if k < len(lines) and k < len(origins.positions) and origins.positions[k] == row else f"row {row}"
 
 
 def _file_name(location: str) -> str:

@@ -77,17 +77,21 @@ class SourceLog:
     """Every local file read, with the size and mtime it had: a snapshot's fingerprint."""
 
     def __init__(self) -> None:
-        self.paths: list[str] = []
+        # a path, or (the loader's item files indexed by a forked process) the position of its
+        # item link, an int the loader's ItemLinks gives the path of: no string held a file
+        # through the load (~150 B each); ``resolve`` makes such a list's strings
+        self.paths: list[Any] = []
         self.sizes = array("q")
         self.mtimes = array("q")
         self._joined: Any = None  # compact(): the paths as one buffer
+        self.resolve: Callable[[list[Any]], list[str]] | None = None
 
     def add(self, path: str, size: int, mtime_ns: int) -> None:
         self.paths.append(path)
         self.sizes.append(size)
         self.mtimes.append(mtime_ns)
 
-    def joined_paths(self, part: int = 65_536) -> bytearray:
+    def joined_paths(self, part: int = 8192) -> bytearray:
         """The paths newline-joined as UTF-8 bytes, made a part at a time: "\n".join(paths)
         then .encode() held the text twice at once (~100 MB each at 1M item files)."""
         out = bytearray()
@@ -95,7 +99,7 @@ class SourceLog:
         for start in range(0, len(paths), part):
             if start:
                 out += b"\n"
-            out += "\n".join(paths[start : start + part]).encode("utf-8", "surrogateescape")
+            out += "\n".join(self.strings(paths[start : start + part])).encode("utf-8", "surrogateescape")
         return out
 
     def compact(self, joined: Any) -> None:
@@ -104,11 +108,15 @@ class SourceLog:
         (~150 B each, ~1.5 GB at 10M item files) through the index's build."""
         self.paths = []
         self._joined = joined
+        self.resolve = None
+
+    def strings(self, paths: list[Any]) -> list[str]:
+        return self.resolve(paths) if self.resolve is not None else paths
 
     def path_list(self) -> list[str]:
         """The paths of the files read (those given up for a buffer by ``compact`` too)."""
         if self._joined is None or self.paths or not len(self.sizes):
-            return self.paths
+            return self.strings(self.paths)
         return bytes(self._joined).decode("utf-8", "surrogateescape").split("\n")
 
 

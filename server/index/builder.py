@@ -89,7 +89,10 @@ class IndexBuilder:
         # million ids would cost ~1 GB), and reported with their label then
         self._ids = BlobWriter()
         self._id_hashes = array("Q")
-        self._labels: list[str] = []
+        # a row's label, or an int (a row of a forked process's item files: its item link)
+        # that ``label_of(row)`` gives the label of, asked only to report a duplicate
+        self._labels: list[Any] = []
+        self.label_of: Callable[[int], str] = str
         self._collection_code = array("i")
         self._collection_codes: dict[str | None, int] = {}
         self._columns = ColumnsBuilder()
@@ -305,8 +308,12 @@ class IndexBuilder:
             elif row not in self._rejected:
                 self._rejected[row] = "duplicate"
                 item_id = key[1].decode()
-                self._report(self._labels[row], f"item {item_id!r}: duplicate id {item_id!r} in collection "
+                self._report(self._label(row), f"item {item_id!r}: duplicate id {item_id!r} in collection "
                              f"{names[key[0]]!r}; kept the first", duplicate=True)
+
+    def _label(self, row: int) -> str:
+        label = self._labels[row]
+        return label if isinstance(label, str) else self.label_of(row)
 
     def build(self) -> Index:
         """The Index of the items added. Once: the builder's state is handed over or released
@@ -396,7 +403,7 @@ class Chunk:
 
     ids: tuple[bytes | bytearray, array]  # (UTF-8 bytes, ends), as BlobWriter
     id_hashes: array
-    labels: list[str]
+    labels: list[Any]  # a str, or an int IndexBuilder.label_of reads (_labels)
     row_nodes: array
     collections: list[str | None]  # by the chunk's own collection code
     codes: array

@@ -14,6 +14,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +74,10 @@ class OriginsBuilder:
 
     def __init__(self) -> None:
         self.rows = array("q")
-        self.locations: list[str] = []
+        # a location, or an int ``resolve`` gives the location of (the loader's item link
+        # positions: no string held an item file through the load, ~150 B each)
+        self.locations: list[Any] = []
+        self.resolve: Callable[[list[Any]], list[str]] | None = None
         self.declared = array("i")
         self._names: dict[str, int] = {}
         self.not_public = array("i")
@@ -142,10 +146,12 @@ class OriginsBuilder:
         when a buffer holding them exists (a view of the Fingerprint's paths: a snapshot writes
         those bytes once, ~100 MB at a million items), else None (``read``: the indices of those
         whose stats ``read`` gave: read by this load)."""
-        rows = np.frombuffer(self.rows, dtype=np.int64).copy() if len(self.rows) else np.zeros(0, np.int64)
+        # views of this builder's arrays, not copies (32 B a row beside them: 320 MB at 10M
+        # item files, at the load's peak): it can no longer grow (a settled builder is let go)
+        rows = np.frombuffer(self.rows, dtype=np.int64) if len(self.rows) else np.zeros(0, np.int64)
         locations = self.locations
-        sizes = np.frombuffer(self.sizes, dtype=np.int64).copy() if len(rows) else np.zeros(0, np.int64)
-        mtimes = np.frombuffer(self.mtimes, dtype=np.int64).copy() if len(rows) else np.zeros(0, np.int64)
+        sizes = np.frombuffer(self.sizes, dtype=np.int64) if len(rows) else np.zeros(0, np.int64)
+        mtimes = np.frombuffer(self.mtimes, dtype=np.int64) if len(rows) else np.zeros(0, np.int64)
         found = np.zeros((len(rows), 16), dtype=np.uint8)  # calloc: pages untouched (local files) cost no memory
         for i, known in self.digests.items():
             found[i] = np.frombuffer(known, dtype=np.uint8)
@@ -156,10 +162,11 @@ class OriginsBuilder:
             digest = digests.get(locations[i])
             if digest is not None:
                 found[i] = np.frombuffer(digest, dtype=np.uint8)
-        declared = np.frombuffer(self.declared, dtype=np.int32).copy() if len(rows) else np.zeros(0, np.int32)
-        not_public = np.frombuffer(self.not_public, dtype=np.int32).copy() if len(rows) else np.zeros(0, np.int32)
+        declared = np.frombuffer(self.declared, dtype=np.int32) if len(rows) else np.zeros(0, np.int32)
+        not_public = np.frombuffer(self.not_public, dtype=np.int32) if len(rows) else np.zeros(0, np.int32)
         return Origins(
-            locations=_joined(locations, within(locations, sizes, mtimes, todo) if within is not None and locations else None),
+            locations=_joined(locations, within(locations, sizes, mtimes, todo) if within is not None and locations else None,
+                              self.resolve),
             positions=rows,
             declared=declared,
             names=list(self._names),
@@ -170,11 +177,20 @@ class OriginsBuilder:
         )
 
 
-def _joined(locations: list[str], joined: np.ndarray | None) -> np.ndarray:
-    """``locations`` newline-joined as UTF-8 bytes (``joined`` when given)."""
+def _joined(locations: list[Any], joined: np.ndarray | None,
+            resolve: Callable[[list[Any]], list[str]] | None = None) -> np.ndarray:
+    """``locations`` newline-joined as UTF-8 bytes (``joined`` when given; ``resolve``: the
+    strings of ints among them, a part at a time)."""
     if joined is not None:
         return joined
-    return np.frombuffer("\n".join(locations).encode("utf-8", "surrogateescape"), dtype=np.uint8)
+    if resolve is None:
+        return np.frombuffer("\n".join(locations).encode("utf-8", "surrogateescape"), dtype=np.uint8)
+    out = bytearray()
+    for start in range(0, len(locations), 8192):
+        if start:
+            out += b"\n"
+        out += "\n".join(resolve(locations[start : start + 8192])).encode("utf-8", "surrogateescape")
+    return np.frombuffer(out, dtype=np.uint8)
 
 
 def _kept_lines(joined: np.ndarray, count: int, keep: np.ndarray) -> np.ndarray:

@@ -1,0 +1,273 @@
+"""The item links a walk admitted, in order, held compactly: each link's location as UTF-8 in
+one block (the part after a prefix shared by a document's links: its folder), its context as a
+code, and a hash table of their positions, for "was this location admitted already?".
+
+A list of (location, context) tuples and a set of the locations cost ~250 B an item file (the
+location as a str ~150 B, its tuple 64 B, the set's slots 32-64 B): ~2.5 GB at ten million item
+files, held from the walk through the load (issue 18). Here: the bytes after the prefix (~40 B
+for generate.py's layout), 8 B of end, 4 B of code, 8 B of hash and 4-8 B of table a link.
+
+Membership is exact: the table holds positions; a location's hash leads to candidates whose
+stored hash is equal, and a candidate is a match only when its bytes are (so two locations
+whose hashes collide are still told apart, tests/test_item_links.py forces that).
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Generic, TypeVar, overload
+
+import numpy as np
+
+C = TypeVar("C")
+
+EMPTY = -1
+MAX_LOAD = 0.7  # table slots used at most: linear probing stays short (~2 probes a miss at 0.7)
+FIRST_SLOTS = 1 << 12
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+class ItemLinks(Generic[C]):
+    """Item links in the order they were admitted: ``links[i]`` is ``(location, context)``
+    (made when asked: no string is held a link), ``location in links`` whether it was ever
+    appended (links let go with ``del links[:k]`` included, until ``clear``)."""
+
+    def __init__(self, hash_text: Callable[[str], int] = hash) -> None:
+        self._hash = hash_text  # str's own hash: kept in the string (made once), stable in forked children
+        self._data = bytearray()
+        self._ends = array("q")
+        self._groups = array("i")  # per link: its (prefix, context) code
+        self._group_of: dict[tuple[int, str], int] = {}  # (id(context), prefix) -> code
+        self._prefixes: list[str] = []
+        self._contexts: list[C] = []  # by code; holds them alive (their ids are keys above)
+        self._hashes = array("q")  # per link
+        self._table = np.full(FIRST_SLOTS, EMPTY, dtype=np.int32)
+        self._first = 0  # links before it let go (del links[:k]): still members
+        self._members = True  # False after forget_members: nothing more can be appended
+
+    # -- the sequence ---------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._ends) - self._first
+
+    def _location(self, at: int) -> str:
+        start = self._ends[at - 1] if at else 0
+        return self._prefixes[self._groups[at]] + self._data[start : self._ends[at]].decode("utf-8", "surrogateescape")
+
+    def _link(self, at: int) -> tuple[str, C]:
+        return self._location(at), self._contexts[self._groups[at]]
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[str, C]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[tuple[str, C]]: ...
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return [self._link(self._first + k) for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self._link(self._first + i)
+
+    def __iter__(self) -> Iterator[tuple[str, C]]:
+        return (self._link(at) for at in range(self._first, len(self._ends)))
+
+    def __delitem__(self, i: slice) -> None:
+        """Only ``del links[:k]``: the first k let go (their bytes stay until ``clear``; they
+        stay members)."""
+        if not isinstance(i, slice) or i.start not in (None, 0) or i.step not in (None, 1):
+            raise TypeError("only the first links can be let go")
+        self._first += len(range(*i.indices(len(self))))
+
+    def locations(self, start: int = 0, end: int | None = None) -> LocationsView:
+        """The locations of links ``start`` to ``end`` as a sequence made when read."""
+        first, stop = start + self._first, len(self._ends) if end is None else min(end + self._first, len(self._ends))
+        return LocationsView(self, first, max(first, stop))
+
+    def position(self, i: int) -> int:
+        """Link ``i``'s position for ``resolve`` (the same after ``del links[:k]``)."""
+        return self._first + i
+
+    def resolve(self, values: list[Any]) -> list[str]:
+        """``values`` with each int (a link's ``position``) replaced by its location."""
+        location = self._location
+        return [v if isinstance(v, str) else location(v) for v in values]
+
+    def contexts(self) -> Iterator[C]:
+        groups, contexts = self._groups, self._contexts
+        return (contexts[groups[at]] for at in range(self._first, len(self._ends)))
+
+    def forget_members(self) -> None:
+        """The hashes and their table let go (16-24 B a link) once no more is asked whether a
+        location was admitted: the links stay readable; none is a member any more."""
+        self._hashes = array("q")
+        self._table = np.full(FIRST_SLOTS, EMPTY, dtype=np.int32)
+        self._members = False
+
+    def clear(self) -> None:
+        """Every link let go, and the memory of them: no longer members."""
+        self.__init__(self._hash)  # type: ignore[misc]
+
+    # -- adding ----------------------------------------------------------------------------------
+
+    def _group(self, ctx: C, prefix: str) -> int:
+        key = (id(ctx), prefix)
+        code = self._group_of.get(key)
+        if code is None:
+            code = self._group_of[key] = len(self._contexts)
+            self._contexts.append(ctx)
+            self._prefixes.append(prefix)
+        return code
+
+    def append(self, location: str, ctx: C, prefix: str = "") -> None:
+        """One link (not checked: ``location in links`` first); ``prefix``: a start of
+        ``location`` shared by many links (kept once)."""
+        if not self._members:
+            raise RuntimeError("links cannot be added once their members are forgotten")
+        if not location.startswith(prefix):
+            prefix = ""
+        at = len(self._ends)
+        self._data += _encode(location[len(prefix):])
+        self._ends.append(len(self._data))
+        self._groups.append(self._group(ctx, prefix))
+        h = self._hash(location)
+        self._hashes.append(h)
+        if (at + 1) > MAX_LOAD * len(self._table):
+            self._grow()
+        else:
+            self._place_one(h, at)
+
+    def extend_new(self, locations: list[str], ctx: C, prefix: str = "") -> None:
+        """Links none of which is a member nor appears twice (the caller checked: ``disjoint``
+        and a set of them), all starting with ``prefix``: added at once."""
+        if not locations:
+            return
+        if not self._members:
+            raise RuntimeError("links cannot be added once their members are forgotten")
+        cut = len(prefix)
+        if cut and not all(loc.startswith(prefix) for loc in locations):
+            prefix, cut = "", 0
+        first = len(self._ends)
+        parts = [_encode(loc[cut:]) for loc in locations]
+        lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+        self._ends.frombytes((np.cumsum(lengths) + len(self._data)).tobytes())
+        self._data += b"".join(parts)
+        del parts
+        self._groups.frombytes(np.full(len(locations), self._group(ctx, prefix), dtype=np.int32).tobytes())
+        hashes = np.fromiter(map(self._hash, locations), dtype=np.int64, count=len(locations))
+        self._hashes.frombytes(hashes.tobytes())
+        if len(self._ends) > MAX_LOAD * len(self._table):
+            self._grow()
+        else:
+            self._place(hashes, np.arange(first, len(self._ends), dtype=np.int64))
+
+    # -- membership ------------------------------------------------------------------------------
+
+    def _same(self, at: int, location: str) -> bool:
+        return self._location(at) == location
+
+    def __contains__(self, location: object) -> bool:
+        if not isinstance(location, str) or not len(self._hashes):
+            return False
+        h = self._hash(location)
+        table, hashes = self._table, self._hashes
+        mask = len(table) - 1
+        slot = h & mask
+        while True:
+            at = int(table[slot])
+            if at == EMPTY:
+                return False
+            if hashes[at] == h and self._same(at, location):
+                return True
+            slot = (slot + 1) & mask
+
+    def disjoint(self, locations: list[str]) -> bool:
+        """Whether none of ``locations`` is a member (vectorized: a collection's 250k links)."""
+        if not locations or not len(self._hashes):
+            return True
+        hashes = np.fromiter(map(self._hash, locations), dtype=np.int64, count=len(locations))
+        table, stored = self._table, np.frombuffer(self._hashes, dtype=np.int64)
+        mask = len(table) - 1
+        todo = np.arange(len(locations))
+        slots = hashes & mask
+        while len(todo):
+            at = table[slots[todo]]
+            filled = at != EMPTY
+            todo, at = todo[filled], at[filled]  # an empty slot: not a member
+            equal = stored[at] == hashes[todo]
+            for i, a in zip(todo[equal].tolist(), at[equal].tolist()):  # rare: the same hash, compared
+                if self._same(a, locations[i]):
+                    return False
+            slots[todo] = (slots[todo] + 1) & mask
+        return True
+
+    def _place_one(self, h: int, at: int) -> None:
+        table = self._table
+        mask = len(table) - 1
+        slot = h & mask
+        while table[slot] != EMPTY:
+            slot = (slot + 1) & mask
+        table[slot] = at
+
+    def _place(self, hashes: np.ndarray, positions: np.ndarray) -> None:
+        """Positions into the table's free slots, by linear probing, all at once: in each
+        round the first of those aiming at one free slot takes it, the others move on."""
+        table = self._table
+        mask = len(table) - 1
+        slots = hashes & mask
+        todo = np.arange(len(positions))
+        while len(todo):
+            s = slots[todo]
+            free = table[s] == EMPTY
+            taken_slots, first = np.unique(s[free], return_index=True)
+            winners = todo[free][first]
+            table[taken_slots] = positions[winners]
+            keep = np.ones(len(todo), dtype=bool)
+            keep[np.flatnonzero(free)[first]] = False
+            todo = todo[keep]
+            slots[todo] = (slots[todo] + 1) & mask
+
+    def _grow(self) -> None:
+        size = len(self._table)
+        while len(self._ends) > MAX_LOAD * size:
+            size *= 2
+        self._table = np.full(size, EMPTY, dtype=np.int32 if len(self._ends) < 2**31 - 1 else np.int64)
+        self._place(np.frombuffer(self._hashes, dtype=np.int64).copy(), np.arange(len(self._ends), dtype=np.int64))
+
+    def nbytes(self) -> int:
+        """The memory held, B (for tests and benchmarks)."""
+        return (len(self._data) + self._ends.itemsize * len(self._ends) + self._groups.itemsize * len(self._groups)
+                + self._hashes.itemsize * len(self._hashes) + self._table.nbytes)
+
+
+class LocationsView(Sequence[str]):
+    """Some links' locations, each made when read."""
+
+    def __init__(self, links: ItemLinks[Any], start: int, end: int) -> None:
+        self._links, self._start, self._end = links, start, end
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return [self._links._location(self._start + k) for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self._links._location(self._start + i)
+
+    def __iter__(self) -> Iterator[str]:
+        return (self._links._location(at) for at in range(self._start, self._end))

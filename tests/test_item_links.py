@@ -1,0 +1,84 @@
+"""ItemLinks (server/catalog/links.py): the walk's item links as one block of bytes with a hash
+table of positions; membership exact even when hashes collide."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.catalog.links import ItemLinks
+
+
+def test_links_in_order_with_their_contexts() -> None:
+    links: ItemLinks[str] = ItemLinks()
+    links.append("/c/a/a.json", "ctx1", "/c/")
+    links.extend_new(["/d/b/b.json", "/d/c/c.json"], "ctx2", "/d/")
+    links.append("http://h/x.json", "ctx1")  # no prefix
+    links.append("/e/\udcff.json", "ctx2", "/nope/")  # a path of bytes not UTF-8; a prefix it lacks
+    assert len(links) == 5
+    assert links[0] == ("/c/a/a.json", "ctx1")
+    assert links[-1] == ("/e/\udcff.json", "ctx2")
+    assert links[1:3] == [("/d/b/b.json", "ctx2"), ("/d/c/c.json", "ctx2")]
+    assert list(links.locations(3)) == ["http://h/x.json", "/e/\udcff.json"]
+    assert list(links.contexts()) == ["ctx1", "ctx2", "ctx2", "ctx1", "ctx2"]
+    del links[:2]
+    assert len(links) == 3 and links[0] == ("/d/c/c.json", "ctx2")
+    assert "/c/a/a.json" in links  # let go, still admitted
+    assert links.locations()[0] == "/d/c/c.json" and len(links.locations(1, 2)) == 1
+    with pytest.raises(IndexError):
+        links[3]
+    links.clear()
+    assert len(links) == 0 and "/c/a/a.json" not in links
+
+
+def test_membership_grows_past_the_first_table() -> None:
+    links: ItemLinks[int] = ItemLinks()
+    many = [f"/root/col/item-{i}/item-{i}.json" for i in range(20_000)]
+    links.extend_new(many[:7000], 1, "/root/col/")
+    for loc in many[7000:9000]:
+        assert loc not in links
+        links.append(loc, 2, "/root/col/")
+    links.extend_new(many[9000:], 3, "/root/col/")
+    assert all(loc in links for loc in many)
+    assert "/root/col/item-20000/item-20000.json" not in links
+    assert links.disjoint([f"/other/{i}" for i in range(5000)])
+    assert not links.disjoint(["/other/x", many[12_345]])
+    assert [loc for loc, _ in links] == many
+    assert links.nbytes() < 20_000 * 60  # the bytes after the prefix, ends, codes, hashes, table
+
+
+@pytest.mark.parametrize("buckets", [1, 3])
+def test_colliding_hashes_are_told_apart(buckets: int) -> None:
+    """Every location hashed to one of ``buckets`` values: found or not by their bytes."""
+    links: ItemLinks[None] = ItemLinks(hash_text=lambda text: len(text) % buckets)
+    first = [f"/a/{i}.json" for i in range(300)]
+    links.extend_new(first, None, "/a/")
+    for i in range(300, 400):
+        loc = f"/a/{i}.json"
+        assert loc not in links
+        links.append(loc, None)
+    assert all(f"/a/{i}.json" in links for i in range(400))
+    assert "/a/400.json" not in links and "/b/1.json" not in links
+    assert links.disjoint(["/a/400.json", "/b/1.json"])
+    assert not links.disjoint(["/b/1.json", "/a/399.json"])
+    assert [loc for loc, _ in links] == [f"/a/{i}.json" for i in range(400)]
+
+
+def test_negative_hashes() -> None:
+    links: ItemLinks[None] = ItemLinks(hash_text=lambda text: -len(text) * 7919)
+    links.extend_new(["x", "yy", "zzz"], None)
+    links.append("wwww", None)
+    assert all(t in links for t in ("x", "yy", "zzz", "wwww")) and "v" * 5 not in links
+
+
+def test_members_forgotten_links_still_read() -> None:
+    links: ItemLinks[int] = ItemLinks()
+    links.extend_new([f"/r/{i}.json" for i in range(5000)], 0, "/r/")
+    before = links.nbytes()
+    links.forget_members()
+    assert links.nbytes() < before - 5000 * 8  # the hashes at least
+    assert "/r/1.json" not in links and links.disjoint(["/r/1.json"])
+    assert links[4999] == ("/r/4999.json", 0) and links.resolve([3, "x"]) == ["/r/3.json", "x"]
+    with pytest.raises(RuntimeError):
+        links.append("/r/new.json", 0)
+    with pytest.raises(RuntimeError):
+        links.extend_new(["/r/new.json"], 0)
