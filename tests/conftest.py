@@ -55,6 +55,25 @@ def _selected(config: pytest.Config, test_file: str) -> bool:
     return False
 
 
+# Files of a minute or more (cold: the container images, STAC Browser's build; then browsers,
+# benchmarks, servers with workers): run first, so that under xdist's --dist loadfile no worker
+# is left alone at the end with one of them while the others are idle. The rest keep their order.
+SLOW_FIRST = ["tests/test_container.py", "tests/test_stac_browser.py", "tests/test_bench_smoke.py",
+              "tests/test_pgstac_export.py", "tests/test_pages_browser.py", "tests/test_workers.py"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # xdist's loadfile hands out files largest (most tests) first by default; the order of
+    # pytest_collection_modifyitems below is better: the slow files are few tests each.
+    if getattr(config.option, "dist", "no") == "loadfile":
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: the rest as collected
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Cold, the container images (~3.5 min), STAC Browser's npm build (~3 min) and pypgstac's
     virtualenv are mostly downloads that the tests needing them used to wait for one after the
