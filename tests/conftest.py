@@ -58,8 +58,11 @@ def _selected(config: pytest.Config, test_file: str) -> bool:
 # Files of a minute or more (cold: the container images, STAC Browser's build; then browsers,
 # benchmarks, servers with workers): run first, so that under xdist's --dist loadfile no worker
 # is left alone at the end with one of them while the others are idle. The rest keep their order.
-SLOW_FIRST = ["tests/test_container.py", "tests/test_stac_browser.py", "tests/test_bench_smoke.py",
-              "tests/test_pgstac_export.py", "tests/test_pages_browser.py", "tests/test_workers.py"]
+# Session 14's run under xdist (load ~10-20): schemathesis 215 s in one test, STAC Browser 140,
+# the container's first fixture 107 (its images built meanwhile), bench smoke ~8 min in all.
+SLOW_FIRST = ["tests/test_schemathesis.py", "tests/test_container.py", "tests/test_stac_browser.py",
+              "tests/test_bench_smoke.py", "tests/test_pgstac_export.py", "tests/test_pages_browser.py",
+              "tests/test_workers.py", "tests/test_reload_chain.py", "tests/test_counted_boxes.py"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
