@@ -32,6 +32,7 @@ build), chromium and chromium-driver, and selenium (``pip install '.[test]'``).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import functools
 import http.server
 import json
@@ -101,6 +102,15 @@ def build(cache: Path) -> tuple[Path, dict[str, Any]]:
     """STAC Browser's ``dist/`` built under ``cache`` (reused when already there), and how long
     each step took (empty when reused)."""
     root = cache / f"stac-browser-{VERSION}-ol-stac-{PINS['ol-stac']}"
+    cache.mkdir(parents=True, exist_ok=True)
+    # One build at a time: the test suite starts one in the background (tests/prepare.py) while
+    # its other tests run, and the STAC Browser test then waits for it here rather than build twice.
+    with open(cache / f"{root.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(root)
+
+
+def _build(root: Path) -> tuple[Path, dict[str, Any]]:
     dist = root / "package" / "dist"
     stamp = root / "built.json"
     if stamp.exists() and (dist / "index.html").exists():

@@ -3,7 +3,11 @@ and the two catalogs (sample and synthetic) the extension tests compare with the
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,6 +35,79 @@ from tests.oracles.search import Oracle
 from tests.oracles.synthetic import write_synthetic_catalog
 
 TEST_BASE = "http://testserver"
+
+
+# -- the slow preparations, started in the background as the session starts ---------------------
+
+# The test file each preparation of tests/prepare.py is for.
+PREPARED_FOR = {"container": "tests/test_container.py", "stac_browser": "tests/test_stac_browser.py",
+                "pgstac": "tests/test_pgstac_export.py"}
+_preparing: list[subprocess.Popen[bytes]] = []
+
+
+def _selected(config: pytest.Config, test_file: str) -> bool:
+    """Whether the run's arguments (or testpaths) take in ``test_file``."""
+    target = Path(__file__).resolve().parents[1] / test_file
+    for arg in config.args:
+        path = Path(config.invocation_params.dir, arg.split("::")[0]).resolve()
+        if target == path or path in target.parents:
+            return True
+    return False
+
+
+# Files of a minute or more (cold: the container images, STAC Browser's build; then browsers,
+# benchmarks, servers with workers): run first, so that under xdist's --dist loadfile no worker
+# is left alone at the end with one of them while the others are idle. The rest keep their order.
+# Session 14's run under xdist (load ~10-20): schemathesis 215 s in one test, STAC Browser 140,
+# the container's first fixture 107 (its images built meanwhile), bench smoke ~8 min in all.
+SLOW_FIRST = ["tests/test_schemathesis.py", "tests/test_container.py", "tests/test_stac_browser.py",
+              "tests/test_bench_smoke.py", "tests/test_pgstac_export.py", "tests/test_pages_browser.py",
+              "tests/test_workers.py", "tests/test_reload_chain.py", "tests/test_counted_boxes.py"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # xdist's loadfile hands out files largest (most tests) first by default; the order of
+    # pytest_collection_modifyitems below is better: the slow files are few tests each.
+    if getattr(config.option, "dist", "no") == "loadfile":
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: the rest as collected
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Cold, the container images (~3.5 min), STAC Browser's npm build (~3 min) and pypgstac's
+    virtualenv are mostly downloads that the tests needing them used to wait for one after the
+    other; started here (once, in xdist's controller) they overlap the rest of the suite. Each
+    test's fixture still does its own step under the same lock (tests/prepare.py), so it waits
+    for a preparation under way and finds the result cached. Off with STAC_STATIC_TEST_PREPARE=0;
+    not for a run narrowed by -k or -m (which may not reach those tests) or --collect-only."""
+    config = session.config
+    if hasattr(config, "workerinput") or os.environ.get("STAC_STATIC_TEST_PREPARE") == "0":
+        return
+    if config.option.collectonly or config.option.keyword or config.option.markexpr:
+        return
+    names = [name for name, test_file in PREPARED_FOR.items() if _selected(config, test_file)]
+    if names:
+        log = config._tmp_path_factory.getbasetemp() / "prepare.log"  # type: ignore[attr-defined]
+        with open(log, "wb") as out:
+            _preparing.append(subprocess.Popen([sys.executable, "-m", "tests.prepare", *names], stdout=out,
+                                               stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1],
+                                               start_new_session=True))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A preparation still running (its tests failed early, or were deselected) is stopped."""
+    for proc in _preparing:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from server.catalog import sources
 from server.catalog.loader import LoadOptions, load_catalogs
 from server.catalog.sources import Fetcher, FetchError, RemoteCache
 
-from .helpers import in_thread, serve_folder
+from .helpers import free_port, in_thread, serve_folder
 
 HAS_CURL = sources.CurlPool is not None
 NEEDS_CURL = pytest.mark.skipif(not HAS_CURL, reason="pycurl is not installed")
@@ -187,11 +187,7 @@ def test_a_slow_answer_times_out_and_is_retried(backend: str) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_refused_connection_is_retried_then_reported(backend: str) -> None:
-    import socket
-
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port nobody listens on (nor will: another xdist worker takes none of these)
     with pytest.raises(FetchError):
         fetch(backend, f"http://127.0.0.1:{port}/doc.json", retries=1, timeout=2.0)
 
