@@ -576,6 +576,43 @@ class _DrippingListing(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _EmptyListing(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; its ListObjectsV2 answer is a valid listing of no object."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if not self.path.startswith("/?list-type=2"):
+            super().do_GET()
+            return
+        body = (b'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult><Name>b</Name><Prefix></Prefix>'
+                b"<KeyCount>0</KeyCount><IsTruncated>false</IsTruncated></ListBucketResult>")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_bucket_listing_of_none_of_the_documents_is_a_warning(catalog: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A listing that lists none of the documents asked for (here: an empty one) leaves them
+    all to be fetched, as before, but not silently: at a million documents that is a million
+    requests instead of a thousand pages."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_EmptyListing, directory=str(catalog)))
+    with in_thread(server) as base:
+        roots = [f"{base}/catalog.json"]
+        previous, _ = load_catalogs(roots)
+        change_all(catalog)
+        with caplog.at_level("WARNING", logger="stac_static_api.loader"):
+            incremental, report = load_catalogs(roots, LoadOptions(previous=previous, bucket_listings=(f"{base}/",)))
+        full, _ = load_catalogs(roots)
+    assert differences(incremental, full) == []
+    assert 0 < report.reused < incremental.size  # the same bytes fetched again: reused by their MD5
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("bucket listing of")]
+    assert "lists none of its" in line and "conditional requests" in line, line
+
+
 def test_a_bucket_listing_past_its_deadline_falls_back_to_requests(catalog: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A listing endpoint that sends its answer slowly, never slower than the per-read timeout:
     given up at listing_timeout (STAC_STATIC_LISTING_TIMEOUT), logged, and the documents fetched

@@ -349,6 +349,11 @@ class ReusePlan:
                 log.warning("bucket listing of %s failed (%s): fetching its %d item documents with conditional "
                             "requests instead", base, exc, len(origins))
                 continue
+            if origins and not found[0].any():  # e.g. an empty listing (session 14: a bench bucket that
+                # listed no key made a 1M reload fetch every document, 457k GETs in 7 min, without a word)
+                log.warning("bucket listing of %s lists none of its %d item documents with an MD5 ETag (another "
+                            "prefix, an empty or lagging listing, multipart uploads): fetching them with "
+                            "conditional requests", base, len(origins))
             same = self._take_listed(origins, found, max_bytes)
             log.info("bucket listing of %s: %d objects listed in %.1f s, %d of %d item documents unchanged",
                      base, int(found[0].sum()), time.perf_counter() - started, same, len(origins))
