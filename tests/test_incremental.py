@@ -490,6 +490,47 @@ def test_a_reload_from_a_bucket_endpoint_lists_it_instead_of_requesting_unchange
     assert during < incremental.size // 2
 
 
+@pytest.mark.parametrize("child", ["lists", "dies"])
+def test_a_reload_lists_the_bucket_endpoint_in_a_process_forked_before_the_walk(
+        catalog: Path, child: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The documents a reload checks by listing are the previous index's, so the listing starts
+    in a process forked before the walk (ReusePlan.list_all_soon) and this one only takes its
+    answers; a listing process that dies leaves the listing to this one. Either way the result
+    is a full load's."""
+    me, calls, real = os.getpid(), tmp_path / "listed-by", reuse.http_listing
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        with calls.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        if child == "dies" and os.getpid() != me:
+            os._exit(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reuse, "http_listing", recorded)
+    monkeypatch.setattr(parallel, "forkable", lambda: True)
+    with ttfb_server(catalog, "--latency-ms", "0", "--bucket") as base:
+        roots = [f"{base}/catalog.json"]
+        previous, _ = load_catalogs(roots)
+        with uploaded(base, catalog):
+            change_all(catalog)
+        with caplog.at_level("INFO", logger="stac_static_api.loader"):
+            incremental, report = load_catalogs(roots, LoadOptions(previous=previous, bucket_listings=(f"{base}/",)))
+        full, full_report = load_catalogs(roots)
+    assert differences(incremental, full) == []
+    assert report.skips == full_report.skips
+    assert 0 < report.reused < incremental.size
+    pids = [int(pid) for pid in calls.read_text().split()]
+    messages = [r.getMessage() for r in caplog.records]
+    assert pids[0] != me  # listed in the forked process first
+    if child == "lists":
+        assert len(pids) == 1
+    else:
+        assert pids[1:] == [me] and any("listing the bucket endpoints ended early" in m for m in messages)
+    [line] = [m for m in messages if m.startswith("bucket listing of")]
+    assert int(line.split(", ")[-1].split()[0]) >= report.reused
+
+
 @pytest.mark.parametrize("answer", ["html", 403])
 def test_a_bucket_endpoint_that_answers_no_listing_falls_back_to_requests(
         catalog: Path, answer: str | int, caplog: pytest.LogCaptureFixture) -> None:
@@ -533,6 +574,43 @@ class _DrippingListing(http.server.SimpleHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
+
+
+class _EmptyListing(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; its ListObjectsV2 answer is a valid listing of no object."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if not self.path.startswith("/?list-type=2"):
+            super().do_GET()
+            return
+        body = (b'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult><Name>b</Name><Prefix></Prefix>'
+                b"<KeyCount>0</KeyCount><IsTruncated>false</IsTruncated></ListBucketResult>")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_bucket_listing_of_none_of_the_documents_is_a_warning(catalog: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A listing that lists none of the documents asked for (here: an empty one) leaves them
+    all to be fetched, as before, but not silently: at a million documents that is a million
+    requests instead of a thousand pages."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_EmptyListing, directory=str(catalog)))
+    with in_thread(server) as base:
+        roots = [f"{base}/catalog.json"]
+        previous, _ = load_catalogs(roots)
+        change_all(catalog)
+        with caplog.at_level("WARNING", logger="stac_static_api.loader"):
+            incremental, report = load_catalogs(roots, LoadOptions(previous=previous, bucket_listings=(f"{base}/",)))
+        full, _ = load_catalogs(roots)
+    assert differences(incremental, full) == []
+    assert 0 < report.reused < incremental.size  # the same bytes fetched again: reused by their MD5
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("bucket listing of")]
+    assert "lists none of its" in line and "conditional requests" in line, line
 
 
 def test_a_bucket_listing_past_its_deadline_falls_back_to_requests(catalog: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -467,7 +467,7 @@ class Loader:
         if (previous.hrefs_config or hrefs_config(LoadOptions())) != hrefs_config(self.options):
             return None
         plan = ReusePlan(previous, previous.origins, self.options.bucket_listings, self.options.listing_timeout)
-        plan.check_all_soon(self.options.max_document_bytes)
+        plan.check_all_soon(self.options.max_document_bytes, self.options.fetch_timeout, self.options.fetch_retries)
         return plan
 
     def skip(self, location: str, reason: str, kind: str) -> None:

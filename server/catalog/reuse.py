@@ -51,6 +51,8 @@ STAT_THREADS_CACHED = 4
 CACHED_STAT_SECONDS = 50e-6
 STAT_CHUNK = 2_000  # files a thread checks at a time
 
+Found = tuple[np.ndarray, np.ndarray, np.ndarray]  # a listing's answer for documents: listed with an MD5 ETag, that MD5, its size
+
 
 def digest(data: bytes) -> bytes:
     """What a remote document's bytes are compared by: MD5, which is also a plain S3 upload's ETag."""
@@ -89,6 +91,8 @@ class ReusePlan:
         self._s3_later: list[int] = []  # S3 objects given to check_soon
         # check_all_soon's processes: the origins each checks, their results (indices changed)
         self._forked: tuple[list[np.ndarray], parallel.forked_map] | None = None
+        # list_all_soon's process: the listings of the bucket endpoints, as _listed_all gives them
+        self._listing: parallel.forked_map | None = None
         remote = np.flatnonzero(origins.sizes < 0).tolist()
         self._any_s3 = any(locations[o].startswith("s3://") or bucket_of(locations[o], bucket_listings) is not None
                            for o in remote)
@@ -98,7 +102,7 @@ class ReusePlan:
         """Each location's origin (made when first needed: after check_all_soon's fork)."""
         return Locations(self.locations)
 
-    def check_all_soon(self, max_bytes: int) -> bool:
+    def check_all_soon(self, max_bytes: int, timeout: float, retries: int) -> bool:
         """Start checking every local file of the previous index's rows in a process forked
         now, while this one walks the catalogs: a million lstats are ~4 CPU-s of Python, which
         in threads here slowed the walk as much again (the GIL), in another process take none
@@ -112,7 +116,63 @@ class ReusePlan:
         wanted = np.flatnonzero((self.origins.sizes >= 0) & (self.origins.not_public != UNKNOWN))
         parts = np.array_split(wanted, max(1, min(LSTAT_PROCESSES, len(wanted) // STAT_CHUNK)))
         self._forked = (parts, parallel.forked_map(parts, len(parts), lambda w: self._changed_of(w, max_bytes)))
+        self.list_all_soon(timeout, retries)  # after: an lstat process's close() must not kill it
         return True
+
+    def list_all_soon(self, timeout: float, retries: int) -> None:
+        """Start listing the bucket endpoints (bucket_listings) the previous index's documents
+        were under, in a process forked now, while this one walks the catalogs: at a million
+        documents the listing was this process's largest phase (3.9 CPU-s of GETs, parsing the
+        pages and looking up the keys, 6 s at load 4-8, session 13) and needs nothing of the
+        walk: the documents a reload checks by listing are the previous index's (origins), so
+        their keys are known before it starts. _check_listed then takes their answers from it.
+        Called only where this process may fork (check_all_soon)."""
+        if not self.bucket_listings or not self._any_s3:
+            return
+        self._listing = parallel.forked_map([0], 1, lambda _: self._listed_all(timeout, retries))
+
+    def _listed_all(self, timeout: float, retries: int) -> list[tuple[str, Found | str, float]]:
+        """(In list_all_soon's process) each bucket endpoint's listing of the previous documents
+        under it: (endpoint, for every origin (not listed where not under it): listed with an MD5
+        ETag, that MD5, its size; or why it failed, seconds it took)."""
+        n = len(self.locations)
+        candidates = np.flatnonzero((self.origins.sizes < 0) & (self.origins.not_public != UNKNOWN)).tolist()
+        by_base: dict[str, list[int]] = {}
+        if len(self.bucket_listings) == 1 and _all_under(self.bucket_listings[0], [self.locations[o] for o in candidates]):
+            by_base[self.bucket_listings[0]] = candidates
+        else:
+            for o in candidates:
+                base = bucket_of(self.locations[o], self.bucket_listings)
+                if base is not None:
+                    by_base.setdefault(base, []).append(o)
+        out: list[tuple[str, Found | str, float]] = []
+        for base, origins in by_base.items():
+            started = time.perf_counter()
+            try:
+                found = http_listing(base, [self.locations[o] for o in origins], timeout, retries,
+                                     limit=self.listing_timeout)
+            except FetchError as exc:
+                out.append((base, str(exc), time.perf_counter() - started))
+                continue
+            rows = np.array(origins, dtype=np.int64)
+            listed, digests, sizes = (np.zeros(n, dtype=bool), np.zeros((n, 16), dtype=np.uint8),
+                                      np.zeros(n, dtype=np.int64))
+            listed[rows], digests[rows], sizes[rows] = found
+            out.append((base, (listed, digests, sizes), time.perf_counter() - started))
+        return out
+
+    def _take_listing(self) -> dict[str, tuple[Found | str, float]] | None:
+        """list_all_soon's listings by endpoint; None when there was none or its process died
+        (the endpoints are then listed here, as without it)."""
+        if self._listing is None:
+            return None
+        forked, self._listing = self._listing, None
+        with contextlib.closing(forked):
+            results = list(forked)
+        if not results:
+            log.warning("the process listing the bucket endpoints ended early: listing them here")
+            return None
+        return {base: (found, seconds) for base, found, seconds in results[0]}
 
     @property
     def checking_all(self) -> bool:
@@ -157,7 +217,7 @@ class ReusePlan:
                 same[np.array(future.result(), dtype=np.int64)] = False
             self.unchanged[wanted[same]] = True
             self.checked["local"] += len(wanted)
-        self.close()
+        self._stop_checks()  # (not the listing: _check_listed takes it)
         if s3:
             try:
                 self._check_s3(s3, max_bytes, timeout, retries)
@@ -165,6 +225,7 @@ class ReusePlan:
                 log.warning("cannot list the S3 prefix of the items, reading them all: %s", exc)
         if listed:
             self._check_listed(listed, max_bytes, timeout, retries)
+        self.close()  # a listing not taken (no document under a bucket endpoint now)
 
     def _take_forked(self, max_bytes: int) -> None:
         """check_all_soon's result; should its process have died, the files are checked here."""
@@ -184,7 +245,14 @@ class ReusePlan:
             self.checked["local"] += len(wanted)
 
     def close(self) -> None:
-        """Stop the background checks (those not started are dropped)."""
+        """Stop the background checks and listing (those not started are dropped)."""
+        if self._listing is not None:
+            self._listing.close()
+            self._listing = None
+        self._stop_checks()
+
+    def _stop_checks(self) -> None:
+        """Stop the background checks of local files (those not started are dropped)."""
         if self._forked is not None:
             self._forked[1].close()
             self._forked = None
@@ -263,15 +331,29 @@ class ReusePlan:
             base = bucket_of(self.locations[o], self.bucket_listings)
             assert base is not None
             by_base.setdefault(base, []).append(o)
+        early = self._take_listing()
         for base, origins in by_base.items():
-            locations = [self.locations[o] for o in origins]
             started = time.perf_counter()
             try:
-                found = http_listing(base, locations, timeout, retries, limit=self.listing_timeout)
+                if early is not None and base in early:  # listed by list_all_soon's process
+                    answer, seconds = early[base]
+                    started -= seconds
+                    if isinstance(answer, str):
+                        raise FetchError(answer)
+                    rows = np.array(origins, dtype=np.int64)
+                    found = (answer[0][rows], answer[1][rows], answer[2][rows])
+                else:
+                    found = http_listing(base, [self.locations[o] for o in origins], timeout, retries,
+                                         limit=self.listing_timeout)
             except FetchError as exc:
                 log.warning("bucket listing of %s failed (%s): fetching its %d item documents with conditional "
                             "requests instead", base, exc, len(origins))
                 continue
+            if origins and not found[0].any():  # e.g. an empty listing (session 14: a bench bucket that
+                # listed no key made a 1M reload fetch every document, 457k GETs in 7 min, without a word)
+                log.warning("bucket listing of %s lists none of its %d item documents with an MD5 ETag (another "
+                            "prefix, an empty or lagging listing, multipart uploads): fetching them with "
+                            "conditional requests", base, len(origins))
             same = self._take_listed(origins, found, max_bytes)
             log.info("bucket listing of %s: %d objects listed in %.1f s, %d of %d item documents unchanged",
                      base, int(found[0].sum()), time.perf_counter() - started, same, len(origins))
