@@ -9,6 +9,7 @@ Session 14, branch vocab14 (bench/README: compact vocabularies).
 import json
 import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
@@ -17,7 +18,13 @@ import urllib.parse
 import urllib.request
 
 PY = sys.executable
-TREES = {"base": (sys.argv[1], sys.argv[2], 18731), "mine": (sys.argv[3], sys.argv[4], 18732)}
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+TREES = {"base": (sys.argv[1], sys.argv[2], free_port()), "mine": (sys.argv[3], sys.argv[4], free_port())}
 R = random.Random(5)
 
 
