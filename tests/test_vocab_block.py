@@ -89,6 +89,7 @@ QUERIES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/search", {"filter-lang": "cql2-json", "limit": 10, "sortby": [{"field": "odd", "direction": "asc"}],
                          "filter": {"op": "=", "args": [{"property": "id"}, "i0042"]}}),
     ("GET", "/search?filter=name='Nom-É-42' OR tile='T0042'&limit=50", None),
+    ("GET", "/search?filter=id>'i0600' AND id<='i0650'&sortby=-id&limit=20", None),  # the ids' vocabulary (ids.py)
     ("GET", "/aggregate?aggregations=total_count,datetime_frequency,datetime_max,datetime_min", None),
     ("GET", "/queryables", None),
 ]
