@@ -179,3 +179,12 @@ def test_replicate_lean_parquet_and_latency_on_it(tmp_path: Path) -> None:
     assert len(ids) == 2 * ITEMS
     result = run("latency.py", str(out), "--runs", "2", "--max-seconds", "2")
     assert "item GET" in result and "ids (10)" in result
+
+
+def test_vocab_serve_ab(tmp_path: Path) -> None:
+    snapshot = tmp_path / "sample.idx"
+    subprocess.run([sys.executable, "-m", "server", "index", "-o", str(snapshot)], cwd=REPO, env=server_env(),
+                   check=True, capture_output=True, timeout=120)
+    out = run("vocab_serve_ab.py", str(REPO), str(snapshot), str(REPO), str(snapshot), "2")
+    assert "base ready" in out and "mine after queries" in out and "same=False" not in out, out
+    assert re.search(r"uncached LIKE\s+base median\s+[0-9.]+ ms", out), out

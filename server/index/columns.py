@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import itertools
 import operator
-import pickle
 import re
 from array import array
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ import orjson
 
 from server.index import heap
 from server.index.blobs import BlobColumn, BlobWriter
+from server.index.vocab import compact
 from server.query.datetime import parse_document_datetime
 
 TIME_KEYS = {"datetime", "start_datetime", "end_datetime", "created", "updated"}
@@ -40,7 +41,7 @@ class NumberPart:
 class StringPart:
     rows: np.ndarray
     codes: np.ndarray
-    vocab: list[str]
+    vocab: Sequence[str]  # sorted: a list, or a TextBlock when large (vocab.compact)
     _lower: list[str] | None = None
 
     def code_of(self, value: str) -> int | None:
@@ -54,47 +55,14 @@ class StringPart:
         return self._lower
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # A large vocabulary pickled as its texts' UTF-8 bytes, NUL-separated, out of band (a
-        # snapshot writes them raw, beside the pickle) and read back by str and str.split,
-        # instead of a pickled str per text (1M `datetime` texts: pickle.dumps ~0.5 s of the
-        # build's serial tail vs ~0.05 s, issue 18). Only builtins and the constructor are
-        # named: a server of the same snapshot format reads it either way. The lowercased
-        # vocabulary is a cache: not kept.
-        vocab: Any = self.vocab
-        if len(vocab) >= _PICKLE_JOINED_MIN:
-            joined = "\0".join(vocab)
-            if joined.count("\0") == len(vocab) - 1:  # no text holds a NUL: split gives them back
-                vocab = _Joined(joined.encode("utf-8", "surrogatepass"))
+        # A large vocabulary pickled as a TextBlock (its texts' UTF-8 bytes and where each
+        # starts, out of band: a snapshot writes them raw and a server maps them back, instead
+        # of a str per text: 1M `datetime` texts ~80 MB of each serving process's anonymous
+        # memory, issue 18). The lowercased vocabulary is a cache: not kept.
+        vocab = self.vocab
+        if isinstance(vocab, list):
+            vocab = compact(vocab)
         return (StringPart, (self.rows, self.codes, vocab))
-
-
-_PICKLE_JOINED_MIN = 256
-
-
-class _Joined:
-    """Pickles as ``str(buffer, "utf-8", "surrogatepass").split("\0")`` (StringPart.__reduce__)."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        text = _Decoded(self.data)
-        return (str.split, (text, "\0"))
-
-
-class _Decoded:
-    """Pickles as ``str(buffer, "utf-8", "surrogatepass")``, the bytes out of band (protocol 5)."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
-        data = pickle.PickleBuffer(self.data) if protocol >= 5 else self.data  # (deepcopy: protocol 4)
-        return (str, (data, "utf-8", "surrogatepass"))
 
 
 @dataclass
@@ -305,6 +273,10 @@ class _KeyBuilder:
             # codes are given in first-seen order (add, merge): the texts in code order, sorted
             # as indexes (_text_order), then taken in that order (the same str objects)
             texts = list(self.vocab)
+            parsed = key in TIME_KEYS and self._parsed_times()
+            # the dict's slots freed before the block is made (vocab.compact: ~40 MB at 1M
+            # `datetime` texts, which would otherwise raise the build's peak)
+            self.vocab = {}
             by_text_codes = _text_order(texts)
             vocab = _taken(texts, by_text_codes)
             del texts
@@ -312,7 +284,7 @@ class _KeyBuilder:
             remap[by_text_codes] = np.arange(len(vocab), dtype=np.int32)
             times = (np.frombuffer(self.times, dtype=np.int64)[by_text_codes],
                      np.frombuffer(self.times_ok, dtype=np.bool_)[by_text_codes]) \
-                if key in TIME_KEYS and self._parsed_times() and self.times is not None and self.times_ok is not None else None
+                if parsed and self.times is not None and self.times_ok is not None else None
             self.times = self.times_ok = None
             del by_text_codes
             codes = remap[np.frombuffer(self.str_codes, dtype=np.int32)[order]]
@@ -325,6 +297,9 @@ class _KeyBuilder:
             col.string = StringPart(rows, codes, vocab)
             if key in TIME_KEYS or _all_date_times(vocab):
                 col.time = _time_part(col.string, times)
+            # kept as one block (vocab.TextBlock): ~1/3 of the memory of a str per text
+            col.string.vocab = compact(vocab)
+            del vocab
         if self.bool_rows:
             rows, order = placed(self.bool_rows)
             col.boolean = BoolPart(rows, np.frombuffer(self.bool_vals, dtype=np.int8)[order].astype(bool))
@@ -466,7 +441,7 @@ def _shifted(rows: array, offset: int) -> array:
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
-def _all_date_times(vocab: list[str]) -> bool:
+def _all_date_times(vocab: Sequence[str]) -> bool:
     """Every string of the key is an RFC 3339 date-time (`published`, `expires`,
     `sat:anx_datetime`, ...): it is a time property like `datetime`, whatever its name."""
     return bool(vocab) and all(_DATE_TIME.fullmatch(v) for v in vocab)
@@ -475,7 +450,7 @@ def _all_date_times(vocab: list[str]) -> bool:
 def _time_part(strings: StringPart, parsed_ahead: tuple[np.ndarray, np.ndarray] | None = None) -> NumberPart | None:
     """The time column of a key's strings; ``parsed_ahead``: its vocabulary already parsed
     (_parse_date_times's two arrays, in vocabulary order)."""
-    parsed, ok = parsed_ahead if parsed_ahead is not None else _parse_date_times(strings.vocab)
+    parsed, ok = parsed_ahead if parsed_ahead is not None else _parse_date_times(list(strings.vocab))
     keep = ok[strings.codes]
     if not keep.any():
         return None

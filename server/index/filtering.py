@@ -202,8 +202,8 @@ class FilterEvaluator:
                 continue
             rows, ia, ib = np.intersect1d(pa.rows, pb.rows, assume_unique=True, return_indices=True)
             if isinstance(pa, StringPart) and isinstance(pb, StringPart):
-                va = np.array(pa.lower_vocab if casei else pa.vocab, dtype=object)[pa.codes[ia]]
-                vb = np.array(pb.lower_vocab if casei else pb.vocab, dtype=object)[pb.codes[ib]]
+                va = np.array(pa.lower_vocab if casei else list(pa.vocab), dtype=object)[pa.codes[ia]]
+                vb = np.array(pb.lower_vocab if casei else list(pb.vocab), dtype=object)[pb.codes[ib]]
             else:
                 va, vb = pa.values[ia], pb.values[ib]  # type: ignore[union-attr]
             truth = np.asarray(fn(va, vb), dtype=bool)

@@ -28,6 +28,7 @@ from server.index.ids import IdColumn, bytes_hash
 from server.index.index import Index
 from server.index.space_time import items_extent
 from server.index.text import TextIndex
+from server.index.vocab import compact
 
 __all__ = ["ReusingBuilder"]
 
@@ -400,17 +401,20 @@ def _merge_strings(old: StringPart | None, old_to_final: np.ndarray, new: String
     if not len(rows) and new is None:
         return None
     codes = old.codes[keep].astype(np.int64)
-    used = np.flatnonzero(np.bincount(codes, minlength=len(old.vocab))) if len(codes) else np.zeros(0, np.int64)
-    old_used = [old.vocab[c] for c in used.tolist()] if len(used) != len(old.vocab) else old.vocab
+    old_vocab = list(old.vocab)  # (a TextBlock decoded once, vocab.compact again below)
+    used = np.flatnonzero(np.bincount(codes, minlength=len(old_vocab))) if len(codes) else np.zeros(0, np.int64)
+    old_used = [old_vocab[c] for c in used.tolist()] if len(used) != len(old_vocab) else old_vocab
+    del old_vocab
     renumber = np.full(len(old.vocab), -1, dtype=np.int64)
     if new is None:
         renumber[used] = np.arange(len(used))
-        return StringPart(rows, renumber[codes].astype(np.int32), list(old_used))
-    vocab, landed = _merge_vocab(old_used, new.vocab)
+        return StringPart(rows, renumber[codes].astype(np.int32), compact(list(old_used)))
+    new_vocab = list(new.vocab)
+    vocab, landed = _merge_vocab(old_used, new_vocab)
     renumber[used] = landed
-    new_codes = _codes_in(vocab, new.vocab)[new.codes]
+    new_codes = _codes_in(vocab, new_vocab)[new.codes]
     rows, merged = _insert(rows, new.rows, (renumber[codes], new_codes))
-    return StringPart(rows, merged.astype(np.int32), list(vocab))
+    return StringPart(rows, merged.astype(np.int32), compact(list(vocab)))
 
 
 def _merge_parts(old: Any, old_to_final: np.ndarray, new: Any, kind: type) -> Any:
