@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from server.catalog import forked_reader
+from server.catalog.links import ItemLinks
 from server.catalog.loader import LoadOptions, load_catalogs
 from server.index import Index
 from server.runtime.snapshot import read_snapshot
@@ -191,3 +192,30 @@ def test_the_locations_a_child_sends_are_held_once() -> None:
         assert piece.sources.paths[-1] == "/cat/c/elsewhere.json"
         assert piece.chunk.labels == own
         assert all((a is b) == (a in kept) for a, b in zip(piece.chunk.labels, [x if x in kept else None for x in own]))
+
+
+def test_the_fingerprint_made_in_the_links_block_is_the_one_process_one(
+        catalog_dir: CatalogDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every item file read in order (no odd case): the fingerprint's paths are made in the
+    item links' block (ItemLinks.joined), equal to those one process joins."""
+    for cid in ("c", "d"):
+        names = [f"{cid}{n}" for n in range(COUNT // 2)]
+        for name in names:
+            catalog_dir.write(f"{cid}/{name}/{name}.json", item(name, collection=cid))
+        catalog_dir.write(f"{cid}/collection.json", collection(cid, [link("item", f"./{n}/{n}.json") for n in names]))
+    children = [link("child", "./c/collection.json"), link("child", "./d/collection.json")]
+    catalog_dir.write("catalog.json", catalog("root", children))
+    roots = [str(catalog_dir.path("catalog.json"))]
+    one, _ = one_process(roots, monkeypatch)
+    made: list[bool] = []
+    joined = ItemLinks.joined
+    monkeypatch.setattr(ItemLinks, "joined", lambda self, paths: made.append(bool(r := joined(self, paths))) or r)
+    index, _ = load_catalogs(roots, LoadOptions(index_processes=2))
+    assert made == [True]
+    assert one.fingerprint is not None and index.fingerprint is not None and one.origins is not None and index.origins is not None
+    paths = bytes(index.fingerprint.paths).decode().split("\n")
+    assert len(paths) == COUNT + 3 and paths[0] == roots[0] and paths[-1].endswith(f"d{COUNT // 2 - 1}.json")
+    assert bytes(index.fingerprint.paths) == bytes(one.fingerprint.paths)
+    assert (index.fingerprint.sizes == one.fingerprint.sizes).all()
+    assert bytes(index.origins.locations) == bytes(one.origins.locations)
+    assert differences(index, one) == []

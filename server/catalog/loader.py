@@ -589,6 +589,7 @@ class Loader:
             # the item files a forked process indexed are logged (and their origins and rows'
             # labels kept) as their link's position, the location made from it when needed
             fetcher.sources.resolve = self._origins.resolve = self._pending_items.resolve
+            fetcher.sources.join = self._pending_items.joined
             frontier = [(root, Context(None, 0)) for root in self.roots if self._admit(root, Context(None, 0), True)]
             limit = fetcher.root_max_bytes
             while frontier:
