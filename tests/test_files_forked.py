@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -191,3 +193,37 @@ def test_the_locations_a_child_sends_are_held_once() -> None:
         assert piece.sources.paths[-1] == "/cat/c/elsewhere.json"
         assert piece.chunk.labels == own
         assert all((a is b) == (a in kept) for a, b in zip(piece.chunk.labels, [x if x in kept else None for x in own]))
+
+
+def test_the_fingerprint_made_in_the_links_block_is_the_one_process_one(
+        catalog_dir: CatalogDir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every item file read in order (no odd case): the fingerprint's paths are made in the
+    item links' block (ItemLinks.joined), equal to those one process joins. Loaded in a
+    process of its own: no thread an earlier test left keeps it from forking."""
+    for cid in ("c", "d"):
+        names = [f"{cid}{n}" for n in range(COUNT // 2)]
+        for name in names:
+            catalog_dir.write(f"{cid}/{name}/{name}.json", item(name, collection=cid))
+        catalog_dir.write(f"{cid}/collection.json", collection(cid, [link("item", f"./{n}/{n}.json") for n in names]))
+    children = [link("child", "./c/collection.json"), link("child", "./d/collection.json")]
+    catalog_dir.write("catalog.json", catalog("root", children))
+    roots = [str(catalog_dir.path("catalog.json"))]
+    one, _ = one_process(roots, monkeypatch)
+    out = tmp_path / "made"
+    script = (
+        "import sys\n"
+        "from server.catalog.links import ItemLinks\n"
+        "from server.catalog.loader import LoadOptions, load_catalogs\n"
+        "made, joined = [], ItemLinks.joined\n"
+        "ItemLinks.joined = lambda self, paths: made.append(bool(r := joined(self, paths))) or r\n"
+        "index, _ = load_catalogs([sys.argv[1]], LoadOptions(index_processes=2))\n"
+        "open(sys.argv[2], 'wb').write(repr(made).encode() + b'\\0' + bytes(index.fingerprint.paths) + b'\\0'"
+        " + bytes(index.origins.locations))\n")
+    subprocess.run([sys.executable, "-c", script, roots[0], str(out)], check=True, timeout=120,
+                   env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    made, paths, locations = out.read_bytes().split(b"\0")
+    assert made == b"[True]"
+    assert one.fingerprint is not None and one.origins is not None
+    assert paths == bytes(one.fingerprint.paths) and locations == bytes(one.origins.locations)
+    lines = paths.decode().split("\n")
+    assert len(lines) == COUNT + 3 and lines[0] == roots[0] and lines[-1].endswith(f"d{COUNT // 2 - 1}.json")

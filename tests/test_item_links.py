@@ -82,3 +82,31 @@ def test_members_forgotten_links_still_read() -> None:
         links.append("/r/new.json", 0)
     with pytest.raises(RuntimeError):
         links.extend_new(["/r/new.json"], 0)
+
+
+@pytest.mark.parametrize("part", [1, 3, 65_536])
+def test_joined_in_the_block_as_the_log_joins_them(part: int) -> None:
+    links: ItemLinks[str] = ItemLinks()
+    locations = [f"/root/c{i % 3}/item-{i}/é-{i}.json" for i in range(50)] + ["http://h/x.json", "/e/\udcff.json"]
+    links.extend_new(locations[:20], "a", "/root/c")  # prefixes of several lengths, and none
+    for loc in locations[20:]:
+        links.append(loc, "b", loc[: loc.find("/item")] + "/" if "/item" in loc else "")
+    links.forget_members()
+    head = ["/root/catalog.json", "/root/c0/collection.json"]
+    assert links.joined([*head, *range(1, len(locations)), 0]) is None  # not the links in order: not joined
+    assert links.joined([*head, "/x.json", *range(1, len(locations))]) is None
+    joined = links.joined([*head, *range(len(locations))], part=part)
+    assert joined is not None
+    assert bytes(joined) == "\n".join(head + locations).encode("utf-8", "surrogateescape")
+    assert list(links.locations()) == locations and links[51] == ("/e/\udcff.json", "b")  # still read, from there
+    assert links.resolve([0, "x", 50]) == [locations[0], "x", "http://h/x.json"]
+    assert links.joined([*head, *range(len(locations))]) is None  # once
+
+
+def test_joined_without_a_head_and_not_before_members_are_forgotten() -> None:
+    links: ItemLinks[str] = ItemLinks()
+    links.extend_new(["/a/1.json", "/a/2.json"], "a", "/a/")
+    assert links.joined([0, 1]) is None  # links may still be added
+    links.forget_members()
+    assert bytes(links.joined([0, 1]) or b"") == b"/a/1.json\n/a/2.json"
+    assert ItemLinks().joined([]) is None

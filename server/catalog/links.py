@@ -14,6 +14,8 @@ whose hashes collide are still told apart, tests/test_item_links.py forces that)
 
 from __future__ import annotations
 
+import itertools
+import operator
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar, overload
@@ -48,6 +50,7 @@ class ItemLinks(Generic[C]):
         self._table = np.full(FIRST_SLOTS, EMPTY, dtype=np.int32)
         self._first = 0  # links before it let go (del links[:k]): still members
         self._members = True  # False after forget_members: nothing more can be appended
+        self._origin, self._gap = 0, 0  # after joined(): where link 0 starts, the newline between links
 
     # -- the sequence ---------------------------------------------------------------------------
 
@@ -55,7 +58,7 @@ class ItemLinks(Generic[C]):
         return len(self._ends) - self._first
 
     def _location(self, at: int) -> str:
-        start = self._ends[at - 1] if at else 0
+        start = self._ends[at - 1] + self._gap if at else self._origin
         return self._prefixes[self._groups[at]] + self._data[start : self._ends[at]].decode("utf-8", "surrogateescape")
 
     def _link(self, at: int) -> tuple[str, C]:
@@ -98,6 +101,65 @@ class ItemLinks(Generic[C]):
         """``values`` with each int (a link's ``position``) replaced by its location."""
         location = self._location
         return [v if isinstance(v, str) else location(v) for v in values]
+
+    def joined(self, paths: list[Any], part: int = 8192) -> bytearray | None:
+        """``"\\n".join(paths)`` as UTF-8 bytes (``paths``: a log of files read, some strings then
+        every link's position in order) made in this block, in place: each link's prefix put back
+        and a newline after it, moved from the last link back (each link only moves forward), the
+        strings put before; None (nothing done) when ``paths`` are not so. The block is the
+        fingerprint's paths then (the links still read from it): the paths were made beside it,
+        ~76 B a file beside ~40 (1M item files: 72 + 40 MB at the settle, the build's peak)."""
+        count, data, ends = len(self._ends), self._data, self._ends
+        if not count or self._gap or self._members or len(paths) < count:
+            return None
+        skip = len(paths) - count
+        head = paths[:skip]
+        if not all(isinstance(p, str) for p in head) \
+                or not all(map(operator.eq, itertools.islice(paths, skip, None), itertools.count(0))):
+            return None
+        head_bytes = "\n".join(head).encode("utf-8", "surrogateescape") + b"\n" if skip else b""
+        prefixes = [_encode(p) for p in self._prefixes]
+        lengths = np.array([len(p) for p in prefixes], dtype=np.int64)
+        groups = np.frombuffer(self._groups, dtype=np.int32)
+        old_ends = np.frombuffer(ends, dtype=np.int64)
+        old_size = len(data)
+        # link i moves forward by its shift: the head, then the prefixes and newlines before it
+        after_last = len(head_bytes) + int(lengths[groups].sum()) + count  # link count's shift
+        grow = after_last - 1  # no newline after the last link
+        step = bytes(1 << 20)
+        while grow > 0:  # grown a MiB at a time: one zeroed bytes of it all was as big as the paths' part added
+            data += step[: min(grow, len(step))]
+            grow -= len(step)
+        shift_end = after_last
+        for a in range(((count - 1) // part) * part, -1, -part):
+            b = min(a + part, count)
+            g = groups[a:b]
+            sizes = lengths[g] + 1
+            shifts = shift_end - np.cumsum(sizes[::-1])[::-1]  # each link's shift: the end's less those from it on
+            starts = np.empty(b - a, dtype=np.int64)
+            starts[0] = old_ends[a - 1] if a else 0
+            starts[1:] = old_ends[a : b - 1]
+            stops = old_ends[a:b].copy()
+            old = bytes(memoryview(data)[int(starts[0]) : int(stops[-1])])  # the slices: bytes, one allocation each
+            rel = (starts - starts[0]).tolist()
+            rel_stops = (stops - starts[0]).tolist()
+            pieces = []
+            for code, s, e in zip(g.tolist(), rel, rel_stops):
+                pieces.append(prefixes[code])
+                pieces.append(old[s:e])
+                pieces.append(b"\n")
+            if b == count:
+                pieces.pop()
+            new = b"".join(pieces)
+            at = int(starts[0] + shifts[0])
+            data[at : at + len(new)] = new
+            old_ends[a:b] = stops + shifts + lengths[g]  # each link's end (before its newline) there
+            shift_end = int(shifts[0])
+        assert shift_end == len(head_bytes) and len(data) == old_size + after_last - 1
+        data[: len(head_bytes)] = head_bytes
+        self._origin, self._gap = len(head_bytes), 1
+        self._prefixes = [""] * len(self._prefixes)
+        return data
 
     def contexts(self) -> Iterator[C]:
         groups, contexts = self._groups, self._contexts
