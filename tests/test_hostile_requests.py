@@ -98,9 +98,12 @@ def assert_answered(answer: Answer, case: HostileRequest) -> None:
 
 
 def assert_alive(client: httpx.Client, base: str) -> None:
+    # A hang or a server left busy by the hostile request is what this catches, with the room a
+    # loaded machine needs (1 s failed at 1.43 s with the suite on two xdist workers and a 10M
+    # build beside it, session 14): the same bound as any answer here.
     started = time.monotonic()
     assert client.get(base + "/_mgmt/health").status_code == 200
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < BUDGET + BOUND
 
 
 def assert_no_traceback(server: HostileServer) -> None:
