@@ -24,7 +24,7 @@ import orjson
 import pytest
 
 from server.catalog import formats, listing, parallel, reuse
-from server.catalog.loader import STATS_LOOKAHEAD, LoadOptions, _read_stats, load_catalogs
+from server.catalog.loader import STATS_LOOKAHEAD, LoadOptions, LoadReport, _read_stats, load_catalogs
 from server.catalog.sources import SourceLog
 from server.index import Index
 from tests.helpers import in_thread, run_cli, run_server, serve_folder, ttfb_server, uploaded
@@ -459,17 +459,11 @@ def _requests(base: str) -> int:
     return int(httpx.get(f"{base}/_stats", timeout=10).json()["requests"])
 
 
-@pytest.mark.parametrize(("part_keys", "forks"), [(5_000, True), (5, True), (5_000, False)])
-def test_a_reload_from_a_bucket_endpoint_lists_it_instead_of_requesting_unchanged_items(
-        catalog: Path, part_keys: int, forks: bool, monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture) -> None:
-    """An http(s) root under a bucket endpoint named in bucket_listings (bench/ttfb_server.py
-    --bucket: MD5 ETags, ListObjectsV2): one listing (or, 5 keys a part, a dozen parts listed at
-    once) instead of a request per item document; only the changed and added ones are fetched.
-    Also where the loader may not fork (a reload in a server thread: the documents are given to
-    the listing as the walk finds them)."""
-    monkeypatch.setattr(listing, "LIST_PART_KEYS", part_keys)
-    monkeypatch.setattr(parallel, "forkable", lambda: forks)
+def _bucket_reload(catalog: Path, caplog: pytest.LogCaptureFixture) -> tuple[LoadReport, list[str], int, int]:
+    """A load of ``catalog`` through the bench bucket (bench/ttfb_server.py --bucket), every
+    item changed, then a reload given the bucket endpoint to list: checked equal to a full load
+    (differences, skips, some but not all items reused). Gives the reload's report, the
+    loader's log messages, the requests the bucket answered during the reload and the items."""
     with ttfb_server(catalog, "--latency-ms", "0", "--bucket") as base:
         roots = [f"{base}/catalog.json"]
         previous, _ = load_catalogs(roots)
@@ -483,11 +477,26 @@ def test_a_reload_from_a_bucket_endpoint_lists_it_instead_of_requesting_unchange
     assert differences(incremental, full) == []
     assert report.skips == full_report.skips
     assert 0 < report.reused < incremental.size
-    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("bucket listing of")]
+    return report, [r.getMessage() for r in caplog.records], during, incremental.size
+
+
+@pytest.mark.parametrize(("part_keys", "forks"), [(5_000, True), (5, True), (5_000, False)])
+def test_a_reload_from_a_bucket_endpoint_lists_it_instead_of_requesting_unchanged_items(
+        catalog: Path, part_keys: int, forks: bool, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An http(s) root under a bucket endpoint named in bucket_listings (bench/ttfb_server.py
+    --bucket: MD5 ETags, ListObjectsV2): one listing (or, 5 keys a part, a dozen parts listed at
+    once) instead of a request per item document; only the changed and added ones are fetched.
+    Also where the loader may not fork (a reload in a server thread: the documents are given to
+    the listing as the walk finds them)."""
+    monkeypatch.setattr(listing, "LIST_PART_KEYS", part_keys)
+    monkeypatch.setattr(parallel, "forkable", lambda: forks)
+    report, messages, during, size = _bucket_reload(catalog, caplog)
+    [line] = [m for m in messages if m.startswith("bucket listing of")]
     unchanged, _, documents = line.rpartition(" item documents")[0].split(", ")[-1].split()[:3]
     assert report.reused <= int(unchanged) < int(documents)
     # the listing's pages, the catalogs and collections, and the few changed or added items: not all
-    assert during < incremental.size // 2
+    assert during < size // 2
 
 
 @pytest.mark.parametrize("child", ["lists", "dies"])
@@ -509,19 +518,8 @@ def test_a_reload_lists_the_bucket_endpoint_in_a_process_forked_before_the_walk(
 
     monkeypatch.setattr(reuse, "http_listing", recorded)
     monkeypatch.setattr(parallel, "forkable", lambda: True)
-    with ttfb_server(catalog, "--latency-ms", "0", "--bucket") as base:
-        roots = [f"{base}/catalog.json"]
-        previous, _ = load_catalogs(roots)
-        with uploaded(base, catalog):
-            change_all(catalog)
-        with caplog.at_level("INFO", logger="stac_static_api.loader"):
-            incremental, report = load_catalogs(roots, LoadOptions(previous=previous, bucket_listings=(f"{base}/",)))
-        full, full_report = load_catalogs(roots)
-    assert differences(incremental, full) == []
-    assert report.skips == full_report.skips
-    assert 0 < report.reused < incremental.size
+    report, messages, _, _ = _bucket_reload(catalog, caplog)
     pids = [int(pid) for pid in calls.read_text().split()]
-    messages = [r.getMessage() for r in caplog.records]
     assert pids[0] != me  # listed in the forked process first
     if child == "lists":
         assert len(pids) == 1
