@@ -459,25 +459,27 @@ def _requests(base: str) -> int:
     return int(httpx.get(f"{base}/_stats", timeout=10).json()["requests"])
 
 
-def _bucket_reload(catalog: Path, caplog: pytest.LogCaptureFixture) -> tuple[LoadReport, list[str], int, int]:
-    """A load of ``catalog`` through the bench bucket (bench/ttfb_server.py --bucket), every
-    item changed, then a reload given the bucket endpoint to list: checked equal to a full load
-    (differences, skips, some but not all items reused). Gives the reload's report, the
-    loader's log messages, the requests the bucket answered during the reload and the items."""
-    with ttfb_server(catalog, "--latency-ms", "0", "--bucket") as base:
-        roots = [f"{base}/catalog.json"]
-        previous, _ = load_catalogs(roots)
-        with uploaded(base, catalog):
-            change_all(catalog)
-        before = _requests(base)
-        with caplog.at_level("INFO", logger="stac_static_api.loader"):
-            incremental, report = load_catalogs(roots, LoadOptions(previous=previous, bucket_listings=(f"{base}/",)))
-        during = _requests(base) - before - 1  # (the /_stats answer counts itself)
-        full, full_report = load_catalogs(roots)
+def _listed_reload(base: str, catalog: Path, caplog: pytest.LogCaptureFixture, level: str = "INFO",
+                   upload: bool = False, count: bool = False, **options: Any) -> tuple[LoadReport, str, int, int]:
+    """``catalog`` served at ``base`` loaded, every item changed (through the bench bucket's
+    upload when ``upload``), then reloaded with ``base`` as a bucket endpoint to list: checked
+    equal to a full load (differences, skips, some but not all items reused). Gives the reload's
+    report, the loader's "bucket listing of" line, the requests the server answered during the
+    reload (``count``: bench/ttfb_server.py's /_stats) and the items."""
+    roots = [f"{base}/catalog.json"]
+    previous, _ = load_catalogs(roots)
+    with uploaded(base, catalog) if upload else contextlib.nullcontext():
+        change_all(catalog)
+    before = _requests(base) if count else 0
+    with caplog.at_level(level, logger="stac_static_api.loader"):
+        incremental, report = load_catalogs(roots, LoadOptions(previous=previous, bucket_listings=(f"{base}/",), **options))
+    during = _requests(base) - before - 1 if count else 0  # (the /_stats answer counts itself)
+    full, full_report = load_catalogs(roots)
     assert differences(incremental, full) == []
     assert report.skips == full_report.skips
-    assert 0 < report.reused < incremental.size
-    return report, [r.getMessage() for r in caplog.records], during, incremental.size
+    assert 0 < report.reused < incremental.size  # (a fallback fetches the same bytes again: reused by their MD5)
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("bucket listing of")]
+    return report, line, during, incremental.size
 
 
 @pytest.mark.parametrize(("part_keys", "forks"), [(5_000, True), (5, True), (5_000, False)])
@@ -491,8 +493,8 @@ def test_a_reload_from_a_bucket_endpoint_lists_it_instead_of_requesting_unchange
     the listing as the walk finds them)."""
     monkeypatch.setattr(listing, "LIST_PART_KEYS", part_keys)
     monkeypatch.setattr(parallel, "forkable", lambda: forks)
-    report, messages, during, size = _bucket_reload(catalog, caplog)
-    [line] = [m for m in messages if m.startswith("bucket listing of")]
+    with ttfb_server(catalog, "--latency-ms", "0", "--bucket") as base:
+        report, line, during, size = _listed_reload(base, catalog, caplog, upload=True, count=True)
     unchanged, _, documents = line.rpartition(" item documents")[0].split(", ")[-1].split()[:3]
     assert report.reused <= int(unchanged) < int(documents)
     # the listing's pages, the catalogs and collections, and the few changed or added items: not all
@@ -518,14 +520,15 @@ def test_a_reload_lists_the_bucket_endpoint_in_a_process_forked_before_the_walk(
 
     monkeypatch.setattr(reuse, "http_listing", recorded)
     monkeypatch.setattr(parallel, "forkable", lambda: True)
-    report, messages, _, _ = _bucket_reload(catalog, caplog)
+    with ttfb_server(catalog, "--latency-ms", "0", "--bucket") as base:
+        report, line, _, _ = _listed_reload(base, catalog, caplog, upload=True)
     pids = [int(pid) for pid in calls.read_text().split()]
+    messages = [r.getMessage() for r in caplog.records]
     assert pids[0] != me  # listed in the forked process first
     if child == "lists":
         assert len(pids) == 1
     else:
         assert pids[1:] == [me] and any("listing the bucket endpoints ended early" in m for m in messages)
-    [line] = [m for m in messages if m.startswith("bucket listing of")]
     assert int(line.split(", ")[-1].split()[0]) >= report.reused
 
 
@@ -536,16 +539,7 @@ def test_a_bucket_endpoint_that_answers_no_listing_falls_back_to_requests(
     and the item documents are fetched as without a listing; the result is still a full load's."""
     fail = {} if answer == "html" else {"/?list-type=2&prefix=": int(answer)}
     with serve_folder(catalog, fail=fail) as base:
-        roots = [f"{base}/catalog.json"]
-        previous, _ = load_catalogs(roots)
-        change_all(catalog)
-        with caplog.at_level("WARNING", logger="stac_static_api.loader"):
-            incremental, report = load_catalogs(roots, LoadOptions(previous=previous, bucket_listings=(f"{base}/",)))
-        full, full_report = load_catalogs(roots)
-    assert differences(incremental, full) == []
-    assert report.skips == full_report.skips
-    assert 0 < report.reused < incremental.size  # the same bytes fetched again: reused by their MD5
-    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("bucket listing of")]
+        _, line, _, _ = _listed_reload(base, catalog, caplog, "WARNING")
     expected = "not a ListObjectsV2 answer" if answer == "html" else "HTTP 403"
     assert expected in line and "conditional requests instead" in line
 
@@ -599,15 +593,7 @@ def test_a_bucket_listing_of_none_of_the_documents_is_a_warning(catalog: Path, c
     requests instead of a thousand pages."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_EmptyListing, directory=str(catalog)))
     with in_thread(server) as base:
-        roots = [f"{base}/catalog.json"]
-        previous, _ = load_catalogs(roots)
-        change_all(catalog)
-        with caplog.at_level("WARNING", logger="stac_static_api.loader"):
-            incremental, report = load_catalogs(roots, LoadOptions(previous=previous, bucket_listings=(f"{base}/",)))
-        full, _ = load_catalogs(roots)
-    assert differences(incremental, full) == []
-    assert 0 < report.reused < incremental.size  # the same bytes fetched again: reused by their MD5
-    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("bucket listing of")]
+        _, line, _, _ = _listed_reload(base, catalog, caplog, "WARNING")
     assert "lists none of its" in line and "conditional requests" in line, line
 
 
@@ -617,16 +603,7 @@ def test_a_bucket_listing_past_its_deadline_falls_back_to_requests(catalog: Path
     as without a listing; the result is still a full load's."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_DrippingListing, directory=str(catalog)))
     with in_thread(server) as base:
-        roots = [f"{base}/catalog.json"]
-        previous, _ = load_catalogs(roots)
-        change_all(catalog)
-        with caplog.at_level("WARNING", logger="stac_static_api.loader"):
-            incremental, report = load_catalogs(roots, LoadOptions(previous=previous, bucket_listings=(f"{base}/",),
-                                                                   listing_timeout=0.5))
-        full, full_report = load_catalogs(roots)
-    assert differences(incremental, full) == []
-    assert 0 < report.reused < incremental.size  # the same bytes fetched again: reused by their MD5
-    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("bucket listing of")]
+        _, line, _, _ = _listed_reload(base, catalog, caplog, "WARNING", listing_timeout=0.5)
     assert "not done within 0.5 s" in line and "conditional requests instead" in line, line
 
 
