@@ -4,8 +4,11 @@ served at once, its files checked in the background, reloaded from its roots whe
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +201,42 @@ def test_retries_are_bounded(sample_copy: Path, tmp_path: Path) -> None:
         assert check["attempts"] == 3 and check["state"] == "stale" and check["retry_at"] is None, ready
         assert ready["stale"] is True and ready["status"] == "ready"
         assert ready["last_reload"]["reloads"] == 0
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder this process cannot create files in: mode 555, or (as root, whom modes do not
+    stop) the immutable attribute; skipped where neither holds."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    yield folder
+    subprocess.run(["chattr", "-i", str(folder)], capture_output=True, check=False)
+    folder.chmod(0o755)
+
+
+def make_read_only(folder: Path) -> None:
+    folder.chmod(0o555)
+    if os.access(folder, os.W_OK):
+        done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
+        if done.returncode != 0 or os.access(folder, os.W_OK):
+            pytest.skip("no way to make a folder read-only here (root without chattr +i)")
+
+
+def test_a_stale_snapshot_checked_before_serving_in_a_read_only_folder_is_rebuilt_and_served(
+        sample_copy: Path, tmp_path: Path, read_only_folder: Path) -> None:
+    # checked before serving (under STAC_STATIC_START_CHECK_FILES): the rebuilt index could not be
+    # written over the --index file (the server exited with a PermissionError traceback); it is
+    # served, as the background check's reload is, and the next start rebuilds it again
+    root, snapshot = stale_sample(sample_copy, tmp_path)
+    kept = read_only_folder / "sample.idx"
+    shutil.move(snapshot, kept)
+    make_read_only(read_only_folder)
+    log = tmp_path / "server.log"
+    for _ in range(2):  # two starts in a row: the same
+        with run_server([str(root)], extra_args=["--index", str(kept)], log_path=log) as base:
+            ready = httpx.get(base + "/_mgmt/ready").json()
+            assert ready["items"] == 67 and ready["stale"] is False, ready
+            assert len(httpx.get(base + "/search", params={"limit": 100}).json()["features"]) == 67
+        output = log.read_text()
+        assert "is stale" in output and "not rewritten" in output and "Traceback" not in output, output
+        assert sorted(p.name for p in read_only_folder.iterdir()) == ["sample.idx"]

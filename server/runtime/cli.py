@@ -167,7 +167,11 @@ def _load_index(settings: Settings, index_file: str | None, remote_cache: Any = 
     del previous, options  # its mapping goes with it
     print(f"stac-static-api: {report.summary()}", file=sys.stderr)
     if index_file:
-        write_snapshot(index_file, index, roots_of(settings))
+        try:
+            write_snapshot(index_file, index, roots_of(settings))
+        except OSError as exc:  # a read-only folder, a full disk: the rebuilt index serves all the same
+            print(f"stac-static-api: WARNING: {index_file} not rewritten ({exc}): the index rebuilt from the roots "
+                  "is served; the next start rebuilds it again (rebuild it with `index`)", file=sys.stderr)
     return index
 
 
