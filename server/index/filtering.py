@@ -33,6 +33,7 @@ from server.index.cql2_terms import (
     geometry_literal,
     instant_literal,
     is_expression,
+    like_pattern,
     like_regex,
     property_name,
     time_literal,
@@ -293,6 +294,8 @@ class FilterEvaluator:
         name, pattern_name = property_name(left), property_name(pattern)
         if (name is None and not isinstance(left, str)) or (pattern_name is None and not isinstance(pattern, str)):
             raise InvalidQueryParameter("Invalid filter: LIKE takes a string or property and a pattern or property")
+        if pattern_name is None:
+            pattern = like_pattern(pattern)
         if name is None and pattern_name is None:
             return self._constant(bool(like_regex(pattern, casei).fullmatch(left)))
         if pattern_name is None:
