@@ -135,17 +135,8 @@ def test_the_reloaded_snapshot_is_written_to_the_index_file(sample_copy: Path, t
     log = tmp_path / "server.log"
     # with --workers N too, the snapshot is served at once: the supervisor checks it once the
     # workers serve, and every worker maps the reload it publishes
-    with run_server([str(root)], extra_args=["--index", str(snapshot), "--workers", str(workers)], env=BACKGROUND,
-                    log_path=log) as base:
-        ready = checked(base)
-        check = ready["last_reload"]["start_check"]
-        assert check["state"] == "reloaded", ready
-        assert check["index_file"] == "rewritten", ready
-        assert ready["stale"] is False
-        for _ in range(8):  # whichever worker answers
-            ready = httpx.get(base + "/_mgmt/ready").json()
-            assert ready["items"] == 67 and ready["version"] == 2, ready
-            assert ready["last_reload"]["start_check"]["state"] == "reloaded"
+    check = reloaded_in_the_background(root, snapshot, workers, log, {"status": "ready", "stale": False})
+    assert check["index_file"] == "rewritten", check
     output = log.read_text()
     assert "served while its" in output and "checked in the background" in output
     assert header_sha(snapshot) != before
@@ -155,6 +146,23 @@ def test_the_reloaded_snapshot_is_written_to_the_index_file(sample_copy: Path, t
         ready = checked(base)
         assert ready["last_reload"]["start_check"]["state"] == "unchanged", ready
         assert ready["items"] == 67 and ready["version"] == 1 and ready["stale"] is False
+
+
+def reloaded_in_the_background(root: Path, snapshot: Path, workers: int, log: Path,
+                               expected: dict[str, Any]) -> dict[str, Any]:
+    """A start from ``snapshot`` (stale) with ROOT ``root`` and ``workers`` workers, until its
+    check has reloaded it: the check's state; whichever worker answers /_mgmt/ready, it serves
+    the reload (67 items, version 2) and says ``expected`` too."""
+    with run_server([str(root)], extra_args=["--index", str(snapshot), "--workers", str(workers)], env=BACKGROUND,
+                    log_path=log) as base:
+        check = checked(base)["last_reload"]["start_check"]
+        assert check["state"] == "reloaded", check
+        for _ in range(8):
+            ready = httpx.get(base + "/_mgmt/ready").json()
+            assert ready["items"] == 67 and ready["version"] == 2, ready
+            assert ready["last_reload"]["start_check"]["state"] == "reloaded"
+            assert {key: ready[key] for key in expected} == expected, ready
+    return dict(check)
 
 
 def test_a_failed_reload_is_retried_and_the_staleness_is_reported(sample_copy: Path, tmp_path: Path) -> None:
@@ -240,3 +248,47 @@ def test_a_stale_snapshot_checked_before_serving_in_a_read_only_folder_is_rebuil
         output = log.read_text()
         assert "is stale" in output and "not rewritten" in output and "Traceback" not in output, output
         assert sorted(p.name for p in read_only_folder.iterdir()) == ["sample.idx"]
+
+
+# -- session 15: a degraded reload is served but never written as the --index file ---------------
+
+
+def degraded_sample(sample_copy: Path, tmp_path: Path) -> tuple[Path, Path, str]:
+    """A snapshot of the sample, then its misc sub-catalog deleted (a load of it is degraded: a
+    catalog not read, its item missing): the root, the snapshot and its header's checksum."""
+    root = sample_copy / "catalog.json"
+    snapshot = tmp_path / "sample.idx"
+    snapshot_of(root, snapshot)
+    shutil.rmtree(sample_copy / "misc")
+    return root, snapshot, header_sha(snapshot)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_degraded_reload_is_served_but_not_written_to_the_index_file(sample_copy: Path, tmp_path: Path,
+                                                                       workers: int) -> None:
+    # the misc sub-catalog deleted: the reload reads the rest (its item missing, "degraded") and
+    # serves it; written over the --index file, the next start would serve it as complete
+    # (its files unchanged), as `index` never writes such a load
+    root, snapshot, before = degraded_sample(sample_copy, tmp_path)
+    log = tmp_path / "server.log"
+    check = reloaded_in_the_background(root, snapshot, workers, log, {"status": "degraded"})
+    assert check["index_file"].startswith("not rewritten: the reloaded index is degraded"), check
+    assert "misc/catalog.json" in check["index_file"], check
+    assert header_sha(snapshot) == before
+    assert not list(tmp_path.glob("sample.idx.tmp*"))
+    assert "not rewritten with the reloaded index" in log.read_text()
+    # the next start finds the snapshot stale again, not a degraded one passed for fresh
+    with run_server([str(root)], extra_args=["--index", str(snapshot)], env=BACKGROUND) as base:
+        ready = checked(base)
+        assert ready["last_reload"]["start_check"]["state"] == "reloaded", ready
+
+
+def test_a_degraded_rebuild_before_serving_is_served_but_not_written(sample_copy: Path, tmp_path: Path) -> None:
+    # checked before serving (few files): the rebuilt index is degraded, so it is not written either
+    root, snapshot, before = degraded_sample(sample_copy, tmp_path)
+    log = tmp_path / "server.log"
+    with run_server([str(root)], extra_args=["--index", str(snapshot)], log_path=log) as base:
+        ready = httpx.get(base + "/_mgmt/ready").json()
+        assert ready["status"] == "degraded" and ready["items"] == 67, ready
+    assert header_sha(snapshot) == before
+    assert "not rewritten: the index rebuilt from the roots is degraded" in log.read_text()

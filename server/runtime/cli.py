@@ -127,7 +127,7 @@ def _load_index(settings: Settings, index_file: str | None, remote_cache: Any = 
     from server.catalog.loader import load_catalogs
     from server.runtime.remote_snapshot import check_hrefs
     from server.runtime.snapshot import SnapshotError, read_snapshot, stale_reason, write_snapshot
-    from server.runtime.start_check import StartCheck
+    from server.runtime.start_check import StartCheck, degraded_reason
 
     previous = None
     if index_file:
@@ -166,7 +166,11 @@ def _load_index(settings: Settings, index_file: str | None, remote_cache: Any = 
     index, report = load_catalogs(roots_of(settings), options)
     del previous, options  # its mapping goes with it
     print(f"stac-static-api: {report.summary()}", file=sys.stderr)
-    if index_file:
+    degraded = degraded_reason(index) if index_file else None
+    if degraded is not None:  # as `index` writes none: the next start would take it for complete
+        print(f"stac-static-api: ERROR: {index_file} not rewritten: the index rebuilt from the roots is degraded "
+              f"({degraded}); it is served, and the next start rebuilds it again", file=sys.stderr)
+    elif index_file:
         try:
             write_snapshot(index_file, index, roots_of(settings))
         except OSError as exc:  # a read-only folder, a full disk: the rebuilt index serves all the same

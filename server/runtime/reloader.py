@@ -27,8 +27,7 @@ from server.catalog.configured import roots_of
 from server.catalog.loader import release_free_memory
 from server.index import Index
 from server.runtime import start_check
-from server.runtime.child_build import ChildBuilder, failure_text, read_published
-from server.runtime.snapshot import write_snapshot
+from server.runtime.child_build import failure_text, read_published
 from server.runtime.start_check import StartCheck
 
 START_CHECK_FILE = "start_check.json"  # beside a supervisor's publication (server.runtime.workers)
@@ -172,9 +171,8 @@ class Reloader:
             return index is not None and index.version != check.version
 
         def rewrite() -> None:
-            write_snapshot(check.path, self.app.state.index, roots_of(self.app.state.settings))
-            if isinstance(self.build, ChildBuilder):  # the next reload reuses the items of the file rewritten
-                self.build.previous = check.path
+            start_check.rewrite_index_file(check.path, self.app.state.index, roots_of(self.app.state.settings),
+                                           self.build)
 
         settings = self.app.state.settings
         thread = threading.Thread(target=start_check.run, name="start-check", daemon=True,

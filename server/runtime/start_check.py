@@ -22,7 +22,9 @@ from typing import Any
 
 import orjson
 
-from server.runtime.child_build import failure_text
+from server.index import Index
+from server.runtime.child_build import ChildBuilder, failure_text
+from server.runtime.snapshot import write_snapshot
 
 log = logging.getLogger("stac_static_api.reload")
 
@@ -159,6 +161,11 @@ def _rewrite(check: StartCheck, rewrite: Callable[[], None]) -> None:
     started = time.time()
     try:
         rewrite()
+    except DegradedIndex as exc:  # served (a reload's outcome), but never taken for complete at the next start
+        check.index_file = f"not rewritten: {exc}"
+        log.error("%s: not rewritten with the reloaded index: %s (the next start reloads again; rebuild it with "
+                  "`index` once every root reads)", check.path, exc)
+        return
     except Exception as exc:  # the reloaded index stays served; only the next start pays
         check.index_file = f"not rewritten: {failure_text(exc)}"
         log.error("%s: writing the reloaded index over it failed (the next start reloads again): %s", check.path, exc)
@@ -166,3 +173,34 @@ def _rewrite(check: StartCheck, rewrite: Callable[[], None]) -> None:
     check.index_file = "rewritten"
     log.info("%s rewritten with the reloaded index in %.1f s", check.path, time.time() - started)
 
+
+class DegradedIndex(Exception):
+    """An index some of whose catalogs, collections or bulk files (a whole root, maybe) were not
+    read: served, as a reload's outcome is, but not written as the --index file."""
+
+
+def degraded_reason(index: Index) -> str | None:
+    """Why ``index`` may not be written over an --index file: catalogs, collections or bulk
+    files not read (its items missing; /_mgmt/ready says "degraded"), or None. `index` writes no
+    snapshot of such a load (cli._build_index): the next start would serve it as complete,
+    unchecked if its files are unchanged."""
+    report = index.load_report or {}
+    skipped = report.get("structure_skipped")
+    if not skipped:
+        return None
+    missing = [str(skip.get("location")) for skip in report.get("structure_skips") or [] if isinstance(skip, dict)]
+    shown = f": {', '.join(missing[:3])}{' and more' if len(missing) > 3 else ''}" if missing else ""
+    return f"{skipped} catalogs, collections or bulk files not read{shown}"
+
+
+def rewrite_index_file(path: str, index: Index, roots: list[str], builder: object) -> None:
+    """The start check's rewrite (``rewrite`` of ``run``; server.runtime.reloader and
+    server.runtime.workers give the index each serves): ``index`` written over the --index file
+    at ``path``, then a ChildBuilder's next reload pointed at it (it reuses the items of the
+    file rewritten). A degraded index raises DegradedIndex, written nowhere."""
+    reason = degraded_reason(index)
+    if reason is not None:
+        raise DegradedIndex(f"the reloaded index is degraded ({reason})")
+    write_snapshot(path, index, roots)
+    if isinstance(builder, ChildBuilder):
+        builder.previous = path

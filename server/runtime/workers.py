@@ -47,7 +47,7 @@ from server.runtime import start_check
 from server.runtime.child_build import ChildBuilder, failure_text
 from server.runtime.reloader import START_CHECK_FILE, ReloadStatus
 from server.runtime.remote_snapshot import RemoteSnapshot
-from server.runtime.snapshot import read_snapshot, snapshot_base, write_snapshot
+from server.runtime.snapshot import read_snapshot, snapshot_base
 from server.runtime.start_check import StartCheck
 from server.runtime.stopping import stop_requested
 from server.settings import Settings
@@ -255,10 +255,10 @@ class Supervisor:
             assert served is not None
             base = f"/proc/self/fd/{served.base_fd}" if served.base_fd >= 0 else None
             index, _ = read_snapshot(f"/proc/self/fd/{served.fd}", verify=False, base=base)
-            write_snapshot(check.path, index, roots_of(self.settings))
-            del index
-            if isinstance(self.builder, ChildBuilder):  # the next build reuses the items of the file rewritten
-                self.builder.previous = check.path
+            try:
+                start_check.rewrite_index_file(check.path, index, roots_of(self.settings), self.builder)
+            finally:
+                del index
 
         threading.Thread(target=start_check.run, name="start-check", daemon=True,
                          args=(check, lambda reason: self.build_and_wait(reason, check.stop),
