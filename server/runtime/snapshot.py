@@ -118,6 +118,9 @@ class SnapshotWriter:
         # vocabulary's joined bytes, columns.StringPart) freed once written could have its
         # address taken by a later one, which would then pass for a view of it
         owners: list[pickle.PickleBuffer] = []
+        # every buffer the pickle named and the view of it taken here: released if this fails
+        # (_release), so no traceback kept holds one that an exporter's view still counts
+        named: list[tuple[pickle.PickleBuffer, memoryview]] = []
         # The buffers are written by a thread of their own as the pickle names them (the writes
         # release the GIL and often wait on the disk; the pickle holds it): ~1 s of a 1M build's
         # serial tail overlapped. Only that thread touches the file until it is joined; this one
@@ -128,6 +131,7 @@ class SnapshotWriter:
         def place(buffer: pickle.PickleBuffer) -> None:
             nonlocal base, end
             raw = buffer.raw()
+            named.append((buffer, raw))
             address = _address(raw) if raw.nbytes else 0
             where = placed.get(address) if raw.nbytes else None
             if where is not None and where[0] is f:
@@ -155,12 +159,17 @@ class SnapshotWriter:
             end = at + raw.nbytes
 
         try:
-            payload = pickle.dumps(index, protocol=5, buffer_callback=place)
-            pickle_at = end + -end % ALIGN
-            writer.pad(pickle_at - end)
-            writer.write(None, memoryview(payload))
-        finally:
-            writer.join()
+            try:
+                payload = pickle.dumps(index, protocol=5, buffer_callback=place)
+                pickle_at = end + -end % ALIGN
+                writer.pad(pickle_at - end)
+                writer.write(None, memoryview(payload))
+            finally:
+                writer.join()
+        except BaseException:
+            _release(named)
+            del named[:], owners[:]
+            raise
         header_at = f.tell()
         if header_at != pickle_at + len(payload):
             raise OSError(f"the snapshot's buffers end at {header_at}, not at {pickle_at + len(payload)} as laid out")
@@ -356,13 +365,23 @@ def write_snapshot(path: str, index: Index, roots: list[str]) -> dict[str, Any]:
     writer = SnapshotWriter(path)
     try:
         return writer.finish(index, roots)
-    except BaseException as exc:
+    except BaseException:
         writer.abort()
-        # Without the traceback: its frames hold finish()'s pickle buffers and views of them,
-        # and collecting those as one cycle later (the error dropped, as a server does after a
-        # failed write) crashed the interpreter in gc.collect (memoryview tp_clear: "has 1
-        # exported buffer", then SIGSEGV; tests/test_snapshot.py, session 14).
-        raise exc.with_traceback(None) from None
+        raise
+
+
+def _release(named: list[tuple[pickle.PickleBuffer, memoryview]]) -> None:
+    """The views of a failed SnapshotWriter.finish's pickle buffers released, then the buffers.
+    Its error's traceback holds them (finish()'s frames, the writer thread's, a write's
+    argument) in one cycle with the exporters they count against (a vocabulary's memoryview,
+    an array); collected later (the error dropped, as a server does after a failed write),
+    an exporter cleared first while a view was left crashed the interpreter in gc.collect
+    (memoryview tp_clear: "has 1 exported buffer", then SIGSEGV; session 14, which dropped
+    write_snapshot's traceback instead). Released, they hold nothing."""
+    for buffer, raw in reversed(named):
+        with contextlib.suppress(BufferError):  # a view of it still held elsewhere: left
+            raw.release()
+        buffer.release()
 
 
 def _address(buffer: memoryview) -> int:
