@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from server.catalog.loader import load_catalogs
 from server.catalog.sources import Fetcher
 from server.runtime.remote_snapshot import RemoteSnapshot
 from server.runtime.snapshot import BODY_START, FORMAT_VERSION, MAGIC, SnapshotError, seal_header
@@ -199,7 +200,7 @@ def test_damaged_truncated_and_foreign_downloads_are_refused_and_the_copy_kept(
     assert replica.fetch() is False  # 304
     header_at = int(good[len(MAGIC) : BODY_START])  # the header ends the file
     foreign = good[:header_at] + good[header_at:].replace(b'"format":%d' % FORMAT_VERSION,
-                                                          b'"format":%d' % (FORMAT_VERSION - 1), 1)
+                                                          b'"format":%d' % (FORMAT_VERSION - 2), 1)
     cases = {
         "a byte of the body": (flipped(good, len(good) // 2), "the checksum of its body does not match"),
         "a byte of the header": (flipped(good, header_at + 30), "damaged snapshot header"),
@@ -208,7 +209,7 @@ def test_damaged_truncated_and_foreign_downloads_are_refused_and_the_copy_kept(
         "cut in the header": (good[:-10], "truncated"),
         "cut in the header's place": (good[: BODY_START - 10], "truncated"),
         "bytes added": (good + b"\0" * 10, "longer than its header says"),
-        "another format": (foreign, f"format {FORMAT_VERSION - 1}, this server reads format {FORMAT_VERSION}"),
+        "another format": (foreign, f"format {FORMAT_VERSION - 2}, this server reads formats 9 and 10"),
         "a web page": (b"<html>Not here</html>", "not a stac-static-api index snapshot"),
     }
     for case, (body, reason) in cases.items():
@@ -291,7 +292,30 @@ def test_a_snapshot_of_another_format_is_refused_before_its_body_is_read(
     files.put("/new.idx", MAGIC + seal_header(header, "0" * 64) + b"\0" * 1_000_000)
     done = run_cli(["serve", "--index", f"{url}/new.idx"], env={"STAC_STATIC_INDEX_CACHE_DIR": str(tmp_path)})
     assert done.returncode == 1
-    assert f"has snapshot format {FORMAT_VERSION + 1}, this server reads format {FORMAT_VERSION}" in done.stderr
+    assert f"has snapshot format {FORMAT_VERSION + 1}, this server reads formats 9 and 10" in done.stderr
+
+
+def test_a_replica_fetching_a_format_9_snapshot_still_starts(
+    published: tuple[Published, str], sample_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Format 10 (session 15) differs from 9 only by the vocabularies that may be TextBlocks: a
+    snapshot a builder of format 9 published is served as before. The sample's vocabularies are
+    under TextBlock's 256 texts, so the file written here as format 9 is what such a builder wrote."""
+    from server.runtime import snapshot as snapshot_module
+
+    monkeypatch.setattr(snapshot_module, "FORMAT_VERSION", 9)
+    index, _ = load_catalogs([str(sample_copy / "catalog.json")])
+    older = tmp_path / "older.idx"
+    snapshot_module.write_snapshot(str(older), index, [str(sample_copy / "catalog.json")])
+    monkeypatch.undo()
+    with open(older, "rb") as f:
+        assert snapshot_module.read_header(f, str(older))["format"] == 9
+    files, url = published
+    files.put("/x.idx", older.read_bytes())
+    with run_server(extra_args=["--index", f"{url}/x.idx"], env=replica_env(tmp_path)) as base:
+        ready = httpx.get(base + "/_mgmt/ready").json()
+        assert ready["status"] == "ready" and ready["items"] == 68, ready
+        assert httpx.get(base + "/search", params={"limit": 100}).json()["numberReturned"] == 68
 
 
 def test_a_replica_takes_no_roots_and_http_is_not_an_upload_destination(tmp_path: Path) -> None:

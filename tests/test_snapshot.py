@@ -133,8 +133,29 @@ def test_other_format_versions_and_garbage_are_refused(tmp_path: Path) -> None:
         read_snapshot(str(unsealed))
     older = tmp_path / "older.idx"  # format 7 and before: the header on the second line
     older.write_bytes(MAGIC + b'{"format": 7, "roots": [], "pickle_bytes": 100, "buffers": []}\n')
-    with pytest.raises(SnapshotError, match="format 7, this server reads format"):
+    with pytest.raises(SnapshotError, match="format 7, this server reads formats 9 and 10"):
         read_snapshot(str(older))
+    for other in (8, 11):  # named, both ways, not "damaged"
+        path = tmp_path / f"format-{other}.idx"
+        path.write_bytes(forged(b"\x80\x05junk", pickle=[BODY_START, 6], format=other))
+        with pytest.raises(SnapshotError, match=f"has snapshot format {other}, this server reads formats 9 and 10"):
+            read_snapshot(str(path))
+
+
+def test_format_9_snapshots_are_read_and_format_10_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Format 10 (session 15): a vocabulary may be a TextBlock (session 14 wrote those as 9, and a
+    format-9 server refused them as "damaged"); format 9 is read as before."""
+    assert FORMAT_VERSION == 10
+    index, _ = load_catalogs([str(SAMPLE_ROOT)])
+    newer = tmp_path / "newer.idx"
+    assert write_snapshot(str(newer), index, [str(SAMPLE_ROOT)])["format"] == 10
+    monkeypatch.setattr(snapshot, "FORMAT_VERSION", 9)
+    older = tmp_path / "older.idx"
+    assert write_snapshot(str(older), index, [str(SAMPLE_ROOT)])["format"] == 9
+    monkeypatch.undo()
+    for path in (older, newer):
+        read, header = read_snapshot(str(path))
+        assert read.size == 68 and header["format"] in (9, 10)
 
 
 def forged(body: bytes, **fields: object) -> bytes:

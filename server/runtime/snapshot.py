@@ -66,8 +66,14 @@ MAGIC = b"stac-static-api index snapshot\n"
 # written as they are read), absolute offsets, ids as a blob column (server.index.ids); the
 # header holds header_sha256, body_sha256 and body_bytes (SnapshotCheck); 9: a reload's snapshot
 # may refer to its previous one's file for most item bytes (the header's "base", a buffer's
-# third value IN_BASE, blobs.SplitBlobColumn)
-FORMAT_VERSION = 9
+# third value IN_BASE, blobs.SplitBlobColumn); 10: a vocabulary of 256 texts or more may be a
+# server.index.vocab.TextBlock (session 14; written as 9 then, so an older server refused such a
+# snapshot as "damaged or from an incompatible version: No module named server.index.vocab"
+# instead of naming its format)
+FORMAT_VERSION = 10
+# The formats this code reads: 9 is 10 without TextBlocks (its vocabularies are lists, which
+# this code reads as ever), so a replica or a start from a snapshot written before still works.
+READ_FORMATS = (9, 10)
 
 
 class SnapshotError(Exception):
@@ -288,10 +294,10 @@ def parse_header(magic: bytes, line: bytes, name: str) -> dict[str, Any]:
         raise SnapshotError(f"{name}: damaged snapshot header (unreadable)") from None
     if not isinstance(header, dict):
         raise SnapshotError(f"{name}: damaged snapshot header (unreadable)")
-    if header.get("format") != FORMAT_VERSION:
+    if header.get("format") not in READ_FORMATS:
         raise SnapshotError(
-            f"{name} has snapshot format {header.get('format')}, this server reads format {FORMAT_VERSION}: "
-            "rebuild it with `stac-static-api index`"
+            f"{name} has snapshot format {header.get('format')}, this server reads formats "
+            f"{' and '.join(map(str, READ_FORMATS))}: rebuild it with `stac-static-api index` (of this version)"
         )
     try:
         at = _hole(line, "header_sha256")
