@@ -110,3 +110,32 @@ def test_joined_without_a_head_and_not_before_members_are_forgotten() -> None:
     links.forget_members()
     assert bytes(links.joined([0, 1]) or b"") == b"/a/1.json\n/a/2.json"
     assert ItemLinks().joined([]) is None
+
+
+def test_links_locations_and_text_blocks_read_as_the_lists_they_stand_for() -> None:
+    """ItemLinks, LocationsView and TextBlock (server/index/vocab.py) decode their blocks through
+    one sequence (vocab.Decoded, session 15: the review found the indexing written twice):
+    [i], negative [i], slices with steps, empty and reversed slices, iteration, IndexError."""
+    from server.index.vocab import Decoded, TextBlock
+
+    texts = sorted(f"/r/c/item-{i:03d}/item-{i:03d}.json" for i in range(300))
+    links: ItemLinks[str] = ItemLinks()
+    links.extend_new(texts[:150], "a", "/r/c/")
+    for text in texts[150:]:
+        links.append(text, "b")
+    del links[:7]
+    block = TextBlock.of(texts[7:])
+    assert block is not None
+    for sequence, expected in ((links, [(t, "a" if i < 150 else "b") for i, t in enumerate(texts)][7:]),
+                               (links.locations(), texts[7:]), (links.locations(10, 200), texts[17:207]),
+                               (block, texts[7:])):
+        assert isinstance(sequence, Decoded)
+        assert len(sequence) == len(expected) and list(sequence) == expected
+        for i in (0, 1, len(expected) - 1, -1, -len(expected)):
+            assert sequence[i] == expected[i], (type(sequence), i)
+        for cut in (slice(None), slice(3, 9), slice(None, None, 7), slice(9, 3), slice(-5, None), slice(5, 300, 13),
+                    slice(None, None, -1), slice(-1, -40, -3)):
+            assert sequence[cut] == expected[cut], (type(sequence), cut)
+        for i in (len(expected), -len(expected) - 1):
+            with pytest.raises(IndexError):
+                sequence[i]

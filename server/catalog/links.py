@@ -17,10 +17,12 @@ from __future__ import annotations
 import itertools
 import operator
 from array import array
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Generic, TypeVar, overload
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 import numpy as np
+
+from server.index.vocab import Decoded
 
 C = TypeVar("C")
 
@@ -33,7 +35,7 @@ def _encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-class ItemLinks(Generic[C]):
+class ItemLinks(Decoded[tuple[str, C]], Generic[C]):
     """Item links in the order they were admitted: ``links[i]`` is ``(location, context)``
     (made when asked: no string is held a link), ``location in links`` whether it was ever
     appended (links let go with ``del links[:k]`` included, until ``clear``)."""
@@ -64,18 +66,7 @@ class ItemLinks(Generic[C]):
     def _link(self, at: int) -> tuple[str, C]:
         return self._location(at), self._contexts[self._groups[at]]
 
-    @overload
-    def __getitem__(self, i: int) -> tuple[str, C]: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[tuple[str, C]]: ...
-
-    def __getitem__(self, i: int | slice) -> Any:
-        if isinstance(i, slice):
-            return [self._link(self._first + k) for k in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
+    def _item(self, i: int) -> tuple[str, C]:  # [i] and [a:b] (Decoded)
         return self._link(self._first + i)
 
     def __iter__(self) -> Iterator[tuple[str, C]]:
@@ -308,7 +299,7 @@ class ItemLinks(Generic[C]):
                 + self._hashes.itemsize * len(self._hashes) + self._table.nbytes)
 
 
-class LocationsView(Sequence[str]):
+class LocationsView(Decoded[str]):
     """Some links' locations, each made when read."""
 
     def __init__(self, links: ItemLinks[Any], start: int, end: int) -> None:
@@ -317,18 +308,7 @@ class LocationsView(Sequence[str]):
     def __len__(self) -> int:
         return self._end - self._start
 
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[str]: ...
-
-    def __getitem__(self, i: int | slice) -> Any:
-        if isinstance(i, slice):
-            return [self._links._location(self._start + k) for k in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
+    def _item(self, i: int) -> str:
         return self._links._location(self._start + i)
 
     def __iter__(self) -> Iterator[str]:

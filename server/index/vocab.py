@@ -16,7 +16,7 @@ from __future__ import annotations
 import pickle
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 
@@ -24,8 +24,50 @@ import numpy as np
 BLOCK_MIN = 256
 _CHUNK = 4096  # texts decoded at once by iteration
 
+T = TypeVar("T")
 
-class TextBlock(Sequence[str]):
+
+class Decoded(Sequence[T]):
+    """A read-only sequence whose items are made when read, from a block of UTF-8 with offsets
+    (TextBlock here; server.catalog.links's ItemLinks and LocationsView): a subclass gives
+    ``__len__`` and ``_item(i)`` (0 <= i < len), and may give ``_span(first, stop)`` (items
+    first to stop - 1 at once, faster); [i] (negative too), [a:b:c] and iteration (a chunk at
+    a time) are read through them."""
+
+    __slots__ = ()
+
+    def _item(self, i: int) -> T:
+        raise NotImplementedError
+
+    def _span(self, first: int, stop: int) -> list[T]:
+        return [self._item(k) for k in range(first, stop)]
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        if isinstance(i, slice):
+            first, stop, step = i.indices(len(self))
+            if step != 1:
+                return [self._item(k) for k in range(first, stop, step)]
+            return self._span(first, stop) if first < stop else []
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"{type(self).__name__} index out of range")
+        return self._item(i)
+
+    def __iter__(self) -> Iterator[T]:
+        n = len(self)
+        for first in range(0, n, _CHUNK):
+            yield from self._span(first, min(first + _CHUNK, n))
+
+
+class TextBlock(Decoded[str]):
     """Texts (none holding a NUL) as ``data``, their UTF-8 bytes each followed by a NUL but
     the last, and ``starts`` (n + 1 int64: text i is data[starts[i]:starts[i + 1] - 1])."""
 
@@ -53,23 +95,7 @@ class TextBlock(Sequence[str]):
     def __len__(self) -> int:
         return len(self.starts) - 1
 
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[str]: ...
-
-    def __getitem__(self, i: int | slice) -> str | list[str]:
-        if isinstance(i, slice):
-            first, stop, step = i.indices(len(self))
-            if step != 1:
-                return [self[k] for k in range(first, stop, step)]
-            return self._span(first, stop)
-        n = len(self.starts) - 1
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError("TextBlock index out of range")
+    def _item(self, i: int) -> str:
         starts = self.starts
         return str(self.data[int(starts[i]) : int(starts[i + 1]) - 1], "utf-8", "surrogatepass")
 
@@ -78,11 +104,6 @@ class TextBlock(Sequence[str]):
             return []
         text = str(self.data[int(self.starts[first]) : int(self.starts[stop]) - 1], "utf-8", "surrogatepass")
         return text.split("\0")
-
-    def __iter__(self) -> Iterator[str]:
-        n = len(self)
-        for first in range(0, n, _CHUNK):
-            yield from self._span(first, min(first + _CHUNK, n))
 
     def __contains__(self, value: object) -> bool:
         if not isinstance(value, str):
