@@ -25,9 +25,21 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now, for a benchmark's servers and the tests' (tests.helpers takes
+    this one). Under pytest-xdist (the README's test command; a test that runs a benchmark's
+    servers, its script too, inherits the variables), worker k of n only takes ports p with
+    p // 2 % n == k: two workers never pick the same one for servers they are about to start,
+    whose readiness probe could otherwise reach the other worker's. (p // 2: Linux hands out
+    odd ports for bind(0), keeping the even ones for connect().)"""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if count <= 1 or port // 2 % count == index % count:
+            return port
+    raise RuntimeError(f"no free port p with p // 2 % {count} == {index}")
 
 
 def clean_env(extra: Mapping[str, str], drop: tuple[str, ...] = ("STAC_STATIC_",)) -> dict[str, str]:

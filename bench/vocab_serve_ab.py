@@ -9,7 +9,6 @@ Session 14, branch vocab14 (bench/README: compact vocabularies).
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -17,12 +16,10 @@ import time
 import urllib.parse
 import urllib.request
 
-PY = sys.executable
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serverproc import free_port  # noqa: E402
 
+PY = sys.executable
 
 TREES = {"base": (sys.argv[1], sys.argv[2], free_port()), "mine": (sys.argv[3], sys.argv[4], free_port())}
 R = random.Random(5)

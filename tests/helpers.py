@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
+from bench.serverproc import free_port  # the one way to pick a port, xdist's split included (there)
 from server.query.parse import parse_search
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,22 +127,6 @@ class CatalogDir:
 
 
 # -- the real server ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A loopback port free now. Under pytest-xdist (the README's test command), worker k of n
-    only takes ports p with p // 2 % n == k: two workers never pick the same one for servers they
-    are about to start, whose readiness probe could otherwise reach the other worker's. (p // 2:
-    Linux hands out odd ports for bind(0), keeping the even ones for connect().)"""
-    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
-    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
-    for _ in range(1000):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if count <= 1 or port // 2 % count == index % count:
-            return port
-    raise RuntimeError(f"no free port p with p // 2 % {count} == {index}")
 
 
 def server_env() -> dict[str, str]:

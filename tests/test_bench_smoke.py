@@ -188,3 +188,16 @@ def test_vocab_serve_ab(tmp_path: Path) -> None:
     out = run("vocab_serve_ab.py", str(REPO), str(snapshot), str(REPO), str(snapshot), "2")
     assert "base ready" in out and "mine after queries" in out and "same=False" not in out, out
     assert re.search(r"uncached LIKE\s+base median\s+[0-9.]+ ms", out), out
+
+
+def test_benchmarks_and_tests_pick_ports_one_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench/serverproc.py's free_port is the tests' (tests.helpers): under pytest-xdist, worker
+    k of n only takes ports p with p // 2 % n == k, the benchmarks' servers a test starts too
+    (before, serverproc took any free port: one could be another worker's next server's)."""
+    from bench import serverproc
+    from tests import helpers
+
+    assert helpers.free_port is serverproc.free_port
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw4")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "3")
+    assert {serverproc.free_port() // 2 % 3 for _ in range(20)} == {1}
