@@ -255,3 +255,25 @@ def test_a_distribution_of_thousands_of_buckets_shows_the_first_thousand(client:
     years = client.get("/aggregate", params=query).json()["aggregations"][0]["buckets"]
     table = client.get("/aggregate", params=query, headers=PAGE).text
     assert table[table.index('id="datetime_frequency"'):].count("<tr") == len(years) + 1
+
+
+def test_protocol_relative_links_in_descriptions_take_the_documents_scheme() -> None:
+    """`//host/...` in a description: another host's address, kept like an absolute link, with
+    the scheme of the remote document it was written in, else the page's (left to the
+    browser); never another scheme (an s3:// document's). Decided in session 15 (session 14's
+    QA found them kept as written whatever the document)."""
+    from server.api.pages import markdown, resolve_description_href
+
+    remote = ("https://example.com/stac/catalog.json", None)
+    served = ("http://api.test/_assets/0/catalog.json", "http://api.test/_assets/0/")
+    assert resolve_description_href("//cdn.test/a.png", remote) == "https://cdn.test/a.png"
+    assert resolve_description_href("//cdn.test/a.png", served) == "http://cdn.test/a.png"  # not refused as out of the root
+    assert resolve_description_href("//cdn.test/a.png", None) == "//cdn.test/a.png"
+    assert resolve_description_href("//cdn.test/a.png", ("s3://bucket/catalog.json", None)) == "//cdn.test/a.png"
+    assert resolve_description_href("http://x.test/", remote) == "http://x.test/"  # absolute: as written
+    html = markdown("[docs](//docs.test/x) ![pic](//cdn.test/p.png)", remote)
+    assert 'href="https://docs.test/x"' in html and 'src="https://cdn.test/p.png"' in html
+    for hostile in ("[a](//javascript:alert(1))", "[a](///etc/passwd)", "![a](//%0ajavascript:alert(1))", "[a](//)"):
+        rendered = markdown(hostile, remote)
+        hrefs = re.findall(r'(?:href|src)="([^"]*)"', rendered)
+        assert hrefs and all(h.startswith("https://") for h in hrefs), rendered

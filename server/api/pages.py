@@ -111,8 +111,15 @@ def resolve_description_href(href: str, base: tuple[str, str | None] | None) -> 
     """Where an href in a description leads (see description_base): a relative one resolved
     against the document's URL, inside its root when we serve it; None when it cannot be: the
     page drops it rather than let the browser resolve it against the page's URL (a 404).
-    Absolute URLs (markdown-it has already refused javascript: and the like) and fragments stay."""
-    if href.startswith(("#", "//")) or urlsplit(href).scheme:
+    Absolute URLs (markdown-it has already refused javascript: and the like) and fragments stay.
+    A protocol-relative `//host/...` is another host's address, kept like an absolute URL: with
+    the scheme of the document it was written in (RFC 3986 §5.2; a remote one's https stays
+    https on an http page) when that is http(s), else the page's (left to the browser): never
+    another scheme (`//host` in an s3:// document is not an s3: link)."""
+    if href.startswith("//"):
+        target = urljoin(base[0], href) if base is not None else href
+        return target if urlsplit(target).scheme.lower() in ("http", "https") else href
+    if href.startswith("#") or urlsplit(href).scheme:
         return href
     if base is None:
         return None
