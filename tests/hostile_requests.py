@@ -134,6 +134,14 @@ def corpus() -> list[HostileRequest]:
     out.append(HostileRequest("CASEI LIKE % x200", "GET", "/search",
                               {"filter": f"CASEI(id) LIKE CASEI('{'%' * 200}z')"}))
     out.append(HostileRequest("LIKE property pattern", "GET", "/search", {"filter": "'" + "a" * 5_000 + "' LIKE id"}))
+    # A long pattern's last segment was tried at every position of a value (7.2 s at 70,000
+    # characters, session 14's QA): a request's pattern is at most 1,000 characters (a 400).
+    for chars in (999, 70_000):
+        out.append(HostileRequest(f"LIKE {chars:,}-character pattern", "POST", "/search", body={
+            "filter-lang": "cql2-json",
+            "filter": {"op": "like", "args": [{"op": "casei", "args": [{"property": "title"}]}, "%" + "s" * chars]}}))
+        out.append(HostileRequest(f"LIKE {chars:,}-character middle", "POST", "/search", body={
+            "filter-lang": "cql2-json", "filter": {"op": "like", "args": [{"property": "id"}, "%" + "a" * chars + "%"]}}))
     out.append(HostileRequest("query startsWith %", "POST", "/search",
                               body={"query": {"platform": {"startsWith": "%" * 5_000, "endsWith": "%_" * 2_000}}}))
     # Huge lists and geometries.
