@@ -68,12 +68,14 @@ def test_copies_have_distinct_times(tmp_path: Path, layout: str, flags: list[str
     run("generate.py", str(src), "--items", str(ITEMS), "--collections", "2", "--layout", layout, "-q", "--workers", "1")
     run("replicate.py", str(src), str(out), "--copies", "3", "--distinct-times", *flags)
     run("replicate.py", str(src), str(plain), "--copies", "1", *flags)
-    roots = [str(p) for p in sorted(out.glob("*/collection.json")) + sorted(out.glob("*/items.ndjson"))] \
-        if "--as-roots" in flags else [str(out / "catalog.json")]
-    index, report = load_catalogs(roots)
+    def roots(folder: Path) -> list[str]:
+        if "--as-roots" in flags:
+            return [str(p) for p in sorted(folder.glob("*/collection.json")) + sorted(folder.glob("*/items.ndjson"))]
+        return [str(folder / "catalog.json")]
+
+    index, report = load_catalogs(roots(out))
     assert index.size == 3 * ITEMS and report.skipped == 0
-    original = _times(load_catalogs([str(p) for p in sorted(plain.glob("*/collection.json")) + sorted(plain.glob("*/items.ndjson"))]
-                                    if "--as-roots" in flags else [str(plain / "catalog.json")])[0])
+    original = _times(load_catalogs(roots(plain))[0])
     copies = _times(index)
     assert {"datetime", "created"} <= copies.keys()
     for key, values in original.items():

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 from server.index import columns as columns_module
+from server.index import vocab as vocab_module
 from server.index.builder import IndexBuilder
 from server.index.columns import ColumnsBuilder, _block_order, _KeyBuilder
-from server.index.vocab import FIRST_SLOTS, HASH_CHECK, TextBlock, TextTable, decoded, encoded
+from server.index.vocab import FIRST_SLOTS, HASH_CHECK, TextBlock, TextTable, block_of, decoded, encoded
 
 ODD = ["", "\0", "a\0b", "\0\0", "é", "中文", "\U0001f600", "\ud800", "a", "ab", "b", " ", "Z" * 300]
 
@@ -152,6 +153,22 @@ def test_a_pickled_key_carries_its_texts_as_a_block(monkeypatch: pytest.MonkeyPa
     codes = np.frombuffer(into.str_codes, dtype=np.int32).tolist()
     assert [into.table.texts()[c] for c in codes] == ["t5é", "new", *texts, *texts[::-1]]
     assert into.table.texts()[:3] == ["t5é", "new", "t0é"]
+
+
+@pytest.mark.parametrize("widths", [(24, 24), (0, 9), (23, 25)])
+def test_a_block_made_from_the_bytes_is_the_one_made_from_the_texts(monkeypatch: pytest.MonkeyPatch,
+                                                                   widths: tuple[int, int]) -> None:
+    """block_of (one width: rows of a matrix; else gathered a batch of bytes at a time, batches
+    made small here) against TextBlock.of of the same texts in the same order."""
+    monkeypatch.setattr(vocab_module, "_BATCH_BYTES", 100)
+    rng = random.Random(widths[1])
+    texts = list(dict.fromkeys("".join(rng.choice("0123456789é") for _ in range(rng.randint(*widths))) for _ in range(2000)))
+    data, ends = encoded(texts)
+    for order in (np.arange(len(texts)), np.array(rng.sample(range(len(texts)), len(texts) // 3)), np.zeros(1, np.int64)):
+        expected = TextBlock.of([texts[i] for i in order.tolist()])
+        made = block_of(data, ends, order)
+        assert expected is not None and bytes(made.data) == bytes(expected.data)
+        assert made.starts.tolist() == expected.starts.tolist() and made == expected
 
 
 def test_block_order_of_utf8_is_str_order() -> None:

@@ -23,7 +23,7 @@ import orjson
 from server.index import heap
 from server.index import vocab as vocab_module
 from server.index.blobs import BlobColumn, BlobWriter
-from server.index.vocab import HASH_CHECK, TextBlock, TextTable, compact, decoded, encoded, gathered, starts_of
+from server.index.vocab import HASH_CHECK, TextTable, block_of, compact, decoded, encoded
 from server.query.datetime import parse_document_datetime
 
 TIME_KEYS = {"datetime", "start_datetime", "end_datetime", "created", "updated"}
@@ -496,19 +496,12 @@ def _sorted_vocabulary(data: Any, ends: np.ndarray, order: np.ndarray) -> Sequen
     (none holding a NUL), else a list."""
     n = len(order)
     flat = np.frombuffer(data, dtype=np.uint8)[: int(ends[-1]) if len(ends) else 0]
-    starts = starts_of(ends)[order]
-    lengths = ends[order] - starts
-    if n < vocab_module.BLOCK_MIN or not flat.all():  # (read here: tests set it)
-        if n < 2:
-            return [decoded(data, ends, i, i + 1)[0] for i in order.tolist()]
-        texts = decoded(data, ends)
-        return list(operator.itemgetter(*order.tolist())(texts))
-    # each text's bytes followed by a NUL but the last (TextBlock's form): gathered in place
-    at = np.cumsum(lengths + 1) - lengths - 1
-    block = bytearray(int(lengths.sum()) + n - 1)
-    gathered(flat, starts, lengths, np.frombuffer(block, dtype=np.uint8), at)
-    at = np.append(at, len(block) + 1)
-    return TextBlock(block, at)
+    if n >= vocab_module.BLOCK_MIN and flat.all():  # (BLOCK_MIN read here: tests set it; all: no NUL)
+        return block_of(data, ends, order)
+    if n < 2:
+        return [decoded(data, ends, i, i + 1)[0] for i in order.tolist()]
+    texts = decoded(data, ends)
+    return list(operator.itemgetter(*order.tolist())(texts))
 
 
 class EveryRow:

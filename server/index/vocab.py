@@ -110,6 +110,32 @@ class TextBlock(Sequence[str]):
         return (TextBlock, (data, self.starts))
 
 
+def block_of(data: Any, ends: np.ndarray, order: np.ndarray) -> TextBlock:
+    """The TextBlock of texts ``order`` of a block (``encoded``'s form; no text holding a NUL),
+    in that order, made from the bytes (no str per text)."""
+    n = len(order)
+    flat = np.frombuffer(data, dtype=np.uint8)[: int(ends[-1]) if len(ends) else 0]
+    lengths_all = np.diff(ends, prepend=0)
+    width = int(lengths_all[0]) if len(ends) else 0
+    if n and width and len(flat) == width * len(ends) and bool((lengths_all == width).all()):  # (datetimes) rows of a matrix
+        block = bytearray(n * (width + 1))  # (zeros: the NULs between)
+        rows = np.frombuffer(block, dtype=np.uint8).reshape(n, width + 1)
+        source = flat.reshape(-1, width)
+        for first in range(0, n, _BATCH_ROWS):
+            rows[first : first + _BATCH_ROWS, :width] = source[order[first : first + _BATCH_ROWS]]
+        del rows
+        del block[-1]  # no NUL after the last
+        starts = np.arange(0, (n + 1) * (width + 1), width + 1, dtype=np.int64)
+        return TextBlock(block, starts)
+    lengths = lengths_all[order]
+    starts = np.cumsum(lengths + 1) - lengths - 1
+    block = bytearray(max(int(lengths.sum()) + n - 1, 0))
+    out = np.frombuffer(block, dtype=np.uint8)
+    gathered(flat, (ends - lengths_all)[order], lengths, out, starts)
+    del out
+    return TextBlock(block, np.append(starts, len(block) + 1))
+
+
 def compact(texts: list[str]) -> Sequence[str]:
     """A sorted vocabulary as it is kept: a TextBlock from BLOCK_MIN texts on, else the list."""
     if len(texts) < BLOCK_MIN:
@@ -124,8 +150,10 @@ EMPTY = -1
 MAX_LOAD = 0.7  # table slots used at most (linear probing: ~2 probes a miss at 0.7)
 FIRST_SLOTS = 1 << 10
 _PLACE_BATCH = 1 << 20  # codes placed into the table at once (bounds the transient arrays of a rehash)
-_COMPARE_BATCH = 1 << 12  # texts compared byte by byte at once
-_GATHER_BATCH = 1 << 16  # texts copied at once
+# bytes of texts copied or compared at once (gathered, _same_bytes): each byte costs ~4 int64
+# indexes while it is (a batch of 65,536 datetimes was a 50 MB spike in the 100k build's peak)
+_BATCH_BYTES = 1 << 18
+_BATCH_ROWS = 1 << 16  # texts of one width copied at once (rows of a matrix: no index a byte)
 # Python's str hash (SipHash, salted per interpreter: a forked child's is its parent's): the
 # hashes a child sends are used where they are equal on both sides, else made again
 HASH_CHECK = hash("stac-static-api TextTable")
@@ -175,17 +203,28 @@ def _starts_at(ends: np.ndarray, which: np.ndarray) -> np.ndarray:
     return np.where(which > 0, ends[np.maximum(which - 1, 0)], 0)
 
 
+def _batches(lengths: np.ndarray) -> Iterator[tuple[int, int]]:
+    """(first, stop) of consecutive texts of about _BATCH_BYTES in all (one at least)."""
+    n = len(lengths)
+    ends = np.cumsum(lengths)
+    first = 0
+    while first < n:
+        stop = int(np.searchsorted(ends, int(ends[first] - lengths[first]) + _BATCH_BYTES, side="right"))
+        stop = max(stop, first + 1)
+        yield first, stop
+        first = stop
+
+
 def gathered(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray, out: np.ndarray, at: np.ndarray) -> None:
     """Copy the bytes of texts (``flat[starts[i]:starts[i] + lengths[i]]``) to ``out[at[i]:]``,
-    a batch of texts at a time (an index a byte: bounded)."""
-    for first in range(0, len(starts), _GATHER_BATCH):
-        size = lengths[first : first + _GATHER_BATCH]
+    a batch at a time (an index a byte: bounded)."""
+    for first, stop in _batches(lengths):
+        size = lengths[first:stop]
         total = int(size.sum())
         if not total:
             continue
         within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(size) - size, size)
-        out[np.repeat(at[first : first + _GATHER_BATCH], size) + within] = \
-            flat[np.repeat(starts[first : first + _GATHER_BATCH], size) + within]
+        out[np.repeat(at[first:stop], size) + within] = flat[np.repeat(starts[first:stop], size) + within]
 
 
 def _same_bytes(a: np.ndarray, a_starts: np.ndarray, b: np.ndarray, b_starts: np.ndarray,
@@ -193,14 +232,13 @@ def _same_bytes(a: np.ndarray, a_starts: np.ndarray, b: np.ndarray, b_starts: np
     """Whether text i of ``a`` (from ``a_starts[i]``) and of ``b`` (from ``b_starts[i]``), both
     ``lengths[i]`` bytes, are the same bytes."""
     same = np.ones(len(lengths), dtype=bool)
-    for first in range(0, len(lengths), _COMPARE_BATCH):
-        size = lengths[first : first + _COMPARE_BATCH]
+    for first, stop in _batches(lengths):
+        size = lengths[first:stop]
         total = int(size.sum())
         if not total:
             continue
         within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(size) - size, size)
-        differ = a[np.repeat(a_starts[first : first + _COMPARE_BATCH], size) + within] \
-            != b[np.repeat(b_starts[first : first + _COMPARE_BATCH], size) + within]
+        differ = a[np.repeat(a_starts[first:stop], size) + within] != b[np.repeat(b_starts[first:stop], size) + within]
         if differ.any():
             text = np.repeat(np.arange(len(size)), size)
             same[first + np.unique(text[differ])] = False
