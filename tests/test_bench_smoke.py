@@ -195,3 +195,9 @@ def test_vocab_serve_ab(tmp_path: Path) -> None:
     out = run("vocab_serve_ab.py", str(REPO), str(snapshot), str(REPO), str(snapshot), "2")
     assert "base ready" in out and "mine after queries" in out and "same=False" not in out, out
     assert re.search(r"uncached LIKE\s+base median\s+[0-9.]+ ms", out), out
+
+
+def test_vocab_build() -> None:
+    out = run("vocab_build.py", "--items", "5000", "--chunk", "700")
+    assert "5000 datetime texts (TextBlock)" in out and "held after the merges" in out, out
+    assert re.search(r"merged [0-9.]+, freeze [0-9.]+", out), out
