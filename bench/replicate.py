@@ -23,22 +23,57 @@ their collection and carry ids of their own (``<id>-c<k>``): 10M unique ids, as 
 disk) whose items name the copy, and no `item` link; this is the layout the forked indexing
 of ndjson lines applies to (a file linked by an `item` link is read as item documents are).
 
+``--distinct-times``: copy k's times (`datetime`, `start_datetime`, `end_datetime`, `created`,
+`updated`) shifted k seconds later, still RFC 3339 (the same spelling: fraction and offset kept),
+so the copies' datetimes are distinct as a real archive's (a datetime per scene) and not the
+source's repeated: the build's vocabularies are then as large as they would be (issue 18). Each
+copy then gets a file of its own (copy 0 is the source's, unshifted): ndjson rewritten a line at
+a time, parquet a row group at a time (its timestamp columns plus k seconds; without --lean,
+nothing else changed).
+
 10M items for the issue-18 bench from the 1M layouts: 2.2 GB of ndjson or 0.3 GB of parquet
 on disk instead of 22 GB / 3 GB (the snapshot itself is ~22 GB).
 
     python bench/replicate.py /tmp/i1m/m1/parquet /tmp/scale10m/p10m --copies 10 --lean   # 10M lean parquet, ~1.6 GB, ~2 min
+    python bench/replicate.py /tmp/i1m/m1/ndjson /tmp/X/n10m --copies 10 --lean --as-roots --distinct-times
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import glob
 import json
 import os
+import re
+
+TIME_KEYS = ("datetime", "start_datetime", "end_datetime", "created", "updated")
+# a time member of an ndjson line: its key, then the date, separator and time of day (a fraction
+# and an offset after it are kept as they are: the instant moves by whole seconds)
+_TIME_MEMBER = re.compile(rb'"(%s)":"(\d{4}-\d{2}-\d{2})([Tt ])(\d{2}:\d{2}:\d{2})' % "|".join(TIME_KEYS).encode())
 
 
-def _lean_parquet_copy(source: str, target: str, collection: str, suffix: str) -> None:
-    """SOURCE's items as TARGET: assets cut to the thumbnail, collection COLLECTION, ids + SUFFIX."""
+def shifted_times(data: bytes, seconds: int) -> bytes:
+    """ndjson lines with every time member (TIME_KEYS, as a JSON member anywhere in an item)
+    ``seconds`` later; one that is no date (a February 30) or would leave the years 1-9999 kept."""
+    if not seconds:
+        return data
+    delta = dt.timedelta(seconds=seconds)
+
+    def shift(match: re.Match[bytes]) -> bytes:
+        try:
+            moment = dt.datetime.fromisoformat(f"{match[2].decode()}T{match[4].decode()}") + delta
+        except (ValueError, OverflowError):
+            return match[0]
+        return b'"%s":"%s%s%s' % (match[1], moment.date().isoformat().encode(), match[3], moment.time().isoformat().encode())
+
+    return _TIME_MEMBER.sub(shift, data)
+
+
+def _parquet_copy(source: str, target: str, collection: str | None, suffix: str | None, lean: bool, seconds: int) -> None:
+    """SOURCE's items as TARGET, a row group at a time: ``lean``: assets cut to the thumbnail;
+    ``collection``: their collection; ``suffix``: added to their ids; ``seconds``: added to
+    their timestamp columns (TIME_KEYS)."""
     import pyarrow as pa  # only this layout needs pyarrow (the server's `parquet` extra)
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -46,20 +81,30 @@ def _lean_parquet_copy(source: str, target: str, collection: str, suffix: str) -
     reader = pq.ParquetFile(source)
     schema = reader.schema_arrow
     assets_at = schema.get_field_index("assets")
-    assets_type = schema.field(assets_at).type
-    thumb = assets_type.get_field_index("thumbnail")
-    lean_type = pa.struct([assets_type.field(thumb)])
-    schema = schema.set(assets_at, schema.field(assets_at).with_type(lean_type))
+    if lean:
+        assets_type = schema.field(assets_at).type
+        thumb = assets_type.get_field_index("thumbnail")
+        lean_type = pa.struct([assets_type.field(thumb)])
+        schema = schema.set(assets_at, schema.field(assets_at).with_type(lean_type))
+    times = [name for name in TIME_KEYS if name in schema.names and pa.types.is_timestamp(schema.field(name).type)]
     with pq.ParquetWriter(target + ".part", schema) as writer:
         for group in range(reader.num_row_groups):
             table = reader.read_row_group(group)
-            assets = table.column("assets").combine_chunks()
-            lean = pa.StructArray.from_arrays([assets.field(thumb)], fields=[assets_type.field(thumb)], mask=assets.is_null())
-            table = table.set_column(assets_at, schema.field(assets_at), lean)
-            at = table.schema.get_field_index("id")
-            table = table.set_column(at, table.schema.field(at), pc.binary_join_element_wise(table.column("id"), suffix, ""))
-            at = table.schema.get_field_index("collection")
-            table = table.set_column(at, table.schema.field(at), pa.array([collection] * table.num_rows, pa.string()))
+            if lean:
+                assets = table.column("assets").combine_chunks()
+                cut = pa.StructArray.from_arrays([assets.field(thumb)], fields=[assets_type.field(thumb)], mask=assets.is_null())
+                table = table.set_column(assets_at, schema.field(assets_at), cut)
+            if suffix is not None:
+                at = table.schema.get_field_index("id")
+                table = table.set_column(at, table.schema.field(at), pc.binary_join_element_wise(table.column("id"), suffix, ""))
+            if collection is not None:
+                at = table.schema.get_field_index("collection")
+                table = table.set_column(at, table.schema.field(at), pa.array([collection] * table.num_rows, pa.string()))
+            for name in times if seconds else []:
+                at = table.schema.get_field_index(name)
+                kind = table.schema.field(at).type
+                later = pc.add(table.column(name), pa.scalar(dt.timedelta(seconds=seconds), pa.duration(kind.unit)))
+                table = table.set_column(at, table.schema.field(at), later.cast(kind))
             writer.write_table(table.cast(schema) if table.schema != schema else table, row_group_size=table.num_rows)
     os.replace(target + ".part", target)
 
@@ -84,6 +129,8 @@ def main() -> None:
                         help="drop every asset but the thumbnail (parquet: a file per copy, ids and collection its own)")
     parser.add_argument("--as-roots", action="store_true",
                         help="ndjson: a file per copy naming the copy, no item link (index */collection.json */items.ndjson)")
+    parser.add_argument("--distinct-times", action="store_true",
+                        help="copy k's datetime/start/end/created/updated k seconds later (a file per copy)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     children = []
@@ -106,11 +153,16 @@ def main() -> None:
             target = os.path.join(args.out, cid)
             os.makedirs(target, exist_ok=True)
             as_roots = args.as_roots and items[0] == "items.ndjson"
-            if as_roots:
+            seconds = k if args.distinct_times else 0
+            if as_roots or (seconds and items[0] == "items.ndjson"):
                 with open(source, "rb") as f, open(os.path.join(target, items[0]), "wb") as out:
-                    out.write(f.read().replace(b'"collection":"%s"' % doc["id"].encode(), b'"collection":"%s"' % cid.encode()))
-            elif args.lean and items[0] == "items.parquet":
-                _lean_parquet_copy(source, os.path.join(target, items[0]), cid, f"-c{k}")
+                    for line in f:  # (a line at a time: the 1M source is ~2 GB)
+                        if as_roots:
+                            line = line.replace(b'"collection":"%s"' % doc["id"].encode(), b'"collection":"%s"' % cid.encode())
+                        out.write(shifted_times(line, seconds))
+            elif items[0] == "items.parquet" and (args.lean or seconds):
+                _parquet_copy(source, os.path.join(target, items[0]), cid if args.lean else None,
+                              f"-c{k}" if args.lean else None, args.lean, seconds)
             elif not os.path.exists(os.path.join(target, items[0])):
                 os.link(source, os.path.join(target, items[0]))
             copy = {**doc, "id": cid, "title": f"{doc.get('title', cid)} (copy {k})"}

@@ -6,12 +6,17 @@ indexed by forked processes against one process's, or main's).
     python bench/same_index.py A.idx B.idx
 
 Exit status 0 and "same index: N items", or 1 and the first difference.
+
+Two 1M snapshots are ~2.7 GB each: ``--save A.json A.idx`` writes the digests of everything the
+comparison reads (a few KB; A.idx can then be deleted), ``--against A.json B.idx`` compares
+B.idx with them (the same parts; a difference is named by its part).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import sys
 from typing import Any
 
@@ -76,11 +81,77 @@ def differences(a: Any, b: Any) -> str | None:
     return None
 
 
+def _array_digest(values: Any) -> str:
+    values = np.ascontiguousarray(values)
+    return hashlib.blake2b(str(values.dtype).encode() + repr(values.shape).encode() + values.tobytes()).hexdigest()
+
+
+def _texts_digest(texts: Any) -> str:
+    h = hashlib.blake2b()
+    for text in texts:
+        raw = text.encode("utf-8", "surrogatepass")
+        h.update(len(raw).to_bytes(8, "little"))
+        h.update(raw)
+    return h.hexdigest()
+
+
+def _json_digest(value: Any) -> str:
+    return hashlib.blake2b(json.dumps(value, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def digests(index: Any) -> dict[str, Any]:
+    """Digests of the parts ``differences`` compares, by part."""
+    out: dict[str, Any] = {"size": index.size, "ids": digest(index.ids.blobs)}
+    for name in ("codes", "start", "end", "sort_time", "bounds"):
+        out[name] = _array_digest(getattr(index, name))
+    for name in ("json", "wkb"):
+        out[f"{name} bytes"] = digest(getattr(index, name))
+    out["column keys"] = sorted(index.columns)
+    for key, col in sorted(index.columns.items()):
+        for part in ("number", "string", "boolean", "objects", "time"):
+            x = getattr(col, part)
+            if x is None:
+                out[f"column {key} {part}"] = None
+                continue
+            out[f"column {key} {part}"] = _array_digest(x.rows)
+            if part == "string":
+                out[f"column {key} {part} values"] = [_texts_digest(x.vocab), _array_digest(x.codes)]
+            elif part == "objects":
+                out[f"column {key} {part} values"] = digest(x.blobs)
+            else:
+                out[f"column {key} {part} values"] = _array_digest(x.values)
+    out["text index"] = [_texts_digest(index.text.vocab), [_array_digest(p) for p in index.text.postings]]
+    out["collections"] = _json_digest([index.collections, index.root])
+    out["tree"] = [_json_digest([[n.kind, n.id, list(n.children)] for n in index.tree.nodes]), _array_digest(index.tree.items)]
+    out["load report"] = _json_digest({**(index.load_report or {}), "seconds": 0})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("a")
-    parser.add_argument("b")
+    parser.add_argument("a", help="a snapshot (or, with --save / --against, the snapshot)")
+    parser.add_argument("b", nargs="?")
+    parser.add_argument("--save", metavar="JSON", help="write the digests of snapshot A to JSON")
+    parser.add_argument("--against", metavar="JSON", help="compare snapshot A with digests --save wrote")
     args = parser.parse_args()
+    if args.save or args.against:
+        mine = digests(read_snapshot(args.a)[0])
+        if args.save:
+            with open(args.save, "w") as f:
+                json.dump(mine, f)
+            print(f"digests of {mine['size']} items saved")
+            return
+        with open(args.against) as f:
+            saved = json.load(f)
+        mine = json.loads(json.dumps(mine))  # (tuples as lists, as saved)
+        found = next((part for part in [*saved, *mine] if saved.get(part) != mine.get(part)), None)
+        if found is not None:
+            print(f"different: {found}")
+            sys.exit(1)
+        print(f"same index: {mine['size']} items (against {args.against})")
+        return
+    if args.b is None:
+        parser.error("two snapshots, or one with --save / --against")
     a, b = read_snapshot(args.a)[0], read_snapshot(args.b)[0]
     found = differences(a, b)
     if found is not None:

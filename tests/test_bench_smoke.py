@@ -68,6 +68,13 @@ def test_same_index(catalog: Path, tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "bench/same_index.py", str(tmp_path / "a.idx"), str(tmp_path / "c.idx")],
                             cwd=REPO, env=server_env(), capture_output=True, text=True, timeout=240)
     assert result.returncode == 1 and "different:" in result.stdout, result.stdout + result.stderr
+    # digests saved of one, compared with the other (two 1M snapshots need not be on disk at once)
+    assert "digests of 3000 items saved" in run("same_index.py", "--save", str(tmp_path / "a.json"), str(tmp_path / "a.idx"))
+    assert "same index: 3000 items" in run("same_index.py", "--against", str(tmp_path / "a.json"), str(tmp_path / "b.idx"))
+    against = ["--against", str(tmp_path / "a.json"), str(tmp_path / "c.idx")]
+    result = subprocess.run([sys.executable, "bench/same_index.py", *against], cwd=REPO, env=server_env(),
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 1 and "different: size" in result.stdout, result.stdout + result.stderr
 
 
 def test_ingest(catalog: Path) -> None:
@@ -201,3 +208,9 @@ def test_benchmarks_and_tests_pick_ports_one_way(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw4")
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "3")
     assert {serverproc.free_port() // 2 % 3 for _ in range(20)} == {1}
+
+
+def test_vocab_build() -> None:
+    out = run("vocab_build.py", "--items", "5000", "--chunk", "700")
+    assert "5000 datetime texts (TextBlock)" in out and "held after the merges" in out, out
+    assert re.search(r"merged [0-9.]+, freeze [0-9.]+", out), out

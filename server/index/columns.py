@@ -21,14 +21,21 @@ import numpy as np
 import orjson
 
 from server.index import heap
+from server.index import vocab as vocab_module
 from server.index.blobs import BlobColumn, BlobWriter
-from server.index.vocab import compact
+from server.index.vocab import HASH_CHECK, TextTable, block_of, compact, decoded, encoded
 from server.query.datetime import parse_document_datetime
 
 TIME_KEYS = {"datetime", "start_datetime", "end_datetime", "created", "updated"}
 # a key present in at least 1/SCATTER_FRACTION of the records is placed by a scatter over all
 # records rather than an argsort of its rows (_KeyBuilder.freeze)
 SCATTER_FRACTION = 8
+# a key's string vocabulary is a dict[str, int] while it has fewer texts (a dict lookup a value:
+# the cheapest `add`, and most keys have a few texts: `platform`, `constellation`); the dict's
+# texts go to a TextTable (vocab.py: ~45 B a text instead of ~140) when it reaches this many,
+# and a merge that would make it larger puts them all there (a `datetime` per item: ~1.4 GB of
+# dict at 10M items, issue 18)
+SPILL = 1 << 16
 
 
 @dataclass
@@ -133,8 +140,15 @@ class Column:
 
 
 class _KeyBuilder:
-    __slots__ = ("num_rows", "num_vals", "str_rows", "str_codes", "vocab", "bool_rows", "bool_vals",
-                 "obj_rows", "obj_blobs", "times", "times_ok", "times_lost")
+    """A key's values while building. Its strings are coded by ``vocab``, a dict, until it has
+    SPILL texts; then by ``table`` (a TextTable) for ``str_codes[:mark]``, while ``vocab``
+    codes those added since (``str_codes[mark:]``, texts not looked up in the table yet: they
+    go there, and their codes are made the table's, a dict at a time: ``_spill``). Pickled (a
+    forked process's chunk, IndexBuilder.chunk) its texts go as one block of bytes, their ends
+    and their hashes (``incoming``), no str per text; merged as such (TextTable.add)."""
+
+    __slots__ = ("num_rows", "num_vals", "str_rows", "str_codes", "vocab", "table", "mark", "incoming",
+                 "bool_rows", "bool_vals", "obj_rows", "obj_blobs", "times", "times_ok", "times_lost")
 
     def __init__(self) -> None:
         # rows and codes as int32 (4 bytes a value less, ~0.4 GB at ten million items of ten
@@ -144,6 +158,10 @@ class _KeyBuilder:
         self.str_rows = array("i")
         self.str_codes = array("i")
         self.vocab: dict[str, int] = {}
+        self.table: TextTable | None = None
+        self.mark = 0
+        # a pickled builder's texts in code order: (UTF-8 block, ends, hashes, HASH_CHECK where hashed)
+        self.incoming: tuple[Any, np.ndarray, np.ndarray, int] | None = None
         self.bool_rows = array("i")
         self.bool_vals = array("b")
         self.obj_rows = array("i")
@@ -156,23 +174,90 @@ class _KeyBuilder:
         self.times_ok: array | None = None
         self.times_lost = False  # a merge came without them: freeze parses (no catch-up at each merge)
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = {name: getattr(self, name) for name in self.__slots__}
+        if self.str_rows:
+            data, ends, hashes = self._texts()
+            state.update(vocab={}, table=None, mark=0, incoming=(data, ends, hashes, HASH_CHECK))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def _count(self) -> int:
+        """The texts coded so far (after ``_spill`` when there is a table)."""
+        if self.incoming is not None:
+            return len(self.incoming[1])
+        return len(self.table) if self.table is not None else len(self.vocab)
+
+    def _spill(self) -> None:
+        """The dict's texts into the table (made if none), their codes made the table's."""
+        vocab = self.vocab
+        if self.table is None:
+            self.table = TextTable()
+            self.mark = 0
+        if vocab:
+            texts = list(vocab)  # in code order (insertion order)
+            data, ends = encoded(texts)
+            hashes = np.fromiter(map(hash, texts), dtype=np.int64, count=len(texts))
+            del texts
+            remap = self.table.add(data, ends, hashes).astype(np.int32)
+            del data, ends, hashes
+            tail = np.frombuffer(self.str_codes, dtype=np.int32)[self.mark:]
+            tail[:] = remap[tail]
+            del tail
+            vocab.clear()
+        self.mark = len(self.str_codes)
+
+    def _texts(self) -> tuple[Any, np.ndarray, np.ndarray]:
+        """Every text in code order as a block (vocab.encoded's form) and their hashes (this
+        process's str hash)."""
+        if self.incoming is not None:
+            data, ends, hashes, check = self.incoming
+            if check != HASH_CHECK:  # pickled by a process of another hash salt: hashed again here
+                hashes = np.fromiter(map(hash, decoded(data, ends)), dtype=np.int64, count=len(ends))
+                self.incoming = (data, ends, hashes, HASH_CHECK)
+            return data, ends, hashes
+        if self.table is not None:
+            self._spill()
+            table = self.table
+            if not len(table):
+                return b"", np.zeros(0, np.int64), np.zeros(0, np.int64)
+            return table.data, np.frombuffer(table.ends, dtype=np.int64), np.frombuffer(table.hashes, dtype=np.int64)
+        texts = list(self.vocab)
+        data, ends = encoded(texts)
+        return data, ends, np.fromiter(map(hash, texts), dtype=np.int64, count=len(texts))
+
     def parse_times(self) -> None:
         """Parse the vocabulary's texts as date-times now (a time key's, TIME_KEYS), so freeze
         need not; merge carries them along. Only the texts not parsed yet (those added since)."""
         if self.times is None or self.times_ok is None:
             self.times, self.times_ok = array("q"), array("b")
-        missing = len(self.vocab) - len(self.times)
+        if self.table is not None:
+            self._spill()
+        count = self._count()
+        missing = count - len(self.times)
         if missing > 0:
             # the newest texts, read from the end (codes are in insertion order): the cost is
             # theirs, not the vocabulary's, however often a merge catches up
-            texts = list(itertools.islice(reversed(self.vocab), missing))
-            texts.reverse()
+            if self.incoming is not None:
+                texts = decoded(self.incoming[0], self.incoming[1], len(self.times), count)
+            elif self.table is not None:
+                texts = self.table.texts(len(self.times), count)
+            else:
+                texts = list(itertools.islice(reversed(self.vocab), missing))
+                texts.reverse()
             parsed, ok = _parse_date_times(texts)
             self.times.frombytes(parsed.tobytes())
             self.times_ok.frombytes(ok.view(np.int8).tobytes())
 
     def _parsed_times(self) -> bool:
-        return self.times is not None and len(self.times) == len(self.vocab)
+        if self.times is None:
+            return False
+        if self.table is not None:
+            self._spill()
+        return len(self.times) == self._count()
 
     def add(self, row: int, value: Any) -> None:
         kind = type(value)
@@ -182,7 +267,11 @@ class _KeyBuilder:
         elif kind is str:
             code = self.vocab.get(value)
             if code is None:
-                code = self.vocab[value] = len(self.vocab)
+                code = len(self.vocab)
+                if code >= SPILL:
+                    self._spill()
+                    code = 0
+                self.vocab[value] = code
             self.str_rows.append(row)
             self.str_codes.append(code)
         elif isinstance(value, bool):
@@ -196,7 +285,11 @@ class _KeyBuilder:
         elif isinstance(value, str):
             code = self.vocab.get(value)
             if code is None:
-                code = self.vocab[value] = len(self.vocab)
+                code = len(self.vocab)
+                if code >= SPILL:
+                    self._spill()
+                    code = 0
+                self.vocab[value] = code
             self.str_rows.append(row)
             self.str_codes.append(code)
         elif value is not None:
@@ -211,17 +304,27 @@ class _KeyBuilder:
             self.num_rows.extend(_shifted(other.num_rows, offset))
             self.num_vals.extend(other.num_vals)
         if other.str_rows:
-            vocab = self.vocab
-            had = len(vocab)
             carried = other._parsed_times() and not self.times_lost  # a time key's, parsed where the chunk was made
             if carried:
                 self.parse_times()  # texts added here, if any: parsed to catch up (few)
-            remap = np.fromiter((vocab.setdefault(text, len(vocab)) for text in other.vocab), dtype=np.int32,
-                                count=len(other.vocab))  # other.vocab's codes are 0, 1, ... in its order
+            data, ends, hashes = other._texts()  # other's codes are 0, 1, ... in this order
+            vocab = self.vocab
+            if self.table is None and len(vocab) + len(ends) <= SPILL:  # a small vocabulary: a dict
+                had = len(vocab)
+                remap = np.fromiter((vocab.setdefault(text, len(vocab)) for text in decoded(data, ends)),
+                                    dtype=np.int32, count=len(ends))
+            else:
+                self._spill()
+                assert self.table is not None
+                had = len(self.table)
+                remap = self.table.add(data, ends, hashes).astype(np.int32)
+            del data, ends, hashes
             self.str_rows.extend(_shifted(other.str_rows, offset))
             self.str_codes.frombytes(remap[np.frombuffer(other.str_codes, dtype=np.int32)].tobytes())
+            if self.table is not None:
+                self.mark = len(self.str_codes)
             if carried and other.times is not None and other.times_ok is not None:
-                new = remap >= had  # other's texts new here, in code order (setdefault numbers them so)
+                new = remap >= had  # other's texts new here, in code order (both number them so)
                 if self.times is None or self.times_ok is None:
                     self.times, self.times_ok = array("q"), array("b")
                 self.times.frombytes(np.frombuffer(other.times, dtype=np.int64)[new].tobytes())
@@ -270,35 +373,34 @@ class _KeyBuilder:
             rows, order = placed(self.str_rows)
             if key in TIME_KEYS and self.times is not None:
                 self.parse_times()  # texts added in this process since the last merge, if any (few)
-            # codes are given in first-seen order (add, merge): the texts in code order, sorted
-            # as indexes (_text_order), then taken in that order (the same str objects)
-            texts = list(self.vocab)
             parsed = key in TIME_KEYS and self._parsed_times()
-            # the dict's slots freed before the block is made (vocab.compact: ~40 MB at 1M
-            # `datetime` texts, which would otherwise raise the build's peak)
-            self.vocab = {}
-            by_text_codes = _text_order(texts)
-            vocab = _taken(texts, by_text_codes)
-            del texts
-            remap = np.empty(len(vocab), dtype=np.int32)
-            remap[by_text_codes] = np.arange(len(vocab), dtype=np.int32)
+            # codes are given in first-seen order (add, merge): the texts in code order as one
+            # block, sorted as indexes (_block_order), then copied in that order (no str per
+            # text: ~10M `datetime` texts at 10M items); the table's hashes freed first
+            data, ends = self._texts()[:2]  # (the hashes let go with the table)
+            self.vocab, self.table, self.incoming = {}, None, None
+            count = len(ends)
+            by_text_codes = _block_order(data, ends)
+            remap = np.empty(count, dtype=np.int32)
+            remap[by_text_codes] = np.arange(count, dtype=np.int32)
             times = (np.frombuffer(self.times, dtype=np.int64)[by_text_codes],
                      np.frombuffer(self.times_ok, dtype=np.bool_)[by_text_codes]) \
                 if parsed and self.times is not None and self.times_ok is not None else None
             self.times = self.times_ok = None
-            del by_text_codes
             codes = remap[np.frombuffer(self.str_codes, dtype=np.int32)[order]]
-            used = np.flatnonzero(np.bincount(codes, minlength=len(vocab))) if len(codes) else codes
-            if len(used) < len(vocab):  # values only dropped rows had (duplicates, bad geometries) are not offered
-                vocab = [vocab[c] for c in used.tolist()]
+            del remap
+            used = np.flatnonzero(np.bincount(codes, minlength=count)) if len(codes) else codes
+            if len(used) < count:  # values only dropped rows had (duplicates, bad geometries) are not offered
+                by_text_codes = by_text_codes[used]
                 codes = np.searchsorted(used, codes).astype(np.int32)
                 if times is not None:
                     times = (times[0][used], times[1][used])
+            # kept as one block (vocab.TextBlock): ~1/3 of the memory of a str per text
+            vocab = _sorted_vocabulary(data, ends, by_text_codes)
+            del data, ends, by_text_codes
             col.string = StringPart(rows, codes, vocab)
             if key in TIME_KEYS or _all_date_times(vocab):
                 col.time = _time_part(col.string, times)
-            # kept as one block (vocab.TextBlock): ~1/3 of the memory of a str per text
-            col.string.vocab = compact(vocab)
             del vocab
         if self.bool_rows:
             rows, order = placed(self.bool_rows)
@@ -317,22 +419,27 @@ _ORDER_BLOCK = 1 << 16  # texts copied into the matrix at once (non-uniform widt
 
 
 def _text_order(texts: list[str]) -> np.ndarray:
-    """The indexes of ``texts`` (distinct) in str order (Python's: by code point). ASCII texts
-    (the common vocabulary: date-times, codes, names) by numpy: each text a row of bytes padded
-    with NULs (no text holds one, so a shorter text sorts before its extensions), the columns
-    that vary packed as mixed-radix digits into as few uint64 keys as hold them, and those
-    sorted (1M `datetime` texts: ~0.25 s vs ~0.75 s for `sorted` with a key and the list of
-    a million ints it makes, issue 18); other vocabularies by `sorted`."""
-    n = len(texts)
+    """The indexes of ``texts`` (distinct) in str order (Python's: by code point)."""
+    return _block_order(*encoded(texts))
+
+
+def _block_order(data: Any, ends: np.ndarray) -> np.ndarray:
+    """The codes of distinct texts given as a block (vocab.encoded's form) in str order
+    (Python's: by code point, which is UTF-8's byte order). By numpy (the common vocabulary:
+    date-times, codes, names): each text a row of bytes padded with NULs (no text holds one,
+    so a shorter text sorts before its extensions), the columns that vary packed as
+    mixed-radix digits into as few uint64 keys as hold them, and those sorted (1M `datetime`
+    texts: ~0.25 s vs ~0.75 s for `sorted` with a key and the list of a million ints it makes,
+    issue 18; and no str per text); other vocabularies (fewer than _ORDER_MIN texts, a NUL,
+    long texts) by `sorted`."""
+    n = len(ends)
     if n >= _ORDER_MIN:
-        joined = "".join(texts)
-        if joined.isascii() and "\0" not in joined:
-            lengths = np.fromiter(map(len, texts), dtype=np.int32, count=n)
-            width = int(lengths.max())
-            if 0 < width <= _ORDER_WIDTH and n * width <= 2 * len(joined) + 8 * n:
-                flat = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
-                del joined
-                return _byte_rows_order(_byte_rows(flat, lengths, width))
+        flat = np.frombuffer(data, dtype=np.uint8)[: int(ends[-1])]
+        lengths = np.diff(ends, prepend=0).astype(np.int32)
+        width = int(lengths.max())
+        if 0 < width <= _ORDER_WIDTH and n * width <= 2 * len(flat) + 8 * n and flat.all():  # (all: no NUL byte)
+            return _byte_rows_order(_byte_rows(flat, lengths, width))
+    texts = decoded(data, ends)
     return np.array(sorted(range(n), key=texts.__getitem__), dtype=np.int64)
 
 
@@ -383,10 +490,17 @@ def _byte_rows_order(rows: np.ndarray) -> np.ndarray:
     return np.argsort(key)
 
 
-def _taken(texts: list[str], order: np.ndarray) -> list[str]:
-    """``[texts[i] for i in order]`` (itemgetter: ~1/3 faster at a million)."""
-    if len(order) < 2:
-        return [texts[i] for i in order.tolist()]
+def _sorted_vocabulary(data: Any, ends: np.ndarray, order: np.ndarray) -> Sequence[str]:
+    """Texts ``order`` of a block (vocab.encoded's form), in that order, as a sorted
+    vocabulary is kept (vocab.compact): a TextBlock made from the bytes from BLOCK_MIN texts on
+    (none holding a NUL), else a list."""
+    n = len(order)
+    flat = np.frombuffer(data, dtype=np.uint8)[: int(ends[-1]) if len(ends) else 0]
+    if n >= vocab_module.BLOCK_MIN and flat.all():  # (BLOCK_MIN read here: tests set it; all: no NUL)
+        return block_of(data, ends, order)
+    if n < 2:
+        return [decoded(data, ends, i, i + 1)[0] for i in order.tolist()]
+    texts = decoded(data, ends)
     return list(operator.itemgetter(*order.tolist())(texts))
 
 
@@ -450,7 +564,14 @@ def _all_date_times(vocab: Sequence[str]) -> bool:
 def _time_part(strings: StringPart, parsed_ahead: tuple[np.ndarray, np.ndarray] | None = None) -> NumberPart | None:
     """The time column of a key's strings; ``parsed_ahead``: its vocabulary already parsed
     (_parse_date_times's two arrays, in vocabulary order)."""
-    parsed, ok = parsed_ahead if parsed_ahead is not None else _parse_date_times(list(strings.vocab))
+    if parsed_ahead is not None:
+        parsed, ok = parsed_ahead
+    else:  # a slice of the vocabulary at a time (a TextBlock's texts made as str a slice at a time)
+        vocab = strings.vocab
+        pieces = [_parse_date_times(list(vocab[first:first + _PARSE_SLICE])) for first in range(0, len(vocab), _PARSE_SLICE)]
+        parsed = np.concatenate([p for p, _ in pieces]) if pieces else np.zeros(0, np.int64)
+        ok = np.concatenate([o for _, o in pieces]) if pieces else np.zeros(0, bool)
+        del pieces
     keep = ok[strings.codes]
     if not keep.any():
         return None
@@ -475,7 +596,11 @@ class ColumnsBuilder:
                 vocab = builder.vocab
                 code = vocab.get(value)
                 if code is None:
-                    code = vocab[value] = len(vocab)
+                    code = len(vocab)
+                    if code >= SPILL:  # (emptied in place)
+                        builder._spill()
+                        code = 0
+                    vocab[value] = code
                 builder.str_rows.append(row)
                 builder.str_codes.append(code)
             else:
@@ -515,6 +640,7 @@ _SEPARATORS = {4: "-", 7: "-", 10: "T", 13: ":", 16: ":"}
 _FRACTIONS = {20: 0, 24: 3, 27: 6}  # length -> fraction digits (then the Z)
 _VECTOR_MIN = 256  # fewer texts: one at a time
 _VECTOR_BLOCK = 1 << 16  # texts read at once (a few MB of arrays)
+_PARSE_SLICE = 1 << 18  # texts of a frozen vocabulary parsed at once (_time_part)
 _MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 

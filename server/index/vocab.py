@@ -14,6 +14,7 @@ at 1M), == against a list or another block.
 from __future__ import annotations
 
 import pickle
+from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar, overload
@@ -130,9 +131,249 @@ class TextBlock(Decoded[str]):
         return (TextBlock, (data, self.starts))
 
 
+def block_of(data: Any, ends: np.ndarray, order: np.ndarray) -> TextBlock:
+    """The TextBlock of texts ``order`` of a block (``encoded``'s form; no text holding a NUL),
+    in that order, made from the bytes (no str per text)."""
+    n = len(order)
+    flat = np.frombuffer(data, dtype=np.uint8)[: int(ends[-1]) if len(ends) else 0]
+    lengths_all = np.diff(ends, prepend=0)
+    width = int(lengths_all[0]) if len(ends) else 0
+    if n and width and len(flat) == width * len(ends) and bool((lengths_all == width).all()):  # (datetimes) rows of a matrix
+        block = bytearray(n * (width + 1))  # (zeros: the NULs between)
+        rows = np.frombuffer(block, dtype=np.uint8).reshape(n, width + 1)
+        source = flat.reshape(-1, width)
+        for first in range(0, n, _BATCH_ROWS):
+            rows[first : first + _BATCH_ROWS, :width] = source[order[first : first + _BATCH_ROWS]]
+        del rows
+        del block[-1]  # no NUL after the last
+        starts = np.arange(0, (n + 1) * (width + 1), width + 1, dtype=np.int64)
+        return TextBlock(block, starts)
+    lengths = lengths_all[order]
+    starts = np.cumsum(lengths + 1) - lengths - 1
+    block = bytearray(max(int(lengths.sum()) + n - 1, 0))
+    out = np.frombuffer(block, dtype=np.uint8)
+    gathered(flat, (ends - lengths_all)[order], lengths, out, starts)
+    del out
+    return TextBlock(block, np.append(starts, len(block) + 1))
+
+
 def compact(texts: list[str]) -> Sequence[str]:
     """A sorted vocabulary as it is kept: a TextBlock from BLOCK_MIN texts on, else the list."""
     if len(texts) < BLOCK_MIN:
         return texts
     block = TextBlock.of(texts)
     return block if block is not None else texts
+
+
+# -- while building ------------------------------------------------------------------------------
+
+EMPTY = -1
+MAX_LOAD = 0.7  # table slots used at most (linear probing: ~2 probes a miss at 0.7)
+FIRST_SLOTS = 1 << 10
+_PLACE_BATCH = 1 << 20  # codes placed into the table at once (bounds the transient arrays of a rehash)
+# bytes of texts copied or compared at once (gathered, _same_bytes): each byte costs ~4 int64
+# indexes while it is (a batch of 65,536 datetimes was a 50 MB spike in the 100k build's peak)
+_BATCH_BYTES = 1 << 18
+_BATCH_ROWS = 1 << 16  # texts of one width copied at once (rows of a matrix: no index a byte)
+# Python's str hash (SipHash, salted per interpreter: a forked child's is its parent's): the
+# hashes a child sends are used where they are equal on both sides, else made again
+HASH_CHECK = hash("stac-static-api TextTable")
+
+
+def encoded(texts: Sequence[str]) -> tuple[bytes, np.ndarray]:
+    """``texts`` as one block of their UTF-8 bytes one after another, and where each ends
+    (int64; text i is block[ends[i - 1]:ends[i]], the first from 0)."""
+    n = len(texts)
+    joined = "".join(texts)
+    if joined.isascii():  # the common vocabulary (date-times, codes, names): a byte a character
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=n)
+        data = joined.encode("ascii")
+    else:
+        parts = [t.encode("utf-8", "surrogatepass") for t in texts]
+        lengths = np.fromiter(map(len, parts), dtype=np.int64, count=n)
+        data = b"".join(parts)
+    del joined
+    return data, np.cumsum(lengths) if n else np.zeros(0, np.int64)
+
+
+def decoded(data: Any, ends: np.ndarray, first: int = 0, stop: int | None = None) -> list[str]:
+    """Texts ``first`` to ``stop`` of a block (``encoded``'s form) as str."""
+    stop = len(ends) if stop is None else stop
+    if stop <= first:
+        return []
+    base = int(ends[first - 1]) if first else 0
+    span = bytes(memoryview(data)[base : int(ends[stop - 1])])
+    bounds = (ends[first:stop] - base).tolist()
+    starts = [0, *bounds[:-1]]
+    if span.isascii():  # a character a byte: one decode, str slices
+        text = span.decode("ascii")
+        return [text[a:b] for a, b in zip(starts, bounds)]
+    return [str(span[a:b], "utf-8", "surrogatepass") for a, b in zip(starts, bounds)]
+
+
+def starts_of(ends: np.ndarray) -> np.ndarray:
+    starts = np.empty(len(ends), dtype=np.int64)
+    if len(ends):
+        starts[0] = 0
+        starts[1:] = ends[:-1]
+    return starts
+
+
+def _starts_at(ends: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """Where texts ``which`` of a block start (its ``ends`` given)."""
+    return np.where(which > 0, ends[np.maximum(which - 1, 0)], 0)
+
+
+def _batches(lengths: np.ndarray) -> Iterator[tuple[int, int]]:
+    """(first, stop) of consecutive texts of about _BATCH_BYTES in all (one at least)."""
+    n = len(lengths)
+    ends = np.cumsum(lengths)
+    first = 0
+    while first < n:
+        stop = int(np.searchsorted(ends, int(ends[first] - lengths[first]) + _BATCH_BYTES, side="right"))
+        stop = max(stop, first + 1)
+        yield first, stop
+        first = stop
+
+
+def gathered(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray, out: np.ndarray, at: np.ndarray) -> None:
+    """Copy the bytes of texts (``flat[starts[i]:starts[i] + lengths[i]]``) to ``out[at[i]:]``,
+    a batch at a time (an index a byte: bounded)."""
+    for first, stop in _batches(lengths):
+        size = lengths[first:stop]
+        total = int(size.sum())
+        if not total:
+            continue
+        within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(size) - size, size)
+        out[np.repeat(at[first:stop], size) + within] = flat[np.repeat(starts[first:stop], size) + within]
+
+
+def _same_bytes(a: np.ndarray, a_starts: np.ndarray, b: np.ndarray, b_starts: np.ndarray,
+                lengths: np.ndarray) -> np.ndarray:
+    """Whether text i of ``a`` (from ``a_starts[i]``) and of ``b`` (from ``b_starts[i]``), both
+    ``lengths[i]`` bytes, are the same bytes."""
+    same = np.ones(len(lengths), dtype=bool)
+    for first, stop in _batches(lengths):
+        size = lengths[first:stop]
+        total = int(size.sum())
+        if not total:
+            continue
+        within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(size) - size, size)
+        differ = a[np.repeat(a_starts[first:stop], size) + within] != b[np.repeat(b_starts[first:stop], size) + within]
+        if differ.any():
+            text = np.repeat(np.arange(len(size)), size)
+            same[first + np.unique(text[differ])] = False
+    return same
+
+
+class TextTable:
+    """Distinct texts numbered in the order they came (their codes), held as one block of their
+    UTF-8 bytes, where each ends, each one's hash (str's) and an open-addressing table of codes
+    by hash (the pattern of server.catalog.links.ItemLinks): ~25 + 8 + 8 + 4-12 B a `datetime`
+    text against ~140 B as a dict[str, int] key (the str ~70 B, the dict's entry and index).
+    Texts are added and looked up a block at a time (``add``: numpy over the block, no str per
+    text); a lookup is exact, a candidate of equal hash a match only when its bytes are."""
+
+    __slots__ = ("data", "ends", "hashes", "table")
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.ends = array("q")
+        self.hashes = array("q")
+        self.table = np.full(FIRST_SLOTS, EMPTY, dtype=np.int32)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def texts(self, first: int = 0, stop: int | None = None) -> list[str]:
+        """Texts ``first`` to ``stop`` as str (made when asked)."""
+        if not len(self.ends):
+            return []
+        return decoded(self.data, np.frombuffer(self.ends, dtype=np.int64), first, stop)
+
+    def add(self, data: Any, ends: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+        """The codes (int64) of texts given as a block (``encoded``'s form, distinct texts) and
+        their hashes; those not here yet are added, in their order, with the next codes."""
+        n = len(ends)
+        codes = self._find(data, ends, hashes)
+        new = np.flatnonzero(codes < 0)
+        if not len(new):
+            return codes
+        first = len(self.ends)
+        codes[new] = np.arange(first, first + len(new), dtype=np.int64)
+        lengths = np.diff(ends, prepend=0)
+        size = len(self.data)
+        if len(new) == n:  # all new (a datetime's texts): the block as it is
+            self.data += memoryview(data)[: int(ends[-1])] if n else b""
+            self.ends.frombytes((ends + size).tobytes())
+        else:
+            kept = lengths[new]
+            more = np.empty(int(kept.sum()), dtype=np.uint8)
+            at = np.cumsum(kept) - kept
+            gathered(np.frombuffer(data, dtype=np.uint8), starts_of(ends)[new], kept, more, at)
+            self.data += more.data
+            del more
+            self.ends.frombytes((np.cumsum(kept) + size).tobytes())
+        self.hashes.frombytes(hashes[new].astype(np.int64, copy=False).tobytes())
+        if len(self.ends) > MAX_LOAD * len(self.table):
+            self._grow()
+        else:
+            self._place(hashes[new], codes[new])
+        return codes
+
+    def _find(self, data: Any, ends: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+        """Each text's code, -1 where it is not here."""
+        n = len(ends)
+        codes = np.full(n, -1, dtype=np.int64)
+        if not n or not len(self.ends):
+            return codes
+        table, mask = self.table, len(self.table) - 1
+        stored = np.frombuffer(self.hashes, dtype=np.int64)
+        todo = np.arange(n, dtype=np.int64)
+        slots = hashes & mask
+        while len(todo):
+            at = table[slots[todo]].astype(np.int64)
+            filled = at != EMPTY
+            todo, at = todo[filled], at[filled]  # an empty slot: not here
+            candidate = np.flatnonzero(stored[at] == hashes[todo])
+            if len(candidate):  # compared byte by byte (equal hashes: nearly always the same text)
+                mine = np.frombuffer(self.ends, dtype=np.int64)
+                queries, found = todo[candidate], at[candidate]
+                query_starts, my_starts = _starts_at(ends, queries), _starts_at(mine, found)
+                lengths = ends[queries] - query_starts
+                equal = lengths == mine[found] - my_starts
+                which = np.flatnonzero(equal)
+                equal[which] = _same_bytes(np.frombuffer(data, dtype=np.uint8), query_starts[which],
+                                           np.frombuffer(self.data, dtype=np.uint8), my_starts[which], lengths[which])
+                codes[queries[equal]] = found[equal]
+                keep = np.ones(len(todo), dtype=bool)
+                keep[candidate[equal]] = False
+                todo = todo[keep]
+            slots[todo] = (slots[todo] + 1) & mask
+        return codes
+
+    def _place(self, hashes: np.ndarray, codes: np.ndarray) -> None:
+        """Codes into the table's free slots by linear probing, a batch at once: in each round
+        each code not placed yet is written to the slot it aims at when free; where several
+        aim at one, the one that stayed takes it (read back), the others move on."""
+        table = self.table
+        mask = len(table) - 1
+        for first in range(0, len(codes), _PLACE_BATCH):
+            todo = codes[first : first + _PLACE_BATCH].astype(table.dtype)
+            slots = hashes[first : first + _PLACE_BATCH] & mask
+            while len(todo):
+                free = table[slots] == EMPTY
+                table[slots[free]] = todo[free]
+                placed = free & (table[slots] == todo)
+                todo, slots = todo[~placed], (slots[~placed] + 1) & mask
+
+    def _grow(self) -> None:
+        size = len(self.table)
+        while len(self.ends) > MAX_LOAD * size:
+            size *= 2
+        self.table = np.full(size, EMPTY, dtype=np.int32 if len(self.ends) < 2**31 - 1 else np.int64)
+        self._place(np.frombuffer(self.hashes, dtype=np.int64), np.arange(len(self.ends), dtype=np.int64))
+
+    def nbytes(self) -> int:
+        """The memory held, B (for tests and benchmarks)."""
+        return len(self.data) + 8 * len(self.ends) + 8 * len(self.hashes) + self.table.nbytes
