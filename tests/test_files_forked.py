@@ -214,15 +214,20 @@ def test_the_fingerprint_made_in_the_links_block_is_the_one_process_one(
         "import sys\n"
         "from server.catalog.links import ItemLinks\n"
         "from server.catalog.loader import LoadOptions, load_catalogs\n"
+        "from server.index.origins import OriginsBuilder\n"
         "made, joined = [], ItemLinks.joined\n"
         "ItemLinks.joined = lambda self, paths: made.append(bool(r := joined(self, paths))) or r\n"
+        "held, settle = [], OriginsBuilder.settle\n"
+        "OriginsBuilder.settle = lambda self, *a: held.append(self.locations._parts[:]) or settle(self, *a)\n"
         "index, _ = load_catalogs([sys.argv[1]], LoadOptions(index_processes=2))\n"
         "open(sys.argv[2], 'wb').write(repr(made).encode() + b'\\0' + bytes(index.fingerprint.paths) + b'\\0'"
-        " + bytes(index.origins.locations))\n")
+        " + bytes(index.origins.locations) + b'\\0' + repr(held).encode())\n")
     subprocess.run([sys.executable, "-c", script, roots[0], str(out)], check=True, timeout=120,
                    env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    made, paths, locations = out.read_bytes().split(b"\0")
+    made, paths, locations, held = out.read_bytes().split(b"\0")
     assert made == b"[True]"
+    # the origins held every item file as its link's position, the chunks' as one range (RunList)
+    assert held == f"[[range(0, {COUNT})]]".encode()
     assert one.fingerprint is not None and one.origins is not None
     assert paths == bytes(one.fingerprint.paths) and locations == bytes(one.origins.locations)
     lines = paths.decode().split("\n")

@@ -14,13 +14,13 @@ whose hashes collide are still told apart, tests/test_item_links.py forces that)
 
 from __future__ import annotations
 
-import itertools
-import operator
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
+
+from server.index.runs import tail_is
 
 C = TypeVar("C")
 
@@ -97,12 +97,12 @@ class ItemLinks(Generic[C]):
         """Link ``i``'s position for ``resolve`` (the same after ``del links[:k]``)."""
         return self._first + i
 
-    def resolve(self, values: list[Any]) -> list[str]:
+    def resolve(self, values: Sequence[Any]) -> list[str]:
         """``values`` with each int (a link's ``position``) replaced by its location."""
         location = self._location
         return [v if isinstance(v, str) else location(v) for v in values]
 
-    def joined(self, paths: list[Any], part: int = 8192) -> bytearray | None:
+    def joined(self, paths: Sequence[Any], part: int = 8192) -> bytearray | None:
         """``"\\n".join(paths)`` as UTF-8 bytes (``paths``: a log of files read, some strings then
         every link's position in order) made in this block, in place: each link's prefix put back
         and a newline after it, moved from the last link back (each link only moves forward), the
@@ -114,9 +114,8 @@ class ItemLinks(Generic[C]):
             return None
         skip = len(paths) - count
         head = paths[:skip]
-        if not all(isinstance(p, str) for p in head) \
-                or not all(map(operator.eq, itertools.islice(paths, skip, None), itertools.count(0))):
-            return None
+        if not all(isinstance(p, str) for p in head) or not tail_is(paths, skip, range(count)):
+            return None  # (a RunList's range of positions: compared by its ends)
         head_bytes = "\n".join(head).encode("utf-8", "surrogateescape") + b"\n" if skip else b""
         prefixes = [_encode(p) for p in self._prefixes]
         lengths = np.array([len(p) for p in prefixes], dtype=np.int64)
