@@ -591,6 +591,9 @@ class Loader:
             # labels kept) as their link's position, the location made from it when needed
             fetcher.sources.resolve = self._origins.resolve = self._pending_items.resolve
             fetcher.sources.join = self._pending_items.joined
+            spool = getattr(self.options.item_spool, "name", None)
+            if isinstance(spool, str):  # the joined paths in a file beside the snapshot, mapped (ItemLinks.joined)
+                self._pending_items.spill_folder = os.path.dirname(os.path.abspath(spool))
             frontier = [(root, Context(None, 0)) for root in self.roots if self._admit(root, Context(None, 0), True)]
             limit = fetcher.root_max_bytes
             while frontier:
