@@ -214,16 +214,26 @@ def test_the_fingerprint_made_in_the_links_block_is_the_one_process_one(
         "import sys\n"
         "from server.catalog.links import ItemLinks\n"
         "from server.catalog.loader import LoadOptions, load_catalogs\n"
+        "from server.index.origins import OriginsBuilder\n"
         "made, joined = [], ItemLinks.joined\n"
         "ItemLinks.joined = lambda self, paths: made.append(bool(r := joined(self, paths))) or r\n"
-        "index, _ = load_catalogs([sys.argv[1]], LoadOptions(index_processes=2))\n"
+        "held, settle = [], OriginsBuilder.settle\n"
+        "OriginsBuilder.settle = lambda self, *a: held.append(self.locations._parts[:]) or settle(self, *a)\n"
+        "spool = open(sys.argv[3], 'w+b') if len(sys.argv) > 3 else None\n"
+        "index, _ = load_catalogs([sys.argv[1]], LoadOptions(index_processes=2, item_spool=spool))\n"
         "open(sys.argv[2], 'wb').write(repr(made).encode() + b'\\0' + bytes(index.fingerprint.paths) + b'\\0'"
-        " + bytes(index.origins.locations))\n")
-    subprocess.run([sys.executable, "-c", script, roots[0], str(out)], check=True, timeout=120,
-                   env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    made, paths, locations = out.read_bytes().split(b"\0")
-    assert made == b"[True]"
+        " + bytes(index.origins.locations) + b'\\0' + repr(held).encode() + b'\\0'"
+        " + type(index.fingerprint.paths.base.obj).__name__.encode())\n")  # (np.frombuffer's base: a memoryview of it)
     assert one.fingerprint is not None and one.origins is not None
-    assert paths == bytes(one.fingerprint.paths) and locations == bytes(one.origins.locations)
-    lines = paths.decode().split("\n")
-    assert len(lines) == COUNT + 3 and lines[0] == roots[0] and lines[-1].endswith(f"d{COUNT // 2 - 1}.json")
+    # in the block's memory; then as `index -o` loads (a spool file): written beside it and mapped
+    for spool, kind in (None, b"bytearray"), (tmp_path / "spool", b"mmap"):
+        subprocess.run([sys.executable, "-c", script, roots[0], str(out), *([str(spool)] if spool else [])], check=True,
+                       timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        made, paths, locations, held, base = out.read_bytes().split(b"\0")
+        assert made == b"[True]" and base == kind
+        # the origins held every item file as its link's position, the chunks' as one range (RunList)
+        assert held == f"[[range(0, {COUNT})]]".encode()
+        assert paths == bytes(one.fingerprint.paths) and locations == bytes(one.origins.locations)
+        lines = paths.decode().split("\n")
+        assert len(lines) == COUNT + 3 and lines[0] == roots[0] and lines[-1].endswith(f"d{COUNT // 2 - 1}.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog", "made", "spool"]  # the mapped file: unnamed

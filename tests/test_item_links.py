@@ -3,6 +3,9 @@ table of positions; membership exact even when hashes collide."""
 
 from __future__ import annotations
 
+import mmap
+from pathlib import Path
+
 import pytest
 
 from server.catalog.links import ItemLinks
@@ -85,8 +88,13 @@ def test_members_forgotten_links_still_read() -> None:
 
 
 @pytest.mark.parametrize("part", [1, 3, 65_536])
-def test_joined_in_the_block_as_the_log_joins_them(part: int) -> None:
+@pytest.mark.parametrize("spilled", [False, True])
+def test_joined_in_the_block_as_the_log_joins_them(part: int, spilled: bool, tmp_path: Path) -> None:
+    """Made in the block's memory, or (spilled: `index`'s load) written to a file in the folder
+    given and mapped as the block: the same bytes, the links read from them."""
     links: ItemLinks[str] = ItemLinks()
+    if spilled:
+        links.spill_folder = str(tmp_path)
     locations = [f"/root/c{i % 3}/item-{i}/é-{i}.json" for i in range(50)] + ["http://h/x.json", "/e/\udcff.json"]
     links.extend_new(locations[:20], "a", "/root/c")  # prefixes of several lengths, and none
     for loc in locations[20:]:
@@ -96,20 +104,26 @@ def test_joined_in_the_block_as_the_log_joins_them(part: int) -> None:
     assert links.joined([*head, *range(1, len(locations)), 0]) is None  # not the links in order: not joined
     assert links.joined([*head, "/x.json", *range(1, len(locations))]) is None
     joined = links.joined([*head, *range(len(locations))], part=part)
-    assert joined is not None
+    assert joined is not None and isinstance(joined, mmap.mmap) == spilled
     assert bytes(joined) == "\n".join(head + locations).encode("utf-8", "surrogateescape")
+    assert list(tmp_path.iterdir()) == []  # an unnamed file: gone with its mapping
     assert list(links.locations()) == locations and links[51] == ("/e/\udcff.json", "b")  # still read, from there
     assert links.resolve([0, "x", 50]) == [locations[0], "x", "http://h/x.json"]
     assert links.joined([*head, *range(len(locations))]) is None  # once
 
 
-def test_joined_without_a_head_and_not_before_members_are_forgotten() -> None:
+def test_joined_without_a_head_and_not_before_members_are_forgotten(tmp_path: Path) -> None:
     links: ItemLinks[str] = ItemLinks()
     links.extend_new(["/a/1.json", "/a/2.json"], "a", "/a/")
     assert links.joined([0, 1]) is None  # links may still be added
     links.forget_members()
     assert bytes(links.joined([0, 1]) or b"") == b"/a/1.json\n/a/2.json"
     assert ItemLinks().joined([]) is None
+    one: ItemLinks[str] = ItemLinks()
+    one.spill_folder = str(tmp_path)
+    one.append("/b/1.json", "b", "/b/")
+    one.forget_members()
+    assert bytes(one.joined(["/cat.json", 0]) or b"") == b"/cat.json\n/b/1.json" and one[0] == ("/b/1.json", "b")
 
 
 def test_links_locations_and_text_blocks_read_as_the_lists_they_stand_for() -> None:

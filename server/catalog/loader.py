@@ -42,7 +42,7 @@ import tempfile
 import time
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -66,6 +66,7 @@ from server.index import Index, IndexBuilder, heap
 from server.index.builder import Chunk, ItemRejected
 from server.index.origins import UNKNOWN, Origins, OriginsBuilder
 from server.index.reuse import ReusingBuilder
+from server.index.runs import RunList, tail_is
 from server.index.tree import CATALOG, COLLECTION, LANDING, NO_NODE
 
 log = logging.getLogger("stac_static_api.loader")
@@ -590,6 +591,9 @@ class Loader:
             # labels kept) as their link's position, the location made from it when needed
             fetcher.sources.resolve = self._origins.resolve = self._pending_items.resolve
             fetcher.sources.join = self._pending_items.joined
+            spool = getattr(self.options.item_spool, "name", None)
+            if isinstance(spool, str):  # the joined paths in a file beside the snapshot, mapped (ItemLinks.joined)
+                self._pending_items.spill_folder = os.path.dirname(os.path.abspath(spool))
             frontier = [(root, Context(None, 0)) for root in self.roots if self._admit(root, Context(None, 0), True)]
             limit = fetcher.root_max_bytes
             while frontier:
@@ -1236,8 +1240,10 @@ class Loader:
         pieces: list[FilesPiece | int] = []
         first = start
         piece = self._files_piece(start)
+        taken: list[str] = []  # the piece's links' locations, the str objects read (_as_positions)
         for i in range(start, end):
             location, ctx = pending[i]
+            taken.append(location)
             sources = fetcher.sources
             read, aliased = len(sources.paths), len(aliases)
             for _, docs in self._parse_documents([fetcher.fetch_result(location, limit)]):
@@ -1246,13 +1252,15 @@ class Loader:
                     self._add_items(docs, location, ctx)
                     continue
                 del sources.paths[read:], sources.sizes[read:], sources.mtimes[read:], aliases[aliased:]
+                taken.pop()
                 if i > first:
-                    pieces.append(self._finish_piece(piece, i, aliases))
+                    pieces.append(self._finish_piece(piece, i, aliases, taken))
                 pieces.append(i)
                 first = i + 1
                 piece = self._files_piece(first)
+                taken = []
         if end > first:
-            pieces.append(self._finish_piece(piece, end, aliases))
+            pieces.append(self._finish_piece(piece, end, aliases, taken))
         return pieces
 
     def _files_piece(self, start: int) -> FilesPiece:
@@ -1263,13 +1271,14 @@ class Loader:
         self._fetcher.sources = SourceLog()
         return FilesPiece(start, 0, events, self.hrefs.not_public)
 
-    def _finish_piece(self, piece: FilesPiece, end: int, aliases: list[str]) -> FilesPiece:
+    def _finish_piece(self, piece: FilesPiece, end: int, aliases: list[str], taken: list[str]) -> FilesPiece:
         piece.end = end
         piece.chunk = self.builder.chunk(self._chunk_file(f"files-{piece.start}"))
         piece.not_public = self.hrefs.not_public - piece.not_public
         piece.origins, piece.sources = self._origins, self._fetcher.sources
         piece.aliases = aliases[:]
         aliases.clear()
+        self._as_positions(piece, taken)
         return piece
 
     def _take_files(self, piece: FilesPiece) -> bool:
@@ -1281,8 +1290,8 @@ class Loader:
         self._seen.update(piece.aliases)
         first = self.builder.rows
         assert piece.chunk is not None and piece.origins is not None and piece.sources is not None
-        _share_locations(piece)
-        self._as_positions(piece)
+        if not isinstance(piece.chunk.labels, range):  # not as positions (_as_positions): strings
+            _share_locations(piece)
         self._take_chunk(piece.chunk, piece.events, piece.not_public)
         self._origins.append(piece.origins, first)
         sources = self._fetcher.sources
@@ -1291,20 +1300,21 @@ class Loader:
         sources.mtimes.extend(piece.sources.mtimes)
         return True
 
-    def _as_positions(self, piece: FilesPiece) -> None:
-        """A piece whose files are its links, each read once in order (the common case): its
-        origins, log of files read and rows' labels hold its links' positions (small ints)
-        instead of the locations' strings (~150 B an item file, 1.5 GB at 10M, held to the
-        end of the load); ItemLinks.resolve gives them back."""
+    def _as_positions(self, piece: FilesPiece, taken: list[str]) -> None:
+        """In a forked process: a piece whose files are its links (``taken``: the locations it
+        read them at, the links' ``pending[i]``), each read once in order (the common case),
+        sends its origins', log of files read's and rows' labels as its links' positions, one
+        range, instead of the locations' strings: this process's loader keeps them so
+        (ItemLinks.resolve gives them back), without unpickling a string an item file, comparing
+        it with its link's and making it an int (~56 B an item file held through the load as an
+        int in three lists: RunList, IndexBuilder._unlabeled)."""
         assert piece.origins is not None and piece.sources is not None and piece.chunk is not None
         own = piece.origins.locations
-        links = self._pending_items
-        if (not own or piece.sources.paths != own or len(own) != piece.end - piece.start
-                or own != links.locations(piece.start, piece.end)[:]):
+        if not own or len(own) != piece.end - piece.start or own != taken or piece.sources.paths != own:
             return
-        positions = list(range(links.position(piece.start), links.position(piece.end)))
-        piece.origins.locations = positions
-        piece.sources.paths = positions
+        positions = range(self._pending_items.position(piece.start), self._pending_items.position(piece.end))
+        piece.origins.locations = RunList(positions)
+        piece.sources.paths = RunList(positions)
         if piece.chunk.labels == own:
             piece.chunk.labels = positions
 
@@ -1634,8 +1644,9 @@ def _share_locations(piece: FilesPiece) -> None:
     looked up one by one."""
     assert piece.origins is not None and piece.sources is not None and piece.chunk is not None
     own = piece.origins.locations
-    same: dict[str, str] | None = None
-    for holder in (piece.sources.paths, piece.chunk.labels):
+    same: dict[Any, Any] | None = None
+    holders: tuple[RunList, list[Any]] = (piece.sources.paths, piece.chunk.labels)  # type: ignore[assignment]  # (labels: not a range, the caller's)
+    for holder in holders:
         if holder == own:
             holder[:] = own
         elif holder:
@@ -1660,13 +1671,13 @@ def _chunk_newlines(data: bytes, start: int, end: int, last: int, last_end: int)
 STATS_LOOKAHEAD = 64  # log entries _read_stats looks ahead before it looks a path up instead
 
 
-def _tail_is(logged: list[Any], start: int, values: list[Any]) -> bool:
+def _tail_is(logged: Sequence[Any], start: int, values: Sequence[Any]) -> bool:
     """``logged[start:] == values``, compared in C without the slice (8 B a file: 80 MB at
-    10M item files, made at the settle's peak)."""
-    return len(logged) - start == len(values) and all(map(operator.eq, itertools.islice(logged, start, None), values))
+    10M item files, made at the settle's peak), a forked chunk's range of positions by its ends."""
+    return tail_is(logged, start, values)
 
 
-def _read_stats(sources: SourceLog, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _read_stats(sources: SourceLog, paths: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """(size, mtime) of each of ``paths`` as it was read, (-1, 0) for one not in the log of local
     files read (for the origins). The items' files were logged in the order their origins come
     in, so one forward pass over the log finds them (one further on than the next few entries
@@ -1722,7 +1733,7 @@ class _FingerprintTail:
         self.sources = sources
         self.fingerprint: Fingerprint | None = None
 
-    def __call__(self, locations: list[str], sizes: np.ndarray, mtimes: np.ndarray, read: np.ndarray) -> np.ndarray | None:
+    def __call__(self, locations: Sequence[Any], sizes: np.ndarray, mtimes: np.ndarray, read: np.ndarray) -> np.ndarray | None:
         sources = self.sources
         skip = len(sources.paths) - len(locations)
         if skip < 0 or not self._in_order(skip, locations, sizes, mtimes, read):
@@ -1731,7 +1742,7 @@ class _FingerprintTail:
         head = len("\n".join(sources.strings(sources.paths[:skip])).encode("utf-8", "surrogateescape")) + 1 if skip else 0
         return self.fingerprint.paths[head:]
 
-    def _in_order(self, skip: int, locations: list[str], sizes: np.ndarray, mtimes: np.ndarray, read: np.ndarray) -> bool:
+    def _in_order(self, skip: int, locations: Sequence[Any], sizes: np.ndarray, mtimes: np.ndarray, read: np.ndarray) -> bool:
         """Whether the log's paths from ``skip`` are ``locations``, once those ``read`` (by
         this load, the others' logged in order as reused) are put in their place."""
         if _tail_is(self.sources.paths, skip, locations):

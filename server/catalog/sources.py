@@ -34,6 +34,7 @@ from cachetools import LRUCache
 
 from server import metrics
 from server.catalog.conditional import validator_headers
+from server.index.runs import RunList
 
 try:  # libcurl's multi interface: many remote documents at once for little Python (curl.py)
     from server.catalog.curl_pool import CurlPool
@@ -79,15 +80,16 @@ class SourceLog:
     def __init__(self) -> None:
         # a path, or (the loader's item files indexed by a forked process) the position of its
         # item link, an int the loader's ItemLinks gives the path of: no string held a file
-        # through the load (~150 B each); ``resolve`` makes such a list's strings
-        self.paths: list[Any] = []
+        # through the load (~150 B each), and a chunk's positions held as one range (RunList);
+        # ``resolve`` makes such a list's strings
+        self.paths = RunList()
         self.sizes = array("q")
         self.mtimes = array("q")
         self._joined: Any = None  # compact(): the paths as one buffer
-        self.resolve: Callable[[list[Any]], list[str]] | None = None
+        self.resolve: Callable[[Sequence[Any]], list[str]] | None = None
         # the paths joined by the loader's ItemLinks in its own block when they are its links
         # in order (ItemLinks.joined), else None: not made a second time beside it
-        self.join: Callable[[list[Any]], Any] | None = None
+        self.join: Callable[[Sequence[Any]], Any] | None = None
 
     def add(self, path: str, size: int, mtime_ns: int) -> None:
         self.paths.append(path)
@@ -112,12 +114,12 @@ class SourceLog:
         """The paths given up for ``joined`` (the same paths newline-joined as UTF-8 bytes: a
         Fingerprint's), once no more files are read: a buffer instead of a string a file
         (~150 B each, ~1.5 GB at 10M item files) through the index's build."""
-        self.paths = []
+        self.paths = RunList()
         self._joined = joined
         self.resolve = self.join = None
 
-    def strings(self, paths: list[Any]) -> list[str]:
-        return self.resolve(paths) if self.resolve is not None else paths
+    def strings(self, paths: Sequence[Any]) -> list[str]:
+        return self.resolve(paths) if self.resolve is not None else list(paths)
 
     def path_list(self) -> list[str]:
         """The paths of the files read (those given up for a buffer by ``compact`` too)."""

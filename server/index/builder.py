@@ -6,6 +6,7 @@ import itertools
 import os
 import tempfile
 from array import array
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -89,9 +90,14 @@ class IndexBuilder:
         # million ids would cost ~1 GB), and reported with their label then
         self._ids = BlobWriter()
         self._id_hashes = array("Q")
-        # a row's label, or an int (a row of a forked process's item files: its item link)
-        # that ``label_of(row)`` gives the label of, asked only to report a duplicate
+        # a row's label (asked only to report a duplicate), but for the rows of chunks whose
+        # labels came as a range (a forked process's item files in order: their item links'
+        # positions): those have no entry; ``label_of(row)`` gives theirs. An entry each was an
+        # int and a slot (~40 B an item file: 0.4 GB at 10M) held through the load
         self._labels: list[Any] = []
+        self._unlabeled_first = array("q")  # runs of rows without an entry: the first row of each,
+        self._unlabeled_count = array("q")  # its rows,
+        self._unlabeled_before = array("q")  # and the rows of the runs before it
         self.label_of: Callable[[int], str] = str
         self._collection_code = array("i")
         self._collection_codes: dict[str | None, int] = {}
@@ -230,7 +236,10 @@ class IndexBuilder:
         self._collection_code.frombytes(load[np.frombuffer(chunk.codes, dtype=np.int32)].tobytes())
         self._ids.extend(*chunk.ids)
         self._id_hashes.extend(chunk.id_hashes)
-        self._labels.extend(chunk.labels)
+        if isinstance(chunk.labels, range):
+            self._unlabeled(first, len(chunk.labels))
+        else:
+            self._labels.extend(chunk.labels)
         self.tree.row_nodes.extend(chunk.row_nodes)
         self._start.extend(chunk.start)
         self._end.extend(chunk.end)
@@ -311,8 +320,28 @@ class IndexBuilder:
                 self._report(self._label(row), f"item {item_id!r}: duplicate id {item_id!r} in collection "
                              f"{names[key[0]]!r}; kept the first", duplicate=True)
 
+    def _unlabeled(self, first: int, count: int) -> None:
+        """Rows ``first`` to ``first + count`` (the last ones) have no entry in ``_labels``."""
+        firsts, counts = self._unlabeled_first, self._unlabeled_count
+        if not count:
+            return
+        if firsts and firsts[-1] + counts[-1] == first:  # right after the last run: one run
+            counts[-1] += count
+            return
+        self._unlabeled_before.append(self._unlabeled_before[-1] + counts[-1] if firsts else 0)
+        firsts.append(first)
+        counts.append(count)
+
     def _label(self, row: int) -> str:
-        label = self._labels[row]
+        firsts = self._unlabeled_first
+        skipped = 0
+        k = bisect_right(firsts, row) - 1  # the last run starting at or before the row
+        if k >= 0:
+            count = self._unlabeled_count[k]
+            if row < firsts[k] + count:
+                return self.label_of(row)
+            skipped = self._unlabeled_before[k] + count
+        label = self._labels[row - skipped]
         return label if isinstance(label, str) else self.label_of(row)
 
     def build(self) -> Index:
@@ -342,6 +371,7 @@ class IndexBuilder:
         id_hashes ^= mix
         del mix
         self._labels = []
+        self._unlabeled_first, self._unlabeled_count, self._unlabeled_before = array("q"), array("q"), array("q")
         order = _default_order(ids, codes, by_row(self._sort_time))
         del ids
         heap.trim()
@@ -403,7 +433,7 @@ class Chunk:
 
     ids: tuple[bytes | bytearray, array]  # (UTF-8 bytes, ends), as BlobWriter
     id_hashes: array
-    labels: list[Any]  # a str, or an int IndexBuilder.label_of reads (_labels)
+    labels: list[Any] | range  # a str each, or an int IndexBuilder.label_of reads; a range: none kept (_unlabeled)
     row_nodes: array
     collections: list[str | None]  # by the chunk's own collection code
     codes: array

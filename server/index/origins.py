@@ -12,11 +12,13 @@ origin: a reload re-reads them.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from server.index.runs import RunList
 
 NO_COLLECTION = -1  # the item named no collection
 UNKNOWN = -1  # not_public not known (a forked read counted its file's hrefs together): not reused
@@ -24,9 +26,9 @@ TO_FIND = -2  # a size not known yet (OriginsBuilder)
 
 
 # (locations, sizes, mtimes, indices of those read by this load) -> locations joined, or None
-Within = Callable[[list[str], np.ndarray, np.ndarray, np.ndarray], "np.ndarray | None"]
+Within = Callable[[Sequence[Any], np.ndarray, np.ndarray, np.ndarray], "np.ndarray | None"]
 # paths -> the size and mtime_ns each had when read (-1 and 0: not read from the disk)
-Read = Callable[[list[str]], "tuple[np.ndarray, np.ndarray]"]
+Read = Callable[[Sequence[Any]], "tuple[np.ndarray, np.ndarray]"]
 
 
 @dataclass
@@ -75,9 +77,10 @@ class OriginsBuilder:
     def __init__(self) -> None:
         self.rows = array("q")
         # a location, or an int ``resolve`` gives the location of (the loader's item link
-        # positions: no string held an item file through the load, ~150 B each)
-        self.locations: list[Any] = []
-        self.resolve: Callable[[list[Any]], list[str]] | None = None
+        # positions: no string held an item file through the load, ~150 B each; a forked
+        # chunk's as one range: RunList)
+        self.locations = RunList()
+        self.resolve: Callable[[Sequence[Any]], list[str]] | None = None
         self.declared = array("i")
         self._names: dict[str, int] = {}
         self.not_public = array("i")
@@ -95,7 +98,7 @@ class OriginsBuilder:
         self.sizes.append(TO_FIND)
         self.mtimes.append(0)
 
-    def extend(self, first_row: int, locations: list[str], declared: np.ndarray, names: list[str],
+    def extend(self, first_row: int, locations: Sequence[str], declared: np.ndarray, names: list[str],
                not_public: np.ndarray, sizes: np.ndarray, mtimes: np.ndarray, digests: np.ndarray) -> None:
         """Consecutive rows from ``first_row`` whose origins are known (taken from a previous
         index's), ``declared`` as codes into ``names``."""
@@ -177,8 +180,8 @@ class OriginsBuilder:
         )
 
 
-def _joined(locations: list[Any], joined: np.ndarray | None,
-            resolve: Callable[[list[Any]], list[str]] | None = None) -> np.ndarray:
+def _joined(locations: Sequence[Any], joined: np.ndarray | None,
+            resolve: Callable[[Sequence[Any]], list[str]] | None = None) -> np.ndarray:
     """``locations`` newline-joined as UTF-8 bytes (``joined`` when given; ``resolve``: the
     strings of ints among them, a part at a time)."""
     if joined is not None:
