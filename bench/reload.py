@@ -80,6 +80,10 @@ class Catalog:
         self.rnd = random.Random(seed)
         self.collections = sorted(p.parent for p in folder.glob("*/collection.json"))
         self.added = 0
+        # added items named anew by each run of this script: named bench-added-N at every run, they
+        # were written over the last run's and linked again, so the 1M bench bucket's collections
+        # held repeated links (session 15: the loader's per-link path for 2 of its 4 collections)
+        self.run = f"{os.getpid()}-{int(time.time()) % 100_000}"
 
     def items_of(self, collection: Path) -> list[str]:
         doc = json.loads((collection / "collection.json").read_bytes())
@@ -103,7 +107,7 @@ class Catalog:
         for _ in range(added):
             self.added += 1
             collection = self.rnd.choice(self.collections)
-            item_id = f"bench-added-{self.added}"
+            item_id = f"bench-added-{self.run}-{self.added}"
             template.update(id=item_id, collection=json.loads((collection / "collection.json").read_bytes())["id"])
             self.write(collection / item_id / f"{item_id}.json", json.dumps(template))
             new.setdefault(collection, []).append(f"./{item_id}/{item_id}.json")

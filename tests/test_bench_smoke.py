@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from server.catalog.loader import load_catalogs
-from tests.helpers import REPO, server_env
+from tests.helpers import REPO, server_env, ttfb_server
 
 ITEMS = 3000  # latency.py pages 50 deep into one bbox
 
@@ -150,6 +150,20 @@ def test_reload_from_a_bucket_endpoint(catalog: Path, tmp_path: Path) -> None:
               "--changed", "5", "--added", "2", "--deleted", "2", "--phases", timeout=600)
     assert re.search(r"median reload, this tree: [0-9.]+ s", out), out
     assert float(re.search(r"phase: items reused: ([0-9.]+)", out)[1]) == ITEMS - 5 - 2, out  # type: ignore[index]
+
+
+def test_a_reload_through_a_bucket_gives_a_full_loads_index(catalog: Path, tmp_path: Path) -> None:
+    """bench/reload_same_index.py: a reload through a bench bucket after changes PUT and DELETEd
+    (reload.py --phases-only --bucket-url) against a full load of the bucket: the same index."""
+    folder = shutil.copytree(catalog, tmp_path / "files")
+    snapshot = tmp_path / "before.idx"
+    with ttfb_server(folder, "--latency-ms", "0", "--bucket") as base:
+        subprocess.run([sys.executable, "-m", "server", "index", f"{base}/catalog.json", "-o", str(snapshot)], cwd=REPO,
+                       env=server_env(), check=True, capture_output=True, timeout=240)
+        run("reload.py", str(folder), "--http", "--listing", "--phases-only", "--snapshot", str(snapshot),
+            "--bucket-url", base, "--changed", "5", "--added", "2", "--deleted", "2", timeout=600)
+        out = run("reload_same_index.py", base, str(snapshot), str(tmp_path / "after.idx"), timeout=600)
+    assert f"reused {ITEMS - 5 - 2} of {ITEMS}" in out and f"same index: {ITEMS} items" in out, out
 
 
 def test_replicate_lean_parquet_and_latency_on_it(tmp_path: Path) -> None:

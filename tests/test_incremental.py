@@ -666,6 +666,44 @@ def test_a_reload_from_s3_lists_the_prefix_instead_of_reading_unchanged_items(
     assert present and present <= set(listed.as_dict())  # every part found its keys
 
 
+@pytest.mark.parametrize("child", ["lists", "dies"])
+def test_a_reload_from_s3_lists_the_buckets_in_a_process_forked_before_the_walk(
+        catalog: Path, bucket: Any, child: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """As a bucket endpoint's (ReusePlan.list_all_soon), an s3:// root's listing starts in a
+    process forked before the walk, its boto3 client made there; one that dies leaves the listing
+    to this process. Either way the reload equals a full load."""
+    me, calls, real = os.getpid(), tmp_path / "listed-by", reuse.s3_listing
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        with calls.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        if child == "dies" and os.getpid() != me:
+            os._exit(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reuse, "s3_listing", recorded)
+    monkeypatch.setattr(parallel, "forkable", lambda: True)  # (moto's server thread is not the loader's)
+    _upload(bucket, catalog)
+    roots = ["s3://stac/cat/catalog.json"]
+    previous, _ = load_catalogs(roots)
+    calls.unlink(missing_ok=True)
+    change_all(catalog)
+    _upload(bucket, catalog)
+    with caplog.at_level("INFO", logger="stac_static_api.loader"):
+        incremental, report = load_catalogs(roots, LoadOptions(previous=previous))
+    full, full_report = load_catalogs(roots)
+    assert differences(incremental, full) == []
+    assert report.skips == full_report.skips and 0 < report.reused < incremental.size
+    pids = [int(pid) for pid in calls.read_text().split()]
+    messages = [r.getMessage() for r in caplog.records]
+    assert pids[0] != me  # listed in the forked process first
+    assert pids[1:] == ([] if child == "lists" else [me])
+    assert (child == "dies") == any("listing the bucket endpoints ended early" in m for m in messages)
+    [line] = [m for m in messages if m.startswith("S3 listing of s3://stac")]
+    assert int(line.split(", ")[-1].split()[0]) >= report.reused
+
+
 # -- the running server: SIGHUP / POST /_mgmt/reload, in a child process, and a stale snapshot ---------
 
 

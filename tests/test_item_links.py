@@ -153,3 +153,32 @@ def test_links_locations_and_text_blocks_read_as_the_lists_they_stand_for() -> N
         for i in (len(expected), -len(expected) - 1):
             with pytest.raises(IndexError):
                 sequence[i]
+
+
+@pytest.mark.parametrize("joined", [False, True])
+def test_runs_of_links_read_at_once_as_one_by_one(joined: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slices and iteration decode a run of links at once (ItemLinks._locations: ASCII bytes cut
+    by their ends, prefixes put back), across documents' prefixes, runs with bytes not ASCII (read
+    one by one), chunks of iteration, links let go and a block joined: what reading each gives."""
+    from server.catalog import links as links_module
+
+    monkeypatch.setattr(links_module, "CHUNK", 7)
+    links: ItemLinks[str] = ItemLinks()
+    locations = [f"/root/c{i % 3}/item-{i}/{'é' if i == 33 else 'e'}-{i}.json" for i in range(60)]
+    locations += ["http://h/x.json", "/e/\udcff.json", "/root/c1/", "/root/c1/a"]
+    links.extend_new(locations[:20], "a", "/root/c0")
+    links.extend_new(locations[20:30], "c", "")
+    for loc in locations[30:]:
+        links.append(loc, "b", loc[: loc.find("/item")] + "/" if "/item" in loc else "")
+    if joined:
+        links.forget_members()
+        assert links.joined(["/root/catalog.json", *range(len(locations))]) is not None
+    one_by_one = [links._location(at) for at in range(len(locations))]
+    assert one_by_one == locations
+    assert list(links.locations()) == locations and list(links) == [(loc, links[i][1]) for i, loc in enumerate(locations)]
+    for a, b in [(0, 64), (5, 6), (19, 21), (30, 40), (31, 35), (40, 64), (60, 62), (10, 10), (50, 3)]:
+        assert links.locations()[a:b] == locations[a:b] and [loc for loc, _ in links[a:b]] == locations[a:b]
+    assert links.locations()[::5] == locations[::5] and links.locations(40, 50)[2:] == locations[42:50]
+    del links[:25]
+    assert list(links.locations()) == locations[25:] and [loc for loc, _ in links] == locations[25:]
+    assert [ctx for _, ctx in links[:6]] == ["c"] * 5 + ["b"]

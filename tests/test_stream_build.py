@@ -7,6 +7,7 @@ import hashlib
 import json
 import mmap
 import os
+import random
 from array import array
 from pathlib import Path
 from typing import Any
@@ -406,6 +407,30 @@ def test_ids_are_found_by_their_bytes() -> None:
     assert len(set(bytes_hashes(column.blobs).tolist())) == len(set(ids))
     vocab, codes = column.vocab()
     assert vocab == sorted(set(ids)) and [vocab[c] for c in codes] == ids
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ids_merged_from_a_previous_column_are_the_column_built_anew(seed: int) -> None:
+    """A reload's id column (IdColumn.merged: the previous hash order with the few new ids merged
+    in) holds the arrays a column built from scratch would, ids repeated (equal hashes, ordered
+    by position) and ids dropped included."""
+    rng = random.Random(seed)
+    before = [f"id{rng.randint(0, 120)}" for _ in range(300)]
+    previous = IdColumn.of(before)
+    final: list[str] = []
+    previous_at = np.full(len(before), -1, dtype=np.int64)
+    for p, value in enumerate(before):
+        while rng.random() < 0.05:
+            final.append(f"id{rng.randint(0, 200)}")  # new, some equal to kept ones
+        if rng.random() < 0.9:
+            previous_at[p] = len(final)
+            final.append(value)
+    final += [f"id{rng.randint(0, 200)}" for _ in range(seed)]
+    blobs = IdColumn.of(final).blobs
+    hashes = bytes_hashes(blobs)
+    merged, built = IdColumn.merged(blobs, hashes, previous, previous_at), IdColumn(blobs, hashes)
+    assert np.array_equal(merged.hash_order, built.hash_order) and np.array_equal(merged.hash_sorted, built.hash_sorted)
+    assert list(merged) == final and merged.positions(["id7"]).tolist() == [i for i, v in enumerate(final) if v == "id7"]
 
 
 @pytest.mark.parametrize("layout", ["root", "linked"])

@@ -380,6 +380,32 @@ def test_remote_links_resolve_as_urljoin_whatever_the_documents_url(
             assert report.skips == [], root
 
 
+def test_item_links_repeated_in_a_collection_are_admitted_at_once_as_one_by_one(
+    catalog_dir: CatalogDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large collection whose item links repeat (bench/reload.py's added items, run after run)
+    is admitted at once, each link's first kept (loader._admit_items): the index and report of
+    the per-link path, which keeps the first too."""
+    from server.catalog import loader
+
+    hrefs = ["./a.json", "b.json", "./a.json", "c.json", "b.json", "./c.json"]
+    for name in ("a", "b", "c"):
+        catalog_dir.write(f"col/{name}.json", item(name, collection="col"))
+    catalog_dir.write("col/collection.json", collection("col", [link("item", href) for href in hrefs]))
+    monkeypatch.setattr(formats, "LEAN_BYTES", 0)  # read lean: its item links kept bare
+    root = [str(catalog_dir.path("col/collection.json"))]
+    at_once, report = load_catalogs(root)
+    calls: list[int] = []
+    real = loader._plain_targets
+    monkeypatch.setattr(loader, "_plain_targets", lambda *a: calls.append(1) or real(*a))
+    assert load_catalogs(root)[0].ids == at_once.ids and calls  # (it went this way)
+    monkeypatch.setattr(loader, "_plain_targets", lambda *a: None)  # one by one
+    one_by_one, by_one_report = load_catalogs(root)
+    assert list(at_once.ids) == list(one_by_one.ids) and sorted(at_once.ids) == ["a", "b", "c"]
+    assert report.summary().rsplit(";", 1)[0] == by_one_report.summary().rsplit(";", 1)[0]  # (not the seconds)
+    assert report.skips == by_one_report.skips == []
+
+
 @pytest.mark.parametrize("hrefs", [["./a/b.json", "c/d.json", "é f/ü.json"], ["./a/./b.json"], ["a//b"], ["/abs"], ["a/"],
                                    ["./"], [""], ["././x"], ["a/.hidden"], [".x"], ["a?b"], ["a#b"], ["a%20b"], ["a:b"],
                                    ["a\\b"], ["x", "./y", ".."], ["a/..", "b"], ["a\nb"], []])

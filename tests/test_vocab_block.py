@@ -104,6 +104,36 @@ def _answers(index: Any) -> list[Any]:
     return out
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_a_block_merged_as_bytes_is_the_block_of_the_merged_list(seed: int) -> None:
+    """A reload's merge of a large vocabulary (vocab.merge_block: runs of the block's bytes, the
+    few new words spliced in) gives the block TextBlock.of would make of the merged list, byte
+    for byte, with where each kept text and each word lands; texts no longer used are left out
+    (at the ends, in runs, all of them), words already there are found, not added twice."""
+    rng = random.Random(seed)
+    alphabet = "aZé中\U0001f600b\ud800"
+    texts = sorted({"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 7))) for _ in range(3000)})
+    block = TextBlock.of(texts)
+    assert block is not None
+    keep = [rng.random() < 0.97 for _ in texts]  # a few gone, some in runs
+    keep[0], keep[-1] = seed % 2 == 0, seed % 3 == 0
+    if seed == 5:
+        keep = [True] * len(texts)
+    used = np.flatnonzero(keep)
+    outside = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 9))) for _ in range(40)]
+    words = sorted(set(rng.sample(texts, 15) + outside + ["", "\U0001f600" * 9, "a" * 3]))
+    merged = sorted({texts[i] for i in used} | set(words))
+    got = vocab_module.merge_block(block, used, words)
+    assert got is not None
+    out, landed, codes = got
+    expected = TextBlock.of(merged)
+    assert expected is not None and bytes(out.data) == bytes(expected.data) and np.array_equal(out.starts, expected.starts)
+    assert [merged[i] for i in landed.tolist()] == [texts[i] for i in used.tolist()]
+    assert [merged[i] for i in codes.tolist()] == words
+    assert vocab_module.merge_block(block, used, ["with a \0 NUL"]) is None  # (kept as a list: no block holds it)
+    assert vocab_module.merge_block(block, used[: BLOCK_MIN // 2], []) is None  # too few for a block
+
+
 def test_served_blocks_answer_as_lists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     n = 1200
     index = _index(n)

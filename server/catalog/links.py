@@ -30,6 +30,7 @@ C = TypeVar("C")
 EMPTY = -1
 MAX_LOAD = 0.7  # table slots used at most: linear probing stays short (~2 probes a miss at 0.7)
 FIRST_SLOTS = 1 << 12
+CHUNK = 1 << 16  # links decoded at once by iteration
 
 
 def _encode(text: str) -> bytes:
@@ -70,11 +71,47 @@ class ItemLinks(Decoded[tuple[str, C]], Generic[C]):
     def _link(self, at: int) -> tuple[str, C]:
         return self._location(at), self._contexts[self._groups[at]]
 
-    def _item(self, i: int) -> tuple[str, C]:  # [i] and [a:b] (Decoded)
+    def _locations(self, a: int, b: int) -> list[str]:
+        """The locations of links ``a`` to ``b`` (positions): their bytes decoded at once and cut
+        by their ends, each prefix put back (a reload's million links were read twice, one call
+        a link each: ~0.8 CPU-s); one at a time where the bytes are not all ASCII."""
+        if b <= a:
+            return []
+        ends = self._ends[a:b]  # (a copy: a view would keep the array from growing)
+        first = self._ends[a - 1] + self._gap if a else self._origin
+        block = self._data[first : ends[-1]]
+        if not block.isascii():
+            return [self._location(at) for at in range(a, b)]
+        text = block.decode("ascii")
+        stops = np.frombuffer(ends, dtype=np.int64) - first
+        starts = np.empty_like(stops)
+        starts[0] = 0
+        starts[1:] = stops[:-1] + self._gap
+        groups = self._groups[a:b]
+        prefixes = self._prefixes
+        if groups.count(groups[0]) == len(groups):  # one document's links: one prefix
+            prefix = prefixes[groups[0]]
+            if not prefix:
+                return [text[s:e] for s, e in zip(starts.tolist(), stops.tolist())]
+            return [prefix + text[s:e] for s, e in zip(starts.tolist(), stops.tolist())]
+        return [prefixes[g] + text[s:e] for g, s, e in zip(groups, starts.tolist(), stops.tolist())]
+
+    def _links(self, a: int, b: int) -> list[tuple[str, C]]:
+        contexts = self._contexts
+        return list(zip(self._locations(a, b), [contexts[g] for g in self._groups[a:b]]))
+
+    def _span(self, first: int, stop: int) -> list[tuple[str, C]]:  # [a:b] (Decoded): decoded at once
+        return self._links(self._first + first, self._first + stop)
+
+    def _item(self, i: int) -> tuple[str, C]:  # [i] (Decoded)
         return self._link(self._first + i)
 
     def __iter__(self) -> Iterator[tuple[str, C]]:
-        return (self._link(at) for at in range(self._first, len(self._ends)))
+        return self._chunks(self._first, len(self._ends))
+
+    def _chunks(self, a: int, b: int) -> Iterator[tuple[str, C]]:
+        for at in range(a, b, CHUNK):
+            yield from self._links(at, min(at + CHUNK, b))
 
     def __delitem__(self, i: slice) -> None:
         """Only ``del links[:k]``: the first k let go (their bytes stay until ``clear``; they
@@ -359,8 +396,12 @@ class LocationsView(Decoded[str]):
     def __len__(self) -> int:
         return self._end - self._start
 
+    def _span(self, first: int, stop: int) -> list[str]:  # [a:b] (Decoded): decoded at once
+        return self._links._locations(self._start + first, self._start + stop)
+
     def _item(self, i: int) -> str:
         return self._links._location(self._start + i)
 
     def __iter__(self) -> Iterator[str]:
-        return (self._links._location(at) for at in range(self._start, self._end))
+        for a in range(self._start, self._end, CHUNK):
+            yield from self._links._locations(a, min(a + CHUNK, self._end))

@@ -93,6 +93,7 @@ class ReusePlan:
         self._forked: tuple[list[np.ndarray], parallel.forked_map] | None = None
         # list_all_soon's process: the listings of the bucket endpoints, as _listed_all gives them
         self._listing: parallel.forked_map | None = None
+        self._early: dict[str, tuple[Found | str, float]] | None = None  # its answers, once taken
         remote = np.flatnonzero(origins.sizes < 0).tolist()
         self._any_s3 = any(locations[o].startswith("s3://") or bucket_of(locations[o], bucket_listings) is not None
                            for o in remote)
@@ -120,21 +121,23 @@ class ReusePlan:
         return True
 
     def list_all_soon(self, timeout: float, retries: int) -> None:
-        """Start listing the bucket endpoints (bucket_listings) the previous index's documents
-        were under, in a process forked now, while this one walks the catalogs: at a million
+        """Start listing the bucket endpoints (bucket_listings) and the S3 buckets (s3://) the
+        previous index's documents were under, in a process forked now, while this one walks
+        the catalogs (boto3's client made there: nothing of it crosses the fork): at a million
         documents the listing was this process's largest phase (3.9 CPU-s of GETs, parsing the
         pages and looking up the keys, 6 s at load 4-8, session 13) and needs nothing of the
         walk: the documents a reload checks by listing are the previous index's (origins), so
         their keys are known before it starts. _check_listed then takes their answers from it.
         Called only where this process may fork (check_all_soon)."""
-        if not self.bucket_listings or not self._any_s3:
+        if not self._any_s3:
             return
         self._listing = parallel.forked_map([0], 1, lambda _: self._listed_all(timeout, retries))
 
     def _listed_all(self, timeout: float, retries: int) -> list[tuple[str, Found | str, float]]:
-        """(In list_all_soon's process) each bucket endpoint's listing of the previous documents
-        under it: (endpoint, for every origin (not listed where not under it): listed with an MD5
-        ETag, that MD5, its size; or why it failed, seconds it took)."""
+        """(In list_all_soon's process) the listing of the previous documents under each bucket
+        endpoint and each S3 bucket (as ``s3://BUCKET/``): (where, for every origin (not listed
+        where not under it): listed with an MD5 ETag, that MD5, its size; or why it failed,
+        seconds it took)."""
         n = len(self.locations)
         candidates = np.flatnonzero((self.origins.sizes < 0) & (self.origins.not_public != UNKNOWN)).tolist()
         by_base: dict[str, list[int]] = {}
@@ -142,15 +145,24 @@ class ReusePlan:
             by_base[self.bucket_listings[0]] = candidates
         else:
             for o in candidates:
-                base = bucket_of(self.locations[o], self.bucket_listings)
+                location = self.locations[o]
+                if location.startswith("s3://"):
+                    by_base.setdefault(f"s3://{location[5:].partition('/')[0]}/", []).append(o)
+                    continue
+                base = bucket_of(location, self.bucket_listings)
                 if base is not None:
                     by_base.setdefault(base, []).append(o)
         out: list[tuple[str, Found | str, float]] = []
+        client = None
         for base, origins in by_base.items():
             started = time.perf_counter()
             try:
-                found = http_listing(base, [self.locations[o] for o in origins], timeout, retries,
-                                     limit=self.listing_timeout)
+                if base.startswith("s3://"):
+                    client = client or s3_client(timeout, retries)
+                    found = self._s3_found(client, base[5:-1], origins, timeout, retries)[0]
+                else:
+                    found = http_listing(base, [self.locations[o] for o in origins], timeout, retries,
+                                         limit=self.listing_timeout)
             except FetchError as exc:
                 out.append((base, str(exc), time.perf_counter() - started))
                 continue
@@ -161,18 +173,28 @@ class ReusePlan:
             out.append((base, (listed, digests, sizes), time.perf_counter() - started))
         return out
 
+    def _s3_found(self, client: object, bucket: str, origins: list[int], timeout: float, retries: int
+                  ) -> tuple[Found, int]:
+        """The listing of ``bucket`` under its documents' common prefix: for each of ``origins``
+        (its documents) listed with an MD5 ETag, that MD5, its size; and the objects listed."""
+        keys = [self.locations[o][len("s3://") + len(bucket) + 1:] for o in origins]
+        listed = s3_listing(client, bucket, sorted(keys), timeout, retries, limit=self.listing_timeout)
+        return listed.find(np.array([k.encode("utf-8", "surrogateescape") for k in keys], dtype=bytes)), len(listed)
+
     def _take_listing(self) -> dict[str, tuple[Found | str, float]] | None:
-        """list_all_soon's listings by endpoint; None when there was none or its process died
-        (the endpoints are then listed here, as without it)."""
+        """list_all_soon's listings by endpoint (``s3://BUCKET/`` for an S3 bucket's); None when
+        there was none or its process died (the endpoints are then listed here, as without it).
+        Kept once taken: the S3 buckets' are taken first (_check_s3), the endpoints' then."""
         if self._listing is None:
-            return None
+            return self._early
         forked, self._listing = self._listing, None
         with contextlib.closing(forked):
             results = list(forked)
         if not results:
             log.warning("the process listing the bucket endpoints ended early: listing them here")
             return None
-        return {base: (found, seconds) for base, found, seconds in results[0]}
+        self._early = {base: (found, seconds) for base, found, seconds in results[0]}
+        return self._early
 
     @property
     def checking_all(self) -> bool:
@@ -309,15 +331,25 @@ class ReusePlan:
         for o in wanted:
             bucket = self.locations[o][len("s3://"):].partition("/")[0]
             by_bucket.setdefault(bucket, []).append(o)
-        client = s3_client(timeout, retries)
+        early = self._take_listing()
+        client = None
         for bucket, origins in by_bucket.items():
-            keys = [self.locations[o][len("s3://") + len(bucket) + 1:] for o in origins]
             started = time.perf_counter()
-            listed = s3_listing(client, bucket, sorted(keys), timeout, retries, limit=self.listing_timeout)
-            same = self._take_listed(origins, listed.find(np.array([k.encode("utf-8", "surrogateescape") for k in keys],
-                                                                    dtype=bytes)), max_bytes)
+            answer = early.get(f"s3://{bucket}/") if early is not None else None
+            if answer is not None:  # listed by list_all_soon's process
+                result, seconds = answer
+                started -= seconds
+                if isinstance(result, str):
+                    raise FetchError(result)
+                rows = np.array(origins, dtype=np.int64)
+                found: Found = (result[0][rows], result[1][rows], result[2][rows])
+                objects = int(found[0].sum())
+            else:
+                client = client or s3_client(timeout, retries)
+                found, objects = self._s3_found(client, bucket, origins, timeout, retries)
+            same = self._take_listed(origins, found, max_bytes)
             log.info("S3 listing of s3://%s: %d objects listed in %.1f s, %d of %d item documents unchanged",
-                     bucket, len(listed), time.perf_counter() - started, same, len(origins))
+                     bucket, objects, time.perf_counter() - started, same, len(origins))
             self.checked["s3"] += len(origins)
 
     def _check_listed(self, wanted: list[int], max_bytes: int, timeout: float, retries: int) -> None:

@@ -49,6 +49,36 @@ class IdColumn:
         self._vocab: tuple[Sequence[str], np.ndarray] | None = None
 
     @classmethod
+    def merged(cls, blobs: BlobColumn, hashes: np.ndarray, previous: IdColumn, previous_at: np.ndarray) -> IdColumn:
+        """The column of ``blobs`` (``hashes``: each one's bytes_hash) whose positions
+        ``previous_at[p]`` hold the ids of ``previous``'s positions p (-1: not kept; kept ones in
+        the same order), the others new: its hash order is ``previous``'s with the new ones
+        merged in, no argsort of them all (a reload's merge, server.index.reuse: ~0.1 CPU-s at 1M).
+        The same arrays as ``IdColumn(blobs, hashes)``."""
+        mapped = previous_at[previous.hash_order]
+        kept = mapped >= 0
+        order, sorted_hashes = mapped[kept], previous.hash_sorted[kept]
+        n = len(hashes)
+        is_new = np.ones(n, dtype=bool)
+        is_new[order] = False
+        if len(order) + int(is_new.sum()) != n:  # a position held twice: not such a merge
+            return cls(blobs, hashes)
+        new = np.flatnonzero(is_new)
+        new = new[np.argsort(hashes[new], kind="stable")]
+        at = np.searchsorted(sorted_hashes, hashes[new])
+        places = at.tolist()
+        for k, (row, h) in enumerate(zip(new.tolist(), hashes[new].tolist())):  # equal hashes: by position
+            i = places[k]
+            while i < len(order) and int(sorted_hashes[i]) == h and int(order[i]) < row:
+                i += 1
+            places[k] = i
+        column = cls.__new__(cls)
+        column.blobs, column._vocab = blobs, None
+        column.hash_order = np.insert(order, places, new)
+        column.hash_sorted = np.insert(sorted_hashes, places, hashes[new])
+        return column
+
+    @classmethod
     def of(cls, ids: Iterable[str]) -> IdColumn:
         writer = BlobWriter()
         for item_id in ids:

@@ -28,7 +28,7 @@ from server.index.ids import IdColumn, bytes_hash
 from server.index.index import Index
 from server.index.space_time import items_extent
 from server.index.text import TextIndex
-from server.index.vocab import compact
+from server.index.vocab import TextBlock, compact, merge_block
 
 __all__ = ["ReusingBuilder"]
 
@@ -155,7 +155,7 @@ class ReusingBuilder(IndexBuilder):
             rows = np.flatnonzero(final_codes == final_code[cid])
             self.collections[cid]["extent"] = items_extent(bounds[rows], final_start[rows], final_end[rows])
         return Index(
-            ids=IdColumn(self._ids.freeze(order), id_hashes[order]),
+            ids=IdColumn.merged(self._ids.freeze(order), id_hashes[order], old.ids, old_to_final),
             codes=final_codes,
             collection_names=coll_names,
             start=final_start,
@@ -313,6 +313,13 @@ def _runs(starts: np.ndarray, ends: np.ndarray) -> list[tuple[int, int]]:
 
 def _gather(old: np.ndarray, old_at: np.ndarray, new: np.ndarray, ordinal: np.ndarray, from_old: np.ndarray) -> np.ndarray:
     out = np.empty((len(from_old), *old.shape[1:]), dtype=old.dtype)
+    if old.ndim == 2 and old.flags.c_contiguous and new.flags.c_contiguous and new.dtype == old.dtype:
+        # each row as one value: a 1-d gather (a 2-d fancy index of (n, 4) rows was ~3x the time)
+        row = np.dtype((np.void, old.dtype.itemsize * old.shape[1]))
+        flat = out.view(row).ravel()
+        flat[np.flatnonzero(from_old)] = old.view(row).ravel().take(old_at)
+        flat[np.flatnonzero(~from_old)] = new.view(row).ravel().take(ordinal)
+        return out
     out[from_old] = old[old_at]
     out[~from_old] = new[ordinal]
     return out
@@ -401,6 +408,10 @@ def _merge_strings(old: StringPart | None, old_to_final: np.ndarray, new: String
     if not len(rows) and new is None:
         return None
     codes = old.codes[keep].astype(np.int64)
+    if isinstance(old.vocab, TextBlock):  # a large vocabulary: merged as bytes, no str a text
+        part = _merge_block_part(old, rows, codes, new)
+        if part is not None:
+            return part
     old_vocab = list(old.vocab)  # (a TextBlock decoded once, vocab.compact again below)
     used = np.flatnonzero(np.bincount(codes, minlength=len(old_vocab))) if len(codes) else np.zeros(0, np.int64)
     old_used = [old_vocab[c] for c in used.tolist()] if len(used) != len(old_vocab) else old_vocab
@@ -415,6 +426,27 @@ def _merge_strings(old: StringPart | None, old_to_final: np.ndarray, new: String
     new_codes = _codes_in(vocab, new_vocab)[new.codes]
     rows, merged = _insert(rows, new.rows, (renumber[codes], new_codes))
     return StringPart(rows, merged.astype(np.int32), compact(list(vocab)))
+
+
+def _merge_block_part(old: StringPart, rows: np.ndarray, codes: np.ndarray, new: StringPart | None) -> StringPart | None:
+    """_merge_strings of a part whose vocabulary is a TextBlock (vocab.merge_block); its kept
+    ``rows`` (final positions) and their ``codes`` given; None: merge it as a list."""
+    assert isinstance(old.vocab, TextBlock)
+    size = len(old.vocab)
+    used = np.flatnonzero(np.bincount(codes, minlength=size)) if len(codes) else np.zeros(0, np.int64)
+    if len(used) == size and new is None:  # nothing to change: the block as it is
+        return StringPart(rows, codes.astype(np.int32), old.vocab)
+    new_vocab = list(new.vocab) if new is not None else []
+    merged = merge_block(old.vocab, used, new_vocab)
+    if merged is None:
+        return None
+    block, landed, word_codes = merged
+    renumber = np.full(size, -1, dtype=np.int64)
+    renumber[used] = landed
+    if new is None:
+        return StringPart(rows, renumber[codes].astype(np.int32), block)
+    rows, merged_codes = _insert(rows, new.rows, (renumber[codes], word_codes[new.codes]))
+    return StringPart(rows, merged_codes.astype(np.int32), block)
 
 
 def _merge_parts(old: Any, old_to_final: np.ndarray, new: Any, kind: type) -> Any:

@@ -377,3 +377,64 @@ class TextTable:
     def nbytes(self) -> int:
         """The memory held, B (for tests and benchmarks)."""
         return len(self.data) + 8 * len(self.ends) + 8 * len(self.hashes) + self.table.nbytes
+
+
+class _Picked(Sequence[str]):
+    """The texts of ``block`` at ``at`` (sorted indices), for bisect: decoded one by one."""
+
+    def __init__(self, block: TextBlock, at: np.ndarray) -> None:
+        self.block, self.at = block, at
+
+    def __len__(self) -> int:
+        return len(self.at)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.block[int(self.at[i])]
+
+
+def merge_block(block: TextBlock, used: np.ndarray, words: list[str]) -> tuple[TextBlock, np.ndarray, np.ndarray] | None:
+    """The sorted union of ``block``'s texts at ``used`` (sorted indices: those still used) and
+    ``words`` (sorted, distinct) as a block, the same a TextBlock.of the union would be, made
+    from runs of the block's bytes: its texts are not decoded (but the ~20 a word's binary
+    search reads). A reload's `datetime` vocabulary, a text per item: decoded, merged as a list
+    and encoded again, ~0.3 CPU-s at 1M (server.index.reuse). Also where each used text lands
+    in it and each word's index in it; None when a word holds a NUL (no block holds it) or the
+    union is too small for a block (vocab.compact)."""
+    n = len(used)
+    kept = _Picked(block, used)
+    cut_of, absent = [], []
+    for word in words:
+        if "\0" in word:
+            return None
+        i = bisect_left(kept, word)
+        cut_of.append(i)
+        absent.append(i == n or kept[i] != word)
+    if n + sum(absent) < BLOCK_MIN:
+        return None
+    cuts = np.array(cut_of, dtype=np.int64)
+    is_absent = np.array(absent, dtype=bool)
+    absent_cuts = cuts[is_absent]
+    landed = np.arange(n, dtype=np.int64) + np.searchsorted(absent_cuts, np.arange(n), side="right")
+    codes = np.empty(len(words), dtype=np.int64)
+    codes[is_absent] = absent_cuts + np.arange(len(absent_cuts))  # (sorted: the absent words before it come first)
+    present = ~is_absent
+    codes[present] = landed[cuts[present]]
+    # the bytes: runs of consecutive used texts, cut where a word goes in, joined by NULs with the words
+    data, starts = block.data, block.starts
+    bounds = sorted({0, n, *(np.flatnonzero(np.diff(used) != 1) + 1).tolist(), *absent_cuts.tolist()})
+    added = [word.encode("utf-8", "surrogatepass") for word, new in zip(words, absent) if new]
+    pieces: list[Any] = []
+    a = 0
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        while a < len(added) and absent_cuts[a] <= lo:
+            pieces.append(added[a])
+            a += 1
+        pieces.append(data[int(starts[used[lo]]) : int(starts[used[hi - 1] + 1]) - 1])
+    pieces += added[a:]
+    joined = b"\0".join(pieces)
+    ends = np.flatnonzero(np.frombuffer(joined, dtype=np.uint8) == 0)
+    out = np.empty(len(ends) + 2, dtype=np.int64)
+    out[0], out[1:-1], out[-1] = 0, ends + 1, len(joined) + 1
+    if len(out) - 1 != n + len(added):
+        raise AssertionError(f"merged {len(out) - 1} texts, not {n + len(added)}")
+    return TextBlock(joined, out), landed, codes
