@@ -8,8 +8,11 @@ import json
 import mmap
 import random
 from pathlib import Path
+from typing import BinaryIO
 
+import numpy as np
 import orjson
+import pytest
 import shapely
 
 from server.catalog import formats
@@ -115,3 +118,59 @@ def test_a_chunks_items_written_as_they_come_are_the_bytes_it_gathered(tmp_path:
         if not shapely.is_valid(shape):
             shape = shapely.make_valid(shape)
         assert blob == shapely.to_wkb(shape), doc["id"]
+
+
+def test_blobs_appended_by_forked_builders_are_placed_where_they_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spool's FileBlobWriter with blobs of its own before and after two AppendBlobWriters
+    (the children's) appended pieces to the same file, interleaved, and a third's pieces that
+    no chunk names (a child ahead of one that stopped): every blob read back where it is, in
+    load order and in a shuffled order, and the offsets a reload's merge reads the same."""
+    from server.index.blobs import AppendBlobWriter
+
+    monkeypatch.setattr(AppendBlobWriter, "PIECE", 300)
+    rng = random.Random(15)
+    path = tmp_path / "spool"
+    with open(path, "w+b", buffering=1 << 16) as spool:
+        _place_appended(spool, path, rng)
+
+
+def _place_appended(spool: BinaryIO, path: Path, rng: random.Random) -> None:
+    from array import array
+
+    from server.index.blobs import AppendBlobWriter, FileBlobWriter
+
+    def blob() -> bytes:
+        return bytes(rng.randrange(97, 123) for _ in range(rng.randrange(1, 120)))
+
+    spool.write(b"head")
+    writer = FileBlobWriter(spool)
+    expected: list[bytes] = []
+    for _ in range(7):
+        expected.append(blob())
+        writer.append(expected[-1])
+    spool.flush()  # as before a fork
+    children = [AppendBlobWriter(str(path)) for _ in range(3)]
+    chunks: list[list[bytes]] = [[], [], []]
+    for _ in range(400):  # the children's appends interleave, a piece at a time
+        k = rng.randrange(3)
+        chunks[k].append(blob())
+        children[k].append(chunks[k][-1])
+    for k in (0, 1, 2):
+        children[k].close()
+        assert len(children[k].pieces) // 2 > 5  # pieces of each, between the others'
+    for k in (1, 0):  # the third child's chunk is not taken
+        writer.place(children[k].pieces, children[k].ends)
+        expected += chunks[k]
+    writer.appended()
+    for _ in range(5):
+        expected.append(blob())
+        writer.append(expected[-1])
+    writer.extend(b"xyz", array("q", [1, 3]))
+    expected += [b"x", b"yz"]
+    starts, ends = writer.offsets()
+    column = writer.freeze()
+    assert [column[i] for i in range(len(expected))] == expected
+    assert [bytes(column.data[s:e]) for s, e in zip(starts.tolist(), ends.tolist())] == expected
+    order = np.array(rng.sample(range(len(expected)), len(expected)), dtype=np.int64)
+    shuffled = writer.freeze(order)
+    assert [shuffled[i] for i in range(len(expected))] == [expected[i] for i in order.tolist()]

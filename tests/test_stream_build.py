@@ -22,7 +22,7 @@ import shapely
 from server.catalog import loader, parallel
 from server.catalog.loader import LINES_MIN_BYTES, Loader, LoadOptions, load_catalogs
 from server.catalog.sources import Fetcher
-from server.index import Index
+from server.index import Index, blobs
 from server.index.builder import _read_geometries, _simple_ring, _taken_geometry
 from server.index.ids import IdColumn, bytes_hash, bytes_hashes
 from server.runtime.cli import main as cli_main
@@ -520,4 +520,41 @@ def test_footprints_survive_forks_at_any_chunking(catalog_dir: CatalogDir, tmp_p
     assert cli_main(["index", *roots, "-o", str(tmp_path / "small-chunks.idx")]) in (0, None)
     forked = read_snapshot(str(tmp_path / "small-chunks.idx"))[0]
     assert [forked.wkb[p] for p in range(forked.size)] == [one.wkb[p] for p in range(one.size)]
+    same_index(forked, one)
+
+
+def test_items_appended_to_the_spool_by_forked_children(catalog_dir: CatalogDir, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """`index -o` over two ndjson files indexed by forked processes in small chunks, each
+    child appending its items' bytes to the snapshot's spool in small pieces (AppendBlobWriter:
+    the two children's pieces interleaved in the file), the second file with an item to migrate
+    in its middle (the children stop there, those ahead of it have appended chunks no one
+    takes, this process reads on and forks again): the index is one process's."""
+    roots = []
+    for f in range(2):
+        catalog_dir.write(f"c{f}/collection.json", collection(f"c{f}"))
+        docs = [item(f"i{f}-{n}", collection=f"c{f}", datetime=f"2020-01-{1 + n % 28:02d}T00:00:00Z",
+                     properties={"pad": "p" * (50 + n % 300)}) for n in range(900)]
+        if f == 1:
+            docs[400]["stac_version"] = "0.9.0"
+        catalog_dir.write_text(f"c{f}/items.ndjson", "\n".join(json.dumps(d) for d in docs) + "\n")
+        roots += [str(catalog_dir.path(f"c{f}/collection.json")), str(catalog_dir.path(f"c{f}/items.ndjson"))]
+    one, _ = load_catalogs(roots, LoadOptions(index_processes=1))
+    monkeypatch.setattr(loader, "LINES_MIN_BYTES", 32 << 10)
+    monkeypatch.setattr(loader, "LINES_CHUNK_BYTES", 16 << 10)
+    monkeypatch.setattr(loader, "LINES_MIN_CHUNK_BYTES", 16 << 10)
+    monkeypatch.setattr(blobs.AppendBlobWriter, "PIECE", 2 << 10)
+    monkeypatch.setattr(parallel, "forkable", lambda: True)  # (a forked child takes no lock of this process)
+    monkeypatch.setenv("STAC_STATIC_INDEX_PROCESSES", "2")
+    placed: list[int] = []
+    place = blobs.FileBlobWriter.place
+
+    def counted(self: blobs.FileBlobWriter, pieces: array, ends: array) -> None:
+        placed.append(len(pieces) // 2)
+        place(self, pieces, ends)
+
+    monkeypatch.setattr(blobs.FileBlobWriter, "place", counted)
+    assert cli_main(["index", *roots, "-o", str(tmp_path / "appended.idx")]) in (0, None)
+    assert len(placed) > 10 and sum(placed) > 2 * len(placed)  # chunks of several pieces each
+    forked = read_snapshot(str(tmp_path / "appended.idx"))[0]
     same_index(forked, one)

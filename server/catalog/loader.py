@@ -453,6 +453,7 @@ class Loader:
         self._media_types: dict[str, str] = {}  # a link's type, when it is not plain JSON
         self._structure_limit = max(self.options.max_structure_bytes, self.options.max_document_bytes)
         self._chunk_folder: str | None = None  # while forked processes index: where chunks leave items' bytes
+        self._append_to: str | None = None  # while forked processes index: the spool they append items' bytes to
         self._last_progress = 0.0
         show = self.options.progress
         self._show_progress = sys.stderr.isatty() if show is None else show
@@ -751,7 +752,7 @@ class Loader:
         log.info("%s: indexing its lines in %d processes (%d chunks)", location, count, len(tasks))
         done, lines = 0, number
         counted = [at, number]  # (a byte where a line starts, the lines before it): each child's own
-        with self._chunk_files(), contextlib.closing(parallel.forked_map(
+        with self._chunk_files(append=True), contextlib.closing(parallel.forked_map(
                 tasks, count, lambda task: self._index_lines(values, task, counted, ctx, linked))) as results:
             for chunk, events, not_public, stop, newlines in results:
                 self._take_chunk(chunk, events, not_public)
@@ -1431,7 +1432,7 @@ class Loader:
         log.info("%s: indexing its items in %d processes (%d row groups)", location, count, len(groups))
         tasks = _group_tasks(groups, count)
         before = 0
-        with self._chunk_files(), contextlib.closing(parallel.forked_map(
+        with self._chunk_files(append=True), contextlib.closing(parallel.forked_map(
                 tasks, count, lambda task: self._index_rows(reader, data, location, task, ctx))) as results:
             for (_, first, end), (chunk, events, not_public, stop, failure) in zip(tasks, results, strict=False):
                 self._take_chunk(chunk, events, not_public)
@@ -1488,21 +1489,35 @@ class Loader:
         self.skip_structure = lambda *args, **kw: events.append((True, (*args, *kw.values())))  # type: ignore[method-assign]
         self._show_progress = False
         collections = self.builder.collections
-        self.builder = IndexBuilder(on_reject=self._invalid_item, json_path=json_path)
+        self.builder = IndexBuilder(on_reject=self._invalid_item, json_path=json_path, json_append=self._append_to)
         self.builder.collections = collections
         return events
 
     @contextlib.contextmanager
-    def _chunk_files(self) -> Iterator[None]:
+    def _chunk_files(self, append: bool = False) -> Iterator[None]:
         """While forked processes index for a builder that spools the items' bytes (`index -o`):
         a private folder beside the spool, where each chunk's item bytes are left (_chunk_file)
         for _take_chunk to have the kernel copy into the spool, and removed. Through the pipe
         they were pickled, read, unpickled and written again (~3 us an item of this process's
-        time, ~2 us of all: issue 18). Anything left (a child that died) goes with the folder."""
+        time, ~2 us of all: issue 18). Anything left (a child that died) goes with the folder.
+        ``append``: no folder, the children append the bytes to the spool itself
+        (IndexBuilder(json_append=...)), where this process's builder places them: for forked
+        indexing during which this process writes no item's bytes of its own (lines, row groups;
+        not item files, some of which it reads itself meanwhile). Bytes appended by a chunk that
+        is not taken (a child that stopped early or died, and those ahead of it) stay in the
+        file unused. Exit it after the children are ended."""
         spool = self.options.item_spool
         name = getattr(spool, "name", None)
         if not isinstance(name, str):
             yield
+            return
+        if append:
+            self._append_to = os.path.abspath(name)
+            try:
+                yield
+            finally:
+                self._append_to = None
+                self.builder.spool_appended()
             return
         self._chunk_folder = tempfile.mkdtemp(prefix=".chunks-", dir=os.path.dirname(os.path.abspath(name)))
         try:

@@ -16,7 +16,7 @@ import orjson
 import shapely
 
 from server.index import heap
-from server.index.blobs import BlobColumn, BlobWriter, FileBlobWriter
+from server.index.blobs import AppendBlobWriter, BlobColumn, BlobWriter, FileBlobWriter
 from server.index.columns import ColumnsBuilder
 from server.index.ids import IdColumn, bytes_hash
 from server.index.index import Index
@@ -56,7 +56,7 @@ class IndexBuilder:
     """
 
     def __init__(self, on_reject: Callable[..., None] | None = None, spool: BinaryIO | None = None,
-                 json_path: str | None = None) -> None:
+                 json_path: str | None = None, json_append: str | None = None) -> None:
         self._report: Callable[..., None] = on_reject or (lambda label, reason, duplicate=False: None)
         # Per-item state lives in flat buffers and arrays, not in per-item Python objects:
         # millions of small long-lived objects would pin the allocator's arenas between
@@ -69,6 +69,11 @@ class IndexBuilder:
         self._json_path = json_path
         if json_path is not None:
             self._json = FileBlobWriter(open(json_path, "wb", buffering=1 << 16))  # noqa: SIM115 (closed by chunk())
+        # json_append: a forked process's builder whose items' bytes are appended to the spool
+        # at that path as they come (AppendBlobWriter), where the loading process's builder
+        # places them (add_chunk): not copied again
+        if json_append is not None:
+            self._json = AppendBlobWriter(json_append)
         # the footprints too (~10% of the items' bytes): in an unnamed file beside it, which
         # the snapshot writer copies in
         self._wkb = FileBlobWriter(tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(spool.name)))) \
@@ -196,8 +201,11 @@ class IndexBuilder:
         names: list[str | None] = [None] * len(self._collection_codes)
         for name, code in self._collection_codes.items():
             names[code] = name
-        json_in = None
-        if self._json_path is not None and isinstance(self._json, FileBlobWriter):
+        json_in, json_placed = None, None
+        if isinstance(self._json, AppendBlobWriter):
+            self._json.close()  # its bytes are in the spool already
+            json_placed = self._json.pieces
+        elif self._json_path is not None and isinstance(self._json, FileBlobWriter):
             self._json.file.close()  # its bytes are in its file already
             if json_path is None:  # carried in the chunk after all
                 with open(self._json_path, "rb") as f:
@@ -220,7 +228,8 @@ class IndexBuilder:
             json=(self._json.data, self._json.ends), wkb=(self._wkb.data, self._wkb.ends),
             bounds=np.concatenate(self._bounds) if self._bounds else np.zeros((0, 4)),
             extremes=np.concatenate(self._extremes) if self._extremes else np.zeros((0, 4), np.uint8),
-            rejected=self._rejected, columns=self._columns, text=self._text, json_in=json_in)
+            rejected=self._rejected, columns=self._columns, text=self._text, json_in=json_in,
+            json_placed=json_placed)
 
     def add_chunk(self, chunk: Chunk) -> None:
         """Append the rows of ``chunk`` (another builder's ``chunk()``) after this one's, as if
@@ -244,7 +253,11 @@ class IndexBuilder:
         self._start.extend(chunk.start)
         self._end.extend(chunk.end)
         self._sort_time.extend(chunk.sort_time)
-        if chunk.json_in is None:
+        if chunk.json_placed is not None:  # appended to this builder's spool by the forked process
+            if not isinstance(self._json, FileBlobWriter):
+                raise TypeError("a chunk whose items' bytes are in a spool, added to a builder without it")
+            self._json.place(chunk.json_placed, chunk.json[1])
+        elif chunk.json_in is None:
             self._json.extend(*chunk.json)
         else:
             path, size = chunk.json_in
@@ -260,6 +273,12 @@ class IndexBuilder:
             self._rejected[first + row] = reason
         self._columns.merge(chunk.columns, first)
         self._text.merge(chunk.text, first)
+
+    def spool_appended(self) -> None:
+        """Forked processes appended items' bytes to this builder's spool (``json_append``) and
+        are done (ended): what this process writes goes after them."""
+        if isinstance(self._json, FileBlobWriter):
+            self._json.appended()
 
     def _flush_geometries(self) -> None:
         """Parse, bound and WKB-encode a batch of geometries at once: shapely is several
@@ -448,6 +467,8 @@ class Chunk:
     columns: ColumnsBuilder
     text: TextIndexBuilder
     json_in: tuple[str, int] | None = None  # the items' bytes are in this file (path, size), not in ``json``
+    # the items' bytes were appended to the loading process's spool (AppendBlobWriter.pieces), not in ``json``
+    json_placed: array | None = None
 
 
 MAX_SAFE_INT = 2**53

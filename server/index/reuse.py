@@ -214,8 +214,7 @@ def _append_blobs(writer: BlobWriter, old: BlobColumn, old_at: np.ndarray, ordin
     piece or, when most of it is dead, only its live rows. ``refer`` (a reload writing its
     snapshot beside the previous one): the previous snapshot's buffer is not copied at all while
     _referable allows, the column made is a SplitBlobColumn of that buffer and ``writer``'s."""
-    new_ends = np.frombuffer(writer.ends, dtype=np.int64).copy() if len(writer.ends) else np.zeros(0, np.int64)
-    new_starts = np.concatenate(([0], new_ends[:-1])).astype(np.int64) if len(new_ends) else new_ends
+    new_starts, new_ends = writer.offsets()  # copies; a spool's blobs placed by forked processes where they are
     base = writer.size if isinstance(writer, FileBlobWriter) else len(writer.data)
     starts, ends = old.starts[old_at], old.ends[old_at]
     kept = _referable(writer, old, starts, ends) if refer else None

@@ -330,11 +330,13 @@ def _upload(path: str, url: str) -> int:
 
 def _build_index(settings: Settings, output: str) -> int:
     from server.catalog.configured import roots_of
+    from server.index import heap
     from server.runtime.snapshot import SnapshotWriter
 
     # The items' bytes go into the snapshot as they are read: the build holds none of them.
     # A build stopped (SIGTERM, Ctrl-C) removes its half-written file: it may be most of a disk.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    heap.no_huge_pages()  # (its numpy arrays: faults that compacted memory in the build's tail)
     writer = SnapshotWriter(output)
     try:
         loaded = _load_roots(settings, writer.spool)
