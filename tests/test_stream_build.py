@@ -558,3 +558,53 @@ def test_items_appended_to_the_spool_by_forked_children(catalog_dir: CatalogDir,
     assert len(placed) > 10 and sum(placed) > 2 * len(placed)  # chunks of several pieces each
     forked = read_snapshot(str(tmp_path / "appended.idx"))[0]
     same_index(forked, one)
+
+
+@pytest.mark.parametrize("layout", ["ndjson", "parquet"])
+def test_a_child_killed_mid_chunk_leaves_pieces_no_one_places(catalog_dir: CatalogDir, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch, layout: str) -> None:
+    """`index -o` whose forked children append items' bytes to the spool (AppendBlobWriter), one
+    child killed (os._exit) after it appended two pieces of a chunk: those pieces stay in the
+    file, no chunk names them, the loading process reads that chunk and the rest itself after
+    the children's last bytes (FileBlobWriter.appended), and other files are forked again: the
+    index is one process's. (The other test's children die before they append anything.)"""
+    roots = []
+    for f in range(2):
+        catalog_dir.write(f"c{f}/collection.json", collection(f"c{f}"))
+        docs = [item(f"i{f}-{n}", collection=f"c{f}", datetime=f"2020-01-{1 + n % 28:02d}T00:{n % 60:02d}:00Z",
+                     properties={"pad": "p" * (50 + n % 300), "title": f"t{n % 13}é"}) for n in range(900)]
+        docs[17] = docs[5]  # a duplicate id: the first kept
+        if layout == "ndjson":
+            catalog_dir.write_text(f"c{f}/items.ndjson", "\n".join(json.dumps(d) for d in docs) + "\n")
+            roots += [str(catalog_dir.path(f"c{f}/collection.json")), str(catalog_dir.path(f"c{f}/items.ndjson"))]
+        else:
+            del docs[17]
+            target = str(catalog_dir.path(f"c{f}/items.parquet"))
+            write_parquet(iter(docs), target)
+            pq.write_table(pq.read_table(target), target, row_group_size=60)  # row groups: the children's tasks
+            roots += [str(catalog_dir.path(f"c{f}/collection.json")), target]
+    one, _ = load_catalogs(roots, LoadOptions(index_processes=1))
+    monkeypatch.setattr(loader, "LINES_MIN_BYTES", 16 << 10)
+    monkeypatch.setattr(loader, "LINES_CHUNK_BYTES", 16 << 10)
+    monkeypatch.setattr(loader, "LINES_MIN_CHUNK_BYTES", 16 << 10)
+    monkeypatch.setattr(blobs.AppendBlobWriter, "PIECE", 2 << 10)
+    monkeypatch.setattr(parallel, "forkable", lambda: True)  # (a forked child takes no lock of this process)
+    monkeypatch.setenv("STAC_STATIC_INDEX_PROCESSES", "2")
+    parent, real, marker = os.getpid(), blobs.AppendBlobWriter._write, str(tmp_path / "killed")
+    written = [0]
+
+    def dying(self: blobs.AppendBlobWriter) -> None:
+        real(self)
+        written[0] += 1
+        if os.getpid() != parent and written[0] == 2:
+            try:  # the first child to get here only
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return
+            os._exit(3)
+
+    monkeypatch.setattr(blobs.AppendBlobWriter, "_write", dying)
+    assert cli_main(["index", *roots, "-o", str(tmp_path / "killed.idx")]) in (0, None)
+    assert os.path.exists(marker)  # a child died with pieces appended
+    killed = read_snapshot(str(tmp_path / "killed.idx"))[0]
+    same_index(killed, one)
