@@ -216,10 +216,16 @@ class SnapshotWriter:
         return header
 
     def abort(self) -> None:
-        self._hash.close()
-        self.spool.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self.tmp)
+        # the file goes whatever closing it says: on a full disk the spool's buffered bytes
+        # raise ENOSPC again as it closes (the fd is closed all the same), and an error here
+        # left the half-written file (by then most of the disk) and hid the build's own error
+        try:
+            self._hash.close()
+        finally:
+            with contextlib.suppress(OSError):
+                self.spool.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self.tmp)
 
 
 class _BufferWriter:
