@@ -6,6 +6,7 @@ rows, and over a chain of reloads each reusing the last one's snapshot."""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from pathlib import Path
@@ -215,3 +216,46 @@ def test_a_reload_snapshot_is_never_taken_as_a_download(sample_copy: Path, tmp_p
                 check.finish()
         else:
             assert check.finish()["items"] > 0
+
+
+def test_a_reload_whose_previous_snapshot_is_on_another_filesystem(sample_copy: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel refuses copy_file_range between two filesystems (EXDEV, Linux >= 5.19): a
+    server whose --index is on another filesystem than its temporary folder, where the reload's
+    snapshot is written, copies the reused items' bytes and footprints from the --index file.
+    Before, every such reload failed ("Invalid cross-device link", found with a tmpfs --index)
+    and the server kept the index it started with. Now the bytes are read and written instead,
+    and the reloads (copying and compacting, then referring) equal full loads."""
+    calls: list[int] = []
+
+    def refused(*args: Any) -> int:
+        calls.append(1)
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    prepare(sample_copy)
+    roots = [str(sample_copy / "catalog.json")]
+    write_snapshot(str(tmp_path / "0.idx"), load_catalogs(roots)[0], roots)
+    monkeypatch.setattr(os, "copy_file_range", refused)
+    monkeypatch.setattr(blobs, "COPY_BLOCK", 1000)  # several blocks a copy
+    edit_items(sample_copy)
+    index, reused = spooled_reload(roots, tmp_path / "0.idx", tmp_path / "1.idx")  # copied, standing alone
+    assert calls and 0 < reused < index.size
+    assert differences(index, load_catalogs(roots)[0]) == []
+    del index
+    add_and_delete(sample_copy)
+    index, _, reused = referring_reload(roots, tmp_path / "1.idx", tmp_path / "2.idx")
+    assert 0 < reused < index.size
+    assert differences(index, load_catalogs(roots)[0]) == []
+
+
+def test_copy_to_end_reads_and_writes_where_the_kernel_will_not_copy(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "source"
+    source.write_bytes(bytes(range(256)) * 40)
+    monkeypatch.setattr(os, "copy_file_range", lambda *args: (_ for _ in ()).throw(OSError(errno.EXDEV, "x")))
+    monkeypatch.setattr(blobs, "COPY_BLOCK", 999)
+    with open(source, "rb") as src, open(tmp_path / "out", "w+b") as out:
+        out.write(b"head")
+        blobs.copy_to_end(src.fileno(), 7, 5000, out)
+        out.write(b"tail")
+    assert (tmp_path / "out").read_bytes() == b"head" + source.read_bytes()[7:5007] + b"tail"

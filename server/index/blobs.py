@@ -9,6 +9,7 @@ offset arrays, without copying the buffer.
 from __future__ import annotations
 
 import contextlib
+import errno
 import mmap
 import os
 import pickle
@@ -73,12 +74,32 @@ def copy_to_end(source: int, offset: int, size: int, f: BinaryIO) -> None:
     f.flush()
     at = f.seek(0, os.SEEK_END)
     out = f.fileno()
+    kernel = True
     while size:
-        done = os.copy_file_range(source, out, size, offset, at)
+        if kernel:
+            try:
+                done = os.copy_file_range(source, out, size, offset, at)
+            except OSError as exc:
+                if exc.errno not in _NO_KERNEL_COPY:
+                    raise
+                kernel = False  # read and written here from now on
+                continue
+        else:
+            block = os.pread(source, min(size, COPY_BLOCK), offset)
+            done = os.pwrite(out, block, at) if block else 0
         if done <= 0:
             raise OSError(f"copying {size} bytes at {offset} of a file failed")
         offset, at, size = offset + done, at + done, size - done
     f.seek(0, os.SEEK_END)
+
+
+# copy_file_range refused (Linux >= 5.19: two files on different filesystems, EXDEV; some
+# filesystems: EINVAL, EOPNOTSUPP, ENOSYS): a server whose --index is on another filesystem than
+# its temporary folder could never reload (the reload's snapshot is written in the temporary
+# folder, copying the reused items' bytes from the --index file; session 15's QA, a tmpfs
+# --index): the bytes are then read and written here, COPY_BLOCK at a time
+_NO_KERNEL_COPY = frozenset({errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS})
+COPY_BLOCK = 1 << 20
 
 
 class FileBlobWriter(BlobWriter):
