@@ -301,18 +301,27 @@ def _links_dropped(array: pa.Array | pa.ChunkedArray) -> bool:
 
 
 def _rows(n: int, fields: list[tuple[str, list[Any]]], keep: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Dicts zipped from columns of values; a None is an absent key unless the name is in keep."""
-    dense = [(name, values) for name, values in fields if name in keep or None not in values]
-    sparse = [(name, values) for name, values in fields if not (name in keep or None not in values)]
-    if dense:
-        names = tuple(name for name, _ in dense)
-        rows = [dict(zip(names, row)) for row in zip(*(values for _, values in dense))]
+    """Dicts zipped from columns of values, their keys in the columns' order whatever the batch;
+    a None is an absent key unless the name is in keep. (Keys of the columns without a None
+    first, then the others', made an item's JSON depend on its batch: a property or asset that
+    a few items lack was last when the file was read at once and in its place in a row group
+    where every item has it, so an item's bytes and ETag followed the core count.) The leading
+    columns without a None are zipped at once (all of them, in the common case)."""
+    full = [name in keep or None not in values for name, values in fields]
+    lead = full.index(False) if False in full else len(fields)
+    if lead:
+        names = tuple(name for name, _ in fields[:lead])
+        rows = [dict(zip(names, row)) for row in zip(*(values for _, values in fields[:lead]))]
     else:
         rows = [{} for _ in range(n)]
-    for name, values in sparse:
-        for row, value in zip(rows, values):
-            if value is not None:
+    for (name, values), every in zip(fields[lead:], full[lead:]):
+        if every:
+            for row, value in zip(rows, values):
                 row[name] = value
+        else:
+            for row, value in zip(rows, values):
+                if value is not None:
+                    row[name] = value
     return rows
 
 
@@ -374,8 +383,8 @@ def _assets_json(array: pa.Array | pa.ChunkedArray) -> list[Any] | None:
     serialize to), or None when this does not apply. Applies when each asset (a struct with a
     string ``href``) is, in every item that has it, the same but for its href, which is an
     http(s) URL: the asset's JSON is then a template around the href, made from one item's
-    asset converted as every item's would be (_values), its keys in the order _rows gives
-    (assets every item has first). ~100 Python objects an item fewer: the assets of the 1M
+    asset converted as every item's would be (_values), the assets in the struct's order (as
+    _rows gives them). ~100 Python objects an item fewer: the assets of the 1M
     bench's s2 file took ~30 us an item as dicts under load, ~5 this way (issue 18). Not
     applied when a float in them is -0.0 (Arrow compares it equal to 0.0; JSON does not)."""
     array = _one_chunk(array)
@@ -386,6 +395,7 @@ def _assets_json(array: pa.Array | pa.ChunkedArray) -> list[Any] | None:
     arounds: list[tuple[bytes, bytes]] = []  # and its JSON text before and after them
     templates: list[bytes] = []  # the same for bytes formatting (%s)
     sparse: list[list[bytes | None]] = []
+    order: list[tuple[bool, int]] = []  # the assets in the struct's order: (sparse, which)
     for i, column in enumerate(array.flatten()):
         key, kind = array.type.field(i).name, column.type
         if not pa.types.is_struct(kind) or kind.get_field_index("href") < 0:
@@ -416,6 +426,7 @@ def _assets_json(array: pa.Array | pa.ChunkedArray) -> list[Any] | None:
         # every href's JSON text from one orjson call: a string's own quotes are escaped in
         # it, so '","' is only ever where one ends and the next starts
         texts = orjson.dumps(hrefs)[2:-2].split(b'","')
+        order.append((valid is not None, len(sparse) if valid is not None else len(dense)))
         if valid is None:
             dense.append(texts)
             arounds.append((before, after))
@@ -429,7 +440,7 @@ def _assets_json(array: pa.Array | pa.ChunkedArray) -> list[Any] | None:
         template = b"{" + b",".join(templates) + b"}"
         return [orjson.Fragment(template % row) for row in zip(*dense)] if dense else [orjson.Fragment(b"{}")] * n
     dense = [[before + text + after for text in texts] for texts, (before, after) in zip(dense, arounds)]
-    rows = zip(*dense, *sparse) if dense else zip(*sparse)
+    rows = zip(*((sparse if is_sparse else dense)[k] for is_sparse, k in order))
     return [orjson.Fragment(b"{" + b",".join(part for part in row if part is not None) + b"}") for row in rows]
 
 
