@@ -11,10 +11,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import shapely
 
 from server.catalog.loader import LoadOptions, load_catalogs
 from server.index import Index, blobs, reuse
+from server.index.spatial import NO_INNER, CellGrid
 from server.runtime.snapshot import SnapshotCheck, SnapshotError, SnapshotWriter, read_snapshot, write_snapshot
 from tests.test_incremental import CHANGES, add_and_delete, differences, edit_items, move_item, prepare
 
@@ -132,14 +135,36 @@ def test_a_chain_of_reloads_refers_to_the_first_snapshot_and_equals_full_loads(s
         index, header, reused = referring_reload(roots, tmp_path / f"{step}.idx", tmp_path / f"{step + 1}.idx")
         assert header["base"]["path"] == str(base), change.__name__
         assert (tmp_path / f"{step + 1}.idx").stat().st_size < base_bytes
-        assert isinstance(index.json, blobs.SplitBlobColumn)
+        assert isinstance(index.json, blobs.SplitBlobColumn) and isinstance(index.wkb, blobs.SplitBlobColumn)
         assert 0 < reused < index.size
-        assert differences(index, load_catalogs(roots)[0]) == [], change.__name__
+        full = load_catalogs(roots)[0]
+        assert differences(index, full) == [], change.__name__
+        _same_footprint_reads(index, full)
+        del full
         if change in (edit_items, add_and_delete):  # every file read is an item's (a broken one is not)
             assert _written_once(index.origins.locations, index.fingerprint.paths, header), change.__name__
         if step:
             (tmp_path / f"{step}.idx").unlink()  # a reload's previous one: nothing refers to it
         del index
+
+
+def _same_footprint_reads(split: Index, full: Index) -> None:
+    """The readers of the footprints' raw bytes (the box search's vertex test, the corner legs,
+    the polygon search's grid test) answer on a reload's footprints in two buffers (the previous
+    snapshot's, referred to, and the ones read since) as on a full load's one buffer, for
+    positions from both buffers mixed in any order."""
+    positions = np.random.default_rng(7).permutation(split.size)
+    in_more = split.wkb.starts[positions] >= split.wkb.split
+    assert in_more.any() and not in_more.all()  # both buffers read
+    bounds = full.bounds[positions]
+    boxes = [tuple(b) for b in bounds[~np.isnan(bounds[:, 0])][:: 3].tolist()]
+    sure = split.vertex_in_boxes(positions, boxes)
+    assert sure.any() and np.array_equal(sure, full.vertex_in_boxes(positions, boxes))
+    legs = split.corner_legs(positions)
+    assert np.array_equal(legs, full.corner_legs(positions)) and (legs != NO_INNER).any()
+    grid = CellGrid(shapely.box(-180, -90, 180, 90).difference(shapely.box(-10, -10, 10, 10)), 256)
+    inside = split.vertex_in_grid(positions, grid)
+    assert inside.any() and np.array_equal(inside, full.vertex_in_grid(positions, grid))
 
 
 def _written_once(view: Any, whole: Any, header: dict[str, Any]) -> bool:
