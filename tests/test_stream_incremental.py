@@ -197,6 +197,7 @@ def test_a_reload_compacts_when_the_referred_bytes_are_mostly_dead_or_too_few(
     add_and_delete(sample_copy)
     index, header, _ = referring_reload(roots, tmp_path / "1.idx", tmp_path / "2.idx")
     assert "base" not in header and not isinstance(index.json, blobs.SplitBlobColumn)
+    assert not isinstance(index.wkb, blobs.SplitBlobColumn)
     assert differences(index, load_catalogs(roots)[0]) == []
     del index
     (tmp_path / "0.idx").unlink()  # nothing refers to the first one any more
@@ -205,6 +206,29 @@ def test_a_reload_compacts_when_the_referred_bytes_are_mostly_dead_or_too_few(
     move_item(sample_copy)
     index, header, _ = referring_reload(roots, tmp_path / "2.idx", tmp_path / "3.idx")
     assert header["base"]["path"] == str(tmp_path / "2.idx")
+    assert differences(index, load_catalogs(roots)[0]) == []
+
+
+def test_the_footprints_refer_to_the_previous_file_only_while_the_item_bytes_do(sample_copy: Path, tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Item bytes due to be compacted (their _referable says so: the first asked) take the
+    footprints with them, though these alone could still be referred to: the snapshot stands
+    alone again, as the compaction means."""
+    prepare(sample_copy)
+    roots = [str(sample_copy / "catalog.json")]
+    write_snapshot(str(tmp_path / "0.idx"), load_catalogs(roots)[0], roots)
+    edit_items(sample_copy)
+    asked: list[blobs.BlobColumn] = []
+    referable = reuse._referable
+
+    def item_bytes_compacted(writer: Any, old: blobs.BlobColumn, starts: Any, ends: Any) -> Any:
+        asked.append(old)
+        return None if len(asked) == 1 else referable(writer, old, starts, ends)
+
+    monkeypatch.setattr(reuse, "_referable", item_bytes_compacted)
+    index, header, _ = referring_reload(roots, tmp_path / "0.idx", tmp_path / "1.idx")
+    assert len(asked) == 1 and "base" not in header
+    assert not isinstance(index.json, blobs.SplitBlobColumn) and not isinstance(index.wkb, blobs.SplitBlobColumn)
     assert differences(index, load_catalogs(roots)[0]) == []
 
 

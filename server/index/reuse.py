@@ -52,8 +52,8 @@ class ReusingBuilder(IndexBuilder):
     footprints are copied into the new file (in one piece, or only the live rows when most of
     the previous buffer is dead): the new snapshot stands alone and the build holds none of
     them in memory. With ``refer`` too, the item bytes and footprints of the previous snapshot's
-    file stay there, the new one referring to it (_append_blobs), until that is due to be
-    compacted (each column on its own)."""
+    file stay there, the new one referring to it (_append_blobs), until the item bytes are due
+    to be compacted (the footprints then too)."""
 
     def __init__(self, previous: Index, on_reject: Callable[..., None] | None = None,
                  spool: BinaryIO | None = None, refer: bool = False) -> None:
@@ -153,6 +153,10 @@ class ReusingBuilder(IndexBuilder):
         bounds = _gather(old.bounds, old_at, new_bounds, ordinal, from_old)
         extremes = _gather(old_extremes, old_at, new_extremes, ordinal, from_old)
         final_start, final_end, final_codes = start[order], end[order], codes[order]
+        json = _append_blobs(self._json, old.json, old_at, ordinal, from_old, self.refer)
+        # the footprints refer to the previous file only while the item bytes do: once those are
+        # compacted, the snapshot stands alone again (the next reload refers to it)
+        wkb = _append_blobs(self._wkb, old.wkb, old_at, ordinal, from_old, isinstance(json, SplitBlobColumn))
         for cid in sorted(self._extents_from_items):
             rows = np.flatnonzero(final_codes == final_code[cid])
             self.collections[cid]["extent"] = items_extent(bounds[rows], final_start[rows], final_end[rows])
@@ -165,8 +169,8 @@ class ReusingBuilder(IndexBuilder):
             sort_time=sort_time[order],
             bounds=bounds,
             extremes=extremes,
-            json=_append_blobs(self._json, old.json, old_at, ordinal, from_old, self.refer),
-            wkb=_append_blobs(self._wkb, old.wkb, old_at, ordinal, from_old, self.refer),
+            json=json,
+            wkb=wkb,
             columns=_merge_columns(old.columns, old_to_final, self._columns.freeze(new_position)),
             text=_merge_text(old.text, old_to_final, self._text.freeze(new_position)),
             collections=self.collections,
