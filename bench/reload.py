@@ -222,8 +222,8 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def phases(roots: list[str], snapshot: str, listings: tuple[str, ...] = (), profile: Path | None = None
-           ) -> dict[str, float]:
+def phases(roots: list[str], snapshot: str, listings: tuple[str, ...] = (), profile: Path | None = None,
+           keep_new: Path | None = None) -> dict[str, float]:
     """This tree's reload, phase by phase, in this process (as the child build runs it): wall
     seconds, and the CPU seconds of this process (all its threads) as "..., CPU"; ``profile``:
     the load and the write under cProfile (its main thread), the stats dumped there."""
@@ -287,6 +287,8 @@ def phases(roots: list[str], snapshot: str, listings: tuple[str, ...] = (), prof
         started, cpu = time.perf_counter(), time.process_time()
         read_snapshot(f"{tmp}/new.snapshot", verify=False)
         spent["read the new snapshot (as the server does)"] = time.perf_counter() - started
+        if keep_new is not None:  # (same file system as the tempdir: renamed, else copied)
+            shutil.move(f"{tmp}/new.snapshot", keep_new)
     spent["items reused"] = report.reused
     return spent
 
@@ -321,6 +323,8 @@ def main() -> None:
                         help="with --listing: the bucket endpoint's MD5s kept there between runs (no 5.9 GB hashed again)")
     parser.add_argument("--bucket-url", help="with --phases-only --listing: a bench bucket of ROOT already serving "
                         "(`ttfb_server.py ROOT --bucket --latency-ms 0 --port P`): phases of several checkouts in turns")
+    parser.add_argument("--keep-new", type=Path, help="with --phases-only: the reload's snapshot kept there (it refers "
+                        "to --snapshot's file: the next A/B's snapshot, as a server's second reload starts from)")
     parser.add_argument("--code", type=Path, help="with --phases-only: the checkout whose `server` is measured (A/B)")
     args = parser.parse_args()
     if args.code:  # that checkout's `server` (nothing imported it yet)
@@ -342,7 +346,7 @@ def main() -> None:
                       flush=True)
             if args.changed or args.added or args.deleted:
                 catalog.change(args.changed, args.added, args.deleted)
-            for label, value in phases(roots, str(snapshot), listings, profile=args.profile).items():
+            for label, value in phases(roots, str(snapshot), listings, profile=args.profile, keep_new=args.keep_new).items():
                 print(f"phase: {label}: {value:.2f}" + ("" if label in UNITLESS else " s"), flush=True)
         shutil.rmtree(workdir, ignore_errors=True)
         return

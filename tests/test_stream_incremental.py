@@ -12,10 +12,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import shapely
 
 from server.catalog.loader import LoadOptions, load_catalogs
 from server.index import Index, blobs, reuse
+from server.index.spatial import NO_INNER, CellGrid
 from server.runtime.snapshot import SnapshotCheck, SnapshotError, SnapshotWriter, read_snapshot, write_snapshot
 from tests.test_incremental import CHANGES, add_and_delete, differences, edit_items, move_item, prepare
 
@@ -133,14 +136,36 @@ def test_a_chain_of_reloads_refers_to_the_first_snapshot_and_equals_full_loads(s
         index, header, reused = referring_reload(roots, tmp_path / f"{step}.idx", tmp_path / f"{step + 1}.idx")
         assert header["base"]["path"] == str(base), change.__name__
         assert (tmp_path / f"{step + 1}.idx").stat().st_size < base_bytes
-        assert isinstance(index.json, blobs.SplitBlobColumn)
+        assert isinstance(index.json, blobs.SplitBlobColumn) and isinstance(index.wkb, blobs.SplitBlobColumn)
         assert 0 < reused < index.size
-        assert differences(index, load_catalogs(roots)[0]) == [], change.__name__
+        full = load_catalogs(roots)[0]
+        assert differences(index, full) == [], change.__name__
+        _same_footprint_reads(index, full)
+        del full
         if change in (edit_items, add_and_delete):  # every file read is an item's (a broken one is not)
             assert _written_once(index.origins.locations, index.fingerprint.paths, header), change.__name__
         if step:
             (tmp_path / f"{step}.idx").unlink()  # a reload's previous one: nothing refers to it
         del index
+
+
+def _same_footprint_reads(split: Index, full: Index) -> None:
+    """The readers of the footprints' raw bytes (the box search's vertex test, the corner legs,
+    the polygon search's grid test) answer on a reload's footprints in two buffers (the previous
+    snapshot's, referred to, and the ones read since) as on a full load's one buffer, for
+    positions from both buffers mixed in any order."""
+    positions = np.random.default_rng(7).permutation(split.size)
+    in_more = split.wkb.starts[positions] >= split.wkb.split
+    assert in_more.any() and not in_more.all()  # both buffers read
+    bounds = full.bounds[positions]
+    boxes = [tuple(b) for b in bounds[~np.isnan(bounds[:, 0])][:: 3].tolist()]
+    sure = split.vertex_in_boxes(positions, boxes)
+    assert sure.any() and np.array_equal(sure, full.vertex_in_boxes(positions, boxes))
+    legs = split.corner_legs(positions)
+    assert np.array_equal(legs, full.corner_legs(positions)) and (legs != NO_INNER).any()
+    grid = CellGrid(shapely.box(-180, -90, 180, 90).difference(shapely.box(-10, -10, 10, 10)), 256)
+    inside = split.vertex_in_grid(positions, grid)
+    assert inside.any() and np.array_equal(inside, full.vertex_in_grid(positions, grid))
 
 
 def _written_once(view: Any, whole: Any, header: dict[str, Any]) -> bool:
@@ -173,6 +198,7 @@ def test_a_reload_compacts_when_the_referred_bytes_are_mostly_dead_or_too_few(
     add_and_delete(sample_copy)
     index, header, _ = referring_reload(roots, tmp_path / "1.idx", tmp_path / "2.idx")
     assert "base" not in header and not isinstance(index.json, blobs.SplitBlobColumn)
+    assert not isinstance(index.wkb, blobs.SplitBlobColumn)
     assert differences(index, load_catalogs(roots)[0]) == []
     del index
     (tmp_path / "0.idx").unlink()  # nothing refers to the first one any more
@@ -181,6 +207,29 @@ def test_a_reload_compacts_when_the_referred_bytes_are_mostly_dead_or_too_few(
     move_item(sample_copy)
     index, header, _ = referring_reload(roots, tmp_path / "2.idx", tmp_path / "3.idx")
     assert header["base"]["path"] == str(tmp_path / "2.idx")
+    assert differences(index, load_catalogs(roots)[0]) == []
+
+
+def test_the_footprints_refer_to_the_previous_file_only_while_the_item_bytes_do(sample_copy: Path, tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Item bytes due to be compacted (their _referable says so: the first asked) take the
+    footprints with them, though these alone could still be referred to: the snapshot stands
+    alone again, as the compaction means."""
+    prepare(sample_copy)
+    roots = [str(sample_copy / "catalog.json")]
+    write_snapshot(str(tmp_path / "0.idx"), load_catalogs(roots)[0], roots)
+    edit_items(sample_copy)
+    asked: list[blobs.BlobColumn] = []
+    referable = reuse._referable
+
+    def item_bytes_compacted(writer: Any, old: blobs.BlobColumn, starts: Any, ends: Any) -> Any:
+        asked.append(old)
+        return None if len(asked) == 1 else referable(writer, old, starts, ends)
+
+    monkeypatch.setattr(reuse, "_referable", item_bytes_compacted)
+    index, header, _ = referring_reload(roots, tmp_path / "0.idx", tmp_path / "1.idx")
+    assert len(asked) == 1 and "base" not in header
+    assert not isinstance(index.json, blobs.SplitBlobColumn) and not isinstance(index.wkb, blobs.SplitBlobColumn)
     assert differences(index, load_catalogs(roots)[0]) == []
 
 

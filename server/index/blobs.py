@@ -370,6 +370,12 @@ class BlobColumn:
         it is in a file: one here (SplitBlobColumn: two)."""
         return [(self.data, 0, self.placed)]
 
+    def by_buffer(self, positions: np.ndarray) -> list[tuple[memoryview, np.ndarray | None, np.ndarray, np.ndarray]]:
+        """The blobs at ``positions`` grouped by the buffer they are in, for readers of the raw
+        bytes (Index.vertex_in_boxes): (buffer, which of ``positions`` (None: all of them), their
+        starts and ends in that buffer). One group here (SplitBlobColumn: up to two)."""
+        return [(self.data, None, self.starts[positions], self.ends[positions])]
+
 
 class SplitBlobColumn(BlobColumn):
     """Blobs in two buffers: ``data`` (offsets below ``split``, its length) and ``more``
@@ -412,3 +418,15 @@ class SplitBlobColumn(BlobColumn):
 
     def parts(self) -> list[tuple[memoryview, int, tuple[BinaryIO | SourceFile, int] | None]]:
         return [(self.data, 0, self.placed), (self.more, self.split, self.more_placed)]
+
+    def by_buffer(self, positions: np.ndarray) -> list[tuple[memoryview, np.ndarray | None, np.ndarray, np.ndarray]]:
+        starts, ends = self.starts[positions], self.ends[positions]
+        first = starts < self.split  # as _slice: an empty blob at the split is read from ``more``
+        if first.all():
+            return [(self.data, None, starts, ends)]
+        rest = np.flatnonzero(~first)
+        if len(rest) == len(first):
+            return [(self.more, None, starts - self.split, ends - self.split)]
+        head = np.flatnonzero(first)
+        return [(self.data, head, starts[head], ends[head]),
+                (self.more, rest, starts[rest] - self.split, ends[rest] - self.split)]

@@ -163,24 +163,30 @@ class Index(Table):
         return shapely.from_wkb(self.wkb.many(positions))
 
     def vertex_in_boxes(self, positions: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> np.ndarray:
-        return wkb_vertex_in_boxes(self.wkb.data, self.wkb.starts[positions], self.wkb.ends[positions], boxes)
+        out = np.zeros(len(positions), dtype=bool)
+        for data, which, starts, ends in self.wkb.by_buffer(positions):  # a reload's: two buffers
+            found = wkb_vertex_in_boxes(data, starts, ends, boxes)
+            out[slice(None) if which is None else which] = found
+        return out
 
     def corner_legs(self, positions: np.ndarray) -> np.ndarray:
         """Read in the footprints' storage order, a chunk at a time (bounded temporaries)."""
         out = np.empty((len(positions), CORNER_COLUMNS), dtype=np.uint8)
-        starts, ends = self.wkb.starts, self.wkb.ends
-        order = np.argsort(starts[positions])
+        order = np.argsort(self.wkb.starts[positions])
         for at in range(0, len(order), CORNER_CHUNK):
             part = order[at : at + CORNER_CHUNK]
             chunk = positions[part]
-            out[part] = corner_legs(self.wkb.data, starts[chunk], ends[chunk], self.bounds[chunk])
+            for data, which, starts, ends in self.wkb.by_buffer(chunk):  # a reload's: two buffers
+                rows = part if which is None else part[which]
+                out[rows] = corner_legs(data, starts, ends, self.bounds[chunk if which is None else chunk[which]])
         return out
 
     def vertex_in_grid(self, positions: np.ndarray, grid: CellGrid) -> np.ndarray:
         out = np.zeros(len(positions), dtype=bool)
-        rows, first, x, y = wkb_exterior_vertices(self.wkb.data, self.wkb.starts[positions], self.wkb.ends[positions])
-        if len(rows):
-            out[rows] = np.logical_or.reduceat(grid.points(x, y), first)
+        for data, which, starts, ends in self.wkb.by_buffer(positions):  # a reload's: two buffers
+            rows, first, x, y = wkb_exterior_vertices(data, starts, ends)
+            if len(rows):
+                out[rows if which is None else which[rows]] = np.logical_or.reduceat(grid.points(x, y), first)
         return out
 
     def texts_of(self, pos: int) -> list[str]:

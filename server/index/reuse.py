@@ -36,7 +36,8 @@ __all__ = ["ReusingBuilder"]
 # (compacted) instead of as one buffer with the dead rows in it.
 COMPACT_BELOW = 0.75
 # A reload's snapshot refers to the previous one's buffer of item bytes instead of copying it
-# (a SplitBlobColumn: 2.3 GB at a million items, ~5 s of copying) while that buffer holds at
+# (a SplitBlobColumn: 2.3 GB at a million items, ~5 s of copying), and to its footprints (WKB,
+# 141 MB at a million: copied and hashed again, ~0.3 CPU-s of the write), while that buffer holds at
 # least COMPACT_BELOW of live bytes and the bytes read since, held in the new snapshot, stay
 # within MORE_AT_MOST of its size (or MORE_AT_LEAST bytes: a small catalog's are cheap to hold
 # twice); past either, the reload writes all of them again (compacts).
@@ -50,8 +51,9 @@ class ReusingBuilder(IndexBuilder):
     With a ``spool`` (a snapshot being written, IndexBuilder), the reused rows' item bytes and
     footprints are copied into the new file (in one piece, or only the live rows when most of
     the previous buffer is dead): the new snapshot stands alone and the build holds none of
-    them in memory. With ``refer`` too, the item bytes of the previous snapshot's file stay
-    there, the new one referring to it (_append_blobs), until that is due to be compacted."""
+    them in memory. With ``refer`` too, the item bytes and footprints of the previous snapshot's
+    file stay there, the new one referring to it (_append_blobs), until the item bytes are due
+    to be compacted (the footprints then too)."""
 
     def __init__(self, previous: Index, on_reject: Callable[..., None] | None = None,
                  spool: BinaryIO | None = None, refer: bool = False) -> None:
@@ -151,6 +153,10 @@ class ReusingBuilder(IndexBuilder):
         bounds = _gather(old.bounds, old_at, new_bounds, ordinal, from_old)
         extremes = _gather(old_extremes, old_at, new_extremes, ordinal, from_old)
         final_start, final_end, final_codes = start[order], end[order], codes[order]
+        json = _append_blobs(self._json, old.json, old_at, ordinal, from_old, self.refer)
+        # the footprints refer to the previous file only while the item bytes do: once those are
+        # compacted, the snapshot stands alone again (the next reload refers to it)
+        wkb = _append_blobs(self._wkb, old.wkb, old_at, ordinal, from_old, isinstance(json, SplitBlobColumn))
         for cid in sorted(self._extents_from_items):
             rows = np.flatnonzero(final_codes == final_code[cid])
             self.collections[cid]["extent"] = items_extent(bounds[rows], final_start[rows], final_end[rows])
@@ -163,8 +169,8 @@ class ReusingBuilder(IndexBuilder):
             sort_time=sort_time[order],
             bounds=bounds,
             extremes=extremes,
-            json=_append_blobs(self._json, old.json, old_at, ordinal, from_old, self.refer),
-            wkb=_append_blobs(self._wkb, old.wkb, old_at, ordinal, from_old),
+            json=json,
+            wkb=wkb,
             columns=_merge_columns(old.columns, old_to_final, self._columns.freeze(new_position)),
             text=_merge_text(old.text, old_to_final, self._text.freeze(new_position)),
             collections=self.collections,
