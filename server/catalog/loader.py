@@ -1810,7 +1810,11 @@ def hrefs_config(options: LoadOptions) -> dict[str, Any]:
 def load_catalogs(roots: Iterable[str], options: LoadOptions | None = None) -> tuple[Index, LoadReport]:
     """Load the roots into an Index. Raises LoadError when nothing at all was found."""
     loader = Loader(roots, options)
-    index, report = loader.load()
+    try:
+        index, report = loader.load()
+    except BaseException:
+        loader.builder.discard()
+        raise
     if index.size == 0 and not index.collections and report.catalogs == 0:
         raise LoadError(f"nothing could be loaded from {', '.join(loader.roots)}: {report.summary()}")
     return index, report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import tempfile
@@ -362,6 +363,14 @@ class IndexBuilder:
             skipped = self._unlabeled_before[k] + count
         label = self._labels[row - skipped]
         return label if isinstance(label, str) else self.label_of(row)
+
+    def discard(self) -> None:
+        """A failed load's builder: the unnamed file its footprints were spooled to closed now,
+        not whenever a kept traceback lets the builder go (a ResourceWarning then, in whatever
+        runs next: session 15's full-disk test left one to a later test)."""
+        if isinstance(self._wkb, FileBlobWriter):
+            with contextlib.suppress(OSError):
+                self._wkb.file.close()
 
     def build(self) -> Index:
         """The Index of the items added. Once: the builder's state is handed over or released
