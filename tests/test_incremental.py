@@ -501,6 +501,21 @@ def test_a_reload_from_a_bucket_endpoint_lists_it_instead_of_requesting_unchange
     assert during < size // 2
 
 
+def _record_listings(monkeypatch: pytest.MonkeyPatch, name: str, calls: Path, dies: bool) -> None:
+    """reuse.NAME (a bucket's listing) made to write the pid of each process that calls it to
+    ``calls``, and, with ``dies``, to end a process other than this one (the forked lister) first."""
+    me, real = os.getpid(), getattr(reuse, name)
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        with calls.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        if dies and os.getpid() != me:
+            os._exit(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reuse, name, recorded)
+
+
 @pytest.mark.parametrize("child", ["lists", "dies"])
 def test_a_reload_lists_the_bucket_endpoint_in_a_process_forked_before_the_walk(
         catalog: Path, child: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -509,16 +524,8 @@ def test_a_reload_lists_the_bucket_endpoint_in_a_process_forked_before_the_walk(
     in a process forked before the walk (ReusePlan.list_all_soon) and this one only takes its
     answers; a listing process that dies leaves the listing to this one. Either way the result
     is a full load's."""
-    me, calls, real = os.getpid(), tmp_path / "listed-by", reuse.http_listing
-
-    def recorded(*args: Any, **kwargs: Any) -> Any:
-        with calls.open("a") as out:
-            out.write(f"{os.getpid()}\n")
-        if child == "dies" and os.getpid() != me:
-            os._exit(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(reuse, "http_listing", recorded)
+    me, calls = os.getpid(), tmp_path / "listed-by"
+    _record_listings(monkeypatch, "http_listing", calls, dies=child == "dies")
     monkeypatch.setattr(parallel, "forkable", lambda: True)
     with ttfb_server(catalog, "--latency-ms", "0", "--bucket") as base:
         report, line, _, _ = _listed_reload(base, catalog, caplog, upload=True)
@@ -673,16 +680,8 @@ def test_a_reload_from_s3_lists_the_buckets_in_a_process_forked_before_the_walk(
     """As a bucket endpoint's (ReusePlan.list_all_soon), an s3:// root's listing starts in a
     process forked before the walk, its boto3 client made there; one that dies leaves the listing
     to this process. Either way the reload equals a full load."""
-    me, calls, real = os.getpid(), tmp_path / "listed-by", reuse.s3_listing
-
-    def recorded(*args: Any, **kwargs: Any) -> Any:
-        with calls.open("a") as out:
-            out.write(f"{os.getpid()}\n")
-        if child == "dies" and os.getpid() != me:
-            os._exit(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(reuse, "s3_listing", recorded)
+    me, calls = os.getpid(), tmp_path / "listed-by"
+    _record_listings(monkeypatch, "s3_listing", calls, dies=child == "dies")
     monkeypatch.setattr(parallel, "forkable", lambda: True)  # (moto's server thread is not the loader's)
     _upload(bucket, catalog)
     roots = ["s3://stac/cat/catalog.json"]

@@ -523,6 +523,17 @@ def test_footprints_survive_forks_at_any_chunking(catalog_dir: CatalogDir, tmp_p
     same_index(forked, one)
 
 
+def _small_appended_chunks(monkeypatch: pytest.MonkeyPatch, min_bytes: int) -> None:
+    """Two forked indexing processes on chunks of 16 KB of lines (files from ``min_bytes``),
+    appending to the spool in pieces of 2 KB: many chunks of several pieces at small sizes."""
+    monkeypatch.setattr(loader, "LINES_MIN_BYTES", min_bytes)
+    monkeypatch.setattr(loader, "LINES_CHUNK_BYTES", 16 << 10)
+    monkeypatch.setattr(loader, "LINES_MIN_CHUNK_BYTES", 16 << 10)
+    monkeypatch.setattr(blobs.AppendBlobWriter, "PIECE", 2 << 10)
+    monkeypatch.setattr(parallel, "forkable", lambda: True)  # (a forked child takes no lock of this process)
+    monkeypatch.setenv("STAC_STATIC_INDEX_PROCESSES", "2")
+
+
 def test_items_appended_to_the_spool_by_forked_children(catalog_dir: CatalogDir, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """`index -o` over two ndjson files indexed by forked processes in small chunks, each
@@ -540,12 +551,7 @@ def test_items_appended_to_the_spool_by_forked_children(catalog_dir: CatalogDir,
         catalog_dir.write_text(f"c{f}/items.ndjson", "\n".join(json.dumps(d) for d in docs) + "\n")
         roots += [str(catalog_dir.path(f"c{f}/collection.json")), str(catalog_dir.path(f"c{f}/items.ndjson"))]
     one, _ = load_catalogs(roots, LoadOptions(index_processes=1))
-    monkeypatch.setattr(loader, "LINES_MIN_BYTES", 32 << 10)
-    monkeypatch.setattr(loader, "LINES_CHUNK_BYTES", 16 << 10)
-    monkeypatch.setattr(loader, "LINES_MIN_CHUNK_BYTES", 16 << 10)
-    monkeypatch.setattr(blobs.AppendBlobWriter, "PIECE", 2 << 10)
-    monkeypatch.setattr(parallel, "forkable", lambda: True)  # (a forked child takes no lock of this process)
-    monkeypatch.setenv("STAC_STATIC_INDEX_PROCESSES", "2")
+    _small_appended_chunks(monkeypatch, min_bytes=32 << 10)
     placed: list[int] = []
     place = blobs.FileBlobWriter.place
 
@@ -584,12 +590,7 @@ def test_a_child_killed_mid_chunk_leaves_pieces_no_one_places(catalog_dir: Catal
             pq.write_table(pq.read_table(target), target, row_group_size=60)  # row groups: the children's tasks
             roots += [str(catalog_dir.path(f"c{f}/collection.json")), target]
     one, _ = load_catalogs(roots, LoadOptions(index_processes=1))
-    monkeypatch.setattr(loader, "LINES_MIN_BYTES", 16 << 10)
-    monkeypatch.setattr(loader, "LINES_CHUNK_BYTES", 16 << 10)
-    monkeypatch.setattr(loader, "LINES_MIN_CHUNK_BYTES", 16 << 10)
-    monkeypatch.setattr(blobs.AppendBlobWriter, "PIECE", 2 << 10)
-    monkeypatch.setattr(parallel, "forkable", lambda: True)  # (a forked child takes no lock of this process)
-    monkeypatch.setenv("STAC_STATIC_INDEX_PROCESSES", "2")
+    _small_appended_chunks(monkeypatch, min_bytes=16 << 10)
     parent, real, marker = os.getpid(), blobs.AppendBlobWriter._write, str(tmp_path / "killed")
     written = [0]
 

@@ -236,15 +236,21 @@ def _batches(lengths: np.ndarray) -> Iterator[tuple[int, int]]:
         first = stop
 
 
-def gathered(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray, out: np.ndarray, at: np.ndarray) -> None:
-    """Copy the bytes of texts (``flat[starts[i]:starts[i] + lengths[i]]``) to ``out[at[i]:]``,
-    a batch at a time (an index a byte: bounded)."""
+def _batch_bytes(lengths: np.ndarray) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """_batches' (first, stop) of texts with bytes, their lengths, and each byte's place within
+    its text (0, 1, ... for each text of the batch, one after another): the indexes that copy or
+    compare a batch's bytes at once."""
     for first, stop in _batches(lengths):
         size = lengths[first:stop]
         total = int(size.sum())
-        if not total:
-            continue
-        within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(size) - size, size)
+        if total:
+            yield first, stop, size, np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(size) - size, size)
+
+
+def gathered(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray, out: np.ndarray, at: np.ndarray) -> None:
+    """Copy the bytes of texts (``flat[starts[i]:starts[i] + lengths[i]]``) to ``out[at[i]:]``,
+    a batch at a time (an index a byte: bounded)."""
+    for first, stop, size, within in _batch_bytes(lengths):
         out[np.repeat(at[first:stop], size) + within] = flat[np.repeat(starts[first:stop], size) + within]
 
 
@@ -253,12 +259,7 @@ def _same_bytes(a: np.ndarray, a_starts: np.ndarray, b: np.ndarray, b_starts: np
     """Whether text i of ``a`` (from ``a_starts[i]``) and of ``b`` (from ``b_starts[i]``), both
     ``lengths[i]`` bytes, are the same bytes."""
     same = np.ones(len(lengths), dtype=bool)
-    for first, stop in _batches(lengths):
-        size = lengths[first:stop]
-        total = int(size.sum())
-        if not total:
-            continue
-        within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(size) - size, size)
+    for first, stop, size, within in _batch_bytes(lengths):
         differ = a[np.repeat(a_starts[first:stop], size) + within] != b[np.repeat(b_starts[first:stop], size) + within]
         if differ.any():
             text = np.repeat(np.arange(len(size)), size)
