@@ -1,5 +1,5 @@
 """The build's serial tail done by numpy (issue 18): a column's vocabulary sorted as rows of
-bytes (columns._text_order), the parts every row has placed once for all columns
+bytes (columns._block_order), the parts every row has placed once for all columns
 (columns.EveryRow), the box index's (slab, Z-order) sort packed into one key
 (spatial._slab_z_order): each the same as the plain Python or numpy way it replaces."""
 
@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from server.index.columns import _ORDER_MIN, ColumnsBuilder, _text_order
+from server.index.columns import _ORDER_MIN, ColumnsBuilder, _block_order
 from server.index.spatial import _slab_z_order
+from server.index.vocab import encoded
 
 
 def _vocabulary(rng: random.Random, alphabet: str, widths: tuple[int, int], n: int) -> list[str]:
@@ -24,11 +25,16 @@ def _vocabulary(rng: random.Random, alphabet: str, widths: tuple[int, int], n: i
     return out
 
 
+def _text_order(texts: list[str]) -> np.ndarray:
+    """The indexes of ``texts`` (distinct) in str order, as the build sorts a vocabulary."""
+    return _block_order(*encoded(texts))
+
+
 @pytest.mark.parametrize(("alphabet", "widths"), [
     ("0123456789", (24, 24)),  # one width: the bytes as they are, one key
     ("ab", (0, 14)),  # prefixes of each other and the empty text: padding sorts first
     ("".join(map(chr, range(1, 128))), (1, 40)),  # every ASCII but NUL, wide: several keys (lexsort)
-    ("aé中\U0001f600", (1, 6)),  # not ASCII: sorted by Python
+    ("aé中\U0001f600", (1, 6)),  # not ASCII: by its UTF-8 bytes (their order is code point order)
     ("a\0b", (1, 12)),  # a NUL in a text: sorted by Python
 ])
 def test_text_order_is_python_str_order(alphabet: str, widths: tuple[int, int]) -> None:

@@ -411,16 +411,11 @@ class _KeyBuilder:
         return col
 
 
-# a vocabulary of fewer texts is sorted by Python (sorted); more, of ASCII texts no wider than
-# this, by numpy (_text_order)
+# a vocabulary of fewer texts is sorted by Python (sorted); more, of texts no wider than this
+# (in UTF-8 bytes, none holding a NUL), by numpy (_block_order)
 _ORDER_MIN = 1024
 _ORDER_WIDTH = 128
 _ORDER_BLOCK = 1 << 16  # texts copied into the matrix at once (non-uniform widths)
-
-
-def _text_order(texts: list[str]) -> np.ndarray:
-    """The indexes of ``texts`` (distinct) in str order (Python's: by code point)."""
-    return _block_order(*encoded(texts))
 
 
 def _block_order(data: Any, ends: np.ndarray) -> np.ndarray:
