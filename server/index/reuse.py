@@ -413,12 +413,12 @@ def _merge_strings(old: StringPart | None, old_to_final: np.ndarray, new: String
     if not len(rows) and new is None:
         return None
     codes = old.codes[keep].astype(np.int64)
+    used = np.flatnonzero(np.bincount(codes, minlength=len(old.vocab))) if len(codes) else np.zeros(0, np.int64)
     if isinstance(old.vocab, TextBlock):  # a large vocabulary: merged as bytes, no str a text
-        part = _merge_block_part(old, rows, codes, new)
+        part = _merge_block_part(old, rows, codes, used, new)
         if part is not None:
             return part
     old_vocab = list(old.vocab)  # (a TextBlock decoded once, vocab.compact again below)
-    used = np.flatnonzero(np.bincount(codes, minlength=len(old_vocab))) if len(codes) else np.zeros(0, np.int64)
     old_used = [old_vocab[c] for c in used.tolist()] if len(used) != len(old_vocab) else old_vocab
     del old_vocab
     renumber = np.full(len(old.vocab), -1, dtype=np.int64)
@@ -433,12 +433,13 @@ def _merge_strings(old: StringPart | None, old_to_final: np.ndarray, new: String
     return StringPart(rows, merged.astype(np.int32), compact(list(vocab)))
 
 
-def _merge_block_part(old: StringPart, rows: np.ndarray, codes: np.ndarray, new: StringPart | None) -> StringPart | None:
+def _merge_block_part(old: StringPart, rows: np.ndarray, codes: np.ndarray, used: np.ndarray,
+                      new: StringPart | None) -> StringPart | None:
     """_merge_strings of a part whose vocabulary is a TextBlock (vocab.merge_block); its kept
-    ``rows`` (final positions) and their ``codes`` given; None: merge it as a list."""
+    ``rows`` (final positions), their ``codes`` and the codes ``used`` (sorted) given; None:
+    merge it as a list."""
     assert isinstance(old.vocab, TextBlock)
     size = len(old.vocab)
-    used = np.flatnonzero(np.bincount(codes, minlength=size)) if len(codes) else np.zeros(0, np.int64)
     if len(used) == size and new is None:  # nothing to change: the block as it is
         return StringPart(rows, codes.astype(np.int32), old.vocab)
     new_vocab = list(new.vocab) if new is not None else []
