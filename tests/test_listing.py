@@ -273,3 +273,26 @@ def test_the_bucket_endpoint_keeps_its_md5s_and_keys_across_a_restart(tmp_path: 
     assert cache.exists() and first.count(b"<Key>") == 2 and b"<Key>c/3.json</Key>" in first
     (folder / "behind.json").write_bytes(b"{}")
     assert listed(False) == first
+
+
+@pytest.mark.parametrize("locations", [
+    ["http://b.test/bucket/c/a.json", "http://b.test/bucket/c/été/b.json", "http://b.test/bucket/d.json"],
+    ["http://b.test/bucket/c/a%20b.json", "http://b.test/bucket/c/b.json"],  # quoted: each URL's path
+    ["http://b.test/bucket/c/a.json?v=2", "http://b.test/bucket/c/b.json"],
+    ["http://b.test/bucket/c/a.json", "http://other.test/bucket/b.json"],  # not all under it
+    ["http://b.test/bucket/c/a.json\nhttp://b.test/bucket/x.json"],  # a newline inside one
+    [],
+])
+def test_keys_cut_from_joined_locations_are_each_locations_key_or_none(locations: list[str]) -> None:
+    """joined_keys (a reload's keys cut out of its origins' joined locations, no string a
+    location) gives location_key_list's keys where its fast path applies, None where it does not."""
+    base = "http://b.test/bucket/"
+    joined = "\n".join(locations).encode()
+    keys = listing.joined_keys(base, joined, len(locations))
+    under = all(location.startswith(base) for location in locations)
+    plain = not any(mark in "".join(locations) for mark in "?#%\n")
+    if under and plain:
+        assert keys == listing.location_key_list(base, locations)
+        assert keys == [location[len(base):].encode() for location in locations]
+    else:
+        assert keys is None

@@ -333,26 +333,38 @@ def location_keys(base: str, locations: list[str]) -> np.ndarray:
 
 def location_key_list(base: str, locations: list[str]) -> list[bytes]:
     """The bucket key (UTF-8) of each of ``locations`` (URLs under the bucket endpoint ``base``):
-    what follows the base, when no location holds ?, # or % (one join, encode and split, no
-    object a location but the key: ~0.3 CPU-s a million); else each URL's path, unquoted,
-    after the base's."""
-    joined = "\n".join(locations).encode("utf-8", "surrogateescape")
-    prefix = base.encode("utf-8", "surrogateescape")
-    if (joined.count(b"\n") == len(locations) - 1 and b"?" not in joined and b"#" not in joined
-            and b"%" not in joined and joined.count(b"\n" + prefix) == len(locations) - 1 and joined.startswith(prefix)):
-        return joined.replace(b"\n" + prefix, b"\n")[len(prefix):].split(b"\n") if locations else []
+    joined_keys' when no location holds ?, # or %; else each URL's path, unquoted, after the
+    base's."""
+    keys = joined_keys(base, "\n".join(locations).encode("utf-8", "surrogateescape"), len(locations))
+    if keys is not None:
+        return keys
     folder = len(unquote(urlsplit(base).path))
     return [unquote(urlsplit(location).path)[folder:].encode("utf-8", "surrogateescape") for location in locations]
 
 
-def http_listing(base: str, locations: list[str], timeout: float, retries: int, limit: float | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def joined_keys(base: str, joined: bytes, count: int) -> list[bytes] | None:
+    """The bucket keys (UTF-8) of ``count`` locations newline-joined as UTF-8 bytes (as an
+    index's origins hold them), when each is under the bucket endpoint ``base`` and none holds
+    ?, # or %: what follows the base, by one replace and split (no object a location but its
+    key: ~0.3 CPU-s a million); None otherwise."""
+    if not count:
+        return []
+    prefix = base.encode("utf-8", "surrogateescape")
+    if (joined.count(b"\n") == count - 1 and b"?" not in joined and b"#" not in joined
+            and b"%" not in joined and joined.count(b"\n" + prefix) == count - 1 and joined.startswith(prefix)):
+        return joined.replace(b"\n" + prefix, b"\n")[len(prefix):].split(b"\n")
+    return None
+
+
+def http_listing(base: str, locations: list[str], timeout: float, retries: int, limit: float | None = None,
+                 keys: list[bytes] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each of ``locations`` (URLs under the bucket endpoint ``base``: path-style
     ``https://HOST/BUCKET/`` or virtual-host ``https://BUCKET.HOST/``), from the endpoint's listing
     of their common prefix: listed with an MD5 ETag; that MD5; its size (Listing.find);
     FetchError when the endpoint does not answer a listing (ListingTimeout: not within
-    ``limit`` seconds)."""
-    keys = location_key_list(base, locations)
+    ``limit`` seconds). ``keys``: the locations' bucket keys when known (joined_keys), in their order."""
+    if keys is None:
+        keys = location_key_list(base, locations)
     pages = _pages(timeout, retries, limit)
     try:
         listed = _list_parts(lambda params: pages.get(base + "?" + _query(params)), _common_folder(keys), _cuts(keys))

@@ -35,7 +35,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from server.catalog import parallel
-from server.catalog.listing import bucket_of, http_listing, s3_listing
+from server.catalog.listing import bucket_of, http_listing, joined_keys, s3_listing
 from server.catalog.sources import FetchError, s3_client
 from server.index import Index
 from server.index.origins import UNKNOWN, Origins
@@ -141,7 +141,12 @@ class ReusePlan:
         n = len(self.locations)
         candidates = np.flatnonzero((self.origins.sizes < 0) & (self.origins.not_public != UNKNOWN)).tolist()
         by_base: dict[str, list[int]] = {}
-        if len(self.bucket_listings) == 1 and _all_under(self.bucket_listings[0], [self.locations[o] for o in candidates]):
+        # every document under the one endpoint (the common case): their keys cut out of the
+        # origins' joined locations, no string a location (~0.5 of the child's 3.8 CPU-s at 1M)
+        keys = joined_keys(self.bucket_listings[0], self.origins.locations.tobytes(), n) \
+            if len(self.bucket_listings) == 1 and len(candidates) == n else None
+        if keys is not None or (len(self.bucket_listings) == 1
+                                and _all_under(self.bucket_listings[0], [self.locations[o] for o in candidates])):
             by_base[self.bucket_listings[0]] = candidates
         else:
             for o in candidates:
@@ -161,8 +166,8 @@ class ReusePlan:
                     client = client or s3_client(timeout, retries)
                     found = self._s3_found(client, base[5:-1], origins, timeout, retries)[0]
                 else:
-                    found = http_listing(base, [self.locations[o] for o in origins], timeout, retries,
-                                         limit=self.listing_timeout)
+                    found = http_listing(base, [] if keys is not None else [self.locations[o] for o in origins],
+                                         timeout, retries, limit=self.listing_timeout, keys=keys)
             except FetchError as exc:
                 out.append((base, str(exc), time.perf_counter() - started))
                 continue

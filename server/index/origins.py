@@ -86,9 +86,11 @@ class OriginsBuilder:
         self.not_public = array("i")
         self.sizes = array("q")  # TO_FIND: looked up when frozen (a document read by this load)
         self.mtimes = array("q")
-        # the rows' MD5s known when added (a previous index's remote documents), by row: the
-        # others' are zeros or found when settled (16 B a row as a bytearray: 160 MB at 10M files)
-        self.digests: dict[int, bytes] = {}
+        # the rows' MD5s known when added (a previous index's remote documents): runs of rows
+        # taken at once as (first row, their (n, 16) MD5s), one array a run (a dict by row made a
+        # 1M bucket reload's take and settle ~1 CPU-s of bytes and dict entries); the others' are
+        # zeros or found when settled (16 B a row as a bytearray: 160 MB at 10M files)
+        self.digest_runs: list[tuple[int, np.ndarray]] = []
 
     def add(self, row: int, location: str, declared: str | None, not_public: int) -> None:
         self.rows.append(row)
@@ -106,8 +108,8 @@ class OriginsBuilder:
                             dtype=np.int32)  # a code of -1 (none) reads the last entry
         first = len(self.rows)
         digests = np.ascontiguousarray(digests, dtype=np.uint8).reshape(-1, 16)
-        for i in np.flatnonzero(digests.any(axis=1)).tolist():
-            self.digests[first + i] = digests[i].tobytes()
+        if digests.any():  # (local files' are all zeros: nothing held)
+            self.digest_runs.append((first, digests))
         self.rows.frombytes(np.arange(first_row, first_row + len(locations), dtype=np.int64).tobytes())
         self.locations.extend(locations)
         self.declared.frombytes(renumber[declared].astype(np.int32).tobytes())
@@ -124,7 +126,7 @@ class OriginsBuilder:
         renumber = np.array([self._names.setdefault(name, len(self._names)) for name in other._names] + [NO_COLLECTION],
                             dtype=np.int32)  # a code of -1 (none) reads the last entry
         first = len(self.rows)
-        self.digests.update((first + i, digest) for i, digest in other.digests.items())
+        self.digest_runs.extend((first + at, run) for at, run in other.digest_runs)
         self.rows.frombytes((np.frombuffer(other.rows, dtype=np.int64) + first_row).tobytes())
         self.locations.extend(other.locations)
         self.declared.frombytes(renumber[np.frombuffer(other.declared, dtype=np.int32)].tobytes())
@@ -156,8 +158,8 @@ class OriginsBuilder:
         sizes = np.frombuffer(self.sizes, dtype=np.int64) if len(rows) else np.zeros(0, np.int64)
         mtimes = np.frombuffer(self.mtimes, dtype=np.int64) if len(rows) else np.zeros(0, np.int64)
         found = np.zeros((len(rows), 16), dtype=np.uint8)  # calloc: pages untouched (local files) cost no memory
-        for i, known in self.digests.items():
-            found[i] = np.frombuffer(known, dtype=np.uint8)
+        for at, run in self.digest_runs:
+            found[at : at + len(run)] = run
         todo = np.flatnonzero(sizes == TO_FIND)
         if len(todo):  # arrays, not a tuple of ints a file: 1M files read made ~120 MB of them at once
             sizes[todo], mtimes[todo] = read(locations if len(todo) == len(locations) else [locations[i] for i in todo.tolist()])
