@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 import httpx
 import numpy as np
@@ -56,8 +56,17 @@ def test_what_is_not_a_whole_listing_is_refused(body: bytes) -> None:
         parse_page(body)
 
 
+@pytest.fixture(params=["rounds", "threads"])
+def driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Pages fetched a round at a time through libcurl (HttpPages.many), or each part's in a
+    thread of its own through urllib3 (as where pycurl is not installed)."""
+    if request.param == "threads":
+        monkeypatch.setattr(listing, "CurlSession", None)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("part_keys", [100_000, 300])
-def test_a_listing_of_several_pages_from_a_bucket_endpoint(tmp_path: Path, part_keys: int,
+def test_a_listing_of_several_pages_from_a_bucket_endpoint(tmp_path: Path, part_keys: int, driver: str,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """2,600 objects in two folders (and one outside the prefix): every page followed, in one part
     or in parts from after each other's keys; each ETag the MD5 of the bytes, as S3's; a URL
@@ -180,7 +189,8 @@ def _page(keys: list[str], token: str | None) -> bytes:
 
 
 @pytest.mark.parametrize("hostile", ["same token", "keys go back", "empty pages", "huge page"])
-def test_a_listing_that_never_ends_or_is_too_large_is_refused_soon(hostile: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_listing_that_never_ends_or_is_too_large_is_refused_soon(hostile: str, driver: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A bucket endpoint that truncates its listing forever (the same token again, pages of
     keys it listed already, empty pages with new tokens) or answers a page of gigabytes: a
     FetchError after a few requests and at most MAX_PAGE_BYTES read (the reload then fetches
@@ -296,3 +306,51 @@ def test_keys_cut_from_joined_locations_are_each_locations_key_or_none(locations
         assert keys == [location[len(base):].encode() for location in locations]
     else:
         assert keys is None
+
+
+@pytest.mark.parametrize("failing", ["503 once", "403"])
+def test_a_page_that_fails_once_is_asked_again_and_one_refused_ends_the_listing(failing: str, driver: str) -> None:
+    """Each page of a listing in three parts (the second page of each first answers 503 once, or
+    every second page 403): retried as any document is, the listing whole; a refusal ends the
+    listing with its status (the reload then asks for each document instead)."""
+    keys = [f"cat/k{i:05d}.json" for i in range(30)]
+    served: list[str] = []
+
+    class Failing(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            query = dict(parse_qsl(self.path.partition("?")[2]))
+            token = query.get("continuation-token")
+            served.append(self.path)
+            if token is not None and (failing == "403" or served.count(self.path) == 1):
+                self.send_response(403 if failing == "403" else 503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            after = token or query.get("start-after", "")
+            rest = [k for k in keys if k > after][:4]
+            more = len([k for k in keys if k > after]) > 4
+            body = _page(rest, rest[-1] if more else None)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    with in_thread(httpd) as base:
+        pages = listing._pages(10, 2, None)
+        page = lambda params: pages.get(f"{base}/?{listing._query(params)}")  # noqa: E731
+        many = (lambda wanted: pages.many([f"{base}/?{listing._query(p)}" for p in wanted])) if pages.can_many else None
+        assert (many is not None) == (driver == "rounds")
+        try:
+            if failing == "403":
+                with pytest.raises(FetchError, match="403"):
+                    listing._list_parts(page, "cat/", [keys[9].encode(), keys[19].encode()], many=many)
+                return
+            found = listing._list_parts(page, "cat/", [keys[9].encode(), keys[19].encode()], many=many)
+        finally:
+            pages.close()
+    assert found.keys.tolist() == [k.encode() for k in keys]
+    assert any(served.count(path) == 2 for path in served)  # asked again

@@ -216,6 +216,7 @@ class CurlSession:
         self.multi.setopt(pycurl.M_MAXCONNECTS, self.in_flight.most + 16)
         self.multi.setopt(pycurl.M_PIPELINING, pycurl.PIPE_MULTIPLEX)  # HTTP/2 streams share a connection
         self.idle: list[pycurl.Curl] = []  # made as the limit first needs them
+        self.ends: float | None = None  # a time.monotonic() every transfer must end by (a listing's deadline)
         self.counts = FetchCounts()
 
     def _handle(self) -> pycurl.Curl:
@@ -319,6 +320,8 @@ class CurlSession:
         handle.setopt(pycurl.URL, curl_url(transfer.url))
         handle.setopt(pycurl.WRITEFUNCTION, body.write)
         handle.setopt(pycurl.MAXFILESIZE_LARGE, transfer.limit)
+        if self.ends is not None:  # (set on every start: an idle handle keeps what it was given)
+            handle.setopt(pycurl.TIMEOUT_MS, max(1, int(min(self.deadline, self.ends - now) * 1000)))
         if cache is not None:
             transfer.headers = []
             handle.setopt(pycurl.HEADERFUNCTION, transfer.headers.append)
