@@ -56,10 +56,10 @@ def test_what_is_not_a_whole_listing_is_refused(body: bytes) -> None:
         parse_page(body)
 
 
-@pytest.fixture(params=["rounds", "threads"])
+@pytest.fixture(params=["curl", "threads"])
 def driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Pages fetched a round at a time through libcurl (HttpPages.many), or each part's in a
-    thread of its own through urllib3 (as where pycurl is not installed)."""
+    """Each part's pages followed through libcurl from one thread (HttpPages.follow), or each
+    part's in a thread of its own through urllib3 (as where pycurl is not installed)."""
     if request.param == "threads":
         monkeypatch.setattr(listing, "CurlSession", None)
     return str(request.param)
@@ -342,14 +342,14 @@ def test_a_page_that_fails_once_is_asked_again_and_one_refused_ends_the_listing(
     with in_thread(httpd) as base:
         pages = listing._pages(10, 2, None)
         page = lambda params: pages.get(f"{base}/?{listing._query(params)}")  # noqa: E731
-        many = (lambda wanted: pages.many([f"{base}/?{listing._query(p)}" for p in wanted])) if pages.can_many else None
-        assert (many is not None) == (driver == "rounds")
+        follow = (lambda parts: pages.follow(parts, lambda p: f"{base}/?{listing._query(p)}")) if pages.can_follow else None
+        assert (follow is not None) == (driver == "curl")
         try:
             if failing == "403":
                 with pytest.raises(FetchError, match="403"):
-                    listing._list_parts(page, "cat/", [keys[9].encode(), keys[19].encode()], many=many)
+                    listing._list_parts(page, "cat/", [keys[9].encode(), keys[19].encode()], follow=follow)
                 return
-            found = listing._list_parts(page, "cat/", [keys[9].encode(), keys[19].encode()], many=many)
+            found = listing._list_parts(page, "cat/", [keys[9].encode(), keys[19].encode()], follow=follow)
         finally:
             pages.close()
     assert found.keys.tolist() == [k.encode() for k in keys]

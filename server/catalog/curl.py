@@ -312,6 +312,45 @@ class CurlSession:
                 self.multi.remove_handle(handle)
                 self.idle.append(handle)
 
+    def chains(self, starts: list[str], limit: int, following: Callable[[int, bytes], str | None]) -> str | None:
+        """Chains of transfers, one in flight a chain, as a listing's parts follow their pages:
+        chain i starts at ``starts[i]``; as each body arrives, ``following(i, body)`` (called
+        between transfers, the others going on meanwhile) gives the chain's next URL, None when
+        it ends. Timeouts, retries and the body ``limit`` as fetch_many's. The reason of the
+        first transfer that failed (the others stopped), None once every chain ended."""
+        active: dict[pycurl.Curl, _Transfer] = {}
+        waiting: list[tuple[float, int, _Transfer]] = []
+        done: dict[int, Result] = {}
+        now = time.monotonic()
+        for i, url in enumerate(starts):
+            self._start(_Transfer(i, url, limit), None, active, now)
+        try:
+            while active or waiting:
+                now = time.monotonic()
+                while waiting and waiting[0][0] <= now:
+                    self._start(heapq.heappop(waiting)[2], None, active, now)
+                self._perform()
+                if self._collect(active, None, done, waiting):
+                    for i in list(done):
+                        _, body, reason = done.pop(i)
+                        if body is None:
+                            return reason or "no answer"
+                        following_url = following(i, body)
+                        if following_url is not None:
+                            self._start(_Transfer(i, following_url, limit), None, active, time.monotonic())
+                    continue
+                wait = 1.0 if not waiting else max(0.0, min(1.0, waiting[0][0] - time.monotonic()))
+                if active:
+                    due = self.multi.timeout()
+                    self.multi.select(min(wait, due / 1000) if due >= 0 else wait)
+                elif wait > 0:
+                    time.sleep(wait)
+            return None
+        finally:
+            for handle in list(active):
+                self.multi.remove_handle(handle)
+                self.idle.append(handle)
+
     def _start(self, transfer: _Transfer, cache: RemoteCache | None, active: dict[pycurl.Curl, _Transfer],
                now: float) -> None:
         handle = self.idle.pop() if self.idle else self._handle()

@@ -33,7 +33,7 @@ import urllib3
 
 from server.catalog.sources import FetchError, read_within
 
-try:  # libcurl's multi interface: a listing's pages a round at a time from one thread (HttpPages.many)
+try:  # libcurl's multi interface: a listing's parts followed at once from one thread (HttpPages.follow)
     from server.catalog.curl import CurlSession
 except ImportError:  # pycurl not installed: each part's pages from a thread of its own (urllib3)
     CurlSession = None  # type: ignore[assignment,misc]
@@ -47,7 +47,8 @@ MAX_EMPTY_PAGES = 100  # truncated pages without an entry in a row, at most (one
 MAX_PAGE_BYTES = 64 << 20  # one ListObjectsV2 page read at most (S3's: 1,000 keys, ~0.5 MB)
 
 Page = Callable[[dict[str, str]], bytes]  # the query parameters of one ListObjectsV2 request -> its XML
-Pages = Callable[[list[dict[str, str]]], list[bytes]]  # several at once (HttpPages.many)
+# the parts (_part) of a listing followed at once, each's pages one after another: their columns (HttpPages.follow)
+Follow = Callable[[list[Generator[dict[str, str], bytes, "Columns"]]], list["Columns"]]
 Columns = tuple[list[bytes], list[bytes], list[bytes]]  # a page's keys, ETags (unquoted) and sizes, as listed
 
 # an entry as S3 writes it (Key, LastModified, ETag, checksums, Size, ... in that order): one
@@ -222,12 +223,13 @@ class Listing:
                 for key, digest, md5, size in zip(self.keys.tolist(), self.digests, self.md5.tolist(), self.sizes.tolist())}
 
 
-def list_keys(page: Page, prefix: str, keys: np.ndarray, threads: int = 16, many: Pages | None = None) -> Listing:
+def list_keys(page: Page, prefix: str, keys: np.ndarray, threads: int = 16, follow: Follow | None = None) -> Listing:
     """The objects under ``prefix``, at least those of ``keys`` (UTF-8, sorted, numpy bytes) that
-    exist; ``page`` fetches one ListObjectsV2 answer (``many``: several at once). Each part keeps
-    the keys up to its last one (the next part lists from after it), so the parts joined are in order."""
+    exist; ``page`` fetches one ListObjectsV2 answer (``follow``: the parts at once, _list_parts).
+    Each part keeps the keys up to its last one (the next part lists from after it), so the parts
+    joined are in order."""
     parts = max(1, min(LIST_PARTS, len(keys) // LIST_PART_KEYS))
-    return _list_parts(page, prefix, [keys[len(keys) * i // parts - 1] for i in range(1, parts)], threads, many)
+    return _list_parts(page, prefix, [keys[len(keys) * i // parts - 1] for i in range(1, parts)], threads, follow)
 
 
 def _part(prefix: str, cuts: list[bytes], i: int) -> Generator[dict[str, str], bytes, Columns]:
@@ -265,16 +267,17 @@ def _part(prefix: str, cuts: list[bytes], i: int) -> Generator[dict[str, str], b
     raise FetchError(f"a listing of more than {MAX_PAGES} pages")
 
 
-def _list_parts(page: Page, prefix: str, cuts: list[bytes], threads: int = 16, many: Pages | None = None) -> Listing:
+def _list_parts(page: Page, prefix: str, cuts: list[bytes], threads: int = 16, follow: Follow | None = None) -> Listing:
     """The objects under ``prefix`` in len(cuts) + 1 parts listed at once: part i from after
     cuts[i - 1] (the first from the prefix's first key) to cuts[i] (the last to the end);
-    ``cuts`` sorted, each once. With ``many`` (libcurl's multi interface: one thread, C), in
-    rounds: each part's next page fetched at once, then read; else each part in a thread of
-    its own (urllib3, ``page``): 1,000 pages of 1,000 keys cost ~2.0 CPU-s that way, ~1.2 in
-    rounds (bench bucket on loopback, load 4)."""
+    ``cuts`` sorted, each once. With ``follow`` (libcurl's multi interface from this thread,
+    each part's next page asked for as soon as its page is read: HttpPages.follow); else each
+    part in a thread of its own (urllib3, ``page``). 1,000 pages of 1,000 keys from the bench
+    bucket on loopback (load 2, /tmp/s16/curl_list2.py): threads 2.14-2.23 CPU-s and s; libcurl
+    1.06-1.07 CPU-s, 1.06-1.16 s."""
     parts = [_part(prefix, cuts, i) for i in range(len(cuts) + 1)]
-    if many is not None:
-        columns = _in_rounds(parts, many)
+    if follow is not None:
+        columns = follow(parts)
     else:
         def drive(part: Generator[dict[str, str], bytes, Columns]) -> Columns:
             params = next(part)
@@ -287,22 +290,6 @@ def _list_parts(page: Page, prefix: str, cuts: list[bytes], threads: int = 16, m
         with ThreadPoolExecutor(min(len(parts), threads)) as pool:
             columns = list(pool.map(drive, parts))
     return Listing(*(list(itertools.chain.from_iterable(c[j] for c in columns)) for j in range(3)))
-
-
-def _in_rounds(parts: list[Generator[dict[str, str], bytes, Columns]], many: Pages) -> list[Columns]:
-    """The parts' columns, their pages fetched a round at a time: each unfinished part's next one."""
-    out: list[Columns] = [([], [], [])] * len(parts)
-    wanted = {i: next(part) for i, part in enumerate(parts)}
-    while wanted:
-        bodies = many(list(wanted.values()))
-        following: dict[int, dict[str, str]] = {}
-        for i, body in zip(list(wanted), bodies):
-            try:
-                following[i] = parts[i].send(body)
-            except StopIteration as done:
-                out[i] = done.value
-        wanted = following
-    return out
 
 
 class ListingTimeout(FetchError):
@@ -324,33 +311,42 @@ class HttpPages:
         self.deadline = deadline
         self.limit = limit  # the seconds the deadline allowed, for its message
         self.requests = 0
-        self._curl: Any = None  # many's CurlSession, made when first used
+        self._curl: Any = None  # follow's CurlSession, made when first used
 
     @property
-    def can_many(self) -> bool:
-        """Whether ``many`` is there (pycurl installed)."""
+    def can_follow(self) -> bool:
+        """Whether ``follow`` is there (pycurl installed)."""
         return CurlSession is not None
 
-    def many(self, urls: list[str]) -> list[bytes]:
-        """The pages at ``urls`` fetched at once through libcurl (keep-alive, retried on 429/5xx
-        and dropped connections as ``get``, MAX_PAGE_BYTES at most each, none after the
-        deadline): FetchError for the first that failed, ListingTimeout past the deadline."""
+    def follow(self, parts: list[Generator[dict[str, str], bytes, Columns]], url_of: Callable[[dict[str, str]], str]
+               ) -> list[Columns]:
+        """The parts' columns, each part's pages one after another through libcurl (all parts
+        at once from this thread, keep-alive, retried on 429/5xx and dropped connections as
+        ``get``, MAX_PAGE_BYTES at most a page, none past the deadline; each page read as it
+        arrives, the part's next asked for then); ``url_of``: a page's URL. FetchError for
+        the first page that failed, ListingTimeout past the deadline."""
         deadline = float("inf") if self.deadline is None else self.deadline
         now = time.monotonic()
         if now >= deadline:
             raise self._late()
         if self._curl is None:
-            self._curl = CurlSession(max(len(urls), 1), min(self.timeout, deadline - now), self.retries)
-            self._curl.ends = None if self.deadline is None else deadline
-        self.requests += len(urls)
-        bodies: list[bytes] = []
-        for _, body, reason in self._curl.fetch_many(urls, lambda _: MAX_PAGE_BYTES, None, _not_remote):
-            if body is None:
-                if time.monotonic() >= deadline:
-                    raise self._late()
-                raise FetchError(reason or "no answer")
-            bodies.append(body)
-        return bodies
+            self._curl = CurlSession(max(len(parts), 1), min(self.timeout, deadline - now), self.retries)
+            self._curl.ends = self.deadline
+        out: list[Columns] = [([], [], [])] * len(parts)
+
+        def following(i: int, body: bytes) -> str | None:
+            self.requests += 1
+            try:
+                return url_of(parts[i].send(body))
+            except StopIteration as done:
+                out[i] = done.value
+                return None
+
+        starts = [url_of(next(part)) for part in parts]
+        failed = self._curl.chains(starts, MAX_PAGE_BYTES, following)
+        if failed is not None:
+            raise self._late() if time.monotonic() >= deadline else FetchError(failed)
+        return out
 
     def _late(self) -> ListingTimeout:
         return ListingTimeout(f"not done within {self.limit:g} s (STAC_STATIC_LISTING_TIMEOUT)")
@@ -442,9 +438,9 @@ def http_listing(base: str, locations: list[str], timeout: float, retries: int, 
         keys = location_key_list(base, locations)
     pages = _pages(timeout, retries, limit)
     try:
-        many = (lambda wanted: pages.many([base + "?" + _query(p) for p in wanted])) if pages.can_many else None
+        follow = (lambda parts: pages.follow(parts, lambda params: base + "?" + _query(params))) if pages.can_follow else None
         listed = _list_parts(lambda params: pages.get(base + "?" + _query(params)), _common_folder(keys), _cuts(keys),
-                             many=many)
+                             follow=follow)
     finally:
         pages.close()
     return listed.find_keys(keys)
@@ -502,7 +498,7 @@ def s3_listing(client: Any, bucket: str, keys: list[str], timeout: float, retrie
 
     try:
         return list_keys(lambda params: pages.get(url(params)), prefix, wanted,
-                         many=(lambda wanted: pages.many([url(p) for p in wanted])) if pages.can_many else None)
+                         follow=(lambda parts: pages.follow(parts, url)) if pages.can_follow else None)
     except ListingTimeout:  # (not tried again through boto3)
         raise
     except FetchError as exc:  # e.g. a 301 for a bucket of another region, which boto3 follows
