@@ -122,6 +122,12 @@ class ReusePlan:
         return [names[c] if c >= 0 else None for c in self._served.tolist()]
 
     @functools.cached_property
+    def _no_s3_location(self) -> bool:
+        """Whether no location of the previous index holds "s3://" (one search of the joined
+        locations): then every remote document is under a bucket endpoint, none in an S3 bucket."""
+        return self.origins.locations.tobytes().find(b"s3://") < 0
+
+    @functools.cached_property
     def _any_s3(self) -> bool:
         """Whether a document of the previous index is under an s3:// bucket or a bucket endpoint
         (the first remote one is, in the common case: read from the joined locations)."""
@@ -274,8 +280,11 @@ class ReusePlan:
         else:
             local, s3 = self._origins_of(locations)
         s3, self._s3_later = self._s3_later + s3, []
-        listed = [o for o in s3 if not self.locations[o].startswith("s3://")]
-        s3 = [o for o in s3 if self.locations[o].startswith("s3://")]
+        if s3 and self._no_s3_location:  # (a million rows told apart one by one: ~0.5 CPU-s at 1M)
+            listed, s3 = s3, []
+        else:
+            listed = [o for o in s3 if not self.locations[o].startswith("s3://")]
+            s3 = [o for o in s3 if self.locations[o].startswith("s3://")]
         if local:
             self._started.append(self._start_local(np.array(local, dtype=np.int64), max_bytes, len(local) > STAT_CHUNK))
         for wanted, futures in self._started:
