@@ -273,8 +273,8 @@ def _list_parts(page: Page, prefix: str, cuts: list[bytes], threads: int = 16, f
     ``cuts`` sorted, each once. With ``follow`` (libcurl's multi interface from this thread,
     each part's next page asked for as soon as its page is read: HttpPages.follow); else each
     part in a thread of its own (urllib3, ``page``). 1,000 pages of 1,000 keys from the bench
-    bucket on loopback (load 2, /tmp/s16/curl_list2.py): threads 2.14-2.23 CPU-s and s; libcurl
-    1.06-1.07 CPU-s, 1.06-1.16 s."""
+    bucket on loopback, the Listing made (load 2, /tmp/s16/curl_list2.py): threads 2.12-2.42 CPU-s
+    and s; libcurl 1.42-1.46."""
     parts = [_part(prefix, cuts, i) for i in range(len(cuts) + 1)]
     if follow is not None:
         columns = follow(parts)
