@@ -138,3 +138,34 @@ def test_gzip_with_a_positive_q_is_sent(client: TestClient, accept: str) -> None
     gzip") ended the check and the body went uncompressed."""
     page = client.get("/search", params={"limit": 50}, headers={"Accept-Encoding": accept})
     assert page.headers.get("content-encoding") == "gzip", accept
+
+
+def test_if_none_match_compares_entity_tags_weakly(live_server: str) -> None:
+    """If-None-Match uses the weak comparison (RFC 9110 §13.1.2): W/"x" and "x" are the same
+    tag. qa16: the strong form of the ETag of a document (a weak one), as a cache or proxy that
+    drops the W/ sends it back, got a 200 and the whole body again; so did the weak form of a
+    served file's strong ETag (nginx's gzip makes them weak). Raw HTTP to the real server."""
+    url = urlsplit(live_server)
+
+    def get(path: str, if_none_match: str | None = None) -> http.client.HTTPResponse:
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        try:
+            conn.request("GET", path, headers={} if if_none_match is None else {"If-None-Match": if_none_match})
+            response = conn.getresponse()
+            response.read()
+            return response
+        finally:
+            conn.close()
+
+    etag = get("/collections/dem-alps").getheader("etag") or ""
+    assert etag.startswith('W/"'), etag
+    opaque = etag[2:]
+    for given in (etag, opaque, f'"other", {opaque}', f'W/"other",{etag}', "*"):
+        assert get("/collections/dem-alps", given).status == 304, given
+    for given in ('"other"', f"W/{etag}", opaque[:-2] + '"', ""):
+        assert get("/collections/dem-alps", given).status == 200, given
+    thumbnail = "/sample/thumbnails/S2A_MSIL2A_20231212T103407_T31UES.png"
+    strong = get(thumbnail).getheader("etag") or ""  # a file's: a strong tag
+    assert strong.startswith('"'), strong
+    assert get(thumbnail, f"W/{strong}").status == get(thumbnail, strong).status == 304
+    assert get(thumbnail, '"other"').status == 200

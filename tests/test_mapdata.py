@@ -96,3 +96,28 @@ def test_whatever_a_catalog_writes_does_not_fail(geometry: Any) -> None:
     footprints([{"id": "odd", "geometry": geometry, "links": "not a list"}])
     footprints([{"id": "odd", "geometry": geometry, "bbox": [170, 0, -170, 1], "links": []}])
     extent_features([{"id": "odd", "extent": {"spatial": {"bbox": [[170, 0, "x", 1]]}}}])
+
+
+# qa16: geometries the loader takes (GEOS reads them) that Leaflet 1.9.3 throws on, which left
+# the whole map of a page blank (its other footprints undrawn): a collection inside a collection
+# ("t.getElement is not a function", binding the tooltip) and an empty Point ("Invalid LatLng
+# object"). The map draws their members, flat, and leaves an empty point out.
+NESTED = {"type": "GeometryCollection", "geometries": [
+    {"type": "GeometryCollection", "geometries": [{"type": "Point", "coordinates": [0.5, 0.5]},
+                                                   {"type": "GeometryCollection", "geometries": []}]},
+    {"type": "Point", "coordinates": []},
+    {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}]}
+
+
+def test_a_collection_in_a_collection_is_drawn_flat_and_an_empty_point_left_out() -> None:
+    drawn = {f["properties"]["title"]: f["geometry"] for f in footprints([
+        {"id": "nested", "geometry": NESTED}, {"id": "empty", "geometry": {"type": "Point", "coordinates": []}},
+        {"id": "multi", "geometry": {"type": "MultiPoint", "coordinates": [[], [2, 2]]}}])}
+    assert drawn == {
+        "nested": {"type": "GeometryCollection", "geometries": [
+            {"type": "Point", "coordinates": [0.5, 0.5]}, {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}]},
+        "multi": {"type": "MultiPoint", "coordinates": [[2, 2]]}}  # "empty": nothing to draw
+    # across the antimeridian: flattened, then drawn in one piece
+    crossing = {"type": "GeometryCollection", "geometries": [{"type": "GeometryCollection", "geometries": [JUMP]}]}
+    (feature,) = footprints([{"id": "x", "geometry": crossing, "bbox": [175, -5, -175, 5]}])
+    assert [xs(g) for g in feature["geometry"]["geometries"]] == [[175, 185]]

@@ -277,3 +277,27 @@ def test_protocol_relative_links_in_descriptions_take_the_documents_scheme() -> 
         rendered = markdown(hostile, remote)
         hrefs = re.findall(r'(?:href|src)="([^"]*)"', rendered)
         assert hrefs and all(h.startswith("https://") for h in hrefs), rendered
+
+
+def test_every_forms_placeholder_is_a_value_the_api_takes() -> None:
+    # qa16, found by typing the search page's own example into its Datetime box in Chromium:
+    # "2023-01-01/2023-12-31" (and the collections form's "2020-01-01/..") came back as a 400,
+    # "not an RFC 3339 date-time". A placeholder is the example a person copies: each one,
+    # submitted alone to its form's action on the real server, must be a search the API answers.
+    forms = re.compile(r'<form class="search[^"]*" method="get" action="([^"]+)">(.*?)</form>', re.S)
+    fields = re.compile(r'<input name="([^"]+)"[^>]*placeholder="([^"]+)"')
+    with run_server() as base, httpx.Client(base_url=base, timeout=10.0) as http:
+        tried = []
+        for path in ("/search", "/collections/sentinel-2-l2a-nl/items", "/collections"):
+            page = http.get(path, headers=PAGE)
+            assert page.status_code == 200, (path, page.text[:300])
+            for action, form in forms.findall(page.text):
+                for name, example in fields.findall(form):
+                    if name in ("bbox", "collections"):  # "west,south,east,north", "id,id": the syntax, named
+                        continue
+                    example = example.replace("&lt;", "<").replace("&amp;", "&")
+                    answer = http.get(action, params={name: example})
+                    tried.append((path, name))
+                    assert answer.status_code == 200, (path, name, example, answer.text[:300])
+        expected = {("/search", "datetime"), ("/collections", "datetime"), ("/search", "filter"), ("/search", "sortby")}
+        assert expected <= set(tried), tried

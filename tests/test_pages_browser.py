@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from server.sample import SAMPLE_ROOT
-from tests.helpers import CatalogDir, collection, item, run_server, serve_folder
+from tests.helpers import CatalogDir, box_geometry, collection, item, run_server, serve_folder
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -554,3 +554,34 @@ def test_a_search_page_of_a_huge_limit_is_capped(tmp_path: Path, browser: Any, s
         # the JSON link of the capped page asks for the limit as given: the API's answer
         href = browser.find_element(By.CSS_SELECTOR, "a.json").get_attribute("href")
         assert len(httpx.get(href).json()["features"]) == 68 - 20
+
+
+def test_odd_geometries_the_loader_takes_leave_the_map_drawn(tmp_path: Path, browser: Any, shots: Path) -> None:
+    """qa16: a GeometryCollection inside a GeometryCollection (RFC 7946 only says SHOULD avoid)
+    threw in Leaflet 1.9.3 ("t.getElement is not a function", binding its tooltip), and an empty
+    Point ("Invalid LatLng object"): the loader takes both (GEOS reads them), and either one
+    left the map of every page showing it blank, the other footprints undrawn. Found serving a
+    catalog of such items and opening its items page in Chromium."""
+    from selenium.webdriver.common.by import By
+
+    folder = CatalogDir(tmp_path / "odd")
+    point = {"type": "Point", "coordinates": [0.5, 0.5]}
+    geometries = {  # id: (geometry, the paths its map draws)
+        "nested": ({"type": "GeometryCollection", "geometries": [
+            {"type": "GeometryCollection", "geometries": [point, {"type": "GeometryCollection", "geometries": []}]},
+            {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}]}, 2),
+        "with-empty-point": ({"type": "GeometryCollection", "geometries": [{"type": "Point", "coordinates": []}, point]}, 1),
+        "plain": (box_geometry((2.0, 2.0, 3.0, 3.0)), 1),
+        "empty-point": ({"type": "Point", "coordinates": []}, 0),
+    }
+    folder.write("collection.json", collection("odd", links=[{"rel": "item", "href": f"./{i}.json"} for i in geometries]))
+    for iid, (geometry, _) in geometries.items():
+        folder.write(f"{iid}.json", item(iid, bbox=None, collection="odd", geometry=geometry))
+    with run_server([str(folder.path("collection.json"))], env={"STAC_STATIC_HTML_TILES": ""}) as base:
+        assert httpx.get(f"{base}/collections/odd/items").json()["numberMatched"] == len(geometries)
+        assert _open(browser, f"{base}/collections/odd/items", shots, "odd-geometries") == 4
+        for iid, (_, paths) in geometries.items():
+            url = f"{base}/collections/odd/items/{iid}"
+            assert _open(browser, url, shots, f"odd-geometry-{iid}", footprints=paths > 0) == paths, iid
+        # an empty point is no footprint: its page says so, as for a null geometry
+        assert "no geometry" in browser.find_element(By.ID, "no-footprint").text

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from server.api import paths, render
+from server.api.static_files import names_etag
 from server.errors import NotFoundError, NotReady, StacApiError
 from server.index.served import ASSETS_PATH
 
@@ -141,7 +142,7 @@ async def asset_file(request: Request) -> Response:
     cache_control = f"public, max-age={request.app.state.settings.cache_max_age}"
     response = AssetFile(path, stat_result=found, headers={"Cache-Control": cache_control})
     etag = response.headers["etag"]
-    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+    if names_etag(request.headers.get("if-none-match", ""), etag):
         return Response(status_code=304, headers={"ETag": etag, "Cache-Control": cache_control})
     asked = request.headers.get("range")
     if_range = request.headers.get("if-range")

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api.metrics import CACHE_RESULT
 from server.api.render import scope_representation
-from server.api.static_files import STATIC_PREFIXES
+from server.api.static_files import STATIC_PREFIXES, names_etag
 from server.index.served import ASSETS_PATH
 
 LINK_HEADERS = (b"host", b"forwarded", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
@@ -75,11 +75,10 @@ class HttpCache:
                 headers[name] = value
         etag = self._etag(scope, index, headers)
         validators = [(b"etag", etag.encode()), *self.shared_validators]
-        if_none_match = [t.strip() for t in headers.get(b"if-none-match", b"").decode("latin-1").split(",")]
         cached = self.bodies.get(etag) if self.bodies is not None else None
         if cached is not None:
             scope["route"] = cached[2]  # as the router would have set it (server.api.metrics)
-        if etag in if_none_match or "*" in if_none_match:  # "*": any current representation
+        if names_etag(headers.get(b"if-none-match", b"").decode("latin-1"), etag):
             if self.counted:
                 scope[CACHE_RESULT] = "not_modified"
             await send({"type": "http.response.start", "status": 304, "headers": validators})

@@ -138,6 +138,32 @@ def _looks_crossing(geometry: Any) -> bool:
     return _width(geometry) > 180 and 0 < _width(drawable(geometry, True)) < 180
 
 
+def leaflet_safe(geometry: Any) -> Any:
+    """``geometry`` less what Leaflet 1.9.3 throws on, which leaves the whole map blank (the
+    other features undrawn): a GeometryCollection inside one (binding a tooltip to it raises
+    "t.getElement is not a function") gives its members in its place, and an empty Point
+    ("Invalid LatLng object"), a point of a MultiPoint that is not a position, nothing. GEOS,
+    and so the loader, reads both (qa16). None when nothing is left to draw."""
+    if not isinstance(geometry, dict):
+        return geometry
+    kind = geometry.get("type")
+    if kind == "GeometryCollection" and isinstance(geometry.get("geometries"), list):
+        members: list[Any] = []
+        for member in map(leaflet_safe, geometry["geometries"]):
+            if isinstance(member, dict) and member.get("type") == "GeometryCollection":
+                inner = member.get("geometries")
+                members += inner if isinstance(inner, list) else []
+            elif member is not None:
+                members.append(member)
+        return {**geometry, "geometries": members}
+    coordinates = geometry.get("coordinates")
+    if kind == "Point" and not _is_position(coordinates):
+        return None
+    if kind == "MultiPoint" and isinstance(coordinates, list) and not all(map(_is_position, coordinates)):
+        return {**geometry, "coordinates": [p for p in coordinates if _is_position(p)]}
+    return geometry
+
+
 def _feature(geometry: Any, href: str, title: str) -> dict[str, Any]:
     return {"type": "Feature", "geometry": geometry, "properties": {"href": href, "title": title}}
 
@@ -168,6 +194,8 @@ def footprints(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
         geometry, bbox = f.get("geometry"), f.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) in (4, 6) and all(isinstance(v, int | float) for v in bbox)):
             bbox = None
+        if geometry is not None and (geometry := leaflet_safe(geometry)) is None:
+            continue  # nothing to draw (an empty Point): not its bbox either, which it has none of
         if geometry is None and bbox is not None:
             geometry = box(bbox)
         elif geometry is not None:

@@ -45,6 +45,18 @@ def _swagger_ui_dir() -> Path:
 SWAGGER_UI_DIR = _swagger_ui_dir()
 
 
+def names_etag(if_none_match: str, etag: str) -> bool:
+    """Whether an If-None-Match header names ``etag`` (or is "*": any current representation),
+    by the weak comparison it calls for (RFC 9110 §13.1.2): W/"x" and "x" are one tag. qa16:
+    the strong form of a weak tag (a proxy dropped the W/), or the weak form of a file's strong
+    one (nginx's gzip makes them so), got the whole body again."""
+    def opaque(tag: str) -> str:
+        return tag[2:] if tag.startswith("W/") else tag
+
+    wanted = opaque(etag)
+    return any(tag == "*" or opaque(tag) == wanted for tag in (t.strip() for t in if_none_match.split(",")))
+
+
 def _file(request: Request, path: Path, media_type: str) -> Response:
     """The file, or 304 when the client's If-None-Match names its ETag (size and mtime)."""
     try:
@@ -53,7 +65,7 @@ def _file(request: Request, path: Path, media_type: str) -> Response:
         raise HTTPException(404, f"No file {request.url.path}") from None
     response = FileResponse(path, media_type=media_type, stat_result=stat, headers={"Cache-Control": CACHE_CONTROL})
     etag = response.headers["etag"]
-    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+    if names_etag(request.headers.get("if-none-match", ""), etag):
         return Response(status_code=304, headers={"ETag": etag, "Cache-Control": CACHE_CONTROL})
     return response
 

@@ -37,6 +37,7 @@ from server.query.extensions import COERCE
 PREFIX_STEPS = 64
 MAX_NUMBER_COLUMNS = 4  # the columns whose NumberBits are kept (the last used)
 MAX_VALUE_BITS = 64  # the (column, string value) bit sets kept (the last used)
+IN_ONE_BY_ONE = 8  # an IN of more values is answered in one pass over the column (BitsFilter._in_at_once)
 BUILD_IN_BACKGROUND = True  # NumberBits are made in a thread while the evaluator answers
 FLIPPED = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
 
@@ -208,6 +209,8 @@ class BitsFilter:
         if op == "in":
             if not isinstance(args[1], list) or not args[1]:
                 return None
+            if len(args[1]) > IN_ONE_BY_ONE:
+                return self._in_at_once(args[0], args[1])
             out = None
             for value in args[1]:
                 bits = self._compare("=", args[0], value)
@@ -217,6 +220,28 @@ class BitsFilter:
             return out
         if op in COMPARISONS:
             return self._compare(op, args[0], args[1])
+        return None
+
+    def _in_at_once(self, left: Any, values: list[Any]) -> np.ndarray | None:
+        """A property IN a long list of strings, or of numbers, in one pass over its column
+        (np.isin), where the loop above makes (and caches, evicting the others) the bits of each
+        value: O(values x records), 10,000 values ~50 s at 10,000,000 records (qa16)."""
+        left, casei = unwrap_case(left)
+        name = property_name(left)
+        col: Column | None = self.column(name) if name is not None and not casei else None
+        if col is None:
+            return None
+        if all(type(v) is str for v in values):
+            part = col.string
+            if part is None:
+                return None
+            codes = [c for c in map(part.code_of, set(values)) if c is not None]
+            return pack(part.rows[np.isin(part.codes, np.array(codes, dtype=part.codes.dtype))], self.size)
+        if all(_number(v) for v in values):
+            if col.number is None:
+                return None
+            numbers = np.array([float(v) for v in values], dtype=np.float64)
+            return pack(col.number.rows[np.isin(col.number.values, numbers)], self.size)
         return None
 
     def _compare(self, op: str, left: Any, right: Any) -> np.ndarray | None:

@@ -147,6 +147,9 @@ class FilterEvaluator:
             values = args[1]
             if not isinstance(values, list):
                 raise InvalidQueryParameter("Invalid filter: IN needs a list")
+            at_once = self._in_at_once(args[0], values, bool(node.get(COERCE)))
+            if at_once is not None:
+                return at_once
             t = self._empty()
             false: np.ndarray | None = None  # FALSE for every value
             for value in values:
@@ -164,6 +167,41 @@ class FilterEvaluator:
         if op in ARRAY_OPS:
             return self._array(op, args)
         raise InvalidQueryParameter(f"Unsupported filter operator {node['op']!r}")
+
+    def _in_at_once(self, left: Any, values: list[Any], coerce: bool) -> Tri | None:
+        """A property IN a list of strings, or of numbers, in one pass over its column
+        (np.isin of the values' codes), not a pass per value: the (TRUE, FALSE) of the OR of
+        the "="s, FALSE where a record holds a value (of any type) equal to none of them. None:
+        another IN, for the loop. qa16: a pass per value made an IN of V values V full-size
+        masks, O(V x records): 200,000 ids (a 1 MiB body) ran 11 s at 100,000 records, to the
+        time budget; 10,000 values were ~0.5 s at 100,000 records, so ~50 s at 10,000,000."""
+        name = property_name(left)
+        if name is None or coerce or not values:
+            return None
+        if all(type(v) is str for v in values):
+            strings = True
+        elif all(type(v) in (int, float) for v in values):
+            strings = False
+        else:
+            return None
+        col = self._column(name)
+        if col is None:
+            return self._empty(), self._empty()
+        part = col.string if strings else col.number
+        if part is None:
+            return self._mismatch(col)
+        if isinstance(part, StringPart):
+            codes = []
+            for i, value in enumerate(set(values)):
+                if not i % 4096:
+                    self._tick()  # (a value's code is a bisection of the vocabulary, ~1 us)
+                code = part.code_of(value)
+                if code is not None:
+                    codes.append(code)
+            truth = np.isin(part.codes, np.array(codes, dtype=part.codes.dtype))
+        else:
+            truth = np.isin(part.values, np.array([float(v) for v in values], dtype=np.float64))
+        return self._with_mismatch(col, part.rows, truth)
 
     # -- comparisons -------------------------------------------------------------------------
 
