@@ -126,9 +126,10 @@ def _load_index(settings: Settings, index_file: str | None, remote_cache: Any = 
     server serves is appended): stat()ing them took 71-117 s at 4.05M files."""
     from server.catalog.configured import load_options, roots_of
     from server.catalog.loader import load_catalogs
+    from server.index.index import degraded_reason
     from server.runtime.remote_snapshot import check_hrefs
     from server.runtime.snapshot import SnapshotError, read_snapshot, stale_reason, write_snapshot
-    from server.runtime.start_check import StartCheck, degraded_reason
+    from server.runtime.start_check import StartCheck
 
     previous = None
     if index_file:
@@ -167,7 +168,7 @@ def _load_index(settings: Settings, index_file: str | None, remote_cache: Any = 
     index, report = load_catalogs(roots_of(settings), options)
     del previous, options  # its mapping goes with it
     print(f"stac-static-api: {report.summary()}", file=sys.stderr)
-    degraded = degraded_reason(index) if index_file else None
+    degraded = degraded_reason(index.load_report) if index_file else None
     if degraded is not None:  # as `index` writes none: the next start would take it for complete
         print(f"stac-static-api: ERROR: {index_file} not rewritten: the index rebuilt from the roots is degraded "
               f"({degraded}); it is served, and the next start rebuilds it again", file=sys.stderr)
