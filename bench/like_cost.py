@@ -4,6 +4,10 @@ LIKE filter scans it) and hostile long patterns over long values. Run it from tw
 compare (session 15, branch debt15):
 
     cd TREE && PYTHONPATH=. python bench/like_cost.py [--hostile-chars 70000] [--skip-quadratic]
+        [--catalog-value-chars 100000]
+
+Session 16 (branch debt16): the patterns that are catalog properties (no cap), through
+like_matcher where the tree has it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,23 @@ import argparse
 import datetime as dt
 import time
 
+import numpy as np
+
 from server.index.cql2_terms import like_regex
+
+try:
+    from server.index.like import like_matcher
+
+    def scan(alike, values):  # type: ignore[no-untyped-def]
+        """A vocabulary's matches as filtering.py's _like takes them (session 16)."""
+        return np.fromiter(map(alike, values), dtype=bool, count=len(values))
+except ImportError:  # a tree before session 16: the regex for every pattern, as its filtering used
+
+    def like_matcher(pattern: str, case_insensitive: bool = False):  # type: ignore[no-untyped-def,misc]
+        return like_regex(pattern, case_insensitive).fullmatch
+
+    def scan(alike, values):  # type: ignore[no-untyped-def]
+        return np.array([alike(v) is not None for v in values], dtype=bool)
 
 
 def cpu(fn, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]
@@ -29,14 +49,16 @@ def main() -> None:
     parser.add_argument("--values", type=int, default=980_000)
     parser.add_argument("--hostile-chars", type=int, default=70_000)
     parser.add_argument("--skip-quadratic", action="store_true", help="leave out the case that is n^2 in the old tree")
+    parser.add_argument("--catalog-value-chars", type=int, default=100_000,
+                        help="the value's length for the catalog patterns (a property's: not capped)")
     args = parser.parse_args()
     start = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     values = sorted({(start + dt.timedelta(seconds=97 * i)).strftime("%Y-%m-%dT%H:%M:%SZ") for i in range(args.values)})
     for pattern in ("2020-01%", "%:00Z", "%T10:%", "2020-0_-1_T%", "%2020%01%Z"):
         for casei in (False, True):
-            fullmatch = like_regex(pattern, casei).fullmatch
-            seconds = cpu(lambda: [fullmatch(v) is not None for v in values])  # noqa: B023
-            hits = sum(fullmatch(v) is not None for v in values)
+            fullmatch = like_matcher(pattern, casei)
+            seconds = cpu(lambda: scan(fullmatch, values))  # noqa: B023
+            hits = int(scan(fullmatch, values).sum())
             print(f"{pattern!r:18} casei={casei!s:5} {len(values):,} values: {seconds * 1000:7.1f} ms CPU, {hits:,} alike")
     n = args.hostile_chars
     value = "x" * n
@@ -50,6 +72,19 @@ def main() -> None:
             regex = like_regex(pattern, casei)
             seconds = cpu(lambda: regex.fullmatch(value), repeat=1)  # noqa: B023
             print(f"{name} over x*{n:,} casei={casei}: {seconds:.4f} s CPU")
+    # A pattern that is a catalog property (LIKE(a, b), b a property): no LIKE_PATTERN_MAX; what
+    # filtering runs for it (like_matcher; the regex in trees before session 16)
+    value = "x" * args.catalog_value_chars
+    catalog = {"'%' + x*19,999 + 'y%' (a middle of 20,000)": "%" + "x" * 19_999 + "y%",
+               "'%' + 'x_'*9,000 + 'y%' (a middle of 18,001 with _s)": "%" + "x_" * 9_000 + "y%",
+               "'%' + 'x_'*9,000 + '%' (alike)": "%" + "x_" * 9_000 + "%",
+               "'%' + x*(v+10) + 'y%' (longer than the value)": "%" + "x" * (len(value) + 10) + "y%"}
+    for name, pattern in catalog.items():
+        for casei in (False, True):
+            alike = like_matcher(pattern, casei)
+            seconds = cpu(lambda: alike(value), repeat=1)  # noqa: B023
+            print(f"catalog pattern {name} over x*{len(value):,} casei={casei}: {seconds:.4f} s CPU, "
+                  f"alike {bool(alike(value))}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ time to first byte), fast enough that the client, not the server, is what a run 
 
     python bench/ttfb_server.py FOLDER --latency-ms 20 [--port 0] [--port-file F]
         [--busy-seconds S [--busy-from N]] [--capacity N] [--status 429] [--close-after N]
-        [--tls CERT KEY [--http1]] [--bucket [--md5-cache FILE]]
+        [--tls CERT KEY [--http1]] [--bucket [--md5-cache FILE]] [--arrivals N]
 
 Why not http.server: 32 threads sleeping 10 ms cap it near 1,800 requests/s, and a thread per
 request past that; here one asyncio loop (uvloop when installed) answers each request from a
@@ -19,7 +19,10 @@ SlowDown), `--status 429` makes those 429s instead, `--close-after N` closes a k
 connection after N answers without saying so (no `Connection: close`, as a server's idle
 timeout does). GET `/_stats` answers JSON: requests, the most answers waiting at once
 (`most_in_flight`), the most connections open at once, 503/429s sent, connections opened,
-304s sent, and per request the answers waiting when it came and its status (`arrivals`).
+304s sent, and per request the answers waiting when it came and its status (`arrivals`: the
+first `--arrivals N`, 100,000 unless told, then only counted as `arrivals_dropped`: a bench
+bucket answers a million requests a full load of the 1M set, and a pair a request held 64 B
+of each, for as long as it ran, and made each /_stats a JSON of them all).
 Each file has an ETag (its mtime and size); `If-None-Match` with it answers 304.
 `--bucket` makes the folder an S3-style bucket endpoint at `/`: each file's ETag is the MD5 of its
 bytes (as a plain S3 upload's; kept by path while its size and mtime stay), and
@@ -75,7 +78,10 @@ except ImportError:
 
 
 class Stats:
-    def __init__(self) -> None:
+    """What /_stats answers: counters, and the first ``arrivals_kept`` requests' arrivals (the
+    tests read a load's first few thousand); bounded however long the server runs."""
+
+    def __init__(self, arrivals_kept: int = 100_000) -> None:
         self.requests = 0
         self.in_flight = 0
         self.most_in_flight = 0
@@ -86,11 +92,20 @@ class Stats:
         self.not_modified = 0
         self.first = 0.0
         self.arrivals: list[tuple[int, int]] = []  # per request: answers waiting when it came, its status
+        self.arrivals_kept = arrivals_kept
+        self.arrivals_dropped = 0  # requests past the first arrivals_kept: counted, not listed
+
+    def arrived(self, status: int) -> None:
+        if len(self.arrivals) < self.arrivals_kept:
+            self.arrivals.append((self.in_flight, status))
+        else:
+            self.arrivals_dropped += 1
 
     def as_json(self) -> bytes:
         return json.dumps({
             "requests": self.requests, "most_in_flight": self.most_in_flight, "connections": self.connections,
             "most_open": self.most_open, "refused": self.refused, "not_modified": self.not_modified, "arrivals": self.arrivals,
+            "arrivals_dropped": self.arrivals_dropped,
         }).encode()
 
 
@@ -266,9 +281,9 @@ class Server:
             stats.first = now
         if (self.busy and stats.first and now - stats.first < self.busy) or (self.capacity and stats.in_flight >= self.capacity):
             stats.refused += 1
-            stats.arrivals.append((stats.in_flight, self.status))
+            stats.arrived(self.status)
             return self.status, b"text/plain", b"slow down", None
-        stats.arrivals.append((stats.in_flight, 200))
+        stats.arrived(200)
         target, _, query = path.decode("latin-1").partition("?")
         if self.bucket and target == "/" and "list-type=2" in query:
             return 200, b"application/xml", self.list_objects(query), None
@@ -456,6 +471,7 @@ async def run(args: argparse.Namespace) -> None:
     server = Server(args.folder, args.latency_ms / 1000, args.busy_seconds, args.busy_from, args.capacity,
                     args.status, args.close_after)
     server.bucket = args.bucket
+    server.stats = Stats(args.arrivals)
     if args.bucket and args.md5_cache and args.md5_cache.exists():
         with open(args.md5_cache, "rb") as f:
             server._md5 = pickle.load(f)
@@ -497,6 +513,7 @@ def main() -> None:
     parser.add_argument("--capacity", type=int, default=0)
     parser.add_argument("--status", type=int, default=503, choices=(429, 503))
     parser.add_argument("--close-after", type=int, default=0)
+    parser.add_argument("--arrivals", type=int, default=100_000, help="/_stats lists the first N requests' arrivals")
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     parser.add_argument("--http1", action="store_true", help="with --tls: offer HTTP/1.1 only")
     parser.add_argument("--bucket", action="store_true", help="an S3-style bucket: MD5 ETags, ListObjectsV2 at /")

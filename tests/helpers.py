@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -152,10 +152,11 @@ def run_cli(args: list[str], timeout: float = 60.0, env: dict[str, str] | None =
 
 @contextlib.contextmanager
 def run_server(roots: list[str] = (), extra_args: list[str] = (), env: dict[str, str] | None = None,
-               log_path: Path | None = None) -> Iterator[str]:
+               log_path: Path | None = None, preexec: Callable[[], None] | None = None) -> Iterator[str]:
     """The real CLI (`python -m server serve ROOT... --host 127.0.0.1 --port P`) in a subprocess,
     with `env` (STAC_STATIC_* settings) added to its environment; its output goes to
-    ``log_path`` when given (for a test that reads it).
+    ``log_path`` when given (for a test that reads it); ``preexec``: run in the child before it
+    starts (a resource limit).
 
     Yields its base URL once GET / answers 200; fails with the server's output if it exits
     or is not ready within SERVER_START_TIMEOUT seconds. Always terminates it.
@@ -169,6 +170,7 @@ def run_server(roots: list[str] = (), extra_args: list[str] = (), env: dict[str,
             stderr=subprocess.STDOUT,
             cwd=REPO,
             env={**server_env(), **(env or {})},
+            preexec_fn=preexec,
         )
         base = f"http://127.0.0.1:{port}"
 

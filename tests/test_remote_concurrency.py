@@ -223,3 +223,16 @@ def test_a_reload_with_the_remote_cache_revalidates_every_item(
     assert [second.json[p] for p in range(second.size)] == [first.json[p] for p in range(first.size)]
     assert not_modified >= 1500
     assert cache.revalidated >= 1500
+
+
+def test_stats_stay_bounded_however_long_the_server_runs(tmp_path: Path) -> None:
+    """/_stats lists the first `--arrivals N` requests' arrivals and counts the rest: before, a
+    pair for every request for as long as it ran (64 B each: a million a full load of the 1M
+    bench bucket, each reload's requests on top), and each /_stats a JSON of them all."""
+    (tmp_path / "a.json").write_text("{}")
+    with ttfb_server(tmp_path, "--latency-ms", "0", "--arrivals", "3") as base, httpx.Client() as client:
+        for _ in range(5):
+            assert client.get(f"{base}/a.json").status_code == 200
+        seen = client.get(f"{base}/_stats").json()
+    assert seen["requests"] == 5
+    assert seen["arrivals"] == [[0, 200]] * 3 and seen["arrivals_dropped"] == 2

@@ -125,3 +125,41 @@ def test_s3_hrefs_mapped_to_their_public_url(s3_endpoint: str) -> None:
     assert [ln["href"] for ln in loose["links"] if ln["rel"] == "alternate" and ln["type"] == "application/geo+json"] == [
         f"https://{BUCKET}.s3.example.org/loose/l.json"]
     assert [ln["href"] for ln in made["links"] if ln["rel"] == "via"] == [f"https://{BUCKET}.s3.example.org/loose/catalog.json"]
+
+
+def test_relative_links_in_descriptions_of_s3_documents(s3_endpoint: str) -> None:
+    """A relative link or image in the description of a document read from s3://: on its HTML
+    page, the public URL --public-href maps it to; unmapped, its text (alt text) only: nothing a
+    browser can open resolves it (an s3:// URL would not open; before, urljoin left it as
+    written, which the browser resolved against the page's URL: a 404). Absolute https links
+    and fragments stay as written either way."""
+    import re
+
+    import httpx
+
+    from tests.helpers import collection, run_server
+
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=BUCKET)
+    doc = collection("c")
+    doc["description"] = ("See [the readme](./README.md), ![the map](img/map.png), [up](../other/x.json), "
+                          "[elsewhere](https://example.org/x) and [below](#notes).")
+    client.put_object(Bucket=BUCKET, Key="stac/collection.json", Body=json.dumps(doc).encode())
+    root = f"s3://{BUCKET}/stac/collection.json"
+
+    def description(extra: list[str]) -> str:
+        with run_server([root], extra) as api:
+            page = httpx.get(f"{api}/collections/c", params={"f": "html"}).text
+        found = re.search(r'<div class="description">(.*?)</div>', page, re.S)
+        assert found is not None, page
+        return found.group(1)
+
+    public = f"https://{BUCKET}.s3.example.org/"
+    mapped = description(["--public-href", f"s3://{BUCKET}/={public}"])
+    assert f'href="{public}stac/README.md"' in mapped and f'src="{public}stac/img/map.png"' in mapped, mapped
+    assert f'href="{public}other/x.json"' in mapped, mapped
+    plain = description([])
+    assert "s3:" not in plain, plain
+    assert "the readme" in plain and "the map" in plain and "up" in plain and "<img" not in plain, plain
+    for shown in (mapped, plain):
+        assert 'href="https://example.org/x"' in shown and 'href="#notes"' in shown, shown

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -277,6 +278,44 @@ def test_index_replaces_its_output_and_the_old_file_goes(sample_copy: Path, tmp_
     assert not list(tmp_path.glob("linked.idx.*"))
 
 
+def test_a_reload_that_cannot_write_its_snapshot_keeps_the_old_index(sample_copy: Path, tmp_path: Path) -> None:
+    """serve --index F, an item changed, POST /_mgmt/reload: the reload's build process (a
+    child) cannot write its snapshot (RLIMIT_FSIZE on the server, which its children inherit:
+    EFBIG when the snapshot is written, as a full disk's ENOSPC; the server's own writes are
+    smaller). The old index keeps serving, the failure is logged and answered in a line that
+    says why; before, the child's traceback went to the server's log and the reason given was
+    "the build process exited with status 1" (a real full disk, a 64 KB tmpfs as TMPDIR: same)."""
+    import resource
+
+    snapshot_file = tmp_path / "sample.idx"
+    assert run_cli(["index", str(sample_copy / "catalog.json"), "-o", str(snapshot_file)]).returncode == 0
+    assert snapshot_file.stat().st_size > 128 << 10  # what the reload writes is of this size too
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10))
+
+    log = tmp_path / "server.log"
+    env = {"STAC_STATIC_ADMIN_TOKEN": "t", "STAC_STATIC_RELOAD_IN_CHILD": "true"}
+    with run_server([str(sample_copy / "catalog.json")], ["--index", str(snapshot_file)], env=env, log_path=log,
+                    preexec=limited) as base:
+        # one item changed: the load writes little, and what fails is the snapshot's tail (its
+        # columns and the rest: finish), where the child's traceback came from
+        path = next(p for p in sorted(sample_copy.rglob("*.json")) if json.loads(p.read_text()).get("type") == "Feature")
+        doc = json.loads(path.read_text())
+        doc["properties"]["title"] = "changed"
+        path.write_text(json.dumps(doc))
+        answer = httpx.post(f"{base}/_mgmt/reload", headers={"Authorization": "Bearer t"}, timeout=120)
+        assert answer.status_code == 502, answer.text
+        assert "File too large" in answer.json()["description"], answer.text
+        page = httpx.get(f"{base}/search", params={"limit": 100}).json()
+        assert page["numberMatched"] == 68 and "changed" not in {f["properties"].get("title") for f in page["features"]}
+        ready = httpx.get(f"{base}/_mgmt/ready").json()
+        assert ready["last_reload"]["ok"] is False and "File too large" in ready["last_reload"]["error"]
+    said = log.read_text()
+    assert "Traceback" not in said, said
+    assert "failed, still serving the previous index: OSError: [Errno 27] File too large" in said, said
+
+
 def test_workers_share_one_load_and_stop_together(sample_copy: Path) -> None:
     with run_server([str(sample_copy / "catalog.json")], extra_args=["--workers", "2"]) as base:
         with httpx.Client(base_url=base) as client:
@@ -328,13 +367,13 @@ print("collected")
     assert "exported buffer" not in result.stderr
 
 
-def test_a_build_on_a_full_disk_leaves_no_half_written_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_build_on_a_full_disk_leaves_no_half_written_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
     """`index -o` into a folder whose disk fills (the spool's file descriptor made /dev/full's):
-    the load's ENOSPC is what is raised, and the half-written file is removed. Before, abort()
+    the load's ENOSPC is what is said, and the half-written file is removed. Before, abort()
     closed the spool first, whose buffered bytes raised ENOSPC again, so the unlink after it
     never ran: the .tmp file (most of the disk, by then) stayed, and the error seen was abort's
     (found on a 2 MB tmpfs with 3,000 item files)."""
-    import errno
     import os
 
     from server.runtime.cli import main as cli_main
@@ -348,8 +387,60 @@ def test_a_build_on_a_full_disk_leaves_no_half_written_file(tmp_path: Path, monk
         os.close(full)
 
     monkeypatch.setattr(snapshot.SnapshotWriter, "__init__", on_a_full_disk)
-    with pytest.raises(OSError) as raised:
-        cli_main(["index", str(SAMPLE_ROOT), "-o", str(tmp_path / "full.idx"), "--log-level", "warning"])
-    assert raised.value.errno == errno.ENOSPC
-    assert raised.traceback[-1].name != "abort"  # the load's error, not abort's
+    out = tmp_path / "full.idx"
+    assert cli_main(["index", str(SAMPLE_ROOT), "-o", str(out), "--log-level", "warning"]) == 1
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert said.startswith(f"stac-static-api: cannot write {out}: No space left on device"), said
     assert list(tmp_path.iterdir()) == []  # no half-written snapshot left
+
+
+FULL_DISK = """
+import os, sys
+from server.runtime import snapshot
+from server.runtime.cli import main
+
+real_init = snapshot.SnapshotWriter.__init__
+
+def on_a_full_disk(self, path):
+    real_init(self, path)
+    full = os.open("/dev/full", os.O_WRONLY)
+    os.dup2(full, self.spool.fileno())  # every later write of the snapshot: ENOSPC
+    os.close(full)
+
+snapshot.SnapshotWriter.__init__ = on_a_full_disk
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _no_space(*args: str, preexec: Any = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO, timeout=120,
+                          preexec_fn=preexec)
+
+
+@pytest.mark.parametrize("how", ["full disk", "file size limit", "no folder"])
+def test_index_that_cannot_write_its_file_says_why_in_a_line(tmp_path: Path, how: str) -> None:
+    """`stac-static-api index ... -o F` that cannot write F, through the real CLI: a full disk
+    (the snapshot's file descriptor made /dev/full's: ENOSPC as a full disk answers), a file
+    size limit (RLIMIT_FSIZE, as a quota stops a file: EFBIG, no patch at all), a folder that
+    does not exist. Each ends in one line that names the file and why, exit status 1, and
+    nothing left beside it; before, a Python traceback."""
+    import resource
+
+    out = tmp_path / "folder" / "index.snapshot"
+    out.parent.mkdir()
+    args = ["index", str(SAMPLE_ROOT), "-o", str(out), "--log-level", "warning"]
+    if how == "full disk":
+        result, why = _no_space("-c", FULL_DISK, *args), "No space left on device"
+    elif how == "file size limit":
+        def limited() -> None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10))  # the sample's snapshot: ~240 KB
+
+        result, why = _no_space("-m", "server", *args, preexec=limited), "File too large"
+    else:
+        out = tmp_path / "missing" / "index.snapshot"
+        result, why = _no_space("-m", "server", *args[:3], str(out)), "No such file or directory"
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"stac-static-api: cannot write {out}: {why}") and "no snapshot written" in last, last
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []  # no half-written file

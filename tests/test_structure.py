@@ -21,6 +21,7 @@ from server.catalog import formats, sources
 from server.catalog.formats import FormatError
 from server.catalog.loader import LoadOptions, load_catalogs
 from server.catalog.sources import Fetcher, FetchError
+from server.index.index import degraded_reason
 from tests.helpers import REPO, CatalogDir, catalog, collection, item, link, server_env
 
 # -- the format registry ----------------------------------------------------------------------
@@ -151,6 +152,7 @@ def test_a_collection_over_the_item_limit_is_read_within_the_structural_bound(ca
     index, report = load_catalogs([str(root)], LoadOptions(max_document_bytes=20_000, max_structure_bytes=1 << 20))
     assert sorted(index.ids) == ["i0", "i1", "i2", "s"]
     assert not report.degraded and report.structure_skips == []
+    assert degraded_reason(index.load_report) is None and degraded_reason(None) is None
     assert report.skipped == 297  # the item links with no file
 
 
@@ -170,6 +172,10 @@ def test_a_collection_over_the_structural_bound_is_an_error(catalog_dir: Catalog
         assert body["status"] == "degraded"
         assert body["load"]["structure_skipped"] == 1
         assert body["load"]["structure_skips"][0]["location"] == skip.location
+    # one predicate (index.degraded_reason) behind `index`, serve --index's rewrites and the
+    # ready status: the reason names what was not read
+    reason = degraded_reason(index.load_report)
+    assert reason is not None and skip.location in reason and reason.startswith("1 catalogs, collections")
 
 
 def test_an_item_over_the_item_limit_is_an_ordinary_skip(catalog_dir: CatalogDir) -> None:

@@ -212,3 +212,20 @@ def test_an_index_built_with_compact_vocabularies_is_the_same(monkeypatch: pytes
     assert list(plain.ids) == list(compact.ids) and len(list(plain.ids)) == 700
     _same_columns(plain.columns, compact.columns)
     assert isinstance(compact.columns["datetime"].string.vocab, TextBlock)
+
+
+def test_a_str_subclass_is_coded_as_its_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """_KeyBuilder.add: a str subclass (numpy's str_; never one from JSON) takes the str branch
+    as its plain text, spills included (SPILL small): the same codes and vocabulary as plain
+    texts, and no subclass kept in the vocabulary."""
+    monkeypatch.setattr(columns_module, "SPILL", 8)
+    texts = [f"t{n % 23}é" for n in range(200)]
+    plain, mixed = _KeyBuilder(), _KeyBuilder()
+    for row, text in enumerate(texts):
+        plain.add(row, text)
+        mixed.add(row, np.str_(text) if row % 3 else text)
+    assert mixed.table is not None and all(type(text) is str for text in mixed.vocab)
+    for builder in (plain, mixed):
+        builder._spill()  # noqa: SLF001 (the table's codes for all)
+    assert mixed.table.texts() == plain.table.texts() == list(dict.fromkeys(texts))  # type: ignore[union-attr]
+    assert mixed.str_codes == plain.str_codes and mixed.str_rows == plain.str_rows

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from server.api.responses import JSONResponse
 from server.errors import NotFoundError, NotReady, StacApiError
+from server.index.index import degraded_reason
 
 
 class Unauthorized(StacApiError):
@@ -41,7 +42,7 @@ async def ready(request: Request) -> Response:
     # The load's report: catalogs, collections or bulk files that could not be read (their items
     # are missing, "degraded"), items served under another collection than the one they name.
     load = getattr(index, "load_report", None)  # None: a snapshot older than the report
-    degraded = bool(load and load.get("structure_skipped"))
+    degraded = degraded_reason(load) is not None
     return JSONResponse(
         {
             "status": "degraded" if degraded else "ready",

@@ -95,15 +95,19 @@ def safe_href(href: Any) -> str | None:
 
 def description_base(urls: UrlBuilder, source: str | None) -> tuple[str, str | None] | None:
     """What relative hrefs in a description resolve against: the public href of the document
-    it was written in (Node.source) as a URL, and, for a local file this API serves (a stored
-    served href, server.index.served), the URL of its root's folder, which they must stay in;
-    None: a local document not served (nothing to resolve against)."""
+    it was written in (Node.source: mapped by --public-href already) as a URL, and, for a local
+    file this API serves (a stored served href, server.index.served), the URL of its root's
+    folder, which they must stay in; None: nothing a browser can open to resolve against (a
+    local document not served; an s3:// one not mapped to an http(s) URL: its links would be
+    s3:// ones, which a browser cannot follow, so they are shown as their text)."""
     if source is None:
         return None
     if source.startswith(MARKER):
         url = urls.url(source[len(MARKER):])
         root = re.match(r".*?" + re.escape(ASSETS_PATH) + r"/\d+/", url)
         return url, root.group(0) if root else urls.url(ASSETS_PATH) + "/"
+    if urlsplit(source).scheme.lower() not in ("http", "https"):
+        return None
     return source, None
 
 

@@ -64,6 +64,7 @@ from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.catalog.waiting import WaitingItems
 from server.index import Index, IndexBuilder, heap
 from server.index.builder import Chunk, ItemRejected
+from server.index.index import degraded_reason
 from server.index.origins import UNKNOWN, Origins, OriginsBuilder
 from server.index.reuse import ReusingBuilder
 from server.index.runs import RunList, tail_is
@@ -154,8 +155,9 @@ class LoadReport:
 
     @property
     def degraded(self) -> bool:
-        """Whether a catalog, collection or bulk file could not be read (its items are missing)."""
-        return self.structure_skipped > 0
+        """Whether a catalog, collection or bulk file could not be read (its items are missing):
+        index.degraded_reason's answer, the one predicate (of the report as the index keeps it)."""
+        return degraded_reason(self.problems()) is not None
 
     def summary(self) -> str:
         text = (

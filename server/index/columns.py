@@ -282,16 +282,8 @@ class _KeyBuilder:
                 value = float(value)
             self.num_rows.append(row)
             self.num_vals.append(value)
-        elif isinstance(value, str):
-            code = self.vocab.get(value)
-            if code is None:
-                code = len(self.vocab)
-                if code >= SPILL:
-                    self._spill()
-                    code = 0
-                self.vocab[value] = code
-            self.str_rows.append(row)
-            self.str_codes.append(code)
+        elif isinstance(value, str):  # a subclass (never from JSON): as its plain text, by the branch above
+            self.add(row, str.__str__(value))
         elif value is not None:
             self.obj_rows.append(row)
             self.obj_blobs.append(orjson.dumps(value))

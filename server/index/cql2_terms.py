@@ -135,18 +135,24 @@ def like_regex(pattern: str, case_insensitive: bool = False) -> re.Pattern[str]:
 def like_segments(pattern: str) -> list[list[str]]:
     """A LIKE pattern's segments between `%`s, each a regex a character: `_` any one, a
     backslash escapes the next character (a last lone one is itself)."""
-    segments: list[list[str]] = [[]]
+    return [["." if ch is None else re.escape(ch) for ch in segment] for segment in like_tokens(pattern)]
+
+
+def like_tokens(pattern: str) -> list[list[str | None]]:
+    """A LIKE pattern's segments between `%`s, each a list of its characters, None for `_` (any
+    one); a backslash escapes the next character (a last lone one is itself)."""
+    segments: list[list[str | None]] = [[]]
     i = 0
     while i < len(pattern):
         ch = pattern[i]
         if ch == "\\" and i + 1 < len(pattern):
-            segments[-1].append(re.escape(pattern[i + 1]))
+            segments[-1].append(pattern[i + 1])
             i += 2
             continue
         if ch == "%":
             segments.append([])
         else:
-            segments[-1].append("." if ch == "_" else re.escape(ch))
+            segments[-1].append(None if ch == "_" else ch)
         i += 1
     return segments
 

@@ -7,7 +7,6 @@ so NOT on an unknown property still selects nothing, as CQL2 requires.
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -23,6 +22,7 @@ from server.index.cql2_terms import (
     ARRAY_OPS,
     COMPARISONS,
     INTERVAL_PROPERTIES,
+    LIKE_PATTERN_MAX,
     SELF_RELATIONS,
     SPATIAL_OPS,
     SPATIAL_PREDICATES,
@@ -34,11 +34,11 @@ from server.index.cql2_terms import (
     instant_literal,
     is_expression,
     like_pattern,
-    like_regex,
     property_name,
     time_literal,
     unwrap_case,
 )
+from server.index.like import like_matcher
 from server.query.extensions import COERCE
 from server.query.model import SearchQuery, check_deadline
 
@@ -335,18 +335,19 @@ class FilterEvaluator:
         if pattern_name is None:
             pattern = like_pattern(pattern)
         if name is None and pattern_name is None:
-            return self._constant(bool(like_regex(pattern, casei).fullmatch(left)))
+            return self._constant(bool(like_matcher(pattern, casei)(left)))
         if pattern_name is None:
             col = self._column(name)  # type: ignore[arg-type]
             if col is None:
                 return self._empty(), self._empty()
             if col.string is None:
                 return self._mismatch(col)
-            fullmatch, vocab = like_regex(pattern, casei).fullmatch, col.string.vocab
+            alike, vocab = like_matcher(pattern, casei), col.string.vocab
             matching = np.zeros(len(vocab), dtype=bool)
             for start in range(0, len(vocab), 4096):
                 self._tick()
-                matching[start:start + 4096] = [fullmatch(v) is not None for v in vocab[start:start + 4096]]
+                chunk = vocab[start:start + 4096]
+                matching[start:start + len(chunk)] = np.fromiter(map(alike, chunk), dtype=bool, count=len(chunk))
             return self._with_mismatch(col, col.string.rows, matching[col.string.codes])
         patterns = self._column(pattern_name)
         if patterns is None:
@@ -356,9 +357,9 @@ class FilterEvaluator:
                 return self._mismatch(patterns)
             matching = np.zeros(len(patterns.string.vocab), dtype=bool)
             for i, p in enumerate(patterns.string.vocab):
-                if i % 4096 == 0:
+                if i % 4096 == 0 or len(p) > LIKE_PATTERN_MAX:  # (a long one: its time checked at once)
                     self._tick()
-                matching[i] = like_regex(p, casei).fullmatch(left) is not None
+                matching[i] = bool(like_matcher(p, casei)(left))
             return self._with_mismatch(patterns, patterns.string.rows, matching[patterns.string.codes])
         values = self._column(name)
         if values is None:
@@ -371,15 +372,16 @@ class FilterEvaluator:
             pairs = va.codes[ia].astype(np.int64) * len(pa.vocab) + pa.codes[ib]
             unique, inverse = np.unique(pairs, return_inverse=True)
             truth = np.zeros(len(unique), dtype=bool)
-            compiled: dict[int, re.Pattern[str]] = {}
+            compiled: dict[int, Callable[[str], object]] = {}
             for i, pair in enumerate(unique.tolist()):
-                if i % 4096 == 0:
-                    self._tick()
                 vcode, pcode = divmod(pair, len(pa.vocab))
-                regex = compiled.get(pcode)
-                if regex is None:
-                    regex = compiled[pcode] = like_regex(pa.vocab[pcode], casei)
-                truth[i] = regex.fullmatch(va.vocab[vcode]) is not None
+                value = va.vocab[vcode]
+                if i % 4096 == 0 or len(value) > LIKE_PATTERN_MAX:
+                    self._tick()
+                matches = compiled.get(pcode)
+                if matches is None:
+                    matches = compiled[pcode] = like_matcher(pa.vocab[pcode], casei)
+                truth[i] = bool(matches(value))
             t[rows[truth[inverse.reshape(-1)]]] = True
         # Values or patterns that are not strings are simply not alike.
         return t, self._present(values) & self._present(patterns) & ~t

@@ -31,6 +31,22 @@ from server.query.model import SearchQuery
 __all__ = ["Index", "SearchResult"]
 
 
+def degraded_reason(load_report: dict[str, Any] | None) -> str | None:
+    """Why a load is degraded, from its report as an index keeps it (Index.load_report, the
+    loader's LoadReport.problems()): catalogs, collections or bulk files not read, their items
+    missing; None when it is not. The one predicate: `index` writes no snapshot of such a load
+    (LoadReport.degraded), `serve --index` neither rewrites its file with one (a stale
+    snapshot's rebuild, the start check's reload), and /_mgmt/ready says "degraded". A snapshot
+    of one would be served at the next start as complete, unchecked if its files are unchanged."""
+    skipped = (load_report or {}).get("structure_skipped")
+    if not skipped:
+        return None
+    skips = (load_report or {}).get("structure_skips") or []
+    missing = [str(skip.get("location")) for skip in skips if isinstance(skip, dict)]
+    shown = f": {', '.join(missing[:3])}{' and more' if len(missing) > 3 else ''}" if missing else ""
+    return f"{skipped} catalogs, collections or bulk files not read{shown}"
+
+
 class Index(Table):
     # The real local folders the API serves files from (--serve-assets), numbered as in the
     # /_assets/{root}/ hrefs the load stored (server/index/served.py); empty: none. Class

@@ -20,6 +20,7 @@ of it then) and takes from it the items of documents that did not change (server
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -178,20 +179,37 @@ def child_main(workdir: str) -> int:
     # the items' bytes go into the snapshot as they are read, as `index` does (snapshot.py);
     # those reused from the previous one stay in its file, which the new one refers to (until
     # the reload compacts: server.index.reuse)
-    writer = SnapshotWriter(str(folder / "index.snapshot"))
     try:
-        index = load_index(settings, cache, previous=previous, spool=writer.spool, refer_previous=True)
+        writer = SnapshotWriter(str(folder / "index.snapshot"))
+    except OSError as exc:
+        return _failed(folder, exc)
+    try:
+        try:
+            index = load_index(settings, cache, previous=previous, spool=writer.spool, refer_previous=True)
+        finally:
+            with contextlib.suppress(OSError):  # (a full disk: the counts are lost, not the reason)
+                (folder / "metrics.json").write_bytes(orjson.dumps(metrics.counter_values()))
+        # writing the snapshot fails too (a full disk): the reason to the parent, as a load's
+        writer.finish(index, roots_of(settings), refer=True)
+        (folder / "cache.pickle").write_bytes(pickle.dumps(cache, protocol=5))
+        if job.get("fingerprint") and index.fingerprint is not None:
+            (folder / "fingerprint.pickle").write_bytes(pickle.dumps(index.fingerprint, protocol=5))
     except Exception as exc:  # the parent reports it and keeps serving the old index
         writer.abort()
-        (folder / "error").write_text(f"{type(exc).__name__}: {exc}")
-        return 1
-    finally:
-        (folder / "metrics.json").write_bytes(orjson.dumps(metrics.counter_values()))
-    writer.finish(index, roots_of(settings), refer=True)
-    (folder / "cache.pickle").write_bytes(pickle.dumps(cache, protocol=5))
-    if job.get("fingerprint") and index.fingerprint is not None:
-        (folder / "fingerprint.pickle").write_bytes(pickle.dumps(index.fingerprint, protocol=5))
+        return _failed(folder, exc)
     return 0
+
+
+def _failed(folder: Path, exc: Exception) -> int:
+    """The child's failure given to the parent (ChildBuilder.build_snapshot reads ``error``; its
+    half-written snapshot is removed first, so even a disk that filled has room for the line);
+    said on stderr (the server's log) when even that cannot be written. Its exit status."""
+    reason = f"{type(exc).__name__}: {exc}"
+    try:
+        (folder / "error").write_text(reason)
+    except OSError:
+        print(f"stac-static-api reload: {reason}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import errno
 import logging
 import os
 import shutil
@@ -125,9 +126,10 @@ def _load_index(settings: Settings, index_file: str | None, remote_cache: Any = 
     server serves is appended): stat()ing them took 71-117 s at 4.05M files."""
     from server.catalog.configured import load_options, roots_of
     from server.catalog.loader import load_catalogs
+    from server.index.index import degraded_reason
     from server.runtime.remote_snapshot import check_hrefs
     from server.runtime.snapshot import SnapshotError, read_snapshot, stale_reason, write_snapshot
-    from server.runtime.start_check import StartCheck, degraded_reason
+    from server.runtime.start_check import StartCheck
 
     previous = None
     if index_file:
@@ -166,7 +168,7 @@ def _load_index(settings: Settings, index_file: str | None, remote_cache: Any = 
     index, report = load_catalogs(roots_of(settings), options)
     del previous, options  # its mapping goes with it
     print(f"stac-static-api: {report.summary()}", file=sys.stderr)
-    degraded = degraded_reason(index) if index_file else None
+    degraded = degraded_reason(index.load_report) if index_file else None
     if degraded is not None:  # as `index` writes none: the next start would take it for complete
         print(f"stac-static-api: ERROR: {index_file} not rewritten: the index rebuilt from the roots is degraded "
               f"({degraded}); it is served, and the next start rebuilds it again", file=sys.stderr)
@@ -328,6 +330,10 @@ def _upload(path: str, url: str) -> int:
     return 0
 
 
+# A write's errors that mean the disk (or a quota, or RLIMIT_FSIZE) would not take the snapshot
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
 def _build_index(settings: Settings, output: str) -> int:
     from server.catalog.configured import roots_of
     from server.index import heap
@@ -337,13 +343,26 @@ def _build_index(settings: Settings, output: str) -> int:
     # A build stopped (SIGTERM, Ctrl-C) removes its half-written file: it may be most of a disk.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     heap.no_huge_pages()  # (its numpy arrays: faults that compacted memory in the build's tail)
-    writer = SnapshotWriter(output)
+    try:
+        writer = SnapshotWriter(output)
+    except OSError as exc:  # a folder missing or read-only, a full disk: said in a line, not a traceback
+        print(f"stac-static-api: cannot write {output}: {exc.strerror or exc}; no snapshot written", file=sys.stderr)
+        return 1
     try:
         loaded = _load_roots(settings, writer.spool)
         if loaded is None or loaded[1].degraded:
             writer.abort()
         else:
             header = writer.finish(loaded[0], roots_of(settings))
+    except OSError as exc:
+        writer.abort()
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        # the disk (or a quota, a file size limit) filled under the snapshot: a line that says
+        # so, not a traceback; the half-written file (most of the disk by then) is gone
+        print(f"stac-static-api: cannot write {output}: {exc.strerror or exc} (the partial file {writer.tmp} is "
+              "removed); no snapshot written", file=sys.stderr)
+        return 1
     except BaseException:
         writer.abort()
         raise

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from server.index import Index
+from server.index.index import degraded_reason
 from server.runtime.child_build import ChildBuilder, failure_text
 from server.runtime.snapshot import write_snapshot
 
@@ -179,26 +180,12 @@ class DegradedIndex(Exception):
     read: served, as a reload's outcome is, but not written as the --index file."""
 
 
-def degraded_reason(index: Index) -> str | None:
-    """Why ``index`` may not be written over an --index file: catalogs, collections or bulk
-    files not read (its items missing; /_mgmt/ready says "degraded"), or None. `index` writes no
-    snapshot of such a load (cli._build_index): the next start would serve it as complete,
-    unchecked if its files are unchanged."""
-    report = index.load_report or {}
-    skipped = report.get("structure_skipped")
-    if not skipped:
-        return None
-    missing = [str(skip.get("location")) for skip in report.get("structure_skips") or [] if isinstance(skip, dict)]
-    shown = f": {', '.join(missing[:3])}{' and more' if len(missing) > 3 else ''}" if missing else ""
-    return f"{skipped} catalogs, collections or bulk files not read{shown}"
-
-
 def rewrite_index_file(path: str, index: Index, roots: list[str], builder: object) -> None:
     """The start check's rewrite (``rewrite`` of ``run``; server.runtime.reloader and
     server.runtime.workers give the index each serves): ``index`` written over the --index file
     at ``path``, then a ChildBuilder's next reload pointed at it (it reuses the items of the
     file rewritten). A degraded index raises DegradedIndex, written nowhere."""
-    reason = degraded_reason(index)
+    reason = degraded_reason(index.load_report)
     if reason is not None:
         raise DegradedIndex(f"the reloaded index is degraded ({reason})")
     write_snapshot(path, index, roots)
