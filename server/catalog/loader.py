@@ -1114,8 +1114,10 @@ class Loader:
         assert plan is not None
         limit = self.options.max_document_bytes
         by_location = plan.by_location  # made while the lstat processes may still run
-        plan.check(list(pending.locations(self._checked_from)), limit, self.options.fetch_timeout,
+        checked_from = self._checked_from
+        plan.check(list(pending.locations(checked_from)), limit, self.options.fetch_timeout,
                    self.options.fetch_retries)  # those before were given to check_soon during the walk
+        found = plan.found  # the origins of pending[checked_from:] when the check looked them up
         # the rows whose item names the collection that served it, a loaded one (not made):
         # served under it again, nothing to decide per row
         homes = set(self._home_ids.values())
@@ -1126,7 +1128,8 @@ class Loader:
         for start in range(0, len(pending), REUSE_CHUNK):
             chunk = pending[start : start + REUSE_CHUNK]
             locations = [loc for loc, _ in chunk]
-            taken = by_location.find(locations)
+            taken = found[start - checked_from : start - checked_from + len(chunk)] \
+                if found is not None and start >= checked_from else by_location.find(locations)
             known = taken >= 0
             fast = np.zeros(len(chunk), dtype=bool)
             fast[known] = settled[taken[known]]

@@ -90,10 +90,15 @@ class ReusePlan:
         # list_all_soon's process: the listings of the bucket endpoints, as _listed_all gives them
         self._listing: parallel.forked_map | None = None
         self._early: dict[str, tuple[Found | str, float]] | None = None  # its answers, once taken
+        # the origin of each location the last check (check_soon) was given (by_location.find), if it looked them up
+        self.found: np.ndarray | None = None
+        self._s3_somewhere = True  # whether a location of the previous index holds "s3://" (made with ``locations``)
 
     @functools.cached_property
     def locations(self) -> list[str]:
-        return self.origins.location_list()
+        joined = self.origins.locations.tobytes()  # (a mapped buffer: its pages read once, here)
+        self._s3_somewhere = joined.find(b"s3://") >= 0
+        return joined.decode("utf-8", "surrogateescape").split("\n") if len(self.origins) else []
 
     @functools.cached_property
     def positions(self) -> list[int]:
@@ -121,11 +126,12 @@ class ReusePlan:
         names = self.previous.collection_names
         return [names[c] if c >= 0 else None for c in self._served.tolist()]
 
-    @functools.cached_property
+    @property
     def _no_s3_location(self) -> bool:
         """Whether no location of the previous index holds "s3://" (one search of the joined
-        locations): then every remote document is under a bucket endpoint, none in an S3 bucket."""
-        return self.origins.locations.tobytes().find(b"s3://") < 0
+        locations as ``locations`` splits them): then every remote document is under a bucket
+        endpoint, none in an S3 bucket."""
+        return bool(self.locations is not None and not self._s3_somewhere)
 
     @functools.cached_property
     def _any_s3(self) -> bool:
@@ -273,6 +279,7 @@ class ReusePlan:
         """Find which of ``locations`` (the items a load is about to read, besides those given
         to check_soon) and of those given to check_soon (or checked by check_all_soon's
         process) are unchanged."""
+        self.found = None
         if self._forked is not None:
             self._take_forked(max_bytes)
             local: list[int] = []
@@ -343,6 +350,7 @@ class ReusePlan:
         local, s3 = [], []
         not_public, sizes, bases = self.not_public, self.sizes, self.bucket_listings
         found = self.by_location.find(locations)
+        self.found = found  # (the loader takes rows by them: not looked up again, ~0.5 CPU-s at 1M)
         if len(bases) == 1 and _all_under(bases[0], locations):  # one bucket endpoint, every item under it:
             known = found[found >= 0]  # no call a document (a million: ~0.5 CPU-s)
             return [], known[self.not_public_codes[known] != UNKNOWN].tolist()
