@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from urllib.parse import parse_qsl, quote
 
@@ -188,6 +190,25 @@ def _page(keys: list[str], token: str | None) -> bytes:
     return f"<ListBucketResult>{more}{entries}</ListBucketResult>".encode()
 
 
+def _send(handler: http.server.BaseHTTPRequestHandler, status: int, body: bytes = b"") -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def _serving(answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -> AbstractContextManager[str]:
+    """A server on 127.0.0.1 whose GETs ``answer`` answers, in a thread: its base URL."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            answer(self)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return in_thread(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+
+
 @pytest.mark.parametrize("hostile", ["same token", "keys go back", "empty pages", "huge page"])
 def test_a_listing_that_never_ends_or_is_too_large_is_refused_soon(hostile: str, driver: str,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,38 +219,30 @@ def test_a_listing_that_never_ends_or_is_too_large_is_refused_soon(hostile: str,
     monkeypatch.setattr(listing, "MAX_PAGE_BYTES", 1 << 20)
     requests: list[str] = []
 
-    class Hostile(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            n = len(requests)
-            requests.append(self.path)
-            if hostile == "same token":
-                body = _page([f"cat/k{n:06d}.json"], "again")
-            elif hostile == "keys go back":
-                body = _page(["cat/a.json", "cat/b.json"], f"t{n}")
-            elif hostile == "empty pages":
-                body = _page([], f"t{n}")
-            else:
-                self.send_response(200)
-                self.send_header("Content-Length", str(1 << 30))
-                self.end_headers()
-                head = _page(["cat/a.json"], None)[:-len(b"</ListBucketResult>")]
-                try:
-                    self.wfile.write(head)
-                    for _ in range(1 << 10):
-                        self.wfile.write(b" " * (1 << 20))
-                except OSError:
-                    pass  # the reader stopped: as it should
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
+        n = len(requests)
+        requests.append(handler.path)
+        if hostile == "same token":
+            body = _page([f"cat/k{n:06d}.json"], "again")
+        elif hostile == "keys go back":
+            body = _page(["cat/a.json", "cat/b.json"], f"t{n}")
+        elif hostile == "empty pages":
+            body = _page([], f"t{n}")
+        else:
+            handler.send_response(200)
+            handler.send_header("Content-Length", str(1 << 30))
+            handler.end_headers()
+            head = _page(["cat/a.json"], None)[:-len(b"</ListBucketResult>")]
+            try:
+                handler.wfile.write(head)
+                for _ in range(1 << 10):
+                    handler.wfile.write(b" " * (1 << 20))
+            except OSError:
+                pass  # the reader stopped: as it should
+            return
+        _send(handler, 200, body)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
-    with in_thread(httpd) as base:
+    with _serving(answer) as base:
         with pytest.raises(FetchError) as raised:
             http_listing(f"{base}/", [f"{base}/cat/a.json", f"{base}/cat/z.json"], 10, 0)
     assert len(requests) <= listing.MAX_EMPTY_PAGES + 2, (hostile, len(requests))
@@ -316,30 +329,19 @@ def test_a_page_that_fails_once_is_asked_again_and_one_refused_ends_the_listing(
     keys = [f"cat/k{i:05d}.json" for i in range(30)]
     served: list[str] = []
 
-    class Failing(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            query = dict(parse_qsl(self.path.partition("?")[2]))
-            token = query.get("continuation-token")
-            served.append(self.path)
-            if token is not None and (failing == "403" or served.count(self.path) == 1):
-                self.send_response(403 if failing == "403" else 503)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            after = token or query.get("start-after", "")
-            rest = [k for k in keys if k > after][:4]
-            more = len([k for k in keys if k > after]) > 4
-            body = _page(rest, rest[-1] if more else None)
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
+        query = dict(parse_qsl(handler.path.partition("?")[2]))
+        token = query.get("continuation-token")
+        served.append(handler.path)
+        if token is not None and (failing == "403" or served.count(handler.path) == 1):
+            _send(handler, 403 if failing == "403" else 503)
+            return
+        after = token or query.get("start-after", "")
+        rest = [k for k in keys if k > after][:4]
+        more = len([k for k in keys if k > after]) > 4
+        _send(handler, 200, _page(rest, rest[-1] if more else None))
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Failing)
-    with in_thread(httpd) as base:
+    with _serving(answer) as base:
         pages = listing._pages(10, 2, None)
         page = lambda params: pages.get(f"{base}/?{listing._query(params)}")  # noqa: E731
         follow = (lambda parts: pages.follow(parts, lambda p: f"{base}/?{listing._query(p)}")) if pages.can_follow else None
