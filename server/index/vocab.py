@@ -322,14 +322,20 @@ class TextTable:
         n = len(ends)
         if not n:
             return
-        first, size = len(self.ends), len(self.data)
+        size = len(self.data)
         self.data += memoryview(data)[: int(ends[-1])]
         self.ends.frombytes((ends + size).astype(np.int64, copy=False).tobytes())
+        self.hashed(hashes)
+
+    def hashed(self, hashes: np.ndarray) -> None:
+        """The hashes of the texts last appended to ``data`` and ``ends`` (none hashed yet), into
+        the table (ItemLinks.extend_new appends its bytes itself: see there)."""
+        first = len(self.hashes)
         self.hashes.frombytes(hashes.astype(np.int64, copy=False).tobytes())
         if len(self.ends) > MAX_LOAD * len(self.table):
             self._grow()
         else:
-            self._place(hashes, np.arange(first, first + n, dtype=np.int64))
+            self._place(hashes, np.arange(first, len(self.hashes), dtype=np.int64))
 
     def append(self, text: bytes, h: int) -> None:
         """One text not here (the caller knows: ``has``) and its hash, with the next code."""
