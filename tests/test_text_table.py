@@ -67,6 +67,40 @@ def test_grows_past_its_first_table() -> None:
     assert table.nbytes() < 80 * len(table)  # a dict of these: ~140 B a text
 
 
+@pytest.mark.parametrize("hash_text", [hash, lambda text: 3])
+def test_texts_added_one_at_a_time_or_known_new_are_found_as_added_ones(hash_text: Any) -> None:
+    """The table ItemLinks keeps its links in (append, has, extend: no lookup by the caller's
+    word) and the build's (add) are one: a text added any way is found by each lookup, the
+    others are not, past the first table and through colliding hashes."""
+    table, reference = TextTable(first_slots=8), {}
+    rng = random.Random(16)
+    for n in range(200):
+        text = f"t{n}" + rng.choice(ODD)
+        if text in reference:
+            continue
+        if n % 3 == 0:
+            table.append(text.encode("utf-8", "surrogatepass"), hash_text(text))
+            reference[text] = len(reference)
+        else:
+            batch = [text, f"u{n}"]
+            data, ends = encoded(batch)
+            table.extend(data, ends, np.fromiter(map(hash_text, batch), dtype=np.int64, count=2))
+            for t in batch:
+                reference[t] = len(reference)
+    assert table.texts() == list(reference) and len(table.table) > 8
+
+    def same(code: int, text: str) -> bool:
+        return table.texts(code, code + 1) == [text]
+
+    absent = ["", "t", "u", "v1", "é"]
+    assert all(table.has(hash_text(t), same, t) for t in reference)
+    assert not any(table.has(hash_text(t), same, t) for t in absent)
+    assert _added(table, [*absent, *reference], hash_text) == [*range(len(reference), len(reference) + 5),
+                                                               *reference.values()]
+    table.forget_hashes()
+    assert not table.has(hash_text("t1"), same, "t1") and table.texts()[:2] == list(reference)[:2]
+
+
 def _rows(n: int, seed: int) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     rows = []

@@ -23,12 +23,10 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from server.index.runs import tail_is
-from server.index.vocab import Decoded
+from server.index.vocab import Decoded, TextTable
 
 C = TypeVar("C")
 
-EMPTY = -1
-MAX_LOAD = 0.7  # table slots used at most: linear probing stays short (~2 probes a miss at 0.7)
 FIRST_SLOTS = 1 << 12
 CHUNK = 1 << 16  # links decoded at once by iteration
 
@@ -44,14 +42,13 @@ class ItemLinks(Decoded[tuple[str, C]], Generic[C]):
 
     def __init__(self, hash_text: Callable[[str], int] = hash) -> None:
         self._hash = hash_text  # str's own hash: kept in the string (made once), stable in forked children
-        self._data = bytearray()
-        self._ends = array("q")
+        # the bytes after each link's prefix, their ends, the whole locations' hashes and their
+        # table: a link's code there is its position
+        self._texts = TextTable(FIRST_SLOTS)
         self._groups = array("i")  # per link: its (prefix, context) code
         self._group_of: dict[tuple[int, str], int] = {}  # (id(context), prefix) -> code
         self._prefixes: list[str] = []
         self._contexts: list[C] = []  # by code; holds them alive (their ids are keys above)
-        self._hashes = array("q")  # per link
-        self._table = np.full(FIRST_SLOTS, EMPTY, dtype=np.int32)
         self._first = 0  # links before it let go (del links[:k]): still members
         self._members = True  # False after forget_members: nothing more can be appended
         self._origin, self._gap = 0, 0  # after joined(): where link 0 starts, the newline between links
@@ -62,11 +59,13 @@ class ItemLinks(Decoded[tuple[str, C]], Generic[C]):
     # -- the sequence ---------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._ends) - self._first
+        return len(self._texts.ends) - self._first
 
     def _location(self, at: int) -> str:
-        start = self._ends[at - 1] + self._gap if at else self._origin
-        return self._prefixes[self._groups[at]] + self._data[start : self._ends[at]].decode("utf-8", "surrogateescape")
+        texts = self._texts
+        ends = texts.ends
+        start = ends[at - 1] + self._gap if at else self._origin
+        return self._prefixes[self._groups[at]] + texts.data[start : ends[at]].decode("utf-8", "surrogateescape")
 
     def _link(self, at: int) -> tuple[str, C]:
         return self._location(at), self._contexts[self._groups[at]]
@@ -77,9 +76,10 @@ class ItemLinks(Decoded[tuple[str, C]], Generic[C]):
         a link each: ~0.8 CPU-s); one at a time where the bytes are not all ASCII."""
         if b <= a:
             return []
-        ends = self._ends[a:b]  # (a copy: a view would keep the array from growing)
-        first = self._ends[a - 1] + self._gap if a else self._origin
-        block = self._data[first : ends[-1]]
+        texts = self._texts
+        ends = texts.ends[a:b]  # (a copy: a view would keep the array from growing)
+        first = texts.ends[a - 1] + self._gap if a else self._origin
+        block = texts.data[first : ends[-1]]
         if not block.isascii():
             return [self._location(at) for at in range(a, b)]
         text = block.decode("ascii")
@@ -107,7 +107,7 @@ class ItemLinks(Decoded[tuple[str, C]], Generic[C]):
         return self._link(self._first + i)
 
     def __iter__(self) -> Iterator[tuple[str, C]]:
-        return self._chunks(self._first, len(self._ends))
+        return self._chunks(self._first, len(self._texts.ends))
 
     def _chunks(self, a: int, b: int) -> Iterator[tuple[str, C]]:
         for at in range(a, b, CHUNK):
@@ -122,7 +122,8 @@ class ItemLinks(Decoded[tuple[str, C]], Generic[C]):
 
     def locations(self, start: int = 0, end: int | None = None) -> LocationsView:
         """The locations of links ``start`` to ``end`` as a sequence made when read."""
-        first, stop = start + self._first, len(self._ends) if end is None else min(end + self._first, len(self._ends))
+        count = len(self._texts.ends)
+        first, stop = start + self._first, count if end is None else min(end + self._first, count)
         return LocationsView(self, first, max(first, stop))
 
     def position(self, i: int) -> int:
@@ -141,7 +142,7 @@ class ItemLinks(Decoded[tuple[str, C]], Generic[C]):
         strings put before; None (nothing done) when ``paths`` are not so. The block is the
         fingerprint's paths then (the links still read from it): the paths were made beside it,
         ~76 B a file beside ~40 (1M item files: 72 + 40 MB at the settle, the build's peak)."""
-        count, data, ends = len(self._ends), self._data, self._ends
+        count, data, ends = len(self._texts.ends), self._texts.data, self._texts.ends
         if not count or self._gap or self._members or len(paths) < count:
             return None
         skip = len(paths) - count
@@ -201,11 +202,11 @@ class ItemLinks(Decoded[tuple[str, C]], Generic[C]):
         the build and the snapshot's writing; the fingerprint's paths and the origins'
         locations are then pages of the file the kernel reads back only where they are read
         (10M item files: ~1 GB of anonymous memory less from the settle on)."""
-        count, data = len(self._ends), self._data
+        count, data = len(self._texts.ends), self._texts.data
         prefixes = [_encode(p) for p in self._prefixes]
         lengths = np.array([len(p) for p in prefixes], dtype=np.int64)
         groups = np.frombuffer(self._groups, dtype=np.int32)
-        old_ends = np.frombuffer(self._ends, dtype=np.int64)
+        old_ends = np.frombuffer(self._texts.ends, dtype=np.int64)
         new_ends = array("q")
         with tempfile.TemporaryFile(dir=self.spill_folder) as out:
             out.write(head_bytes)
@@ -234,21 +235,20 @@ class ItemLinks(Decoded[tuple[str, C]], Generic[C]):
                 at += len(new)
             out.flush()
             mapped = mmap.mmap(out.fileno(), at, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
-        self._data = mapped  # type: ignore[assignment]  # read like the bytearray; nothing is appended any more
-        self._ends = new_ends
+        self._texts.data = mapped  # read like the bytearray; nothing is appended any more
+        self._texts.ends = new_ends
         self._origin, self._gap = len(head_bytes), 1
         self._prefixes = [""] * len(self._prefixes)
         return mapped
 
     def contexts(self) -> Iterator[C]:
         groups, contexts = self._groups, self._contexts
-        return (contexts[groups[at]] for at in range(self._first, len(self._ends)))
+        return (contexts[groups[at]] for at in range(self._first, len(self._texts.ends)))
 
     def forget_members(self) -> None:
         """The hashes and their table let go (16-24 B a link) once no more is asked whether a
         location was admitted: the links stay readable; none is a member any more."""
-        self._hashes = array("q")
-        self._table = np.full(FIRST_SLOTS, EMPTY, dtype=np.int32)
+        self._texts.forget_hashes()
         self._members = False
 
     def clear(self) -> None:
@@ -273,16 +273,8 @@ class ItemLinks(Decoded[tuple[str, C]], Generic[C]):
             raise RuntimeError("links cannot be added once their members are forgotten")
         if not location.startswith(prefix):
             prefix = ""
-        at = len(self._ends)
-        self._data += _encode(location[len(prefix):])
-        self._ends.append(len(self._data))
+        self._texts.append(_encode(location[len(prefix):]), self._hash(location))
         self._groups.append(self._group(ctx, prefix))
-        h = self._hash(location)
-        self._hashes.append(h)
-        if (at + 1) > MAX_LOAD * len(self._table):
-            self._grow()
-        else:
-            self._place_one(h, at)
 
     def extend_new(self, locations: list[str], ctx: C, prefix: str = "") -> None:
         """Links none of which is a member nor appears twice (the caller checked: ``disjoint``
@@ -294,19 +286,18 @@ class ItemLinks(Decoded[tuple[str, C]], Generic[C]):
         cut = len(prefix)
         if cut and not all(loc.startswith(prefix) for loc in locations):
             prefix, cut = "", 0
-        first = len(self._ends)
+        # in this order (ends, bytes joined while the parts live, codes, hashes into the table):
+        # the block joined and the parts let go first, then TextTable.extend, held the same but
+        # left the 1M files walk at 217 MiB of RSS, not 196, and the load's peak at 700-728 MiB,
+        # not 664-677 (glibc's heap placement: equal with a fixed MALLOC_MMAP_THRESHOLD_)
+        texts = self._texts
         parts = [_encode(loc[cut:]) for loc in locations]
         lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
-        self._ends.frombytes((np.cumsum(lengths) + len(self._data)).tobytes())
-        self._data += b"".join(parts)
+        texts.ends.frombytes((np.cumsum(lengths) + len(texts.data)).tobytes())
+        texts.data += b"".join(parts)
         del parts
         self._groups.frombytes(np.full(len(locations), self._group(ctx, prefix), dtype=np.int32).tobytes())
-        hashes = np.fromiter(map(self._hash, locations), dtype=np.int64, count=len(locations))
-        self._hashes.frombytes(hashes.tobytes())
-        if len(self._ends) > MAX_LOAD * len(self._table):
-            self._grow()
-        else:
-            self._place(hashes, np.arange(first, len(self._ends), dtype=np.int64))
+        texts.hashed(np.fromiter(map(self._hash, locations), dtype=np.int64, count=len(locations)))
 
     # -- membership ------------------------------------------------------------------------------
 
@@ -314,77 +305,22 @@ class ItemLinks(Decoded[tuple[str, C]], Generic[C]):
         return self._location(at) == location
 
     def __contains__(self, location: object) -> bool:
-        if not isinstance(location, str) or not len(self._hashes):
-            return False
-        h = self._hash(location)
-        table, hashes = self._table, self._hashes
-        mask = len(table) - 1
-        slot = h & mask
-        while True:
-            at = int(table[slot])
-            if at == EMPTY:
-                return False
-            if hashes[at] == h and self._same(at, location):
-                return True
-            slot = (slot + 1) & mask
+        return isinstance(location, str) and self._texts.has(self._hash(location), self._same, location)
 
     def disjoint(self, locations: list[str]) -> bool:
         """Whether none of ``locations`` is a member (vectorized: a collection's 250k links)."""
-        if not locations or not len(self._hashes):
+        if not locations or not len(self._texts.hashes):
             return True
         hashes = np.fromiter(map(self._hash, locations), dtype=np.int64, count=len(locations))
-        table, stored = self._table, np.frombuffer(self._hashes, dtype=np.int64)
-        mask = len(table) - 1
-        todo = np.arange(len(locations))
-        slots = hashes & mask
-        while len(todo):
-            at = table[slots[todo]]
-            filled = at != EMPTY
-            todo, at = todo[filled], at[filled]  # an empty slot: not a member
-            equal = stored[at] == hashes[todo]
-            for i, a in zip(todo[equal].tolist(), at[equal].tolist()):  # rare: the same hash, compared
-                if self._same(a, locations[i]):
-                    return False
-            slots[todo] = (slots[todo] + 1) & mask
-        return True
 
-    def _place_one(self, h: int, at: int) -> None:
-        table = self._table
-        mask = len(table) - 1
-        slot = h & mask
-        while table[slot] != EMPTY:
-            slot = (slot + 1) & mask
-        table[slot] = at
+        def same(queries: np.ndarray, found: np.ndarray) -> np.ndarray:  # rare: the same hash, compared
+            return np.array([self._same(at, locations[i]) for i, at in zip(queries.tolist(), found.tolist())], dtype=bool)
 
-    def _place(self, hashes: np.ndarray, positions: np.ndarray) -> None:
-        """Positions into the table's free slots, by linear probing, all at once: in each
-        round the first of those aiming at one free slot takes it, the others move on."""
-        table = self._table
-        mask = len(table) - 1
-        slots = hashes & mask
-        todo = np.arange(len(positions))
-        while len(todo):
-            s = slots[todo]
-            free = table[s] == EMPTY
-            taken_slots, first = np.unique(s[free], return_index=True)
-            winners = todo[free][first]
-            table[taken_slots] = positions[winners]
-            keep = np.ones(len(todo), dtype=bool)
-            keep[np.flatnonzero(free)[first]] = False
-            todo = todo[keep]
-            slots[todo] = (slots[todo] + 1) & mask
-
-    def _grow(self) -> None:
-        size = len(self._table)
-        while len(self._ends) > MAX_LOAD * size:
-            size *= 2
-        self._table = np.full(size, EMPTY, dtype=np.int32 if len(self._ends) < 2**31 - 1 else np.int64)
-        self._place(np.frombuffer(self._hashes, dtype=np.int64).copy(), np.arange(len(self._ends), dtype=np.int64))
+        return not bool((self._texts.probe(hashes, same) >= 0).any())
 
     def nbytes(self) -> int:
         """The memory held, B (for tests and benchmarks)."""
-        return (len(self._data) + self._ends.itemsize * len(self._ends) + self._groups.itemsize * len(self._groups)
-                + self._hashes.itemsize * len(self._hashes) + self._table.nbytes)
+        return self._texts.nbytes() + self._groups.itemsize * len(self._groups)
 
 
 class LocationsView(Decoded[str]):

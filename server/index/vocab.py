@@ -16,7 +16,7 @@ from __future__ import annotations
 import pickle
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, overload
 
 import numpy as np
@@ -268,20 +268,24 @@ def _same_bytes(a: np.ndarray, a_starts: np.ndarray, b: np.ndarray, b_starts: np
 
 
 class TextTable:
-    """Distinct texts numbered in the order they came (their codes), held as one block of their
-    UTF-8 bytes, where each ends, each one's hash (str's) and an open-addressing table of codes
-    by hash (the pattern of server.catalog.links.ItemLinks): ~25 + 8 + 8 + 4-12 B a `datetime`
-    text against ~140 B as a dict[str, int] key (the str ~70 B, the dict's entry and index).
-    Texts are added and looked up a block at a time (``add``: numpy over the block, no str per
-    text); a lookup is exact, a candidate of equal hash a match only when its bytes are."""
+    """Texts numbered in the order they came (their codes), held as one block of their UTF-8
+    bytes, where each ends, each one's hash and an open-addressing table of codes by hash: ~25 +
+    8 + 8 + 4-12 B a `datetime` text against ~140 B as a dict[str, int] key (the str ~70 B, the
+    dict's entry and index). The build's vocabularies (columns._KeyBuilder) and the walk's item
+    links (server.catalog.links.ItemLinks: the bytes of a location after its folder, the hash of
+    the whole location) are such tables.
+
+    Texts are added and looked up a block at a time (numpy over the block, no str per text) or
+    one at a time (``append``, ``has``); a lookup is exact: a candidate of equal hash is a match
+    only when ``same`` says so, by default when its bytes are the text's (``add``, ``find``)."""
 
     __slots__ = ("data", "ends", "hashes", "table")
 
-    def __init__(self) -> None:
-        self.data = bytearray()
+    def __init__(self, first_slots: int = FIRST_SLOTS) -> None:
+        self.data: Any = bytearray()  # (an mmap once ItemLinks.joined moved it to a file)
         self.ends = array("q")
         self.hashes = array("q")
-        self.table = np.full(FIRST_SLOTS, EMPTY, dtype=np.int32)
+        self.table = np.full(first_slots, EMPTY, dtype=np.int32)
 
     def __len__(self) -> int:
         return len(self.ends)
@@ -296,37 +300,98 @@ class TextTable:
         """The codes (int64) of texts given as a block (``encoded``'s form, distinct texts) and
         their hashes; those not here yet are added, in their order, with the next codes."""
         n = len(ends)
-        codes = self._find(data, ends, hashes)
+        codes = self.find(data, ends, hashes)
         new = np.flatnonzero(codes < 0)
         if not len(new):
             return codes
         first = len(self.ends)
         codes[new] = np.arange(first, first + len(new), dtype=np.int64)
-        lengths = np.diff(ends, prepend=0)
-        size = len(self.data)
         if len(new) == n:  # all new (a datetime's texts): the block as it is
-            self.data += memoryview(data)[: int(ends[-1])] if n else b""
-            self.ends.frombytes((ends + size).tobytes())
-        else:
-            kept = lengths[new]
-            more = np.empty(int(kept.sum()), dtype=np.uint8)
-            at = np.cumsum(kept) - kept
-            gathered(np.frombuffer(data, dtype=np.uint8), starts_of(ends)[new], kept, more, at)
-            self.data += more.data
-            del more
-            self.ends.frombytes((np.cumsum(kept) + size).tobytes())
-        self.hashes.frombytes(hashes[new].astype(np.int64, copy=False).tobytes())
+            self.extend(data, ends, hashes)
+            return codes
+        lengths = np.diff(ends, prepend=0)
+        kept = lengths[new]
+        more = np.empty(int(kept.sum()), dtype=np.uint8)
+        gathered(np.frombuffer(data, dtype=np.uint8), starts_of(ends)[new], kept, more, np.cumsum(kept) - kept)
+        self.extend(more.data, np.cumsum(kept), hashes[new])
+        return codes
+
+    def extend(self, data: Any, ends: np.ndarray, hashes: np.ndarray) -> None:
+        """Texts none of which is here (the caller knows: ``find``), given as a block
+        (``encoded``'s form) and their hashes, added with the next codes."""
+        n = len(ends)
+        if not n:
+            return
+        size = len(self.data)
+        self.data += memoryview(data)[: int(ends[-1])]
+        self.ends.frombytes((ends + size).astype(np.int64, copy=False).tobytes())
+        self.hashed(hashes)
+
+    def hashed(self, hashes: np.ndarray) -> None:
+        """The hashes of the texts last appended to ``data`` and ``ends`` (none hashed yet), into
+        the table (ItemLinks.extend_new appends its bytes itself: see there)."""
+        first = len(self.hashes)
+        self.hashes.frombytes(hashes.astype(np.int64, copy=False).tobytes())
         if len(self.ends) > MAX_LOAD * len(self.table):
             self._grow()
         else:
-            self._place(hashes[new], codes[new])
-        return codes
+            self._place(hashes, np.arange(first, len(self.hashes), dtype=np.int64))
 
-    def _find(self, data: Any, ends: np.ndarray, hashes: np.ndarray) -> np.ndarray:
-        """Each text's code, -1 where it is not here."""
-        n = len(ends)
+    def append(self, text: bytes, h: int) -> None:
+        """One text not here (the caller knows: ``has``) and its hash, with the next code."""
+        code = len(self.ends)
+        self.data += text
+        self.ends.append(len(self.data))
+        self.hashes.append(h)
+        if code + 1 > MAX_LOAD * len(self.table):
+            self._grow()
+            return
+        table = self.table
+        mask = len(table) - 1
+        slot = h & mask
+        while table[slot] != EMPTY:
+            slot = (slot + 1) & mask
+        table[slot] = code
+
+    def has(self, h: int, same: Callable[[int, T], bool], value: T) -> bool:
+        """Whether a text of hash ``h`` here is ``value`` (``same(code, value)``), one text."""
+        if not len(self.hashes):
+            return False
+        table, hashes = self.table, self.hashes
+        mask = len(table) - 1
+        slot = h & mask
+        while True:
+            at = int(table[slot])
+            if at == EMPTY:
+                return False
+            if hashes[at] == h and same(at, value):
+                return True
+            slot = (slot + 1) & mask
+
+    def find(self, data: Any, ends: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+        """Each text's code (texts given as a block, ``encoded``'s form, and their hashes), -1
+        where it is not here: a candidate of equal hash is one when its bytes are the text's."""
+        flat = np.frombuffer(data, dtype=np.uint8)
+
+        def same(queries: np.ndarray, found: np.ndarray) -> np.ndarray:
+            mine = np.frombuffer(self.ends, dtype=np.int64)
+            query_starts, my_starts = _starts_at(ends, queries), _starts_at(mine, found)
+            lengths = ends[queries] - query_starts
+            equal = lengths == mine[found] - my_starts
+            which = np.flatnonzero(equal)
+            equal[which] = _same_bytes(flat, query_starts[which], np.frombuffer(self.data, dtype=np.uint8),
+                                       my_starts[which], lengths[which])
+            return equal
+
+        return self.probe(hashes, same)
+
+    def probe(self, hashes: np.ndarray, same: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+        """The code of each of the texts of ``hashes`` (int64), -1 where none here is it: all
+        at once, a probe a round; a candidate (its stored hash equal) is a match where
+        ``same(queries, codes)`` (the texts' indexes, the candidates' codes) is True."""
+        n = len(hashes)
         codes = np.full(n, -1, dtype=np.int64)
-        if not n or not len(self.ends):
+        if not n or not len(self.hashes):
             return codes
         table, mask = self.table, len(self.table) - 1
         stored = np.frombuffer(self.hashes, dtype=np.int64)
@@ -337,15 +402,9 @@ class TextTable:
             filled = at != EMPTY
             todo, at = todo[filled], at[filled]  # an empty slot: not here
             candidate = np.flatnonzero(stored[at] == hashes[todo])
-            if len(candidate):  # compared byte by byte (equal hashes: nearly always the same text)
-                mine = np.frombuffer(self.ends, dtype=np.int64)
+            if len(candidate):  # compared (equal hashes: nearly always the same text)
                 queries, found = todo[candidate], at[candidate]
-                query_starts, my_starts = _starts_at(ends, queries), _starts_at(mine, found)
-                lengths = ends[queries] - query_starts
-                equal = lengths == mine[found] - my_starts
-                which = np.flatnonzero(equal)
-                equal[which] = _same_bytes(np.frombuffer(data, dtype=np.uint8), query_starts[which],
-                                           np.frombuffer(self.data, dtype=np.uint8), my_starts[which], lengths[which])
+                equal = same(queries, found)
                 codes[queries[equal]] = found[equal]
                 keep = np.ones(len(todo), dtype=bool)
                 keep[candidate[equal]] = False
@@ -374,6 +433,12 @@ class TextTable:
             size *= 2
         self.table = np.full(size, EMPTY, dtype=np.int32 if len(self.ends) < 2**31 - 1 else np.int64)
         self._place(np.frombuffer(self.hashes, dtype=np.int64), np.arange(len(self.ends), dtype=np.int64))
+
+    def forget_hashes(self) -> None:
+        """The hashes and their table let go (16-24 B a text) once nothing more is looked up nor
+        added: the texts stay readable."""
+        self.hashes = array("q")
+        self.table = np.full(1, EMPTY, dtype=np.int32)
 
     def nbytes(self) -> int:
         """The memory held, B (for tests and benchmarks)."""
