@@ -481,6 +481,25 @@ def test_ndjson_items_with_a_collection_file(catalog_dir: CatalogDir) -> None:
     assert report.skipped == 0
 
 
+def test_documents_starting_with_a_utf8_byte_order_mark_are_read(catalog_dir: CatalogDir) -> None:
+    """A catalog, a collection, an item file and an ndjson file each starting with a UTF-8 BOM
+    (as editors on Windows save them; RFC 8259 lets a parser ignore it): all read, nothing
+    skipped (qa16: such a document was skipped as invalid JSON, and everything under it lost)."""
+    catalog_dir.write("catalog.json", catalog("root", [link("child", "./c/collection.json")]))
+    catalog_dir.write("c/collection.json", collection("c", [link("item", "./a/a.json"), link("item", "./b/b.json")]))
+    catalog_dir.write("c/a/a.json", item("a"))
+    catalog_dir.write("c/b/b.json", item("b"))
+    for name in ("catalog.json", "c/collection.json", "c/a/a.json"):
+        path = Path(catalog_dir.path(name))
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    lines = "".join(json.dumps(i) + "\n" for i in _bulk_items(3, "c"))
+    Path(catalog_dir.path("c/items.ndjson")).write_bytes(b"\xef\xbb\xbf" + lines.encode())
+    index, report = load(catalog_dir.path("catalog.json"), catalog_dir.path("c/items.ndjson"))
+    assert report.skipped == 0, report.skips
+    assert keys_of(index) == {("c", "a"), ("c", "b"), *(("c", f"bulk-{i}") for i in range(3))}
+    assert served(index, ("c", "a"))["id"] == "a"
+
+
 def test_bulk_items_without_collection_field(catalog_dir: CatalogDir) -> None:
     """A bulk file given as a root, its items of no collection: a collection named from the file."""
     catalog_dir.write("items.geojson", {"type": "FeatureCollection", "features": _bulk_items(3, None)})

@@ -450,6 +450,9 @@ def choose(location: str, data: bytes, media_type: str | None = None) -> Reader:
     return JSON_DOCUMENT
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def whole_document(docs: Iterable[Any]) -> bool:
     """Whether what ``read`` returned is one whole document (the JSON reader's 1-tuple), not
     the values of a bulk file (a FeatureCollection's features, ndjson lines, parquet rows)."""
@@ -457,6 +460,10 @@ def whole_document(docs: Iterable[Any]) -> bool:
 
 
 def read(location: str, data: bytes, skip: Skip, media_type: str | None = None) -> Iterable[Any]:
-    """The JSON values of one document, through the reader chosen for it."""
+    """The JSON values of one document, through the reader chosen for it. A UTF-8 byte order
+    mark at its start is ignored (RFC 8259 §8.1 lets a parser; editors on Windows write one,
+    and such a document was skipped as invalid JSON)."""
+    if data[:3] == UTF8_BOM:
+        data = bytes(data[3:])  # (a copy, only of such a document)
     reader = _BY_EXTENSION.get(extension(location)) or choose(location, data, media_type)
     return reader.read(data, location, skip)
