@@ -190,7 +190,7 @@ class ReusePlan:
         endpoint and each S3 bucket (as ``s3://BUCKET/``): (where, for every origin (not listed
         where not under it): listed with an MD5 ETag, that MD5, its size; or why it failed,
         seconds it took)."""
-        n = len(self.locations)
+        n = len(self.origins)  # (not of self.locations: that list is not made here when the keys are cut)
         candidates = np.flatnonzero((self.origins.sizes < 0) & (self.origins.not_public != UNKNOWN)).tolist()
         by_base: dict[str, list[int]] = {}
         # every document under the one endpoint (the common case): their keys cut out of the
