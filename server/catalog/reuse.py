@@ -85,24 +85,18 @@ class ReusePlan:
         self._pool: ThreadPoolExecutor | None = None  # lstats started by check_soon
         self._started: list[tuple[np.ndarray, list[Future[list[int]]]]] = []
         self._s3_later: list[int] = []  # S3 objects given to check_soon
+        self._listed_later: list[int] = []  # documents under a listed bucket endpoint given to check_soon
         # check_all_soon's processes: the origins each checks, their results (indices changed)
         self._forked: tuple[list[np.ndarray], parallel.forked_map] | None = None
         # list_all_soon's process: the listings of the bucket endpoints, as _listed_all gives them
         self._listing: parallel.forked_map | None = None
         self._early: dict[str, tuple[Found | str, float]] | None = None  # its answers, once taken
-        # the origin of each location the last check (check_soon) was given (by_location.find), if it looked them up
+        # the origin of each location the last check was given (by_location.find), if it looked them up
         self.found: np.ndarray | None = None
-        self._s3_somewhere = True  # whether a location of the previous index holds "s3://" (made with ``locations``)
 
     @functools.cached_property
     def locations(self) -> list[str]:
-        joined = self.origins.locations.tobytes()  # (a mapped buffer: its pages read once, here)
-        self._s3_somewhere = joined.find(b"s3://") >= 0
-        return joined.decode("utf-8", "surrogateescape").split("\n") if len(self.origins) else []
-
-    @functools.cached_property
-    def positions(self) -> list[int]:
-        return cast(list[int], self.origins.positions.tolist())
+        return self.origins.location_list()
 
     @functools.cached_property
     def sizes(self) -> list[int]:
@@ -125,13 +119,6 @@ class ReusePlan:
     def served_under(self) -> list[str | None]:
         names = self.previous.collection_names
         return [names[c] if c >= 0 else None for c in self._served.tolist()]
-
-    @property
-    def _no_s3_location(self) -> bool:
-        """Whether no location of the previous index holds "s3://" (one search of the joined
-        locations as ``locations`` splits them): then every remote document is under a bucket
-        endpoint, none in an S3 bucket."""
-        return bool(self.locations is not None and not self._s3_somewhere)
 
     @functools.cached_property
     def _any_s3(self) -> bool:
@@ -269,8 +256,9 @@ class ReusePlan:
         """Start checking the local files among ``locations`` (items the load will read) in the
         background: the walk goes on parsing the next documents while the lstats wait for the
         disk. ``check`` then waits for them; ``close`` stops what is left of them."""
-        local, s3 = self._origins_of(locations)
+        _, local, s3, listed = self._origins_of(locations)
         self._s3_later.extend(s3)  # listed by check, all at once
+        self._listed_later.extend(listed)
         if not local:
             return
         self._started.append(self._start_local(np.array(local, dtype=np.int64), max_bytes, True))
@@ -280,18 +268,17 @@ class ReusePlan:
         to check_soon) and of those given to check_soon (or checked by check_all_soon's
         process) are unchanged."""
         self.found = None
+        local: list[int] = []
+        s3: list[int] = []
+        listed: list[int] = []
         if self._forked is not None:
             self._take_forked(max_bytes)
-            local: list[int] = []
-            s3 = self._origins_of(locations)[1] if self._any_s3 else []
+            if self._any_s3:
+                self.found, _, s3, listed = self._origins_of(locations)
         else:
-            local, s3 = self._origins_of(locations)
+            self.found, local, s3, listed = self._origins_of(locations)
         s3, self._s3_later = self._s3_later + s3, []
-        if s3 and self._no_s3_location:  # (a million rows told apart one by one: ~0.5 CPU-s at 1M)
-            listed, s3 = s3, []
-        else:
-            listed = [o for o in s3 if not self.locations[o].startswith("s3://")]
-            s3 = [o for o in s3 if self.locations[o].startswith("s3://")]
+        listed, self._listed_later = self._listed_later + listed, []
         if local:
             self._started.append(self._start_local(np.array(local, dtype=np.int64), max_bytes, len(local) > STAT_CHUNK))
         for wanted, futures in self._started:
@@ -344,24 +331,28 @@ class ReusePlan:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def _origins_of(self, locations: list[str]) -> tuple[list[int], list[int]]:
-        """The origins of ``locations`` to check: local files, listed objects (S3, or under a
-        listed bucket endpoint)."""
-        local, s3 = [], []
+    def _origins_of(self, locations: list[str]) -> tuple[np.ndarray, list[int], list[int], list[int]]:
+        """Each of ``locations``' origin (by_location.find, -1: none; the loader takes rows by
+        them, not looked up again: ~0.5 CPU-s at 1M) and the origins to check: local files,
+        objects in S3 buckets (s3://), documents under a listed bucket endpoint. Each location
+        told apart here, where it is read anyway (telling the S3 ones from the others again
+        later, a row at a time, was ~0.5 CPU-s at 1M)."""
+        local, s3, listed = [], [], []
         not_public, sizes, bases = self.not_public, self.sizes, self.bucket_listings
         found = self.by_location.find(locations)
-        self.found = found  # (the loader takes rows by them: not looked up again, ~0.5 CPU-s at 1M)
         if len(bases) == 1 and _all_under(bases[0], locations):  # one bucket endpoint, every item under it:
             known = found[found >= 0]  # no call a document (a million: ~0.5 CPU-s)
-            return [], known[self.not_public_codes[known] != UNKNOWN].tolist()
+            return found, [], [], known[self.not_public_codes[known] != UNKNOWN].tolist()
         for location, o in zip(locations, found.tolist()):
             if o < 0 or not_public[o] == UNKNOWN:
                 continue
-            if location.startswith("s3://") or (bases and bucket_of(location, bases) is not None):
+            if location.startswith("s3://"):
                 s3.append(o)
+            elif bases and bucket_of(location, bases) is not None:
+                listed.append(o)
             elif "://" not in location and sizes[o] >= 0:
                 local.append(o)
-        return local, s3
+        return found, local, s3, listed
 
     def _start_local(self, wanted: np.ndarray, max_bytes: int, background: bool
                      ) -> tuple[np.ndarray, list[Future[list[int]]]]:
