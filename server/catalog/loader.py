@@ -1250,12 +1250,14 @@ class Loader:
         first = start
         piece = self._files_piece(start)
         taken: list[str] = []  # the piece's links' locations, the str objects read (_as_positions)
-        for i in range(start, end):
-            location, ctx = pending[i]
+        links = pending[start:end]
+        # each file read when asked for, the next ones asked for ahead (LocalFiles.fetch_many)
+        results = fetcher.fetch_all([location for location, _ in links], limit)
+        for i, (location, ctx) in enumerate(links, start):
             taken.append(location)
             sources = fetcher.sources
             read, aliased = len(sources.paths), len(aliases)
-            for _, docs in self._parse_documents([fetcher.fetch_result(location, limit)]):
+            for _, docs in self._parse_documents([next(results)]):
                 if (formats.whole_document(docs) and self._lines_ready(location, ctx)
                         and self._plain_item(docs[0], ctx)):  # type: ignore[index]
                     self._add_items(docs, location, ctx)
