@@ -1,0 +1,88 @@
+"""Local files read with the next ones opened and asked for ahead (LocalFiles.fetch_many):
+the same results, in order, as reading them one by one; each file checked and logged only in
+its turn (the forked file readers' bookkeeping counts on it); no descriptor left open."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from server.catalog import sources
+from server.catalog.sources import Fetcher
+
+LIMIT = 1000
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _tree(tmp_path: Path) -> tuple[list[str], Fetcher]:
+    """A root folder of files in the files layout and flat, with a missing file, a folder, a
+    file over the limit, a symlink out of the root and one to a file inside among them."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.json").write_text('{"secret": true}')
+    root.mkdir()
+    locations = []
+    for i in range(3 * sources.READ_AHEAD):
+        path = root / f"i{i}" / f"i{i}.json" if i % 2 else root / f"f{i}.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(f'{{"n": {i}}}')
+        locations.append(str(path))
+    (root / "big.json").write_bytes(b" " * (LIMIT + 1))
+    (root / "folder.json").mkdir()
+    os.symlink(outside / "secret.json", root / "out.json")
+    os.symlink(root / "f0.json", root / "alias.json")
+    odd = [str(root / name) for name in ("missing.json", "big.json", "folder.json", "out.json", "alias.json")]
+    for at, location in zip((5, 70, 71, 100, 150), odd, strict=True):
+        locations.insert(at, location)
+
+    def check(path: str, real: str) -> str | None:
+        if not real.startswith(str(root) + "/"):
+            return "outside the root"
+        return "a symlink" if os.path.realpath(path) != path else None
+
+    return locations, Fetcher(max_bytes=LIMIT, real_path_check=check)
+
+
+def test_results_logs_and_order_are_those_of_reading_one_by_one(tmp_path: Path) -> None:
+    locations, fetcher = _tree(tmp_path)
+    one_by_one = [fetcher.fetch_result(location, LIMIT) for location in locations]
+    log = list(fetcher.sources.paths)
+    fetcher.sources = sources.SourceLog()
+    assert list(fetcher.fetch_all(locations, LIMIT)) == one_by_one
+    assert list(fetcher.sources.paths) == log
+    reasons = {location: error for location, data, error in one_by_one if data is None}
+    assert len(reasons) == 5 and "outside" in reasons[locations[100]] and "symlink" in reasons[locations[150]]
+    fetcher.close()
+
+
+def test_each_file_is_read_and_logged_only_when_asked_for(tmp_path: Path) -> None:
+    locations, fetcher = _tree(tmp_path)
+    readable = [location for location, data, _ in map(fetcher.fetch_result, locations) if data is not None]
+    fetcher.sources = sources.SourceLog()
+    results = fetcher.fetch_all(locations, LIMIT)
+    for asked in range(1, len(locations) + 1):
+        assert next(results)[0] == locations[asked - 1]
+        assert list(fetcher.sources.paths) == [loc for loc in readable if loc in locations[:asked]]
+    assert next(results, None) is None
+    fetcher.close()
+
+
+@pytest.mark.parametrize("taken", [0, 1, sources.READ_AHEAD + 3])
+def test_no_descriptor_is_left_open_by_a_read_given_up(tmp_path: Path, taken: int) -> None:
+    locations, fetcher = _tree(tmp_path)
+    fetcher.fetch_result(locations[0], LIMIT)  # the anchors of the folders opened: they stay until close
+    fetcher.fetch_result(locations[2], LIMIT)
+    before = _open_fds()
+    results = fetcher.fetch_all(locations, LIMIT)
+    for _ in range(taken):
+        next(results)
+    if taken:
+        assert _open_fds() > before  # read ahead: the next files are open
+    results.close()  # type: ignore[attr-defined]
+    assert _open_fds() == before
+    fetcher.close()
