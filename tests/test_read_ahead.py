@@ -86,3 +86,35 @@ def test_no_descriptor_is_left_open_by_a_read_given_up(tmp_path: Path, taken: in
     results.close()  # type: ignore[attr-defined]
     assert _open_fds() == before
     fetcher.close()
+
+
+@pytest.mark.parametrize("cold", [False, True])
+def test_files_found_in_the_page_cache_are_not_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         cold: bool) -> None:
+    """Files just written are in the page cache: after the first probe (one file in
+    PROBE_EVERY, read without waiting for the disk), none is asked for. Where the probe says
+    the disk would be read (``cold``: the kernel's answer, as dropped caches give it), every
+    file but the probes is."""
+    count = 3 * sources.PROBE_EVERY
+    locations = []
+    for i in range(count):
+        path = tmp_path / f"f{i}.json"
+        path.write_text("{}")
+        locations.append(str(path))
+    asked: list[int] = []
+    real_fadvise = sources._FADVISE
+    assert real_fadvise is not None
+
+    def fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+        asked.append(fd)
+        real_fadvise(fd, offset, length, advice)
+
+    monkeypatch.setattr(sources, "_FADVISE", fadvise)
+    if cold:
+        monkeypatch.setattr(sources, "_cached", lambda fd: False)
+    fetcher = Fetcher(max_bytes=LIMIT)
+    assert all(data == b"{}" for _, data, _ in fetcher.fetch_all(locations, LIMIT))
+    probes = count // sources.PROBE_EVERY
+    # the first probe is read READ_AHEAD files after it was opened: those were asked for
+    assert len(asked) == (count - probes if cold else sources.PROBE_EVERY - 1 + sources.READ_AHEAD)
+    fetcher.close()
