@@ -118,3 +118,45 @@ def test_files_found_in_the_page_cache_are_not_asked_for(tmp_path: Path, monkeyp
     # the first probe is read READ_AHEAD files after it was opened: those were asked for
     assert len(asked) == (count - probes if cold else sources.PROBE_EVERY - 1 + sources.READ_AHEAD)
     fetcher.close()
+
+
+def test_a_probe_reads_nothing_from_a_file_it_would_not_read(tmp_path: Path) -> None:
+    """The probe's one-byte read comes after the checks: a FIFO (or a device) in a probe's
+    place, or a file out of the roots, is not read from, as fetch never reads them."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "secret.json").write_text("{}")
+    locations = []
+    for i in range(2 * sources.PROBE_EVERY):
+        path = root / f"f{i}.json"
+        path.write_text("{}")
+        locations.append(str(path))
+    fifo = root / "fifo.json"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    os.write(writer, b"x")
+    os.symlink(tmp_path / "secret.json", root / "out.json")
+    locations[sources.PROBE_EVERY - 1] = str(fifo)  # the first probe
+    locations[2 * sources.PROBE_EVERY - 1] = str(root / "out.json")  # the second
+    probed: list[int] = []
+    real_cached = sources._cached
+
+    def cached(fd: int) -> bool | None:
+        probed.append(fd)
+        return real_cached(fd)
+
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sources, "_cached", cached)
+            fetcher = Fetcher(max_bytes=LIMIT, real_path_check=lambda path, real: (
+                None if real.startswith(str(root) + "/") else "outside the root"))
+            results = {location: error for location, _, error in fetcher.fetch_all(locations, LIMIT)}
+        assert results[str(fifo)] == "not a regular file"
+        assert "outside" in (results[str(root / "out.json")] or "")
+        assert probed == []
+        assert os.read(reader, 10) == b"x"  # still in the FIFO
+    finally:
+        os.close(reader)
+        os.close(writer)
+        fetcher.close()

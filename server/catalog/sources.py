@@ -511,6 +511,8 @@ def _cached(fd: int) -> bool | None:
         return False
     except (OSError, AttributeError):
         return None
+
+
 _O_PATH: int | None = getattr(os, "O_PATH", None) if os.path.isdir("/proc/self/fd") else None
 _NOT_A_NAME = frozenset({"", ".", ".."})
 MAX_ANCHORS = 64
@@ -561,9 +563,11 @@ class LocalFiles(Source):
         except OSError as exc:
             raise FetchError(exc.strerror or str(exc)) from None
 
-    def _read_opened(self, path: str, fd: int, real: str | None, limit: int,
-                     map_bytes: int | None) -> bytes | mmap.mmap:
-        """The opened file's bytes (or mapping), after the checks; ``fd`` closed."""
+    def _read_opened(self, path: str, fd: int, real: str | None, limit: int, map_bytes: int | None,
+                     probed: list[bool | None] | None = None) -> bytes | mmap.mmap:
+        """The opened file's bytes (or mapping), after the checks; ``fd`` closed. With
+        ``probed``, whether its first page was in the page cache is added to it, after the
+        checks (only a regular file inside the roots is read from) and before the read."""
         try:
             self._check_real_path(path, fd, real)
             info = os.fstat(fd)
@@ -571,6 +575,8 @@ class LocalFiles(Source):
                 raise FetchError("not a regular file")
             if info.st_size > limit:
                 raise FetchError(f"file is {info.st_size} bytes, over the {limit} byte limit")
+            if probed is not None:
+                probed.append(_cached(fd))
             self.fetcher.sources.add(path, info.st_size, info.st_mtime_ns)
             if map_bytes is not None and info.st_size >= max(map_bytes, 1):
                 return mmap.mmap(fd, info.st_size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
@@ -709,13 +715,13 @@ class LocalFiles(Source):
         path, fd, note, probe = opened
         if fd is None:
             return (path, None, note), None
-        cached = _cached(fd) if probe else None
+        probed: list[bool | None] | None = [] if probe else None
         try:
-            data = self._read_opened(path, fd, note, limit, None)
+            data = self._read_opened(path, fd, note, limit, None, probed)
         except FetchError as exc:
-            return (path, None, str(exc)), cached
+            return (path, None, str(exc)), probed[0] if probed else None
         assert isinstance(data, bytes)
-        return (path, data, None), cached
+        return (path, data, None), probed[0] if probed else None
 
 
 @register_source
