@@ -297,20 +297,9 @@ class CurlSession:
                 if not finished and yielded not in done:
                     if before_wait is not None:
                         before_wait()
-                    wait = 1.0
-                    if waiting:
-                        wait = min(wait, max(0.0, waiting[0][0] - time.monotonic()))
-                    if active:
-                        due = self.multi.timeout()  # libcurl's own timers (resolver, timeouts)
-                        if due >= 0:
-                            wait = min(wait, due / 1000)
-                        self.multi.select(wait)
-                    elif wait > 0:
-                        time.sleep(wait)
+                    self._wait(active, waiting)
         finally:
-            for handle in list(active):
-                self.multi.remove_handle(handle)
-                self.idle.append(handle)
+            self._release_all(active)
 
     def chains(self, starts: list[str], limit: int, following: Callable[[int, bytes], str | None]) -> str | None:
         """Chains of transfers, one in flight a chain, as a listing's parts follow their pages:
@@ -339,17 +328,25 @@ class CurlSession:
                         if following_url is not None:
                             self._start(_Transfer(i, following_url, limit), None, active, time.monotonic())
                     continue
-                wait = 1.0 if not waiting else max(0.0, min(1.0, waiting[0][0] - time.monotonic()))
-                if active:
-                    due = self.multi.timeout()
-                    self.multi.select(min(wait, due / 1000) if due >= 0 else wait)
-                elif wait > 0:
-                    time.sleep(wait)
+                self._wait(active, waiting)
             return None
         finally:
-            for handle in list(active):
-                self.multi.remove_handle(handle)
-                self.idle.append(handle)
+            self._release_all(active)
+
+    def _wait(self, active: dict[pycurl.Curl, _Transfer], waiting: list[tuple[float, int, _Transfer]]) -> None:
+        """Until a transfer in flight has news, a retry is due or libcurl's own timers
+        (resolver, timeouts) fire: at most a second."""
+        wait = 1.0 if not waiting else max(0.0, min(1.0, waiting[0][0] - time.monotonic()))
+        if active:
+            due = self.multi.timeout()
+            self.multi.select(min(wait, due / 1000) if due >= 0 else wait)
+        elif wait > 0:
+            time.sleep(wait)
+
+    def _release_all(self, active: dict[pycurl.Curl, _Transfer]) -> None:
+        """The handles of transfers still in flight (given up) released for reuse."""
+        for handle in list(active):
+            self._release(handle)
 
     def _start(self, transfer: _Transfer, cache: RemoteCache | None, active: dict[pycurl.Curl, _Transfer],
                now: float) -> None:
