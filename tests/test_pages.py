@@ -90,7 +90,7 @@ def test_conformance_has_the_html_class(client: TestClient) -> None:
 
 
 def test_the_sample_thumbnail_shows_on_its_item_page(client: TestClient) -> None:
-    """The sample's thumbnails are served here (root-relative hrefs): the page shows them; a
+    """The sample's thumbnails are served here (below the API's base URL): the page shows them; a
     local file path or a javascript: href never becomes an image or a link."""
     item = client.get("/search", params={"limit": 1, "collections": "sentinel-2-l2a-nl"}).json()["features"][0]
     href = item["assets"]["thumbnail"]["href"]

@@ -7,8 +7,8 @@ from html import escape
 from typing import Any
 
 from server import __version__
-from server.api.static_files import FAVICON_PATH, SWAGGER_UI_FILES, SWAGGER_UI_PATH, THUMBNAILS_PATH
-from server.index.served import ASSETS_PATH
+from server.api.static_files import FAVICON_PATH, SWAGGER_UI_FILES, SWAGGER_UI_PATH
+from server.index.served import ASSETS_PATH, THUMBNAILS_PATH
 from server.query.parameters import (
     AGGREGATE,
     CHILDREN,
