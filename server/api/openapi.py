@@ -46,7 +46,7 @@ PATH_PARAMS = {
 
 # The representation (server.api.render): not a search parameter, so not in the parameter table.
 FORMAT_PARAM = _param("f", "The representation: json, or html (a page for people). Without it, the Accept header "
-                      "decides: text/html first gets the page, anything else JSON.",
+                      "decides: text/html (or text/*) preferred to JSON gets the page, anything else JSON.",
                       {"type": "string", "enum": ["json", "html"]})
 
 
