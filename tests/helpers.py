@@ -411,6 +411,48 @@ def in_thread(httpd: Any, scheme: str = "http") -> Iterator[str]:
         thread.join(timeout=10)
 
 
+class PrefixProxy:
+    """A reverse proxy on 127.0.0.1 that publishes ``backend`` under the path ``prefix`` (GET
+    only): it strips the prefix from each request's path and, with ``forward_prefix``, says it
+    in X-Forwarded-Prefix (nginx's ``location /stac/ { proxy_pass http://api/; }`` with the
+    header set, or without it, a server given ``--base-url`` with the path). ``backend`` may be
+    set after the proxy has its address (a server started with ``--base-url {url}``)."""
+
+    def __init__(self, prefix: str, forward_prefix: bool) -> None:
+        self.prefix, self.forward_prefix = prefix.rstrip("/"), forward_prefix
+        self.backend = ""
+        self.url = ""  # the proxy's public URL, prefix included, without a trailing "/"
+
+
+@contextlib.contextmanager
+def prefix_proxy(prefix: str, forward_prefix: bool = True) -> Iterator[PrefixProxy]:
+    import http.server
+
+    proxy = PrefixProxy(prefix, forward_prefix)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            if not self.path.startswith(proxy.prefix + "/"):
+                self.send_error(404)
+                return
+            headers = {"accept": self.headers.get("accept", "*/*")}
+            if proxy.forward_prefix:  # and the host the client reached, as nginx's proxy_set_header Host $host
+                headers.update({"x-forwarded-prefix": proxy.prefix, "host": self.headers["host"]})
+            r = httpx.get(proxy.backend + self.path[len(proxy.prefix):], headers=headers, timeout=10)
+            self.send_response(r.status_code)
+            self.send_header("content-type", r.headers.get("content-type", "application/octet-stream"))
+            self.send_header("content-length", str(len(r.content)))
+            self.end_headers()
+            self.wfile.write(r.content)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with in_thread(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as url:
+        proxy.url = url + proxy.prefix
+        yield proxy
+
+
 def drop_misc_catalog(root: Path) -> None:
     """Unlink the sample's sub-catalog holding its one loose item (a copy of the sample at root)."""
     doc = json.loads((root / "catalog.json").read_text())

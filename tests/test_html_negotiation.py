@@ -21,6 +21,17 @@ BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,imag
     (b"", b"application/json, text/html;q=0.5", "json"),
     (b"", b"text/html;q=0.1, application/json", "json"),
     (b"", b"text/html;q=0", "json"),
+    # text/* matches text/html (qa16: JSON); the most specific range gives each its q (RFC 9110 §12.5.1)
+    (b"", b"text/*", "html"),
+    (b"", b"text/*;q=1, application/json;q=0.5", "html"),
+    (b"", b"text/*, application/json", "html"),  # equal q: the first listed
+    (b"", b"application/json, text/*", "json"),
+    (b"", b"text/*;q=0.9, text/html;q=0", "json"),  # text/html refused by its own range
+    (b"", b"text/html;q=0.5, application/json;q=0.1, */*", "html"),
+    (b"", b"text/plain", "json"),
+    (b"", b"image/png", "json"),
+    (b"", b"*/*;q=0.5, application/geo+json;q=0.1", "json"),  # HTML not asked for by name
+    (b"", b"text/*;q=0", "json"),
     (b"f=json", BROWSER.encode(), "json"),
     (b"f=html", None, "html"),
     (b"f=html", b"application/json", "html"),
@@ -45,6 +56,27 @@ def test_api_clients_get_json_and_browsers_pages(client: TestClient, path: str) 
     sep = "&" if "?" in path else "?"
     assert client.get(path + sep + "f=json", headers={"Accept": BROWSER}).headers["content-type"].startswith("application/")
     assert client.get(path + sep + "f=html").headers["content-type"].startswith("text/html")
+
+
+def test_text_star_gets_pages_over_http(live_server: str) -> None:
+    """Over the real server: Accept text/* (alone, or preferred to JSON) gets each document's
+    page, and an error's; */* and JSON types still get JSON."""
+    import httpx
+
+    paths = ["/", "/collections", "/collections/dem-alps", "/collections/dem-alps/items?limit=2",
+             "/collections/dem-alps/items/dem-alps-n46e008", "/search?limit=2", "/queryables", "/conformance"]
+    with httpx.Client(base_url=live_server, timeout=10) as http:
+        for path in paths:
+            for accept in ("text/*", "text/*;q=1, application/json;q=0.5"):
+                r = http.get(path, headers={"Accept": accept})
+                assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), (path, accept)
+                assert r.text.lstrip().lower().startswith("<!doctype html>")
+            for accept in ("*/*", "application/json, text/*;q=0.5", "application/geo+json"):
+                r = http.get(path, headers={"Accept": accept})
+                assert r.headers["content-type"].startswith("application/"), (path, accept)
+                r.json()
+        missing = http.get("/collections/nope", headers={"Accept": "text/*"})
+        assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
 
 
 def test_item_negotiates_too(client: TestClient) -> None:

@@ -259,3 +259,37 @@ def test_links_resolve_for_ids_that_need_escaping(tmp_path: Path) -> None:
         got = fetch(base + "/search?" + httpx.QueryParams({"ids": "sl/ash,a b", "collections": "col one,ü"}).__str__())
         assert sorted((f["collection"], f["id"]) for f in got["features"]) == sorted(
             (c, i) for c in ("col one", "ü") for i in ("sl/ash", "a b"))
+
+
+# -- requests the HTTP parser refuses ------------------------------------------------------------
+
+
+def _raw(base: str, request: bytes) -> tuple[int, dict[str, Any]]:
+    """``request`` sent as bytes (no client would send these), and the status and JSON body read back."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(base)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower(), head
+    return int(head.split(b" ", 2)[1]), json.loads(body)
+
+
+def test_unparseable_requests_say_why(live_server: str) -> None:
+    """qa16: every request the parser refuses got "malformed, or its request line is over 64
+    KiB", an unknown method too. Each says which it was now (still a 400, as JSON)."""
+    status, body = _raw(live_server, b"FOO / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 400 and body["code"] == "BadRequest" and "method" in body["description"], body
+    assert "64 KiB" not in body["description"]
+    status, body = _raw(live_server, b"GET /search?ids=" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 400 and "over 64 KiB" in body["description"] and "method" not in body["description"], body
+    status, body = _raw(live_server, b"GET / HTTP/1.1\r\nHost x\r\n\r\n")
+    assert status == 400 and body["description"].startswith("Invalid HTTP request: malformed ("), body
+    assert "64 KiB" not in body["description"] and "method" not in body["description"]
+    # the server goes on answering
+    assert httpx.get(live_server + "/_mgmt/health", timeout=10).status_code == 200

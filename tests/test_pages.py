@@ -90,7 +90,7 @@ def test_conformance_has_the_html_class(client: TestClient) -> None:
 
 
 def test_the_sample_thumbnail_shows_on_its_item_page(client: TestClient) -> None:
-    """The sample's thumbnails are served here (root-relative hrefs): the page shows them; a
+    """The sample's thumbnails are served here (below the API's base URL): the page shows them; a
     local file path or a javascript: href never becomes an image or a link."""
     item = client.get("/search", params={"limit": 1, "collections": "sentinel-2-l2a-nl"}).json()["features"][0]
     href = item["assets"]["thumbnail"]["href"]
@@ -301,3 +301,66 @@ def test_every_forms_placeholder_is_a_value_the_api_takes() -> None:
                     assert answer.status_code == 200, (path, name, example, answer.text[:300])
         expected = {("/search", "datetime"), ("/collections", "datetime"), ("/search", "filter"), ("/search", "sortby")}
         assert expected <= set(tried), tried
+
+
+# -- bidi controls (qa16: an id with U+202E RIGHT-TO-LEFT OVERRIDE displayed reversed) ---------------
+
+RLO, RLM, PDF = "\u202e", "\u200f", "\u202c"
+EXPLICIT = re.compile("[\u202a-\u202e\u2066-\u2069]")
+SPOOF_ID = f"evil{RLO}gnp.exe"  # shown as "evilexe.png"
+RTL_TITLE = f"خريطة الغطاء الأرضي{RLM}"  # Arabic with a mark, as RTL text uses them: kept
+
+
+@pytest.fixture
+def spoofing(catalog_dir: CatalogDir, make_client: Callable[..., TestClient]) -> TestClient:
+    """Every kind of catalog text a page shows holds an explicit bidi control (an override,
+    an embedding, an isolate); one id a mark."""
+    def odd(text: str) -> str:
+        return f"{text}{RLO}x\u202by\u2067z{PDF}"
+
+    catalog_dir.write("catalog.json", catalog("root", [link("child", "./sub/catalog.json")], title=odd("root")))
+    catalog_dir.write("sub/catalog.json", catalog("sub", [link("child", "./c/collection.json")], title=odd("sub")))
+    catalog_dir.write("sub/c/collection.json", collection(
+        f"lane{RLO}", title=odd("collection"), description=odd("about") + f" `{odd('code')}` [{odd('l')}](https://e.example/)",
+        keywords=[odd("kw")], license=odd("lic"), providers=[{"name": odd("prov"), "roles": [odd("role")]}],
+        summaries={odd("sum"): [odd("v")]}, links=[{"rel": "item", "href": "./i.json"}, {"rel": "item", "href": "./m.json"},
+                                                   {"rel": odd("rel"), "href": "https://e.example/", "title": odd("lt")}]))
+    catalog_dir.write("sub/c/i.json", item(SPOOF_ID, collection=f"lane{RLO}", properties={odd("k"): odd("v")},
+                                       assets={odd("a"): {"href": "https://e.example/a.tif", "title": odd("at")}}))
+    catalog_dir.write("sub/c/m.json", item(f"ma{RLM}rk", collection=f"lane{RLO}", properties={"title": RTL_TITLE}))
+    index, _ = load_catalogs([str(catalog_dir.path("catalog.json"))])
+    return make_client(index=index)
+
+
+def test_bidi_controls_in_catalog_text_are_shown_on_pages_not_obeyed(spoofing: TestClient) -> None:
+    """No page holds an explicit bidi control of the catalog's as such: each is shown as its
+    escape (ids inside a <bdi>, marks too); the JSON keeps them; a right-to-left title's mark
+    stays (its text, isolated)."""
+    from urllib.parse import quote
+
+    lane, spoof, mark = (quote(v, safe="") for v in (f"lane{RLO}", SPOOF_ID, f"ma{RLM}rk"))
+    paths = ["/", "/collections", f"/collections/{lane}", f"/collections/{lane}/items", f"/collections/{lane}/items/{spoof}",
+             f"/collections/{lane}/items/{mark}", "/search", "/children", "/catalogs/sub", "/catalogs/sub/children",
+             f"/collections/{lane}/queryables", "/queryables", f"/collections/{lane}/aggregate", "/collections?q=about"]
+    shown = '<span class="control" title="U+202E RIGHT-TO-LEFT OVERRIDE">\\u202E</span>'
+    with spoofing:
+        for path in paths:
+            page = spoofing.get(path, headers=PAGE)
+            assert page.status_code == 200, path
+            html = page.text
+            assert not EXPLICIT.search(html), (path, [html[max(0, m.start() - 80):m.end()] for m in EXPLICIT.finditer(html)][:3])
+        item_page = spoofing.get(f"/collections/{lane}/items/{spoof}", headers=PAGE).text
+        assert f'<p class="id"><bdi>evil{shown}gnp.exe</bdi></p>' in item_page
+        assert f"<h1><bdi>evil{shown}gnp.exe</bdi></h1>" in item_page  # no title: the id
+        assert f"<bdi>lane{shown}</bdi></a> ›" in item_page  # the crumbs' collection
+        assert "<title>evil\\u202Egnp.exe ·" in item_page  # no markup in a title: the escape as text
+        marked = spoofing.get(f"/collections/{lane}/items/{mark}", headers=PAGE).text
+        assert f"<h1><bdi>{RTL_TITLE}</bdi></h1>" in marked  # a title's mark: as written, isolated
+        assert '<p class="id"><bdi>ma<span class="control" title="U+200F RIGHT-TO-LEFT MARK">\\u200F</span>rk</bdi></p>' in marked
+        items = spoofing.get(f"/collections/{lane}/items", headers=PAGE).text
+        assert f">Items of <bdi>lane{shown}</bdi></h1>" in items
+        data = items.split('<script type="application/json" id="map-data">', 1)[1].split("</script>", 1)[0]
+        assert "evil\\\\u202Egnp.exe" in data  # the map's tooltip: the escape as text (tojson escapes its backslash)
+        # the JSON is the catalog's
+        assert spoofing.get(f"/collections/{lane}/items/{spoof}").json()["id"] == SPOOF_ID
+        assert spoofing.get(f"/collections/{lane}").json()["title"] == f"collection{RLO}x\u202by\u2067z{PDF}"

@@ -585,3 +585,46 @@ def test_odd_geometries_the_loader_takes_leave_the_map_drawn(tmp_path: Path, bro
             assert _open(browser, url, shots, f"odd-geometry-{iid}", footprints=paths > 0) == paths, iid
         # an empty point is no footprint: its page says so, as for a null geometry
         assert "no geometry" in browser.find_element(By.ID, "no-footprint").text
+
+
+# Where the characters of a piece of text are drawn: the left edges of its first and last
+# characters (the first text node under arguments[0] holding arguments[1]), or null.
+DRAWN = """const [root, needle] = arguments;
+           const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+           for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+             const at = node.data.indexOf(needle);
+             if (at < 0) continue;
+             const left = (i) => { const r = document.createRange(); r.setStart(node, i); r.setEnd(node, i + 1);
+                                   return r.getBoundingClientRect().left; };
+             return [left(at), left(at + needle.length - 1)];
+           }
+           return null;"""
+
+
+def test_an_id_with_a_right_to_left_override_does_not_display_reversed(tmp_path: Path, browser: Any, shots: Path) -> None:
+    """qa16: an item id "evil" U+202E "gnp.exe" displayed as "evilexe.png", and its collection's
+    id, ending with U+202E, reversed the crumbs after it ("items" read "smeti"). Now each shows
+    the control as its escape, and the text reads in its order, left to right."""
+    from urllib.parse import quote
+
+    from selenium.webdriver.common.by import By
+
+    rlo = "\u202e"
+    folder = CatalogDir(tmp_path / "bidi")
+    folder.write("collection.json", collection(f"lane{rlo}", title=f"Lane {rlo}sdrawkcab",
+                                               links=[{"rel": "item", "href": "./i.json"}]))
+    folder.write("i.json", item(f"evil{rlo}gnp.exe", bbox=(5.0, 51.0, 6.0, 52.0), collection=f"lane{rlo}"))
+    with run_server([str(folder.path("collection.json"))], env={"STAC_STATIC_HTML_TILES": ""}) as base:
+        lane = quote(f"lane{rlo}", safe="")
+        _open(browser, f"{base}/collections/{lane}/items/{quote(f'evil{rlo}gnp.exe', safe='')}", shots, "bidi-item")
+        for selector, text in (("h1", "gnp.exe"), ("p.id", "gnp.exe"), ("p.crumbs", "items")):
+            first, last = browser.execute_script(DRAWN, browser.find_element(By.CSS_SELECTOR, selector), text)
+            assert first < last, (selector, text, first, last)  # drawn in its order, not reversed
+        assert browser.find_element(By.CSS_SELECTOR, "p.id").text == "evil\\u202Egnp.exe"
+        _open(browser, f"{base}/collections/{lane}", shots, "bidi-collection")
+        first, last = browser.execute_script(DRAWN, browser.find_element(By.TAG_NAME, "h1"), "sdrawkcab")
+        assert first < last, (first, last)  # a title's override shown too, not obeyed
+        _open(browser, f"{base}/collections/{lane}/items", shots, "bidi-items")
+        cell = browser.find_element(By.CSS_SELECTOR, "#items tbody td:first-child a")
+        first, last = browser.execute_script(DRAWN, cell, "gnp.exe")
+        assert first < last and cell.text == "evil\\u202Egnp.exe", (first, last, cell.text)

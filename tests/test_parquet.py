@@ -329,13 +329,24 @@ def sample_index() -> Any:
     return index
 
 
+def exported(index: Any, pos: int) -> dict[str, Any]:
+    """The item as an export writes it: as stored, but the hrefs the API writes below its base
+    URL (the sample's thumbnails, server.index.served) root-relative, as the sample writes them."""
+    item = index.item(pos)
+    for asset in item.get("assets", {}).values():
+        if asset["href"].startswith("\x1f"):
+            asset["href"] = asset["href"][1:]
+    return item
+
+
 def test_export_parquet_round_trip_and_duckdb(tmp_path: Any) -> None:
     import duckdb
 
     out = str(tmp_path / "sample.parquet")
     assert main(["export", str(SAMPLE_ROOT), "-o", out]) == 0
     index = sample_index()
-    expected = [normalised(index.item(pos)) for pos in range(index.size)]
+    expected = [normalised(exported(index, pos)) for pos in range(index.size)]
+    assert sum(it["assets"].get("thumbnail", {}).get("href", "").startswith("/sample/thumbnails/") for it in expected) > 60
     without = [i["id"] for i in expected if i["geometry"] is None]
     assert without  # the sample has items without a geometry: they are written too
     got = list(read_items(out))
@@ -375,7 +386,7 @@ def test_export_ndjson_is_pgstacs_format(tmp_path: Any) -> None:
     assert len(lines) == index.size
     for pos, line in enumerate(lines):
         doc = orjson.loads(line)
-        assert doc == index.item(pos)
+        assert doc == exported(index, pos) and b"\\u001f" not in line
         assert doc["type"] == "Feature" and doc["id"]  # pgstac also needs "collection"; catalog-only items lack it
     assert oct(os.stat(out).st_mode & 0o044) != "0o0"
 

@@ -109,7 +109,7 @@ def test_get_answers_keep_their_one_alternate(api: httpx.Client) -> None:
 
 def _ids_in_table(html: str) -> list[str]:
     table = html.split('<table class="list" id="items">', 1)[1].split("</table>", 1)[0]
-    return re.findall(r'<tr>\s*<td><a href="[^"]+">([^<]+)</a></td>', table)
+    return re.findall(r'<tr>\s*<td><a href="[^"]+"><bdi>([^<]+)</bdi></a></td>', table)  # ids isolated (pages.ident)
 
 
 @pytest.mark.parametrize("how", ["accept", "f"])

@@ -10,12 +10,14 @@ import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from server.sample import SAMPLE_DIR, SAMPLE_THUMBNAILS
 from tests.conftest import TEST_BASE
+from tests.helpers import prefix_proxy, run_server
 
 
 class _Refs(HTMLParser):
@@ -98,10 +100,10 @@ def test_every_sample_thumbnail_is_served_by_the_server(client) -> None:
         path = f"/collections/{raw['collection']}/items/{raw['id']}" if raw.get("collection") else None
         served = client.get(path).json() if path else raw
         href = served["assets"]["thumbnail"]["href"]
-        assert href == f"/sample/thumbnails/{raw['id']}.png"  # root-relative: kept so by the loader
-        # as a client resolves it: against the item's own URL
-        url = urljoin(f"{TEST_BASE}/collections/x/items/{raw['id']}", href)
-        if path:
+        assert raw["assets"]["thumbnail"]["href"] == f"/sample/thumbnails/{raw['id']}.png"  # as the sample writes it
+        url = f"{TEST_BASE}/sample/thumbnails/{raw['id']}.png"
+        if path:  # served below the API's base URL (a proxy's prefix: test_sample_thumbnails_behind_a_proxy)
+            assert href == url
             item = pystac.Item.from_dict(served)
             assert item.assets["thumbnail"].get_absolute_href() == url
         r = client.get(urlsplit(url).path)
@@ -111,6 +113,52 @@ def test_every_sample_thumbnail_is_served_by_the_server(client) -> None:
     assert thumbs == len(list(SAMPLE_THUMBNAILS.glob("*.png"))) > 60
     assert client.get("/sample/thumbnails/nothing.png").status_code == 404
     assert client.get("/sample/thumbnails/..%2Fmake_sample.py").status_code == 404
+
+
+@pytest.mark.parametrize("forward_prefix", [True, False], ids=["X-Forwarded-Prefix", "--base-url"])
+def test_sample_thumbnails_behind_a_proxy(forward_prefix: bool) -> None:
+    """The real server behind a proxy that publishes it under /stac/ (saying so in
+    X-Forwarded-Prefix, or the server given --base-url with the path): every item's thumbnail,
+    as its JSON and its page give it, loads through the proxy. qa16: the hrefs were
+    root-relative (/sample/thumbnails/...), outside the prefix: 404 behind the proxy."""
+    with prefix_proxy("/stac", forward_prefix) as proxy:
+        args = [] if forward_prefix else ["--base-url", proxy.url + "/"]
+        with run_server(extra_args=args) as backend, httpx.Client(timeout=10) as http:
+            proxy.backend = backend
+            thumbnails, pages = set(), 0
+            url: str | None = proxy.url + "/search?limit=40"
+            while url:
+                page = http.get(url).json()
+                for feature in page["features"]:
+                    thumbnail = feature.get("assets", {}).get("thumbnail")
+                    if thumbnail is None:
+                        continue
+                    assert thumbnail["href"] == f"{proxy.url}/sample/thumbnails/{feature['id']}.png"
+                    thumbnails.add(thumbnail["href"])
+                    if len(thumbnails) % 10 == 1:  # some items' pages: their <img> is the same URL
+                        html = http.get(next(ln["href"] for ln in feature["links"] if ln["rel"] == "alternate")).text
+                        assert [src for tag, src in _refs(html) if tag == "img"] == [thumbnail["href"]]
+                        pages += 1
+                url = next((ln["href"] for ln in page["links"] if ln["rel"] == "next"), None)
+            assert len(thumbnails) == len(list(SAMPLE_THUMBNAILS.glob("*.png"))) and pages > 5
+            for href in thumbnails:
+                r = http.get(href)
+                assert r.status_code == 200 and r.headers["content-type"] == "image/png", href
+
+
+def test_sample_thumbnails_through_a_symlink_and_in_a_copy(tmp_path: Path, sample_copy: Path, make_client) -> None:
+    """The sample named through a symlink is the sample: its thumbnails go below the base URL; a
+    copy elsewhere is a catalog of its own, whose root-relative hrefs stay as it wrote them."""
+    from server.catalog.loader import load_catalogs
+
+    (tmp_path / "link").symlink_to(SAMPLE_DIR)
+    path = "/collections/dem-alps/items/dem-alps-n46e010"
+    for root, href in ((tmp_path / "link" / "catalog.json", f"{TEST_BASE}/stac/sample/thumbnails/dem-alps-n46e010.png"),
+                       (sample_copy / "catalog.json", "/sample/thumbnails/dem-alps-n46e010.png")):
+        index, _ = load_catalogs([str(root)])
+        with make_client(index=index) as c:
+            doc = c.get(path, headers={"X-Forwarded-Prefix": "/stac"}).json()
+            assert doc["assets"]["thumbnail"]["href"] == href, root
 
 
 def test_sample_items_have_a_pixel_grid_over_their_footprint() -> None:

@@ -31,8 +31,8 @@ def item_bytes(urls: UrlBuilder, index: Index, pos: int) -> bytes | None:
     if not index.links_last:
         return None
     # the stored item ends with its own links array: ...]}; hrefs of files the API serves
-    # (index.asset_roots) go under this request's base URL
-    data = with_base_bytes(index.json[pos], urls.base_json) if index.asset_roots else index.json.view(pos)
+    # (index.served_hrefs) go under this request's base URL
+    data = with_base_bytes(index.json[pos], urls.base_json) if index.served_hrefs else index.json.view(pos)
     return urls.item_links_json().splice(data, index.collection_of(pos), index.ids[pos])
 
 
@@ -44,7 +44,7 @@ def items_bytes(urls: UrlBuilder, index: Index, positions: list[int]) -> list[by
     at = np.asarray(positions, dtype=np.int64)
     splice, ids = urls.item_links_json().splice, index.ids
     stored: Sequence[bytes | memoryview] = index.json.views(at)
-    if index.asset_roots:
+    if index.served_hrefs:
         stored = [with_base_bytes(bytes(data), urls.base_json) for data in stored]
     return [splice(data, collection, ids[pos]) for data, collection, pos in zip(stored, index.collections_of(at), positions)]
 
@@ -59,7 +59,7 @@ def render_item(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | N
 def item_dict(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | None = None) -> dict[str, Any]:
     """The item as served, parsed: for pages, which read its members."""
     collection, item_id = index.collection_of(pos), index.ids[pos]
-    item = orjson.loads(with_base_bytes(index.json[pos], urls.base_json)) if index.asset_roots else index.item(pos)
+    item = orjson.loads(with_base_bytes(index.json[pos], urls.base_json)) if index.served_hrefs else index.item(pos)
     item["links"] = item.get("links", []) + urls.item_links(collection, item_id)
     return apply_fields(item, fields)
 

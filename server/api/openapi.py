@@ -7,8 +7,8 @@ from html import escape
 from typing import Any
 
 from server import __version__
-from server.api.static_files import FAVICON_PATH, SWAGGER_UI_FILES, SWAGGER_UI_PATH, THUMBNAILS_PATH
-from server.index.served import ASSETS_PATH
+from server.api.static_files import FAVICON_PATH, SWAGGER_UI_FILES, SWAGGER_UI_PATH
+from server.index.served import ASSETS_PATH, THUMBNAILS_PATH
 from server.query.parameters import (
     AGGREGATE,
     CHILDREN,
@@ -46,7 +46,7 @@ PATH_PARAMS = {
 
 # The representation (server.api.render): not a search parameter, so not in the parameter table.
 FORMAT_PARAM = _param("f", "The representation: json, or html (a page for people). Without it, the Accept header "
-                      "decides: text/html first gets the page, anything else JSON.",
+                      "decides: text/html (or text/*) preferred to JSON gets the page, anything else JSON.",
                       {"type": "string", "enum": ["json", "html"]})
 
 

@@ -17,9 +17,10 @@ from urllib.parse import parse_qsl, quote, quote_from_bytes, unquote, urlencode,
 
 import orjson
 import xstatic.pkg.leaflet
+from jinja2 import Undefined
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
@@ -82,6 +83,80 @@ def static_routes() -> list[BaseRoute]:
     ]
 
 
+# -- bidi controls: catalog text that would display reordered --------------------------------
+# qa16: an id holding U+202E RIGHT-TO-LEFT OVERRIDE showed reversed ("evil\u202egnp.exe" as
+# "evilexe.png"), and the reversal ran on into the page's own text after it (the crumbs' "›").
+# So a page (never the JSON) shows the explicit bidi formatting characters of any catalog
+# text as their escapes ("\u202E"): embeddings and overrides (U+202A-U+202E) and isolates
+# (U+2066-U+2069), which reorder the text they hold, but not the marks (U+200E, U+200F,
+# U+061C), which text in Arabic or Hebrew uses and which only set the direction of the
+# punctuation beside them. An id (``ident``) shows the marks too: an invisible character
+# makes an id look like another. Catalog text is also isolated (``<bdi>``, and CSS
+# unicode-bidi: isolate on inline elements, style.css): a right-to-left title takes its own
+# direction and leaves the page's text around it as it is.
+_EXPLICIT = re.compile("[\u202a-\u202e\u2066-\u2069]")
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_NAMES = {0x061C: "ARABIC LETTER MARK", 0x200E: "LEFT-TO-RIGHT MARK", 0x200F: "RIGHT-TO-LEFT MARK",
+                  0x202A: "LEFT-TO-RIGHT EMBEDDING", 0x202B: "RIGHT-TO-LEFT EMBEDDING",
+                  0x202C: "POP DIRECTIONAL FORMATTING", 0x202D: "LEFT-TO-RIGHT OVERRIDE",
+                  0x202E: "RIGHT-TO-LEFT OVERRIDE", 0x2066: "LEFT-TO-RIGHT ISOLATE", 0x2067: "RIGHT-TO-LEFT ISOLATE",
+                  0x2068: "FIRST STRONG ISOLATE", 0x2069: "POP DIRECTIONAL ISOLATE"}
+
+
+def _escape_code(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04X}"
+
+
+def _control_span(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f'<span class="control" title="U+{code:04X} {_CONTROL_NAMES[code]}">\\u{code:04X}</span>'
+
+
+def finalize(value: Any) -> Any:
+    """Every value a template writes ({{ ... }}), before it is escaped: a string's explicit
+    bidi controls as their escapes, in text and attributes alike (a <title>, an alt text); in
+    an http(s) URL, as the percent-escapes a browser sends for them. Markup (our own, made
+    from escaped text) is left alone; the common case, ASCII, costs one check."""
+    if not isinstance(value, str) or isinstance(value, Markup) or value.isascii() or not _EXPLICIT.search(value):
+        return value
+    if value.startswith(("https://", "http://")):
+        return _EXPLICIT.sub(lambda m: quote(m.group()), value)
+    return _EXPLICIT.sub(_escape_code, value)
+
+
+def _escaped(value: Any) -> str:
+    """A value as text, escaped: missing (None, an undefined member) as nothing."""
+    return "" if value is None or isinstance(value, Undefined) else str(escape(show(value)))
+
+
+def isolated(value: Any) -> Markup:
+    """Catalog text (a title, a name) where the page's own text is around it: in a <bdi>, its
+    explicit bidi controls shown (as finalize does)."""
+    return Markup(f"<bdi>{_EXPLICIT.sub(_control_span, _escaped(value))}</bdi>")
+
+
+def ident(value: Any) -> Markup:
+    """An id: in a <bdi>, every bidi control in it shown, marks too."""
+    return Markup(f"<bdi>{_BIDI_CONTROLS.sub(_control_span, _escaped(value))}</bdi>")
+
+
+def _map_titles(features: list[dict[str, Any]], ids: bool) -> list[dict[str, Any]]:
+    """A map's features with their tooltips' bidi controls shown as escapes (map.js sets them
+    as text, in a span of their own direction): items' (their ids) all of them, collections'
+    (titles) the explicit ones."""
+    pattern = _BIDI_CONTROLS if ids else _EXPLICIT
+    for feature in features:
+        title = feature["properties"]["title"]
+        if not title.isascii():
+            feature["properties"]["title"] = pattern.sub(_escape_code, title)
+    return features
+
+
+def title_or(title: Any, ident_: Any) -> Markup:
+    """A document's title, isolated, or (none) its id as ``ident`` shows it."""
+    return isolated(title) if title else ident(ident_)
+
+
 def safe_href(href: Any) -> str | None:
     """A catalog href a page may link to or show: http(s) only, never javascript: or data:, nor
     the local file paths of a catalog read from disk (they mean nothing to a browser); a
@@ -141,9 +216,10 @@ def markdown(text: Any, base: Any = _AS_WRITTEN) -> Markup:
     """A description rendered (raw HTML off); ``base``: description_base's, hrefs resolved by
     resolve_description_href (none given: left as written, as for the operator's description).
     A link that cannot be resolved becomes its text, an image its alt text."""
-    if base is _AS_WRITTEN:
-        return Markup(_MARKDOWN.render(str(text or "")))
     tokens = _MARKDOWN.parse(str(text or ""))
+    _shown_controls(tokens)
+    if base is _AS_WRITTEN:
+        return Markup(_MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {}))
     for token in tokens:
         if token.type != "inline" or not token.children:
             continue
@@ -166,6 +242,17 @@ def markdown(text: Any, base: Any = _AS_WRITTEN) -> Markup:
             kept.append(child)
         token.children = kept
     return Markup(_MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {}))
+
+
+def _shown_controls(tokens: list[Token]) -> None:
+    """A description's explicit bidi controls shown (finalize's escapes) wherever it has text:
+    its paragraphs, code, an image's alt text; link targets are left to markdown-it, which
+    percent-escapes them."""
+    for token in tokens:
+        if token.type in ("text", "code_inline", "code_block", "fence") and not token.content.isascii():
+            token.content = _EXPLICIT.sub(_escape_code, token.content)
+        if token.children:
+            _shown_controls(token.children)
 
 
 def show(value: Any) -> str:
@@ -346,8 +433,10 @@ def noun(count: int, one: str, many: str | None = None) -> str:
 
 
 for name, fn in (("safe_href", safe_href), ("noun", noun), ("markdown", markdown), ("show", show), ("excerpt", excerpt),
-                 ("schema_type", schema_type), ("schema_values", schema_values)):
+                 ("schema_type", schema_type), ("schema_values", schema_values), ("isolated", isolated),
+                 ("ident", ident), ("title_or", title_or)):
     TEMPLATES.env.filters[name] = fn
+TEMPLATES.env.finalize = finalize  # before any template is compiled: the compiler reads it
 
 
 def _as_get(ctx: dict[str, Any], body: dict[str, Any]) -> None:
@@ -472,16 +561,16 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
     elif doc.kind == CATALOG and index is not None:
         ctx.update(_tree_context(urls, index, int(request.path_params["node"]), items=True))
     elif doc.kind == COLLECTIONS:
-        ctx["map"] = mapdata.extent_features(body["collections"])
+        ctx["map"] = _map_titles(mapdata.extent_features(body["collections"]), ids=False)
     elif doc.kind == COLLECTION:
-        ctx["map"] = mapdata.extent_features([body])
+        ctx["map"] = _map_titles(mapdata.extent_features([body]), ids=False)
         number = index.tree.collection_node(body["id"]) if index is not None else None
         if index is not None and number is not None:
             ctx.update(_tree_context(urls, index, number, items=False))
     elif doc.kind == ITEMS:
         if request.method == "POST":
             _as_get(ctx, body)
-        ctx["map"] = mapdata.footprints(body["features"])
+        ctx["map"] = _map_titles(mapdata.footprints(body["features"]), ids=True)
         ctx["columns"] = [p for p in TABLE_PROPERTIES
                           if any(p in (f.get("properties") or {}) for f in body["features"])]
         ctx["collection_id"] = request.path_params.get("collection_id")
@@ -489,7 +578,7 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
         ctx["capped"] = getattr(request.state, "page_capped", None)  # the limit asked for, when over the page's
     elif doc.kind == ITEM:
         # no geometry (null, or left out by fields): a note, not an empty map (nor Leaflet loaded for it)
-        ctx["map"] = mapdata.footprints([body]) or None
+        ctx["map"] = _map_titles(mapdata.footprints([body]), ids=True) or None
     elif doc.kind == CONFORMANCE:
         ctx["groups"] = conformance_groups(body.get("conformsTo") or [])
     elif doc.kind == QUERYABLES:

@@ -1,8 +1,9 @@
 """The renderer: a handler's Document becomes a response in the representation asked for.
 
 ``?f=json`` / ``?f=html`` (the OGC API convention) wins; else the Accept header: a browser's,
-which lists text/html first, gets a page; application/json, application/geo+json, */* or no
-Accept get JSON, so STAC clients and curl see what they always saw. The HTTP cache keys its
+which lists text/html first, gets a page, and so does one preferring text/* (_accept_wants_html);
+application/json, application/geo+json, */* or no Accept get JSON, so STAC clients and curl see
+what they always saw. The HTTP cache keys its
 ETags and bodies on the same answer (server.api.caching), so a JSON body is never served to a
 browser or a page to a client.
 
@@ -59,10 +60,19 @@ def check_format(query_string: bytes) -> None:
 
 
 def _accept_wants_html(accept: str) -> bool:
-    """Whether the media range the client prefers most (the first of the highest q) is HTML."""
-    best, best_q = "", -1.0
-    for part in accept.split(","):
+    """Whether the client prefers a page to JSON (RFC 9110 §12.5.1). Each gets the q of the most
+    specific media range that matches it: HTML text/html (or application/xhtml+xml, which
+    browsers list beside it), else text/*, else */*; JSON a JSON type (application/json,
+    application/geo+json, any +json), else application/*, else */*; none: 0. HTML wins when
+    its q is over 0 and over JSON's, or equal to it and its range listed first, and the client
+    named it (text/html or text/*): a client that did not ask for HTML (*/*, an image type,
+    */*;q=0.5 beside application/geo+json;q=0.1) gets JSON. qa16: "text/*" got JSON (only
+    text/html counted), though it matches text/html."""
+    # (specificity, q, position) of the range that decides each
+    html, json = (-1, 0.0, 0), (-1, 0.0, 0)
+    for position, part in enumerate(accept.split(",")):
         media, _, params = part.strip().partition(";")
+        media = media.strip().lower()
         q = 1.0
         for param in params.split(";"):
             key, _, value = param.strip().partition("=")
@@ -71,9 +81,16 @@ def _accept_wants_html(accept: str) -> bool:
                     q = float(value)
                 except ValueError:
                     q = 0.0
-        if q > best_q:
-            best, best_q = media.strip().lower(), q
-    return best in _HTML_TYPES and best_q > 0
+        if media == "*/*":
+            html, json = max(html, (0, q, -position)), max(json, (0, q, -position))
+        elif media in _HTML_TYPES or media == "text/*":
+            html = max(html, (1 if media == "text/*" else 2, q, -position))
+        elif media == "application/*" or media.startswith("application/") and media.endswith("json"):
+            json = max(json, (1 if media == "application/*" else 2, q, -position))
+    (html_kind, html_q, html_at), (_, json_q, json_at) = html, json
+    if html_kind < 1:
+        return False  # HTML not asked for by name (at most by */*): JSON, whatever the q
+    return html_q > 0 and (html_q > json_q or html_q == json_q and html_at > json_at)
 
 
 def representation(query_string: bytes, accept: bytes | None) -> str:
@@ -81,7 +98,7 @@ def representation(query_string: bytes, accept: bytes | None) -> str:
     chosen = _format_param(query_string) if b"f=" in query_string else None
     if chosen is not None:
         return chosen
-    if not accept or b"html" not in accept:  # the common API case, decided without parsing
+    if not accept or b"html" not in accept and b"text/*" not in accept:  # the common API case, decided without parsing
         return JSON_FORMAT
     return HTML if _accept_wants_html(accept.decode("latin-1")) else JSON_FORMAT
 

@@ -18,12 +18,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from server.index.served import THUMBNAILS_PATH
 from server.sample import SAMPLE_THUMBNAILS
 from server.sample.make_sample import png
 
 SWAGGER_UI_PATH = "/static/swagger-ui"
 FAVICON_PATH = "/favicon.ico"
-THUMBNAILS_PATH = "/sample/thumbnails"
 # The prefixes the response cache skips (server.api.caching.UNCACHED_PREFIXES).
 STATIC_PREFIXES = ("/static/", FAVICON_PATH, THUMBNAILS_PATH + "/")
 CACHE_CONTROL = "public, max-age=86400"

@@ -87,7 +87,7 @@ def root_catalog_links(urls: UrlBuilder, index: Index, written: set[str]) -> lis
     document = index.tree.nodes[LANDING].document
     if document is None:
         return []
-    source = with_base(document, urls.base) if index.asset_roots else document
+    source = with_base(document, urls.base) if index.served_hrefs else document
     return [link for link in source.get("links", []) if link.get("rel") not in written and link.get("rel") != "alternate"]
 
 
@@ -97,7 +97,7 @@ def catalog_document(urls: UrlBuilder, index: Index, number: int) -> dict[str, A
     source = node.document or {"type": "Catalog", "id": node.id}
     href = urls.node(node)
     parent_href, parent_title = parent_of(urls, index, number)
-    out = with_base(source, urls.base) if index.asset_roots else dict(source)  # hrefs of files the API serves
+    out = with_base(source, urls.base) if index.served_hrefs else dict(source)  # hrefs of files the API serves
     out["links"] = [
         urls.link("self", href),
         urls.link("alternate", href + "?f=html", HTML, title="This catalog as HTML"),
@@ -118,7 +118,7 @@ def collection_document(urls: UrlBuilder, index: Index, collection: dict[str, An
     parent = None
     if number is not None and index.tree.nodes[number].parent != LANDING:
         parent = parent_of(urls, index, number)
-    out = with_base(collection, urls.base) if index.asset_roots else dict(collection)  # hrefs of files the API serves
+    out = with_base(collection, urls.base) if index.served_hrefs else dict(collection)  # hrefs of files the API serves
     links = urls.collection_links(cid, parent)
     if number is not None:
         links += tree_links(urls, index, number, items)

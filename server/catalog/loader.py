@@ -634,6 +634,7 @@ class Loader:
         self.report.hrefs_not_public = self.hrefs.not_public
         index.load_report = self.report.problems()
         index.asset_roots = tuple(self.hrefs.asset_roots)
+        index.sample_hrefs = self.hrefs.sample_hrefs
         index.hrefs_config = hrefs_config(self.options)
         return index, self.report
 

@@ -17,7 +17,9 @@ in this order:
    absolute path on the server of the roots' folders.
 
 An absolute path elsewhere is left as written, not counted: the catalog's own text, which may
-be a root-relative URL (the bundled sample's ``/sample/thumbnails/...``, which the API serves).
+be a root-relative URL; but the bundled sample's ``/sample/thumbnails/...`` (in a document of
+the sample's folder), which the API serves, is stored as a served href (server/index/served.py),
+so that it is written below the API's base URL, prefix included.
 An href with another scheme (``mailto:``, ``urn:``, ``data:``) is left as written.
 """
 
@@ -29,16 +31,25 @@ from collections.abc import Iterable, Sequence
 from urllib.parse import quote
 
 from server.catalog.locations import is_url, resolve_href
-from server.index.served import served_href
+from server.index.served import THUMBNAILS_PATH, own_href, served_href
+from server.sample import SAMPLE_DIR
 
 # A scheme of two letters or more (one letter is a Windows drive).
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
 _SAFE = "/~!$&'()*+,;=:@"
 _WEB = ("https://", "http://")
+_SAMPLE_FOLDER = os.path.join(str(SAMPLE_DIR), "")
+_SAMPLE_THUMBNAILS = THUMBNAILS_PATH + "/"
 
 
 def _folder(path: str) -> str:
     return os.path.join(path, "")  # with its trailing separator: matched by whole folders
+
+
+def _in_sample(location: str) -> bool:
+    """Whether the local document ``location`` is one of the bundled sample's (its folder named
+    through a symlink too: resolved, which only the rare root-relative hrefs pay for)."""
+    return location.startswith(_SAMPLE_FOLDER) or os.path.realpath(location).startswith(_SAMPLE_FOLDER)
 
 
 class PublicHrefs:
@@ -71,6 +82,10 @@ class PublicHrefs:
         self.asset_roots: list[str] = real_folders if serve else []  # the folders the API serves
         self._local_rules = bool(self._local_mappings or self._served)  # something may make a local href public
         self.not_public = 0  # local hrefs left as written: no mapping and not served
+        # A root is in the sample's folder: its thumbnails' hrefs are stored as served (own_href).
+        # Known from the roots, not from an href met: forked readers and a reload's reused items
+        # do not report back what they met.
+        self.sample_hrefs = any(_folder(real).startswith(_SAMPLE_FOLDER) for real in real_folders)
         # starts of hrefs that href() returns as they are, at once: http(s) URLs when no
         # --public-href maps URLs (startswith of an empty tuple is False)
         self.as_written: tuple[str, ...] = () if self._url_mappings else _WEB
@@ -96,6 +111,8 @@ class PublicHrefs:
             self.not_public += 1
             return href  # as the catalog wrote it
         if is_url(base) or not any(target.startswith(folder) for folder, _ in self._roots):
+            if self.sample_hrefs and href.startswith(_SAMPLE_THUMBNAILS) and _in_sample(base):
+                return own_href(href)  # below the API's base URL, which may have a path (a proxy's prefix)
             return href  # the catalog's own text (a root-relative URL?), no path of the roots' folders
         self.not_public += 1
         return quote(os.path.relpath(target, os.path.dirname(base)).replace(os.sep, "/"), safe=_SAFE)

@@ -52,6 +52,8 @@ class Index(Table):
     # /_assets/{root}/ hrefs the load stored (server/index/served.py); empty: none. Class
     # attributes, so a snapshot pickled before they existed reads as "none".
     asset_roots: tuple[str, ...] = ()
+    # The load stored hrefs of the sample's thumbnails below the base URL (server/index/served.py).
+    sample_hrefs: bool = False
     # The href settings the load applied ({"public_hrefs": [...], "serve_assets": bool}): a
     # snapshot made with others is not served as is (server/runtime/cli.py).
     hrefs_config: dict[str, Any] | None = None
@@ -113,6 +115,12 @@ class Index(Table):
         self._virtual: dict[str, Column] = {}
         self._init_spatial(extremes)
         self.collection_table = CollectionTable(collections)
+
+    @property
+    def served_hrefs(self) -> bool:
+        """Whether stored documents hold hrefs the API completes with the request's base URL
+        (server/index/served.py): files it serves (--serve-assets) or the sample's thumbnails."""
+        return bool(self.asset_roots) or self.sample_hrefs
 
     def serves_as(self, previous: Index) -> bool:
         """Whether this index (a reload's) serves what ``previous`` served: every item reused

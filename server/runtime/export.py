@@ -36,6 +36,7 @@ import pyarrow.dataset
 from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
 
 from server.index import Index
+from server.index.served import with_base_bytes
 
 log = logging.getLogger("stac_static_api")
 
@@ -60,8 +61,15 @@ def format_of(output: str, given: str | None = None) -> str:
 
 
 def item_chunks(index: Index, chunk: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
+    def as_written(pos: int) -> dict[str, Any]:
+        # hrefs the API completes with its base URL per request (server.index.served: the
+        # sample's thumbnails): root-relative, as the catalog wrote them (no base URL here)
+        item: dict[str, Any] = orjson.loads(with_base_bytes(index.json[pos], b""))
+        return item
+
+    item = as_written if index.served_hrefs else index.item
     for start in range(0, index.size, chunk):
-        yield [index.item(pos) for pos in range(start, min(start + chunk, index.size))]
+        yield [item(pos) for pos in range(start, min(start + chunk, index.size))]
 
 
 def items_of(index: Index, chunk: int = CHUNK) -> Iterator[dict[str, Any]]:

@@ -54,9 +54,9 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "catalog"
 # Thumbnails: real PNGs drawn here, served by stac-static-api itself at /sample/thumbnails/
-# (server.api.static_files). Their hrefs are root-relative: the loader keeps such a href as
-# written, and a client resolves it against the URL it read the item from, so it reaches
-# the server that serves the item (one mounted under a path prefix excepted).
+# (server.api.static_files). Their hrefs are root-relative: the loader stores them as served
+# hrefs (server.index.served), which the API writes below its base URL (a proxy's prefix
+# included); an export writes them root-relative, as here.
 THUMBS_OUT = Path(__file__).resolve().parent / "thumbnails"
 THUMBS_HREF = "/sample/thumbnails"
 THUMB_SIZE = 64

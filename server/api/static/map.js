@@ -21,6 +21,7 @@
       var props = feature.properties || {};
       if (props.title) {
         var label = document.createElement("span");
+        label.dir = "auto";  // the title's own direction, isolated from the tooltip's (pages.py: bidi controls)
         label.textContent = props.title;
         featureLayer.bindTooltip(label, { sticky: true });
       }
