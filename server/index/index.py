@@ -208,12 +208,12 @@ class Index(Table):
     def texts_of(self, pos: int) -> list[str]:
         return document_text(self.item(pos).get("properties", {}))
 
-    def column(self, name: str) -> Column | None:
-        if name in ("id", "collection"):
-            if name not in self._virtual:
-                self._virtual[name] = self._id_column() if name == "id" else self._collection_column()
-            return self._virtual[name]
-        return self.columns.get(name)
+    def _column(self, key: str) -> Column | None:
+        if key in ("id", "collection"):
+            if key not in self._virtual:
+                self._virtual[key] = self._id_column() if key == "id" else self._collection_column()
+            return self._virtual[key]
+        return self.columns.get(key)
 
     def _id_column(self) -> Column:
         rows = np.arange(self.size, dtype=np.int64)

@@ -86,6 +86,7 @@ class SortOrders(dict):
 
 # Matches of at least 1/DENSE_MATCHES of the table are put in order by flagging, not sorting.
 DENSE_MATCHES = 8
+PROPERTIES = "properties."  # the filter extension's fully qualified form of a property's name (Table.property_key)
 VERTEX_CHUNK = 65_536  # records whose vertices are read at once: bounded temporaries, deadline checks
 
 
@@ -147,7 +148,23 @@ class Table:
         raise NotImplementedError
 
     def column(self, name: str) -> Column | None:
-        return self.columns.get(name)
+        """The column a filter, sortby or query names (``property_key``); None: no record has
+        such a property (NULL everywhere: /queryables says additionalProperties)."""
+        return self._column(self.property_key(name))
+
+    def property_key(self, name: str) -> str:
+        """The one place a property's name in a request (filter, sortby, query) is mapped to
+        the records' key: the name itself when a column has it (so every name /queryables
+        lists is found as listed, `properties.x` too when an item has a property literally
+        so named, qa16), else without a leading `properties.` (the filter extension's fully
+        qualified form, `properties.eo:cloud_cover`)."""
+        if name.startswith(PROPERTIES) and self._column(name) is None:
+            return name[len(PROPERTIES):]
+        return name
+
+    def _column(self, key: str) -> Column | None:
+        """The column of the key as the records hold it (Index adds `id` and `collection`)."""
+        return self.columns.get(key)
 
     # -- matching ------------------------------------------------------------------------------
 
@@ -554,7 +571,7 @@ class Table:
         orders = self._sort_orders
         if orders is None:
             orders = self._sort_orders = SortOrders()
-        key = tuple((f.name, f.descending) for f in sortby)
+        key = tuple((self.property_key(f.name), f.descending) for f in sortby)
         order = orders.get(key)
         if order is None:
             everything = np.arange(self.size, dtype=np.int64)
