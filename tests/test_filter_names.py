@@ -4,6 +4,9 @@ literally named `properties.x` beside one named `x` (qa16 found both answering n
 
 - Every name /queryables lists finds the items holding that property, as listed.
 - A `properties.` prefix is dropped only when no property has the name as given.
+- A path into a property holding objects (`nested.deep.x`) is a 400 naming it and saying what
+  is queryable, never an empty answer where the data exists; a dotted name no property starts
+  stays an unknown property (NULL: /queryables says additionalProperties).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from pystac_client import Client
+from pystac_client.exceptions import APIError
 
 from tests.helpers import CatalogDir, catalog, collection, item, link, run_server
 
@@ -109,12 +113,50 @@ def test_sortby_and_query_map_names_as_filters_do(http: httpx.Client, method: st
     assert sorted(ids(queried)) == ["i0", "i2"]
 
 
+NESTED = [("nested.deep.x", 1), ("properties.nested.deep.x", 1), ("nested.deep", 1), ("tags.0", "a")]
+
+
+@pytest.mark.parametrize(("method", "lang"), METHODS_AND_LANGS)
+@pytest.mark.parametrize(("name", "value"), NESTED)
+def test_a_path_into_an_object_property_is_a_400_naming_it(http: httpx.Client, method: str, lang: str, name: str,
+                                                           value: Any) -> None:
+    text, node = compare(name, value)
+    response = search(http, method, text=text) if lang == "text" else search(http, method, node=node)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert isinstance(body.get("code"), str) and body["code"]
+    assert name in body["description"] and "/queryables" in body["description"], body
+
+
+@pytest.mark.parametrize(("name", "value"), NESTED[:1])
+def test_a_path_is_a_400_on_collection_items_sortby_and_query_too(http: httpx.Client, name: str, value: Any) -> None:
+    text, _ = compare(name, value)
+    for response in (
+        http.get("/collections/c/items", params={"filter": text}),
+        http.get("/search", params={"sortby": name}),
+        http.post("/search", json={"query": {name: {"eq": value}}}),
+        http.post("/search", json={"filter": {"op": "and", "args": [
+            {"op": ">", "args": [{"property": "gsd"}, 0]}, {"op": "=", "args": [{"property": name}, value]}]}}),
+    ):
+        assert response.status_code == 400, response.text
+        assert name in response.json()["description"]
+
+
+def test_a_dotted_name_no_property_starts_is_unknown_not_an_error(http: httpx.Client) -> None:
+    for method in ("GET", "POST"):
+        assert ids(search(http, method, text='"no.such.path" = 1')) == []
+        assert ids(search(http, method, text='"x.y" = 1')) == []  # x holds numbers: no path can be in it
+    assert sorted(ids(search(http, "POST", text="nested IS NOT NULL"))) == ["i0", "i1"]  # the object itself: queryable
+
+
 def test_pystac_client_sees_the_same(base: str) -> None:
     api = Client.open(base)
     for method in ("GET", "POST"):
         found = api.search(method=method, filter={"op": "=", "args": [{"property": "properties.x"}, 6]},
                            filter_lang="cql2-json")
         assert [i["id"] for i in found.items_as_dicts()] == ["i2"]
+        with pytest.raises(APIError, match="nested.deep.x"):
+            list(api.search(method=method, filter="nested.deep.x = 1", filter_lang="cql2-text").items_as_dicts())
 
 
 def test_the_catalog_on_disk_is_what_the_cases_say(base: str) -> None:
