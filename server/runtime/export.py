@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset
 from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
 
-from server.index import Index
+from server.index import Index, exact_json
 
 log = logging.getLogger("stac_static_api")
 
@@ -64,9 +64,18 @@ def item_chunks(index: Index, chunk: int = CHUNK) -> Iterator[list[dict[str, Any
         yield [index.item(pos) for pos in range(start, min(start + chunk, index.size))]
 
 
-def items_of(index: Index, chunk: int = CHUNK) -> Iterator[dict[str, Any]]:
-    for items in item_chunks(index, chunk):
-        yield from items
+def items_of(index: Index) -> Iterator[dict[str, Any]]:
+    """The items for parquet, whose integers are 64 bits: an integer beyond (exact in the
+    index and in ndjson, exact_json) goes in as a double, said in a warning, not silently."""
+    beyond = 0
+    for pos in range(index.size):
+        data = index.json[pos]
+        if exact_json.has_long_digits(data) and exact_json.beyond_64_bits(exact_json.exact_loads(data)):
+            beyond += 1
+        yield orjson.loads(data)  # (an integer beyond 64 bits as a double)
+    if beyond:
+        log.warning("%d items hold integers beyond 64 bits: written to parquet as doubles (its integers are 64 bits; "
+                    "ndjson keeps them exact)", beyond)
 
 
 def export(index: Index, output: str, fmt: str | None = None, chunk: int = CHUNK) -> int:
@@ -82,9 +91,9 @@ def export(index: Index, output: str, fmt: str | None = None, chunk: int = CHUNK
         if kind == "ndjson":
             with open(partial, "wb") as f:
                 for items in item_chunks(index, chunk):
-                    f.write(b"".join(orjson.dumps(item) + b"\n" for item in items))
+                    f.write(b"".join(exact_json.dumps(item) + b"\n" for item in items))
         elif kind == "parquet":
-            write_parquet(items_of(index, chunk), partial, chunk, folder)
+            write_parquet(items_of(index), partial, chunk, folder)
         else:
             raise ExportError(f"unknown format {kind!r}: parquet or ndjson")
         umask = os.umask(0)
