@@ -13,7 +13,7 @@ import orjson
 
 from server.api.fields import apply_fields
 from server.api.links import JSON, UrlBuilder
-from server.index import Index
+from server.index import Index, exact_json
 from server.index.served import with_base_bytes
 from server.query.model import FieldsSpec
 
@@ -59,7 +59,7 @@ def render_item(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | N
 def item_dict(urls: UrlBuilder, index: Index, pos: int, fields: FieldsSpec | None = None) -> dict[str, Any]:
     """The item as served, parsed: for pages, which read its members."""
     collection, item_id = index.collection_of(pos), index.ids[pos]
-    item = orjson.loads(with_base_bytes(index.json[pos], urls.base_json)) if index.served_hrefs else index.item(pos)
+    item = exact_json.loads(with_base_bytes(index.json[pos], urls.base_json)) if index.served_hrefs else index.item(pos)
     item["links"] = item.get("links", []) + urls.item_links(collection, item_id)
     return apply_fields(item, fields)
 

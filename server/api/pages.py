@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_from_bytes, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
-import orjson
 import xstatic.pkg.leaflet
 from jinja2 import Undefined
 from markdown_it import MarkdownIt
@@ -47,7 +46,7 @@ from server.api.links import GEOJSON, HTML, UrlBuilder, public_base_url, quote_s
 from server.api.pagination import next_link_get, query_string
 from server.api.static_files import STATIC_PREFIXES
 from server.api.tree_documents import item_links, node_title
-from server.index import Index
+from server.index import Index, exact_json
 from server.index.aggregation import GRIDS, cell_bounds
 from server.index.served import ASSETS_PATH, MARKER
 from server.index.tree import COLLECTION as COLLECTION_NODE
@@ -259,7 +258,7 @@ def show(value: Any) -> str:
     """A property value as text: strings as they are, the rest as compact JSON."""
     if isinstance(value, str):
         return value
-    return orjson.dumps(value).decode()
+    return exact_json.dumps(value).decode()
 
 
 def excerpt(text: Any, size: int = 240) -> str:

@@ -8,13 +8,17 @@ import orjson
 from starlette.responses import Response
 
 from server.api.links import GEOJSON, JSON, OPENAPI
+from server.index import exact_json
 
 
 class JSONResponse(Response):
     media_type = JSON
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        try:
+            return orjson.dumps(content)
+        except orjson.JSONEncodeError:  # a catalog's integer beyond 64 bits: written exactly
+            return exact_json.dumps(content)
 
 
 class GeoJSONResponse(JSONResponse):

@@ -42,6 +42,7 @@ from server.catalog.normalize import servable
 from server.catalog.public import PublicHrefs
 from server.catalog.sources import Fetcher
 from server.catalog.versions import needs_migration
+from server.index import exact_json
 
 # One record: kind (b"n" servable item JSON, b"r" raw bytes, b"e" error text, b"m" the
 # validators (JSON [etag, last-modified]), a NUL and the raw body of a remote document, before
@@ -92,12 +93,12 @@ def _child(out: BinaryIO, locations: list[str], fetcher: Fetcher, hrefs: PublicH
         else:
             kind, payload = b"r", data
             try:
-                doc = orjson.loads(data)
+                doc = exact_json.loads(data)
             except orjson.JSONDecodeError:
                 doc = None  # maybe ndjson: the loader's path decides
             if isinstance(doc, dict) and doc.get("type") == "Feature" and not needs_migration(doc):
                 try:
-                    kind, payload = b"n", orjson.dumps(servable(doc, location, hrefs))
+                    kind, payload = b"n", exact_json.dumps(servable(doc, location, hrefs))
                 except (TypeError, orjson.JSONEncodeError):
                     pass  # the loader's path reports it
         _send(out, kind, i, payload)
@@ -121,13 +122,13 @@ def _bulk_child(out: BinaryIO, locations: list[str], read: Read,
                 kind = b"v"
                 if isinstance(value, dict) and value.get("type") == "Feature" and not needs_migration(value):
                     try:
-                        payload = orjson.dumps(servable(value, location, hrefs))
+                        payload = exact_json.dumps(servable(value, location, hrefs))
                         kind = b"n"
                     except (TypeError, orjson.JSONEncodeError):
                         pass
                 if kind == b"v":
                     try:
-                        payload = orjson.dumps(value)
+                        payload = exact_json.dumps(value)
                     except (TypeError, orjson.JSONEncodeError) as exc:
                         name = value.get("id") if isinstance(value, dict) else None
                         kind, payload = b"x", f"{location}\0item {name!r}: cannot serialize: {exc}".encode()

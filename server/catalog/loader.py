@@ -62,7 +62,7 @@ from server.catalog.reuse import ReusePlan, digest
 from server.catalog.sources import OVER_LIMIT, Fetcher, RemoteCache, SourceLog
 from server.catalog.versions import UnsupportedVersion, migrate, needs_migration
 from server.catalog.waiting import WaitingItems
-from server.index import Index, IndexBuilder, heap
+from server.index import Index, IndexBuilder, exact_json, heap
 from server.index.builder import Chunk, ItemRejected
 from server.index.index import degraded_reason
 from server.index.origins import UNKNOWN, Origins, OriginsBuilder
@@ -702,7 +702,8 @@ class Loader:
             # here, from the line the children stopped at (or while not ready), until forking can pay
             for line_number, line_start, line_end in formats.line_spans(data, at, number):
                 try:
-                    yield orjson.loads(view[line_start:line_end])  # as NdjsonValues does
+                    # as NdjsonValues does (a line at a time: where this stops is not known ahead)
+                    yield exact_json.loads(view[line_start:line_end])
                 except orjson.JSONDecodeError as exc:
                     skip(f"{location} line {line_number}", f"invalid JSON: {exc}")
                 at, number = line_end + 1, line_number
@@ -788,7 +789,7 @@ class Loader:
                 counted[0] = start
             return counted[1] + in_chunk
 
-        ready, plain, loads = self._lines_ready(location, ctx), self._plain_item, orjson.loads
+        ready, plain, loads = self._lines_ready(location, ctx), self._plain_item, formats.lines_loads(data, start, end)
         index = self._index_linked if linked else self._index_plain
         line_number, line_end = 0, start
         for line_number, line_start, line_end in formats.line_spans(data, start, 0, end):
@@ -1339,7 +1340,7 @@ class Loader:
         for position, kind, payload in fetched:
             location, ctx = pending[position]
             if kind == b"n":
-                self._index_item(orjson.loads(payload), location, ctx, True)
+                self._index_item(exact_json.loads(payload), location, ctx, True)
             else:
                 raw = (location, payload, None) if kind == b"r" else (location, None, payload.decode())
                 for _, docs in self._parse_documents([raw]):
@@ -1559,9 +1560,9 @@ class Loader:
         for position, kind, payload in records:
             location, ctx = bulk[position]
             if kind == b"n":
-                self._index_item(orjson.loads(payload), location, ctx, linked=False)
+                self._index_item(exact_json.loads(payload), location, ctx, linked=False)
             elif kind == b"v":
-                self._add_item(orjson.loads(payload), location, ctx, linked=False)
+                self._add_item(exact_json.loads(payload), location, ctx, linked=False)
             elif kind in (b"k", b"x"):
                 label, _, reason = payload.decode().partition("\0")
                 self.skip_item(label, reason, INVALID_JSON)

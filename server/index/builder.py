@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 import shapely
 
-from server.index import heap
+from server.index import exact_json, heap
 from server.index.blobs import AppendBlobWriter, BlobColumn, BlobWriter, FileBlobWriter
 from server.index.columns import ColumnsBuilder
 from server.index.ids import IdColumn, bytes_hash
@@ -170,7 +170,7 @@ class IndexBuilder:
         links = item.pop("links", None)
         item["links"] = links if isinstance(links, list) else []
         try:
-            blob = orjson.dumps(item)
+            blob = exact_json.dumps(item)  # (integers beyond 64 bits written exactly)
         except (TypeError, orjson.JSONEncodeError) as exc:
             raise ItemRejected(f"cannot serialize: {exc}") from None
         row = len(self._ids)

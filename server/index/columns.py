@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from server.index import heap
+from server.index import exact_json, heap
 from server.index import vocab as vocab_module
 from server.index.blobs import BlobColumn, BlobWriter
 from server.index.vocab import HASH_CHECK, TextTable, block_of, compact, decoded, encoded
@@ -286,7 +286,7 @@ class _KeyBuilder:
             self.add(row, str.__str__(value))
         elif value is not None:
             self.obj_rows.append(row)
-            self.obj_blobs.append(orjson.dumps(value))
+            self.obj_blobs.append(exact_json.dumps(value))
 
     def merge(self, other: _KeyBuilder, offset: int) -> None:
         """Append ``other``'s values (its rows numbered from 0) as rows ``offset`` on: the same

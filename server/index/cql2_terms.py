@@ -99,9 +99,11 @@ def is_light(node: Any) -> bool:
 
 
 def property_name(arg: Any) -> str | None:
+    """The name a property reference gives, as given: which column it means (a `properties.`
+    prefix dropped or not) is the table's to say (Table.property_key)."""
     if isinstance(arg, dict) and set(arg) == {"property"} and isinstance(arg["property"], str):
-        name = arg["property"]
-        return name[len("properties."):] if name.startswith("properties.") else name
+        name: str = arg["property"]
+        return name
     return None
 
 

@@ -179,7 +179,7 @@ class BitsFilter:
     """Answers one filter over one table in bits, or says it cannot (None)."""
 
     def __init__(self, column: Any, size: int, store: FilterBits) -> None:
-        self.column = column  # name -> Column | None, the table's
+        self.column = column  # name -> Column | None, the table's (Table.column: its names mapped, a 400 for a path)
         self.size = size
         self.store = store
 
@@ -260,13 +260,14 @@ class BitsFilter:
         if _number(right):
             if col.number is None:
                 return None
-            bits = self.store.number_bits(name, col.number, self.size)
+            # (stores keyed by the column's key: `properties.gsd` and `gsd` share one)
+            bits = self.store.number_bits(col.key, col.number, self.size)
             return bits.compare(op, float(right)) if bits is not None and bits.usable else None
         if isinstance(right, str) and op in ("=", "<>") and time_literal(right) is None:
             if col.string is None:
                 return None
-            equal = self.store.value_bits(name, col.string, right, self.size)
-            return equal if op == "=" else self.store.value_bits(name, col.string, None, self.size) & ~equal
+            equal = self.store.value_bits(col.key, col.string, right, self.size)
+            return equal if op == "=" else self.store.value_bits(col.key, col.string, None, self.size) & ~equal
         return None
 
 

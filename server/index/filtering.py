@@ -53,6 +53,8 @@ class Records(Protocol):
 
     def column(self, name: str) -> Column | None: ...
 
+    def property_key(self, name: str) -> str: ...
+
     def spatial_positions(self, geom: shapely.Geometry, predicate: str) -> np.ndarray: ...
 
 Tri = tuple[np.ndarray, np.ndarray]
@@ -317,7 +319,7 @@ class FilterEvaluator:
                     or geometry_literal(arg) is not None:
                 return self._constant(False)  # a literal is never null
             raise InvalidQueryParameter(f"Invalid filter: IS NULL of {str(arg)[:80]} is not supported")
-        if name == "geometry":
+        if self.index.property_key(name) == "geometry":
             present = self._empty()
             present[self.index.geometry_positions] = True
         else:
@@ -464,7 +466,7 @@ class FilterEvaluator:
     def _spatial_operand(self, op: str, arg: Any) -> shapely.Geometry | None:
         """A geometry literal, or None for the geometry property (the only spatial one)."""
         name = property_name(arg)
-        if name == "geometry":
+        if name is not None and self.index.property_key(name) == "geometry":
             return None
         if name is not None:
             raise InvalidQueryParameter(f"Invalid filter: {op} needs the geometry property, not {name!r}")
@@ -541,7 +543,7 @@ class FilterEvaluator:
     def _time_of(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``datetime``: each record's interval; another property: the instant of its value
         (NULL where it has none, or a value that is no RFC 3339 date-time)."""
-        if name in INTERVAL_PROPERTIES:
+        if self.index.property_key(name) in INTERVAL_PROPERTIES:
             s, e = self.index.start, self.index.end
             return s, e, s <= e
         col = self._column(name)

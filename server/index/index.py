@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 import shapely
 
-from server.index import aggregation
+from server.index import aggregation, exact_json
 from server.index.bitmap import Bitmap, Unsorted
 from server.index.blobs import BlobColumn
 from server.index.collections import CollectionTable
@@ -138,9 +138,9 @@ class Index(Table):
         return (np.array_equal(self.codes, previous.codes) and self.collection_names == previous.collection_names
                 and np.array_equal(self.ids.hash_sorted, previous.ids.hash_sorted)
                 and np.array_equal(self.ids.hash_order, previous.ids.hash_order)
-                and orjson.dumps(self.collections) == orjson.dumps(previous.collections)
+                and exact_json.dumps(self.collections) == exact_json.dumps(previous.collections)
                 and list(self.collections) == list(previous.collections)
-                and orjson.dumps(self.root) == orjson.dumps(previous.root)
+                and exact_json.dumps(self.root) == exact_json.dumps(previous.root)
                 and nodes == [(n.kind, n.id, n.parent, n.segments, n.children, n.document) for n in previous.tree.nodes]
                 and np.array_equal(self.tree.items, previous.tree.items)
                 and np.array_equal(self.tree.item_starts, previous.tree.item_starts)
@@ -149,7 +149,8 @@ class Index(Table):
     # -- lookups -------------------------------------------------------------------------
 
     def item(self, pos: int) -> dict[str, Any]:
-        return orjson.loads(self.json[pos])
+        item: dict[str, Any] = exact_json.loads(self.json[pos])  # (integers beyond 64 bits exact)
+        return item
 
     def find(self, collection: str | None, item_id: str) -> int | None:
         for pos in self._positions_of_id(item_id):
@@ -214,14 +215,15 @@ class Index(Table):
         return out
 
     def texts_of(self, pos: int) -> list[str]:
-        return document_text(self.item(pos).get("properties", {}))
+        # orjson alone (not item: no exact integers needed for texts, no test of the bytes for them)
+        return document_text(orjson.loads(self.json[pos]).get("properties", {}))
 
-    def column(self, name: str) -> Column | None:
-        if name in ("id", "collection"):
-            if name not in self._virtual:
-                self._virtual[name] = self._id_column() if name == "id" else self._collection_column()
-            return self._virtual[name]
-        return self.columns.get(name)
+    def _column(self, key: str) -> Column | None:
+        if key in ("id", "collection"):
+            if key not in self._virtual:
+                self._virtual[key] = self._id_column() if key == "id" else self._collection_column()
+            return self._virtual[key]
+        return self.columns.get(key)
 
     def _id_column(self) -> Column:
         rows = np.arange(self.size, dtype=np.int64)

@@ -86,6 +86,7 @@ class SortOrders(dict):
 
 # Matches of at least 1/DENSE_MATCHES of the table are put in order by flagging, not sorting.
 DENSE_MATCHES = 8
+PROPERTIES = "properties."  # the filter extension's fully qualified form of a property's name (Table.property_key)
 VERTEX_CHUNK = 65_536  # records whose vertices are read at once: bounded temporaries, deadline checks
 
 
@@ -147,7 +148,46 @@ class Table:
         raise NotImplementedError
 
     def column(self, name: str) -> Column | None:
-        return self.columns.get(name)
+        """The column a filter, sortby or query names (``property_key``); None: no record has
+        such a property (NULL everywhere: /queryables says additionalProperties). A 400 for a
+        path into a property holding objects or arrays (``nested.deep.x`` of ``{"nested":
+        {"deep": {"x": 1}}}``), which answering NULL (no match, where the data exists) would
+        hide (qa16): such values are kept whole, as JSON; reading the path out of each would be
+        a scan in Python on every request, and a column for every member of every object
+        would grow the index with objects no one filters on (`proj:projjson`: 27 members an
+        item in the landsat and modis examples, x 12 bytes (a row, a value) ~0.3 KB: ~3 GB at 10M
+        items, issue 18's bound being 6 GiB in all)."""
+        key = self.property_key(name)
+        col = self._column(key)
+        if col is None and "." in key:
+            self._no_path_into(name, key)
+        return col
+
+    def property_key(self, name: str) -> str:
+        """The one place a property's name in a request (filter, sortby, query) is mapped to
+        the records' key: the name itself when a column has it (so every name /queryables
+        lists is found as listed, `properties.x` too when an item has a property literally
+        so named, qa16), else without a leading `properties.` (the filter extension's fully
+        qualified form, `properties.eo:cloud_cover`)."""
+        if name.startswith(PROPERTIES) and self._column(name) is None:
+            return name[len(PROPERTIES):]
+        return name
+
+    def _column(self, key: str) -> Column | None:
+        """The column of the key as the records hold it (Index adds `id` and `collection`)."""
+        return self.columns.get(key)
+
+    def _no_path_into(self, name: str, key: str) -> None:
+        """A 400 when ``key`` is a dotted path whose head is a property holding objects or
+        arrays; nothing when no such property exists."""
+        at = key.find(".")
+        while at > 0:
+            head = self._column(key[:at])
+            if head is not None and head.objects is not None:
+                raise InvalidQueryParameter(
+                    f"Property {name!r} is a path into {key[:at]!r}, which holds objects or arrays: a path into a "
+                    f"property is not queryable; the queryable properties are those /queryables lists, by those names")
+            at = key.find(".", at + 1)
 
     # -- matching ------------------------------------------------------------------------------
 
@@ -554,7 +594,7 @@ class Table:
         orders = self._sort_orders
         if orders is None:
             orders = self._sort_orders = SortOrders()
-        key = tuple((f.name, f.descending) for f in sortby)
+        key = tuple((self.property_key(f.name), f.descending) for f in sortby)
         order = orders.get(key)
         if order is None:
             everything = np.arange(self.size, dtype=np.int64)

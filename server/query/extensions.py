@@ -17,12 +17,9 @@ FIELDS_MEMBERS = ("include", "exclude")  # of a POST fields object; any other is
 COERCE = "x-coerce-numeric-strings"
 
 
-def _field_name(name: str) -> str:
-    return name[len("properties."):] if name.startswith("properties.") else name
-
-
 def parse_sortby(value: Any) -> list[SortField]:
-    """GET `+a,-b` (`properties.` optional) or POST [{"field": .., "direction": asc|desc}]."""
+    """GET `+a,-b` (`properties.` optional) or POST [{"field": .., "direction": asc|desc}]. The
+    names as given: the index maps them to its columns (Table.property_key)."""
     if value in (None, "", []):
         return []
     fields: list[SortField] = []
@@ -35,7 +32,7 @@ def parse_sortby(value: Any) -> list[SortField]:
             name = part.lstrip("+-").strip()
             if not name:
                 raise InvalidQueryParameter(f"Invalid sortby {value!r}")
-            fields.append(SortField(_field_name(name), descending))
+            fields.append(SortField(name, descending))
     elif isinstance(value, list):
         for entry in value:
             if not isinstance(entry, dict) or not isinstance(entry.get("field"), str):
@@ -43,7 +40,7 @@ def parse_sortby(value: Any) -> list[SortField]:
             direction = str(entry.get("direction", "asc")).lower()
             if direction not in ("asc", "desc"):
                 raise InvalidQueryParameter(f"Invalid sortby direction {entry.get('direction')!r}")
-            fields.append(SortField(_field_name(entry["field"]), direction == "desc"))
+            fields.append(SortField(entry["field"], direction == "desc"))
     else:
         raise InvalidQueryParameter("Invalid sortby")
     if len(fields) > MAX_SORT_FIELDS:
@@ -104,7 +101,7 @@ def query_to_cql2(value: Any) -> Any:
     for name, ops in value.items():
         if not isinstance(ops, dict) or not ops:
             raise InvalidQueryParameter(f"Invalid query for {name!r}: expected {{op: value}}")
-        prop = {"property": _field_name(name)}
+        prop = {"property": name}  # as given: the index maps it (Table.property_key)
         for op, operand in ops.items():
             if op not in QUERY_OPS:
                 raise InvalidQueryParameter(f"Invalid query operator {op!r}; use one of {sorted(QUERY_OPS)}")

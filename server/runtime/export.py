@@ -25,7 +25,7 @@ import itertools
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset
 from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
 
-from server.index import Index
+from server.index import Index, exact_json
 from server.index.served import with_base_bytes
 
 log = logging.getLogger("stac_static_api")
@@ -60,21 +60,33 @@ def format_of(output: str, given: str | None = None) -> str:
     raise ExportError(f"{output}: say --format parquet or ndjson (or end the name in .parquet or .ndjson)")
 
 
+def _as_written(index: Index) -> Callable[[int], Any]:
+    """Each item's JSON bytes as the catalog wrote them: the hrefs the API completes with its
+    base URL per request (server.index.served: the sample's thumbnails) root-relative, as
+    written (there is no base URL here)."""
+    if index.served_hrefs:
+        return lambda pos: with_base_bytes(index.json[pos], b"")
+    return index.json.__getitem__
+
+
 def item_chunks(index: Index, chunk: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
-    def as_written(pos: int) -> dict[str, Any]:
-        # hrefs the API completes with its base URL per request (server.index.served: the
-        # sample's thumbnails): root-relative, as the catalog wrote them (no base URL here)
-        item: dict[str, Any] = orjson.loads(with_base_bytes(index.json[pos], b""))
-        return item
-
-    item = as_written if index.served_hrefs else index.item
+    written = _as_written(index)
     for start in range(0, index.size, chunk):
-        yield [item(pos) for pos in range(start, min(start + chunk, index.size))]
+        yield [exact_json.loads(written(pos)) for pos in range(start, min(start + chunk, index.size))]
 
 
-def items_of(index: Index, chunk: int = CHUNK) -> Iterator[dict[str, Any]]:
-    for items in item_chunks(index, chunk):
-        yield from items
+def items_of(index: Index) -> Iterator[dict[str, Any]]:
+    """The items for parquet, whose integers are 64 bits: an integer beyond (exact in the
+    index and in ndjson, exact_json) goes in as a double, said in a warning, not silently."""
+    written, beyond = _as_written(index), 0
+    for pos in range(index.size):
+        data = written(pos)
+        if exact_json.has_long_digits(data) and exact_json.beyond_64_bits(exact_json.exact_loads(data)):
+            beyond += 1
+        yield orjson.loads(data)  # (an integer beyond 64 bits as a double)
+    if beyond:
+        log.warning("%d items hold integers beyond 64 bits: written to parquet as doubles (its integers are 64 bits; "
+                    "ndjson keeps them exact)", beyond)
 
 
 def export(index: Index, output: str, fmt: str | None = None, chunk: int = CHUNK) -> int:
@@ -90,9 +102,9 @@ def export(index: Index, output: str, fmt: str | None = None, chunk: int = CHUNK
         if kind == "ndjson":
             with open(partial, "wb") as f:
                 for items in item_chunks(index, chunk):
-                    f.write(b"".join(orjson.dumps(item) + b"\n" for item in items))
+                    f.write(b"".join(exact_json.dumps(item) + b"\n" for item in items))
         elif kind == "parquet":
-            write_parquet(items_of(index, chunk), partial, chunk, folder)
+            write_parquet(items_of(index), partial, chunk, folder)
         else:
             raise ExportError(f"unknown format {kind!r}: parquet or ndjson")
         umask = os.umask(0)
