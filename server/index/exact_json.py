@@ -78,6 +78,11 @@ def beyond_64_bits(value: Any) -> bool:
         return any(beyond_64_bits(v) for v in value.values())
     if isinstance(value, (list, tuple)):
         return any(beyond_64_bits(v) for v in value)
+    return _long(value)
+
+
+def _long(value: Any) -> bool:
+    """Whether ``value`` itself is an integer orjson cannot hold (not bool, an int too)."""
     return isinstance(value, int) and not isinstance(value, bool) and not _LOW <= value <= _HIGH
 
 
@@ -88,6 +93,6 @@ def _long_as_fragments(value: Any) -> Any:
         return {k: _long_as_fragments(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_long_as_fragments(v) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool) and not _LOW <= value <= _HIGH:
+    if _long(value):
         return orjson.Fragment(int.__repr__(value).encode())
     return value
