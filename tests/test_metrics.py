@@ -478,7 +478,11 @@ def test_workers_2_one_scrape_counts_every_request_of_every_worker_once(sample_i
         versions = series(check(sent), "stac_static_process_index_version")
         assert {int(dict(k)["pid"]): v for k, v in versions.items()} == dict.fromkeys(pids, 1.0)
 
-        # a worker killed (its counts stay, once) and replaced (counting from zero, anew)
+        # a worker killed (its counts stay, once) and replaced (counting from zero, anew). Killed
+        # only once its files hold every request so far: the scrape just answered is counted just
+        # after its last byte went out, and a worker killed in between never counts it.
+        by_worker = requests_by_worker(pids, sent + polled + scrapes)
+        assert sum(by_worker.values()) == sent + polled + scrapes, by_worker
         os.kill(pids[0], signal.SIGKILL)
         replaced = server.wait_workers(2, gone=pids[0])
         check(sent)
