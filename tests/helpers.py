@@ -390,9 +390,22 @@ def serve_folder(folder: Path, fail: dict[str, int] | None = None) -> Iterator[s
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
+    server = http_server(functools.partial(Handler, directory=str(folder)))
     with in_thread(server) as url:
         yield url
+
+
+def http_server(handler: Any) -> Any:
+    """A threading http.server on 127.0.0.1 (any free port) for ``handler``, with a listen
+    backlog the loader's transfers fit in: http.server's default of 5 drops the SYNs of the
+    32 connections a load opens at once, each retried by the kernel a second later (a load of
+    the 68-item sample over HTTP took 2.1-2.8 s, 0.15 s with this)."""
+    import http.server
+
+    class Server(http.server.ThreadingHTTPServer):
+        request_queue_size = 1024
+
+    return Server(("127.0.0.1", 0), handler)
 
 
 @contextlib.contextmanager
@@ -448,7 +461,7 @@ def prefix_proxy(prefix: str, forward_prefix: bool = True) -> Iterator[PrefixPro
         def log_message(self, *args: Any) -> None:
             pass
 
-    with in_thread(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as url:
+    with in_thread(http_server(Handler)) as url:
         proxy.url = url + proxy.prefix
         yield proxy
 

@@ -14,6 +14,7 @@ from server.catalog.loader import LoadError, LoadOptions, load_catalogs
 from server.runtime.app import create_app
 from server.settings import Settings
 from tests.conftest import TestClient
+from tests.helpers import http_server
 
 
 def collection_doc(cid: str, links: list[dict[str, Any]]) -> dict[str, Any]:
@@ -197,7 +198,7 @@ def test_a_remote_body_that_never_ends_or_trickles_is_cut(tmp_path: Path) -> Non
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    server = http_server(Hostile)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"

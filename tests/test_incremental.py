@@ -27,7 +27,7 @@ from server.catalog import formats, listing, parallel, reuse
 from server.catalog.loader import STATS_LOOKAHEAD, LoadOptions, LoadReport, _read_stats, load_catalogs
 from server.catalog.sources import SourceLog
 from server.index import Index
-from tests.helpers import in_thread, run_cli, run_server, serve_folder, ttfb_server, uploaded
+from tests.helpers import http_server, in_thread, run_cli, run_server, serve_folder, ttfb_server, uploaded
 
 TOKEN = "incremental-token"
 
@@ -598,7 +598,7 @@ def test_a_bucket_listing_of_none_of_the_documents_is_a_warning(catalog: Path, c
     """A listing that lists none of the documents asked for (here: an empty one) leaves them
     all to be fetched, as before, but not silently: at a million documents that is a million
     requests instead of a thousand pages."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_EmptyListing, directory=str(catalog)))
+    server = http_server(functools.partial(_EmptyListing, directory=str(catalog)))
     with in_thread(server) as base:
         _, line, _, _ = _listed_reload(base, catalog, caplog, "WARNING")
     assert "lists none of its" in line and "conditional requests" in line, line
@@ -608,7 +608,7 @@ def test_a_bucket_listing_past_its_deadline_falls_back_to_requests(catalog: Path
     """A listing endpoint that sends its answer slowly, never slower than the per-read timeout:
     given up at listing_timeout (STAC_STATIC_LISTING_TIMEOUT), logged, and the documents fetched
     as without a listing; the result is still a full load's."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_DrippingListing, directory=str(catalog)))
+    server = http_server(functools.partial(_DrippingListing, directory=str(catalog)))
     with in_thread(server) as base:
         _, line, _, _ = _listed_reload(base, catalog, caplog, "WARNING", listing_timeout=0.5)
     assert "not done within 0.5 s" in line and "conditional requests instead" in line, line

@@ -18,7 +18,7 @@ import pytest
 from server.catalog import listing
 from server.catalog.listing import http_listing, parse_page
 from server.catalog.sources import OVER_LIMIT, FetchError
-from tests.helpers import in_thread, ttfb_server
+from tests.helpers import http_server, in_thread, ttfb_server
 
 
 def listed_as_dict(base: str, urls: list[str]) -> dict[str, tuple[str, int]]:
@@ -206,7 +206,7 @@ def _serving(answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -> Ab
         def log_message(self, *args: object) -> None:
             pass
 
-    return in_thread(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+    return in_thread(http_server(Handler))
 
 
 @pytest.mark.parametrize("hostile", ["same token", "keys go back", "empty pages", "huge page"])

@@ -35,7 +35,7 @@ from server.api.metrics import RequestMetrics
 from server.catalog import sources
 from server.catalog.loader import SKIP_REASONS, LoadOptions, load_catalogs
 from server.settings import Settings
-from tests.helpers import CatalogDir, catalog, collection, in_thread, item, link, run_server
+from tests.helpers import CatalogDir, catalog, collection, http_server, in_thread, item, link, run_server
 from tests.test_remote_fetch import BACKENDS, failing, fetcher, ok, server, validated
 from tests.test_workers import Server
 
@@ -328,7 +328,7 @@ def counting_folder(folder: Path) -> Iterator[tuple[str, collections.Counter[int
         def log_message(self, *args: Any) -> None:
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
+    httpd = http_server(functools.partial(Handler, directory=str(folder)))
     with in_thread(httpd) as url:
         yield url, statuses
 

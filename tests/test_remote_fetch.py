@@ -19,7 +19,7 @@ from server.catalog import sources
 from server.catalog.loader import LoadOptions, load_catalogs
 from server.catalog.sources import Fetcher, FetchError, RemoteCache
 
-from .helpers import free_port, in_thread, serve_folder
+from .helpers import free_port, http_server, in_thread, serve_folder
 
 HAS_CURL = sources.CurlPool is not None
 NEEDS_CURL = pytest.mark.skipif(not HAS_CURL, reason="pycurl is not installed")
@@ -77,7 +77,7 @@ def server(routes: dict[str, Route], tls: Any = None) -> Iterator[tuple[str, typ
         "routes": routes, "hits": {}, "seen_headers": [], "in_flight": 0, "most_in_flight": 0,
         "lock": threading.Lock(),
     })
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd = http_server(handler)
     httpd.daemon_threads = True
     if tls is not None:  # an ssl.SSLContext
         httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)

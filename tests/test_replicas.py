@@ -26,7 +26,7 @@ from server.runtime.remote_snapshot import RemoteSnapshot
 from server.runtime.snapshot import BODY_START, FORMAT_VERSION, MAGIC, SnapshotError, seal_header
 from server.sample import SAMPLE_ROOT
 from server.settings import Settings
-from tests.helpers import in_thread, run_cli, run_server
+from tests.helpers import http_server, in_thread, run_cli, run_server
 
 boto3 = pytest.importorskip("boto3", reason="boto3 is the s3:// client; it comes with the test extra")
 moto_server = pytest.importorskip("moto.server", reason="moto[server] comes with the test extra")
@@ -89,7 +89,7 @@ class Published:
 @pytest.fixture
 def published() -> Iterator[tuple[Published, str]]:
     files = Published()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), files.handler())
+    httpd = http_server(files.handler())
     with in_thread(httpd) as url:
         yield files, url
 
