@@ -77,6 +77,88 @@ def test_admin_reload_swaps_and_failed_reload_keeps_serving(sample_copy: Path, i
         assert ready["last_reload"]["error"]
 
 
+@pytest.mark.parametrize("in_child", [True, False], ids=["child-process", "thread"])
+def test_a_reload_that_cannot_read_a_sub_catalog_it_served_keeps_serving_it(sample_copy: Path, in_child: bool) -> None:
+    """A sub-catalog that cannot be read at a reload (half written, the bucket's hiccup) would
+    take its items out of the API: the reload is refused and the previous index, which has
+    them, keeps serving until a reload reads it again. Deleting it is a change: applied."""
+    misc = sample_copy / "misc" / "catalog.json"
+    good = misc.read_bytes()
+    app = create_app(Settings(roots=[str(sample_copy / "catalog.json")], admin_token=TOKEN,
+                              reload_in_child=in_child))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with TestClient(app) as client:
+        assert wait_ready(client)["items"] == 68
+        misc.write_bytes(good[: len(good) // 2])  # half written
+        response = client.post("/_mgmt/reload", headers=auth)
+        assert response.status_code == 502, response.text
+        body = response.json()
+        assert body["code"] == "ReloadFailed" and "DegradedReload" in body["error"], body
+        assert "could not read 1 of the catalogs" in body["error"] and f"{misc}: invalid JSON" in body["error"], body
+        ready = client.get("/_mgmt/ready").json()
+        assert ready["status"] == "ready" and ready["version"] == 1 and ready["items"] == 68
+        assert ready["last_reload"]["ok"] is False and "DegradedReload" in ready["last_reload"]["error"]
+        assert LOOSE_ITEM in ids_of(client)
+
+        misc.write_bytes(good)  # written in full: the next reload serves it
+        assert client.post("/_mgmt/reload", headers=auth).json()["ok"] is True
+        assert client.get("/_mgmt/ready").json()["version"] == 2 and LOOSE_ITEM in ids_of(client)
+
+        misc.unlink()  # deleted (its link left): a change of the catalog, served as it is now
+        assert client.post("/_mgmt/reload", headers=auth).json()["ok"] is True
+        ready = client.get("/_mgmt/ready").json()
+        assert ready["status"] == "degraded" and ready["items"] == 67 and LOOSE_ITEM not in ids_of(client)
+        drop_misc_catalog(sample_copy)  # and unlinked
+        assert client.post("/_mgmt/reload", headers=auth).json()["ok"] is True
+        assert client.get("/_mgmt/ready").json()["status"] == "ready"
+
+
+def test_a_reload_over_http_refuses_a_sub_catalog_answering_an_error_and_applies_one_gone(sample_copy: Path) -> None:
+    """Over HTTP: a sub-catalog answering 503 (past the retries) is not lost at a reload; one
+    answering 404 or 410 is deleted, a change served as the catalog now is (degraded)."""
+    fail = {"/unused": 500}  # filled below, while serving
+    with serve_folder(sample_copy, fail) as url:
+        app = create_app(Settings(roots=[f"{url}/catalog.json"], admin_token=TOKEN, reload_in_child=False,
+                                  fetch_retries=0))
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        with TestClient(app) as client:
+            assert wait_ready(client)["items"] == 68
+            fail["/misc/catalog.json"] = 503
+            response = client.post("/_mgmt/reload", headers=auth)
+            assert response.status_code == 502 and "DegradedReload" in response.json()["error"], response.text
+            assert f"{url}/misc/catalog.json: HTTP 503" in response.json()["error"]
+            assert LOOSE_ITEM in ids_of(client) and client.get("/_mgmt/ready").json()["version"] == 1
+            for status, version in ((404, 2), (410, 4)):  # each followed by a reload of it served again
+                fail["/misc/catalog.json"] = status
+                assert client.post("/_mgmt/reload", headers=auth).json()["ok"] is True
+                ready = client.get("/_mgmt/ready").json()
+                assert ready["status"] == "degraded" and ready["version"] == version and ready["items"] == 67
+                del fail["/misc/catalog.json"]
+                assert client.post("/_mgmt/reload", headers=auth).json()["ok"] is True
+                assert LOOSE_ITEM in ids_of(client)
+
+
+def test_a_reload_missing_what_the_serving_index_missed_too_is_applied(sample_copy: Path) -> None:
+    """A sub-catalog that was unreadable at the load being served too: a reload missing it
+    again serves the rest of what changed (there is nothing better to keep)."""
+    misc = sample_copy / "misc" / "catalog.json"
+    misc.write_text("{ not json")
+    app = create_app(Settings(roots=[str(sample_copy / "catalog.json")], admin_token=TOKEN, reload_in_child=False))
+    with TestClient(app) as client:
+        ready = wait_ready(client)
+        assert ready["status"] == "degraded" and ready["items"] == 67
+        collections = client.get("/collections").json()["collections"]
+        assert collections
+        drop_first = sample_copy / "catalog.json"
+        doc = json.loads(drop_first.read_text())
+        doc["title"] = "Changed while misc is still broken"
+        drop_first.write_text(json.dumps(doc))
+        response = client.post("/_mgmt/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert response.status_code == 200 and response.json()["ok"] is True, response.text
+        assert client.get("/").json()["title"] == "Changed while misc is still broken"
+        assert client.get("/_mgmt/ready").json()["status"] == "degraded"
+
+
 def test_a_reload_builds_in_a_child_process_and_serves_its_mapped_snapshot(
     sample_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,13 +6,20 @@ from __future__ import annotations
 import logging
 from typing import BinaryIO
 
-from server.catalog.loader import LoadOptions, load_catalogs
+from server.catalog.loader import LoadOptions, gone, load_catalogs
 from server.catalog.sources import RemoteCache
 from server.index import Index
+from server.index.index import newly_missing
 from server.sample import SAMPLE_ROOT
 from server.settings import Settings
 
 log = logging.getLogger("stac_static_api")
+
+
+class DegradedReload(Exception):
+    """A reload that could not read a catalog, collection or bulk file the serving index's
+    load did not miss, for another reason than its being gone: refused, so the previous index
+    keeps serving (the next reload tries again)."""
 
 
 def load_options(settings: Settings, remote_cache: RemoteCache | None = None) -> LoadOptions:
@@ -56,4 +63,14 @@ def load_index(settings: Settings, remote_cache: RemoteCache | None = None, *, p
     options.refer_previous = refer_previous
     index, report = load_catalogs(roots_of(settings), options)
     (log.error if report.degraded else log.info)(report.summary())
+    lost = [skip for skip in newly_missing(previous.load_report, index.load_report)
+            if not gone(str(skip.get("reason")))] if previous is not None else []
+    if lost:
+        # A document that could not be read now (an error status, the network, a sub-catalog
+        # half written) would take everything under it out of the API until the next reload,
+        # where the serving index still has it. One deleted is a change: served (degraded).
+        shown = "; ".join(f"{skip.get('location')}: {skip.get('reason')}" for skip in lost[:3])
+        raise DegradedReload(f"could not read {len(lost)} of the catalogs, collections or bulk files the serving "
+                             f"index read ({shown}{' ...' if len(lost) > 3 else ''}); everything under them "
+                             f"would be missing")
     return index

@@ -27,6 +27,7 @@ loss, and stay ordinary skips.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import gc
 import glob
@@ -118,6 +119,17 @@ def failure_reason(error: str) -> str:
     if OVER_LIMIT in error:
         return TOO_LARGE
     return UNREADABLE
+
+
+# What the Sources say of a document that is not there (sources.py, curl.py; boto3's error
+# code): deleted, as opposed to unreadable for now (an error status, the network, a half
+# written file's JSON). A reload refuses to lose the latter (configured.load_index).
+GONE = frozenset({os.strerror(errno.ENOENT), "HTTP 404", "HTTP 410"})
+
+
+def gone(error: str) -> bool:
+    """Whether a document could not be read because it is not there (deleted or never made)."""
+    return error in GONE or error.startswith("S3 ClientError: An error occurred (NoSuchKey)")
 
 
 ROOT_MAX_BYTES = 8 * 1024**3  # a configured root (the operator named it) may be this large at least

@@ -47,6 +47,18 @@ def degraded_reason(load_report: dict[str, Any] | None) -> str | None:
     return f"{skipped} catalogs, collections or bulk files not read{shown}"
 
 
+def newly_missing(previous: dict[str, Any] | None, load_report: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The catalogs, collections or bulk files a load could not read (load_report's structure
+    skips) that the load before it did not miss (``previous``, as kept by the index it would
+    replace): what a reload would stop serving through a failure rather than a change. A
+    location the previous load's report did not list, kept in full (under MAX_SKIPS_KEPT), was
+    read or not yet linked then."""
+    before = {str(skip.get("location")) for skip in (previous or {}).get("structure_skips") or []
+              if isinstance(skip, dict)}
+    return [skip for skip in (load_report or {}).get("structure_skips") or []
+            if isinstance(skip, dict) and str(skip.get("location")) not in before]
+
+
 class Index(Table):
     # The real local folders the API serves files from (--serve-assets), numbered as in the
     # /_assets/{root}/ hrefs the load stored (server/index/served.py); empty: none. Class
