@@ -219,11 +219,32 @@ def test_export_keeps_them_in_ndjson_and_says_parquet_cannot(tmp_path: Path, cap
     folder = CatalogDir(tmp_path / "plain")
     folder.write("c/a.json", item("a", collection="c", properties={"big": BIG}, links=[link("collection", "./collection.json")]))
     folder.write("c/b.json", item("b", collection="c", properties={"big": 7}, links=[link("collection", "./collection.json")]))
-    folder.write("c/collection.json", collection("c", [link("item", "./a.json"), link("item", "./b.json")]))
+    # orjson holds 2**63 .. 2**64 - 1 (unsigned): parquet's integers are signed (export crashed on them)
+    edges = {"u0": 2**63, "u1": 2**64 - 1, "s0": 2**63 - 1, "s1": -(2**63)}
+    for name, value in edges.items():
+        folder.write(f"c/{name}.json", item(name, collection="c", properties={"big": value},
+                                            links=[link("collection", "./collection.json")]))
+    names = ["a", "b", *edges]
+    folder.write("c/collection.json", collection("c", [link("item", f"./{n}.json") for n in names]))
     index, _ = load_catalogs([str(folder.path("c/collection.json"))], LoadOptions(index_processes=1))
     with caplog.at_level("WARNING", logger="stac_static_api"):
         export(index, str(tmp_path / "out.parquet"))
-    assert "1 items hold integers beyond 64 bits" in caplog.text
+    assert "3 items hold integers beyond 64 bits" in caplog.text
+    # the column holds doubles, so those of 64 bits beyond 2**53 go in as doubles too (Arrow
+    # refuses to make them inexact silently), said so
+    assert "2 integers beyond 2**53 in fields that also hold doubles" in caplog.text
     table = pq.read_table(tmp_path / "out.parquet").to_pylist()
     rows = {r["id"]: r.get("big", (r.get("properties") or {}).get("big")) for r in table}
-    assert rows == {"a": float(BIG), "b": 7}
+    assert rows == {"a": float(BIG), "b": 7, "u0": float(2**63), "u1": float(2**64 - 1),
+                    "s0": float(2**63 - 1), "s1": float(-(2**63))}
+    # without a double beside them, integers of 64 bits stay exact integers
+    exact_only = CatalogDir(tmp_path / "exact")
+    for name, value in (("s0", 2**63 - 1), ("s1", -(2**63)), ("b", 7)):
+        exact_only.write(f"c/{name}.json", item(name, collection="c", properties={"big": value},
+                                                links=[link("collection", "./collection.json")]))
+    exact_only.write("c/collection.json", collection("c", [link("item", f"./{n}.json") for n in ("s0", "s1", "b")]))
+    index, _ = load_catalogs([str(exact_only.path("c/collection.json"))], LoadOptions(index_processes=1))
+    export(index, str(tmp_path / "exact.parquet"))
+    table = pq.read_table(tmp_path / "exact.parquet").to_pylist()
+    rows = {r["id"]: r.get("big", (r.get("properties") or {}).get("big")) for r in table}
+    assert rows == {"s0": 2**63 - 1, "s1": -(2**63), "b": 7} and all(type(v) is int for v in rows.values())

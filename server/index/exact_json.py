@@ -72,15 +72,6 @@ def dumps(value: Any, option: int | None = None) -> bytes:
         return orjson.dumps(_long_as_fragments(value), option=option)  # as orjson, or its error
 
 
-def beyond_64_bits(value: Any) -> bool:
-    """Whether ``value`` holds an integer orjson cannot hold."""
-    if isinstance(value, dict):
-        return any(beyond_64_bits(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(beyond_64_bits(v) for v in value)
-    return _long(value)
-
-
 def _long(value: Any) -> bool:
     """Whether ``value`` itself is an integer orjson cannot hold (not bool, an int too)."""
     return isinstance(value, int) and not isinstance(value, bool) and not _LOW <= value <= _HIGH

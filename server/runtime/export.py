@@ -75,18 +75,42 @@ def item_chunks(index: Index, chunk: int = CHUNK) -> Iterator[list[dict[str, Any
         yield [exact_json.loads(written(pos)) for pos in range(start, min(start + chunk, index.size))]
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+DOUBLE_EXACT = 2**53  # integers of at most this size are doubles exactly
+
+
+def _int64_or_double(value: Any, beyond: list[int], low: int = INT64_MIN, high: int = INT64_MAX) -> Any:
+    """``value`` with each integer outside ``low`` .. ``high`` (parquet's signed 64 bits) as a
+    double (objects and arrays copied), counted in ``beyond``."""
+    if isinstance(value, dict):
+        return {k: _int64_or_double(v, beyond, low, high) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_int64_or_double(v, beyond, low, high) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
+        beyond.append(1)
+        return float(value)
+    return value
+
+
 def items_of(index: Index) -> Iterator[dict[str, Any]]:
-    """The items for parquet, whose integers are 64 bits: an integer beyond (exact in the
-    index and in ndjson, exact_json) goes in as a double, said in a warning, not silently."""
+    """The items for parquet, whose integers are signed 64 bits: an integer beyond (exact in
+    the index and in ndjson, exact_json; 2**63 .. 2**64 - 1 included, which orjson reads as
+    an unsigned int that Arrow refuses) goes in as a double, said in a warning, not silently.
+    Only an item with a run of 19 digits can hold one (exact_json.has_long_digits)."""
     written, beyond = _as_written(index), 0
     for pos in range(index.size):
         data = written(pos)
-        if exact_json.has_long_digits(data) and exact_json.beyond_64_bits(exact_json.exact_loads(data)):
-            beyond += 1
-        yield orjson.loads(data)  # (an integer beyond 64 bits as a double)
+        if not exact_json.has_long_digits(data):
+            yield orjson.loads(data)
+            continue
+        found: list[int] = []
+        yield _int64_or_double(exact_json.exact_loads(data), found)
+        beyond += bool(found)
     if beyond:
-        log.warning("%d items hold integers beyond 64 bits: written to parquet as doubles (its integers are 64 bits; "
-                    "ndjson keeps them exact)", beyond)
+        log.warning("%d items hold integers beyond 64 bits: written to parquet as doubles (its integers are signed "
+                    "64 bits; ndjson keeps them exact)", beyond)
 
 
 def export(index: Index, output: str, fmt: str | None = None, chunk: int = CHUNK) -> int:
@@ -145,12 +169,27 @@ def write_parquet(items: Iterable[dict[str, Any]], output: str, chunk: int = CHU
     return written
 
 
+def _arrow_batch(items: list[dict[str, Any]]) -> pa.RecordBatch:
+    return pa.Table.from_batches(list(parse_stac_items_to_arrow(items, schema="FullFile"))).combine_chunks().to_batches()[0]
+
+
 def _arrow_chunk(items: list[dict[str, Any]]) -> pa.RecordBatch:
     """One chunk as stac-geoparquet's Arrow; null geometries stay null."""
     without = [i for i, item in enumerate(items) if item.get("geometry") is None]
     for i in without:  # (a bbox too: a chunk of items without any bbox is another error there)
         items[i] = {**items[i], "geometry": PLACEHOLDER, "bbox": PLACEHOLDER_BBOX}
-    batch = pa.Table.from_batches(list(parse_stac_items_to_arrow(items, schema="FullFile"))).combine_chunks().to_batches()[0]
+    try:
+        batch = _arrow_batch(items)
+    except pa.ArrowInvalid as exc:
+        if "exactly representable" not in str(exc):
+            raise
+        # A field holding doubles and integers beyond 2**53 in one chunk is a double column,
+        # which Arrow refuses to fill with them inexactly: they go in as doubles, said so.
+        found: list[int] = []
+        items = [_int64_or_double(item, found, -DOUBLE_EXACT, DOUBLE_EXACT) for item in items]
+        log.warning("%d integers beyond 2**53 in fields that also hold doubles: written to parquet as doubles "
+                    "(ndjson keeps them exact)", len(found))
+        batch = _arrow_batch(items)
     if without:
         null = pa.array(np.isin(np.arange(batch.num_rows), without))
         for name in ("geometry", "bbox"):
