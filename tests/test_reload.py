@@ -138,6 +138,52 @@ def test_a_reload_over_http_refuses_a_sub_catalog_answering_an_error_and_applies
                 assert LOOSE_ITEM in ids_of(client)
 
 
+@pytest.mark.parametrize("in_child", [True, False], ids=["child-process", "thread"])
+def test_a_reload_serves_an_item_it_cannot_read_now_as_last_read(sample_copy: Path, in_child: bool) -> None:
+    """An item document answering 503 (past the retries) at a reload is served as the serving
+    index read it, said in the load's report and the log; one answering 404 is gone."""
+    item_path = f"/misc/{LOOSE_ITEM}/{LOOSE_ITEM}.json"
+    assert (sample_copy / item_path.lstrip("/")).is_file()
+    fail = {"/unused": 500}
+    with serve_folder(sample_copy, fail) as url:
+        app = create_app(Settings(roots=[f"{url}/catalog.json"], admin_token=TOKEN, reload_in_child=in_child,
+                                  fetch_retries=0))
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        with TestClient(app) as client:
+            assert wait_ready(client)["items"] == 68
+            before = client.get(f"/collections/misc/items/{LOOSE_ITEM}")
+            fail[item_path] = 503
+            assert client.post("/_mgmt/reload", headers=auth).json()["ok"] is True
+            ready = client.get("/_mgmt/ready").json()
+            assert ready["status"] == "ready" and ready["version"] == 2 and ready["items"] == 68, ready
+            assert ready["load"]["kept_unreadable"] == 1 and ready["load"]["skipped"] == 0, ready["load"]
+            assert ready["load"]["kept_unreadable_items"] == [{"location": f"{url}{item_path}", "reason": "HTTP 503"}]
+            again = client.get(f"/collections/misc/items/{LOOSE_ITEM}")
+            assert again.status_code == 200 and again.json() == before.json()
+            assert "\nstac_static_index_kept_unreadable_items 1.0\n" in client.get("/_mgmt/metrics").text
+
+            fail[item_path] = 403  # deleted, from a bucket that does not allow listing: a change
+            assert client.post("/_mgmt/reload", headers=auth).json()["ok"] is True
+            ready = client.get("/_mgmt/ready").json()
+            assert ready["items"] == 67 and ready["load"]["kept_unreadable"] == 0 and ready["load"]["skipped"] == 1
+            assert LOOSE_ITEM not in ids_of(client)
+
+
+@pytest.mark.parametrize(("error", "is_gone"), [
+    ("No such file or directory", True), ("HTTP 404", True), ("HTTP 410", True), ("HTTP 403", True),
+    ("S3 NoSuchKey: An error occurred (NoSuchKey) when calling the GetObject operation: The specified key does "
+     "not exist.", True),
+    ("S3 ClientError: An error occurred (AccessDenied) when calling the GetObject operation: Access Denied", True),
+    ("HTTP 503", False), ("HTTP 500", False), ("Permission denied", False), ("response not complete after 30 s", False),
+    ("S3 ClientError: An error occurred (SlowDown) when calling the GetObject operation: Please reduce", False),
+    ("S3 EndpointConnectionError: Could not connect to the endpoint URL", False),
+])
+def test_what_counts_as_a_document_gone(error: str, is_gone: bool) -> None:
+    from server.catalog.loader import gone
+
+    assert gone(error) is is_gone
+
+
 def test_a_reload_missing_what_the_serving_index_missed_too_is_applied(sample_copy: Path) -> None:
     """A sub-catalog that was unreadable at the load being served too: a reload missing it
     again serves the rest of what changed (there is nothing better to keep)."""

@@ -229,6 +229,10 @@ class IndexCollector:
             yield gauge("stac_static_index_unread_structures", "Catalogs, collections and bulk files the serving "
                         "index's load could not read (everything under them is missing: /_mgmt/ready says "
                         "degraded).", report["structure_skipped"])
+        if "kept_unreadable" in report:
+            yield gauge("stac_static_index_kept_unreadable_items", "Item documents the serving index's load (a "
+                        "reload) could not read for now, served as the load before read them (/_mgmt/ready: "
+                        "load.kept_unreadable_items).", report["kept_unreadable"])
         by_reason = report.get("skipped_by_reason")
         if by_reason is not None:
             skipped = GaugeMetricFamily("stac_static_index_skipped_documents", "Documents the serving index's "

@@ -122,14 +122,17 @@ def failure_reason(error: str) -> str:
 
 
 # What the Sources say of a document that is not there (sources.py, curl.py; boto3's error
-# code): deleted, as opposed to unreadable for now (an error status, the network, a half
-# written file's JSON). A reload refuses to lose the latter (configured.load_index).
-GONE = frozenset({os.strerror(errno.ENOENT), "HTTP 404", "HTTP 410"})
+# codes): deleted, as opposed to unreadable for now (an error status, the network, a half
+# written file's JSON), which a reload does not lose (configured.load_index for catalogs,
+# Loader._keep_unreadable for items). 403 is S3's answer for a deleted key where listing is
+# not allowed (a public bucket's usual policy), so it counts as gone.
+GONE = frozenset({os.strerror(errno.ENOENT), "HTTP 403", "HTTP 404", "HTTP 410"})
+S3_GONE = ("(NoSuchKey)", "(AccessDenied)", "(404)", "(403)")
 
 
 def gone(error: str) -> bool:
     """Whether a document could not be read because it is not there (deleted or never made)."""
-    return error in GONE or error.startswith("S3 ClientError: An error occurred (NoSuchKey)")
+    return error in GONE or (error.startswith("S3 ") and any(code in error for code in S3_GONE))
 
 
 ROOT_MAX_BYTES = 8 * 1024**3  # a configured root (the operator named it) may be this large at least
@@ -164,6 +167,10 @@ class LoadReport:
     made_collections: dict[str, str] = field(default_factory=dict)
     hrefs_not_public: int = 0  # local hrefs neither mapped (--public-href) nor served (--serve-assets)
     reused: int = 0  # items taken from the previous index, their documents unchanged (a reload)
+    # item documents a reload could not read for now (not gone: Loader._keep_unreadable), served
+    # as the previous index read them; the first MAX_SKIPS_KEPT (location, reason)
+    kept_unreadable: int = 0
+    kept_unreadable_items: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def degraded(self) -> bool:
@@ -192,6 +199,10 @@ class LoadReport:
                      + ", ".join(f"{cid!r} (from {source})" for cid, source in made[:5]) + (" ..." if len(made) > 5 else ""))
         if self.reused:
             text += f"; {self.reused} items of unchanged documents reused"
+        if self.kept_unreadable:
+            text += (f"; WARNING: {self.kept_unreadable} item documents could not be read now, served as last read: "
+                     + "; ".join(f"{loc}: {why}" for loc, why in self.kept_unreadable_items[:5])
+                     + (" ..." if self.kept_unreadable > 5 else ""))
         if self.hrefs_not_public:
             text += (f"; {self.hrefs_not_public} local hrefs could not be made public (served as the catalogs wrote "
                      f"them: map their folder with --public-href, or --serve-assets)")
@@ -212,6 +223,8 @@ class LoadReport:
             "made_collections": [{"collection": cid, "from": source} for cid, source in sorted(self.made_collections.items())],
             "hrefs_not_public": self.hrefs_not_public,
             "reused": self.reused,
+            "kept_unreadable": self.kept_unreadable,
+            "kept_unreadable_items": [{"location": loc, "reason": why} for loc, why in self.kept_unreadable_items],
         }
 
 
@@ -1160,6 +1173,8 @@ class Loader:
                     continue  # taken with the run it is in
                 fetched_one = next(fetched) if not unchanged[i] else self._fetcher.fetch_result(location, limit)
                 data = fetched_one[1]
+                if data is None and known[i] and self._keep_unreadable(o, location, ctx, fetched_one[2]):
+                    continue  # as the previous index read it: taken with the run it is in
                 same = plan.same_bytes(o, data) if data is not None and "://" in location else -1
                 if same >= 0 and self._reusable(same, location, ctx):
                     continue  # the same bytes as before (same is o): taken with the run it is in
@@ -1170,6 +1185,21 @@ class Loader:
                 self._progress()
             self._add_reused(taken[run_from:], locations[run_from:], nodes[run_from:])
             self._progress()
+
+    def _keep_unreadable(self, o: int, location: str, ctx: Context, error: str | None) -> bool:
+        """Whether the item document at ``location``, which the serving index read (origin
+        ``o``) and which could not be read now for a reason that may pass (an error status past
+        the retries, the network, a timeout: not gone, not over a limit, not out of the roots),
+        is served as then: a bucket's moment would otherwise take the item out of the API
+        until the next reload (configured.load_index refuses the like for a catalog)."""
+        error = error or "unreadable"
+        if gone(error) or failure_reason(error) != UNREADABLE or not self._reusable(o, location, ctx):
+            return False
+        self.report.kept_unreadable += 1
+        if len(self.report.kept_unreadable_items) < MAX_SKIPS_KEPT:
+            self.report.kept_unreadable_items.append((location, error))
+        log.warning("item document %s could not be read now (%s): served as the previous load read it", location, error)
+        return True
 
     def _reusable(self, o: int, location: str, ctx: Context) -> bool:
         """Whether origin ``o``'s row is the one reading its (unchanged) document would make
