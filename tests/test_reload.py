@@ -3,6 +3,7 @@ paging across a reload; the same against a catalog served over HTTP, with a clie
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ from tests.conftest import TestClient
 from tests.helpers import REPO, drop_misc_catalog, free_port, serve_folder, server_env
 
 TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 LOOSE_ITEM = "aerial-wageningen-2021"
 
 
@@ -86,11 +88,10 @@ def test_a_reload_that_cannot_read_a_sub_catalog_it_served_keeps_serving_it(samp
     good = misc.read_bytes()
     app = create_app(Settings(roots=[str(sample_copy / "catalog.json")], admin_token=TOKEN,
                               reload_in_child=in_child))
-    auth = {"Authorization": f"Bearer {TOKEN}"}
     with TestClient(app) as client:
         assert wait_ready(client)["items"] == 68
         misc.write_bytes(good[: len(good) // 2])  # half written
-        response = client.post("/_mgmt/reload", headers=auth)
+        response = client.post("/_mgmt/reload", headers=AUTH)
         assert response.status_code == 502, response.text
         body = response.json()
         assert body["code"] == "ReloadFailed" and "DegradedReload" in body["error"], body
@@ -101,41 +102,48 @@ def test_a_reload_that_cannot_read_a_sub_catalog_it_served_keeps_serving_it(samp
         assert LOOSE_ITEM in ids_of(client)
 
         misc.write_bytes(good)  # written in full: the next reload serves it
-        assert client.post("/_mgmt/reload", headers=auth).json()["ok"] is True
+        assert client.post("/_mgmt/reload", headers=AUTH).json()["ok"] is True
         assert client.get("/_mgmt/ready").json()["version"] == 2 and LOOSE_ITEM in ids_of(client)
 
         misc.unlink()  # deleted (its link left): a change of the catalog, served as it is now
-        assert client.post("/_mgmt/reload", headers=auth).json()["ok"] is True
+        assert client.post("/_mgmt/reload", headers=AUTH).json()["ok"] is True
         ready = client.get("/_mgmt/ready").json()
         assert ready["status"] == "degraded" and ready["items"] == 67 and LOOSE_ITEM not in ids_of(client)
         drop_misc_catalog(sample_copy)  # and unlinked
-        assert client.post("/_mgmt/reload", headers=auth).json()["ok"] is True
+        assert client.post("/_mgmt/reload", headers=AUTH).json()["ok"] is True
         assert client.get("/_mgmt/ready").json()["status"] == "ready"
+
+
+@contextlib.contextmanager
+def served_over_http(folder: Path, in_child: bool) -> Iterator[tuple[str, dict[str, int], Any]]:
+    """The sample at ``folder`` served over HTTP, loaded by an app (no retries) reloading in a
+    child process or a thread: (its URL, the paths to answer with a status instead, a client)."""
+    fail = {"/unused": 500}  # filled by the caller while serving
+    with serve_folder(folder, fail) as url:
+        app = create_app(Settings(roots=[f"{url}/catalog.json"], admin_token=TOKEN, reload_in_child=in_child,
+                                  fetch_retries=0))
+        with TestClient(app) as client:
+            assert wait_ready(client)["items"] == 68
+            yield url, fail, client
 
 
 def test_a_reload_over_http_refuses_a_sub_catalog_answering_an_error_and_applies_one_gone(sample_copy: Path) -> None:
     """Over HTTP: a sub-catalog answering 503 (past the retries) is not lost at a reload; one
     answering 404 or 410 is deleted, a change served as the catalog now is (degraded)."""
-    fail = {"/unused": 500}  # filled below, while serving
-    with serve_folder(sample_copy, fail) as url:
-        app = create_app(Settings(roots=[f"{url}/catalog.json"], admin_token=TOKEN, reload_in_child=False,
-                                  fetch_retries=0))
-        auth = {"Authorization": f"Bearer {TOKEN}"}
-        with TestClient(app) as client:
-            assert wait_ready(client)["items"] == 68
-            fail["/misc/catalog.json"] = 503
-            response = client.post("/_mgmt/reload", headers=auth)
-            assert response.status_code == 502 and "DegradedReload" in response.json()["error"], response.text
-            assert f"{url}/misc/catalog.json: HTTP 503" in response.json()["error"]
-            assert LOOSE_ITEM in ids_of(client) and client.get("/_mgmt/ready").json()["version"] == 1
-            for status, version in ((404, 2), (410, 4)):  # each followed by a reload of it served again
-                fail["/misc/catalog.json"] = status
-                assert client.post("/_mgmt/reload", headers=auth).json()["ok"] is True
-                ready = client.get("/_mgmt/ready").json()
-                assert ready["status"] == "degraded" and ready["version"] == version and ready["items"] == 67
-                del fail["/misc/catalog.json"]
-                assert client.post("/_mgmt/reload", headers=auth).json()["ok"] is True
-                assert LOOSE_ITEM in ids_of(client)
+    with served_over_http(sample_copy, in_child=False) as (url, fail, client):
+        fail["/misc/catalog.json"] = 503
+        response = client.post("/_mgmt/reload", headers=AUTH)
+        assert response.status_code == 502 and "DegradedReload" in response.json()["error"], response.text
+        assert f"{url}/misc/catalog.json: HTTP 503" in response.json()["error"]
+        assert LOOSE_ITEM in ids_of(client) and client.get("/_mgmt/ready").json()["version"] == 1
+        for status, version in ((404, 2), (410, 4)):  # each followed by a reload of it served again
+            fail["/misc/catalog.json"] = status
+            assert client.post("/_mgmt/reload", headers=AUTH).json()["ok"] is True
+            ready = client.get("/_mgmt/ready").json()
+            assert ready["status"] == "degraded" and ready["version"] == version and ready["items"] == 67
+            del fail["/misc/catalog.json"]
+            assert client.post("/_mgmt/reload", headers=AUTH).json()["ok"] is True
+            assert LOOSE_ITEM in ids_of(client)
 
 
 @pytest.mark.parametrize("in_child", [True, False], ids=["child-process", "thread"])
@@ -144,29 +152,23 @@ def test_a_reload_serves_an_item_it_cannot_read_now_as_last_read(sample_copy: Pa
     index read it, said in the load's report and the log; one answering 404 is gone."""
     item_path = f"/misc/{LOOSE_ITEM}/{LOOSE_ITEM}.json"
     assert (sample_copy / item_path.lstrip("/")).is_file()
-    fail = {"/unused": 500}
-    with serve_folder(sample_copy, fail) as url:
-        app = create_app(Settings(roots=[f"{url}/catalog.json"], admin_token=TOKEN, reload_in_child=in_child,
-                                  fetch_retries=0))
-        auth = {"Authorization": f"Bearer {TOKEN}"}
-        with TestClient(app) as client:
-            assert wait_ready(client)["items"] == 68
-            before = client.get(f"/collections/misc/items/{LOOSE_ITEM}")
-            fail[item_path] = 503
-            assert client.post("/_mgmt/reload", headers=auth).json()["ok"] is True
-            ready = client.get("/_mgmt/ready").json()
-            assert ready["status"] == "ready" and ready["version"] == 2 and ready["items"] == 68, ready
-            assert ready["load"]["kept_unreadable"] == 1 and ready["load"]["skipped"] == 0, ready["load"]
-            assert ready["load"]["kept_unreadable_items"] == [{"location": f"{url}{item_path}", "reason": "HTTP 503"}]
-            again = client.get(f"/collections/misc/items/{LOOSE_ITEM}")
-            assert again.status_code == 200 and again.json() == before.json()
-            assert "\nstac_static_index_kept_unreadable_items 1.0\n" in client.get("/_mgmt/metrics").text
+    with served_over_http(sample_copy, in_child) as (url, fail, client):
+        before = client.get(f"/collections/misc/items/{LOOSE_ITEM}")
+        fail[item_path] = 503
+        assert client.post("/_mgmt/reload", headers=AUTH).json()["ok"] is True
+        ready = client.get("/_mgmt/ready").json()
+        assert ready["status"] == "ready" and ready["version"] == 2 and ready["items"] == 68, ready
+        assert ready["load"]["kept_unreadable"] == 1 and ready["load"]["skipped"] == 0, ready["load"]
+        assert ready["load"]["kept_unreadable_items"] == [{"location": f"{url}{item_path}", "reason": "HTTP 503"}]
+        again = client.get(f"/collections/misc/items/{LOOSE_ITEM}")
+        assert again.status_code == 200 and again.json() == before.json()
+        assert "\nstac_static_index_kept_unreadable_items 1.0\n" in client.get("/_mgmt/metrics").text
 
-            fail[item_path] = 403  # deleted, from a bucket that does not allow listing: a change
-            assert client.post("/_mgmt/reload", headers=auth).json()["ok"] is True
-            ready = client.get("/_mgmt/ready").json()
-            assert ready["items"] == 67 and ready["load"]["kept_unreadable"] == 0 and ready["load"]["skipped"] == 1
-            assert LOOSE_ITEM not in ids_of(client)
+        fail[item_path] = 403  # deleted, from a bucket that does not allow listing: a change
+        assert client.post("/_mgmt/reload", headers=AUTH).json()["ok"] is True
+        ready = client.get("/_mgmt/ready").json()
+        assert ready["items"] == 67 and ready["load"]["kept_unreadable"] == 0 and ready["load"]["skipped"] == 1
+        assert LOOSE_ITEM not in ids_of(client)
 
 
 @pytest.mark.parametrize(("error", "is_gone"), [
