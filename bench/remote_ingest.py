@@ -67,7 +67,12 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 def serve_forever(folder: str, port_file: str, latency: float) -> None:
     """The static server, run in its own process so it does not share a GIL with the loader."""
     QuietHandler.latency = latency
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=folder))
+    class Server(http.server.ThreadingHTTPServer):
+        # a listen backlog the loader's transfers fit in: http.server's 5 drops connections
+        # past it, each retried by the kernel a second later
+        request_queue_size = 1024
+
+    server = Server(("127.0.0.1", 0), functools.partial(QuietHandler, directory=folder))
     server.daemon_threads = True
     Path(port_file).write_text(str(server.server_address[1]))
     server.serve_forever()
