@@ -164,3 +164,24 @@ def test_the_catalog_on_disk_is_what_the_cases_say(base: str) -> None:
     with httpx.Client(base_url=base) as client:
         served = {f["id"]: f["properties"] for f in client.get("/search", params={"limit": 10}).json()["features"]}
     assert {k: {p: v for p, v in props.items() if p != "datetime"} for k, props in served.items()} == PROPERTIES
+
+
+def test_queryables_say_a_path_into_an_object_or_array_is_refused(http: httpx.Client) -> None:
+    """Where a client reads the names (the JSON and its page), the properties holding objects or
+    arrays say that a path into them is a 400, as the 400 itself does (filter17 left /queryables
+    silent about it); the other properties' schemas are as they were (no description added)."""
+    listed = http.get("/queryables").json()["properties"]
+    assert listed["nested"]["type"] == "object" and listed["tags"]["type"] == "array"
+    assert "nested.member" in listed["nested"]["description"] and "400" in listed["nested"]["description"]
+    assert "tags.0" in listed["tags"]["description"] and "400" in listed["tags"]["description"]
+    assert "A_CONTAINS" in listed["tags"]["description"]
+    for name in ("x", "properties.x", "gsd"):
+        assert set(listed[name]) == {"title", "type"}, listed[name]
+    for path, name in (("nested.deep.x", "nested"), ("tags.0", "tags")):  # the 400 names the path and /queryables
+        body = search(http, "GET", text=f'"{path}" = 1').json()
+        assert path in body["description"] and repr(name) in body["description"] and "/queryables" in body["description"]
+    page = http.get("/queryables", headers={"Accept": "text/html"}).text
+    row = page[page.index("<code>tags</code>"):]
+    row = row[:row.index("</tr>")]
+    assert "tags.0" in row and "400" in row, row
+
