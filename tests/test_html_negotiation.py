@@ -32,6 +32,15 @@ BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,imag
     (b"", b"image/png", "json"),
     (b"", b"*/*;q=0.5, application/geo+json;q=0.1", "json"),  # HTML not asked for by name
     (b"", b"text/*;q=0", "json"),
+    # media types are case-insensitive (RFC 9110 §8.3.1; qa17: upper case got JSON)
+    (b"", b"TEXT/HTML", "html"),
+    (b"", b"Text/Html", "html"),
+    (b"", b"APPLICATION/XHTML+XML", "html"),
+    (b"", b"TEXT/*", "html"),
+    (b"", b"Text/*;Q=1, Application/Json;Q=0.5", "html"),
+    (b"", b"APPLICATION/JSON, TEXT/HTML;Q=0.5", "json"),
+    (b"", b"TEXT/HTML;Q=0", "json"),
+    (b"", b"TEXT/PLAIN", "json"),
     (b"f=json", BROWSER.encode(), "json"),
     (b"f=html", None, "html"),
     (b"f=html", b"application/json", "html"),
@@ -60,7 +69,7 @@ def test_api_clients_get_json_and_browsers_pages(client: TestClient, path: str) 
 
 def test_text_star_gets_pages_over_http(live_server: str) -> None:
     """Over the real server: Accept text/* (alone, or preferred to JSON) gets each document's
-    page, and an error's; */* and JSON types still get JSON."""
+    page, and an error's, in any case; */* and JSON types still get JSON."""
     import httpx
 
     paths = ["/", "/collections", "/collections/dem-alps", "/collections/dem-alps/items?limit=2",
@@ -75,6 +84,9 @@ def test_text_star_gets_pages_over_http(live_server: str) -> None:
                 r = http.get(path, headers={"Accept": accept})
                 assert r.headers["content-type"].startswith("application/"), (path, accept)
                 r.json()
+            for accept in ("TEXT/HTML", "Text/*"):  # media types are case-insensitive (qa17: JSON)
+                r = http.get(path, headers={"Accept": accept})
+                assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), (path, accept)
         missing = http.get("/collections/nope", headers={"Accept": "text/*"})
         assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
 

@@ -307,7 +307,19 @@ def test_every_forms_placeholder_is_a_value_the_api_takes() -> None:
 
 RLO, RLM, PDF = "\u202e", "\u200f", "\u202c"
 EXPLICIT = re.compile("[\u202a-\u202e\u2066-\u2069]")
+ALWAYS_SHOWN = re.compile("[\u202d\u202e\u2066-\u2069]")  # overrides and isolates: never obeyed
+RLE = "\u202b"
 SPOOF_ID = f"evil{RLO}gnp.exe"  # shown as "evilexe.png"
+
+
+def _closed_embeddings(text: str) -> bool:
+    """Every embedding (LRE, RLE) in ``text`` closed by a PDF within it, and no PDF closing nothing."""
+    depth = 0
+    for c in re.findall("[\u202a-\u202c]", text):
+        depth += -1 if c == PDF else 1
+        if depth < 0:
+            return False
+    return depth == 0
 RTL_TITLE = f"خريطة الغطاء الأرضي{RLM}"  # Arabic with a mark, as RTL text uses them: kept
 
 
@@ -333,9 +345,10 @@ def spoofing(catalog_dir: CatalogDir, make_client: Callable[..., TestClient]) ->
 
 
 def test_bidi_controls_in_catalog_text_are_shown_on_pages_not_obeyed(spoofing: TestClient) -> None:
-    """No page holds an explicit bidi control of the catalog's as such: each is shown as its
-    escape (ids inside a <bdi>, marks too); the JSON keeps them; a right-to-left title's mark
-    stays (its text, isolated)."""
+    """No page holds an override or an isolate of the catalog's as such: each is shown as its
+    escape (ids inside a <bdi>, marks too); an embedding closed by its PDF within its text is
+    kept (qa18: right-to-left titles use them), never one left open; the JSON keeps them; a
+    right-to-left title's mark stays (its text, isolated)."""
     from urllib.parse import quote
 
     lane, spoof, mark = (quote(v, safe="") for v in (f"lane{RLO}", SPOOF_ID, f"ma{RLM}rk"))
@@ -348,7 +361,11 @@ def test_bidi_controls_in_catalog_text_are_shown_on_pages_not_obeyed(spoofing: T
             page = spoofing.get(path, headers=PAGE)
             assert page.status_code == 200, path
             html = page.text
-            assert not EXPLICIT.search(html), (path, [html[max(0, m.start() - 80):m.end()] for m in EXPLICIT.finditer(html)][:3])
+            raw = [html[max(0, m.start() - 80):m.end()] for m in ALWAYS_SHOWN.finditer(html)]
+            assert not raw, (path, raw[:3])
+            # each text (an attribute, a text between tags; a shown control's box is in the text)
+            runs = re.split('[<>"]', re.sub('<span class="control"[^>]*>[^<]*</span>', "", html))
+            assert [run for run in runs if not _closed_embeddings(run)] == [], path
         item_page = spoofing.get(f"/collections/{lane}/items/{spoof}", headers=PAGE).text
         assert f'<p class="id"><bdi>evil{shown}gnp.exe</bdi></p>' in item_page
         assert f"<h1><bdi>evil{shown}gnp.exe</bdi></h1>" in item_page  # no title: the id
@@ -364,3 +381,65 @@ def test_bidi_controls_in_catalog_text_are_shown_on_pages_not_obeyed(spoofing: T
         # the JSON is the catalog's
         assert spoofing.get(f"/collections/{lane}/items/{spoof}").json()["id"] == SPOOF_ID
         assert spoofing.get(f"/collections/{lane}").json()["title"] == f"collection{RLO}x\u202by\u2067z{PDF}"
+
+
+RLE_TITLE = f"{RLE}خريطة الغطاء الأرضي 2024{PDF}"  # Arabic written with RLE ... PDF
+
+
+@pytest.fixture
+def right_to_left(catalog_dir: CatalogDir, make_client: Callable[..., TestClient]) -> TestClient:
+    """Two roots: one titled in Arabic with RLE ... PDF, one with an override; an item titled
+    with an embedding left open."""
+    catalog_dir.write("a/collection.json", collection("a", title=RLE_TITLE, links=[{"rel": "item", "href": "./i.json"}]))
+    catalog_dir.write("a/i.json", item("i", collection="a", properties={"title": f"{RLE}مفتوح"}))
+    catalog_dir.write("b/collection.json", collection("b", title=f"Lane {RLO}sdrawkcab"))
+    index, _ = load_catalogs([str(catalog_dir.path("a/collection.json")), str(catalog_dir.path("b/collection.json"))])
+    return make_client(index=index)
+
+
+def test_right_to_left_titles_with_closed_embeddings_read_as_written(right_to_left: TestClient) -> None:
+    """qa17: an Arabic title written with RLE ... PDF showed "\\u202B" and "\\u202C" boxes in
+    its heading and the page's <title>; now it reads as written (the embedding ends at its PDF),
+    while an override is still shown and an embedding never closed too."""
+    shown_rlo = '<span class="control" title="U+202E RIGHT-TO-LEFT OVERRIDE">\\u202E</span>'
+    with right_to_left:
+        page = right_to_left.get("/collections/a", headers=PAGE).text
+        assert f"<h1><bdi>{RLE_TITLE}</bdi></h1>" in page
+        assert f"<title>{RLE_TITLE} ·" in page
+        assert f"<h1><bdi>Lane {shown_rlo}sdrawkcab</bdi></h1>" in right_to_left.get("/collections/b", headers=PAGE).text
+        opened = right_to_left.get("/collections/a/items/i", headers=PAGE).text
+        assert '<h1><bdi><span class="control" title="U+202B RIGHT-TO-LEFT EMBEDDING">\\u202B</span>مفتوح</bdi></h1>' in opened
+        assert "<title>\\u202Bمفتوح ·" in opened
+
+
+def test_the_landing_page_isolates_each_root_title(right_to_left: TestClient) -> None:
+    """qa17: "serves 2 roots: A, B" and the heading "A and B" were one text, so a right-to-left
+    title took its neighbours' commas and words into its direction; each is a <bdi> now."""
+    shown_rlo = '<span class="control" title="U+202E RIGHT-TO-LEFT OVERRIDE">\\u202E</span>'
+    with right_to_left:
+        page = right_to_left.get("/", headers=PAGE).text
+    both = f"<bdi>{RLE_TITLE}</bdi> and <bdi>Lane {shown_rlo}sdrawkcab</bdi>"
+    assert f"<h1>{both}</h1>" in page
+    assert f'class="brand" href="http://testserver/">{both}</a>' in page
+    assert f"This API serves 2 roots: <bdi>{RLE_TITLE}</bdi>, <bdi>Lane {shown_rlo}sdrawkcab</bdi>." in page
+    assert f"<title>Home · {RLE_TITLE} and Lane \\u202Esdrawkcab</title>" in page
+
+
+@pytest.mark.parametrize("path", ["/search", "/collections/a/items", "/collections", "/search?bbox=1,2"])
+def test_a_typed_value_comes_back_in_its_field_as_typed(right_to_left: TestClient, path: str) -> None:
+    """qa17: a q (or filter) holding U+202E came back in its form field as the six characters
+    "\\u202E", so submitting the form again searched for those. A field's value is now the
+    parameter as sent, escaped for HTML only; the page shows no other copy of it raw."""
+    from urllib.parse import urlencode
+
+    typed = {"q": f"a{RLO}b", "filter": f"title = 'x{RLO}y\"<'", "datetime": f"2020{RLO}"}
+    if path == "/collections":
+        typed = {"q": typed["q"], "datetime": typed["datetime"]}
+    sep = "&" if "?" in path else "?"
+    with right_to_left:
+        page = right_to_left.get(path + sep + urlencode(typed), headers=PAGE)
+    html = page.text
+    for name, value in typed.items():
+        escaped = value.replace("&", "&amp;").replace('"', "&#34;").replace("'", "&#39;").replace("<", "&lt;")
+        assert f'name="{name}"' in html and f'value="{escaped}"' in html, (path, name, html[html.find(f'name="{name}"'):][:200])
+    assert html.count(RLO) == len(typed), path  # the fields' own, and none elsewhere

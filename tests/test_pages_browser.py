@@ -628,3 +628,44 @@ def test_an_id_with_a_right_to_left_override_does_not_display_reversed(tmp_path:
         cell = browser.find_element(By.CSS_SELECTOR, "#items tbody td:first-child a")
         first, last = browser.execute_script(DRAWN, cell, "gnp.exe")
         assert first < last and cell.text == "evil\\u202Egnp.exe", (first, last, cell.text)
+
+
+def test_right_to_left_titles_and_typed_values(tmp_path: Path, browser: Any, shots: Path) -> None:
+    """qa17 left: an Arabic title written with RLE ... PDF showed "\\u202B" boxes; the landing
+    page's roots were one text; a q holding U+202E came back in its field as "\\u202E", so
+    submitting again searched for those six characters. In Chromium: the embedding is obeyed
+    (no box), an override still boxed, each root title its own <bdi>, and a resubmitted form
+    sends the character typed. Screenshots rtl-landing, rtl-collection, rtl-search."""
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    rle, pdf, rlo = "\u202b", "\u202c", "\u202e"
+    arabic = "خريطة الغطاء الأرضي 2024"
+    folder = CatalogDir(tmp_path / "rtl")
+    roots = [str(folder.write("a/collection.json", collection("a", title=f"{rle}{arabic}{pdf}",
+                                                                links=[{"rel": "item", "href": "./i.json"}]))),
+             str(folder.write("b/collection.json", collection("b", title=f"Lane {rlo}sdrawkcab")))]
+    folder.write("a/i.json", item("i", bbox=(5.0, 51.0, 6.0, 52.0), collection="a"))
+    with run_server(roots, env={"STAC_STATIC_HTML_TILES": ""}) as base:
+        _open(browser, f"{base}/", shots, "rtl-landing", footprints=False)
+        heading = browser.find_element(By.TAG_NAME, "h1")
+        assert "\\u202B" not in heading.text and "\\u202E" in heading.text, heading.text
+        assert len(heading.find_elements(By.TAG_NAME, "bdi")) == 2
+        assert len(browser.find_elements(By.CSS_SELECTOR, ".description p bdi")) == 2
+        first, last = browser.execute_script(DRAWN, heading, "sdrawkcab")
+        assert first < last  # the override boxed, not obeyed
+        _open(browser, f"{base}/collections/a", shots, "rtl-collection")
+        title = browser.find_element(By.TAG_NAME, "h1").text
+        assert "\\u202B" not in title and "\\u202C" not in title and arabic in title, title
+        typed = f"a{rlo}b"
+        _open(browser, f"{base}/search?{urlencode({'q': typed, 'f': 'html'})}", shots, "rtl-search", footprints=False)
+        field = browser.find_element(By.CSS_SELECTOR, "form.search input[name=q]")
+        assert field.get_attribute("value") == typed
+        before = browser.current_url
+        field.submit()
+        WebDriverWait(browser, 10).until(lambda d: d.current_url != before
+                                         and d.execute_script("return document.readyState") == "complete")
+        assert parse_qs(urlsplit(browser.current_url).query)["q"] == [typed], browser.current_url
+        assert browser.find_element(By.CSS_SELECTOR, "form.search input[name=q]").get_attribute("value") == typed

@@ -94,12 +94,33 @@ def static_routes() -> list[BaseRoute]:
 # unicode-bidi: isolate on inline elements, style.css): a right-to-left title takes its own
 # direction and leaves the page's text around it as it is.
 _EXPLICIT = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# qa18: an Arabic or Hebrew title written with RLE ... PDF (U+202B, U+202C: an embedding, which
+# sets the direction of the text it holds but cannot reverse the letters of a word) showed
+# "\u202B" markers in its middle. An embedding closed by its PDF within the value is obeyed
+# (it ends there: nothing runs on into the page); the overrides (U+202D, U+202E), which
+# display letters in reverse ("evil\u202Egnp.exe"), and the isolates (a stray PDI would end
+# the <bdi> around the text early) are always shown, and so is every embedding of a value
+# whose embeddings do not close.
+_EMBEDDINGS = re.compile("[\u202a-\u202c]")
+_ALWAYS_SHOWN = re.compile("[\u202d\u202e\u2066-\u2069]")
 _BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _CONTROL_NAMES = {0x061C: "ARABIC LETTER MARK", 0x200E: "LEFT-TO-RIGHT MARK", 0x200F: "RIGHT-TO-LEFT MARK",
                   0x202A: "LEFT-TO-RIGHT EMBEDDING", 0x202B: "RIGHT-TO-LEFT EMBEDDING",
                   0x202C: "POP DIRECTIONAL FORMATTING", 0x202D: "LEFT-TO-RIGHT OVERRIDE",
                   0x202E: "RIGHT-TO-LEFT OVERRIDE", 0x2066: "LEFT-TO-RIGHT ISOLATE", 0x2067: "RIGHT-TO-LEFT ISOLATE",
                   0x2068: "FIRST STRONG ISOLATE", 0x2069: "POP DIRECTIONAL ISOLATE"}
+
+
+def _shown(text: str) -> re.Pattern[str]:
+    """The bidi controls of ``text`` a page shows rather than obeys: the overrides and the
+    isolates, and the embeddings and PDF too unless each embedding is closed by a PDF (and no
+    PDF closes nothing)."""
+    depth = 0
+    for match in _EMBEDDINGS.finditer(text):
+        depth += -1 if match.group() == "\u202c" else 1
+        if depth < 0:
+            return _EXPLICIT
+    return _ALWAYS_SHOWN if depth == 0 else _EXPLICIT
 
 
 def _escape_code(match: re.Match[str]) -> str:
@@ -120,7 +141,7 @@ def finalize(value: Any) -> Any:
         return value
     if value.startswith(("https://", "http://")):
         return _EXPLICIT.sub(lambda m: quote(m.group()), value)
-    return _EXPLICIT.sub(_escape_code, value)
+    return _shown(value).sub(_escape_code, value)
 
 
 def _escaped(value: Any) -> str:
@@ -131,7 +152,8 @@ def _escaped(value: Any) -> str:
 def isolated(value: Any) -> Markup:
     """Catalog text (a title, a name) where the page's own text is around it: in a <bdi>, its
     explicit bidi controls shown (as finalize does)."""
-    return Markup(f"<bdi>{_EXPLICIT.sub(_control_span, _escaped(value))}</bdi>")
+    text = _escaped(value)
+    return Markup(f"<bdi>{_shown(text).sub(_control_span, text)}</bdi>")
 
 
 def ident(value: Any) -> Markup:
@@ -143,12 +165,23 @@ def _map_titles(features: list[dict[str, Any]], ids: bool) -> list[dict[str, Any
     """A map's features with their tooltips' bidi controls shown as escapes (map.js sets them
     as text, in a span of their own direction): items' (their ids) all of them, collections'
     (titles) the explicit ones."""
-    pattern = _BIDI_CONTROLS if ids else _EXPLICIT
     for feature in features:
         title = feature["properties"]["title"]
         if not title.isascii():
-            feature["properties"]["title"] = pattern.sub(_escape_code, title)
+            feature["properties"]["title"] = (_BIDI_CONTROLS if ids else _shown(title)).sub(_escape_code, title)
     return features
+
+
+def field(value: Any) -> Markup:
+    """A form field's value, the request's own parameter as the person typed it: escaped for
+    HTML only, its bidi controls kept (finalize leaves Markup alone), so that submitting the
+    form again sends what was sent (qa17: a q holding U+202E came back as the six characters
+    "\u202E", and a resubmission searched for those)."""
+    return escape(_text(value))
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or isinstance(value, Undefined) else str(value)
 
 
 def title_or(title: Any, ident_: Any) -> Markup:
@@ -249,7 +282,7 @@ def _shown_controls(tokens: list[Token]) -> None:
     percent-escapes them."""
     for token in tokens:
         if token.type in ("text", "code_inline", "code_block", "fence") and not token.content.isascii():
-            token.content = _EXPLICIT.sub(_escape_code, token.content)
+            token.content = _shown(token.content).sub(_escape_code, token.content)
         if token.children:
             _shown_controls(token.children)
 
@@ -433,7 +466,7 @@ def noun(count: int, one: str, many: str | None = None) -> str:
 
 for name, fn in (("safe_href", safe_href), ("noun", noun), ("markdown", markdown), ("show", show), ("excerpt", excerpt),
                  ("schema_type", schema_type), ("schema_values", schema_values), ("isolated", isolated),
-                 ("ident", ident), ("title_or", title_or)):
+                 ("ident", ident), ("title_or", title_or), ("field", field)):
     TEMPLATES.env.filters[name] = fn
 TEMPLATES.env.finalize = finalize  # before any template is compiled: the compiler reads it
 
@@ -501,19 +534,32 @@ def _roots_title(titles: list[str]) -> str:
 ROOTS_NAMED = 12
 
 
-def _roots_description(titles: list[str]) -> str:
-    named = ", ".join(titles[:ROOTS_NAMED]) + (f" and {len(titles) - ROOTS_NAMED} more" if len(titles) > ROOTS_NAMED else "")
-    return f"This API serves {len(titles)} roots: {named}."
+def _roots_heading(titles: list[str]) -> Markup:
+    """_roots_title with each title isolated (qa17: "A, B and C" was one <bdi>, so a
+    right-to-left title took the others and the commas into its direction)."""
+    names = [isolated(t) for t in titles]
+    if len(names) <= 3:
+        return Markup(" and ").join([Markup(", ").join(names[:-1]), names[-1]])
+    return Markup("{} and {} more").format(names[0], len(names) - 1)
 
 
-def _site_title(request: Request, settings: Settings) -> str:
+def _roots_description(titles: list[str]) -> Markup:
+    """"This API serves N roots: A, B, C.", each title isolated."""
+    named = Markup(", ").join(isolated(t) for t in titles[:ROOTS_NAMED])
+    more = f" and {len(titles) - ROOTS_NAMED} more" if len(titles) > ROOTS_NAMED else ""
+    return Markup("This API serves {} roots: {}{}.").format(len(titles), named, more)
+
+
+def _site_title(request: Request, settings: Settings) -> tuple[str, Markup]:
     """The title of the site, in every page's header: the root catalog's; of several roots, the
-    configured title (STAC_STATIC_TITLE) or one naming them (not the first root's alone)."""
+    configured title (STAC_STATIC_TITLE) or one naming them (not the first root's alone). As
+    text (a <title>) and as markup (the header, a heading: its catalog titles isolated)."""
     index = paths.pinned_index(request.scope)
     titles = _roots(index)
-    if titles:
-        return settings.title if "title" in settings.model_fields_set else _roots_title(titles)
-    return str((index.root.get("title") if index is not None else None) or settings.title)
+    if titles and "title" not in settings.model_fields_set:
+        return _roots_title(titles), _roots_heading(titles)
+    title = settings.title if titles else str((index.root.get("title") if index is not None else None) or settings.title)
+    return title, isolated(title)
 
 
 def _tree_context(urls: UrlBuilder, index: Index, number: int, items: bool) -> dict[str, Any]:
@@ -541,9 +587,10 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
     body = doc.plain()
     params = dict(parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
     index = paths.pinned_index(request.scope)
+    site_title, site_heading = _site_title(request, settings)
     ctx: dict[str, Any] = {
         "doc": body, "kind": doc.kind, "params": params, "urls": urls, "settings": settings,
-        "site_title": _site_title(request, settings),
+        "site_title": site_title, "site_heading": site_heading,
         "json_href": with_format(page_href(request, urls), "json"), "map": None,
         "table_properties": TABLE_PROPERTIES,
         "description_base": None,  # the document's own (its tree node's), when known
@@ -551,7 +598,7 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
     if doc.kind == LANDING and index is not None:
         titles = _roots(index)
         if titles:  # the JSON's title and description are the first root's: the page names them all
-            ctx["page_title"] = ctx["site_title"]
+            ctx["page_title"] = site_heading
             ctx["page_description"] = settings.description if "description" in settings.model_fields_set else None
             ctx["roots_description"] = _roots_description(titles)
         ctx["counts"] = {"collections": len(index.collections), "items": index.size,
@@ -614,8 +661,9 @@ def page(request: Request, doc: Document) -> Response:
 def error_page(request: Request, status: int, code: str, description: str) -> Response:
     settings: Settings = request.app.state.settings
     urls = url_builder(public_base_url(request, settings.base_url))
+    site_title, site_heading = _site_title(request, settings)
     context = {"status": status, "code": code, "description": description, "settings": settings, "urls": urls,
-               "map": None, "site_title": _site_title(request, settings), "kind": "error",
+               "map": None, "site_title": site_title, "site_heading": site_heading, "kind": "error",
                "json_href": with_format(page_href(request, urls), "json")}
     if status == 400 and request.method == "GET":
         # a search a person typed into a page's form and got wrong (a filter cut short, a month

@@ -22,6 +22,26 @@ CORE = {
 }
 
 
+# A property holding objects or arrays is kept whole (JSON), not a column per member: a path
+# into it (`nested.deep.x`, `tags.0`) is a 400 (Table.column, filter17), which a client learns
+# here, where it reads the names, as well as from the 400 (qa18; filter17 left /queryables
+# silent about it). Only a description is added: no field changes meaning.
+_WHOLE = {
+    "array": "An array, filtered as a whole: A_EQUALS, A_CONTAINS, A_CONTAINEDBY, A_OVERLAPS, IS NULL. "
+             "A path into it ({name}.0) is not queryable: a 400.",
+    "object": "An object, filtered as a whole (IS NULL). A path into it ({name}.member) is not queryable: a 400.",
+    "both": "Objects or arrays, filtered as a whole (IS NULL; the arrays by A_EQUALS, A_CONTAINS, A_CONTAINEDBY, "
+            "A_OVERLAPS). A path into it ({name}.member, {name}.0) is not queryable: a 400.",
+}
+
+
+def _holds(schema: dict[str, Any]) -> str:
+    """"array", "object", "both" or "" (neither): what of a property's JSON type is kept whole."""
+    types = schema.get("type")
+    kinds = {t for t in (types if isinstance(types, list) else [types]) if t in ("array", "object")}
+    return "both" if len(kinds) == 2 else kinds.pop() if kinds else ""
+
+
 def queryables_document(index: Index, href: str, collection: str | None) -> dict[str, Any]:
     properties: dict[str, Any] = dict(CORE)
     member: np.ndarray | None = None  # the collection's rows, as a mask: one gather per column, no sort
@@ -36,7 +56,11 @@ def queryables_document(index: Index, href: str, collection: str | None) -> dict
             continue  # null in every item: nothing to filter on, and no type to declare
         if member is not None and not member[present].any():
             continue
-        properties[name] = {"title": name, **column.json_type()}
+        schema = {"title": name, **column.json_type()}
+        whole = _WHOLE.get(_holds(schema))
+        if whole:
+            schema["description"] = whole.format(name=name)
+        properties[name] = schema
     return {
         "$schema": "https://json-schema.org/draft/2019-09/schema",
         "$id": href,

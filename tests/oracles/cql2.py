@@ -246,7 +246,7 @@ SPATIAL = {
 
 def _spatial_arg(x: Any, rec: Record) -> Any:
     if is_property(x):
-        return rec.geometry if x["property"] == "geometry" else None
+        return rec.geometry if rec.property_key(x["property"]) == "geometry" else None
     return geometry_literal(x)
 
 
@@ -254,7 +254,7 @@ def _temporal_arg(x: Any, rec: Record) -> tuple[float, float] | None:
     """The operand's interval for this record; None (NULL) where a property has no time, or
     where an INTERVAL of properties would start after its end."""
     if is_property(x):
-        if x["property"] == "datetime":
+        if rec.property_key(x["property"]) == "datetime":
             return None if rec.start is None else (rec.start, rec.end)
         t = instant(rec.value(x["property"]))
         return None if t is None else (float(t), float(t))
@@ -353,7 +353,7 @@ def evaluate(node: Any, rec: Record) -> Tri:
             return None
         return like_match(v, pattern, casei) if isinstance(v, str) and isinstance(pattern, str) else False
     if op == "isnull":
-        if args[0] == {"property": "geometry"}:
+        if is_property(args[0]) and rec.property_key(args[0]["property"]) == "geometry":
             return rec.geometry is None
         return _operand(args[0], rec) in (MISSING, None)
     if op in SPATIAL:

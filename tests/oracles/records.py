@@ -1,6 +1,11 @@
 """Records: what a CQL2 filter, free text ``q`` and ``sortby`` see of one item or collection.
 
-- An item: its properties (a ``properties.`` prefix on a name is dropped), plus ``id``,
+- A name in a filter, query or sortby means the member so named when any record of the set
+  searched (all items, or all collections) has one, else the name without a leading
+  ``properties.`` (the filter extension's fully qualified form): a property literally named
+  ``properties.x`` is found by that name. This is the server's rule (Table.property_key), stated
+  over the catalog's records here, not per record: so the oracle checks the server's mapping.
+- An item: its properties, plus ``id``,
   ``collection`` (the effective collection, as tests/oracles/search.py works it out) and
   ``geometry``. Its interval is [start_datetime, end_datetime] when it has them (an absent
   end is open), else [datetime, datetime]. Its texts are title, description and keywords.
@@ -22,6 +27,7 @@ import shapely
 from tests.oracles.search import NEG_INF, POS_INF, Oracle, to_micros
 
 DAY = 86_400_000_000
+PROPERTIES = "properties."
 _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
@@ -37,14 +43,22 @@ class Record:
     texts: list[str]
     doc: dict[str, Any]
     default_key: tuple[Any, ...]
+    # every member name of the records searched with this one (all items, or all collections)
+    names: frozenset[str] = frozenset()
 
     @property
     def key(self) -> Any:
         return (self.collection, self.id) if self.kind == "item" else self.id
 
+    def property_key(self, name: str) -> str:
+        """The member a name means: itself when some record of the set has it, else without a
+        leading ``properties.``."""
+        if name.startswith(PROPERTIES) and name not in self.names:
+            return name[len(PROPERTIES):]
+        return name
+
     def value(self, name: str) -> Any:
-        if name.startswith("properties."):
-            name = name[len("properties."):]
+        name = self.property_key(name)
         if name == "id":
             return self.id
         if name == "collection" and self.kind == "item":
@@ -76,6 +90,7 @@ def searchable_texts(doc: dict[str, Any]) -> list[str]:
 
 def item_records(oracle: Oracle) -> list[Record]:
     out = []
+    names = frozenset(name for it in oracle.items for name in it.doc.get("properties") or {})
     for it in oracle.items:
         props = it.doc.get("properties") or {}
         dt = instant(props.get("datetime"))
@@ -88,7 +103,7 @@ def item_records(oracle: Oracle) -> list[Record]:
         out.append(Record(
             kind="item", id=it.id, collection=it.collection, members=props, geometry=it.geometry,
             start=it.start, end=it.end, texts=searchable_texts(props), doc=it.doc,
-            default_key=(-sort_time, it.collection or "", it.id),
+            default_key=(-sort_time, it.collection or "", it.id), names=names,
         ))
     return out
 
@@ -123,6 +138,7 @@ def collection_extent_interval(doc: dict[str, Any]) -> tuple[float | None, float
 
 def collection_records(collections: dict[str, dict[str, Any]]) -> list[Record]:
     out = []
+    names = frozenset(k for doc in collections.values() for k in doc if k not in ("links", "assets"))
     for cid in sorted(collections):
         doc = collections[cid]
         start, end = collection_extent_interval(doc)
@@ -130,6 +146,6 @@ def collection_records(collections: dict[str, dict[str, Any]]) -> list[Record]:
             kind="collection", id=cid, collection=None,
             members={k: v for k, v in doc.items() if k not in ("links", "assets")},
             geometry=collection_extent_geometry(doc), start=start, end=end,
-            texts=searchable_texts(doc), doc=doc, default_key=(cid,),
+            texts=searchable_texts(doc), doc=doc, default_key=(cid,), names=names,
         ))
     return out

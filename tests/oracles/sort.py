@@ -41,8 +41,6 @@ def sort_records(records: list[Record], fields: list[tuple[str, bool]]) -> list[
 
 def sortable(records: list[Record], name: str) -> bool:
     """A field some record has a number, string or boolean value for."""
-    if name.startswith("properties."):
-        name = name[len("properties."):]
-    if name == "geometry":
+    if records and records[0].property_key(name) == "geometry":
         return False
     return any(_sort_value(r.value(name)) is not None for r in records)
