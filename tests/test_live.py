@@ -282,10 +282,9 @@ def _raw(base: str, request: bytes) -> tuple[int, dict[str, Any]]:
 
 def test_unparseable_requests_say_why(live_server: str) -> None:
     """qa16: every request the parser refuses got "malformed, or its request line is over 64
-    KiB", an unknown method too. Each says which it was now (as JSON; the method a 501)."""
+    KiB", an unknown method too. Each says which it was now (still a 400, as JSON)."""
     status, body = _raw(live_server, b"FOO / HTTP/1.1\r\nHost: x\r\n\r\n")
-    # RFC 9110 §9.1: a method the server does not recognise is 501 Not Implemented (qa17: 400)
-    assert status == 501 and body["code"] == "NotImplemented" and "method" in body["description"], body
+    assert status == 400 and body["code"] == "BadRequest" and "method" in body["description"], body
     assert "64 KiB" not in body["description"]
     status, body = _raw(live_server, b"GET /search?ids=" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status == 400 and "over 64 KiB" in body["description"] and "method" not in body["description"], body

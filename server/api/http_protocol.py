@@ -4,9 +4,8 @@ uvicorn answers a request it cannot parse itself, before the app sees it, with a
 400 ("Invalid HTTP request received.") for whatever went wrong. Clients of this API read
 `{"code", "description"}` from every error, so that answer is written the same way here, and
 says which of the three it was: a method HTTP does not define (`FOO / HTTP/1.1`: llhttp knows
-the registered methods only; 501), a request line over 64 KiB (the URL parser's offsets are
-16-bit: a longer path and query cannot be read) or anything else malformed, with the parser's
-reason (400).
+the registered methods only), a request line over 64 KiB (the URL parser's offsets are 16-bit:
+a longer path and query cannot be read), or anything else malformed, with the parser's reason.
 qa16: all three said "malformed, or over 64 KiB".
 
 Telling them apart costs a request that parses nothing: uvicorn calls send_400_response only
@@ -30,12 +29,8 @@ def _answer(description: str) -> bytes:
     return orjson.dumps({"code": "BadRequest", "description": description})
 
 
-# A method the parser does not know is 501 Not Implemented, as RFC 9110 §9.1 says an origin
-# server answers a method it does not recognise (qa17; the methods it knows but this API does
-# not serve, PUT or DELETE, reach the app: 405 with Allow). Decided where the parser has
-# already refused the request: nothing on a request that parses.
-METHOD = orjson.dumps({"code": "NotImplemented", "description": "Invalid HTTP request: its method is not one "
-                       "this server recognises (this API answers GET, HEAD, POST and OPTIONS)"})
+METHOD = _answer("Invalid HTTP request: its method is not one HTTP defines "
+                 "(this API answers GET, HEAD, POST and OPTIONS)")
 TOO_LONG = _answer("Invalid HTTP request: its request line (path and query) is over 64 KiB; "
                    "send large searches as POST /search")
 MALFORMED = _answer("Invalid HTTP request: malformed")
@@ -43,7 +38,7 @@ MALFORMED = _answer("Invalid HTTP request: malformed")
 
 def _description(error: BaseException | None, url_bytes: int) -> bytes:
     if isinstance(error, httptools.HttpParserInvalidMethodError):
-        return METHOD  # (send_400_response answers it with 501)
+        return METHOD
     if url_bytes > MAX_URL:
         return TOO_LONG
     reason = str(error) if isinstance(error, httptools.HttpParserError) else ""
@@ -57,7 +52,7 @@ def _description(error: BaseException | None, url_bytes: int) -> bytes:
 class JsonErrorsProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         body = _description(sys.exc_info()[1], len(getattr(self, "url", b"")))
-        content = [STATUS_LINE[501 if body is METHOD else 400]]
+        content = [STATUS_LINE[400]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
         content.extend([
