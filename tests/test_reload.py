@@ -276,12 +276,16 @@ def test_watch_reloads_when_a_local_file_changes(sample_copy: Path, stop: list[A
 def test_reload_of_a_remote_catalog_uses_conditional_requests(sample_copy: Path) -> None:
     """Unchanged documents answer 304 (the test server honours If-Modified-Since) and are
     taken from the cache; the changed one is fetched anew."""
+    # Last-Modified has one-second resolution: the files made 10 s older first, so the one
+    # changed below is newer than what the first load saw (was a 1.1 s sleep before the change)
+    past = time.time() - 10
+    for path in sample_copy.rglob("*"):
+        os.utime(path, (past, past))
     with serve_folder(sample_copy) as bucket:
         app = create_app(Settings(roots=[f"{bucket}/catalog.json"], admin_token=TOKEN))
         with TestClient(app) as client:
             wait_ready(client)
             assert app.state.remote_cache.revalidated == 0
-            time.sleep(1.1)  # Last-Modified has one-second resolution
             drop_misc_catalog(sample_copy)
             assert client.post("/_mgmt/reload", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
             assert app.state.remote_cache.revalidated >= 60  # every item and collection, not catalog.json
