@@ -309,13 +309,26 @@ def _worker_pids(supervisor: int) -> list[int]:
     return workers
 
 
+def _forked_workers(supervisor: int, count: int = 2, timeout: float = 15.0) -> list[int]:
+    """The supervisor's workers once there are ``count`` (or, past ``timeout``, as they are):
+    the first worker forked can answer the readiness poll before the supervisor has forked the
+    next one (server.runtime.workers: "a worker answering is no guarantee the parent is past its
+    forks"), so counting them right after _start could find one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        workers = _worker_pids(supervisor)
+        if len(workers) == count or time.monotonic() > deadline:
+            return workers
+        time.sleep(0.02)
+
+
 def test_forked_workers_reload_once_and_map_the_same_snapshot(sample_copy: Path, stop: list[Any]) -> None:
     """With --workers 2 the supervisor builds each reload once; every worker swaps to the same
     mapped file (one copy of the index), whichever way the reload was asked for, with no failed
     request; a failed build leaves every worker serving and saying why."""
     proc, base = _start([str(sample_copy / "catalog.json")], "--workers", "2")
     stop.append(proc)
-    workers = _worker_pids(proc.pid)
+    workers = _forked_workers(proc.pid)
     assert len(workers) == 2
     with Poller(base) as poller:
         drop_misc_catalog(sample_copy)
@@ -361,7 +374,7 @@ def test_a_forked_workers_admin_reload_asks_the_supervisor(
 def test_workers_do_not_outlive_a_killed_supervisor(sample_copy: Path, stop: list[Any]) -> None:
     proc, _ = _start([str(sample_copy / "catalog.json")], "--workers", "2")
     stop.append(proc)
-    workers = _worker_pids(proc.pid)
+    workers = _forked_workers(proc.pid)
     assert len(workers) == 2
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
