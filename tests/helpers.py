@@ -411,7 +411,7 @@ def http_server(handler: Any) -> Any:
 @contextlib.contextmanager
 def in_thread(httpd: Any, scheme: str = "http") -> Iterator[str]:
     """Run an http.server server (bound to 127.0.0.1) in a daemon thread; yields its base URL,
-    then shuts it down and closes its socket."""
+    then shuts it down and closes its socket. Make it with http_server (its listen backlog)."""
     import threading
 
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)

@@ -956,7 +956,12 @@ def test_failed_background_load_stays_503(tmp_path) -> None:
 
     app = create_app(Settings(roots=[str(tmp_path / "nothing-here.json")]))
     with TestClient(app, base_url=TEST_BASE) as c:
-        time.sleep(0.2)
+        # once the background load has failed (was a 0.2 s sleep: on a loaded machine the load
+        # could still be running, and its 503 "still loading" passed the test without a failure)
+        deadline = time.monotonic() + 30
+        while app.state.reloader.describe()["error"] is None:
+            assert time.monotonic() < deadline, "the load of a missing root never failed"
+            time.sleep(0.01)
         assert_error(c.get("/"), 503)
 
 

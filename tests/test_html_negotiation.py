@@ -149,3 +149,6 @@ def test_an_unknown_f_is_a_400(client: TestClient) -> None:
     response = client.get("/collections", params={"f": "xml"})
     assert response.status_code == 400 and "f" in response.json()["description"]
     assert client.get("/collections", params={"f": ""}).status_code == 200
+    for blank in (" ", "\x0c", "\t"):  # not empty: no format (schemathesis: `f=%0C` answered 200)
+        response = client.get("/queryables", params={"f": blank})
+        assert response.status_code == 400 and "f" in response.json()["description"], blank

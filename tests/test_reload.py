@@ -406,12 +406,16 @@ def test_watch_reloads_when_a_local_file_changes(sample_copy: Path, stop: list[A
 def test_reload_of_a_remote_catalog_uses_conditional_requests(sample_copy: Path) -> None:
     """Unchanged documents answer 304 (the test server honours If-Modified-Since) and are
     taken from the cache; the changed one is fetched anew."""
+    # Last-Modified has one-second resolution: the files made 10 s older first, so the one
+    # changed below is newer than what the first load saw (was a 1.1 s sleep before the change)
+    past = time.time() - 10
+    for path in sample_copy.rglob("*"):
+        os.utime(path, (past, past))
     with serve_folder(sample_copy) as bucket:
         app = create_app(Settings(roots=[f"{bucket}/catalog.json"], admin_token=TOKEN))
         with TestClient(app) as client:
             wait_ready(client)
             assert app.state.remote_cache.revalidated == 0
-            time.sleep(1.1)  # Last-Modified has one-second resolution
             drop_misc_catalog(sample_copy)
             assert client.post("/_mgmt/reload", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
             assert app.state.remote_cache.revalidated >= 60  # every item and collection, not catalog.json
@@ -435,13 +439,26 @@ def _worker_pids(supervisor: int) -> list[int]:
     return workers
 
 
+def _forked_workers(supervisor: int, count: int = 2, timeout: float = 15.0) -> list[int]:
+    """The supervisor's workers once there are ``count`` (or, past ``timeout``, as they are):
+    the first worker forked can answer the readiness poll before the supervisor has forked the
+    next one (server.runtime.workers: "a worker answering is no guarantee the parent is past its
+    forks"), so counting them right after _start could find one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        workers = _worker_pids(supervisor)
+        if len(workers) == count or time.monotonic() > deadline:
+            return workers
+        time.sleep(0.02)
+
+
 def test_forked_workers_reload_once_and_map_the_same_snapshot(sample_copy: Path, stop: list[Any]) -> None:
     """With --workers 2 the supervisor builds each reload once; every worker swaps to the same
     mapped file (one copy of the index), whichever way the reload was asked for, with no failed
     request; a failed build leaves every worker serving and saying why."""
     proc, base = _start([str(sample_copy / "catalog.json")], "--workers", "2")
     stop.append(proc)
-    workers = _worker_pids(proc.pid)
+    workers = _forked_workers(proc.pid)
     assert len(workers) == 2
     with Poller(base) as poller:
         drop_misc_catalog(sample_copy)
@@ -487,7 +504,7 @@ def test_a_forked_workers_admin_reload_asks_the_supervisor(
 def test_workers_do_not_outlive_a_killed_supervisor(sample_copy: Path, stop: list[Any]) -> None:
     proc, _ = _start([str(sample_copy / "catalog.json")], "--workers", "2")
     stop.append(proc)
-    workers = _worker_pids(proc.pid)
+    workers = _forked_workers(proc.pid)
     assert len(workers) == 2
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)

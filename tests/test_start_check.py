@@ -157,8 +157,17 @@ def reloaded_in_the_background(root: Path, snapshot: Path, workers: int, log: Pa
                     log_path=log) as base:
         check = checked(base)["last_reload"]["start_check"]
         assert check["state"] == "reloaded", check
-        for _ in range(8):
-            ready = httpx.get(base + "/_mgmt/ready").json()
+        # Under --workers the check's state is a file the supervisor writes once its build is
+        # published and the workers signalled (SIGUSR1): a worker can read "reloaded" before it
+        # has mapped that build, so 8 answers in a row are asked until they all give version 2
+        # (up to 30 s), then checked (the kind of race CI failed on in test_metrics).
+        deadline = time.monotonic() + 30
+        while True:
+            answers = [httpx.get(base + "/_mgmt/ready").json() for _ in range(8)]
+            if all(a["version"] == 2 for a in answers) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        for ready in answers:
             assert ready["items"] == 67 and ready["version"] == 2, ready
             assert ready["last_reload"]["start_check"]["state"] == "reloaded"
             assert {key: ready[key] for key in expected} == expected, ready
