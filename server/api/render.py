@@ -37,11 +37,18 @@ _HTML_TYPES = ("text/html", "application/xhtml+xml")
 LARGE_PAGE = 500
 
 
+def _names_f(query_string: bytes) -> bool:
+    """Whether the query string may hold an f parameter (every request asks, twice). find, not
+    `in`: CPython 3.11's bytes `in` first tries the needle as an integer, raising and clearing a
+    TypeError, ~2,100 instructions a test under callgrind (qa18)."""
+    return query_string.find(b"f=") >= 0
+
+
 def _f_value(query_string: bytes) -> str:
     """The f parameter's value, "" when absent or empty (as every empty parameter). Only
     whitespace is not empty: kept as sent, an f the API does not have (a 400, as `limit= ` is;
     schemathesis found `f=%0C` answered 200, the document's enum being json and html)."""
-    if b"f=" not in query_string:
+    if not _names_f(query_string):
         return ""
     value = ""
     for name, v in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
@@ -97,7 +104,7 @@ def _accept_wants_html(accept: str) -> bool:
 
 def representation(query_string: bytes, accept: bytes | None) -> str:
     """HTML or JSON_FORMAT for a request with this query string and Accept header."""
-    chosen = _format_param(query_string) if b"f=" in query_string else None
+    chosen = _format_param(query_string) if _names_f(query_string) else None
     if chosen is not None:
         return chosen
     if not accept:
@@ -200,7 +207,7 @@ def rendered(handler: Callable[[Request], Awaitable[Document]]) -> Callable[[Req
     @functools.wraps(handler)
     async def endpoint(request: Request) -> Response:
         query_string = request.scope.get("query_string", b"")
-        if b"f=" in query_string:
+        if _names_f(query_string):
             check_format(query_string)
         return await render(request, await handler(request))
 
