@@ -408,6 +408,19 @@ def http_server(handler: Any) -> Any:
     return Server(("127.0.0.1", 0), handler)
 
 
+def once_counted(get: Callable[[], list[Any]], count: int, timeout: float) -> list[Any]:
+    """``get()`` once it gives ``count`` things (or, past ``timeout``, as it then is): for what a
+    server does just after it answers (forks a second worker, unlinks a replaced snapshot), which
+    a test checking right after the answer could find not done yet (the race CI failed on in
+    test_metrics)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = get()
+        if len(found) == count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
+
+
 @contextlib.contextmanager
 def in_thread(httpd: Any, scheme: str = "http") -> Iterator[str]:
     """Run an http.server server (bound to 127.0.0.1) in a daemon thread; yields its base URL,

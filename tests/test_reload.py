@@ -21,7 +21,7 @@ import pytest
 from server.runtime.app import create_app
 from server.settings import Settings
 from tests.conftest import TestClient
-from tests.helpers import REPO, drop_misc_catalog, free_port, serve_folder, server_env
+from tests.helpers import REPO, drop_misc_catalog, free_port, once_counted, serve_folder, server_env
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -444,12 +444,7 @@ def _forked_workers(supervisor: int, count: int = 2, timeout: float = 15.0) -> l
     the first worker forked can answer the readiness poll before the supervisor has forked the
     next one (server.runtime.workers: "a worker answering is no guarantee the parent is past its
     forks"), so counting them right after _start could find one."""
-    deadline = time.monotonic() + timeout
-    while True:
-        workers = _worker_pids(supervisor)
-        if len(workers) == count or time.monotonic() > deadline:
-            return workers
-        time.sleep(0.02)
+    return once_counted(lambda: _worker_pids(supervisor), count, timeout)
 
 
 def test_forked_workers_reload_once_and_map_the_same_snapshot(sample_copy: Path, stop: list[Any]) -> None:

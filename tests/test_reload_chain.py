@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import run_server
+from tests.helpers import once_counted, run_server
 from tests.test_incremental import TOKEN, _reload, add_and_delete, answers, edit_items, move_item, prepare
 
 CHANGES = [edit_items, add_and_delete, move_item]
@@ -33,14 +33,8 @@ def settled(folder: Path, count: int, timeout: float = 30.0) -> list[Path]:
     """The snapshot files under ``folder`` once there are ``count`` of them (or, past
     ``timeout``, as they are). Under --workers the supervisor unlinks the files of the
     publication before just after it signals the workers to map the new one, so a worker can
-    answer the new version while they are still there (the kind of race CI failed on in
-    test_metrics: after-answer work checked right after the answer)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = snapshots(folder)
-        if len(found) == count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.02)
+    answer the new version while they are still there."""
+    return once_counted(lambda: snapshots(folder), count, timeout)
 
 
 def builds(folder: Path) -> list[int]:
