@@ -15,6 +15,7 @@ again with those integers as fragments of their digits: the same bytes, the inte
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -72,18 +73,20 @@ def dumps(value: Any, option: int | None = None) -> bytes:
         return orjson.dumps(_long_as_fragments(value), option=option)  # as orjson, or its error
 
 
-def _long(value: Any) -> bool:
-    """Whether ``value`` itself is an integer orjson cannot hold (not bool, an int too)."""
-    return isinstance(value, int) and not isinstance(value, bool) and not _LOW <= value <= _HIGH
+def integers_outside(value: Any, low: int, high: int, by: Callable[[int], Any], found: list[int] | None = None) -> Any:
+    """``value`` with each integer (not a bool) outside ``low`` .. ``high`` replaced by ``by(it)``
+    (objects and arrays copied, as dicts and lists), each one appended to ``found`` if given."""
+    if isinstance(value, dict):
+        return {k: integers_outside(v, low, high, by, found) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [integers_outside(v, low, high, by, found) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
+        if found is not None:
+            found.append(value)
+        return by(value)
+    return value
 
 
 def _long_as_fragments(value: Any) -> Any:
-    """``value`` with each integer orjson cannot write as a fragment of its digits (objects
-    and arrays copied, as dicts and lists)."""
-    if isinstance(value, dict):
-        return {k: _long_as_fragments(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_long_as_fragments(v) for v in value]
-    if _long(value):
-        return orjson.Fragment(int.__repr__(value).encode())
-    return value
+    """``value`` with each integer orjson cannot write as a fragment of its digits."""
+    return integers_outside(value, _LOW, _HIGH, lambda long: orjson.Fragment(int.__repr__(long).encode()))

@@ -75,23 +75,8 @@ def item_chunks(index: Index, chunk: int = CHUNK) -> Iterator[list[dict[str, Any
         yield [exact_json.loads(written(pos)) for pos in range(start, min(start + chunk, index.size))]
 
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # parquet's integers
 DOUBLE_EXACT = 2**53  # integers of at most this size are doubles exactly
-
-
-def _int64_or_double(value: Any, beyond: list[int], low: int = INT64_MIN, high: int = INT64_MAX) -> Any:
-    """``value`` with each integer outside ``low`` .. ``high`` (parquet's signed 64 bits) as a
-    double (objects and arrays copied), counted in ``beyond``."""
-    if isinstance(value, dict):
-        return {k: _int64_or_double(v, beyond, low, high) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_int64_or_double(v, beyond, low, high) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
-        beyond.append(1)
-        return float(value)
-    return value
 
 
 def items_of(index: Index) -> Iterator[dict[str, Any]]:
@@ -106,7 +91,7 @@ def items_of(index: Index) -> Iterator[dict[str, Any]]:
             yield orjson.loads(data)
             continue
         found: list[int] = []
-        yield _int64_or_double(exact_json.exact_loads(data), found)
+        yield exact_json.integers_outside(exact_json.exact_loads(data), INT64_MIN, INT64_MAX, float, found)
         beyond += bool(found)
     if beyond:
         log.warning("%d items hold integers beyond 64 bits: written to parquet as doubles (its integers are signed "
@@ -186,7 +171,7 @@ def _arrow_chunk(items: list[dict[str, Any]]) -> pa.RecordBatch:
         # A field holding doubles and integers beyond 2**53 in one chunk is a double column,
         # which Arrow refuses to fill with them inexactly: they go in as doubles, said so.
         found: list[int] = []
-        items = [_int64_or_double(item, found, -DOUBLE_EXACT, DOUBLE_EXACT) for item in items]
+        items = [exact_json.integers_outside(item, -DOUBLE_EXACT, DOUBLE_EXACT, float, found) for item in items]
         log.warning("%d integers beyond 2**53 in fields that also hold doubles: written to parquet as doubles "
                     "(ndjson keeps them exact)", len(found))
         batch = _arrow_batch(items)
