@@ -144,9 +144,14 @@ def finalize(value: Any) -> Any:
     return _shown(value).sub(_escape_code, value)
 
 
+def _missing(value: Any) -> bool:
+    """None, or a member the template's value does not have: shown as nothing."""
+    return value is None or isinstance(value, Undefined)
+
+
 def _escaped(value: Any) -> str:
-    """A value as text, escaped: missing (None, an undefined member) as nothing."""
-    return "" if value is None or isinstance(value, Undefined) else str(escape(show(value)))
+    """A value as text (show), escaped; missing as nothing."""
+    return "" if _missing(value) else str(escape(show(value)))
 
 
 def isolated(value: Any) -> Markup:
@@ -177,11 +182,7 @@ def field(value: Any) -> Markup:
     HTML only, its bidi controls kept (finalize leaves Markup alone), so that submitting the
     form again sends what was sent (qa17: a q holding U+202E came back as the six characters
     "\u202E", and a resubmission searched for those)."""
-    return escape(_text(value))
-
-
-def _text(value: Any) -> str:
-    return "" if value is None or isinstance(value, Undefined) else str(value)
+    return escape("" if _missing(value) else str(value))
 
 
 def title_or(title: Any, ident_: Any) -> Markup:
@@ -523,11 +524,12 @@ def _roots(index: Index | None) -> list[str]:
     return [node_title(index, index.tree.nodes[child]) for child in landing.children]
 
 
-def _roots_title(titles: list[str]) -> str:
-    """"A and B", "A, B and C", "A and 3 more": a landing page of several roots, by their titles."""
+def _roots_title(titles: list[Any], text: type[str] = str) -> Any:
+    """"A and B", "A, B and C", "A and 3 more": a landing page of several roots, by their titles;
+    ``text`` Markup for titles that are (_roots_heading)."""
     if len(titles) <= 3:
-        return " and ".join([", ".join(titles[:-1]), titles[-1]])
-    return f"{titles[0]} and {len(titles) - 1} more"
+        return text(" and ").join([text(", ").join(titles[:-1]), titles[-1]])
+    return text("{} and {} more").format(titles[0], len(titles) - 1)
 
 
 # The roots a landing page's description names; the tree list below it has them all.
@@ -537,10 +539,8 @@ ROOTS_NAMED = 12
 def _roots_heading(titles: list[str]) -> Markup:
     """_roots_title with each title isolated (qa17: "A, B and C" was one <bdi>, so a
     right-to-left title took the others and the commas into its direction)."""
-    names = [isolated(t) for t in titles]
-    if len(names) <= 3:
-        return Markup(" and ").join([Markup(", ").join(names[:-1]), names[-1]])
-    return Markup("{} and {} more").format(names[0], len(names) - 1)
+    heading: Markup = _roots_title([isolated(t) for t in titles], Markup)
+    return heading
 
 
 def _roots_description(titles: list[str]) -> Markup:
