@@ -228,11 +228,13 @@ def phases(roots: list[str], snapshot: str, listings: tuple[str, ...] = (), prof
     seconds, and the CPU seconds of this process (all its threads) as "..., CPU"; ``profile``:
     the load and the write under cProfile (its main thread), the stats dumped there."""
     from server.catalog import loader  # noqa: PLC0415 - this tree's code, only for --phases
+    from server.catalog.configured import load_options  # noqa: PLC0415
     from server.catalog.fingerprint import Fingerprint  # noqa: PLC0415
     from server.catalog.reuse import ReusePlan  # noqa: PLC0415
     from server.index.origins import OriginsBuilder  # noqa: PLC0415
     from server.index.reuse import ReusingBuilder  # noqa: PLC0415
     from server.runtime.snapshot import SnapshotWriter, read_snapshot  # noqa: PLC0415
+    from server.settings import Settings  # noqa: PLC0415
 
     spent: dict[str, float] = {}
 
@@ -264,8 +266,11 @@ def phases(roots: list[str], snapshot: str, listings: tuple[str, ...] = (), prof
         writer = SnapshotWriter(f"{tmp}/new.snapshot")
         started, cpu = time.perf_counter(), time.process_time()
         children = _children_cpu()
-        options = loader.LoadOptions(previous=previous, progress=False, item_spool=writer.spool, refer_previous=True,
-                                     bucket_listings=listings)
+        # the load options the server's child build takes (the environment's STAC_STATIC_* limits:
+        # a 10M catalog needs STAC_STATIC_MAX_DOCUMENTS over the default 5M), as it reloads
+        options = load_options(Settings())
+        options.previous, options.progress, options.item_spool, options.refer_previous = previous, False, writer.spool, True
+        options.bucket_listings = listings
         profiler = cProfile.Profile() if profile else None
         if profiler is not None:
             profiler.enable()
