@@ -129,6 +129,12 @@ class Settings(BaseSettings):
                                   "writes a snapshot the server maps (the build neither competes with "
                                   "requests for the GIL nor leaves garbage in the server's heap); false: in "
                                   "a thread of the server.")
+    reload_unreadable_seconds: float = Field(
+        3600.0, ge=0, description="A catalog, collection or bulk file the serving index read that reloads cannot "
+        "read (an error status past the retries, the network, a file half written; not gone) fails every reload "
+        "for up to this many seconds after the first that could not (the previous index serves, which has what "
+        "is under it); a reload past that goes ahead without it, served degraded as one gone (a document broken "
+        "for good would otherwise hold back every other change). 0: at once; inf: never.")
     response_cache_bytes: int = Field(64 * 1024 * 1024, ge=0, description="Memory for cached GET response "
                                       "bodies, keyed by index version and URL (0: no cache).")
     match_cache_bytes: int = Field(64 * 1024 * 1024, ge=0, description="Memory for the matches of recent "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -115,13 +116,14 @@ def test_a_reload_that_cannot_read_a_sub_catalog_it_served_keeps_serving_it(samp
 
 
 @contextlib.contextmanager
-def served_over_http(folder: Path, in_child: bool) -> Iterator[tuple[str, dict[str, int], Any]]:
-    """The sample at ``folder`` served over HTTP, loaded by an app (no retries) reloading in a
-    child process or a thread: (its URL, the paths to answer with a status instead, a client)."""
+def served_over_http(folder: Path, in_child: bool, **settings: Any) -> Iterator[tuple[str, dict[str, int], Any]]:
+    """The sample at ``folder`` served over HTTP, loaded by an app (no retries; ``settings``)
+    reloading in a child process or a thread: (its URL, the paths to answer with a status
+    instead, a client)."""
     fail = {"/unused": 500}  # filled by the caller while serving
     with serve_folder(folder, fail) as url:
         app = create_app(Settings(roots=[f"{url}/catalog.json"], admin_token=TOKEN, reload_in_child=in_child,
-                                  fetch_retries=0))
+                                  fetch_retries=0, **settings))
         with TestClient(app) as client:
             assert wait_ready(client)["items"] == 68
             yield url, fail, client
@@ -144,6 +146,67 @@ def test_a_reload_over_http_refuses_a_sub_catalog_answering_an_error_and_applies
             del fail["/misc/catalog.json"]
             assert client.post("/_mgmt/reload", headers=AUTH).json()["ok"] is True
             assert LOOSE_ITEM in ids_of(client)
+
+
+def _reload_until(client: Any, done: Any, timeout: float = 30.0) -> Any:
+    """POST /_mgmt/reload again until ``done(response)``: that response."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.post("/_mgmt/reload", headers=AUTH)
+        if done(response) or time.monotonic() > deadline:
+            return response
+        time.sleep(0.1)
+
+
+ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
+@pytest.mark.parametrize("in_child", [True, False], ids=["child-process", "thread"])
+def test_a_sub_catalog_unreadable_for_longer_than_the_setting_is_served_without(sample_copy: Path,
+                                                                                in_child: bool) -> None:
+    """A sub-catalog answering 500 for good (a broken object in the bucket) holds reloads back
+    for reload_unreadable_seconds from the first that could not read it, then a reload goes
+    ahead without it (degraded, as one gone: the other changes are served), the report saying
+    since when; read again, it is served and forgotten, so its next failure is held back anew."""
+    misc = "/misc/catalog.json"
+    with served_over_http(sample_copy, in_child, reload_unreadable_seconds=1) as (url, fail, client):
+        fail[misc] = 500
+        started = time.monotonic()
+        response = client.post("/_mgmt/reload", headers=AUTH)
+        assert response.status_code == 502 and "DegradedReload" in response.json()["error"], response.text
+        assert f"{url}{misc}: HTTP 500, unreadable since " in response.json()["error"], response.text
+        assert "STAC_STATIC_RELOAD_UNREADABLE_SECONDS=1)" in response.json()["error"]
+        ready = client.get("/_mgmt/ready").json()
+        assert ready["status"] == "ready" and ready["version"] == 1 and LOOSE_ITEM in ids_of(client)
+
+        response = _reload_until(client, lambda r: r.status_code != 502)  # refused until a second has passed
+        assert response.status_code == 200 and response.json()["ok"] is True, response.text
+        assert time.monotonic() - started >= 1.0
+        ready = client.get("/_mgmt/ready").json()
+        assert ready["status"] == "degraded" and ready["items"] == 67 and LOOSE_ITEM not in ids_of(client)
+        [skip] = ready["load"]["structure_skips"]
+        assert skip["location"] == f"{url}{misc}" and skip["reason"] == "HTTP 500", skip
+        assert ISO_UTC.fullmatch(skip["unreadable_since"]), skip
+        assert client.post("/_mgmt/reload", headers=AUTH).json()["ok"] is True  # still broken: since then
+        assert client.get("/_mgmt/ready").json()["load"]["structure_skips"] == [skip]
+
+        del fail[misc]  # fixed: served again
+        assert client.post("/_mgmt/reload", headers=AUTH).json()["ok"] is True
+        ready = client.get("/_mgmt/ready").json()
+        assert ready["status"] == "ready" and ready["items"] == 68 and ready["load"]["structure_skips"] == []
+        assert LOOSE_ITEM in ids_of(client)
+        fail[misc] = 500  # broken again: forgotten when it was read, so held back anew
+        response = client.post("/_mgmt/reload", headers=AUTH)
+        assert response.status_code == 502 and "DegradedReload" in response.json()["error"], response.text
+        assert client.get("/_mgmt/ready").json()["items"] == 68 and LOOSE_ITEM in ids_of(client)
+
+
+def test_reload_unreadable_seconds_0_serves_without_an_unreadable_sub_catalog_at_once(sample_copy: Path) -> None:
+    with served_over_http(sample_copy, in_child=False, reload_unreadable_seconds=0) as (url, fail, client):
+        fail["/misc/catalog.json"] = 503
+        assert client.post("/_mgmt/reload", headers=AUTH).json()["ok"] is True
+        ready = client.get("/_mgmt/ready").json()
+        assert ready["status"] == "degraded" and ready["items"] == 67 and LOOSE_ITEM not in ids_of(client)
 
 
 @pytest.mark.parametrize("in_child", [True, False], ids=["child-process", "thread"])
@@ -293,12 +356,12 @@ def test_paging_continues_across_a_reload(sample_copy: Path) -> None:
         assert seen == expected
 
 
-def _start(roots: list[str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
+def _start(roots: list[str], *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", *roots, "--host", "127.0.0.1", "--port", str(port),
          "--log-level", "warning", *args],
-        cwd=REPO, env=server_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=REPO, env={**server_env(), **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -476,6 +539,33 @@ def test_forked_workers_reload_once_and_map_the_same_snapshot(sample_copy: Path,
         ready = _wait_for(base, lambda r: r["last_reload"]["ok"] is False)
         assert "LoadError" in ready["last_reload"]["error"] and ready["version"] == 2
         assert len(client.get("/search", params={"limit": 100}).json()["features"]) == 67
+
+
+def test_forked_workers_serve_without_a_sub_catalog_unreadable_for_longer_than_the_setting(
+    sample_copy: Path, stop: list[Any]
+) -> None:
+    """Under --workers the supervisor builds the reloads (in a child process each): it is the
+    one that remembers since when a sub-catalog could not be read, and past the setting every
+    worker serves the catalog without it."""
+    fail = {"/unused": 500}  # (not empty: serve_folder takes an empty one for none)
+    with serve_folder(sample_copy, fail) as bucket:
+        proc, base = _start([f"{bucket}/catalog.json"], "--workers", "2",
+                            env={"STAC_STATIC_RELOAD_UNREADABLE_SECONDS": "1", "STAC_STATIC_FETCH_RETRIES": "0"})
+        stop.append(proc)
+        fail["/misc/catalog.json"] = 500
+        os.kill(proc.pid, signal.SIGHUP)
+        ready = _wait_for(base, lambda r: r["last_reload"]["ok"] is False)
+        assert "unreadable since" in ready["last_reload"]["error"] and ready["items"] == 68, ready
+
+        def served_without(ready: dict[str, Any]) -> bool:
+            if ready["items"] == 67:
+                return True
+            os.kill(proc.pid, signal.SIGHUP)  # refused until a second has passed: asked again
+            return False
+
+        ready = _wait_for(base, served_without)
+        assert ready["status"] == "degraded" and ready["last_reload"]["ok"] is True, ready
+        assert ISO_UTC.fullmatch(ready["load"]["structure_skips"][0]["unreadable_since"]), ready
 
 
 def test_a_forked_workers_admin_reload_asks_the_supervisor(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from server.settings import Settings
 from tests.helpers import REPO
 
@@ -18,3 +21,12 @@ def test_environment_variables_are_read(monkeypatch) -> None:
     monkeypatch.setenv("STAC_STATIC_ROOTS", '["a.json", "b.json"]')
     settings = Settings()
     assert settings.max_limit == 50 and settings.roots == ["a.json", "b.json"]
+
+
+@pytest.mark.parametrize("value", ["-1", "nan"])
+def test_reload_unreadable_seconds_is_checked(monkeypatch, value: str) -> None:
+    monkeypatch.setenv("STAC_STATIC_RELOAD_UNREADABLE_SECONDS", value)
+    with pytest.raises(ValidationError, match="reload_unreadable_seconds"):
+        Settings()
+    monkeypatch.setenv("STAC_STATIC_RELOAD_UNREADABLE_SECONDS", "0")
+    assert Settings().reload_unreadable_seconds == 0

@@ -4,6 +4,8 @@ options, and a load of them."""
 from __future__ import annotations
 
 import logging
+import time
+from datetime import UTC, datetime
 from typing import BinaryIO
 
 from server.catalog.loader import LoadOptions, gone, load_catalogs
@@ -19,7 +21,17 @@ log = logging.getLogger("stac_static_api")
 class DegradedReload(Exception):
     """A reload that could not read a catalog, collection or bulk file the serving index's
     load did not miss, for another reason than its being gone: refused, so the previous index
-    keeps serving (the next reload tries again)."""
+    keeps serving (the next reload tries again), for up to reload_unreadable_seconds after the
+    first reload that could not read it (load_index's ``unreadable``)."""
+
+
+def _utc(seconds: float) -> str:
+    """``seconds`` (time.time()) as an ISO 8601 UTC time; "never" past the year 9999 (an
+    infinite reload_unreadable_seconds: held until read or gone)."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    except (OverflowError, ValueError, OSError):
+        return "never"
 
 
 def load_options(settings: Settings, remote_cache: RemoteCache | None = None) -> LoadOptions:
@@ -52,25 +64,56 @@ def roots_of(settings: Settings) -> list[str]:
 
 
 def load_index(settings: Settings, remote_cache: RemoteCache | None = None, *, previous: Index | None = None,
-               spool: BinaryIO | None = None, refer_previous: bool = False) -> Index:
+               spool: BinaryIO | None = None, refer_previous: bool = False,
+               unreadable: dict[str, float] | None = None) -> Index:
     """The settings' catalogs loaded; ``previous``: the index this one replaces, whose items
     of unchanged documents are taken as they are (a reload); ``spool``: the file the items'
     bytes go to as they are read (LoadOptions.item_spool); ``refer_previous``: that file may
-    refer to the previous snapshot's for the reused items' bytes (LoadOptions.refer_previous)."""
+    refer to the previous snapshot's for the reused items' bytes (LoadOptions.refer_previous);
+    ``unreadable``: the reloading process's memory, updated here, of since when (time.time())
+    each catalog, collection or bulk file the serving index has and consecutive reloads could
+    not read has been unreadable (none: a reload's first)."""
     options = load_options(settings, remote_cache)
     options.previous = previous
     options.item_spool = spool
     options.refer_previous = refer_previous
     index, report = load_catalogs(roots_of(settings), options)
     (log.error if report.degraded else log.info)(report.summary())
-    lost = [skip for skip in newly_missing(previous.load_report, index.load_report)
-            if not gone(str(skip.get("reason")))] if previous is not None else []
+    if previous is None:
+        return index
+    # A document that could not be read now (an error status, the network, a sub-catalog
+    # half written) would take everything under it out of the API until the next reload,
+    # where the serving index still has it: refused. One deleted is a change: served (degraded);
+    # so is one unreadable for longer than reload_unreadable_seconds (one broken object in the
+    # bucket would otherwise hold every other change back until someone fixes it).
+    unreadable_now = {str(skip.get("location")): skip for skip in (index.load_report or {}).get("structure_skips") or []
+                      if isinstance(skip, dict) and not gone(str(skip.get("reason")))}
+    lost = [str(skip.get("location")) for skip in newly_missing(previous.load_report, index.load_report)
+            if not gone(str(skip.get("reason")))]
+    since = unreadable if unreadable is not None else {}
+    for location in set(since) - set(unreadable_now):
+        del since[location]  # read again (or gone, or no longer linked): its next failure is held anew
+    now = time.time()
+    for location in lost:
+        since.setdefault(location, now)
+    limit = settings.reload_unreadable_seconds
+    held = [location for location in lost if now - since[location] < limit]
+    if held:
+        shown = "; ".join(f"{location}: {unreadable_now[location].get('reason')}, unreadable since "
+                          f"{_utc(since[location])}" for location in held[:3])
+        until = _utc(max(since[location] for location in held) + limit)
+        raise DegradedReload(f"could not read {len(held)} of the catalogs, collections or bulk files the serving "
+                             f"index read ({shown}{' ...' if len(held) > 3 else ''}); everything under them "
+                             f"would be missing ("
+                             + ("refused until they are read or gone" if until == "never" else
+                                f"a reload from {until} goes ahead without those still unreadable then")
+                             + f": STAC_STATIC_RELOAD_UNREADABLE_SECONDS={limit:g})")
+    for location, skip in unreadable_now.items():  # served without them: the report says since when
+        if location in since:
+            skip["unreadable_since"] = _utc(since[location])
     if lost:
-        # A document that could not be read now (an error status, the network, a sub-catalog
-        # half written) would take everything under it out of the API until the next reload,
-        # where the serving index still has it. One deleted is a change: served (degraded).
-        shown = "; ".join(f"{skip.get('location')}: {skip.get('reason')}" for skip in lost[:3])
-        raise DegradedReload(f"could not read {len(lost)} of the catalogs, collections or bulk files the serving "
-                             f"index read ({shown}{' ...' if len(lost) > 3 else ''}); everything under them "
-                             f"would be missing")
+        log.error("reload goes ahead without %d catalogs, collections or bulk files unreadable for longer than "
+                  "STAC_STATIC_RELOAD_UNREADABLE_SECONDS (%g), served degraded: %s", len(lost), limit,
+                  "; ".join(f"{location}: {unreadable_now[location].get('reason')}, unreadable since "
+                            f"{_utc(since[location])}" for location in lost[:5]) + (" ..." if len(lost) > 5 else ""))
     return index

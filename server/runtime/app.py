@@ -53,7 +53,9 @@ def create_app(
     elif settings.reload_in_child:
         build = ChildBuilder(settings, app.state.remote_cache, index_file, lambda: app.state.index)
     else:  # the serving index is the previous one: its unchanged items are reused
+        unreadable: dict[str, float] = {}  # since when reloads could not read a document (load_index)
+
         def build() -> Index:
-            return load_index(settings, app.state.remote_cache, previous=app.state.index)
+            return load_index(settings, app.state.remote_cache, previous=app.state.index, unreadable=unreadable)
     app.state.reloader = Reloader(app, build)
     return app

@@ -12,10 +12,12 @@ this process's counters (server.metrics): the child never writes to the server's
 metrics folder, where every reload would leave files of its own.
 
 The remote documents cache (ETags) goes to the child and comes back, so conditional
-requests work across reloads as in a thread. So does the index being replaced: the child maps
-the snapshot it was served from (the one the last build wrote, kept until the next one; the
-``--index`` file; or, at the first reload of an index loaded from the roots, a snapshot written
-of it then) and takes from it the items of documents that did not change (server.index.reuse).
+requests work across reloads as in a thread; so does the memory of since when reloads could
+not read a document (configured.load_index's ``unreadable``), from a failed build too. So does
+the index being replaced: the child maps the snapshot it was served from (the one the last
+build wrote, kept until the next one; the ``--index`` file; or, at the first reload of an
+index loaded from the roots, a snapshot written of it then) and takes from it the items of
+documents that did not change (server.index.reuse).
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ class ChildBuilder:
         # snapshots written here and kept: the last build's (the next one's previous) and the one
         # it refers to for most of its items (its base, see runtime/snapshot.py), by path
         self._kept: set[str] = set()
+        # since when consecutive reloads could not read each document (configured.load_index),
+        # kept here, in the process that asks for the builds (the server, or the supervisor)
+        self.unreadable: dict[str, float] = {}
         self._child: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._killed = False
@@ -126,7 +131,8 @@ class ChildBuilder:
         fingerprint of the local files it read, in ``fingerprint.pickle``)."""
         job = workdir / "job.pickle"
         job.write_bytes(pickle.dumps({"settings": self.settings.model_dump(), "cache": self.remote_cache,
-                                      "fingerprint": fingerprint, "previous": self._previous_snapshot()},
+                                      "fingerprint": fingerprint, "previous": self._previous_snapshot(),
+                                      "unreadable": self.unreadable},
                                      protocol=5))
         with self._lock:
             if self._killed:
@@ -140,6 +146,9 @@ class ChildBuilder:
         counted = workdir / "metrics.json"
         if counted.exists():  # not when it was killed or crashed: what it counted is lost
             metrics.add_counter_values(orjson.loads(counted.read_bytes()))
+        unreadable = workdir / "unreadable.json"
+        if unreadable.exists():  # written by a build that failed too (a reload it refused starts the time)
+            self.unreadable = orjson.loads(unreadable.read_bytes())
         if code != 0:
             reason = (workdir / "error").read_text() if (workdir / "error").exists() else ""
             raise ChildBuildError(reason or f"the build process exited with status {code}")
@@ -183,12 +192,15 @@ def child_main(workdir: str) -> int:
         writer = SnapshotWriter(str(folder / "index.snapshot"))
     except OSError as exc:
         return _failed(folder, exc)
+    unreadable: dict[str, float] = dict(job.get("unreadable") or {})
     try:
         try:
-            index = load_index(settings, cache, previous=previous, spool=writer.spool, refer_previous=True)
+            index = load_index(settings, cache, previous=previous, spool=writer.spool, refer_previous=True,
+                               unreadable=unreadable)
         finally:
-            with contextlib.suppress(OSError):  # (a full disk: the counts are lost, not the reason)
-                (folder / "metrics.json").write_bytes(orjson.dumps(metrics.counter_values()))
+            for name, value in (("metrics.json", metrics.counter_values()), ("unreadable.json", unreadable)):
+                with contextlib.suppress(OSError):  # (a full disk: these are lost, not the reason)
+                    (folder / name).write_bytes(orjson.dumps(value))
         # writing the snapshot fails too (a full disk): the reason to the parent, as a load's
         writer.finish(index, roots_of(settings), refer=True)
         (folder / "cache.pickle").write_bytes(pickle.dumps(cache, protocol=5))
