@@ -371,12 +371,13 @@ def collection_pages(client: Any, params: dict[str, Any], label: str) -> list[di
 def serve_folder(folder: Path, fail: dict[str, int] | None = None) -> Iterator[str]:
     """Serve ``folder`` over HTTP on 127.0.0.1; yields the base URL (no trailing slash).
 
-    ``fail`` maps URL paths to a status code answered instead of the file (e.g. 500).
+    ``fail`` maps URL paths to a status code answered instead of the file (e.g. 500); the
+    caller's dict itself, so entries it adds while serving apply (an empty one too).
     """
     import functools
     import http.server
 
-    fail = fail or {}
+    fail = fail if fail is not None else {}
     requests: list[str] = []
 
     class Handler(http.server.SimpleHTTPRequestHandler):

@@ -120,7 +120,7 @@ def served_over_http(folder: Path, in_child: bool, **settings: Any) -> Iterator[
     """The sample at ``folder`` served over HTTP, loaded by an app (no retries; ``settings``)
     reloading in a child process or a thread: (its URL, the paths to answer with a status
     instead, a client)."""
-    fail = {"/unused": 500}  # filled by the caller while serving
+    fail: dict[str, int] = {}  # filled by the caller while serving
     with serve_folder(folder, fail) as url:
         app = create_app(Settings(roots=[f"{url}/catalog.json"], admin_token=TOKEN, reload_in_child=in_child,
                                   fetch_retries=0, **settings))
@@ -547,7 +547,7 @@ def test_forked_workers_serve_without_a_sub_catalog_unreadable_for_longer_than_t
     """Under --workers the supervisor builds the reloads (in a child process each): it is the
     one that remembers since when a sub-catalog could not be read, and past the setting every
     worker serves the catalog without it."""
-    fail = {"/unused": 500}  # (not empty: serve_folder takes an empty one for none)
+    fail: dict[str, int] = {}  # filled while serving
     with serve_folder(sample_copy, fail) as bucket:
         proc, base = _start([f"{bucket}/catalog.json"], "--workers", "2",
                             env={"STAC_STATIC_RELOAD_UNREADABLE_SECONDS": "1", "STAC_STATIC_FETCH_RETRIES": "0"})
