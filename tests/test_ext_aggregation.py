@@ -106,6 +106,8 @@ def test_defaults_errors_and_null_datetimes(sample_env: Env) -> None:
     for params in ({"aggregations": "nope"}, {"datetime_frequency_interval": "fortnight"},
                    {"aggregations": "centroid_geohash_grid_frequency", "centroid_geohash_grid_frequency_precision": "13"},
                    {"centroid_geotile_grid_frequency_precision": "x"},
+                   {"centroid_geotile_grid_frequency_precision": "\u00b2"},  # isdigit, not int() (qa19: a 500)
+                   {"centroid_geotile_grid_frequency_precision": "9" * 5000},  # over int()'s 4,300 digits (a 500)
                    {"bbox": "0,0,1,1", "intersects": '{"type": "Point", "coordinates": [0, 0]}'},
                    {"aggregations": "datetime_frequency", "datetime_frequency_interval": "second"}):
         assert c.get("/aggregate", params=params).status_code == 400, params
