@@ -155,6 +155,25 @@ def test_a_time_beyond_the_years_1_to_9999_in_utc_is_a_skipped_item(tmp_path: Pa
             assert answer.status_code == 200, (params, answer.text)
 
 
+def test_links_that_are_no_array_are_no_links(tmp_path: Path) -> None:
+    """qa19: a collection or catalog whose "links" is a number or true (not iterable) was a
+    TypeError that stopped the whole load: the server never started. Such links are none, as
+    for an item (whose "links" were already so read); what the rest links is served."""
+    write(tmp_path / "catalog.json", {"type": "Catalog", "id": "root", "stac_version": "1.0.0", "description": "r",
+                                      "links": [{"rel": "child", "href": "./c/collection.json"},
+                                                {"rel": "child", "href": "./s/catalog.json"},
+                                                {"rel": "item", "href": "./i.json"}, 5, None]})
+    write(tmp_path / "c" / "collection.json", {**collection_doc("c", []), "links": 5})
+    write(tmp_path / "s" / "catalog.json", {"type": "Catalog", "id": "s", "stac_version": "1.0.0", "description": "s",
+                                            "links": True})
+    write(tmp_path / "i.json", {**item_doc("i", square()), "links": 7})
+    with run_server([str(tmp_path / "catalog.json")]) as base, httpx.Client(base_url=base, timeout=30) as client:
+        assert sorted(c["id"] for c in client.get("/collections").json()["collections"]) == ["c", "root"]
+        assert client.get("/catalogs/s").status_code == 200
+        assert client.get("/collections/root/items/i").json()["id"] == "i"
+        assert client.get("/collections/c").json()["links"]  # the API's own
+
+
 def test_five_thousand_collections(tmp_path: Path) -> None:
     links = []
     for i in range(5000):
