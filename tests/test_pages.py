@@ -279,6 +279,42 @@ def test_protocol_relative_links_in_descriptions_take_the_documents_scheme() -> 
         assert hrefs and all(h.startswith("https://") for h in hrefs), rendered
 
 
+def test_a_collection_of_members_of_other_shapes_has_its_pages(tmp_path: Path) -> None:
+    """qa19: the loader takes a collection with any members beside its id, and serves them as
+    written; its page laid them out as STAC's shapes: "providers": 5, an extent "x", an
+    "interval": 5, summaries or item_assets that are no object were each a 500 on the
+    collection's page and on every /collections page listing it; an item's asset with
+    "roles": 5 on the item's page. Each page now shows such a value as text where it would be."""
+    cat = CatalogDir(tmp_path / "cat")
+    cat.write("catalog.json", catalog("root", links=[link("child", f"./{c}/collection.json") for c in ("odd", "lists", "null")]))
+    cat.write("odd/collection.json", collection(
+        "odd", links=[link("item", "./i.json")], keywords="one keyword", providers=5, summaries=[1, 2], item_assets=7,
+        extent={"spatial": {"bbox": "x"}, "temporal": {"interval": 5}}))
+    cat.write("odd/i.json", item("i", collection="odd", assets={"a": {"href": "https://e.example/a.tif", "roles": 5},
+                                                               "b": {"href": "https://e.example/b.png", "roles": "thumbnail"},
+                                                               "c": 3}))
+    cat.write("lists/collection.json", collection(
+        "lists", providers=[{"name": "P", "roles": "producer"}, "just a name"], item_assets={"x": {"roles": 2}, "y": 3},
+        extent=["not", "an", "object"]))
+    cat.write("null/collection.json", collection("null", extent={"spatial": 5, "temporal": None}))
+    with run_server([str(cat.path("catalog.json"))]) as base, httpx.Client(base_url=base, timeout=10.0) as http:
+        for path in ("/collections", "/collections/odd", "/collections/lists", "/collections/null", "/children",
+                     "/collections/odd/items/i", "/collections?q=odd"):
+            page = http.get(path, headers=PAGE)
+            assert page.status_code == 200, (path, page.text[-1500:])
+        odd = http.get("/collections/odd", headers=PAGE).text
+        assert "<tr><th>Time</th><td>5 – ..<br></td></tr>" in odd and "<tr><th>Bbox</th><td>x<br></td></tr>" in odd
+        assert '<span class="tag"><bdi>one keyword</bdi></span>' in odd and "<bdi>5</bdi>" in odd  # keywords, provider
+        assert "<tr><th></th><td>[1,2]</td></tr>" in odd and "<tr><td></td><td>7</td>" in odd  # summaries, item_assets
+        lists = http.get("/collections/lists", headers=PAGE).text
+        assert "(<bdi>producer</bdi>)" in lists and "<bdi>just a name</bdi>" in lists
+        assert '<tr><th>Bbox</th><td>[&#34;not&#34;,&#34;an&#34;,&#34;object&#34;]<br></td></tr>' in lists
+        item_page = http.get("/collections/odd/items/i", headers=PAGE).text
+        assert '<figure class="thumb"><img src="https://e.example/b.png"' in item_page  # "roles": "thumbnail"
+        assert "<td></td><td>5</td>" in item_page  # roles 5, as text
+        assert http.get("/collections/odd").json()["providers"] == 5  # the JSON as written
+
+
 def test_every_forms_placeholder_is_a_value_the_api_takes() -> None:
     # qa16, found by typing the search page's own example into its Datetime box in Chromium:
     # "2023-01-01/2023-12-31" (and the collections form's "2020-01-01/..") came back as a 400,

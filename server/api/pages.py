@@ -361,6 +361,53 @@ def _queryables(schema: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _as_list(value: Any) -> list[Any]:
+    """A member STAC writes as an array, as one: none for null, the value alone for another."""
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def _as_mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def laid_out(collection: dict[str, Any]) -> dict[str, Any]:
+    """A collection as its page lays it out: the members whose shape STAC sets (keywords,
+    providers and their roles, extent, summaries, item_assets and their roles) in that shape,
+    a value of another shape kept as the one entry of its list or table, shown as text. The
+    loader takes a collection with any members beside its id (the JSON serves them as written):
+    qa19: "providers": 5, an extent of "x" or "interval": 5 were a 500 on the collection's page
+    and on every /collections page listing it. A copy: the index's document is left alone."""
+    out = dict(collection)
+    extent = collection.get("extent")
+    temporal, spatial = _as_mapping(_as_mapping(extent).get("temporal")), _as_mapping(_as_mapping(extent).get("spatial"))
+    out["extent"] = {**_as_mapping(extent),
+                     "temporal": {**temporal, "interval": [i if isinstance(i, list) else [show(i)]
+                                                           for i in _as_list(temporal.get("interval"))]},
+                     "spatial": {**spatial, "bbox": _as_list(spatial.get("bbox"))}}
+    if extent is not None and not isinstance(extent, dict):
+        out["extent"]["spatial"]["bbox"] = [extent]  # shown as it is, in the Bbox row
+    out["keywords"] = _as_list(collection.get("keywords"))
+    out["providers"] = [{**p, "roles": _as_list(p.get("roles"))} if isinstance(p, dict) else {"name": p}
+                        for p in _as_list(collection.get("providers"))]
+    for member in ("summaries", "item_assets"):
+        value = collection.get(member)
+        if value is not None and not isinstance(value, dict):
+            value = {"": value}  # one row, keyed by nothing
+        out[member] = value
+    out["item_assets"] = _assets_laid_out(out["item_assets"])
+    return out
+
+
+def _assets_laid_out(assets: Any) -> Any:
+    """Assets (or item_assets) with each asset's roles an array (`"roles": "thumbnail"` as
+    ["thumbnail"]; qa19: `"roles": 5` was a 500 on the item's page); an asset that is no object
+    as its title, shown as text."""
+    if not isinstance(assets, dict):
+        return assets
+    return {key: {**asset, "roles": _as_list(asset.get("roles"))} if isinstance(asset, dict) else {"title": show(asset)}
+            for key, asset in assets.items()}
+
+
 def _operations(openapi: dict[str, Any]) -> list[dict[str, Any]]:
     """The OpenAPI document's operations: method, path and summary, in its order."""
     out = []
@@ -607,8 +654,10 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
     elif doc.kind == CATALOG and index is not None:
         ctx.update(_tree_context(urls, index, int(request.path_params["node"]), items=True))
     elif doc.kind == COLLECTIONS:
+        ctx["doc"] = body = {**body, "collections": [laid_out(c) for c in body["collections"]]}
         ctx["map"] = _map_titles(mapdata.extent_features(body["collections"]), ids=False)
     elif doc.kind == COLLECTION:
+        ctx["doc"] = body = laid_out(body)
         ctx["map"] = _map_titles(mapdata.extent_features([body]), ids=False)
         number = index.tree.collection_node(body["id"]) if index is not None else None
         if index is not None and number is not None:
@@ -623,6 +672,7 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
         ctx["action"] = page_href(request, urls, query=False)
         ctx["capped"] = getattr(request.state, "page_capped", None)  # the limit asked for, when over the page's
     elif doc.kind == ITEM:
+        ctx["doc"] = body = {**body, "assets": _assets_laid_out(body.get("assets"))} if "assets" in body else body
         # no geometry (null, or left out by fields): a note, not an empty map (nor Leaflet loaded for it)
         ctx["map"] = _map_titles(mapdata.footprints([body]), ids=True) or None
     elif doc.kind == CONFORMANCE:
