@@ -96,13 +96,19 @@ def static_routes() -> list[BaseRoute]:
 _EXPLICIT = re.compile("[\u202a-\u202e\u2066-\u2069]")
 # qa18: an Arabic or Hebrew title written with RLE ... PDF (U+202B, U+202C: an embedding, which
 # sets the direction of the text it holds but cannot reverse the letters of a word) showed
-# "\u202B" markers in its middle. An embedding closed by its PDF within the value is obeyed
-# (it ends there: nothing runs on into the page); the overrides (U+202D, U+202E), which
-# display letters in reverse ("evil\u202Egnp.exe"), and the isolates (a stray PDI would end
-# the <bdi> around the text early) are always shown, and so is every embedding of a value
-# whose embeddings do not close.
-_EMBEDDINGS = re.compile("[\u202a-\u202c]")
-_ALWAYS_SHOWN = re.compile("[\u202d\u202e\u2066-\u2069]")
+# "\u202B" markers in its middle. qa19: so did one written with an isolate, RLI ... PDI
+# (U+2067, U+2069), which Unicode recommends over embeddings (UAX #9 §6.3) and which also
+# cannot reverse a word's letters. An embedding or isolate closed within the value, in order
+# (each PDF closing an embedding, each PDI an isolate, none left open at a line's end, at
+# most MAX_NESTED deep), is obeyed: it ends there, so nothing runs on into the page. Shown:
+# the overrides (U+202D, U+202E), which display letters in reverse ("evil\u202Egnp.exe"),
+# always; and every control of a value whose embeddings and isolates do not close so (an
+# isolate left open, or a stray PDI, which would end the <bdi> around the text early).
+_NESTING = re.compile("[\u202a-\u202c\u2066-\u2069\n\r\x1c-\x1e\x85\u2029]")
+_OPENS = {"\u202a": "\u202c", "\u202b": "\u202c", "\u2066": "\u2069", "\u2067": "\u2069", "\u2068": "\u2069"}
+_OVERRIDES = re.compile("[\u202d\u202e]")
+# UAX #9 ignores what is nested past 125 levels, and each opener may add two: past 60, shown.
+MAX_NESTED = 60
 _BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _CONTROL_NAMES = {0x061C: "ARABIC LETTER MARK", 0x200E: "LEFT-TO-RIGHT MARK", 0x200F: "RIGHT-TO-LEFT MARK",
                   0x202A: "LEFT-TO-RIGHT EMBEDDING", 0x202B: "RIGHT-TO-LEFT EMBEDDING",
@@ -112,15 +118,23 @@ _CONTROL_NAMES = {0x061C: "ARABIC LETTER MARK", 0x200E: "LEFT-TO-RIGHT MARK", 0x
 
 
 def _shown(text: str) -> re.Pattern[str]:
-    """The bidi controls of ``text`` a page shows rather than obeys: the overrides and the
-    isolates, and the embeddings and PDF too unless each embedding is closed by a PDF (and no
-    PDF closes nothing)."""
-    depth = 0
-    for match in _EMBEDDINGS.finditer(text):
-        depth += -1 if match.group() == "\u202c" else 1
-        if depth < 0:
+    """The bidi controls of ``text`` a page shows rather than obeys: the overrides; and every
+    explicit control unless each embedding and isolate is closed, in order, by its own PDF or
+    PDI within the line it opens in (no closer closing nothing or the other kind)."""
+    expected: list[str] = []  # the closer each open embedding or isolate waits for, innermost last
+    for match in _NESTING.finditer(text):
+        char = match.group()
+        closer = _OPENS.get(char)
+        if closer is not None:
+            expected.append(closer)
+            if len(expected) > MAX_NESTED:
+                return _EXPLICIT
+        elif char in "\u202c\u2069":
+            if not expected or expected.pop() != char:
+                return _EXPLICIT
+        elif expected:  # a paragraph's end (UAX #9 class B) with something open
             return _EXPLICIT
-    return _ALWAYS_SHOWN if depth == 0 else _EXPLICIT
+    return _EXPLICIT if expected else _OVERRIDES
 
 
 def _escape_code(match: re.Match[str]) -> str:
