@@ -167,6 +167,13 @@ def corpus() -> list[HostileRequest]:
     out.append(HostileRequest("limit huge", "GET", "/search", {"limit": "9" * 400}))
     out.append(HostileRequest("bbox huge numbers", "GET", "/search", {"bbox": "-1e308,-1e308,1e308,1e308"}))
     out.append(HostileRequest("datetime huge year", "GET", "/search", {"datetime": "99999999-01-01T00:00:00Z/.."}))
+    # Aggregation precisions str.isdigit() took and int() refused (qa19: each a 500).
+    for name, value in {"superscript two": "\u00b2", "5000 digits": "9" * 5_000}.items():
+        out.append(HostileRequest(f"aggregate precision {name}", "GET", "/aggregate",
+                                  {"centroid_geotile_grid_frequency_precision": value}))
+        out.append(HostileRequest(f"collection aggregate precision {name}", "POST", f"/collections/{COLLECTION}/aggregate",
+                                  body={"aggregations": ["geometry_geohash_grid_frequency"],
+                                        "geometry_geohash_grid_frequency_precision": value}))
     # Headers.
     out.append(HostileRequest("header 200 KB", "GET", "/search", headers={"x-padding": "a" * 200_000}))
     out.append(HostileRequest("headers 500 of 1 KB", "GET", "/",

@@ -1118,6 +1118,19 @@ def test_cors_preflight_allows_any_request_header_and_head(client) -> None:
     assert head.status_code == 200
 
 
+def test_a_refused_cors_preflight_is_a_json_error(live_server: str) -> None:
+    """qa19: a preflight for a method the API does not answer (DELETE) was Starlette's text/plain
+    "Disallowed CORS method"; every error of this API is {"code", "description"}, CORS headers
+    kept so the browser reads it."""
+    import httpx
+
+    response = httpx.options(live_server + "/search", headers={
+        "Origin": "https://browser.example", "Access-Control-Request-Method": "DELETE"})
+    assert response.status_code == 400 and response.headers["content-type"] == "application/json", response.text
+    assert set(response.json()) == {"code", "description"} and "method" in response.json()["description"]
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
 @pytest.mark.parametrize("node", [
     {"op": "=", "args": [{"property": "id"}, {"property": "id"}, 1]},
     {"op": "and", "args": []},

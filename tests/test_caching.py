@@ -169,3 +169,29 @@ def test_if_none_match_compares_entity_tags_weakly(live_server: str) -> None:
     assert strong.startswith('"'), strong
     assert get(thumbnail, f"W/{strong}").status == get(thumbnail, strong).status == 304
     assert get(thumbnail, '"other"').status == 200
+
+
+def test_if_none_match_star_is_a_304_only_where_there_is_a_document(live_server: str) -> None:
+    """qa19: If-None-Match: * (any current representation, RFC 9110 §13.1.2) was answered 304
+    for every URL, one naming no collection or item and a malformed search too: the ETag is made
+    from the URL alone, before the request runs. RFC 9110 §13.2.1: preconditions are ignored
+    where the answer would be other than 2xx. Now a 404 and a 400 as without it; a document
+    that exists is still a 304, stored or not (the first ask of a URL runs it, no body sent)."""
+    url = urlsplit(live_server)
+
+    def get(path: str, if_none_match: str) -> tuple[int, bytes, str | None]:
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        try:
+            conn.request("GET", path, headers={"If-None-Match": if_none_match, "Accept-Encoding": "gzip"})
+            response = conn.getresponse()
+            return response.status, response.read(), response.getheader("etag")
+        finally:
+            conn.close()
+
+    for given in ("*", '"other", *'):
+        assert get("/collections/nope", given)[0] == 404, given
+        assert get("/collections/dem-alps/items/nope", given)[0] == 404, given
+        assert get("/search?limit=0", given)[0] == 400, given
+        status, body, etag = get(f"/search?limit=2&star={len(given)}", given)  # a URL asked for the first time
+        assert (status, body) == (304, b"") and etag and etag.startswith('W/"'), (given, status, body[:100])
+        assert get(f"/search?limit=2&star={len(given)}", given)[:2] == (304, b"")  # and once stored

@@ -106,6 +106,8 @@ def test_defaults_errors_and_null_datetimes(sample_env: Env) -> None:
     for params in ({"aggregations": "nope"}, {"datetime_frequency_interval": "fortnight"},
                    {"aggregations": "centroid_geohash_grid_frequency", "centroid_geohash_grid_frequency_precision": "13"},
                    {"centroid_geotile_grid_frequency_precision": "x"},
+                   {"centroid_geotile_grid_frequency_precision": "\u00b2"},  # isdigit, not int() (qa19: a 500)
+                   {"centroid_geotile_grid_frequency_precision": "9" * 5000},  # over int()'s 4,300 digits (a 500)
                    {"bbox": "0,0,1,1", "intersects": '{"type": "Point", "coordinates": [0, 0]}'},
                    {"aggregations": "datetime_frequency", "datetime_frequency_interval": "second"}):
         assert c.get("/aggregate", params=params).status_code == 400, params
@@ -170,3 +172,29 @@ def test_a_posted_aggregate_asked_by_a_browser_is_a_page_of_its_parameters(sampl
     assert f"<td>{total:,}</td>" in page.text
     for bucket in next(a for a in as_json["aggregations"] if a["name"] == "collection_frequency")["buckets"]:
         assert f"<td>{bucket['key']}</td>" in page.text
+
+
+def test_a_geometry_grid_of_world_wide_boxes_is_a_400_not_a_crash(tmp_path) -> None:
+    """qa19: each box's count of cells is at most 2**60 (geohash precision 12) or 2**58
+    (geotile 29), and the int64 sum over 64 world-wide items wrapped to 0: under the limit,
+    np.repeat then crashed the server process (a segfault: every client's connection gone).
+    Over fewer it wrapped negative (a 500). Now a 400, and the server answers on."""
+    import httpx
+
+    from tests.helpers import CatalogDir, collection, item, link, run_server
+
+    cat = CatalogDir(tmp_path / "world")
+    cat.write("collection.json", collection("world", links=[link("item", f"./w{i}.json") for i in range(64)]))
+    for i in range(64):
+        cat.write(f"w{i}.json", item(f"w{i}", bbox=(-180.0, -90.0, 180.0, 90.0), collection="world"))
+    with run_server([str(cat.path("collection.json"))]) as base, httpx.Client(base_url=base, timeout=30) as http:
+        for name, precision in (("geometry_geotile_grid_frequency", 29), ("geometry_geohash_grid_frequency", 12)):
+            for ids in (None, ",".join(f"w{i}" for i in range(32))):  # 2**64 cells in all, and 2**63
+                params = {"aggregations": name, f"{name}_precision": str(precision), **({"ids": ids} if ids else {})}
+                answer = http.get("/aggregate", params=params)
+                assert answer.status_code == 400, (params, answer.status_code, answer.text[:300])
+                assert "cells" in answer.json()["description"]
+        assert http.get("/_mgmt/health").status_code == 200
+        low = http.get("/aggregate", params={"aggregations": "geometry_geotile_grid_frequency",
+                                             "geometry_geotile_grid_frequency_precision": "1"}).json()
+        assert [b["frequency"] for b in low["aggregations"][0]["buckets"]] == [64] * 4  # every item in all 4 tiles

@@ -288,3 +288,25 @@ def test_fields_most_specific_path_wins_in_any_order(synth_env: Env, spec: str) 
             if (feature.get("collection"), feature["id"]) not in {r.key for r in items}:
                 continue  # the same id in another collection, without meta
             assert set(feature["properties"]) == {"meta"} and set(feature["properties"]["meta"]) == {"b"}, (spec, feature)
+
+
+def test_fields_of_collections_whose_properties_are_no_object(tmp_path) -> None:
+    """qa19: a collection may hold any member, "properties" too; one holding null (or a number)
+    made /collections?fields=properties.a a 500 (`in` on None while telling whether
+    `properties.a` names the property `a`). Such a path names nothing there."""
+    import httpx
+
+    from tests.helpers import CatalogDir, catalog, collection, link, run_server
+
+    cat = CatalogDir(tmp_path / "cat")
+    cat.write("catalog.json", catalog("root", links=[link("child", f"./{c}/collection.json") for c in ("n", "five", "ok")]))
+    cat.write("n/collection.json", collection("n", properties=None))
+    cat.write("five/collection.json", collection("five", properties=5))
+    cat.write("ok/collection.json", collection("ok", properties={"a": 1, "b": 2}))
+    with run_server([str(cat.path("catalog.json"))]) as base, httpx.Client(base_url=base, timeout=10.0) as http:
+        for fields, want in (("properties.a", {"ok": {"a": 1}}), ("-properties.a", {"ok": {"b": 2}, "five": 5, "n": None}),
+                             ("id,properties", {"ok": {"a": 1, "b": 2}, "five": 5, "n": None})):
+            answer = http.get("/collections", params={"fields": fields, "sortby": "id"})
+            assert answer.status_code == 200, (fields, answer.text)
+            got = {c["id"]: c["properties"] for c in answer.json()["collections"] if "properties" in c}
+            assert got == want, (fields, got)

@@ -8,13 +8,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from server.catalog.loader import LoadError, LoadOptions, load_catalogs
 from server.runtime.app import create_app
 from server.settings import Settings
 from tests.conftest import TestClient
-from tests.helpers import http_server
+from tests.helpers import http_server, run_server
 
 
 def collection_doc(cid: str, links: list[dict[str, Any]]) -> dict[str, Any]:
@@ -48,6 +49,9 @@ def serve_and_probe(roots: list[str]) -> None:
         for params in ({}, {"bbox": "-10,-10,10,10"}, {"datetime": "2000-01-01T00:00:00Z/.."},
                        {"filter": "id LIKE '%a%'"}, {"intersects": json.dumps(square(-5, -5, 10))}):
             response = client.get("/search", params=params)
+            assert response.status_code == 200, (params, response.text)
+        for params in ({}, {"aggregations": "datetime_frequency", "datetime_frequency_interval": "year"}):
+            response = client.get("/aggregate", params=params)
             assert response.status_code == 200, (params, response.text)
 
 
@@ -89,6 +93,8 @@ def test_bad_documents_are_skipped_each_with_a_reason(tmp_path: Path) -> None:
         "no-properties.json": {k: v for k, v in item_doc("x").items() if k != "properties"},
         "naive-time-ok.json": item_doc("naive", square(), datetime="2021-06-01T00:00:00"),
         "year-10000.json": item_doc("far", square(), datetime="10000-01-01T00:00:00Z"),
+        "year-0-in-utc.json": item_doc("year0", square(), datetime="0001-01-01T00:00:00+01:00"),
+        "leap-second-ending-9999.json": item_doc("leap9999", square(), end_datetime="9999-12-31T23:59:60Z"),
         "bad-geometry.json": item_doc("badgeom", {"type": "Polygon", "coordinates": [[1, 2]]}),
         "bowtie.json": item_doc("bowtie", {"type": "Polygon", "coordinates": [[[0, 0], [2, 2], [2, 0], [0, 2], [0, 0]]]}),
         "empty.json": item_doc("empty", {"type": "Polygon", "coordinates": []}),
@@ -114,12 +120,58 @@ def test_bad_documents_are_skipped_each_with_a_reason(tmp_path: Path) -> None:
     assert loaded == {"naive", "bowtie", "empty", "wild"}
     reasons = dict(report.skips)
     for name in ("utf8.json", "nan.json", "inf.json", "not-json.json", "array.json", "huge.json", "passwd",
-                 "no-id.json", "no-geometry.json", "no-properties.json", "year-10000.json", "bad-geometry.json"):
+                 "no-id.json", "no-geometry.json", "no-properties.json", "year-10000.json", "bad-geometry.json",
+                 "year-0-in-utc.json", "leap-second-ending-9999.json"):
         assert str(tmp_path / name) in reasons, name
     assert "outside the catalog root" in reasons["/etc/passwd"]
     assert "not allowed" in reasons["http://169.254.169.254/latest/meta-data/"]
     assert "not allowed" in reasons["https://elsewhere.example.com/item.json"]
     serve_and_probe([str(tmp_path / "collection.json")])
+
+
+def test_a_time_beyond_the_years_1_to_9999_in_utc_is_a_skipped_item(tmp_path: Path) -> None:
+    """qa19: "0001-01-01T00:00:00+01:00" (the last hour of year 0 in UTC) and a leap second
+    ending 9999 were read as instants that could not be written back: in an item of a plain
+    catalog, the collection made for it (its extent) stopped the whole load with an
+    OverflowError (the server never started); in a collection, /aggregate answered 500. Each is
+    now an invalid item, skipped with its reason; the rest is served, /aggregate too."""
+    write(tmp_path / "catalog.json", {"type": "Catalog", "id": "root", "stac_version": "1.0.0", "description": "r",
+                                      "links": [{"rel": "item", "href": "./year0.json"},
+                                                {"rel": "item", "href": "./fine.json"},
+                                                {"rel": "child", "href": "./c/collection.json"}]})
+    write(tmp_path / "year0.json", item_doc("year0", square(), datetime="0001-01-01T00:30:00+01:00"))
+    write(tmp_path / "fine.json", item_doc("fine", square()))
+    write(tmp_path / "c" / "collection.json", collection_doc("c", [{"rel": "item", "href": "./leap.json"},
+                                                                   {"rel": "item", "href": "./late.json"}]))
+    write(tmp_path / "c" / "leap.json", item_doc("leap", square(), datetime="9999-12-31T23:59:60Z"))
+    write(tmp_path / "c" / "late.json", item_doc("late", square(), datetime="9999-12-31T23:59:59-01:00"))
+    with run_server([str(tmp_path / "catalog.json")]) as base, httpx.Client(base_url=base, timeout=30) as client:
+        assert client.get("/search").json()["numberMatched"] == 1
+        skipped = client.get("/_mgmt/ready").json()["load"]["skipped_by_reason"]
+        assert skipped.get("invalid_item") == 3, skipped
+        for params in ({}, {"aggregations": "datetime_min,datetime_max"},
+                       {"aggregations": "datetime_frequency", "datetime_frequency_interval": "week"}):
+            answer = client.get("/aggregate", params=params)
+            assert answer.status_code == 200, (params, answer.text)
+
+
+def test_links_that_are_no_array_are_no_links(tmp_path: Path) -> None:
+    """qa19: a collection or catalog whose "links" is a number or true (not iterable) was a
+    TypeError that stopped the whole load: the server never started. Such links are none, as
+    for an item (whose "links" were already so read); what the rest links is served."""
+    write(tmp_path / "catalog.json", {"type": "Catalog", "id": "root", "stac_version": "1.0.0", "description": "r",
+                                      "links": [{"rel": "child", "href": "./c/collection.json"},
+                                                {"rel": "child", "href": "./s/catalog.json"},
+                                                {"rel": "item", "href": "./i.json"}, 5, None]})
+    write(tmp_path / "c" / "collection.json", {**collection_doc("c", []), "links": 5})
+    write(tmp_path / "s" / "catalog.json", {"type": "Catalog", "id": "s", "stac_version": "1.0.0", "description": "s",
+                                            "links": True})
+    write(tmp_path / "i.json", {**item_doc("i", square()), "links": 7})
+    with run_server([str(tmp_path / "catalog.json")]) as base, httpx.Client(base_url=base, timeout=30) as client:
+        assert sorted(c["id"] for c in client.get("/collections").json()["collections"]) == ["c", "root"]
+        assert client.get("/catalogs/s").status_code == 200
+        assert client.get("/collections/root/items/i").json()["id"] == "i"
+        assert client.get("/collections/c").json()["links"]  # the API's own
 
 
 def test_five_thousand_collections(tmp_path: Path) -> None:

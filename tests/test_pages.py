@@ -279,6 +279,42 @@ def test_protocol_relative_links_in_descriptions_take_the_documents_scheme() -> 
         assert hrefs and all(h.startswith("https://") for h in hrefs), rendered
 
 
+def test_a_collection_of_members_of_other_shapes_has_its_pages(tmp_path: Path) -> None:
+    """qa19: the loader takes a collection with any members beside its id, and serves them as
+    written; its page laid them out as STAC's shapes: "providers": 5, an extent "x", an
+    "interval": 5, summaries or item_assets that are no object were each a 500 on the
+    collection's page and on every /collections page listing it; an item's asset with
+    "roles": 5 on the item's page. Each page now shows such a value as text where it would be."""
+    cat = CatalogDir(tmp_path / "cat")
+    cat.write("catalog.json", catalog("root", links=[link("child", f"./{c}/collection.json") for c in ("odd", "lists", "null")]))
+    cat.write("odd/collection.json", collection(
+        "odd", links=[link("item", "./i.json")], keywords="one keyword", providers=5, summaries=[1, 2], item_assets=7,
+        extent={"spatial": {"bbox": "x"}, "temporal": {"interval": 5}}))
+    cat.write("odd/i.json", item("i", collection="odd", assets={"a": {"href": "https://e.example/a.tif", "roles": 5},
+                                                               "b": {"href": "https://e.example/b.png", "roles": "thumbnail"},
+                                                               "c": 3}))
+    cat.write("lists/collection.json", collection(
+        "lists", providers=[{"name": "P", "roles": "producer"}, "just a name"], item_assets={"x": {"roles": 2}, "y": 3},
+        extent=["not", "an", "object"]))
+    cat.write("null/collection.json", collection("null", extent={"spatial": 5, "temporal": None}))
+    with run_server([str(cat.path("catalog.json"))]) as base, httpx.Client(base_url=base, timeout=10.0) as http:
+        for path in ("/collections", "/collections/odd", "/collections/lists", "/collections/null", "/children",
+                     "/collections/odd/items/i", "/collections?q=odd"):
+            page = http.get(path, headers=PAGE)
+            assert page.status_code == 200, (path, page.text[-1500:])
+        odd = http.get("/collections/odd", headers=PAGE).text
+        assert "<tr><th>Time</th><td>5 – ..<br></td></tr>" in odd and "<tr><th>Bbox</th><td>x<br></td></tr>" in odd
+        assert '<span class="tag"><bdi>one keyword</bdi></span>' in odd and "<bdi>5</bdi>" in odd  # keywords, provider
+        assert "<tr><th></th><td>[1,2]</td></tr>" in odd and "<tr><td></td><td>7</td>" in odd  # summaries, item_assets
+        lists = http.get("/collections/lists", headers=PAGE).text
+        assert "(<bdi>producer</bdi>)" in lists and "<bdi>just a name</bdi>" in lists
+        assert '<tr><th>Bbox</th><td>[&#34;not&#34;,&#34;an&#34;,&#34;object&#34;]<br></td></tr>' in lists
+        item_page = http.get("/collections/odd/items/i", headers=PAGE).text
+        assert '<figure class="thumb"><img src="https://e.example/b.png"' in item_page  # "roles": "thumbnail"
+        assert "<td></td><td>5</td>" in item_page  # roles 5, as text
+        assert http.get("/collections/odd").json()["providers"] == 5  # the JSON as written
+
+
 def test_every_forms_placeholder_is_a_value_the_api_takes() -> None:
     # qa16, found by typing the search page's own example into its Datetime box in Chromium:
     # "2023-01-01/2023-12-31" (and the collections form's "2020-01-01/..") came back as a 400,
@@ -307,19 +343,29 @@ def test_every_forms_placeholder_is_a_value_the_api_takes() -> None:
 
 RLO, RLM, PDF = "\u202e", "\u200f", "\u202c"
 EXPLICIT = re.compile("[\u202a-\u202e\u2066-\u2069]")
-ALWAYS_SHOWN = re.compile("[\u202d\u202e\u2066-\u2069]")  # overrides and isolates: never obeyed
+ALWAYS_SHOWN = re.compile("[\u202d\u202e]")  # the overrides: never obeyed
 RLE = "\u202b"
+LRI, RLI, FSI, PDI = "\u2066", "\u2067", "\u2068", "\u2069"
 SPOOF_ID = f"evil{RLO}gnp.exe"  # shown as "evilexe.png"
 
 
 def _closed_embeddings(text: str) -> bool:
-    """Every embedding (LRE, RLE) in ``text`` closed by a PDF within it, and no PDF closing nothing."""
-    depth = 0
-    for c in re.findall("[\u202a-\u202c]", text):
-        depth += -1 if c == PDF else 1
-        if depth < 0:
+    """Every embedding (LRE, RLE) and isolate (LRI, RLI, FSI) in ``text`` closed, in order, by
+    its own PDF or PDI within its line, and no closer closing nothing or the other kind."""
+    expected: list[str] = []
+    for c in re.findall("[\u202a-\u202c\u2066-\u2069\n]", text):
+        if c in "\u202a\u202b":
+            expected.append(PDF)
+        elif c in LRI + RLI + FSI:
+            expected.append(PDI)
+        elif c == "\n":
+            if expected:
+                return False
+        elif not expected or expected.pop() != c:
             return False
-    return depth == 0
+    return not expected
+
+
 RTL_TITLE = f"خريطة الغطاء الأرضي{RLM}"  # Arabic with a mark, as RTL text uses them: kept
 
 
@@ -345,10 +391,10 @@ def spoofing(catalog_dir: CatalogDir, make_client: Callable[..., TestClient]) ->
 
 
 def test_bidi_controls_in_catalog_text_are_shown_on_pages_not_obeyed(spoofing: TestClient) -> None:
-    """No page holds an override or an isolate of the catalog's as such: each is shown as its
-    escape (ids inside a <bdi>, marks too); an embedding closed by its PDF within its text is
-    kept (qa18: right-to-left titles use them), never one left open; the JSON keeps them; a
-    right-to-left title's mark stays (its text, isolated)."""
+    """No page holds an override of the catalog's as such: each is shown as its escape (ids
+    inside a <bdi>, marks too); an embedding or isolate closed in order within its text is
+    kept (qa18, qa19: right-to-left titles use them), never one left open (here: RLE, RLI, then
+    a PDF, all shown); the JSON keeps them; a right-to-left title's mark stays (its text, isolated)."""
     from urllib.parse import quote
 
     lane, spoof, mark = (quote(v, safe="") for v in (f"lane{RLO}", SPOOF_ID, f"ma{RLM}rk"))
@@ -410,6 +456,53 @@ def test_right_to_left_titles_with_closed_embeddings_read_as_written(right_to_le
         opened = right_to_left.get("/collections/a/items/i", headers=PAGE).text
         assert '<h1><bdi><span class="control" title="U+202B RIGHT-TO-LEFT EMBEDDING">\\u202B</span>مفتوح</bdi></h1>' in opened
         assert "<title>\\u202Bمفتوح ·" in opened
+
+
+ISOLATED_TITLE = f"Map {RLI}خريطة الغطاء 2024{PDI} v2"  # an Arabic name isolated in an English title
+
+
+@pytest.fixture
+def isolates(catalog_dir: CatalogDir, make_client: Callable[..., TestClient]) -> TestClient:
+    """A collection titled and described with isolates closed by their PDIs; items titled with
+    isolates that do not close so."""
+    titles = {"open": f"{LRI}open", "stray": f"x{PDI}y", "crossed": f"{RLI}a{PDF}b{PDI}",
+              "nested": f"{RLE}a{FSI}b{PDI}c{PDF}", "deep": LRI * 61 + "d" + PDI * 61, "lines": f"{RLI}a\nb{PDI}"}
+    catalog_dir.write("collection.json", collection(
+        "iso", title=ISOLATED_TITLE, description=f"About {LRI}Sentinel-2{PDI} and {FSI}עברית{PDI}.",
+        links=[{"rel": "item", "href": f"./{name}.json"} for name in titles]))
+    for name, title in titles.items():
+        catalog_dir.write(f"{name}.json", item(name, collection="iso", properties={"title": title}))
+    index, _ = load_catalogs([str(catalog_dir.path("collection.json"))])
+    return make_client(index=index)
+
+
+def test_isolates_closed_in_order_read_as_written(isolates: TestClient) -> None:
+    """qa18 left: an isolate (RLI ... PDI, what Unicode recommends for a name of the other
+    direction inside a text) showed "\\u2067" and "\\u2069" boxes even when closed. Closed in
+    order within its line it is obeyed, as a closed embedding is; left open, a stray PDI, a PDF
+    or PDI closing the other kind, nesting past 60 or a line break inside: every control shown."""
+    def boxed(code: str, name: str) -> str:
+        return f'<span class="control" title="U+{code} {name}">\\u{code}</span>'
+
+    lri, pdi = boxed("2066", "LEFT-TO-RIGHT ISOLATE"), boxed("2069", "POP DIRECTIONAL ISOLATE")
+    rli, pdf = boxed("2067", "RIGHT-TO-LEFT ISOLATE"), boxed("202C", "POP DIRECTIONAL FORMATTING")
+    with isolates:
+        page = isolates.get("/collections/iso", headers=PAGE).text
+        assert f"<h1><bdi>{ISOLATED_TITLE}</bdi></h1>" in page
+        assert f"<title>{ISOLATED_TITLE} ·" in page
+        assert f"About {LRI}Sentinel-2{PDI} and {FSI}עברית{PDI}." in page  # the description's too
+        shown = {"open": f"{lri}open", "stray": f"x{pdi}y", "crossed": f"{rli}a{pdf}b{pdi}", "deep": lri * 61 + "d" + pdi * 61}
+        for name, heading in shown.items():
+            item_page = isolates.get(f"/collections/iso/items/{name}", headers=PAGE).text
+            assert f"<h1><bdi>{heading}</bdi></h1>" in item_page, (name, item_page[item_page.find("<h1>"):][:300])
+        nested = isolates.get("/collections/iso/items/nested", headers=PAGE).text
+        assert f"<h1><bdi>{RLE}a{FSI}b{PDI}c{PDF}</bdi></h1>" in nested
+        lines = isolates.get("/collections/iso/items/lines", headers=PAGE).text
+        assert f"<h1><bdi>{rli}a\nb{pdi}</bdi></h1>" in lines
+        items = isolates.get("/collections/iso/items", headers=PAGE).text
+        runs = re.split('[<>"]', re.sub('<span class="control"[^>]*>[^<]*</span>', "", items))
+        assert [run for run in runs if not _closed_embeddings(run)] == []
+        assert isolates.get("/collections/iso").json()["title"] == ISOLATED_TITLE  # the JSON as written
 
 
 def test_the_landing_page_isolates_each_root_title(right_to_left: TestClient) -> None:

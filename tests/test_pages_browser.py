@@ -669,3 +669,32 @@ def test_right_to_left_titles_and_typed_values(tmp_path: Path, browser: Any, sho
                                          and d.execute_script("return document.readyState") == "complete")
         assert parse_qs(urlsplit(browser.current_url).query)["q"] == [typed], browser.current_url
         assert browser.find_element(By.CSS_SELECTOR, "form.search input[name=q]").get_attribute("value") == typed
+
+
+def test_an_isolate_closed_in_order_is_obeyed_one_left_open_shown(tmp_path: Path, browser: Any, shots: Path) -> None:
+    """qa18 left: a right-to-left isolate (RLI ... PDI, as Unicode recommends for a name of the
+    other direction inside a text) showed "\\u2067" and "\\u2069" boxes though closed. In
+    Chromium now: closed in order, it is obeyed, so the Latin word inside the right-to-left
+    isolate stands left of the Arabic one, as a reader of the source expects (shown as boxes, it
+    stood right of it); one left open is still boxed. Screenshots isolate-collection, isolate-open."""
+    from selenium.webdriver.common.by import By
+
+    rli, lri, pdi = "\u2067", "\u2066", "\u2069"
+    arabic = "خريطة"
+    folder = CatalogDir(tmp_path / "isolates")
+    folder.write("collection.json", collection("iso", title=f"Map {rli}{arabic} Corine{pdi} v2",
+                                               links=[{"rel": "item", "href": "./open.json"}]))
+    folder.write("open.json", item("open", bbox=(5.0, 51.0, 6.0, 52.0), collection="iso",
+                                   properties={"title": f"{lri}open"}))
+    with run_server([str(folder.path("collection.json"))], env={"STAC_STATIC_HTML_TILES": ""}) as base:
+        _open(browser, f"{base}/collections/iso", shots, "isolate-collection")
+        heading = browser.find_element(By.TAG_NAME, "h1")
+        assert "\\u2067" not in heading.text and "\\u2069" not in heading.text, heading.text
+        corine, _ = browser.execute_script(DRAWN, heading, "Corine")
+        first, last = browser.execute_script(DRAWN, heading, arabic)
+        assert last < first  # Arabic letters right to left
+        assert corine < last, (corine, first, last)  # the isolate's own direction: Corine before the Arabic, leftwards
+        v2, _ = browser.execute_script(DRAWN, heading, " v2")
+        assert v2 > first  # what follows the isolate reads on to its right, in the page's direction
+        _open(browser, f"{base}/collections/iso/items/open", shots, "isolate-open")
+        assert "\\u2066open" in browser.find_element(By.TAG_NAME, "h1").text

@@ -49,8 +49,10 @@ def _drop_path(doc: dict[str, Any], parts: list[str]) -> None:
 
 
 def _split(path: str, doc: dict[str, Any]) -> list[str]:
-    """Dotted path → keys; `properties.a.b` may name the property `a.b`."""
-    if path.startswith("properties.") and path[len("properties."):] in doc.get("properties", {}):
+    """Dotted path → keys; `properties.a.b` may name the property `a.b`. (A collection's
+    `properties` may be anything, null too: qa19, `/collections?fields=properties.a` was a 500.)"""
+    properties = doc.get("properties")
+    if path.startswith("properties.") and isinstance(properties, dict) and path[len("properties."):] in properties:
         return ["properties", path[len("properties."):]]
     return path.split(".")
 

@@ -96,13 +96,19 @@ def static_routes() -> list[BaseRoute]:
 _EXPLICIT = re.compile("[\u202a-\u202e\u2066-\u2069]")
 # qa18: an Arabic or Hebrew title written with RLE ... PDF (U+202B, U+202C: an embedding, which
 # sets the direction of the text it holds but cannot reverse the letters of a word) showed
-# "\u202B" markers in its middle. An embedding closed by its PDF within the value is obeyed
-# (it ends there: nothing runs on into the page); the overrides (U+202D, U+202E), which
-# display letters in reverse ("evil\u202Egnp.exe"), and the isolates (a stray PDI would end
-# the <bdi> around the text early) are always shown, and so is every embedding of a value
-# whose embeddings do not close.
-_EMBEDDINGS = re.compile("[\u202a-\u202c]")
-_ALWAYS_SHOWN = re.compile("[\u202d\u202e\u2066-\u2069]")
+# "\u202B" markers in its middle. qa19: so did one written with an isolate, RLI ... PDI
+# (U+2067, U+2069), which Unicode recommends over embeddings (UAX #9 §6.3) and which also
+# cannot reverse a word's letters. An embedding or isolate closed within the value, in order
+# (each PDF closing an embedding, each PDI an isolate, none left open at a line's end, at
+# most MAX_NESTED deep), is obeyed: it ends there, so nothing runs on into the page. Shown:
+# the overrides (U+202D, U+202E), which display letters in reverse ("evil\u202Egnp.exe"),
+# always; and every control of a value whose embeddings and isolates do not close so (an
+# isolate left open, or a stray PDI, which would end the <bdi> around the text early).
+_NESTING = re.compile("[\u202a-\u202c\u2066-\u2069\n\r\x1c-\x1e\x85\u2029]")
+_OPENS = {"\u202a": "\u202c", "\u202b": "\u202c", "\u2066": "\u2069", "\u2067": "\u2069", "\u2068": "\u2069"}
+_OVERRIDES = re.compile("[\u202d\u202e]")
+# UAX #9 ignores what is nested past 125 levels, and each opener may add two: past 60, shown.
+MAX_NESTED = 60
 _BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _CONTROL_NAMES = {0x061C: "ARABIC LETTER MARK", 0x200E: "LEFT-TO-RIGHT MARK", 0x200F: "RIGHT-TO-LEFT MARK",
                   0x202A: "LEFT-TO-RIGHT EMBEDDING", 0x202B: "RIGHT-TO-LEFT EMBEDDING",
@@ -112,15 +118,23 @@ _CONTROL_NAMES = {0x061C: "ARABIC LETTER MARK", 0x200E: "LEFT-TO-RIGHT MARK", 0x
 
 
 def _shown(text: str) -> re.Pattern[str]:
-    """The bidi controls of ``text`` a page shows rather than obeys: the overrides and the
-    isolates, and the embeddings and PDF too unless each embedding is closed by a PDF (and no
-    PDF closes nothing)."""
-    depth = 0
-    for match in _EMBEDDINGS.finditer(text):
-        depth += -1 if match.group() == "\u202c" else 1
-        if depth < 0:
+    """The bidi controls of ``text`` a page shows rather than obeys: the overrides; and every
+    explicit control unless each embedding and isolate is closed, in order, by its own PDF or
+    PDI within the line it opens in (no closer closing nothing or the other kind)."""
+    expected: list[str] = []  # the closer each open embedding or isolate waits for, innermost last
+    for match in _NESTING.finditer(text):
+        char = match.group()
+        closer = _OPENS.get(char)
+        if closer is not None:
+            expected.append(closer)
+            if len(expected) > MAX_NESTED:
+                return _EXPLICIT
+        elif char in "\u202c\u2069":
+            if not expected or expected.pop() != char:
+                return _EXPLICIT
+        elif expected:  # a paragraph's end (UAX #9 class B) with something open
             return _EXPLICIT
-    return _ALWAYS_SHOWN if depth == 0 else _EXPLICIT
+    return _EXPLICIT if expected else _OVERRIDES
 
 
 def _escape_code(match: re.Match[str]) -> str:
@@ -359,6 +373,53 @@ def _queryables(schema: dict[str, Any]) -> list[dict[str, Any]]:
                     "values": schema_values(prop), "description": show(prop.get("description", "")),
                     "ref": safe_href(ref)})
     return out
+
+
+def _as_list(value: Any) -> list[Any]:
+    """A member STAC writes as an array, as one: none for null, the value alone for another."""
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def _as_mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def laid_out(collection: dict[str, Any]) -> dict[str, Any]:
+    """A collection as its page lays it out: the members whose shape STAC sets (keywords,
+    providers and their roles, extent, summaries, item_assets and their roles) in that shape,
+    a value of another shape kept as the one entry of its list or table, shown as text. The
+    loader takes a collection with any members beside its id (the JSON serves them as written):
+    qa19: "providers": 5, an extent of "x" or "interval": 5 were a 500 on the collection's page
+    and on every /collections page listing it. A copy: the index's document is left alone."""
+    out = dict(collection)
+    extent = collection.get("extent")
+    temporal, spatial = _as_mapping(_as_mapping(extent).get("temporal")), _as_mapping(_as_mapping(extent).get("spatial"))
+    out["extent"] = {**_as_mapping(extent),
+                     "temporal": {**temporal, "interval": [i if isinstance(i, list) else [show(i)]
+                                                           for i in _as_list(temporal.get("interval"))]},
+                     "spatial": {**spatial, "bbox": _as_list(spatial.get("bbox"))}}
+    if extent is not None and not isinstance(extent, dict):
+        out["extent"]["spatial"]["bbox"] = [extent]  # shown as it is, in the Bbox row
+    out["keywords"] = _as_list(collection.get("keywords"))
+    out["providers"] = [{**p, "roles": _as_list(p.get("roles"))} if isinstance(p, dict) else {"name": p}
+                        for p in _as_list(collection.get("providers"))]
+    for member in ("summaries", "item_assets"):
+        value = collection.get(member)
+        if value is not None and not isinstance(value, dict):
+            value = {"": value}  # one row, keyed by nothing
+        out[member] = value
+    out["item_assets"] = _assets_laid_out(out["item_assets"])
+    return out
+
+
+def _assets_laid_out(assets: Any) -> Any:
+    """Assets (or item_assets) with each asset's roles an array (`"roles": "thumbnail"` as
+    ["thumbnail"]; qa19: `"roles": 5` was a 500 on the item's page); an asset that is no object
+    as its title, shown as text."""
+    if not isinstance(assets, dict):
+        return assets
+    return {key: {**asset, "roles": _as_list(asset.get("roles"))} if isinstance(asset, dict) else {"title": show(asset)}
+            for key, asset in assets.items()}
 
 
 def _operations(openapi: dict[str, Any]) -> list[dict[str, Any]]:
@@ -607,8 +668,10 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
     elif doc.kind == CATALOG and index is not None:
         ctx.update(_tree_context(urls, index, int(request.path_params["node"]), items=True))
     elif doc.kind == COLLECTIONS:
+        ctx["doc"] = body = {**body, "collections": [laid_out(c) for c in body["collections"]]}
         ctx["map"] = _map_titles(mapdata.extent_features(body["collections"]), ids=False)
     elif doc.kind == COLLECTION:
+        ctx["doc"] = body = laid_out(body)
         ctx["map"] = _map_titles(mapdata.extent_features([body]), ids=False)
         number = index.tree.collection_node(body["id"]) if index is not None else None
         if index is not None and number is not None:
@@ -623,6 +686,7 @@ def _context(request: Request, doc: Document) -> dict[str, Any]:
         ctx["action"] = page_href(request, urls, query=False)
         ctx["capped"] = getattr(request.state, "page_capped", None)  # the limit asked for, when over the page's
     elif doc.kind == ITEM:
+        ctx["doc"] = body = {**body, "assets": _assets_laid_out(body.get("assets"))} if "assets" in body else body
         # no geometry (null, or left out by fields): a note, not an empty map (nor Leaflet loaded for it)
         ctx["map"] = _map_titles(mapdata.footprints([body]), ids=True) or None
     elif doc.kind == CONFORMANCE:

@@ -45,16 +45,17 @@ def _swagger_ui_dir() -> Path:
 SWAGGER_UI_DIR = _swagger_ui_dir()
 
 
-def names_etag(if_none_match: str, etag: str) -> bool:
-    """Whether an If-None-Match header names ``etag`` (or is "*": any current representation),
-    by the weak comparison it calls for (RFC 9110 §13.1.2): W/"x" and "x" are one tag. qa16:
-    the strong form of a weak tag (a proxy dropped the W/), or the weak form of a file's strong
-    one (nginx's gzip makes them so), got the whole body again."""
+def names_etag(if_none_match: str, etag: str, star: bool = True) -> bool:
+    """Whether an If-None-Match header names ``etag`` (or, with ``star``, is "*": any current
+    representation, for a caller that knows one exists), by the weak comparison it calls for
+    (RFC 9110 §13.1.2): W/"x" and "x" are one tag. qa16: the strong form of a weak tag (a proxy
+    dropped the W/), or the weak form of a file's strong one (nginx's gzip makes them so), got
+    the whole body again."""
     def opaque(tag: str) -> str:
         return tag[2:] if tag.startswith("W/") else tag
 
     wanted = opaque(etag)
-    return any(tag == "*" or opaque(tag) == wanted for tag in (t.strip() for t in if_none_match.split(",")))
+    return any(star and tag == "*" or opaque(tag) == wanted for tag in (t.strip() for t in if_none_match.split(",")))
 
 
 def _file(request: Request, path: Path, media_type: str) -> Response:

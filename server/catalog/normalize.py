@@ -17,7 +17,10 @@ STRUCTURAL_RELS = {"self", "root", "parent", "child", "item", "items", "collecti
 def public_links(doc: dict[str, Any], base: str, hrefs: PublicHrefs) -> list[dict[str, Any]]:
     """The document's non-structural links, with public hrefs."""
     kept = []
-    for link in doc.get("links") or []:
+    links = doc.get("links")
+    # not a list (a number, true): no links, as for any other member of the wrong type (qa19:
+    # a collection's "links": 5 was a TypeError that stopped the whole load)
+    for link in links if isinstance(links, list) else ():
         if not isinstance(link, dict) or not isinstance(link.get("href"), str):
             continue
         if link.get("rel") in STRUCTURAL_RELS:

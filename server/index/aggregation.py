@@ -429,11 +429,15 @@ def _grid(data: _Data, name: str, precision: int) -> dict[str, Any]:
 def _expand(x0: np.ndarray, x1: np.ndarray, y0: np.ndarray, y1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every (x, y) cell of each box of cells [x0, x1] x [y0, y1]."""
     nx, ny = x1 - x0 + 1, y1 - y0 + 1
-    sizes = nx * ny
-    total = int(sizes.sum())
+    sizes = nx * ny  # each at most 2**60 (30 bits a side)
+    # Each box checked first: their int64 sum wraps (qa19: 16 world-wide boxes at geohash
+    # precision 12, 2**60 cells each, summed to 0, and np.repeat then took the process down
+    # with a segfault; 8 of them summed negative, a ValueError and a 500). Once each is under
+    # the limit, the sum cannot wrap.
+    total = MAX_GRID_CELLS + 1 if (sizes > MAX_GRID_CELLS).any() else int(sizes.sum())
     if total > MAX_GRID_CELLS:
         raise InvalidQueryParameter(
-            f"The geometry grid would count {total} cells of items, over the limit of {MAX_GRID_CELLS}: "
+            f"The geometry grid would count over {MAX_GRID_CELLS} cells of items: "
             "lower its precision or narrow the search")
     owner = np.repeat(np.arange(len(sizes)), sizes)
     offset = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)

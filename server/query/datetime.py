@@ -51,8 +51,17 @@ def parse_rfc3339(text: str) -> int:
     return micros
 
 
+# The instants a document's time may be: years 1 to 9999 in UTC, what datetime (and RFC 3339)
+# can write back. qa19: "0001-01-01T00:00:00+01:00" (year 0 in UTC) or a leap second ending
+# 9999 was read, then could not be written: /aggregate's datetime_min answered 500, and a
+# collection made for such an item (its extent) stopped the whole load with an OverflowError.
+FIRST_DOCUMENT_TIME = to_micros(datetime(1, 1, 1, tzinfo=UTC))
+LAST_DOCUMENT_TIME = to_micros(datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC))
+
+
 def parse_document_datetime(text: str) -> int:
-    """Lenient parse for datetimes found in catalog files (naive means UTC).
+    """Lenient parse for datetimes found in catalog files (naive means UTC); a ValueError for
+    an instant outside the years 1 to 9999 in UTC (FIRST_DOCUMENT_TIME, LAST_DOCUMENT_TIME).
 
     datetime.fromisoformat (C, ~0.2 µs) first; the regex parser for what it rejects,
     such as more than six fractional digits."""
@@ -60,13 +69,19 @@ def parse_document_datetime(text: str) -> int:
         dt = datetime.fromisoformat(text)
     except ValueError:
         try:
-            return parse_rfc3339(text)
+            micros = parse_rfc3339(text)
         except ValueError:
-            pass
-        dt = datetime.fromisoformat(text.strip().replace("z", "Z"))
+            dt = datetime.fromisoformat(text.strip().replace("z", "Z"))
+        else:
+            if not FIRST_DOCUMENT_TIME <= micros <= LAST_DOCUMENT_TIME:
+                raise ValueError(f"{text!r} is outside the years 1 to 9999 in UTC") from None
+            return micros
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return to_micros(dt)
+    micros = to_micros(dt)
+    if not FIRST_DOCUMENT_TIME <= micros <= LAST_DOCUMENT_TIME:
+        raise ValueError(f"{text!r} is outside the years 1 to 9999 in UTC")
+    return micros
 
 
 def _interval_end(text: str, label: str) -> int | None:

@@ -400,9 +400,15 @@ def _integer(name: str, lowest: int, highest: int, default: int | None) -> Calla
     def parse(value: Any, ctx: ParseContext) -> Any:
         if _absent(value):
             return default
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())):
-            raise InvalidQueryParameter(f"Invalid {name}: expected an integer from {lowest} to {highest}")
-        number = int(value)
+        bad = InvalidQueryParameter(f"Invalid {name}: expected an integer from {lowest} to {highest}")
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise bad
+        # ASCII digits only: str.isdigit() also takes "²" and "١", and int() refuses the first
+        # and any run over 4,300 digits (qa19: each was a 500)
+        text = value.strip() if isinstance(value, str) else str(value)
+        if not (isinstance(value, int) or text.isascii() and text.isdigit()) or len(text.lstrip("0")) > 18:
+            raise bad
+        number = int(text)
         if not lowest <= number <= highest:
             raise InvalidQueryParameter(f"Invalid {name}: {number}, expected an integer from {lowest} to {highest}")
         return number
