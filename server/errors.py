@@ -26,6 +26,12 @@ class InvalidRequestBody(StacApiError):
     status_code = 400
 
 
+class InvalidRequestHeader(StacApiError):
+    """A header the answer depends on, of the wrong form (a Host that is no host[:port])."""
+
+    status_code = 400
+
+
 class QueryTooExpensive(StacApiError):
     """Over the search time budget (STAC_STATIC_QUERY_TIME_BUDGET)."""
 

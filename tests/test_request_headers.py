@@ -34,3 +34,27 @@ def test_the_limit_is_a_setting() -> None:
     with run_server(env={"STAC_STATIC_MAX_HEADER_BYTES": "4096"}) as base, httpx.Client(base_url=base) as client:
         _assert_431(client.get("/", headers={"X-Big": "a" * 8_000}))
         assert client.get("/", headers={"X-Big": "a" * 2_000}).status_code == 200
+
+
+def test_a_host_header_that_is_no_host_is_a_400_and_never_written_into_links(live_server: str) -> None:
+    """The Host header goes into every link; one of another form (a quote, markup, a path, a
+    space, userinfo) is a JSON 400 (RFC 9112 3.2), on the JSON and the HTML answers alike, while
+    names, addresses, IPv6 literals and ports are written as given (qa19: `Host: a"b<c>` gave
+    hrefs `http://a"b<c>/...`)."""
+    with httpx.Client(base_url=live_server, timeout=10) as client:
+        for host in ('a"b<c>', "a b", "evil.example/x", "user@evil.example", "a'b", "<script>"):
+            for path in ("/", "/search?limit=1", "/collections?f=html"):
+                response = client.get(path, headers={"Host": host})
+                assert response.status_code == 400, (host, path, response.text)
+                assert response.headers["content-type"].startswith("application/json"), (host, path)
+                assert response.json()["code"] == "InvalidRequestHeader"
+                assert host not in response.text
+        for host in ("example.org", "EXAMPLE.org:8443", "127.0.0.1:9", "[::1]:8080", "xn--bcher-kva.example"):
+            response = client.get("/", headers={"Host": host})
+            assert response.status_code == 200, (host, response.text)
+            assert {link["href"] for link in response.json()["links"] if link["rel"] == "self"} == {f"http://{host}/"}
+        # behind a proxy that names the host, the request's own Host is checked too
+        response = client.get("/", headers={"Host": 'a"b', "X-Forwarded-Host": "public.example"})
+        assert response.status_code == 400
+        response = client.get("/", headers={"Host": "internal:8000", "X-Forwarded-Host": "public.example"})
+        assert {link["href"] for link in response.json()["links"] if link["rel"] == "self"} == {"http://public.example/"}

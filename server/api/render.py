@@ -12,6 +12,7 @@ parsed (server.api.documents.render_item)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,7 +27,7 @@ from server.api.documents import AGGREGATE, ITEM, ITEMS, Document, Features, ite
 from server.api.links import JSON
 from server.api.responses import JSONResponse
 from server.api.threads import in_thread
-from server.errors import InvalidQueryParameter
+from server.errors import InvalidQueryParameter, InvalidRequestHeader
 
 HTML, JSON_FORMAT = "html", "json"
 HTML_TYPE = "text/html"
@@ -193,9 +194,11 @@ async def render(request: Request, doc: Document) -> Response:
 
 def error(request: Request, status: int, code: str, description: str) -> Response:
     """An error: a page for a browser, {"code", "description"} for everything else."""
+    response: Response | None = None
     if request_representation(request) == HTML:
-        response = pages.error_page(request, status, code, description)
-    else:
+        with contextlib.suppress(InvalidRequestHeader):  # no page links without a usable Host: JSON
+            response = pages.error_page(request, status, code, description)
+    if response is None:
         response = JSONResponse({"code": code, "description": description}, status_code=status, media_type=JSON)
     response.headers["Vary"] = "Accept"  # errors are not cached here, but a shared cache may keep them
     return response
