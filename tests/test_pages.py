@@ -289,6 +289,7 @@ def test_a_collection_of_members_of_other_shapes_has_its_pages(tmp_path: Path) -
     cat.write("catalog.json", catalog("root", links=[link("child", f"./{c}/collection.json") for c in ("odd", "lists", "null")]))
     cat.write("odd/collection.json", collection(
         "odd", links=[link("item", "./i.json")], keywords="one keyword", providers=5, summaries=[1, 2], item_assets=7,
+        license={"a": "b"},
         extent={"spatial": {"bbox": "x"}, "temporal": {"interval": 5}}))
     cat.write("odd/i.json", item("i", collection="odd", assets={"a": {"href": "https://e.example/a.tif", "roles": 5},
                                                                "b": {"href": "https://e.example/b.png", "roles": "thumbnail"},
@@ -306,6 +307,7 @@ def test_a_collection_of_members_of_other_shapes_has_its_pages(tmp_path: Path) -
         assert "<tr><th>Time</th><td>5 – ..<br></td></tr>" in odd and "<tr><th>Bbox</th><td>x<br></td></tr>" in odd
         assert '<span class="tag"><bdi>one keyword</bdi></span>' in odd and "<bdi>5</bdi>" in odd  # keywords, provider
         assert "<tr><th></th><td>[1,2]</td></tr>" in odd and "<tr><td></td><td>7</td>" in odd  # summaries, item_assets
+        assert "<tr><th>License</th><td>{&#34;a&#34;:&#34;b&#34;}</td></tr>" in odd  # as JSON, not Python's {'a': 'b'}
         lists = http.get("/collections/lists", headers=PAGE).text
         assert "(<bdi>producer</bdi>)" in lists and "<bdi>just a name</bdi>" in lists
         assert '<tr><th>Bbox</th><td>[&#34;not&#34;,&#34;an&#34;,&#34;object&#34;]<br></td></tr>' in lists

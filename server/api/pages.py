@@ -150,7 +150,11 @@ def finalize(value: Any) -> Any:
     """Every value a template writes ({{ ... }}), before it is escaped: a string's explicit
     bidi controls as their escapes, in text and attributes alike (a <title>, an alt text); in
     an http(s) URL, as the percent-escapes a browser sends for them. Markup (our own, made
-    from escaped text) is left alone; the common case, ASCII, costs one check."""
+    from escaped text) is left alone; the common case, ASCII, costs one check. An object or
+    array (catalog data of another type where the template wrote text: a `license` that is an
+    object) is shown as its compact JSON, not as Python's repr of it (qa19)."""
+    if isinstance(value, (dict, list)):
+        value = show(value)
     if not isinstance(value, str) or isinstance(value, Markup) or value.isascii() or not _EXPLICIT.search(value):
         return value
     if value.startswith(("https://", "http://")):
