@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,12 @@ class Load:
                 if not ok:
                     time.sleep(0.01)  # not a busy loop if the service is down
 
+    def wait_for(self, enough: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Until ``enough()`` (or ``timeout``: the assertions then say what was not)."""
+        deadline = time.monotonic() + timeout
+        while not enough() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
     def __enter__(self) -> Load:
         for thread in self._threads:
             thread.start()
@@ -171,12 +177,14 @@ def test_a_killed_worker_is_replaced_while_the_other_serves(start: Any) -> None:
     server = start([], "--workers", "2")
     victim, survivor = server.wait_workers(2)
     with Load(server.base) as load:
-        time.sleep(1.0)
+        load.wait_for(lambda: len(load.results) >= 20)  # every thread connected (was a fixed 1 s)
         killed = time.monotonic()
         os.kill(victim, signal.SIGKILL)
         workers = server.wait_workers(2, gone=victim)
         replaced = time.monotonic()
-        time.sleep(3.0)
+        # answers until 3 s after the kill, a second past the 2 s its failures may last (was a fixed
+        # 3 s after the replacement)
+        load.wait_for(lambda: load.results[-1][0] > killed + 3.0)
     assert survivor in workers, "the survivor must not be stopped because its sibling died"
     before = [ok for t, ok in load.results if t < killed]
     failures = [t - killed for t, ok in load.results if not ok]
