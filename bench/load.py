@@ -109,6 +109,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--reload-at", type=float, default=0.5,
                         help="when to send SIGHUP, as a fraction of the duration")
+    parser.add_argument("--settle", type=float, default=2.0,
+                        help="seconds between the end of the run and the RSS read (0 in the test suite's smoke run)")
     args = parser.parse_args()
 
     port = free_port()
@@ -148,7 +150,7 @@ def main() -> None:
         started = time.monotonic()
         output = wrk(args.duration)
         elapsed = time.monotonic() - started
-        time.sleep(2)
+        time.sleep(args.settle)
         rss_end = {f: rss_mib(server.pid, f) for f in ("VmRSS", "RssAnon", "RssFile")}
         ready = get_json(base + "/_mgmt/ready")
     finally:

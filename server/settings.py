@@ -155,6 +155,13 @@ class Settings(BaseSettings):
         "this many seconds, then twice as long each time (the stale snapshot stays served meanwhile).")
     start_check_retries: int = Field(5, ge=0, description="How many times that reload is retried before the "
                                      "server gives up (logged; /_mgmt/ready keeps reporting the snapshot stale).")
+    shutdown_grace_seconds: float = Field(
+        5.0, ge=0, le=3600, allow_inf_nan=False,
+        description="Seconds the requests in flight get to finish once SIGTERM or SIGINT asks the server to stop "
+        "(uvicorn's timeout_graceful_shutdown); then they are cancelled and it exits 0. Without a bound one slow "
+        "client (a body that never ends, a response it does not read) would hold the stop forever. Under "
+        "Kubernetes, below the pod's terminationGracePeriodSeconds (30 by default; SIGKILL after it); with "
+        "--workers the parent kills a worker still running 5 s past it. 0: cancelled at once.")
     query_time_budget: float = Field(10.0, gt=0, description="Seconds a search may run before it stops with "
                                      "a 400 asking to narrow it.")
     max_request_bytes: int = Field(1024 * 1024, ge=1024, description="Largest POST body; larger ones get a 413.")

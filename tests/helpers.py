@@ -428,7 +428,10 @@ def in_thread(httpd: Any, scheme: str = "http") -> Iterator[str]:
     then shuts it down and closes its socket. Make it with http_server (its listen backlog)."""
     import threading
 
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # shutdown() below waits for serve_forever to see it, which it looks for between selects of
+    # poll_interval seconds (0.5 by default: up to half a second at the end of every test that
+    # served something, 0.25 on average)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield f"{scheme}://127.0.0.1:{httpd.server_address[1]}"

@@ -120,9 +120,10 @@ def test_remote_ingest_checkouts_at_a_latency(catalog: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (bench dependency: apt-get install wrk)")
 def test_load_and_throughput(catalog: Path) -> None:
-    out = run("load.py", str(catalog / "catalog.json"), "--duration", "4", "--warmup", "1", "--connections", "4")
+    out = run("load.py", str(catalog / "catalog.json"), "--duration", "4", "--warmup", "1", "--connections", "4",
+              "--settle", "0")
     assert "errors 0" in out
-    out = run("throughput.py", str(catalog), "--duration", "2", "--configs", "bare,ours")
+    out = run("throughput.py", str(catalog), "--duration", "1", "--configs", "bare,ours")
     assert "req/s" in out or "requests/s" in out
 
 

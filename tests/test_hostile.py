@@ -252,7 +252,7 @@ def test_a_remote_body_that_never_ends_or_trickles_is_cut(tmp_path: Path) -> Non
 
     server = http_server(Hostile)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()  # as in_thread
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         started = time.monotonic()

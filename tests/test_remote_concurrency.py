@@ -58,6 +58,12 @@ def items_1500(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_catalog(tmp_path_factory.mktemp("remote") / "cat", 1500)
 
 
+@pytest.fixture(scope="module")
+def items_600(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """For the server over capacity, which takes ~6 at 10 ms each: 1,500 items were ~6 s a case."""
+    return write_catalog(tmp_path_factory.mktemp("remote") / "cat", 600)
+
+
 def keys_of(index: Index) -> list[tuple[str | None, str]]:
     return [(index.collection_of(p), index.ids[p]) for p in range(index.size)]
 
@@ -115,16 +121,16 @@ def test_a_fixed_number_in_flight_without_a_larger_bound(
 @pytest.mark.parametrize("status", ["503", "429"])
 @pytest.mark.parametrize("reader", ["here", "forked-reader"])
 def test_backs_off_while_the_server_is_over_capacity(
-    items_1500: Path, reader: str, status: str, monkeypatch: pytest.MonkeyPatch
+    items_600: Path, reader: str, status: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A server that takes 6 at a time and answers 503 (or 429) to any more: the load starts
     at 32 in flight, halves on those answers, and settles near what the server takes; with 32
     fixed in flight most requests would be refused, and items lost after their retries."""
     use_reader(reader, monkeypatch)
-    index, report, seen = load_through(items_1500, "--latency-ms", "10", "--capacity", "6", "--status", status,
+    index, report, seen = load_through(items_600, "--latency-ms", "10", "--capacity", "6", "--status", status,
                                        fetch_concurrency=32, fetch_max_concurrency=64)
     assert report.skipped == 0, report.skips
-    check_against_the_source(index, items_1500)
+    check_against_the_source(index, items_600)
     arrivals = seen["arrivals"]
     refused = [s != 200 for _, s in arrivals]
     assert any(refused[:100])  # it was over capacity at the start

@@ -1,4 +1,5 @@
-"""Every setting is documented: in the README's settings table and with a help text."""
+"""Every setting is documented: in the README's settings table and with a help text; a value out
+of a setting's range stops the start with its reason."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from server.settings import Settings
-from tests.helpers import REPO
+from tests.helpers import REPO, run_cli
 
 
 def test_every_setting_is_in_the_readme_and_has_help() -> None:
@@ -30,3 +31,18 @@ def test_reload_unreadable_seconds_is_checked(monkeypatch, value: str) -> None:
         Settings()
     monkeypatch.setenv("STAC_STATIC_RELOAD_UNREADABLE_SECONDS", "0")
     assert Settings().reload_unreadable_seconds == 0
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("-1", "greater than or equal to 0"),
+    ("86400", "less than or equal to 3600"),  # a day: no stop waits that long for a request
+    ("nan", "finite number"),
+    ("5s", "valid number"),
+])
+def test_a_shutdown_grace_out_of_range_stops_the_start(value: str, reason: str) -> None:
+    """STAC_STATIC_SHUTDOWN_GRACE_SECONDS is seconds from 0 to an hour: anything else stops the
+    start with the setting's name and the reason on one line (exit status 2, nothing served)."""
+    result = run_cli(["serve", "--port", "1"], env={"STAC_STATIC_SHUTDOWN_GRACE_SECONDS": value}, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "invalid setting: shutdown_grace_seconds" in result.stderr and reason in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr

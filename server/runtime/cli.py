@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from server import __version__
-from server.runtime.stopping import SHUTDOWN_GRACE_SECONDS, stop_requested
+from server.runtime.stopping import stop_requested
 from server.settings import Settings
 
 
@@ -265,7 +265,7 @@ def _serve(settings: Settings, index_file: str | None, workers: int) -> int:
         log_level=settings.log_level,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
-        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     if workers > 1:
         from server.runtime.workers import run_forked

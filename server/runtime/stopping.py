@@ -1,14 +1,11 @@
-"""How a serving process stops: a bounded grace for in-flight requests, and a signal handler
-that makes a requested stop (SIGTERM, SIGINT) exit 0. Shared by `serve` and its forked workers."""
+"""How a serving process stops: a signal handler that makes a requested stop (SIGTERM, SIGINT)
+exit 0, once uvicorn has given the requests in flight their grace (the setting
+shutdown_grace_seconds, STAC_STATIC_SHUTDOWN_GRACE_SECONDS, passed to uvicorn as
+timeout_graceful_shutdown). Shared by `serve` and its forked workers."""
 
 from __future__ import annotations
 
 from typing import Any
-
-# Seconds uvicorn lets in-flight requests finish after SIGTERM/SIGINT before cancelling
-# them: without a bound, one slow client (a body that never ends, a response it does not
-# read) would hold the stop forever.
-SHUTDOWN_GRACE_SECONDS = 5.0
 
 
 def stop_requested(signum: int, frame: Any) -> None:

@@ -10,8 +10,8 @@ serving the same index version as the others, which keep serving meanwhile: the 
 socket is shared, so only the dead worker's own connections fail. A worker that keeps dying
 soon after it started is restarted after a growing delay (restart_delay), and when none is
 left serving and restarts keep failing the parent gives up (exit status 1) and leaves it to
-whatever runs it. SIGTERM or SIGINT stops every worker (gracefully, within uvicorn's
-timeout_graceful_shutdown) and the parent exits 0.
+whatever runs it. SIGTERM or SIGINT stops every worker (gracefully: the requests in flight get
+the setting shutdown_grace_seconds, uvicorn's timeout_graceful_shutdown) and the parent exits 0.
 """
 
 from __future__ import annotations
