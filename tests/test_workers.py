@@ -7,6 +7,7 @@ while a request is stuck (with --workers 1 too), a request in flight answered wi
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -354,7 +355,7 @@ def test_a_stop_answers_the_requests_in_flight_within_the_grace_and_cuts_the_res
         time.sleep(3.0)  # the slow client's pause: half the grace, whatever the machine's load
         slow.sendall(body[5:])
         answer = read_to_the_end(slow)
-        read_to_the_end(stuck)
+        cut_answer = read_to_the_end(stuck)
         cut = time.monotonic() - asked
         code = server.proc.wait(timeout=GRACE + 15)
     except subprocess.TimeoutExpired:
@@ -367,5 +368,10 @@ def test_a_stop_answers_the_requests_in_flight_within_the_grace_and_cuts_the_res
     assert b"connection: close" in head.lower(), head
     assert b'"FeatureCollection"' in content
     assert cut >= GRACE, f"the stuck request was cut {cut:.2f} s after SIGTERM, before the {GRACE} s grace"
+    # cut, it is told so as every error is (was uvicorn's plain-text 500 and a traceback logged)
+    head, _, content = cut_answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 "), cut_answer[:500]
+    assert json.loads(content)["code"] == "ServerStopping", content
+    assert "Exception in ASGI application" not in server.log(), server.log()
     assert code == 0, server.log()
     assert "killing it" not in server.log(), server.log()

@@ -1,11 +1,18 @@
-"""The bound on a request's header fields (STAC_STATIC_MAX_HEADER_BYTES)."""
+"""The bound on a request's header fields (STAC_STATIC_MAX_HEADER_BYTES), and the answer to a
+request the server's stop cuts: the first and last things every request meets."""
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.api.responses import JSONResponse
-from server.errors import RequestHeaderFieldsTooLarge
+from server.errors import RequestHeaderFieldsTooLarge, StacApiError
+
+
+class ServerStopping(StacApiError):
+    status_code = 503
 
 
 class HeaderLimit:
@@ -32,4 +39,24 @@ class HeaderLimit:
                                         status_code=error.status_code, headers={"Connection": "close"})
                 await response(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        except asyncio.CancelledError:
+            # uvicorn cancels what still runs at the end of the stop's grace
+            # (STAC_STATIC_SHUTDOWN_GRACE_SECONDS) and answers a plain-text 500 with an "Exception
+            # in ASGI application" traceback in the log: a JSON 503 instead, when nothing was
+            # sent yet (no send wrapped to know it: sending a start twice is refused, then the
+            # cancellation goes on as it came). Free on every other request.
+            if scope["type"] != "http" or not await _answered_stopping(scope, receive, send):
+                raise
+
+
+async def _answered_stopping(scope: Scope, receive: Receive, send: Send) -> bool:
+    error = ServerStopping("The server is stopping; this request was still running at the end of its grace")
+    response = JSONResponse({"code": error.code, "description": error.description}, status_code=error.status_code,
+                            headers={"Connection": "close", "Retry-After": "1"})
+    try:
+        await response(scope, receive, send)
+    except (RuntimeError, OSError):  # the answer had started (or the connection is gone)
+        return False
+    return True
