@@ -58,3 +58,18 @@ def test_a_host_header_that_is_no_host_is_a_400_and_never_written_into_links(liv
         assert response.status_code == 400
         response = client.get("/", headers={"Host": "internal:8000", "X-Forwarded-Host": "public.example"})
         assert {link["href"] for link in response.json()["links"] if link["rel"] == "self"} == {"http://public.example/"}
+
+
+def test_a_request_asking_for_a_websocket_is_answered_as_http(tmp_path) -> None:
+    """No WebSocket endpoint here: a request asking to upgrade gets the HTTP answer to what it
+    asks for (was an empty 403 once uvicorn upgraded it through wsproto, qa19), and no warning
+    per request in the log (a line any client could write at will)."""
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    log = tmp_path / "server.log"
+    with run_server(log_path=log) as base, httpx.Client(base_url=base, timeout=10) as client:
+        landing = client.get("/", headers=upgrade)
+        assert landing.status_code == 200 and landing.json()["type"] == "Catalog", landing.text
+        missing = client.get("/nope", headers=upgrade)
+        assert missing.status_code == 404 and missing.json()["code"] == "NotFoundError", missing.text
+    assert "WebSocket" not in log.read_text(), log.read_text()

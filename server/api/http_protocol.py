@@ -64,3 +64,8 @@ class JsonErrorsProtocol(HttpToolsProtocol):
         ])
         self.transport.write(b"".join(content))
         self.transport.close()
+
+    def _unsupported_upgrade_warning(self) -> None:
+        """A request asking to upgrade (to a WebSocket: none is offered here, `ws="none"`) is
+        answered as the HTTP request it also is; uvicorn's two warnings for each one ("No
+        supported WebSocket library detected") were log lines any client could write at will."""

@@ -262,6 +262,10 @@ def _serve(settings: Settings, index_file: str | None, workers: int) -> int:
     del index  # the app holds it; a reference here would keep it alive after a reload swaps it
     config = dict(
         http=JsonErrorsProtocol,
+        # no WebSocket endpoint: a request asking to upgrade is answered as the HTTP request it
+        # also is (with wsproto installed, uvicorn upgraded it and Starlette refused it with an
+        # empty 403, qa19)
+        ws="none",
         log_level=settings.log_level,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
