@@ -65,20 +65,16 @@ def parse_document_datetime(text: str) -> int:
 
     datetime.fromisoformat (C, ~0.2 µs) first; the regex parser for what it rejects,
     such as more than six fractional digits."""
+    dt: datetime | None
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
         try:
-            micros = parse_rfc3339(text)
+            dt, micros = None, parse_rfc3339(text)
         except ValueError:
             dt = datetime.fromisoformat(text.strip().replace("z", "Z"))
-        else:
-            if not FIRST_DOCUMENT_TIME <= micros <= LAST_DOCUMENT_TIME:
-                raise ValueError(f"{text!r} is outside the years 1 to 9999 in UTC") from None
-            return micros
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    micros = to_micros(dt)
+    if dt is not None:
+        micros = to_micros(dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC))
     if not FIRST_DOCUMENT_TIME <= micros <= LAST_DOCUMENT_TIME:
         raise ValueError(f"{text!r} is outside the years 1 to 9999 in UTC")
     return micros
