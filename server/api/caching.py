@@ -91,7 +91,7 @@ class HttpCache:
                 await send({"type": "http.response.start", "status": 304, "headers": validators})
                 await send({"type": "http.response.body", "body": b""})
                 return
-            star = names_etag(tags, etag)
+            star = cached is None and names_etag(tags, etag)  # (the tag itself did not match: "*" then)
         if cached is not None:
             if self.counted:
                 scope[CACHE_RESULT] = "hit"
