@@ -54,5 +54,11 @@ class NotReady(StacApiError):
     status_code = 503
 
 
+class ServerStopping(StacApiError):
+    """A request still running at the end of the stop's grace (server.api.header_limit)."""
+
+    status_code = 503
+
+
 class RequestHeaderFieldsTooLarge(StacApiError):
     status_code = 431

@@ -8,11 +8,7 @@ import asyncio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.api.responses import JSONResponse
-from server.errors import RequestHeaderFieldsTooLarge, StacApiError
-
-
-class ServerStopping(StacApiError):
-    status_code = 503
+from server.errors import RequestHeaderFieldsTooLarge, ServerStopping
 
 
 class HeaderLimit:
