@@ -97,14 +97,17 @@ def load_index(settings: Settings, remote_cache: RemoteCache | None = None, *, p
     for location in lost:
         since.setdefault(location, now)
     limit = settings.reload_unreadable_seconds
+
+    def listed(locations: list[str], most: int) -> str:
+        return "; ".join(f"{location}: {unreadable_now[location].get('reason')}, unreadable since "
+                         f"{_utc(since[location])}" for location in locations[:most]) + (
+            " ..." if len(locations) > most else "")
+
     held = [location for location in lost if now - since[location] < limit]
     if held:
-        shown = "; ".join(f"{location}: {unreadable_now[location].get('reason')}, unreadable since "
-                          f"{_utc(since[location])}" for location in held[:3])
         until = _utc(max(since[location] for location in held) + limit)
         raise DegradedReload(f"could not read {len(held)} of the catalogs, collections or bulk files the serving "
-                             f"index read ({shown}{' ...' if len(held) > 3 else ''}); everything under them "
-                             f"would be missing ("
+                             f"index read ({listed(held, 3)}); everything under them would be missing ("
                              + ("refused until they are read or gone" if until == "never" else
                                 f"a reload from {until} goes ahead without those still unreadable then")
                              + f": STAC_STATIC_RELOAD_UNREADABLE_SECONDS={limit:g})")
@@ -113,7 +116,5 @@ def load_index(settings: Settings, remote_cache: RemoteCache | None = None, *, p
             skip["unreadable_since"] = _utc(since[location])
     if lost:
         log.error("reload goes ahead without %d catalogs, collections or bulk files unreadable for longer than "
-                  "STAC_STATIC_RELOAD_UNREADABLE_SECONDS (%g), served degraded: %s", len(lost), limit,
-                  "; ".join(f"{location}: {unreadable_now[location].get('reason')}, unreadable since "
-                            f"{_utc(since[location])}" for location in lost[:5]) + (" ..." if len(lost) > 5 else ""))
+                  "STAC_STATIC_RELOAD_UNREADABLE_SECONDS (%g), served degraded: %s", len(lost), limit, listed(lost, 5))
     return index
