@@ -15,7 +15,7 @@ from server.catalog.loader import LoadError, LoadOptions, load_catalogs
 from server.runtime.app import create_app
 from server.settings import Settings
 from tests.conftest import TestClient
-from tests.helpers import http_server, run_server
+from tests.helpers import http_server, in_thread, run_server
 
 
 def collection_doc(cid: str, links: list[dict[str, Any]]) -> dict[str, Any]:
@@ -212,7 +212,6 @@ def test_a_remote_body_that_never_ends_or_trickles_is_cut(tmp_path: Path) -> Non
     """A server that streams forever hits the size limit; one that sends a byte at a time
     hits the overall deadline (3 x fetch timeout). The rest of the catalog loads."""
     import http.server
-    import threading
     import time
 
     class Hostile(http.server.BaseHTTPRequestHandler):
@@ -252,16 +251,11 @@ def test_a_remote_body_that_never_ends_or_trickles_is_cut(tmp_path: Path) -> Non
 
     server = http_server(Hostile)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()  # as in_thread
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with in_thread(server) as base:
         started = time.monotonic()
         index, report = load_catalogs([f"{base}/catalog.json"],
                                       LoadOptions(max_document_bytes=1_000_000, fetch_timeout=1.0, fetch_retries=0))
         assert time.monotonic() - started < 15
-    finally:
-        server.shutdown()
-        server.server_close()
     assert index.ids == ["fine"]
     reasons = dict(report.skips)
     assert "byte limit" in reasons[f"{base}/endless.json"]
